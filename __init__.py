@@ -1,0 +1,33 @@
+"""optforge: optimizers written once as formulas (specs/), generated into NumPy and CUDA code,
+exposed with Apache MXNet's optimizer API.
+
+    >>> import optforge
+    >>> opt = optforge.create('adam', learning_rate=0.1)
+    >>> updater = optforge.get_updater(opt)
+
+Importing optforge needs only NumPy; the generator (sympy, jinja2) is loaded by
+`optforge generate`. The optimizer classes (optforge.Adam, optforge.SGD, ...) are
+built from the generated modules on first use.
+"""
+from .codegen.errors import SpecError
+from .runtime import lr_scheduler
+from .runtime.optimizer import Optimizer
+from .runtime.registry import create, register
+from .runtime.updater import Updater, get_updater
+
+__version__ = "0.1.0"
+
+create_optimizer = create
+
+
+def __getattr__(name):
+    from .runtime import catalog
+    classes = catalog.classes()
+    if name in classes:
+        return classes[name]
+    raise AttributeError(f"module 'optforge' has no attribute {name!r}")
+
+
+def __dir__():
+    from .runtime import catalog
+    return sorted(set(globals()) | set(catalog.classes()))

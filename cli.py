@@ -1,0 +1,125 @@
+"""The `optforge` command line."""
+import argparse
+import sys
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="optforge", description=(
+        "Optimizers written once as formulas, generated into NumPy and CUDA code."))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser("generate", help="regenerate generated/ from specs/")
+    gen.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 and name the files that are stale")
+    gen.add_argument("--root", type=Path, default=PACKAGE_ROOT,
+                     help="folder holding specs/ and generated/ (default: the optforge package)")
+    gen.set_defaults(run=_generate)
+
+    lst = commands.add_parser("list", help="table of the registered optimizers")
+    lst.add_argument("--flavor", default=None, help="only this flavor (e.g. mxnet2)")
+    lst.set_defaults(run=_list)
+
+    show = commands.add_parser("show", help="an optimizer's formulas, hyperparameters and generated code")
+    show.add_argument("name")
+    show.add_argument("--flavor", default="mxnet2")
+    show.set_defaults(run=_show)
+
+    demo = commands.add_parser("demo", help="train a small model with every optimizer (the main job)")
+    demo.add_argument("--steps", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _generate(args):
+    from .codegen import generate
+    from .codegen.errors import SpecError
+    root = args.root.resolve()
+    if not (root / "specs").is_dir():
+        print(f"optforge generate: {root} has no specs/ folder", file=sys.stderr)
+        return 2
+    try:
+        if args.check:
+            problems = generate.check(root)
+            for path, problem in problems:
+                print(f"{path}: {problem}")
+            if problems:
+                print(f"{len(problems)} generated file(s) out of date; run `optforge generate`",
+                      file=sys.stderr)
+                return 1
+            print(f"generated/ is up to date with {len(generate.load_all(root))} specs")
+            return 0
+        changed = generate.write(root)
+    except SpecError as err:
+        print(err, file=sys.stderr)
+        return 1
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"{len(changed)} file(s) changed")
+    return 0
+
+
+def _list(args):
+    from .runtime import catalog
+    rows = []
+    for (flavor, name), cls in sorted(catalog.load().items(), key=lambda kv: (kv[0][0], kv[0][1].lower())):
+        if args.flavor and flavor != args.flavor:
+            continue
+        spec = cls.SPEC
+        hps = [f"learning_rate={spec['learning_rate']!r}"]
+        hps += [f"{h['name']}={h['default']!r}" for h in spec["hyperparameters"]]
+        states = [s["name"] + (f" [{s['when']}]" if s["when"] else "") for s in spec["states"]]
+        rows.append((spec["key"], flavor, ", ".join(hps), ", ".join(states) or "-"))
+    header = ("name", "flavor", "hyperparameters (defaults)", "states")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(3)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[3])
+    print("  ".join("-" * w for w in widths) + "  " + "-" * len(header[3]))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[3])
+    print(f"\n{len(rows)} optimizers")
+    return 0
+
+
+def _show(args):
+    import inspect
+    from .runtime import catalog, registry
+    catalog.load()
+    try:
+        cls = registry.lookup(args.name, args.flavor)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 1
+    spec = cls.SPEC
+    print(f"{spec['name']} ({spec['flavor']}) - {spec['summary']}\n")
+    print("Update rule:\n")
+    for line in spec["update"].splitlines():
+        print("    " + line)
+    if spec.get("skip_if"):
+        print(f"\nSkipped entirely when: {spec['skip_if']}")
+    print("\nHyperparameters:\n")
+    print(f"    learning_rate = {spec['learning_rate']!r}")
+    for h in spec["hyperparameters"]:
+        extra = f" in {h['range_text']}" if h.get("range_text") else ""
+        extra += f" one of {h['choices']}" if h.get("choices") else ""
+        print(f"    {h['name']} = {h['default']!r} ({h['type']}{extra})  {h['doc']}")
+    print("\nStates:\n")
+    for s in spec["states"] or [{"name": "(none)", "init": "", "dtype": "", "shape": "", "when": "", "doc": ""}]:
+        when = f" when {s['when']}" if s["when"] else ""
+        print(f"    {s['name']}: {s['init']} {s['shape']} {s['dtype']}{when}  {s['doc']}".rstrip())
+    print(f"\nGenerated NumPy code ({inspect.getsourcefile(cls._module)}):\n")
+    print(inspect.getsource(cls._module))
+    return 0
+
+
+def _demo(args):
+    from .demo import run
+    return run(steps=args.steps, seed=args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""Analysis: from a parsed `Rule` to straight-line programs, one per variant.
+
+1. Variants. Every `if` condition, state `when` and host-side `where` condition
+   inside tensor code is split into atoms (`momentum == 0`, `centered`,
+   `clip_weights is None`, ...). Each assignment of truths to the atoms is a
+   variant; specialising the rule for it removes every branch (bool, enum and
+   None hyperparameters are decided once per step, never per element).
+2. SSA. Statements run in order; a rebinding replaces the name. Host statements
+   (no tensor read) stay as named float64 scalars; tensor statements are inlined
+   into the expressions of the outputs (weight and states).
+3. Hoisting. Every maximal host subexpression of the tensor expressions becomes
+   a host scalar (`1 - beta1`, `lr * wd`, ...), computed once per step per
+   parameter and passed to the element-wise code.
+4. Stages. A reduction (`norm`) splits the tensor work into passes; see
+   `stages.py`. Common subexpressions and small integer powers are handled when
+   the tensor expressions are lowered to three-address code (`tac.py`).
+"""
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import sympy
+from sympy.core.parameters import distribute
+
+from .functions import Clip, IsNone, Norm, Normal, RowMean, StringLiteral, Where
+from .ir import BUILTINS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, join_kinds
+
+_COMPLEMENT = {sympy.Ne: sympy.Eq, sympy.Lt: sympy.Ge, sympy.Le: sympy.Gt}
+_LOGIC = (sympy.And, sympy.Or, sympy.Not, sympy.Xor, sympy.Equivalent)
+
+
+@dataclass
+class Variant:
+    """One specialisation of a rule: straight-line host code and tensor code."""
+
+    key: tuple                    # truth of each condition atom, in `Analysis.atoms` order
+    name: str                     # identifier-safe description, e.g. "momentum_ne_0"
+    description: str              # e.g. "momentum != 0"
+    states: tuple                 # names of the states that exist in this variant
+    host: list                    # [(Symbol, expr)] float64 host statements, in order
+    tensor: list                  # [(Symbol, expr)] tensor statements, in order (SSA)
+    outputs: dict                 # weight / tensor state name -> final value (symbol or number)
+    scalar_outputs: dict          # scalar state name -> host Symbol holding its new value
+    kinds: dict = field(default_factory=dict)   # symbol name -> kind, for every input and local
+
+    def host_inputs(self):
+        """Names the host code reads from the runtime (hyperparameters, lr, t, ...)."""
+        defined = {s.name for s, _ in self.host}
+        used = set()
+        for _, expr in self.host:
+            used |= {s.name for s in expr.free_symbols if not isinstance(s, StringLiteral)}
+        used |= {s.name for s in self.scalar_outputs.values()}
+        return sorted(used - defined)
+
+    def kernel_scalars(self):
+        """Host values the tensor code reads, in a stable order."""
+        used = set()
+        for _, expr in self.tensor:
+            used |= {s.name for s in expr.free_symbols}
+        for value in self.outputs.values():
+            used |= {s.name for s in getattr(value, "free_symbols", ())}
+        return sorted(n for n in used if self.kinds.get(n, HOST) == HOST
+                      and not n.startswith("'"))
+
+
+@dataclass
+class Analysis:
+    rule: object
+    atoms: tuple                  # condition atoms (sympy booleans)
+    variants: dict                # key -> Variant
+
+
+def analyse(rule):
+    """All variants of a rule, in a deterministic order."""
+    with distribute(False):
+        atoms = _condition_atoms(rule)
+        variants = {}
+        for key in itertools.product((True, False), repeat=len(atoms)):
+            truth = dict(zip(atoms, key))
+            variants[key] = _Specialiser(rule, atoms, truth).variant(key)
+    return Analysis(rule, tuple(atoms), variants)
+
+
+# -- condition atoms --------------------------------------------------------
+def canonical_atom(cond):
+    """(atom, negated): `a != b` is `not (a == b)`, `a < b` is `not (a >= b)`."""
+    for cls, base in _COMPLEMENT.items():
+        if isinstance(cond, cls):
+            return base(*cond.args), True
+    return cond, False
+
+
+def _atoms_of(cond, out):
+    if cond in (sympy.true, sympy.false):
+        return
+    if isinstance(cond, _LOGIC):
+        for arg in cond.args:
+            _atoms_of(arg, out)
+        return
+    atom, _ = canonical_atom(cond)
+    if atom not in out:
+        out.append(atom)
+
+
+def _host_wheres(expr, kinds, out):
+    """Conditions of `where` calls that choose between tensors on a host condition."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, Where) and _kind(node.args[0], kinds) == HOST \
+                and _kind(node, kinds) != HOST:
+            _atoms_of(node.args[0], out)
+
+
+def _condition_atoms(rule):
+    atoms = []
+    kinds = _input_kinds(rule)
+
+    def walk(block, kinds):
+        for stmt in block:
+            if isinstance(stmt, If):
+                _atoms_of(stmt.cond, atoms)
+                walk(stmt.body, dict(kinds))
+                walk(stmt.orelse, dict(kinds))
+            else:
+                _host_wheres(stmt.expr, kinds, atoms)
+                kinds[stmt.target] = stmt.kind
+    walk(rule.statements, dict(kinds))
+    for st in rule.states:
+        if st.when is not None:
+            _atoms_of(st.when, atoms)
+    return atoms
+
+
+def _truth_map(truth):
+    mapping = {}
+    for atom, value in truth.items():
+        mapping[atom] = sympy.true if value else sympy.false
+        for cls, base in _COMPLEMENT.items():
+            if isinstance(atom, base):
+                mapping[cls(*atom.args)] = sympy.false if value else sympy.true
+    return mapping
+
+
+def decide(cond, truth):
+    """Evaluate a condition under a variant's atom truths."""
+    value = cond.xreplace(_truth_map(truth))
+    if value not in (sympy.true, sympy.false):
+        raise AssertionError(f"condition {cond} not decided by its atoms")
+    return value is sympy.true
+
+
+# -- kinds --------------------------------------------------------------------
+def _input_kinds(rule):
+    kinds = {name: b.kind for name, b in BUILTINS.items()}
+    for hp in rule.hyperparameters:
+        kinds[hp.name] = HOST
+    for st in rule.states:
+        kinds[st.name] = st.kind
+    return kinds
+
+
+def _kind(expr, kinds):
+    if isinstance(expr, Norm):
+        return DEVICE
+    if isinstance(expr, RowMean):
+        return ROWS
+    if isinstance(expr, Normal):
+        return TENSOR
+    if isinstance(expr, sympy.Symbol):
+        return kinds.get(expr.name, HOST)
+    return join_kinds(*(_kind(a, kinds) for a in expr.args))
+
+
+# -- specialisation and SSA --------------------------------------------------
+class _Specialiser:
+    def __init__(self, rule, atoms, truth):
+        self.rule = rule
+        self.atoms = atoms
+        self.truth = truth
+        self.kinds = _input_kinds(rule)
+        self.present = tuple(st.name for st in rule.states
+                             if st.when is None or decide(st.when, truth))
+        self.env = {}
+        for st in rule.states:
+            if st.name not in self.present:  # an absent state starts every step from its init value
+                self.env[sympy.Symbol(st.name)] = _initial_value(st)
+        self.host = []
+        self.tensor = []
+        self.taken = set()
+
+    def variant(self, key):
+        self._block(self.rule.statements)
+        outputs, scalars = {}, {}
+        for name in ("weight",) + self.present:
+            sym = sympy.Symbol(name)
+            value = self.env.get(sym, sym)
+            if value == sym:
+                continue
+            if self.kinds[name] == HOST:
+                if not isinstance(value, sympy.Symbol):
+                    value = self._host_symbol(name, value)
+                scalars[name] = value
+            else:
+                outputs[name] = value
+        tensor = _inline_single_use(self.tensor, outputs)
+        tensor = [(sym, _hoist(expr, self.kinds, self._host_symbol)) for sym, expr in tensor]
+        host = _prune(self.host, tensor, outputs, scalars)
+        name, description = _describe(self.atoms, key)
+        return Variant(key, name, description, self.present, host, tensor, outputs, scalars, dict(self.kinds))
+
+    def _block(self, block):
+        for stmt in block:
+            if isinstance(stmt, If):
+                self._block(stmt.body if decide(stmt.cond, self.truth) else stmt.orelse)
+                continue
+            expr = self._specialise(stmt.expr.xreplace(self.env))
+            kind = _kind(expr, self.kinds)
+            atomic = isinstance(expr, (sympy.Symbol, sympy.Number)) or expr in (sympy.true, sympy.false)
+            if not atomic:
+                expr = self._host_symbol(stmt.target, expr) if kind == HOST \
+                    else self._tensor_symbol(stmt.target, expr, kind)
+            self.env[sympy.Symbol(stmt.target)] = expr
+
+    def _specialise(self, expr):
+        """Decide host conditions of tensor `where`s; drop nothing else."""
+        def fold(node):
+            if isinstance(node, Where) and _kind(node.args[0], self.kinds) == HOST \
+                    and _kind(node, self.kinds) != HOST:
+                return node.args[1] if decide(node.args[0], self.truth) else node.args[2]
+            return node
+        return _rebuild(expr, fold)
+
+    def _host_symbol(self, base, expr):
+        for sym, existing in self.host:
+            if existing == expr:
+                return sym
+        sym = self._fresh(base, HOST)
+        self.host.append((sym, expr))
+        return sym
+
+    def _tensor_symbol(self, base, expr, kind):
+        sym = self._fresh(base, kind)
+        self.tensor.append((sym, expr))
+        return sym
+
+    def _fresh(self, base, kind):
+        name = _fresh(base, self.taken | set(self.kinds))
+        self.taken.add(name)
+        self.kinds[name] = kind
+        return sympy.Symbol(name)
+
+
+def _initial_value(st):
+    if st.shape == "scalar":
+        return sympy.Float(st.init)
+    return sympy.Symbol("weight") if st.init == "weight" else sympy.Integer(0)
+
+
+def _fresh(base, taken):
+    base = re.sub(r"\W", "_", base)
+    for i in itertools.count(1):
+        name = f"{base}_{i}"
+        if name not in taken:
+            return name
+
+
+def _rebuild(expr, fn):
+    """Bottom-up rewrite with `fn` applied to every rebuilt node."""
+    if not expr.args:
+        return fn(expr)
+    args = [_rebuild(a, fn) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args)):
+        return fn(expr)
+    return fn(expr.func(*args))
+
+
+# -- inlining and hoisting ------------------------------------------------------
+def _inline_single_use(tensor, outputs):
+    """Substitute tensor locals read exactly once (and not outputs) into their reader.
+
+    Locals read more than once stay named: they are the common subexpressions the
+    spec itself names (the clipped gradient, the new moments, ...)."""
+    tensor = list(tensor)
+    output_syms = {v for v in outputs.values() if isinstance(v, sympy.Symbol)}
+    changed = True
+    while changed:
+        changed = False
+        uses = {}
+        for _, expr in tensor:
+            for s in expr.free_symbols:
+                uses[s] = uses.get(s, 0) + 1
+        for i in range(len(tensor) - 1, -1, -1):
+            sym, expr = tensor[i]
+            if sym in output_syms or uses.get(sym, 0) != 1:
+                continue
+            for j in range(i + 1, len(tensor)):
+                reader, rexpr = tensor[j]
+                if sym in rexpr.free_symbols:
+                    tensor[j] = (reader, rexpr.xreplace({sym: expr}))
+                    break
+            del tensor[i]
+            changed = True
+            break
+    return [(sym, expr) for sym, expr in tensor if sym in output_syms or _is_read(sym, tensor)]
+
+
+def _is_read(sym, tensor):
+    return any(sym in expr.free_symbols for _, expr in tensor)
+
+
+def _hoist(expr, kinds, host_symbol):
+    """Replace maximal non-atomic host subexpressions of a tensor expression by host symbols."""
+
+    def is_host(e):
+        return _kind(e, kinds) == HOST
+
+    def atomic(e):
+        return isinstance(e, (sympy.Symbol, sympy.Number)) or e in (sympy.true, sympy.false)
+
+    def hoist(e):
+        if atomic(e) or isinstance(e, IsNone):
+            return e
+        if is_host(e):
+            return host_symbol("c", e)
+        if isinstance(e, Clip):
+            # bounds that may be None stay symbols: the emitters guard them
+            return e.func(hoist(e.args[0]), *[a if atomic(a) else hoist(a) for a in e.args[1:]])
+        if isinstance(e, (sympy.Add, sympy.Mul)):
+            host_args = [a for a in e.args if is_host(a)]
+            other = [hoist(a) for a in e.args if not is_host(a)]
+            coeff = []
+            if isinstance(e, sympy.Mul) and host_args and host_args[0] == -1:
+                coeff, host_args = [host_args[0]], host_args[1:]   # keep the sign for subtraction
+            if len(host_args) > 1 or (len(host_args) == 1 and not atomic(host_args[0])):
+                combined = e.func(*host_args)
+                host_args = [combined if atomic(combined) else hoist(combined)]
+            if coeff or host_args:
+                return e.func(*(coeff + host_args + other), evaluate=False)
+            return e.func(*other)
+        return e.func(*[hoist(a) for a in e.args])
+
+    return hoist(expr)
+
+
+def _prune(host, tensor, outputs, scalars):
+    """Host statements that tensor code, a scalar state or another needed statement reads."""
+    needed = set()
+    for _, expr in tensor:
+        needed |= {s.name for s in expr.free_symbols}
+    for value in outputs.values():
+        needed |= {s.name for s in getattr(value, "free_symbols", ())}
+    needed |= {s.name for s in scalars.values()}
+    kept = []
+    for sym, expr in reversed(host):
+        if sym.name in needed:
+            kept.append((sym, expr))
+            needed |= {s.name for s in expr.free_symbols}
+    return list(reversed(kept))
+
+
+# -- names ---------------------------------------------------------------------
+_OPS = {sympy.Eq: ("eq", "=="), sympy.Ne: ("ne", "!="), sympy.Gt: ("gt", ">"),
+        sympy.Ge: ("ge", ">="), sympy.Lt: ("lt", "<"), sympy.Le: ("le", "<=")}
+
+
+def _describe(atoms, key):
+    if not atoms:
+        return "default", "always"
+    slugs, texts = [], []
+    for atom, value in zip(atoms, key):
+        cond = atom if value else _negate(atom)
+        slug, text = _describe_one(cond)
+        slugs.append(slug)
+        texts.append(text)
+    return "__".join(slugs), " and ".join(texts)
+
+
+def _negate(atom):
+    for cls, base in _COMPLEMENT.items():
+        if isinstance(atom, base):
+            return cls(*atom.args)
+    return sympy.Not(atom)
+
+
+def _describe_one(cond):
+    if isinstance(cond, sympy.Not):
+        slug, text = _describe_one(cond.args[0])
+        if isinstance(cond.args[0], IsNone):
+            return slug.replace("_is_none", "_is_set"), text.replace(" is None", " is not None")
+        return "not_" + slug, "not " + text
+    if isinstance(cond, IsNone):
+        name = cond.args[0].name
+        return f"{name}_is_none", f"{name} is None"
+    for cls, (slug, text) in _OPS.items():
+        if isinstance(cond, cls):
+            lhs, rhs = (_atom_text(a) for a in cond.args)
+            return (re.sub(r"\W+", "_", f"{lhs}_{slug}_{rhs}").strip("_"), f"{lhs} {text} {rhs}")
+    text = _atom_text(cond)
+    return re.sub(r"\W+", "_", text).strip("_"), text
+
+
+def _atom_text(expr):
+    if isinstance(expr, StringLiteral):
+        return repr(expr.value)
+    return str(expr)

@@ -1,0 +1,1 @@
+"""Emitters: each turns analysed rules into one kind of file under generated/."""

@@ -1,0 +1,101 @@
+"""The NumPy emitter: one readable Python module per spec under generated/numpy/.
+
+The module holds the spec's metadata, per variant a host function (float64
+scalars) and a kernel function (whole-array ufunc calls, in place), written
+against the array-module API so the same code runs on NumPy and CuPy arrays.
+"""
+import sympy
+
+from ..literals import py_literal
+from ..metadata import spec_metadata
+from ..printers.arrays import ArrayPrinter
+from ..printers.host import HostPrinter
+from ..schedule import schedule
+from ..tac import lower
+from .templates import environment
+
+
+def render(rule, analysis, spec_path):
+    host = HostPrinter()
+    arrays = ArrayPrinter()
+    state_classes = {st.name: ("p" if st.dtype == "float32" else "w") for st in rule.states}
+
+    state_inputs, state_terms = set(), []
+    for st in rule.states:
+        if st.when is None:
+            state_terms.append(f"({st.name!r}, True)")
+        else:
+            state_inputs |= _names(st.when)
+            state_terms.append(f"({st.name!r}, {host.doprint(st.when)})")
+    state_lines = [f"return tuple(name for name, exists in ({', '.join(state_terms)}{',' if len(state_terms) == 1 else ''}) if exists)"]
+
+    condition_inputs = set()
+    for atom in analysis.atoms:
+        condition_inputs |= _names(atom)
+    condition_texts = [_condition(host, atom) for atom in analysis.atoms]
+
+    variants = []
+    for key, variant in analysis.variants.items():
+        program = lower(variant, rule)
+        plan = schedule(program, state_classes)
+        kernel_lines = []
+        for step in plan.steps:
+            kernel_lines.extend(arrays._print(step).split("\n"))
+        for buffer, source in plan.copies:
+            kernel_lines.append(arrays.copy_statement(buffer, source))
+        if not kernel_lines:
+            kernel_lines = ["pass"]
+        defined = [sym.name for sym, _ in variant.host]
+        host_params = sorted((set(variant.host_inputs()) | set(program.scalars)) - set(defined))
+        host_lines = [f"{sym.name} = {host.doprint(expr)}" for sym, expr in variant.host]
+        items = [f"{name!r}: {name}" for name in program.scalars]
+        items += [f"{sym.name!r}: {sym.name}" for sym in variant.scalar_outputs.values()
+                  if sym.name not in program.scalars]
+        host_return = "{" + ", ".join(items) + "}"
+        if len(host_return) > 80:
+            host_return = "{\n" + "".join(f"        {item},\n" for item in items) + "    }"
+        written = [name for name in program.outputs]
+        variants.append({
+            "key": key,
+            "name": variant.name,
+            "description": variant.description,
+            "states": tuple(variant.states),
+            "updates": {name: sym.name for name, sym in variant.scalar_outputs.items()},
+            "host_params": host_params,
+            "host_lines": host_lines,
+            "host_return": host_return,
+            "arrays": list(program.inputs),
+            "scalars": list(program.scalars),
+            "uses_rng": any(v.op == "normal" for v in program.code),
+            "kernel_lines": kernel_lines,
+            "written": written or ["nothing"],
+        })
+
+    skip_text, skip_inputs = "", []
+    if rule.skip_if is not None:
+        skip_text = host.doprint(rule.skip_if)
+        skip_inputs = sorted(_names(rule.skip_if))
+
+    template = environment().get_template("numpy_module.py.j2")
+    return template.render(
+        rule=rule,
+        spec_path=spec_path,
+        update_text=rule.update_text.strip("\n"),
+        spec_literal=py_literal(spec_metadata(rule, spec_path)),
+        state_inputs=sorted(state_inputs),
+        state_lines=state_lines,
+        condition_inputs=sorted(condition_inputs),
+        condition_texts=condition_texts,
+        skip_text=skip_text,
+        skip_inputs=skip_inputs,
+        variants=variants,
+    ).rstrip("\n") + "\n"
+
+
+def _names(expr):
+    return {s.name for s in expr.free_symbols if not s.name.startswith("'")}
+
+
+def _condition(printer, atom):
+    text = printer.doprint(atom)
+    return text if isinstance(atom, sympy.Symbol) is False else f"bool({text})"

@@ -1,0 +1,184 @@
+"""The spec language's functions as sympy functions.
+
+Each is an unevaluated `sympy.Function` so that every printer decides how it is
+written for its target (`_print_Sqrt`, ...). `eval` folds only what is exact or
+what the language defines: numeric arguments (in float64, like host code) and
+`where` with a known condition. sympy's own `sqrt`/`Abs`/`sign` are avoided on
+purpose: they rewrite `sqrt(2*x)` as `sqrt(2)*sqrt(x)` and similar, which
+changes float results.
+"""
+import math
+
+import sympy
+from sympy.logic.boolalg import BooleanFunction
+
+
+def _number(x):
+    return isinstance(x, sympy.Number)
+
+
+def _float(x):
+    return sympy.Float(float(x))
+
+
+class Sqrt(sympy.Function):
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _number(x) and x >= 0:
+            return _float(math.sqrt(float(x)))
+
+
+class Abs(sympy.Function):
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _number(x):
+            return _float(abs(float(x)))
+
+
+class Sign(sympy.Function):
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _number(x):
+            v = float(x)
+            return sympy.Integer((v > 0) - (v < 0))
+
+
+class Exp(sympy.Function):
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _number(x):
+            return _float(math.exp(float(x)))
+
+
+class Log(sympy.Function):
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _number(x) and x > 0:
+            return _float(math.log(float(x)))
+
+
+class Maximum(sympy.Function):
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _number(a) and _number(b):
+            return a if a >= b else b
+
+
+class Minimum(sympy.Function):
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _number(a) and _number(b):
+            return a if a <= b else b
+
+
+class Clip(sympy.Function):
+    """clip(x, c) = min(max(x, -c), c); clip(x, lo, hi). A bound that is an
+    optional hyperparameter set to None imposes no bound."""
+
+    nargs = (2, 3)
+
+    @classmethod
+    def eval(cls, x, *bounds):
+        if all(_number(a) for a in (x,) + bounds):
+            lo, hi = (-bounds[0], bounds[0]) if len(bounds) == 1 else bounds
+            return Minimum(Maximum(x, lo), hi)
+
+    def bounds(self):
+        """(lo, hi) as expressions; a 2-argument clip is symmetric."""
+        if len(self.args) == 2:
+            return -self.args[1], self.args[1]
+        return self.args[1], self.args[2]
+
+
+class Where(sympy.Function):
+    """where(cond, a, b): a where cond holds, else b (element-wise for tensors)."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, cond, a, b):
+        if cond is sympy.true:
+            return a
+        if cond is sympy.false:
+            return b
+        if a == b:
+            return a
+
+
+class IsFinite(BooleanFunction):
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _number(x):
+            return sympy.true if math.isfinite(float(x)) else sympy.false
+
+
+class IsNone(BooleanFunction):
+    """`x is None` for an optional hyperparameter; decided when the rule is specialised."""
+
+    nargs = 1
+
+
+class Norm(sympy.Function):
+    """L2 norm of a whole tensor: a reduction, computed in float32 or wider."""
+
+    nargs = 1
+
+
+class RowMean(sympy.Function):
+    """Mean over every axis but the first: shape (rows, 1)."""
+
+    nargs = 1
+
+
+class Normal(sympy.Function):
+    """Gaussian noise normal(mean, std) of the weight's shape.
+
+    The third argument numbers the call so that two draws are never merged by CSE."""
+
+    nargs = 3
+
+
+class StringLiteral(sympy.Symbol):
+    """A string constant, only ever compared with an enum hyperparameter."""
+
+    def __new__(cls, value):
+        obj = super().__new__(cls, "'" + value + "'")
+        obj.value = value
+        return obj
+
+    def __getnewargs__(self):
+        return (self.value,)
+
+
+# The language's function names -> (sympy class, allowed arities)
+FUNCTIONS = {
+    "sqrt": (Sqrt, (1,)),
+    "abs": (Abs, (1,)),
+    "sign": (Sign, (1,)),
+    "exp": (Exp, (1,)),
+    "log": (Log, (1,)),
+    "maximum": (Maximum, (2,)),
+    "minimum": (Minimum, (2,)),
+    "clip": (Clip, (2, 3)),
+    "where": (Where, (3,)),
+    "isfinite": (IsFinite, (1,)),
+    "norm": (Norm, (1,)),
+    "row_mean": (RowMean, (1,)),
+    "normal": (Normal, (2,)),
+}

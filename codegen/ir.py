@@ -1,0 +1,166 @@
+"""The IR of one optimizer rule: its symbol table and its statements.
+
+A `Rule` is what the parser builds from a spec: hyperparameters, states and the
+update block as an ordered list of statements whose right-hand sides are sympy
+expressions over plain names (a name may be rebound; `analysis` turns the
+statements into straight-line code per variant).
+"""
+import math
+from dataclasses import dataclass, field
+
+import sympy
+
+# Value kinds, ordered by how far they spread when combined.
+HOST = "host"        # a float64 scalar computed once per step per parameter
+DEVICE = "device"    # a scalar produced by a reduction: stays with the arrays
+ROWS = "rows"        # one value per row, shape (rows, 1)
+TENSOR = "tensor"    # one value per element
+KIND_ORDER = {HOST: 0, DEVICE: 1, ROWS: 2, TENSOR: 3}
+
+
+def join_kinds(*kinds):
+    return max(kinds, key=KIND_ORDER.__getitem__, default=HOST)
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    line: int | None = None
+    col: int | None = None
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed/open interval such as [0, 1) or (0, inf]."""
+
+    lo: float
+    hi: float
+    lo_closed: bool
+    hi_closed: bool
+
+    def __contains__(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        above = value >= self.lo if self.lo_closed else value > self.lo
+        below = value <= self.hi if self.hi_closed else value < self.hi
+        return above and below
+
+    def __str__(self):
+        def fmt(x):
+            if math.isinf(x):
+                return "-inf" if x < 0 else "inf"
+            return repr(int(x)) if float(x).is_integer() else repr(x)
+        return ("[" if self.lo_closed else "(") + f"{fmt(self.lo)}, {fmt(self.hi)}" + ("]" if self.hi_closed else ")")
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    name: str
+    type: str                    # "float" | "int" | "bool" | "enum"
+    default: object              # None when optional without a default
+    optional: bool = False       # None is an accepted value
+    range: Range | None = None
+    choices: tuple = ()
+    doc: str = ""
+    loc: Location | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    init: object                 # "zeros" | "weight" | a float (scalar states)
+    dtype: str = "weight"        # "weight" (the weight's dtype) | "float32"
+    shape: str = "weight"        # "weight" | "rows" | "scalar"
+    when: object = None          # sympy boolean over hyperparameters, or None (always)
+    when_text: str = ""
+    doc: str = ""
+    loc: Location | None = None
+
+    @property
+    def kind(self):
+        return {"weight": TENSOR, "rows": ROWS, "scalar": HOST}[self.shape]
+
+
+@dataclass
+class Assign:
+    target: str
+    expr: sympy.Basic
+    kind: str
+    text: str
+    loc: Location
+
+
+@dataclass
+class If:
+    cond: sympy.Basic
+    body: list
+    orelse: list
+    text: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    kind: str
+    doc: str
+    optional: bool = False
+    assignable: bool = False
+
+
+# Names every rule can read (DESIGN.md, "A spec").
+BUILTINS = {
+    b.name: b for b in (
+        Builtin("weight", TENSOR, "the parameter, updated in place", assignable=True),
+        Builtin("grad", TENSOR, "the gradient (never modified: rebinding makes a local copy)", assignable=True),
+        Builtin("lr", HOST, "this parameter's learning rate (scheduler and lr_mult applied)", assignable=True),
+        Builtin("wd", HOST, "this parameter's weight decay (wd_mult applied)", assignable=True),
+        Builtin("t", HOST, "this parameter's update count; the first step is begin_num_update + 1"),
+        Builtin("rescale_grad", HOST, "gradient scale factor"),
+        Builtin("clip_gradient", HOST, "gradient clipping bound, or None", optional=True),
+    )
+}
+
+# Base-class constructor arguments a spec may give its own default (MXNet 2.0 signatures).
+OPTIONS = {
+    "use_fused_step": bool,
+    "aggregate_num": int,
+    "lazy_update": bool,
+    "multi_precision": bool,
+}
+
+
+@dataclass
+class Rule:
+    """One optimizer rule as parsed from its spec."""
+
+    name: str                    # class name, e.g. "Adam"
+    key: str                     # registry key, e.g. "adam"
+    flavor: str
+    summary: str
+    references: tuple
+    notes: tuple
+    deviations: tuple
+    learning_rate: float
+    hyperparameters: tuple       # of Hyperparameter, in declaration order
+    states: tuple                # of State, in declaration order
+    statements: list             # of Assign / If
+    update_text: str
+    skip_if: object = None       # host condition: skip the whole update when true
+    skip_if_text: str = ""
+    options: dict = field(default_factory=dict)
+    path: str = ""
+    source: str = ""             # the spec file text (for `optforge show`)
+    extends: str = ""
+
+    def hyperparameter(self, name):
+        for hp in self.hyperparameters:
+            if hp.name == name:
+                return hp
+        return None
+
+    def state(self, name):
+        for st in self.states:
+            if st.name == name:
+                return st
+        return None

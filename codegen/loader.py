@@ -1,0 +1,335 @@
+"""From a spec file to a `Rule`: checks every table and key, then parses the formulas.
+
+The spec format is documented in docs/spec-format.md. Every mistake raises
+`SpecError` at the position of the key or value at fault.
+"""
+import difflib
+import keyword
+import math
+import re
+from pathlib import Path
+
+from .errors import SpecError
+from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
+from .parser import BOOL, NUM, FormulaParser, Name
+from .spec_file import SpecFile
+
+TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends",
+             "update", "skip_if", "hyperparameters", "states", "options")
+HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type")
+STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
+TYPES = ("float", "int", "bool", "enum")
+DEFAULT_FLAVOR = "mxnet2"
+
+_NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+_RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def load_rule(path, text=None):
+    """Parse and check one spec file; returns a `Rule` or raises `SpecError`."""
+    spec = SpecFile(path, text) if text is not None else SpecFile.read(path)
+    return _Loader(spec).rule()
+
+
+class _Loader:
+    def __init__(self, spec):
+        self.spec = spec
+        self.data = spec.data
+
+    def error(self, message, *keys, value=False):
+        return self.spec.error(message, *keys, value=value)
+
+    def loc(self, *keys):
+        line, col = self.spec.where(*keys)
+        return Location(self.spec.path, line, col)
+
+    # -- top level ---------------------------------------------------------
+    def rule(self):
+        for key in self.data:
+            if key not in TOP_LEVEL:
+                close = difflib.get_close_matches(key, TOP_LEVEL, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise self.error(f"unknown key '{key}'{hint} (a spec has: {', '.join(TOP_LEVEL)})", key)
+        name = self._string("name", required=True)
+        if not _IDENT.match(name) or keyword.iskeyword(name):
+            raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
+                             "name", value=True)
+        flavor = self._string("flavor") or DEFAULT_FLAVOR
+        if not _IDENT.match(flavor):
+            raise self.error(f"flavor '{flavor}' must be an identifier such as 'mxnet2'", "flavor", value=True)
+        if "extends" in self.data:
+            raise self.error("'extends' is not supported by this version of optforge", "extends")
+        update = self._string("update", required=True)
+        learning_rate, hyperparameters = self._hyperparameters()
+        names = {b.name: Name(b.name, b.kind, NUM, "builtin", b.optional, b.assignable)
+                 for b in BUILTINS.values()}
+        for hp in hyperparameters:
+            hp_type = {"bool": BOOL, "enum": "enum"}.get(hp.type, NUM)
+            names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices)
+        states = self._states(names)
+        for st in states:
+            names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
+        parser = FormulaParser(names, self.spec.path, self.spec.string_origin("update"))
+        statements = parser.parse_block(update)
+        self._check_writes(statements, states)
+        skip_if, skip_text = None, ""
+        if "skip_if" in self.data:
+            skip_text = self._string("skip_if")
+            cond_parser = FormulaParser(names, self.spec.path, self.spec.string_origin("skip_if"))
+            skip_if = cond_parser.parse_condition(skip_text, ("hyperparameter", "builtin"))
+        return Rule(
+            name=name, key=name.lower(), flavor=flavor,
+            summary=self._string("summary"),
+            references=self._strings("references"),
+            notes=self._strings("notes"),
+            deviations=self._strings("deviations"),
+            learning_rate=learning_rate,
+            hyperparameters=tuple(hyperparameters),
+            states=tuple(states),
+            statements=statements,
+            update_text=update,
+            skip_if=skip_if, skip_if_text=skip_text,
+            options=self._options(),
+            path=self.spec.path,
+            source=self.spec.text,
+        )
+
+    def _string(self, key, required=False):
+        if key not in self.data:
+            if required:
+                raise SpecError(f"missing required key '{key}'", self.spec.path, 1, 1)
+            return ""
+        value = self.data[key]
+        if not isinstance(value, str):
+            raise self.error(f"'{key}' must be a string, not {_type_name(value)}", key, value=True)
+        if required and not value.strip():
+            raise self.error(f"'{key}' must not be empty", key, value=True)
+        return value
+
+    def _strings(self, key):
+        value = self.data.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(f"'{key}' must be a list of strings", key, value=True)
+        return tuple(value)
+
+    def _table(self, key):
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(f"'{key}' must be a table ([{key}])", key)
+        return value
+
+    # -- hyperparameters ---------------------------------------------------
+    def _hyperparameters(self):
+        table = self._table("hyperparameters")
+        learning_rate = 0.01  # MXNet's base default when a class sets none
+        out = []
+        for name, entry in table.items():
+            keys = ("hyperparameters", name)
+            if name == "learning_rate":
+                learning_rate = self._learning_rate(entry, keys)
+                continue
+            self._check_new_name(name, keys, "hyperparameter")
+            out.append(self._hyperparameter(name, entry, keys))
+        return learning_rate, out
+
+    def _learning_rate(self, entry, keys):
+        value = entry.get("default") if isinstance(entry, dict) else entry
+        if isinstance(entry, dict):
+            extra = set(entry) - {"default", "doc"}
+            if extra:
+                raise self.error("learning_rate takes only a default", *keys)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise self.error("learning_rate default must be a finite number >= 0", *keys, value=True)
+        return float(value)
+
+    def _check_new_name(self, name, keys, what):
+        if not _IDENT.match(name) or keyword.iskeyword(name):
+            raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
+        if name in BUILTINS:
+            raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
+        if name in OPTIONS or name in ("learning_rate", "flavor", "seed_offset"):
+            raise self.error(f"{what} '{name}' clashes with an optimizer option of the same name", *keys)
+
+    def _hyperparameter(self, name, entry, keys):
+        if not isinstance(entry, dict):
+            entry = {"default": entry}
+        for key in entry:
+            if key not in HYPERPARAMETER_KEYS:
+                close = difflib.get_close_matches(key, HYPERPARAMETER_KEYS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise self.error(f"unknown hyperparameter key '{key}'{hint} (allowed: "
+                                 + ", ".join(HYPERPARAMETER_KEYS) + ")", *keys, key)
+        optional = entry.get("optional", False)
+        if not isinstance(optional, bool):
+            raise self.error("'optional' must be true or false", *keys, "optional", value=True)
+        has_default = "default" in entry
+        default = entry.get("default")
+        hp_type = entry.get("type")
+        if hp_type is not None and hp_type not in TYPES:
+            raise self.error(f"type '{hp_type}' is not one of {', '.join(TYPES)}", *keys, "type", value=True)
+        if not has_default and not optional:
+            raise self.error(f"hyperparameter '{name}' needs a default (or optional = true for None)", *keys)
+        inferred = _infer_type(default, entry) if has_default else None
+        if inferred == "unknown":
+            raise self.error(f"default of '{name}' must be a number, a bool or a string, "
+                             f"not {_type_name(default)}", *keys, "default", value=True)
+        if hp_type is None:
+            hp_type = inferred or "float"
+        elif inferred is not None and inferred != hp_type and not (hp_type == "float" and inferred == "int"):
+            raise self.error(f"default {default!r} of '{name}' is not a {hp_type}", *keys, "default", value=True)
+        if hp_type == "float" and has_default:
+            default = float(default)
+            if not math.isfinite(default):
+                raise self.error(f"default of '{name}' must be finite", *keys, "default", value=True)
+        choices = ()
+        if hp_type == "enum":
+            choices = entry.get("choices")
+            if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
+                raise self.error(f"enum '{name}' needs choices = [\"a\", \"b\", ...]", *keys)
+            if len(set(choices)) != len(choices):
+                raise self.error(f"choices of '{name}' repeat a value", *keys, "choices", value=True)
+            choices = tuple(choices)
+            if has_default and default not in choices:
+                raise self.error(f"default '{default}' of '{name}' is not one of its choices "
+                                 f"({', '.join(choices)})", *keys, "default", value=True)
+        elif "choices" in entry:
+            raise self.error(f"only enum hyperparameters have choices ('{name}' is a {hp_type})",
+                             *keys, "choices")
+        hp_range = None
+        if "range" in entry:
+            if hp_type not in ("float", "int"):
+                raise self.error(f"only numeric hyperparameters have a range ('{name}' is a {hp_type})",
+                                 *keys, "range")
+            hp_range = self._range(entry["range"], keys)
+            if has_default and default not in hp_range:
+                raise self.error(f"default {default!r} of '{name}' is outside its range {hp_range}",
+                                 *keys, "default", value=True)
+        doc = entry.get("doc", "")
+        if not isinstance(doc, str):
+            raise self.error("'doc' must be a string", *keys, "doc", value=True)
+        return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys))
+
+    def _range(self, text, keys):
+        where = keys + ("range",)
+        if not isinstance(text, str):
+            raise self.error("range must be a string such as \"[0, 1)\"", *where, value=True)
+        match = _RANGE.match(text)
+        if not match:
+            raise self.error(f"range '{text}' is not an interval such as \"[0, 1)\" or \"(0, inf)\"",
+                             *where, value=True)
+        lo, hi = float(match.group(2)), float(match.group(3))
+        if lo > hi:
+            raise self.error(f"range '{text}' is empty: its lower end is above its upper end", *where, value=True)
+        return Range(lo, hi, match.group(1) == "[", match.group(4) == "]")
+
+    # -- states ------------------------------------------------------------
+    def _states(self, names):
+        out = []
+        for name, entry in self._table("states").items():
+            keys = ("states", name)
+            self._check_new_name(name, keys, "state")
+            if name in names:
+                raise self.error(f"state '{name}' has the same name as a hyperparameter", *keys)
+            out.append(self._state(name, entry, keys, names))
+        return out
+
+    def _state(self, name, entry, keys, names):
+        if not isinstance(entry, dict):
+            entry = {"init": entry}
+        for key in entry:
+            if key not in STATE_KEYS:
+                close = difflib.get_close_matches(key, STATE_KEYS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise self.error(f"unknown state key '{key}'{hint} (allowed: {', '.join(STATE_KEYS)})",
+                                 *keys, key)
+        if "init" not in entry:
+            raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
+                             "or a number (a per-parameter scalar)", *keys)
+        init = entry["init"]
+        shape = entry.get("shape")
+        if isinstance(init, bool) or not (isinstance(init, (int, float)) or init in ("zeros", "weight")):
+            raise self.error(f"state init {init!r} is not \"zeros\", \"weight\" or a number", *keys,
+                             *(("init",) if "init" in entry else ()), value=True)
+        if isinstance(init, (int, float)):
+            if shape not in (None, "scalar"):
+                raise self.error("a state initialised with a number is a per-parameter scalar "
+                                 "(shape = \"scalar\")", *keys, "shape", value=True)
+            shape, init = "scalar", float(init)
+        shape = shape or "weight"
+        if shape not in ("weight", "rows", "scalar"):
+            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\" or \"scalar\"",
+                             *keys, "shape", value=True)
+        if shape == "scalar" and not isinstance(init, float):
+            raise self.error("a scalar state needs a number as init", *keys)
+        if shape == "rows" and init == "weight":
+            raise self.error("a rows state cannot be a copy of the weight", *keys, "init", value=True)
+        dtype = entry.get("dtype", "weight")
+        if dtype not in ("weight", "float32"):
+            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        when, when_text = None, entry.get("when", "")
+        if "when" in entry:
+            if not isinstance(when_text, str):
+                raise self.error("'when' must be a condition string such as \"momentum != 0\"",
+                                 *keys, "when", value=True)
+            parser = FormulaParser(names, self.spec.path, self._inline_origin(keys + ("when",)))
+            when = parser.parse_condition(when_text)
+        doc = entry.get("doc", "")
+        return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
+
+    def _inline_origin(self, keys):
+        line, col = self.spec.where(*keys, value=True)
+        return (line or 1, (col or 0) + 1)  # skip the opening quote
+
+    def _options(self):
+        options = {}
+        for key, value in self._table("options").items():
+            if key not in OPTIONS:
+                raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
+            expected = OPTIONS[key]
+            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+                raise self.error(f"option '{key}' must be a {expected.__name__}", "options", key, value=True)
+            options[key] = value
+        return options
+
+    # -- whole-rule checks -------------------------------------------------
+    def _check_writes(self, statements, states):
+        written = set()
+
+        def walk(block):
+            for stmt in block:
+                if isinstance(stmt, Assign):
+                    written.add(stmt.target)
+                elif isinstance(stmt, If):
+                    walk(stmt.body)
+                    walk(stmt.orelse)
+        walk(statements)
+        if "weight" not in written:
+            raise self.error("the update never assigns 'weight'", "update")
+        for st in states:
+            if st.name not in written:
+                raise self.error(f"state '{st.name}' is never written by the update", "states", st.name)
+
+
+def _infer_type(default, entry):
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):  # `beta = 1` means a float unless type = "int"
+        return "int" if entry.get("type") == "int" else "float"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, str):
+        return "enum"
+    return "unknown"
+
+
+def _type_name(value):
+    return {bool: "a bool", int: "an int", float: "a float", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def find_specs(root):
+    """Every spec file under `root`, sorted for deterministic output."""
+    return sorted(Path(root).glob("*.toml"))

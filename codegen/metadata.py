@@ -1,0 +1,41 @@
+"""The spec's data that the runtime needs, as plain Python literals.
+
+Generated modules carry it as `SPEC`, so the runtime builds optimizer classes
+(signature, validation, docstring, state layout) without sympy or the TOML file.
+"""
+
+
+def spec_metadata(rule, spec_path):
+    return {
+        "name": rule.name,
+        "key": rule.key,
+        "flavor": rule.flavor,
+        "summary": rule.summary,
+        "references": list(rule.references),
+        "notes": list(rule.notes),
+        "deviations": list(rule.deviations),
+        "spec": spec_path,
+        "learning_rate": rule.learning_rate,
+        "options": dict(rule.options),
+        "hyperparameters": [_hyperparameter(hp) for hp in rule.hyperparameters],
+        "states": [_state(st) for st in rule.states],
+        "update": rule.update_text.strip("\n"),
+        "skip_if": rule.skip_if_text,
+    }
+
+
+def _hyperparameter(hp):
+    out = {"name": hp.name, "type": hp.type, "default": hp.default, "optional": hp.optional}
+    if hp.range is not None:
+        r = hp.range
+        out["range"] = [r.lo, r.hi, r.lo_closed, r.hi_closed]
+        out["range_text"] = str(r)
+    if hp.choices:
+        out["choices"] = list(hp.choices)
+    out["doc"] = hp.doc
+    return out
+
+
+def _state(st):
+    return {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
+            "when": st.when_text, "doc": st.doc}

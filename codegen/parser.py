@@ -1,0 +1,517 @@
+"""The formula language: Python syntax, parsed with `ast`, built into sympy.
+
+A spec is data. The update block is parsed by `ast.parse` (which only builds a
+tree) and every node is checked against a whitelist before a sympy expression is
+built from it; nothing is ever evaluated as Python, and sympy never parses text.
+Each mistake raises `SpecError` at the file position of the offending node.
+"""
+import ast
+import difflib
+import math
+import textwrap
+from dataclasses import dataclass
+
+import sympy
+from sympy.core.parameters import distribute
+
+from .errors import SpecError
+from .functions import FUNCTIONS, IsNone, Norm, Normal, RowMean, StringLiteral
+from .ir import DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, join_kinds
+
+MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
+MAX_INT_LITERAL = 2 ** 53  # integers beyond this lose precision as floats
+
+NUM, BOOL, STR, NONE = "num", "bool", "str", "none"
+
+_STATEMENT_NAMES = {
+    ast.FunctionDef: "function definitions", ast.AsyncFunctionDef: "function definitions",
+    ast.ClassDef: "class definitions", ast.Return: "return", ast.Delete: "del",
+    ast.For: "for loops", ast.AsyncFor: "for loops", ast.While: "while loops", ast.With: "with",
+    ast.AsyncWith: "with", ast.Raise: "raise", ast.Try: "try", ast.Assert: "assert",
+    ast.Import: "import", ast.ImportFrom: "import", ast.Global: "global", ast.Nonlocal: "nonlocal",
+    ast.Pass: "pass", ast.Break: "break", ast.Continue: "continue", ast.Expr: "bare expressions",
+    ast.AnnAssign: "annotated assignments", ast.Match: "match",
+}
+
+_EXPRESSION_NAMES = {
+    ast.Attribute: "attribute access ('a.b')",
+    ast.Subscript: "indexing ('a[i]')",
+    ast.Lambda: "lambda",
+    ast.ListComp: "comprehensions", ast.SetComp: "comprehensions",
+    ast.DictComp: "comprehensions", ast.GeneratorExp: "comprehensions",
+    ast.JoinedStr: "f-strings", ast.FormattedValue: "f-strings",
+    ast.NamedExpr: "assignment expressions (':=')",
+    ast.Starred: "starred expressions",
+    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
+    ast.List: "lists", ast.Tuple: "tuples", ast.Set: "sets", ast.Dict: "dicts",
+    ast.Slice: "slices",
+}
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_COMPARE = {
+    ast.Lt: sympy.Lt, ast.LtE: sympy.Le, ast.Gt: sympy.Gt, ast.GtE: sympy.Ge,
+    ast.Eq: sympy.Eq, ast.NotEq: sympy.Ne,
+}
+
+
+@dataclass
+class Name:
+    """What a name in a rule refers to."""
+
+    name: str
+    kind: str                 # HOST, DEVICE, ROWS or TENSOR
+    type: str = NUM           # NUM, BOOL or "enum"
+    role: str = "local"       # "builtin" | "hyperparameter" | "state" | "local"
+    optional: bool = False    # may be None (optional hyperparameters, clip_gradient)
+    assignable: bool = True
+    choices: tuple = ()
+    maybe_unbound_at: int | None = None   # line of the if that bound it in one branch only
+    rebound: bool = False     # a built-in input the rule has assigned a new value
+
+
+@dataclass
+class Value:
+    expr: sympy.Basic
+    type: str
+    kind: str
+    optional: bool = False
+
+
+class FormulaParser:
+    """Parses formula text in the context of a symbol table.
+
+    `origin` is the file (line, col) of the text's first character, so that
+    positions in the text can be reported as positions in the spec file.
+    """
+
+    def __init__(self, names, path, origin=(1, 1)):
+        self.names = dict(names)
+        self.path = path
+        self.origin = origin
+        self._lines = [""]
+        self._dedent = 0
+        self._normal_calls = 0
+
+    # -- positions ---------------------------------------------------------
+    def _prepare(self, text):
+        dedented = textwrap.dedent(text)
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        first_dedented = next((ln for ln in dedented.splitlines() if ln.strip()), "")
+        self._dedent = len(first) - len(first_dedented)
+        self._lines = dedented.splitlines() or [""]
+        return dedented
+
+    def _loc(self, lineno, col_offset):
+        """File location of a 1-based line and a 0-based UTF-8 byte column in the text."""
+        if lineno is None:
+            return Location(self.path, self.origin[0], self.origin[1])
+        line_text = self._lines[lineno - 1] if 0 < lineno <= len(self._lines) else ""
+        col = len(line_text.encode("utf-8")[: col_offset or 0].decode("utf-8", "replace"))
+        if lineno == 1:
+            return Location(self.path, self.origin[0], self.origin[1] + self._dedent + col)
+        return Location(self.path, self.origin[0] + lineno - 1, 1 + self._dedent + col)
+
+    def error(self, message, node=None):
+        loc = self._loc(getattr(node, "lineno", None), getattr(node, "col_offset", 0))
+        return SpecError(message, self.path, loc.line, loc.col)
+
+    # -- entry points ------------------------------------------------------
+    def parse_block(self, text):
+        """Parse an update block into a list of Assign / If statements."""
+        tree = self._parse(text, "exec")
+        if not tree.body:
+            raise self.error("the update block is empty")
+        with distribute(False):
+            return self._statements(tree.body, text=self._source)
+
+    def parse_condition(self, text, allowed_roles=("hyperparameter",)):
+        """Parse a host condition such as `momentum != 0` (state `when`, `skip_if`)."""
+        tree = self._parse(text, "eval")
+        with distribute(False):
+            value = self._expr(tree.body)
+        self._check_names(tree.body, allowed_roles)
+        if value.type != BOOL:
+            raise self.error("a condition must be a comparison or a bool, not a number", tree.body)
+        if value.kind != HOST:
+            raise self.error("a condition must not depend on tensors", tree.body)
+        return value.expr
+
+    def _parse(self, text, mode):
+        self._source = self._prepare(text)
+        try:
+            return ast.parse(self._source, filename=self.path, mode=mode)
+        except SyntaxError as err:
+            loc = self._loc(err.lineno, (err.offset or 1) - 1)
+            # SyntaxError.offset counts characters, not bytes: re-base it
+            if err.lineno and 0 < err.lineno <= len(self._lines):
+                loc = self._loc_chars(err.lineno, (err.offset or 1) - 1)
+            raise SpecError(f"syntax error: {err.msg}", self.path, loc.line, loc.col) from None
+        except ValueError as err:  # e.g. source contains null bytes
+            raise SpecError(f"syntax error: {err}", self.path, self.origin[0], self.origin[1]) from None
+
+    def _loc_chars(self, lineno, col):
+        line_text = self._lines[lineno - 1]
+        return self._loc(lineno, len(line_text[:col].encode("utf-8")))
+
+    def _check_names(self, node, allowed_roles):
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in self.names:
+                role = self.names[sub.id].role
+                if role not in allowed_roles:
+                    raise self.error(f"'{sub.id}' ({role}) cannot be used here; only "
+                                     + " and ".join(r + "s" for r in allowed_roles) + " can", sub)
+
+    # -- statements --------------------------------------------------------
+    def _statements(self, body, text, narrowed=frozenset()):
+        out = []
+        for node in body:
+            if isinstance(node, ast.Assign):
+                out.append(self._assign(node, text, narrowed))
+            elif isinstance(node, ast.AugAssign):
+                out.append(self._augassign(node, text, narrowed))
+            elif isinstance(node, ast.If):
+                out.append(self._if(node, text, narrowed))
+            else:
+                what = _STATEMENT_NAMES.get(type(node), type(node).__name__)
+                raise self.error(f"{what} not allowed in a spec: a rule is a sequence of "
+                                 "'name = expression' lines and 'if' blocks", node)
+        return out
+
+    def _target(self, node):
+        if not isinstance(node, ast.Name):
+            raise self.error("assign to one plain name at a time", node)
+        info = self.names.get(node.id)
+        if info is not None and not info.assignable:
+            if info.role == "hyperparameter":
+                raise self.error(f"cannot assign to hyperparameter '{node.id}': hyperparameters are "
+                                 "read-only (bind the new value to another name)", node)
+            raise self.error(f"cannot assign to '{node.id}': it is a read-only input", node)
+        return node.id
+
+    def _bind(self, name, value, node):
+        info = self.names.get(name)
+        if value.type != NUM:
+            if info is not None and info.role in ("state", "builtin"):
+                raise self.error(f"'{name}' must hold a number, not a {value.type}", node)
+        if value.optional:
+            raise self.error("a value that may be None cannot be assigned; test it with "
+                             "'is not None' in an if first", node)
+        if info is not None and info.role == "state" and info.kind == HOST and value.kind != HOST:
+            raise self.error(f"scalar state '{name}' cannot hold a {value.kind} value", node)
+        if info is not None and info.role in ("state", "builtin"):
+            if name == "weight" or info.role == "state":
+                kind = info.kind  # arrays keep their shape whatever is assigned
+            else:
+                kind = value.kind
+            self.names[name] = Name(name, kind, NUM, info.role, False, True, rebound=True)
+        else:
+            self.names[name] = Name(name, value.kind, value.type, "local", False, True,
+                                    choices=getattr(info, "choices", ()))
+
+    def _assign(self, node, text, narrowed):
+        if len(node.targets) != 1:
+            raise self.error("assign to one plain name at a time", node)
+        target = self._target(node.targets[0])
+        value = self._expr(node.value, narrowed)
+        self._bind(target, value, node)
+        return Assign(target, value.expr, self.names[target].kind,
+                      ast.get_source_segment(text, node) or "", self._loc(node.lineno, node.col_offset))
+
+    def _augassign(self, node, text, narrowed):
+        target = self._target(node.target)
+        if type(node.op) not in (ast.Add, ast.Sub, ast.Mult, ast.Div):
+            raise self.error("only +=, -=, *= and /= are allowed", node)
+        load = ast.Name(id=target, ctx=ast.Load(), lineno=node.lineno, col_offset=node.col_offset)
+        binop = ast.BinOp(left=load, op=node.op, right=node.value,
+                          lineno=node.lineno, col_offset=node.col_offset)
+        value = self._expr(binop, narrowed)
+        self._bind(target, value, node)
+        return Assign(target, value.expr, self.names[target].kind,
+                      ast.get_source_segment(text, node) or "", self._loc(node.lineno, node.col_offset))
+
+    def _if(self, node, text, narrowed):
+        cond = self._expr(node.test, narrowed)
+        if cond.type != BOOL:
+            raise self.error("an if condition must be a comparison or a bool, not a number", node.test)
+        if cond.kind != HOST:
+            tensors = sorted({n.id for n in ast.walk(node.test)
+                              if isinstance(n, ast.Name) and n.id in self.names
+                              and self.names[n.id].kind != HOST})
+            raise self.error("an if condition must not depend on tensors (it reads "
+                             + ", ".join(f"'{t}'" for t in tensors)
+                             + "); use where(cond, a, b) for element-wise choices", node.test)
+        for sub in ast.walk(node.test):
+            info = self.names.get(sub.id) if isinstance(sub, ast.Name) else None
+            if info is not None and (info.role == "local" or info.rebound):
+                raise self.error(f"an if condition may read hyperparameters and the built-in inputs, "
+                                 f"not '{sub.id}', which the update computes", sub)
+        not_none, is_none = _none_tests(node.test)
+        before = dict(self.names)
+        body = self._statements(node.body, text, narrowed | not_none)
+        after_body = self.names
+        self.names = dict(before)
+        orelse = self._statements(node.orelse, text, narrowed | is_none) if node.orelse else []
+        after_else = self.names
+        merged = {}
+        for name in set(after_body) | set(after_else):
+            a, b = after_body.get(name), after_else.get(name)
+            if a is None or b is None:
+                info = a or b
+                merged[name] = Name(info.name, info.kind, info.type, info.role, info.optional,
+                                    info.assignable, info.choices, node.lineno, info.rebound)
+            elif a.type != b.type:
+                raise self.error(f"'{name}' is a {a.type} in one branch and a {b.type} in the other", node)
+            else:
+                kind = join_kinds(a.kind, b.kind)
+                merged[name] = Name(a.name, kind, a.type, a.role, a.optional, a.assignable, a.choices,
+                                    a.maybe_unbound_at if a.maybe_unbound_at is not None else b.maybe_unbound_at,
+                                    a.rebound or b.rebound)
+        self.names = merged
+        header = (ast.get_source_segment(text, node.test) or "")
+        return If(cond.expr, body, orelse, header, self._loc(node.lineno, node.col_offset))
+
+    # -- expressions -------------------------------------------------------
+    def _expr(self, node, narrowed=frozenset()):
+        method = getattr(self, "_expr_" + type(node).__name__, None)
+        if method is None:
+            what = _EXPRESSION_NAMES.get(type(node), type(node).__name__)
+            if isinstance(node, ast.IfExp):
+                raise self.error("conditional expressions are not allowed; use where(cond, a, b)", node)
+            raise self.error(f"{what} not allowed in a spec", node)
+        return method(node, narrowed)
+
+    def _expr_Name(self, node, narrowed):
+        info = self.names.get(node.id)
+        if info is None:
+            known = sorted(self.names)
+            close = difflib.get_close_matches(node.id, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise self.error(f"unknown name '{node.id}'{hint} (known names: {', '.join(known)})", node)
+        if info.maybe_unbound_at is not None:
+            raise self.error(f"'{node.id}' may be unassigned here: only one branch of the if at "
+                             f"update line {info.maybe_unbound_at} assigns it", node)
+        optional = info.optional and node.id not in narrowed
+        if info.type == "enum":
+            return Value(sympy.Symbol(node.id), "enum:" + node.id, info.kind)
+        symbol = sympy.Symbol(node.id)
+        return Value(symbol, info.type, info.kind, optional)
+
+    def _expr_Constant(self, node, narrowed):
+        value = node.value
+        if value is None:
+            return Value(sympy.S.Zero, NONE, HOST)
+        if isinstance(value, bool):
+            return Value(sympy.true if value else sympy.false, BOOL, HOST)
+        if isinstance(value, int):
+            if abs(value) > MAX_INT_LITERAL:
+                raise self.error(f"integer literal {value} is too large (at most 2**53)", node)
+            return Value(sympy.Integer(value), NUM, HOST)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.error("number literal overflows to infinity", node)
+            return Value(sympy.Float(value), NUM, HOST)
+        if isinstance(value, str):
+            return Value(StringLiteral(value), STR, HOST)
+        raise self.error(f"{type(value).__name__} literals are not allowed in a spec", node)
+
+    def _number(self, value, node, what):
+        if value.type == NUM and not value.optional:
+            return value
+        if value.type == NUM:
+            raise self.error(f"'{_name_of(node)}' may be None; use it as a clip() bound, or test "
+                             f"'{_name_of(node)} is not None' in an if first", node)
+        if value.type == BOOL:
+            label = f"'{_name_of(node)}' is a bool" if isinstance(node, ast.Name) else "a comparison is a bool"
+            raise self.error(f"{label}: it cannot be used {what} (use it in an if or in where())", node)
+        if value.type.startswith("enum:"):
+            raise self.error(f"'{value.type[5:]}' is an enum: compare it with one of its choices, "
+                             f"it cannot be used {what}", node)
+        if value.type == STR:
+            raise self.error("strings are only allowed in comparisons with an enum hyperparameter", node)
+        raise self.error("None is only allowed in 'x is None' / 'x is not None'", node)
+
+    def _expr_BinOp(self, node, narrowed):
+        if type(node.op) not in _BINOPS:
+            raise self.error(f"operator '{type(node.op).__name__}' is not allowed "
+                             "(use + - * / ** and the language's functions)", node)
+        left = self._number(self._expr(node.left, narrowed), node.left, "in arithmetic")
+        right = self._number(self._expr(node.right, narrowed), node.right, "in arithmetic")
+        kind = join_kinds(left.kind, right.kind)
+        a, b = left.expr, right.expr
+        op = type(node.op)
+        if op is ast.Add:
+            expr = a + b
+        elif op is ast.Sub:
+            expr = a - b
+        elif op is ast.Mult:
+            expr = a * b
+        elif op is ast.Div:
+            if b.is_zero:
+                raise self.error("division by zero", node.right)
+            expr = a / b
+        else:
+            if isinstance(b, sympy.Number) and abs(float(b)) > MAX_EXPONENT:
+                raise self.error(f"exponent {b} is too large (|exponent| <= {MAX_EXPONENT})", node.right)
+            if isinstance(a, sympy.Number) and a.is_zero and isinstance(b, sympy.Number) and b < 0:
+                raise self.error("division by zero (0 to a negative power)", node)
+            expr = a ** b
+        return Value(expr, NUM, kind)
+
+    def _expr_UnaryOp(self, node, narrowed):
+        operand = self._expr(node.operand, narrowed)
+        if isinstance(node.op, ast.Not):
+            if operand.type != BOOL:
+                raise self.error("'not' needs a bool or a comparison", node)
+            return Value(sympy.Not(operand.expr), BOOL, operand.kind)
+        if isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = self._number(operand, node.operand, "in arithmetic")
+            return Value(-operand.expr if isinstance(node.op, ast.USub) else operand.expr, NUM, operand.kind)
+        raise self.error("operator '~' is not allowed", node)
+
+    def _expr_BoolOp(self, node, narrowed):
+        values = [self._expr(v, narrowed) for v in node.values]
+        word = "and" if isinstance(node.op, ast.And) else "or"
+        for v, sub in zip(values, node.values):
+            if v.type != BOOL:
+                raise self.error(f"'{word}' needs bools or comparisons on both sides", sub)
+        fn = sympy.And if word == "and" else sympy.Or
+        return Value(fn(*[v.expr for v in values]), BOOL, join_kinds(*[v.kind for v in values]))
+
+    def _expr_Compare(self, node, narrowed):
+        if len(node.ops) != 1:
+            raise self.error("chained comparisons are not allowed; write (a < b) and (b < c)", node)
+        op, right_node = node.ops[0], node.comparators[0]
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            return self._is_none(node, op, right_node, narrowed)
+        if type(op) not in _COMPARE:
+            raise self.error(f"comparison '{type(op).__name__}' is not allowed", node)
+        left = self._expr(node.left, narrowed)
+        right = self._expr(right_node, narrowed)
+        enum = left if left.type.startswith("enum:") else right if right.type.startswith("enum:") else None
+        if enum is not None:
+            return self._enum_compare(node, op, left, right, enum)
+        if left.type == BOOL and right.type == BOOL and isinstance(op, (ast.Eq, ast.NotEq)):
+            expr = sympy.Equivalent(left.expr, right.expr)
+            return Value(expr if isinstance(op, ast.Eq) else sympy.Not(expr), BOOL,
+                         join_kinds(left.kind, right.kind))
+        left = self._number(left, node.left, "in a comparison")
+        right = self._number(right, right_node, "in a comparison")
+        expr = _COMPARE[type(op)](left.expr, right.expr)
+        return Value(expr, BOOL, join_kinds(left.kind, right.kind))
+
+    def _enum_compare(self, node, op, left, right, enum):
+        other = right if enum is left else left
+        hp = enum.type[5:]
+        if not isinstance(op, (ast.Eq, ast.NotEq)):
+            raise self.error(f"'{hp}' is an enum: only == and != apply to it", node)
+        if other.type != STR:
+            raise self.error(f"'{hp}' is an enum: compare it with a string, one of "
+                             + ", ".join(repr(c) for c in self.names[hp].choices), node)
+        value = other.expr.value
+        if value not in self.names[hp].choices:
+            raise self.error(f"'{value}' is not a choice of '{hp}' (choices: "
+                             + ", ".join(repr(c) for c in self.names[hp].choices) + ")", node)
+        expr = sympy.Eq(enum.expr, other.expr)
+        return Value(expr if isinstance(op, ast.Eq) else sympy.Not(expr), BOOL, HOST)
+
+    def _is_none(self, node, op, right_node, narrowed):
+        if not (isinstance(right_node, ast.Constant) and right_node.value is None):
+            raise self.error("'is' is only allowed as 'x is None' or 'x is not None'", node)
+        if not isinstance(node.left, ast.Name):
+            raise self.error("'is None' applies to an optional hyperparameter name", node.left)
+        info = self.names.get(node.left.id)
+        if info is None:
+            self._expr(node.left, narrowed)  # raises "unknown name"
+        if not info.optional:
+            raise self.error(f"'{node.left.id}' is never None (declare it optional = true)", node.left)
+        expr = IsNone(sympy.Symbol(node.left.id))
+        return Value(expr if isinstance(op, ast.Is) else sympy.Not(expr), BOOL, HOST)
+
+    def _expr_Call(self, node, narrowed):
+        if not isinstance(node.func, ast.Name):
+            raise self.error("only the language's functions can be called ("
+                             + ", ".join(sorted(FUNCTIONS)) + ")", node)
+        name = node.func.id
+        if name not in FUNCTIONS:
+            if name in self.names:
+                raise self.error(f"'{name}' is not a function", node.func)
+            close = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise self.error(f"unknown function '{name}'{hint} (functions: "
+                             + ", ".join(sorted(FUNCTIONS)) + ")", node.func)
+        if node.keywords:
+            raise self.error(f"{name}() takes positional arguments only", node)
+        cls, arities = FUNCTIONS[name]
+        if len(node.args) not in arities:
+            expected = " or ".join(str(a) for a in arities)
+            raise self.error(f"{name}() takes {expected} argument{'s' if arities[-1] > 1 else ''}, "
+                             f"got {len(node.args)}", node)
+        return getattr(self, "_call_" + name, self._call_numeric)(cls, name, node, narrowed)
+
+    def _call_numeric(self, cls, name, node, narrowed):
+        args = [self._number(self._expr(a, narrowed), a, f"as an argument of {name}()") for a in node.args]
+        return Value(cls(*[a.expr for a in args]), NUM, join_kinds(*[a.kind for a in args]))
+
+    def _call_clip(self, cls, name, node, narrowed):
+        x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as the value of clip()")
+        bounds = []
+        for arg in node.args[1:]:
+            value = self._expr(arg, narrowed)
+            if value.optional and value.type == NUM:
+                bounds.append(value)  # None means "no bound", decided when specialised
+                continue
+            bound = self._number(value, arg, "as a bound of clip()")
+            if bound.kind != HOST:
+                raise self.error("clip() bounds must be scalars, not tensors", arg)
+            bounds.append(bound)
+        return Value(cls(x.expr, *[b.expr for b in bounds]), NUM, x.kind)
+
+    def _call_where(self, cls, name, node, narrowed):
+        cond = self._expr(node.args[0], narrowed)
+        if cond.type != BOOL:
+            raise self.error("the first argument of where() must be a comparison or a bool", node.args[0])
+        a = self._number(self._expr(node.args[1], narrowed), node.args[1], "as a branch of where()")
+        b = self._number(self._expr(node.args[2], narrowed), node.args[2], "as a branch of where()")
+        return Value(cls(cond.expr, a.expr, b.expr), NUM, join_kinds(cond.kind, a.kind, b.kind))
+
+    def _call_isfinite(self, cls, name, node, narrowed):
+        x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of isfinite()")
+        return Value(cls(x.expr), BOOL, x.kind)
+
+    def _call_norm(self, cls, name, node, narrowed):
+        x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of norm()")
+        if x.kind not in (TENSOR, ROWS):
+            raise self.error("norm() reduces a tensor; its argument does not depend on one", node)
+        return Value(Norm(x.expr), NUM, DEVICE)
+
+    def _call_row_mean(self, cls, name, node, narrowed):
+        x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of row_mean()")
+        if x.kind != TENSOR:
+            raise self.error("row_mean() reduces a tensor; its argument does not depend on one", node)
+        return Value(RowMean(x.expr), NUM, ROWS)
+
+    def _call_normal(self, cls, name, node, narrowed):
+        seed = self.names.get("seed")
+        if seed is None or seed.role != "hyperparameter" or seed.type != NUM:
+            raise self.error("normal() needs an int hyperparameter 'seed' that makes its noise reproducible", node)
+        args = [self._number(self._expr(a, narrowed), a, "as an argument of normal()") for a in node.args]
+        for arg, sub in zip(args, node.args):
+            if arg.kind != HOST:
+                raise self.error("normal() takes scalar mean and std", sub)
+        self._normal_calls += 1
+        return Value(Normal(args[0].expr, args[1].expr, sympy.Integer(self._normal_calls)), NUM, TENSOR)
+
+
+def _name_of(node):
+    return node.id if isinstance(node, ast.Name) else ast.unparse(node)
+
+
+def _none_tests(test):
+    """Names known not to be None in an if's body and in its else branch."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
+        if isinstance(test.ops[0], ast.IsNot):
+            return frozenset({test.left.id}), frozenset()
+        if isinstance(test.ops[0], ast.Is):
+            return frozenset(), frozenset({test.left.id})
+    return frozenset(), frozenset()

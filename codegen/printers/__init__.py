@@ -1,0 +1,1 @@
+"""One sympy printer per target: host Python, array code (NumPy/CuPy), CUDA C++, LaTeX."""

@@ -1,0 +1,89 @@
+"""Array code: one ufunc call per scheduled instruction, written against the
+array-module API (`xp` is `numpy` or `cupy`), in place with `out=` wherever the
+schedule allows."""
+from sympy.printing.numpy import NumPyPrinter
+
+from ..tac import Const, Scalar
+
+UFUNCS = {
+    "add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "pow": "power",
+    "neg": "negative", "sqrt": "sqrt", "abs": "abs", "sign": "sign", "exp": "exp", "log": "log",
+    "maximum": "maximum", "minimum": "minimum", "isfinite": "isfinite",
+    "gt": "greater", "ge": "greater_equal", "lt": "less", "le": "less_equal",
+    "eq": "equal", "ne": "not_equal", "and": "logical_and", "or": "logical_or", "not": "logical_not",
+}
+
+
+class ArrayPrinter(NumPyPrinter):
+    """Prints `schedule.Step`s as statements; `_print_Step` dispatches on the operation."""
+
+    def _print_Step(self, step):
+        method = getattr(self, "_print_step_" + step.val.op, None)
+        if method is not None:
+            return method(step)
+        return self._ufunc(step, UFUNCS[step.val.op], [self._operand(a) for a in step.operands])
+
+    def _operand(self, operand):
+        if isinstance(operand, str):
+            return operand
+        if isinstance(operand, Scalar):
+            return operand.name
+        if isinstance(operand, Const):
+            return repr(operand.value)
+        raise TypeError(operand)
+
+    def _ufunc(self, step, name, args):
+        call = f"xp.{name}({', '.join(args)}"
+        if step.mode == "new":
+            return f"{step.out} = {call})"
+        return f"{call}, out={step.out})"
+
+    # -- operations without a plain ufunc -----------------------------------------
+    def _clip_bounds(self, step):
+        bounds = step.operands[1:]
+        if len(bounds) == 1:
+            c = self._operand(bounds[0])
+            optional = isinstance(bounds[0], Scalar) and bounds[0].optional
+            return [f"-{c}", c], [c] if optional else []
+        optional = [self._operand(b) for b in bounds if isinstance(b, Scalar) and b.optional]
+        return [self._operand(b) for b in bounds], optional
+
+    def _print_step_clip(self, step):
+        x = self._operand(step.operands[0])
+        bounds, optional = self._clip_bounds(step)
+        call = f"xp.clip({x}, {', '.join(bounds)}"
+        if step.mode == "alias":
+            test = " and ".join(f"{b} is None" for b in optional)
+            return f"{step.out} = {x} if {test} else {call})"
+        if step.mode == "guarded":
+            test = " or ".join(f"{b} is not None" for b in optional)
+            return f"if {test}:\n    {call}, out={step.out})"
+        return f"{step.out} = {call})" if step.mode == "new" else f"{call}, out={step.out})"
+
+    def _print_step_where(self, step):
+        cond, a, b = (self._operand(o) for o in step.operands)
+        if step.mode == "new":
+            if not any(isinstance(o, str) for o in step.operands[1:]):
+                return f"{step.out} = xp.where({cond}, {a}, {b}).astype(weight.dtype)"
+            return f"{step.out} = xp.where({cond}, {a}, {b})"
+        if step.operands[2] == step.out:
+            return f"xp.copyto({step.out}, {a}, where={cond})"
+        if step.operands[1] == step.out:
+            return f"xp.copyto({step.out}, {b}, where=xp.logical_not({cond}))"
+        return f"xp.copyto({step.out}, {b})\nxp.copyto({step.out}, {a}, where={cond})"
+
+    def _print_step_copy(self, step):
+        source = self._operand(step.operands[0])
+        if step.mode == "new":
+            return f"{step.out} = xp.array({source}, copy=True)"
+        return f"xp.copyto({step.out}, {source})"
+
+    def _print_step_normal(self, step):
+        mean, std = (self._operand(o) for o in step.operands)
+        call = f"rng.normal({step.val.tag}, {mean}, {std}, like=weight"
+        if step.mode == "new":
+            return f"{step.out} = {call})"
+        return f"{call}, out={step.out})"
+
+    def copy_statement(self, buffer, source):
+        return f"xp.copyto({buffer}, {self._operand(source)})"

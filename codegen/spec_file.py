@@ -1,0 +1,264 @@
+"""Reading a spec file: TOML data plus where each key and value stands in the file.
+
+`tomllib` gives the data but no positions; errors in a spec must name line and
+column, so a small scanner records the position of every key (top level, table
+and inline-table keys) and of every string value. Nothing in a spec is executed.
+"""
+import re
+from pathlib import Path
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import SpecError
+
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class Position:
+    """Where a key and its value start (1-based line and column)."""
+
+    __slots__ = ("line", "col", "value_line", "value_col", "trimmed_newline")
+
+    def __init__(self, line, col, value_line, value_col, trimmed_newline=False):
+        self.line, self.col = line, col
+        self.value_line, self.value_col = value_line, value_col
+        # a multi-line string whose first newline TOML drops: content starts one line down
+        self.trimmed_newline = trimmed_newline
+
+
+class SpecFile:
+    """A parsed spec: `data` as TOML gives it and `positions` keyed by key path."""
+
+    def __init__(self, path, text):
+        self.path = str(path)
+        self.text = text
+        try:
+            self.data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise _toml_error(err, self.path, text) from None
+        self.positions = _scan_positions(text)
+
+    @classmethod
+    def read(cls, path):
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecError(f"cannot read spec: {err.strerror}", path) from None
+        except UnicodeDecodeError as err:
+            raise SpecError(f"spec is not valid UTF-8 ({err.reason})", path) from None
+        return cls(path, text)
+
+    def where(self, *keys, value=False):
+        """(line, col) of a key path such as ('hyperparameters', 'beta1', 'range')."""
+        pos = self.positions.get(tuple(keys))
+        while pos is None and len(keys) > 1:  # fall back to the enclosing key
+            keys = keys[:-1]
+            pos = self.positions.get(tuple(keys))
+        if pos is None:
+            return None, None
+        return (pos.value_line, pos.value_col) if value else (pos.line, pos.col)
+
+    def error(self, message, *keys, value=False):
+        line, col = self.where(*keys, value=value) if keys else (None, None)
+        return SpecError(message, self.path, line, col)
+
+    def string_origin(self, *keys):
+        """(line, col) in the file of the first character of a string value's content."""
+        pos = self.positions.get(tuple(keys))
+        if pos is None:
+            return 1, 1
+        if pos.trimmed_newline:
+            return pos.value_line + 1, 1
+        line = self.text.splitlines()[pos.value_line - 1]
+        opening = line[pos.value_col - 1:pos.value_col + 2]
+        delimiter = 3 if opening in ('"""', "'''") else 1
+        return pos.value_line, pos.value_col + delimiter
+
+
+def _toml_error(err, path, text):
+    message = str(err)
+    match = _TOML_POS.search(message)
+    if match:
+        return SpecError("invalid TOML: " + message[: match.start()], path,
+                         int(match.group(1)), int(match.group(2)))
+    match = _TOML_END.search(message)
+    if match:
+        lines = text.splitlines() or [""]
+        return SpecError("invalid TOML: " + message[: match.start()], path,
+                         len(lines), len(lines[-1]) + 1)
+    return SpecError("invalid TOML: " + message, path)
+
+
+class _Scanner:
+    """Walks TOML text far enough to find keys, values and string extents."""
+
+    def __init__(self, text):
+        self.text = text
+        self.i = 0
+        # line starts for offset -> (line, col)
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def linecol(self, offset):
+        lo, hi = 0, len(self.starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo + 1, offset - self.starts[lo] + 1
+
+    def peek(self, n=1):
+        return self.text[self.i:self.i + n]
+
+    def skip_space(self, newlines=False):
+        while self.i < len(self.text):
+            ch = self.text[self.i]
+            if ch in " \t" or (newlines and ch in "\r\n"):
+                self.i += 1
+            elif ch == "#":
+                while self.i < len(self.text) and self.text[self.i] != "\n":
+                    self.i += 1
+            else:
+                break
+
+    def key(self):
+        """A dotted key; returns its parts (quoted parts unquoted)."""
+        parts = []
+        while True:
+            self.skip_space()
+            ch = self.peek()
+            if ch in "\"'":
+                start = self.i
+                self.string()
+                parts.append(self.text[start + 1:self.i - 1])
+            else:
+                match = _BARE_KEY.match(self.text, self.i)
+                if not match:
+                    break
+                parts.append(match.group())
+                self.i = match.end()
+            self.skip_space()
+            if self.peek() == ".":
+                self.i += 1
+                continue
+            break
+        return parts
+
+    def string(self):
+        """Skip one string literal; returns True when it was multi-line and began with a newline."""
+        quote = self.peek()
+        if self.peek(3) == quote * 3:
+            self.i += 3
+            trimmed = self.peek() == "\n" or self.peek(2) == "\r\n"
+            end = self.text.find(quote * 3, self.i)
+            while end != -1 and quote == '"' and _escaped(self.text, end):
+                end = self.text.find(quote * 3, end + 1)
+            end = len(self.text) if end == -1 else end + 3
+            while end < len(self.text) and self.text[end] == quote:  # up to two quotes may end the content
+                end += 1
+            self.i = end
+            return trimmed
+        self.i += 1
+        while self.i < len(self.text) and self.text[self.i] != quote:
+            if quote == '"' and self.text[self.i] == "\\":
+                self.i += 1
+            if self.text[self.i] == "\n":
+                break
+            self.i += 1
+        self.i += 1
+        return False
+
+    def value(self, prefix, positions):
+        """Skip a value; inline tables record their keys under `prefix`."""
+        ch = self.peek()
+        if ch in "\"'":
+            return self.string()
+        if ch == "{":
+            self.i += 1
+            while True:
+                self.skip_space()
+                if self.peek() in ("}", ""):
+                    self.i += 1
+                    return False
+                key_start = self.i
+                parts = self.key()
+                self.skip_space()
+                if self.peek() != "=" or not parts:
+                    return False  # tomllib already accepted the file; be lenient
+                self.i += 1
+                self.skip_space()
+                value_start = self.i
+                path = prefix + tuple(parts)
+                trimmed = False
+                positions[path] = None  # placeholder to keep insertion order
+                trimmed = self.value(path, positions)
+                positions[path] = Position(*self.linecol(key_start), *self.linecol(value_start), trimmed)
+                self.skip_space()
+                if self.peek() == ",":
+                    self.i += 1
+        if ch == "[":
+            self.i += 1
+            depth = 1
+            while self.i < len(self.text) and depth:
+                self.skip_space(newlines=True)
+                ch = self.peek()
+                if ch in "\"'":
+                    self.string()
+                    continue
+                if ch == "{":
+                    self.value(prefix, {})
+                    continue
+                depth += {"[": 1, "]": -1}.get(ch, 0)
+                self.i += 1
+            return False
+        while self.i < len(self.text) and self.text[self.i] not in ",}\n#":
+            self.i += 1
+        return False
+
+
+def _escaped(text, index):
+    count = 0
+    while index > 0 and text[index - 1] == "\\":
+        count += 1
+        index -= 1
+    return count % 2 == 1
+
+
+def _scan_positions(text):
+    scanner = _Scanner(text)
+    positions = {}
+    table = ()
+    while scanner.i < len(text):
+        scanner.skip_space(newlines=True)
+        if scanner.i >= len(text):
+            break
+        if scanner.peek() == "[":
+            array_table = scanner.peek(2) == "[["
+            scanner.i += 2 if array_table else 1
+            start = scanner.i
+            table = tuple(scanner.key())
+            positions.setdefault(table, Position(*scanner.linecol(start), *scanner.linecol(start)))
+            while scanner.i < len(text) and text[scanner.i] != "\n":
+                scanner.i += 1
+            continue
+        key_start = scanner.i
+        parts = scanner.key()
+        scanner.skip_space()
+        if not parts or scanner.peek() != "=":
+            while scanner.i < len(text) and text[scanner.i] != "\n":
+                scanner.i += 1
+            continue
+        scanner.i += 1
+        scanner.skip_space()
+        value_start = scanner.i
+        path = table + tuple(parts)
+        trimmed = scanner.value(path, positions)
+        positions[path] = Position(*scanner.linecol(key_start), *scanner.linecol(value_start), trimmed)
+    return positions

@@ -1,0 +1,1 @@
+"""Code generated from specs/ by `optforge generate`. Do not edit."""

@@ -1,0 +1,62 @@
+"""Docstrings of generated optimizer classes, written from their spec metadata."""
+import textwrap
+
+
+def class_docstring(spec):
+    lines = [spec["summary"].rstrip(".") + ".", ""]
+    lines += [f"Update rule ({_flavor(spec['flavor'])}), per parameter and step::", ""]
+    lines += ["    " + line for line in spec["update"].splitlines()]
+    lines += ["", "Inputs of the rule: ``weight``, ``grad``; ``lr`` and ``wd`` after the scheduler "
+              "and the lr/wd multipliers; ``t`` the parameter's update count (first step: "
+              "begin_num_update + 1); ``rescale_grad``; ``clip_gradient`` (None: no clipping). "
+              "``clip(x, c)`` is ``min(max(x, -c), c)``."]
+    if spec.get("skip_if"):
+        lines += ["", f"The whole step is skipped (weight and states unchanged) when ``{spec['skip_if']}``."]
+    lines += ["", "Parameters", "----------"]
+    lines += [f"learning_rate : float, default {spec['learning_rate']!r}", "    Base learning rate."]
+    for hp in spec["hyperparameters"]:
+        kind = hp["type"] + (" or None" if hp["optional"] else "")
+        where = f", in {hp['range_text']}" if hp.get("range_text") else ""
+        choices = f", one of {', '.join(repr(c) for c in hp['choices'])}" if hp.get("choices") else ""
+        lines.append(f"{hp['name']} : {kind}, default {hp['default']!r}{where}{choices}")
+        if hp["doc"]:
+            lines += textwrap.wrap(hp["doc"], 88, initial_indent="    ", subsequent_indent="    ")
+    for name, default in spec["options"].items():
+        if name != "use_fused_step":
+            lines += [f"{name} : default {default!r}", "    " + _OPTION_DOCS.get(name, "")]
+    lines += [f"use_fused_step : bool, default {spec['options'].get('use_fused_step', True)!r}",
+              "    update() runs the generated kernels (fused_step) rather than the NumPy reference (step).",
+              "**kwargs",
+              "    Arguments of :class:`optforge.Optimizer`: rescale_grad, wd, clip_gradient, lr_scheduler,",
+              "    begin_num_update, multi_precision, param_idx2name, param_dict, aggregate_num."]
+    if spec["states"]:
+        lines += ["", "States", "------",
+                  "Per parameter, in this order (a single state is returned bare, none as None):"]
+        for st in spec["states"]:
+            shape = {"weight": "weight's shape", "rows": "shape (rows, 1)", "scalar": "per-parameter scalar"}[st["shape"]]
+            dtype = "" if st["shape"] == "scalar" else \
+                (", float32 (float64 for float64 weights)" if st["dtype"] == "float32" else ", weight's dtype")
+            init = st["init"] if isinstance(st["init"], str) else repr(st["init"])
+            when = f", exists when {st['when']}" if st["when"] else ""
+            lines.append(f"{st['name']} : {shape}{dtype}, starts as {init}{when}")
+            if st["doc"]:
+                lines += textwrap.wrap(st["doc"], 88, initial_indent="    ", subsequent_indent="    ")
+    for title, items in (("References", spec["references"]), ("Notes", spec["notes"]),
+                         ("Deviations from MXNet", spec["deviations"])):
+        if items:
+            lines += ["", title, "-" * len(title)]
+            for item in items:
+                lines += textwrap.wrap(item, 88, initial_indent="- ", subsequent_indent="  ")
+    lines += ["", f"Generated from {spec['spec']}."]
+    return "\n".join(lines)
+
+
+def _flavor(flavor):
+    return {"mxnet2": "MXNet 2.0 semantics", "mxnet1": "MXNet 1.x semantics"}.get(flavor, flavor)
+
+
+_OPTION_DOCS = {
+    "lazy_update": "With row-sparse gradients, update only the rows present in the gradient.",
+    "aggregate_num": "How many parameters the Updater passes per call.",
+    "multi_precision": "Keep float32 master weights for float16/bfloat16 weights.",
+}

@@ -1,0 +1,348 @@
+"""The Optimizer base class: MXNet's optimizer API and base-class semantics.
+
+Learning-rate and weight-decay multipliers, per-parameter update counts with
+`begin_num_update`, the scheduler interaction, the `update`/`step`/`fused_step`
+protocol and multi-precision live here once for every optimizer. Nothing here
+knows any optimizer's formula: subclasses built from specs (`spec_optimizer.py`)
+supply `create_state` and the update itself from generated code.
+"""
+import math
+import warnings
+
+import numpy
+
+from . import validation
+from .backends import array_module
+
+
+class Optimizer:
+    """Base class of every optforge optimizer (MXNet 2.0 API, 1.x call forms accepted).
+
+    Parameters
+    ----------
+    rescale_grad : float, default 1.0
+        Multiplies every gradient before clipping (e.g. 1/batch_size).
+    param_idx2name : dict of int -> str, optional
+        Parameter names by index; used by name-based lr_mult/wd_mult.
+    wd : float, default 0.0
+        Weight decay (L2 penalty), >= 0.
+    clip_gradient : float or None, default None
+        Clip rescaled gradients to [-clip_gradient, clip_gradient]; None turns clipping off.
+        0 clips every gradient to 0 (as MXNet 2.0's step() and its kernels do).
+    learning_rate : float, optional
+        Base learning rate (each optimizer has its own default; 0.01 when neither a rate
+        nor a scheduler is given).
+    lr_scheduler : callable, optional
+        `lr_scheduler(num_update) -> lr`; see `optforge.lr_scheduler`.
+    sym : optional
+        An object with `attr_dict()` and `list_arguments()` (an MXNet Symbol) whose
+        `__lr_mult__`/`__wd_mult__` attributes set default multipliers.
+    begin_num_update : int, default 0
+        The update count the first step continues from (its t is begin_num_update + 1).
+    multi_precision : bool, default False
+        Keep a float32 master copy (and float32 states) for float16/bfloat16 weights.
+    param_dict : dict, optional
+        index -> object with `lr_mult`/`wd_mult` attributes (Gluon Parameters); wins
+        over the other multiplier sources.
+    aggregate_num : int, optional
+        How many parameters the Updater passes per call (None -> 1; numpy.inf: all).
+    use_fused_step : bool, optional
+        `update` calls `fused_step` (generated kernels) if True, else `step` (the NumPy
+        reference code, also on CuPy arrays).
+    """
+
+    def __init__(self, rescale_grad=1.0, param_idx2name=None, wd=0.0, clip_gradient=None,
+                 learning_rate=None, lr_scheduler=None, sym=None, begin_num_update=0,
+                 multi_precision=False, param_dict=None, aggregate_num=None,
+                 use_fused_step=None, **kwargs):
+        if kwargs:
+            name = next(iter(kwargs))
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument '{name}'")
+        self.rescale_grad = rescale_grad
+        if learning_rate is None and lr_scheduler is None:
+            learning_rate = 0.01
+        self.lr_scheduler = lr_scheduler
+        if learning_rate is not None:
+            learning_rate = validation.number("learning_rate", learning_rate, minimum=0.0)
+        if lr_scheduler is not None and learning_rate is not None \
+                and getattr(lr_scheduler, "base_lr", learning_rate) != learning_rate:
+            warnings.warn(f"learning rate from ``lr_scheduler`` has been overwritten by "
+                          f"``learning_rate`` in optimizer ({lr_scheduler.base_lr} -> {learning_rate})",
+                          UserWarning, stacklevel=3)
+            lr_scheduler.base_lr = learning_rate
+        self.lr = learning_rate
+        self.wd = wd
+        self.clip_gradient = clip_gradient
+        self.begin_num_update = validation.number("begin_num_update", begin_num_update,
+                                                  minimum=0, integer=True)
+        self.num_update = self.begin_num_update
+        self.multi_precision = bool(multi_precision)
+        self.aggregate_num = _aggregate_num(aggregate_num)
+        self.use_fused_step = bool(use_fused_step) if use_fused_step is not None else False
+        self._all_index_update_counts = {0: {}}
+        self._index_update_count = self._all_index_update_counts[0]
+        self.idx2name = dict(param_idx2name or {})
+        self.sym_info = (sym.attr_dict(), sym.list_arguments()) if sym is not None else ()
+        self.param_dict = param_dict if param_dict else {}
+        self.lr_mult = {}
+        self.wd_mult = {}
+        self.set_lr_mult({})
+        self.set_wd_mult({})
+
+    # -- validated attributes ------------------------------------------------
+    @property
+    def wd(self):
+        return self._wd
+
+    @wd.setter
+    def wd(self, value):
+        self._wd = validation.number("wd", value, minimum=0.0)
+
+    @property
+    def rescale_grad(self):
+        return self._rescale_grad
+
+    @rescale_grad.setter
+    def rescale_grad(self, value):
+        # NaN/inf are accepted: rules with a skip_if (AdamW, AdaBelief) skip such steps
+        self._rescale_grad = validation.number("rescale_grad", value, finite=False)
+
+    @property
+    def clip_gradient(self):
+        return self._clip_gradient
+
+    @clip_gradient.setter
+    def clip_gradient(self, value):
+        self._clip_gradient = validation.number(
+            "clip_gradient", value, minimum=0.0, allow_none=True,
+            rule=f"clip_gradient must be >= 0 or None (None turns clipping off), got {value!r}")
+
+    # -- registry (MXNet's static methods) --------------------------------------
+    @staticmethod
+    def register(klass):
+        from .registry import register
+        return register(klass)
+
+    @staticmethod
+    def create_optimizer(name, **kwargs):
+        from .registry import create
+        return create(name, **kwargs)
+
+    # -- learning rate -------------------------------------------------------
+    @property
+    def learning_rate(self):
+        if self.lr_scheduler is not None:
+            return self.lr_scheduler(self.num_update)
+        return self.lr
+
+    def set_learning_rate(self, lr):
+        """Set the base learning rate; not allowed while an lr_scheduler drives it."""
+        if self.lr_scheduler is not None:
+            raise UserWarning("LRScheduler of the optimizer has already been defined. "
+                              "Note that set_learning_rate can mutate the value of the learning "
+                              "rate of the optimizer only when the LRScheduler of the optimizer "
+                              "is undefined.")
+        self.lr = validation.number("learning_rate", lr, minimum=0.0)
+
+    def set_lr_scale(self, args_lrscale):  # MXNet 1.x
+        raise DeprecationWarning("set_lr_scale is deprecated; use set_lr_mult instead")
+
+    def set_lr_mult(self, args_lr_mult):
+        """Replace the learning-rate multipliers (by index or by parameter name)."""
+        self.lr_mult = self._multipliers("__lr_mult__", args_lr_mult)
+
+    def set_wd_mult(self, args_wd_mult):
+        """Replace the weight-decay multipliers (by index or by parameter name)."""
+        self.wd_mult = self._multipliers("__wd_mult__", args_wd_mult)
+
+    def _multipliers(self, attribute, given):
+        out = {}
+        if self.sym_info:
+            attrs, arg_names = self.sym_info
+            for name in arg_names:
+                if name in attrs and attribute in attrs[name]:
+                    out[name] = float(attrs[name][attribute])
+        out.update(given)
+        return out
+
+    def _set_current_device(self, device_id):
+        """Select the per-device update counts (the Updater does this per call)."""
+        if device_id not in self._all_index_update_counts:
+            self._all_index_update_counts[device_id] = {}
+        self._index_update_count = self._all_index_update_counts[device_id]
+
+    _set_current_context = _set_current_device  # MXNet 1.x name
+
+    def _update_count(self, index):
+        """Count one update of each index; t of a first update is begin_num_update + 1."""
+        indices = index if isinstance(index, (list, tuple)) else [index]
+        for idx in indices:
+            if idx not in self._index_update_count:
+                self._index_update_count[idx] = self.begin_num_update
+            self._index_update_count[idx] += 1
+            self.num_update = max(self._index_update_count[idx], self.num_update)
+
+    def _get_lrs(self, indices):
+        """Learning rates after the scheduler and lr_mult (first matching source wins)."""
+        lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        return [lr * self._multiplier(index, "lr_mult", self.lr_mult) for index in indices]
+
+    def _get_lr(self, index):
+        return self._get_lrs([index])[0]
+
+    def _get_wds(self, indices):
+        return [self.wd * self._multiplier(index, "wd_mult", self.wd_mult) for index in indices]
+
+    def _get_wd(self, index):
+        return self._get_wds([index])[0]
+
+    def _multiplier(self, index, attribute, table):
+        if index in self.param_dict:
+            return getattr(self.param_dict[index], attribute, 1.0)
+        if index in table:
+            return table[index]
+        if index in self.idx2name:
+            return table.get(self.idx2name[index], 1.0)
+        return 1.0
+
+    # -- states and updates ----------------------------------------------------
+    def create_state(self, index, weight):
+        """The optimizer state of one parameter (None, an array or a tuple)."""
+        return None
+
+    def create_state_multi_precision(self, index, weight):
+        """`create_state`, with a float32 master copy first for float16/bfloat16 weights
+        when multi_precision is on: the state is then (weight32, inner_state)."""
+        if _low_precision(weight):
+            if self.multi_precision:
+                master = weight.astype(numpy.float32)
+                return (master, self.create_state(index, master))
+            warnings.warn("Accumulating with float16 in optimizer can lead to poor accuracy or slow "
+                          "convergence. Consider using multi_precision=True option of the optimizer",
+                          stacklevel=2)
+        return self.create_state(index, weight)
+
+    def update(self, indices, weights, grads, states):
+        """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.
+
+        Gradients are never modified. Everything is checked before anything changes."""
+        indices, weights, grads, states, single = _as_lists(indices, weights, grads, states)
+        self._check(indices, weights, grads, states)
+        if self.use_fused_step:
+            self.fused_step(indices, weights, grads, states)
+        else:
+            self.step(indices, weights, grads, states)
+
+    def update_multi_precision(self, indices, weights, grads, states):
+        """`update`, running on the float32 master copy of float16/bfloat16 weights when
+        multi_precision is on, then rounding the master copy into the weight."""
+        indices, weights, grads, states, single = _as_lists(indices, weights, grads, states)
+        masters, grads32, inner, low = [], [], [], []
+        for index, weight, grad, state in zip(indices, weights, grads, states):
+            if self.multi_precision and _low_precision(weight):
+                validation.check_pair(index, weight, grad)
+                master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
+                if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
+                    raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
+                                     "(weight32, inner): create it with create_state_multi_precision")
+                masters.append(master)
+                grads32.append(grad.astype(numpy.float32))
+                inner.append(state[1])
+                low.append(True)
+            else:
+                masters.append(weight)
+                grads32.append(grad)
+                inner.append(state)
+                low.append(False)
+        self.update(indices, masters, grads32, inner)
+        for weight, master, is_low in zip(weights, masters, low):
+            if is_low:
+                array_module(weight).copyto(weight, master, casting="same_kind")
+
+    def step(self, indices, weights, grads, states):
+        raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def fused_step(self, indices, weights, grads, states):
+        raise NotImplementedError(f"{type(self).__name__} does not implement fused_step()")
+
+    def _check(self, indices, weights, grads, states):
+        """Raise before anything is modified if the arrays or states do not fit."""
+        seen = set()
+        for index, weight, grad in zip(indices, weights, grads):
+            validation.check_pair(index, weight, grad)
+            if index in seen:
+                raise ValueError(f"parameter index {index!r} appears twice in one update")
+            seen.add(index)
+
+    # -- saving without pickle ------------------------------------------------------
+    def _counters(self):
+        """Counters and multipliers, JSON-safe (for Updater.get_states(dump_optimizer=True))."""
+        scheduler = self.lr_scheduler
+        if scheduler is not None and not hasattr(scheduler, "config"):
+            raise ValueError(f"cannot save lr_scheduler of type {type(scheduler).__name__} without "
+                             "pickle; use an optforge.lr_scheduler class or dump_optimizer=False")
+        return {
+            "lr": self.lr,
+            "num_update": self.num_update,
+            "counts": [[device, encode_keys(counts)]
+                       for device, counts in sorted(self._all_index_update_counts.items())],
+            "lr_mult": encode_keys(self.lr_mult),
+            "wd_mult": encode_keys(self.wd_mult),
+            "lr_scheduler": scheduler.config() if scheduler is not None else None,
+        }
+
+    def _restore_counters(self, saved):
+        from .lr_scheduler import LRScheduler
+        self.lr = saved["lr"]
+        self.num_update = saved["num_update"]
+        self._all_index_update_counts = {device: decode_keys(counts) for device, counts in saved["counts"]}
+        self._all_index_update_counts.setdefault(0, {})
+        self._index_update_count = self._all_index_update_counts[0]
+        self.lr_mult = decode_keys(saved["lr_mult"])
+        self.wd_mult = decode_keys(saved["wd_mult"])
+        if saved["lr_scheduler"] is not None:
+            self.lr_scheduler = LRScheduler.from_config(saved["lr_scheduler"])
+
+    def __repr__(self):
+        return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, wd={self.wd!r})"
+
+
+def _low_precision(weight):
+    return str(weight.dtype) in ("float16", "bfloat16")
+
+
+def _aggregate_num(value):
+    if value is None:
+        return 1
+    if value is numpy.inf or (isinstance(value, float) and math.isinf(value) and value > 0):
+        return numpy.inf
+    return validation.number("aggregate_num", value, minimum=1, integer=True,
+                             rule=f"aggregate_num must be an integer >= 1 or numpy.inf, got {value!r}")
+
+
+def _as_lists(indices, weights, grads, states):
+    if isinstance(indices, (list, tuple)):
+        indices, weights, grads, states = list(indices), list(weights), list(grads), list(states)
+        if not len(indices) == len(weights) == len(grads) == len(states):
+            raise ValueError(f"update() needs as many weights, gradients and states as indices, got "
+                             f"{len(indices)} indices, {len(weights)} weights, {len(grads)} gradients "
+                             f"and {len(states)} states")
+        return indices, weights, grads, states, False
+    return [indices], [weights], [grads], [states], True
+
+
+def encode_keys(mapping):
+    """A dict with int or str keys as a JSON-safe list of [kind, key, value]."""
+    out = []
+    for key, value in mapping.items():
+        if isinstance(key, (int, numpy.integer)) and not isinstance(key, bool):
+            out.append(["int", int(key), value])
+        elif isinstance(key, str):
+            out.append(["str", key, value])
+        else:
+            raise TypeError(f"cannot save key {key!r}: keys must be int or str")
+    return out
+
+
+def decode_keys(items):
+    return {(int(key) if kind == "int" else str(key)): value for kind, key, value in items}

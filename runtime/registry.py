@@ -1,0 +1,77 @@
+"""The optimizer registry: `register`, `create` (MXNet's `create_optimizer`).
+
+Names are case-insensitive. Each optimizer has a flavor: "mxnet2" (MXNet 2.0
+semantics, the default) or another semantics written as its own spec.
+"""
+import warnings
+
+DEFAULT_FLAVOR = "mxnet2"
+
+_REGISTRY = {}   # flavor -> {lowercase name -> class}
+
+
+def _builtins():
+    from . import catalog
+    catalog.load()
+
+
+def add(klass):
+    """Register without the override warning (the generated classes, at first use)."""
+    flavor = getattr(klass, "flavor", DEFAULT_FLAVOR)
+    _REGISTRY.setdefault(flavor, {}).setdefault(klass.__name__.lower(), klass)
+
+
+def register(klass):
+    """Register an Optimizer subclass under its lowercase class name (usable as a decorator).
+
+    Registering a name again replaces the old class and warns."""
+    from .optimizer import Optimizer
+    if not (isinstance(klass, type) and issubclass(klass, Optimizer)):
+        raise TypeError(f"register() takes an Optimizer subclass, got {klass!r}")
+    _builtins()
+    flavor = getattr(klass, "flavor", DEFAULT_FLAVOR)
+    name = klass.__name__.lower()
+    table = _REGISTRY.setdefault(flavor, {})
+    if name in table:
+        old = table[name]
+        warnings.warn(f"New optimizer {klass.__module__}.{klass.__name__} is overriding existing "
+                      f"optimizer {old.__module__}.{old.__name__}", stacklevel=2)
+    table[name] = klass
+    return klass
+
+
+def lookup(name, flavor=DEFAULT_FLAVOR):
+    """The registered class for a name (and flavor)."""
+    _builtins()
+    if flavor not in _REGISTRY:
+        raise ValueError(f"Unknown flavor {flavor!r}; known flavors: {', '.join(sorted(_REGISTRY))}")
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer name must be a string, got {name!r}")
+    table = _REGISTRY[flavor]
+    key = name.lower()
+    if key not in table:
+        raise ValueError(f"Cannot find optimizer {name} (flavor {flavor!r}); registered: "
+                         f"{', '.join(sorted(table))}")
+    return table[key]
+
+
+def create(name, flavor=DEFAULT_FLAVOR, **kwargs):
+    """Instantiate a registered optimizer by name: `create('adam', learning_rate=0.1)`."""
+    return lookup(name, flavor)(**kwargs)
+
+
+def names(flavor=DEFAULT_FLAVOR):
+    _builtins()
+    return sorted(_REGISTRY.get(flavor, {}))
+
+
+def flavors():
+    _builtins()
+    return sorted(_REGISTRY)
+
+
+def registered(flavor=None):
+    """{(flavor, name): class} of everything registered, or of one flavor."""
+    _builtins()
+    return {(f, n): c for f, table in sorted(_REGISTRY.items()) for n, c in sorted(table.items())
+            if flavor is None or f == flavor}

@@ -1,0 +1,248 @@
+"""Optimizer classes built from generated modules.
+
+A class is made from a module's `SPEC` (signature, validated hyperparameter
+properties, docstring, state layout) and its generated functions (the update).
+It holds no formula of its own: `_apply` only looks up the variant, computes the
+host scalars and calls the generated kernel.
+"""
+import inspect
+
+import numpy
+
+from . import validation
+from .backends import array_module
+from .docstrings import class_docstring
+from .noise import Noise
+from .optimizer import Optimizer, decode_keys, encode_keys
+
+
+class SpecOptimizer(Optimizer):
+    """Base of the optimizers generated from specs; see `optimizer_class`."""
+
+    SPEC = None         # the generated module's metadata
+    flavor = "mxnet2"
+    _module = None      # the generated NumPy module
+
+    def __init__(self, *, learning_rate, hyperparameters, options, **kwargs):
+        spec = self.SPEC
+        checked = {}
+        for meta in spec["hyperparameters"]:
+            checked[meta["name"]] = validation.hyperparameter(meta, hyperparameters[meta["name"]])
+        self._hyperparameters = checked
+        self.lazy_update = options.pop("lazy_update", False)
+        for name, value in options.items():
+            kwargs[name] = value
+        super().__init__(learning_rate=learning_rate, **kwargs)
+
+    @property
+    def hyperparameters(self):
+        """Current hyperparameter values by name (a copy)."""
+        return dict(self._hyperparameters)
+
+    def config(self):
+        """Everything needed to rebuild this optimizer mid-training, JSON-safe (no pickle)."""
+        arguments = dict(self._hyperparameters)
+        arguments.update(
+            learning_rate=self.lr, rescale_grad=self.rescale_grad, wd=self.wd,
+            clip_gradient=self.clip_gradient, begin_num_update=self.begin_num_update,
+            multi_precision=self.multi_precision, use_fused_step=self.use_fused_step,
+            aggregate_num="inf" if self.aggregate_num == numpy.inf else self.aggregate_num,
+            param_idx2name=encode_keys(self.idx2name),
+        )
+        if "lazy_update" in self.SPEC["options"]:
+            arguments["lazy_update"] = self.lazy_update
+        return {"name": self.SPEC["key"], "flavor": self.flavor, "arguments": arguments,
+                "counters": self._counters()}
+
+    @staticmethod
+    def from_config(config):
+        from .registry import lookup
+        cls = lookup(config["name"], config["flavor"])
+        arguments = dict(config["arguments"])
+        if arguments.get("aggregate_num") == "inf":
+            arguments["aggregate_num"] = numpy.inf
+        arguments["param_idx2name"] = decode_keys(arguments["param_idx2name"])
+        learning_rate = arguments.pop("learning_rate")
+        optimizer = cls(learning_rate=learning_rate if learning_rate is not None else 0.0, **arguments)
+        optimizer._restore_counters(config["counters"])
+        return optimizer
+
+    # -- states ------------------------------------------------------------------
+    def _present_states(self):
+        return self._module.states_present(**self._hyperparameters)
+
+    def create_state(self, index, weight):
+        xp = array_module(weight)
+        present = self._present_states()
+        arrays = []
+        for meta in self.SPEC["states"]:
+            if meta["name"] not in present:
+                continue
+            dtype = _state_dtype(meta, weight.dtype)
+            if meta["shape"] == "scalar":
+                arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
+            elif meta["shape"] == "rows":
+                arrays.append(xp.zeros(_rows_shape(weight), dtype=dtype))
+            elif meta["init"] == "weight":
+                arrays.append(weight.astype(dtype, copy=True))
+            else:
+                arrays.append(xp.zeros(weight.shape, dtype=dtype))
+        if not arrays:
+            return None
+        return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    def _check(self, indices, weights, grads, states):
+        super()._check(indices, weights, grads, states)
+        present = self._present_states()
+        metas = {m["name"]: m for m in self.SPEC["states"]}
+        for index, weight, state in zip(indices, weights, states):
+            parts = _state_parts(state, len(present))
+            if parts is None:
+                layout = "None" if not present else present[0] if len(present) == 1 \
+                    else "(" + ", ".join(present) + ")"
+                raise ValueError(f"state of parameter {index!r} does not match {type(self).__name__}"
+                                 f"'s state layout {layout} for these hyperparameters; "
+                                 "create it with create_state")
+            xp = array_module(weight)
+            for name, part in zip(present, parts):
+                meta = metas[name]
+                if meta["shape"] == "scalar":
+                    if not (isinstance(part, numpy.ndarray) and part.shape == ()):
+                        raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
+                                         f"numpy array, got {type(part).__name__}")
+                    continue
+                try:
+                    pxp = array_module(part)
+                except TypeError as err:
+                    raise TypeError(f"state '{name}' of parameter {index!r}: {err}") from None
+                if pxp is not xp:
+                    raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
+                                    f"but the weight is a {xp.__name__} array")
+                shape = _rows_shape(weight) if meta["shape"] == "rows" else weight.shape
+                if tuple(part.shape) != tuple(shape):
+                    raise ValueError(f"state '{name}' of parameter {index!r} has shape "
+                                     f"{tuple(part.shape)}, expected {tuple(shape)}")
+                dtype = _state_dtype(meta, weight.dtype)
+                if part.dtype != dtype:
+                    raise ValueError(f"state '{name}' of parameter {index!r} has dtype {part.dtype}, "
+                                     f"expected {numpy.dtype(dtype)}")
+                if xp is not numpy and part.device != weight.device:
+                    raise ValueError(f"state '{name}' of parameter {index!r} is on {part.device}, "
+                                     f"the weight on {weight.device}")
+
+    # -- the update ------------------------------------------------------------------
+    def step(self, indices, weights, grads, states):
+        """The generated NumPy reference code (on NumPy or CuPy arrays)."""
+        self._run(indices, weights, grads, states, fused=False)
+
+    def fused_step(self, indices, weights, grads, states):
+        """The generated kernels for the arrays' device; on the CPU, the generated code."""
+        self._run(indices, weights, grads, states, fused=True)
+
+    def _run(self, indices, weights, grads, states, fused):
+        self._update_count(indices)
+        lrs = self._get_lrs(indices)
+        wds = self._get_wds(indices)
+        present = self._present_states()
+        for index, weight, grad, state, lr, wd in zip(indices, weights, grads, states, lrs, wds):
+            self._apply(index, weight, grad, state, lr, wd, present)
+
+    def _apply(self, index, weight, grad, state, lr, wd, present):
+        module = self._module
+        parts = dict(zip(present, _state_parts(state, len(present))))
+        scalar_states = [m["name"] for m in self.SPEC["states"]
+                         if m["shape"] == "scalar" and m["name"] in parts]
+        inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=self._index_update_count[index],
+                      rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+        for name in scalar_states:
+            inputs[name] = float(parts[name])
+        if hasattr(module, "skip") and module.skip(**inputs):
+            return
+        variant = module.VARIANTS[module.conditions(**inputs)]
+        scalars = variant["host"](**inputs)
+        updates = {name: scalars.pop(key) for name, key in variant["updates"].items()}
+        arrays = [parts[name] for name in variant["states"] if name not in scalar_states]
+        xp = array_module(weight)
+        if variant["noise"]:
+            scalars["rng"] = Noise(self._hyperparameters["seed"], index, inputs["t"])
+        variant["kernel"](xp, weight, grad, *arrays, **scalars)
+        for name, value in updates.items():
+            parts[name][...] = value
+
+
+def _state_dtype(meta, weight_dtype):
+    if meta["dtype"] == "float32":  # "at least float32": float64 weights keep float64 states
+        return numpy.promote_types(weight_dtype, numpy.float32) \
+            if str(weight_dtype) != "bfloat16" else numpy.dtype(numpy.float32)
+    return weight_dtype
+
+
+def _rows_shape(weight):
+    return (weight.shape[0],) + (1,) * (weight.ndim - 1)
+
+
+def _state_parts(state, count):
+    """The state's arrays as a tuple, or None if the layout is wrong."""
+    if count == 0:
+        return () if state is None else None
+    if count == 1:
+        return (state,) if state is not None and not isinstance(state, (tuple, list)) else None
+    if isinstance(state, (tuple, list)) and len(state) == count and all(s is not None for s in state):
+        return tuple(state)
+    return None
+
+
+def optimizer_class(module):
+    """Build the Optimizer subclass for one generated module."""
+    spec = module.SPEC
+    hyper = [m["name"] for m in spec["hyperparameters"]]
+    options = dict(spec["options"])
+    options.setdefault("use_fused_step", True)
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                  inspect.Parameter("learning_rate", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    default=spec["learning_rate"])]
+    for meta in spec["hyperparameters"]:
+        parameters.append(inspect.Parameter(meta["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                            default=meta["default"]))
+    for name, default in options.items():
+        parameters.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
+    parameters.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
+    signature = inspect.Signature(parameters)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        values.pop("self")
+        extra = values.pop("kwargs")
+        learning_rate = values.pop("learning_rate")
+        hyperparameters = {name: values.pop(name) for name in hyper}
+        SpecOptimizer.__init__(self, learning_rate=learning_rate, hyperparameters=hyperparameters,
+                               options=values, **extra)
+
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{spec['name']}.__init__"
+    namespace = {
+        "SPEC": spec,
+        "flavor": spec["flavor"],
+        "_module": module,
+        "__init__": __init__,
+        "__doc__": class_docstring(spec),
+        "__module__": "optforge",
+    }
+    for meta in spec["hyperparameters"]:
+        namespace[meta["name"]] = _hyperparameter_property(meta)
+    cls = type(spec["name"], (SpecOptimizer,), namespace)
+    return cls
+
+
+def _hyperparameter_property(meta):
+    name = meta["name"]
+
+    def get(self):
+        return self._hyperparameters[name]
+
+    def set_(self, value):
+        self._hyperparameters[name] = validation.hyperparameter(meta, value)
+
+    return property(get, set_, doc=meta["doc"])

@@ -1,0 +1,106 @@
+"""Updater: holds per-parameter states and calls the optimizer (MXNet's `get_updater`)."""
+import numpy
+
+from . import state_io, validation
+from .backends import array_module, is_cupy_array
+
+
+class Updater:
+    """Calls `optimizer.update_multi_precision` with states it creates on first use.
+
+    `updater(index, grad, weight)` takes one index or lists (note MXNet's argument
+    order: gradient before weight). With `optimizer.aggregate_num > 1` parameters are
+    grouped by dtype and passed in lists of up to aggregate_num (numpy.inf: all at once).
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.states = {}
+        self.states_synced = {}
+        self.aggregate_updates = optimizer.aggregate_num > 1
+
+    def __call__(self, index, grad, weight):
+        if isinstance(index, (list, tuple)):
+            indices, grads, weights = list(index), list(grad), list(weight)
+            if not len(indices) == len(grads) == len(weights):
+                raise ValueError(f"updater needs as many gradients and weights as indices, got "
+                                 f"{len(indices)}, {len(grads)} and {len(weights)}")
+        else:
+            indices, grads, weights = [index], [grad], [weight]
+        indices = [i.decode() if isinstance(i, bytes) else i for i in indices]
+        for i, g, w in zip(indices, grads, weights):
+            validation.check_pair(i, w, g)   # before any state is created
+        if weights:
+            self.optimizer._set_current_device(_device_id(weights[0]))
+        for i, w in zip(indices, weights):
+            if i not in self.states:
+                self.states[i] = self.optimizer.create_state_multi_precision(i, w)
+                self.states_synced[i] = True
+            elif not self.states_synced[i]:
+                self.states[i] = _sync(self.states[i], w)
+                self.states_synced[i] = True
+        if not self.aggregate_updates:
+            for i, g, w in zip(indices, grads, weights):
+                self.optimizer.update_multi_precision([i], [w], [g], [self.states[i]])
+            return
+        for group in self._groups(indices, grads, weights):
+            idx = [indices[k] for k in group]
+            self.optimizer.update_multi_precision(idx, [weights[k] for k in group],
+                                                  [grads[k] for k in group], [self.states[i] for i in idx])
+
+    def _groups(self, indices, grads, weights):
+        size = self.optimizer.aggregate_num
+        if size == numpy.inf:
+            return [list(range(len(indices)))]
+        by_dtype = {}
+        for k, w in enumerate(weights):
+            by_dtype.setdefault(str(w.dtype), []).append(k)
+        groups = []
+        for members in by_dtype.values():
+            for start in range(0, len(members), int(size)):
+                groups.append(members[start:start + int(size)])
+        return groups
+
+    def get_states(self, dump_optimizer=False):
+        """The states (and with dump_optimizer=True the optimizer) as bytes; no pickle."""
+        optimizer = None
+        if dump_optimizer:
+            if not hasattr(self.optimizer, "config"):
+                raise ValueError(f"{type(self.optimizer).__name__} cannot be saved without pickle; "
+                                 "use dump_optimizer=False and re-create the optimizer")
+            optimizer = self.optimizer.config()
+        return state_io.dumps(self.states, optimizer)
+
+    def set_states(self, states):
+        """Load bytes from get_states(); restores the optimizer too if it was dumped."""
+        loaded, optimizer = state_io.loads(states)
+        if optimizer is not None:
+            from .spec_optimizer import SpecOptimizer
+            self.optimizer = SpecOptimizer.from_config(optimizer)
+            self.aggregate_updates = self.optimizer.aggregate_num > 1
+        self.states = loaded
+        self.states_synced = dict.fromkeys(self.states, False)
+
+
+def get_updater(optimizer):
+    """An Updater for `optimizer`."""
+    return Updater(optimizer)
+
+
+def _device_id(array):
+    return array.device.id if is_cupy_array(array) else 0
+
+
+def _sync(state, weight):
+    """Move a loaded state onto the weight's backend and device (scalar states stay on the host)."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(_sync(s, weight) for s in state)
+    if state.ndim == 0 and isinstance(state, numpy.ndarray):
+        return state
+    xp = array_module(weight)
+    if xp is numpy:
+        return state.get() if is_cupy_array(state) else state
+    with weight.device:
+        return xp.asarray(state)

@@ -1,0 +1,115 @@
+"""Checks of hyperparameter values and of the arrays handed to `update`.
+
+Every check runs before anything is modified, and every message says which rule
+was broken.
+"""
+import math
+import numbers
+
+import numpy
+
+from .backends import array_module
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _range_text(spec):
+    return spec.get("range_text", "")
+
+
+def _in_range(value, spec):
+    r = spec.get("range")
+    if r is None:
+        return True
+    lo, hi, lo_closed, hi_closed = r
+    above = value >= lo if lo_closed else value > lo
+    below = value <= hi if hi_closed else value < hi
+    return above and below
+
+
+def hyperparameter(spec, value):
+    """Validate one value against its metadata (from a generated module's SPEC);
+    returns it normalised (Python float/int/bool/str) or raises ValueError."""
+    name, kind = spec["name"], spec["type"]
+    if value is None:
+        if spec.get("optional"):
+            return None
+        raise ValueError(f"{name} must not be None")
+    if kind == "bool":
+        if isinstance(value, (bool, numpy.bool_)):
+            return bool(value)
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    if kind == "enum":
+        if isinstance(value, str) and value in spec["choices"]:
+            return value
+        choices = ", ".join(repr(c) for c in spec["choices"])
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number{_where(spec)}, got {value!r}")
+    if kind == "int":
+        if not float(value).is_integer():
+            raise ValueError(f"{name} must be an integer{_where(spec)}, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+        if math.isnan(value):
+            raise ValueError(f"{name} must be a number{_where(spec)}, got nan")
+    if not _in_range(value, spec):
+        raise ValueError(f"{name} must be in {_range_text(spec)}, got {value!r}")
+    return value
+
+
+def _where(spec):
+    return f" in {_range_text(spec)}" if spec.get("range") else ""
+
+
+def number(name, value, *, minimum=None, allow_none=False, finite=True, integer=False, rule=None):
+    """A base-class number such as wd or learning_rate."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number{' or None' if allow_none else ''}, got {value!r}")
+    if integer:
+        if not float(value).is_integer():
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+        if finite and not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and not value >= minimum:
+        raise ValueError(rule or f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def dtype_name(array):
+    return str(array.dtype)
+
+
+def check_pair(index, weight, grad):
+    """Weight and gradient of one parameter: same array type, shape and dtype."""
+    try:
+        xp = array_module(weight)
+    except TypeError as err:
+        raise TypeError(f"weight of parameter {index!r}: {err}") from None
+    try:
+        gxp = array_module(grad)
+    except TypeError as err:
+        raise TypeError(f"gradient of parameter {index!r}: {err}") from None
+    if gxp is not xp:
+        raise TypeError(f"parameter {index!r}: weight is a {xp.__name__} array but its gradient is a "
+                        f"{gxp.__name__} array; keep a parameter's arrays on one backend")
+    if dtype_name(weight) not in FLOAT_DTYPES:
+        raise ValueError(f"weight of parameter {index!r} has dtype {weight.dtype}; "
+                         f"supported: {', '.join(FLOAT_DTYPES)}")
+    if grad.shape != weight.shape:
+        raise ValueError(f"gradient of parameter {index!r} has shape {tuple(grad.shape)}, "
+                         f"its weight has shape {tuple(weight.shape)}")
+    if grad.dtype != weight.dtype:
+        raise ValueError(f"gradient of parameter {index!r} has dtype {grad.dtype}, "
+                         f"its weight has dtype {weight.dtype}")
+    if xp is numpy and not weight.flags.writeable:
+        raise ValueError(f"weight of parameter {index!r} is read-only")
+    if xp is not numpy and weight.device != grad.device:
+        raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {grad.device}")
+    return xp
