@@ -287,7 +287,7 @@ def _inline_single_use(tensor, outputs):
         uses = {}
         for _, expr in tensor:
             for s in expr.free_symbols:
-                uses[s] = uses.get(s, 0) + 1
+                uses[s] = uses.get(s, 0) + expr.count(s)
         for i in range(len(tensor) - 1, -1, -1):
             sym, expr = tensor[i]
             if sym in output_syms or uses.get(sym, 0) != 1:

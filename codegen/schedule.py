@@ -175,12 +175,11 @@ class _Allocator:
                     holders[out] = set()
             operands = tuple(buffer_of[a.id] if isinstance(a, Val) else a for a in v.args)
             steps.append(Step(v, out, mode, operands))
-            # release operands that die here
+            holders[out].add(v.id)   # before releasing operands: `out` may be an operand's buffer
+            buffer_of[v.id] = out
             for a in v.args:
                 if isinstance(a, Val) and a.id in dying:
                     self._release(a.id, buffer_of, holders, free_temps, alias_temps)
-            holders[out].add(v.id)
-            buffer_of[v.id] = out
             if last.get(v.id) is None:   # computed but never read (cannot happen after dead-code removal)
                 self._release(v.id, buffer_of, holders, free_temps, alias_temps)
 
@@ -202,10 +201,13 @@ class _Allocator:
 
     def _scratch_ok(self, b, v, i, final_of):
         """May `v` use the weight/state array `b` as scratch? Only if b's own final value is
-        computed later (so it will overwrite the scratch) - never after it was stored."""
+        computed later and `v` is dead by then (read at the latest by that very instruction)."""
         for vid, name in final_of.items():
             if name == b:
-                return any(c.id == vid for c in self.code[i + 1:])
+                for k in range(i + 1, len(self.code)):
+                    if self.code[k].id == vid:
+                        return self.last.get(v.id, -1) <= k
+                return False
         return False
 
     def _release(self, vid, buffer_of, holders, free_temps, alias_temps):

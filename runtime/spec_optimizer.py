@@ -140,34 +140,54 @@ class SpecOptimizer(Optimizer):
         self._run(indices, weights, grads, states, fused=True)
 
     def _run(self, indices, weights, grads, states, fused):
-        self._update_count(indices)
-        lrs = self._get_lrs(indices)
-        wds = self._get_wds(indices)
-        present = self._present_states()
-        for index, weight, grad, state, lr, wd in zip(indices, weights, grads, states, lrs, wds):
-            self._apply(index, weight, grad, state, lr, wd, present)
+        """Count, then compute every parameter's host scalars, then run the kernels.
 
-    def _apply(self, index, weight, grad, state, lr, wd, present):
+        Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
+        ValueError before any array changes, with the update counts restored."""
+        counts, num_update = dict(self._index_update_count), self.num_update
+        self._update_count(indices)
+        try:
+            lrs = self._get_lrs(indices)
+            wds = self._get_wds(indices)
+            present = self._present_states()
+            plans = [self._plan(index, weight, state, lr, wd, present)
+                     for index, weight, state, lr, wd in zip(indices, weights, states, lrs, wds)]
+        except (ArithmeticError, ValueError) as err:
+            self._index_update_count.clear()
+            self._index_update_count.update(counts)
+            self.num_update = num_update
+            raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
+        for weight, grad, plan in zip(weights, grads, plans):
+            if plan is not None:
+                self._execute(weight, grad, *plan, fused=fused)
+
+    def _plan(self, index, weight, state, lr, wd, present):
+        """The variant, the host scalars and the new scalar states of one parameter's step
+        (None when the rule's skip_if holds)."""
         module = self._module
         parts = dict(zip(present, _state_parts(state, len(present))))
         scalar_states = [m["name"] for m in self.SPEC["states"]
                          if m["shape"] == "scalar" and m["name"] in parts]
-        inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=self._index_update_count[index],
+        t = self._index_update_count[index]
+        inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=t,
                       rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
         for name in scalar_states:
             inputs[name] = float(parts[name])
         if hasattr(module, "skip") and module.skip(**inputs):
-            return
+            return None
         variant = module.VARIANTS[module.conditions(**inputs)]
         scalars = variant["host"](**inputs)
         updates = {name: scalars.pop(key) for name, key in variant["updates"].items()}
         arrays = [parts[name] for name in variant["states"] if name not in scalar_states]
-        xp = array_module(weight)
         if variant["noise"]:
-            scalars["rng"] = Noise(self._hyperparameters["seed"], index, inputs["t"])
-        variant["kernel"](xp, weight, grad, *arrays, **scalars)
+            scalars["rng"] = Noise(self._hyperparameters["seed"], index, t)
+        scalar_arrays = {name: parts[name] for name in updates}
+        return variant, arrays, scalars, updates, scalar_arrays
+
+    def _execute(self, weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused):
+        variant["kernel"](array_module(weight), weight, grad, *arrays, **scalars)
         for name, value in updates.items():
-            parts[name][...] = value
+            scalar_arrays[name][...] = value
 
 
 def _state_dtype(meta, weight_dtype):

@@ -122,11 +122,11 @@ def kernel_default(xp, weight, grad, mean, var, *, beta1, beta2, c_1, c_2, clip_
     xp.multiply(t0, t0, out=t0)
     xp.multiply(t0, c_2, out=t0)
     xp.add(var, t0, out=var)
-    xp.sqrt(var, out=t0)
-    xp.add(t0, epsilon, out=t0)
-    xp.multiply(mean, lr_1, out=t1)
-    xp.divide(t1, t0, out=t1)
-    xp.subtract(weight, t1, out=weight)
+    xp.sqrt(var, out=t1)
+    xp.add(t1, epsilon, out=t1)
+    xp.multiply(mean, lr_1, out=t0)
+    xp.divide(t0, t1, out=t0)
+    xp.subtract(weight, t0, out=weight)
 
 
 VARIANTS = {
