@@ -31,7 +31,9 @@ class Optimizer:
         0 clips every gradient to 0 (as MXNet 2.0's step() and its kernels do).
     learning_rate : float, optional
         Base learning rate (each optimizer has its own default; 0.01 when neither a rate
-        nor a scheduler is given).
+        nor a scheduler is given). Given together with lr_scheduler, it replaces the
+        scheduler's base_lr (with a warning); an optimizer's default learning rate never
+        does (MXNet 2.0 let the class default overwrite the scheduler's base_lr).
     lr_scheduler : callable, optional
         `lr_scheduler(num_update) -> lr`; see `optforge.lr_scheduler`.
     sym : optional

@@ -231,11 +231,14 @@ def optimizer_class(module):
 
     def __init__(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
+        explicit_lr = "learning_rate" in bound.arguments
         bound.apply_defaults()
         values = dict(bound.arguments)
         values.pop("self")
         extra = values.pop("kwargs")
         learning_rate = values.pop("learning_rate")
+        if not explicit_lr and extra.get("lr_scheduler") is not None:
+            learning_rate = None   # the scheduler's base_lr rules, not the class default
         hyperparameters = {name: values.pop(name) for name in hyper}
         SpecOptimizer.__init__(self, learning_rate=learning_rate, hyperparameters=hyperparameters,
                                options=values, **extra)

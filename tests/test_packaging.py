@@ -1,0 +1,39 @@
+"""The distribution installs everything under the one import name `optforge`."""
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def wheel(repo_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(out), str(repo_root)], check=True, capture_output=True)
+    (path,) = out.glob("optforge-*.whl")
+    return zipfile.ZipFile(path)
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel):
+    return wheel.namelist()
+
+
+def test_everything_lives_under_optforge(wheel_names):
+    top = {name.split("/")[0] for name in wheel_names}
+    assert top == {"optforge", next(t for t in top if t.endswith(".dist-info"))}
+
+
+def test_wheel_carries_specs_generated_code_and_templates(wheel_names):
+    names = set(wheel_names)
+    for expected in ("optforge/__init__.py", "optforge/cli.py", "optforge/specs/adam.toml",
+                     "optforge/generated/numpy/adam.py", "optforge/codegen/templates/numpy_module.py.j2",
+                     "optforge/runtime/optimizer.py"):
+        assert expected in names
+    assert not any(n.startswith("optforge/tests/") for n in names)
+
+
+def test_console_script(wheel, wheel_names):
+    entry = next(n for n in wheel_names if n.endswith("entry_points.txt"))
+    assert "optforge = optforge.cli:main" in wheel.read(entry).decode()

@@ -1,0 +1,166 @@
+"""Malformed specs: each raises SpecError naming file, line and column with an actionable
+message, and nothing in a spec is ever executed."""
+import textwrap
+
+import pytest
+
+from optforge import SpecError
+from optforge.codegen.loader import load_rule
+
+HEADER = 'name = "Toy"\nupdate = """\n'          # the update's first line is file line 3
+TABLES = '''
+[hyperparameters]
+momentum = { default = 0.9, range = "[0, 1)" }
+mode = { default = "a", choices = ["a", "b"] }
+nesterov = false
+clipw = { optional = true, range = "[0, inf)" }
+
+[states]
+mom = "zeros"
+'''
+
+
+def with_update(update, tables=TABLES):
+    """A spec whose update block starts on line 3 (column numbers are those of `update`)."""
+    return HEADER + textwrap.dedent(update).strip("\n") + '\n"""\n' + tables
+
+
+GOOD_UPDATE = """
+grad = clip(grad * rescale_grad, clip_gradient) + wd * weight
+mom = momentum * mom - lr * grad
+weight = weight + mom
+"""
+
+# (id, spec text, line, column, message fragment)
+CASES = [
+    ("toml-syntax", 'name = "Toy\nupdate = "weight = weight"\n', 1, 12, "invalid TOML"),
+    ("python-syntax", with_update("mom = momentum * mom\nweight = weight - lr *\n"), 4, None, "syntax error"),
+    ("unknown-name", with_update("mom = momentum * mom - lr * gard\nweight = weight + mom"), 3, 29,
+     "unknown name 'gard'; did you mean 'grad'?"),
+    ("unknown-function", with_update("mom = momentum * mom - lr * sqr(grad)\nweight = weight + mom"), 3, 29,
+     "unknown function 'sqr'; did you mean 'sqrt'?"),
+    ("arity", with_update("mom = momentum * mom - lr * clip(grad)\nweight = weight + mom"), 3, 29,
+     "clip() takes 2 or 3 arguments, got 1"),
+    ("assign-hyperparameter", with_update("momentum = 0.5\n" + GOOD_UPDATE), 3, 1,
+     "cannot assign to hyperparameter 'momentum'"),
+    ("assign-read-only", with_update("t = t + 1\n" + GOOD_UPDATE), 3, 1, "cannot assign to 't': it is a read-only input"),
+    ("state-not-initialised", with_update(GOOD_UPDATE, TABLES.replace('mom = "zeros"', 'mom = { dtype = "float32" }')),
+     None, None, "state 'mom' is never initialised"),
+    ("state-never-written", with_update("weight = weight - lr * grad\n"), None, None,
+     "state 'mom' is never written by the update"),
+    ("missing-weight-update", with_update("mom = momentum * mom - lr * grad\n"), None, None,
+     "the update never assigns 'weight'"),
+    ("default-outside-range", with_update(GOOD_UPDATE, TABLES.replace("default = 0.9", "default = 1.5")),
+     None, None, "default 1.5 of 'momentum' is outside its range [0, 1)"),
+    ("range-syntax", with_update(GOOD_UPDATE, TABLES.replace('"[0, 1)"', '"0..1"')), None, None,
+     "range '0..1' is not an interval"),
+    ("range-empty", with_update(GOOD_UPDATE, TABLES.replace('"[0, 1)"', '"[1, 0]"')), None, None,
+     "range '[1, 0]' is empty"),
+    ("bool-arithmetic", with_update("mom = momentum * mom - lr * grad\nweight = weight + nesterov * mom"), 4, 19,
+     "'nesterov' is a bool: it cannot be used in arithmetic"),
+    ("enum-bad-choice", with_update('if mode == "c":\n    grad = 2 * grad\n' + GOOD_UPDATE), 3, 4,
+     "'c' is not a choice of 'mode' (choices: 'a', 'b')"),
+    ("enum-arithmetic", with_update("mom = momentum * mom - lr * grad * mode\nweight = weight + mom"), 3, 36,
+     "'mode' is an enum"),
+    ("enum-default", with_update(GOOD_UPDATE, TABLES.replace('default = "a"', 'default = "z"')), None, None,
+     "default 'z' of 'mode' is not one of its choices"),
+    ("duplicate-name", with_update(GOOD_UPDATE, TABLES + 'momentum = "zeros"\n'), None, None,
+     "state 'momentum' has the same name as a hyperparameter"),
+    ("duplicate-toml-key", with_update(GOOD_UPDATE, TABLES.replace("nesterov = false", "nesterov = false\nnesterov = true")),
+     None, None, "invalid TOML"),
+    ("builtin-clash", with_update(GOOD_UPDATE, TABLES.replace("nesterov = false", "lr = 0.1")), None, None,
+     "hyperparameter 'lr' clashes with the built-in input 'lr'"),
+    ("code-execution", with_update("weight = __import__('os').system('touch {marker}')\n"), 3, 10,
+     "only the language's functions can be called"),
+    ("class-escape", with_update("weight = ().__class__.__bases__[0]\n"), 3, 10, "not allowed in a spec"),
+    ("attribute", with_update("mom = momentum * mom - lr * grad.T\nweight = weight + mom"), 3, 29,
+     "attribute access ('a.b') not allowed"),
+    ("lambda", with_update("f = lambda x: x\n" + GOOD_UPDATE), 3, 5, "lambda not allowed"),
+    ("comprehension", with_update("mom = [g for g in grad]\nweight = weight + mom"), 3, 7, "comprehensions not allowed"),
+    ("f-string", with_update('mom = f"{grad}"\nweight = weight + mom'), 3, 7, "f-strings not allowed"),
+    ("huge-exponent", with_update("mom = momentum * mom - lr * grad ** 100000\nweight = weight + mom"), 3, 37,
+     "exponent 100000 is too large"),
+    ("exponent-tower", with_update("mom = momentum * mom - lr * grad * 2 ** 2 ** 2 ** 2 ** 2\nweight = weight + mom"),
+     3, 41, "exponent 65536 is too large"),
+    ("import", with_update("import os\n" + GOOD_UPDATE), 3, 1, "import not allowed"),
+    ("subscript", with_update("mom = momentum * mom - lr * grad[0]\nweight = weight + mom"), 3, 29,
+     "indexing ('a[i]') not allowed"),
+    ("keyword-argument", with_update("mom = momentum * mom - lr * clip(grad, c=1)\nweight = weight + mom"), 3, 29,
+     "clip() takes positional arguments only"),
+    ("chained-comparison", with_update("mom = where(0 < grad < 1, grad, mom)\nweight = weight + mom"), 3, 13,
+     "chained comparisons are not allowed"),
+    ("tensor-if", with_update("if grad > 0:\n    mom = mom\n" + GOOD_UPDATE), 3, 4,
+     "an if condition must not depend on tensors (it reads 'grad')"),
+    ("ternary", with_update("mom = grad if momentum > 0 else mom\nweight = weight + mom"), 3, 7,
+     "conditional expressions are not allowed; use where(cond, a, b)"),
+    ("unknown-top-level-key", 'name = "Toy"\nupdat = "weight = weight"\n', 2, 1,
+     "unknown key 'updat'; did you mean 'update'?"),
+    ("unknown-hyperparameter-key", with_update(GOOD_UPDATE, TABLES.replace("default = 0.9", "defualt = 0.9")),
+     None, None, "unknown hyperparameter key 'defualt'; did you mean 'default'?"),
+    ("missing-name", 'update = "weight = weight"\n', 1, 1, "missing required key 'name'"),
+    ("division-by-zero", with_update("mom = momentum * mom - lr * grad / 0\nweight = weight + mom"), 3, 36,
+     "division by zero"),
+    ("maybe-unbound", with_update("if momentum > 0:\n    x = grad\nmom = momentum * mom - lr * x\nweight = weight + mom"),
+     5, 29, "'x' may be unassigned here"),
+    ("while-loop", with_update("while True:\n    pass\n" + GOOD_UPDATE), 3, 1, "while loops not allowed"),
+    ("walrus", with_update("mom = (x := grad)\nweight = weight + mom"), 3, 8, "assignment expressions (':=') not allowed"),
+    ("bad-class-name", with_update(GOOD_UPDATE).replace('name = "Toy"', 'name = "my-opt"'), 1, 8,
+     "name 'my-opt' must be a Python identifier"),
+    ("noise-without-seed", with_update("mom = momentum * mom - lr * grad\nweight = weight + mom + normal(0, 1)"), 4, 25,
+     "normal() needs an int hyperparameter 'seed'"),
+    ("optional-in-arithmetic", with_update("mom = momentum * mom - lr * grad * clipw\nweight = weight + mom"), 3, 36,
+     "'clipw' may be None"),
+    ("default-type", with_update(GOOD_UPDATE, TABLES.replace("nesterov = false", 'nesterov = { default = "x", type = "float" }')),
+     None, None, "default 'x' of 'nesterov' is not a float"),
+    ("state-init", with_update(GOOD_UPDATE, TABLES.replace('mom = "zeros"', 'mom = "ones"')), None, None,
+     "state init 'ones' is not \"zeros\", \"weight\" or a number"),
+    ("is-none-misuse", with_update("if momentum is None:\n    grad = grad\n" + GOOD_UPDATE), 3, 4,
+     "'momentum' is never None"),
+    ("call-a-variable", with_update("mom = momentum(grad)\nweight = weight + mom"), 3, 7, "'momentum' is not a function"),
+    ("string-arithmetic", with_update('mom = momentum * mom - lr * grad + "a"\nweight = weight + mom'), 3, 36,
+     "strings are only allowed in comparisons with an enum hyperparameter"),
+    ("empty-update", HEADER + '"""\n', 2, 10, "'update' must not be empty"),
+    ("comment-only-update", HEADER + '# nothing yet\n"""\n', 3, 1, "the update block is empty"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_malformed_spec(case, tmp_path):
+    ident, text, line, col, fragment = case
+    marker = tmp_path / "executed"
+    path = tmp_path / "toy.toml"
+    path.write_text(text.replace("{marker}", str(marker)))
+    with pytest.raises(SpecError) as info:
+        load_rule(path)
+    err = info.value
+    assert fragment in err.message, f"{ident}: {err}"
+    assert err.path == str(path)
+    assert err.line is not None, f"{ident}: no line in {err}"
+    if line is not None:
+        assert err.line == line, f"{ident}: reported at {err.line}:{err.col}: {err}"
+    if col is not None:   # Python's own syntax errors: the column is Python's
+        assert err.col == col, f"{ident}: reported at {err.line}:{err.col}: {err}"
+    assert str(err).startswith(f"{path}:{err.line}:")
+    assert not marker.exists(), "the spec ran code"
+
+
+def test_at_least_thirty_distinct_mistakes():
+    assert len({c[0] for c in CASES}) >= 30
+    assert len({c[4] for c in CASES}) >= 30
+
+
+def test_key_errors_point_at_the_key(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text(with_update(GOOD_UPDATE, TABLES.replace("default = 0.9", "default = 1.5")))
+    with pytest.raises(SpecError) as info:
+        load_rule(path)
+    text_line = path.read_text().splitlines()[info.value.line - 1]
+    assert text_line.startswith("momentum = { default = 1.5")
+    assert text_line[info.value.col - 1:].startswith("1.5")
+
+
+def test_valid_spec_loads(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text(with_update(GOOD_UPDATE))
+    rule = load_rule(path)
+    assert rule.name == "Toy" and [s.name for s in rule.states] == ["mom"]
