@@ -12,9 +12,9 @@ from pathlib import Path
 from .errors import SpecError
 from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
 from .parser import BOOL, NUM, FormulaParser, Name
-from .spec_file import SpecFile
+from .spec_file import read_with_bases
 
-TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends",
+TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
              "update", "skip_if", "hyperparameters", "states", "options")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
@@ -27,9 +27,9 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def load_rule(path, text=None):
-    """Parse and check one spec file; returns a `Rule` or raises `SpecError`."""
-    spec = SpecFile(path, text) if text is not None else SpecFile.read(path)
-    return _Loader(spec).rule()
+    """Parse and check one spec file (and the specs it extends); returns a `Rule` or raises
+    `SpecError`."""
+    return _Loader(read_with_bases(path, text)).rule()
 
 
 class _Loader:
@@ -42,15 +42,23 @@ class _Loader:
 
     def loc(self, *keys):
         line, col = self.spec.where(*keys)
-        return Location(self.spec.path, line, col)
+        return Location(self.spec.owner(*keys).path, line, col)
+
+    def parser(self, key, names):
+        """A formula parser positioned at the string value of a top-level key."""
+        return FormulaParser(names, self.spec.owner(key).path, self.spec.string_origin(key))
 
     # -- top level ---------------------------------------------------------
     def rule(self):
-        for key in self.data:
-            if key not in TOP_LEVEL:
-                close = difflib.get_close_matches(key, TOP_LEVEL, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown key '{key}'{hint} (a spec has: {', '.join(TOP_LEVEL)})", key)
+        for spec in self.spec.files:
+            for key in spec.data:
+                if key not in TOP_LEVEL:
+                    close = difflib.get_close_matches(key, TOP_LEVEL, n=1)
+                    hint = f"; did you mean '{close[0]}'?" if close else ""
+                    raise spec.error(f"unknown key '{key}'{hint} (a spec has: {', '.join(TOP_LEVEL)})", key)
+            remove = spec.data.get("remove", [])
+            if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
+                raise spec.error("remove must be a list of hyperparameter or state names", "remove", value=True)
         name = self._string("name", required=True)
         if not _IDENT.match(name) or keyword.iskeyword(name):
             raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
@@ -58,8 +66,6 @@ class _Loader:
         flavor = self._string("flavor") or DEFAULT_FLAVOR
         if not _IDENT.match(flavor):
             raise self.error(f"flavor '{flavor}' must be an identifier such as 'mxnet2'", "flavor", value=True)
-        if "extends" in self.data:
-            raise self.error("'extends' is not supported by this version of optforge", "extends")
         update = self._string("update", required=True)
         learning_rate, hyperparameters = self._hyperparameters()
         names = {b.name: Name(b.name, b.kind, NUM, "builtin", b.optional, b.assignable)
@@ -70,14 +76,12 @@ class _Loader:
         states = self._states(names)
         for st in states:
             names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
-        parser = FormulaParser(names, self.spec.path, self.spec.string_origin("update"))
-        statements = parser.parse_block(update)
+        statements = self.parser("update", names).parse_block(update)
         self._check_writes(statements, states)
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
-            cond_parser = FormulaParser(names, self.spec.path, self.spec.string_origin("skip_if"))
-            skip_if = cond_parser.parse_condition(skip_text, ("hyperparameter", "builtin"))
+            skip_if = self.parser("skip_if", names).parse_condition(skip_text, ("hyperparameter", "builtin"))
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
             summary=self._string("summary"),
@@ -93,6 +97,7 @@ class _Loader:
             options=self._options(),
             path=self.spec.path,
             source=self.spec.text,
+            extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
         )
 
     def _string(self, key, required=False):
@@ -274,7 +279,7 @@ class _Loader:
             if not isinstance(when_text, str):
                 raise self.error("'when' must be a condition string such as \"momentum != 0\"",
                                  *keys, "when", value=True)
-            parser = FormulaParser(names, self.spec.path, self._inline_origin(keys + ("when",)))
+            parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)))
             when = parser.parse_condition(when_text)
         doc = entry.get("doc", "")
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
@@ -331,5 +336,5 @@ def _type_name(value):
 
 
 def find_specs(root):
-    """Every spec file under `root`, sorted for deterministic output."""
-    return sorted(Path(root).glob("*.toml"))
+    """Every spec file under `root` (flavors live in subfolders), sorted for deterministic output."""
+    return sorted(Path(root).rglob("*.toml"), key=lambda p: (len(p.relative_to(root).parts), p.as_posix()))

@@ -262,3 +262,87 @@ def _scan_positions(text):
         trimmed = scanner.value(path, positions)
         positions[path] = Position(*scanner.linecol(key_start), *scanner.linecol(value_start), trimmed)
     return positions
+
+
+class MergedSpec:
+    """A spec merged with the specs it extends (`extends = "../adam.toml"`).
+
+    The most derived file wins key by key: top-level keys are replaced, table
+    entries ([hyperparameters], [states], [options]) are replaced or added one by
+    one, and `remove = [...]` drops inherited entries. Every value keeps the file
+    and position it came from, so errors point into the right file.
+    """
+
+    TABLES = ("hyperparameters", "states", "options")
+
+    def __init__(self, files):
+        self.files = files                     # base first, most derived last
+        self.path = files[-1].path
+        self.text = files[-1].text
+        self.data = {}
+        self._origin = {}
+        for spec in files:
+            self._apply(spec)
+
+    def _apply(self, spec):
+        for name in spec.data.get("remove", []) if isinstance(spec.data.get("remove"), list) else []:
+            for table in ("hyperparameters", "states"):
+                if name in self.data.get(table, {}):
+                    del self.data[table][name]
+        for key, value in spec.data.items():
+            if key in ("extends", "remove"):
+                self._origin[(key,)] = spec
+                continue
+            if key in self.TABLES and isinstance(value, dict) and isinstance(self.data.get(key), dict):
+                table = self.data[key]
+                for entry, entry_value in value.items():
+                    table[entry] = entry_value
+                    self._origin[(key, entry)] = spec
+                self._origin.setdefault((key,), spec)
+                continue
+            self.data[key] = dict(value) if isinstance(value, dict) else value
+            self._origin[(key,)] = spec
+            if isinstance(value, dict):
+                for entry in value:
+                    self._origin[(key, entry)] = spec
+
+    def owner(self, *keys):
+        """The file that provided a key path (the derived file when none did)."""
+        while keys:
+            spec = self._origin.get(tuple(keys[:2]))
+            if spec is not None:
+                return spec
+            keys = keys[:-1]
+        return self.files[-1]
+
+    def where(self, *keys, value=False):
+        return self.owner(*keys).where(*keys, value=value)
+
+    def error(self, message, *keys, value=False):
+        return self.owner(*keys).error(message, *keys, value=value)
+
+    def string_origin(self, *keys):
+        return self.owner(*keys).string_origin(*keys)
+
+
+def read_with_bases(path, text=None):
+    """A spec and everything it extends, as a MergedSpec."""
+    chain = []
+    seen = set()
+    current = SpecFile(path, text) if text is not None else SpecFile.read(path)
+    while True:
+        chain.append(current)
+        seen.add(Path(current.path).resolve())
+        base = current.data.get("extends")
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.endswith(".toml"):
+            raise current.error("extends must name a spec file, such as \"../adam.toml\"", "extends", value=True)
+        base_path = (Path(current.path).parent / base)
+        if base_path.resolve() in seen:
+            raise current.error(f"extends makes a cycle through {base}", "extends", value=True)
+        if not base_path.is_file():
+            raise current.error(f"extends: no spec file {base} next to {Path(current.path).name}",
+                                "extends", value=True)
+        current = SpecFile.read(base_path)
+    return MergedSpec(list(reversed(chain)))

@@ -37,3 +37,11 @@ def test_wheel_carries_specs_generated_code_and_templates(wheel_names):
 def test_console_script(wheel, wheel_names):
     entry = next(n for n in wheel_names if n.endswith("entry_points.txt"))
     assert "optforge = optforge.cli:main" in wheel.read(entry).decode()
+
+
+def test_every_generated_module_and_spec_is_in_the_wheel(repo_root, wheel_names):
+    names = set(wheel_names)
+    for path in (repo_root / "generated").rglob("*.py"):
+        assert "optforge/" + path.relative_to(repo_root).as_posix() in names, path
+    for path in (repo_root / "specs").rglob("*.toml"):
+        assert "optforge/" + path.relative_to(repo_root).as_posix() in names, path

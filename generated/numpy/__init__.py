@@ -16,4 +16,5 @@ MODULES = (
     'sgld',
     'signum',
     'test',
+    'mxnet1.adam',
 )

@@ -1,0 +1,1 @@
+"""NumPy reference modules of the specs in specs/mxnet1/. Generated; do not edit."""
