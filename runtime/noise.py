@@ -36,3 +36,22 @@ class Noise:
             return sample.astype(like.dtype, copy=False)
         xp.copyto(out, sample, casting="same_kind")
         return out
+
+
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def philox_key(seed, index):
+    """The 64-bit Philox key of the device noise of one parameter: a hash of (seed, index).
+
+    The GPU draws `normal()` in the kernel with Philox4x32-10 keyed by this and counted by
+    (t, draw, element): reproducible from (seed, index, t) like the CPU noise above, but a
+    different generator, so the numbers differ from the CPU's."""
+    return _splitmix64(_splitmix64(int(seed) & _MASK64) ^ _index_key(index))

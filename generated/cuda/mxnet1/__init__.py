@@ -1,0 +1,1 @@
+"""CUDA kernels of the specs in specs/mxnet1/. Generated; do not edit."""

@@ -1,0 +1,81 @@
+"""CUDA launch arguments, in NumPy only: the CuPy backend and the CPU checks share them.
+
+- `metadata(module)`: the generated launch metadata of a generated NumPy module;
+- `storage(weight_dtype, master)`: the kernel suffix of a storage dtype;
+- `kernel_scalars(...)`: the host scalars in kernel argument order, in the math type
+  (float64 host values rounded once, as NumPy rounds a Python float against a float32
+  array), with None as the infinite clip bound the metadata names;
+- `table(...)`: the multi-tensor table, one row of 8-byte words per tensor.
+"""
+import importlib
+import math
+
+import numpy
+
+from ..noise import philox_key
+
+STORAGE = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
+NONE = {"inf": math.inf, "-inf": -math.inf}
+
+
+def metadata(module):
+    """The generated CUDA metadata module next to a generated NumPy module."""
+    name = module.__name__.replace(".generated.numpy.", ".generated.cuda.", 1)
+    return importlib.import_module(name)
+
+
+def storage(weight_dtype, master=False):
+    suffix = STORAGE.get(str(weight_dtype))
+    if suffix is None:
+        raise ValueError(f"no CUDA kernel for weights of dtype {weight_dtype}; "
+                         f"supported: {', '.join(STORAGE)}")
+    if master:
+        if suffix not in ("f16", "bf16"):
+            raise ValueError(f"a float32 master copy is kept only for float16/bfloat16 weights, "
+                             f"not {weight_dtype}")
+        suffix += "_mp"
+    return suffix
+
+
+def math_dtype(suffix):
+    return numpy.float64 if suffix == "f64" else numpy.float32
+
+
+def scalar_values(variant, scalars):
+    """The variant's host scalars as Python floats in kernel order (None -> its infinity)."""
+    values = []
+    for name in variant["scalars"]:
+        value = scalars[name]
+        if value is None:
+            value = NONE[variant["none"][name]]
+        values.append(float(value))
+    return values
+
+
+def kernel_scalars(variant, scalars, suffix):
+    """Kernel arguments after the element count: scalars in the math type, then noise words."""
+    dtype = math_dtype(suffix)
+    return [dtype(v) for v in scalar_values(variant, scalars)]
+
+
+def noise_words(seed, index, t):
+    """(key, counter) of the device noise of one parameter's step."""
+    return philox_key(seed, index), int(t) & 0xFFFFFFFFFFFFFFFF
+
+
+def chunks(numel, chunk):
+    return -(-int(numel) // chunk)
+
+
+def table(variant, entries, chunk):
+    """Multi-tensor table: `entries` are (pointers, numel, scalars dict, noise words or None),
+    pointers in kernel order. Returns (uint64 array of shape (tensors, row), total chunks)."""
+    rows, first = [], 0
+    for pointers, numel, scalars, noise in entries:
+        row = [int(p) for p in pointers] + [int(numel), first]
+        row += [int(w) for w in numpy.array(scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)]
+        if variant["noise"]:
+            row += [int(noise[0]), int(noise[1])]
+        rows.append(row)
+        first += chunks(numel, chunk)
+    return numpy.array(rows, dtype=numpy.uint64), first

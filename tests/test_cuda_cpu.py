@@ -1,0 +1,379 @@
+"""The generated CUDA arithmetic, executed on the CPU, against the generated NumPy code.
+
+Every generated `.cu` file is compiled as host C++ (tests/cuda_host.py) and its kernels
+are run with the launch arguments the CuPy backend builds (runtime/backends/cuda_launch.py),
+for every optimizer, every variant and every storage dtype, over several steps with
+rescaling, weight decay, clipping (None, a bound, 0) and NaN gradients:
+
+- float32 and float64: bit for bit equal to the NumPy code (no FMA contraction on either side);
+- float16/bfloat16 weights: the kernels compute in float32 and round on store, so they are
+  compared bit for bit with the NumPy code run in float32 on the same values, rounded to the
+  storage dtype after each step; and, with a tolerance, with the NumPy code run natively in
+  float16 (`step` on float16 arrays), see FLOAT16_TOLERANCE;
+- float32 master copy (multi_precision): master and states bit for bit equal to the NumPy code
+  on the master with the gradient cast to float32, the weight equal to the master rounded;
+- the multi-tensor kernels: tensors spanning several chunks, per-tensor lr/wd, bit for bit;
+- SGLD's noise: the NumPy code is given the device generator's numbers, so the rest of the
+  arithmetic is still compared bit for bit.
+"""
+import itertools
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import optforge
+from optforge.codegen.emitters.cuda_module import CHUNK
+from optforge.runtime import registry
+from optforge.runtime.backends import cuda_launch
+
+import cuda_host
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+STORAGE_DTYPES = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "bf16": BF16,
+                  "f16_mp": np.float16, "bf16_mp": BF16}
+
+# Hyperparameter settings that reach every variant of every optimizer (checked below).
+SETTINGS = {
+    "sgd": [dict(momentum=0.0), dict(momentum=0.9)],
+    "nag": [dict(momentum=0.0), dict(momentum=0.9)],
+    "signum": [dict(momentum=0.0, wd_lh=0.01), dict(momentum=0.9, wd_lh=0.01)],
+    "dcasgd": [dict(momentum=0.0), dict(momentum=0.9)],
+    "rmsprop": [dict(centered=False, clip_weights=None), dict(centered=True, clip_weights=0.05),
+                dict(centered=False, clip_weights=0.0)],
+    "adamw": [dict(), dict(correct_bias=False)],
+    "sgld": [dict(seed=7)],
+}
+
+# (learning rate, wd, rescale_grad, clip_gradient, NaN in the gradient)
+STEPS = [(0.01, 0.0, 1.0, None, False), (0.02, 0.01, 0.5, 0.6, True), (0.015, 0.001, 2.0, 0.0, False)]
+
+# The NumPy code run natively in float16 rounds every operation to float16 (and rounds
+# host scalars to float16: epsilon = 1e-8 becomes 0); the kernels round once per stored
+# value. After three steps the two differ by a few float16 ulps of the values involved:
+# up to 2**-7 relative (8 ulps at float16's 2**-10 spacing) plus an absolute 2**-10 for
+# values that cancel to near zero.
+FLOAT16_TOLERANCE = dict(rtol=2.0 ** -7, atol=2.0 ** -10)
+
+
+def cases():
+    out = []
+    for (flavor, name), cls in registry.registered().items():
+        for hyper in SETTINGS.get(name, [dict()]):
+            out.append(pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(
+                f"{k}={v}" for k, v in hyper.items())))
+    return out
+
+
+@pytest.fixture(scope="session")
+def host(repo_root, tmp_path_factory):
+    cuda_host.need(cuda_host.compiler(), "g++")
+    folder = repo_root / "generated" / "cuda"
+    sources = sorted(folder.rglob("*.cu")) + [cuda_host.HERE / "probe.cpp"]
+    built = cuda_host.build_all(sources, folder, tmp_path_factory.mktemp("cuda-host"))
+    return {path: cuda_host.HostKernels(lib) for path, lib in built.items()}
+
+
+def kernels_of(host, repo_root, cls):
+    module = cls._module
+    meta = cuda_launch.metadata(module)
+    path = repo_root / "generated" / "cuda" / (module.__name__.split(".generated.numpy.")[1].replace(".", "/") + ".cu")
+    return host[path], meta
+
+
+def probe(host):
+    return next(k for p, k in host.items() if p.name == "probe.cpp")
+
+
+class DeviceNoise:
+    """Stands in for runtime.noise.Noise in the NumPy code: the device generator's numbers."""
+
+    def __init__(self, probe_lib, seed, index, t):
+        self.lib = probe_lib.lib
+        self.key, self.t = cuda_launch.noise_words(seed, index, t)
+
+    def normal(self, tag, mean, std, like, out=None):
+        math = np.float64 if like.dtype == np.float64 else np.float32
+        z = np.empty(like.size, math)
+        name = "om_normal_f64" if math is np.float64 else "om_normal_f32"
+        getattr(self.lib, name)(cuda_host.pointer(z), cuda_host.c_int64(z.size), cuda_host.c_uint64(self.key),
+                                cuda_host.c_uint64(self.t), cuda_host.c_int(tag))
+        sample = (z.reshape(like.shape) * std + mean).astype(math, copy=False)
+        if out is None:
+            return sample.astype(like.dtype)
+        np.copyto(out, sample, casting="same_kind")
+        return out
+
+
+def variant_key(module, variant):
+    return next(k for k, v in module.VARIANTS.items() if v is variant)
+
+
+def gradient(rng, n, dtype, nan):
+    g = (rng.standard_normal(n) * 2).astype(dtype)
+    if nan:
+        g[[1, n // 2]] = np.nan
+        g[n - 1] = np.inf
+    return g
+
+
+def assert_same_bits(actual, expected, what):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
+    both_nan = np.isnan(actual.astype(np.float64)) & np.isnan(expected.astype(np.float64))
+    bits = f"u{actual.dtype.itemsize}"
+    differ = (actual.view(bits) != expected.view(bits)) & ~both_nan
+    if differ.any():
+        k = np.flatnonzero(differ)[:5]
+        raise AssertionError(f"{what}: {differ.sum()} of {differ.size} elements differ, e.g. at {k.tolist()}: "
+                             f"{actual.ravel()[k].tolist()} != {expected.ravel()[k].tolist()}")
+
+
+def parts(state):
+    if state is None:
+        return []
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def sync_scalar_states(case, target, source):
+    """Copy scalar states (host values such as Nadam's m_schedule) from source to target."""
+    for mine, theirs in zip(parts(target), parts(source)):
+        if mine.ndim == 0:
+            mine[...] = theirs
+
+
+class Case:
+    """One optimizer setting driven step by step with the runtime's own planning."""
+
+    def __init__(self, flavor, name, hyper, indices=(0,)):
+        self.opt = optforge.create(name, flavor=flavor, **hyper)
+        self.cls = type(self.opt)
+        self.module = self.cls._module
+        self.indices = indices
+
+    def set_step(self, lr, wd, rescale, clip):
+        self.opt.lr, self.opt.wd, self.opt.rescale_grad, self.opt.clip_gradient = lr, wd, rescale, clip
+        self.opt._update_count(list(self.indices))
+
+    def plan(self, index, weight, state):
+        lr = self.opt._get_lrs([index])[0]
+        wd = self.opt._get_wds([index])[0]
+        return self.opt._plan(index, weight, state, lr, wd, self.opt._present_states())
+
+    def tensor_states(self, state):
+        present = self.opt._present_states()
+        metas = {m["name"]: m for m in self.cls.SPEC["states"]}
+        return {name: part for name, part in zip(present, parts(state)) if metas[name]["shape"] != "scalar"}
+
+
+def run_numpy(case, weight, grad, state, plan, host_probe, index, t):
+    variant, arrays, scalars, updates, scalar_arrays = plan
+    if variant["noise"]:
+        scalars = dict(scalars, rng=DeviceNoise(host_probe, case.opt.hyperparameters["seed"], index, t))
+    with np.errstate(invalid="ignore", over="ignore"):   # NaN and inf gradients are on purpose
+        case.opt._execute(weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused=False)
+
+
+def device_arguments(meta_variant, suffix, weight, master, grad, states, scalars, noise):
+    pointers = [weight] + ([master] if master is not None else []) + [grad] + [states[n] for n in meta_variant["states"]]
+    args = pointers + [weight.size] + cuda_launch.kernel_scalars(meta_variant, scalars, suffix)
+    if meta_variant["noise"]:
+        args += [np.uint64(noise[0]), np.uint64(noise[1])]
+    return args
+
+
+def placed(array, aligned):
+    """A copy of `array`, 16-byte aligned or deliberately one element off."""
+    buffer = np.empty(array.size + 8, array.dtype)
+    start = (-buffer.ctypes.data % 16) // array.dtype.itemsize
+    if not aligned:
+        start += 1
+    out = buffer[start:start + array.size]
+    out[...] = array
+    return out
+
+
+def test_settings_reach_every_variant_of_every_optimizer():
+    missing = []
+    for (flavor, name), cls in registry.registered().items():
+        reached = set()
+        for hyper in SETTINGS.get(name, [dict()]):
+            case = Case(flavor, name, hyper)
+            weight = np.zeros(4, np.float32)
+            case.set_step(*STEPS[0][:4])
+            plan = case.plan(0, weight, case.opt.create_state(0, weight))
+            reached.add(variant_key(case.module, plan[0]))
+        missing += [f"{flavor}/{name} {case.module.VARIANTS[k]['when']}" for k in case.module.VARIANTS
+                    if k not in reached]
+    assert not missing, f"variants no setting reaches: {missing}"
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("suffix", ["f32", "f64"])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_float32_and_float64_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, name, hyper, suffix, aligned):
+    dtype = STORAGE_DTYPES[suffix]
+    case = Case(flavor, name, hyper)
+    kernels, meta = kernels_of(host, repo_root, case.cls)
+    rng = np.random.default_rng(3)
+    n = 1031
+    weight = rng.standard_normal(n).astype(dtype)
+    weight[:2] = [0.0, -0.0]
+    ref_w, ref_state = weight.copy(), case.opt.create_state(0, weight)
+    dev_w = placed(weight, aligned)
+    dev_states = {k: placed(v, aligned) for k, v in case.tensor_states(ref_state).items()}
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grad = gradient(rng, n, dtype, nan)
+        case.set_step(lr, wd, rescale, clip)
+        plan = case.plan(0, ref_w, ref_state)
+        if plan is None:
+            continue
+        mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+        args = device_arguments(mv, suffix, dev_w, None, placed(grad, aligned), dev_states, plan[2], noise)
+        kernels.launch(mv["kernels"][suffix], args)
+        run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
+        assert_same_bits(dev_w, ref_w, f"step {t}: weight")
+        for k, v in case.tensor_states(ref_state).items():
+            assert_same_bits(dev_states[k], v, f"step {t}: state {k}")
+
+
+@pytest.mark.parametrize("suffix", ["f16", "bf16"])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_half_kernels_compute_in_float32_and_round_on_store(host, repo_root, flavor, name, hyper, suffix):
+    dtype = STORAGE_DTYPES[suffix]
+    case = Case(flavor, name, hyper)
+    kernels, meta = kernels_of(host, repo_root, case.cls)
+    rng = np.random.default_rng(4)
+    n = 517
+    dev_w = rng.standard_normal(n).astype(dtype)
+    dev_state = case.opt.create_state(0, dev_w)
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grad = gradient(rng, n, dtype, nan)
+        case.set_step(lr, wd, rescale, clip)
+        # the reference starts from the very values the kernel starts from, in float32
+        ref_w = dev_w.astype(np.float32)
+        ref_state = tuple(p.astype(np.float32) if p.ndim else p.copy() for p in parts(dev_state))
+        ref_state = None if not ref_state else ref_state[0] if len(ref_state) == 1 else ref_state
+        plan = case.plan(0, ref_w, ref_state)
+        if plan is None:
+            continue
+        mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+        dev_states = case.tensor_states(dev_state)
+        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+        kernels.launch(mv["kernels"][suffix], device_arguments(mv, suffix, dev_w, None, grad, dev_states, plan[2], noise))
+        run_numpy(case, ref_w, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
+        assert_same_bits(dev_w, ref_w.astype(dtype), f"step {t}: weight")
+        for k, v in case.tensor_states(ref_state).items():
+            assert_same_bits(dev_states[k], v.astype(dev_states[k].dtype), f"step {t}: state {k}")
+        sync_scalar_states(case, dev_state, ref_state)
+
+
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_float16_kernels_agree_with_numpy_in_float16(host, repo_root, flavor, name, hyper):
+    case = Case(flavor, name, hyper)
+    kernels, meta = kernels_of(host, repo_root, case.cls)
+    rng = np.random.default_rng(5)
+    n = 517
+    weight = rng.standard_normal(n).astype(np.float16)
+    ref_w, ref_state = weight.copy(), case.opt.create_state(0, weight)
+    dev_w, dev_state = weight.copy(), case.opt.create_state(0, weight)
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grad = gradient(rng, n, np.float16, False)
+        case.set_step(lr, wd, rescale, clip)
+        plan = case.plan(0, ref_w, ref_state)
+        if plan is None:
+            continue
+        mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+        kernels.launch(mv["kernels"]["f16"], device_arguments(mv, "f16", dev_w, None, grad,
+                                                                case.tensor_states(dev_state), plan[2], noise))
+        run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
+    np.testing.assert_allclose(dev_w.astype(np.float64), ref_w.astype(np.float64), **FLOAT16_TOLERANCE)
+    for k, v in case.tensor_states(ref_state).items():
+        np.testing.assert_allclose(case.tensor_states(dev_state)[k].astype(np.float64), v.astype(np.float64),
+                                   err_msg=k, **FLOAT16_TOLERANCE)
+
+
+@pytest.mark.parametrize("suffix", ["f16_mp", "bf16_mp"])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_root, flavor, name, hyper, suffix):
+    dtype = STORAGE_DTYPES[suffix]
+    case = Case(flavor, name, hyper)
+    kernels, meta = kernels_of(host, repo_root, case.cls)
+    rng = np.random.default_rng(6)
+    n = 517
+    master = rng.standard_normal(n).astype(np.float32)
+    dev_w = master.astype(dtype)
+    dev_master = master.copy()
+    ref_master, ref_state = master.copy(), case.opt.create_state(0, master)
+    dev_state = case.opt.create_state(0, master)
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grad = gradient(rng, n, dtype, nan)
+        case.set_step(lr, wd, rescale, clip)
+        plan = case.plan(0, ref_master, ref_state)
+        if plan is None:
+            continue
+        mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+        dev_states = case.tensor_states(dev_state)
+        kernels.launch(mv["kernels"][suffix], device_arguments(mv, suffix, dev_w, dev_master, grad, dev_states,
+                                                                 plan[2], noise))
+        run_numpy(case, ref_master, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
+        assert_same_bits(dev_master, ref_master, f"step {t}: master")
+        assert_same_bits(dev_w, ref_master.astype(dtype), f"step {t}: weight")
+        for k, v in case.tensor_states(ref_state).items():
+            assert_same_bits(dev_states[k], v, f"step {t}: state {k}")
+
+
+@pytest.mark.parametrize("suffix", ["f32", "f16_mp"])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, name, hyper, suffix):
+    dtype = STORAGE_DTYPES[suffix]
+    master_copy = suffix.endswith("_mp")
+    sizes = [CHUNK + 5, 7, 2 * CHUNK + 3]            # several chunks, a tail, a tiny tensor
+    case = Case(flavor, name, hyper, indices=(0, 1, 2))
+    case.opt.set_lr_mult({1: 0.5, 2: 2.0})
+    case.opt.set_wd_mult({0: 0.0, 2: 3.0})
+    kernels, meta = kernels_of(host, repo_root, case.cls)
+    rng = np.random.default_rng(7)
+    tensors = []
+    for n in sizes:
+        w32 = rng.standard_normal(n).astype(np.float32)
+        ref_w = w32.copy() if master_copy else w32.astype(dtype)
+        tensors.append({"w": w32.astype(dtype), "master": w32.copy() if master_copy else None,
+                        "ref_w": ref_w, "ref_state": case.opt.create_state(0, ref_w),
+                        "dev_state": case.opt.create_state(0, ref_w)})
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS[:2], start=1):
+        case.set_step(lr, wd, rescale, clip)
+        entries, plans, grads, keys = [], [], [], set()
+        for index, tensor in enumerate(tensors):
+            grad = gradient(rng, tensor["w"].size, dtype, nan)
+            plan = case.plan(index, tensor["ref_w"], tensor["ref_state"])
+            if plan is None:
+                break
+            keys.add(variant_key(case.module, plan[0]))
+            mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+            states = case.tensor_states(tensor["dev_state"])
+            pointers = [tensor["w"]] + ([tensor["master"]] if master_copy else []) + [grad] \
+                + [states[s] for s in mv["states"]]
+            noise = cuda_launch.noise_words(hyper.get("seed", 0), index, t)
+            entries.append(([p.ctypes.data for p in pointers], grad.size, plan[2], noise))
+            plans.append(plan)
+            grads.append(grad)
+        if len(plans) < len(tensors):
+            continue
+        assert len(keys) == 1
+        table, chunks = cuda_launch.table(mv, entries, CHUNK)
+        kernels.launch(mv["kernels"][suffix] + "_multi", [table, np.int32(len(tensors)), chunks], blocks=3, threads=4)
+        for index, (tensor, plan, grad) in enumerate(zip(tensors, plans, grads)):
+            run_numpy(case, tensor["ref_w"], grad.astype(tensor["ref_w"].dtype), tensor["ref_state"], plan,
+                      probe(host), index, t)
+            what = f"step {t}, tensor {index}"
+            if master_copy:
+                assert_same_bits(tensor["master"], tensor["ref_w"], what + ": master")
+                assert_same_bits(tensor["w"], tensor["ref_w"].astype(dtype), what + ": weight")
+            else:
+                assert_same_bits(tensor["w"], tensor["ref_w"], what + ": weight")
+            for k, v in case.tensor_states(tensor["ref_state"]).items():
+                assert_same_bits(case.tensor_states(tensor["dev_state"])[k], v, f"{what}: state {k}")
