@@ -22,6 +22,10 @@ SETTINGS = {
     "dcasgd": dict(learning_rate=0.1, momentum=0.9),
     "ftml": dict(learning_rate=0.01),
     "ftrl": dict(learning_rate=0.1, lamda1=0.0001),
+    "groupadagrad": dict(learning_rate=0.1),
+    "lamb": dict(learning_rate=0.02, wd=0.01),
+    "lans": dict(learning_rate=0.02, wd=0.01),
+    "lars": dict(learning_rate=1.0, momentum=0.9, eta=0.01),
     "nadam": dict(learning_rate=0.01),
     "nag": dict(learning_rate=0.1, momentum=0.9),
     "rmsprop": dict(learning_rate=0.005),
@@ -100,7 +104,7 @@ def run(steps=300, seed=0, out=sys.stdout):
     names = registry.names()
     print(f"optforge demo: 2-layer MLP (8-32-4), {len(labels)} samples in 4 Gaussian clusters, "
           f"{steps} steps of batch {BATCH}, seed {seed}\n", file=out)
-    header = f"{'optimizer':<10} {'initial loss':>12} {'final loss':>10} {'reduction':>9} {'steps/s':>9}"
+    header = f"{'optimizer':<13} {'initial loss':>12} {'final loss':>10} {'reduction':>9} {'steps/s':>9}"
     print(header, file=out)
     print("-" * len(header), file=out)
     failed = []
@@ -110,7 +114,7 @@ def run(steps=300, seed=0, out=sys.stdout):
         ok = numpy.isfinite(last) and last < first
         if not ok:
             failed.append(name)
-        print(f"{name:<10} {first:>12.4f} {last:>10.4f} {reduction:>8.1f}% {rate:>9.0f}"
+        print(f"{name:<13} {first:>12.4f} {last:>10.4f} {reduction:>8.1f}% {rate:>9.0f}"
               + ("" if ok else "   <- did not reduce the loss"), file=out)
     print(file=out)
     if failed:

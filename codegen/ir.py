@@ -75,9 +75,12 @@ class State:
     when_text: str = ""
     doc: str = ""
     loc: Location | None = None
+    device: bool = False         # a scalar computed from a reduction: kept with the arrays
 
     @property
     def kind(self):
+        if self.device:
+            return DEVICE
         return {"weight": TENSOR, "rows": ROWS, "scalar": HOST}[self.shape]
 
 
@@ -148,6 +151,9 @@ class Rule:
     update_text: str
     skip_if: object = None       # host condition: skip the whole update when true
     skip_if_text: str = ""
+    requires: object = None      # host condition every step must satisfy (else ValueError)
+    requires_text: str = ""
+    name_flags: dict = field(default_factory=dict)   # bool input -> name suffixes that set it
     options: dict = field(default_factory=dict)
     path: str = ""
     source: str = ""             # the spec file text (for `optforge show`)

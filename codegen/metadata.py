@@ -21,6 +21,8 @@ def spec_metadata(rule, spec_path):
         "states": [_state(st) for st in rule.states],
         "update": rule.update_text.strip("\n"),
         "skip_if": rule.skip_if_text,
+        "requires": rule.requires_text,
+        "name_flags": {flag: list(suffixes) for flag, suffixes in rule.name_flags.items()},
     }
 
 
@@ -37,5 +39,8 @@ def _hyperparameter(hp):
 
 
 def _state(st):
-    return {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
-            "when": st.when_text, "doc": st.doc}
+    out = {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
+           "when": st.when_text, "doc": st.doc}
+    if st.device:
+        out["device"] = True
+    return out

@@ -16,6 +16,10 @@ from .noise import Noise
 from .optimizer import Optimizer, decode_keys, encode_keys
 
 
+class PreconditionError(ValueError):
+    """A step breaks the rule's `requires` condition."""
+
+
 class SpecOptimizer(Optimizer):
     """Base of the optimizers generated from specs; see `optimizer_class`."""
 
@@ -79,7 +83,9 @@ class SpecOptimizer(Optimizer):
             if meta["name"] not in present:
                 continue
             dtype = _state_dtype(meta, weight.dtype)
-            if meta["shape"] == "scalar":
+            if meta["shape"] == "scalar" and meta.get("device"):
+                arrays.append(xp.full((), meta["init"], dtype=dtype))
+            elif meta["shape"] == "scalar":
                 arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
             elif meta["shape"] == "rows":
                 arrays.append(xp.zeros(_rows_shape(weight), dtype=dtype))
@@ -106,7 +112,7 @@ class SpecOptimizer(Optimizer):
             xp = array_module(weight)
             for name, part in zip(present, parts):
                 meta = metas[name]
-                if meta["shape"] == "scalar":
+                if meta["shape"] == "scalar" and not meta.get("device"):
                     if not (isinstance(part, numpy.ndarray) and part.shape == ()):
                         raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
                                          f"numpy array, got {type(part).__name__}")
@@ -118,7 +124,7 @@ class SpecOptimizer(Optimizer):
                 if pxp is not xp:
                     raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
                                     f"but the weight is a {xp.__name__} array")
-                shape = _rows_shape(weight) if meta["shape"] == "rows" else weight.shape
+                shape = {"rows": _rows_shape(weight), "scalar": ()}.get(meta["shape"], weight.shape)
                 if tuple(part.shape) != tuple(shape):
                     raise ValueError(f"state '{name}' of parameter {index!r} has shape "
                                      f"{tuple(part.shape)}, expected {tuple(shape)}")
@@ -156,6 +162,8 @@ class SpecOptimizer(Optimizer):
             self._index_update_count.clear()
             self._index_update_count.update(counts)
             self.num_update = num_update
+            if isinstance(err, PreconditionError):
+                raise
             raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
         for weight, grad, plan in zip(weights, grads, plans):
             if plan is not None:
@@ -167,12 +175,21 @@ class SpecOptimizer(Optimizer):
         module = self._module
         parts = dict(zip(present, _state_parts(state, len(present))))
         scalar_states = [m["name"] for m in self.SPEC["states"]
-                         if m["shape"] == "scalar" and m["name"] in parts]
+                         if m["shape"] == "scalar" and not m.get("device") and m["name"] in parts]
         t = self._index_update_count[index]
         inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=t,
                       rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+        if self.SPEC["name_flags"]:
+            name = self.idx2name.get(index, str(index))
+            for flag, suffixes in self.SPEC["name_flags"].items():
+                inputs[flag] = name.endswith(tuple(suffixes))
         for name in scalar_states:
             inputs[name] = float(parts[name])
+        if hasattr(module, "requires") and not module.requires(**inputs):
+            names = [p for p in inspect.signature(module.requires).parameters if p != "_"]
+            got = ", ".join(f"{n}={inputs[n]!r}" for n in names)
+            raise PreconditionError(f"{type(self).__name__} requires {self.SPEC['requires']}; "
+                                    f"parameter {index!r} has {got}")
         if hasattr(module, "skip") and module.skip(**inputs):
             return None
         variant = module.VARIANTS[module.conditions(**inputs)]
@@ -191,7 +208,7 @@ class SpecOptimizer(Optimizer):
 
 
 def _state_dtype(meta, weight_dtype):
-    if meta["dtype"] == "float32":  # "at least float32": float64 weights keep float64 states
+    if meta["dtype"] == "float32" or meta.get("device"):  # "at least float32": float64 weights keep float64 states
         return numpy.promote_types(weight_dtype, numpy.float32) \
             if str(weight_dtype) != "bfloat16" else numpy.dtype(numpy.float32)
     return weight_dtype

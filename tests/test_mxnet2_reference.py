@@ -30,6 +30,11 @@ CASES = [
     ("rmsprop", {"clip_weights": 0.9}), ("rmsprop", {"centered": True, "clip_weights": 0.9}),
     ("ftrl", {}), ("ftrl", {"lamda1": 0.0}),
     ("test", {}),
+    ("lamb", {}), ("lamb", {"bias_correction": False, "lower_bound": 3.0, "upper_bound": 5.0}),
+    ("lans", {}), ("lans", {"lower_bound": 3.0}),
+    ("lars", {}), ("lars", {"momentum": 0.9, "param_idx2name": {1: "bn_gamma"}}),
+    ("groupadagrad", {"wd": 0.0}),
+    ("adabelief", {}), ("adabelief", {"correct_bias": False}),
 ]
 
 BEGIN = 3          # begin_num_update: the first step has t = 4
@@ -49,8 +54,11 @@ def _noise(seed, index, t, shape, dtype):
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}{hp}" for n, hp in CASES])
 def test_matches_reference(name, hp, dtype, clip):
     rng = np.random.default_rng(abs(hash((name, str(hp)))) % 2**32)
-    opt = optforge.create(name, wd=WD, rescale_grad=RESCALE, clip_gradient=clip,
-                          begin_num_update=BEGIN, **hp)
+    hp = dict(hp)
+    wd = hp.pop("wd", WD)
+    names = hp.pop("param_idx2name", {})
+    opt = optforge.create(name, wd=wd, rescale_grad=RESCALE, clip_gradient=clip,
+                          begin_num_update=BEGIN, param_idx2name=names, **hp)
     weights = [signed(rng, s, 1.5, dtype) for s in SHAPES]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     expected_w = [w.copy() for w in weights]
@@ -66,8 +74,10 @@ def test_matches_reference(name, hp, dtype, clip):
         t = BEGIN + step
         for i in range(len(weights)):
             extra = {"noise": _noise(hp["seed"], i, t, SHAPES[i], dtype)} if name == "sgld" else {}
+            if name == "lars":
+                extra["name"] = names.get(i, str(i))
             hp_ref = {k: v for k, v in hp.items() if k != "seed"}
-            expected_w[i], expected_s[i] = rule(expected_w[i], grads[i], expected_s[i], lr=lr, wd=WD, t=t,
+            expected_w[i], expected_s[i] = rule(expected_w[i], grads[i], expected_s[i], lr=lr, wd=wd, t=t,
                                                 rescale_grad=RESCALE, clip_gradient=clip, **hp_ref, **extra)
         opt.update(list(range(len(weights))), weights, grads, states)
         for i in range(len(weights)):

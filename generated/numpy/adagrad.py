@@ -47,6 +47,8 @@ SPEC = {
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient) + wd * weight\nhistory = history + grad**2\nweight  = weight - lr * grad / (sqrt(history) + epsilon)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -75,6 +75,8 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nlr     = lr / (1 - beta1**t)\nmean   = beta1 * mean + (1 - beta1) * grad\nu      = maximum(beta2 * u, abs(grad))\nweight = weight - lr * mean / (u + epsilon)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -69,6 +69,8 @@ SPEC = {
     ],
     'update': 'grad        = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom         = momentum * mom - lr * (grad + lamda * grad**2 * (weight - prev_weight))\nprev_weight = weight\nweight      = weight + mom',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -84,6 +84,8 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nv      = beta2 * v + (1 - beta2) * grad**2\nd_t    = (1 - beta1**t) / lr * (sqrt(v / (1 - beta2**t)) + epsilon)\nz      = beta1 * z + (1 - beta1) * grad - (d_t - beta1 * d) * weight\nd      = d_t\nweight = -z / d_t',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -67,6 +67,8 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nz      = z + grad - (sqrt(n + grad**2) - sqrt(n)) * weight / lr\nn      = n + grad**2\nweight = -sign(z) * maximum(abs(z) - lamda1, 0) / ((beta + sqrt(n)) / lr + wd)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

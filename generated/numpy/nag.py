@@ -48,6 +48,8 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + momentum * mom - lr * grad',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

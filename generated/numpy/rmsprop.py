@@ -110,6 +110,8 @@ SPEC = {
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient) + wd * weight\nif centered:\n    mean   = rho * mean + (1 - rho) * grad\n    var    = rho * var + (1 - rho) * grad**2\n    mom    = momentum * mom - lr * grad / sqrt(var - mean**2 + epsilon)\n    weight = weight + mom\nelse:\n    var    = rho * var + (1 - rho) * grad**2\n    weight = weight - lr * grad / (sqrt(var) + epsilon)\nweight = clip(weight, clip_weights)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -39,6 +39,8 @@ SPEC = {
     'states': [],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nweight = weight - lr / 2 * grad + normal(0, sqrt(lr))',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -61,6 +61,8 @@ SPEC = {
     ],
     'update': 'if momentum == 0:\n    weight = (1 - lr * (wd + wd_lh)) * weight - lr * sign(grad)\nelse:\n    mom    = momentum * mom - (1 - momentum) * (clip(grad * rescale_grad, clip_gradient) + wd * weight)\n    weight = (1 - lr * wd_lh) * weight + lr * sign(mom)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

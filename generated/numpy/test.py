@@ -24,6 +24,8 @@ SPEC = {
     'states': [],
     'update': 'weight = weight - lr * (grad * rescale_grad + wd * weight)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 

@@ -75,6 +75,8 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad + wd * weight, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = lr * sqrt(1 - beta2**t) / (1 - beta1**t)\nweight = weight - lr * mean / (sqrt(var) + epsilon)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
 }
 
 
