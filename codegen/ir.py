@@ -154,6 +154,8 @@ class Rule:
     requires: object = None      # host condition every step must satisfy (else ValueError)
     requires_text: str = ""
     name_flags: dict = field(default_factory=dict)   # bool input -> name suffixes that set it
+    decay_suffixes: tuple | None = None   # names that keep wd (others get wd_mult 0); None: flavor's rule
+    lr_before_count: bool = False         # read lr/wd before counting the step (MXNet 1.x LBSGD)
     options: dict = field(default_factory=dict)
     path: str = ""
     source: str = ""             # the spec file text (for `optforge show`)

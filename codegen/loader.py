@@ -16,7 +16,8 @@ from .parser import BOOL, NUM, FormulaParser, Name
 from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
-             "update", "skip_if", "requires", "hyperparameters", "states", "options", "name_flags")
+             "update", "skip_if", "requires", "decay_suffixes", "lr_before_count",
+             "hyperparameters", "states", "options", "name_flags")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
@@ -105,6 +106,8 @@ class _Loader:
             update_text=update,
             skip_if=skip_if, skip_if_text=skip_text,
             requires=requires, requires_text=requires_text, name_flags=name_flags,
+            decay_suffixes=self._strings("decay_suffixes") if "decay_suffixes" in self.data else None,
+            lr_before_count=self._flag("lr_before_count"),
             options=self._options(),
             path=self.spec.path,
             source=self.spec.text,
@@ -333,10 +336,29 @@ class _Loader:
             if key not in OPTIONS:
                 raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
             expected = OPTIONS[key]
+            if key == "aggregate_num" and isinstance(value, dict):
+                options[key] = self._aggregate_from_environment(value)
+                continue
             if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
                 raise self.error(f"option '{key}' must be a {expected.__name__}", "options", key, value=True)
             options[key] = value
         return options
+
+    def _aggregate_from_environment(self, table):
+        """aggregate_num = { env = "VAR", default = 4, max = 45 }: the default is read from an
+        environment variable when the optimizer is created, as MXNet does."""
+        keys = ("options", "aggregate_num")
+        if set(table) - {"env", "default", "max"} or not isinstance(table.get("env"), str) \
+                or not isinstance(table.get("default"), int) or isinstance(table.get("default"), bool):
+            raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M }",
+                             *keys, value=True)
+        return dict(table)
+
+    def _flag(self, key):
+        value = self.data.get(key, False)
+        if not isinstance(value, bool):
+            raise self.error(f"'{key}' must be true or false", key, value=True)
+        return value
 
     # -- whole-rule checks -------------------------------------------------
     def _check_writes(self, statements, states):

@@ -23,6 +23,8 @@ def spec_metadata(rule, spec_path):
         "skip_if": rule.skip_if_text,
         "requires": rule.requires_text,
         "name_flags": {flag: list(suffixes) for flag, suffixes in rule.name_flags.items()},
+        "decay_suffixes": list(rule.decay_suffixes) if rule.decay_suffixes is not None else None,
+        "lr_before_count": rule.lr_before_count,
     }
 
 

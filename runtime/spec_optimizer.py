@@ -6,12 +6,14 @@ It holds no formula of its own: `_apply` only looks up the variant, computes the
 host scalars and calls the generated kernel.
 """
 import inspect
+import os
 
 import numpy
 
 from . import validation
 from .backends import array_module
 from .docstrings import class_docstring
+from .flavors import decay_suffixes
 from .noise import Noise
 from .optimizer import Optimizer, decode_keys, encode_keys
 
@@ -34,6 +36,8 @@ class SpecOptimizer(Optimizer):
             checked[meta["name"]] = validation.hyperparameter(meta, hyperparameters[meta["name"]])
         self._hyperparameters = checked
         self.lazy_update = options.pop("lazy_update", False)
+        if "aggregate_num" in options and options["aggregate_num"] is None:
+            options["aggregate_num"] = _aggregate_from_environment(spec["options"]["aggregate_num"])
         for name, value in options.items():
             kwargs[name] = value
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -151,10 +155,12 @@ class SpecOptimizer(Optimizer):
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
         ValueError before any array changes, with the update counts restored."""
         counts, num_update = dict(self._index_update_count), self.num_update
+        if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
+            lrs, wds = self._get_lrs(indices), self._get_wds(indices)
         self._update_count(indices)
         try:
-            lrs = self._get_lrs(indices)
-            wds = self._get_wds(indices)
+            if not self.SPEC["lr_before_count"]:
+                lrs, wds = self._get_lrs(indices), self._get_wds(indices)
             present = self._present_states()
             plans = [self._plan(index, weight, state, lr, wd, present)
                      for index, weight, state, lr, wd in zip(indices, weights, states, lrs, wds)]
@@ -207,6 +213,18 @@ class SpecOptimizer(Optimizer):
             scalar_arrays[name][...] = value
 
 
+def _aggregate_from_environment(rule):
+    """aggregate_num's default where MXNet reads MXNET_OPTIMIZER_AGGREGATION_SIZE."""
+    raw = os.environ.get(rule["env"], "")
+    try:
+        value = int(raw) if raw.strip() else rule["default"]
+    except ValueError:
+        raise ValueError(f"{rule['env']}={raw!r} is not an integer") from None
+    if "max" in rule:
+        value = min(value, rule["max"])
+    return max(1, value)
+
+
 def _state_dtype(meta, weight_dtype):
     if meta["dtype"] == "float32" or meta.get("device"):  # "at least float32": float64 weights keep float64 states
         return numpy.promote_types(weight_dtype, numpy.float32) \
@@ -242,6 +260,8 @@ def optimizer_class(module):
         parameters.append(inspect.Parameter(meta["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                             default=meta["default"]))
     for name, default in options.items():
+        if isinstance(default, dict):   # read from the environment when the optimizer is made
+            default = None
         parameters.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
     parameters.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
     signature = inspect.Signature(parameters)
@@ -265,6 +285,7 @@ def optimizer_class(module):
     namespace = {
         "SPEC": spec,
         "flavor": spec["flavor"],
+        "_decay_suffixes": decay_suffixes(spec),
         "_module": module,
         "__init__": __init__,
         "__doc__": class_docstring(spec),

@@ -89,6 +89,8 @@ SPEC = {
     'skip_if': 'rescale_grad == 0 or not isfinite(rescale_grad)',
     'requires': '',
     'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
 }
 
 

@@ -54,6 +54,8 @@ SPEC = {
     'skip_if': '',
     'requires': 'wd == 0',
     'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
 }
 
 

@@ -74,6 +74,8 @@ SPEC = {
     'skip_if': '',
     'requires': '',
     'name_flags': {'exempt': ['gamma', 'beta', 'bias']},
+    'decay_suffixes': None,
+    'lr_before_count': False,
 }
 
 

@@ -50,6 +50,8 @@ SPEC = {
     'skip_if': '',
     'requires': '',
     'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
 }
 
 

@@ -63,6 +63,8 @@ SPEC = {
     'skip_if': '',
     'requires': '',
     'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
 }
 
 
