@@ -200,7 +200,9 @@ class SpecOptimizer(Optimizer):
             return None
         variant = module.VARIANTS[module.conditions(**inputs)]
         scalars = variant["host"](**inputs)
-        updates = {name: scalars.pop(key) for name, key in variant["updates"].items()}
+        updates = {name: scalars[key] for name, key in variant["updates"].items()}
+        for key in variant["host_only"]:
+            del scalars[key]
         arrays = [parts[name] for name in variant["states"] if name not in scalar_states]
         if variant["noise"]:
             scalars["rng"] = Noise(self._hyperparameters["seed"], index, t)

@@ -61,6 +61,8 @@ def render(rule, analysis, spec_path):
             "description": variant.description,
             "states": tuple(variant.states),
             "updates": {name: sym.name for name, sym in variant.scalar_outputs.items()},
+            "host_only": [sym.name for sym in variant.scalar_outputs.values()
+                          if sym.name not in program.scalars],
             "host_params": host_params,
             "host_lines": host_lines,
             "host_return": host_return,

@@ -244,7 +244,8 @@ VARIANTS = {
         "name": 'bias_correction',
         "when": 'bias_correction',
         "states": ('mean', 'var'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_bias_correction,
         "kernel": kernel_bias_correction,
@@ -253,7 +254,8 @@ VARIANTS = {
         "name": 'not_bias_correction',
         "when": 'not bias_correction',
         "states": ('mean', 'var'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_bias_correction,
         "kernel": kernel_not_bias_correction,

@@ -221,7 +221,8 @@ VARIANTS = {
         "name": 'exempt__momentum_eq_0',
         "when": 'exempt and momentum == 0',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_exempt__momentum_eq_0,
         "kernel": kernel_exempt__momentum_eq_0,
@@ -230,7 +231,8 @@ VARIANTS = {
         "name": 'exempt__momentum_ne_0',
         "when": 'exempt and momentum != 0',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_exempt__momentum_ne_0,
         "kernel": kernel_exempt__momentum_ne_0,
@@ -239,7 +241,8 @@ VARIANTS = {
         "name": 'not_exempt__momentum_eq_0',
         "when": 'not exempt and momentum == 0',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_exempt__momentum_eq_0,
         "kernel": kernel_not_exempt__momentum_eq_0,
@@ -248,7 +251,8 @@ VARIANTS = {
         "name": 'not_exempt__momentum_ne_0',
         "when": 'not exempt and momentum != 0',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_exempt__momentum_ne_0,
         "kernel": kernel_not_exempt__momentum_ne_0,

@@ -179,7 +179,8 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('mean', 'var', 'm_schedule'),
-        "updates": {'m_schedule': 'm_schedule_1'},
+        "updates": {'m_schedule': 'm_schedule_1'},      # scalar state -> host value holding its new value
+        "host_only": ['m_schedule_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_default,
         "kernel": kernel_default,

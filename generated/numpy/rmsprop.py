@@ -216,7 +216,8 @@ VARIANTS = {
         "name": 'centered',
         "when": 'centered',
         "states": ('mean', 'var', 'mom'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_centered,
         "kernel": kernel_centered,
@@ -225,7 +226,8 @@ VARIANTS = {
         "name": 'not_centered',
         "when": 'not centered',
         "states": ('var',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_centered,
         "kernel": kernel_not_centered,

@@ -132,7 +132,8 @@ VARIANTS = {
         "name": 'momentum_eq_0',
         "when": 'momentum == 0',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
@@ -141,7 +142,8 @@ VARIANTS = {
         "name": 'momentum_ne_0',
         "when": 'momentum != 0',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,

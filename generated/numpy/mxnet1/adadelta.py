@@ -129,7 +129,8 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('acc_g', 'acc_delta'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_default,
         "kernel": kernel_default,

@@ -381,7 +381,8 @@ VARIANTS = {
         "name": 'exempt__momentum_eq_0__momentum_correction',
         "when": 'exempt and momentum == 0 and momentum_correction',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__momentum_correction,
@@ -390,7 +391,8 @@ VARIANTS = {
         "name": 'exempt__momentum_eq_0__not_momentum_correction',
         "when": 'exempt and momentum == 0 and not momentum_correction',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__not_momentum_correction,
@@ -399,7 +401,8 @@ VARIANTS = {
         "name": 'exempt__momentum_ne_0__momentum_correction',
         "when": 'exempt and momentum != 0 and momentum_correction',
         "states": ('mom', 'last_lr'),
-        "updates": {'last_lr': 'lr'},
+        "updates": {'last_lr': 'lr'},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__momentum_correction,
@@ -408,7 +411,8 @@ VARIANTS = {
         "name": 'exempt__momentum_ne_0__not_momentum_correction',
         "when": 'exempt and momentum != 0 and not momentum_correction',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__not_momentum_correction,
@@ -417,7 +421,8 @@ VARIANTS = {
         "name": 'not_exempt__momentum_eq_0__momentum_correction',
         "when": 'not exempt and momentum == 0 and momentum_correction',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__momentum_correction,
@@ -426,7 +431,8 @@ VARIANTS = {
         "name": 'not_exempt__momentum_eq_0__not_momentum_correction',
         "when": 'not exempt and momentum == 0 and not momentum_correction',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__not_momentum_correction,
@@ -435,7 +441,8 @@ VARIANTS = {
         "name": 'not_exempt__momentum_ne_0__momentum_correction',
         "when": 'not exempt and momentum != 0 and momentum_correction',
         "states": ('mom', 'last_lr'),
-        "updates": {'last_lr': 'lr'},
+        "updates": {'last_lr': 'lr'},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__momentum_correction,
@@ -444,7 +451,8 @@ VARIANTS = {
         "name": 'not_exempt__momentum_ne_0__not_momentum_correction',
         "when": 'not exempt and momentum != 0 and not momentum_correction',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__not_momentum_correction,

@@ -368,7 +368,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
@@ -377,7 +378,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
@@ -386,7 +388,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
@@ -395,7 +398,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
@@ -404,7 +408,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
@@ -413,7 +418,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
@@ -422,7 +428,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
@@ -431,7 +438,8 @@ VARIANTS = {
         "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
-        "updates": {'num_cums': 'num_cums_1'},
+        "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
+        "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,

@@ -214,7 +214,8 @@ VARIANTS = {
         "name": 'centered',
         "when": 'centered',
         "states": ('n', 'g', 'delta'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_centered,
         "kernel": kernel_centered,
@@ -223,7 +224,8 @@ VARIANTS = {
         "name": 'not_centered',
         "when": 'not centered',
         "states": ('n',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
         "host": host_not_centered,
         "kernel": kernel_not_centered,

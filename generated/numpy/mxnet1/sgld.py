@@ -89,7 +89,8 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": True,
         "host": host_default,
         "kernel": kernel_default,
