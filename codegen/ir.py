@@ -156,6 +156,7 @@ class Rule:
     name_flags: dict = field(default_factory=dict)   # bool input -> name suffixes that set it
     decay_suffixes: tuple | None = None   # names that keep wd (others get wd_mult 0); None: flavor's rule
     lr_before_count: bool = False         # read lr/wd before counting the step (MXNet 1.x LBSGD)
+    sparse_update: str = "standard"       # row-sparse gradients without a lazy_update option
     options: dict = field(default_factory=dict)
     path: str = ""
     source: str = ""             # the spec file text (for `optforge show`)

@@ -16,7 +16,7 @@ from .parser import BOOL, NUM, FormulaParser, Name
 from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
-             "update", "skip_if", "requires", "decay_suffixes", "lr_before_count",
+             "update", "skip_if", "requires", "decay_suffixes", "lr_before_count", "sparse_update",
              "hyperparameters", "states", "options", "name_flags")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
@@ -108,6 +108,7 @@ class _Loader:
             requires=requires, requires_text=requires_text, name_flags=name_flags,
             decay_suffixes=self._strings("decay_suffixes") if "decay_suffixes" in self.data else None,
             lr_before_count=self._flag("lr_before_count"),
+            sparse_update=self._choice("sparse_update", ("standard", "lazy")),
             options=self._options(),
             path=self.spec.path,
             source=self.spec.text,
@@ -353,6 +354,13 @@ class _Loader:
             raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M }",
                              *keys, value=True)
         return dict(table)
+
+    def _choice(self, key, choices):
+        value = self.data.get(key, choices[0])
+        if value not in choices:
+            raise self.error(f"'{key}' must be one of " + ", ".join(f'"{c}"' for c in choices),
+                             key, value=True)
+        return value
 
     def _flag(self, key):
         value = self.data.get(key, False)

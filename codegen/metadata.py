@@ -25,6 +25,7 @@ def spec_metadata(rule, spec_path):
         "name_flags": {flag: list(suffixes) for flag, suffixes in rule.name_flags.items()},
         "decay_suffixes": list(rule.decay_suffixes) if rule.decay_suffixes is not None else None,
         "lr_before_count": rule.lr_before_count,
+        "sparse_update": rule.sparse_update,
     }
 
 

@@ -69,6 +69,7 @@ def render(rule, analysis, spec_path):
             "arrays": list(program.inputs),
             "scalars": list(program.scalars),
             "uses_rng": any(v.op == "normal" for v in program.code),
+            "whole_tensor": any(v.op == "norm" for v in program.code),
             "kernel_lines": kernel_lines,
             "written": written or ["nothing"],
         })

@@ -73,6 +73,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -157,6 +158,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -167,6 +169,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -71,6 +71,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'lazy',
 }
 
 
@@ -134,6 +135,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -116,6 +116,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -247,6 +248,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_bias_correction,
         "kernel": kernel_bias_correction,
     },
@@ -257,6 +259,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_bias_correction,
         "kernel": kernel_not_bias_correction,
     },

@@ -76,6 +76,7 @@ SPEC = {
     'name_flags': {'exempt': ['gamma', 'beta', 'bias']},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -224,6 +225,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_exempt__momentum_eq_0,
         "kernel": kernel_exempt__momentum_eq_0,
     },
@@ -234,6 +236,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_exempt__momentum_ne_0,
         "kernel": kernel_exempt__momentum_ne_0,
     },
@@ -244,6 +247,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_exempt__momentum_eq_0,
         "kernel": kernel_not_exempt__momentum_eq_0,
     },
@@ -254,6 +258,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_exempt__momentum_ne_0,
         "kernel": kernel_not_exempt__momentum_ne_0,
     },

@@ -65,6 +65,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -135,6 +136,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -145,6 +147,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -62,6 +62,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -133,6 +134,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -143,6 +145,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

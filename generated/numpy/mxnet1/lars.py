@@ -101,6 +101,7 @@ SPEC = {
     'name_flags': {'exempt': ['gamma', 'beta', 'bias']},
     'decay_suffixes': ['_weight'],
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -384,6 +385,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__momentum_correction,
     },
@@ -394,6 +396,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__not_momentum_correction,
     },
@@ -404,6 +407,7 @@ VARIANTS = {
         "updates": {'last_lr': 'lr'},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__momentum_correction,
     },
@@ -414,6 +418,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__not_momentum_correction,
     },
@@ -424,6 +429,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__momentum_correction,
     },
@@ -434,6 +440,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__not_momentum_correction,
     },
@@ -444,6 +451,7 @@ VARIANTS = {
         "updates": {'last_lr': 'lr'},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__momentum_correction,
     },
@@ -454,6 +462,7 @@ VARIANTS = {
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_not_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__not_momentum_correction,
     },

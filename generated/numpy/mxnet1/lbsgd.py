@@ -144,6 +144,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': True,
+    'sparse_update': 'standard',
 }
 
 
@@ -371,6 +372,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
     },
@@ -381,6 +383,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": True,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
     },
@@ -391,6 +394,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
     },
@@ -401,6 +405,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
     },
@@ -411,6 +416,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
     },
@@ -421,6 +427,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
     },
@@ -431,6 +438,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
     },
@@ -441,6 +449,7 @@ VARIANTS = {
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
     },

@@ -106,6 +106,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -182,6 +183,7 @@ VARIANTS = {
         "updates": {'m_schedule': 'm_schedule_1'},      # scalar state -> host value holding its new value
         "host_only": ['m_schedule_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },
