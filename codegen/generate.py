@@ -58,23 +58,25 @@ def render_all(root):
     """Every generated file: {path relative to root: text}."""
     root = Path(root)
     files = {f"{GENERATED}/__init__.py": PACKAGE_INIT}
-    modules = []
+    modules, cuda_modules = [], []
     for path, rule in load_all(root):
         name = module_name(root, path)
         relative = path.relative_to(root).as_posix()
         analysis = analyse(rule)
         target = name.replace(".", "/")
         files[f"{GENERATED}/numpy/{target}.py"] = numpy_module.render(rule, analysis, relative)
-        cu, meta = cuda_module.render(rule, analysis, relative, name)
-        files[f"{GENERATED}/cuda/{target}.cu"] = cu
-        files[f"{GENERATED}/cuda/{target}.py"] = meta
+        if cuda_module.elementwise(rule, analysis):
+            cu, meta = cuda_module.render(rule, analysis, relative, name)
+            files[f"{GENERATED}/cuda/{target}.cu"] = cu
+            files[f"{GENERATED}/cuda/{target}.py"] = meta
+            cuda_modules.append(name)
         for depth in range(1, len(name.split("."))):
             folder = "/".join(name.split(".")[:depth])
             files[f"{GENERATED}/numpy/{folder}/__init__.py"] = FLAVOR_INIT.format(folder=folder)
             files[f"{GENERATED}/cuda/{folder}/__init__.py"] = CUDA_FLAVOR_INIT.format(folder=folder)
         modules.append(name)
     files[f"{GENERATED}/numpy/__init__.py"] = NUMPY_INIT.format(modules=_tuple(modules))
-    files[f"{GENERATED}/cuda/__init__.py"] = CUDA_INIT.format(modules=_tuple(modules))
+    files[f"{GENERATED}/cuda/__init__.py"] = CUDA_INIT.format(modules=_tuple(cuda_modules))
     files[f"{GENERATED}/cuda/optforge.cuh"] = cuda_module.render_common()
     return dict(sorted(files.items()))
 

@@ -21,6 +21,11 @@ def spec_metadata(rule, spec_path):
         "states": [_state(st) for st in rule.states],
         "update": rule.update_text.strip("\n"),
         "skip_if": rule.skip_if_text,
+        "requires": rule.requires_text,
+        "name_flags": {flag: list(suffixes) for flag, suffixes in rule.name_flags.items()},
+        "decay_suffixes": list(rule.decay_suffixes) if rule.decay_suffixes is not None else None,
+        "lr_before_count": rule.lr_before_count,
+        "sparse_update": rule.sparse_update,
     }
 
 
@@ -37,5 +42,8 @@ def _hyperparameter(hp):
 
 
 def _state(st):
-    return {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
-            "when": st.when_text, "doc": st.doc}
+    out = {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
+           "when": st.when_text, "doc": st.doc}
+    if st.device:
+        out["device"] = True
+    return out

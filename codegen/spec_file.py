@@ -273,7 +273,7 @@ class MergedSpec:
     and position it came from, so errors point into the right file.
     """
 
-    TABLES = ("hyperparameters", "states", "options")
+    TABLES = ("hyperparameters", "states", "options", "name_flags")
 
     def __init__(self, files):
         self.files = files                     # base first, most derived last

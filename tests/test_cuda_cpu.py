@@ -36,6 +36,7 @@ STORAGE_DTYPES = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "bf16
 # Hyperparameter settings that reach every variant of every optimizer (checked below).
 SETTINGS = {
     "sgd": [dict(momentum=0.0), dict(momentum=0.9)],
+    "ccsgd": [dict(momentum=0.0), dict(momentum=0.9)],
     "nag": [dict(momentum=0.0), dict(momentum=0.9)],
     "signum": [dict(momentum=0.0, wd_lh=0.01), dict(momentum=0.9, wd_lh=0.01)],
     "dcasgd": [dict(momentum=0.0), dict(momentum=0.9)],
@@ -56,9 +57,19 @@ STEPS = [(0.01, 0.0, 1.0, None, False), (0.02, 0.01, 0.5, 0.6, True), (0.015, 0.
 FLOAT16_TOLERANCE = dict(rtol=2.0 ** -7, atol=2.0 ** -10)
 
 
+def has_kernels(cls):
+    try:
+        cuda_launch.metadata(cls._module)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
 def cases():
     out = []
     for (flavor, name), cls in registry.registered().items():
+        if not has_kernels(cls):
+            continue
         for hyper in SETTINGS.get(name, [dict()]):
             out.append(pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(
                 f"{k}={v}" for k, v in hyper.items())))
@@ -196,6 +207,8 @@ def placed(array, aligned):
 def test_settings_reach_every_variant_of_every_optimizer():
     missing = []
     for (flavor, name), cls in registry.registered().items():
+        if not has_kernels(cls):
+            continue
         reached = set()
         for hyper in SETTINGS.get(name, [dict()]):
             case = Case(flavor, name, hyper)

@@ -13,6 +13,7 @@ from ..errors import SpecError
 from ..literals import py_literal
 from ..printers.cuda import Assignment, CudaPrinter, Definition
 from ..stages import split
+from ..ir import TENSOR
 from ..tac import Scalar, lower
 from .templates import environment
 
@@ -46,16 +47,26 @@ _INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first
              "noise_key", "noise_t", "om"}
 
 
+def elementwise(rule, analysis):
+    """Whether every variant is one element-wise pass (no reduction, no row or device values).
+
+    Rules with reductions (LAMB, LANS, LARS, GroupAdaGrad) split into several passes
+    (`stages.plan`); this emitter does not write kernels for them yet, and the CuPy
+    backend runs their generated NumPy code on the device arrays instead."""
+    for variant in analysis.variants.values():
+        program = lower(variant, rule)
+        if len(split(program)) > 1 or any(v.shape != TENSOR for v in program.inputs.values()):
+            return False
+    return True
+
+
 def render(rule, analysis, spec_path, module_name):
-    """(the `.cu` text, the metadata module text) of one spec."""
+    """(the `.cu` text, the metadata module text) of one element-wise spec."""
     printer = CudaPrinter()
     classes = {st.name: ("p" if st.dtype == "float32" else "w") for st in rule.states}
     variants, metadata = [], {}
     for key, variant in analysis.variants.items():
         program = lower(variant, rule)
-        stages = split(program)
-        if len(stages) > 1:
-            raise NotImplementedError("reduction stages are emitted by the reduction templates")
         context = _variant(rule, variant, program, classes, printer)
         variants.append(context)
         metadata[key] = {

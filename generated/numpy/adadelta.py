@@ -68,6 +68,11 @@ SPEC = {
     ],
     'update': 'grad      = clip(grad * rescale_grad, clip_gradient) + wd * weight\nacc_g     = rho * acc_g + (1 - rho) * grad**2\ndelta     = sqrt(acc_delta + epsilon) / sqrt(acc_g + epsilon) * grad\nacc_delta = rho * acc_delta + (1 - rho) * delta**2\nweight    = weight - lr * delta',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -127,8 +132,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('acc_g', 'acc_delta'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

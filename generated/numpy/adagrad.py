@@ -47,6 +47,11 @@ SPEC = {
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient) + wd * weight\nhistory = history + grad**2\nweight  = weight - lr * grad / (sqrt(history) + epsilon)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'lazy',
 }
 
 
@@ -94,8 +99,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('history',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -75,6 +75,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nlr     = lr / (1 - beta1**t)\nmean   = beta1 * mean + (1 - beta1) * grad\nu      = maximum(beta2 * u, abs(grad))\nweight = weight - lr * mean / (u + epsilon)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -130,8 +135,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('mean', 'u'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

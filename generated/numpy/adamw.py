@@ -85,6 +85,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = where(correct_bias, lr * sqrt(1 - beta2**t) / (1 - beta1**t), lr)\nweight = weight - lr * (mean / (sqrt(var) + epsilon) + wd * weight)',
     'skip_if': 'rescale_grad == 0 or not isfinite(rescale_grad)',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -149,8 +154,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('mean', 'var'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

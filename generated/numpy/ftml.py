@@ -84,6 +84,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nv      = beta2 * v + (1 - beta2) * grad**2\nd_t    = (1 - beta1**t) / lr * (sqrt(v / (1 - beta2**t)) + epsilon)\nz      = beta1 * z + (1 - beta1) * grad - (d_t - beta1 * d) * weight\nd      = d_t\nweight = -z / d_t',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -151,8 +156,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('d', 'v', 'z'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -67,6 +67,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nz      = z + grad - (sqrt(n + grad**2) - sqrt(n)) * weight / lr\nn      = n + grad**2\nweight = -sign(z) * maximum(abs(z) - lamda1, 0) / ((beta + sqrt(n)) / lr + wd)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'lazy',
 }
 
 
@@ -127,8 +132,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('z', 'n'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -102,6 +102,11 @@ SPEC = {
     ],
     'update': 'grad            = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmu_t            = beta1 * (1 - 0.5 * 0.96**(t * schedule_decay))\nmu_next         = beta1 * (1 - 0.5 * 0.96**((t + 1) * schedule_decay))\nm_schedule      = m_schedule * mu_t\nm_schedule_next = m_schedule * mu_next\nmean            = beta1 * mean + (1 - beta1) * grad\nvar             = beta2 * var + (1 - beta2) * grad**2\ngrad_prime      = grad / (1 - m_schedule)\nmean_prime      = mean / (1 - m_schedule_next)\nvar_prime       = var / (1 - beta2**t)\nmean_bar        = (1 - mu_t) * grad_prime + mu_next * mean_prime\nweight          = weight - lr * mean_bar / (sqrt(var_prime) + epsilon)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -175,8 +180,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('mean', 'var', 'm_schedule'),
-        "updates": {'m_schedule': 'm_schedule_1'},
+        "updates": {'m_schedule': 'm_schedule_1'},      # scalar state -> host value holding its new value
+        "host_only": ['m_schedule_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

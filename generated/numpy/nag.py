@@ -48,6 +48,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + momentum * mom - lr * grad',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -121,8 +126,10 @@ VARIANTS = {
         "name": 'momentum_eq_0',
         "when": 'momentum == 0',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -130,8 +137,10 @@ VARIANTS = {
         "name": 'momentum_ne_0',
         "when": 'momentum != 0',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -110,6 +110,11 @@ SPEC = {
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient) + wd * weight\nif centered:\n    mean   = rho * mean + (1 - rho) * grad\n    var    = rho * var + (1 - rho) * grad**2\n    mom    = momentum * mom - lr * grad / sqrt(var - mean**2 + epsilon)\n    weight = weight + mom\nelse:\n    var    = rho * var + (1 - rho) * grad**2\n    weight = weight - lr * grad / (sqrt(var) + epsilon)\nweight = clip(weight, clip_weights)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -212,8 +217,10 @@ VARIANTS = {
         "name": 'centered',
         "when": 'centered',
         "states": ('mean', 'var', 'mom'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_centered,
         "kernel": kernel_centered,
     },
@@ -221,8 +228,10 @@ VARIANTS = {
         "name": 'not_centered',
         "when": 'not centered',
         "states": ('var',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_not_centered,
         "kernel": kernel_not_centered,
     },

@@ -39,6 +39,11 @@ SPEC = {
     'states': [],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nweight = weight - lr / 2 * grad + normal(0, sqrt(lr))',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -85,8 +90,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": True,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -61,6 +61,11 @@ SPEC = {
     ],
     'update': 'if momentum == 0:\n    weight = (1 - lr * (wd + wd_lh)) * weight - lr * sign(grad)\nelse:\n    mom    = momentum * mom - (1 - momentum) * (clip(grad * rescale_grad, clip_gradient) + wd * weight)\n    weight = (1 - lr * wd_lh) * weight + lr * sign(mom)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -128,8 +133,10 @@ VARIANTS = {
         "name": 'momentum_eq_0',
         "when": 'momentum == 0',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -137,8 +144,10 @@ VARIANTS = {
         "name": 'momentum_ne_0',
         "when": 'momentum != 0',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

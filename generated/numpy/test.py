@@ -24,6 +24,11 @@ SPEC = {
     'states': [],
     'update': 'weight = weight - lr * (grad * rescale_grad + wd * weight)',
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -58,8 +63,10 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
         "host": host_default,
         "kernel": kernel_default,
     },
