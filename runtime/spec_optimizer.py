@@ -154,7 +154,12 @@ class SpecOptimizer(Optimizer):
         """Count, then compute every parameter's host scalars, then run the kernels.
 
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
-        ValueError before any array changes, with the update counts restored."""
+        ValueError before any array changes, with the update counts restored. On CuPy
+        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py)."""
+        gpu = fused and _cuda_kernels(self, weights, grads)
+        if gpu:
+            from .backends import cupy_backend
+            cupy_backend.check(indices, weights, grads, states)
         counts, num_update = dict(self._index_update_count), self.num_update
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
@@ -172,6 +177,9 @@ class SpecOptimizer(Optimizer):
             if isinstance(err, PreconditionError):
                 raise
             raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
+        if gpu:
+            cupy_backend.execute(self, indices, weights, grads, plans)
+            return
         for weight, grad, plan in zip(weights, grads, plans):
             if plan is not None:
                 self._execute(weight, grad, *plan, fused=fused)
@@ -222,6 +230,19 @@ class SpecOptimizer(Optimizer):
                 kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+
+def _cuda_kernels(optimizer, weights, grads):
+    """Whether this step runs generated CUDA kernels: CuPy arrays (never mixed with NumPy
+    arrays in one update), dense gradients and a rule with generated kernels."""
+    modules = {array_module(w).__name__ for w in weights}
+    if len(modules) > 1:
+        raise TypeError("one update mixes numpy and cupy weights; update each backend's parameters "
+                        "in its own call")
+    if modules != {"cupy"} or any(isinstance(g, RowSparse) for g in grads):
+        return False
+    from .backends import cupy_backend
+    return cupy_backend.has_kernels(optimizer._module)
 
 
 def _lazy_update(xp, kernel, weight, grad, arrays, scalars, whole_tensor):

@@ -1,0 +1,147 @@
+"""`fused_step` on CuPy arrays: the generated CUDA kernels, one launch per group.
+
+The optimizer plans every parameter's step on the host first (variant, float64 host
+scalars; errors raise before anything changes). This module then checks the arrays,
+groups the parameters by (variant, storage dtype) and launches, per group, the
+grid-stride kernel for a single tensor or the multi-tensor kernel for several (one
+launch whatever the number of tensors). Kernels come from `kernel_cache` (NVRTC, in
+memory and on disk). Rules without generated kernels (reductions) and row-sparse
+gradients run the generated NumPy code on the CuPy arrays instead.
+
+OPTFORGE_CUDA_FMAD=0 compiles without FMA contraction (bit-for-bit comparisons with the
+NumPy code in the GPU tests); the default keeps FMA.
+"""
+import os
+from pathlib import Path
+
+import numpy
+
+from . import cuda_launch, kernel_cache
+
+GRID_PER_SM = 8
+
+
+def cupy_module():
+    """CuPy, with a GPU: a clear error otherwise."""
+    try:
+        import cupy
+    except ImportError as err:
+        raise RuntimeError("fused_step on the GPU needs CuPy: pip install 'optforge[cuda]'") from err
+    if not cupy.cuda.is_available():
+        raise RuntimeError("fused_step got CuPy arrays but CuPy finds no usable CUDA GPU or driver "
+                           "(cupy.cuda.is_available() is False)")
+    return cupy
+
+
+def has_kernels(module):
+    try:
+        cuda_launch.metadata(module)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def check(indices, weights, grads, states, masters=None):
+    """Everything a launch needs, checked before anything changes."""
+    cupy_module()
+    device = weights[0].device
+    for k, (index, weight, grad) in enumerate(zip(indices, weights, grads)):
+        arrays = [("weight", weight), ("gradient", grad)]
+        if masters is not None:
+            arrays.append(("master copy", masters[k]))
+        arrays += [("state", s) for s in _flat(states[k]) if getattr(s, "ndim", 0) > 0]
+        for what, array in arrays:
+            if type(array).__module__.split(".")[0] != "cupy":
+                continue    # row-sparse gradients and host scalar states are handled apart
+            if array.device != device:
+                raise ValueError(f"parameter {index!r}: {what} is on {array.device}, the first weight of "
+                                 f"this update on {device}; one update runs on one device")
+            if not array.flags.c_contiguous:
+                raise ValueError(f"parameter {index!r}: {what} is not C-contiguous; the CUDA kernels "
+                                 "need contiguous arrays (use cupy.ascontiguousarray)")
+
+
+def _flat(state):
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [p for s in state for p in _flat(s)]
+    return [state]
+
+
+def fmad():
+    return os.environ.get("OPTFORGE_CUDA_FMAD", "1") != "0"
+
+
+def execute(optimizer, indices, weights, grads, plans, masters=None):
+    """Run planned steps: `plans[k]` is optimizer._plan's result for weights[k] (None: skipped).
+    With `masters`, weights are float16/bfloat16 and the master copies float32."""
+    cupy = cupy_module()
+    meta = cuda_launch.metadata(optimizer._module)
+    source = Path(meta.__file__).with_name(meta.SOURCE)
+    device = weights[0].device
+    with device:
+        kernels = kernel_cache.module(source, device.compute_capability, device.id, fmad())
+        _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads, plans, masters)
+    for plan in plans:
+        if plan is not None:
+            _, _, _, updates, scalar_arrays = plan
+            for name, value in updates.items():
+                scalar_arrays[name][...] = value
+
+
+def _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads, plans, masters):
+    sms = device.attributes["MultiProcessorCount"]
+    module = optimizer._module
+    keys = {id(v): k for k, v in module.VARIANTS.items()}
+    groups = {}
+    for k, plan in enumerate(plans):
+        if plan is None:
+            continue
+        suffix = cuda_launch.storage(weights[k].dtype, masters is not None)
+        groups.setdefault((keys[id(plan[0])], suffix), []).append(k)
+    for (key, suffix), members in groups.items():
+        variant = meta.VARIANTS[key]
+        if len(members) == 1:
+            _single(kernels, meta, variant, suffix, sms,
+                    *_tensor(members[0], indices, weights, grads, plans, masters, variant, optimizer))
+        else:
+            _multi(cupy, kernels, meta, variant, suffix, sms,
+                   [_tensor(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
+
+
+def _tensor(k, indices, weights, grads, plans, masters, variant, optimizer):
+    """(pointer arrays in kernel order, host scalars, noise words) of one parameter."""
+    _, arrays, scalars, _, _ = plans[k]
+    states = dict(zip(plans[k][0]["states"], arrays))
+    pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
+    pointers += [states[name] for name in variant["states"]]
+    noise = None
+    if variant["noise"]:
+        t = optimizer._index_update_count[indices[k]]
+        noise = cuda_launch.noise_words(optimizer.hyperparameters["seed"], indices[k], t)
+    return pointers, scalars, noise
+
+
+def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise):
+    numel = pointers[0].size
+    if numel == 0:
+        return
+    width = 16 // numpy.dtype(cuda_launch.math_dtype(suffix)).itemsize
+    blocks = max(1, min(-(-numel // (meta.BLOCK * width)), sms * GRID_PER_SM))
+    args = list(pointers) + [numpy.int64(numel)] + cuda_launch.kernel_scalars(variant, scalars, suffix)
+    if variant["noise"]:
+        args += [numpy.uint64(noise[0]), numpy.uint64(noise[1])]
+    kernels.get_function(variant["kernels"][suffix])((blocks,), (meta.BLOCK,), tuple(args))
+
+
+def _multi(cupy, kernels, meta, variant, suffix, sms, tensors):
+    entries = [([p.data.ptr for p in pointers], pointers[0].size, scalars, noise)
+               for pointers, scalars, noise in tensors if pointers[0].size > 0]
+    if not entries:
+        return
+    table, chunks = cuda_launch.table(variant, entries, meta.CHUNK)
+    device_table = cupy.asarray(table)    # the launch's table of pointers, sizes and scalars
+    blocks = max(1, min(chunks, sms * GRID_PER_SM))
+    kernels.get_function(variant["kernels"][suffix] + "_multi")(
+        (blocks,), (meta.MULTI_BLOCK,), (device_table, numpy.int32(len(entries)), numpy.int64(chunks)))

@@ -1,0 +1,87 @@
+"""Every generated `.cu` file compiles: NVRTC (the runtime's own compile path,
+`kernel_cache.compile_cubin`) to cubin for sm_80 and sm_90, and nvcc to cubin for sm_90
+when nvcc is on the PATH. A missing compiler skips, or fails under
+OPTFORGE_REQUIRE_CUDA_COMPILERS=1 (set by .ci/run)."""
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from optforge.runtime.backends import kernel_cache
+
+import cuda_host
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted((ROOT / "generated" / "cuda").rglob("*.cu"))
+ARCHS = ("80", "90")
+
+
+def nvrtc_available():
+    try:
+        kernel_cache.nvrtc_version()
+    except Exception:   # no CuPy, or CuPy without a loadable libnvrtc
+        return None
+    return "nvrtc"
+
+
+def _nvrtc(source, arch):
+    header = (ROOT / "generated" / "cuda" / "optforge.cuh").read_text()
+    try:
+        data = kernel_cache.compile_cubin(source.read_text(), header, kernel_cache.options(arch), source.name)
+    except RuntimeError as err:
+        return str(err)
+    return None if data[:4] == b"\x7fELF" else f"{source.name}: NVRTC output is not a cubin"
+
+
+def _nvcc(source):
+    result = subprocess.run([shutil.which("nvcc"), "-std=c++17", "-arch=sm_90", "-cubin",
+                             f"-I{ROOT / 'generated' / 'cuda'}", "-o", "/dev/null", str(source)],
+                            capture_output=True, text=True)
+    return None if result.returncode == 0 else result.stderr
+
+
+@pytest.fixture(scope="module")
+def nvrtc_results():
+    cuda_host.need(nvrtc_available(), "NVRTC (pip install nvidia-cuda-nvrtc and cupy)")
+    jobs = [(s, a) for s in SOURCES for a in ARCHS]
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(jobs, pool.map(lambda job: _nvrtc(*job), jobs)))
+
+
+@pytest.fixture(scope="module")
+def nvcc_results():
+    cuda_host.need(shutil.which("nvcc"), "nvcc")
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(SOURCES, pool.map(_nvcc, SOURCES)))
+
+
+def test_every_spec_without_a_reduction_has_a_cu_file():
+    import importlib
+    from optforge.generated import numpy as generated
+    for stem in generated.MODULES:
+        update = importlib.import_module(f"{generated.__name__}.{stem}").SPEC["update"]
+        reduces = "norm(" in update or "row_mean(" in update
+        cu = ROOT / "generated" / "cuda" / (stem.replace(".", "/") + ".cu")
+        assert cu.exists() != reduces, f"{stem}: reduction {reduces}, .cu {cu.exists()}"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.relative_to(ROOT / "generated" / "cuda").as_posix())
+def test_nvrtc_compiles(nvrtc_results, source, arch):
+    error = nvrtc_results[(source, arch)]
+    assert error is None, error
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.relative_to(ROOT / "generated" / "cuda").as_posix())
+def test_nvcc_compiles(nvcc_results, source):
+    error = nvcc_results[source]
+    assert error is None, error
+
+
+def test_nvrtc_reports_a_broken_source_with_the_compiler_log(nvrtc_results):
+    header = (ROOT / "generated" / "cuda" / "optforge.cuh").read_text()
+    with pytest.raises(RuntimeError, match="(?s)NVRTC failed to compile broken.cu.*undefined"):
+        kernel_cache.compile_cubin('#include "optforge.cuh"\nextern "C" __global__ void k() { undefined(); }',
+                                   header, kernel_cache.options("90"), "broken.cu")
