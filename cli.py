@@ -32,6 +32,14 @@ def main(argv=None):
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
+    bench = commands.add_parser("bench", help="optimizer step GB/s against the device's copy GB/s")
+    bench.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
+                       help="gpu: fused_step on CuPy arrays (default); cpu: the NumPy code")
+    bench.add_argument("--min-log2", type=int, default=20, help="smallest size: 2**N parameters")
+    bench.add_argument("--max-log2", type=int, default=28, help="largest size: 2**N parameters")
+    bench.add_argument("--repeat", type=int, default=10, help="timed steps per size (best is kept)")
+    bench.set_defaults(run=_bench)
+
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -61,6 +69,12 @@ def _generate(args):
     for path in changed:
         print(f"wrote {path}")
     print(f"{len(changed)} file(s) changed")
+    return 0
+
+
+def _bench(args):
+    from . import bench
+    bench.run(args.device, args.min_log2, args.max_log2, args.repeat)
     return 0
 
 

@@ -1,0 +1,113 @@
+"""On a CUDA GPU (`pytest -m gpu`): every optimizer through CuPy against the NumPy reference.
+
+- `fused_step` (the generated CUDA kernels, compiled with OPTFORGE_CUDA_FMAD=0 so that no
+  FMA contraction changes the last bits) against `step` on NumPy arrays: float32 and
+  float64 bit for bit, over several steps, for one tensor (grid-stride kernel) and for a
+  list of tensors in one update (multi-tensor kernel);
+- multi-precision float16 weights with float32 master copies, bit for bit;
+- rules with reductions (LAMB, LANS, LARS, GroupAdaGrad, LBSGD) run their NumPy code on the
+  CuPy arrays: compared with rtol 1e-5 (CuPy sums in another order than NumPy; float32 sums
+  of ~10^5 terms differ by a few ulps, which the trust ratios carry into the weights);
+- SGLD draws its noise on the device: reproducible from (seed, index, t), and of variance lr.
+"""
+import numpy as np
+import pytest
+
+import optforge
+from optforge.runtime import registry
+from optforge.runtime.backends import cupy_backend
+
+from test_cuda_cpu import SETTINGS, STEPS, assert_same_bits, gradient, parts
+
+pytestmark = pytest.mark.gpu
+cupy = pytest.importorskip("cupy")
+if not cupy.cuda.is_available():
+    pytest.skip("no usable CUDA GPU", allow_module_level=True)
+
+SIZES = [1031, 65536 + 17, 3]
+REDUCTION_TOLERANCE = dict(rtol=1e-5, atol=1e-7)
+
+
+@pytest.fixture(autouse=True)
+def no_fma(monkeypatch):
+    monkeypatch.setenv("OPTFORGE_CUDA_FMAD", "0")
+
+
+def cases():
+    return [pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(f"{k}={v}" for k, v in hyper.items()))
+            for (flavor, name), cls in registry.registered().items() for hyper in SETTINGS.get(name, [dict()])]
+
+
+def compare(device, host, exact, what):
+    device = cupy.asnumpy(device)
+    if exact:
+        assert_same_bits(device, host, what)
+    else:
+        np.testing.assert_allclose(device.astype(np.float64), host.astype(np.float64), err_msg=what,
+                                   **REDUCTION_TOLERANCE)
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-at-a-time", "multi-tensor"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_fused_step_on_cupy_matches_numpy(flavor, name, hyper, dtype, together):
+    if name == "sgld":
+        pytest.skip("the device draws other noise numbers: see test_device_noise_is_reproducible")
+    reference = optforge.create(name, flavor=flavor, use_fused_step=False, **hyper)
+    fused = optforge.create(name, flavor=flavor, use_fused_step=True, **hyper)
+    exact = cupy_backend.has_kernels(type(fused)._module)
+    rng = np.random.default_rng(11)
+    indices = list(range(len(SIZES)))
+    host_w = [rng.standard_normal(n).astype(dtype) for n in SIZES]
+    host_s = [reference.create_state(i, w) for i, w in zip(indices, host_w)]
+    dev_w = [cupy.asarray(w) for w in host_w]
+    dev_s = [fused.create_state(i, w) for i, w in zip(indices, dev_w)]
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grads = [gradient(rng, n, dtype, nan and exact) for n in SIZES]
+        for opt in (reference, fused):
+            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+        if together:
+            reference.update(indices, host_w, grads, host_s)
+            fused.update(indices, dev_w, [cupy.asarray(g) for g in grads], dev_s)
+        else:
+            for i in indices:
+                reference.update(i, host_w[i], grads[i], host_s[i])
+                fused.update(i, dev_w[i], cupy.asarray(grads[i]), dev_s[i])
+        for i in indices:
+            compare(dev_w[i], host_w[i], exact, f"step {t}, tensor {i}: weight")
+            for k, (d, h) in enumerate(zip(parts(dev_s[i]), parts(host_s[i]))):
+                compare(d, h, exact, f"step {t}, tensor {i}: state part {k}")
+
+
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_multi_precision_float16_matches_numpy(flavor, name, hyper):
+    if name == "sgld":
+        pytest.skip("the device draws other noise numbers")
+    reference = optforge.create(name, flavor=flavor, multi_precision=True, use_fused_step=False, **hyper)
+    fused = optforge.create(name, flavor=flavor, multi_precision=True, use_fused_step=True, **hyper)
+    exact = cupy_backend.has_kernels(type(fused)._module)
+    rng = np.random.default_rng(12)
+    host_w = rng.standard_normal(4099).astype(np.float16)
+    dev_w = cupy.asarray(host_w)
+    host_s = reference.create_state_multi_precision(0, host_w)
+    dev_s = fused.create_state_multi_precision(0, dev_w)
+    for t, (lr, wd, rescale, clip, _) in enumerate(STEPS, start=1):
+        grad = gradient(rng, host_w.size, np.float16, False)
+        for opt in (reference, fused):
+            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+        reference.update_multi_precision(0, host_w, grad, host_s)
+        fused.update_multi_precision(0, dev_w, cupy.asarray(grad), dev_s)
+        compare(dev_w, host_w, exact, f"step {t}: weight")
+        compare(dev_s[0], host_s[0], exact, f"step {t}: master copy")
+
+
+def test_device_noise_is_reproducible_and_has_the_variance_of_lr():
+    runs = []
+    for _ in range(2):
+        opt = optforge.create("sgld", seed=3, learning_rate=0.04, use_fused_step=True)
+        weight = cupy.zeros(1 << 20, cupy.float32)
+        opt.update(0, weight, cupy.zeros_like(weight), None)
+        runs.append(cupy.asnumpy(weight))
+    assert_same_bits(runs[0], runs[1], "same seed, index and t")
+    assert abs(runs[0].mean()) < 5 * 0.2 / 1024
+    assert abs(runs[0].std() - 0.2) < 0.002
