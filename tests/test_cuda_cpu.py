@@ -25,7 +25,7 @@ import pytest
 import optforge
 from optforge.codegen.emitters.cuda_module import CHUNK
 from optforge.runtime import registry
-from optforge.runtime.backends import cuda_launch
+from optforge.runtime.backends import cuda_launch, cupy_backend
 
 import cuda_host
 
@@ -57,23 +57,14 @@ STEPS = [(0.01, 0.0, 1.0, None, False), (0.02, 0.01, 0.5, 0.6, True), (0.015, 0.
 FLOAT16_TOLERANCE = dict(rtol=2.0 ** -7, atol=2.0 ** -10)
 
 
-def has_kernels(cls):
-    try:
-        cuda_launch.metadata(cls._module)
-    except ModuleNotFoundError:
-        return False
-    return True
+def with_kernels():
+    """(flavor, name) of every optimizer with generated CUDA kernels."""
+    return [key for key, cls in registry.registered().items() if cupy_backend.has_kernels(cls._module)]
 
 
 def cases():
-    out = []
-    for (flavor, name), cls in registry.registered().items():
-        if not has_kernels(cls):
-            continue
-        for hyper in SETTINGS.get(name, [dict()]):
-            out.append(pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(
-                f"{k}={v}" for k, v in hyper.items())))
-    return out
+    return [pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(f"{k}={v}" for k, v in hyper.items()))
+            for flavor, name in with_kernels() for hyper in SETTINGS.get(name, [dict()])]
 
 
 @pytest.fixture(scope="session")
@@ -206,9 +197,7 @@ def placed(array, aligned):
 
 def test_settings_reach_every_variant_of_every_optimizer():
     missing = []
-    for (flavor, name), cls in registry.registered().items():
-        if not has_kernels(cls):
-            continue
+    for flavor, name in with_kernels():
         reached = set()
         for hyper in SETTINGS.get(name, [dict()]):
             case = Case(flavor, name, hyper)
