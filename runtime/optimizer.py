@@ -252,13 +252,10 @@ class Optimizer:
         for index, weight, grad, state in zip(indices, weights, grads, states):
             if self.multi_precision and _low_precision(weight):
                 validation.check_pair(index, weight, grad)
-                master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
-                if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
-                    raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
-                                     "(weight32, inner): create it with create_state_multi_precision")
+                master, inner_state = master_state(index, weight, state)
                 masters.append(master)
                 grads32.append(grad.astype(numpy.float32))
-                inner.append(state[1])
+                inner.append(inner_state)
                 low.append(True)
             else:
                 masters.append(weight)
@@ -316,6 +313,15 @@ class Optimizer:
 
     def __repr__(self):
         return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, wd={self.wd!r})"
+
+
+def master_state(index, weight, state):
+    """(float32 master copy, inner state) of a multi-precision state; ValueError otherwise."""
+    master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
+    if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
+        raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
+                         "(weight32, inner): create it with create_state_multi_precision")
+    return master, state[1]
 
 
 def _low_precision(weight):

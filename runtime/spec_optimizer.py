@@ -15,7 +15,7 @@ from .backends import array_module
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
-from .optimizer import Optimizer, decode_keys, encode_keys
+from .optimizer import Optimizer, _as_lists, _low_precision, decode_keys, encode_keys, master_state
 from .sparse import RowSparse
 
 
@@ -150,7 +150,22 @@ class SpecOptimizer(Optimizer):
         """The generated kernels for the arrays' device; on the CPU, the generated code."""
         self._run(indices, weights, grads, states, fused=True)
 
-    def _run(self, indices, weights, grads, states, fused):
+    def update_multi_precision(self, indices, weights, grads, states):
+        """MXNet's multi-precision update. On CuPy arrays with use_fused_step, float16/bfloat16
+        weights run the master-copy kernels: one pass reads the low-precision gradient,
+        updates the float32 master copy and states, and writes the rounded weight."""
+        idx, ws, gs, ss, _ = _as_lists(indices, weights, grads, states)
+        if not (self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws))
+                and _cuda_kernels(self, ws, gs)):
+            return super().update_multi_precision(indices, weights, grads, states)
+        for index, weight, grad in zip(idx, ws, gs):
+            validation.check_pair(index, weight, grad)
+        split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
+        masters, inner = [m for m, _ in split], [s for _, s in split]
+        self._check(idx, masters, masters, inner)    # the states must fit the master copies
+        self._run(idx, ws, gs, inner, fused=True, masters=masters)
+
+    def _run(self, indices, weights, grads, states, fused, masters=None):
         """Count, then compute every parameter's host scalars, then run the kernels.
 
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
@@ -159,7 +174,7 @@ class SpecOptimizer(Optimizer):
         gpu = fused and _cuda_kernels(self, weights, grads)
         if gpu:
             from .backends import cupy_backend
-            cupy_backend.check(indices, weights, grads, states)
+            cupy_backend.check(indices, weights, grads, states, masters)
         counts, num_update = dict(self._index_update_count), self.num_update
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
@@ -169,7 +184,7 @@ class SpecOptimizer(Optimizer):
                 lrs, wds = self._get_lrs(indices), self._get_wds(indices)
             present = self._present_states()
             plans = [self._plan(index, weight, state, lr, wd, present)
-                     for index, weight, state, lr, wd in zip(indices, weights, states, lrs, wds)]
+                     for index, weight, state, lr, wd in zip(indices, masters or weights, states, lrs, wds)]
         except (ArithmeticError, ValueError) as err:
             self._index_update_count.clear()
             self._index_update_count.update(counts)
@@ -178,7 +193,7 @@ class SpecOptimizer(Optimizer):
                 raise
             raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
         if gpu:
-            cupy_backend.execute(self, indices, weights, grads, plans)
+            cupy_backend.execute(self, indices, weights, grads, plans, masters)
             return
         for weight, grad, plan in zip(weights, grads, plans):
             if plan is not None:
