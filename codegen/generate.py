@@ -65,7 +65,7 @@ def render_all(root):
         analysis = analyse(rule)
         target = name.replace(".", "/")
         files[f"{GENERATED}/numpy/{target}.py"] = numpy_module.render(rule, analysis, relative)
-        if cuda_module.elementwise(rule, analysis):
+        if cuda_module.supported(rule, analysis):
             cu, meta = cuda_module.render(rule, analysis, relative, name)
             files[f"{GENERATED}/cuda/{target}.cu"] = cu
             files[f"{GENERATED}/cuda/{target}.py"] = meta

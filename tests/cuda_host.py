@@ -10,6 +10,7 @@ import ctypes
 import hashlib
 import shutil
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +23,7 @@ c_int, c_int64, c_uint64 = ctypes.c_int, ctypes.c_longlong, ctypes.c_ulonglong
 
 HERE = Path(__file__).resolve().parent / "cuda"
 SHIM = HERE / "host_shim.h"
-FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared"]
+FLAGS = ["-std=c++20", "-O1", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared"]
 
 
 def need(tool, what):
@@ -87,9 +88,28 @@ class HostKernels:
         self.lib = ctypes.CDLL(str(path))
 
     def launch(self, name, args, blocks=2, threads=3):
+        """Element-wise kernels: every (block, thread) in turn on this thread."""
         kernel = getattr(self.lib, name)
         converted = [_argument(a) for a in args]
         for block in range(blocks):
             for thread in range(threads):
                 self.lib.om_set_thread(block, thread, blocks, threads)
                 kernel(*converted)
+
+    def launch_blocks(self, name, args, blocks=3, threads=4):
+        """Kernels that synchronise a block: one block at a time, its threads concurrently
+        (ctypes releases the GIL during the call)."""
+        kernel = getattr(self.lib, name)
+        converted = [_argument(a) for a in args]
+
+        def run(block, thread):
+            self.lib.om_set_thread(block, thread, blocks, threads)
+            kernel(*converted)
+
+        for block in range(blocks):
+            self.lib.om_begin_block(threads)
+            workers = [threading.Thread(target=run, args=(block, t)) for t in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()

@@ -44,6 +44,13 @@ SETTINGS = {
                 dict(centered=False, clip_weights=0.0)],
     "adamw": [dict(), dict(correct_bias=False)],
     "sgld": [dict(seed=7)],
+    "lamb": [dict(), dict(bias_correction=False, lower_bound=0.5, upper_bound=20.0)],
+    "lans": [dict(lower_bound=0.5, upper_bound=20.0)],
+    "lars": [dict(momentum=m, **exempt) for m in (0.0, 0.9) for exempt in ({}, dict(param_idx2name={0: "fc_bias"}))],
+    ("mxnet1", "lars"): [dict(momentum=m, momentum_correction=c, **exempt) for m in (0.0, 0.9) for c in (True, False)
+                         for exempt in ({}, dict(param_idx2name={0: "fc_bias"}))],
+    ("mxnet1", "lbsgd"): [dict(momentum=m, warmup_strategy=w, batch_scale=b)
+                          for m in (0.0, 0.9) for w in ("linear", "lars") for b in (1, 2)],
 }
 
 # (learning rate, wd, rescale_grad, clip_gradient, NaN in the gradient)
@@ -56,6 +63,22 @@ STEPS = [(0.01, 0.0, 1.0, None, False), (0.02, 0.01, 0.5, 0.6, True), (0.015, 0.
 # values that cancel to near zero.
 FLOAT16_TOLERANCE = dict(rtol=2.0 ** -7, atol=2.0 ** -10)
 
+# Rules with norms: NumPy sums the squares in the array's precision (pairwise), the kernels
+# in double (per thread, per chunk, then per tensor), so the norms differ in their last
+# bits and the trust ratios carry that into the step.
+# Measured over these tests: float32 results differ by at most 2 ulps (2.4e-7 absolute on
+# values of order 1, 2e-7 relative on the moments); float64 by 2e-16 absolute. The
+# tolerances below are 5-50 times that, still far below a semantic error (a wrong norm
+# moves the trust ratio, and so the step, by percents). 16-bit storage: the float32
+# results may round to the neighbouring 16-bit value (1 ulp: 2^-10 for float16, 2^-7 for
+# bfloat16, relative).
+NORM_TOLERANCE = {"float64": dict(rtol=1e-13, atol=1e-15), "float32": dict(rtol=1e-5, atol=1e-6),
+                  "float16": dict(rtol=2.0 ** -10, atol=2.0 ** -14), "bfloat16": dict(rtol=2.0 ** -7, atol=2.0 ** -14)}
+
+
+def settings(flavor, name):
+    return SETTINGS.get((flavor, name), SETTINGS.get(name, [dict()]))
+
 
 def with_kernels():
     """(flavor, name) of every optimizer with generated CUDA kernels."""
@@ -64,7 +87,7 @@ def with_kernels():
 
 def cases():
     return [pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(f"{k}={v}" for k, v in hyper.items()))
-            for flavor, name in with_kernels() for hyper in SETTINGS.get(name, [dict()])]
+            for flavor, name in with_kernels() for hyper in settings(flavor, name)]
 
 
 @pytest.fixture(scope="session")
@@ -176,12 +199,44 @@ def run_numpy(case, weight, grad, state, plan, host_probe, index, t):
         case.opt._execute(weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused=False)
 
 
-def device_arguments(meta_variant, suffix, weight, master, grad, states, scalars, noise):
-    pointers = [weight] + ([master] if master is not None else []) + [grad] + [states[n] for n in meta_variant["states"]]
-    args = pointers + [weight.size] + cuda_launch.kernel_scalars(meta_variant, scalars, suffix)
-    if meta_variant["noise"]:
+def device_pointers(mv, weight, master, grad, states):
+    """The arrays in kernel pointer order."""
+    return [weight] + ([master] if master is not None else []) + [grad] + [states[n] for n in mv["states"]]
+
+
+def launch(kernels, mv, suffix, tensors, multi=False):
+    """The runtime's launches for `tensors` [(pointer arrays, host scalars, noise words)],
+    emulated on the CPU: the grid-stride kernel for one tensor, the multi-tensor kernel
+    for several (or with multi=True), and for rules with norms their passes and norm sums."""
+    name = mv["kernels"][suffix]
+    if mv["passes"] or multi or len(tensors) > 1:
+        entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, noise) for ptrs, scalars, noise in tensors]
+        table, chunks = cuda_launch.table(mv, entries, CHUNK)
+        count = np.int32(len(tensors))
+        if not mv["passes"]:
+            kernels.launch(name + "_multi", [table, count, chunks], blocks=3, threads=4)
+            return
+        partials = np.zeros(chunks * mv["reductions"])
+        reduced = np.zeros(len(tensors) * mv["reductions"])
+        for j, stage in enumerate(mv["passes"]):
+            kernels.launch_blocks(f"{name}_pass{j}", [table, count, chunks, reduced, partials], blocks=3, threads=4)
+            if stage["norms"]:
+                kernels.launch_blocks(f"{name}_norms{j}", [table, count, partials, reduced], blocks=2, threads=4)
+        return
+    (pointers, scalars, noise), = tensors
+    args = list(pointers) + [pointers[0].size] + cuda_launch.kernel_scalars(mv, scalars, suffix)
+    if mv["noise"]:
         args += [np.uint64(noise[0]), np.uint64(noise[1])]
-    return args
+    kernels.launch(name, args)
+
+
+def check(actual, expected, what, mv):
+    """Bit for bit, or for rules with norms within NORM_TOLERANCE."""
+    if not mv["passes"]:
+        assert_same_bits(actual, expected, what)
+        return
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64), err_msg=what,
+                               **NORM_TOLERANCE[np.dtype(np.asarray(expected).dtype).name])
 
 
 def placed(array, aligned):
@@ -199,7 +254,7 @@ def test_settings_reach_every_variant_of_every_optimizer():
     missing = []
     for flavor, name in with_kernels():
         reached = set()
-        for hyper in SETTINGS.get(name, [dict()]):
+        for hyper in settings(flavor, name):
             case = Case(flavor, name, hyper)
             weight = np.zeros(4, np.float32)
             case.set_step(*STEPS[0][:4])
@@ -232,12 +287,12 @@ def test_float32_and_float64_kernels_match_numpy_bit_for_bit(host, repo_root, fl
             continue
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
-        args = device_arguments(mv, suffix, dev_w, None, placed(grad, aligned), dev_states, plan[2], noise)
-        kernels.launch(mv["kernels"][suffix], args)
+        pointers = device_pointers(mv, dev_w, None, placed(grad, aligned), dev_states)
+        launch(kernels, mv, suffix, [(pointers, plan[2], noise)])
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
-        assert_same_bits(dev_w, ref_w, f"step {t}: weight")
+        check(dev_w, ref_w, f"step {t}: weight", mv)
         for k, v in case.tensor_states(ref_state).items():
-            assert_same_bits(dev_states[k], v, f"step {t}: state {k}")
+            check(dev_states[k], v, f"step {t}: state {k}", mv)
 
 
 @pytest.mark.parametrize("suffix", ["f16", "bf16"])
@@ -261,13 +316,16 @@ def test_half_kernels_compute_in_float32_and_round_on_store(host, repo_root, fla
         if plan is None:
             continue
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+        if mv["passes"] and any(m["dtype"] == "weight" for m in case.cls.SPEC["states"] if m["name"] in mv["states"]):
+            pytest.skip("a later pass reads back moments stored in the 16-bit weight dtype, which a float32 "
+                        "reference does not round: test_float16_kernels_agree_with_numpy_in_float16 covers it")
         dev_states = case.tensor_states(dev_state)
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
-        kernels.launch(mv["kernels"][suffix], device_arguments(mv, suffix, dev_w, None, grad, dev_states, plan[2], noise))
+        launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, None, grad, dev_states), plan[2], noise)])
         run_numpy(case, ref_w, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
-        assert_same_bits(dev_w, ref_w.astype(dtype), f"step {t}: weight")
+        check(dev_w, ref_w.astype(dtype), f"step {t}: weight", mv)
         for k, v in case.tensor_states(ref_state).items():
-            assert_same_bits(dev_states[k], v.astype(dev_states[k].dtype), f"step {t}: state {k}")
+            check(dev_states[k], v.astype(dev_states[k].dtype), f"step {t}: state {k}", mv)
         sync_scalar_states(case, dev_state, ref_state)
 
 
@@ -288,8 +346,8 @@ def test_float16_kernels_agree_with_numpy_in_float16(host, repo_root, flavor, na
             continue
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
-        kernels.launch(mv["kernels"]["f16"], device_arguments(mv, "f16", dev_w, None, grad,
-                                                                case.tensor_states(dev_state), plan[2], noise))
+        launch(kernels, mv, "f16", [(device_pointers(mv, dev_w, None, grad, case.tensor_states(dev_state)),
+                                     plan[2], noise)])
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
     np.testing.assert_allclose(dev_w.astype(np.float64), ref_w.astype(np.float64), **FLOAT16_TOLERANCE)
     for k, v in case.tensor_states(ref_state).items():
@@ -319,13 +377,12 @@ def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
         dev_states = case.tensor_states(dev_state)
-        kernels.launch(mv["kernels"][suffix], device_arguments(mv, suffix, dev_w, dev_master, grad, dev_states,
-                                                                 plan[2], noise))
+        launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, dev_master, grad, dev_states), plan[2], noise)])
         run_numpy(case, ref_master, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
-        assert_same_bits(dev_master, ref_master, f"step {t}: master")
-        assert_same_bits(dev_w, ref_master.astype(dtype), f"step {t}: weight")
+        check(dev_master, ref_master, f"step {t}: master", mv)
+        check(dev_w, ref_master.astype(dtype), f"step {t}: weight", mv)
         for k, v in case.tensor_states(ref_state).items():
-            assert_same_bits(dev_states[k], v, f"step {t}: state {k}")
+            check(dev_states[k], v, f"step {t}: state {k}", mv)
 
 
 @pytest.mark.parametrize("suffix", ["f32", "f16_mp"])
@@ -348,34 +405,32 @@ def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, n
                         "dev_state": case.opt.create_state(0, ref_w)})
     for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS[:2], start=1):
         case.set_step(lr, wd, rescale, clip)
-        entries, plans, grads, keys = [], [], [], set()
+        groups, plans, grads = {}, [], []
         for index, tensor in enumerate(tensors):
             grad = gradient(rng, tensor["w"].size, dtype, nan)
             plan = case.plan(index, tensor["ref_w"], tensor["ref_state"])
             if plan is None:
                 break
-            keys.add(variant_key(case.module, plan[0]))
-            mv = meta.VARIANTS[variant_key(case.module, plan[0])]
+            key = variant_key(case.module, plan[0])
+            mv = meta.VARIANTS[key]
             states = case.tensor_states(tensor["dev_state"])
-            pointers = [tensor["w"]] + ([tensor["master"]] if master_copy else []) + [grad] \
-                + [states[s] for s in mv["states"]]
-            noise = cuda_launch.noise_words(hyper.get("seed", 0), index, t)
-            entries.append(([p.ctypes.data for p in pointers], grad.size, plan[2], noise))
+            pointers = device_pointers(mv, tensor["w"], tensor["master"], grad, states)
+            groups.setdefault(key, []).append((pointers, plan[2], cuda_launch.noise_words(hyper.get("seed", 0), index, t)))
             plans.append(plan)
             grads.append(grad)
         if len(plans) < len(tensors):
             continue
-        assert len(keys) == 1
-        table, chunks = cuda_launch.table(mv, entries, CHUNK)
-        kernels.launch(mv["kernels"][suffix] + "_multi", [table, np.int32(len(tensors)), chunks], blocks=3, threads=4)
+        for key, entries in groups.items():     # one launch per variant, as the runtime groups them
+            launch(kernels, meta.VARIANTS[key], suffix, entries, multi=True)
         for index, (tensor, plan, grad) in enumerate(zip(tensors, plans, grads)):
             run_numpy(case, tensor["ref_w"], grad.astype(tensor["ref_w"].dtype), tensor["ref_state"], plan,
                       probe(host), index, t)
             what = f"step {t}, tensor {index}"
+            mv = meta.VARIANTS[variant_key(case.module, plan[0])]
             if master_copy:
-                assert_same_bits(tensor["master"], tensor["ref_w"], what + ": master")
-                assert_same_bits(tensor["w"], tensor["ref_w"].astype(dtype), what + ": weight")
+                check(tensor["master"], tensor["ref_w"], what + ": master", mv)
+                check(tensor["w"], tensor["ref_w"].astype(dtype), what + ": weight", mv)
             else:
-                assert_same_bits(tensor["w"], tensor["ref_w"], what + ": weight")
+                check(tensor["w"], tensor["ref_w"], what + ": weight", mv)
             for k, v in case.tensor_states(tensor["ref_state"]).items():
-                assert_same_bits(case.tensor_states(tensor["dev_state"])[k], v, f"{what}: state {k}")
+                check(case.tensor_states(tensor["dev_state"])[k], v, f"{what}: state {k}", mv)

@@ -5,9 +5,10 @@
   float64 bit for bit, over several steps, for one tensor (grid-stride kernel) and for a
   list of tensors in one update (multi-tensor kernel);
 - multi-precision float16 weights with float32 master copies, bit for bit;
-- rules with reductions (LAMB, LANS, LARS, GroupAdaGrad, LBSGD) run their NumPy code on the
-  CuPy arrays: compared with rtol 1e-5 (CuPy sums in another order than NumPy; float32 sums
-  of ~10^5 terms differ by a few ulps, which the trust ratios carry into the weights);
+- rules with norms (LAMB, LANS, LARS, LBSGD) run their generated passes: compared with the
+  CPU checks' NORM_TOLERANCE (the kernels sum squares in double, NumPy in float32);
+- GroupAdaGrad (row_mean) runs its NumPy code on the CuPy arrays: compared with rtol 1e-5
+  (CuPy sums in another order than NumPy, a few float32 ulps);
 - SGLD draws its noise on the device: reproducible from (seed, index, t), and of variance lr.
 """
 import numpy as np
@@ -17,7 +18,8 @@ import optforge
 from optforge.runtime import registry
 from optforge.runtime.backends import cupy_backend
 
-from test_cuda_cpu import SETTINGS, STEPS, assert_same_bits, gradient, parts
+from test_cuda_cpu import NORM_TOLERANCE, STEPS, assert_same_bits, gradient, parts, settings
+from optforge.runtime.backends import cuda_launch
 
 pytestmark = pytest.mark.gpu
 cupy = pytest.importorskip("cupy")
@@ -35,16 +37,25 @@ def no_fma(monkeypatch):
 
 def cases():
     return [pytest.param(flavor, name, hyper, id=f"{flavor}-{name}-" + "-".join(f"{k}={v}" for k, v in hyper.items()))
-            for (flavor, name), cls in registry.registered().items() for hyper in SETTINGS.get(name, [dict()])]
+            for (flavor, name) in registry.registered() for hyper in settings(flavor, name)]
 
 
-def compare(device, host, exact, what):
+def tolerance(cls, dtype):
+    """None (bit for bit) for element-wise kernels, else the tolerance of the rule's path."""
+    module = cls._module
+    if not cupy_backend.has_kernels(module):
+        return REDUCTION_TOLERANCE
+    if any(v["passes"] for v in cuda_launch.metadata(module).VARIANTS.values()):
+        return NORM_TOLERANCE[np.dtype(dtype).name]
+    return None
+
+
+def compare(device, host, tol, what):
     device = cupy.asnumpy(device)
-    if exact:
+    if tol is None:
         assert_same_bits(device, host, what)
     else:
-        np.testing.assert_allclose(device.astype(np.float64), host.astype(np.float64), err_msg=what,
-                                   **REDUCTION_TOLERANCE)
+        np.testing.assert_allclose(device.astype(np.float64), host.astype(np.float64), err_msg=what, **tol)
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one-at-a-time", "multi-tensor"])
@@ -55,7 +66,7 @@ def test_fused_step_on_cupy_matches_numpy(flavor, name, hyper, dtype, together):
         pytest.skip("the device draws other noise numbers: see test_device_noise_is_reproducible")
     reference = optforge.create(name, flavor=flavor, use_fused_step=False, **hyper)
     fused = optforge.create(name, flavor=flavor, use_fused_step=True, **hyper)
-    exact = cupy_backend.has_kernels(type(fused)._module)
+    tol = tolerance(type(fused), dtype)
     rng = np.random.default_rng(11)
     indices = list(range(len(SIZES)))
     host_w = [rng.standard_normal(n).astype(dtype) for n in SIZES]
@@ -63,7 +74,7 @@ def test_fused_step_on_cupy_matches_numpy(flavor, name, hyper, dtype, together):
     dev_w = [cupy.asarray(w) for w in host_w]
     dev_s = [fused.create_state(i, w) for i, w in zip(indices, dev_w)]
     for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
-        grads = [gradient(rng, n, dtype, nan and exact) for n in SIZES]
+        grads = [gradient(rng, n, dtype, nan and tol is None) for n in SIZES]
         for opt in (reference, fused):
             opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
         if together:
@@ -74,9 +85,9 @@ def test_fused_step_on_cupy_matches_numpy(flavor, name, hyper, dtype, together):
                 reference.update(i, host_w[i], grads[i], host_s[i])
                 fused.update(i, dev_w[i], cupy.asarray(grads[i]), dev_s[i])
         for i in indices:
-            compare(dev_w[i], host_w[i], exact, f"step {t}, tensor {i}: weight")
+            compare(dev_w[i], host_w[i], tol, f"step {t}, tensor {i}: weight")
             for k, (d, h) in enumerate(zip(parts(dev_s[i]), parts(host_s[i]))):
-                compare(d, h, exact, f"step {t}, tensor {i}: state part {k}")
+                compare(d, h, tol, f"step {t}, tensor {i}: state part {k}")
 
 
 @pytest.mark.parametrize("flavor,name,hyper", cases())
@@ -85,7 +96,7 @@ def test_multi_precision_float16_matches_numpy(flavor, name, hyper):
         pytest.skip("the device draws other noise numbers")
     reference = optforge.create(name, flavor=flavor, multi_precision=True, use_fused_step=False, **hyper)
     fused = optforge.create(name, flavor=flavor, multi_precision=True, use_fused_step=True, **hyper)
-    exact = cupy_backend.has_kernels(type(fused)._module)
+    tol = tolerance(type(fused), np.float32)
     rng = np.random.default_rng(12)
     host_w = rng.standard_normal(4099).astype(np.float16)
     dev_w = cupy.asarray(host_w)
@@ -97,8 +108,8 @@ def test_multi_precision_float16_matches_numpy(flavor, name, hyper):
             opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
         reference.update_multi_precision(0, host_w, grad, host_s)
         fused.update_multi_precision(0, dev_w, cupy.asarray(grad), dev_s)
-        compare(dev_w, host_w, exact, f"step {t}: weight")
-        compare(dev_s[0], host_s[0], exact, f"step {t}: master copy")
+        compare(dev_w, host_w, None if tol is None else NORM_TOLERANCE["float16"], f"step {t}: weight")
+        compare(dev_s[0], host_s[0], tol, f"step {t}: master copy")
 
 
 def test_device_noise_is_reproducible_and_has_the_variance_of_lr():

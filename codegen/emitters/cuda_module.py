@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..literals import py_literal
 from ..printers.cuda import Assignment, CudaPrinter, Definition
-from ..stages import split
+from ..stages import REDUCTIONS, plan
 from ..ir import TENSOR
 from ..tac import Scalar, lower
 from .templates import environment
@@ -47,15 +47,19 @@ _INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first
              "noise_key", "noise_t", "om"}
 
 
-def elementwise(rule, analysis):
-    """Whether every variant is one element-wise pass (no reduction, no row or device values).
-
-    Rules with reductions (LAMB, LANS, LARS, GroupAdaGrad) split into several passes
-    (`stages.plan`); this emitter does not write kernels for them yet, and the CuPy
-    backend runs their generated NumPy code on the device arrays instead."""
+def supported(rule, analysis):
+    """Whether the emitter writes kernels for a rule: element-wise rules and rules whose
+    reductions are whole-tensor norms (LAMB, LANS, LARS, LBSGD). Row reductions
+    (GroupAdaGrad's row_mean) and row- or device-shaped states are not emitted yet: the
+    CuPy backend runs those rules' NumPy code on the device arrays."""
     for variant in analysis.variants.values():
         program = lower(variant, rule)
-        if len(split(program)) > 1 or any(v.shape != TENSOR for v in program.inputs.values()):
+        if any(v.shape != TENSOR for v in program.inputs.values()):
+            return False
+        reductions = [v for v in program.code if v.op in REDUCTIONS]
+        if any(v.op != "norm" for v in reductions):
+            return False
+        if reductions and any(v.op == "normal" for v in program.code):
             return False
     return True
 
@@ -77,17 +81,19 @@ def render(rule, analysis, spec_path, module_name):
             "none": context["none"],
             "noise": context["noise"],
             "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
+            "passes": [{"norms": bool(p["reductions"])} for p in context["passes"]],
+            "reductions": context["reductions"],
         }
     template = environment().get_template("cuda_module.cu.j2")
     cu = template.render(
         rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
         numpy_path=module_name.replace(".", "/") + ".py",
         update_lines=rule.update_text.strip("\n").split("\n"),
-        variants=variants, block=BLOCK, multi_block=MULTI_BLOCK,
+        variants=variants, block=BLOCK, multi_block=MULTI_BLOCK, reduce_threads=REDUCE_THREADS,
     ).rstrip("\n") + "\n"
     meta = environment().get_template("cuda_meta.py.j2").render(
         rule=rule, spec_path=spec_path, source=module_name.split(".")[-1] + ".cu",
-        block=BLOCK, multi_block=MULTI_BLOCK, chunk=CHUNK,
+        block=BLOCK, multi_block=MULTI_BLOCK, chunk=CHUNK, reduce_threads=REDUCE_THREADS,
         variants=py_literal(metadata),
     ).rstrip("\n") + "\n"
     return cu, meta
@@ -117,8 +123,10 @@ def _variant(rule, variant, program, classes, printer):
                              ("M" if cls == "p" else "typename om::Select<MASTER, M, W>::type"),
         })
     written = [a for a in arrays if a["written"]]
-    lines = [printer._print(Definition(v)) for v in program.code]
-    lines += [printer._print(Assignment(a["name"], program.outputs[a["name"]])) for a in written]
+    stages = plan(program)
+    passes = _passes(program, stages, printer) if len(stages.passes) > 1 else []
+    lines = [] if passes else [printer._print(Definition(v)) for v in program.code]
+    lines += [] if passes else [printer._print(Assignment(a["name"], program.outputs[a["name"]])) for a in written]
     scalars = [printer.name(s) for s in program.scalars]
     noise = any(v.op == "normal" for v in program.code)
     kernels = [_kernel(fn, storage, arrays, scalars, noise) for storage in STORAGES]
@@ -134,7 +142,38 @@ def _variant(rule, variant, program, classes, printer):
         "noise": noise,
         "math_lines": lines,
         "kernels": kernels,
+        "passes": passes,
+        "reductions": sum(len(p["reductions"]) for p in passes),
     }
+
+
+def _passes(program, stages, printer):
+    """Per pass: the arrays it loads and stores, the norms it reads (by slot in the per-tensor
+    `reduced` buffer), the slots it accumulates, and its per-element math."""
+    slots = {r.id: k for k, r in enumerate(r for p in stages.passes for r in p.reductions)}
+    out = []
+    for p in stages.passes:
+        names = {vid: printer.name(array) for vid, array in p.loads.items()}
+        names.update({r.id: f"n{r.id}" for r in p.uses})
+        with printer.aliases(names):
+            lines = [printer._print(Definition(v)) for v in p.code]
+            for k, r in enumerate(p.reductions):
+                x = printer._print(r.args[0])
+                lines.append(f"acc[{k}] += double({x} * {x});")
+            lines += [printer._print(Assignment(name, program.outputs[name])) for name in p.writes]
+        reads = [printer.name(a) for a in p.reads]
+        writes = [printer.name(a) for a in p.writes]
+        out.append({
+            "index": p.index,
+            "reads": reads,
+            "writes": writes,
+            "write_names": set(p.writes),
+            "arrays": reads + [a for a in writes if a not in reads],
+            "uses": [{"name": f"n{r.id}", "slot": slots[r.id]} for r in p.uses],
+            "reductions": [slots[r.id] for r in p.reductions],
+            "math_lines": lines,
+        })
+    return out
 
 
 def _kernel(fn, storage, arrays, scalars, noise):

@@ -16,4 +16,5 @@ def environment():
         autoescape=False,
     )
     env.filters["py"] = repr
+    env.filters["format_param"] = lambda name, pattern: pattern % name
     return env

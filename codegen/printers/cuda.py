@@ -7,6 +7,7 @@ Functions whose NumPy semantics differ from C's (NaN propagation of
 `maximum`/`minimum`/`clip`, `sign(0) == 0`) are helpers of `generated/cuda/optforge.cuh`
 written without branches (selects), so a warp never diverges on them.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sympy
@@ -40,11 +41,24 @@ class Assignment:
 class CudaPrinter(CXX17CodePrinter):
     """Prints TAC values, definitions and output assignments for generated `.cu` files."""
 
+    _aliases = {}
+
+    @contextmanager
+    def aliases(self, names):
+        """Within a pass: values read back from arrays or norms, printed by these names."""
+        saved, self._aliases = self._aliases, dict(names)
+        try:
+            yield
+        finally:
+            self._aliases = saved
+
     def name(self, name):
         """An array or scalar name as a C++ identifier (reserved words get a suffix)."""
         return self._print(sympy.Symbol(name))
 
     def _print_Val(self, val):
+        if val.id in self._aliases and val.op != "input":
+            return self._aliases[val.id]
         return self.name(val.name) if val.op == "input" else f"v{val.id}"
 
     def _print_Scalar(self, scalar):

@@ -235,4 +235,19 @@ __host__ __device__ __forceinline__ const u64* row_of_chunk(const u64* __restric
 template <typename T>
 __host__ __device__ __forceinline__ T* pointer(u64 word) { return reinterpret_cast<T*>(word); }
 
+// -- reductions -------------------------------------------------------------------------
+// Sum of one double per thread of the block, in a fixed order (a tree over shared memory;
+// blockDim.x is a power of two), returned to every thread.
+__device__ __forceinline__ double block_sum(double value, double* shared) {
+    shared[threadIdx.x] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+        __syncthreads();
+    }
+    const double total = shared[0];
+    __syncthreads();
+    return total;
+}
+
 }  // namespace om

@@ -102,7 +102,10 @@ def _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads,
         groups.setdefault((keys[id(plan[0])], suffix), []).append(k)
     for (key, suffix), members in groups.items():
         variant = meta.VARIANTS[key]
-        if len(members) == 1:
+        if variant["passes"]:
+            _passes(cupy, kernels, meta, variant, suffix, sms,
+                    [_tensor(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
+        elif len(members) == 1:
             _single(kernels, meta, variant, suffix, sms,
                     *_tensor(members[0], indices, weights, grads, plans, masters, variant, optimizer))
         else:
@@ -135,13 +138,42 @@ def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise):
     kernels.get_function(variant["kernels"][suffix])((blocks,), (meta.BLOCK,), tuple(args))
 
 
-def _multi(cupy, kernels, meta, variant, suffix, sms, tensors):
+def _device_table(cupy, meta, variant, tensors):
+    """(device table, tensors, chunks) of the non-empty tensors; None when all are empty."""
     entries = [([p.data.ptr for p in pointers], pointers[0].size, scalars, noise)
                for pointers, scalars, noise in tensors if pointers[0].size > 0]
     if not entries:
-        return
+        return None
     table, chunks = cuda_launch.table(variant, entries, meta.CHUNK)
-    device_table = cupy.asarray(table)    # the launch's table of pointers, sizes and scalars
+    return cupy.asarray(table), len(entries), chunks   # uploaded on the current stream, no sync
+
+
+def _multi(cupy, kernels, meta, variant, suffix, sms, tensors):
+    launch = _device_table(cupy, meta, variant, tensors)
+    if launch is None:
+        return
+    table, count, chunks = launch
     blocks = max(1, min(chunks, sms * GRID_PER_SM))
     kernels.get_function(variant["kernels"][suffix] + "_multi")(
-        (blocks,), (meta.MULTI_BLOCK,), (device_table, numpy.int32(len(entries)), numpy.int64(chunks)))
+        (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(chunks)))
+
+
+def _passes(cupy, kernels, meta, variant, suffix, sms, tensors):
+    """A rule with norms: its passes in order, each pass that finishes norms followed by the
+    kernel that adds the chunk sums; the norms stay in `reduced` on the device."""
+    launch = _device_table(cupy, meta, variant, tensors)
+    if launch is None:
+        return
+    table, count, chunks = launch
+    slots = variant["reductions"]
+    partials = cupy.empty(chunks * slots, cupy.float64)
+    reduced = cupy.empty(count * slots, cupy.float64)
+    name = variant["kernels"][suffix]
+    blocks = max(1, min(chunks, sms * GRID_PER_SM))
+    for j, stage in enumerate(variant["passes"]):
+        kernels.get_function(f"{name}_pass{j}")(
+            (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(chunks), reduced, partials))
+        if stage["norms"]:
+            kernels.get_function(f"{name}_norms{j}")(
+                (max(1, min(count, sms * GRID_PER_SM)),), (meta.REDUCE_THREADS,),
+                (table, numpy.int32(count), partials, reduced))

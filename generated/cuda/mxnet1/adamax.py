@@ -14,13 +14,18 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - kernels: kernel name per storage (f32, f64, f16, bf16; *_mp: float32 master copy); the
   multi-tensor kernel of each is the name + "_multi", whose table has one row of 8-byte
   words per tensor: the pointers (in kernel order), the element count, the tensor's first
-  chunk, the scalars as float64, then the noise key and counter when noise is drawn.
+  chunk, the scalars as float64, then the noise key and counter when noise is drawn;
+- passes: for rules with norms, one entry per pass over memory: the kernels are the name +
+  "_pass<j>", then, where "norms" is true, + "_norms<j>" (adds the chunk sums of the norms
+  that pass finishes); every launch takes the multi-tensor table;
+- reductions: the norms per tensor (slots of the device buffers `partials` and `reduced`).
 """
 
 SOURCE = 'adamax.cu'
 BLOCK = 256
 MULTI_BLOCK = 512
 CHUNK = 65536
+REDUCE_THREADS = 256
 
 VARIANTS = {
     (): {
@@ -38,5 +43,7 @@ VARIANTS = {
             'f16_mp': 'adamax_default_f16_mp',
             'bf16_mp': 'adamax_default_bf16_mp',
         },
+        'passes': [],
+        'reductions': 0,
     },
 }
