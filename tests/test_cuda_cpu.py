@@ -54,6 +54,11 @@ SETTINGS = {
 }
 
 # (learning rate, wd, rescale_grad, clip_gradient, NaN in the gradient)
+NO_WEIGHT_DECAY = {"groupadagrad": 0.0}   # its spec requires wd == 0
+
+SHAPE = (47, 22)          # rows of 22 for the row means; 1034 elements: packs and a tail
+SMALL_SHAPE = (47, 11)
+
 STEPS = [(0.01, 0.0, 1.0, None, False), (0.02, 0.01, 0.5, 0.6, True), (0.015, 0.001, 2.0, 0.0, False)]
 
 # The NumPy code run natively in float16 rounds every operation to float16 (and rounds
@@ -134,11 +139,12 @@ def variant_key(module, variant):
     return next(k for k, v in module.VARIANTS.items() if v is variant)
 
 
-def gradient(rng, n, dtype, nan):
-    g = (rng.standard_normal(n) * 2).astype(dtype)
+def gradient(rng, shape, dtype, nan):
+    g = (rng.standard_normal(shape) * 2).astype(dtype)
     if nan:
-        g[[1, n // 2]] = np.nan
-        g[n - 1] = np.inf
+        flat = g.reshape(-1)
+        flat[[1, flat.size // 2]] = np.nan
+        flat[-1] = np.inf
     return g
 
 
@@ -177,6 +183,7 @@ class Case:
         self.indices = indices
 
     def set_step(self, lr, wd, rescale, clip):
+        wd = NO_WEIGHT_DECAY.get(self.cls.__name__.lower(), wd)
         self.opt.lr, self.opt.wd, self.opt.rescale_grad, self.opt.clip_gradient = lr, wd, rescale, clip
         self.opt._update_count(list(self.indices))
 
@@ -205,25 +212,28 @@ def device_pointers(mv, weight, master, grad, states):
 
 
 def launch(kernels, mv, suffix, tensors, multi=False):
-    """The runtime's launches for `tensors` [(pointer arrays, host scalars, noise words)],
+    """The runtime's launches for `tensors` [(pointer arrays, host scalars, noise words, weight shape)],
     emulated on the CPU: the grid-stride kernel for one tensor, the multi-tensor kernel
     for several (or with multi=True), and for rules with norms their passes and norm sums."""
     name = mv["kernels"][suffix]
     if mv["passes"] or multi or len(tensors) > 1:
-        entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, noise) for ptrs, scalars, noise in tensors]
-        table, chunks = cuda_launch.table(mv, entries, CHUNK)
+        entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, noise, cuda_launch.weight_rows(shape))
+                   for ptrs, scalars, noise, shape in tensors]
+        table = cuda_launch.table(mv, entries, CHUNK)
         count = np.int32(len(tensors))
         if not mv["passes"]:
-            kernels.launch(name + "_multi", [table, count, chunks], blocks=3, threads=4)
+            kernels.launch(name + "_multi", [table.words, count, table.chunks], blocks=3, threads=4)
             return
-        partials = np.zeros(chunks * mv["reductions"])
-        reduced = np.zeros(len(tensors) * mv["reductions"])
+        partials = np.zeros(max(1, table.chunks * mv["reductions"]))
+        reduced = np.zeros(max(1, len(tensors) * mv["reductions"]))
+        rowred = np.zeros(max(1, table.rows * mv["row_reductions"]))
         for j, stage in enumerate(mv["passes"]):
-            kernels.launch_blocks(f"{name}_pass{j}", [table, count, chunks, reduced, partials], blocks=3, threads=4)
+            kernels.launch_blocks(f"{name}_pass{j}", [table.words, count, table.chunks, reduced, partials, rowred,
+                                                      table.rows], blocks=3, threads=4)
             if stage["norms"]:
-                kernels.launch_blocks(f"{name}_norms{j}", [table, count, partials, reduced], blocks=2, threads=4)
+                kernels.launch_blocks(f"{name}_norms{j}", [table.words, count, partials, reduced], blocks=2, threads=4)
         return
-    (pointers, scalars, noise), = tensors
+    (pointers, scalars, noise, _), = tensors
     args = list(pointers) + [pointers[0].size] + cuda_launch.kernel_scalars(mv, scalars, suffix)
     if mv["noise"]:
         args += [np.uint64(noise[0]), np.uint64(noise[1])]
@@ -245,7 +255,7 @@ def placed(array, aligned):
     start = (-buffer.ctypes.data % 16) // array.dtype.itemsize
     if not aligned:
         start += 1
-    out = buffer[start:start + array.size]
+    out = buffer[start:start + array.size].reshape(array.shape)
     out[...] = array
     return out
 
@@ -273,9 +283,9 @@ def test_float32_and_float64_kernels_match_numpy_bit_for_bit(host, repo_root, fl
     case = Case(flavor, name, hyper)
     kernels, meta = kernels_of(host, repo_root, case.cls)
     rng = np.random.default_rng(3)
-    n = 1031
+    n = SHAPE
     weight = rng.standard_normal(n).astype(dtype)
-    weight[:2] = [0.0, -0.0]
+    weight[0, :2] = [0.0, -0.0]
     ref_w, ref_state = weight.copy(), case.opt.create_state(0, weight)
     dev_w = placed(weight, aligned)
     dev_states = {k: placed(v, aligned) for k, v in case.tensor_states(ref_state).items()}
@@ -288,7 +298,7 @@ def test_float32_and_float64_kernels_match_numpy_bit_for_bit(host, repo_root, fl
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
         pointers = device_pointers(mv, dev_w, None, placed(grad, aligned), dev_states)
-        launch(kernels, mv, suffix, [(pointers, plan[2], noise)])
+        launch(kernels, mv, suffix, [(pointers, plan[2], noise, weight.shape)])
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
         check(dev_w, ref_w, f"step {t}: weight", mv)
         for k, v in case.tensor_states(ref_state).items():
@@ -302,7 +312,7 @@ def test_half_kernels_compute_in_float32_and_round_on_store(host, repo_root, fla
     case = Case(flavor, name, hyper)
     kernels, meta = kernels_of(host, repo_root, case.cls)
     rng = np.random.default_rng(4)
-    n = 517
+    n = SMALL_SHAPE
     dev_w = rng.standard_normal(n).astype(dtype)
     dev_state = case.opt.create_state(0, dev_w)
     for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
@@ -321,7 +331,7 @@ def test_half_kernels_compute_in_float32_and_round_on_store(host, repo_root, fla
                         "reference does not round: test_float16_kernels_agree_with_numpy_in_float16 covers it")
         dev_states = case.tensor_states(dev_state)
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
-        launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, None, grad, dev_states), plan[2], noise)])
+        launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, None, grad, dev_states), plan[2], noise, dev_w.shape)])
         run_numpy(case, ref_w, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
         check(dev_w, ref_w.astype(dtype), f"step {t}: weight", mv)
         for k, v in case.tensor_states(ref_state).items():
@@ -334,7 +344,7 @@ def test_float16_kernels_agree_with_numpy_in_float16(host, repo_root, flavor, na
     case = Case(flavor, name, hyper)
     kernels, meta = kernels_of(host, repo_root, case.cls)
     rng = np.random.default_rng(5)
-    n = 517
+    n = SMALL_SHAPE
     weight = rng.standard_normal(n).astype(np.float16)
     ref_w, ref_state = weight.copy(), case.opt.create_state(0, weight)
     dev_w, dev_state = weight.copy(), case.opt.create_state(0, weight)
@@ -347,7 +357,7 @@ def test_float16_kernels_agree_with_numpy_in_float16(host, repo_root, flavor, na
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
         launch(kernels, mv, "f16", [(device_pointers(mv, dev_w, None, grad, case.tensor_states(dev_state)),
-                                     plan[2], noise)])
+                                     plan[2], noise, dev_w.shape)])
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
     np.testing.assert_allclose(dev_w.astype(np.float64), ref_w.astype(np.float64), **FLOAT16_TOLERANCE)
     for k, v in case.tensor_states(ref_state).items():
@@ -362,7 +372,7 @@ def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_
     case = Case(flavor, name, hyper)
     kernels, meta = kernels_of(host, repo_root, case.cls)
     rng = np.random.default_rng(6)
-    n = 517
+    n = SMALL_SHAPE
     master = rng.standard_normal(n).astype(np.float32)
     dev_w = master.astype(dtype)
     dev_master = master.copy()
@@ -377,7 +387,8 @@ def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_
         mv = meta.VARIANTS[variant_key(case.module, plan[0])]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
         dev_states = case.tensor_states(dev_state)
-        launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, dev_master, grad, dev_states), plan[2], noise)])
+        launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, dev_master, grad, dev_states), plan[2], noise,
+                                      dev_w.shape)])
         run_numpy(case, ref_master, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
         check(dev_master, ref_master, f"step {t}: master", mv)
         check(dev_w, ref_master.astype(dtype), f"step {t}: weight", mv)
@@ -390,7 +401,8 @@ def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_
 def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, name, hyper, suffix):
     dtype = STORAGE_DTYPES[suffix]
     master_copy = suffix.endswith("_mp")
-    sizes = [CHUNK + 5, 7, 2 * CHUNK + 3]            # several chunks, a tail, a tiny tensor
+    sizes = [(3, 21847), (7,), (5, 26215)]          # CHUNK + 5, 7 and 2 * CHUNK + 3 elements: several
+                                                    # chunks, a tail, a tiny tensor; rows across chunks
     case = Case(flavor, name, hyper, indices=(0, 1, 2))
     case.opt.set_lr_mult({1: 0.5, 2: 2.0})
     case.opt.set_wd_mult({0: 0.0, 2: 3.0})
@@ -407,7 +419,7 @@ def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, n
         case.set_step(lr, wd, rescale, clip)
         groups, plans, grads = {}, [], []
         for index, tensor in enumerate(tensors):
-            grad = gradient(rng, tensor["w"].size, dtype, nan)
+            grad = gradient(rng, tensor["w"].shape, dtype, nan)
             plan = case.plan(index, tensor["ref_w"], tensor["ref_state"])
             if plan is None:
                 break
@@ -415,7 +427,8 @@ def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, n
             mv = meta.VARIANTS[key]
             states = case.tensor_states(tensor["dev_state"])
             pointers = device_pointers(mv, tensor["w"], tensor["master"], grad, states)
-            groups.setdefault(key, []).append((pointers, plan[2], cuda_launch.noise_words(hyper.get("seed", 0), index, t)))
+            groups.setdefault(key, []).append((pointers, plan[2], cuda_launch.noise_words(hyper.get("seed", 0), index, t),
+                                               tensor["w"].shape))
             plans.append(plan)
             grads.append(grad)
         if len(plans) < len(tensors):

@@ -13,7 +13,7 @@ from ..errors import SpecError
 from ..literals import py_literal
 from ..printers.cuda import Assignment, CudaPrinter, Definition
 from ..stages import REDUCTIONS, plan
-from ..ir import TENSOR
+from ..ir import DEVICE, ROWS
 from ..tac import Scalar, lower
 from .templates import environment
 
@@ -48,20 +48,31 @@ _INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first
 
 
 def supported(rule, analysis):
-    """Whether the emitter writes kernels for a rule: element-wise rules and rules whose
-    reductions are whole-tensor norms (LAMB, LANS, LARS, LBSGD). Row reductions
-    (GroupAdaGrad's row_mean) and row- or device-shaped states are not emitted yet: the
-    CuPy backend runs those rules' NumPy code on the device arrays."""
+    """Whether the emitter writes kernels for a rule: element-wise rules, whole-tensor norms
+    (LAMB, LANS, LARS, LBSGD) and row means with row-shaped states (GroupAdaGrad). Not
+    emitted: device-shaped scalar states, noise together with reductions, and a pass that
+    would finish norms and row means at once; the CuPy backend runs such rules' NumPy code
+    on the device arrays."""
     for variant in analysis.variants.values():
         program = lower(variant, rule)
-        if any(v.shape != TENSOR for v in program.inputs.values()):
+        if any(v.shape == DEVICE for v in program.inputs.values()):
             return False
-        reductions = [v for v in program.code if v.op in REDUCTIONS]
-        if any(v.op != "norm" for v in reductions):
+        if not _multi_pass(program):
+            continue
+        if any(v.op == "normal" for v in program.code):
             return False
-        if reductions and any(v.op == "normal" for v in program.code):
-            return False
+        stages = plan(program).passes
+        for k, stage in enumerate(stages):
+            if len({r.op for r in stage.reductions}) > 1:
+                return False
+            rows_rewritten = [n for n in stage.writes if n in stage.reads and program.inputs[n].shape == ROWS]
+            if rows_rewritten and not any(s.reductions and s.reductions[0].op == "row_mean" for s in stages[:k]):
+                return False   # no earlier row pass to keep the old row values
     return True
+
+
+def _multi_pass(program):
+    return any(v.op in REDUCTIONS for v in program.code) or any(v.shape == ROWS for v in program.inputs.values())
 
 
 def render(rule, analysis, spec_path, module_name):
@@ -81,8 +92,10 @@ def render(rule, analysis, spec_path, module_name):
             "none": context["none"],
             "noise": context["noise"],
             "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
-            "passes": [{"norms": bool(p["reductions"])} for p in context["passes"]],
+            "passes": [{"norms": bool(p["norms"]), "by_rows": p["by_rows"]} for p in context["passes"]],
             "reductions": context["reductions"],
+            "rows": context["rows"],
+            "row_reductions": context["row_reductions"],
         }
     template = environment().get_template("cuda_module.cu.j2")
     cu = template.render(
@@ -121,15 +134,16 @@ def _variant(rule, variant, program, classes, printer):
             "written": name in program.outputs,
             "template_type": "W" if name == "grad" else
                              ("M" if cls == "p" else "typename om::Select<MASTER, M, W>::type"),
+            "rows": program.inputs[name].shape == ROWS,
         })
     written = [a for a in arrays if a["written"]]
-    stages = plan(program)
-    passes = _passes(program, stages, printer) if len(stages.passes) > 1 else []
+    rows = any(a["rows"] for a in arrays)
+    passes, row_slots = _passes(fn, program, plan(program), printer, arrays) if _multi_pass(program) else ([], 0)
     lines = [] if passes else [printer._print(Definition(v)) for v in program.code]
     lines += [] if passes else [printer._print(Assignment(a["name"], program.outputs[a["name"]])) for a in written]
     scalars = [printer.name(s) for s in program.scalars]
     noise = any(v.op == "normal" for v in program.code)
-    kernels = [_kernel(fn, storage, arrays, scalars, noise) for storage in STORAGES]
+    kernels = [_kernel(fn, storage, arrays, scalars, noise, rows) for storage in STORAGES]
     return {
         "fn": fn,
         "description": variant.description,
@@ -143,40 +157,84 @@ def _variant(rule, variant, program, classes, printer):
         "math_lines": lines,
         "kernels": kernels,
         "passes": passes,
-        "reductions": sum(len(p["reductions"]) for p in passes),
+        "reductions": sum(len(p["norms"]) for p in passes),
+        "rows": rows,
+        "row_reductions": row_slots,
     }
 
 
-def _passes(program, stages, printer):
-    """Per pass: the arrays it loads and stores, the norms it reads (by slot in the per-tensor
-    `reduced` buffer), the slots it accumulates, and its per-element math."""
-    slots = {r.id: k for k, r in enumerate(r for p in stages.passes for r in p.reductions)}
+def _passes(fn, program, stages, printer, arrays):
+    """Per pass: the arrays it loads and stores, the reductions it reads (norms by slot in
+    the per-tensor `reduced` buffer, row means by slot in the per-row `rowred` buffer), the
+    reductions it finishes, its per-element math and that function's parameters."""
+    finished = [r for p in stages.passes for r in p.reductions]
+    slots = {}
+    for kind in REDUCTIONS:
+        for k, r in enumerate(r for r in finished if r.op == kind):
+            slots[r.id] = k
+    row_arrays = {a["c"] for a in arrays if a["rows"]}
+    types = {a["c"]: a["template_type"] for a in arrays}
+    # A row-shaped array that a pass reads and writes: the row's first element stores the new
+    # value while other elements of the row may still have to read the old one, so an earlier
+    # row pass copies the old values into the per-row buffer and the pass reads them there.
+    row_slots = sum(1 for r in finished if r.op == "row_mean")
+    snapshots = {}
+    for p in stages.passes:
+        for name in p.writes:
+            a = printer.name(name)
+            if a in row_arrays and name in p.reads and a not in snapshots:
+                snapshots[a] = row_slots
+                row_slots += 1
     out = []
     for p in stages.passes:
+        norms_used = [r for r in p.uses if r.op == "norm"]
+        rows_used = [r for r in p.uses if r.op == "row_mean"]
         names = {vid: printer.name(array) for vid, array in p.loads.items()}
-        names.update({r.id: f"n{r.id}" for r in p.uses})
+        names.update({r.id: f"n{r.id}" for r in norms_used})
+        names.update({r.id: f"r{r.id}" for r in rows_used})
         with printer.aliases(names):
             lines = [printer._print(Definition(v)) for v in p.code]
             for k, r in enumerate(p.reductions):
                 x = printer._print(r.args[0])
-                lines.append(f"acc[{k}] += double({x} * {x});")
+                lines.append(f"acc[{k}] += double({x} * {x});" if r.op == "norm" else f"acc[{k}] += double({x});")
             lines += [printer._print(Assignment(name, program.outputs[name])) for name in p.writes]
         reads = [printer.name(a) for a in p.reads]
         writes = [printer.name(a) for a in p.writes]
+        params = ([f"const M {a}" for a in reads] + [f"const M r{r.id}" for r in rows_used]
+                  + [f"M& {a}_out" for a in writes] + [f"const {fn}_scalars<M>& s"]
+                  + [f"const M n{r.id}" for r in norms_used])
+        args = ([f"x_{a}[k]" for a in reads] + [f"r{r.id}[k]" for r in rows_used]
+                + [f"x_{a}[k]" for a in writes] + ["s"] + [f"n{r.id}" for r in norms_used])
+        if p.reductions:
+            params.append(f"double (&acc)[{len(p.reductions)}]")
+            args.append("acc")
         out.append({
             "index": p.index,
             "reads": reads,
             "writes": writes,
             "write_names": set(p.writes),
             "arrays": reads + [a for a in writes if a not in reads],
-            "uses": [{"name": f"n{r.id}", "slot": slots[r.id]} for r in p.uses],
-            "reductions": [slots[r.id] for r in p.reductions],
+            "row_arrays": row_arrays,
+            "row_reads": [a for a in reads if a in row_arrays and a not in snapshots],
+            "snapshot_reads": [{"name": a, "slot": snapshots[a]} for a in reads if a in snapshots],
+            "snapshots": [],
+            "row_types": types,
+            "uses_norms": [{"name": f"n{r.id}", "slot": slots[r.id]} for r in norms_used],
+            "uses_rows": [{"name": f"r{r.id}", "slot": slots[r.id]} for r in rows_used],
+            "reductions": [{"slot": slots[r.id], "kind": "norm" if r.op == "norm" else "row"}
+                           for r in p.reductions],
+            "norms": [slots[r.id] for r in p.reductions if r.op == "norm"],
+            "by_rows": any(r.op == "row_mean" for r in p.reductions),
+            "math_params": params,
+            "call_args": args,
             "math_lines": lines,
         })
-    return out
+    for a, slot in snapshots.items():   # taken by the first row pass (supported() checks there is one)
+        next(p for p in out if p["by_rows"])["snapshots"].append({"name": a, "slot": slot})
+    return out, row_slots
 
 
-def _kernel(fn, storage, arrays, scalars, noise):
+def _kernel(fn, storage, arrays, scalars, noise, rows):
     """Pointer parameters, span arguments and the multi-tensor row layout for one storage."""
     params, args, pointers = [], [], []
     for a in arrays:
@@ -198,13 +256,17 @@ def _kernel(fn, storage, arrays, scalars, noise):
             args.append(f"p_{a['c']}")
     # multi-tensor row: pointers, element count, first chunk, scalars, noise key and counter
     row_words = [f"p_{name}" for name, _ in pointers] + ["numel", "first_chunk"] + scalars
+    row_arrays = {a["c"] for a in arrays if a["rows"]}
     row_args = []
     for k, (name, ctype) in enumerate(pointers):
-        row_args.append(f"om::pointer<{ctype}>(row[{k}]) + start")
+        offset = "" if name in row_arrays else " + start"   # row-shaped arrays are indexed by row
+        row_args.append(f"om::pointer<{ctype}>(row[{k}]){offset}")
     if not storage.master:
         row_args.insert(1, "nullptr")
     count_word = len(pointers)
     scalar_words = list(range(count_word + 2, count_word + 2 + len(scalars)))
+    if rows:
+        row_words += ["row_len", "first_row"]
     if noise:
         row_words += ["noise_key", "noise_t"]
     return {
@@ -221,6 +283,10 @@ def _kernel(fn, storage, arrays, scalars, noise):
         "first_chunk_word": count_word + 1,
         "scalar_words": scalar_words,
         "noise_word": count_word + 2 + len(scalars),
+        "row_len_word": count_word + 2 + len(scalars),
+        "first_row_word": count_word + 3 + len(scalars),
+        "pass_args": row_args,
+        "row_pointer": {name: f"om::pointer<{ctype}>(row[{k}])" for k, (name, ctype) in enumerate(pointers)},
     }
 
 

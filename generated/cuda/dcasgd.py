@@ -45,6 +45,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False,): {
         'name': 'momentum_ne_0',
@@ -63,5 +65,7 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

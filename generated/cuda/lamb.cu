@@ -44,17 +44,17 @@ struct lamb_bias_correction_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lamb_bias_correction_pass0_math(
-    const M weight, const M grad, const M mean, const M var, M& mean_out, M& var_out,
-    const lamb_bias_correction_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const M mean, const M var, M& mean_out, M& var_out, const lamb_bias_correction_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -109,8 +109,7 @@ __host__ __device__ __forceinline__ void lamb_bias_correction_pass0_span(
 
 template <typename M>
 __host__ __device__ __forceinline__ void lamb_bias_correction_pass1_math(
-    const M weight, const M mean, const M var, M& weight_out,
-    const lamb_bias_correction_scalars<M>& s, const M n16, const M n18)
+    const M weight, const M mean, const M var, M& weight_out, const lamb_bias_correction_scalars<M>& s, const M n16, const M n18)
 {
     const M v9 = weight * s.wd;
     const M v10 = var * s.c_3;
@@ -160,7 +159,8 @@ __host__ __device__ __forceinline__ void lamb_bias_correction_pass1_span(
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -168,10 +168,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f32_pass0
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lamb_bias_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -209,25 +210,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f32_norms
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n16 = float(reduced[tensor * 2 + 0]);
         const float n18 = float(reduced[tensor * 2 + 1]);
         lamb_bias_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n16, n18);
+            span, threadIdx.x, blockDim.x, s, n16, n18);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -235,10 +239,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f64_pass0
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_bias_correction_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         double acc[2] = {};
         lamb_bias_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -276,25 +281,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f64_norms
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lamb_bias_correction_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         const double n16 = double(reduced[tensor * 2 + 0]);
         const double n18 = double(reduced[tensor * 2 + 1]);
         lamb_bias_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n16, n18);
+            span, threadIdx.x, blockDim.x, s, n16, n18);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -302,10 +310,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_pass0
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lamb_bias_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -343,25 +352,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f16_norms
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n16 = float(reduced[tensor * 2 + 0]);
         const float n18 = float(reduced[tensor * 2 + 1]);
         lamb_bias_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n16, n18);
+            span, threadIdx.x, blockDim.x, s, n16, n18);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -369,10 +381,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_pass
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lamb_bias_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -410,25 +423,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_bf16_norm
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n16 = float(reduced[tensor * 2 + 0]);
         const float n18 = float(reduced[tensor * 2 + 1]);
         lamb_bias_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n16, n18);
+            span, threadIdx.x, blockDim.x, s, n16, n18);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -436,10 +452,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_mp_pa
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         double acc[2] = {};
         lamb_bias_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -477,25 +494,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f16_mp_no
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 20;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 20;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n16 = float(reduced[tensor * 2 + 0]);
         const float n18 = float(reduced[tensor * 2 + 1]);
         lamb_bias_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n16, n18);
+            span, threadIdx.x, blockDim.x, s, n16, n18);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -503,10 +523,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_mp_p
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         double acc[2] = {};
         lamb_bias_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -544,19 +565,21 @@ extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_bf16_mp_n
 
 extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 20;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 20;
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n16 = float(reduced[tensor * 2 + 0]);
         const float n18 = float(reduced[tensor * 2 + 1]);
         lamb_bias_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n16, n18);
+            span, threadIdx.x, blockDim.x, s, n16, n18);
     }
 }
 
@@ -579,17 +602,17 @@ struct lamb_not_bias_correction_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass0_math(
-    const M weight, const M grad, const M mean, const M var, M& mean_out, M& var_out,
-    const lamb_not_bias_correction_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const M mean, const M var, M& mean_out, M& var_out, const lamb_not_bias_correction_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -642,8 +665,7 @@ __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass0_span(
 
 template <typename M>
 __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass1_math(
-    const M weight, const M mean, const M var, M& weight_out,
-    const lamb_not_bias_correction_scalars<M>& s, const M n14, const M n16)
+    const M weight, const M mean, const M var, M& weight_out, const lamb_not_bias_correction_scalars<M>& s, const M n14, const M n16)
 {
     const M v9 = om::sqrt(var);
     const M v10 = v9 + s.epsilon;
@@ -691,7 +713,8 @@ __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass1_span(
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -699,10 +722,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f32_p
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         double acc[2] = {};
         lamb_not_bias_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -740,25 +764,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f32_n
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 17;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 17;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         const float n14 = float(reduced[tensor * 2 + 0]);
         const float n16 = float(reduced[tensor * 2 + 1]);
         lamb_not_bias_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n14, n16);
+            span, threadIdx.x, blockDim.x, s, n14, n16);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -766,10 +793,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f64_p
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_not_bias_correction_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])) };
         double acc[2] = {};
         lamb_not_bias_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -807,25 +835,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f64_n
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 17;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 17;
         const lamb_not_bias_correction_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])) };
         const double n14 = double(reduced[tensor * 2 + 0]);
         const double n16 = double(reduced[tensor * 2 + 1]);
         lamb_not_bias_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n14, n16);
+            span, threadIdx.x, blockDim.x, s, n14, n16);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -833,10 +864,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_p
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         double acc[2] = {};
         lamb_not_bias_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -874,25 +906,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f16_n
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 17;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 17;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         const float n14 = float(reduced[tensor * 2 + 0]);
         const float n16 = float(reduced[tensor * 2 + 1]);
         lamb_not_bias_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n14, n16);
+            span, threadIdx.x, blockDim.x, s, n14, n16);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -900,10 +935,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         double acc[2] = {};
         lamb_not_bias_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -941,25 +977,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_bf16_
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 17;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 17;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         const float n14 = float(reduced[tensor * 2 + 0]);
         const float n16 = float(reduced[tensor * 2 + 1]);
         lamb_not_bias_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n14, n16);
+            span, threadIdx.x, blockDim.x, s, n14, n16);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -967,10 +1006,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_m
         const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         double acc[2] = {};
         lamb_not_bias_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1008,25 +1048,28 @@ extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f16_m
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 18;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 18;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         const float n14 = float(reduced[tensor * 2 + 0]);
         const float n16 = float(reduced[tensor * 2 + 1]);
         lamb_not_bias_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n14, n16);
+            span, threadIdx.x, blockDim.x, s, n14, n16);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -1034,10 +1077,11 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_
         const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         double acc[2] = {};
         lamb_not_bias_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1075,18 +1119,20 @@ extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_bf16_
 
 extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 18;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 18;
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         const float n14 = float(reduced[tensor * 2 + 0]);
         const float n16 = float(reduced[tensor * 2 + 1]);
         lamb_not_bias_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n14, n16);
+            span, threadIdx.x, blockDim.x, s, n14, n16);
     }
 }

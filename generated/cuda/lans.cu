@@ -47,17 +47,17 @@ struct lans_default_scalars {
     M wd;
 };
 
-// 3 passes over memory (codegen/stages.py), 4 norm(s) per tensor.
+// 3 pass(es) over memory (codegen/stages.py); per tensor 4 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lans_default_pass0_math(
-    const M weight, const M grad,
-    const lans_default_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lans_default_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = grad * s.rescale_grad;
     acc[0] += double(v0 * v0);
@@ -89,8 +89,7 @@ __host__ __device__ __forceinline__ void lans_default_pass0_span(
 
 template <typename M>
 __host__ __device__ __forceinline__ void lans_default_pass1_math(
-    const M weight, const M grad, const M mean, const M var, M& mean_out, M& var_out,
-    const lans_default_scalars<M>& s, const M n1, double (&acc)[2])
+    const M weight, const M grad, const M mean, const M var, M& mean_out, M& var_out, const lans_default_scalars<M>& s, const M n1, double (&acc)[2])
 {
     const M v0 = grad * s.rescale_grad;
     const bool v2 = n1 == M(0);
@@ -150,8 +149,7 @@ __host__ __device__ __forceinline__ void lans_default_pass1_span(
 
 template <typename M>
 __host__ __device__ __forceinline__ void lans_default_pass2_math(
-    const M weight, const M grad, const M mean, const M var, M& weight_out,
-    const lans_default_scalars<M>& s, const M n1, const M n22, const M n24, const M n25)
+    const M weight, const M grad, const M mean, const M var, M& weight_out, const lans_default_scalars<M>& s, const M n1, const M n22, const M n24, const M n25)
 {
     const M v0 = grad * s.rescale_grad;
     const bool v2 = n1 == M(0);
@@ -218,7 +216,8 @@ __host__ __device__ __forceinline__ void lans_default_pass2_span(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -226,10 +225,11 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f32_pass0(
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 0] = total;
@@ -267,20 +267,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f32_norms0(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         double acc[2] = {};
         lans_default_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, acc);
+            span, threadIdx.x, blockDim.x, s, n1, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 2] = total;
@@ -318,27 +320,30 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f32_norms1(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f32_pass2(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         const float n22 = float(reduced[tensor * 4 + 1]);
         const float n24 = float(reduced[tensor * 4 + 2]);
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
+            span, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -346,10 +351,11 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f64_pass0(
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 0] = total;
@@ -387,20 +393,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f64_norms0(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         const double n1 = double(reduced[tensor * 4 + 0]);
         double acc[2] = {};
         lans_default_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, acc);
+            span, threadIdx.x, blockDim.x, s, n1, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 2] = total;
@@ -438,27 +446,30 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f64_norms1(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f64_pass2(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         const double n1 = double(reduced[tensor * 4 + 0]);
         const double n22 = double(reduced[tensor * 4 + 1]);
         const double n24 = double(reduced[tensor * 4 + 2]);
         const double n25 = double(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
+            span, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -466,10 +477,11 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f16_pass0(
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 0] = total;
@@ -507,20 +519,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f16_norms0(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         double acc[2] = {};
         lans_default_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, acc);
+            span, threadIdx.x, blockDim.x, s, n1, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 2] = total;
@@ -558,27 +572,30 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f16_norms1(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f16_pass2(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         const float n22 = float(reduced[tensor * 4 + 1]);
         const float n24 = float(reduced[tensor * 4 + 2]);
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
+            span, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -586,10 +603,11 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_pass0(
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 0] = total;
@@ -627,20 +645,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_norms0(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         double acc[2] = {};
         lans_default_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, acc);
+            span, threadIdx.x, blockDim.x, s, n1, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 2] = total;
@@ -678,27 +698,30 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_norms1(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_pass2(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 19;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         const float n22 = float(reduced[tensor * 4 + 1]);
         const float n24 = float(reduced[tensor * 4 + 2]);
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
+            span, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -706,10 +729,11 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f16_mp_pass0(
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         double acc[2] = {};
         lans_default_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 0] = total;
@@ -747,20 +771,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f16_mp_norms0(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 20;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         double acc[2] = {};
         lans_default_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, acc);
+            span, threadIdx.x, blockDim.x, s, n1, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 2] = total;
@@ -798,27 +824,30 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_f16_mp_norms1(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_f16_mp_pass2(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 20;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         const float n22 = float(reduced[tensor * 4 + 1]);
         const float n24 = float(reduced[tensor * 4 + 2]);
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
+            span, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
@@ -826,10 +855,11 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_mp_pass0(
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         double acc[2] = {};
         lans_default_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 0] = total;
@@ -867,20 +897,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_mp_norms0(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 20;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         double acc[2] = {};
         lans_default_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, acc);
+            span, threadIdx.x, blockDim.x, s, n1, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 4 + 2] = total;
@@ -918,20 +950,22 @@ extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_mp_norms1(
 
 extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_mp_pass2(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 20;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
         const float n22 = float(reduced[tensor * 4 + 1]);
         const float n24 = float(reduced[tensor * 4 + 2]);
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
+            span, threadIdx.x, blockDim.x, s, n1, n22, n24, n25);
     }
 }

@@ -57,7 +57,13 @@ VARIANTS = {
             'f16_mp': 'lans_default_f16_mp',
             'bf16_mp': 'lans_default_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': True}, {'norms': False}],
+        'passes': [
+            {'norms': True, 'by_rows': False},
+            {'norms': True, 'by_rows': False},
+            {'norms': False, 'by_rows': False},
+        ],
         'reductions': 4,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

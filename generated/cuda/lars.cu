@@ -434,17 +434,17 @@ struct lars_not_exempt__momentum_eq_0_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass0_math(
-    const M weight, const M grad,
-    const lars_not_exempt__momentum_eq_0_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lars_not_exempt__momentum_eq_0_scalars<M>& s, double (&acc)[2])
 {
     const M v1 = grad * s.rescale_grad;
     acc[0] += double(weight * weight);
@@ -474,8 +474,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass0_sp
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass1_math(
-    const M weight, const M grad, M& weight_out,
-    const lars_not_exempt__momentum_eq_0_scalars<M>& s, const M n0, const M n2)
+    const M weight, const M grad, M& weight_out, const lars_not_exempt__momentum_eq_0_scalars<M>& s, const M n0, const M n2)
 {
     const M v1 = grad * s.rescale_grad;
     const M v3 = weight * s.wd;
@@ -520,7 +519,8 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass1_sp
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -528,10 +528,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -569,25 +570,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -595,10 +599,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -636,25 +641,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -662,10 +670,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -703,25 +712,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -729,10 +741,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -770,25 +783,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -796,10 +812,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -837,25 +854,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -863,10 +883,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -904,19 +925,21 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
@@ -935,17 +958,17 @@ struct lars_not_exempt__momentum_ne_0_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass0_math(
-    const M weight, const M grad,
-    const lars_not_exempt__momentum_ne_0_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lars_not_exempt__momentum_ne_0_scalars<M>& s, double (&acc)[2])
 {
     const M v1 = grad * s.rescale_grad;
     acc[0] += double(weight * weight);
@@ -976,8 +999,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass0_sp
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass1_math(
-    const M weight, const M grad, const M mom, M& weight_out, M& mom_out,
-    const lars_not_exempt__momentum_ne_0_scalars<M>& s, const M n0, const M n2)
+    const M weight, const M grad, const M mom, M& weight_out, M& mom_out, const lars_not_exempt__momentum_ne_0_scalars<M>& s, const M n0, const M n2)
 {
     const M v1 = grad * s.rescale_grad;
     const M v3 = mom * s.momentum;
@@ -1029,7 +1051,8 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass1_sp
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
@@ -1037,10 +1060,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1078,25 +1102,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
@@ -1104,10 +1131,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1145,25 +1173,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
@@ -1171,10 +1202,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1212,25 +1244,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
@@ -1238,10 +1273,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1279,25 +1315,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
@@ -1305,10 +1344,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1346,25 +1386,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
@@ -1372,10 +1415,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1413,18 +1457,20 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }

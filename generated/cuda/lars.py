@@ -45,6 +45,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, False): {
         'name': 'exempt__momentum_ne_0',
@@ -63,6 +65,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, True): {
         'name': 'not_exempt__momentum_eq_0',
@@ -79,8 +83,10 @@ VARIANTS = {
             'f16_mp': 'lars_not_exempt__momentum_eq_0_f16_mp',
             'bf16_mp': 'lars_not_exempt__momentum_eq_0_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, False): {
         'name': 'not_exempt__momentum_ne_0',
@@ -97,7 +103,9 @@ VARIANTS = {
             'f16_mp': 'lars_not_exempt__momentum_ne_0_f16_mp',
             'bf16_mp': 'lars_not_exempt__momentum_ne_0_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

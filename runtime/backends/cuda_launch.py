@@ -67,15 +67,34 @@ def chunks(numel, chunk):
     return -(-int(numel) // chunk)
 
 
+def weight_rows(shape):
+    """(elements per row, rows) of a weight: rows along the first axis, as row_mean reads them."""
+    rows = int(shape[0]) if len(shape) else 1
+    numel = int(numpy.prod(shape, dtype=numpy.int64))
+    return (numel // rows if rows else 0), rows
+
+
+class Table:
+    """A multi-tensor table: `words` (tensors, row) uint64, and the launch's chunk and row counts."""
+
+    def __init__(self, words, chunks, rows):
+        self.words, self.chunks, self.rows = words, chunks, rows
+
+
 def table(variant, entries, chunk):
-    """Multi-tensor table: `entries` are (pointers, numel, scalars dict, noise words or None),
-    pointers in kernel order. Returns (uint64 array of shape (tensors, row), total chunks)."""
-    rows, first = [], 0
-    for pointers, numel, scalars, noise in entries:
+    """Multi-tensor table of `entries` (pointers in kernel order, numel, scalars dict, noise
+    words or None, (row length, rows) or None); one row of words per tensor: pointers, numel,
+    first chunk, scalars as float64, then row length and first row for rules with row-shaped
+    values, then the noise key and counter."""
+    words, first, first_row = [], 0, 0
+    for pointers, numel, scalars, noise, rows in entries:
         row = [int(p) for p in pointers] + [int(numel), first]
         row += [int(w) for w in numpy.array(scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)]
+        if variant.get("rows"):
+            row += [int(rows[0]), first_row]
+            first_row += int(rows[1])
         if variant["noise"]:
             row += [int(noise[0]), int(noise[1])]
-        rows.append(row)
+        words.append(row)
         first += chunks(numel, chunk)
-    return numpy.array(rows, dtype=numpy.uint64), first
+    return Table(numpy.array(words, dtype=numpy.uint64), first, first_row)

@@ -114,7 +114,7 @@ def _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads,
 
 
 def _tensor(k, indices, weights, grads, plans, masters, variant, optimizer):
-    """(pointer arrays in kernel order, host scalars, noise words) of one parameter."""
+    """(pointer arrays in kernel order, host scalars, noise words, (row length, rows)) of one parameter."""
     _, arrays, scalars, _, _ = plans[k]
     states = dict(zip(plans[k][0]["states"], arrays))
     pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
@@ -123,10 +123,10 @@ def _tensor(k, indices, weights, grads, plans, masters, variant, optimizer):
     if variant["noise"]:
         t = optimizer._index_update_count[indices[k]]
         noise = cuda_launch.noise_words(optimizer.hyperparameters["seed"], indices[k], t)
-    return pointers, scalars, noise
+    return pointers, scalars, noise, cuda_launch.weight_rows(weights[k].shape)
 
 
-def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise):
+def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise, rows):
     numel = pointers[0].size
     if numel == 0:
         return
@@ -139,40 +139,43 @@ def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise):
 
 
 def _device_table(cupy, meta, variant, tensors):
-    """(device table, tensors, chunks) of the non-empty tensors; None when all are empty."""
-    entries = [([p.data.ptr for p in pointers], pointers[0].size, scalars, noise)
-               for pointers, scalars, noise in tensors if pointers[0].size > 0]
+    """(device table, tensors, Table) of the non-empty tensors; None when all are empty."""
+    entries = [([p.data.ptr for p in pointers], pointers[0].size, scalars, noise, rows)
+               for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
     if not entries:
         return None
-    table, chunks = cuda_launch.table(variant, entries, meta.CHUNK)
-    return cupy.asarray(table), len(entries), chunks   # uploaded on the current stream, no sync
+    table = cuda_launch.table(variant, entries, meta.CHUNK)
+    return cupy.asarray(table.words), len(entries), table   # uploaded on the current stream, no sync
 
 
 def _multi(cupy, kernels, meta, variant, suffix, sms, tensors):
     launch = _device_table(cupy, meta, variant, tensors)
     if launch is None:
         return
-    table, count, chunks = launch
-    blocks = max(1, min(chunks, sms * GRID_PER_SM))
+    table, count, layout = launch
+    blocks = max(1, min(layout.chunks, sms * GRID_PER_SM))
     kernels.get_function(variant["kernels"][suffix] + "_multi")(
-        (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(chunks)))
+        (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(layout.chunks)))
 
 
 def _passes(cupy, kernels, meta, variant, suffix, sms, tensors):
-    """A rule with norms: its passes in order, each pass that finishes norms followed by the
-    kernel that adds the chunk sums; the norms stay in `reduced` on the device."""
+    """A rule with reductions: its passes in order, each pass that finishes norms followed by
+    the kernel that adds the chunk sums; norms (`reduced`) and per-row values (`rowred`)
+    stay on the device."""
     launch = _device_table(cupy, meta, variant, tensors)
     if launch is None:
         return
-    table, count, chunks = launch
-    slots = variant["reductions"]
-    partials = cupy.empty(chunks * slots, cupy.float64)
-    reduced = cupy.empty(count * slots, cupy.float64)
+    table, count, layout = launch
+    partials = cupy.empty(max(1, layout.chunks * variant["reductions"]), cupy.float64)
+    reduced = cupy.empty(max(1, count * variant["reductions"]), cupy.float64)
+    rowred = cupy.empty(max(1, layout.rows * variant["row_reductions"]), cupy.float64)
     name = variant["kernels"][suffix]
-    blocks = max(1, min(chunks, sms * GRID_PER_SM))
     for j, stage in enumerate(variant["passes"]):
+        units = layout.rows if stage["by_rows"] else layout.chunks
+        blocks = max(1, min(units, sms * GRID_PER_SM))
         kernels.get_function(f"{name}_pass{j}")(
-            (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(chunks), reduced, partials))
+            (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(layout.chunks), reduced, partials,
+                                             rowred, numpy.int64(layout.rows)))
         if stage["norms"]:
             kernels.get_function(f"{name}_norms{j}")(
                 (max(1, min(count, sms * GRID_PER_SM)),), (meta.REDUCE_THREADS,),

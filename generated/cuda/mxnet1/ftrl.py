@@ -45,5 +45,7 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

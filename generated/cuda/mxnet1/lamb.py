@@ -57,8 +57,10 @@ VARIANTS = {
             'f16_mp': 'lamb_bias_correction_f16_mp',
             'bf16_mp': 'lamb_bias_correction_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False,): {
         'name': 'not_bias_correction',
@@ -87,7 +89,9 @@ VARIANTS = {
             'f16_mp': 'lamb_not_bias_correction_f16_mp',
             'bf16_mp': 'lamb_not_bias_correction_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

@@ -838,17 +838,17 @@ struct lars_not_exempt__momentum_eq_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_math(
-    const M weight, const M grad,
-    const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M>& s, double (&acc)[2])
 {
     const M v1 = grad * s.rescale_grad;
     acc[0] += double(weight * weight);
@@ -878,8 +878,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__momentu
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__momentum_correction_pass1_math(
-    const M weight, const M grad, M& weight_out,
-    const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M>& s, const M n0, const M n2)
+    const M weight, const M grad, M& weight_out, const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M>& s, const M n0, const M n2)
 {
     const M v1 = grad * s.rescale_grad;
     const bool v3 = n2 > M(0);
@@ -925,7 +924,8 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__momentu
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -933,10 +933,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -974,25 +975,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1000,10 +1004,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1041,25 +1046,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1067,10 +1075,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1108,25 +1117,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1134,10 +1146,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1175,25 +1188,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1201,10 +1217,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1242,25 +1259,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1268,10 +1288,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1309,19 +1330,21 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
@@ -1339,17 +1362,17 @@ struct lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_math(
-    const M weight, const M grad,
-    const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M>& s, double (&acc)[2])
 {
     const M v1 = grad * s.rescale_grad;
     acc[0] += double(weight * weight);
@@ -1379,8 +1402,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__not_mom
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_math(
-    const M weight, const M grad, M& weight_out,
-    const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M>& s, const M n0, const M n2)
+    const M weight, const M grad, M& weight_out, const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M>& s, const M n0, const M n2)
 {
     const M v1 = grad * s.rescale_grad;
     const bool v3 = n2 > M(0);
@@ -1426,7 +1448,8 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__not_mom
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1434,10 +1457,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1475,25 +1499,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1501,10 +1528,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1542,25 +1570,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1568,10 +1599,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1609,25 +1641,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1635,10 +1670,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1676,25 +1712,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
         const om::index_t left = om::index_t(row[2]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1702,10 +1741,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1743,25 +1783,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
@@ -1769,10 +1812,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1810,19 +1854,21 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
@@ -1841,17 +1887,17 @@ struct lars_not_exempt__momentum_ne_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_math(
-    const M weight, const M grad,
-    const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M>& s, double (&acc)[2])
 {
     const M v1 = grad * s.rescale_grad;
     acc[0] += double(weight * weight);
@@ -1882,8 +1928,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__momentu
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__momentum_correction_pass1_math(
-    const M weight, const M grad, const M mom, M& weight_out, M& mom_out,
-    const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M>& s, const M n0, const M n2)
+    const M weight, const M grad, const M mom, M& weight_out, M& mom_out, const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M>& s, const M n0, const M n2)
 {
     const M v1 = grad * s.rescale_grad;
     const bool v3 = n2 > M(0);
@@ -1936,7 +1981,8 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__momentu
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
@@ -1944,10 +1990,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1985,25 +2032,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
@@ -2011,10 +2061,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2052,25 +2103,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
@@ -2078,10 +2132,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2119,25 +2174,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
@@ -2145,10 +2203,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2186,25 +2245,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
@@ -2212,10 +2274,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2253,25 +2316,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
@@ -2279,10 +2345,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2320,19 +2387,21 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
@@ -2351,17 +2420,17 @@ struct lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_math(
-    const M weight, const M grad,
-    const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M>& s, double (&acc)[2])
 {
     const M v1 = grad * s.rescale_grad;
     acc[0] += double(weight * weight);
@@ -2392,8 +2461,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__not_mom
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_math(
-    const M weight, const M grad, const M mom, M& weight_out, M& mom_out,
-    const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M>& s, const M n0, const M n2)
+    const M weight, const M grad, const M mom, M& weight_out, M& mom_out, const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M>& s, const M n0, const M n2)
 {
     const M v1 = grad * s.rescale_grad;
     const bool v3 = n2 > M(0);
@@ -2446,7 +2514,8 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__not_mom
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
@@ -2454,10 +2523,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2495,25 +2565,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
@@ -2521,10 +2594,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2562,25 +2636,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
@@ -2588,10 +2665,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2629,25 +2707,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
@@ -2655,10 +2736,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2696,25 +2778,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
@@ -2722,10 +2807,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2763,25 +2849,28 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
@@ -2789,10 +2878,11 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -2830,18 +2920,20 @@ extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0
 
 extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n0, n2);
+            span, threadIdx.x, blockDim.x, s, n0, n2);
     }
 }

@@ -45,6 +45,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, True, False): {
         'name': 'exempt__momentum_eq_0__not_momentum_correction',
@@ -63,6 +65,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, False, True): {
         'name': 'exempt__momentum_ne_0__momentum_correction',
@@ -81,6 +85,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, False, False): {
         'name': 'exempt__momentum_ne_0__not_momentum_correction',
@@ -99,6 +105,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, True, True): {
         'name': 'not_exempt__momentum_eq_0__momentum_correction',
@@ -115,8 +123,10 @@ VARIANTS = {
             'f16_mp': 'lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp',
             'bf16_mp': 'lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, True, False): {
         'name': 'not_exempt__momentum_eq_0__not_momentum_correction',
@@ -133,8 +143,10 @@ VARIANTS = {
             'f16_mp': 'lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp',
             'bf16_mp': 'lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, False, True): {
         'name': 'not_exempt__momentum_ne_0__momentum_correction',
@@ -151,8 +163,10 @@ VARIANTS = {
             'f16_mp': 'lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp',
             'bf16_mp': 'lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, False, False): {
         'name': 'not_exempt__momentum_ne_0__not_momentum_correction',
@@ -169,7 +183,9 @@ VARIANTS = {
             'f16_mp': 'lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp',
             'bf16_mp': 'lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

@@ -44,17 +44,17 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_math(
-    const M weight, const M grad, const M cum_grad,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -88,8 +88,7 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 
 template <typename M>
 __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_math(
-    const M weight, const M grad, const M cum_grad, M& weight_out, M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, const M n2, const M n4)
+    const M weight, const M grad, const M cum_grad, M& weight_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, const M n2, const M n4)
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -142,7 +141,8 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
@@ -150,10 +150,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -191,25 +192,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
@@ -217,10 +221,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -258,25 +263,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
@@ -284,10 +292,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -325,25 +334,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
@@ -351,10 +363,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -392,25 +405,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t tensor = (row - table) / 10;
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
@@ -418,10 +434,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -459,25 +476,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
@@ -485,10 +505,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -526,19 +547,21 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 11;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 11;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
@@ -556,17 +579,17 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
     M wd;
 };
 
-// 2 passes over memory (codegen/stages.py), 2 norm(s) per tensor.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element and, per chunk, the sums of squares of the norms it finishes
-// (accumulated in double, chunk by chunk, so the result does not depend on the grid); the
-// norms kernel adds each tensor's chunk sums in order and takes the square root in M.
-// Norms stay on the device: `reduced` holds them, the next pass reads them.
+// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
+// their operands in double (chunk by chunk, so the result does not depend on the grid) into
+// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
+// square root in M into `reduced`. A pass that finishes row means runs one block per row
+// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_math(
-    const M weight, const M grad, const M cum_grad,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, double (&acc)[2])
+    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -601,8 +624,7 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 
 template <typename M>
 __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_math(
-    const M weight, const M grad, const M mom, const M cum_grad, M& weight_out, M& mom_out, M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, const M n2, const M n4)
+    const M weight, const M grad, const M mom, const M cum_grad, M& weight_out, M& mom_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, const M n2, const M n4)
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -662,7 +684,8 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
@@ -670,10 +693,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -711,25 +735,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
@@ -737,10 +764,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -778,25 +806,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
@@ -804,10 +835,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -845,25 +877,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
@@ -871,10 +906,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -912,25 +948,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t tensor = (row - table) / 12;
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
@@ -938,10 +977,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -979,25 +1019,28 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     __shared__ double shared[512];
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
@@ -1005,10 +1048,11 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, acc);
+            span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
             if (threadIdx.x == 0) partials[c * 2 + 0] = total;
@@ -1046,19 +1090,21 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
 
 extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials)
+    const double* __restrict__ reduced, double* __restrict__ partials,
+    double* __restrict__ rowred, const om::index_t rows)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
-        const om::index_t tensor = (row - table) / 13;
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+        const om::index_t tensor = (row - table) / 13;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, n2, n4);
+            span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 

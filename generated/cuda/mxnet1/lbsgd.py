@@ -43,8 +43,10 @@ VARIANTS = {
             'f16_mp': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp',
             'bf16_mp': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, True, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0',
@@ -61,8 +63,10 @@ VARIANTS = {
             'f16_mp': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp',
             'bf16_mp': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp',
         },
-        'passes': [{'norms': True}, {'norms': False}],
+        'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, False, True): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0',
@@ -81,6 +85,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (True, False, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0',
@@ -99,6 +105,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, True, True): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0',
@@ -117,6 +125,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, True, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0',
@@ -135,6 +145,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, False, True): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0',
@@ -153,6 +165,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False, False, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0',
@@ -171,5 +185,7 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
 }

@@ -55,6 +55,8 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
     (False,): {
         'name': 'not_centered',
@@ -82,5 +84,7 @@ VARIANTS = {
         },
         'passes': [],
         'reductions': 0,
+        'rows': False,
+        'row_reductions': 0,
     },
 }
