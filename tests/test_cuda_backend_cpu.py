@@ -1,0 +1,176 @@
+"""The CuPy backend's own code path (runtime/backends/cupy_backend.py) without a GPU.
+
+`optimizer.update` on stand-ins for CuPy arrays goes through the real runtime: the checks,
+the planning, the grouping by (variant, dtype), the single, multi-tensor and multi-pass
+launches with their tables and device buffers. Only the last step is replaced: kernels
+come from the host-compiled `.cu` files (tests/cuda_host.py) instead of NVRTC, and device
+memory is host memory. Blocks keep the runtime's grid but run 4 threads each (the kernels
+stride by blockDim, and block sums need a power of two). Results are compared with the
+NumPy code on NumPy arrays: bit for bit for element-wise rules, within NORM_TOLERANCE for
+rules with reductions.
+"""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import optforge
+from optforge.runtime.backends import cuda_launch, cupy_backend, kernel_cache
+
+import cuda_host
+from test_cuda_cpu import NORM_TOLERANCE, NO_WEIGHT_DECAY, STEPS, assert_same_bits, gradient, parts, settings
+
+pytest.importorskip("cupy")   # array_module recognises CuPy arrays through the cupy package
+THREADS = 4
+
+
+class FakeDevice:
+    id = 0
+    compute_capability = "90"
+    attributes = {"MultiProcessorCount": 2}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __eq__(self, other):
+        return isinstance(other, FakeDevice)
+
+    def __hash__(self):
+        return 0
+
+
+class FakeCupyArray:
+    """A host array that the runtime takes for a cupy.ndarray on FakeDevice."""
+
+    __module__ = "cupy._core.core"
+    __cuda_array_interface__ = {}
+
+    def __init__(self, array):
+        self.array = array
+        self.device = FakeDevice()
+        self.shape, self.dtype, self.ndim, self.size = array.shape, array.dtype, array.ndim, array.size
+        self.flags = array.flags
+        self.data = SimpleNamespace(ptr=array.ctypes.data)
+
+
+def fake(state):
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(fake(s) for s in state)
+    if state.ndim == 0:
+        return state.copy()     # host scalar states stay NumPy
+    return FakeCupyArray(state.copy())
+
+
+def on_host(value):
+    return value.array if isinstance(value, FakeCupyArray) else value
+
+
+class HostModule:
+    """Stands in for the NVRTC-loaded cupy.RawModule: the host-compiled kernels."""
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+
+    def get_function(self, name):
+        def call(grid, block, args):
+            args = [on_host(a) for a in args]
+            if name.endswith("_multi") or "_pass" in name or "_norms" in name:
+                self.kernels.launch_blocks(name, args, blocks=grid[0], threads=THREADS)
+            else:
+                self.kernels.launch(name, args, blocks=grid[0], threads=THREADS)
+        return call
+
+
+@pytest.fixture
+def host_backend(monkeypatch, host):
+    fake_cupy = SimpleNamespace(
+        cuda=SimpleNamespace(is_available=lambda: True),
+        float64=np.float64,
+        asarray=lambda a: FakeCupyArray(np.ascontiguousarray(a)),
+        empty=lambda n, dtype: FakeCupyArray(np.zeros(n, dtype)),
+    )
+    by_path = {path.resolve(): kernels for path, kernels in host.items()}
+    monkeypatch.setattr(cupy_backend, "cupy_module", lambda: fake_cupy)
+    monkeypatch.setattr(kernel_cache, "module",
+                        lambda source, arch, device, fmad=True: HostModule(by_path[source.resolve()]))
+
+
+from test_cuda_cpu import host  # noqa: E402  (the session fixture building every .cu for the host)
+
+CASES = [("mxnet2", "adam", {}), ("mxnet2", "sgd", {"momentum": 0.9}), ("mxnet2", "rmsprop", {"centered": True}),
+         ("mxnet1", "nadam", {}), ("mxnet2", "lamb", {}), ("mxnet2", "lars", {"momentum": 0.9}),
+         ("mxnet2", "groupadagrad", {}), ("mxnet2", "lans", {})]
+SHAPES = [(3, 21847), (7,), (40, 25)]     # several chunks and rows across chunks, a tiny tensor, packs
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-per-update", "one-update"])
+@pytest.mark.parametrize("flavor,name,hyper", CASES, ids=[f"{f}-{n}" for f, n, _ in CASES])
+def test_update_on_device_arrays_runs_the_kernels_like_numpy(host_backend, flavor, name, hyper, together):
+    reference = optforge.create(name, flavor=flavor, use_fused_step=False, **hyper)
+    fused = optforge.create(name, flavor=flavor, use_fused_step=True, **hyper)
+    meta = cuda_launch.metadata(type(fused)._module)
+    exact = not any(v["passes"] for v in meta.VARIANTS.values())
+    rng = np.random.default_rng(21)
+    ref_w = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    ref_s = [reference.create_state(i, w) for i, w in enumerate(ref_w)]
+    dev_w = [FakeCupyArray(w.copy()) for w in ref_w]
+    dev_s = [fake(s) for s in ref_s]
+    indices = list(range(len(SHAPES)))
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grads = [gradient(rng, s, np.float32, nan and exact) for s in SHAPES]
+        for opt in (reference, fused):
+            opt.lr, opt.rescale_grad, opt.clip_gradient = lr, rescale, clip
+            opt.wd = NO_WEIGHT_DECAY.get(name, wd)
+        if together:
+            reference.update(indices, ref_w, grads, ref_s)
+            fused.update(indices, dev_w, [FakeCupyArray(g) for g in grads], dev_s)
+        else:
+            for i in indices:
+                reference.update(i, ref_w[i], grads[i], ref_s[i])
+                fused.update(i, dev_w[i], FakeCupyArray(grads[i]), dev_s[i])
+        for i in indices:
+            for what, d, r in [("weight", dev_w[i], ref_w[i])] + [
+                    (f"state part {k}", a, b) for k, (a, b) in enumerate(zip(parts(dev_s[i]), parts(ref_s[i])))]:
+                if exact:
+                    assert_same_bits(on_host(d), r, f"step {t}, tensor {i}: {what}")
+                else:
+                    np.testing.assert_allclose(on_host(d), r, err_msg=f"step {t}, tensor {i}: {what}",
+                                               **NORM_TOLERANCE["float32"])
+
+
+@pytest.mark.parametrize("name", ["adam", "lamb"])
+def test_multi_precision_update_runs_the_master_copy_kernels(host_backend, name):
+    reference = optforge.create(name, multi_precision=True, use_fused_step=False)
+    fused = optforge.create(name, multi_precision=True, use_fused_step=True)
+    rng = np.random.default_rng(22)
+    weight = rng.standard_normal((40, 25)).astype(np.float16)
+    ref_w, ref_s = weight.copy(), reference.create_state_multi_precision(0, weight)
+    dev_w, dev_s = FakeCupyArray(weight.copy()), fake(reference.create_state_multi_precision(0, weight))
+    for t, (lr, wd, rescale, clip, _) in enumerate(STEPS, start=1):
+        grad = gradient(rng, weight.shape, np.float16, False)
+        for opt in (reference, fused):
+            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+        reference.update_multi_precision(0, ref_w, grad, ref_s)
+        fused.update_multi_precision(0, dev_w, FakeCupyArray(grad), dev_s)
+        if name == "adam":
+            assert_same_bits(on_host(dev_w), ref_w, f"step {t}: weight")
+            assert_same_bits(on_host(dev_s[0]), ref_s[0], f"step {t}: master copy")
+        else:
+            np.testing.assert_allclose(on_host(dev_s[0]), ref_s[0], **NORM_TOLERANCE["float32"])
+            np.testing.assert_allclose(on_host(dev_w).astype(np.float32), ref_w.astype(np.float32),
+                                       **NORM_TOLERANCE["float16"])
+
+
+def test_a_non_contiguous_device_array_is_a_clear_error_before_anything_changes(host_backend):
+    opt = optforge.create("adam", use_fused_step=True)
+    weight = np.ones((4, 6), np.float32)
+    view = FakeCupyArray(weight[:, ::2])
+    state = fake(opt.create_state(0, weight[:, ::2].copy()))
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        opt.update(0, view, FakeCupyArray(np.ones((4, 3), np.float32)), state)
+    assert (weight == 1).all() and opt._index_update_count == {}
