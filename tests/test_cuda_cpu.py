@@ -447,3 +447,61 @@ def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, n
                 check(tensor["w"], tensor["ref_w"], what + ": weight", mv)
             for k, v in case.tensor_states(tensor["ref_state"]).items():
                 check(case.tensor_states(tensor["dev_state"])[k], v, f"{what}: state {k}", mv)
+
+
+# Random123's known-answer vectors for Philox4x32-10: (counter, key) -> output
+PHILOX_KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+
+
+@pytest.mark.parametrize("counter,key,expected", PHILOX_KAT)
+def test_philox_matches_the_known_answers(host, counter, key, expected):
+    block = np.array(counter, np.uint32)
+    probe(host).lib.om_philox(cuda_host.pointer(block), ctypes_u32(key[0]), ctypes_u32(key[1]))
+    assert tuple(int(x) for x in block) == expected
+
+
+def ctypes_u32(value):
+    return cuda_host.ctypes.c_uint32(value)
+
+
+def test_device_normals_are_standard_normal_and_depend_on_every_counter_part(host):
+    lib = probe(host).lib
+    draws = {}
+    for key, t, tag in [(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 1, 2)]:
+        z = np.empty(1 << 16, np.float32)
+        lib.om_normal_f32(cuda_host.pointer(z), cuda_host.c_int64(z.size), cuda_host.c_uint64(key),
+                          cuda_host.c_uint64(t), cuda_host.c_int(tag))
+        draws[(key, t, tag)] = z
+    for z in draws.values():
+        assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02      # 5 sigma for 65536 draws
+    values = list(draws.values())
+    for a in range(len(values)):
+        for b in range(a + 1, len(values)):
+            assert abs(np.corrcoef(values[a], values[b])[0, 1]) < 0.02
+
+
+def test_16_bit_conversions_round_like_numpy(host):
+    lib = probe(host).lib
+    rng = np.random.default_rng(9)
+    bits = np.concatenate([rng.integers(0, 1 << 32, 1 << 20, dtype=np.uint64).astype(np.uint32),
+                           np.arange(0x33000000, 0x33800000, 97, dtype=np.uint32),        # half subnormals
+                           np.array([0x477FEFFF, 0x477FF000, 0x7F800000, 0xFF800000, 0, 0x80000000], np.uint32)])
+    x = bits.view(np.float32)
+    finite = ~np.isnan(x)
+    half = np.empty(x.size, np.uint16)
+    lib.om_float_to_half(cuda_host.pointer(x), cuda_host.pointer(half), cuda_host.c_int64(x.size))
+    with np.errstate(over="ignore", invalid="ignore"):   # values beyond float16 become inf, on purpose
+        assert_same_bits(half.view(np.float16)[finite], x[finite].astype(np.float16), "float -> half")
+    assert np.isnan(half.view(np.float16)[~finite]).all()
+    bf16 = np.empty(x.size, np.uint16)
+    lib.om_float_to_bfloat16(cuda_host.pointer(x), cuda_host.pointer(bf16), cuda_host.c_int64(x.size))
+    assert_same_bits(bf16.view(BF16)[finite], x[finite].astype(BF16), "float -> bfloat16")
+    every = np.arange(1 << 16, dtype=np.uint16)
+    back = np.empty(every.size, np.float32)
+    lib.om_half_to_float(cuda_host.pointer(every), cuda_host.pointer(back), cuda_host.c_int64(every.size))
+    assert_same_bits(back, every.view(np.float16).astype(np.float32), "half -> float")

@@ -5,10 +5,10 @@
   float64 bit for bit, over several steps, for one tensor (grid-stride kernel) and for a
   list of tensors in one update (multi-tensor kernel);
 - multi-precision float16 weights with float32 master copies, bit for bit;
-- rules with norms (LAMB, LANS, LARS, LBSGD) run their generated passes: compared with the
-  CPU checks' NORM_TOLERANCE (the kernels sum squares in double, NumPy in float32);
-- GroupAdaGrad (row_mean) runs its NumPy code on the CuPy arrays: compared with rtol 1e-5
-  (CuPy sums in another order than NumPy, a few float32 ulps);
+- rules with reductions (LAMB, LANS, LARS, LBSGD, GroupAdaGrad) run their generated passes:
+  compared with the CPU checks' NORM_TOLERANCE (the kernels sum in double, NumPy in float32);
+- a rule without generated kernels would run its NumPy code on the CuPy arrays: compared
+  with rtol 1e-5 (CuPy sums in another order than NumPy, a few float32 ulps);
 - SGLD draws its noise on the device: reproducible from (seed, index, t), and of variance lr.
 """
 import numpy as np

@@ -4,9 +4,10 @@ The optimizer plans every parameter's step on the host first (variant, float64 h
 scalars; errors raise before anything changes). This module then checks the arrays,
 groups the parameters by (variant, storage dtype) and launches, per group, the
 grid-stride kernel for a single tensor or the multi-tensor kernel for several (one
-launch whatever the number of tensors). Kernels come from `kernel_cache` (NVRTC, in
-memory and on disk). Rules without generated kernels (reductions) and row-sparse
-gradients run the generated NumPy code on the CuPy arrays instead.
+launch whatever the number of tensors), or for rules with reductions their passes, with
+norms and row means kept in device buffers. Kernels come from `kernel_cache` (NVRTC, in
+memory and on disk). Row-sparse gradients, and rules the CUDA emitter does not cover
+(`cuda_module.supported`), run the generated NumPy code on the CuPy arrays instead.
 
 OPTFORGE_CUDA_FMAD=0 compiles without FMA contraction (bit-for-bit comparisons with the
 NumPy code in the GPU tests); the default keeps FMA.
