@@ -151,7 +151,8 @@ def gradient(rng, shape, dtype, nan):
 def assert_same_bits(actual, expected, what):
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
-    both_nan = np.isnan(actual.astype(np.float64)) & np.isnan(expected.astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        both_nan = np.isnan(actual.astype(np.float64)) & np.isnan(expected.astype(np.float64))
     bits = f"u{actual.dtype.itemsize}"
     differ = (actual.view(bits) != expected.view(bits)) & ~both_nan
     if differ.any():
