@@ -7,7 +7,7 @@ compare it byte for byte.
 from pathlib import Path
 
 from .analysis import analyse
-from .emitters import numpy_module
+from .emitters import docs, numpy_module
 from .errors import SpecError
 from .loader import find_specs, load_rule
 
@@ -46,22 +46,41 @@ def module_name(root, path):
     return ".".join(path.relative_to(Path(root) / SPECS).with_suffix("").parts)
 
 
+# Emitters that write one file per spec: (folder under generated/, suffix, render).
+# `render(rule, analysis, spec_path)` returns the file's text. `optforge.load_spec`
+# runs every emitter listed here for a spec loaded at run time, so a new target
+# (e.g. CUDA) registers here once and serves both.
+SPEC_EMITTERS = (
+    ("numpy", ".py", numpy_module.render),
+)
+
+
+def render_spec(rule, analysis, spec_path, name):
+    """The files every per-spec emitter writes for one spec: {folder/name+suffix: text}."""
+    target = name.replace(".", "/")
+    return {f"{folder}/{target}{suffix}": render(rule, analysis, spec_path)
+            for folder, suffix, render in SPEC_EMITTERS}
+
+
 def render_all(root):
     """Every generated file: {path relative to root: text}."""
     root = Path(root)
     files = {f"{GENERATED}/__init__.py": PACKAGE_INIT}
-    modules = []
+    modules, entries = [], []
     for path, rule in load_all(root):
         name = module_name(root, path)
         relative = path.relative_to(root).as_posix()
         analysis = analyse(rule)
-        target = name.replace(".", "/")
-        files[f"{GENERATED}/numpy/{target}.py"] = numpy_module.render(rule, analysis, relative)
+        for relative_out, text in render_spec(rule, analysis, relative, name).items():
+            files[f"{GENERATED}/{relative_out}"] = text
         for depth in range(1, len(name.split("."))):
             folder = "/".join(name.split(".")[:depth])
             files[f"{GENERATED}/numpy/{folder}/__init__.py"] = FLAVOR_INIT.format(folder=folder)
         modules.append(name)
+        entries.append(docs.Entry(name, rule, relative))
     files[f"{GENERATED}/numpy/__init__.py"] = NUMPY_INIT.format(modules=_tuple(modules))
+    for relative_out, text in docs.render_site(entries).items():
+        files[f"{GENERATED}/{relative_out}"] = text
     return dict(sorted(files.items()))
 
 

@@ -23,6 +23,15 @@ SPEC = {
     'hyperparameters': [],
     'states': [],
     'update': 'weight = weight - lr * (grad * rescale_grad + wd * weight)',
+    'formulas': ['w \\leftarrow w - \\eta \\left(\\lambda w + r g\\right)'],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
 }
 
