@@ -65,7 +65,8 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
         parts = [self.parenthesize(f, PRECEDENCE["Mul"], strict=False) for f in factors]
         out = parts[0]
         for prev, part in zip(factors, parts[1:]):
-            out += " \\cdot " if prev.is_Number and part[:1].isdigit() else " "
+            # a thin space keeps words apart (\mathrm{momentum}\,\mathrm{mom})
+            out += " \\cdot " if prev.is_Number and part[:1].isdigit() else " \\, "
             out += part
         return out
 

@@ -100,7 +100,8 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
         for i, factor in enumerate(factors):
             if i:
                 both_numbers = factors[i - 1].is_Number and factor.is_Number
-                out.appendChild(self.mo("·" if both_numbers else "\u2062"))   # invisible times
+                # invisible times, with a thin space so that words (momentum mom) stay apart
+                out.appendChild(self.mo("·") if both_numbers else self.mo("\u2062", lspace="0.15em"))
             out.appendChild(self.parenthesize(factor, PRECEDENCE["Mul"], strict=False))
         return out
 

@@ -47,9 +47,9 @@ SPEC = {
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient) + wd * weight\nhistory = history + grad**2\nweight  = weight - lr * grad / (sqrt(history) + epsilon)',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\lambda w',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
         '\\mathrm{history} \\leftarrow \\mathrm{history} + g^{2}',
-        'w \\leftarrow w - \\frac{\\eta g}{\\sqrt{\\mathrm{history}} + \\epsilon}',
+        'w \\leftarrow w - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{history}} + \\epsilon}',
     ],
     'symbols': [
         ['c', 'clip_gradient'],

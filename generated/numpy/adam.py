@@ -75,11 +75,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = lr * sqrt(1 - beta2**t) / (1 - beta1**t)\nweight = weight - lr * mean / (sqrt(var) + epsilon)',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\lambda w',
-        '\\mathrm{mean} \\leftarrow \\beta_{1} \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) g',
-        '\\mathrm{var} \\leftarrow \\beta_{2} \\mathrm{var} + \\left(1 - \\beta_{2}\\right) g^{2}',
-        '\\eta \\leftarrow \\frac{\\eta \\sqrt{1 - {\\beta_{2}}^{t}}}{1 - {\\beta_{1}}^{t}}',
-        'w \\leftarrow w - \\frac{\\eta \\mathrm{mean}}{\\sqrt{\\mathrm{var}} + \\epsilon}',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\mathrm{mean} \\leftarrow \\beta_{1} \\, \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) \\, g',
+        '\\mathrm{var} \\leftarrow \\beta_{2} \\, \\mathrm{var} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
+        '\\eta \\leftarrow \\frac{\\eta \\, \\sqrt{1 - {\\beta_{2}}^{t}}}{1 - {\\beta_{1}}^{t}}',
+        'w \\leftarrow w - \\frac{\\eta \\, \\mathrm{mean}}{\\sqrt{\\mathrm{var}} + \\epsilon}',
     ],
     'symbols': [
         ['\\beta_{1}', 'beta1'],

@@ -75,11 +75,11 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nlr     = lr / (1 - beta1**t)\nmean   = beta1 * mean + (1 - beta1) * grad\nu      = maximum(beta2 * u, abs(grad))\nweight = weight - lr * mean / (u + epsilon)',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\lambda w',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
         '\\eta \\leftarrow \\frac{\\eta}{1 - {\\beta_{1}}^{t}}',
-        '\\mathrm{mean} \\leftarrow \\beta_{1} \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) g',
-        'u \\leftarrow \\max\\left(\\beta_{2} u, \\left|g\\right|\\right)',
-        'w \\leftarrow w - \\frac{\\eta \\mathrm{mean}}{u + \\epsilon}',
+        '\\mathrm{mean} \\leftarrow \\beta_{1} \\, \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) \\, g',
+        'u \\leftarrow \\max\\left(\\beta_{2} \\, u, \\left|g\\right|\\right)',
+        'w \\leftarrow w - \\frac{\\eta \\, \\mathrm{mean}}{u + \\epsilon}',
     ],
     'symbols': [
         ['\\beta_{1}', 'beta1'],

@@ -69,8 +69,8 @@ SPEC = {
     ],
     'update': 'grad        = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom         = momentum * mom - lr * (grad + lamda * grad**2 * (weight - prev_weight))\nprev_weight = weight\nweight      = weight + mom',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\mathrm{wd} w',
-        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\mathrm{mom} - \\eta \\left(g + \\lambda g^{2} \\left(w - \\mathrm{prev\\_weight}\\right)\\right)',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\mathrm{wd} \\, w',
+        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, \\left(g + \\lambda \\, g^{2} \\, \\left(w - \\mathrm{prev\\_weight}\\right)\\right)',
         '\\mathrm{prev\\_weight} \\leftarrow w',
         'w \\leftarrow w + \\mathrm{mom}',
     ],

@@ -48,9 +48,9 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + momentum * mom - lr * grad',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\lambda w',
-        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\mathrm{mom} - \\eta g',
-        'w \\leftarrow w + \\mathrm{momentum} \\mathrm{mom} - \\eta g',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, g',
+        'w \\leftarrow w + \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, g',
     ],
     'symbols': [
         ['c', 'clip_gradient'],

@@ -48,8 +48,8 @@ SPEC = {
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + mom',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\lambda w',
-        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\mathrm{mom} - \\eta g',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, g',
         'w \\leftarrow w + \\mathrm{mom}',
     ],
     'symbols': [

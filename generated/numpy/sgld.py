@@ -39,8 +39,8 @@ SPEC = {
     'states': [],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nweight = weight - lr / 2 * grad + normal(0, sqrt(lr))',
     'formulas': [
-        'g \\leftarrow \\operatorname{clip}\\left(r g, c\\right) + \\lambda w',
-        'w \\leftarrow w + \\mathcal{N}\\left(0, \\left(\\sqrt{\\eta}\\right)^{2}\\right) - \\frac{\\eta g}{2}',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        'w \\leftarrow w + \\mathcal{N}\\left(0, \\left(\\sqrt{\\eta}\\right)^{2}\\right) - \\frac{\\eta \\, g}{2}',
     ],
     'symbols': [
         ['c', 'clip_gradient'],

@@ -23,7 +23,7 @@ SPEC = {
     'hyperparameters': [],
     'states': [],
     'update': 'weight = weight - lr * (grad * rescale_grad + wd * weight)',
-    'formulas': ['w \\leftarrow w - \\eta \\left(\\lambda w + r g\\right)'],
+    'formulas': ['w \\leftarrow w - \\eta \\, \\left(\\lambda \\, w + r \\, g\\right)'],
     'symbols': [
         ['c', 'clip_gradient'],
         ['g', 'grad'],
