@@ -63,6 +63,7 @@ class Hyperparameter:
     choices: tuple = ()
     doc: str = ""
     loc: Location | None = None
+    keyword: str = ""            # params-style API: hyperparameters sharing one form a tuple (betas)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ OPTIONS = {
     "aggregate_num": int,
     "lazy_update": bool,
     "multi_precision": bool,
+    "wd": float,                 # a class's own default weight decay (torch's AdamW: 0.01)
 }
 
 

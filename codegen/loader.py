@@ -16,7 +16,7 @@ from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
              "update", "skip_if", "hyperparameters", "states", "options")
-HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type")
+HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
 DEFAULT_FLAVOR = "mxnet2"
@@ -215,7 +215,12 @@ class _Loader:
         doc = entry.get("doc", "")
         if not isinstance(doc, str):
             raise self.error("'doc' must be a string", *keys, "doc", value=True)
-        return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys))
+        keyword = entry.get("keyword", "")
+        if not isinstance(keyword, str) or (keyword and not _IDENT.match(keyword)):
+            raise self.error("'keyword' must name a params-style argument such as \"betas\"",
+                             *keys, "keyword", value=True)
+        return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys),
+                              keyword)
 
     def _range(self, text, keys):
         where = keys + ("range",)
@@ -294,6 +299,10 @@ class _Loader:
             if key not in OPTIONS:
                 raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
             expected = OPTIONS[key]
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if expected is float and not (isinstance(value, float) and math.isfinite(value) and value >= 0):
+                raise self.error(f"option '{key}' must be a finite number >= 0", "options", key, value=True)
             if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
                 raise self.error(f"option '{key}' must be a {expected.__name__}", "options", key, value=True)
             options[key] = value

@@ -36,6 +36,8 @@ def _hyperparameter(hp):
     if hp.choices:
         out["choices"] = list(hp.choices)
     out["doc"] = hp.doc
+    if hp.keyword:
+        out["keyword"] = hp.keyword
     return out
 
 
