@@ -88,7 +88,8 @@ def _copy(state):
 
 
 def test_every_registered_optimizer_has_a_reference():
-    covered = {name for name, _ in CASES}
+    from reference import papers   # the optimizers MXNet lacks: tests/test_new_reference.py
+    covered = {name for name, _ in CASES} | set(papers.RULES)
     assert set(optforge.runtime.registry.names()) == covered
 
 
