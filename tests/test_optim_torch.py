@@ -2,7 +2,9 @@
 
 Skipped when torch is not installed; the hand-written references in test_optim.py
 are the real tests. float64, 8 steps: agreement to rtol 1e-10 (the same formulas in a
-different operation order; see support.py)."""
+different operation order; see support.py), except NAdam: torch keeps mu_product as a
+float32 0-d tensor, so its schedule terms carry float32 rounding (about 6e-8 relative,
+scaled by lr in the weights): rtol 1e-7 there."""
 import copy
 
 import numpy as np
@@ -36,6 +38,7 @@ def test_matches_torch_optim(name, kwargs):
     opt = getattr(optim, name)([{"params": ours[:1]}, {"params": ours[1:], "lr": 2 * lr}], lr=lr, **kwargs)
     ref = getattr(torch.optim, name)([{"params": theirs[:1]}, {"params": theirs[1:], "lr": 2 * lr}], lr=lr,
                                      foreach=False, **kwargs)
+    tol = dict(rtol=1e-7, atol=1e-9) if name == "NAdam" else dict(rtol=1e-10, atol=1e-12)
     for step in range(8):
         grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in ours]
         for p, g in zip(theirs, grads):
@@ -43,7 +46,7 @@ def test_matches_torch_optim(name, kwargs):
         ref.step()
         opt.step(grads)
         for a, b in zip(ours, theirs):
-            np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **tol)
     # our state_dict loads into torch.optim and continues identically
     fresh = [p.detach().clone().requires_grad_(True) for p in ours]
     other = getattr(torch.optim, name)([{"params": fresh[:1]}, {"params": fresh[1:]}], lr=lr, foreach=False,
@@ -55,7 +58,7 @@ def test_matches_torch_optim(name, kwargs):
     other.step()
     opt.step(grads)
     for a, b in zip(ours, fresh):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **tol)
 
 
 def test_torch_tensors_are_updated_in_place_and_grads_read_from_dot_grad():
