@@ -11,7 +11,7 @@ import os
 import numpy
 
 from . import validation
-from .backends import array_module
+from .backends import array_module, cpu
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
@@ -219,7 +219,10 @@ class SpecOptimizer(Optimizer):
             else:
                 if isinstance(grad, RowSparse):
                     grad = grad.todense()      # standard update: zero gradient in the other rows
-                kernel(xp, weight, grad, *arrays, **scalars)
+                if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
+                    cpu.run_blocked(kernel, weight, grad, arrays, scalars)
+                else:
+                    kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
 

@@ -136,6 +136,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -208,6 +208,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

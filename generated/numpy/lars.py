@@ -226,6 +226,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_eq_0,
         "kernel": kernel_exempt__momentum_eq_0,
     },
@@ -237,6 +238,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_ne_0,
         "kernel": kernel_exempt__momentum_ne_0,
     },
@@ -248,6 +250,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_eq_0,
         "kernel": kernel_not_exempt__momentum_eq_0,
     },
@@ -259,6 +262,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_ne_0,
         "kernel": kernel_not_exempt__momentum_ne_0,
     },

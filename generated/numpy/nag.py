@@ -130,6 +130,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -141,6 +142,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

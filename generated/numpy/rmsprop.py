@@ -221,6 +221,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_centered,
         "kernel": kernel_centered,
     },
@@ -232,6 +233,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_centered,
         "kernel": kernel_not_centered,
     },

@@ -249,6 +249,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_bias_correction,
         "kernel": kernel_bias_correction,
     },
@@ -260,6 +261,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_bias_correction,
         "kernel": kernel_not_bias_correction,
     },

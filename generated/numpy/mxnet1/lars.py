@@ -386,6 +386,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__momentum_correction,
     },
@@ -397,6 +398,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__not_momentum_correction,
     },
@@ -408,6 +410,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__momentum_correction,
     },
@@ -419,6 +422,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__not_momentum_correction,
     },
@@ -430,6 +434,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__momentum_correction,
     },
@@ -441,6 +446,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__not_momentum_correction,
     },
@@ -452,6 +458,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__momentum_correction,
     },
@@ -463,6 +470,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__not_momentum_correction,
     },
