@@ -55,9 +55,7 @@ class _Loader:
         for spec in self.spec.files:
             for key in spec.data:
                 if key not in TOP_LEVEL:
-                    close = difflib.get_close_matches(key, TOP_LEVEL, n=1)
-                    hint = f"; did you mean '{close[0]}'?" if close else ""
-                    raise spec.error(f"unknown key '{key}'{hint} (a spec has: {', '.join(TOP_LEVEL)})", key)
+                    raise spec.error(_unknown("key", key, TOP_LEVEL), key)
             remove = spec.data.get("remove", [])
             if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
                 raise spec.error("remove must be a list of hyperparameter or state names", "remove", value=True)
@@ -184,7 +182,7 @@ class _Loader:
             raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
         if name in BUILTINS:
             raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
-        if name in OPTIONS or name in ("learning_rate", "flavor", "seed_offset"):
+        if name in OPTIONS or name in ("learning_rate", "flavor"):
             raise self.error(f"{what} '{name}' clashes with an optimizer option of the same name", *keys)
 
     def _hyperparameter(self, name, entry, keys):
@@ -192,10 +190,7 @@ class _Loader:
             entry = {"default": entry}
         for key in entry:
             if key not in HYPERPARAMETER_KEYS:
-                close = difflib.get_close_matches(key, HYPERPARAMETER_KEYS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown hyperparameter key '{key}'{hint} (allowed: "
-                                 + ", ".join(HYPERPARAMETER_KEYS) + ")", *keys, key)
+                raise self.error(_unknown("hyperparameter key", key, HYPERPARAMETER_KEYS), *keys, key)
         optional = entry.get("optional", False)
         if not isinstance(optional, bool):
             raise self.error("'optional' must be true or false", *keys, "optional", value=True)
@@ -289,10 +284,7 @@ class _Loader:
             entry = {"init": entry}
         for key in entry:
             if key not in STATE_KEYS:
-                close = difflib.get_close_matches(key, STATE_KEYS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown state key '{key}'{hint} (allowed: {', '.join(STATE_KEYS)})",
-                                 *keys, key)
+                raise self.error(_unknown("state key", key, STATE_KEYS), *keys, key)
         if "init" not in entry:
             raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
                              "or a number (a per-parameter scalar)", *keys)
@@ -385,6 +377,12 @@ class _Loader:
         for st in states:
             if st.name not in written:
                 raise self.error(f"state '{st.name}' is never written by the update", "states", st.name)
+
+
+def _unknown(what, key, allowed):
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{key}'{hint} (allowed: {', '.join(allowed)})"
 
 
 def _infer_type(default, entry):
