@@ -13,6 +13,7 @@ from .codegen.errors import SpecError
 from .runtime import lr_scheduler
 from .runtime.optimizer import Optimizer
 from .runtime.registry import create, register
+from .runtime.sparse import RowSparse
 from .runtime.updater import Updater, get_updater
 
 __version__ = "0.1.0"

@@ -108,9 +108,14 @@ def _show(args):
         extra += f" one of {h['choices']}" if h.get("choices") else ""
         print(f"    {h['name']} = {h['default']!r} ({h['type']}{extra})  {h['doc']}")
     print("\nStates:\n")
-    for s in spec["states"] or [{"name": "(none)", "init": "", "dtype": "", "shape": "", "when": "", "doc": ""}]:
-        when = f" when {s['when']}" if s["when"] else ""
-        print(f"    {s['name']}: {s['init']} {s['shape']} {s['dtype']}{when}  {s['doc']}".rstrip())
+    shapes = {"weight": "the weight's shape", "rows": "one value per row", "scalar": "a scalar"}
+    dtypes = {"weight": "the weight's dtype", "float32": "float32 or wider"}
+    for s in spec["states"]:
+        where = "" if s["shape"] == "scalar" else f", {dtypes[s['dtype']]}"
+        when = f", exists when {s['when']}" if s["when"] else ""
+        print(f"    {s['name']}: starts as {s['init']}, {shapes[s['shape']]}{where}{when}. {s['doc']}".rstrip())
+    if not spec["states"]:
+        print("    (none)")
     print(f"\nGenerated NumPy code ({inspect.getsourcefile(cls._module)}):\n")
     print(inspect.getsource(cls._module))
     return 0

@@ -102,28 +102,35 @@ def _atoms_of(cond, out):
         out.append(atom)
 
 
-def _host_wheres(expr, kinds, out):
+def _host_wheres(expr, kinds, out, expansion):
     """Conditions of `where` calls that choose between tensors on a host condition."""
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, Where) and _kind(node.args[0], kinds) == HOST \
                 and _kind(node, kinds) != HOST:
-            _atoms_of(node.args[0], out)
+            _atoms_of(node.args[0].xreplace(expansion), out)
 
 
 def _condition_atoms(rule):
+    """Atoms of every branch condition, with host values the update computed (a rebound lr,
+    a scalar state's new value) expanded into the inputs they come from, so that the
+    generated `conditions()` can evaluate them from the step's inputs alone."""
     atoms = []
-    kinds = _input_kinds(rule)
 
-    def walk(block, kinds):
+    def walk(block, kinds, expansion):
         for stmt in block:
             if isinstance(stmt, If):
-                _atoms_of(stmt.cond, atoms)
-                walk(stmt.body, dict(kinds))
-                walk(stmt.orelse, dict(kinds))
+                _atoms_of(stmt.cond.xreplace(expansion), atoms)
+                walk(stmt.body, dict(kinds), dict(expansion))
+                walk(stmt.orelse, dict(kinds), dict(expansion))
+                continue
+            _host_wheres(stmt.expr, kinds, atoms, expansion)
+            target = sympy.Symbol(stmt.target)
+            if stmt.kind == HOST:
+                expansion[target] = stmt.expr.xreplace(expansion)
             else:
-                _host_wheres(stmt.expr, kinds, atoms)
-                kinds[stmt.target] = stmt.kind
-    walk(rule.statements, dict(kinds))
+                expansion.pop(target, None)
+            kinds[stmt.target] = stmt.kind
+    walk(rule.statements, _input_kinds(rule), {})
     for st in rule.states:
         if st.when is not None:
             _atoms_of(st.when, atoms)
@@ -153,6 +160,8 @@ def _input_kinds(rule):
     kinds = {name: b.kind for name, b in BUILTINS.items()}
     for hp in rule.hyperparameters:
         kinds[hp.name] = HOST
+    for flag in rule.name_flags:
+        kinds[flag] = HOST
     for st in rule.states:
         kinds[st.name] = st.kind
     return kinds
@@ -186,6 +195,7 @@ class _Specialiser:
         self.host = []
         self.tensor = []
         self.taken = set()
+        self.expansion = {}   # host symbol -> its value in terms of the step's inputs
 
     def variant(self, key):
         self._block(self.rule.statements)
@@ -210,14 +220,19 @@ class _Specialiser:
     def _block(self, block):
         for stmt in block:
             if isinstance(stmt, If):
-                self._block(stmt.body if decide(stmt.cond, self.truth) else stmt.orelse)
+                cond = stmt.cond.xreplace(self.env).xreplace(self.expansion)
+                self._block(stmt.body if decide(cond, self.truth) else stmt.orelse)
                 continue
             expr = self._specialise(stmt.expr.xreplace(self.env))
             kind = _kind(expr, self.kinds)
             atomic = isinstance(expr, (sympy.Symbol, sympy.Number)) or expr in (sympy.true, sympy.false)
             if not atomic:
-                expr = self._host_symbol(stmt.target, expr) if kind == HOST \
-                    else self._tensor_symbol(stmt.target, expr, kind)
+                if kind == HOST:
+                    symbol = self._host_symbol(stmt.target, expr)
+                    self.expansion[symbol] = expr.xreplace(self.expansion)
+                    expr = symbol
+                else:
+                    expr = self._tensor_symbol(stmt.target, expr, kind)
             self.env[sympy.Symbol(stmt.target)] = expr
 
     def _specialise(self, expr):
@@ -225,7 +240,8 @@ class _Specialiser:
         def fold(node):
             if isinstance(node, Where) and _kind(node.args[0], self.kinds) == HOST \
                     and _kind(node, self.kinds) != HOST:
-                return node.args[1] if decide(node.args[0], self.truth) else node.args[2]
+                cond = node.args[0].xreplace(self.expansion)
+                return node.args[1] if decide(cond, self.truth) else node.args[2]
             return node
         return _rebuild(expr, fold)
 

@@ -76,9 +76,12 @@ class State:
     when_text: str = ""
     doc: str = ""
     loc: Location | None = None
+    device: bool = False         # a scalar computed from a reduction: kept with the arrays
 
     @property
     def kind(self):
+        if self.device:
+            return DEVICE
         return {"weight": TENSOR, "rows": ROWS, "scalar": HOST}[self.shape]
 
 
@@ -150,6 +153,12 @@ class Rule:
     update_text: str
     skip_if: object = None       # host condition: skip the whole update when true
     skip_if_text: str = ""
+    requires: object = None      # host condition every step must satisfy (else ValueError)
+    requires_text: str = ""
+    name_flags: dict = field(default_factory=dict)   # bool input -> name suffixes that set it
+    decay_suffixes: tuple | None = None   # names that keep wd (others get wd_mult 0); None: flavor's rule
+    lr_before_count: bool = False         # read lr/wd before counting the step (MXNet 1.x LBSGD)
+    sparse_update: str = "standard"       # row-sparse gradients without a lazy_update option
     options: dict = field(default_factory=dict)
     path: str = ""
     source: str = ""             # the spec file text (for `optforge show`)

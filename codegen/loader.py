@@ -7,6 +7,7 @@ import difflib
 import keyword
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import SpecError
@@ -15,7 +16,8 @@ from .parser import BOOL, NUM, FormulaParser, Name
 from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
-             "update", "skip_if", "hyperparameters", "states", "options")
+             "update", "skip_if", "requires", "decay_suffixes", "lr_before_count", "sparse_update",
+             "hyperparameters", "states", "options", "name_flags")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
@@ -53,9 +55,7 @@ class _Loader:
         for spec in self.spec.files:
             for key in spec.data:
                 if key not in TOP_LEVEL:
-                    close = difflib.get_close_matches(key, TOP_LEVEL, n=1)
-                    hint = f"; did you mean '{close[0]}'?" if close else ""
-                    raise spec.error(f"unknown key '{key}'{hint} (a spec has: {', '.join(TOP_LEVEL)})", key)
+                    raise spec.error(_unknown("key", key, TOP_LEVEL), key)
             remove = spec.data.get("remove", [])
             if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
                 raise spec.error("remove must be a list of hyperparameter or state names", "remove", value=True)
@@ -73,15 +73,24 @@ class _Loader:
         for hp in hyperparameters:
             hp_type = {"bool": BOOL, "enum": "enum"}.get(hp.type, NUM)
             names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices)
+        name_flags = self._name_flags(names)
+        for flag in name_flags:
+            names[flag] = Name(flag, HOST, BOOL, "name flag", False, False)
         states = self._states(names)
+        statements, states = self._parse_update(update, names, states)
         for st in states:
             names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
-        statements = self.parser("update", names).parse_block(update)
         self._check_writes(statements, states)
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
-            skip_if = self.parser("skip_if", names).parse_condition(skip_text, ("hyperparameter", "builtin"))
+            skip_if = self.parser("skip_if", names).parse_condition(
+                skip_text, ("hyperparameter", "builtin", "name flag"))
+        requires, requires_text = None, ""
+        if "requires" in self.data:
+            requires_text = self._string("requires")
+            requires = self.parser("requires", names).parse_condition(
+                requires_text, ("hyperparameter", "builtin", "name flag"))
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
             summary=self._string("summary"),
@@ -94,11 +103,29 @@ class _Loader:
             statements=statements,
             update_text=update,
             skip_if=skip_if, skip_if_text=skip_text,
+            requires=requires, requires_text=requires_text, name_flags=name_flags,
+            decay_suffixes=self._strings("decay_suffixes") if "decay_suffixes" in self.data else None,
+            lr_before_count=self._flag("lr_before_count"),
+            sparse_update=self._choice("sparse_update", ("standard", "lazy")),
             options=self._options(),
             path=self.spec.path,
             source=self.spec.text,
             extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
         )
+
+    def _parse_update(self, update, names, states):
+        """Parse the update; scalar states assigned from a reduction become device scalars
+        (a second parse then reads them as such from the first statement on)."""
+        for _ in range(2):
+            scope = dict(names)
+            for st in states:
+                scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
+            parser = self.parser("update", scope)
+            statements = parser.parse_block(update)
+            if not parser.device_states:
+                return statements, states
+            states = [replace(st, device=True) if st.name in parser.device_states else st for st in states]
+        return statements, states
 
     def _string(self, key, required=False):
         if key not in self.data:
@@ -155,7 +182,7 @@ class _Loader:
             raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
         if name in BUILTINS:
             raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
-        if name in OPTIONS or name in ("learning_rate", "flavor", "seed_offset"):
+        if name in OPTIONS or name in ("learning_rate", "flavor"):
             raise self.error(f"{what} '{name}' clashes with an optimizer option of the same name", *keys)
 
     def _hyperparameter(self, name, entry, keys):
@@ -163,10 +190,7 @@ class _Loader:
             entry = {"default": entry}
         for key in entry:
             if key not in HYPERPARAMETER_KEYS:
-                close = difflib.get_close_matches(key, HYPERPARAMETER_KEYS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown hyperparameter key '{key}'{hint} (allowed: "
-                                 + ", ".join(HYPERPARAMETER_KEYS) + ")", *keys, key)
+                raise self.error(_unknown("hyperparameter key", key, HYPERPARAMETER_KEYS), *keys, key)
         optional = entry.get("optional", False)
         if not isinstance(optional, bool):
             raise self.error("'optional' must be true or false", *keys, "optional", value=True)
@@ -235,6 +259,20 @@ class _Loader:
             raise self.error(f"range '{text}' is empty: its lower end is above its upper end", *where, value=True)
         return Range(lo, hi, match.group(1) == "[", match.group(4) == "]")
 
+    def _name_flags(self, names):
+        flags = {}
+        for flag, suffixes in self._table("name_flags").items():
+            keys = ("name_flags", flag)
+            self._check_new_name(flag, keys, "name flag")
+            if flag in names:
+                raise self.error(f"name flag '{flag}' has the same name as a hyperparameter", *keys)
+            if not isinstance(suffixes, list) or not suffixes \
+                    or not all(isinstance(x, str) and x for x in suffixes):
+                raise self.error(f"name flag '{flag}' must list name suffixes, such as [\"bias\", \"gamma\"]",
+                                 *keys, value=True)
+            flags[flag] = tuple(suffixes)
+        return flags
+
     # -- states ------------------------------------------------------------
     def _states(self, names):
         out = []
@@ -251,10 +289,7 @@ class _Loader:
             entry = {"init": entry}
         for key in entry:
             if key not in STATE_KEYS:
-                close = difflib.get_close_matches(key, STATE_KEYS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown state key '{key}'{hint} (allowed: {', '.join(STATE_KEYS)})",
-                                 *keys, key)
+                raise self.error(_unknown("state key", key, STATE_KEYS), *keys, key)
         if "init" not in entry:
             raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
                              "or a number (a per-parameter scalar)", *keys)
@@ -299,6 +334,9 @@ class _Loader:
             if key not in OPTIONS:
                 raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
             expected = OPTIONS[key]
+            if key == "aggregate_num" and isinstance(value, dict):
+                options[key] = self._aggregate_from_environment(value)
+                continue
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if expected is float and not (isinstance(value, float) and math.isfinite(value) and value >= 0):
@@ -307,6 +345,29 @@ class _Loader:
                 raise self.error(f"option '{key}' must be a {expected.__name__}", "options", key, value=True)
             options[key] = value
         return options
+
+    def _aggregate_from_environment(self, table):
+        """aggregate_num = { env = "VAR", default = 4, max = 45 }: the default is read from an
+        environment variable when the optimizer is created, as MXNet does."""
+        keys = ("options", "aggregate_num")
+        if set(table) - {"env", "default", "max"} or not isinstance(table.get("env"), str) \
+                or not isinstance(table.get("default"), int) or isinstance(table.get("default"), bool):
+            raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M }",
+                             *keys, value=True)
+        return dict(table)
+
+    def _choice(self, key, choices):
+        value = self.data.get(key, choices[0])
+        if value not in choices:
+            raise self.error(f"'{key}' must be one of " + ", ".join(f'"{c}"' for c in choices),
+                             key, value=True)
+        return value
+
+    def _flag(self, key):
+        value = self.data.get(key, False)
+        if not isinstance(value, bool):
+            raise self.error(f"'{key}' must be true or false", key, value=True)
+        return value
 
     # -- whole-rule checks -------------------------------------------------
     def _check_writes(self, statements, states):
@@ -325,6 +386,12 @@ class _Loader:
         for st in states:
             if st.name not in written:
                 raise self.error(f"state '{st.name}' is never written by the update", "states", st.name)
+
+
+def _unknown(what, key, allowed):
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{key}'{hint} (allowed: {', '.join(allowed)})"
 
 
 def _infer_type(default, entry):

@@ -24,6 +24,11 @@ def spec_metadata(rule, spec_path):
         "formulas": latex_lines(rule),      # LaTeX printed from the parsed rule, for docstrings
         "symbols": symbol_legend(rule),     # [latex, name] where the formulas rename
         "skip_if": rule.skip_if_text,
+        "requires": rule.requires_text,
+        "name_flags": {flag: list(suffixes) for flag, suffixes in rule.name_flags.items()},
+        "decay_suffixes": list(rule.decay_suffixes) if rule.decay_suffixes is not None else None,
+        "lr_before_count": rule.lr_before_count,
+        "sparse_update": rule.sparse_update,
     }
 
 
@@ -42,5 +47,8 @@ def _hyperparameter(hp):
 
 
 def _state(st):
-    return {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
-            "when": st.when_text, "doc": st.doc}
+    out = {"name": st.name, "init": st.init, "dtype": st.dtype, "shape": st.shape,
+           "when": st.when_text, "doc": st.doc}
+    if st.device:
+        out["device"] = True
+    return out

@@ -47,7 +47,7 @@ _EXPRESSION_NAMES = {
     ast.Slice: "slices",
 }
 
-_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.Mod: "%"}
 _COMPARE = {
     ast.Lt: sympy.Lt, ast.LtE: sympy.Le, ast.Gt: sympy.Gt, ast.GtE: sympy.Ge,
     ast.Eq: sympy.Eq, ast.NotEq: sympy.Ne,
@@ -91,6 +91,7 @@ class FormulaParser:
         self._lines = [""]
         self._dedent = 0
         self._normal_calls = 0
+        self.device_states = set()
 
     # -- positions ---------------------------------------------------------
     def _prepare(self, text):
@@ -196,8 +197,11 @@ class FormulaParser:
         if value.optional:
             raise self.error("a value that may be None cannot be assigned; test it with "
                              "'is not None' in an if first", node)
-        if info is not None and info.role == "state" and info.kind == HOST and value.kind != HOST:
+        if info is not None and info.role == "state" and info.kind in (HOST, DEVICE) \
+                and value.kind not in (HOST, DEVICE):
             raise self.error(f"scalar state '{name}' cannot hold a {value.kind} value", node)
+        if info is not None and info.role == "state" and info.kind == HOST and value.kind == DEVICE:
+            self.device_states.add(name)   # computed from a reduction: the loader re-parses it as such
         if info is not None and info.role in ("state", "builtin"):
             if name == "weight" or info.role == "state":
                 kind = info.kind  # arrays keep their shape whatever is assigned
@@ -240,11 +244,6 @@ class FormulaParser:
             raise self.error("an if condition must not depend on tensors (it reads "
                              + ", ".join(f"'{t}'" for t in tensors)
                              + "); use where(cond, a, b) for element-wise choices", node.test)
-        for sub in ast.walk(node.test):
-            info = self.names.get(sub.id) if isinstance(sub, ast.Name) else None
-            if info is not None and (info.role == "local" or info.rebound):
-                raise self.error(f"an if condition may read hyperparameters and the built-in inputs, "
-                                 f"not '{sub.id}', which the update computes", sub)
         not_none, is_none = _none_tests(node.test)
         before = dict(self.names)
         body = self._statements(node.body, text, narrowed | not_none)
@@ -333,7 +332,7 @@ class FormulaParser:
     def _expr_BinOp(self, node, narrowed):
         if type(node.op) not in _BINOPS:
             raise self.error(f"operator '{type(node.op).__name__}' is not allowed "
-                             "(use + - * / ** and the language's functions)", node)
+                             "(use + - * / ** % and the language's functions)", node)
         left = self._number(self._expr(node.left, narrowed), node.left, "in arithmetic")
         right = self._number(self._expr(node.right, narrowed), node.right, "in arithmetic")
         kind = join_kinds(left.kind, right.kind)
@@ -349,6 +348,12 @@ class FormulaParser:
             if b.is_zero:
                 raise self.error("division by zero", node.right)
             expr = a / b
+        elif op is ast.Mod:
+            if kind != HOST:
+                raise self.error("'%' applies to scalars (hyperparameters, t, ...), not to tensors", node)
+            if b.is_zero:
+                raise self.error("modulo by zero", node.right)
+            expr = sympy.Mod(a, b)
         else:
             if isinstance(b, sympy.Number) and abs(float(b)) > MAX_EXPONENT:
                 raise self.error(f"exponent {b} is too large (|exponent| <= {MAX_EXPONENT})", node.right)

@@ -63,6 +63,8 @@ class _Allocator:
             return self.classes[v.name]
         if v.op == "normal":
             return "w"
+        if v.op == "norm":   # norms accumulate in float32 or wider
+            return "p"
         return "p" if any(isinstance(a, Val) and self.value_class(a) == "p" for a in v.args) else "w"
 
     # -- outputs that copy another value ------------------------------------------

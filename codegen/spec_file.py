@@ -4,6 +4,7 @@
 column, so a small scanner records the position of every key (top level, table
 and inline-table keys) and of every string value. Nothing in a spec is executed.
 """
+import os
 import re
 from pathlib import Path
 
@@ -273,7 +274,7 @@ class MergedSpec:
     and position it came from, so errors point into the right file.
     """
 
-    TABLES = ("hyperparameters", "states", "options")
+    TABLES = ("hyperparameters", "states", "options", "name_flags")
 
     def __init__(self, files):
         self.files = files                     # base first, most derived last
@@ -338,7 +339,7 @@ def read_with_bases(path, text=None):
             break
         if not isinstance(base, str) or not base.endswith(".toml"):
             raise current.error("extends must name a spec file, such as \"../adam.toml\"", "extends", value=True)
-        base_path = (Path(current.path).parent / base)
+        base_path = Path(os.path.normpath(Path(current.path).parent / base))
         if base_path.resolve() in seen:
             raise current.error(f"extends makes a cycle through {base}", "extends", value=True)
         if not base_path.is_file():

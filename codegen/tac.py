@@ -92,10 +92,10 @@ class _Lowering:
         self.code = []
         self.numbering = {}
         self.inputs = {}
-        arrays = ["weight", "grad"] + [st.name for st in rule.states
-                                       if st.name in variant.states and st.shape != "scalar"]
+        arrays = ["weight", "grad"] + [st.name for st in rule.states if st.name in variant.states
+                                       and (st.shape != "scalar" or st.device)]
         for name in arrays:
-            shape = ROWS if self.kinds.get(name) == ROWS else TENSOR
+            shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, DEVICE) else TENSOR
             self.inputs[name] = Val(-1 - len(self.inputs), "input", shape=shape, name=name)
         self.locals = dict(self.inputs)
 

@@ -1,10 +1,12 @@
 """Docstrings of generated optimizer classes, written from their spec metadata."""
 import textwrap
 
+from .flavors import title as flavor_title
+
 
 def class_docstring(spec):
     lines = [spec["summary"].rstrip(".") + ".", ""]
-    lines += [f"Update rule ({_flavor(spec['flavor'])}), per parameter and step::", ""]
+    lines += [f"Update rule ({flavor_title(spec['flavor'])}), per parameter and step::", ""]
     lines += ["    " + line for line in spec["update"].splitlines()]
     if spec.get("formulas"):
         lines += ["", "The same rule as formulas (LaTeX printed from the parsed spec; "
@@ -28,8 +30,10 @@ def class_docstring(spec):
         if hp["doc"]:
             lines += textwrap.wrap(hp["doc"], 88, initial_indent="    ", subsequent_indent="    ")
     for name, default in spec["options"].items():
+        if isinstance(default, dict):
+            default = f"None (${default['env']}, else {default['default']})"
         if name != "use_fused_step":
-            lines += [f"{name} : default {default!r}", "    " + _OPTION_DOCS.get(name, "")]
+            lines += [f"{name} : default {default}", "    " + _OPTION_DOCS.get(name, "")]
     lines += [f"use_fused_step : bool, default {spec['options'].get('use_fused_step', True)!r}",
               "    update() runs the generated kernels (fused_step) rather than the NumPy reference (step).",
               "**kwargs",
@@ -55,10 +59,6 @@ def class_docstring(spec):
                 lines += textwrap.wrap(item, 88, initial_indent="- ", subsequent_indent="  ")
     lines += ["", f"Generated from {spec['spec']}."]
     return "\n".join(lines)
-
-
-def _flavor(flavor):
-    return {"mxnet2": "MXNet 2.0 semantics", "mxnet1": "MXNet 1.x semantics"}.get(flavor, flavor)
 
 
 _OPTION_DOCS = {

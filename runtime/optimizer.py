@@ -154,11 +154,20 @@ class Optimizer:
         self.lr_mult = self._multipliers("__lr_mult__", args_lr_mult)
 
     def set_wd_mult(self, args_wd_mult):
-        """Replace the weight-decay multipliers (by index or by parameter name)."""
-        self.wd_mult = self._multipliers("__wd_mult__", args_wd_mult)
+        """Replace the weight-decay multipliers (by index or by parameter name).
 
-    def _multipliers(self, attribute, given):
+        Under MXNet 1.x semantics, parameters named in param_idx2name whose names do not
+        end with `_weight` or `_gamma` (LARS: `_weight`) first get wd_mult 0."""
+        self.wd_mult = self._multipliers("__wd_mult__", args_wd_mult, self._decay_suffixes)
+
+    _decay_suffixes = None   # set by flavors whose rule exempts some names from weight decay
+
+    def _multipliers(self, attribute, given, keep=None):
         out = {}
+        if keep is not None:
+            for name in self.idx2name.values():
+                if not name.endswith(tuple(keep)):
+                    out[name] = 0.0
         if self.sym_info:
             attrs, arg_names = self.sym_info
             for name in arg_names:

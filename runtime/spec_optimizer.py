@@ -6,14 +6,21 @@ It holds no formula of its own: `_apply` only looks up the variant, computes the
 host scalars and calls the generated kernel.
 """
 import inspect
+import os
 
 import numpy
 
 from . import validation
-from .backends import array_module
+from .backends import array_module, cpu, quiet
 from .docstrings import class_docstring
+from .flavors import decay_suffixes
 from .noise import Noise
 from .optimizer import Optimizer, decode_keys, encode_keys
+from .sparse import RowSparse, lazy_update
+
+
+class PreconditionError(ValueError):
+    """A step breaks the rule's `requires` condition."""
 
 
 class SpecOptimizer(Optimizer):
@@ -29,7 +36,9 @@ class SpecOptimizer(Optimizer):
         for meta in spec["hyperparameters"]:
             checked[meta["name"]] = validation.hyperparameter(meta, hyperparameters[meta["name"]])
         self._hyperparameters = checked
-        self.lazy_update = options.pop("lazy_update", False)
+        self.lazy_update = options.pop("lazy_update", spec["sparse_update"] == "lazy")
+        if "aggregate_num" in options and options["aggregate_num"] is None:
+            options["aggregate_num"] = _aggregate_from_environment(spec["options"]["aggregate_num"])
         for name, value in options.items():
             kwargs[name] = value
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -79,7 +88,9 @@ class SpecOptimizer(Optimizer):
             if meta["name"] not in present:
                 continue
             dtype = _state_dtype(meta, weight.dtype)
-            if meta["shape"] == "scalar":
+            if meta["shape"] == "scalar" and meta.get("device"):
+                arrays.append(xp.full((), meta["init"], dtype=dtype))
+            elif meta["shape"] == "scalar":
                 arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
             elif meta["shape"] == "rows":
                 arrays.append(xp.zeros(_rows_shape(weight), dtype=dtype))
@@ -106,7 +117,7 @@ class SpecOptimizer(Optimizer):
             xp = array_module(weight)
             for name, part in zip(present, parts):
                 meta = metas[name]
-                if meta["shape"] == "scalar":
+                if meta["shape"] == "scalar" and not meta.get("device"):
                     if not (isinstance(part, numpy.ndarray) and part.shape == ()):
                         raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
                                          f"numpy array, got {type(part).__name__}")
@@ -118,7 +129,7 @@ class SpecOptimizer(Optimizer):
                 if pxp is not xp:
                     raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
                                     f"but the weight is a {xp.__name__} array")
-                shape = _rows_shape(weight) if meta["shape"] == "rows" else weight.shape
+                shape = {"rows": _rows_shape(weight), "scalar": ()}.get(meta["shape"], weight.shape)
                 if tuple(part.shape) != tuple(shape):
                     raise ValueError(f"state '{name}' of parameter {index!r} has shape "
                                      f"{tuple(part.shape)}, expected {tuple(shape)}")
@@ -145,10 +156,12 @@ class SpecOptimizer(Optimizer):
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
         ValueError before any array changes, with the update counts restored."""
         counts, num_update = dict(self._index_update_count), self.num_update
+        if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
+            lrs, wds = self._get_lrs(indices), self._get_wds(indices)
         self._update_count(indices)
         try:
-            lrs = self._get_lrs(indices)
-            wds = self._get_wds(indices)
+            if not self.SPEC["lr_before_count"]:
+                lrs, wds = self._get_lrs(indices), self._get_wds(indices)
             present = self._present_states()
             plans = [self._plan(index, weight, state, lr, wd, present)
                      for index, weight, state, lr, wd in zip(indices, weights, states, lrs, wds)]
@@ -156,6 +169,8 @@ class SpecOptimizer(Optimizer):
             self._index_update_count.clear()
             self._index_update_count.update(counts)
             self.num_update = num_update
+            if isinstance(err, PreconditionError):
+                raise
             raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
         for weight, grad, plan in zip(weights, grads, plans):
             if plan is not None:
@@ -167,17 +182,28 @@ class SpecOptimizer(Optimizer):
         module = self._module
         parts = dict(zip(present, _state_parts(state, len(present))))
         scalar_states = [m["name"] for m in self.SPEC["states"]
-                         if m["shape"] == "scalar" and m["name"] in parts]
+                         if m["shape"] == "scalar" and not m.get("device") and m["name"] in parts]
         t = self._index_update_count[index]
         inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=t,
                       rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+        if self.SPEC["name_flags"]:
+            name = self.idx2name.get(index, str(index))
+            for flag, suffixes in self.SPEC["name_flags"].items():
+                inputs[flag] = name.endswith(tuple(suffixes))
         for name in scalar_states:
             inputs[name] = float(parts[name])
+        if hasattr(module, "requires") and not module.requires(**inputs):
+            names = [p for p in inspect.signature(module.requires).parameters if p != "_"]
+            got = ", ".join(f"{n}={inputs[n]!r}" for n in names)
+            raise PreconditionError(f"{type(self).__name__} requires {self.SPEC['requires']}; "
+                                    f"parameter {index!r} has {got}")
         if hasattr(module, "skip") and module.skip(**inputs):
             return None
         variant = module.VARIANTS[module.conditions(**inputs)]
         scalars = variant["host"](**inputs)
-        updates = {name: scalars.pop(key) for name, key in variant["updates"].items()}
+        updates = {name: scalars[key] for name, key in variant["updates"].items()}
+        for key in variant["host_only"]:
+            del scalars[key]
         arrays = [parts[name] for name in variant["states"] if name not in scalar_states]
         if variant["noise"]:
             scalars["rng"] = Noise(self._hyperparameters["seed"], index, t)
@@ -185,13 +211,36 @@ class SpecOptimizer(Optimizer):
         return variant, arrays, scalars, updates, scalar_arrays
 
     def _execute(self, weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused):
-        variant["kernel"](array_module(weight), weight, grad, *arrays, **scalars)
+        xp = array_module(weight)
+        kernel = variant["kernel"]
+        with quiet(xp):
+            if isinstance(grad, RowSparse) and self.lazy_update:
+                lazy_update(xp, kernel, weight, grad, arrays, scalars, variant["whole_tensor"])
+            else:
+                if isinstance(grad, RowSparse):
+                    grad = grad.todense()      # standard update: zero gradient in the other rows
+                if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
+                    cpu.run_blocked(kernel, weight, grad, arrays, scalars)
+                else:
+                    kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
 
 
+def _aggregate_from_environment(rule):
+    """aggregate_num's default where MXNet reads MXNET_OPTIMIZER_AGGREGATION_SIZE."""
+    raw = os.environ.get(rule["env"], "")
+    try:
+        value = int(raw) if raw.strip() else rule["default"]
+    except ValueError:
+        raise ValueError(f"{rule['env']}={raw!r} is not an integer") from None
+    if "max" in rule:
+        value = min(value, rule["max"])
+    return max(1, value)
+
+
 def _state_dtype(meta, weight_dtype):
-    if meta["dtype"] == "float32":  # "at least float32": float64 weights keep float64 states
+    if meta["dtype"] == "float32" or meta.get("device"):  # "at least float32": float64 weights keep float64 states
         return numpy.promote_types(weight_dtype, numpy.float32) \
             if str(weight_dtype) != "bfloat16" else numpy.dtype(numpy.float32)
     return weight_dtype
@@ -225,6 +274,8 @@ def optimizer_class(module):
         parameters.append(inspect.Parameter(meta["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                             default=meta["default"]))
     for name, default in options.items():
+        if isinstance(default, dict):   # read from the environment when the optimizer is made
+            default = None
         parameters.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
     parameters.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
     signature = inspect.Signature(parameters)
@@ -248,6 +299,7 @@ def optimizer_class(module):
     namespace = {
         "SPEC": spec,
         "flavor": spec["flavor"],
+        "_decay_suffixes": decay_suffixes(spec),
         "_module": module,
         "__init__": __init__,
         "__doc__": class_docstring(spec),

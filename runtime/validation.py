@@ -87,13 +87,15 @@ def dtype_name(array):
 
 
 def check_pair(index, weight, grad):
-    """Weight and gradient of one parameter: same array type, shape and dtype."""
+    """Weight and gradient of one parameter: same array type, shape and dtype (the gradient
+    may be a RowSparse of the weight's shape)."""
+    from .sparse import RowSparse
     try:
         xp = array_module(weight)
     except TypeError as err:
         raise TypeError(f"weight of parameter {index!r}: {err}") from None
     try:
-        gxp = array_module(grad)
+        gxp = array_module(grad.values if isinstance(grad, RowSparse) else grad)
     except TypeError as err:
         raise TypeError(f"gradient of parameter {index!r}: {err}") from None
     if gxp is not xp:
@@ -110,6 +112,7 @@ def check_pair(index, weight, grad):
                          f"its weight has dtype {weight.dtype}")
     if xp is numpy and not weight.flags.writeable:
         raise ValueError(f"weight of parameter {index!r} is read-only")
-    if xp is not numpy and weight.device != grad.device:
-        raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {grad.device}")
+    values = grad.values if isinstance(grad, RowSparse) else grad
+    if xp is not numpy and weight.device != values.device:
+        raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {values.device}")
     return xp

@@ -1,4 +1,6 @@
 """Shared helpers for the tests: seeded signed data, state comparison, stated tolerances."""
+import inspect
+
 import numpy as np
 
 # Tolerances for comparing optforge with the hand-written references.
@@ -45,3 +47,75 @@ def assert_states_close(actual, expected, dtype, what):
     assert len(a) == len(e), f"{what}: state has {len(a)} parts, reference {len(e)}"
     for k, (x, y) in enumerate(zip(a, e)):
         assert_close(x, y, dtype, f"{what}, state part {k}")
+
+
+# The common schedule of the reference comparisons.
+BEGIN = 3                                      # begin_num_update: the first step has t = 4
+STEPS = 6
+LEARNING_RATES = {1: 0.05, 3: 0.02, 5: 0.08}   # set before these steps
+WD = 0.02
+RESCALE = 0.7
+
+
+def noise(seed, index, t, shape, dtype):
+    """SGLD's documented noise contract: a function of (seed, index, t, draw number) only."""
+    return np.random.default_rng([seed, index, t, 1]).standard_normal(shape, dtype=dtype)
+
+
+def check_against_reference(flavor, name, hp, rule, dtype, clip):
+    """Run an optimizer and a reference side by side: STEPS steps on two parameters of
+    different shapes, signed data with values beyond the clip bound, wd > 0, rescale_grad
+    != 1, the learning rate changed between steps, begin_num_update > 0. Weights and every
+    state part are compared after every step; the caller's gradients must not change."""
+    import optforge
+    rng = np.random.default_rng(abs(hash((flavor, name, str(hp)))) % 2**32)
+    hp = dict(hp)
+    wd = hp.pop("wd", WD)
+    names = hp.pop("param_idx2name", {})
+    lr_scale = hp.pop("lr_scale", 1.0)
+    opt = optforge.create(name, flavor=flavor, wd=wd, rescale_grad=RESCALE, clip_gradient=clip,
+                          begin_num_update=BEGIN, param_idx2name=names, **hp)
+    if isinstance(rule, type):     # references with memory of their own (1.x LARS, LBSGD)
+        rule = rule()
+    accepts = inspect.signature(rule).parameters
+    weights = [signed(rng, s, 1.5, dtype) for s in SHAPES]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    expected_w = [w.copy() for w in weights]
+    expected_s = [_copy(s) for s in states]
+    lr = None
+    for step in range(1, STEPS + 1):
+        if step in LEARNING_RATES:
+            lr = LEARNING_RATES[step] * lr_scale
+            opt.set_learning_rate(lr)
+        grads = [signed(rng, s, 2.0, dtype) for s in SHAPES]
+        before = [g.copy() for g in grads]
+        t = BEGIN + step
+        for i in range(len(weights)):
+            extra = {}
+            if "noise" in accepts:
+                extra["noise"] = noise(hp["seed"], i, t, SHAPES[i], dtype)
+            if "name" in accepts:
+                extra["name"] = names.get(i, str(i))
+            if "named" in accepts:
+                extra["named"] = i in names
+            if "index" in accepts:
+                extra["index"] = i
+            hp_ref = {k: v for k, v in hp.items() if k != "seed"}
+            expected_w[i], expected_s[i] = rule(expected_w[i], grads[i], expected_s[i], lr=lr, wd=wd, t=t,
+                                                rescale_grad=RESCALE, clip_gradient=clip, **hp_ref, **extra)
+        opt.update(list(range(len(weights))), weights, grads, states)
+        for i in range(len(weights)):
+            np.testing.assert_array_equal(grads[i], before[i], err_msg="the caller's gradient changed")
+            assert weights[i].dtype == dtype
+            assert_close(weights[i], expected_w[i], dtype, f"{name} weight {i} after step {step}")
+            assert_states_close(states[i], expected_s[i], dtype, f"{name} param {i} after step {step}")
+    assert opt.num_update == BEGIN + STEPS
+    assert opt._index_update_count == {0: BEGIN + STEPS, 1: BEGIN + STEPS}
+
+
+def _copy(state):
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.copy() for s in state)
+    return state.copy()

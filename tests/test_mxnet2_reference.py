@@ -11,7 +11,7 @@ import pytest
 
 import optforge
 from reference import mxnet2 as ref
-from support import SHAPES, assert_close, assert_states_close, signed
+from support import check_against_reference
 
 CASES = [
     ("sgd", {}), ("sgd", {"momentum": 0.9}),
@@ -30,67 +30,24 @@ CASES = [
     ("rmsprop", {"clip_weights": 0.9}), ("rmsprop", {"centered": True, "clip_weights": 0.9}),
     ("ftrl", {}), ("ftrl", {"lamda1": 0.0}),
     ("test", {}),
+    ("lamb", {}), ("lamb", {"bias_correction": False, "lower_bound": 3.0, "upper_bound": 5.0}),
+    ("lans", {}), ("lans", {"lower_bound": 3.0}),
+    ("lars", {}), ("lars", {"momentum": 0.9, "param_idx2name": {1: "bn_gamma"}}),
+    ("groupadagrad", {"wd": 0.0}),
+    ("adabelief", {}), ("adabelief", {"correct_bias": False}),
 ]
-
-BEGIN = 3          # begin_num_update: the first step has t = 4
-STEPS = 6
-LEARNING_RATES = {1: 0.05, 3: 0.02, 5: 0.08}   # set before these steps
-WD = 0.02
-RESCALE = 0.7
-
-
-def _noise(seed, index, t, shape, dtype):
-    """SGLD's documented noise contract: a function of (seed, index, t, draw number) only."""
-    return np.random.default_rng([seed, index, t, 1]).standard_normal(shape, dtype=dtype)
-
 
 @pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}{hp}" for n, hp in CASES])
 def test_matches_reference(name, hp, dtype, clip):
-    rng = np.random.default_rng(abs(hash((name, str(hp)))) % 2**32)
-    opt = optforge.create(name, wd=WD, rescale_grad=RESCALE, clip_gradient=clip,
-                          begin_num_update=BEGIN, **hp)
-    weights = [signed(rng, s, 1.5, dtype) for s in SHAPES]
-    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
-    expected_w = [w.copy() for w in weights]
-    expected_s = [_copy(s) for s in states]
-    rule = ref.RULES[name]
-    lr = None
-    for step in range(1, STEPS + 1):
-        if step in LEARNING_RATES:
-            lr = LEARNING_RATES[step] * (10 if name == "adadelta" else 1)
-            opt.set_learning_rate(lr)
-        grads = [signed(rng, s, 2.0, dtype) for s in SHAPES]
-        before = [g.copy() for g in grads]
-        t = BEGIN + step
-        for i in range(len(weights)):
-            extra = {"noise": _noise(hp["seed"], i, t, SHAPES[i], dtype)} if name == "sgld" else {}
-            hp_ref = {k: v for k, v in hp.items() if k != "seed"}
-            expected_w[i], expected_s[i] = rule(expected_w[i], grads[i], expected_s[i], lr=lr, wd=WD, t=t,
-                                                rescale_grad=RESCALE, clip_gradient=clip, **hp_ref, **extra)
-        opt.update(list(range(len(weights))), weights, grads, states)
-        for i in range(len(weights)):
-            np.testing.assert_array_equal(grads[i], before[i], err_msg="the caller's gradient changed")
-            assert weights[i].dtype == dtype
-            assert_close(weights[i], expected_w[i], dtype, f"{name} weight {i} after step {step}")
-            assert_states_close(states[i], expected_s[i], dtype, f"{name} param {i} after step {step}")
-    assert opt.num_update == BEGIN + STEPS
-    assert opt._index_update_count == {0: BEGIN + STEPS, 1: BEGIN + STEPS}
-
-
-def _copy(state):
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.copy() for s in state)
-    return state.copy()
+    check_against_reference("mxnet2", name, hp, ref.RULES[name], dtype, clip)
 
 
 def test_every_registered_optimizer_has_a_reference():
     from reference import papers   # the optimizers MXNet lacks: tests/test_new_reference.py
     covered = {name for name, _ in CASES} | set(papers.RULES)
-    assert set(optforge.runtime.registry.names()) == covered
+    assert set(optforge.runtime.registry.names("mxnet2")) == covered
 
 
 def test_sgld_noise_has_variance_lr():

@@ -18,7 +18,7 @@ from .templates import environment
 def render(rule, analysis, spec_path):
     host = HostPrinter()
     arrays = ArrayPrinter()
-    state_classes = {st.name: ("p" if st.dtype == "float32" else "w") for st in rule.states}
+    state_classes = {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in rule.states}
 
     state_inputs, state_terms = set(), []
     for st in rule.states:
@@ -61,12 +61,17 @@ def render(rule, analysis, spec_path):
             "description": variant.description,
             "states": tuple(variant.states),
             "updates": {name: sym.name for name, sym in variant.scalar_outputs.items()},
+            "host_only": [sym.name for sym in variant.scalar_outputs.values()
+                          if sym.name not in program.scalars],
             "host_params": host_params,
             "host_lines": host_lines,
             "host_return": host_return,
             "arrays": list(program.inputs),
             "scalars": list(program.scalars),
             "uses_rng": any(v.op == "normal" for v in program.code),
+            "whole_tensor": any(v.op == "norm" for v in program.code),
+            "elementwise": not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
+            and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
             "kernel_lines": kernel_lines,
             "written": written or ["nothing"],
         })
@@ -75,6 +80,10 @@ def render(rule, analysis, spec_path):
     if rule.skip_if is not None:
         skip_text = host.doprint(rule.skip_if)
         skip_inputs = sorted(_names(rule.skip_if))
+    requires_text, requires_inputs = "", []
+    if rule.requires is not None:
+        requires_text = host.doprint(rule.requires)
+        requires_inputs = sorted(_names(rule.requires))
 
     template = environment().get_template("numpy_module.py.j2")
     return template.render(
@@ -88,6 +97,8 @@ def render(rule, analysis, spec_path):
         condition_texts=condition_texts,
         skip_text=skip_text,
         skip_inputs=skip_inputs,
+        requires_text=requires_text,
+        requires_inputs=requires_inputs,
         variants=variants,
     ).rstrip("\n") + "\n"
 

@@ -3,6 +3,7 @@ array-module API (`xp` is `numpy` or `cupy`), in place with `out=` wherever the
 schedule allows."""
 from sympy.printing.numpy import NumPyPrinter
 
+from ..ir import DEVICE
 from ..tac import Const, Scalar
 
 UFUNCS = {
@@ -35,8 +36,15 @@ class ArrayPrinter(NumPyPrinter):
     def _ufunc(self, step, name, args):
         call = f"xp.{name}({', '.join(args)}"
         if step.mode == "new":
-            return f"{step.out} = {call})"
+            return self._bind(step, call + ")")
         return f"{call}, out={step.out})"
+
+    def _bind(self, step, value):
+        """`out = value` for a new temporary. A reduction's scalar result stays a 0-d array
+        (NumPy ufuncs return scalars for 0-d inputs), so later ops can write into it."""
+        if step.val.shape == DEVICE:
+            value = f"xp.asarray({value})"
+        return f"{step.out} = {value}"
 
     # -- operations without a plain ufunc -----------------------------------------
     def _clip_bounds(self, step):
@@ -54,18 +62,18 @@ class ArrayPrinter(NumPyPrinter):
         call = f"xp.clip({x}, {', '.join(bounds)}"
         if step.mode == "alias":
             test = " and ".join(f"{b} is None" for b in optional)
-            return f"{step.out} = {x} if {test} else {call})"
+            return self._bind(step, f"{x} if {test} else {call})")
         if step.mode == "guarded":
             test = " or ".join(f"{b} is not None" for b in optional)
             return f"if {test}:\n    {call}, out={step.out})"
-        return f"{step.out} = {call})" if step.mode == "new" else f"{call}, out={step.out})"
+        return self._bind(step, call + ")") if step.mode == "new" else f"{call}, out={step.out})"
 
     def _print_step_where(self, step):
         cond, a, b = (self._operand(o) for o in step.operands)
         if step.mode == "new":
             if not any(isinstance(o, str) for o in step.operands[1:]):
-                return f"{step.out} = xp.where({cond}, {a}, {b}).astype(weight.dtype)"
-            return f"{step.out} = xp.where({cond}, {a}, {b})"
+                return self._bind(step, f"xp.where({cond}, {a}, {b}).astype(weight.dtype)")
+            return self._bind(step, f"xp.where({cond}, {a}, {b})")
         if step.operands[2] == step.out:
             return f"xp.copyto({step.out}, {a}, where={cond})"
         if step.operands[1] == step.out:
@@ -75,7 +83,7 @@ class ArrayPrinter(NumPyPrinter):
     def _print_step_copy(self, step):
         source = self._operand(step.operands[0])
         if step.mode == "new":
-            return f"{step.out} = xp.array({source}, copy=True)"
+            return self._bind(step, f"xp.array({source}, copy=True)")
         return f"xp.copyto({step.out}, {source})"
 
     def _print_step_normal(self, step):
@@ -84,6 +92,17 @@ class ArrayPrinter(NumPyPrinter):
         if step.mode == "new":
             return f"{step.out} = {call})"
         return f"{call}, out={step.out})"
+
+    def _print_step_norm(self, step):
+        # sum of squares accumulated in float32 or wider, whatever the storage dtype
+        x = self._operand(step.operands[0])
+        value = f"xp.sqrt(xp.sum(xp.square({x}, dtype=xp.promote_types({x}.dtype, xp.float32))))"
+        return self._bind(step, value) if step.mode == "new" else f"xp.copyto({step.out}, {value})"
+
+    def _print_step_row_mean(self, step):
+        x = self._operand(step.operands[0])
+        value = f"xp.mean({x}, axis=tuple(range(1, {x}.ndim)), keepdims=True)"
+        return f"{step.out} = {value}" if step.mode == "new" else f"xp.mean({x}, axis=tuple(range(1, {x}.ndim)), keepdims=True, out={step.out})"
 
     def copy_statement(self, buffer, source):
         return f"xp.copyto({buffer}, {self._operand(source)})"

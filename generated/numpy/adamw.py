@@ -103,6 +103,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': 'rescale_grad == 0 or not isfinite(rescale_grad)',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -167,8 +172,11 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('mean', 'var'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -141,6 +141,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -386,8 +391,11 @@ VARIANTS = {
         "name": 'maximize__t_eq_1',
         "when": 'maximize and t == 1',
         "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__t_eq_1,
         "kernel": kernel_maximize__t_eq_1,
     },
@@ -395,8 +403,11 @@ VARIANTS = {
         "name": 'maximize__t_ne_1',
         "when": 'maximize and t != 1',
         "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__t_ne_1,
         "kernel": kernel_maximize__t_ne_1,
     },
@@ -404,8 +415,11 @@ VARIANTS = {
         "name": 'not_maximize__t_eq_1',
         "when": 'not maximize and t == 1',
         "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__t_eq_1,
         "kernel": kernel_not_maximize__t_eq_1,
     },
@@ -413,8 +427,11 @@ VARIANTS = {
         "name": 'not_maximize__t_ne_1',
         "when": 'not maximize and t != 1',
         "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__t_ne_1,
         "kernel": kernel_not_maximize__t_ne_1,
     },

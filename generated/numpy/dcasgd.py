@@ -83,6 +83,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -164,8 +169,11 @@ VARIANTS = {
         "name": 'momentum_eq_0',
         "when": 'momentum == 0',
         "states": ('prev_weight',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -173,8 +181,11 @@ VARIANTS = {
         "name": 'momentum_ne_0',
         "when": 'momentum != 0',
         "states": ('mom', 'prev_weight'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -85,6 +85,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -176,8 +181,11 @@ VARIANTS = {
         "name": 'maximize',
         "when": 'maximize',
         "states": ('exp_avg',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize,
         "kernel": kernel_maximize,
     },
@@ -185,8 +193,11 @@ VARIANTS = {
         "name": 'not_maximize',
         "when": 'not maximize',
         "states": ('exp_avg',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize,
         "kernel": kernel_not_maximize,
     },

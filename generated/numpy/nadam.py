@@ -129,6 +129,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -202,8 +207,11 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": ('mean', 'var', 'm_schedule'),
-        "updates": {'m_schedule': 'm_schedule_1'},
+        "updates": {'m_schedule': 'm_schedule_1'},      # scalar state -> host value holding its new value
+        "host_only": ['m_schedule_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -132,6 +132,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -234,8 +239,11 @@ VARIANTS = {
         "name": 'centered',
         "when": 'centered',
         "states": ('mean', 'var', 'mom'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_centered,
         "kernel": kernel_centered,
     },
@@ -243,8 +251,11 @@ VARIANTS = {
         "name": 'not_centered',
         "when": 'not centered',
         "states": ('var',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_centered,
         "kernel": kernel_not_centered,
     },

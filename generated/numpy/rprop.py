@@ -124,6 +124,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -298,8 +303,11 @@ VARIANTS = {
         "name": 'maximize__t_eq_1',
         "when": 'maximize and t == 1',
         "states": ('prev', 'step_size'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__t_eq_1,
         "kernel": kernel_maximize__t_eq_1,
     },
@@ -307,8 +315,11 @@ VARIANTS = {
         "name": 'maximize__t_ne_1',
         "when": 'maximize and t != 1',
         "states": ('prev', 'step_size'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__t_ne_1,
         "kernel": kernel_maximize__t_ne_1,
     },
@@ -316,8 +327,11 @@ VARIANTS = {
         "name": 'not_maximize__t_eq_1',
         "when": 'not maximize and t == 1',
         "states": ('prev', 'step_size'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__t_eq_1,
         "kernel": kernel_not_maximize__t_eq_1,
     },
@@ -325,8 +339,11 @@ VARIANTS = {
         "name": 'not_maximize__t_ne_1',
         "when": 'not maximize and t != 1',
         "states": ('prev', 'step_size'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__t_ne_1,
         "kernel": kernel_not_maximize__t_ne_1,
     },

@@ -61,6 +61,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -128,8 +133,11 @@ VARIANTS = {
         "name": 'momentum_eq_0',
         "when": 'momentum == 0',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -137,8 +145,11 @@ VARIANTS = {
         "name": 'momentum_ne_0',
         "when": 'momentum != 0',
         "states": ('mom',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

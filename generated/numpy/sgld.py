@@ -51,6 +51,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -97,8 +102,11 @@ VARIANTS = {
         "name": 'default',
         "when": 'always',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": True,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

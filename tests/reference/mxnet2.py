@@ -169,8 +169,84 @@ def test(w, g, state, *, lr, wd, t, rescale_grad, clip_gradient):
     return w - lr * (g * rescale_grad + wd * w), None
 
 
+def l2(x):
+    """The L2 norm, accumulated in float64 (the implementation uses float32 or wider)."""
+    return float(np.sqrt(np.sum(np.asarray(x, dtype=np.float64) ** 2)))
+
+
+def lamb(w, g, state, *, lr, wd, t, rescale_grad, clip_gradient, beta1=0.9, beta2=0.999, epsilon=1e-6,
+         lower_bound=None, upper_bound=None, bias_correction=True):
+    m, v = state
+    g = clip(g * rescale_grad, clip_gradient)
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    if bias_correction:
+        u = (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + epsilon) + wd * w
+    else:
+        u = m / (np.sqrt(v) + epsilon) + wd * w
+    r1 = l2(w)
+    if lower_bound is not None:
+        r1 = max(r1, lower_bound)
+    if upper_bound is not None:
+        r1 = min(r1, upper_bound)
+    r2 = l2(u)
+    trust = 1.0 if r1 == 0 or r2 == 0 else r1 / r2
+    return w - lr * trust * u, (m, v)
+
+
+def lans(w, g, state, *, lr, wd, t, rescale_grad, clip_gradient, beta1=0.9, beta2=0.999, epsilon=1e-6,
+         lower_bound=None, upper_bound=None):
+    m, v = state
+    g = g * rescale_grad
+    norm_g = l2(g)
+    g = clip(g / norm_g if norm_g > 0 else g * 0, clip_gradient)
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    d = np.sqrt(v / (1 - beta2 ** t)) + epsilon
+    u_m = (m / (1 - beta1 ** t)) / d + wd * w
+    u_g = g / d + wd * w
+    r1 = l2(w)
+    if lower_bound is not None:
+        r1 = max(r1, lower_bound)
+    if upper_bound is not None:
+        r1 = min(r1, upper_bound)
+    tau_m = 1.0 if r1 == 0 or l2(u_m) == 0 else r1 / l2(u_m)
+    tau_g = 1.0 if r1 == 0 or l2(u_g) == 0 else r1 / l2(u_g)
+    return w - lr * (beta1 * tau_m * u_m + (1 - beta1) * tau_g * u_g), (m, v)
+
+
+def lars(w, g, mom, *, lr, wd, t, rescale_grad, clip_gradient, momentum=0.0, eta=0.001, epsilon=1e-8,
+         name=""):
+    if not name.endswith(("gamma", "beta", "bias")):
+        w_norm, g_norm = l2(w), l2(g * rescale_grad)
+        if w_norm > 0 and g_norm > 0:
+            lr = lr * eta * w_norm / (g_norm + wd * w_norm + epsilon)
+    return sgd(w, g, mom, lr=lr, wd=wd, t=t, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
+               momentum=momentum)
+
+
+def groupadagrad(w, g, h, *, lr, wd, t, rescale_grad, clip_gradient, epsilon=1e-6):
+    assert wd == 0
+    g = clip(g * rescale_grad, clip_gradient)
+    h = h + np.mean(g * g, axis=tuple(range(1, g.ndim)), keepdims=True)
+    return w - lr * g / (np.sqrt(h) + epsilon), h
+
+
+def adabelief(w, g, state, *, lr, wd, t, rescale_grad, clip_gradient, beta1=0.9, beta2=0.999,
+              epsilon=1e-6, correct_bias=True):
+    if rescale_grad == 0 or not math.isfinite(rescale_grad):
+        return w, state
+    m, s = state
+    g = clip(g * rescale_grad + wd * w, clip_gradient)   # wd before clipping
+    m = beta1 * m + (1 - beta1) * g
+    s = beta2 * s + (1 - beta2) * (g - m) ** 2 + epsilon
+    eta = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) if correct_bias else lr
+    return w - eta * m / (np.sqrt(s) + epsilon), (m, s)
+
+
 RULES = {
     "sgd": sgd, "nag": nag, "signum": signum, "ftml": ftml, "dcasgd": dcasgd, "sgld": sgld,
     "adam": adam, "adamw": adamw, "adamax": adamax, "nadam": nadam, "adagrad": adagrad,
     "adadelta": adadelta, "rmsprop": rmsprop, "ftrl": ftrl, "test": test,
+    "lamb": lamb, "lans": lans, "lars": lars, "groupadagrad": groupadagrad, "adabelief": adabelief,
 }

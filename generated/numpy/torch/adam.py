@@ -135,6 +135,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -331,8 +336,11 @@ VARIANTS = {
         "name": 'maximize__amsgrad',
         "when": 'maximize and amsgrad',
         "states": ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__amsgrad,
         "kernel": kernel_maximize__amsgrad,
     },
@@ -340,8 +348,11 @@ VARIANTS = {
         "name": 'maximize__not_amsgrad',
         "when": 'maximize and not amsgrad',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_amsgrad,
         "kernel": kernel_maximize__not_amsgrad,
     },
@@ -349,8 +360,11 @@ VARIANTS = {
         "name": 'not_maximize__amsgrad',
         "when": 'not maximize and amsgrad',
         "states": ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__amsgrad,
         "kernel": kernel_not_maximize__amsgrad,
     },
@@ -358,8 +372,11 @@ VARIANTS = {
         "name": 'not_maximize__not_amsgrad',
         "when": 'not maximize and not amsgrad',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_amsgrad,
         "kernel": kernel_not_maximize__not_amsgrad,
     },

@@ -134,6 +134,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -336,8 +341,11 @@ VARIANTS = {
         "name": 'maximize__amsgrad',
         "when": 'maximize and amsgrad',
         "states": ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__amsgrad,
         "kernel": kernel_maximize__amsgrad,
     },
@@ -345,8 +353,11 @@ VARIANTS = {
         "name": 'maximize__not_amsgrad',
         "when": 'maximize and not amsgrad',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_amsgrad,
         "kernel": kernel_maximize__not_amsgrad,
     },
@@ -354,8 +365,11 @@ VARIANTS = {
         "name": 'not_maximize__amsgrad',
         "when": 'not maximize and amsgrad',
         "states": ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__amsgrad,
         "kernel": kernel_not_maximize__amsgrad,
     },
@@ -363,8 +377,11 @@ VARIANTS = {
         "name": 'not_maximize__not_amsgrad',
         "when": 'not maximize and not amsgrad',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_amsgrad,
         "kernel": kernel_not_maximize__not_amsgrad,
     },

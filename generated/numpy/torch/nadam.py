@@ -150,6 +150,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -383,8 +388,11 @@ VARIANTS = {
         "name": 'maximize__decoupled_weight_decay',
         "when": 'maximize and decoupled_weight_decay',
         "states": ('exp_avg', 'exp_avg_sq', 'mu_product'),
-        "updates": {'mu_product': 'mu_product_1'},
+        "updates": {'mu_product': 'mu_product_1'},      # scalar state -> host value holding its new value
+        "host_only": ['mu_product_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__decoupled_weight_decay,
         "kernel": kernel_maximize__decoupled_weight_decay,
     },
@@ -392,8 +400,11 @@ VARIANTS = {
         "name": 'maximize__not_decoupled_weight_decay',
         "when": 'maximize and not decoupled_weight_decay',
         "states": ('exp_avg', 'exp_avg_sq', 'mu_product'),
-        "updates": {'mu_product': 'mu_product_1'},
+        "updates": {'mu_product': 'mu_product_1'},      # scalar state -> host value holding its new value
+        "host_only": ['mu_product_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_decoupled_weight_decay,
         "kernel": kernel_maximize__not_decoupled_weight_decay,
     },
@@ -401,8 +412,11 @@ VARIANTS = {
         "name": 'not_maximize__decoupled_weight_decay',
         "when": 'not maximize and decoupled_weight_decay',
         "states": ('exp_avg', 'exp_avg_sq', 'mu_product'),
-        "updates": {'mu_product': 'mu_product_1'},
+        "updates": {'mu_product': 'mu_product_1'},      # scalar state -> host value holding its new value
+        "host_only": ['mu_product_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__decoupled_weight_decay,
         "kernel": kernel_not_maximize__decoupled_weight_decay,
     },
@@ -410,8 +424,11 @@ VARIANTS = {
         "name": 'not_maximize__not_decoupled_weight_decay',
         "when": 'not maximize and not decoupled_weight_decay',
         "states": ('exp_avg', 'exp_avg_sq', 'mu_product'),
-        "updates": {'mu_product': 'mu_product_1'},
+        "updates": {'mu_product': 'mu_product_1'},      # scalar state -> host value holding its new value
+        "host_only": ['mu_product_1'],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_decoupled_weight_decay,
         "kernel": kernel_not_maximize__not_decoupled_weight_decay,
     },

@@ -135,6 +135,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -483,8 +488,11 @@ VARIANTS = {
         "name": 'maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
         "when": 'maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
         "kernel": kernel_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
     },
@@ -492,8 +500,11 @@ VARIANTS = {
         "name": 'maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
         "when": 'maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
         "kernel": kernel_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
     },
@@ -501,8 +512,11 @@ VARIANTS = {
         "name": 'maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
         "when": 'maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
         "kernel": kernel_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
     },
@@ -510,8 +524,11 @@ VARIANTS = {
         "name": 'maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
         "when": 'maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
         "kernel": kernel_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
     },
@@ -519,8 +536,11 @@ VARIANTS = {
         "name": 'not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
         "when": 'not maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
         "kernel": kernel_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
     },
@@ -528,8 +548,11 @@ VARIANTS = {
         "name": 'not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
         "when": 'not maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
         "kernel": kernel_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
     },
@@ -537,8 +560,11 @@ VARIANTS = {
         "name": 'not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
         "when": 'not maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
         "kernel": kernel_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5,
     },
@@ -546,8 +572,11 @@ VARIANTS = {
         "name": 'not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
         "when": 'not maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5',
         "states": ('exp_avg', 'exp_avg_sq'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
         "kernel": kernel_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5,
     },

@@ -140,6 +140,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -462,8 +467,11 @@ VARIANTS = {
         "name": 'maximize__centered__momentum_eq_0',
         "when": 'maximize and centered and momentum == 0',
         "states": ('square_avg', 'grad_avg'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__centered__momentum_eq_0,
         "kernel": kernel_maximize__centered__momentum_eq_0,
     },
@@ -471,8 +479,11 @@ VARIANTS = {
         "name": 'maximize__centered__momentum_ne_0',
         "when": 'maximize and centered and momentum != 0',
         "states": ('square_avg', 'momentum_buffer', 'grad_avg'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__centered__momentum_ne_0,
         "kernel": kernel_maximize__centered__momentum_ne_0,
     },
@@ -480,8 +491,11 @@ VARIANTS = {
         "name": 'maximize__not_centered__momentum_eq_0',
         "when": 'maximize and not centered and momentum == 0',
         "states": ('square_avg',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_centered__momentum_eq_0,
         "kernel": kernel_maximize__not_centered__momentum_eq_0,
     },
@@ -489,8 +503,11 @@ VARIANTS = {
         "name": 'maximize__not_centered__momentum_ne_0',
         "when": 'maximize and not centered and momentum != 0',
         "states": ('square_avg', 'momentum_buffer'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__not_centered__momentum_ne_0,
         "kernel": kernel_maximize__not_centered__momentum_ne_0,
     },
@@ -498,8 +515,11 @@ VARIANTS = {
         "name": 'not_maximize__centered__momentum_eq_0',
         "when": 'not maximize and centered and momentum == 0',
         "states": ('square_avg', 'grad_avg'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__centered__momentum_eq_0,
         "kernel": kernel_not_maximize__centered__momentum_eq_0,
     },
@@ -507,8 +527,11 @@ VARIANTS = {
         "name": 'not_maximize__centered__momentum_ne_0',
         "when": 'not maximize and centered and momentum != 0',
         "states": ('square_avg', 'momentum_buffer', 'grad_avg'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__centered__momentum_ne_0,
         "kernel": kernel_not_maximize__centered__momentum_ne_0,
     },
@@ -516,8 +539,11 @@ VARIANTS = {
         "name": 'not_maximize__not_centered__momentum_eq_0',
         "when": 'not maximize and not centered and momentum == 0',
         "states": ('square_avg',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_centered__momentum_eq_0,
         "kernel": kernel_not_maximize__not_centered__momentum_eq_0,
     },
@@ -525,8 +551,11 @@ VARIANTS = {
         "name": 'not_maximize__not_centered__momentum_ne_0',
         "when": 'not maximize and not centered and momentum != 0',
         "states": ('square_avg', 'momentum_buffer'),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__not_centered__momentum_ne_0,
         "kernel": kernel_not_maximize__not_centered__momentum_ne_0,
     },

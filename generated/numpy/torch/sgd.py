@@ -106,6 +106,11 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
+    'requires': '',
+    'name_flags': {},
+    'decay_suffixes': None,
+    'lr_before_count': False,
+    'sparse_update': 'standard',
 }
 
 
@@ -526,8 +531,11 @@ VARIANTS = {
         "name": 'maximize__momentum_eq_0__t_eq_1__nesterov',
         "when": 'maximize and momentum == 0 and t == 1 and nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_eq_0__t_eq_1__nesterov,
         "kernel": kernel_maximize__momentum_eq_0__t_eq_1__nesterov,
     },
@@ -535,8 +543,11 @@ VARIANTS = {
         "name": 'maximize__momentum_eq_0__t_eq_1__not_nesterov',
         "when": 'maximize and momentum == 0 and t == 1 and not nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_eq_0__t_eq_1__not_nesterov,
         "kernel": kernel_maximize__momentum_eq_0__t_eq_1__not_nesterov,
     },
@@ -544,8 +555,11 @@ VARIANTS = {
         "name": 'maximize__momentum_eq_0__t_ne_1__nesterov',
         "when": 'maximize and momentum == 0 and t != 1 and nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_eq_0__t_ne_1__nesterov,
         "kernel": kernel_maximize__momentum_eq_0__t_ne_1__nesterov,
     },
@@ -553,8 +567,11 @@ VARIANTS = {
         "name": 'maximize__momentum_eq_0__t_ne_1__not_nesterov',
         "when": 'maximize and momentum == 0 and t != 1 and not nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_eq_0__t_ne_1__not_nesterov,
         "kernel": kernel_maximize__momentum_eq_0__t_ne_1__not_nesterov,
     },
@@ -562,8 +579,11 @@ VARIANTS = {
         "name": 'maximize__momentum_ne_0__t_eq_1__nesterov',
         "when": 'maximize and momentum != 0 and t == 1 and nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_ne_0__t_eq_1__nesterov,
         "kernel": kernel_maximize__momentum_ne_0__t_eq_1__nesterov,
     },
@@ -571,8 +591,11 @@ VARIANTS = {
         "name": 'maximize__momentum_ne_0__t_eq_1__not_nesterov',
         "when": 'maximize and momentum != 0 and t == 1 and not nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_ne_0__t_eq_1__not_nesterov,
         "kernel": kernel_maximize__momentum_ne_0__t_eq_1__not_nesterov,
     },
@@ -580,8 +603,11 @@ VARIANTS = {
         "name": 'maximize__momentum_ne_0__t_ne_1__nesterov',
         "when": 'maximize and momentum != 0 and t != 1 and nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_ne_0__t_ne_1__nesterov,
         "kernel": kernel_maximize__momentum_ne_0__t_ne_1__nesterov,
     },
@@ -589,8 +615,11 @@ VARIANTS = {
         "name": 'maximize__momentum_ne_0__t_ne_1__not_nesterov',
         "when": 'maximize and momentum != 0 and t != 1 and not nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_maximize__momentum_ne_0__t_ne_1__not_nesterov,
         "kernel": kernel_maximize__momentum_ne_0__t_ne_1__not_nesterov,
     },
@@ -598,8 +627,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_eq_0__t_eq_1__nesterov',
         "when": 'not maximize and momentum == 0 and t == 1 and nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_eq_0__t_eq_1__nesterov,
         "kernel": kernel_not_maximize__momentum_eq_0__t_eq_1__nesterov,
     },
@@ -607,8 +639,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_eq_0__t_eq_1__not_nesterov',
         "when": 'not maximize and momentum == 0 and t == 1 and not nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_eq_0__t_eq_1__not_nesterov,
         "kernel": kernel_not_maximize__momentum_eq_0__t_eq_1__not_nesterov,
     },
@@ -616,8 +651,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_eq_0__t_ne_1__nesterov',
         "when": 'not maximize and momentum == 0 and t != 1 and nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_eq_0__t_ne_1__nesterov,
         "kernel": kernel_not_maximize__momentum_eq_0__t_ne_1__nesterov,
     },
@@ -625,8 +663,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_eq_0__t_ne_1__not_nesterov',
         "when": 'not maximize and momentum == 0 and t != 1 and not nesterov',
         "states": (),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_eq_0__t_ne_1__not_nesterov,
         "kernel": kernel_not_maximize__momentum_eq_0__t_ne_1__not_nesterov,
     },
@@ -634,8 +675,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_ne_0__t_eq_1__nesterov',
         "when": 'not maximize and momentum != 0 and t == 1 and nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_ne_0__t_eq_1__nesterov,
         "kernel": kernel_not_maximize__momentum_ne_0__t_eq_1__nesterov,
     },
@@ -643,8 +687,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_ne_0__t_eq_1__not_nesterov',
         "when": 'not maximize and momentum != 0 and t == 1 and not nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_ne_0__t_eq_1__not_nesterov,
         "kernel": kernel_not_maximize__momentum_ne_0__t_eq_1__not_nesterov,
     },
@@ -652,8 +699,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_ne_0__t_ne_1__nesterov',
         "when": 'not maximize and momentum != 0 and t != 1 and nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_ne_0__t_ne_1__nesterov,
         "kernel": kernel_not_maximize__momentum_ne_0__t_ne_1__nesterov,
     },
@@ -661,8 +711,11 @@ VARIANTS = {
         "name": 'not_maximize__momentum_ne_0__t_ne_1__not_nesterov',
         "when": 'not maximize and momentum != 0 and t != 1 and not nesterov',
         "states": ('momentum_buffer',),
-        "updates": {},
+        "updates": {},      # scalar state -> host value holding its new value
+        "host_only": [],  # host values the kernel does not take
         "noise": False,
+        "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_maximize__momentum_ne_0__t_ne_1__not_nesterov,
         "kernel": kernel_not_maximize__momentum_ne_0__t_ne_1__not_nesterov,
     },
