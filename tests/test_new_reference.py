@@ -36,6 +36,7 @@ NEW_CASES = [
     ("amsgrad", {}), ("yogi", {}), ("yogi", {"beta2": 0.9}),
     ("adan", {}), ("adan", {"maximize": True}),
     ("rprop", {}), ("rprop", {"step_size_max": 0.05}),
+    ("novograd", {}), ("novograd", {"beta1": 0.5, "maximize": True}),
 ]
 
 

@@ -34,6 +34,7 @@ CASES = [
     ("Yogi", {"eps": 1e-3}, papers.yogi, {"epsilon": 1e-3}),
     ("Adan", {"betas": (0.9, 0.9, 0.95), "weight_decay": 0.02}, papers.adan,
      {"beta1": 0.9, "beta2": 0.9, "beta3": 0.95}),
+    ("NovoGrad", {"betas": (0.9, 0.5), "weight_decay": 0.01}, papers.novograd, {"beta1": 0.9, "beta2": 0.5}),
     ("Rprop", {"etas": (0.4, 1.3), "step_sizes": (1e-4, 0.5)}, papers.rprop,
      {"etaminus": 0.4, "etaplus": 1.3, "step_size_min": 1e-4, "step_size_max": 0.5}),
 ]
@@ -83,7 +84,7 @@ def test_signatures_follow_torch():
     assert inspect.signature(optim.AdamW).parameters["weight_decay"].default == 0.01
     assert inspect.signature(optim.SGD).parameters["lr"].default == 0.001
     for name in ("Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam",
-                 "Lion", "AMSGrad", "Yogi", "Adan", "Rprop"):
+                 "Lion", "AMSGrad", "Yogi", "Adan", "Rprop", "NovoGrad"):
         assert getattr(optim, name).__name__ == name
 
 

@@ -61,6 +61,7 @@ def page_model(entry):
         "create": _create_call(rule),
         "lines": formulas.lines(),
         "skip_if": _condition(formulas, rule.skip_if) if rule.skip_if is not None else None,
+        "requires": _condition(formulas, rule.requires) if getattr(rule, "requires", None) is not None else None,
         "notation": _notation(rule, formulas, used),
         "hyperparameters": _hyperparameters(rule),
         "states": _states(rule, formulas),

@@ -19,6 +19,7 @@ MODULES = (
     'lion',
     'nadam',
     'nag',
+    'novograd',
     'rmsprop',
     'rprop',
     'sgd',

@@ -77,4 +77,21 @@ def rprop(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, etaminus=
     return w - np.sign(g) * step, {"prev": g, "step_size": step}
 
 
-RULES = {"lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop}
+def novograd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.95, beta2=0.98,
+             epsilon=1e-8, maximize=False):
+    """Ginsburg et al. 2019, Algorithm 1, per layer (here: per parameter):
+    v_1 = ||g_1||^2, m_1 = g_1 / (sqrt(v_1) + eps) + d w_1;
+    v_t = b2 v_{t-1} + (1 - b2) ||g_t||^2, m_t = b1 m_{t-1} + g_t / (sqrt(v_t) + eps) + d w_t;
+    w <- w - lr m_t."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize)
+    norm_sq = float(np.sum(g.astype(np.float64) ** 2))
+    if t == 1:
+        v = norm_sq
+        m = g / (np.sqrt(v) + epsilon) + wd * w
+    else:
+        v = beta2 * float(s["v"]) + (1 - beta2) * norm_sq
+        m = beta1 * s["mean"] + g / (np.sqrt(v) + epsilon) + wd * w
+    return w - lr * m, {"mean": m, "v": v}
+
+
+RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop}
