@@ -13,6 +13,17 @@ GUIDE = Path(__file__).resolve().parent.parent / "docs" / "adding-an-optimizer.m
 BLOCK = re.compile(r"```(sh|toml|python)\n(.*?)```", re.S)
 
 
+@pytest.fixture(autouse=True)
+def isolated_registry():
+    """Specs loaded here are registered; the other tests see the built-in registry."""
+    from optforge.runtime import registry
+    registry.names()    # the built-ins first
+    saved = {flavor: dict(table) for flavor, table in registry._REGISTRY.items()}
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+
+
 def blocks():
     return BLOCK.findall(GUIDE.read_text(encoding="utf-8"))
 
