@@ -103,6 +103,15 @@ class If:
     loc: Location
 
 
+def walk(block):
+    """Every statement of a block, depth first, `if` bodies included."""
+    for stmt in block:
+        yield stmt
+        if isinstance(stmt, If):
+            yield from walk(stmt.body)
+            yield from walk(stmt.orelse)
+
+
 @dataclass(frozen=True)
 class Builtin:
     name: str

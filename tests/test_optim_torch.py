@@ -39,26 +39,24 @@ def test_matches_torch_optim(name, kwargs):
     ref = getattr(torch.optim, name)([{"params": theirs[:1]}, {"params": theirs[1:], "lr": 2 * lr}], lr=lr,
                                      foreach=False, **kwargs)
     tol = dict(rtol=1e-7, atol=1e-9) if name == "NAdam" else dict(rtol=1e-10, atol=1e-12)
-    for step in range(8):
+
+    def step_both(reference, reference_params):
         grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in ours]
-        for p, g in zip(theirs, grads):
+        for p, g in zip(reference_params, grads):
             p.grad = g.clone()
-        ref.step()
+        reference.step()
         opt.step(grads)
-        for a, b in zip(ours, theirs):
+        for a, b in zip(ours, reference_params):
             np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **tol)
+
+    for _ in range(8):
+        step_both(ref, theirs)
     # our state_dict loads into torch.optim and continues identically
     fresh = [p.detach().clone().requires_grad_(True) for p in ours]
     other = getattr(torch.optim, name)([{"params": fresh[:1]}, {"params": fresh[1:]}], lr=lr, foreach=False,
                                        **kwargs)
     other.load_state_dict(copy.deepcopy(opt.state_dict()))   # live tensors, as torch's own
-    grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in ours]
-    for p, g in zip(fresh, grads):
-        p.grad = g.clone()
-    other.step()
-    opt.step(grads)
-    for a, b in zip(ours, fresh):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **tol)
+    step_both(other, fresh)
 
 
 def test_torch_tensors_are_updated_in_place_and_grads_read_from_dot_grad():

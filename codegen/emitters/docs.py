@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formulas import Formulas
-from ..ir import BUILTINS, Assign, If
+from ..ir import BUILTINS, Assign, walk
 from ..loader import load_rule
 from ..printers.notation import BUILTIN_MEANINGS
 from .templates import environment
@@ -79,17 +79,9 @@ def _condition(formulas, cond):
     return {"latex": formulas.latex(cond), "mathml": formulas.mathml(cond)}
 
 
-def _walk(block):
-    for stmt in block:
-        yield stmt
-        if isinstance(stmt, If):
-            yield from _walk(stmt.body)
-            yield from _walk(stmt.orelse)
-
-
 def _used_names(rule):
     used = set()
-    for stmt in _walk(rule.statements):
+    for stmt in walk(rule.statements):
         expr = stmt.expr if isinstance(stmt, Assign) else stmt.cond
         used |= {s.name for s in expr.free_symbols}
         if isinstance(stmt, Assign):
@@ -110,7 +102,7 @@ def _notation(rule, formulas, used):
         add(hp.name, "hyperparameter: " + (hp.doc or hp.type))
     for st in rule.states:
         add(st.name, "state: " + (st.doc or "kept between steps"))
-    for stmt in _walk(rule.statements):
+    for stmt in walk(rule.statements):
         if isinstance(stmt, Assign):
             add(stmt.target, "computed by the update")
     return rows

@@ -77,8 +77,9 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
         return f"{base}^{{{self._print(expr.exp)}}}"
 
     # -- the language's functions ------------------------------------------------
-    def _call(self, name, *args):
-        return f"\\operatorname{{{name}}}\\left({', '.join(self._print(a) for a in args)}\\right)"
+    def _call(self, name, *args, operator=None):
+        head = operator or f"\\operatorname{{{name}}}"
+        return f"{head}\\left({', '.join(self._print(a) for a in args)}\\right)"
 
     def _print_Sqrt(self, expr):
         return f"\\sqrt{{{self._print(expr.args[0])}}}"
@@ -96,10 +97,10 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
         return f"\\log\\left({self._print(expr.args[0])}\\right)"
 
     def _print_Maximum(self, expr, exp=None):
-        return f"\\max\\left({self._print(expr.args[0])}, {self._print(expr.args[1])}\\right)"
+        return self._call("max", *expr.args, operator="\\max")
 
     def _print_Minimum(self, expr, exp=None):
-        return f"\\min\\left({self._print(expr.args[0])}, {self._print(expr.args[1])}\\right)"
+        return self._call("min", *expr.args, operator="\\min")
 
     def _print_Clip(self, expr, exp=None):
         return self._call("clip", *expr.args)

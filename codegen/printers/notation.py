@@ -87,34 +87,17 @@ def glyph_table(names):
 
 def rule_names(rule):
     """Every name a rule's formulas can show."""
-    from ..ir import BUILTINS, Assign, If
+    from ..ir import BUILTINS, Assign, walk
     names = set(BUILTINS) | {hp.name for hp in rule.hyperparameters} | {st.name for st in rule.states}
-
-    def walk(block):
-        for stmt in block:
-            if isinstance(stmt, Assign):
-                names.add(stmt.target)
-            elif isinstance(stmt, If):
-                walk(stmt.body)
-                walk(stmt.orelse)
-    walk(rule.statements)
-    return names
+    return names | {stmt.target for stmt in walk(rule.statements) if isinstance(stmt, Assign)}
 
 
 def tensor_names(rule):
     """Names that hold tensors somewhere in the rule (weight, grad, tensor states and locals)."""
-    from ..ir import HOST, Assign, If
+    from ..ir import HOST, Assign, walk
     names = {"weight", "grad"} | {st.name for st in rule.states if st.kind != HOST}
-
-    def walk(block):
-        for stmt in block:
-            if isinstance(stmt, Assign) and stmt.kind != HOST:
-                names.add(stmt.target)
-            elif isinstance(stmt, If):
-                walk(stmt.body)
-                walk(stmt.orelse)
-    walk(rule.statements)
-    return names
+    return names | {stmt.target for stmt in walk(rule.statements)
+                    if isinstance(stmt, Assign) and stmt.kind != HOST}
 
 
 class FormulaOrder:
