@@ -46,20 +46,23 @@ def module_name(root, path):
     return ".".join(path.relative_to(Path(root) / SPECS).with_suffix("").parts)
 
 
-# Emitters that write one file per spec: (folder under generated/, suffix, render).
-# `render(rule, analysis, spec_path)` returns the file's text. `optforge.load_spec`
-# runs every emitter listed here for a spec loaded at run time, so a new target
-# (e.g. CUDA) registers here once and serves both.
-SPEC_EMITTERS = (
-    ("numpy", ".py", numpy_module.render),
-)
+def numpy_files(rule, analysis, spec_path, name):
+    return {f"numpy/{name.replace('.', '/')}.py": numpy_module.render(rule, analysis, spec_path)}
+
+
+# The per-spec code emitters: each maps (rule, analysis, spec path, module name such as
+# "mxnet1.adam") to {path under generated/: text}. `optforge generate` and
+# `optforge.load_spec` both run every emitter listed here, so a new target (CUDA)
+# is added once, here, and serves both.
+SPEC_EMITTERS = (numpy_files,)
 
 
 def render_spec(rule, analysis, spec_path, name):
-    """The files every per-spec emitter writes for one spec: {folder/name+suffix: text}."""
-    target = name.replace(".", "/")
-    return {f"{folder}/{target}{suffix}": render(rule, analysis, spec_path)
-            for folder, suffix, render in SPEC_EMITTERS}
+    """Every per-spec emitter's files for one spec: {path under generated/: text}."""
+    files = {}
+    for emitter in SPEC_EMITTERS:
+        files.update(emitter(rule, analysis, spec_path, name))
+    return files
 
 
 def render_all(root):
