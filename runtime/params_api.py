@@ -105,7 +105,21 @@ class Optimizer:
                 except ValueError as err:
                     where = f"{keyword}[{i}]" if len(names) > 1 else keyword
                     raise ValueError(f"Invalid {where} value: {err}") from None
-        return self.engine_class(learning_rate=lr, wd=wd, **hyperparameters)
+        engine = self.engine_class(learning_rate=lr, wd=wd, **hyperparameters)
+        self._check_requires(engine, dict(hyperparameters, lr=lr, wd=wd))
+        return engine
+
+    @staticmethod
+    def _check_requires(engine, values):
+        """A rule's `requires` over hyperparameters alone fails at construction, as torch's
+        constructors do (one that reads per-step inputs is checked by every step)."""
+        requires = getattr(engine._module, "requires", None)
+        if requires is None:
+            return
+        names = [p for p in inspect.signature(requires).parameters if p != "_"]
+        if set(names) <= set(values) and not requires(**values):
+            settings = ", ".join(f"{n}={values[n]!r}" for n in names)
+            raise ValueError(f"{engine.SPEC['name']} requires {engine.SPEC['requires']}; got {settings}")
 
     def _engine(self, group_index):
         """The group's engine, rebuilt (update counts kept) when the group's values changed."""

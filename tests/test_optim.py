@@ -192,3 +192,12 @@ def test_create_and_repr():
     assert type(opt).__name__ == "Lion" and "lr: 0.001" in repr(opt)
     assert type(optim.create("adam", [w])).engine_class.flavor == "torch"
     assert type(optim.create("adam", [w], flavor="mxnet2")).engine_class.flavor == "mxnet2"
+
+
+def test_nesterov_needs_momentum_and_no_dampening():
+    with pytest.raises(ValueError, match=r"SGD requires not nesterov or \(momentum > 0 and dampening == 0\); "
+                                         r"got dampening=0.0, momentum=0.0, nesterov=True"):
+        optim.SGD([np.ones(2)], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="dampening=0.5"):
+        optim.SGD([np.ones(2)], lr=0.1, momentum=0.9, dampening=0.5, nesterov=True)
+    optim.SGD([np.ones(2)], lr=0.1, momentum=0.9, nesterov=True).step([np.ones(2)])

@@ -106,7 +106,7 @@ SPEC = {
         ['w', 'weight'],
     ],
     'skip_if': '',
-    'requires': '',
+    'requires': 'not nesterov or (momentum > 0 and dampening == 0)',
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
@@ -122,6 +122,11 @@ def states_present(*, momentum, **_):
 def conditions(*, maximize, momentum, nesterov, t, **_):
     """The truth of each condition the rule branches on: the key into VARIANTS."""
     return (bool(maximize), (momentum == 0), (t == 1), bool(nesterov))
+
+
+def requires(*, dampening, momentum, nesterov, **_):
+    """The rule's precondition; a step that breaks it raises ValueError."""
+    return (dampening == 0) and (momentum > 0) or not nesterov
 
 
 # -- variant: maximize and momentum == 0 and t == 1 and nesterov --------------------
