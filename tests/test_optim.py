@@ -201,3 +201,21 @@ def test_nesterov_needs_momentum_and_no_dampening():
     with pytest.raises(ValueError, match="dampening=0.5"):
         optim.SGD([np.ones(2)], lr=0.1, momentum=0.9, dampening=0.5, nesterov=True)
     optim.SGD([np.ones(2)], lr=0.1, momentum=0.9, nesterov=True).step([np.ones(2)])
+
+
+@pytest.mark.gpu
+def test_cupy_parameters_match_numpy():
+    """On a GPU: CuPy parameters run the same generated code on the device (pytest -m gpu)."""
+    cupy = pytest.importorskip("cupy")
+    rng = np.random.default_rng(2)
+    host = [signed(rng, s, 1.0, np.float32) for s in SHAPES]
+    device = [cupy.asarray(p) for p in host]
+    a = optim.Adam(host, lr=0.01, weight_decay=0.01)
+    b = optim.Adam(device, lr=0.01, weight_decay=0.01)
+    for _ in range(3):
+        grads = [signed(rng, s, 1.0, np.float32) for s in SHAPES]
+        a.step(grads)
+        b.step([cupy.asarray(g) for g in grads])
+    for p, q in zip(host, device):
+        assert_close(cupy.asnumpy(q), p, np.float32, "cupy vs numpy")
+    assert isinstance(b.state_dict()["state"][0]["exp_avg"], cupy.ndarray)

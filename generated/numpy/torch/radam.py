@@ -14,9 +14,9 @@ Update rule, as the spec writes it:
         grad = grad + wd * weight
     exp_avg = beta1 * exp_avg + (1 - beta1) * grad
     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
-    if 2 / (1 - beta2) - 1 - 2 * t * beta2**t / (1 - beta2**t) > 5:
-        rho_inf = 2 / (1 - beta2) - 1
-        rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
+    if rho_t > 5:
         rect = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
         weight = weight - lr * rect * sqrt(1 - beta2**t) / (1 - beta1**t) * exp_avg / (sqrt(exp_avg_sq) + epsilon)
     else:
@@ -102,7 +102,7 @@ SPEC = {
             'doc': 'Second moment: exponential average of the squared gradient.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nif decoupled_weight_decay:\n    weight = weight - lr * wd * weight\nelse:\n    grad = grad + wd * weight\nexp_avg = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nif 2 / (1 - beta2) - 1 - 2 * t * beta2**t / (1 - beta2**t) > 5:\n    rho_inf = 2 / (1 - beta2) - 1\n    rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)\n    rect = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))\n    weight = weight - lr * rect * sqrt(1 - beta2**t) / (1 - beta1**t) * exp_avg / (sqrt(exp_avg_sq) + epsilon)\nelse:\n    weight = weight - lr / (1 - beta1**t) * exp_avg',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nif decoupled_weight_decay:\n    weight = weight - lr * wd * weight\nelse:\n    grad = grad + wd * weight\nexp_avg = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nrho_inf = 2 / (1 - beta2) - 1\nrho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)\nif rho_t > 5:\n    rect = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))\n    weight = weight - lr * rect * sqrt(1 - beta2**t) / (1 - beta1**t) * exp_avg / (sqrt(exp_avg_sq) + epsilon)\nelse:\n    weight = weight - lr / (1 - beta1**t) * exp_avg',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
         '\\textbf{if}\\ \\mathrm{maximize}:',
@@ -113,9 +113,9 @@ SPEC = {
         '\\quad g \\leftarrow g + \\lambda \\, w',
         '\\mathrm{exp\\_avg} \\leftarrow \\beta_{1} \\, \\mathrm{exp\\_avg} + \\left(1 - \\beta_{1}\\right) \\, g',
         '\\mathrm{exp\\_avg\\_sq} \\leftarrow \\beta_{2} \\, \\mathrm{exp\\_avg\\_sq} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
-        '\\textbf{if}\\ \\frac{2}{1 - \\beta_{2}} - \\frac{2 \\, t \\, {\\beta_{2}}^{t}}{1 - {\\beta_{2}}^{t}} - 1 > 5:',
-        '\\quad \\rho_{\\mathrm{inf}} \\leftarrow \\frac{2}{1 - \\beta_{2}} - 1',
-        '\\quad \\rho_{t} \\leftarrow \\rho_{\\mathrm{inf}} - \\frac{2 \\, t \\, {\\beta_{2}}^{t}}{1 - {\\beta_{2}}^{t}}',
+        '\\rho_{\\mathrm{inf}} \\leftarrow \\frac{2}{1 - \\beta_{2}} - 1',
+        '\\rho_{t} \\leftarrow \\rho_{\\mathrm{inf}} - \\frac{2 \\, t \\, {\\beta_{2}}^{t}}{1 - {\\beta_{2}}^{t}}',
+        '\\textbf{if}\\ \\rho_{t} > 5:',
         '\\quad \\mathrm{rect} \\leftarrow \\sqrt{\\frac{\\rho_{\\mathrm{inf}} \\, \\left(\\rho_{t} - 4\\right) \\, \\left(\\rho_{t} - 2\\right)}{\\rho_{t} \\, \\left(\\rho_{\\mathrm{inf}} - 4\\right) \\, \\left(\\rho_{\\mathrm{inf}} - 2\\right)}}',
         '\\quad w \\leftarrow w - \\frac{\\eta \\, \\mathrm{rect} \\, \\sqrt{1 - {\\beta_{2}}^{t}} \\, \\mathrm{exp\\_avg}}{\\left(1 - {\\beta_{1}}^{t}\\right) \\, \\left(\\sqrt{\\mathrm{exp\\_avg\\_sq}} + \\epsilon\\right)}',
         '\\textbf{else}:',
