@@ -21,7 +21,17 @@ __version__ = "0.1.0"
 create_optimizer = create
 
 
+def load_spec(path, register=True):
+    """Generate (cached) and register the optimizer of a spec file anywhere on disk; returns
+    its class. See runtime/spec_loading.py."""
+    from .runtime.spec_loading import load_spec as load
+    return load(path, register=register)
+
+
 def __getattr__(name):
+    if name == "optim":   # the params-style API, imported on first use
+        import importlib
+        return importlib.import_module(".optim", __name__)
     from .runtime import catalog
     classes = catalog.classes()
     if name in classes:

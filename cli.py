@@ -27,6 +27,16 @@ def main(argv=None):
     show.add_argument("--flavor", default="mxnet2")
     show.set_defaults(run=_show)
 
+    new = commands.add_parser("new", help="write a commented spec to start a new optimizer from")
+    new.add_argument("name", help="the optimizer's class name, e.g. MyOpt")
+    new.add_argument("--dir", type=Path, default=Path("."), help="folder to write NAME.toml in")
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.set_defaults(run=_new)
+
+    check = commands.add_parser("check", help="validate spec files; print every mistake as file:line:col")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(run=_check)
+
     demo = commands.add_parser("demo", help="train a small model with every optimizer (the main job)")
     demo.add_argument("--steps", type=int, default=300)
     demo.add_argument("--seed", type=int, default=0)
@@ -122,12 +132,43 @@ def _show(args):
         extra += f" one of {h['choices']}" if h.get("choices") else ""
         print(f"    {h['name']} = {h['default']!r} ({h['type']}{extra})  {h['doc']}")
     print("\nStates:\n")
-    for s in spec["states"] or [{"name": "(none)", "init": "", "dtype": "", "shape": "", "when": "", "doc": ""}]:
-        when = f" when {s['when']}" if s["when"] else ""
-        print(f"    {s['name']}: {s['init']} {s['shape']} {s['dtype']}{when}  {s['doc']}".rstrip())
+    shapes = {"weight": "the weight's shape", "rows": "one value per row", "scalar": "a scalar"}
+    dtypes = {"weight": "the weight's dtype", "float32": "float32 or wider"}
+    for s in spec["states"]:
+        where = "" if s["shape"] == "scalar" else f", {dtypes[s['dtype']]}"
+        when = f", exists when {s['when']}" if s["when"] else ""
+        print(f"    {s['name']}: starts as {s['init']}, {shapes[s['shape']]}{where}{when}. {s['doc']}".rstrip())
+    if not spec["states"]:
+        print("    (none)")
     print(f"\nGenerated NumPy code ({inspect.getsourcefile(cls._module)}):\n")
     print(inspect.getsource(cls._module))
     return 0
+
+
+def _new(args):
+    from .codegen.authoring import new_spec
+    try:
+        path = new_spec(args.name, args.dir, args.force)
+    except (ValueError, FileExistsError) as err:
+        print(f"optforge new: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}; check it with `optforge check {path}`")
+    return 0
+
+
+def _check(args):
+    from .codegen.authoring import check_spec
+    failed = 0
+    for path in args.files:
+        summary, errors = check_spec(path)
+        for err in errors:
+            print(err)
+        if errors:
+            failed += 1
+            print(f"{path}: {len(errors)} mistake(s)", file=sys.stderr)
+        else:
+            print(f"{path}: ok, {summary}")
+    return 1 if failed else 0
 
 
 def _demo(args):

@@ -31,3 +31,8 @@ class SpecErrors(SpecError):
         first = self.errors[0]
         ValueError.__init__(self, "\n".join(str(e) for e in self.errors))
         self.message, self.path, self.line, self.col = first.message, first.path, first.line, first.col
+
+
+class Cascade(Exception):
+    """A formula read a name whose own definition was wrong: not a new mistake, so it is
+    not reported (`optforge check` reports each independent mistake once)."""

@@ -7,7 +7,7 @@ compare it byte for byte.
 from pathlib import Path
 
 from .analysis import analyse
-from .emitters import cuda_module, numpy_module
+from .emitters import cuda_module, docs, numpy_module
 from .errors import SpecError
 from .loader import find_specs, load_rule
 
@@ -54,30 +54,59 @@ def module_name(root, path):
     return ".".join(path.relative_to(Path(root) / SPECS).with_suffix("").parts)
 
 
+def numpy_files(rule, analysis, spec_path, name):
+    return {f"numpy/{name.replace('.', '/')}.py": numpy_module.render(rule, analysis, spec_path)}
+
+
+def cuda_files(rule, analysis, spec_path, name):
+    """The spec's CUDA kernels and their launch metadata (none for rules the CUDA emitter
+    does not cover: their NumPy code runs on CuPy arrays)."""
+    if not cuda_module.supported(rule, analysis):
+        return {}
+    cu, meta = cuda_module.render(rule, analysis, spec_path, name)
+    target = name.replace(".", "/")
+    return {f"cuda/{target}.cu": cu, f"cuda/{target}.py": meta}
+
+
+# The per-spec code emitters: each maps (rule, analysis, spec path, module name such as
+# "mxnet1.adam") to {path under generated/: text}. `optforge generate` and
+# `optforge.load_spec` both run every emitter listed here, so a new target (CUDA)
+# is added once, here, and serves both.
+SPEC_EMITTERS = (numpy_files, cuda_files)
+
+
+def render_spec(rule, analysis, spec_path, name):
+    """Every per-spec emitter's files for one spec: {path under generated/: text}."""
+    files = {}
+    for emitter in SPEC_EMITTERS:
+        files.update(emitter(rule, analysis, spec_path, name))
+    return files
+
+
 def render_all(root):
     """Every generated file: {path relative to root: text}."""
     root = Path(root)
     files = {f"{GENERATED}/__init__.py": PACKAGE_INIT}
-    modules, cuda_modules = [], []
+    modules, cuda_modules, entries = [], [], []
     for path, rule in load_all(root):
         name = module_name(root, path)
         relative = path.relative_to(root).as_posix()
         analysis = analyse(rule)
-        target = name.replace(".", "/")
-        files[f"{GENERATED}/numpy/{target}.py"] = numpy_module.render(rule, analysis, relative)
-        if cuda_module.supported(rule, analysis):
-            cu, meta = cuda_module.render(rule, analysis, relative, name)
-            files[f"{GENERATED}/cuda/{target}.cu"] = cu
-            files[f"{GENERATED}/cuda/{target}.py"] = meta
-            cuda_modules.append(name)
+        for relative_out, text in render_spec(rule, analysis, relative, name).items():
+            files[f"{GENERATED}/{relative_out}"] = text
+            if relative_out.endswith(".cu"):
+                cuda_modules.append(name)
         for depth in range(1, len(name.split("."))):
             folder = "/".join(name.split(".")[:depth])
             files[f"{GENERATED}/numpy/{folder}/__init__.py"] = FLAVOR_INIT.format(folder=folder)
             files[f"{GENERATED}/cuda/{folder}/__init__.py"] = CUDA_FLAVOR_INIT.format(folder=folder)
         modules.append(name)
+        entries.append(docs.Entry(name, rule, relative))
     files[f"{GENERATED}/numpy/__init__.py"] = NUMPY_INIT.format(modules=_tuple(modules))
     files[f"{GENERATED}/cuda/__init__.py"] = CUDA_INIT.format(modules=_tuple(cuda_modules))
     files[f"{GENERATED}/cuda/optforge.cuh"] = cuda_module.render_common()
+    for relative_out, text in docs.render_site(entries).items():
+        files[f"{GENERATED}/{relative_out}"] = text
     return dict(sorted(files.items()))
 
 

@@ -63,6 +63,7 @@ class Hyperparameter:
     choices: tuple = ()
     doc: str = ""
     loc: Location | None = None
+    keyword: str = ""            # params-style API: hyperparameters sharing one form a tuple (betas)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,15 @@ class If:
     loc: Location
 
 
+def walk(block):
+    """Every statement of a block, depth first, `if` bodies included."""
+    for stmt in block:
+        yield stmt
+        if isinstance(stmt, If):
+            yield from walk(stmt.body)
+            yield from walk(stmt.orelse)
+
+
 @dataclass(frozen=True)
 class Builtin:
     name: str
@@ -130,6 +140,7 @@ OPTIONS = {
     "aggregate_num": int,
     "lazy_update": bool,
     "multi_precision": bool,
+    "wd": float,                 # a class's own default weight decay (torch's AdamW: 0.01)
 }
 
 

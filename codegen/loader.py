@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import SpecError
+from .errors import Cascade, SpecError, SpecErrors
 from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
 from .parser import BOOL, NUM, FormulaParser, Name
 from .spec_file import read_with_bases
@@ -18,7 +18,7 @@ from .spec_file import read_with_bases
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
              "update", "skip_if", "requires", "decay_suffixes", "lr_before_count", "sparse_update",
              "hyperparameters", "states", "options", "name_flags")
-HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type")
+HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
 DEFAULT_FLAVOR = "mxnet2"
@@ -38,6 +38,24 @@ class _Loader:
     def __init__(self, spec):
         self.spec = spec
         self.data = spec.data
+        self.errors = []          # independent mistakes, reported together
+        self.poisoned = set()     # names whose entry was wrong: formulas reading them are not reported
+
+    def _attempt(self, check, *args, poison=None):
+        """Run one independent check; its mistake is recorded and the rest still runs."""
+        try:
+            return check(*args)
+        except SpecError as err:
+            self.errors.append(err)
+        except Cascade:
+            pass
+        if poison is not None:
+            self.poisoned.add(poison)
+        return None
+
+    def _raise_errors(self):
+        if self.errors:   # in the order found: the first is the primary mistake
+            raise self.errors[0] if len(self.errors) == 1 else SpecErrors(self.errors)
 
     def error(self, message, *keys, value=False):
         return self.spec.error(message, *keys, value=value)
@@ -46,18 +64,30 @@ class _Loader:
         line, col = self.spec.where(*keys)
         return Location(self.spec.owner(*keys).path, line, col)
 
-    def parser(self, key, names):
+    def parser(self, key, names, errors=None):
         """A formula parser positioned at the string value of a top-level key."""
-        return FormulaParser(names, self.spec.owner(key).path, self.spec.string_origin(key))
+        return FormulaParser(names, self.spec.owner(key).path, self.spec.string_origin(key),
+                             errors=errors, poisoned=self.poisoned)
 
     # -- top level ---------------------------------------------------------
     def rule(self):
+        """The Rule; every independent mistake found is raised together (SpecErrors)."""
+        try:
+            return self._rule()
+        except SpecError as err:
+            if self.errors and not isinstance(err, SpecErrors) and err not in self.errors:
+                self.errors.append(err)
+                self._raise_errors()
+            raise
+        except Cascade:
+            self._raise_errors()
+            raise
+
+    def _rule(self):
         for spec in self.spec.files:
             for key in spec.data:
                 if key not in TOP_LEVEL:
-                    close = difflib.get_close_matches(key, TOP_LEVEL, n=1)
-                    hint = f"; did you mean '{close[0]}'?" if close else ""
-                    raise spec.error(f"unknown key '{key}'{hint} (a spec has: {', '.join(TOP_LEVEL)})", key)
+                    self.errors.append(spec.error(_unknown("key", key, TOP_LEVEL), key))
             remove = spec.data.get("remove", [])
             if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
                 raise spec.error("remove must be a list of hyperparameter or state names", "remove", value=True)
@@ -82,17 +112,20 @@ class _Loader:
         statements, states = self._parse_update(update, names, states)
         for st in states:
             names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
-        self._check_writes(statements, states)
+        if not self.errors:   # a wrong statement may be the one that assigns weight or a state
+            self._check_writes(statements, states)
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
-            skip_if = self.parser("skip_if", names).parse_condition(
-                skip_text, ("hyperparameter", "builtin", "name flag"))
+            skip_if = self._attempt(self.parser("skip_if", names).parse_condition,
+                                    skip_text, ("hyperparameter", "builtin", "name flag"))
         requires, requires_text = None, ""
         if "requires" in self.data:
             requires_text = self._string("requires")
-            requires = self.parser("requires", names).parse_condition(
-                requires_text, ("hyperparameter", "builtin", "name flag"))
+            requires = self._attempt(self.parser("requires", names).parse_condition,
+                                     requires_text, ("hyperparameter", "builtin", "name flag"))
+        options = self._options()
+        self._raise_errors()
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
             summary=self._string("summary"),
@@ -109,7 +142,7 @@ class _Loader:
             decay_suffixes=self._strings("decay_suffixes") if "decay_suffixes" in self.data else None,
             lr_before_count=self._flag("lr_before_count"),
             sparse_update=self._choice("sparse_update", ("standard", "lazy")),
-            options=self._options(),
+            options=options,
             path=self.spec.path,
             source=self.spec.text,
             extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
@@ -122,9 +155,11 @@ class _Loader:
             scope = dict(names)
             for st in states:
                 scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
-            parser = self.parser("update", scope)
-            statements = parser.parse_block(update)
-            if not parser.device_states:
+            errors = []
+            parser = self.parser("update", scope, errors)
+            statements = self._attempt(parser.parse_block, update) or []
+            if errors or not parser.device_states:
+                self.errors += errors
                 return statements, states
             states = [replace(st, device=True) if st.name in parser.device_states else st for st in states]
         return statements, states
@@ -132,6 +167,8 @@ class _Loader:
     def _string(self, key, required=False):
         if key not in self.data:
             if required:
+                if any(f"did you mean '{key}'" in e.message for e in self.errors):
+                    raise Cascade(key)   # a misspelt key was already reported
                 raise SpecError(f"missing required key '{key}'", self.spec.path, 1, 1)
             return ""
         value = self.data[key]
@@ -165,9 +202,14 @@ class _Loader:
             if name == "learning_rate":
                 learning_rate = self._learning_rate(entry, keys)
                 continue
-            self._check_new_name(name, keys, "hyperparameter")
-            out.append(self._hyperparameter(name, entry, keys))
+            hp = self._attempt(self._new_hyperparameter, name, entry, keys, poison=name)
+            if hp is not None:
+                out.append(hp)
         return learning_rate, out
+
+    def _new_hyperparameter(self, name, entry, keys):
+        self._check_new_name(name, keys, "hyperparameter")
+        return self._hyperparameter(name, entry, keys)
 
     def _learning_rate(self, entry, keys):
         value = entry.get("default") if isinstance(entry, dict) else entry
@@ -184,7 +226,7 @@ class _Loader:
             raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
         if name in BUILTINS:
             raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
-        if name in OPTIONS or name in ("learning_rate", "flavor", "seed_offset"):
+        if name in OPTIONS or name in ("learning_rate", "flavor"):
             raise self.error(f"{what} '{name}' clashes with an optimizer option of the same name", *keys)
 
     def _hyperparameter(self, name, entry, keys):
@@ -192,10 +234,7 @@ class _Loader:
             entry = {"default": entry}
         for key in entry:
             if key not in HYPERPARAMETER_KEYS:
-                close = difflib.get_close_matches(key, HYPERPARAMETER_KEYS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown hyperparameter key '{key}'{hint} (allowed: "
-                                 + ", ".join(HYPERPARAMETER_KEYS) + ")", *keys, key)
+                raise self.error(_unknown("hyperparameter key", key, HYPERPARAMETER_KEYS), *keys, key)
         optional = entry.get("optional", False)
         if not isinstance(optional, bool):
             raise self.error("'optional' must be true or false", *keys, "optional", value=True)
@@ -244,7 +283,12 @@ class _Loader:
         doc = entry.get("doc", "")
         if not isinstance(doc, str):
             raise self.error("'doc' must be a string", *keys, "doc", value=True)
-        return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys))
+        keyword = entry.get("keyword", "")
+        if not isinstance(keyword, str) or (keyword and not _IDENT.match(keyword)):
+            raise self.error("'keyword' must name a params-style argument such as \"betas\"",
+                             *keys, "keyword", value=True)
+        return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys),
+                              keyword)
 
     def _range(self, text, keys):
         where = keys + ("range",)
@@ -277,22 +321,23 @@ class _Loader:
     def _states(self, names):
         out = []
         for name, entry in self._table("states").items():
-            keys = ("states", name)
-            self._check_new_name(name, keys, "state")
-            if name in names:
-                raise self.error(f"state '{name}' has the same name as a hyperparameter", *keys)
-            out.append(self._state(name, entry, keys, names))
+            state = self._attempt(self._new_state, name, entry, ("states", name), names, poison=name)
+            if state is not None:
+                out.append(state)
         return out
+
+    def _new_state(self, name, entry, keys, names):
+        self._check_new_name(name, keys, "state")
+        if name in names or name in self.poisoned:
+            raise self.error(f"state '{name}' has the same name as a hyperparameter", *keys)
+        return self._state(name, entry, keys, names)
 
     def _state(self, name, entry, keys, names):
         if not isinstance(entry, dict):
             entry = {"init": entry}
         for key in entry:
             if key not in STATE_KEYS:
-                close = difflib.get_close_matches(key, STATE_KEYS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.error(f"unknown state key '{key}'{hint} (allowed: {', '.join(STATE_KEYS)})",
-                                 *keys, key)
+                raise self.error(_unknown("state key", key, STATE_KEYS), *keys, key)
         if "init" not in entry:
             raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
                              "or a number (a per-parameter scalar)", *keys)
@@ -322,7 +367,8 @@ class _Loader:
             if not isinstance(when_text, str):
                 raise self.error("'when' must be a condition string such as \"momentum != 0\"",
                                  *keys, "when", value=True)
-            parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)))
+            parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)),
+                                   poisoned=self.poisoned)
             when = parser.parse_condition(when_text)
         doc = entry.get("doc", "")
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
@@ -334,16 +380,23 @@ class _Loader:
     def _options(self):
         options = {}
         for key, value in self._table("options").items():
-            if key not in OPTIONS:
-                raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
-            expected = OPTIONS[key]
-            if key == "aggregate_num" and isinstance(value, dict):
-                options[key] = self._aggregate_from_environment(value)
-                continue
-            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-                raise self.error(f"option '{key}' must be a {expected.__name__}", "options", key, value=True)
-            options[key] = value
+            self._attempt(self._option, options, key, value)
         return options
+
+    def _option(self, options, key, value):
+        if key not in OPTIONS:
+            raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
+        expected = OPTIONS[key]
+        if key == "aggregate_num" and isinstance(value, dict):
+            options[key] = self._aggregate_from_environment(value)
+            return
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if expected is float and not (isinstance(value, float) and math.isfinite(value) and value >= 0):
+            raise self.error(f"option '{key}' must be a finite number >= 0", "options", key, value=True)
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+            raise self.error(f"option '{key}' must be a {expected.__name__}", "options", key, value=True)
+        options[key] = value
 
     def _aggregate_from_environment(self, table):
         """aggregate_num = { env = "VAR", default = 4, max = 45 }: the default is read from an
@@ -385,6 +438,12 @@ class _Loader:
         for st in states:
             if st.name not in written:
                 raise self.error(f"state '{st.name}' is never written by the update", "states", st.name)
+
+
+def _unknown(what, key, allowed):
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{key}'{hint} (allowed: {', '.join(allowed)})"
 
 
 def _infer_type(default, entry):

@@ -3,6 +3,7 @@
 Generated modules carry it as `SPEC`, so the runtime builds optimizer classes
 (signature, validation, docstring, state layout) without sympy or the TOML file.
 """
+from .formulas import latex_lines, symbol_legend
 
 
 def spec_metadata(rule, spec_path):
@@ -20,6 +21,8 @@ def spec_metadata(rule, spec_path):
         "hyperparameters": [_hyperparameter(hp) for hp in rule.hyperparameters],
         "states": [_state(st) for st in rule.states],
         "update": rule.update_text.strip("\n"),
+        "formulas": latex_lines(rule),      # LaTeX printed from the parsed rule, for docstrings
+        "symbols": symbol_legend(rule),     # [latex, name] where the formulas rename
         "skip_if": rule.skip_if_text,
         "requires": rule.requires_text,
         "name_flags": {flag: list(suffixes) for flag, suffixes in rule.name_flags.items()},
@@ -38,6 +41,8 @@ def _hyperparameter(hp):
     if hp.choices:
         out["choices"] = list(hp.choices)
     out["doc"] = hp.doc
+    if hp.keyword:
+        out["keyword"] = hp.keyword
     return out
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy
 from sympy.core.parameters import distribute
 
-from .errors import SpecError
+from .errors import Cascade, SpecError
 from .functions import FUNCTIONS, IsNone, Norm, Normal, RowMean, StringLiteral
 from .ir import DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, join_kinds
 
@@ -84,7 +84,9 @@ class FormulaParser:
     positions in the text can be reported as positions in the spec file.
     """
 
-    def __init__(self, names, path, origin=(1, 1)):
+    def __init__(self, names, path, origin=(1, 1), errors=None, poisoned=()):
+        self.errors = errors              # a list: record each wrong statement and go on
+        self.poisoned = set(poisoned)     # names whose definition was wrong (reading one: Cascade)
         self.names = dict(names)
         self.path = path
         self.origin = origin
@@ -166,17 +168,28 @@ class FormulaParser:
     def _statements(self, body, text, narrowed=frozenset()):
         out = []
         for node in body:
-            if isinstance(node, ast.Assign):
-                out.append(self._assign(node, text, narrowed))
-            elif isinstance(node, ast.AugAssign):
-                out.append(self._augassign(node, text, narrowed))
-            elif isinstance(node, ast.If):
-                out.append(self._if(node, text, narrowed))
-            else:
-                what = _STATEMENT_NAMES.get(type(node), type(node).__name__)
-                raise self.error(f"{what} not allowed in a spec: a rule is a sequence of "
-                                 "'name = expression' lines and 'if' blocks", node)
+            if self.errors is None:
+                out.append(self._statement(node, text, narrowed))
+                continue
+            try:   # collecting: a wrong statement is recorded, the names it assigns poisoned
+                out.append(self._statement(node, text, narrowed))
+            except (SpecError, Cascade) as err:
+                if isinstance(err, SpecError):
+                    self.errors.append(err)
+                self.poisoned |= {n.id for n in ast.walk(node)
+                                  if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         return out
+
+    def _statement(self, node, text, narrowed):
+        if isinstance(node, ast.Assign):
+            return self._assign(node, text, narrowed)
+        if isinstance(node, ast.AugAssign):
+            return self._augassign(node, text, narrowed)
+        if isinstance(node, ast.If):
+            return self._if(node, text, narrowed)
+        what = _STATEMENT_NAMES.get(type(node), type(node).__name__)
+        raise self.error(f"{what} not allowed in a spec: a rule is a sequence of "
+                         "'name = expression' lines and 'if' blocks", node)
 
     def _target(self, node):
         if not isinstance(node, ast.Name):
@@ -190,6 +203,7 @@ class FormulaParser:
         return node.id
 
     def _bind(self, name, value, node):
+        self.poisoned.discard(name)
         info = self.names.get(name)
         if value.type != NUM:
             if info is not None and info.role in ("state", "builtin"):
@@ -280,6 +294,8 @@ class FormulaParser:
         return method(node, narrowed)
 
     def _expr_Name(self, node, narrowed):
+        if node.id in self.poisoned:
+            raise Cascade(node.id)
         info = self.names.get(node.id)
         if info is None:
             known = sorted(self.names)

@@ -4,6 +4,7 @@
 column, so a small scanner records the position of every key (top level, table
 and inline-table keys) and of every string value. Nothing in a spec is executed.
 """
+import os
 import re
 from pathlib import Path
 
@@ -338,7 +339,7 @@ def read_with_bases(path, text=None):
             break
         if not isinstance(base, str) or not base.endswith(".toml"):
             raise current.error("extends must name a spec file, such as \"../adam.toml\"", "extends", value=True)
-        base_path = (Path(current.path).parent / base)
+        base_path = Path(os.path.normpath(Path(current.path).parent / base))
         if base_path.resolve() in seen:
             raise current.error(f"extends makes a cycle through {base}", "extends", value=True)
         if not base_path.is_file():

@@ -8,6 +8,12 @@ def class_docstring(spec):
     lines = [spec["summary"].rstrip(".") + ".", ""]
     lines += [f"Update rule ({flavor_title(spec['flavor'])}), per parameter and step::", ""]
     lines += ["    " + line for line in spec["update"].splitlines()]
+    if spec.get("formulas"):
+        lines += ["", "The same rule as formulas (LaTeX printed from the parsed spec; "
+                  "\\leftarrow assigns)::", ""]
+        lines += ["    " + line for line in spec["formulas"]]
+        if spec.get("symbols"):
+            lines += ["", "Symbols: " + ", ".join(f"{latex} = ``{name}``" for latex, name in spec["symbols"]) + "."]
     lines += ["", "Inputs of the rule: ``weight``, ``grad``; ``lr`` and ``wd`` after the scheduler "
               "and the lr/wd multipliers; ``t`` the parameter's update count (first step: "
               "begin_num_update + 1); ``rescale_grad``; ``clip_gradient`` (None: no clipping). "

@@ -76,3 +76,25 @@ class RowSparse:
 
     def __repr__(self):
         return f"RowSparse({self.indices.shape[0]} of {self.shape[0]} rows, shape={self.shape}, dtype={self.dtype})"
+
+
+def lazy_update(xp, kernel, weight, grad, arrays, scalars, whole_tensor):
+    """Only the gradient's rows of the weight and of its row-shaped states change.
+
+    Row-local rules run the kernel on the gathered rows. Rules that read whole-tensor
+    norms (LARS) run it on full copies, so the norms see every row, and keep the rows."""
+    rows = grad.indices
+    indexable = [a.ndim > 0 and a.shape[0] == weight.shape[0] for a in arrays]
+    if whole_tensor:
+        w, g = weight.copy(), grad.todense()
+        parts = [a.copy() for a in arrays]
+    else:
+        w, g = weight[rows], grad.values
+        parts = [a[rows] if keep else a for a, keep in zip(arrays, indexable)]
+    kernel(xp, w, g, *parts, **scalars)
+    weight[rows] = w[rows] if whole_tensor else w
+    for a, part, keep in zip(arrays, parts, indexable):
+        if keep:
+            a[rows] = part[rows] if whole_tensor else part
+        elif whole_tensor:
+            a[...] = part

@@ -11,12 +11,12 @@ import os
 import numpy
 
 from . import validation
-from .backends import array_module
+from .backends import array_module, cpu, quiet
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
 from .optimizer import Optimizer, _as_lists, _low_precision, decode_keys, encode_keys, master_state
-from .sparse import RowSparse
+from .sparse import RowSparse, lazy_update
 
 
 class PreconditionError(ValueError):
@@ -236,13 +236,16 @@ class SpecOptimizer(Optimizer):
     def _execute(self, weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused):
         xp = array_module(weight)
         kernel = variant["kernel"]
-        with _quiet(xp):
+        with quiet(xp):
             if isinstance(grad, RowSparse) and self.lazy_update:
-                _lazy_update(xp, kernel, weight, grad, arrays, scalars, variant["whole_tensor"])
+                lazy_update(xp, kernel, weight, grad, arrays, scalars, variant["whole_tensor"])
             else:
                 if isinstance(grad, RowSparse):
                     grad = grad.todense()      # standard update: zero gradient in the other rows
-                kernel(xp, weight, grad, *arrays, **scalars)
+                if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
+                    cpu.run_blocked(kernel, weight, grad, arrays, scalars)
+                else:
+                    kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
 
@@ -258,43 +261,6 @@ def _cuda_kernels(optimizer, weights, grads):
         return False
     from .backends import cupy_backend
     return cupy_backend.has_kernels(optimizer._module)
-
-
-def _lazy_update(xp, kernel, weight, grad, arrays, scalars, whole_tensor):
-    """Only the gradient's rows of the weight and of its row-shaped states change.
-
-    Row-local rules run the kernel on the gathered rows. Rules that read whole-tensor
-    norms (LARS) run it on full copies, so the norms see every row, and keep the rows."""
-    rows = grad.indices
-    indexable = [a.ndim > 0 and a.shape[0] == weight.shape[0] for a in arrays]
-    if whole_tensor:
-        w, g = weight.copy(), grad.todense()
-        parts = [a.copy() for a in arrays]
-    else:
-        w, g = weight[rows], grad.values
-        parts = [a[rows] if keep else a for a, keep in zip(arrays, indexable)]
-    kernel(xp, w, g, *parts, **scalars)
-    weight[rows] = w[rows] if whole_tensor else w
-    for a, part, keep in zip(arrays, parts, indexable):
-        if keep:
-            a[rows] = part[rows] if whole_tensor else part
-        elif whole_tensor:
-            a[...] = part
-
-
-class _quiet:
-    """NumPy warns on 0/0 that a where() then discards (trust ratios); CuPy never warns."""
-
-    def __init__(self, xp):
-        self.state = numpy.errstate(divide="ignore", invalid="ignore") if xp is numpy else None
-
-    def __enter__(self):
-        if self.state is not None:
-            self.state.__enter__()
-
-    def __exit__(self, *exc):
-        if self.state is not None:
-            self.state.__exit__(*exc)
 
 
 def _aggregate_from_environment(rule):

@@ -7,20 +7,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-class _RootAsFolder:
-    """The repository root holds the package's `__init__.py`, so pytest would collect it as a
-    test package and import that file by path, which fails when the clone's folder name is
-    not an identifier (`git clone ... optforge-ci`). Collect the root as a plain folder."""
+class _RootIsAPlainDirectory:
+    """The repository root is the `optforge` package itself (it has an __init__.py).
+    pytest would collect it as a Package and import it under the checkout folder's
+    name, which fails when that name is not an identifier (a clone in `docs-clone/`).
+    The tests use the installed `optforge`, so the root is collected as a directory.
+    Registered as a plugin: a conftest's own hooks do not apply to its parent folder."""
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collect_directory(self, path, parent):
-        if Path(path).resolve() == ROOT:
+        if path == ROOT:
             return pytest.Dir.from_parent(parent, path=path)
         return None
 
 
 def pytest_configure(config):
-    config.pluginmanager.register(_RootAsFolder(), "optforge-root-as-folder")
+    config.pluginmanager.register(_RootIsAPlainDirectory(), "optforge-root-directory")
 
 
 @pytest.fixture(scope="session")

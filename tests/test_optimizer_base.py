@@ -158,3 +158,25 @@ def test_clip_gradient_zero_zeroes_the_gradient():
     w = np.ones(3, np.float32)
     opt.update(0, w, np.full(3, 5, np.float32), None)
     np.testing.assert_array_equal(w, 1)
+
+
+@pytest.mark.parametrize("name,hp", [("adam", {}), ("sgd", {"momentum": 0.9}), ("rmsprop", {"centered": True}),
+                                     ("nadam", {}), ("ftrl", {}), ("lamb", {})])
+def test_blocked_cpu_fused_step_is_bitwise_the_step(name, hp):
+    """Large tensors run block by block on every core in fused_step: same bits as step."""
+    from optforge.runtime.backends import cpu
+    rng = np.random.default_rng(5)
+    n = 4 * cpu.BLOCK + 123                        # several blocks and a ragged tail
+    w0 = rng.standard_normal((n // 3, 3)).astype(np.float32)
+    grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(3)]
+    out = []
+    for fused in (False, True):
+        opt = optforge.create(name, use_fused_step=fused, wd=0.01, clip_gradient=1.0, **hp)
+        w = w0.copy()
+        state = opt.create_state(0, w)
+        for g in grads:
+            opt.update(0, w, g, state)
+        out.append((w, state))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    for a, b in zip(out[0][1], out[1][1]):
+        np.testing.assert_array_equal(a, b)

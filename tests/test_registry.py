@@ -24,7 +24,7 @@ def test_create_is_case_insensitive():
 def test_unknown_name_and_flavor():
     with pytest.raises(ValueError, match="Cannot find optimizer nadamw"):
         optforge.create("nadamw")
-    with pytest.raises(ValueError, match="Unknown flavor .torch9.; known flavors: mxnet1, mxnet2"):
+    with pytest.raises(ValueError, match="Unknown flavor 'torch9'; known flavors: .*mxnet2"):
         optforge.create("adam", flavor="torch9")
 
 

@@ -164,3 +164,54 @@ def test_valid_spec_loads(tmp_path):
     path.write_text(with_update(GOOD_UPDATE))
     rule = load_rule(path)
     assert rule.name == "Toy" and [s.name for s in rule.states] == ["mom"]
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_flavor_inherits_and_overrides(tmp_path):
+    _write(tmp_path, "toy.toml", with_update(GOOD_UPDATE))
+    sub = tmp_path / "other"
+    sub.mkdir()
+    path = _write(sub, "toy.toml", 'extends = "../toy.toml"\nflavor = "other"\nremove = ["nesterov"]\n'
+                  '[hyperparameters]\nmomentum = { default = 0.5, range = "[0, 1]" }\n')
+    rule = load_rule(path)
+    assert rule.flavor == "other" and rule.name == "Toy"
+    assert [h.name for h in rule.hyperparameters] == ["momentum", "mode", "clipw"]
+    assert rule.hyperparameter("momentum").default == 0.5
+    assert rule.update_text.strip().startswith("grad = clip(")
+
+
+def test_error_in_an_inherited_formula_points_into_the_base_file(tmp_path):
+    base = _write(tmp_path, "toy.toml", with_update(GOOD_UPDATE))
+    sub = tmp_path / "other"
+    sub.mkdir()
+    derived = _write(sub, "toy.toml", 'extends = "../toy.toml"\nflavor = "other"\nremove = ["momentum"]\n')
+    with pytest.raises(SpecError) as info:
+        load_rule(derived)
+    assert info.value.path == str(base) and info.value.line == 4          # `momentum` read on line 4
+    assert "unknown name 'momentum'" in info.value.message
+
+
+@pytest.mark.parametrize("extends,message", [
+    ('"missing.toml"', "extends: no spec file missing.toml"),
+    ('"toy.toml"', "extends makes a cycle"),
+    ("3", "extends must name a spec file"),
+])
+def test_bad_extends(tmp_path, extends, message):
+    path = _write(tmp_path, "toy.toml", f"extends = {extends}\n")
+    with pytest.raises(SpecError, match=message) as info:
+        load_rule(path)
+    assert (info.value.line, info.value.col) == (1, 11)
+
+
+def test_two_specs_for_one_optimizer_and_flavor(tmp_path):
+    from optforge.codegen import generate
+    (tmp_path / "specs").mkdir()
+    _write(tmp_path / "specs", "a.toml", with_update(GOOD_UPDATE))
+    _write(tmp_path / "specs", "b.toml", with_update(GOOD_UPDATE))
+    with pytest.raises(SpecError, match="optimizer 'toy' of flavor 'mxnet2' is also defined by"):
+        generate.load_all(tmp_path)

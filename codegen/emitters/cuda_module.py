@@ -49,14 +49,13 @@ _INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first
 
 def supported(rule, analysis):
     """Whether the emitter writes kernels for a rule: element-wise rules, whole-tensor norms
-    (LAMB, LANS, LARS, LBSGD) and row means with row-shaped states (GroupAdaGrad). Not
-    emitted: device-shaped scalar states, noise together with reductions, and a pass that
-    would finish norms and row means at once; the CuPy backend runs such rules' NumPy code
-    on the device arrays."""
+    (LAMB, LANS, LARS, LBSGD), row means with row-shaped states (GroupAdaGrad) and scalar
+    states computed from norms (NovoGrad). Not emitted: noise together with reductions, a
+    pass that would finish norms and row means at once, and a row or device state rewritten
+    without an earlier pass of its kind to keep the old value; the CuPy backend runs such
+    rules' NumPy code on the device arrays."""
     for variant in analysis.variants.values():
         program = lower(variant, rule)
-        if any(v.shape == DEVICE for v in program.inputs.values()):
-            return False
         if not _multi_pass(program):
             continue
         if any(v.op == "normal" for v in program.code):
@@ -65,20 +64,23 @@ def supported(rule, analysis):
         for k, stage in enumerate(stages):
             if len({r.op for r in stage.reductions}) > 1:
                 return False
-            rows_rewritten = [n for n in stage.writes if n in stage.reads and program.inputs[n].shape == ROWS]
-            if rows_rewritten and not any(s.reductions and s.reductions[0].op == "row_mean" for s in stages[:k]):
-                return False   # no earlier row pass to keep the old row values
+            for shape, op in ((ROWS, "row_mean"), (DEVICE, "norm")):
+                rewritten = [n for n in stage.writes if n in stage.reads and program.inputs[n].shape == shape]
+                if rewritten and not any(s.reductions and s.reductions[0].op == op for s in stages[:k]):
+                    return False   # no earlier pass of that kind to keep the old values
     return True
 
 
 def _multi_pass(program):
-    return any(v.op in REDUCTIONS for v in program.code) or any(v.shape == ROWS for v in program.inputs.values())
+    return any(v.op in REDUCTIONS for v in program.code) or \
+        any(v.shape in (ROWS, DEVICE) for v in program.inputs.values())
 
 
 def render(rule, analysis, spec_path, module_name):
     """(the `.cu` text, the metadata module text) of one element-wise spec."""
     printer = CudaPrinter()
-    classes = {st.name: ("p" if st.dtype == "float32" else "w") for st in rule.states}
+    # float32-policy states and device scalars (stored in the math type) are class "p"
+    classes = {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in rule.states}
     variants, metadata = [], {}
     for key, variant in analysis.variants.items():
         program = lower(variant, rule)
@@ -95,6 +97,7 @@ def render(rule, analysis, spec_path, module_name):
             "passes": [{"norms": bool(p["norms"]), "by_rows": p["by_rows"]} for p in context["passes"]],
             "reductions": context["reductions"],
             "rows": context["rows"],
+            "device": context["device"],
             "row_reductions": context["row_reductions"],
         }
     template = environment().get_template("cuda_module.cu.j2")
@@ -135,10 +138,12 @@ def _variant(rule, variant, program, classes, printer):
             "template_type": "W" if name == "grad" else
                              ("M" if cls == "p" else "typename om::Select<MASTER, M, W>::type"),
             "rows": program.inputs[name].shape == ROWS,
+            "device": program.inputs[name].shape == DEVICE,
         })
     written = [a for a in arrays if a["written"]]
     rows = any(a["rows"] for a in arrays)
-    passes, row_slots = _passes(fn, program, plan(program), printer, arrays) if _multi_pass(program) else ([], 0)
+    passes, row_slots, norm_slots = _passes(fn, program, plan(program), printer, arrays) \
+        if _multi_pass(program) else ([], 0, 0)
     lines = [] if passes else [printer._print(Definition(v)) for v in program.code]
     lines += [] if passes else [printer._print(Assignment(a["name"], program.outputs[a["name"]])) for a in written]
     scalars = [printer.name(s) for s in program.scalars]
@@ -157,8 +162,9 @@ def _variant(rule, variant, program, classes, printer):
         "math_lines": lines,
         "kernels": kernels,
         "passes": passes,
-        "reductions": sum(len(p["norms"]) for p in passes),
+        "reductions": norm_slots,
         "rows": rows,
+        "device": any(a["device"] for a in arrays),
         "row_reductions": row_slots,
     }
 
@@ -177,14 +183,20 @@ def _passes(fn, program, stages, printer, arrays):
     # A row-shaped array that a pass reads and writes: the row's first element stores the new
     # value while other elements of the row may still have to read the old one, so an earlier
     # row pass copies the old values into the per-row buffer and the pass reads them there.
+    # Device scalar states likewise: the norms kernel of an earlier pass keeps the old value.
+    device_arrays = {a["c"] for a in arrays if a["device"]}
     row_slots = sum(1 for r in finished if r.op == "row_mean")
-    snapshots = {}
+    norm_slots = sum(1 for r in finished if r.op == "norm")
+    snapshots, device_snapshots = {}, {}
     for p in stages.passes:
         for name in p.writes:
             a = printer.name(name)
             if a in row_arrays and name in p.reads and a not in snapshots:
                 snapshots[a] = row_slots
                 row_slots += 1
+            if a in device_arrays and name in p.reads and a not in device_snapshots:
+                device_snapshots[a] = norm_slots
+                norm_slots += 1
     out = []
     for p in stages.passes:
         norms_used = [r for r in p.uses if r.op == "norm"]
@@ -216,6 +228,9 @@ def _passes(fn, program, stages, printer, arrays):
             "arrays": reads + [a for a in writes if a not in reads],
             "row_arrays": row_arrays,
             "row_reads": [a for a in reads if a in row_arrays and a not in snapshots],
+            "device_reads": [{"name": a, "slot": device_snapshots.get(a)} for a in reads if a in device_arrays],
+            "device_arrays": device_arrays,
+            "device_snapshots": [],
             "snapshot_reads": [{"name": a, "slot": snapshots[a]} for a in reads if a in snapshots],
             "snapshots": [],
             "row_types": types,
@@ -231,7 +246,9 @@ def _passes(fn, program, stages, printer, arrays):
         })
     for a, slot in snapshots.items():   # taken by the first row pass (supported() checks there is one)
         next(p for p in out if p["by_rows"])["snapshots"].append({"name": a, "slot": slot})
-    return out, row_slots
+    for a, slot in device_snapshots.items():   # taken by the first norms kernel
+        next(p for p in out if p["norms"])["device_snapshots"].append({"name": a, "slot": slot})
+    return out, row_slots, norm_slots
 
 
 def _kernel(fn, storage, arrays, scalars, noise, rows):
@@ -256,10 +273,10 @@ def _kernel(fn, storage, arrays, scalars, noise, rows):
             args.append(f"p_{a['c']}")
     # multi-tensor row: pointers, element count, first chunk, scalars, noise key and counter
     row_words = [f"p_{name}" for name, _ in pointers] + ["numel", "first_chunk"] + scalars
-    row_arrays = {a["c"] for a in arrays if a["rows"]}
+    whole = {a["c"] for a in arrays if a["rows"] or a["device"]}
     row_args = []
     for k, (name, ctype) in enumerate(pointers):
-        offset = "" if name in row_arrays else " + start"   # row-shaped arrays are indexed by row
+        offset = "" if name in whole else " + start"   # row and device values are indexed apart
         row_args.append(f"om::pointer<{ctype}>(row[{k}]){offset}")
     if not storage.master:
         row_args.insert(1, "nullptr")

@@ -70,6 +70,8 @@ def render(rule, analysis, spec_path):
             "scalars": list(program.scalars),
             "uses_rng": any(v.op == "normal" for v in program.code),
             "whole_tensor": any(v.op == "norm" for v in program.code),
+            "elementwise": not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
+            and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
             "kernel_lines": kernel_lines,
             "written": written or ["nothing"],
         })

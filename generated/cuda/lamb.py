@@ -18,7 +18,10 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - passes: for rules with norms, one entry per pass over memory: the kernels are the name +
   "_pass<j>", then, where "norms" is true, + "_norms<j>" (adds the chunk sums of the norms
   that pass finishes); every launch takes the multi-tensor table;
-- reductions: the norms per tensor (slots of the device buffers `partials` and `reduced`).
+- reductions: slots per tensor of the device buffers `partials` and `reduced` (norms, and
+  the old values of device scalar states); row_reductions: slots per weight row of `rowred`
+  (row means, and the old values of row-shaped states); rows: the table rows carry the row
+  length and first row; device: the rule has device scalar states.
 """
 
 SOURCE = 'lamb.cu'
@@ -60,6 +63,7 @@ VARIANTS = {
         'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (False,): {
@@ -92,6 +96,7 @@ VARIANTS = {
         'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
 }

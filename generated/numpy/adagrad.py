@@ -46,6 +46,20 @@ SPEC = {
         },
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient) + wd * weight\nhistory = history + grad**2\nweight  = weight - lr * grad / (sqrt(history) + epsilon)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\mathrm{history} \\leftarrow \\mathrm{history} + g^{2}',
+        'w \\leftarrow w - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{history}} + \\epsilon}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -103,6 +117,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -74,6 +74,24 @@ SPEC = {
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = lr * sqrt(1 - beta2**t) / (1 - beta1**t)\nweight = weight - lr * mean / (sqrt(var) + epsilon)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\mathrm{mean} \\leftarrow \\beta_{1} \\, \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) \\, g',
+        '\\mathrm{var} \\leftarrow \\beta_{2} \\, \\mathrm{var} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
+        '\\eta \\leftarrow \\frac{\\eta \\, \\sqrt{1 - {\\beta_{2}}^{t}}}{1 - {\\beta_{1}}^{t}}',
+        'w \\leftarrow w - \\frac{\\eta \\, \\mathrm{mean}}{\\sqrt{\\mathrm{var}} + \\epsilon}',
+    ],
+    'symbols': [
+        ['\\beta_{1}', 'beta1'],
+        ['\\beta_{2}', 'beta2'],
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -143,6 +161,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

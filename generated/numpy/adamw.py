@@ -84,6 +84,24 @@ SPEC = {
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = where(correct_bias, lr * sqrt(1 - beta2**t) / (1 - beta1**t), lr)\nweight = weight - lr * (mean / (sqrt(var) + epsilon) + wd * weight)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\mathrm{mean} \\leftarrow \\beta_{1} \\, \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) \\, g',
+        '\\mathrm{var} \\leftarrow \\beta_{2} \\, \\mathrm{var} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
+        '\\eta \\leftarrow \\begin{cases} \\frac{\\eta \\, \\sqrt{1 - {\\beta_{2}}^{t}}}{1 - {\\beta_{1}}^{t}} & \\text{if } \\mathrm{correct\\_bias} \\\\ \\eta & \\text{otherwise} \\end{cases}',
+        'w \\leftarrow w - \\eta \\, \\left(\\lambda \\, w + \\frac{\\mathrm{mean}}{\\sqrt{\\mathrm{var}} + \\epsilon}\\right)',
+    ],
+    'symbols': [
+        ['\\beta_{1}', 'beta1'],
+        ['\\beta_{2}', 'beta2'],
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': 'rescale_grad == 0 or not isfinite(rescale_grad)',
     'requires': '',
     'name_flags': {},
@@ -158,6 +176,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -68,6 +68,20 @@ SPEC = {
         },
     ],
     'update': 'grad        = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom         = momentum * mom - lr * (grad + lamda * grad**2 * (weight - prev_weight))\nprev_weight = weight\nweight      = weight + mom',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\mathrm{wd} \\, w',
+        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, \\left(g + \\lambda \\, g^{2} \\, \\left(w - \\mathrm{prev\\_weight}\\right)\\right)',
+        '\\mathrm{prev\\_weight} \\leftarrow w',
+        'w \\leftarrow w + \\mathrm{mom}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\lambda', 'lamda'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -159,6 +173,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -170,6 +185,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

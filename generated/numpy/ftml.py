@@ -83,6 +83,26 @@ SPEC = {
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nv      = beta2 * v + (1 - beta2) * grad**2\nd_t    = (1 - beta1**t) / lr * (sqrt(v / (1 - beta2**t)) + epsilon)\nz      = beta1 * z + (1 - beta1) * grad - (d_t - beta1 * d) * weight\nd      = d_t\nweight = -z / d_t',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        'v \\leftarrow \\beta_{2} \\, v + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
+        'd_{t} \\leftarrow \\frac{\\left(1 - {\\beta_{1}}^{t}\\right) \\, \\left(\\sqrt{\\frac{v}{1 - {\\beta_{2}}^{t}}} + \\epsilon\\right)}{\\eta}',
+        'z \\leftarrow \\beta_{1} \\, z + \\left(1 - \\beta_{1}\\right) \\, g - w \\, \\left(d_{t} - \\beta_{1} \\, d\\right)',
+        'd \\leftarrow d_{t}',
+        'w \\leftarrow -\\frac{z}{d_{t}}',
+    ],
+    'symbols': [
+        ['\\beta_{1}', 'beta1'],
+        ['\\beta_{2}', 'beta2'],
+        ['c', 'clip_gradient'],
+        ['d_{t}', 'd_t'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -160,6 +180,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -66,6 +66,22 @@ SPEC = {
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nz      = z + grad - (sqrt(n + grad**2) - sqrt(n)) * weight / lr\nn      = n + grad**2\nweight = -sign(z) * maximum(abs(z) - lamda1, 0) / ((beta + sqrt(n)) / lr + wd)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        'z \\leftarrow z + g - \\frac{w \\, \\left(\\sqrt{n + g^{2}} - \\sqrt{n}\\right)}{\\eta}',
+        'n \\leftarrow n + g^{2}',
+        'w \\leftarrow -\\frac{\\operatorname{sign}\\left(z\\right) \\, \\max\\left(\\left|z\\right| - \\lambda_{1}, 0\\right)}{\\frac{\\sqrt{n} + \\beta}{\\eta} + \\lambda}',
+    ],
+    'symbols': [
+        ['\\beta', 'beta'],
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\lambda_{1}', 'lamda1'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -136,6 +152,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

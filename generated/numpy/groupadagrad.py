@@ -51,6 +51,20 @@ SPEC = {
         },
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient)\nhistory = history + row_mean(grad**2)\nweight  = weight - lr * grad / (sqrt(history) + epsilon)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\mathrm{history} \\leftarrow \\mathrm{history} + \\operatorname{row\\_mean}\\left(g^{2}\\right)',
+        'w \\leftarrow w - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{history}} + \\epsilon}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': 'wd == 0',
     'name_flags': {},
@@ -111,6 +125,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

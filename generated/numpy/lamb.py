@@ -111,6 +111,32 @@ SPEC = {
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nif bias_correction:\n    step = mean / (1 - beta1**t) / (sqrt(var / (1 - beta2**t)) + epsilon) + wd * weight\nelse:\n    step = mean / (sqrt(var) + epsilon) + wd * weight\nr1     = clip(norm(weight), lower_bound, upper_bound)\nr2     = norm(step)\ntrust  = where(r1 == 0 or r2 == 0, 1, r1 / r2)\nweight = weight - lr * trust * step',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\mathrm{mean} \\leftarrow \\beta_{1} \\, \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) \\, g',
+        '\\mathrm{var} \\leftarrow \\beta_{2} \\, \\mathrm{var} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
+        '\\textbf{if}\\ \\mathrm{bias\\_correction}:',
+        '\\quad \\mathrm{step} \\leftarrow \\lambda \\, w + \\frac{\\mathrm{mean}}{\\left(1 - {\\beta_{1}}^{t}\\right) \\, \\left(\\sqrt{\\frac{\\mathrm{var}}{1 - {\\beta_{2}}^{t}}} + \\epsilon\\right)}',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{step} \\leftarrow \\frac{\\mathrm{mean}}{\\sqrt{\\mathrm{var}} + \\epsilon} + \\lambda \\, w',
+        'r_{1} \\leftarrow \\operatorname{clip}\\left(\\left\\lVert w \\right\\rVert_{2}, \\mathrm{lower\\_bound}, \\mathrm{upper\\_bound}\\right)',
+        'r_{2} \\leftarrow \\left\\lVert \\mathrm{step} \\right\\rVert_{2}',
+        '\\mathrm{trust} \\leftarrow \\begin{cases} 1 & \\text{if } r_{1} = 0 \\text{ or } r_{2} = 0 \\\\ \\frac{r_{1}}{r_{2}} & \\text{otherwise} \\end{cases}',
+        'w \\leftarrow w - \\eta \\, \\mathrm{step} \\, \\mathrm{trust}',
+    ],
+    'symbols': [
+        ['\\beta_{1}', 'beta1'],
+        ['\\beta_{2}', 'beta2'],
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r_{1}', 'r1'],
+        ['r_{2}', 'r2'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -249,6 +275,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_bias_correction,
         "kernel": kernel_bias_correction,
     },
@@ -260,6 +287,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_bias_correction,
         "kernel": kernel_not_bias_correction,
     },

@@ -71,6 +71,24 @@ SPEC = {
         },
     ],
     'update': 'if not exempt:\n    w_norm = norm(weight)\n    g_norm = norm(grad * rescale_grad)\n    lr     = where(w_norm > 0 and g_norm > 0, lr * eta * w_norm / (g_norm + wd * w_norm + epsilon), lr)\ngrad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + mom',
+    'formulas': [
+        '\\textbf{if}\\ \\text{not } \\mathrm{exempt}:',
+        '\\quad \\mathrm{w\\_norm} \\leftarrow \\left\\lVert w \\right\\rVert_{2}',
+        '\\quad \\mathrm{g\\_norm} \\leftarrow \\left\\lVert r \\, g \\right\\rVert_{2}',
+        '\\quad \\mathrm{lr} \\leftarrow \\begin{cases} \\frac{\\eta \\, \\mathrm{lr} \\, \\mathrm{w\\_norm}}{\\mathrm{g\\_norm} + \\lambda \\, \\mathrm{w\\_norm} + \\epsilon} & \\text{if } \\mathrm{g\\_norm} > 0 \\text{ and } \\mathrm{w\\_norm} > 0 \\\\ \\mathrm{lr} & \\text{otherwise} \\end{cases}',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - g \\, \\mathrm{lr}',
+        'w \\leftarrow w + \\mathrm{mom}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['\\eta', 'eta'],
+        ['g', 'grad'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {'exempt': ['gamma', 'beta', 'bias']},
@@ -226,6 +244,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_eq_0,
         "kernel": kernel_exempt__momentum_eq_0,
     },
@@ -237,6 +256,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_ne_0,
         "kernel": kernel_exempt__momentum_ne_0,
     },
@@ -248,6 +268,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_eq_0,
         "kernel": kernel_not_exempt__momentum_eq_0,
     },
@@ -259,6 +280,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_ne_0,
         "kernel": kernel_not_exempt__momentum_ne_0,
     },

@@ -109,6 +109,28 @@ SPEC = {
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient) + wd * weight\nif centered:\n    mean   = rho * mean + (1 - rho) * grad\n    var    = rho * var + (1 - rho) * grad**2\n    mom    = momentum * mom - lr * grad / sqrt(var - mean**2 + epsilon)\n    weight = weight + mom\nelse:\n    var    = rho * var + (1 - rho) * grad**2\n    weight = weight - lr * grad / (sqrt(var) + epsilon)\nweight = clip(weight, clip_weights)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        '\\textbf{if}\\ \\mathrm{centered}:',
+        '\\quad \\mathrm{mean} \\leftarrow \\rho \\, \\mathrm{mean} + \\left(1 - \\rho\\right) \\, g',
+        '\\quad \\mathrm{var} \\leftarrow \\rho \\, \\mathrm{var} + \\left(1 - \\rho\\right) \\, g^{2}',
+        '\\quad \\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{var} + \\epsilon - \\mathrm{mean}^{2}}}',
+        '\\quad w \\leftarrow w + \\mathrm{mom}',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{var} \\leftarrow \\rho \\, \\mathrm{var} + \\left(1 - \\rho\\right) \\, g^{2}',
+        '\\quad w \\leftarrow w - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{var}} + \\epsilon}',
+        'w \\leftarrow \\operatorname{clip}\\left(w, \\mathrm{clip\\_weights}\\right)',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\rho', 'rho'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -221,6 +243,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_centered,
         "kernel": kernel_centered,
     },
@@ -232,6 +255,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_centered,
         "kernel": kernel_not_centered,
     },

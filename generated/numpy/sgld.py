@@ -38,6 +38,18 @@ SPEC = {
     ],
     'states': [],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nweight = weight - lr / 2 * grad + normal(0, sqrt(lr))',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right) + \\lambda \\, w',
+        'w \\leftarrow w + \\mathcal{N}\\left(0, \\left(\\sqrt{\\eta}\\right)^{2}\\right) - \\frac{\\eta \\, g}{2}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -94,6 +106,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

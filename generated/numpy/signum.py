@@ -60,6 +60,21 @@ SPEC = {
         },
     ],
     'update': 'if momentum == 0:\n    weight = (1 - lr * (wd + wd_lh)) * weight - lr * sign(grad)\nelse:\n    mom    = momentum * mom - (1 - momentum) * (clip(grad * rescale_grad, clip_gradient) + wd * weight)\n    weight = (1 - lr * wd_lh) * weight + lr * sign(mom)',
+    'formulas': [
+        '\\textbf{if}\\ \\mathrm{momentum} = 0:',
+        '\\quad w \\leftarrow \\left(1 - \\eta \\, \\left(\\lambda + \\mathrm{wd\\_lh}\\right)\\right) \\, w - \\eta \\, \\operatorname{sign}\\left(g\\right)',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\left(1 - \\mathrm{momentum}\\right) \\, \\left(\\lambda \\, w + \\operatorname{clip}\\left(r \\, g, c\\right)\\right)',
+        '\\quad w \\leftarrow \\left(1 - \\eta \\, \\mathrm{wd\\_lh}\\right) \\, w + \\eta \\, \\operatorname{sign}\\left(\\mathrm{mom}\\right)',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -137,6 +152,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -148,6 +164,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

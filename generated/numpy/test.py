@@ -23,6 +23,15 @@ SPEC = {
     'hyperparameters': [],
     'states': [],
     'update': 'weight = weight - lr * (grad * rescale_grad + wd * weight)',
+    'formulas': ['w \\leftarrow w - \\eta \\, \\left(\\lambda \\, w + r \\, g\\right)'],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -67,6 +76,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -22,3 +22,18 @@ def array_module(x):
 
 def backend_name(xp):
     return "cupy" if xp is not numpy else "numpy"
+
+
+class quiet:
+    """NumPy warns on 0/0 that a where() then discards (trust ratios); CuPy never warns."""
+
+    def __init__(self, xp):
+        self.state = numpy.errstate(divide="ignore", invalid="ignore") if xp is numpy else None
+
+    def __enter__(self):
+        if self.state is not None:
+            self.state.__enter__()
+
+    def __exit__(self, *exc):
+        if self.state is not None:
+            self.state.__exit__(*exc)

@@ -18,7 +18,10 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - passes: for rules with norms, one entry per pass over memory: the kernels are the name +
   "_pass<j>", then, where "norms" is true, + "_norms<j>" (adds the chunk sums of the norms
   that pass finishes); every launch takes the multi-tensor table;
-- reductions: the norms per tensor (slots of the device buffers `partials` and `reduced`).
+- reductions: slots per tensor of the device buffers `partials` and `reduced` (norms, and
+  the old values of device scalar states); row_reductions: slots per weight row of `rowred`
+  (row means, and the old values of row-shaped states); rows: the table rows carry the row
+  length and first row; device: the rule has device scalar states.
 """
 
 SOURCE = 'lbsgd.cu'
@@ -46,6 +49,7 @@ VARIANTS = {
         'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (True, True, False): {
@@ -66,6 +70,7 @@ VARIANTS = {
         'passes': [{'norms': True, 'by_rows': False}, {'norms': False, 'by_rows': False}],
         'reductions': 2,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (True, False, True): {
@@ -86,6 +91,7 @@ VARIANTS = {
         'passes': [],
         'reductions': 0,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (True, False, False): {
@@ -106,6 +112,7 @@ VARIANTS = {
         'passes': [],
         'reductions': 0,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (False, True, True): {
@@ -126,6 +133,7 @@ VARIANTS = {
         'passes': [],
         'reductions': 0,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (False, True, False): {
@@ -146,6 +154,7 @@ VARIANTS = {
         'passes': [],
         'reductions': 0,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (False, False, True): {
@@ -166,6 +175,7 @@ VARIANTS = {
         'passes': [],
         'reductions': 0,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
     (False, False, False): {
@@ -186,6 +196,7 @@ VARIANTS = {
         'passes': [],
         'reductions': 0,
         'rows': False,
+        'device': False,
         'row_reductions': 0,
     },
 }

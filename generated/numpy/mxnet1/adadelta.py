@@ -67,6 +67,24 @@ SPEC = {
         },
     ],
     'update': 'grad      = clip(grad * rescale_grad, clip_gradient)\nacc_g     = rho * acc_g + (1 - rho) * grad**2\ndelta     = sqrt(acc_delta + epsilon) / sqrt(acc_g + epsilon) * grad\nacc_delta = rho * acc_delta + (1 - rho) * delta**2\nweight    = weight - delta - wd * weight',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\mathrm{acc\\_g} \\leftarrow \\rho \\, \\mathrm{acc\\_g} + \\left(1 - \\rho\\right) \\, g^{2}',
+        '\\delta \\leftarrow \\frac{g \\, \\sqrt{\\mathrm{acc\\_delta} + \\epsilon}}{\\sqrt{\\mathrm{acc\\_g} + \\epsilon}}',
+        '\\mathrm{acc\\_delta} \\leftarrow \\rho \\, \\mathrm{acc\\_delta} + \\left(1 - \\rho\\right) \\, \\delta^{2}',
+        'w \\leftarrow w - \\lambda \\, w - \\delta',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\delta', 'delta'],
+        ['\\epsilon', 'epsilon'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\rho', 'rho'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -134,6 +152,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -48,6 +48,20 @@ SPEC = {
         },
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient)\nhistory = history + grad**2\nweight  = weight - lr * (grad / sqrt(history + eps) + wd * weight)',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\mathrm{history} \\leftarrow \\mathrm{history} + g^{2}',
+        'w \\leftarrow w - \\eta \\, \\left(\\lambda \\, w + \\frac{g}{\\sqrt{\\mathrm{history} + \\epsilon}}\\right)',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'eps'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -105,6 +119,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

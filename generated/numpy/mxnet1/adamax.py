@@ -67,6 +67,23 @@ SPEC = {
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad + wd * weight, clip_gradient)\nlr     = lr / (1 - beta1**t)\nmean   = beta1 * mean + (1 - beta1) * grad\nu      = maximum(beta2 * u, abs(grad))\nweight = weight - lr * mean / u',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g + \\lambda \\, w, c\\right)',
+        '\\eta \\leftarrow \\frac{\\eta}{1 - {\\beta_{1}}^{t}}',
+        '\\mathrm{mean} \\leftarrow \\beta_{1} \\, \\mathrm{mean} + \\left(1 - \\beta_{1}\\right) \\, g',
+        'u \\leftarrow \\max\\left(\\beta_{2} \\, u, \\left|g\\right|\\right)',
+        'w \\leftarrow w - \\frac{\\eta \\, \\mathrm{mean}}{u}',
+    ],
+    'symbols': [
+        ['\\beta_{1}', 'beta1'],
+        ['\\beta_{2}', 'beta2'],
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -130,6 +147,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -69,6 +69,20 @@ SPEC = {
         },
     ],
     'update': 'grad        = clip(grad * rescale_grad, clip_gradient)\nmom         = momentum * mom - lr * (grad + wd * weight + lamda * grad**2 * (weight - prev_weight))\nprev_weight = weight\nweight      = weight + mom',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, \\left(g + \\mathrm{wd} \\, w + \\lambda \\, g^{2} \\, \\left(w - \\mathrm{prev\\_weight}\\right)\\right)',
+        '\\mathrm{prev\\_weight} \\leftarrow w',
+        'w \\leftarrow w + \\mathrm{mom}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\lambda', 'lamda'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -160,6 +174,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -171,6 +186,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -96,6 +96,30 @@ SPEC = {
         },
     ],
     'update': 'mu      = where(momentum_correction and last_lr != 0, momentum * lr / last_lr, momentum)\nlast_lr = lr\nif not exempt:\n    w_norm = norm(weight)\n    g_norm = norm(grad * rescale_grad)\n    lr     = where(w_norm > 0 and g_norm > 0, lr * eta * w_norm / (g_norm + wd * w_norm + eps), lr)\ngrad = clip(grad * rescale_grad, clip_gradient)\nif momentum == 0:\n    weight = (1 - lr * wd) * weight - lr * grad\nelse:\n    mom    = mu * mom - lr * wd * weight - lr * grad\n    weight = weight + mom',
+    'formulas': [
+        '\\mu \\leftarrow \\begin{cases} \\frac{\\mathrm{momentum} \\, \\mathrm{lr}}{\\mathrm{last\\_lr}} & \\text{if } \\mathrm{momentum\\_correction} \\text{ and } \\mathrm{last\\_lr} \\neq 0 \\\\ \\mathrm{momentum} & \\text{otherwise} \\end{cases}',
+        '\\mathrm{last\\_lr} \\leftarrow \\mathrm{lr}',
+        '\\textbf{if}\\ \\text{not } \\mathrm{exempt}:',
+        '\\quad \\mathrm{w\\_norm} \\leftarrow \\left\\lVert w \\right\\rVert_{2}',
+        '\\quad \\mathrm{g\\_norm} \\leftarrow \\left\\lVert r \\, g \\right\\rVert_{2}',
+        '\\quad \\mathrm{lr} \\leftarrow \\begin{cases} \\frac{\\eta \\, \\mathrm{lr} \\, \\mathrm{w\\_norm}}{\\mathrm{g\\_norm} + \\lambda \\, \\mathrm{w\\_norm} + \\epsilon} & \\text{if } \\mathrm{g\\_norm} > 0 \\text{ and } \\mathrm{w\\_norm} > 0 \\\\ \\mathrm{lr} & \\text{otherwise} \\end{cases}',
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\textbf{if}\\ \\mathrm{momentum} = 0:',
+        '\\quad w \\leftarrow w \\, \\left(1 - \\lambda \\, \\mathrm{lr}\\right) - g \\, \\mathrm{lr}',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{mom} \\leftarrow \\mu \\, \\mathrm{mom} - g \\, \\mathrm{lr} - \\lambda \\, \\mathrm{lr} \\, w',
+        '\\quad w \\leftarrow w + \\mathrm{mom}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\epsilon', 'eps'],
+        ['\\eta', 'eta'],
+        ['g', 'grad'],
+        ['\\mu', 'mu'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {'exempt': ['gamma', 'beta', 'bias']},
@@ -386,6 +410,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__momentum_correction,
     },
@@ -397,6 +422,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_eq_0__not_momentum_correction,
     },
@@ -408,6 +434,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__momentum_correction,
     },
@@ -419,6 +446,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_exempt__momentum_ne_0__not_momentum_correction,
     },
@@ -430,6 +458,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_eq_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__momentum_correction,
     },
@@ -441,6 +470,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_eq_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_eq_0__not_momentum_correction,
     },
@@ -452,6 +482,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_ne_0__momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__momentum_correction,
     },
@@ -463,6 +494,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_exempt__momentum_ne_0__not_momentum_correction,
         "kernel": kernel_not_exempt__momentum_ne_0__not_momentum_correction,
     },

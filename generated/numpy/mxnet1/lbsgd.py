@@ -139,6 +139,37 @@ SPEC = {
         },
     ],
     'update': 'num_cums = where(num_cums > 0, num_cums + 1, begin_epoch * updates_per_epoch + 1)\ncum_grad = cum_grad + grad\nif num_cums % batch_scale == 0:\n    grad = cum_grad / batch_scale\n    if warmup_strategy == "lars":\n        w2     = norm(weight)**2\n        g2     = norm(grad)**2\n        lbmult = clip(sqrt(w2 / (g2 + wd * w2 + 1e-18)), 0.01, 100)\n    else:\n        nwup   = warmup_epochs * updates_per_epoch\n        lbmult = where(num_cums >= nwup, batch_scale, where(nwup <= 1, 1, where(warmup_strategy == "linear", 1 + (batch_scale - 1) * num_cums / nwup, where(warmup_strategy == "power2", 1 + (batch_scale - 1) * num_cums**2 / nwup**2, 1 + (batch_scale - 1) * sqrt(num_cums / nwup)))))\n    lr   = lr * lbmult\n    grad = clip(grad * rescale_grad, clip_gradient)\n    if momentum == 0:\n        weight = (1 - lr * wd) * weight - lr * grad\n    else:\n        mom    = momentum * mom - lr * wd * weight - lr * grad\n        weight = weight + mom\n    cum_grad = 0',
+    'formulas': [
+        '\\mathrm{num\\_cums} \\leftarrow \\begin{cases} \\mathrm{num\\_cums} + 1 & \\text{if } \\mathrm{num\\_cums} > 0 \\\\ \\mathrm{begin\\_epoch} \\, \\mathrm{updates\\_per\\_epoch} + 1 & \\text{otherwise} \\end{cases}',
+        '\\mathrm{cum\\_grad} \\leftarrow \\mathrm{cum\\_grad} + g',
+        '\\textbf{if}\\ \\mathrm{num\\_cums} \\bmod \\mathrm{batch\\_scale} = 0:',
+        '\\quad g \\leftarrow \\frac{\\mathrm{cum\\_grad}}{\\mathrm{batch\\_scale}}',
+        "\\quad \\textbf{if}\\ \\mathrm{warmup\\_strategy} = \\text{``lars''}:",
+        '\\quad \\quad w_{2} \\leftarrow \\left\\lVert w \\right\\rVert_{2}^{2}',
+        '\\quad \\quad g_{2} \\leftarrow \\left\\lVert g \\right\\rVert_{2}^{2}',
+        '\\quad \\quad \\mathrm{lbmult} \\leftarrow \\operatorname{clip}\\left(\\sqrt{\\frac{w_{2}}{g_{2} + \\lambda \\, w_{2} + 1 \\cdot 10^{-18}}}, 0.01, 100\\right)',
+        '\\quad \\textbf{else}:',
+        '\\quad \\quad \\mathrm{nwup} \\leftarrow \\mathrm{updates\\_per\\_epoch} \\, \\mathrm{warmup\\_epochs}',
+        "\\quad \\quad \\mathrm{lbmult} \\leftarrow \\begin{cases} \\mathrm{batch\\_scale} & \\text{if } \\mathrm{num\\_cums} \\geq \\mathrm{nwup} \\\\ \\begin{cases} 1 & \\text{if } \\mathrm{nwup} \\leq 1 \\\\ \\begin{cases} \\frac{\\mathrm{num\\_cums} \\, \\left(\\mathrm{batch\\_scale} - 1\\right)}{\\mathrm{nwup}} + 1 & \\text{if } \\mathrm{warmup\\_strategy} = \\text{``linear''} \\\\ \\begin{cases} \\frac{{\\mathrm{num\\_cums}}^{2} \\, \\left(\\mathrm{batch\\_scale} - 1\\right)}{\\mathrm{nwup}^{2}} + 1 & \\text{if } \\mathrm{warmup\\_strategy} = \\text{``power2''} \\\\ \\left(\\mathrm{batch\\_scale} - 1\\right) \\, \\sqrt{\\frac{\\mathrm{num\\_cums}}{\\mathrm{nwup}}} + 1 & \\text{otherwise} \\end{cases} & \\text{otherwise} \\end{cases} & \\text{otherwise} \\end{cases} & \\text{otherwise} \\end{cases}",
+        '\\quad \\eta \\leftarrow \\eta \\, \\mathrm{lbmult}',
+        '\\quad g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\quad \\textbf{if}\\ \\mathrm{momentum} = 0:',
+        '\\quad \\quad w \\leftarrow w \\, \\left(1 - \\lambda \\, \\eta\\right) - g \\, \\eta',
+        '\\quad \\textbf{else}:',
+        '\\quad \\quad \\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - g \\, \\eta - \\lambda \\, \\eta \\, w',
+        '\\quad \\quad w \\leftarrow w + \\mathrm{mom}',
+        '\\quad \\mathrm{cum\\_grad} \\leftarrow 0',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g_{2}', 'g2'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['w_{2}', 'w2'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -373,6 +404,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
     },
@@ -384,6 +416,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
+        "elementwise": False,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
     },
@@ -395,6 +428,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
     },
@@ -406,6 +440,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
     },
@@ -417,6 +452,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
     },
@@ -428,6 +464,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
     },
@@ -439,6 +476,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
     },
@@ -450,6 +488,7 @@ VARIANTS = {
         "host_only": ['num_cums_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
         "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
     },

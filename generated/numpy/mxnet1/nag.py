@@ -54,6 +54,23 @@ SPEC = {
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif momentum == 0:\n    weight = (1 - lr * wd) * weight - lr * grad\nelse:\n    updated = weight + momentum**2 * mom - (1 + momentum) * lr * (grad + wd * weight)\n    mom     = momentum * mom - lr * (grad + wd * updated)\n    weight  = updated',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\textbf{if}\\ \\mathrm{momentum} = 0:',
+        '\\quad w \\leftarrow \\left(1 - \\eta \\, \\lambda\\right) \\, w - \\eta \\, g',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{updated} \\leftarrow w + \\mathrm{momentum}^{2} \\, \\mathrm{mom} - \\eta \\, \\left(\\mathrm{momentum} + 1\\right) \\, \\left(g + \\lambda \\, w\\right)',
+        '\\quad \\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, \\left(g + \\lambda \\, \\mathrm{updated}\\right)',
+        '\\quad w \\leftarrow \\mathrm{updated}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -140,6 +157,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -151,6 +169,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -107,6 +107,28 @@ SPEC = {
         },
     ],
     'update': 'grad = clip(grad * rescale_grad + wd * weight, clip_gradient)\nn    = (1 - gamma1) * grad**2 + gamma1 * n\nif centered:\n    g      = (1 - gamma1) * grad + gamma1 * g\n    delta  = gamma2 * delta - lr * grad / sqrt(n - g**2 + epsilon)\n    weight = weight + delta\nelse:\n    weight = weight - lr * grad / sqrt(n + epsilon)\nweight = clip(weight, clip_weights)',
+    'formulas': [
+        '\\mathrm{grad} \\leftarrow \\operatorname{clip}\\left(r \\, \\mathrm{grad} + \\lambda \\, w, c\\right)',
+        'n \\leftarrow \\gamma_{1} \\, n + \\left(1 - \\gamma_{1}\\right) \\, \\mathrm{grad}^{2}',
+        '\\textbf{if}\\ \\mathrm{centered}:',
+        '\\quad g \\leftarrow \\gamma_{1} \\, g + \\left(1 - \\gamma_{1}\\right) \\, \\mathrm{grad}',
+        '\\quad \\delta \\leftarrow \\gamma_{2} \\, \\delta - \\frac{\\eta \\, \\mathrm{grad}}{\\sqrt{n + \\epsilon - g^{2}}}',
+        '\\quad w \\leftarrow w + \\delta',
+        '\\textbf{else}:',
+        '\\quad w \\leftarrow w - \\frac{\\eta \\, \\mathrm{grad}}{\\sqrt{n + \\epsilon}}',
+        'w \\leftarrow \\operatorname{clip}\\left(w, \\mathrm{clip\\_weights}\\right)',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['\\delta', 'delta'],
+        ['\\epsilon', 'epsilon'],
+        ['\\gamma_{1}', 'gamma1'],
+        ['\\gamma_{2}', 'gamma2'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -219,6 +241,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_centered,
         "kernel": kernel_centered,
     },
@@ -230,6 +253,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_not_centered,
         "kernel": kernel_not_centered,
     },

@@ -57,6 +57,22 @@ SPEC = {
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif momentum == 0:\n    weight = (1 - lr * wd) * weight - lr * grad\nelse:\n    mom    = momentum * mom - lr * wd * weight - lr * grad\n    weight = weight + mom',
+    'formulas': [
+        'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
+        '\\textbf{if}\\ \\mathrm{momentum} = 0:',
+        '\\quad w \\leftarrow \\left(1 - \\eta \\, \\lambda\\right) \\, w - \\eta \\, g',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{mom} \\leftarrow \\mathrm{momentum} \\, \\mathrm{mom} - \\eta \\, g - \\eta \\, \\lambda \\, w',
+        '\\quad w \\leftarrow w + \\mathrm{mom}',
+    ],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -135,6 +151,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_eq_0,
         "kernel": kernel_momentum_eq_0,
     },
@@ -146,6 +163,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_momentum_ne_0,
         "kernel": kernel_momentum_ne_0,
     },

@@ -35,6 +35,15 @@ SPEC = {
         },
     ],
     'update': 'weight      = weight + rescale_grad * grad\nweight_copy = weight',
+    'formulas': ['w \\leftarrow w + r \\, g', '\\mathrm{weight\\_copy} \\leftarrow w'],
+    'symbols': [
+        ['c', 'clip_gradient'],
+        ['g', 'grad'],
+        ['\\eta', 'lr'],
+        ['r', 'rescale_grad'],
+        ['\\lambda', 'wd'],
+        ['w', 'weight'],
+    ],
     'skip_if': '',
     'requires': '',
     'name_flags': {},
@@ -77,6 +86,7 @@ VARIANTS = {
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
+        "elementwise": True,  # each element independent: may run in blocks
         "host": host_default,
         "kernel": kernel_default,
     },

@@ -1,0 +1,43 @@
+"""Writing specs: `optforge new` (a commented, working spec to start from) and
+`optforge check` (every mistake of a spec, with file:line:col)."""
+import keyword
+import re
+from pathlib import Path
+
+from .analysis import analyse
+from .emitters.templates import environment
+from .errors import SpecError, SpecErrors
+from .loader import load_rule
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def new_spec(name, folder=".", force=False):
+    """Write FOLDER/<name lower>.toml from the commented template; returns its path."""
+    if not _IDENT.match(name) or keyword.iskeyword(name):
+        raise ValueError(f"'{name}' is not a Python identifier: it names the optimizer class")
+    path = Path(folder) / f"{name.lower()}.toml"
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists (use --force to overwrite it)")
+    text = environment().get_template("spec.toml.j2").render(name=name, key=name.lower(), file=path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check_spec(path):
+    """(rule summary, []) for a good spec, (None, [SpecError, ...]) sorted by position."""
+    try:
+        rule = load_rule(path)
+        analysis = analyse(rule)
+    except SpecErrors as err:
+        return None, sorted(err.errors, key=_position)
+    except SpecError as err:
+        return None, [err]
+    summary = (f"{rule.name} ({rule.flavor}): {len(rule.hyperparameters)} hyperparameters, "
+               f"{len(rule.states)} states, {len(analysis.variants)} variants")
+    return summary, []
+
+
+def _position(err):
+    return (err.path, err.line or 0, err.col or 0)

@@ -1,0 +1,265 @@
+"""The docs emitter: a Markdown page and an HTML page per spec, and an index of each.
+
+Every formula is printed from the parsed rule (`formulas.py`: LaTeX for Markdown,
+MathML for HTML), never copied from the spec's text. The HTML needs no script,
+font or network: browsers render MathML natively, and the one stylesheet is
+written next to the pages.
+"""
+import difflib
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..formulas import Formulas
+from ..ir import BUILTINS, Assign, walk
+from ..loader import load_rule
+from ..printers.notation import BUILTIN_MEANINGS
+from .templates import environment
+
+FLAVORS = {
+    "mxnet2": "MXNet 2.0",
+    "mxnet1": "MXNet 1.x",
+    "torch": "PyTorch / MindSpore (torch.optim)",
+}
+MXNET_FLAVORS = ("mxnet2", "mxnet1")
+
+
+@dataclass
+class Entry:
+    """One spec of the site."""
+
+    module: str              # "adam", "mxnet1.adam"
+    rule: object
+    spec_path: str           # relative to the repository root
+    siblings: list = field(default_factory=list)   # [(label, module)] of the other flavors
+    base_module: str | None = None                  # the page of the spec it extends
+
+
+def flavor_label(flavor):
+    return FLAVORS.get(flavor, flavor)
+
+
+def page_path(module, suffix):
+    return module.replace(".", "/") + suffix
+
+
+def link(from_module, to_module, suffix):
+    """Relative link between two pages of the same tree."""
+    start = posixpath.dirname(page_path(from_module, suffix)) or "."
+    return posixpath.relpath(page_path(to_module, suffix), start)
+
+
+# -- the page model ------------------------------------------------------------------
+def page_model(entry):
+    rule = entry.rule
+    formulas = Formulas(rule)
+    used = _used_names(rule)
+    return {
+        "entry": entry,
+        "rule": rule,
+        "flavor": flavor_label(rule.flavor),
+        "create": _create_call(rule),
+        "lines": formulas.lines(),
+        "skip_if": _condition(formulas, rule.skip_if) if rule.skip_if is not None else None,
+        "requires": _condition(formulas, rule.requires) if getattr(rule, "requires", None) is not None else None,
+        "notation": _notation(rule, formulas, used),
+        "hyperparameters": _hyperparameters(rule),
+        "states": _states(rule, formulas),
+        "differences": _differences(rule, formulas),
+        "deviations": _deviations(rule),
+    }
+
+
+def _create_call(rule):
+    flavor = "" if rule.flavor == "mxnet2" else f", flavor={rule.flavor!r}"
+    return f"optforge.create({rule.key!r}{flavor})"
+
+
+def _condition(formulas, cond):
+    return {"latex": formulas.latex(cond), "mathml": formulas.mathml(cond)}
+
+
+def _used_names(rule):
+    used = set()
+    for stmt in walk(rule.statements):
+        expr = stmt.expr if isinstance(stmt, Assign) else stmt.cond
+        used |= {s.name for s in expr.free_symbols}
+        if isinstance(stmt, Assign):
+            used.add(stmt.target)
+    return used
+
+
+def _notation(rule, formulas, used):
+    rows = []
+
+    def add(name, meaning):
+        if name in used and name not in {r["name"] for r in rows}:
+            rows.append({"name": name, "latex": formulas.symbol_latex(name),
+                         "mathml": formulas.symbol_mathml(name), "meaning": meaning})
+    for name in BUILTINS:
+        add(name, BUILTIN_MEANINGS[name])
+    for hp in rule.hyperparameters:
+        add(hp.name, "hyperparameter: " + (hp.doc or hp.type))
+    for st in rule.states:
+        add(st.name, "state: " + (st.doc or "kept between steps"))
+    for stmt in walk(rule.statements):
+        if isinstance(stmt, Assign):
+            add(stmt.target, "computed by the update")
+    return rows
+
+
+def _value(value):
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return repr(value)
+
+
+def _hyperparameters(rule):
+    rows = [{"name": "learning_rate", "default": _value(rule.learning_rate), "range": "[0, inf)",
+             "type": "float", "doc": "Base learning rate: lr before the scheduler and lr_mult."}]
+    for hp in rule.hyperparameters:
+        allowed = str(hp.range) if hp.range is not None else \
+            ", ".join(repr(c) for c in hp.choices) if hp.choices else ""
+        if hp.optional:
+            allowed = (allowed + " or None").strip()
+        rows.append({"name": hp.name, "default": _value(hp.default), "range": allowed or "-",
+                     "type": hp.type, "doc": hp.doc})
+    wd = rule.options.get("wd")
+    if wd is not None:
+        rows.append({"name": "wd", "default": _value(wd), "range": "[0, inf)", "type": "float",
+                     "doc": "Weight decay (this optimizer's default)."})
+    return rows
+
+
+def _states(rule, formulas):
+    rows = []
+    for st in rule.states:
+        shape = {"weight": "weight's shape", "rows": "(rows, 1, ...)", "scalar": "scalar"}[st.shape]
+        dtype = "float64" if st.shape == "scalar" else \
+            "float32 (float64 for float64 weights)" if st.dtype == "float32" else "weight's dtype"
+        init = _value(st.init) if not isinstance(st.init, str) else \
+            {"zeros": "0", "weight": "a copy of the weight"}.get(st.init, st.init)
+        rows.append({"name": st.name, "shape": shape, "dtype": dtype, "init": init,
+                     "when": _condition(formulas, st.when) if st.when is not None else None,
+                     "doc": st.doc})
+    return rows
+
+
+def _deviations(rule):
+    if rule.deviations:
+        return list(rule.deviations)
+    if rule.flavor in MXNET_FLAVORS:
+        return []
+    return [f"Not an MXNet rule: this flavor follows {flavor_label(rule.flavor)} semantics; "
+            "see the differences above."]
+
+
+# -- flavor differences ----------------------------------------------------------------
+def _differences(rule, formulas):
+    """What a spec that extends another changes, rendered from both parsed rules."""
+    if not rule.extends:
+        return None
+    base = load_rule(rule.extends)
+    base_formulas = Formulas(base)
+    out = {"base": base, "base_flavor": flavor_label(base.flavor), "base_file": Path(base.path).name,
+           "removed": [], "added": [],
+           "items": []}
+    old = base_formulas.lines()
+    new = formulas.lines()
+    matcher = difflib.SequenceMatcher(a=[ln.latex for ln in old], b=[ln.latex for ln in new], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            out["removed"] += old[i1:i2]
+            out["added"] += new[j1:j2]
+    if base.learning_rate != rule.learning_rate:
+        out["items"].append(f"default learning_rate {_value(base.learning_rate)} -> {_value(rule.learning_rate)}")
+    base_hps = {hp.name: hp for hp in base.hyperparameters}
+    hps = {hp.name: hp for hp in rule.hyperparameters}
+    for name, hp in hps.items():
+        if name not in base_hps:
+            out["items"].append(f"new hyperparameter {name} (default {_value(hp.default)})")
+        else:
+            old_hp = base_hps[name]
+            if old_hp.default != hp.default:
+                out["items"].append(f"default {name} {_value(old_hp.default)} -> {_value(hp.default)}")
+            if old_hp.range != hp.range:
+                out["items"].append(f"range of {name} {old_hp.range} -> {hp.range}")
+    out["items"] += [f"no hyperparameter {name}" for name in base_hps if name not in hps]
+    base_states = {st.name: st for st in base.states}
+    states = {st.name: st for st in rule.states}
+    for name, st in states.items():
+        if name not in base_states:
+            out["items"].append(f"new state {name}")
+        elif (base_states[name].dtype, base_states[name].when_text) != (st.dtype, st.when_text):
+            out["items"].append(f"state {name}: dtype {st.dtype}" + (f", exists when {st.when_text}" if st.when_text else ""))
+    out["items"] += [f"no state {name}" for name in base_states if name not in states]
+    for key in sorted(set(base.options) | set(rule.options)):
+        if base.options.get(key) != rule.options.get(key):
+            out["items"].append(f"option {key}: {_value(base.options.get(key))} -> {_value(rule.options.get(key))}")
+    return out
+
+
+# -- rendering -----------------------------------------------------------------------------
+def render_markdown(entry):
+    model = page_model(entry)
+    model["siblings"] = [(label, link(entry.module, other, ".md")) for label, other in entry.siblings]
+    model["base_link"] = _base_link(entry, ".md")
+    return _render("docs/page.md.j2", model)
+
+
+def render_html(entry):
+    model = page_model(entry)
+    model["siblings"] = [(label, link(entry.module, other, ".html")) for label, other in entry.siblings]
+    model["base_link"] = _base_link(entry, ".html")
+    model["root"] = link(entry.module, "index", ".html").rsplit("index.html", 1)[0]
+    return _render("docs/page.html.j2", model)
+
+
+def _base_link(entry, suffix):
+    return link(entry.module, entry.base_module, suffix) if entry.base_module else None
+
+
+def _render(template, model):
+    return environment().get_template(template).render(**model).rstrip("\n") + "\n"
+
+
+def site(entries):
+    """Link the flavors of one optimizer (same key, or one extending the other)."""
+    def resolved(path):
+        return Path(path).resolve() if path else None
+    by_path = {resolved(e.rule.path): e for e in entries}
+    groups = {}
+    for e in entries:
+        base = by_path.get(resolved(e.rule.extends))
+        e.base_module = base.module if base is not None else None
+        root = e
+        while by_path.get(resolved(root.rule.extends)) is not None:
+            root = by_path[resolved(root.rule.extends)]
+        groups.setdefault(root.rule.key, []).append(e)
+    for members in groups.values():
+        for e in members:
+            e.siblings = [(f"{o.rule.name} ({flavor_label(o.rule.flavor)})", o.module)
+                          for o in members if o is not e]
+    return entries
+
+
+def render_site(entries, folder="docs"):
+    """{relative path: text} of every page, the indexes and the stylesheet."""
+    site(entries)
+    files = {}
+    for e in entries:
+        files[f"{folder}/{page_path(e.module, '.md')}"] = render_markdown(e)
+        files[f"{folder}/html/{page_path(e.module, '.html')}"] = render_html(e)
+    flavors = []
+    for flavor in sorted({e.rule.flavor for e in entries}, key=lambda f: (f != "mxnet2", f)):
+        members = sorted((e for e in entries if e.rule.flavor == flavor), key=lambda e: e.rule.key)
+        flavors.append({"flavor": flavor, "label": flavor_label(flavor), "entries": members})
+    index = {"flavors": flavors, "count": len(entries)}
+    files[f"{folder}/index.md"] = _render("docs/index.md.j2", index)
+    files[f"{folder}/html/index.html"] = _render("docs/index.html.j2", dict(index, root=""))
+    files[f"{folder}/html/style.css"] = environment().loader.get_source(environment(), "docs/style.css")[0]
+    return files

@@ -1,0 +1,1 @@
+"""CUDA kernels of the specs in specs/torch/. Generated; do not edit."""

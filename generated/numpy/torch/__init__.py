@@ -1,0 +1,1 @@
+"""NumPy reference modules of the specs in specs/torch/. Generated; do not edit."""

@@ -1,0 +1,66 @@
+"""Parameters as NumPy, CuPy or PyTorch arrays, seen by the kernels without copies.
+
+The generated kernels work on NumPy and CuPy arrays. A PyTorch tensor is viewed
+as one: a CPU tensor through `Tensor.numpy()` (the array interface: same memory),
+a CUDA tensor through DLPack as a CuPy array. The kernels update the view in
+place, which updates the tensor. torch and cupy are imported only when such an
+array is seen.
+"""
+import numpy
+
+from .backends import is_cupy_array
+
+
+def family(x):
+    """'numpy', 'cupy' or 'torch'; None for anything else."""
+    if isinstance(x, numpy.ndarray):
+        return "numpy"
+    if is_cupy_array(x):
+        return "cupy"
+    module = type(x).__module__.split(".")[0]
+    if module == "torch" and hasattr(x, "detach") and hasattr(x, "dtype"):
+        return "torch"
+    return None
+
+
+def view(x):
+    """A NumPy or CuPy array sharing x's memory."""
+    kind = family(x)
+    if kind in ("numpy", "cupy"):
+        return x
+    if kind == "torch":
+        tensor = x.detach()
+        if tensor.device.type == "cpu":
+            try:
+                return tensor.numpy()
+            except (TypeError, RuntimeError) as err:
+                raise TypeError(f"cannot view a {tensor.dtype} tensor as a NumPy array: {err}") from None
+        import cupy
+        return cupy.from_dlpack(tensor)
+    raise TypeError(f"expected a numpy.ndarray, cupy.ndarray or torch.Tensor, got "
+                    f"{type(x).__module__}.{type(x).__name__}")
+
+
+def like(array, param):
+    """`array` (NumPy or CuPy) as the kind of array `param` is, sharing memory."""
+    if family(param) != "torch":
+        return array
+    import torch
+    if isinstance(array, numpy.ndarray):
+        return torch.from_numpy(array)
+    return torch.from_dlpack(array)
+
+
+def scalar_like(value, param):
+    """A float as the step counter torch keeps: a 0-d tensor for tensors, else a float."""
+    if family(param) == "torch":
+        import torch
+        return torch.tensor(float(value))
+    return float(value)
+
+
+def to_float(value):
+    """A number, or a 0-d array or tensor, as a float (anything else is returned as is)."""
+    if hasattr(value, "ndim") and getattr(value, "ndim", 1) == 0 and hasattr(value, "item"):
+        return value.item()
+    return value

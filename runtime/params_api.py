@@ -1,0 +1,349 @@
+"""The params-style API (PyTorch's torch.optim, MindSpore's experimental.optim) over the
+spec-built optimizers.
+
+An optimizer holds parameters in groups (dicts whose keys override the defaults),
+is called as `optimizer(grads)` or `optimizer.step(grads)` and saves its state in
+torch's layout. It holds no math: each group drives one instance of a spec-built
+class (`spec_optimizer.py`) whose generated kernels update the parameters in place,
+with that class's validation and state layout. Argument names follow torch:
+`lr`, `weight_decay` (the rule's wd), tuples such as `betas` for the hyperparameters
+that share a keyword, `eps` for `epsilon`.
+"""
+import inspect
+import re
+
+from . import arrays, validation
+from .backends import array_module
+from .spec_optimizer import _state_dtype, _state_parts
+
+_BETA = re.compile(r"^beta\d+$")
+DEFAULT_KEYWORDS = {"epsilon": "eps"}
+
+
+def keywords(spec):
+    """[(keyword, [hyperparameter names])] in declaration order: names sharing a keyword
+    form a tuple (`betas` for beta1, beta2, ...)."""
+    out = {}
+    for meta in spec["hyperparameters"]:
+        name = meta["name"]
+        keyword = meta.get("keyword") or ("betas" if _BETA.match(name) else DEFAULT_KEYWORDS.get(name, name))
+        out.setdefault(keyword, []).append(name)
+    return list(out.items())
+
+
+class Optimizer:
+    """Base of the params-style optimizers; see `params_class`."""
+
+    engine_class = None   # the spec-built (MXNet-style) class doing the work
+
+    def __init__(self, params, **defaults):
+        self.defaults = defaults
+        self.param_groups = []
+        self.state = {}         # param id -> the engine's state (None, an array or a tuple)
+        self._engines = []      # per group: (values the engine was built from, engine)
+        self._params = []       # every parameter, in id order
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- groups ---------------------------------------------------------------------
+    def add_param_group(self, group):
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError("a param group is a dict with a 'params' entry")
+        group = dict(group)
+        params = group["params"]
+        params = [params] if arrays.family(params) is not None else list(params)
+        for p in params:
+            if arrays.family(p) is None:
+                raise TypeError(f"parameters must be numpy, cupy or torch arrays, got {type(p).__name__}")
+            if any(p is q for q in self._params):
+                raise ValueError("some parameters appear in more than one parameter group")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        group["params"] = params
+        engine = self._build(group)    # validates before anything is kept
+        self._engines.append((self._values(group), engine))
+        self._params.extend(params)
+        self.param_groups.append(group)
+
+    def _ids(self, group_index):
+        start = sum(len(g["params"]) for g in self.param_groups[:group_index])
+        return list(range(start, start + len(self.param_groups[group_index]["params"])))
+
+    def _values(self, group):
+        return tuple((key, group[key]) for key in self.defaults)
+
+    def _build(self, group):
+        """A spec-built optimizer for one group's values; ValueError names the argument at fault."""
+        spec = self.engine_class.SPEC
+        lr = arrays.to_float(group["lr"])
+        try:
+            lr = validation.number("lr", lr, minimum=0.0)
+        except ValueError as err:
+            raise ValueError(f"Invalid learning rate: {err}") from None
+        try:
+            wd = validation.number("weight_decay", arrays.to_float(group["weight_decay"]), minimum=0.0)
+        except ValueError as err:
+            raise ValueError(f"Invalid weight_decay value: {err}") from None
+        hyperparameters = {}
+        for keyword, names in keywords(spec):
+            value = group[keyword]
+            if len(names) > 1:
+                if not isinstance(value, (tuple, list)) or len(value) != len(names):
+                    raise ValueError(f"Invalid {keyword}: expected {len(names)} values "
+                                     f"({', '.join(names)}), got {value!r}")
+                items = list(zip(names, value))
+            else:
+                items = [(names[0], value)]
+            for i, (name, item) in enumerate(items):
+                meta = next(m for m in spec["hyperparameters"] if m["name"] == name)
+                try:
+                    hyperparameters[name] = validation.hyperparameter(meta, arrays.to_float(item))
+                except ValueError as err:
+                    where = f"{keyword}[{i}]" if len(names) > 1 else keyword
+                    raise ValueError(f"Invalid {where} value: {err}") from None
+        engine = self.engine_class(learning_rate=lr, wd=wd, **hyperparameters)
+        self._check_requires(engine, dict(hyperparameters, lr=lr, wd=wd))
+        return engine
+
+    @staticmethod
+    def _check_requires(engine, values):
+        """A rule's `requires` over hyperparameters alone fails at construction, as torch's
+        constructors do (one that reads per-step inputs is checked by every step)."""
+        requires = getattr(engine._module, "requires", None)
+        if requires is None:
+            return
+        names = [p for p in inspect.signature(requires).parameters if p != "_"]
+        if set(names) <= set(values) and not requires(**values):
+            settings = ", ".join(f"{n}={values[n]!r}" for n in names)
+            raise ValueError(f"{engine.SPEC['name']} requires {engine.SPEC['requires']}; got {settings}")
+
+    def _engine(self, group_index):
+        """The group's engine, rebuilt (update counts kept) when the group's values changed."""
+        values, engine = self._engines[group_index]
+        group = self.param_groups[group_index]
+        if self._values(group) != values:
+            fresh = self._build(group)
+            fresh._index_update_count.update(engine._index_update_count)
+            fresh.num_update = engine.num_update
+            self._engines[group_index] = (self._values(group), fresh)
+            engine = fresh
+        return engine
+
+    # -- stepping -----------------------------------------------------------------------
+    def __call__(self, grads):
+        """MindSpore's call form: `optimizer(grads)` with one gradient per parameter."""
+        return self.step(grads)
+
+    def step(self, grads=None, closure=None):
+        """One update of every parameter that has a gradient (None skips a parameter).
+
+        `grads` lists the gradients in parameter order; without it, torch tensors' `.grad`
+        are used. Every array is checked before any state is created or changed."""
+        loss = closure() if closure is not None else None
+        if grads is None:
+            if any(arrays.family(p) != "torch" for p in self._params):
+                raise TypeError("step() needs the gradients (one per parameter) unless every "
+                                "parameter is a torch tensor with .grad")
+            grads = [p.grad for p in self._params]
+        grads = list(grads)
+        if len(grads) != len(self._params):
+            raise ValueError(f"got {len(grads)} gradients for {len(self._params)} parameters")
+        plan = []
+        for group_index, group in enumerate(self.param_groups):
+            engine = self._engine(group_index)
+            ids, weights, gradients, states = [], [], [], []
+            for pid in self._ids(group_index):
+                param, grad = self._params[pid], grads[pid]
+                if grad is None:
+                    continue
+                if arrays.family(grad) != arrays.family(param):
+                    raise TypeError(f"parameter {pid} is a {arrays.family(param)} array but its gradient "
+                                    f"is {arrays.family(grad) or type(grad).__name__}")
+                weight, gradient = arrays.view(param), arrays.view(grad)
+                validation.check_pair(pid, weight, gradient)
+                ids.append(pid)
+                weights.append(weight)
+                gradients.append(gradient)
+                states.append(self.state.get(pid))
+            if ids:
+                existing = [k for k, pid in enumerate(ids) if pid in self.state]
+                engine._check([ids[k] for k in existing], [weights[k] for k in existing],
+                              [gradients[k] for k in existing], [states[k] for k in existing])
+                plan.append((engine, ids, weights, gradients, states))
+        for engine, ids, weights, gradients, states in plan:
+            for k, pid in enumerate(ids):
+                if states[k] is None and pid not in self.state:
+                    states[k] = self.state[pid] = engine.create_state(pid, weights[k])
+            engine.fused_step(ids, weights, gradients, states)
+        return loss
+
+    def zero_grad(self, set_to_none=True):
+        """Clear torch tensors' gradients (NumPy and CuPy parameters carry none)."""
+        for p in self._params:
+            if arrays.family(p) == "torch" and p.grad is not None:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_()
+                    p.grad.zero_()
+
+    # -- saving in torch's layout ------------------------------------------------------------
+    def _state_names(self, engine):
+        return list(engine._present_states())
+
+    def state_dict(self):
+        """{'state': {param id: {'step': ..., <state name>: array}}, 'param_groups': [...]},
+        torch's layout; the arrays are the live states, as the parameters' kind of array."""
+        state = {}
+        groups = []
+        for group_index, group in enumerate(self.param_groups):
+            engine = self._engine(group_index)
+            names = self._state_names(engine)
+            ids = self._ids(group_index)
+            for pid in ids:
+                if pid not in self.state:
+                    continue
+                param = self._params[pid]
+                entry = {"step": arrays.scalar_like(engine._index_update_count.get(pid, 0), param)}
+                for name, part in zip(names, _state_parts(self.state[pid], len(names))):
+                    entry[name] = arrays.like(part, param)
+                state[pid] = entry
+            saved = {key: value for key, value in group.items() if key != "params"}
+            saved["params"] = ids
+            groups.append(saved)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a state_dict() (this optimizer's or torch's layout): checked whole first."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(groups)} parameter groups, this optimizer "
+                             f"{len(self.param_groups)}")
+        new_groups, engines = [], []
+        for group_index, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"parameter group {group_index} has {len(saved['params'])} parameters "
+                                 f"in the loaded state dict, {len(group['params'])} here")
+            merged = dict(saved, params=group["params"])
+            engine = self._build(merged)
+            engines.append((self._values(merged), engine))
+            new_groups.append(merged)
+        old_to_new = {}
+        for saved, group_index in zip(groups, range(len(groups))):
+            old_to_new.update(zip(saved["params"], self._ids(group_index)))
+        states, counts = {}, {}
+        metas = {m["name"]: m for m in self.engine_class.SPEC["states"]}
+        for old_id, entry in state_dict["state"].items():
+            if old_id not in old_to_new:
+                raise ValueError(f"loaded state dict has a state for unknown parameter id {old_id!r}")
+            pid = old_to_new[old_id]
+            group_index = next(i for i in range(len(new_groups)) if pid in self._ids(i))
+            engine = engines[group_index][1]
+            names = self._state_names(engine)
+            expected = {"step", *names}
+            if set(entry) != expected:
+                raise ValueError(f"state of parameter {pid} has keys {sorted(entry)}, expected {sorted(expected)}")
+            weight = arrays.view(self._params[pid])
+            parts = [self._load_array(pid, name, entry[name], metas[name], weight) for name in names]
+            states[pid] = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+            counts[pid] = int(round(float(arrays.to_float(entry["step"]))))
+        self.param_groups = new_groups
+        self._engines = engines
+        self.state = states
+        for group_index, (_, engine) in enumerate(self._engines):
+            for pid in self._ids(group_index):
+                if pid in counts:
+                    engine._index_update_count[pid] = counts[pid]
+                    engine.num_update = max(engine.num_update, counts[pid])
+
+    @staticmethod
+    def _load_array(pid, name, value, meta, weight):
+        import numpy
+        if meta["shape"] == "scalar":
+            return numpy.array(float(arrays.to_float(value)), dtype=numpy.float64)
+        array = arrays.view(value) if arrays.family(value) is not None else numpy.asarray(value)
+        if tuple(array.shape) != tuple(weight.shape):
+            raise ValueError(f"state '{name}' of parameter {pid} has shape {tuple(array.shape)}, "
+                             f"the parameter {tuple(weight.shape)}")
+        xp = array_module(weight)
+        dtype = _state_dtype(meta, weight.dtype)
+        if xp is numpy:
+            array = array.get() if hasattr(array, "get") else array
+            return numpy.array(array, dtype=dtype, copy=True)
+        with weight.device:
+            return xp.array(array, dtype=dtype, copy=True)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {key}: {value}" for key, value in sorted(group.items()) if key != "params"]
+        return "\n".join(lines + [")"])
+
+
+def params_class(engine_class):
+    """The params-style class for a spec-built class, with a real signature:
+    (params, lr=<default>, *, <keywords>, weight_decay=<default>)."""
+    spec = engine_class.SPEC
+    defaults = {"lr": spec["learning_rate"]}
+    by_name = {m["name"]: m for m in spec["hyperparameters"]}
+    for keyword, names in keywords(spec):
+        values = tuple(by_name[n]["default"] for n in names)
+        defaults[keyword] = values if len(names) > 1 else values[0]
+    defaults["weight_decay"] = spec["options"].get("wd", 0.0)
+    P = inspect.Parameter
+    parameters = [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD),
+                  P("lr", P.POSITIONAL_OR_KEYWORD, default=defaults["lr"])]
+    parameters += [P(k, P.KEYWORD_ONLY, default=v) for k, v in defaults.items() if k != "lr"]
+    signature = inspect.Signature(parameters)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        values.pop("self")
+        params = values.pop("params")
+        Optimizer.__init__(self, params, **values)
+
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{spec['name']}.__init__"
+    arguments = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+    doc = (f"{spec['name']}(params, {arguments}): params-style optimizer "
+           f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
+           "Call as optimizer(grads) or optimizer.step(grads); state_dict() uses torch's layout.\n\n"
+           + (engine_class.__doc__ or ""))
+    return type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
+                                             "__doc__": doc, "__module__": "optforge.optim"})
+
+
+_CLASSES = {}
+
+
+def classes():
+    """{class name: params-style class}: the torch flavor where a spec has one, else MXNet 2.0."""
+    from . import registry
+    table = {}
+    for (flavor, key), engine in registry.registered().items():
+        if flavor == "torch" or (flavor == registry.DEFAULT_FLAVOR and key not in table):
+            table[key] = engine
+    out = {}
+    for key, engine in sorted(table.items()):
+        if engine not in _CLASSES:
+            _CLASSES[engine] = params_class(engine)
+        out[engine.SPEC["name"]] = _CLASSES[engine]
+    return out
+
+
+def create(name, params, flavor=None, **kwargs):
+    """`create('lion', params, lr=1e-4)`: any registered optimizer, params-style."""
+    from . import registry
+    if flavor is None:
+        flavor = "torch" if name.lower() in registry.names("torch") else registry.DEFAULT_FLAVOR
+    engine = registry.lookup(name, flavor)
+    if engine not in _CLASSES:
+        _CLASSES[engine] = params_class(engine)
+    return _CLASSES[engine](params, **kwargs)

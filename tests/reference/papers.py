@@ -1,0 +1,97 @@
+"""Hand-written references for the optimizers MXNet lacks, from their papers.
+
+Plain NumPy, independent of specs/ and generated/; same calling convention as
+torch_optim.py (state: a dict, empty before the first step; returns new weight
+and state). `rescale_grad` and `clip_gradient` are MXNet's gradient preprocessing,
+applied first: g = clip(rescale_grad * g, clip_gradient).
+"""
+import numpy as np
+
+
+def _pre(g, rescale_grad, clip_gradient, maximize):
+    g = g * rescale_grad
+    if clip_gradient is not None:
+        g = np.clip(g, -clip_gradient, clip_gradient)
+    return -g if maximize else g
+
+
+def lion(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.99, maximize=False):
+    """Chen et al. 2023, Algorithm 2: update = sign(b1 m + (1 - b1) g); w -= lr (update + wd w);
+    m = b2 m + (1 - b2) g."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize)
+    m = s.get("exp_avg", np.zeros_like(w))
+    update = np.sign(beta1 * m + (1 - beta1) * g)
+    w = w - lr * (update + wd * w)
+    return w, {"exp_avg": beta2 * m + (1 - beta2) * g}
+
+
+def amsgrad(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
+            epsilon=1e-8, maximize=False):
+    """Reddi et al. 2018, Algorithm 2 (v_hat = max(v_hat, v)), with Adam's bias correction."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize) + wd * w
+    m = beta1 * s.get("mean", 0 * w) + (1 - beta1) * g
+    v = beta2 * s.get("var", 0 * w) + (1 - beta2) * g ** 2
+    v_hat = np.maximum(s.get("var_max", 0 * w), v)
+    alpha_t = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    return w - alpha_t * m / (np.sqrt(v_hat) + epsilon), {"mean": m, "var": v, "var_max": v_hat}
+
+
+def yogi(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
+         epsilon=1e-3, maximize=False):
+    """Zaheer et al. 2018, Algorithm 2: v_t = v_{t-1} - (1 - b2) sign(v_{t-1} - g^2) g^2."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize) + wd * w
+    m = beta1 * s.get("mean", 0 * w) + (1 - beta1) * g
+    v_prev = s.get("var", 0 * w)
+    v = v_prev - (1 - beta2) * np.sign(v_prev - g ** 2) * g ** 2
+    return w - lr * m / (np.sqrt(v) + epsilon), {"mean": m, "var": v}
+
+
+def adan(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.98, beta2=0.92, beta3=0.99,
+         epsilon=1e-8, maximize=False):
+    """Xie et al., Algorithm 1, in the (1 - beta) convention of the authors' code, with bias
+    correction and g_0 = g_1; weight decay as the proximal step w / (1 + lr wd)."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize)
+    g_prev = s.get("prev_grad", g) if t > 1 else g
+    d = g - g_prev
+    m = beta1 * s.get("exp_avg", 0 * w) + (1 - beta1) * g
+    v = beta2 * s.get("exp_avg_diff", 0 * w) + (1 - beta2) * d
+    n = beta3 * s.get("exp_avg_sq", 0 * w) + (1 - beta3) * (g + beta2 * d) ** 2
+    m_hat, v_hat, n_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t), n / (1 - beta3 ** t)
+    eta = lr / (np.sqrt(n_hat) + epsilon)
+    w = (w - eta * (m_hat + beta2 * v_hat)) / (1 + lr * wd)
+    return w, {"exp_avg": m, "exp_avg_diff": v, "exp_avg_sq": n, "prev_grad": g.copy()}
+
+
+def rprop(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, etaminus=0.5, etaplus=1.2,
+          step_size_min=1e-6, step_size_max=50.0, maximize=False):
+    """Riedmiller and Braun 1993 (Rprop without weight backtracking, as torch.optim.Rprop):
+    grow the step while the gradient keeps its sign, shrink it and skip the element when it flips."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize) + wd * w
+    prev = s.get("prev", 0 * w)
+    step = s.get("step_size", np.full_like(w, lr)) if t > 1 else np.full_like(w, lr)
+    same = g * prev > 0
+    flipped = g * prev < 0
+    step = np.where(same, step * etaplus, np.where(flipped, step * etaminus, step))
+    step = np.clip(step, step_size_min, step_size_max)
+    g = np.where(flipped, 0, g)
+    return w - np.sign(g) * step, {"prev": g, "step_size": step}
+
+
+def novograd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.95, beta2=0.98,
+             epsilon=1e-8, maximize=False):
+    """Ginsburg et al. 2019, Algorithm 1, per layer (here: per parameter):
+    v_1 = ||g_1||^2, m_1 = g_1 / (sqrt(v_1) + eps) + d w_1;
+    v_t = b2 v_{t-1} + (1 - b2) ||g_t||^2, m_t = b1 m_{t-1} + g_t / (sqrt(v_t) + eps) + d w_t;
+    w <- w - lr m_t."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize)
+    norm_sq = float(np.sum(g.astype(np.float64) ** 2))
+    if t == 1:
+        v = norm_sq
+        m = g / (np.sqrt(v) + epsilon) + wd * w
+    else:
+        v = beta2 * float(s["v"]) + (1 - beta2) * norm_sq
+        m = beta1 * s["mean"] + g / (np.sqrt(v) + epsilon) + wd * w
+    return w - lr * m, {"mean": m, "v": v}
+
+
+RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop}

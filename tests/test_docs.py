@@ -1,0 +1,140 @@
+"""Generated formula docs: pages for every spec, formulas printed from the parsed rule,
+docstrings carrying the same formulas, and `generate --check` covering the pages."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import sympy
+
+import optforge
+from optforge.codegen import generate
+from optforge.codegen.formulas import Formulas, latex_lines
+from optforge.codegen.functions import Clip, Maximum, Norm, Sqrt, Where
+from optforge.codegen.loader import load_rule
+from optforge.codegen.printers.latex import FormulaLatexPrinter
+from optforge.codegen.printers.notation import glyph_table, natural_glyph, rule_names
+from optforge.runtime import catalog
+
+b1, mean, grad, lr, var, eps, c, x = sympy.symbols("beta1 mean grad lr var epsilon clip_gradient x")
+
+
+def latex(expr, lead=None, tensors=("mean", "grad", "var", "x")):
+    names = {s.name for s in expr.free_symbols}
+    return FormulaLatexPrinter({"glyphs": glyph_table(names), "lead": lead, "tensors": tensors}).doprint(expr)
+
+
+def test_latex_printer_writes_the_language_functions():
+    assert latex(Sqrt(var)) == r"\sqrt{\mathrm{var}}"
+    assert latex(Clip(grad, c)) == r"\operatorname{clip}\left(g, c\right)"
+    assert latex(Maximum(x, grad)) == r"\max\left(x, g\right)"
+    assert latex(Norm(grad)) == r"\left\lVert g \right\rVert_{2}"
+    assert latex(Where(sympy.Gt(x, 0), x, 0)) == \
+        r"\begin{cases} x & \text{if } x > 0 \\ 0 & \text{otherwise} \end{cases}"
+
+
+def test_latex_printer_writes_sums_and_products_in_a_papers_order():
+    # sympy stores grad*(1 - beta1) + beta1*mean; a paper writes the previous value first
+    ema = b1 * mean + (1 - b1) * grad
+    assert latex(ema, lead="mean") == r"\beta_{1} \, \mathrm{mean} + \left(1 - \beta_{1}\right) \, g"
+    step = mean - lr * grad / (Sqrt(var) + eps)
+    assert latex(step, lead="mean") == r"\mathrm{mean} - \frac{\eta \, g}{\sqrt{\mathrm{var}} + \epsilon}"
+
+
+def test_names_get_distinct_symbols():
+    assert natural_glyph("beta1").sub == "1" and natural_glyph("mu_next").base == "mu"
+    assert natural_glyph("exp_avg").is_word
+    # a rule naming a hyperparameter lamda: the built-in wd cannot be lambda too
+    table = glyph_table(["lamda", "wd", "grad", "g_sq"])
+    assert table["lamda"].key() != table["wd"].key()
+    for entry in generate.load_all(generate_root()):
+        rule = entry[1]
+        glyphs = glyph_table(rule_names(rule))
+        keys = [g.key() for g in glyphs.values()]
+        assert len(keys) == len(set(keys)), f"{rule.name}: two names share a symbol"
+
+
+def generate_root():
+    from optforge.cli import PACKAGE_ROOT
+    return PACKAGE_ROOT
+
+
+def test_every_optimizer_has_a_markdown_and_an_html_page(repo_root):
+    docs = repo_root / "generated" / "docs"
+    index = (docs / "index.md").read_text()
+    html_index = (docs / "html" / "index.html").read_text()
+    for (flavor, name), cls in catalog.load().items():
+        module = cls._module.__name__.split("generated.numpy.", 1)[1]
+        page = module.replace(".", "/")
+        markdown = (docs / f"{page}.md").read_text()
+        html = (docs / "html" / f"{page}.html").read_text()
+        assert f"({page}.md)" in index and f'href="{page}.html"' in html_index
+        assert markdown.startswith("<!-- Generated") and f"# {name} (" in markdown
+        for section in ("## Update rule", "## Hyperparameters", "## States", "## Deviations from MXNet"):
+            assert section in markdown, f"{page}.md has no {section}"
+        for line in cls.SPEC["formulas"]:
+            assert line.replace(r"\quad ", "") in markdown, f"{page}.md lacks {line}"
+        assert html.count("<math") >= len(cls.SPEC["formulas"])
+        for hp in cls.SPEC["hyperparameters"]:
+            assert f"`{hp['name']}`" in markdown
+
+
+def test_docstrings_carry_the_formulas():
+    doc = optforge.Adam.__doc__
+    rule = load_rule(generate_root() / "specs" / "adam.toml")
+    for line in latex_lines(rule):
+        assert line in doc
+    assert r"\beta_{1} \, \mathrm{mean} + \left(1 - \beta_{1}\right) \, g" in doc
+    assert r"\eta = ``lr``" in doc
+
+
+def test_pages_follow_the_spec_not_a_copy(tmp_path):
+    """Change a formula in a copy of the specs: the page changes with it."""
+    root = tmp_path / "project"
+    shutil.copytree(generate_root() / "specs", root / "specs")
+    spec = root / "specs" / "adam.toml"
+    spec.write_text(spec.read_text().replace("mean   = beta1 * mean", "mean   = beta2 * mean"))
+    files = generate.render_all(root)
+    page = files["generated/docs/adam.md"]
+    assert r"\mathrm{mean} \leftarrow \beta_{2} \, \mathrm{mean}" in page
+    assert r"\mathrm{mean} \leftarrow \beta_{1} \, \mathrm{mean}" not in page
+    assert "<mi>β</mi><mn>2</mn></msub><mo lspace" in files["generated/docs/html/adam.html"]
+
+
+def test_flavor_pages_show_their_differences(repo_root):
+    page = (repo_root / "generated" / "docs" / "mxnet1" / "adam.md").read_text()
+    assert "## Differences from [Adam (MXNet 2.0)](../adam.md)" in page
+    removed, added = page.split("become", 1)
+    assert r"g \leftarrow \operatorname{clip}\left(r \, g, c\right) + \lambda \, w" in removed.split("## Differences")[1]
+    assert r"g \leftarrow \operatorname{clip}\left(r \, g + \lambda \, w, c\right)" in added
+    assert "option lazy_update: false -> true" in page
+
+
+def test_check_reports_a_stale_page(tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(generate_root() / "specs", root / "specs")
+    generate.write(root)
+    assert generate.check(root) == []
+    page = root / "generated" / "docs" / "html" / "sgd.html"
+    page.write_text(page.read_text().replace("<mi>", "<mn>", 1))
+    assert generate.check(root) == [("generated/docs/html/sgd.html", "stale: differs from what the specs generate")]
+    (root / "generated" / "docs" / "old.md").write_text("x")
+    assert ("generated/docs/old.md", "extra: no spec generates it") in generate.check(root)
+
+
+def test_generate_writes_docs_from_the_command_line(tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(generate_root() / "specs", root / "specs")
+    result = subprocess.run([sys.executable, "-m", "optforge", "generate", "--root", str(root)],
+                            capture_output=True, text=True, check=True)
+    assert "wrote generated/docs/index.md" in result.stdout
+    assert (root / "generated" / "docs" / "html" / "style.css").is_file()
+
+
+@pytest.mark.parametrize("spec", ["rmsprop", "signum"])
+def test_if_blocks_are_rendered_as_branches(spec):
+    lines = Formulas(load_rule(generate_root() / "specs" / f"{spec}.toml")).lines()
+    kinds = [ln.kind for ln in lines]
+    assert "if" in kinds and "else" in kinds
+    first_if = kinds.index("if")
+    assert lines[first_if + 1].depth == lines[first_if].depth + 1
