@@ -87,7 +87,7 @@ class HostModule:
 
 
 @pytest.fixture
-def host_backend(monkeypatch, host):
+def host_backend(monkeypatch, host, tmp_path_factory):
     fake_cupy = SimpleNamespace(
         cuda=SimpleNamespace(is_available=lambda: True),
         float64=np.float64,
@@ -95,9 +95,17 @@ def host_backend(monkeypatch, host):
         empty=lambda n, dtype: FakeCupyArray(np.zeros(n, dtype)),
     )
     by_path = {path.resolve(): kernels for path, kernels in host.items()}
+    out = tmp_path_factory.mktemp("loaded-kernels")
+
+    def module(source, arch, device, fmad=True):
+        source = source.resolve()
+        if source not in by_path:    # a spec loaded with optforge.load_spec: build its cached .cu
+            include = kernel_cache.header_path(source).parent
+            by_path[source] = cuda_host.HostKernels(cuda_host.build(source, include, out))
+        return HostModule(by_path[source])
+
     monkeypatch.setattr(cupy_backend, "cupy_module", lambda: fake_cupy)
-    monkeypatch.setattr(kernel_cache, "module",
-                        lambda source, arch, device, fmad=True: HostModule(by_path[source.resolve()]))
+    monkeypatch.setattr(kernel_cache, "module", module)
 
 
 from test_cuda_cpu import host  # noqa: E402  (the session fixture building every .cu for the host)
@@ -174,3 +182,23 @@ def test_a_non_contiguous_device_array_is_a_clear_error_before_anything_changes(
     with pytest.raises(ValueError, match="not C-contiguous"):
         opt.update(0, view, FakeCupyArray(np.ones((4, 3), np.float32)), state)
     assert (weight == 1).all() and opt._index_update_count == {}
+
+
+def test_a_spec_loaded_with_load_spec_runs_its_cached_kernels(host_backend, repo_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    spec = tmp_path / "myadam.toml"
+    spec.write_text((repo_root / "specs" / "adam.toml").read_text().replace('name = "Adam"', 'name = "MyAdam"'))
+    cls = optforge.load_spec(spec, register=False)
+    assert cuda_launch.metadata(cls._module).VARIANTS      # found next to the cached NumPy module
+    reference, fused = cls(use_fused_step=False), cls(use_fused_step=True)
+    rng = np.random.default_rng(23)
+    weight = rng.standard_normal((40, 25)).astype(np.float32)
+    ref_w, ref_s = weight.copy(), reference.create_state(0, weight)
+    dev_w, dev_s = FakeCupyArray(weight.copy()), fake(reference.create_state(0, weight))
+    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        grad = gradient(rng, weight.shape, np.float32, nan)
+        for opt in (reference, fused):
+            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+        reference.update(0, ref_w, grad, ref_s)
+        fused.update(0, dev_w, FakeCupyArray(grad), dev_s)
+        assert_same_bits(on_host(dev_w), ref_w, f"step {t}: weight")

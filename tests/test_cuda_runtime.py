@@ -33,7 +33,7 @@ def test_a_second_process_loads_the_cubin_from_disk_instead_of_compiling(tmp_pat
     (first_key, first_size, first_compiled), (second_key, second_size, second_compiled) = runs
     assert first_compiled == "1" and second_compiled == "0"
     assert first_key == second_key and first_size == second_size
-    assert [p.name for p in tmp_path.iterdir()] == [f"{first_key}.cubin"]
+    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [f"{first_key}.cubin"]
 
 
 def test_the_key_covers_source_options_and_arch(tmp_path, monkeypatch):

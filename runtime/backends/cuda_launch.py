@@ -8,7 +8,10 @@
 - `table(...)`: the multi-tensor table, one row of 8-byte words per tensor.
 """
 import importlib
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy
 
@@ -19,9 +22,22 @@ NONE = {"inf": math.inf, "-inf": -math.inf}
 
 
 def metadata(module):
-    """The generated CUDA metadata module next to a generated NumPy module."""
-    name = module.__name__.replace(".generated.numpy.", ".generated.cuda.", 1)
-    return importlib.import_module(name)
+    """The generated CUDA metadata module of a generated NumPy module: its counterpart in
+    optforge.generated.cuda, or for a spec loaded with optforge.load_spec the cuda/ file
+    next to the cached numpy/ one. ModuleNotFoundError when the spec has no kernels."""
+    if ".generated.numpy." in module.__name__:
+        return importlib.import_module(module.__name__.replace(".generated.numpy.", ".generated.cuda.", 1))
+    path = Path(module.__file__).parent.parent / "cuda" / Path(module.__file__).name
+    name = module.__name__ + "_cuda"
+    if name in sys.modules:
+        return sys.modules[name]
+    if not path.is_file():
+        raise ModuleNotFoundError(f"no CUDA kernels were generated for {module.__name__}", name=name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    sys.modules[name] = loaded
+    return loaded
 
 
 def storage(weight_dtype, master=False):

@@ -2,7 +2,8 @@
 
 A cubin is keyed by the SHA-256 of the kernel source, the shared header it includes,
 the NVRTC options, the target architecture and the NVRTC version, and stored under
-$OPTFORGE_CACHE_DIR (default ~/.cache/optforge/kernels): a second process loads it
+kernels/ of optforge's cache folder ($OPTFORGE_CACHE_DIR, else ~/.cache/optforge, as
+optforge.load_spec uses it): a second process loads it
 instead of compiling. Compiling needs no GPU (the architecture is given), so the cache
 itself is exercised by the CPU tests; loading a module needs one.
 """
@@ -18,8 +19,8 @@ compiled = []      # keys compiled by this process (for tests and diagnostics)
 
 
 def cache_dir():
-    default = Path.home() / ".cache" / "optforge" / "kernels"
-    return Path(os.environ.get("OPTFORGE_CACHE_DIR") or default)
+    from ..spec_loading import cache_root
+    return cache_root() / "kernels"
 
 
 def options(arch, fmad=True):
@@ -67,12 +68,20 @@ def compile_cubin(source, header, opts, name="kernels.cu"):
         bindings.destroyProgram(program)
 
 
+def header_path(source_path):
+    """optforge.cuh next to (or above) the source, else the package's own (specs loaded with
+    optforge.load_spec have their kernels cached without it)."""
+    for folder in Path(source_path).parents:
+        if (folder / HEADER).exists():
+            return folder / HEADER
+    return Path(__file__).resolve().parents[2] / "generated" / "cuda" / HEADER
+
+
 def cubin(source_path, arch, fmad=True):
     """(key, cubin bytes) of a generated .cu file: memory, then disk, then NVRTC."""
     source_path = Path(source_path)
     source = source_path.read_text(encoding="utf-8")
-    header = next(folder / HEADER for folder in source_path.parents
-                  if (folder / HEADER).exists()).read_text(encoding="utf-8")
+    header = header_path(source_path).read_text(encoding="utf-8")
     opts = options(arch, fmad)
     key = key_of(source, header, opts)
     if key in _CUBINS:
