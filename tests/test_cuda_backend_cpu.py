@@ -18,10 +18,19 @@ import optforge
 from optforge.runtime.backends import cuda_launch, cupy_backend, kernel_cache
 
 import cuda_host
-from test_cuda_cpu import NORM_TOLERANCE, NO_WEIGHT_DECAY, STEPS, assert_same_bits, gradient, parts, settings
+from test_cuda_cpu import NORM_TOLERANCE, NO_WEIGHT_DECAY, STEPS, assert_same_bits, gradient, parts
 
 pytest.importorskip("cupy")   # array_module recognises CuPy arrays through the cupy package
 THREADS = 4
+
+
+def device_steps(rng, shape, dtype, optimizers, nan=True):
+    """(t, gradient) per step of STEPS, with every optimizer's lr/wd/rescale/clip set for it."""
+    for t, (lr, wd, rescale, clip, with_nan) in enumerate(STEPS, start=1):
+        for opt in optimizers:
+            opt.lr, opt.rescale_grad, opt.clip_gradient = lr, rescale, clip
+            opt.wd = NO_WEIGHT_DECAY.get(type(opt).__name__.lower(), wd)
+        yield t, gradient(rng, shape, dtype, nan and with_nan)
 
 
 class FakeDevice:
@@ -129,11 +138,8 @@ def test_update_on_device_arrays_runs_the_kernels_like_numpy(host_backend, flavo
     dev_w = [FakeCupyArray(w.copy()) for w in ref_w]
     dev_s = [fake(s) for s in ref_s]
     indices = list(range(len(SHAPES)))
-    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
-        grads = [gradient(rng, s, np.float32, nan and exact) for s in SHAPES]
-        for opt in (reference, fused):
-            opt.lr, opt.rescale_grad, opt.clip_gradient = lr, rescale, clip
-            opt.wd = NO_WEIGHT_DECAY.get(name, wd)
+    for t, _ in device_steps(rng, (1,), np.float32, (reference, fused), nan=False):
+        grads = [gradient(rng, s, np.float32, exact and STEPS[t - 1][4]) for s in SHAPES]
         if together:
             reference.update(indices, ref_w, grads, ref_s)
             fused.update(indices, dev_w, [FakeCupyArray(g) for g in grads], dev_s)
@@ -159,10 +165,7 @@ def test_multi_precision_update_runs_the_master_copy_kernels(host_backend, name)
     weight = rng.standard_normal((40, 25)).astype(np.float16)
     ref_w, ref_s = weight.copy(), reference.create_state_multi_precision(0, weight)
     dev_w, dev_s = FakeCupyArray(weight.copy()), fake(reference.create_state_multi_precision(0, weight))
-    for t, (lr, wd, rescale, clip, _) in enumerate(STEPS, start=1):
-        grad = gradient(rng, weight.shape, np.float16, False)
-        for opt in (reference, fused):
-            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+    for t, grad in device_steps(rng, weight.shape, np.float16, (reference, fused), nan=False):
         reference.update_multi_precision(0, ref_w, grad, ref_s)
         fused.update_multi_precision(0, dev_w, FakeCupyArray(grad), dev_s)
         if name == "adam":
@@ -195,10 +198,7 @@ def test_a_spec_loaded_with_load_spec_runs_its_cached_kernels(host_backend, repo
     weight = rng.standard_normal((40, 25)).astype(np.float32)
     ref_w, ref_s = weight.copy(), reference.create_state(0, weight)
     dev_w, dev_s = FakeCupyArray(weight.copy()), fake(reference.create_state(0, weight))
-    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
-        grad = gradient(rng, weight.shape, np.float32, nan)
-        for opt in (reference, fused):
-            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+    for t, grad in device_steps(rng, weight.shape, np.float32, (reference, fused)):
         reference.update(0, ref_w, grad, ref_s)
         fused.update(0, dev_w, FakeCupyArray(grad), dev_s)
         assert_same_bits(on_host(dev_w), ref_w, f"step {t}: weight")

@@ -242,6 +242,19 @@ class Case:
                 if metas[name]["shape"] != "scalar" or metas[name].get("device")}
 
 
+def planned_steps(case, meta, rng, shape, dtype, weight, state, nan=True):
+    """Per step of STEPS that the rule does not skip: (t, gradient, plan, kernel metadata of
+    its variant, noise words), with the optimizer's lr/wd/rescale/clip set for the step."""
+    for t, (lr, wd, rescale, clip, with_nan) in enumerate(STEPS, start=1):
+        grad = gradient(rng, shape, dtype, nan and with_nan)
+        case.set_step(lr, wd, rescale, clip)
+        plan = case.plan(0, weight() if callable(weight) else weight, state() if callable(state) else state)
+        if plan is None:
+            continue
+        noise = cuda_launch.noise_words(case.opt.hyperparameters.get("seed", 0), 0, t)
+        yield t, grad, plan, meta.VARIANTS[variant_key(case.module, plan[0])], noise
+
+
 def run_numpy(case, weight, grad, state, plan, host_probe, index, t):
     variant, arrays, scalars, updates, scalar_arrays = plan
     if variant["noise"]:
@@ -337,14 +350,7 @@ def test_float32_and_float64_kernels_match_numpy_bit_for_bit(host, repo_root, fl
     ref_w, ref_state = weight.copy(), case.opt.create_state(0, weight)
     dev_w = placed(weight, aligned)
     dev_states = {k: placed(v, aligned) for k, v in case.tensor_states(ref_state).items()}
-    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
-        grad = gradient(rng, n, dtype, nan)
-        case.set_step(lr, wd, rescale, clip)
-        plan = case.plan(0, ref_w, ref_state)
-        if plan is None:
-            continue
-        mv = meta.VARIANTS[variant_key(case.module, plan[0])]
-        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+    for t, grad, plan, mv, noise in planned_steps(case, meta, rng, n, dtype, ref_w, ref_state):
         pointers = device_pointers(mv, dev_w, None, placed(grad, aligned), dev_states)
         launch(kernels, mv, suffix, [(pointers, plan[2], noise, weight.shape)])
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
@@ -438,14 +444,7 @@ def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_
     dev_master = master.copy()
     ref_master, ref_state = master.copy(), case.opt.create_state(0, master)
     dev_state = case.opt.create_state(0, master)
-    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
-        grad = gradient(rng, n, dtype, nan)
-        case.set_step(lr, wd, rescale, clip)
-        plan = case.plan(0, ref_master, ref_state)
-        if plan is None:
-            continue
-        mv = meta.VARIANTS[variant_key(case.module, plan[0])]
-        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+    for t, grad, plan, mv, noise in planned_steps(case, meta, rng, n, dtype, ref_master, ref_state):
         dev_states = case.tensor_states(dev_state)
         launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, dev_master, grad, dev_states), plan[2], noise,
                                       dev_w.shape)])

@@ -18,6 +18,7 @@ import optforge
 from optforge.runtime import registry
 from optforge.runtime.backends import cupy_backend
 
+from test_cuda_backend_cpu import device_steps
 from test_cuda_cpu import NORM_TOLERANCE, STEPS, assert_same_bits, gradient, parts, settings
 from optforge.runtime.backends import cuda_launch
 
@@ -73,10 +74,8 @@ def test_fused_step_on_cupy_matches_numpy(flavor, name, hyper, dtype, together):
     host_s = [reference.create_state(i, w) for i, w in zip(indices, host_w)]
     dev_w = [cupy.asarray(w) for w in host_w]
     dev_s = [fused.create_state(i, w) for i, w in zip(indices, dev_w)]
-    for t, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
-        grads = [gradient(rng, n, dtype, nan and tol is None) for n in SIZES]
-        for opt in (reference, fused):
-            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+    for t, _ in device_steps(rng, (1,), dtype, (reference, fused), nan=False):
+        grads = [gradient(rng, n, dtype, tol is None and STEPS[t - 1][4]) for n in SIZES]
         if together:
             reference.update(indices, host_w, grads, host_s)
             fused.update(indices, dev_w, [cupy.asarray(g) for g in grads], dev_s)
@@ -102,10 +101,7 @@ def test_multi_precision_float16_matches_numpy(flavor, name, hyper):
     dev_w = cupy.asarray(host_w)
     host_s = reference.create_state_multi_precision(0, host_w)
     dev_s = fused.create_state_multi_precision(0, dev_w)
-    for t, (lr, wd, rescale, clip, _) in enumerate(STEPS, start=1):
-        grad = gradient(rng, host_w.shape, np.float16, False)
-        for opt in (reference, fused):
-            opt.lr, opt.wd, opt.rescale_grad, opt.clip_gradient = lr, wd, rescale, clip
+    for t, grad in device_steps(rng, host_w.shape, np.float16, (reference, fused), nan=False):
         reference.update_multi_precision(0, host_w, grad, host_s)
         fused.update_multi_precision(0, dev_w, cupy.asarray(grad), dev_s)
         compare(dev_w, host_w, None if tol is None else NORM_TOLERANCE["float16"], f"step {t}: weight")
