@@ -202,3 +202,26 @@ def test_a_spec_loaded_with_load_spec_runs_its_cached_kernels(host_backend, repo
         reference.update(0, ref_w, grad, ref_s)
         fused.update(0, dev_w, FakeCupyArray(grad), dev_s)
         assert_same_bits(on_host(dev_w), ref_w, f"step {t}: weight")
+
+
+class OtherDevice(FakeDevice):
+    id = 1
+
+    def __eq__(self, other):
+        return isinstance(other, OtherDevice)
+
+    def __hash__(self):
+        return 1
+
+
+def test_parameters_on_two_devices_in_one_update_are_a_clear_error_before_anything_changes(host_backend):
+    opt = optforge.create("sgd", momentum=0.9, use_fused_step=True)
+    weights = [np.ones(5, np.float32), np.ones(5, np.float32)]
+    dev_w = [FakeCupyArray(w) for w in weights]
+    dev_g = [FakeCupyArray(np.ones(5, np.float32)) for _ in weights]
+    states = [fake(opt.create_state(i, w)) for i, w in enumerate(weights)]
+    for array in (dev_w[1], dev_g[1], states[1]):
+        array.device = OtherDevice()
+    with pytest.raises(ValueError, match="one update runs on one device"):
+        opt.update([0, 1], dev_w, dev_g, states)
+    assert all((w == 1).all() for w in weights) and opt._index_update_count == {}

@@ -12,6 +12,7 @@ import optforge
 from optforge.runtime.backends import kernel_cache
 
 import cuda_host
+from test_cuda_backend_cpu import FakeCupyArray
 from test_cuda_compile import ROOT, nvrtc_available
 
 SOURCE = ROOT / "generated" / "cuda" / "sgd.cu"
@@ -48,21 +49,6 @@ def test_the_key_covers_source_options_and_arch(tmp_path, monkeypatch):
     keys.add(kernel_cache.cubin(source, "90")[0])
     assert len(keys) == 4
     assert kernel_cache.cubin(source, "90")[0] in keys   # same inputs, same key (from memory)
-
-
-class FakeCupyArray:
-    """Stands in for a cupy.ndarray where no GPU can allocate one: enough for the checks."""
-
-    __module__ = "cupy._core.core"
-    __cuda_array_interface__ = {}
-
-    def __init__(self, array, device=0):
-        self.array, self.device = array, device
-        self.shape, self.dtype, self.ndim, self.size = array.shape, array.dtype, array.ndim, array.size
-        self.flags = array.flags
-
-    def astype(self, dtype, copy=True):
-        return FakeCupyArray(self.array.astype(dtype))
 
 
 def test_mixing_numpy_and_cupy_weights_in_one_update_is_a_clear_error_and_changes_nothing():
