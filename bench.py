@@ -87,7 +87,11 @@ def torch_step(name, shapes, device):
 
 def run(device="gpu", min_log2=20, max_log2=28, repeat=10, out=print):
     if device == "gpu":
-        import cupy as xp
+        try:
+            import cupy as xp
+        except ImportError:
+            raise SystemExit("optforge bench: the GPU benchmark needs CuPy (pip install 'optforge[cuda]'); "
+                             "--device cpu times the NumPy code") from None
         if not xp.cuda.is_available():
             raise SystemExit("optforge bench: no usable CUDA GPU (use --device cpu)")
         name = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)["name"].decode()
