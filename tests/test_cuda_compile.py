@@ -82,3 +82,16 @@ def test_nvrtc_reports_a_broken_source_with_the_compiler_log(nvrtc_results):
     with pytest.raises(RuntimeError, match="(?s)NVRTC failed to compile broken.cu.*undefined"):
         kernel_cache.compile_cubin('#include "optforge.cuh"\nextern "C" __global__ void k() { undefined(); }',
                                    header, kernel_cache.options("90"), "broken.cu")
+
+
+def test_a_name_the_cuda_code_uses_itself_is_a_spec_error_with_its_position(tmp_path):
+    from optforge.codegen.analysis import analyse
+    from optforge.codegen.emitters import cuda_module
+    from optforge.codegen.errors import SpecError
+    from optforge.codegen.loader import load_rule
+    spec = tmp_path / "clash.toml"
+    spec.write_text('name = "Clash"\nupdate = """\nacc = acc + grad**2\nweight = weight - lr * grad / sqrt(acc)\n"""\n\n'
+                    '[states]\nacc = "zeros"\n')
+    rule = load_rule(spec)
+    with pytest.raises(SpecError, match=r"clash.toml:8:\d+: 'acc' is a name the generated CUDA code uses"):
+        cuda_module.render(rule, analyse(rule), "clash.toml", "clash")

@@ -7,6 +7,7 @@ grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype
 The launch metadata (kernel names, pointer and scalar order, multi-tensor row
 layout) is a small Python module next to the `.cu` file, read by the CuPy backend.
 """
+import re
 from dataclasses import dataclass
 
 from ..errors import SpecError
@@ -44,7 +45,9 @@ STORAGES = (
 # Names the generated functions use for themselves; a spec name equal to one would shadow it.
 _INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first", "stride", "master",
              "lanes", "vector", "table", "tensors", "chunks", "c", "row", "start", "left",
-             "noise_key", "noise_t", "om"}
+             "noise_key", "noise_t", "om", "acc", "shared", "tensor", "span", "rows", "row_len",
+             "row_means", "reduced", "partials", "rowred", "total", "count"}
+_INTERNAL_PATTERN = re.compile(r"^([vnr]\d+|[pxd]_.*)$")   # values, norms, row means; pointers, lanes, device values
 
 
 def supported(rule, analysis):
@@ -124,9 +127,12 @@ def render_common():
 def _variant(rule, variant, program, classes, printer):
     fn = f"{rule.key}_{variant.name}"
     names = list(program.inputs) + list(program.scalars)
-    clash = sorted(set(names) & _INTERNAL)
+    clash = sorted(n for n in names if n in _INTERNAL or _INTERNAL_PATTERN.match(n))
     if clash:
-        raise SpecError(f"the name '{clash[0]}' is reserved by the CUDA emitter; rename it", rule.path, 1, 1)
+        owner = rule.state(clash[0]) or rule.hyperparameter(clash[0])
+        loc = getattr(owner, "loc", None)
+        raise SpecError(f"'{clash[0]}' is a name the generated CUDA code uses for itself; rename it",
+                        rule.path, loc.line if loc else None, loc.col if loc else None)
     arrays = []
     for name in program.inputs:
         cls = "w" if name in ("weight", "grad") else classes.get(name, "w")
