@@ -84,14 +84,18 @@ def test_nvrtc_reports_a_broken_source_with_the_compiler_log(nvrtc_results):
                                    header, kernel_cache.options("90"), "broken.cu")
 
 
-def test_a_name_the_cuda_code_uses_itself_is_a_spec_error_with_its_position(tmp_path):
+def test_spec_names_the_cuda_code_uses_itself_are_renamed(tmp_path):
     from optforge.codegen.analysis import analyse
     from optforge.codegen.emitters import cuda_module
-    from optforge.codegen.errors import SpecError
     from optforge.codegen.loader import load_rule
+    cuda_host.need(cuda_host.compiler(), "g++")
     spec = tmp_path / "clash.toml"
-    spec.write_text('name = "Clash"\nupdate = """\nacc = acc + grad**2\nweight = weight - lr * grad / sqrt(acc)\n"""\n\n'
-                    '[states]\nacc = "zeros"\n')
+    spec.write_text('name = "Clash"\nupdate = """\nacc = acc + grad**2\nweight = weight - count * grad / norm(acc)\n"""\n\n'
+                    '[hyperparameters]\ncount = 0.5\n\n[states]\nacc = "zeros"\n')
     rule = load_rule(spec)
-    with pytest.raises(SpecError, match=r"clash.toml:8:\d+: 'acc' is a name the generated CUDA code uses"):
-        cuda_module.render(rule, analyse(rule), "clash.toml", "clash")
+    cu, meta = cuda_module.render(rule, analyse(rule), "clash.toml", "clash")
+    assert "u_acc" in cu and "s.u_count" in cu
+    assert "'count'" in meta and "'acc'" in meta          # the runtime keeps the spec's names
+    (tmp_path / "clash.cu").write_text(cu)
+    (tmp_path / "optforge.cuh").write_text((ROOT / "generated" / "cuda" / "optforge.cuh").read_text())
+    cuda_host.build(tmp_path / "clash.cu", tmp_path, tmp_path)     # raises with g++'s errors on a clash

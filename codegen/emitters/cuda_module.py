@@ -7,10 +7,8 @@ grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype
 The launch metadata (kernel names, pointer and scalar order, multi-tensor row
 layout) is a small Python module next to the `.cu` file, read by the CuPy backend.
 """
-import re
 from dataclasses import dataclass
 
-from ..errors import SpecError
 from ..literals import py_literal
 from ..printers.cuda import Assignment, CudaPrinter, Definition
 from ..stages import REDUCTIONS, plan
@@ -41,14 +39,6 @@ STORAGES = (
     Storage("f16_mp", "float16", "om::half", "float", True),
     Storage("bf16_mp", "bfloat16", "om::bfloat16", "float", True),
 )
-
-# Names the generated functions use for themselves; a spec name equal to one would shadow it.
-_INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first", "stride", "master",
-             "lanes", "vector", "table", "tensors", "chunks", "c", "row", "start", "left",
-             "noise_key", "noise_t", "om", "acc", "shared", "tensor", "span", "rows", "row_len",
-             "row_means", "reduced", "partials", "rowred", "total", "count"}
-_INTERNAL_PATTERN = re.compile(r"^([vnr]\d+|[pxd]_.*)$")   # values, norms, row means; pointers, lanes, device values
-
 
 def supported(rule, analysis):
     """Whether the emitter writes kernels for a rule: element-wise rules, whole-tensor norms
@@ -93,7 +83,7 @@ def render(rule, analysis, spec_path, module_name):
             "name": variant.name,
             "states": context["state_names"],
             "written": [a["name"] for a in context["written"]],
-            "scalars": context["scalars"],
+            "scalars": list(program.scalars),
             "none": context["none"],
             "noise": context["noise"],
             "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
@@ -126,13 +116,6 @@ def render_common():
 
 def _variant(rule, variant, program, classes, printer):
     fn = f"{rule.key}_{variant.name}"
-    names = list(program.inputs) + list(program.scalars)
-    clash = sorted(n for n in names if n in _INTERNAL or _INTERNAL_PATTERN.match(n))
-    if clash:
-        owner = rule.state(clash[0]) or rule.hyperparameter(clash[0])
-        loc = getattr(owner, "loc", None)
-        raise SpecError(f"'{clash[0]}' is a name the generated CUDA code uses for itself; rename it",
-                        rule.path, loc.line if loc else None, loc.col if loc else None)
     arrays = []
     for name in program.inputs:
         cls = "w" if name in ("weight", "grad") else classes.get(name, "w")

@@ -8,6 +8,7 @@ Functions whose NumPy semantics differ from C's (NaN propagation of
 written without branches (selects), so a warp never diverges on them.
 """
 from contextlib import contextmanager
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -21,6 +22,16 @@ BINARY_OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/",
 HELPERS = {"sqrt": "om::sqrt", "abs": "om::abs", "exp": "om::exp", "log": "om::log",
            "sign": "om::sign", "isfinite": "om::isfinite", "maximum": "om::maximum",
            "minimum": "om::minimum", "pow": "om::pow"}
+
+
+# Names the generated code uses for itself (kernel and span parameters, loop variables,
+# values v3, norms n5, row means r7, pointers p_*, lanes x_*, device values d_*): a spec
+# name equal to one is printed with a `u_` prefix instead.
+INTERNAL = {"s", "i", "k", "K", "V", "M", "W", "noise", "base", "numel", "first", "stride", "master",
+            "lanes", "vector", "table", "tensors", "chunks", "c", "row", "start", "left", "noise_key",
+            "noise_t", "om", "acc", "shared", "tensor", "span", "rows", "row_len", "row_means", "reduced",
+            "partials", "rowred", "total", "count", "weight_out"}
+INTERNAL_PATTERN = re.compile(r"^([vnr]\d+|[pxdu]_.*|.*_out)$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,12 @@ class CudaPrinter(CXX17CodePrinter):
             self._aliases = saved
 
     def name(self, name):
-        """An array or scalar name as a C++ identifier (reserved words get a suffix)."""
-        return self._print(sympy.Symbol(name))
+        """An array or scalar name as a C++ identifier (reserved words get a suffix, names the
+        generated code uses itself a `u_` prefix)."""
+        printed = self._print(sympy.Symbol(name))
+        if printed in INTERNAL or INTERNAL_PATTERN.match(printed):
+            return "u_" + printed
+        return printed
 
     def _print_Val(self, val):
         if val.id in self._aliases and val.op != "input":
