@@ -297,6 +297,11 @@ def launch(kernels, mv, suffix, tensors, multi=False):
     kernels.launch(name, args)
 
 
+def check_states(case, device_states, reference_state, what, mv):
+    for k, v in case.tensor_states(reference_state).items():
+        check(device_states[k], v, f"{what}: state {k}", mv)
+
+
 def check(actual, expected, what, mv):
     """Bit for bit, or for rules with norms within NORM_TOLERANCE."""
     if not mv["passes"]:
@@ -355,8 +360,7 @@ def test_float32_and_float64_kernels_match_numpy_bit_for_bit(host, repo_root, fl
         launch(kernels, mv, suffix, [(pointers, plan[2], noise, weight.shape)])
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
         check(dev_w, ref_w, f"step {t}: weight", mv)
-        for k, v in case.tensor_states(ref_state).items():
-            check(dev_states[k], v, f"step {t}: state {k}", mv)
+        check_states(case, dev_states, ref_state, f"step {t}", mv)
 
 
 @pytest.mark.parametrize("suffix", ["f16", "bf16"])
@@ -451,8 +455,7 @@ def test_master_copy_kernels_match_numpy_multi_precision_bit_for_bit(host, repo_
         run_numpy(case, ref_master, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
         check(dev_master, ref_master, f"step {t}: master", mv)
         check(dev_w, ref_master.astype(dtype), f"step {t}: weight", mv)
-        for k, v in case.tensor_states(ref_state).items():
-            check(dev_states[k], v, f"step {t}: state {k}", mv)
+        check_states(case, dev_states, ref_state, f"step {t}", mv)
 
 
 @pytest.mark.parametrize("suffix", ["f32", "f16_mp"])
