@@ -207,6 +207,8 @@ def test_nesterov_needs_momentum_and_no_dampening():
 def test_cupy_parameters_match_numpy():
     """On a GPU: CuPy parameters run the same generated code on the device (pytest -m gpu)."""
     cupy = pytest.importorskip("cupy")
+    if not cupy.cuda.is_available():
+        pytest.skip("no usable CUDA GPU")
     rng = np.random.default_rng(2)
     host = [signed(rng, s, 1.0, np.float32) for s in SHAPES]
     device = [cupy.asarray(p) for p in host]
