@@ -81,7 +81,7 @@ def check_against_reference(flavor, name, hp, rule, dtype, clip):
     weights = [signed(rng, s, 1.5, dtype) for s in SHAPES]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     expected_w = [w.copy() for w in weights]
-    expected_s = [_copy(s) for s in states]
+    expected_s = [copy_state(s) for s in states]
     lr = None
     for step in range(1, STEPS + 1):
         if step in LEARNING_RATES:
@@ -113,7 +113,7 @@ def check_against_reference(flavor, name, hp, rule, dtype, clip):
     assert opt._index_update_count == {0: BEGIN + STEPS, 1: BEGIN + STEPS}
 
 
-def _copy(state):
+def copy_state(state):
     if state is None:
         return None
     if isinstance(state, tuple):

@@ -7,7 +7,7 @@ import pytest
 import optforge
 from optforge import RowSparse
 from reference import mxnet1, mxnet2
-from support import assert_close, assert_states_close, signed
+from support import assert_close, assert_states_close, copy_state, signed
 
 SHAPE = (6, 3)
 ROW_SETS = [[4, 1, 1], [0, 5], [2], [5, 3, 0]]    # unsorted and repeated rows on purpose
@@ -61,7 +61,7 @@ def test_row_sparse_updates(flavor, name, hp, rule, wd, lazy):
     assert opt.lazy_update is (lazy if name in ("sgd", "adam", "lars") else True)
     weight = signed(rng, SHAPE, 1.5, dtype)
     state = opt.create_state(0, weight)
-    expected_w, expected_s = weight.copy(), _copy(state)
+    expected_w, expected_s = weight.copy(), copy_state(state)
     for step, rows in enumerate(ROW_SETS, start=1):
         values = signed(rng, (len(rows), SHAPE[1]), 2.0, dtype)
         grad = RowSparse(np.array(rows), values, SHAPE)
@@ -86,14 +86,6 @@ def test_row_sparse_updates(flavor, name, hp, rule, wd, lazy):
         untouched = [r for r in range(SHAPE[0]) if r not in rows]
         if opt.lazy_update:
             np.testing.assert_array_equal(weight[untouched], before[untouched])
-
-
-def _copy(state):
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.copy() for s in state)
-    return state.copy()
 
 
 def test_canonical_form_sorts_and_sums_rows():
