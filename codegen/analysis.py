@@ -23,7 +23,7 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .functions import Clip, IsNone, Norm, Normal, RowMean, StringLiteral, Where
-from .ir import BUILTINS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, join_kinds
+from .ir import BUILTINS, DEVICE, HOST, ROWS, TENSOR, If, join_kinds
 
 _COMPLEMENT = {sympy.Ne: sympy.Eq, sympy.Lt: sympy.Ge, sympy.Le: sympy.Gt}
 _LOGIC = (sympy.And, sympy.Or, sympy.Not, sympy.Xor, sympy.Equivalent)
@@ -51,16 +51,6 @@ class Variant:
             used |= {s.name for s in expr.free_symbols if not isinstance(s, StringLiteral)}
         used |= {s.name for s in self.scalar_outputs.values()}
         return sorted(used - defined)
-
-    def kernel_scalars(self):
-        """Host values the tensor code reads, in a stable order."""
-        used = set()
-        for _, expr in self.tensor:
-            used |= {s.name for s in expr.free_symbols}
-        for value in self.outputs.values():
-            used |= {s.name for s in getattr(value, "free_symbols", ())}
-        return sorted(n for n in used if self.kinds.get(n, HOST) == HOST
-                      and not n.startswith("'"))
 
 
 @dataclass

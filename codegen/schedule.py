@@ -14,7 +14,7 @@ on store) only when nothing reads it afterwards.
 """
 from dataclasses import dataclass, field
 
-from .tac import Const, Scalar, Val
+from .tac import Scalar, Val
 
 READ_ONLY = ("grad",)
 
@@ -33,7 +33,6 @@ class Step:
 class Schedule:
     steps: list
     copies: list = field(default_factory=list)     # (buffer, operand) stored after the last step
-    buffers: dict = field(default_factory=dict)    # value id -> buffer name
 
 
 def schedule(program, state_classes):
@@ -190,7 +189,7 @@ class _Allocator:
             source = buffer_of.get(v.id) if isinstance(v, Val) else v
             if source != name:
                 copies.append((name, source))
-        return Schedule(steps, copies, buffer_of)
+        return Schedule(steps, copies)
 
     def _new_temp(self):
         taken = set(self.program.inputs) | set(self.program.scalars)

@@ -18,7 +18,7 @@ import sympy
 
 from .functions import (Abs, Clip, Exp, IsFinite, Log, Maximum, Minimum, Norm, Normal, RowMean,
                         Sign, Sqrt, Where)
-from .ir import DEVICE, HOST, KIND_ORDER, ROWS, TENSOR
+from .ir import DEVICE, KIND_ORDER, ROWS, TENSOR
 
 MAX_EXPANDED_POWER = 4
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}

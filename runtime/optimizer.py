@@ -237,7 +237,7 @@ class Optimizer:
         """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.
 
         Gradients are never modified. Everything is checked before anything changes."""
-        indices, weights, grads, states, single = _as_lists(indices, weights, grads, states)
+        indices, weights, grads, states = _as_lists(indices, weights, grads, states)
         self._check(indices, weights, grads, states)
         if self.use_fused_step:
             self.fused_step(indices, weights, grads, states)
@@ -247,7 +247,7 @@ class Optimizer:
     def update_multi_precision(self, indices, weights, grads, states):
         """`update`, running on the float32 master copy of float16/bfloat16 weights when
         multi_precision is on, then rounding the master copy into the weight."""
-        indices, weights, grads, states, single = _as_lists(indices, weights, grads, states)
+        indices, weights, grads, states = _as_lists(indices, weights, grads, states)
         masters, grads32, inner, low = [], [], [], []
         for index, weight, grad, state in zip(indices, weights, grads, states):
             if self.multi_precision and _low_precision(weight):
@@ -344,8 +344,8 @@ def _as_lists(indices, weights, grads, states):
             raise ValueError(f"update() needs as many weights, gradients and states as indices, got "
                              f"{len(indices)} indices, {len(weights)} weights, {len(grads)} gradients "
                              f"and {len(states)} states")
-        return indices, weights, grads, states, False
-    return [indices], [weights], [grads], [states], True
+        return indices, weights, grads, states
+    return [indices], [weights], [grads], [states]
 
 
 def encode_keys(mapping):

@@ -154,7 +154,7 @@ class SpecOptimizer(Optimizer):
         """MXNet's multi-precision update. On CuPy arrays with use_fused_step, float16/bfloat16
         weights run the master-copy kernels: one pass reads the low-precision gradient,
         updates the float32 master copy and states, and writes the rounded weight."""
-        idx, ws, gs, ss, _ = _as_lists(indices, weights, grads, states)
+        idx, ws, gs, ss = _as_lists(indices, weights, grads, states)
         if not (self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws))
                 and _cuda_kernels(self, ws, gs)):
             return super().update_multi_precision(indices, weights, grads, states)

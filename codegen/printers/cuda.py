@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.cxx import CXX17CodePrinter
 
-from ..tac import Const, Scalar, Val
+from ..tac import Val
 
 BINARY_OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/",
                     "gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",

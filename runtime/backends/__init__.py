@@ -20,10 +20,6 @@ def array_module(x):
     raise TypeError(f"expected a numpy.ndarray or cupy.ndarray, got {type(x).__module__}.{type(x).__name__}")
 
 
-def backend_name(xp):
-    return "cupy" if xp is not numpy else "numpy"
-
-
 class quiet:
     """NumPy warns on 0/0 that a where() then discards (trust ratios); CuPy never warns."""
 
