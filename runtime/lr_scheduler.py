@@ -63,11 +63,22 @@ class LRScheduler:
 
     @staticmethod
     def from_config(config):
-        cls = SCHEDULERS.get(config.get("type"))
+        """The scheduler `config()` saved; ValueError for an unknown type, a state that is
+        not a dict of named values, or a non-finite number."""
+        from .validation import entries
+        entries("saved lr_scheduler", config, ("type", "state"))
+        cls = SCHEDULERS.get(config["type"]) if isinstance(config["type"], str) else None
         if cls is None:
-            raise ValueError(f"unknown lr_scheduler type {config.get('type')!r}")
+            raise ValueError(f"unknown lr_scheduler type {config['type']!r}")
+        state = config["state"]
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise ValueError("saved lr_scheduler state must be a dict of named values")
+        for name, value in state.items():
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"saved lr_scheduler {name} must be finite, got {value!r}")
         obj = cls.__new__(cls)
-        obj.__dict__.update(config["state"])
+        obj.__dict__.update(state)
         return obj
 
 

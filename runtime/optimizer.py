@@ -47,7 +47,8 @@ class Optimizer:
         index -> object with `lr_mult`/`wd_mult` attributes (Gluon Parameters); wins
         over the other multiplier sources.
     aggregate_num : int, optional
-        How many parameters the Updater passes per call (None -> 1; numpy.inf: all).
+        How many parameters the Updater passes per call (None -> 1; 0 or 1: one at a
+        time; numpy.inf: all).
     use_fused_step : bool, optional
         `update` calls `fused_step` (generated kernels) if True, else `step` (the NumPy
         reference code, also on CuPy arrays).
@@ -63,7 +64,7 @@ class Optimizer:
         self.rescale_grad = rescale_grad
         if learning_rate is None and lr_scheduler is None:
             learning_rate = 0.01
-        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler = validation.scheduler(lr_scheduler)
         if learning_rate is not None:
             learning_rate = validation.number("learning_rate", learning_rate, minimum=0.0)
         if lr_scheduler is not None and learning_rate is not None \
@@ -78,9 +79,9 @@ class Optimizer:
         self.begin_num_update = validation.number("begin_num_update", begin_num_update,
                                                   minimum=0, integer=True)
         self.num_update = self.begin_num_update
-        self.multi_precision = bool(multi_precision)
+        self.multi_precision = validation.flag("multi_precision", multi_precision)
         self.aggregate_num = _aggregate_num(aggregate_num)
-        self.use_fused_step = bool(use_fused_step) if use_fused_step is not None else False
+        self.use_fused_step = bool(validation.flag("use_fused_step", use_fused_step, allow_none=True))
         self._all_index_update_counts = {0: {}}
         self._index_update_count = self._all_index_update_counts[0]
         self.idx2name = dict(param_idx2name or {})
@@ -92,6 +93,15 @@ class Optimizer:
         self.set_wd_mult({})
 
     # -- validated attributes ------------------------------------------------
+    @property
+    def lr(self):
+        """The base learning rate (None while an lr_scheduler alone drives it)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = validation.number("lr", value, minimum=0.0, allow_none=True)
+
     @property
     def wd(self):
         return self._wd
@@ -106,8 +116,12 @@ class Optimizer:
 
     @rescale_grad.setter
     def rescale_grad(self, value):
-        # NaN/inf are accepted: rules with a skip_if (AdamW, AdaBelief) skip such steps
-        self._rescale_grad = validation.number("rescale_grad", value, finite=False)
+        # NaN/inf only where the rule's skip_if reads rescale_grad (AdamW, AdaBelief skip such
+        # steps, as MXNet's do); any other rule would write NaN into every weight
+        self._rescale_grad = validation.number("rescale_grad", value,
+                                               finite=not self._skips_bad_rescale_grad)
+
+    _skips_bad_rescale_grad = False   # set by rules whose skip_if reads rescale_grad
 
     @property
     def clip_gradient(self):
@@ -172,8 +186,9 @@ class Optimizer:
             attrs, arg_names = self.sym_info
             for name in arg_names:
                 if name in attrs and attribute in attrs[name]:
-                    out[name] = float(attrs[name][attribute])
-        out.update(given)
+                    out[name] = validation.number(f"{attribute.strip('_')} of {name!r} (sym)",
+                                                  float(attrs[name][attribute]), minimum=0.0)
+        out.update(validation.multipliers(attribute.strip("_"), given))
         return out
 
     def _set_current_device(self, device_id):
@@ -224,6 +239,7 @@ class Optimizer:
     def create_state_multi_precision(self, index, weight):
         """`create_state`, with a float32 master copy first for float16/bfloat16 weights
         when multi_precision is on: the state is then (weight32, inner_state)."""
+        validation.weight_array(index, weight)
         if _low_precision(weight):
             if self.multi_precision:
                 master = weight.astype(numpy.float32)
@@ -300,16 +316,37 @@ class Optimizer:
         }
 
     def _restore_counters(self, saved):
+        """Set what `_counters()` saved; every entry is checked before any is set."""
         from .lr_scheduler import LRScheduler
-        self.lr = saved["lr"]
-        self.num_update = saved["num_update"]
-        self._all_index_update_counts = {device: decode_keys(counts) for device, counts in saved["counts"]}
+        validation.entries("saved counters", saved,
+                           ("lr", "num_update", "counts", "lr_mult", "wd_mult", "lr_scheduler"))
+        lr = validation.number("saved lr", saved["lr"], minimum=0.0, allow_none=True)
+        num_update = validation.count("saved num_update", saved["num_update"])
+        if not isinstance(saved["counts"], list):
+            raise ValueError(f"saved counts must be a list, got {type(saved['counts']).__name__}")
+        counts = {}
+        for item in saved["counts"]:
+            if not (isinstance(item, list) and len(item) == 2):
+                raise ValueError(f"saved counts must be [device, counts] pairs, got {item!r}")
+            device = validation.count("saved device id", item[0])
+            counts[device] = {index: validation.count(f"saved update count of parameter {index!r}", value)
+                              for index, value in decode_keys(item[1], "saved counts").items()}
+        lr_mult = validation.multipliers("saved lr_mult", decode_keys(saved["lr_mult"], "saved lr_mult"))
+        wd_mult = validation.multipliers("saved wd_mult", decode_keys(saved["wd_mult"], "saved wd_mult"))
+        scheduler = None
+        if saved["lr_scheduler"] is not None:
+            scheduler = LRScheduler.from_config(saved["lr_scheduler"])
+        if lr is None and scheduler is None and self.lr_scheduler is None:
+            raise ValueError("saved lr is None but no lr_scheduler was saved")
+        self.lr = lr
+        self.num_update = num_update
+        self._all_index_update_counts = counts
         self._all_index_update_counts.setdefault(0, {})
         self._index_update_count = self._all_index_update_counts[0]
-        self.lr_mult = decode_keys(saved["lr_mult"])
-        self.wd_mult = decode_keys(saved["wd_mult"])
-        if saved["lr_scheduler"] is not None:
-            self.lr_scheduler = LRScheduler.from_config(saved["lr_scheduler"])
+        self.lr_mult = lr_mult
+        self.wd_mult = wd_mult
+        if scheduler is not None:
+            self.lr_scheduler = scheduler
 
     def __repr__(self):
         return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, wd={self.wd!r})"
@@ -333,8 +370,10 @@ def _aggregate_num(value):
         return 1
     if value is numpy.inf or (isinstance(value, float) and math.isinf(value) and value > 0):
         return numpy.inf
-    return validation.number("aggregate_num", value, minimum=1, integer=True,
-                             rule=f"aggregate_num must be an integer >= 1 or numpy.inf, got {value!r}")
+    # 0 and 1 both mean no aggregation (MXNet's Updater aggregates when aggregate_num > 1;
+    # MXNet 1.x's base default is 0 and MXNet's own tests pass 0)
+    return validation.number("aggregate_num", value, minimum=0, integer=True,
+                             rule=f"aggregate_num must be an integer >= 0 or numpy.inf, got {value!r}")
 
 
 def _as_lists(indices, weights, grads, states):
@@ -361,5 +400,16 @@ def encode_keys(mapping):
     return out
 
 
-def decode_keys(items):
-    return {(int(key) if kind == "int" else str(key)): value for kind, key, value in items}
+def decode_keys(items, what="saved table"):
+    """The dict `encode_keys` saved; ValueError if `items` is not such a list."""
+    if not isinstance(items, list):
+        raise ValueError(f"{what} must be a list of [kind, key, value], got {type(items).__name__}")
+    out = {}
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 3 and
+                ((item[0] == "int" and isinstance(item[1], int) and not isinstance(item[1], bool))
+                 or (item[0] == "str" and isinstance(item[1], str)))):
+            raise ValueError(f"{what} must be a list of [\"int\", int, value] or [\"str\", str, value], "
+                             f"got {item!r}")
+        out[item[1]] = item[2]
+    return out

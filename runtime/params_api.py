@@ -14,7 +14,7 @@ import re
 
 from . import arrays, validation
 from .backends import array_module
-from .spec_optimizer import _state_dtype, _state_parts
+from .spec_optimizer import _state_dtype, _state_parts, state_shape
 
 _BETA = re.compile(r"^beta\d+$")
 DEFAULT_KEYWORDS = {"epsilon": "eps"}
@@ -56,11 +56,14 @@ class Optimizer:
         group = dict(group)
         params = group["params"]
         params = [params] if arrays.family(params) is not None else list(params)
-        for p in params:
+        for k, p in enumerate(params):
             if arrays.family(p) is None:
                 raise TypeError(f"parameters must be numpy, cupy or torch arrays, got {type(p).__name__}")
             if any(p is q for q in self._params):
                 raise ValueError("some parameters appear in more than one parameter group")
+            if any(p is q for q in params[:k]):
+                raise ValueError(f"parameter {k} of the group appears twice in it (each parameter "
+                                 "must appear once: it would be updated twice per step)")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         group["params"] = params
@@ -174,11 +177,22 @@ class Optimizer:
                 engine._check([ids[k] for k in existing], [weights[k] for k in existing],
                               [gradients[k] for k in existing], [states[k] for k in existing])
                 plan.append((engine, ids, weights, gradients, states))
-        for engine, ids, weights, gradients, states in plan:
-            for k, pid in enumerate(ids):
-                if states[k] is None and pid not in self.state:
-                    states[k] = self.state[pid] = engine.create_state(pid, weights[k])
-            engine.fused_step(ids, weights, gradients, states)
+        # every group is counted and planned before any kernel runs: a group that cannot step
+        # (FTML with lr = 0) leaves every group's weights, states and counts as they were
+        prepared, created = [], {}
+        try:
+            for engine, ids, weights, gradients, states in plan:
+                for k, pid in enumerate(ids):
+                    if states[k] is None and pid not in self.state:
+                        states[k] = created[pid] = engine.create_state(pid, weights[k])
+                prepared.append(engine._prepare(ids, weights, gradients, states, fused=True))
+        except BaseException:
+            for step in reversed(prepared):
+                step.cancel()
+            raise
+        self.state.update(created)
+        for step in prepared:
+            step.run()
         return loss
 
     def zero_grad(self, set_to_none=True):
@@ -218,14 +232,25 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Load a state_dict() (this optimizer's or torch's layout): checked whole first."""
-        groups = state_dict["param_groups"]
+        """Load a state_dict() (this optimizer's or torch's layout): checked whole first, so a
+        state dict of another optimizer or with wrong entries changes nothing."""
+        name = type(self).__name__
+        validation.entries("the loaded state dict", state_dict, ("state", "param_groups"))
+        groups, saved_states = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not isinstance(saved_states, dict):
+            raise ValueError("a state dict has 'state' (a dict) and 'param_groups' (a list)")
         if len(groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(groups)} parameter groups, this optimizer "
                              f"{len(self.param_groups)}")
         new_groups, engines = [], []
         for group_index, (saved, group) in enumerate(zip(groups, self.param_groups)):
-            if len(saved["params"]) != len(group["params"]):
+            keys = ("params", *self.defaults)
+            missing = [key for key in keys if key not in saved] if isinstance(saved, dict) else keys
+            if missing:   # extra keys are fine: torch's groups carry foreach, maximize, ...
+                raise ValueError(f"parameter group {group_index} of the loaded state dict lacks "
+                                 f"{', '.join(map(repr, missing))}: {name} expects {', '.join(map(repr, keys))} "
+                                 "(is it the state dict of another optimizer?)")
+            if not isinstance(saved["params"], (list, tuple)) or len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"parameter group {group_index} has {len(saved['params'])} parameters "
                                  f"in the loaded state dict, {len(group['params'])} here")
             merged = dict(saved, params=group["params"])
@@ -237,7 +262,7 @@ class Optimizer:
             old_to_new.update(zip(saved["params"], self._ids(group_index)))
         states, counts = {}, {}
         metas = {m["name"]: m for m in self.engine_class.SPEC["states"]}
-        for old_id, entry in state_dict["state"].items():
+        for old_id, entry in saved_states.items():
             if old_id not in old_to_new:
                 raise ValueError(f"loaded state dict has a state for unknown parameter id {old_id!r}")
             pid = old_to_new[old_id]
@@ -245,12 +270,15 @@ class Optimizer:
             engine = engines[group_index][1]
             names = self._state_names(engine)
             expected = {"step", *names}
-            if set(entry) != expected:
-                raise ValueError(f"state of parameter {pid} has keys {sorted(entry)}, expected {sorted(expected)}")
+            if not isinstance(entry, dict) or set(entry) != expected:
+                got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+                raise ValueError(f"state of parameter {pid} has keys {got}, {name} expects {sorted(expected)}")
             weight = arrays.view(self._params[pid])
-            parts = [self._load_array(pid, name, entry[name], metas[name], weight) for name in names]
+            parts = [self._load_array(pid, state, entry[state], metas[state], weight) for state in names]
             states[pid] = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
-            counts[pid] = int(round(float(arrays.to_float(entry["step"]))))
+            step = arrays.to_float(entry["step"])
+            counts[pid] = validation.count(f"step of parameter {pid}",
+                                           int(step) if isinstance(step, float) and step.is_integer() else step)
         self.param_groups = new_groups
         self._engines = engines
         self.state = states
@@ -262,13 +290,19 @@ class Optimizer:
 
     @staticmethod
     def _load_array(pid, name, value, meta, weight):
+        """One saved state as the array the engine keeps (its shape, dtype and device)."""
         import numpy
-        if meta["shape"] == "scalar":
-            return numpy.array(float(arrays.to_float(value)), dtype=numpy.float64)
+        if meta["shape"] == "scalar" and not meta.get("device"):
+            value = arrays.to_float(value)
+            return numpy.array(validation.number(f"state '{name}' of parameter {pid}", value),
+                               dtype=numpy.float64)
         array = arrays.view(value) if arrays.family(value) is not None else numpy.asarray(value)
-        if tuple(array.shape) != tuple(weight.shape):
+        shape = state_shape(meta, weight, pid)
+        if tuple(array.shape) != shape:
             raise ValueError(f"state '{name}' of parameter {pid} has shape {tuple(array.shape)}, "
-                             f"the parameter {tuple(weight.shape)}")
+                             f"expected {shape}")
+        if array.dtype.kind not in "fiu":
+            raise ValueError(f"state '{name}' of parameter {pid} has dtype {array.dtype}, not a number")
         xp = array_module(weight)
         dtype = _state_dtype(meta, weight.dtype)
         if xp is numpy:

@@ -65,12 +65,23 @@ class SpecOptimizer(Optimizer):
 
     @staticmethod
     def from_config(config):
+        """The optimizer `config()` describes; everything is checked (the constructor checks
+        the arguments, `_restore_counters` the counters) before the optimizer is returned."""
         from .registry import lookup
+        validation.entries("saved optimizer", config, ("name", "flavor", "arguments", "counters"))
+        if not isinstance(config["name"], str) or not isinstance(config["flavor"], str):
+            raise ValueError("saved optimizer name and flavor must be strings")
         cls = lookup(config["name"], config["flavor"])
+        if not isinstance(config["arguments"], dict):
+            raise ValueError("saved optimizer arguments must be a dict")
         arguments = dict(config["arguments"])
         if arguments.get("aggregate_num") == "inf":
             arguments["aggregate_num"] = numpy.inf
-        arguments["param_idx2name"] = decode_keys(arguments["param_idx2name"])
+        validation.entries("saved optimizer arguments", arguments, ("learning_rate", "param_idx2name"),
+                           optional=tuple(inspect.signature(cls).parameters) + _BASE_ARGUMENTS)
+        arguments["param_idx2name"] = decode_keys(arguments["param_idx2name"], "saved param_idx2name")
+        if not all(isinstance(name, str) for name in arguments["param_idx2name"].values()):
+            raise ValueError("saved param_idx2name must map indices to names (str)")
         learning_rate = arguments.pop("learning_rate")
         optimizer = cls(learning_rate=learning_rate if learning_rate is not None else 0.0, **arguments)
         optimizer._restore_counters(config["counters"])
@@ -81,7 +92,7 @@ class SpecOptimizer(Optimizer):
         return self._module.states_present(**self._hyperparameters)
 
     def create_state(self, index, weight):
-        xp = array_module(weight)
+        xp = validation.weight_array(index, weight)
         present = self._present_states()
         arrays = []
         for meta in self.SPEC["states"]:
@@ -93,7 +104,7 @@ class SpecOptimizer(Optimizer):
             elif meta["shape"] == "scalar":
                 arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
             elif meta["shape"] == "rows":
-                arrays.append(xp.zeros(_rows_shape(weight), dtype=dtype))
+                arrays.append(xp.zeros(state_shape(meta, weight, index), dtype=dtype))
             elif meta["init"] == "weight":
                 arrays.append(weight.astype(dtype, copy=True))
             else:
@@ -121,6 +132,7 @@ class SpecOptimizer(Optimizer):
                     if not (isinstance(part, numpy.ndarray) and part.shape == ()):
                         raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
                                          f"numpy array, got {type(part).__name__}")
+                    validation.state_array_writable(index, name, part)
                     continue
                 try:
                     pxp = array_module(part)
@@ -129,7 +141,7 @@ class SpecOptimizer(Optimizer):
                 if pxp is not xp:
                     raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
                                     f"but the weight is a {xp.__name__} array")
-                shape = {"rows": _rows_shape(weight), "scalar": ()}.get(meta["shape"], weight.shape)
+                shape = state_shape(meta, weight, index)
                 if tuple(part.shape) != tuple(shape):
                     raise ValueError(f"state '{name}' of parameter {index!r} has shape "
                                      f"{tuple(part.shape)}, expected {tuple(shape)}")
@@ -140,6 +152,7 @@ class SpecOptimizer(Optimizer):
                 if xp is not numpy and part.device != weight.device:
                     raise ValueError(f"state '{name}' of parameter {index!r} is on {part.device}, "
                                      f"the weight on {weight.device}")
+                validation.state_array_writable(index, name, part)
 
     # -- the update ------------------------------------------------------------------
     def step(self, indices, weights, grads, states):
@@ -166,16 +179,22 @@ class SpecOptimizer(Optimizer):
         self._run(idx, ws, gs, inner, fused=True, masters=masters)
 
     def _run(self, indices, weights, grads, states, fused, masters=None):
-        """Count, then compute every parameter's host scalars, then run the kernels.
+        """Prepare the step (`_prepare`), then run its kernels."""
+        self._prepare(indices, weights, grads, states, fused, masters).run()
+
+    def _prepare(self, indices, weights, grads, states, fused, masters=None):
+        """Count, then compute every parameter's host scalars: a `PreparedStep` whose `run()`
+        calls the kernels and whose `cancel()` restores the update counts.
 
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
         ValueError before any array changes, with the update counts restored. On CuPy
-        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py)."""
+        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py).
+        The params-style API prepares every group's step before it runs any."""
         gpu = fused and _cuda_kernels(self, weights, grads)
         if gpu:
             from .backends import cupy_backend
             cupy_backend.check(indices, weights, grads, states, masters)
-        counts, num_update = dict(self._index_update_count), self.num_update
+        prepared = PreparedStep(self)
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
         self._update_count(indices)
@@ -186,18 +205,22 @@ class SpecOptimizer(Optimizer):
             plans = [self._plan(index, weight, state, lr, wd, present)
                      for index, weight, state, lr, wd in zip(indices, masters or weights, states, lrs, wds)]
         except (ArithmeticError, ValueError) as err:
-            self._index_update_count.clear()
-            self._index_update_count.update(counts)
-            self.num_update = num_update
+            prepared.cancel()
             if isinstance(err, PreconditionError):
                 raise
             raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
+        except BaseException:
+            prepared.cancel()
+            raise
         if gpu:
-            cupy_backend.execute(self, indices, weights, grads, plans, masters)
-            return
-        for weight, grad, plan in zip(weights, grads, plans):
-            if plan is not None:
-                self._execute(weight, grad, *plan, fused=fused)
+            prepared.kernels = lambda: cupy_backend.execute(self, indices, weights, grads, plans, masters)
+        else:
+            def kernels():
+                for weight, grad, plan in zip(weights, grads, plans):
+                    if plan is not None:
+                        self._execute(weight, grad, *plan, fused=fused)
+            prepared.kernels = kernels
+        return prepared
 
     def _plan(self, index, weight, state, lr, wd, present):
         """The variant, the host scalars and the new scalar states of one parameter's step
@@ -242,12 +265,41 @@ class SpecOptimizer(Optimizer):
             else:
                 if isinstance(grad, RowSparse):
                     grad = grad.todense()      # standard update: zero gradient in the other rows
+                if weight.ndim == 0:
+                    # NumPy turns 0-d temporaries into scalars, which out= cannot take: run the
+                    # kernel on 1-element views (the same memory, so the update is in place);
+                    # per-tensor scalar states (NovoGrad's) stay 0-d as for any weight
+                    metas = {m["name"]: m for m in self.SPEC["states"]}
+                    names = [n for n in variant["states"]    # the states _plan passes as arrays
+                             if metas[n]["shape"] != "scalar" or metas[n].get("device")]
+                    arrays = [a if metas[n]["shape"] == "scalar" else a.reshape(1)
+                              for n, a in zip(names, arrays)]
+                    weight, grad = weight.reshape(1), grad.reshape(1)
                 if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
                     cpu.run_blocked(kernel, weight, grad, arrays, scalars)
                 else:
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+
+class PreparedStep:
+    """A counted and planned step whose kernels have not run yet."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.counts = dict(optimizer._index_update_count)
+        self.num_update = optimizer.num_update
+        self.kernels = None
+
+    def run(self):
+        self.kernels()
+
+    def cancel(self):
+        """Restore the update counts this step advanced."""
+        self.optimizer._index_update_count.clear()
+        self.optimizer._index_update_count.update(self.counts)
+        self.optimizer.num_update = self.num_update
 
 
 def _cuda_kernels(optimizer, weights, grads):
@@ -282,8 +334,22 @@ def _state_dtype(meta, weight_dtype):
     return weight_dtype
 
 
-def _rows_shape(weight):
+def state_shape(meta, weight, index):
+    """The shape a state of this metadata has for this weight: the weight's, (rows, 1, ...)
+    or () for scalars. A row state needs rows: a 0-d weight is refused."""
+    if meta["shape"] == "scalar":
+        return ()
+    if meta["shape"] != "rows":
+        return tuple(weight.shape)
+    if weight.ndim == 0:
+        raise ValueError(f"weight of parameter {index!r} is 0-d, but state '{meta['name']}' keeps one "
+                         "value per row: give the weight at least one dimension")
     return (weight.shape[0],) + (1,) * (weight.ndim - 1)
+
+
+# Optimizer.__init__'s arguments that config() may save
+_BASE_ARGUMENTS = tuple(p for p in inspect.signature(Optimizer.__init__).parameters
+                        if p not in ("self", "kwargs"))
 
 
 def _state_parts(state, count):
@@ -336,6 +402,8 @@ def optimizer_class(module):
         "SPEC": spec,
         "flavor": spec["flavor"],
         "_decay_suffixes": decay_suffixes(spec),
+        "_skips_bad_rescale_grad": hasattr(module, "skip")
+        and "rescale_grad" in inspect.signature(module.skip).parameters,
         "_module": module,
         "__init__": __init__,
         "__doc__": class_docstring(spec),

@@ -8,8 +8,13 @@ Arrays keep their exact bits, so resuming gives bit-identical results.
 """
 import io
 import json
+import math
+import zipfile
 
 import numpy
+from numpy.lib import format as npy
+
+from .validation import FLOAT_DTYPES, entries
 
 from .backends import is_cupy_array
 
@@ -31,24 +36,70 @@ def dumps(states, optimizer=None):
 
 
 def loads(data):
-    """(states, optimizer config or None) from `dumps` output; ValueError if it is not one."""
+    """(states, optimizer config or None) from `dumps` output; ValueError if it is not one.
+
+    Everything is checked before any array is read: the archive's members (stored, of a
+    size the data can hold), each array's header (its declared shape and dtype must fill
+    exactly its member: a header declaring 10^12 elements is refused, never allocated),
+    and the JSON structure."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"states must be bytes from get_states(), got {type(data).__name__}")
+    data = bytes(data)
     try:
-        archive = numpy.load(io.BytesIO(bytes(data)), allow_pickle=False)
+        sizes = _array_sizes(data)
+        archive = numpy.load(io.BytesIO(data), allow_pickle=False)
         meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
-    except Exception as err:  # noqa: BLE001 - any failure means "not our format"
+    except ValueError as err:
+        raise ValueError(f"not an optforge states file: {err}") from None
+    except Exception as err:  # noqa: BLE001 - any failure of zipfile/json means "not our format"
         raise ValueError(f"not an optforge states file ({type(err).__name__}: {err})") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError("not an optforge states file")
     if meta.get("version") != VERSION:
         raise ValueError(f"unsupported states version {meta.get('version')!r} (this optforge reads {VERSION})")
+    entries("states file", meta, ("format", "version", "states", "optimizer"))
+    if not isinstance(meta["states"], list):
+        raise ValueError("the states file's states must be a list")
+    if meta["optimizer"] is not None and not isinstance(meta["optimizer"], dict):
+        raise ValueError("the states file's optimizer must be a dict or null")
     states = {}
-    for key, tree in meta["states"]:
-        states[_decode_key(key)] = _decode(tree, archive)
-    return states, meta.get("optimizer")
+    for item in meta["states"]:
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ValueError(f"a state entry must be [index, state], got {item!r:.80}")
+        key = _decode_key(item[0])
+        if key in states:
+            raise ValueError(f"the states file has two states for parameter {key!r}")
+        states[key] = _decode(item[1], archive, sizes, depth=0)
+    return states, meta["optimizer"]
 
 
+def _array_sizes(data):
+    """{member name: (shape, dtype)} of every .npy member, read from the headers alone."""
+    sizes = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size \
+                    or info.file_size > len(data):
+                raise ValueError(f"member {name!r} is compressed or larger than the file "
+                                 f"({info.file_size} bytes declared)")
+            with archive.open(info) as member:
+                version = npy.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran, dtype = npy.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, fortran, dtype = npy.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"member {name!r} has .npy version {version}")
+                header = member.tell()
+            if dtype.hasobject:
+                raise ValueError(f"member {name!r} holds Python objects")
+            declared = math.prod(shape) * dtype.itemsize
+            if declared != info.file_size - header:
+                raise ValueError(f"member {name!r} declares shape {shape} of {dtype} ({declared} bytes) "
+                                 f"but holds {info.file_size - header} bytes")
+            sizes[name] = (shape, dtype)
+    return sizes
 def _encode_key(index):
     if isinstance(index, (bool, numpy.bool_)):
         raise TypeError(f"cannot save a state under index {index!r}")
@@ -60,8 +111,13 @@ def _encode_key(index):
 
 
 def _decode_key(key):
-    kind, value = key
-    return int(value) if kind == "int" else str(value)
+    if isinstance(key, list) and len(key) == 2:
+        kind, value = key
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind == "str" and isinstance(value, str):
+            return value
+    raise ValueError(f"a state's index must be [\"int\", int] or [\"str\", str], got {key!r:.80}")
 
 
 def _encode(state, arrays):
@@ -82,17 +138,27 @@ def _encode(state, arrays):
     raise TypeError(f"cannot save a state of type {type(state).__name__}")
 
 
-def _decode(tree, archive):
+MAX_DEPTH = 4   # (weight32, (mean, var)) is 2 deep
+
+
+def _decode(tree, archive, sizes, depth):
     if tree is None:
         return None
-    if "tuple" in tree:
-        return tuple(_decode(t, archive) for t in tree["tuple"])
-    if "list" in tree:
-        return [_decode(t, archive) for t in tree["list"]]
-    array = archive[tree["array"]]
-    if tree["dtype"] == "bfloat16":
+    if depth > MAX_DEPTH or not isinstance(tree, dict) or len(tree) not in (1, 2):
+        raise ValueError(f"a saved state must be null, an array or a tuple of them, got {tree!r:.80}")
+    if len(tree) == 1 and isinstance(tree.get("tuple", tree.get("list")), list):
+        parts = [_decode(t, archive, sizes, depth + 1) for t in tree.get("tuple", tree.get("list"))]
+        return tuple(parts) if "tuple" in tree else parts
+    name, dtype = tree.get("array"), tree.get("dtype")
+    if set(tree) != {"array", "dtype"} or not isinstance(name, str) or name == "meta" or name not in sizes:
+        raise ValueError(f"a saved state names no array of the file: {tree!r:.80}")
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"array {name} has dtype {dtype!r}; saved states are {', '.join(FLOAT_DTYPES)}")
+    stored = "uint16" if dtype == "bfloat16" else dtype    # bfloat16 is stored as its bits
+    if str(sizes[name][1]) != stored:
+        raise ValueError(f"array {name} has dtype {sizes[name][1]}, expected {stored}")
+    array = archive[name]
+    if dtype == "bfloat16":
         import ml_dtypes
         array = array.view(ml_dtypes.bfloat16)
-    elif str(array.dtype) != tree["dtype"]:
-        raise ValueError(f"array {tree['array']} has dtype {array.dtype}, expected {tree['dtype']}")
     return array

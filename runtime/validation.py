@@ -90,10 +90,7 @@ def check_pair(index, weight, grad):
     """Weight and gradient of one parameter: same array type, shape and dtype (the gradient
     may be a RowSparse of the weight's shape)."""
     from .sparse import RowSparse
-    try:
-        xp = array_module(weight)
-    except TypeError as err:
-        raise TypeError(f"weight of parameter {index!r}: {err}") from None
+    xp = weight_array(index, weight)
     try:
         gxp = array_module(grad.values if isinstance(grad, RowSparse) else grad)
     except TypeError as err:
@@ -116,3 +113,75 @@ def check_pair(index, weight, grad):
     if xp is not numpy and weight.device != values.device:
         raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {values.device}")
     return xp
+
+
+def flag(name, value, allow_none=False):
+    """A base-class switch such as multi_precision: True or False (a string such as "no"
+    is truthy, so only real booleans are accepted)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, numpy.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False{' or None' if allow_none else ''}, got {value!r}")
+
+
+def scheduler(value):
+    """lr_scheduler: None or a callable `lr_scheduler(num_update) -> lr`."""
+    if value is not None and not callable(value):
+        raise TypeError(f"lr_scheduler must be None or callable as lr_scheduler(num_update) -> lr "
+                        f"(see optforge.lr_scheduler), got {value!r}")
+    return value
+
+
+def key(name, value):
+    """A parameter index or name used as a dictionary key: an int or a str."""
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, (numbers.Integral, str)):
+        raise TypeError(f"{name} keys must be parameter indices (int) or names (str), got {value!r}")
+    return int(value) if isinstance(value, numbers.Integral) else value
+
+
+def multipliers(name, mapping):
+    """lr_mult / wd_mult: {index or name: finite number >= 0}, normalised to floats."""
+    if not isinstance(mapping, dict):
+        raise TypeError(f"{name} must be a dict of parameter index or name -> multiplier, "
+                        f"got {type(mapping).__name__}")
+    return {key(name, k): number(f"{name} of parameter {k!r}", v, minimum=0.0)
+            for k, v in mapping.items()}
+
+
+def weight_array(index, weight):
+    """The array module of a weight; TypeError names the parameter if it is no array."""
+    try:
+        return array_module(weight)
+    except TypeError as err:
+        raise TypeError(f"weight of parameter {index!r}: {err}") from None
+
+
+def state_array_writable(index, name, part):
+    """State arrays are updated in place: a read-only one would fail halfway through a step."""
+    if isinstance(part, numpy.ndarray) and not part.flags.writeable:
+        raise ValueError(f"state '{name}' of parameter {index!r} is read-only; "
+                         "states are updated in place")
+
+
+def entries(what, value, required, optional=()):
+    """A dict read from a saved file: exactly the required keys (and maybe the optional
+    ones); ValueError names what is missing or unknown."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a dict, got {type(value).__name__}")
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}")
+    unknown = sorted(str(k) for k in value if k not in required and k not in optional)
+    if unknown:
+        raise ValueError(f"{what} has unknown entries {', '.join(map(repr, unknown))}")
+    return value
+
+
+def count(name, value):
+    """An update count read from a saved file: an int >= 0 (not a string, not a float)."""
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)

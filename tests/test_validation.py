@@ -23,7 +23,13 @@ import optforge
     ("adam", dict(clip_gradient=-1.0), "clip_gradient must be >= 0 or None"),
     ("adam", dict(begin_num_update=-1), "begin_num_update must be >= 0"),
     ("adam", dict(begin_num_update=1.5), "begin_num_update must be an integer"),
-    ("adam", dict(aggregate_num=0), "aggregate_num must be an integer >= 1 or numpy.inf"),
+    ("adam", dict(aggregate_num=-1), "aggregate_num must be an integer >= 0 or numpy.inf"),
+    ("adam", dict(aggregate_num=2.5), "aggregate_num must be an integer"),
+    ("adam", dict(rescale_grad=float("nan")), "rescale_grad must be finite, got nan"),
+    ("sgd", dict(rescale_grad=float("inf")), "rescale_grad must be finite, got inf"),
+    ("adam", dict(multi_precision="no"), "multi_precision must be True or False, got 'no'"),
+    ("adam", dict(multi_precision=1), "multi_precision must be True or False, got 1"),
+    ("adam", dict(use_fused_step="yes"), "use_fused_step must be True or False or None, got 'yes'"),
     ("adam", dict(rescale_grad="x"), "rescale_grad must be a number"),
 ])
 def test_invalid_values(name, kwargs, message):
