@@ -45,6 +45,27 @@ def test_master_copy_equals_a_float32_run_rounded_each_step(name, hp, low):
             assert low_w[i].dtype == dtype
 
 
+@pytest.mark.parametrize("name", ["sgd", "nag", "lars"])
+def test_mxnet1_multi_precision_state_is_weight32_first_as_documented(name):
+    """MXNet 1.x's SGD, NAG and LARS stored (mom, weight32); optforge keeps MXNet 2.0's
+    (weight32, mom) for every flavor, and each spec says so."""
+    opt = optforge.create(name, flavor="mxnet1", momentum=0.9, multi_precision=True)
+    master, inner = opt.create_state_multi_precision(0, np.full(3, 0.5, np.float16))
+    mom = inner[0] if isinstance(inner, tuple) else inner       # 1.x LARS also keeps last_lr
+    assert master.dtype == np.float32 and mom.dtype == np.float32 and mom.shape == (3,)
+    np.testing.assert_array_equal(master, 0.5)
+    np.testing.assert_array_equal(mom, 0.0)
+    assert any("(mom, weight32)" in d for d in opt.SPEC["deviations"])
+
+
+@pytest.mark.parametrize("flavor", ["mxnet2", "mxnet1"])
+def test_lamb_master_copy_deviation_is_documented(flavor):
+    # the master copy advancing every step is what test_master_copy_equals_a_float32_run... checks
+    opt = optforge.create("lamb", flavor=flavor)
+    assert any("MPLambUpdatePhaseTwoKernel" in d for d in opt.SPEC["deviations"])
+    assert "MPLambUpdatePhaseTwoKernel" in type(opt).__doc__
+
+
 def test_float16_without_multi_precision_warns():
     opt = optforge.create("adam")
     with pytest.warns(UserWarning, match="Accumulating with float16 in optimizer can lead to poor accuracy"):

@@ -25,6 +25,9 @@ CASES = [   # (flavor, name, hyperparameters, reference, wd)
 ]
 
 
+LAZY_OPTION = ("sgd", "adam", "lars", "ftrl")   # the rest are lazy by rule (sparse_update = "lazy")
+
+
 def _dense(rows, values):
     dense = np.zeros(SHAPE, values.dtype)
     np.add.at(dense, rows, values)
@@ -55,10 +58,10 @@ def test_row_sparse_updates(flavor, name, hp, rule, wd, lazy):
     dtype = np.float64
     rng = np.random.default_rng(7)
     opt = optforge.create(name, flavor=flavor, learning_rate=0.05, wd=wd, rescale_grad=0.7,
-                          clip_gradient=0.6, lazy_update=lazy, **hp) if name in ("sgd", "adam", "lars") \
+                          clip_gradient=0.6, lazy_update=lazy, **hp) if name in LAZY_OPTION \
         else optforge.create(name, flavor=flavor, learning_rate=0.05, wd=wd, rescale_grad=0.7,
                              clip_gradient=0.6, **hp)
-    assert opt.lazy_update is (lazy if name in ("sgd", "adam", "lars") else True)
+    assert opt.lazy_update is (lazy if name in LAZY_OPTION else True)
     weight = signed(rng, SHAPE, 1.5, dtype)
     state = opt.create_state(0, weight)
     expected_w, expected_s = weight.copy(), copy_state(state)
@@ -86,6 +89,29 @@ def test_row_sparse_updates(flavor, name, hp, rule, wd, lazy):
         untouched = [r for r in range(SHAPE[0]) if r not in rows]
         if opt.lazy_update:
             np.testing.assert_array_equal(weight[untouched], before[untouched])
+
+
+@pytest.mark.parametrize("flavor", ["mxnet2", "mxnet1"])
+def test_ftrl_row_sparse_default_is_mxnets_dense_weight_update(flavor):
+    """MXNet runs FTRL's row-sparse kernel only for row-sparse weights and states; a dense weight
+    gets the dense update, so rows without a gradient are recomputed from z and n (on the
+    first step, z = 0 sets them to 0). lazy_update=True keeps them."""
+    weight = np.linspace(-1, 1, 18).reshape(SHAPE)
+    grad = RowSparse(np.array([1, 4]), np.full((2, 3), 0.5), SHAPE)
+    dense = optforge.create("ftrl", flavor=flavor, learning_rate=0.1)
+    assert dense.lazy_update is False
+    w, state = weight.copy(), dense.create_state(0, weight)
+    dense.update(0, w, grad, state)
+    expected_w, expected_s = mxnet2.ftrl(weight, grad.todense(), (np.zeros(SHAPE), np.zeros(SHAPE)),
+                                         lr=0.1, wd=0.0, t=1, rescale_grad=1.0, clip_gradient=None)
+    assert_close(w, expected_w, np.float64, "dense FTRL weight")
+    assert_states_close(state, expected_s, np.float64, "dense FTRL state")
+    np.testing.assert_array_equal(w[[0, 2, 3, 5]], 0.0)       # recomputed from z = 0, n = 0
+    lazy = optforge.create("ftrl", flavor=flavor, learning_rate=0.1, lazy_update=True)
+    w = weight.copy()
+    lazy.update(0, w, grad, lazy.create_state(0, w))
+    np.testing.assert_array_equal(w[[0, 2, 3, 5]], weight[[0, 2, 3, 5]])
+    assert_close(w[[1, 4]], expected_w[[1, 4]], np.float64, "lazy FTRL rows")
 
 
 def test_canonical_form_sorts_and_sums_rows():

@@ -20,13 +20,16 @@ SPEC = {
     'references': [
         'McMahan et al., Ad Click Prediction: a View from the Trenches, KDD 2013. https://dl.acm.org/doi/10.1145/2487575.2488200',
     ],
-    'notes': ['wd is the L2 strength and enters the denominator; the gradient gets no wd term.'],
+    'notes': [
+        'wd is the L2 strength and enters the denominator; the gradient gets no wd term.',
+        "A row-sparse gradient gets the dense update by default, as in MXNet for a dense weight (its row-sparse kernel runs only when the weight and the states are row-sparse too): rows without a gradient keep z and n, and their weight is recomputed from them, so such rows change on the first step and whenever lr or wd changes. lazy_update=True updates only the gradient's rows, as MXNet's row-sparse kernel does.",
+    ],
     'deviations': [
         'The states are float32, or float64 for float64 weights (MXNet keeps them float32 always).',
     ],
     'spec': 'specs/mxnet1/ftrl.toml',
     'learning_rate': 0.1,
-    'options': {},
+    'options': {'lazy_update': False},
     'hyperparameters': [
         {
             'name': 'lamda1',
@@ -87,7 +90,7 @@ SPEC = {
     'name_flags': {},
     'decay_suffixes': None,
     'lr_before_count': False,
-    'sparse_update': 'lazy',
+    'sparse_update': 'standard',
 }
 
 

@@ -34,6 +34,7 @@ SPEC = {
     ],
     'deviations': [
         'The momentum correction is kept per parameter. MXNet 1.x keeps one previous lr per optimizer and refreshes it on every call, so only the first aggregated group after an lr change is corrected.',
+        "With multi_precision the state is (weight32, inner) as in MXNet 2.0; MXNet 1.x's LARS stored (mom, weight32).",
     ],
     'spec': 'specs/mxnet1/lars.toml',
     'learning_rate': 0.01,

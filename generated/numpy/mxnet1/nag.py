@@ -28,7 +28,9 @@ SPEC = {
         "MXNet 1.x's kernel updates the weight in place before the momentum, so the momentum's weight-decay term uses the new weight; this rule reproduces that (identical to MXNet 2.0 when wd = 0).",
         'With momentum = 0 the rule is plain SGD: (1 - lr * wd) * weight - lr * clip(rescale_grad * grad).',
     ],
-    'deviations': [],
+    'deviations': [
+        "With multi_precision the state is (weight32, mom) as in MXNet 2.0; MXNet 1.x's NAG stored (mom, weight32).",
+    ],
     'spec': 'specs/mxnet1/nag.toml',
     'learning_rate': 0.01,
     'options': {},
