@@ -79,9 +79,9 @@ class Optimizer:
         self.begin_num_update = validation.number("begin_num_update", begin_num_update,
                                                   minimum=0, integer=True)
         self.num_update = self.begin_num_update
-        self.multi_precision = validation.flag("multi_precision", multi_precision)
+        self.multi_precision = multi_precision
         self.aggregate_num = _aggregate_num(aggregate_num)
-        self.use_fused_step = bool(validation.flag("use_fused_step", use_fused_step, allow_none=True))
+        self.use_fused_step = False if use_fused_step is None else use_fused_step
         self._all_index_update_counts = {0: {}}
         self._index_update_count = self._all_index_update_counts[0]
         self.idx2name = dict(param_idx2name or {})
@@ -101,6 +101,22 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._lr = validation.number("lr", value, minimum=0.0, allow_none=True)
+
+    @property
+    def multi_precision(self):
+        return self._multi_precision
+
+    @multi_precision.setter
+    def multi_precision(self, value):
+        self._multi_precision = validation.flag("multi_precision", value)
+
+    @property
+    def use_fused_step(self):
+        return self._use_fused_step
+
+    @use_fused_step.setter
+    def use_fused_step(self, value):
+        self._use_fused_step = validation.flag("use_fused_step", value)
 
     @property
     def wd(self):
@@ -211,6 +227,8 @@ class Optimizer:
     def _get_lrs(self, indices):
         """Learning rates after the scheduler and lr_mult (first matching source wins)."""
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        if self.lr_scheduler is not None:
+            lr = validation.number(f"lr_scheduler({self.num_update})", lr, minimum=0.0)
         return [lr * self._multiplier(index, "lr_mult", self.lr_mult) for index in indices]
 
     def _get_lr(self, index):
@@ -224,7 +242,8 @@ class Optimizer:
 
     def _multiplier(self, index, attribute, table):
         if index in self.param_dict:
-            return getattr(self.param_dict[index], attribute, 1.0)
+            return validation.number(f"param_dict[{index!r}].{attribute}",
+                                     getattr(self.param_dict[index], attribute, 1.0), minimum=0.0)
         if index in table:
             return table[index]
         if index in self.idx2name:

@@ -64,6 +64,8 @@ def _grads(weights, value=0.5):
     ("lr", float("nan"), "lr must be finite, got nan"),
     ("lr", -0.1, "lr must be >= 0.0, got -0.1"),
     ("lr", "0.1", "lr must be a number or None, got '0.1'"),
+    ("multi_precision", "no", "multi_precision must be True or False, got 'no'"),
+    ("use_fused_step", 1, "use_fused_step must be True or False, got 1"),
 ])
 def test_setting_a_bad_base_value_changes_nothing(attribute, value, message):
     opt, weights, states = _stepped()
@@ -101,6 +103,22 @@ def test_bad_multipliers_change_nothing(method, table, error, message):
         getattr(opt, method)(table)
     assert _snapshot(opt, weights, states) == before
     assert opt.lr_mult == {1: 0.5} and opt.wd_mult == {0: 2.0}
+
+
+def test_a_scheduler_or_param_dict_giving_a_bad_value_fails_before_counting():
+    class Param:
+        lr_mult = float("nan")
+
+    for attribute, value, message in [
+            ("lr_scheduler", lambda n: float("nan"), r"lr_scheduler\(5\) must be finite"),
+            ("lr_scheduler", lambda n: -0.5, r"lr_scheduler\(5\) must be >= 0.0"),
+            ("param_dict", {1: Param()}, r"param_dict\[1\].lr_mult must be finite")]:
+        opt, weights, states = _stepped()
+        setattr(opt, attribute, value)
+        before = _snapshot(opt, weights, states)
+        with pytest.raises(ValueError, match=message):
+            opt.update([0, 1], weights, _grads(weights), states)
+        assert _snapshot(opt, weights, states) == before
 
 
 def test_multipliers_from_sym_are_checked():

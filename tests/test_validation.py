@@ -29,7 +29,7 @@ import optforge
     ("sgd", dict(rescale_grad=float("inf")), "rescale_grad must be finite, got inf"),
     ("adam", dict(multi_precision="no"), "multi_precision must be True or False, got 'no'"),
     ("adam", dict(multi_precision=1), "multi_precision must be True or False, got 1"),
-    ("adam", dict(use_fused_step="yes"), "use_fused_step must be True or False or None, got 'yes'"),
+    ("adam", dict(use_fused_step="yes"), "use_fused_step must be True or False, got 'yes'"),
     ("adam", dict(rescale_grad="x"), "rescale_grad must be a number"),
 ])
 def test_invalid_values(name, kwargs, message):
