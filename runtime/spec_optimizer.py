@@ -51,10 +51,9 @@ class SpecOptimizer(Optimizer):
     def config(self):
         """Everything needed to rebuild this optimizer mid-training, JSON-safe (no pickle)."""
         arguments = dict(self._hyperparameters)
+        arguments.update({name: getattr(self, name) for name in _SAVED_ATTRIBUTES})
         arguments.update(
-            learning_rate=self.lr, rescale_grad=self.rescale_grad, wd=self.wd,
-            clip_gradient=self.clip_gradient, begin_num_update=self.begin_num_update,
-            multi_precision=self.multi_precision, use_fused_step=self.use_fused_step,
+            learning_rate=self.lr,
             aggregate_num="inf" if self.aggregate_num == numpy.inf else self.aggregate_num,
             param_idx2name=encode_keys(self.idx2name),
         )
@@ -78,7 +77,8 @@ class SpecOptimizer(Optimizer):
         if arguments.get("aggregate_num") == "inf":
             arguments["aggregate_num"] = numpy.inf
         validation.entries("saved optimizer arguments", arguments, ("learning_rate", "param_idx2name"),
-                           optional=tuple(inspect.signature(cls).parameters) + _BASE_ARGUMENTS)
+                           optional=tuple(m["name"] for m in cls.SPEC["hyperparameters"])
+                           + _SAVED_ATTRIBUTES + ("aggregate_num", "lazy_update"))
         arguments["param_idx2name"] = decode_keys(arguments["param_idx2name"], "saved param_idx2name")
         if not all(isinstance(name, str) for name in arguments["param_idx2name"].values()):
             raise ValueError("saved param_idx2name must map indices to names (str)")
@@ -347,9 +347,9 @@ def state_shape(meta, weight, index):
     return (weight.shape[0],) + (1,) * (weight.ndim - 1)
 
 
-# Optimizer.__init__'s arguments that config() may save
-_BASE_ARGUMENTS = tuple(p for p in inspect.signature(Optimizer.__init__).parameters
-                        if p not in ("self", "kwargs"))
+# constructor arguments that config() saves as the attributes of the same names
+_SAVED_ATTRIBUTES = ("rescale_grad", "wd", "clip_gradient", "begin_num_update", "multi_precision",
+                     "use_fused_step")
 
 
 def _state_parts(state, count):
