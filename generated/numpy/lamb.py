@@ -34,7 +34,7 @@ SPEC = {
     'deviations': [
         "t advances once per step. MXNet 2.0's fused LAMB counts a non-aggregated step twice (t and num_update advance by 2), which skews the bias correction.",
         "lower_bound = 0 and upper_bound = 0 are bounds (None turns them off); MXNet's fused path ignores bounds of 0.",
-        "With multi_precision the float32 master copy is updated every step and the weight is its rounding. MXNet's multi-precision LAMB kernel (MPLambUpdatePhaseTwoKernel, 1.x and 2.0) reads the master copy but never writes it, so each step starts again from the first master copy.",
+        "With multi_precision the float32 master copy is updated every step and the weight is its rounding. MXNet's non-aggregated multi-precision LAMB (mp_lamb_update_phase2, MPLambUpdatePhaseTwoKernel, 1.x and 2.0) reads the master copy but never writes it, so each step starts again from the first master copy; its aggregated multi_mp_lamb_update does write it.",
     ],
     'spec': 'specs/lamb.toml',
     'learning_rate': 0.001,
