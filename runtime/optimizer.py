@@ -100,6 +100,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
+        if value is None and getattr(self, "lr_scheduler", None) is None:
+            raise ValueError("lr may be None only while an lr_scheduler drives the learning rate")
         self._lr = validation.number("lr", value, minimum=0.0, allow_none=True)
 
     @property
@@ -357,6 +359,8 @@ class Optimizer:
             scheduler = LRScheduler.from_config(saved["lr_scheduler"])
         if lr is None and scheduler is None and self.lr_scheduler is None:
             raise ValueError("saved lr is None but no lr_scheduler was saved")
+        if scheduler is not None:
+            self.lr_scheduler = scheduler
         self.lr = lr
         self.num_update = num_update
         self._all_index_update_counts = counts
@@ -364,8 +368,6 @@ class Optimizer:
         self._index_update_count = self._all_index_update_counts[0]
         self.lr_mult = lr_mult
         self.wd_mult = wd_mult
-        if scheduler is not None:
-            self.lr_scheduler = scheduler
 
     def __repr__(self):
         return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, wd={self.wd!r})"

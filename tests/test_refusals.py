@@ -64,6 +64,7 @@ def _grads(weights, value=0.5):
     ("lr", float("nan"), "lr must be finite, got nan"),
     ("lr", -0.1, "lr must be >= 0.0, got -0.1"),
     ("lr", "0.1", "lr must be a number or None, got '0.1'"),
+    ("lr", None, "lr may be None only while an lr_scheduler drives the learning rate"),
     ("multi_precision", "no", "multi_precision must be True or False, got 'no'"),
     ("use_fused_step", 1, "use_fused_step must be True or False, got 1"),
 ])
