@@ -284,7 +284,29 @@ class Optimizer:
     def update_multi_precision(self, indices, weights, grads, states):
         """`update`, running on the float32 master copy of float16/bfloat16 weights when
         multi_precision is on, then rounding the master copy into the weight."""
+        self._prepare_update(indices, weights, grads, states).run()
+
+    update_multi_precision.plans_ahead = True   # the Updater may call _prepare_update instead
+
+    def _prepare_update(self, indices, weights, grads, states):
+        """`update_multi_precision` in two halves, so that the Updater can check and plan
+        every group of a call before any of them changes an array: a `PreparedStep` whose
+        `run()` updates and whose `cancel()` restores the update counts. Optimizers built
+        from specs plan here; this base version (for `step`s written by hand) checks the
+        master copies and leaves the whole update to `run()`."""
         indices, weights, grads, states = _as_lists(indices, weights, grads, states)
+        masters, grads32, inner, low = self._master_arrays(indices, weights, grads, states)
+        prepared = PreparedStep(self)
+
+        def run():
+            self.update(indices, masters, grads32, inner)
+            round_into(weights, masters, low)
+        prepared.kernels = run
+        return prepared
+
+    def _master_arrays(self, indices, weights, grads, states):
+        """(weights, gradients, states, low) to update: the float32 master copy, the float32
+        gradient and the inner state for float16/bfloat16 weights under multi_precision."""
         masters, grads32, inner, low = [], [], [], []
         for index, weight, grad, state in zip(indices, weights, grads, states):
             if self.multi_precision and _low_precision(weight):
@@ -299,10 +321,7 @@ class Optimizer:
                 grads32.append(grad)
                 inner.append(state)
                 low.append(False)
-        self.update(indices, masters, grads32, inner)
-        for weight, master, is_low in zip(weights, masters, low):
-            if is_low:
-                array_module(weight).copyto(weight, master, casting="same_kind")
+        return masters, grads32, inner, low
 
     def step(self, indices, weights, grads, states):
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
@@ -371,6 +390,32 @@ class Optimizer:
 
     def __repr__(self):
         return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, wd={self.wd!r})"
+
+
+class PreparedStep:
+    """A checked and counted step whose arrays have not changed yet: `run()` runs its
+    kernels, `cancel()` restores the update counts it advanced."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.counts = dict(optimizer._index_update_count)
+        self.num_update = optimizer.num_update
+        self.kernels = None
+
+    def run(self):
+        self.kernels()
+
+    def cancel(self):
+        self.optimizer._index_update_count.clear()
+        self.optimizer._index_update_count.update(self.counts)
+        self.optimizer.num_update = self.num_update
+
+
+def round_into(weights, masters, low):
+    """Round each updated master copy into its float16/bfloat16 weight."""
+    for weight, master, is_low in zip(weights, masters, low):
+        if is_low:
+            array_module(weight).copyto(weight, master, casting="same_kind")
 
 
 def master_state(index, weight, state):

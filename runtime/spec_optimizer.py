@@ -15,7 +15,8 @@ from .backends import array_module, cpu, quiet
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
-from .optimizer import Optimizer, _as_lists, _low_precision, decode_keys, encode_keys, master_state
+from .optimizer import (Optimizer, PreparedStep, _as_lists, _low_precision, decode_keys, encode_keys,
+                        master_state, round_into)
 from .sparse import RowSparse, lazy_update
 
 
@@ -167,16 +168,35 @@ class SpecOptimizer(Optimizer):
         """MXNet's multi-precision update. On CuPy arrays with use_fused_step, float16/bfloat16
         weights run the master-copy kernels: one pass reads the low-precision gradient,
         updates the float32 master copy and states, and writes the rounded weight."""
+        self._prepare_update(indices, weights, grads, states).run()
+
+    def _prepare_update(self, indices, weights, grads, states):
+        """Check, count and plan an `update_multi_precision` (see `Optimizer._prepare_update`)."""
+        cls = type(self)
+        if (cls.update, cls.step, cls.fused_step) != (Optimizer.update, SpecOptimizer.step,
+                                                      SpecOptimizer.fused_step):
+            return Optimizer._prepare_update(self, indices, weights, grads, states)   # a subclass's own
         idx, ws, gs, ss = _as_lists(indices, weights, grads, states)
-        if not (self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws))
-                and _cuda_kernels(self, ws, gs)):
-            return super().update_multi_precision(indices, weights, grads, states)
-        for index, weight, grad in zip(idx, ws, gs):
-            validation.check_pair(index, weight, grad)
-        split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
-        masters, inner = [m for m, _ in split], [s for _, s in split]
-        self._check(idx, masters, masters, inner)    # the states must fit the master copies
-        self._run(idx, ws, gs, inner, fused=True, masters=masters)
+        if self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws)) \
+                and _cuda_kernels(self, ws, gs):
+            for index, weight, grad in zip(idx, ws, gs):
+                validation.check_pair(index, weight, grad)
+            split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
+            masters, inner = [m for m, _ in split], [s for _, s in split]
+            self._check(idx, masters, masters, inner)    # the states must fit the master copies
+            return self._prepare(idx, ws, gs, inner, fused=True, masters=masters)
+        masters, grads32, inner, low = self._master_arrays(idx, ws, gs, ss)
+        self._check(idx, masters, grads32, inner)
+        prepared = self._prepare(idx, masters, grads32, inner, fused=self.use_fused_step)
+        kernels = prepared.kernels
+
+        def run():
+            kernels()
+            round_into(ws, masters, low)
+        prepared.kernels = run
+        return prepared
+
+    update_multi_precision.plans_ahead = True
 
     def _run(self, indices, weights, grads, states, fused, masters=None):
         """Prepare the step (`_prepare`), then run its kernels."""
@@ -281,25 +301,6 @@ class SpecOptimizer(Optimizer):
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
-
-
-class PreparedStep:
-    """A counted and planned step whose kernels have not run yet."""
-
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-        self.counts = dict(optimizer._index_update_count)
-        self.num_update = optimizer.num_update
-        self.kernels = None
-
-    def run(self):
-        self.kernels()
-
-    def cancel(self):
-        """Restore the update counts this step advanced."""
-        self.optimizer._index_update_count.clear()
-        self.optimizer._index_update_count.update(self.counts)
-        self.optimizer.num_update = self.num_update
 
 
 def _cuda_kernels(optimizer, weights, grads):

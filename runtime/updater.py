@@ -8,6 +8,9 @@ from .backends import array_module, is_cupy_array
 class Updater:
     """Calls `optimizer.update_multi_precision` with states it creates on first use.
 
+    Every group of a call is checked and planned before any array changes (an optforge
+    optimizer's `_prepare_update`), so a call that fails changes no weight, state or count.
+
     `updater(index, grad, weight)` takes one index or lists (note MXNet's argument
     order: gradient before weight). With `optimizer.aggregate_num > 1` parameters are
     grouped by dtype and passed in lists of up to aggregate_num (numpy.inf: all at once).
@@ -28,25 +31,51 @@ class Updater:
         else:
             indices, grads, weights = [index], [grad], [weight]
         indices = [i.decode() if isinstance(i, bytes) else i for i in indices]
+        if len(set(indices)) != len(indices):
+            twice = next(i for i in indices if indices.count(i) > 1)
+            raise ValueError(f"parameter index {twice!r} appears twice in one updater call")
         for i, g, w in zip(indices, grads, weights):
             validation.check_pair(i, w, g)   # before any state is created
         if weights:
             self.optimizer._set_current_device(_device_id(weights[0]))
+        # states are created (or moved to the weights' device) aside and kept only if every
+        # group's update is checked and planned: a call that fails changes nothing
+        states = {}
         for i, w in zip(indices, weights):
             if i not in self.states:
-                self.states[i] = self.optimizer.create_state_multi_precision(i, w)
-                self.states_synced[i] = True
+                states[i] = self.optimizer.create_state_multi_precision(i, w)
             elif not self.states_synced[i]:
-                self.states[i] = _sync(self.states[i], w)
-                self.states_synced[i] = True
-        if not self.aggregate_updates:
-            for i, g, w in zip(indices, grads, weights):
-                self.optimizer.update_multi_precision([i], [w], [g], [self.states[i]])
+                states[i] = _sync(self.states[i], w)
+            else:
+                states[i] = self.states[i]
+        if self.aggregate_updates:
+            groups = [[indices[k] for k in group] for group in self._groups(indices, grads, weights)]
+        else:
+            groups = [[i] for i in indices]
+        position = {i: k for k, i in enumerate(indices)}
+        calls = [(idx, [weights[position[i]] for i in idx], [grads[position[i]] for i in idx],
+                  [states[i] for i in idx]) for idx in groups]
+        method = getattr(self.optimizer, "update_multi_precision", None)
+        if not getattr(getattr(method, "__func__", None), "plans_ahead", False):
+            # update_multi_precision overridden (a subclass, an instance, another family):
+            # MXNet's call, group by group
+            self.states.update(states)
+            self.states_synced.update(dict.fromkeys(states, True))
+            for call in calls:
+                self.optimizer.update_multi_precision(*call)
             return
-        for group in self._groups(indices, grads, weights):
-            idx = [indices[k] for k in group]
-            self.optimizer.update_multi_precision(idx, [weights[k] for k in group],
-                                                  [grads[k] for k in group], [self.states[i] for i in idx])
+        prepared = []
+        try:
+            for call in calls:
+                prepared.append(self.optimizer._prepare_update(*call))
+        except BaseException:
+            for step in reversed(prepared):
+                step.cancel()
+            raise
+        self.states.update(states)
+        self.states_synced.update(dict.fromkeys(states, True))
+        for step in prepared:
+            step.run()
 
     def _groups(self, indices, grads, weights):
         size = self.optimizer.aggregate_num

@@ -439,3 +439,53 @@ def test_saved_states_without_optimizer_are_checked_at_the_next_update():
         updater([0, 1], _grads(weights), weights)
     assert _bits(list(weights)) == before and updater.optimizer._all_index_update_counts == counts
     assert math.isfinite(updater.optimizer.learning_rate)
+
+
+# -- the Updater ------------------------------------------------------------------------------
+def _updater_state(updater, weights):
+    opt = updater.optimizer
+    return _bits({"weights": list(weights), "states": {k: copy_state(v) for k, v in updater.states.items()},
+                  "synced": dict(updater.states_synced), "counts": copy.deepcopy(opt._all_index_update_counts),
+                  "num_update": opt.num_update})
+
+
+@pytest.mark.parametrize("aggregate_num", [1, 2, np.inf])
+def test_an_updater_call_is_all_or_nothing(aggregate_num):
+    """FTML divides by lr: parameter 3's lr_mult of 0 fails while planning, before parameters
+    0-2 (in earlier groups or earlier in the same group) change."""
+    rng = np.random.default_rng(4)
+    dtypes = [np.float32, np.float64, np.float32, np.float64]
+    weights = [rng.standard_normal(3).astype(d) for d in dtypes]
+    grads = [(rng.standard_normal(3) * 3).astype(d) for d in dtypes]
+    updater = optforge.get_updater(optforge.create("ftml", learning_rate=0.1, aggregate_num=aggregate_num))
+    updater([0, 1, 2], grads[:3], weights[:3])        # parameter 3 gets its state in the failing call
+    updater.optimizer.set_lr_mult({3: 0.0})
+    before = _updater_state(updater, weights)
+    with pytest.raises(ValueError, match="FTML: cannot compute this step's scalars: float division by zero"):
+        updater([0, 1, 2, 3], grads, weights)
+    assert _updater_state(updater, weights) == before
+    assert 3 not in updater.states
+
+
+def test_an_updater_call_naming_a_parameter_twice_is_refused():
+    updater = optforge.get_updater(optforge.create("sgd", momentum=0.9))
+    w = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="parameter index 0 appears twice in one updater call"):
+        updater([0, 0], _grads([w, w]), [w, w])
+    assert updater.states == {} and updater.optimizer._index_update_count == {}
+    np.testing.assert_array_equal(w, 1.0)
+
+
+def test_an_overridden_update_multi_precision_is_still_what_the_updater_calls():
+    """MXNet users customise update_multi_precision in a subclass: the Updater calls it."""
+    calls = []
+
+    class Logged(optforge.SGD):
+        def update_multi_precision(self, indices, weights, grads, states):
+            calls.append(list(indices))
+            super().update_multi_precision(indices, weights, grads, states)
+
+    weights = [np.ones(3, np.float32), np.ones(2, np.float32)]
+    optforge.get_updater(Logged(learning_rate=0.1))([0, 1], _grads(weights), weights)
+    assert calls == [[0], [1]]
+    np.testing.assert_array_equal(weights[0], np.float32(1) - np.float32(0.1) * np.float32(0.5))
