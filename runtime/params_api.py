@@ -250,7 +250,10 @@ class Optimizer:
                 raise ValueError(f"parameter group {group_index} of the loaded state dict lacks "
                                  f"{', '.join(map(repr, missing))}: {name} expects {', '.join(map(repr, keys))} "
                                  "(is it the state dict of another optimizer?)")
-            if not isinstance(saved["params"], (list, tuple)) or len(saved["params"]) != len(group["params"]):
+            if not isinstance(saved["params"], (list, tuple)):
+                raise ValueError(f"parameter group {group_index} of the loaded state dict lists its "
+                                 f"parameters as {type(saved['params']).__name__}, not a list of ids")
+            if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"parameter group {group_index} has {len(saved['params'])} parameters "
                                  f"in the loaded state dict, {len(group['params'])} here")
             merged = dict(saved, params=group["params"])

@@ -297,6 +297,9 @@ def test_load_state_dict_of_another_optimizer_is_a_clear_error():
     (lambda sd: sd["state"][0].update(mean=np.zeros(3, np.float32)),
      r"state of parameter 0 has keys \['exp_avg', 'exp_avg_sq', 'mean', 'step'\], Adam expects"),
     (lambda sd: sd["param_groups"][0].update(lr=float("nan")), "Invalid learning rate: lr must be finite"),
+    (lambda sd: sd["param_groups"][0].update(params=0), "lists its parameters as int, not a list of ids"),
+    (lambda sd: sd["param_groups"][0].update(params=[0, 1]), "has 2 parameters in the loaded state dict, 1 here"),
+    (lambda sd: sd["state"].update({7: sd["state"][0]}), "a state for unknown parameter id 7"),
     (lambda sd: sd["param_groups"][0].update(betas=(0.9, 1.5)), r"Invalid betas\[1\] value"),
 ])
 def test_load_state_dict_checks_what_it_reads(change, message):
