@@ -60,7 +60,7 @@ class Optimizer(torch.optim.Optimizer):
     def _engine(self, group):
         """The spec-built optimizer for a group's current values (rebuilt when a scheduler or
         the user changes them; update counts live in the state, not in the engine)."""
-        key = tuple((name, _frozen(group[name])) for name in self.defaults)
+        key = tuple((name, _frozen(group.get(name))) for name in self.defaults)
         engine = self._engines.get(key)
         if engine is None:
             master = group.get("master_weights", False)
@@ -172,6 +172,15 @@ class Optimizer(torch.optim.Optimizer):
         return state
 
     # -- loading --------------------------------------------------------------------
+    def __setstate__(self, state):
+        """torch's, then every group gets the defaults it lacks (torch.optim's state dicts have
+        no `master_weights`), as torch.optim's own classes fill in keywords added later."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("_engines", {})
+        for group in self.param_groups:
+            for name, value in self.defaults.items():
+                group.setdefault(name, value)
+
     def load_state_dict(self, state_dict):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
