@@ -24,7 +24,7 @@ torch's memory in place. There is no optimizer math here.
 """
 import torch
 
-from ..runtime import arrays, params_api, validation
+from ..runtime import params_api, validation
 from ..runtime.spec_optimizer import _state_dtype, _state_parts
 from . import tensors
 
@@ -107,8 +107,13 @@ class Optimizer(torch.optim.Optimizer):
                 index += 1
                 if param.grad is None:
                     continue
+                if tensors.is_sharded(param):
+                    problem = _shard_problem(engine, param)
+                    if problem:
+                        raise NotImplementedError(f"{type(self).__name__} cannot update sharded DTensor "
+                                                  f"parameters (FSDP2): the rule {problem}")
                 try:
-                    grad = tensors.gradient(param, param.grad)
+                    grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
                 weight = tensors.view(param)
@@ -162,7 +167,7 @@ class Optimizer(torch.optim.Optimizer):
         if "step" not in state:
             state["step"] = torch.tensor(float(count), dtype=_scalar_dtype())
         if master and MASTER not in state:
-            state[MASTER] = param.detach().to(torch.float32, copy=True)
+            state[MASTER] = tensors.like_param(weight.astype("float32"), param)
         missing = [name for name in names if name not in state]
         if missing:
             base = tensors.view(state[MASTER]) if master else weight
@@ -226,11 +231,24 @@ def _count(state):
 
 
 def _tensor(array, param):
-    """A state array from create_state as a torch tensor (same memory); host scalars stay
-    0-d float64 CPU tensors."""
+    """A state array from create_state as a torch tensor (same memory; a DTensor like its
+    parameter under FSDP2); host scalars stay 0-d float64 CPU tensors."""
     if array.ndim == 0 and type(array).__module__ == "numpy":
         return torch.from_numpy(array)
-    return arrays.like(array, param)
+    return tensors.like_param(array, param)
+
+
+def _shard_problem(engine, param):
+    """Why the rule cannot run on this rank's shard of `param` alone (None if it can)."""
+    variants = list(engine._module.VARIANTS.values())
+    if any(v["whole_tensor"] for v in variants):
+        return "reads norms over whole tensors (those of the local shard would differ)"
+    if any(v["noise"] for v in variants):
+        return "draws noise by element position, which would repeat on every shard"
+    whole_rows = all(p.is_replicate() or (p.is_shard() and p.dim == 0) for p in param.placements)
+    if not all(v["elementwise"] for v in variants) and not whole_rows:
+        return "reads row means, which need whole rows on each rank (Shard(0))"
+    return None
 
 
 def _scalar_dtype():

@@ -14,8 +14,43 @@ from ..runtime.sparse import RowSparse
 
 
 def view(tensor):
-    """A NumPy (CPU) or CuPy (CUDA) array sharing the tensor's memory."""
-    return arrays.view(tensor)
+    """A NumPy (CPU) or CuPy (CUDA) array sharing the tensor's memory (a DTensor's: its
+    local shard's)."""
+    return arrays.view(local(tensor))
+
+
+def _dtensor_class():
+    if not torch.distributed.is_available():
+        return None
+    from torch.distributed.tensor import DTensor
+    return DTensor
+
+
+def is_distributed(tensor):
+    """Whether `tensor` is a DTensor (FSDP2's sharded parameters, their gradients and states)."""
+    cls = _dtensor_class()
+    return cls is not None and isinstance(tensor, cls)
+
+
+def is_sharded(tensor):
+    """Whether a DTensor holds only part of its values on this rank."""
+    return is_distributed(tensor) and not all(p.is_replicate() for p in tensor.placements)
+
+
+def local(tensor):
+    """This rank's part of a DTensor (same memory); any other tensor as it is."""
+    return tensor.to_local() if is_distributed(tensor) else tensor
+
+
+def like_param(array, param):
+    """A state array from the engine as a tensor shaped like `param`: a DTensor with the
+    parameter's mesh and placements when the parameter is one (as torch.optim's states of
+    FSDP2 parameters are), else a tensor over the array's memory."""
+    tensor = arrays.like(array, local(param))
+    if not is_distributed(param) or tensor.dim() == 0:
+        return tensor
+    return _dtensor_class().from_local(tensor, device_mesh=param.device_mesh, placements=param.placements,
+                                       run_check=False, shape=param.shape, stride=param.stride())
 
 
 def gradient(param, grad):
@@ -52,4 +87,4 @@ def bump_versions(tensors):
     """Record in-place writes made through views, as torch's own in-place ops do: a tensor
     saved for backward and updated before the backward pass then raises, as with torch."""
     if tensors:
-        torch.autograd.graph.increment_version(tensors)
+        torch.autograd.graph.increment_version([local(t) for t in tensors])
