@@ -69,19 +69,24 @@ def test_training_loop_with_scheduler_matches_torch_optim(scheduler):
     assert losses[-1] < losses[0]
 
 
-def _scaled_step(model, opt, scaler, x, y, poison=False):
+def _scaled_step(model, opt, scaler, x, y, poison=False, unscale=True):
     opt.zero_grad()
     loss = torch.nn.functional.mse_loss(model(x), y)
     scaler.scale(loss).backward()
     if poison:
         next(model.parameters()).grad[0, 0] = float("inf")
-    scaler.unscale_(opt)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    if unscale:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     scaler.step(opt)
     scaler.update()
 
 
-def test_grad_scaler_unscales_and_skips_non_finite_steps_on_the_cpu():
+@pytest.mark.parametrize("unscale", [True, False], ids=["unscale_then_step", "grad_scale_in_step"])
+def test_grad_scaler_unscales_and_skips_non_finite_steps_on_the_cpu(unscale):
+    """unscale_ first (to clip): GradScaler unscales the gradients itself; without it the
+    optimizer gets `grad_scale`/`found_inf` (_step_supports_amp_scaling) and the kernels
+    divide the scaled gradients. torch.optim.Adam (which always has them unscaled) alongside."""
     x, y = _data(dtype=torch.float32)
     ours, theirs = _model(torch.float32), _model(torch.float32)
     opt, ref = ot.Adam(ours.parameters(), lr=0.01), torch.optim.Adam(theirs.parameters(), lr=0.01)
@@ -91,14 +96,18 @@ def test_grad_scaler_unscales_and_skips_non_finite_steps_on_the_cpu():
         poison = step == 3
         before = [p.detach().clone() for p in ours.parameters()]
         counts = [float(opt.state[p]["step"]) for p in ours.parameters()] if step else None
-        _scaled_step(ours, opt, scaler, x, y, poison)
-        _scaled_step(theirs, ref, ref_scaler, x, y, poison)
+        _scaled_step(ours, opt, scaler, x, y, poison, unscale)
+        _scaled_step(theirs, ref, ref_scaler, x, y, poison, unscale)
         if poison:   # skipped: nothing changed, and the scale was reduced
             assert all(torch.equal(a, b) for a, b in zip(before, ours.parameters()))
             assert [float(opt.state[p]["step"]) for p in ours.parameters()] == counts
             assert scaler.get_scale() == 2.0 ** 11
         else:
             assert not all(torch.equal(a, b) for a, b in zip(before, ours.parameters()))
+            if not unscale:   # our gradients were left scaled (torch's were unscaled by GradScaler)
+                torch.testing.assert_close(next(ours.parameters()).grad,
+                                           next(theirs.parameters()).grad * scaler.get_scale(),
+                                           rtol=1e-5, atol=1e-3)
         assert scaler.get_scale() == ref_scaler.get_scale()
         # float32: the same formulas in another order, ~1e-7 relative per step
         _close(ours, theirs, rtol=1e-5, atol=1e-6)

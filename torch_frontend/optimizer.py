@@ -39,6 +39,9 @@ class Optimizer(torch.optim.Optimizer):
     """Base of the optforge.torch optimizers; see `classes.torch_class`."""
 
     engine_class = None   # the spec-built class doing the work
+    # torch.amp.GradScaler then sets `grad_scale` and `found_inf` instead of unscaling the
+    # gradients: the kernels take 1 / grad_scale as the rule's rescale_grad
+    _step_supports_amp_scaling = True
 
     def __init__(self, params, defaults):
         self._engines = {}
@@ -82,18 +85,24 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # set by GradScaler.step: a step with inf/NaN gradients is skipped (reading found_inf
+        # is a host synchronisation on CUDA); grad_scale divides the still-scaled gradients
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None and float(found_inf) > 0:
+            return loss
+        grad_scale = getattr(self, "grad_scale", None)
         with torch.no_grad():
-            self._update()
+            self._update(1.0 if grad_scale is None else 1.0 / float(grad_scale))
         return loss
 
-    def _update(self):
+    def _update(self, rescale_grad):
         work = self._collect()
         batches = {}
         for item in work:
             engine, master, param = item[0], item[1], item[2]
             batches.setdefault((id(engine), master, param.device, param.dtype), []).append(item)
         for batch in batches.values():
-            self._run(batch)
+            self._run(batch, rescale_grad)
 
     def _collect(self):
         """[(engine, master, param, index, weight, grad)] for every parameter with a gradient,
@@ -134,8 +143,9 @@ class Optimizer(torch.optim.Optimizer):
                 work.append((engine, master, param, index, weight, grad))
         return work
 
-    def _run(self, batch):
+    def _run(self, batch, rescale_grad):
         engine, master = batch[0][0], batch[0][1]
+        engine.rescale_grad = rescale_grad
         names = list(engine._present_states())
         ids, weights, grads, states, written = [], [], [], [], []
         for _, _, param, index, weight, grad in batch:
