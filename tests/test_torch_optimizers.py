@@ -257,18 +257,36 @@ def test_zero_grad_and_closure():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_a_step_between_forward_and_backward_raises_as_with_torch():
-    for cls in (torch.optim.Adam, ot.Adam):
-        w = torch.randn(3, requires_grad=True)
-        opt = cls([w], lr=0.1)
-        (w ** 2).sum().backward()
-        version = w._version
-        loss = (w ** 2).sum()           # saves w for backward
-        opt.step()
-        assert w._version > version
-        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-            loss.backward()
-        assert all(s._version > 0 for s in opt.state[w].values()) or cls is torch.optim.Adam
+@pytest.mark.parametrize("cls", [torch.optim.Adam, ot.Adam], ids=["torch", "optforge"])
+def test_a_step_between_forward_and_backward_raises_as_with_torch(cls):
+    w = torch.randn(3, requires_grad=True)
+    opt = cls([w], lr=0.1)
+    (w ** 2).sum().backward()
+    version = w._version
+    loss = (w ** 2).sum()           # saves w for backward
+    opt.step()
+    assert w._version > version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    # the states written through views are counted as written too
+    states = {name: value._version for name, value in opt.state[w].items()}
+    w.grad = torch.ones(3)
+    opt.step()
+    assert all(opt.state[w][name]._version > version for name, version in states.items())
+
+
+def test_deepcopy_and_pickle_keep_working_optimizers():
+    import pickle
+    w = torch.randn(3, requires_grad=True)
+    opt = ot.AdamW([w], lr=0.1)
+    w.grad = torch.ones(3)
+    opt.step()
+    for clone in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        p = clone.param_groups[0]["params"][0]
+        assert p is not w and torch.equal(p, w)
+        p.grad = torch.ones(3)
+        clone.step()
+        assert float(clone.state[p]["step"]) == 2 and not torch.equal(p, w)
 
 
 def test_tensors_are_updated_in_place():
