@@ -89,14 +89,19 @@ def test_zero_redundancy_optimizer_trains_and_consolidates(ranks):
             torch.testing.assert_close(plain.state[p][key], opt.state[q][key], rtol=1e-9, atol=1e-14)
 
 
-def test_fsdp2_shards_run_element_wise_rules_and_refuse_norm_rules(ranks):
-    """torch 2.13 runs fully_shard on the CPU with gloo: AdamW on the local shards gives the
-    single process's weights; states are DTensors like the parameters; LAMB, whose trust
-    ratio needs norms of whole tensors, is refused rather than run on shard norms."""
+def test_fsdp2_shards_match_one_process(ranks):
+    """torch 2.13 runs fully_shard on the CPU with gloo. AdamW runs on the local shards and
+    gives the single process's weights; its states are DTensors like the parameters. LAMB
+    (trust ratios from whole-tensor norms) runs on the gathered tensors and gives the single
+    process's LAMB weights."""
     model, opt = _single_process()
+    lamb_model = worker.build()
+    worker.train(lamb_model, ot.LAMB(lamb_model.parameters(), lr=worker.LR, weight_decay=worker.WD),
+                 *worker.data())
     for result in ranks:
         fsdp = result["fsdp"]
         _assert_weights(fsdp["weights"], model)
         assert fsdp["state_is_dtensor"]
         torch.testing.assert_close(fsdp["exp_avg"], opt.state[model[0].weight]["exp_avg"], rtol=1e-9, atol=1e-14)
-        assert "norms over whole tensors" in fsdp["lamb_refused"]
+        _assert_weights(fsdp["lamb_weights"], lamb_model)
+    assert not torch.equal(ranks[0]["fsdp"]["lamb_weights"]["0.weight"], worker.build()[0].weight)

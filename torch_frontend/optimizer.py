@@ -99,14 +99,15 @@ class Optimizer(torch.optim.Optimizer):
         work = self._collect()
         batches = {}
         for item in work:
-            engine, master, param = item[0], item[1], item[2]
-            batches.setdefault((id(engine), master, param.device, param.dtype), []).append(item)
+            engine, master, param, gathered = item[0], item[1], item[2], item[6]
+            batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
         for batch in batches.values():
             self._run(batch, rescale_grad)
 
     def _collect(self):
-        """[(engine, master, param, index, weight, grad)] for every parameter with a gradient,
-        checked (arrays and existing states) before anything changes."""
+        """[(engine, master, param, index, weight, grad, gathered)] for every parameter with a
+        gradient, checked (arrays and existing states) before anything changes. `gathered`:
+        a sharded DTensor whose rule cannot run on the local shard alone (see `_run`)."""
         work = []
         index = -1
         for group in self.param_groups:
@@ -116,11 +117,7 @@ class Optimizer(torch.optim.Optimizer):
                 index += 1
                 if param.grad is None:
                     continue
-                if tensors.is_sharded(param):
-                    problem = _shard_problem(engine, param)
-                    if problem:
-                        raise NotImplementedError(f"{type(self).__name__} cannot update sharded DTensor "
-                                                  f"parameters (FSDP2): the rule {problem}")
+                gathered = tensors.is_sharded(param) and not _runs_on_shards(engine, param)
                 try:
                     grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
                 except (TypeError, ValueError) as err:
@@ -140,24 +137,41 @@ class Optimizer(torch.optim.Optimizer):
                                              f"tensor of shape {tuple(weight.shape)}")
                     else:
                         engine._check([index], [weight], [grad], [inner])
-                work.append((engine, master, param, index, weight, grad))
+                work.append((engine, master, param, index, weight, grad, gathered))
         return work
 
     def _run(self, batch, rescale_grad):
-        engine, master = batch[0][0], batch[0][1]
+        """One engine call for a batch of one (engine, master, gathered, device, dtype).
+
+        A gathered batch holds sharded DTensors whose rule reads whole-tensor norms or draws
+        noise by element position: every rank gathers the full parameter, gradient and states,
+        runs the rule on them (the same on every rank), and keeps its own shard of the
+        results, so sharded and unsharded runs agree; it costs the full tensors' memory
+        for the step."""
+        engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
         engine.rescale_grad = rescale_grad
         names = list(engine._present_states())
-        ids, weights, grads, states, written = [], [], [], [], []
-        for _, _, param, index, weight, grad in batch:
+        ids, weights, grads, states, written, scatter = [], [], [], [], [], []
+
+        def array(tensor):
+            if gathered and tensors.is_distributed(tensor):
+                full = tensor.full_tensor()
+                scatter.append((full, tensor))
+                return tensors.view(full)
+            return tensors.view(tensor)
+
+        for _, _, param, index, weight, grad, _ in batch:
             count = _count(self.state.get(param) or {})
             state = self._ensure_state(engine, names, master, param, index, weight, count)
-            parts = [tensors.view(state[name]) for name in names]
-            inner = _engine_state(parts)
+            if gathered:
+                weight = array(param)
+                grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
+            inner = _engine_state([array(state[name]) for name in names])
             engine._index_update_count[index] = count
             ids.append(index)
             weights.append(weight)
             grads.append(grad)
-            states.append((tensors.view(state[MASTER]), inner) if master else inner)
+            states.append((array(state[MASTER]), inner) if master else inner)
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
         device = batch[0][2].device
@@ -166,7 +180,9 @@ class Optimizer(torch.optim.Optimizer):
                 engine.update_multi_precision(ids, weights, grads, states)
             else:
                 engine.update(ids, weights, grads, states)
-        for _, _, param, index, _, _ in batch:
+        for full, target in scatter:
+            tensors.keep_shard(full, target)
+        for _, _, param, index, _, _, _ in batch:
             self.state[param]["step"].fill_(float(engine._index_update_count[index]))
         tensors.bump_versions(written)
 
@@ -248,17 +264,16 @@ def _tensor(array, param):
     return tensors.like_param(array, param)
 
 
-def _shard_problem(engine, param):
-    """Why the rule cannot run on this rank's shard of `param` alone (None if it can)."""
+def _runs_on_shards(engine, param):
+    """Whether the rule gives on this rank's shard of `param` what it gives on the whole
+    tensor: not with whole-tensor norms (LAMB, LARS, ...), nor with noise drawn by element
+    position (it would repeat on every shard), nor with row means unless rows are whole
+    on each rank (Shard(0))."""
     variants = list(engine._module.VARIANTS.values())
-    if any(v["whole_tensor"] for v in variants):
-        return "reads norms over whole tensors (those of the local shard would differ)"
-    if any(v["noise"] for v in variants):
-        return "draws noise by element position, which would repeat on every shard"
+    if any(v["whole_tensor"] or v["noise"] for v in variants):
+        return False
     whole_rows = all(p.is_replicate() or (p.is_shard() and p.dim == 0) for p in param.placements)
-    if not all(v["elementwise"] for v in variants) and not whole_rows:
-        return "reads row means, which need whole rows on each rank (Shard(0))"
-    return None
+    return whole_rows or all(v["elementwise"] for v in variants)
 
 
 def _scalar_dtype():

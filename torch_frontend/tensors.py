@@ -73,6 +73,16 @@ def gradient(param, grad):
     return view(grad)
 
 
+def keep_shard(full, dtensor):
+    """Copy this rank's shard of `full` (the whole tensor, the same on every rank) into the
+    local part of `dtensor`."""
+    from torch.distributed.tensor import Replicate
+    mesh = dtensor.device_mesh
+    replicated = _dtensor_class().from_local(full, device_mesh=mesh, placements=[Replicate()] * mesh.ndim,
+                                             run_check=False)
+    local(dtensor).copy_(replicated.redistribute(mesh, dtensor.placements).to_local())
+
+
 def on_current_stream(device):
     """Run CuPy launches on torch's current stream of `device` (a no-op on the CPU), so the
     kernels are ordered with the tensors' other work without a synchronisation."""
