@@ -178,8 +178,8 @@ class Optimizer(torch.optim.Optimizer):
         with tensors.on_current_stream(device):
             if master:
                 engine.update_multi_precision(ids, weights, grads, states)
-            else:
-                engine.update(ids, weights, grads, states)
+            else:   # checked in _collect (new states come from the engine): no second check
+                engine.fused_step(ids, weights, grads, states)
         for full, target in scatter:
             tensors.keep_shard(full, target)
         for _, _, param, index, _, _, _ in batch:

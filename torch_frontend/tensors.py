@@ -19,11 +19,17 @@ def view(tensor):
     return arrays.view(local(tensor))
 
 
+_DTENSOR = []   # [DTensor class or None], looked up once
+
+
 def _dtensor_class():
-    if not torch.distributed.is_available():
-        return None
-    from torch.distributed.tensor import DTensor
-    return DTensor
+    if not _DTENSOR:
+        if torch.distributed.is_available():
+            from torch.distributed.tensor import DTensor
+            _DTENSOR.append(DTensor)
+        else:
+            _DTENSOR.append(None)
+    return _DTENSOR[0]
 
 
 def is_distributed(tensor):
