@@ -213,10 +213,12 @@ def test_16_bit_parameters_without_master_weights(dtype):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["f32", "f16"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
 def test_cuda_tensors_match_torch_optim(dtype):
-    """CUDA tensors through DLPack (no copies) and the generated CUDA kernels, on torch's
-    current stream; float32: rtol 1e-5 (the same formulas, another order, float32)."""
+    """CUDA tensors through DLPack (no copies) and the generated CUDA kernels, on a side
+    stream made torch's current one; 16-bit parameters with float32 master weights. The
+    float32 weights (or master copies) against torch.optim.AdamW in float32 on the same
+    gradients: rtol 1e-5 (the same formulas in another order)."""
     pytest.importorskip("cupy")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
