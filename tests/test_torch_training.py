@@ -42,12 +42,18 @@ SCHEDULERS = {
 }
 
 
+OPTIMIZERS = [("AdamW", {"lr": 0.02, "weight_decay": 0.05}),
+              ("SGD", {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01})]
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=[n for n, _ in OPTIMIZERS])
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
-def test_training_loop_with_scheduler_matches_torch_optim(scheduler):
+def test_training_loop_with_scheduler_matches_torch_optim(scheduler, name, kwargs):
+    """OneCycleLR also cycles AdamW's betas[0] and SGD's momentum."""
     x, y = _data()
     ours, theirs = _model(), _model()
-    opt = ot.AdamW(ours.parameters(), lr=0.02, weight_decay=0.05)
-    ref = torch.optim.AdamW(theirs.parameters(), lr=0.02, weight_decay=0.05)
+    opt = getattr(ot, name)(ours.parameters(), **kwargs)
+    ref = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
     sched, ref_sched = SCHEDULERS[scheduler](opt), SCHEDULERS[scheduler](ref)
     losses = []
     for _ in range(12):
@@ -62,7 +68,9 @@ def test_training_loop_with_scheduler_matches_torch_optim(scheduler):
                 s.step()
         losses.append(loss.item())
         assert opt.param_groups[0]["lr"] == pytest.approx(ref.param_groups[0]["lr"], rel=1e-12)
-        assert opt.param_groups[0]["betas"] == pytest.approx(ref.param_groups[0]["betas"], rel=1e-12)
+        for key in ("betas", "momentum"):
+            if key in ref.param_groups[0]:
+                assert opt.param_groups[0][key] == pytest.approx(ref.param_groups[0][key], rel=1e-12)
         _close(ours, theirs)
     lrs = {g["lr"] for g in opt.param_groups}
     assert lrs != {0.02}, "the scheduler never changed the learning rate"
