@@ -9,8 +9,8 @@ The classes are built from the specs: the torch flavor (specs/torch/) where one
 exists (Adam, AdamW, Adamax, SGD, RMSprop, Adagrad, Adadelta, NAdam, RAdam; named,
 configured and checkpointed as torch.optim's), else the MXNet 2.0 spec (Lion, LAMB,
 LARS, Adan, Yogi, NovoGrad, Ftrl, ...), with torch-style keywords. `create(name,
-params, flavor=...)` reaches every registered spec. This is the only part of
-optforge that imports torch (installed with the `torch` extra).
+params, flavor=...)` reaches every registered spec. Importing it imports torch
+(installed with the `torch` extra); `import optforge` does not.
 
 This package's sources live in the repository's `torch_frontend/` folder (see
 pyproject.toml): a folder named `torch` at the repository root would hide the real
