@@ -337,3 +337,13 @@ def test_create_reaches_every_flavor():
     assert mxnet.engine_class.SPEC["flavor"] == "mxnet2"
     assert torch_flavor.engine_class.SPEC["flavor"] == "torch"
     assert set(mxnet.defaults) >= {"lr", "betas", "eps", "weight_decay"}
+
+
+def test_only_optforge_torch_imports_torch():
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np, optforge; from optforge import optim; "
+            "optim.Adam([np.ones(2)], lr=0.1).step([np.ones(2)]); optforge.create('lamb'); "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "import optforge.torch; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
