@@ -123,20 +123,21 @@ class Optimizer(torch.optim.Optimizer):
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
                 weight = tensors.view(param)
-                validation.check_pair(index, weight, grad)
                 master = group["master_weights"] and param.dtype in _LOW_PRECISION
                 state = self.state.get(param)
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    parts = [tensors.view(state[name]) for name in names]
-                    inner = _engine_state(parts)
+                    inner = _engine_state([tensors.view(state[name]) for name in names])
                     if master:
+                        validation.check_pair(index, weight, grad)
                         copy = tensors.view(state[MASTER])
-                        engine._check([index], [copy], [copy], [inner])
                         if copy.dtype != "float32" or copy.shape != weight.shape:
                             raise ValueError(f"state '{MASTER}' of parameter {index} must be a float32 "
                                              f"tensor of shape {tuple(weight.shape)}")
-                    else:
+                        engine._check([index], [copy], [copy], [inner])
+                    else:   # the pair and the states
                         engine._check([index], [weight], [grad], [inner])
+                else:
+                    validation.check_pair(index, weight, grad)
                 work.append((engine, master, param, index, weight, grad, gathered))
         return work
 
