@@ -249,3 +249,19 @@ def test_cuda_tensors_match_torch_optim(dtype):
     for p, q in zip(ours, theirs):
         master = opt.state[p][ot.MASTER] if dtype != torch.float32 else p
         torch.testing.assert_close(master.detach().float(), q.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_tensors_in_the_params_style_api():
+    """runtime/arrays.py views bfloat16 tensors through ml_dtypes, so optforge.optim takes
+    them too (same 16-bit NumPy arithmetic as above): against its own float32 run on the
+    same bfloat16 values, within bfloat16 rounding (2^-8 relative) after 2 steps."""
+    from optforge import optim
+    w = torch.tensor([1.0, -2.0, 0.5], dtype=torch.bfloat16)
+    w32 = w.float()
+    opt, ref = optim.AdamW([w], lr=0.1), optim.AdamW([w32], lr=0.1)
+    for g in ([0.3, -1.0, 2.0], [-0.5, 0.25, 1.0]):
+        opt.step([torch.tensor(g, dtype=torch.bfloat16)])
+        ref.step([torch.tensor(g)])
+    assert opt.state_dict()["state"][0]["exp_avg"].dtype == torch.bfloat16
+    torch.testing.assert_close(w.float(), w32, rtol=1e-2, atol=1e-2)
+    assert not torch.equal(w.float(), torch.tensor([1.0, -2.0, 0.5]))
