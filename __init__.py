@@ -29,9 +29,9 @@ def load_spec(path, register=True):
 
 
 def __getattr__(name):
-    if name == "optim":   # the params-style API, imported on first use
+    if name in ("optim", "torch"):   # the params-style API and the torch optimizers, on first use
         import importlib
-        return importlib.import_module(".optim", __name__)
+        return importlib.import_module("." + name, __name__)
     from .runtime import catalog
     classes = catalog.classes()
     if name in classes:

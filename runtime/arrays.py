@@ -31,6 +31,9 @@ def view(x):
     if kind == "torch":
         tensor = x.detach()
         if tensor.device.type == "cpu":
+            if str(tensor.dtype) == "torch.bfloat16":   # NumPy has no bfloat16: view the bits
+                import ml_dtypes
+                return _torch_bits(tensor).numpy().view(ml_dtypes.bfloat16)
             try:
                 return tensor.numpy()
             except (TypeError, RuntimeError) as err:
@@ -47,8 +50,16 @@ def like(array, param):
         return array
     import torch
     if isinstance(array, numpy.ndarray):
+        if str(array.dtype) == "bfloat16":
+            return torch.from_numpy(array.view(numpy.int16)).view(torch.bfloat16)
         return torch.from_numpy(array)
     return torch.from_dlpack(array)
+
+
+def _torch_bits(tensor):
+    """A bfloat16 tensor's memory as int16 (a 0-d tensor cannot change its element view)."""
+    import torch
+    return (tensor.reshape(1) if tensor.dim() == 0 else tensor).view(torch.int16).reshape(tensor.shape)
 
 
 def scalar_like(value, param):

@@ -1,4 +1,5 @@
 """The distribution installs everything under the one import name `optforge`."""
+import os
 import subprocess
 import sys
 import zipfile
@@ -29,7 +30,7 @@ def test_wheel_carries_specs_generated_code_and_templates(wheel_names):
     names = set(wheel_names)
     for expected in ("optforge/__init__.py", "optforge/cli.py", "optforge/specs/adam.toml",
                      "optforge/generated/numpy/adam.py", "optforge/codegen/templates/numpy_module.py.j2",
-                     "optforge/runtime/optimizer.py"):
+                     "optforge/runtime/optimizer.py", "optforge/torch/__init__.py", "optforge/torch/optimizer.py"):
         assert expected in names
     assert not any(n.startswith("optforge/tests/") for n in names)
 
@@ -45,3 +46,21 @@ def test_every_generated_module_and_spec_is_in_the_wheel(repo_root, wheel_names)
         assert "optforge/" + path.relative_to(repo_root).as_posix() in names, path
     for path in (repo_root / "specs").rglob("*.toml"):
         assert "optforge/" + path.relative_to(repo_root).as_posix() in names, path
+
+
+def test_optforge_torch_imports_from_the_wheel_and_the_repository(wheel, repo_root, tmp_path):
+    """optforge.torch (sources in torch_frontend/) imports from an installed wheel, and the
+    repository root holds nothing named torch that would hide the real torch there."""
+    pytest.importorskip("torch")
+    assert not (repo_root / "torch").exists() and not (repo_root / "torch.py").exists()
+    wheel.extractall(tmp_path / "site")
+    code = ("import optforge.torch, torch; from optforge.torch import AdamW; "
+            "assert issubclass(AdamW, torch.optim.Optimizer); "
+            "print(optforge.torch.__file__); print(torch.__file__)")
+    for cwd, path in ((tmp_path, str(tmp_path / "site")), (repo_root, "")):
+        env = dict(os.environ, PYTHONPATH=path)
+        out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, check=True, capture_output=True,
+                             text=True).stdout.split("\n")
+        if path:
+            assert out[0].startswith(path), out
+        assert "site-packages" in out[1] or "dist-packages" in out[1], out

@@ -1,0 +1,107 @@
+"""optforge.torch under torch.distributed: two processes with gloo on 127.0.0.1 (a free
+port, a 120 s bound, killed if they overrun) against one process on the whole batch.
+
+float64 throughout: DDP averages the two half-batch gradients, which equals the gradient
+of the whole batch up to summation order (~1e-16 relative), so the weights agree to rtol
+1e-9 after 5 AdamW steps.
+"""
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.distributed.is_available():
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+import optforge.torch as ot  # noqa: E402
+import torch_distributed_worker as worker  # noqa: E402
+
+WORKER = Path(__file__).with_name("torch_distributed_worker.py")
+TIMEOUT = 120
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """Both ranks' results (one pair of processes for all the tests here)."""
+    tmp, world, port = tmp_path_factory.mktemp("dist"), 2, _free_port()
+    outs = [tmp / f"rank{rank}.pt" for rank in range(world)]
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(rank), str(world), str(port), str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for rank, out in enumerate(outs)]
+    logs = []
+    try:
+        for proc in procs:
+            logs.append(proc.communicate(timeout=TIMEOUT)[0].decode(errors="replace"))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
+    return [torch.load(out, weights_only=True) for out in outs]
+
+
+def _single_process():
+    model = worker.build()
+    opt = ot.AdamW(model.parameters(), lr=worker.LR, weight_decay=worker.WD)
+    worker.train(model, opt, *worker.data())
+    return model, opt
+
+
+def _assert_weights(weights, model):
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_ddp_matches_one_process_on_the_whole_batch(ranks):
+    model, _ = _single_process()
+    for result in ranks:
+        _assert_weights(result["ddp"]["weights"], model)
+    assert not torch.equal(model[0].weight, worker.build()[0].weight)
+
+
+def test_zero_redundancy_optimizer_trains_and_consolidates(ranks):
+    model, opt = _single_process()
+    results = [r["zero"] for r in ranks]
+    for result in results:
+        _assert_weights(result["weights"], model)
+    # each rank kept the states of its shard only; together, all four parameters
+    assert [r["local_states"] > 0 for r in results] == [True, True]
+    assert sum(r["local_states"] for r in results) == 4
+    consolidated = results[0]["state_dict"]
+    # the consolidated state dict loads into a plain optforge.torch.AdamW and equals the
+    # single process's states
+    twin = worker.build()
+    plain = ot.AdamW(twin.parameters(), lr=worker.LR, weight_decay=worker.WD)
+    plain.load_state_dict(consolidated)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        assert float(plain.state[p]["step"]) == worker.STEPS
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(plain.state[p][key], opt.state[q][key], rtol=1e-9, atol=1e-14)
+
+
+def test_fsdp2_shards_match_one_process(ranks):
+    """torch 2.13 runs fully_shard on the CPU with gloo. AdamW runs on the local shards and
+    gives the single process's weights; its states are DTensors like the parameters. LAMB
+    (trust ratios from whole-tensor norms) runs on the gathered tensors and gives the single
+    process's LAMB weights."""
+    model, opt = _single_process()
+    lamb_model = worker.build()
+    worker.train(lamb_model, ot.LAMB(lamb_model.parameters(), lr=worker.LR, weight_decay=worker.WD),
+                 *worker.data())
+    for result in ranks:
+        fsdp = result["fsdp"]
+        _assert_weights(fsdp["weights"], model)
+        assert fsdp["state_is_dtensor"]
+        torch.testing.assert_close(fsdp["exp_avg"], opt.state[model[0].weight]["exp_avg"], rtol=1e-9, atol=1e-14)
+        _assert_weights(fsdp["lamb_weights"], lamb_model)
+    assert not torch.equal(ranks[0]["fsdp"]["lamb_weights"]["0.weight"], worker.build()[0].weight)

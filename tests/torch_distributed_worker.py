@@ -1,0 +1,104 @@
+"""One rank of the torch.distributed tests (test_torch_distributed.py starts two).
+
+    python torch_distributed_worker.py RANK WORLD PORT OUT
+
+Trains the model of `build()` on this rank's half of the batch of `data()` with gloo on
+127.0.0.1, three ways in turn, and saves what the tests compare (torch.save to OUT):
+DDP + optforge.torch.AdamW; DDP + ZeroRedundancyOptimizer over optforge.torch.AdamW (state
+dict consolidated on rank 0); FSDP2 fully_shard + optforge.torch.AdamW.
+"""
+import datetime
+import sys
+
+import torch
+import torch.distributed as dist
+
+STEPS = 5
+LR, WD = 0.02, 0.05
+
+
+def data():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(16, 2, generator=gen, dtype=torch.float64)
+    return x, y
+
+
+def build():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+
+
+def train(model, opt, x, y):
+    for _ in range(STEPS):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+
+def _shard(x, y, rank, world):
+    half = x.shape[0] // world
+    return x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half]
+
+
+def ddp(rank, world, zero):
+    import optforge.torch as ot
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+    model = torch.nn.parallel.DistributedDataParallel(build())
+    if zero:
+        opt = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=ot.AdamW, lr=LR, weight_decay=WD)
+        assert isinstance(opt.optim, ot.AdamW)
+    else:
+        opt = ot.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+    train(model, opt, *_shard(*data(), rank, world))
+    result = {"weights": {k: v.detach().clone() for k, v in model.module.state_dict().items()}}
+    if zero:
+        result["local_states"] = len(opt.optim.state)
+        opt.consolidate_state_dict(to=0)
+        if rank == 0:
+            result["state_dict"] = opt.state_dict()
+    return result
+
+
+def fsdp(rank, world):
+    """FSDP2: every Linear and the model sharded (Shard(0) DTensors on the CPU with gloo);
+    optforge.torch.AdamW updates each rank's shards; LAMB, whose trust ratios need norms of
+    whole tensors, runs on the gathered tensors."""
+    import optforge.torch as ot
+    from torch.distributed.fsdp import fully_shard
+
+    def sharded():
+        model = build()
+        for layer in model:
+            if isinstance(layer, torch.nn.Linear):
+                fully_shard(layer)
+        return fully_shard(model)
+
+    model = sharded()
+    opt = ot.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+    train(model, opt, *_shard(*data(), rank, world))
+    state = opt.state[next(iter(model.parameters()))]
+    result = {"weights": {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()},
+              "state_is_dtensor": type(state["exp_avg"]).__name__ == "DTensor",
+              "exp_avg": state["exp_avg"].full_tensor().clone()}
+    model = sharded()
+    lamb = ot.LAMB(model.parameters(), lr=LR, weight_decay=WD)
+    train(model, lamb, *_shard(*data(), rank, world))
+    result["lamb_weights"] = {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()}
+    return result
+
+
+def main(rank, world, port, out):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        result = {"ddp": ddp(rank, world, zero=False), "zero": ddp(rank, world, zero=True),
+                  "fsdp": fsdp(rank, world)}
+        torch.save(result, out)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    rank, world, port, out = sys.argv[1:]
+    main(int(rank), int(world), int(port), out)

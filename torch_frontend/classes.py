@@ -1,0 +1,60 @@
+"""One `torch.optim.Optimizer` subclass per registered spec, built from its metadata.
+
+The signature is the params-style class's (`params_api.params_class`: torch's names,
+`lr`, `betas`, `eps`, `weight_decay`, a hyperparameter's `keyword`, ...) plus
+`master_weights`; the class holds no code of its own beyond `optimizer.Optimizer`.
+"""
+import inspect
+
+from ..runtime import params_api, registry
+from .optimizer import Optimizer
+
+_CLASSES = {}   # engine class -> torch class
+
+
+def torch_class(engine_class):
+    """The torch optimizer class for a spec-built class:
+    (params, lr=<default>, *, <keywords>, weight_decay=<default>, master_weights=False)."""
+    if engine_class in _CLASSES:
+        return _CLASSES[engine_class]
+    spec = engine_class.SPEC
+    reference = inspect.signature(params_api.params_class(engine_class).__init__)
+    P = inspect.Parameter
+    parameters = list(reference.parameters.values())
+    parameters.append(P("master_weights", P.KEYWORD_ONLY, default=False))
+    signature = inspect.Signature(parameters)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        values.pop("self")
+        params = values.pop("params")
+        Optimizer.__init__(self, params, values)
+
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{spec['name']}.__init__"
+    arguments = ", ".join(f"{p.name}={p.default!r}" for p in parameters[2:])
+    doc = (f"{spec['name']}(params, {arguments}): a torch.optim.Optimizer "
+           f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
+           "params: tensors, named_parameters() or parameter groups (dicts). master_weights: keep a "
+           "float32 master copy and float32 states for float16/bfloat16 parameters.\n\n"
+           + (engine_class.__doc__ or ""))
+    cls = type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
+                                            "__doc__": doc, "__module__": "optforge.torch"})
+    _CLASSES[engine_class] = cls
+    return cls
+
+
+def classes():
+    """{class name: torch optimizer class}: the torch flavor where a spec has one, else
+    MXNet 2.0 (the same choice as optforge.optim)."""
+    return {name: torch_class(optim_class.engine_class)
+            for name, optim_class in params_api.classes().items()}
+
+
+def create(name, params, flavor=None, **kwargs):
+    """`create('lion', model.parameters(), lr=1e-4)`: any registered spec of any flavor."""
+    if flavor is None:
+        flavor = "torch" if name.lower() in registry.names("torch") else registry.DEFAULT_FLAVOR
+    return torch_class(registry.lookup(name, flavor))(params, **kwargs)

@@ -1,0 +1,291 @@
+"""`torch.optim.Optimizer` subclasses that drive the spec-built optimizers.
+
+Each class (built in `classes.py`) is a real torch optimizer: torch's own
+`__init__`, `add_param_group` (tensors, groups or `named_parameters()`, duplicates
+refused), `zero_grad`, `state_dict`/`load_state_dict` and every hook come from
+`torch.optim.Optimizer`. Only `step` is ours: it views the tensors as NumPy (CPU) or
+CuPy (CUDA) arrays and runs the group's spec-built optimizer (`spec_optimizer.py`)
+on them through its public `update` calls, one call per (device, dtype), so the
+same generated kernels (and the native CPU kernels behind `fused_step`) update
+torch's memory in place. There is no optimizer math here.
+
+`self.state[param]`, all torch tensors (safe for `torch.load(weights_only=True)`):
+
+    'step'            0-d tensor (torch's scalar dtype, float32 by default), the
+                      number of updates so far, as torch.optim keeps it
+    <state name>      the spec's states under the spec's names, which for the
+                      torch-flavor specs are torch.optim's (`exp_avg`, `exp_avg_sq`,
+                      `momentum_buffer`, ...), so state dicts load into torch.optim
+                      and back; dtype as the spec gives it for the weight's dtype;
+                      host scalar states (NAdam's `mu_product`) are float64 CPU tensors
+    'master_weight'   only with master_weights=True and a float16/bfloat16 parameter:
+                      the float32 master copy; the states are then float32 too and the
+                      update runs on the master copy, rounded once into the parameter
+"""
+import torch
+
+from ..runtime import params_api, validation
+from ..runtime.spec_optimizer import _state_dtype, _state_parts
+from . import tensors
+
+MASTER = "master_weight"
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                 "float64": torch.float64}
+_ENGINE_CACHE = 64   # engines kept per optimizer (one per set of group values seen)
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base of the optforge.torch optimizers; see `classes.torch_class`."""
+
+    engine_class = None   # the spec-built class doing the work
+    # torch.amp.GradScaler then sets `grad_scale` and `found_inf` instead of unscaling the
+    # gradients: the kernels take 1 / grad_scale as the rule's rescale_grad
+    _step_supports_amp_scaling = True
+
+    def __init__(self, params, defaults):
+        self._engines = {}
+        super().__init__(params, defaults)
+
+    # -- groups ---------------------------------------------------------------------
+    def add_param_group(self, param_group):
+        """torch's add_param_group, after the group's values are validated (ValueError names
+        the argument at fault; nothing is added then)."""
+        if isinstance(param_group, dict):
+            values = dict(self.defaults)
+            values.update((k, v) for k, v in param_group.items() if k not in ("params", "param_names"))
+            self._engine(values)
+        super().add_param_group(param_group)
+
+    # params_api builds an engine from a group's torch-named values; reused as is
+    _check_requires = staticmethod(params_api.Optimizer._check_requires)
+
+    def _engine(self, group):
+        """The spec-built optimizer for a group's current values (rebuilt when a scheduler or
+        the user changes them; update counts live in the state, not in the engine)."""
+        key = tuple((name, _frozen(group.get(name))) for name in self.defaults)
+        engine = self._engines.get(key)
+        if engine is None:
+            master = group.get("master_weights", False)
+            if not isinstance(master, bool):
+                raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
+            engine = params_api.Optimizer._build(self, group)
+            engine.multi_precision = master
+            if len(self._engines) >= _ENGINE_CACHE:
+                self._engines.clear()
+            self._engines[key] = engine
+        return engine
+
+    # -- stepping -------------------------------------------------------------------
+    def step(self, closure=None):
+        """One update of every parameter with a gradient; `closure` re-evaluates the model
+        (with gradients enabled) and its loss is returned. Everything is checked before any
+        state is created or any tensor changes."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        # set by GradScaler.step: a step with inf/NaN gradients is skipped (reading found_inf
+        # is a host synchronisation on CUDA); grad_scale divides the still-scaled gradients
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None and float(found_inf) > 0:
+            return loss
+        grad_scale = getattr(self, "grad_scale", None)
+        with torch.no_grad():
+            self._update(1.0 if grad_scale is None else 1.0 / float(grad_scale))
+        return loss
+
+    def _update(self, rescale_grad):
+        work = self._collect()
+        batches = {}
+        for item in work:
+            engine, master, param, gathered = item[0], item[1], item[2], item[6]
+            batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
+        for batch in batches.values():
+            self._run(batch, rescale_grad)
+
+    def _collect(self):
+        """[(engine, master, param, index, weight, grad, gathered)] for every parameter with a
+        gradient, checked (arrays and existing states) before anything changes. `gathered`:
+        a sharded DTensor whose rule cannot run on the local shard alone (see `_run`)."""
+        work = []
+        index = -1
+        for group in self.param_groups:
+            engine = self._engine(group)
+            names = list(engine._present_states())
+            for param in group["params"]:
+                index += 1
+                if param.grad is None:
+                    continue
+                gathered = tensors.is_sharded(param) and not _runs_on_shards(engine, param)
+                try:
+                    grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f"parameter {index}: {err}") from None
+                weight = tensors.view(param)
+                master = group["master_weights"] and param.dtype in _LOW_PRECISION
+                state = self.state.get(param)
+                if state and all(name in state for name in names) and (not master or MASTER in state):
+                    inner = _engine_state([tensors.view(state[name]) for name in names])
+                    if master:
+                        validation.check_pair(index, weight, grad)
+                        copy = tensors.view(state[MASTER])
+                        if copy.dtype != "float32" or copy.shape != weight.shape:
+                            raise ValueError(f"state '{MASTER}' of parameter {index} must be a float32 "
+                                             f"tensor of shape {tuple(weight.shape)}")
+                        engine._check([index], [copy], [copy], [inner])
+                    else:   # the pair and the states
+                        engine._check([index], [weight], [grad], [inner])
+                else:
+                    validation.check_pair(index, weight, grad)
+                work.append((engine, master, param, index, weight, grad, gathered))
+        return work
+
+    def _run(self, batch, rescale_grad):
+        """One engine call for a batch of one (engine, master, gathered, device, dtype).
+
+        A gathered batch holds sharded DTensors whose rule reads whole-tensor norms or draws
+        noise by element position: every rank gathers the full parameter, gradient and states,
+        runs the rule on them (the same on every rank), and keeps its own shard of the
+        results, so sharded and unsharded runs agree; it costs the full tensors' memory
+        for the step."""
+        engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
+        engine.rescale_grad = rescale_grad
+        names = list(engine._present_states())
+        ids, weights, grads, states, written, scatter = [], [], [], [], [], []
+
+        def array(tensor):
+            if gathered and tensors.is_distributed(tensor):
+                full = tensor.full_tensor()
+                scatter.append((full, tensor))
+                return tensors.view(full)
+            return tensors.view(tensor)
+
+        for _, _, param, index, weight, grad, _ in batch:
+            count = _count(self.state.get(param) or {})
+            state = self._ensure_state(engine, names, master, param, index, weight, count)
+            if gathered:
+                weight = array(param)
+                grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
+            inner = _engine_state([array(state[name]) for name in names])
+            engine._index_update_count[index] = count
+            ids.append(index)
+            weights.append(weight)
+            grads.append(grad)
+            states.append((array(state[MASTER]), inner) if master else inner)
+            written.append(param)
+            written.extend(value for value in state.values() if torch.is_tensor(value))
+        device = batch[0][2].device
+        with tensors.on_current_stream(device):
+            if master:
+                engine.update_multi_precision(ids, weights, grads, states)
+            else:   # checked in _collect (new states come from the engine): no second check
+                engine.fused_step(ids, weights, grads, states)
+        for full, target in scatter:
+            tensors.keep_shard(full, target)
+        for _, _, param, index, _, _, _ in batch:
+            self.state[param]["step"].fill_(float(engine._index_update_count[index]))
+        tensors.bump_versions(written)
+
+    def _ensure_state(self, engine, names, master, param, index, weight, count):
+        """The parameter's state with `step` and every state of the group's current values
+        (new ones made by the engine's create_state, as torch tensors)."""
+        state = self.state[param]
+        if "step" not in state:
+            state["step"] = torch.tensor(float(count), dtype=_scalar_dtype())
+        if master and MASTER not in state:
+            state[MASTER] = tensors.like_param(weight.astype("float32"), param)
+        missing = [name for name in names if name not in state]
+        if missing:
+            base = tensors.view(state[MASTER]) if master else weight
+            fresh = dict(zip(names, _state_parts(engine.create_state(index, base), len(names))))
+            for name in missing:
+                state[name] = _tensor(fresh[name], param)
+        return state
+
+    # -- loading --------------------------------------------------------------------
+    def __setstate__(self, state):
+        """torch's, then every group gets the defaults it lacks (torch.optim's state dicts have
+        no `master_weights`), as torch.optim's own classes fill in keywords added later."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("_engines", {})
+        for group in self.param_groups:
+            for name, value in self.defaults.items():
+                group.setdefault(name, value)
+
+    def load_state_dict(self, state_dict):
+        """torch's load_state_dict; then states that torch cast to their parameter's dtype and
+        device but that the engine keeps otherwise (float32 master copies and states of 16-bit
+        parameters, float64 host scalars on the CPU) are taken again from `state_dict`."""
+        super().load_state_dict(state_dict)
+        saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
+        params = [(group, p) for group in self.param_groups for p in group["params"]]
+        metas = {m["name"]: m for m in self.engine_class.SPEC["states"]}
+        for pid, (group, param) in zip(saved_ids, params):
+            if pid not in state_dict["state"] or param not in self.state:
+                continue
+            original, state = state_dict["state"][pid], self.state[param]
+            master = group.get("master_weights", False) and param.dtype in _LOW_PRECISION
+            weight_dtype = "float32" if master else str(param.dtype).replace("torch.", "")
+            for name, value in state.items():
+                if not torch.is_tensor(value) or name == "step":
+                    continue
+                if name == MASTER:
+                    dtype, device = torch.float32, param.device
+                elif name in metas:
+                    meta = metas[name]
+                    if meta["shape"] == "scalar" and not meta.get("device"):
+                        dtype, device = torch.float64, torch.device("cpu")
+                    else:
+                        dtype, device = _TORCH_DTYPES[str(_state_dtype(meta, weight_dtype))], param.device
+                else:
+                    continue
+                if value.dtype != dtype or value.device != device:
+                    state[name] = original[name].to(device=device, dtype=dtype, copy=True)
+
+
+def _engine_state(parts):
+    """A state as the engine takes it: None, one array or a tuple."""
+    return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _count(state):
+    """Updates so far. torch.optim.SGD keeps no step: a loaded state without one counts as
+    one update (enough for rules that test t == 1, the only use such rules make of t)."""
+    if "step" in state:
+        return int(round(float(state["step"])))
+    return 1 if state else 0
+
+
+def _tensor(array, param):
+    """A state array from create_state as a torch tensor (same memory; a DTensor like its
+    parameter under FSDP2); host scalars stay 0-d float64 CPU tensors."""
+    if array.ndim == 0 and type(array).__module__ == "numpy":
+        return torch.from_numpy(array)
+    return tensors.like_param(array, param)
+
+
+def _runs_on_shards(engine, param):
+    """Whether the rule gives on this rank's shard of `param` what it gives on the whole
+    tensor: not with whole-tensor norms (LAMB, LARS, ...), nor with noise drawn by element
+    position (it would repeat on every shard), nor with row means unless rows are whole
+    on each rank (Shard(0))."""
+    variants = list(engine._module.VARIANTS.values())
+    if any(v["whole_tensor"] or v["noise"] for v in variants):
+        return False
+    whole_rows = all(p.is_replicate() or (p.is_shard() and p.dim == 0) for p in param.placements)
+    return whole_rows or all(v["elementwise"] for v in variants)
+
+
+def _scalar_dtype():
+    """The dtype torch.optim keeps `step` in."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _frozen(value):
+    """A group value as a dict key: tensors as floats, lists as tuples."""
+    if torch.is_tensor(value):
+        return value.item() if value.numel() == 1 else tuple(value.tolist())
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value

@@ -1,0 +1,106 @@
+"""Torch tensors as the engine's arrays, without copies.
+
+CPU tensors become NumPy arrays over the same memory (bfloat16 through its bits and
+`ml_dtypes.bfloat16`, see runtime/arrays.py), CUDA tensors CuPy arrays through DLPack;
+a sparse COO gradient becomes a `RowSparse` of its coalesced rows. The engine's kernels
+write through these views, so autograd does not see the writes: `bump_versions` tells it.
+"""
+import contextlib
+
+import torch
+
+from ..runtime import arrays
+from ..runtime.sparse import RowSparse
+
+
+def view(tensor):
+    """A NumPy (CPU) or CuPy (CUDA) array sharing the tensor's memory (a DTensor's: its
+    local shard's)."""
+    return arrays.view(local(tensor))
+
+
+_DTENSOR = []   # [DTensor class or None], looked up once
+
+
+def _dtensor_class():
+    if not _DTENSOR:
+        if torch.distributed.is_available():
+            from torch.distributed.tensor import DTensor
+            _DTENSOR.append(DTensor)
+        else:
+            _DTENSOR.append(None)
+    return _DTENSOR[0]
+
+
+def is_distributed(tensor):
+    """Whether `tensor` is a DTensor (FSDP2's sharded parameters, their gradients and states)."""
+    cls = _dtensor_class()
+    return cls is not None and isinstance(tensor, cls)
+
+
+def is_sharded(tensor):
+    """Whether a DTensor holds only part of its values on this rank."""
+    return is_distributed(tensor) and not all(p.is_replicate() for p in tensor.placements)
+
+
+def local(tensor):
+    """This rank's part of a DTensor (same memory); any other tensor as it is."""
+    return tensor.to_local() if is_distributed(tensor) else tensor
+
+
+def like_param(array, param):
+    """A state array from the engine as a tensor shaped like `param`: a DTensor with the
+    parameter's mesh and placements when the parameter is one (as torch.optim's states of
+    FSDP2 parameters are), else a tensor over the array's memory."""
+    tensor = arrays.like(array, local(param))
+    if not is_distributed(param) or tensor.dim() == 0:
+        return tensor
+    return _dtensor_class().from_local(tensor, device_mesh=param.device_mesh, placements=param.placements,
+                                       run_check=False, shape=param.shape, stride=param.stride())
+
+
+def gradient(param, grad):
+    """The gradient as the engine takes it: an array view, or a RowSparse for a sparse
+    COO gradient (nn.Embedding(sparse=True)). Mismatches raise before anything changes."""
+    if grad.dtype != param.dtype:
+        raise ValueError(f"gradient has dtype {grad.dtype}, its parameter {param.dtype}")
+    if tuple(grad.shape) != tuple(param.shape):
+        raise ValueError(f"gradient has shape {tuple(grad.shape)}, its parameter {tuple(param.shape)}")
+    if grad.device != param.device:
+        raise ValueError(f"gradient is on {grad.device}, its parameter on {param.device}")
+    if grad.layout == torch.sparse_coo:
+        if grad.sparse_dim() != 1:
+            raise TypeError(f"sparse gradients must be sparse in their first dimension only (rows), "
+                            f"got sparse_dim={grad.sparse_dim()}")
+        grad = grad.coalesce()    # sorted rows, repeated rows summed
+        return RowSparse(view(grad.indices()[0]), view(grad.values()), tuple(grad.shape))
+    if grad.layout != torch.strided:
+        raise TypeError(f"gradients with layout {grad.layout} are not supported")
+    return view(grad)
+
+
+def keep_shard(full, dtensor):
+    """Copy this rank's shard of `full` (the whole tensor, the same on every rank) into the
+    local part of `dtensor`."""
+    from torch.distributed.tensor import Replicate
+    mesh = dtensor.device_mesh
+    replicated = _dtensor_class().from_local(full, device_mesh=mesh, placements=[Replicate()] * mesh.ndim,
+                                             run_check=False)
+    local(dtensor).copy_(replicated.redistribute(mesh, dtensor.placements).to_local())
+
+
+def on_current_stream(device):
+    """Run CuPy launches on torch's current stream of `device` (a no-op on the CPU), so the
+    kernels are ordered with the tensors' other work without a synchronisation."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    import cupy
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return cupy.cuda.ExternalStream(torch.cuda.current_stream(index).cuda_stream, index)
+
+
+def bump_versions(tensors):
+    """Record in-place writes made through views, as torch's own in-place ops do: a tensor
+    saved for backward and updated before the backward pass then raises, as with torch."""
+    if tensors:
+        torch.autograd.graph.increment_version([local(t) for t in tensors])
