@@ -42,6 +42,7 @@ NEW_CASES = [
     ("adopt", {}), ("adopt", {"use_clipping": False, "nesterov": True}),
     ("ademamix", {}), ("ademamix", {"warmup": 4.0, "alpha": 2.0, "beta3": 0.999}),
     ("cadamw", {}), ("cadamw", {"mask_epsilon": 1e-8}),
+    ("schedulefreeadamw", {}), ("schedulefreeadamw", {"warmup_steps": 3, "decay_at_z": True}),
 ]
 
 

@@ -1,4 +1,4 @@
-"""ADOPT, AdEMAMix, C-AdamW (MXNet conventions) and the torch flavor's ASGD and SparseAdam
+"""ADOPT, AdEMAMix, C-AdamW, Schedule-Free AdamW (MXNet conventions) and the torch flavor's ASGD and SparseAdam
 against their hand-written references (tests/reference/papers.py, torch_optim.py) under the
 common schedule of support.check_against_reference: 6 steps on two parameters of different
 shapes, signed data beyond the clip bound, wd > 0 (SparseAdam: 0, it has none),
@@ -23,6 +23,8 @@ PAPER_CASES = [
     ("ademamix", {}), ("ademamix", {"warmup": 6.0}),                  # t = 4..9 crosses T = 6
     ("ademamix", {"warmup": 20.0, "alpha": 2.0, "beta3": 0.999}),
     ("cadamw", {}), ("cadamw", {"mask_epsilon": 1e-8, "beta1": 0.5}),
+    ("schedulefreeadamw", {}), ("schedulefreeadamw", {"warmup_steps": 6, "r": 0.5, "decay_at_z": True}),
+    ("schedulefreeadamw", {"weight_lr_power": 0.0, "beta1": 0.5}),
 ]
 TORCH_CASES = [
     ("asgd", {}), ("asgd", {"t0": 5.0, "lambd": 0.05, "alpha": 0.5}),   # averaging from t = 7
@@ -137,7 +139,8 @@ def test_new_optimizers_in_every_api_family(capsys):
     listed = capsys.readouterr().out
     for name, flavor, cls in [("adopt", "mxnet2", "ADOPT"), ("ademamix", "mxnet2", "AdEMAMix"),
                               ("cadamw", "mxnet2", "CAdamW"), ("asgd", "torch", "ASGD"),
-                              ("sparseadam", "torch", "SparseAdam")]:
+                              ("sparseadam", "torch", "SparseAdam"),
+                              ("schedulefreeadamw", "mxnet2", "ScheduleFreeAdamW")]:
         assert type(optforge.create(name, flavor=flavor)).__name__ == cls
         assert name in listed.lower()
         params_style = getattr(optforge.optim, cls)

@@ -25,6 +25,7 @@ MODULES = (
     'novograd',
     'rmsprop',
     'rprop',
+    'schedulefreeadamw',
     'sgd',
     'sgld',
     'signum',
