@@ -52,6 +52,7 @@ SETTINGS = {
     ("torch", "radam"): [dict(), dict(begin_num_update=10)],    # rho_t > 5 from t = 6 on
     "ademamix": [dict(), dict(warmup=2.0)],                     # t = 1..3 crosses T = 2
     ("torch", "asgd"): [dict(), dict(t0=0.0)],                  # averaging (mu != 1) from t = 3
+    "schedulefreeadamw": [dict(), dict(warmup_steps=2)],
 }
 
 # Variants that a spec's own `requires` rules out: (flavor, name) -> test of a variant's text

@@ -27,7 +27,7 @@ PAPER_CASES = [
     ("schedulefreeadamw", {"weight_lr_power": 0.0, "beta1": 0.5}),
 ]
 TORCH_CASES = [
-    ("asgd", {}), ("asgd", {"t0": 5.0, "lambd": 0.05, "alpha": 0.5}),   # averaging from t = 7
+    ("asgd", {}), ("asgd", {"t0": 5.0, "lambd": 0.05, "alpha": 0.5}),   # averaging from t = 8 (t runs 4..9)
     ("asgd", {"maximize": True, "lambd": 0.0}),
     ("sparseadam", {"wd": 0.0}), ("sparseadam", {"wd": 0.0, "maximize": True, "beta2": 0.9}),
 ]

@@ -25,7 +25,7 @@ SPEC = {
     'flavor': 'mxnet2',
     'summary': 'AdEMAMix: Adam with a second, slow momentum mixed into the numerator, with warmups of alpha and beta3',
     'references': [
-        'Pagliardini, Ablin and Grangier, The AdEMAMix Optimizer: Better, Faster, Older, ICLR 2025, Algorithm 1 and Section 3 (schedulers). https://arxiv.org/abs/2409.03137',
+        'Pagliardini, Ablin and Grangier, The AdEMAMix Optimizer: Better, Faster, Older, 2024, Algorithm 1 and its alpha and beta3 schedulers. https://arxiv.org/abs/2409.03137',
     ],
     'notes': [
         "With warmup = T (the paper's T_alpha,beta3, usually the number of steps), alpha rises linearly from 0 and beta3 follows the paper's half-life schedule from beta_start = beta1; both reach their final values at t = T. Without warmup both are constant.",

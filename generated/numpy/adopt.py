@@ -27,7 +27,7 @@ SPEC = {
     'flavor': 'mxnet2',
     'summary': 'ADOPT: the gradient normalised by the previous second moment, then averaged; converges with any beta2',
     'references': [
-        'Taniguchi et al., ADOPT: Modified Adam Can Converge with Any beta2 with the Optimal Rate, NeurIPS 2024, Algorithm 2. https://arxiv.org/abs/2411.02853',
+        'Taniguchi et al., ADOPT: Modified Adam Can Converge with Any beta2 with the Optimal Rate, NeurIPS 2024. https://arxiv.org/abs/2411.02853',
         'optax.contrib.adopt (clipping option: the normalised gradient clipped to (t - 1)**0.25). https://optax.readthedocs.io/en/latest/api/contrib.html',
     ],
     'notes': [

@@ -23,7 +23,7 @@ SPEC = {
     'flavor': 'mxnet2',
     'summary': "Cautious AdamW: the Adam step only where it agrees in sign with the gradient, rescaled by the mask's size",
     'references': [
-        'Liang et al., Cautious Optimizers: Improving Training with One Line of Code, 2024, Algorithm 2 (C-AdamW). https://arxiv.org/abs/2411.16085',
+        'Liang et al., Cautious Optimizers: Improving Training with One Line of Code, 2024 (C-AdamW). https://arxiv.org/abs/2411.16085',
         "optax.contrib.cautious (the same mask and rescaling; mask_epsilon = 1 is the paper's). https://optax.readthedocs.io/en/latest/api/contrib.html",
     ],
     'notes': [

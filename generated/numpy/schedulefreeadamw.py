@@ -30,7 +30,7 @@ SPEC = {
     'flavor': 'mxnet2',
     'summary': 'Schedule-Free AdamW: no learning-rate schedule; gradients at y, an AdamW step on z, x the weighted average of the z',
     'references': [
-        'Defazio et al., The Road Less Scheduled, NeurIPS 2024, Algorithm 1 (Schedule-Free AdamW). https://arxiv.org/abs/2405.15682',
+        'Defazio et al., The Road Less Scheduled, NeurIPS 2024 (Schedule-Free AdamW). https://arxiv.org/abs/2405.15682',
         'facebookresearch/schedule_free, AdamWScheduleFreeReference (the reference implementation). https://github.com/facebookresearch/schedule_free',
     ],
     'notes': [

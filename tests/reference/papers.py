@@ -98,7 +98,7 @@ def novograd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=
 
 def adopt(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.9999, epsilon=1e-6,
           use_clipping=True, nesterov=False):
-    """Taniguchi et al. 2024, Algorithm 2, as optax.contrib.adopt: with n = t - 1 earlier steps,
+    """Taniguchi et al. 2024, as optax.contrib.adopt: with n = t - 1 earlier steps,
     v_0 = g_0^2 at the first step (nothing else changes); afterwards
     m = b1 m + (1 - b1) clip(g / max(sqrt(v_prev), eps), n^(1/4)); w -= lr m; v = b2 v + (1 - b2) g^2.
     Weight decay as L2 (added to g), the authors' default."""
@@ -117,7 +117,7 @@ def adopt(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9
 
 def ademamix(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999, beta3=0.9999,
              alpha=5.0, epsilon=1e-8, warmup=None):
-    """Pagliardini et al., Algorithm 1 with the schedulers of Section 3:
+    """Pagliardini et al., Algorithm 1 with the paper's alpha and beta3 schedulers:
     alpha(t) = min(t alpha / T, alpha),
     beta3(t) = min(exp(ln(b_start) ln(b3) / ((1 - t/T) ln(b3) + (t/T) ln(b_start))), b3), b_start = b1;
     w -= lr ((m1 / (1 - b1^t) + alpha(t) m2) / (sqrt(v / (1 - b2^t)) + eps) + wd w)."""
@@ -154,7 +154,7 @@ def cadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.
 
 def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
                       epsilon=1e-8, warmup_steps=0, r=0.0, weight_lr_power=2.0, decay_at_z=False):
-    """Defazio et al. 2024, Algorithm 1, as AdamWScheduleFreeReference (k = t - 1 earlier steps):
+    """Defazio et al. 2024, as AdamWScheduleFreeReference (k = t - 1 earlier steps):
     lr_k = lr * min(1, (k+1) / warmup) * sqrt(1 - b2^(k+1)); lr_max = max(lr_max, lr_k);
     c = (k+1)^r lr_max^p / sum of those weights; z -= lr_k wd (y or z); v = b2 v + (1 - b2) g^2;
     z -= lr_k g / (sqrt(v) + eps); x = (1 - c) x + c z; y = b1 x + (1 - b1) z (the weight)."""

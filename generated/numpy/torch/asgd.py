@@ -33,7 +33,7 @@ SPEC = {
     'notes': [
         'optforge.optim calls this rule with rescale_grad = 1 and clip_gradient = None, so the first line is g <- g there.',
         "As in torch, the step size eta and the averaging weight mu used by a step were computed at the end of the previous step (with that step's learning rate): eta = lr / (1 + lambd * lr * t)**alpha, mu = 1 / max(1, t - t0). eta is -1 until the first step, which uses the learning rate itself (torch starts eta at lr).",
-        'ax is the averaged weight: a copy of the weight while mu = 1 (t <= t0 + 1), then a running average of the iterates.',
+        'ax is the averaged weight: a copy of the weight while mu = 1 (t <= t0 + 2), then a running average of the iterates.',
     ],
     'deviations': ['MXNet has no ASGD.'],
     'spec': 'specs/torch/asgd.toml',
