@@ -32,7 +32,7 @@ SPEC = {
     ],
     'notes': [
         'The first step only initialises the second moment (v = g**2): the weight and the first moment do not change.',
-        "The normalised gradient divides by the second moment of the previous step, so the current gradient never scales itself; with use_clipping it is clipped to +-(t - 1)**0.25 as optax does (the authors' code clips to t**0.25).",
+        'The normalised gradient divides by the second moment of the previous step, so the current gradient never scales itself; with use_clipping it is clipped to +-(t - 1)**0.25, as optax does.',
         "Weight decay is added to the gradient (L2), as the authors' code does by default.",
     ],
     'deviations': ['MXNet has no ADOPT.'],
