@@ -23,7 +23,10 @@ SETTINGS = {
     "ftml": dict(learning_rate=0.01),
     "ftrl": dict(learning_rate=0.1, lamda1=0.0001),
     "adan": dict(learning_rate=0.01),
+    "ademamix": dict(learning_rate=0.01),
+    "adopt": dict(learning_rate=0.01),
     "amsgrad": dict(learning_rate=0.01),
+    "cadamw": dict(learning_rate=0.01, wd=0.01),
     "groupadagrad": dict(learning_rate=0.1),
     "lion": dict(learning_rate=0.002),
     "lamb": dict(learning_rate=0.02, wd=0.01),
@@ -37,6 +40,7 @@ SETTINGS = {
     # sum over the dataset (rescale_grad = N / batch) and the noise has variance lr.
     "sgld": dict(learning_rate=1e-4, seed=1, rescale_grad=1200 / 64),
     "signum": dict(learning_rate=0.005),
+    "sparseadam": dict(learning_rate=0.01),
     "test": dict(learning_rate=0.1),
 }
 # Where a flavor's rule needs other settings than its MXNet 2.0 counterpart.

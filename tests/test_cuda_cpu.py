@@ -50,13 +50,18 @@ SETTINGS = {
     "lars": [dict(), dict(param_idx2name={0: "fc_bias"})],
     ("mxnet1", "lbsgd"): [dict(batch_scale=1), dict(batch_scale=2)],
     ("torch", "radam"): [dict(), dict(begin_num_update=10)],    # rho_t > 5 from t = 6 on
+    "ademamix": [dict(), dict(warmup=2.0)],                     # t = 1..3 crosses T = 2
+    ("torch", "asgd"): [dict(), dict(t0=0.0)],                  # averaging (mu != 1) from t = 3
+    "schedulefreeadamw": [dict(), dict(warmup_steps=2)],
 }
 
 # Variants that a spec's own `requires` rules out: (flavor, name) -> test of a variant's text
-UNREACHABLE = {("torch", "sgd"): lambda when: "momentum == 0" in when and not when.endswith("not nesterov")}
+UNREACHABLE = {("torch", "sgd"): lambda when: "momentum == 0" in when and not when.endswith("not nesterov"),
+               # eta < 0 only before the first step, when mu still has its initial 1
+               ("torch", "asgd"): lambda when: "eta < 0" in when and "mu != 1" in when}
 
 # (learning rate, wd, rescale_grad, clip_gradient, NaN in the gradient)
-NO_WEIGHT_DECAY = {"groupadagrad": 0.0}   # its spec requires wd == 0
+NO_WEIGHT_DECAY = {"groupadagrad": 0.0, "sparseadam": 0.0}   # their specs require wd == 0
 
 SHAPE = (47, 22)          # rows of 22 for the row means; 1034 elements: packs and a tail
 SMALL_SHAPE = (47, 11)
@@ -335,6 +340,8 @@ def test_settings_reach_every_variant_of_every_optimizer():
                 plan = case.plan(0, weight, state)
                 if plan is not None:
                     reached.add(variant_key(case.module, plan[0]))
+                    for state_name, value in plan[3].items():   # host scalar states advance (ASGD's eta)
+                        plan[4][state_name][...] = value
         excluded = UNREACHABLE.get((flavor, name), lambda when: False)
         missing += [f"{flavor}/{name} {v['when']}" for k, v in case.module.VARIANTS.items()
                     if k not in reached and not excluded(v["when"])]

@@ -30,6 +30,8 @@ TORCH_CASES = [
     ("adadelta", {}),
     ("nadam", {}), ("nadam", {"decoupled_weight_decay": True}),
     ("radam", {}), ("radam", {"decoupled_weight_decay": True}), ("radam", {"beta2": 0.9}),
+    ("asgd", {}), ("asgd", {"t0": 2.0, "lambd": 0.05, "maximize": True}),
+    ("sparseadam", {"wd": 0.0}), ("sparseadam", {"wd": 0.0, "maximize": True, "beta1": 0.8}),
 ]
 NEW_CASES = [
     ("lion", {}), ("lion", {"maximize": True}),
@@ -37,13 +39,19 @@ NEW_CASES = [
     ("adan", {}), ("adan", {"maximize": True}),
     ("rprop", {}), ("rprop", {"step_size_max": 0.05}),
     ("novograd", {}), ("novograd", {"beta1": 0.5, "maximize": True}),
+    ("adopt", {}), ("adopt", {"use_clipping": False, "nesterov": True}),
+    ("ademamix", {}), ("ademamix", {"warmup": 4.0, "alpha": 2.0, "beta3": 0.999}),
+    ("cadamw", {}), ("cadamw", {"mask_epsilon": 1e-8}),
+    ("schedulefreeadamw", {}), ("schedulefreeadamw", {"warmup_steps": 3, "decay_at_z": True}),
 ]
 
 
 def _run(name, flavor, hp, rule, dtype, rescale, clip, seed):
     rng = np.random.default_rng(seed)
+    hp = dict(hp)
+    wd = hp.pop("wd", WD)      # SparseAdam has no weight decay (wd must be 0)
     extra = {} if flavor == "torch" else {"rescale_grad": rescale, "clip_gradient": clip}
-    opt = optforge.create(name, flavor=flavor, wd=WD, **extra, **hp)
+    opt = optforge.create(name, flavor=flavor, wd=wd, **extra, **hp)
     weights = [signed(rng, s, 1.5, dtype) for s in SHAPES]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     names = opt._present_states()
@@ -57,7 +65,7 @@ def _run(name, flavor, hp, rule, dtype, rescale, clip, seed):
         grads = [signed(rng, s, 2.0, dtype) for s in SHAPES]
         for i in range(len(weights)):
             expected_w[i], expected_s[i] = rule(expected_w[i], grads[i], expected_s[i],
-                                                lr=lr, wd=WD, t=step, **ref_extra, **hp)
+                                                lr=lr, wd=wd, t=step, **ref_extra, **hp)
         opt.update(list(range(len(weights))), weights, grads, states)
         for i in range(len(weights)):
             assert weights[i].dtype == dtype

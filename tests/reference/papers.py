@@ -5,6 +5,8 @@ torch_optim.py (state: a dict, empty before the first step; returns new weight
 and state). `rescale_grad` and `clip_gradient` are MXNet's gradient preprocessing,
 applied first: g = clip(rescale_grad * g, clip_gradient).
 """
+import math
+
 import numpy as np
 
 
@@ -94,4 +96,86 @@ def novograd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=
     return w - lr * m, {"mean": m, "v": v}
 
 
-RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop}
+def adopt(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.9999, epsilon=1e-6,
+          use_clipping=True, nesterov=False):
+    """Taniguchi et al. 2024, as optax.contrib.adopt: with n = t - 1 earlier steps,
+    v_0 = g_0^2 at the first step (nothing else changes); afterwards
+    m = b1 m + (1 - b1) clip(g / max(sqrt(v_prev), eps), n^(1/4)); w -= lr m; v = b2 v + (1 - b2) g^2.
+    Weight decay as L2 (added to g), the authors' default."""
+    g = _pre(g, rescale_grad, clip_gradient, False) + wd * w
+    m, v = s.get("exp_avg", np.zeros_like(w)), s.get("exp_avg_sq", np.zeros_like(w))
+    n = t - 1
+    if n == 0:
+        return w, {"exp_avg": m, "exp_avg_sq": g * g}
+    x = g / np.maximum(np.sqrt(v), epsilon)
+    if use_clipping:
+        x = np.clip(x, -n ** 0.25, n ** 0.25)
+    m = beta1 * m + (1 - beta1) * x
+    direction = beta1 * m + (1 - beta1) * x if nesterov else m
+    return w - lr * direction, {"exp_avg": m, "exp_avg_sq": beta2 * v + (1 - beta2) * g * g}
+
+
+def ademamix(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999, beta3=0.9999,
+             alpha=5.0, epsilon=1e-8, warmup=None):
+    """Pagliardini et al., Algorithm 1 with the paper's alpha and beta3 schedulers:
+    alpha(t) = min(t alpha / T, alpha),
+    beta3(t) = min(exp(ln(b_start) ln(b3) / ((1 - t/T) ln(b3) + (t/T) ln(b_start))), b3), b_start = b1;
+    w -= lr ((m1 / (1 - b1^t) + alpha(t) m2) / (sqrt(v / (1 - b2^t)) + eps) + wd w)."""
+    g = _pre(g, rescale_grad, clip_gradient, False)
+    a, b3 = alpha, beta3
+    if warmup is not None:
+        a = min(t * alpha / warmup, alpha)
+        frac = t / warmup
+        b3 = min(math.exp(math.log(beta1) * math.log(beta3) / ((1 - frac) * math.log(beta3) + frac * math.log(beta1))),
+                 beta3)
+    m1 = beta1 * s.get("exp_avg_fast", np.zeros_like(w)) + (1 - beta1) * g
+    m2 = b3 * s.get("exp_avg_slow", np.zeros_like(w)) + (1 - b3) * g
+    v = beta2 * s.get("exp_avg_sq", np.zeros_like(w)) + (1 - beta2) * g * g
+    m1_hat, v_hat = m1 / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    w = w - lr * ((m1_hat + a * m2) / (np.sqrt(v_hat) + epsilon) + wd * w)
+    return w, {"exp_avg_fast": m1, "exp_avg_slow": m2, "exp_avg_sq": v}
+
+
+def cadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999, epsilon=1e-8,
+           mask_epsilon=1.0):
+    """Liang et al. 2024, C-AdamW (the authors' AdamW form): u = m / (sqrt(v) + eps);
+    phi = 1[u * g > 0]; w -= lr sqrt(1 - b2^t) / (1 - b1^t) * phi * u * numel / (sum(phi) + mask_eps);
+    then the unmasked decoupled decay w *= 1 - lr wd."""
+    g = _pre(g, rescale_grad, clip_gradient, False)
+    m = beta1 * s.get("exp_avg", np.zeros_like(w)) + (1 - beta1) * g
+    v = beta2 * s.get("exp_avg_sq", np.zeros_like(w)) + (1 - beta2) * g * g
+    u = m / (np.sqrt(v) + epsilon)
+    phi = (u * g > 0).astype(w.dtype)
+    scale = phi.size / (float(phi.sum(dtype=np.float64)) + mask_epsilon)
+    w = w - lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * scale * (phi * u)
+    w = w - lr * wd * w
+    return w, {"exp_avg": m, "exp_avg_sq": v}
+
+
+def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
+                      epsilon=1e-8, warmup_steps=0, r=0.0, weight_lr_power=2.0, decay_at_z=False):
+    """Defazio et al. 2024, as AdamWScheduleFreeReference (k = t - 1 earlier steps):
+    lr_k = lr * min(1, (k+1) / warmup) * sqrt(1 - b2^(k+1)); lr_max = max(lr_max, lr_k);
+    c = (k+1)^r lr_max^p / sum of those weights; z -= lr_k wd (y or z); v = b2 v + (1 - b2) g^2;
+    z -= lr_k g / (sqrt(v) + eps); x = (1 - c) x + c z; y = b1 x + (1 - b1) z (the weight)."""
+    g = _pre(g, rescale_grad, clip_gradient, False)
+    k = t - 1
+    sched = (k + 1) / warmup_steps if k < warmup_steps else 1.0
+    lr_k = lr * sched * math.sqrt(1 - beta2 ** (k + 1))
+    lr_max = max(lr_k, s.get("lr_max", -1.0))
+    weight = (k + 1) ** r * lr_max ** weight_lr_power
+    weight_sum = s.get("weight_sum", 0.0) + weight
+    c = weight / weight_sum if weight_sum != 0 else 0.0
+    y = w
+    z, x = s.get("z", w.copy()), s.get("x", w.copy())
+    z = z - lr_k * wd * (z if decay_at_z else y)
+    v = beta2 * s.get("exp_avg_sq", np.zeros_like(w)) + (1 - beta2) * g * g
+    z = z - lr_k * g / (np.sqrt(v) + epsilon)
+    x = (1 - c) * x + c * z
+    y = beta1 * x + (1 - beta1) * z
+    return y, {"z": z, "x": x, "exp_avg_sq": v, "lr_max": lr_max, "weight_sum": weight_sum}
+
+
+RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop,
+         "adopt": adopt, "ademamix": ademamix, "cadamw": cadamw,
+         "schedulefreeadamw": schedulefreeadamw}

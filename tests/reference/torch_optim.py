@@ -2,7 +2,8 @@
 
 Written from the algorithm boxes of the torch.optim documentation (Adam, AdamW,
 Adamax, SGD, RMSprop, Adagrad, Adadelta, NAdam, RAdam) and the
-mindspore.experimental.optim.Adamax page, in plain NumPy, independently of
+mindspore.experimental.optim.Adamax page, and ASGD and SparseAdam from the
+algorithm their torch.optim pages document (neither page has an algorithm box), in plain NumPy, independently of
 specs/ and generated/. Each function takes one parameter's weight, gradient and
 state (a dict keyed by torch's state names, empty before the first step) and
 returns the new weight and state; nothing is modified in place. `t` is the step
@@ -130,5 +131,43 @@ def radam(w, g, s, *, lr, wd, t, beta1=0.9, beta2=0.999, epsilon=1e-8, decoupled
     return w, {"exp_avg": m, "exp_avg_sq": v}
 
 
+def _pre(g, rescale_grad, clip_gradient, maximize):
+    """MXNet-style gradient preprocessing (identity with the defaults, as optforge.optim calls)."""
+    g = g * rescale_grad
+    if clip_gradient is not None:
+        g = np.clip(g, -clip_gradient, clip_gradient)
+    return _grad(g, maximize)
+
+
+def asgd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, lambd=1e-4, alpha=0.75, t0=1e6,
+         maximize=False):
+    """torch.optim.ASGD (Polyak-Juditsky averaging): the step uses eta and mu kept from the
+    previous step (eta starts at lr, mu at 1):
+    g += wd w; w = w (1 - lambd eta) - eta g; ax = w if mu == 1 else ax + mu (w - ax);
+    then eta = lr / (1 + lambd lr t)^alpha and mu = 1 / max(1, t - t0) for the next step."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize) + wd * w
+    eta = s["eta"] if "eta" in s else lr
+    mu = s.get("mu", 1.0)
+    w = w * (1 - lambd * eta) - eta * g
+    ax = w.copy() if mu == 1 else s["ax"] + mu * (w - s["ax"])
+    return w, {"eta": lr / (1 + lambd * lr * t) ** alpha, "mu": 1 / max(1, t - t0), "ax": ax}
+
+
+def sparseadam(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
+               epsilon=1e-8, maximize=False, rows=None):
+    """torch.optim.SparseAdam: Adam on the gradient's rows only (all rows for a dense gradient),
+    step size lr sqrt(1 - b2^t) / (1 - b1^t), epsilon added to sqrt(v); no weight decay."""
+    assert wd == 0, "SparseAdam has no weight decay"
+    rows = np.arange(w.shape[0]) if rows is None else rows
+    g = _pre(g, rescale_grad, clip_gradient, maximize)[rows]
+    m, v, w = s.get("exp_avg", np.zeros_like(w)).copy(), s.get("exp_avg_sq", np.zeros_like(w)).copy(), w.copy()
+    m[rows] = beta1 * m[rows] + (1 - beta1) * g
+    v[rows] = beta2 * v[rows] + (1 - beta2) * g * g
+    step = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    w[rows] = w[rows] - step * m[rows] / (np.sqrt(v[rows]) + epsilon)
+    return w, {"exp_avg": m, "exp_avg_sq": v}
+
+
 RULES = {"sgd": sgd, "adam": adam, "adamw": adamw, "adamax": adamax, "rmsprop": rmsprop,
-         "adagrad": adagrad, "adadelta": adadelta, "nadam": nadam, "radam": radam}
+         "adagrad": adagrad, "adadelta": adadelta, "nadam": nadam, "radam": radam,
+         "asgd": asgd, "sparseadam": sparseadam}
