@@ -119,3 +119,9 @@ def copy_state(state):
     if isinstance(state, tuple):
         return tuple(s.copy() for s in state)
     return state.copy()
+
+
+def usable_wd(cls, wd):
+    """The weight decay a test may use with `cls`: 0 where the rule requires `wd == 0`
+    (GroupAdaGrad, torch's SparseAdam), else `wd`."""
+    return 0.0 if cls.SPEC.get("requires") == "wd == 0" else wd

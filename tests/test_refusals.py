@@ -15,7 +15,7 @@ import pytest
 import optforge
 from optforge import lr_scheduler, optim
 
-from support import copy_state
+from support import copy_state, usable_wd
 
 
 def _bits(x):
@@ -194,7 +194,7 @@ def test_0d_weights_update_like_1_element_weights(flavor, name):
     cls = optforge.runtime.registry.lookup(name, flavor)
     results = []
     for shape in ((), (1,)):
-        opt = cls(learning_rate=0.1, wd=0.01, rescale_grad=0.5, begin_num_update=1)
+        opt = cls(learning_rate=0.1, wd=usable_wd(cls, 0.01), rescale_grad=0.5, begin_num_update=1)
         w = np.full(shape, 0.75, np.float32)
         state = opt.create_state(0, w)
         for g in (0.5, -2.5, 1.25):

@@ -15,6 +15,8 @@ from optforge import lr_scheduler, optim
 from optforge.runtime import registry
 from optforge.runtime.params_api import keywords
 
+from support import usable_wd
+
 ALL = sorted(registry.registered())
 
 # Hyperparameters whose defaults keep no state at all (or the smallest layout): set so that
@@ -23,14 +25,12 @@ WITH_STATE = {"sgd": dict(momentum=0.9), "ccsgd": dict(momentum=0.9), "nag": dic
               "lars": dict(momentum=0.9), "lbsgd": dict(momentum=0.9), "dcasgd": dict(momentum=0.5),
               "signum": dict(momentum=0.9), "rmsprop": dict(centered=True)}
 
-NO_WD = {"groupadagrad"}   # its rule requires wd == 0
-
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
 STEPS_BEFORE, STEPS_AFTER = 3, 3
 
 
-def _wd(name):
-    return 0.0 if name in NO_WD else 0.01
+def _wd(flavor, name):
+    return usable_wd(registry.lookup(name, flavor), 0.01)
 
 
 def _settings(flavor, name):
@@ -66,7 +66,7 @@ def test_updater_get_states_set_states(flavor, name):
 
     def make():
         scheduler = lr_scheduler.FactorScheduler(step=2, factor=0.5, base_lr=0.05)
-        return cls(lr_scheduler=scheduler, wd=_wd(name), rescale_grad=0.5, clip_gradient=1.0,
+        return cls(lr_scheduler=scheduler, wd=_wd(flavor, name), rescale_grad=0.5, clip_gradient=1.0,
                    begin_num_update=2, **settings)
 
     rng = np.random.default_rng(7)
@@ -103,7 +103,7 @@ def test_updater_round_trip_multi_precision(flavor, name):
     settings = _settings(flavor, name)
 
     def make():
-        return cls(learning_rate=0.05, wd=_wd(name), rescale_grad=0.5, multi_precision=True, **settings)
+        return cls(learning_rate=0.05, wd=_wd(flavor, name), rescale_grad=0.5, multi_precision=True, **settings)
 
     rng = np.random.default_rng(9)
     weights = [rng.standard_normal(s).astype(np.float16) for s in SHAPES[:2]]
@@ -142,7 +142,7 @@ def test_params_state_dict_load_state_dict(flavor, name):
     weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
     grads = _gradients(12, SHAPES)
     groups = lambda ws: [{"params": ws[:2]}, {"params": ws[2:], "lr": 0.02}]   # noqa: E731
-    original = optim.create(name, groups(weights), flavor=flavor, lr=0.05, weight_decay=_wd(name),
+    original = optim.create(name, groups(weights), flavor=flavor, lr=0.05, weight_decay=_wd(flavor, name),
                            **settings)
     for step in range(STEPS_BEFORE):
         original.step(grads[step])
