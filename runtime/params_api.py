@@ -14,6 +14,7 @@ import re
 
 from . import arrays, validation
 from .backends import array_module
+from .registry import DEFAULT_FLAVOR
 from .spec_optimizer import _state_dtype, _state_parts
 
 _BETA = re.compile(r"^beta\d+$")
@@ -285,16 +286,23 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+def default_arguments(spec):
+    """{argument: default} of a spec's params-style class, in signature order: lr, the
+    keywords (a tuple for a shared keyword), weight_decay."""
+    out = {"lr": spec["learning_rate"]}
+    by_name = {m["name"]: m for m in spec["hyperparameters"]}
+    for keyword, names in keywords(spec):
+        values = tuple(by_name[n]["default"] for n in names)
+        out[keyword] = values if len(names) > 1 else values[0]
+    out["weight_decay"] = spec["options"].get("wd", 0.0)
+    return out
+
+
 def params_class(engine_class):
     """The params-style class for a spec-built class, with a real signature:
     (params, lr=<default>, *, <keywords>, weight_decay=<default>)."""
     spec = engine_class.SPEC
-    defaults = {"lr": spec["learning_rate"]}
-    by_name = {m["name"]: m for m in spec["hyperparameters"]}
-    for keyword, names in keywords(spec):
-        values = tuple(by_name[n]["default"] for n in names)
-        defaults[keyword] = values if len(names) > 1 else values[0]
-    defaults["weight_decay"] = spec["options"].get("wd", 0.0)
+    defaults = default_arguments(spec)
     P = inspect.Parameter
     parameters = [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD),
                   P("lr", P.POSITIONAL_OR_KEYWORD, default=defaults["lr"])]
@@ -321,15 +329,22 @@ def params_class(engine_class):
 
 
 _CLASSES = {}
+PARAMS_FLAVOR = "torch"
+
+
+def chosen(items):
+    """{key: value} from ((flavor, key), value) pairs: the torch flavor's value where a key
+    has one, else MXNet 2.0's (other flavors have no params-style class)."""
+    items = list(items)
+    table = {key: value for (flavor, key), value in items if flavor == DEFAULT_FLAVOR}
+    table.update({key: value for (flavor, key), value in items if flavor == PARAMS_FLAVOR})
+    return table
 
 
 def classes():
     """{class name: params-style class}: the torch flavor where a spec has one, else MXNet 2.0."""
     from . import registry
-    table = {}
-    for (flavor, key), engine in registry.registered().items():
-        if flavor == "torch" or (flavor == registry.DEFAULT_FLAVOR and key not in table):
-            table[key] = engine
+    table = chosen(registry.registered().items())
     out = {}
     for key, engine in sorted(table.items()):
         if engine not in _CLASSES:

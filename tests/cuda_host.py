@@ -5,9 +5,16 @@ Each `.cu` file under generated/cuda/ is compiled by g++ with `tests/cuda/host_s
 contraction so that float results can be compared bit for bit with NumPy. Kernels are
 called once per emulated (block, thread): element-wise kernels need no
 synchronisation, so running the threads one after another is exact.
+
+One shared object holds all the kernels of a spec. It is built once and kept on disk
+(`cache_folder`: pytest's cache, `.pytest_cache/d/cuda-host/`), named by a hash of
+everything that decides its bytes: the source, `optforge.cuh`, the shim, the flags and
+the compiler's version. A later run reuses it; any change to one of these builds anew.
 """
 import ctypes
+import functools
 import hashlib
+import os
 import shutil
 import subprocess
 import threading
@@ -15,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import os
 
 import pytest
 
@@ -45,18 +51,49 @@ def compiler():
     return shutil.which("g++")
 
 
+@functools.lru_cache(maxsize=None)
+def compiler_version():
+    """The compiler's identity for the cache key: its version banner and target."""
+    banner = subprocess.run([compiler(), "--version"], capture_output=True, text=True, check=True).stdout
+    machine = subprocess.run([compiler(), "-dumpmachine"], capture_output=True, text=True, check=True).stdout
+    return banner.splitlines()[0] + " " + machine.strip()
+
+
+def cache_folder(config, tmp_path_factory):
+    """Where built libraries are kept between runs: pytest's cache folder, or a
+    temporary one when the cache plugin is off (`-p no:cacheprovider`)."""
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir("cuda-host"))
+    return tmp_path_factory.mktemp("cuda-host")
+
+
+def key(source, include):
+    """The hash naming a source's library: every input that decides the library's bytes."""
+    parts = [Path(source).read_bytes(), (Path(include) / "optforge.cuh").read_bytes(), SHIM.read_bytes(),
+             " ".join(FLAGS).encode(), compiler_version().encode()]
+    digest = hashlib.sha256()
+    for part in parts:           # length-prefixed, so no two inputs concatenate alike
+        digest.update(len(part).to_bytes(8, "little") + part)
+    return digest.hexdigest()[:20]
+
+
 def build(source, include, out_dir):
-    """Compile one source (a .cu file or a test .cpp) into a shared library; returns its path."""
+    """Compile one source (a .cu file, i.e. all the kernels of a spec, or a test .cpp) into a
+    shared library in out_dir, unless the library for these exact inputs is already there;
+    returns its path."""
     source = Path(source)
-    text = source.read_bytes() + (Path(include) / "optforge.cuh").read_bytes() + SHIM.read_bytes()
-    digest = hashlib.sha256(text + " ".join(FLAGS).encode()).hexdigest()[:16]
-    target = Path(out_dir) / f"{source.stem}-{digest}.so"
+    target = Path(out_dir) / f"{source.stem}-{key(source, include)}.so"
     if not target.exists():
+        # Written under a private name and renamed: a concurrent run never loads half a file.
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
         command = [compiler(), *FLAGS, "-include", str(SHIM), f"-I{include}", "-x", "c++",
-                   str(source), "-o", str(target)]
+                   str(source), "-o", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
+            partial.unlink(missing_ok=True)
             raise RuntimeError(f"g++ failed on {source}:\n{result.stderr}")
+        os.replace(partial, target)
     return target
 
 
