@@ -82,3 +82,11 @@ def test_show_prints_formula_hyperparameters_and_code():
 def test_show_unknown_optimizer():
     result = optforge("show", "nope")
     assert result.returncode == 1 and "Cannot find optimizer nope" in result.stderr
+
+
+def test_check_covers_the_type_stubs(tree):
+    stub = tree / "generated" / "params_classes.pyi"
+    stub.write_text(stub.read_text().replace("lr: float = 0.001", "lr: float = 0.002", 1))
+    result = optforge("generate", "--check", "--root", str(tree))
+    assert result.returncode == 1
+    assert "generated/params_classes.pyi: stale" in result.stdout

@@ -73,3 +73,54 @@ def test_wrong_keywords_and_types_fail_type_checking(checked):
     assert {int(line) for _, line, _ in bad} == BAD_LINES, result.stdout + result.stderr
     text = " ".join(message for _, _, message in bad)
     assert '"learning_rat"' in text and '"beta1"' in text, text
+
+
+def _stub_signatures(path):
+    """{class name: [(argument, default literal or '...', keyword-only)]} from a stub file."""
+    import ast
+    tree = ast.parse(path.read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            args = init.args
+            positional = args.args[1:]
+            defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+            rows = [(a.arg, ast.literal_eval(d) if d is not None else None, False) for a, d in zip(positional, defaults)]
+            rows += [(a.arg, ast.literal_eval(d), True) for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+            out[node.name] = rows
+    return out
+
+
+def _runtime_signature(cls, extra_keywords=()):
+    import inspect
+    rows = []
+    for p in list(inspect.signature(cls).parameters.values()):
+        if p.kind is p.VAR_KEYWORD:
+            continue
+        rows.append((p.name, None if p.default is p.empty else p.default, p.kind is p.KEYWORD_ONLY))
+    return rows + list(extra_keywords)
+
+
+def test_stubs_match_the_classes_the_runtime_builds(repo_root):
+    """Every class of each family is in its stub with the runtime signature: same argument
+    names, order, defaults and keyword-only split (the MXNet-style classes also take the
+    base Optimizer's keywords, which the runtime passes through **kwargs)."""
+    import inspect
+    import optforge
+    from optforge import optim
+    from optforge.runtime import catalog
+    mxnet = _stub_signatures(repo_root / "generated" / "mxnet_classes.pyi")
+    base = [(name, p.default, True) for name, p in inspect.signature(optforge.Optimizer).parameters.items()
+            if p.kind is p.POSITIONAL_OR_KEYWORD]
+    classes = catalog.classes()
+    assert set(mxnet) == set(classes)
+    for name, cls in classes.items():
+        own = _runtime_signature(cls)
+        taken = {row[0] for row in own}
+        assert mxnet[name] == own + [row for row in base if row[0] not in taken], name
+    params = _stub_signatures(repo_root / "generated" / "params_classes.pyi")
+    from optforge.runtime.params_api import classes as params_classes
+    assert set(params) == set(params_classes())
+    for name, rows in params.items():
+        assert rows == _runtime_signature(getattr(optim, name)), name
