@@ -37,6 +37,13 @@ class Entry:
     siblings: list = field(default_factory=list)   # [(label, module)] of the other flavors
     base_module: str | None = None                  # the page of the spec it extends
     params_style: bool = False                      # optforge.optim has a class built from it
+    metadata: dict | None = None                    # the spec's SPEC dict (metadata.spec_metadata)
+
+
+def _metadata(entry):
+    if entry.metadata is None:
+        entry.metadata = spec_metadata(entry.rule, entry.spec_path)
+    return entry.metadata
 
 
 def flavor_label(flavor):
@@ -118,7 +125,7 @@ API_FAMILIES = (
 def api_families(entry):
     """[{label, names, lines}] of the families with a class for this spec; the torch
     flavor's own family (params style) first."""
-    spec = spec_metadata(entry.rule, entry.spec_path)
+    spec = _metadata(entry)
     out = [{"label": label, "names": names, "lines": build(entry, spec)} for label, names, build in API_FAMILIES]
     out = [family for family in out if family["lines"]]
     return out if entry.rule.flavor == params_api.PARAMS_FLAVOR else out[::-1]
@@ -130,7 +137,7 @@ def argument_names(entry):
     if not entry.params_style:
         return {}
     out = {"learning_rate": "lr", "wd": "weight_decay"}
-    for keyword, names in params_api.keywords(spec_metadata(entry.rule, entry.spec_path)):
+    for keyword, names in params_api.keywords(_metadata(entry)):
         out.update({name: f"{keyword}[{i}]" if len(names) > 1 else keyword for i, name in enumerate(names)})
     return out
 
