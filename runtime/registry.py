@@ -45,7 +45,8 @@ def lookup(name, flavor=DEFAULT_FLAVOR):
     """The registered class for a name (and flavor)."""
     _builtins()
     if flavor not in _REGISTRY:
-        raise ValueError(f"Unknown flavor {flavor!r}; known flavors: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"Unknown flavor {flavor!r}; " + suggestion(str(flavor), _REGISTRY)
+                         + f"known flavors: {', '.join(sorted(_REGISTRY))}")
     if not isinstance(name, str):
         raise TypeError(f"optimizer name must be a string, got {name!r}")
     table = _REGISTRY[flavor]

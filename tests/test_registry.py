@@ -24,7 +24,7 @@ def test_create_is_case_insensitive():
 def test_unknown_name_and_flavor():
     with pytest.raises(ValueError, match="Cannot find optimizer nadamw"):
         optforge.create("nadamw")
-    with pytest.raises(ValueError, match="Unknown flavor 'torch9'; known flavors: .*mxnet2"):
+    with pytest.raises(ValueError, match="Unknown flavor 'torch9'; did you mean 'torch'\\? known flavors: .*mxnet2"):
         optforge.create("adam", flavor="torch9")
 
 
@@ -96,6 +96,8 @@ def test_a_misspelt_name_suggests_the_closest_names():
         optforge.create("adma")
     with pytest.raises(ValueError, match="did you mean 'lamb'\\?"):
         optforge.create("LAMD")
+    with pytest.raises(ValueError, match="Unknown flavor 'pytorch'; did you mean 'torch'\\? known flavors: mxnet1"):
+        optforge.create("adam", flavor="pytorch")
     with pytest.raises(ValueError) as info:
         optforge.create("xyzzy")
     assert "did you mean" not in str(info.value) and "registered: adabelief" in str(info.value)
