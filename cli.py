@@ -146,7 +146,9 @@ def _list(args):
     if args.flavor is not None and _known_flavor(args.flavor, "list"):
         return 2
     rows = []
-    for (flavor, name), cls in sorted(catalog.load().items(), key=lambda kv: (kv[0][0], kv[0][1].lower())):
+    from .runtime.registry import DEFAULT_FLAVOR
+    order = sorted(catalog.load().items(), key=lambda kv: (kv[0][0] != DEFAULT_FLAVOR, kv[0][0], kv[0][1].lower()))
+    for (flavor, name), cls in order:
         if args.flavor and flavor != args.flavor:
             continue
         spec = cls.SPEC
