@@ -184,6 +184,7 @@ def verdict(result, initial):
 def run(steps=300, seed=0, out=sys.stdout, plot=None):
     if steps < 10:
         raise ValueError(f"the demo needs at least 10 steps, got {steps}")
+    pyplot = _pyplot() if plot is not None else None     # a missing matplotlib fails before training
     x, labels = make_data(seed)
     data = split(x, labels)
     initial = loss_and_grads(init_params(seed), *data[0])[0]
@@ -206,7 +207,7 @@ def run(steps=300, seed=0, out=sys.stdout, plot=None):
               f"{result.accuracy:>12.1%} {result.rate:>8.0f}" + (f"   <- {missed}" if missed else ""), file=out)
     print(file=out)
     if plot is not None:
-        write_plot(results, plot, steps)
+        write_plot(results, plot, steps, pyplot)
         print(f"wrote the loss curves to {plot}", file=out)
     if failed:
         print(f"FAILED: {', '.join(failed)} missed the pass rule of their family", file=out)
@@ -219,14 +220,19 @@ PLOT_SIZE = (12, 7)     # inches, at PLOT_DPI: a 1200 x 700 pixel image
 PLOT_DPI = 100
 
 
-def write_plot(results, path, steps):
-    """A PNG of every run's training loss, one panel per family (needs matplotlib)."""
+def _pyplot():
     try:
         import matplotlib
     except ImportError:
         raise SystemExit("optforge demo --plot needs matplotlib: pip install 'optforge[plot]'") from None
     matplotlib.use("Agg")    # files only: no display needed
     from matplotlib import pyplot
+    return pyplot
+
+
+def write_plot(results, path, steps, pyplot=None):
+    """A PNG of every run's training loss, one panel per family (needs matplotlib)."""
+    pyplot = pyplot or _pyplot()
     families = sorted({family(r.name) for r in results})
     figure, axes = pyplot.subplots(1, len(families), figsize=PLOT_SIZE, dpi=PLOT_DPI, squeeze=False)
     for ax, name in zip(axes[0], families):

@@ -4,6 +4,7 @@ import io
 import struct
 
 import numpy as np
+import pytest
 
 from optforge import demo
 from optforge.runtime import registry
@@ -76,3 +77,20 @@ def test_plot_writes_a_png_of_the_loss_curves(monkeypatch, tmp_path):
     pixels = image.imread(path)                      # decodes the whole image
     assert pixels.shape[:2] == (height, width)
     assert len(np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0)) > 10   # curves drawn, not a blank canvas
+
+
+def test_plot_without_matplotlib_fails_before_training(monkeypatch, tmp_path):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    monkeypatch.setattr(demo, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    out = io.StringIO()
+    with pytest.raises(SystemExit, match=r"needs matplotlib: pip install 'optforge\[plot\]'"):
+        demo.run(steps=10, out=out, plot=tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

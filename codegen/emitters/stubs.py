@@ -9,6 +9,7 @@ them from; `__init__.py`, `optimizer.py` and `optim.py` import them under
 One stub module per API family (`FAMILIES`); a new family (torch-style classes) is one
 more entry there.
 """
+import inspect
 import keyword
 import math
 
@@ -109,13 +110,11 @@ def params_class(spec):
 
 
 def _base_keywords():
-    import inspect
     parameters = inspect.signature(_BaseOptimizer.__init__).parameters.values()
     return [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 def _base_default(name):
-    import inspect
     return inspect.signature(_BaseOptimizer.__init__).parameters[name].default
 
 
@@ -124,7 +123,7 @@ FAMILIES = {
     "mxnet": ("mxnet_classes.pyi", "from ..runtime.spec_optimizer import SpecOptimizer", "SpecOptimizer",
               mxnet_class, lambda specs: {key: s for (flavor, key), s in specs if flavor == DEFAULT_FLAVOR}),
     "params": ("params_classes.pyi", "from ..runtime.params_api import Optimizer", "Optimizer",
-               params_class, lambda specs: params_api.chosen(specs)),
+               params_class, params_api.chosen),
     # "torch": the torch-style classes (optforge.torch.Adam) go here once that module exists.
 }
 USAGE = {
