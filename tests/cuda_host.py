@@ -10,6 +10,8 @@ One shared object holds all the kernels of a spec. It is built once and kept on 
 (`cache_folder`: pytest's cache, `.pytest_cache/d/cuda-host/`), named by a hash of
 everything that decides its bytes: the source, `optforge.cuh`, the shim, the flags and
 the compiler's version. A later run reuses it; any change to one of these builds anew.
+The sources compiled together share one precompiled header of the shim and `optforge.cuh`
+(at -O0, parsing them was most of each compile).
 """
 import ctypes
 import functools
@@ -70,38 +72,78 @@ def cache_folder(config, tmp_path_factory):
     return tmp_path_factory.mktemp("cuda-host")
 
 
-def key(source, include):
-    """The hash naming a source's library: every input that decides the library's bytes."""
-    parts = [Path(source).read_bytes(), (Path(include) / "optforge.cuh").read_bytes(), SHIM.read_bytes(),
-             " ".join(FLAGS).encode(), compiler_version().encode()]
+def _digest(*parts):
     digest = hashlib.sha256()
     for part in parts:           # length-prefixed, so no two inputs concatenate alike
         digest.update(len(part).to_bytes(8, "little") + part)
     return digest.hexdigest()[:20]
 
 
-def build(source, include, out_dir):
+def key(source, include):
+    """The hash naming a source's library: every input that decides the library's bytes."""
+    return _digest(Path(source).read_bytes(), (Path(include) / "optforge.cuh").read_bytes(), SHIM.read_bytes(),
+                   " ".join(FLAGS).encode(), compiler_version().encode())
+
+
+def library_path(source, include, out_dir):
+    return Path(out_dir) / f"{Path(source).stem}-{key(source, include)}.so"
+
+
+def _compile(command, target, what):
+    """Run g++ writing to a private name, then rename: a concurrent run never reads half a file."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    result = subprocess.run([compiler(), *command, "-o", str(partial)], capture_output=True, text=True)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"g++ failed on {what}:\n{result.stderr}")
+    os.replace(partial, target)
+
+
+def precompiled_header(include, out_dir):
+    """The shim and `include`'s optforge.cuh as one GCC precompiled header, so that they are
+    parsed once rather than once per source (most of a source's compile time at -O0).
+    Returns the header to pass with -include: g++ loads the `.gch` beside it, or, if that
+    did not fit, reads the header's text; the library is the same either way."""
+    cuh = (Path(include) / "optforge.cuh").resolve()
+    text = f'#include "{SHIM}"\n#include "{cuh}"\n'
+    name = "host-" + _digest(text.encode(), cuh.read_bytes(), SHIM.read_bytes(), " ".join(FLAGS).encode(),
+                             compiler_version().encode())
+    header = Path(out_dir) / f"{name}.h"
+    gch = header.with_name(header.name + ".gch")
+    if not gch.exists():
+        partial = header.with_name(f".{header.name}.{os.getpid()}")
+        partial.write_text(text)
+        os.replace(partial, header)
+        flags = [f for f in FLAGS if f != "-shared"]
+        _compile([*flags, "-x", "c++-header", str(header)], gch, f"the precompiled header {header}")
+    return header
+
+
+def build(source, include, out_dir, header=None):
     """Compile one source (a .cu file, i.e. all the kernels of a spec, or a test .cpp) into a
     shared library in out_dir, unless the library for these exact inputs is already there;
-    returns its path."""
+    returns its path. `header`: a `precompiled_header` for `include`, else the shim is read."""
     source = Path(source)
-    target = Path(out_dir) / f"{source.stem}-{key(source, include)}.so"
+    target = library_path(source, include, out_dir)
     if not target.exists():
-        # Written under a private name and renamed: a concurrent run never loads half a file.
-        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-        command = [compiler(), *FLAGS, "-include", str(SHIM), f"-I{include}", "-x", "c++",
-                   str(source), "-o", str(partial)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            partial.unlink(missing_ok=True)
-            raise RuntimeError(f"g++ failed on {source}:\n{result.stderr}")
-        os.replace(partial, target)
+        _compile([*FLAGS, "-include", str(header or SHIM), f"-I{include}", "-x", "c++", str(source)],
+                 target, source)
     return target
 
 
-def build_all(sources, include, out_dir, workers=2):
+def build_all(sources, include, out_dir, workers=2, prune=False):
+    """build() every source; sources that need compiling share one precompiled header.
+    prune: then delete every other library and header in out_dir (left by older sources)."""
+    missing = [s for s in sources if not library_path(s, include, out_dir).exists()]
+    header = precompiled_header(include, out_dir) if len(missing) > 1 else None
     with ThreadPoolExecutor(workers) as pool:
-        return dict(zip(sources, pool.map(lambda s: build(s, include, out_dir), sources)))
+        built = dict(zip(sources, pool.map(lambda s: build(s, include, out_dir, header), sources)))
+    if prune:
+        keep = set(built.values())
+        for path in Path(out_dir).iterdir():
+            if path.suffix in (".so", ".h", ".gch") and path not in keep:
+                path.unlink(missing_ok=True)
+    return built
 
 
 def _argument(value):

@@ -129,7 +129,8 @@ def host(repo_root, request, tmp_path_factory):
     cuda_host.need(cuda_host.compiler(), "g++")
     folder = repo_root / "generated" / "cuda"
     sources = sorted(folder.rglob("*.cu")) + [cuda_host.HERE / "probe.cpp"]
-    built = cuda_host.build_all(sources, folder, cuda_host.cache_folder(request.config, tmp_path_factory))
+    built = cuda_host.build_all(sources, folder, cuda_host.cache_folder(request.config, tmp_path_factory),
+                                prune=True)
     return {path: cuda_host.HostKernels(lib) for path, lib in built.items()}
 
 
