@@ -14,6 +14,7 @@ import re
 
 from . import arrays, validation
 from .backends import array_module
+from .docstrings import class_docstring, hyperparameter_lines
 from .registry import DEFAULT_FLAVOR
 from .spec_optimizer import _state_dtype, _state_parts
 
@@ -298,6 +299,28 @@ def default_arguments(spec):
     return out
 
 
+def parameter_docs(spec):
+    """The Parameters section of a params-style class: its own argument names (lr, betas,
+    eps, weight_decay), each with the rule's hyperparameter it sets."""
+    by_name = {m["name"]: m for m in spec["hyperparameters"]}
+    defaults = default_arguments(spec)
+    lines = ["params : iterable of arrays, or of dicts (param groups)",
+             "    NumPy or CuPy arrays or PyTorch tensors; a group's other keys override the defaults.",
+             f"lr : float, default {defaults['lr']!r}", "    Learning rate (the rule's lr)."]
+    for keyword, names in keywords(spec):
+        if len(names) == 1:
+            lines += hyperparameter_lines(by_name[names[0]], name=keyword)
+            if keyword != names[0]:
+                lines.append(f"    The rule's {names[0]}.")
+            continue
+        lines += [f"{keyword} : tuple of {len(names)}, default {defaults[keyword]!r}",
+                  f"    ({', '.join(names)}) of the rule:"]
+        for i, name in enumerate(names):
+            lines += hyperparameter_lines(by_name[name], name=f"{keyword}[{i}] ({name})", indent="    ")
+    lines += [f"weight_decay : float, default {defaults['weight_decay']!r}", "    Weight decay (the rule's wd)."]
+    return lines
+
+
 def params_class(engine_class):
     """The params-style class for a spec-built class, with a real signature:
     (params, lr=<default>, *, <keywords>, weight_decay=<default>)."""
@@ -323,7 +346,7 @@ def params_class(engine_class):
     doc = (f"{spec['name']}(params, {arguments}): params-style optimizer "
            f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
            "Call as optimizer(grads) or optimizer.step(grads); state_dict() uses torch's layout.\n\n"
-           + (engine_class.__doc__ or ""))
+           + class_docstring(spec, parameters=parameter_docs(spec)))
     return type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
                                              "__doc__": doc, "__module__": "optforge.optim"})
 

@@ -219,3 +219,14 @@ def test_kernel_docstrings_say_whether_the_update_is_element_wise():
     assert "Element-wise" not in lamb.kernel_bias_correction.__doc__
     assert "norms of whole arrays: not element-wise" in lamb.kernel_bias_correction.__doc__
     assert "normal noise" in sgld.kernel_default.__doc__
+
+
+def test_params_style_docstrings_name_the_classes_own_arguments():
+    from optforge import optim
+    section = optim.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    arguments = [line.split(" :")[0] for line in section.splitlines() if not line.startswith(" ")]
+    assert arguments == ["params", "lr", "betas", "eps", "amsgrad", "maximize", "weight_decay"]
+    assert "    betas[1] (beta2) : float, default 0.999, in [0, 1)" in section
+    mxnet = optforge.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split(" :")[0] for line in mxnet.splitlines() if not line.startswith(" ")][:4] == \
+        ["learning_rate", "beta1", "beta2", "epsilon"]
