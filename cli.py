@@ -186,6 +186,13 @@ def _show(args):
     spec = cls.SPEC
     wrap = textwrap.TextWrapper(WIDTH, initial_indent="    ", subsequent_indent="        ")
     print(f"{spec['name']} ({spec['flavor']}) - {spec['summary']}\n")
+    from .runtime.api_families import constructors
+    has_params_class = params_api.chosen(registry.registered().items()).get(spec["key"]) is cls
+    for family in constructors(spec, has_params_class):
+        print(f"{family['label']}:")
+        for line in family["lines"]:
+            print(wrap.fill(line))
+    print()
     print("Update rule:\n")
     for line in spec["update"].splitlines():
         print("    " + line)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...runtime import params_api
+from ...runtime.api_families import constructors as api_families_of
 from ..formulas import Formulas
 from ..ir import BUILTINS, Assign, walk
 from ..loader import load_rule
@@ -89,46 +90,9 @@ def _create_call(rule):
     return f"optforge.create({rule.key!r}{flavor})"
 
 
-# -- constructors per API family ---------------------------------------------------------
-def _arguments(pairs):
-    return ", ".join(f"{name}={value!r}" for name, value in pairs)
-
-
-def _mxnet_style(entry, spec):
-    """MXNet's API: optforge.create (every flavor) and the class (MXNet 2.0's flavor)."""
-    arguments = _arguments([("learning_rate", spec["learning_rate"])]
-                           + [(h["name"], h["default"]) for h in spec["hyperparameters"]])
-    flavor = "" if spec["flavor"] == "mxnet2" else f", flavor={spec['flavor']!r}"
-    lines = [f"opt = optforge.create({spec['key']!r}{flavor}, {arguments})"]
-    if spec["flavor"] == "mxnet2":
-        lines.append(f"opt = optforge.{spec['name']}({arguments})")
-    return lines
-
-
-def _params_style(entry, spec):
-    """torch.optim's API (optforge.optim), with torch's argument names."""
-    if not entry.params_style:
-        return []
-    arguments = _arguments(params_api.default_arguments(spec).items())
-    return [f"opt = optforge.optim.{spec['name']}(params, {arguments})"]
-
-
-# The API families whose constructors each page shows: (label, argument names, lines of an
-# entry, empty where the family has no class for it). The torch-module family
-# (optforge.torch.Adam) is added here, as one more row, when that module exists.
-API_FAMILIES = (
-    ("params style (torch.optim)", "torch's", _params_style),
-    ("MXNet style", "MXNet's", _mxnet_style),
-)
-
-
 def api_families(entry):
-    """[{label, names, lines}] of the families with a class for this spec; the torch
-    flavor's own family (params style) first."""
-    spec = _metadata(entry)
-    out = [{"label": label, "names": names, "lines": build(entry, spec)} for label, names, build in API_FAMILIES]
-    out = [family for family in out if family["lines"]]
-    return out if entry.rule.flavor == params_api.PARAMS_FLAVOR else out[::-1]
+    """[{label, names, lines}]: the page's constructors, one block per API family."""
+    return api_families_of(_metadata(entry), entry.params_style)
 
 
 def argument_names(entry):
