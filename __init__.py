@@ -9,12 +9,17 @@ Importing optforge needs only NumPy; the generator (sympy, jinja2) is loaded by
 `optforge generate`. The optimizer classes (optforge.Adam, optforge.SGD, ...) are
 built from the generated modules on first use.
 """
+from typing import TYPE_CHECKING
+
+from . import lr_scheduler, optimizer
 from .codegen.errors import SpecError
-from .runtime import lr_scheduler
 from .runtime.optimizer import Optimizer
 from .runtime.registry import create, register
 from .runtime.sparse import RowSparse
 from .runtime.updater import Updater, get_updater
+
+if TYPE_CHECKING:    # the classes' signatures for type checkers (generated/mxnet_classes.pyi)
+    from .generated.mxnet_classes import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 

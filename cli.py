@@ -1,14 +1,33 @@
 """The `optforge` command line."""
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+WIDTH = 100     # `list` and `show` lines fit this many columns
+DOCS_INDEX = PACKAGE_ROOT / "generated" / "docs" / "html" / "index.html"
+
+
+def _integer(minimum):
+    """An argparse type: an int >= minimum, else a clear usage error."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
 
 
 def main(argv=None):
+    from . import __version__
     parser = argparse.ArgumentParser(prog="optforge", description=(
         "Optimizers written once as formulas, generated into NumPy and CUDA code."))
+    parser.add_argument("--version", action="version", version=f"optforge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = commands.add_parser("generate", help="regenerate generated/ from specs/")
@@ -19,12 +38,15 @@ def main(argv=None):
     gen.set_defaults(run=_generate)
 
     lst = commands.add_parser("list", help="table of the registered optimizers")
-    lst.add_argument("--flavor", default=None, help="only this flavor (e.g. mxnet2)")
+    lst.add_argument("--flavor", default=None, help="only this flavor (mxnet2, mxnet1 or torch)")
+    lst.add_argument("--long", action="store_true",
+                     help="every argument with its default, and the states (default: argument names only)")
     lst.set_defaults(run=_list)
 
-    show = commands.add_parser("show", help="an optimizer's formulas, hyperparameters and generated code")
-    show.add_argument("name")
-    show.add_argument("--flavor", default="mxnet2")
+    show = commands.add_parser("show", help="an optimizer's formulas, hyperparameters, states and files")
+    show.add_argument("name", help="the optimizer's name, any case (e.g. adam)")
+    show.add_argument("--flavor", default="mxnet2", help="its flavor: mxnet2 (default), mxnet1 or torch")
+    show.add_argument("--code", action="store_true", help="also print the generated NumPy code")
     show.set_defaults(run=_show)
 
     new = commands.add_parser("new", help="write a commented spec to start a new optimizer from")
@@ -34,20 +56,27 @@ def main(argv=None):
     new.set_defaults(run=_new)
 
     check = commands.add_parser("check", help="validate spec files; print every mistake as file:line:col")
-    check.add_argument("files", nargs="+", type=Path)
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="spec files (.toml) to check")
     check.set_defaults(run=_check)
 
     demo = commands.add_parser("demo", help="train a small model with every optimizer (the main job)")
-    demo.add_argument("--steps", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--steps", type=_integer(10), default=300,
+                      help="training steps per optimizer, at least 10 (default 300)")
+    demo.add_argument("--seed", type=_integer(0), default=0, help="seed of the data, weights and batches")
+    demo.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                      help="write the loss curves as a PNG image (needs matplotlib: pip install 'optforge[plot]')")
     demo.set_defaults(run=_demo)
+
+    docs = commands.add_parser("docs", help="print where the HTML formula docs are installed")
+    docs.add_argument("--open", action="store_true", help="open them in the web browser")
+    docs.set_defaults(run=_docs)
 
     bench = commands.add_parser("bench", help="optimizer step GB/s against the device's copy GB/s")
     bench.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
                        help="gpu: fused_step on CuPy arrays (default); cpu: the NumPy code")
     bench.add_argument("--min-log2", type=int, default=20, help="smallest size: 2**N parameters")
     bench.add_argument("--max-log2", type=int, default=28, help="largest size: 2**N parameters")
-    bench.add_argument("--repeat", type=int, default=10, help="timed steps per size (best is kept)")
+    bench.add_argument("--repeat", type=_integer(1), default=10, help="timed steps per size (best is kept)")
     bench.set_defaults(run=_bench)
 
     args = parser.parse_args(argv)
@@ -84,64 +113,150 @@ def _generate(args):
 
 def _bench(args):
     from . import bench
+    if not 0 <= args.min_log2 <= args.max_log2:
+        print(f"optforge bench: need 0 <= --min-log2 <= --max-log2, got {args.min_log2} and {args.max_log2}",
+              file=sys.stderr)
+        return 2
     bench.run(args.device, args.min_log2, args.max_log2, args.repeat)
     return 0
 
 
+def arguments(spec):
+    """[(name, default)] of an optimizer's constructor in its flavor's API family: torch's
+    names (lr, betas, eps, weight_decay) for the torch flavor, else MXNet's."""
+    from .runtime import params_api
+    if spec["flavor"] == params_api.PARAMS_FLAVOR:
+        return list(params_api.default_arguments(spec).items())
+    return [("learning_rate", spec["learning_rate"])] + [(h["name"], h["default"]) for h in spec["hyperparameters"]]
+
+
+def _known_flavor(flavor, command):
+    """None if the flavor is registered, else the error (with the closest names) printed."""
+    from .runtime import registry
+    known = registry.flavors()
+    if flavor in known:
+        return None
+    print(f"optforge {command}: unknown flavor {flavor!r}; " + registry.suggestion(flavor, known)
+          + f"known flavors: {', '.join(known)}", file=sys.stderr)
+    return 2
+
+
 def _list(args):
     from .runtime import catalog
+    if args.flavor is not None and _known_flavor(args.flavor, "list"):
+        return 2
     rows = []
-    for (flavor, name), cls in sorted(catalog.load().items(), key=lambda kv: (kv[0][0], kv[0][1].lower())):
+    from .runtime.registry import DEFAULT_FLAVOR
+    order = sorted(catalog.load().items(), key=lambda kv: (kv[0][0] != DEFAULT_FLAVOR, kv[0][0], kv[0][1].lower()))
+    for (flavor, name), cls in order:
         if args.flavor and flavor != args.flavor:
             continue
         spec = cls.SPEC
-        hps = [f"learning_rate={spec['learning_rate']!r}"]
-        hps += [f"{h['name']}={h['default']!r}" for h in spec["hyperparameters"]]
-        states = [s["name"] + (f" [{s['when']}]" if s["when"] else "") for s in spec["states"]]
-        rows.append((spec["key"], flavor, ", ".join(hps), ", ".join(states) or "-"))
-    header = ("name", "flavor", "hyperparameters (defaults)", "states")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(3)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[3])
-    print("  ".join("-" * w for w in widths) + "  " + "-" * len(header[3]))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[3])
-    print(f"\n{len(rows)} optimizers")
+        if args.long:
+            hps = ", ".join(f"{n}={v!r}" for n, v in arguments(spec))
+            states = ", ".join(s["name"] + (f" [{s['when']}]" if s["when"] else "") for s in spec["states"])
+            rows.append((spec["key"], flavor, hps, states or "-"))
+        else:
+            rows.append((spec["key"], flavor, ", ".join(n for n, _ in arguments(spec))))
+    header = ("name", "flavor", "arguments (defaults)" if args.long else "arguments", "states")
+    header = header[:len(rows[0])] if rows else header[:3]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(2)]
+    free = WIDTH - sum(widths) - 2 * (len(header) - 1)
+    widths += [free * 3 // 5, free - free * 3 // 5] if args.long else [free]
+    for row in [header, tuple("-" * len(h) for h in header)] + rows:
+        cells = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] for c, w in zip(row, widths)]
+        for k in range(max(len(c) for c in cells)):
+            line = "  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, widths))
+            print(line.rstrip())
+    print(f"\n{len(rows)} optimizers" + ("" if args.long else "; `optforge list --long` for defaults and states"))
     return 0
 
 
 def _show(args):
     import inspect
-    from .runtime import catalog, registry
+    from .runtime import catalog, params_api, registry
+    if _known_flavor(args.flavor, "show"):
+        return 2
     catalog.load()
     try:
         cls = registry.lookup(args.name, args.flavor)
     except ValueError as err:
-        print(err, file=sys.stderr)
+        print(f"optforge show: {err}", file=sys.stderr)
         return 1
     spec = cls.SPEC
+    wrap = textwrap.TextWrapper(WIDTH, initial_indent="    ", subsequent_indent="        ")
     print(f"{spec['name']} ({spec['flavor']}) - {spec['summary']}\n")
+    from .runtime.api_families import constructors
+    has_params_class = params_api.chosen(registry.registered().items()).get(spec["key"]) is cls
+    for family in constructors(spec, has_params_class):
+        print(f"{family['label']}:")
+        for line in family["lines"]:
+            print(wrap.fill(line))
+    print()
     print("Update rule:\n")
     for line in spec["update"].splitlines():
         print("    " + line)
     if spec.get("skip_if"):
         print(f"\nSkipped entirely when: {spec['skip_if']}")
-    print("\nHyperparameters:\n")
-    print(f"    learning_rate = {spec['learning_rate']!r}")
-    for h in spec["hyperparameters"]:
+    metas = {h["name"]: h for h in spec["hyperparameters"]}
+
+    def describe(h):
         extra = f" in {h['range_text']}" if h.get("range_text") else ""
         extra += f" one of {h['choices']}" if h.get("choices") else ""
-        print(f"    {h['name']} = {h['default']!r} ({h['type']}{extra})  {h['doc']}")
+        return f"({h['type']}{extra})  {h['doc']}"
+
+    print("\nHyperparameters:\n")
+    if spec["flavor"] == params_api.PARAMS_FLAVOR:
+        shared = dict(params_api.keywords(spec))
+        for name, default in arguments(spec):
+            names = shared.get(name, [])
+            if len(names) == 1 and names[0] in metas:
+                print(wrap.fill(f"{name} = {default!r} {describe(metas[names[0]])}"))
+                continue
+            print(wrap.fill(f"{name} = {default!r}"))
+            for part in names:
+                print(wrap.fill(f"    {part}: {describe(metas[part])}"))
+    else:
+        print(f"    learning_rate = {spec['learning_rate']!r}")
+        for h in spec["hyperparameters"]:
+            print(wrap.fill(f"{h['name']} = {h['default']!r} {describe(h)}"))
     print("\nStates:\n")
     shapes = {"weight": "the weight's shape", "rows": "one value per row", "scalar": "a scalar"}
     dtypes = {"weight": "the weight's dtype", "float32": "float32 or wider"}
     for s in spec["states"]:
         where = "" if s["shape"] == "scalar" else f", {dtypes[s['dtype']]}"
         when = f", exists when {s['when']}" if s["when"] else ""
-        print(f"    {s['name']}: starts as {s['init']}, {shapes[s['shape']]}{where}{when}. {s['doc']}".rstrip())
+        print(wrap.fill(f"{s['name']}: starts as {s['init']}, {shapes[s['shape']]}{where}{when}. {s['doc']}".rstrip()))
     if not spec["states"]:
         print("    (none)")
-    print(f"\nGenerated NumPy code ({inspect.getsourcefile(cls._module)}):\n")
-    print(inspect.getsource(cls._module))
+    module_path = Path(inspect.getsourcefile(cls._module))
+    relative = cls._module.__name__.split(".generated.numpy.")[1].replace(".", "/")
+    files = [("spec", PACKAGE_ROOT / spec["spec"]), ("NumPy code", module_path),
+             ("CUDA kernels", PACKAGE_ROOT / "generated" / "cuda" / f"{relative}.cu"),
+             ("docs", PACKAGE_ROOT / "generated" / "docs" / "html" / f"{relative}.html")]
+    print("\nFiles:\n")
+    for label, path in files:
+        if path.exists():
+            print(f"    {label + ':':<14}{path}")
+    if args.code:
+        print(f"\nGenerated NumPy code ({module_path}):\n")
+        print(inspect.getsource(cls._module))
+    else:
+        print(f"\nThe generated code: optforge show {spec['key']} --flavor {spec['flavor']} --code")
+    return 0
+
+
+def _docs(args):
+    if not DOCS_INDEX.exists():
+        print(f"optforge docs: the HTML docs are missing ({DOCS_INDEX}); run `optforge generate`",
+              file=sys.stderr)
+        return 1
+    print(DOCS_INDEX)
+    if args.open:
+        import webbrowser
+        if not webbrowser.open(DOCS_INDEX.as_uri()):
+            print("optforge docs: no web browser could be started; open the file above", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -173,7 +288,7 @@ def _check(args):
 
 def _demo(args):
     from .demo import run
-    return run(steps=args.steps, seed=args.seed)
+    return run(steps=args.steps, seed=args.seed, plot=args.plot)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 The model is a two-layer MLP (tanh hidden layer, softmax output) classifying a
 seeded synthetic dataset of Gaussian clusters, written in plain NumPy. Every
 optimizer starts from the same weights and sees the same minibatches through
-MXNet's Updater API; the table shows how far each one brings the loss.
+MXNet's Updater API. The last HELD_OUT samples are held out; the table shows the
+training loss after N/10 and N steps, the accuracy on the held-out split and the
+steps per second, and checks each run against the pass rule of its family
+(PASS_RULES). `--plot FILE` draws the loss curves (matplotlib).
 """
 import sys
 import time
@@ -34,6 +37,7 @@ SETTINGS = {
     "lars": dict(learning_rate=1.0, momentum=0.9, eta=0.01),
     "nadam": dict(learning_rate=0.01),
     "nag": dict(learning_rate=0.1, momentum=0.9),
+    "radam": dict(learning_rate=0.01),
     "rmsprop": dict(learning_rate=0.005),
     "sgd": dict(learning_rate=0.1, momentum=0.9),
     # Langevin dynamics samples the posterior of all N examples: the gradient is the
@@ -53,6 +57,21 @@ FLAVOR_SETTINGS = {
     ("mxnet1", "lars"): dict(learning_rate=1.0, momentum=0.9, eta=0.01),
 }
 BATCH = 64
+HELD_OUT = 200     # of the 1200 samples: never trained on, scored for accuracy
+
+# Families with their own pass rule; every other optimizer is "adaptive".
+FAMILIES = {
+    "momentum": {"sgd", "nag", "signum", "dcasgd", "lars", "lbsgd", "ccsgd", "test"},
+    "sampling": {"sgld"},      # Langevin dynamics: samples the posterior, noisy by design
+}
+# family: (the training loss after N/10 steps and after N steps are at most these fractions
+# of the initial loss, the least held-out accuracy). Adaptive rules may start slowly (warm-up,
+# accumulators); Langevin noise keeps SGLD's loss up.
+PASS_RULES = {
+    "adaptive": (0.9, 0.2, 0.90),
+    "momentum": (0.5, 0.15, 0.90),
+    "sampling": (0.9, 0.4, 0.85),
+}
 
 
 def make_data(seed, n=1200, features=8, classes=4):
@@ -94,22 +113,54 @@ def loss_and_grads(params, x, labels):
     return float(loss), [g.astype(numpy.float32) for g in grads]
 
 
-def train(flavor, name, steps, seed, x, labels):
+class Result:
+    """One optimizer's run: the training loss along the way, and what it ends with."""
+
+    def __init__(self, flavor, name, curve, early, final, accuracy, rate):
+        self.flavor, self.name = flavor, name
+        self.curve = curve          # [(step, training loss)], from step 0
+        self.early = early          # training loss after steps // 10 steps
+        self.final = final          # training loss after all steps
+        self.accuracy = accuracy    # fraction of the held-out split classified right
+        self.rate = rate            # optimizer steps per second (gradients included)
+
+
+def split(x, labels, held_out=HELD_OUT):
+    """(training x, labels), (held-out x, labels): the last `held_out` samples are never trained on."""
+    return (x[:-held_out], labels[:-held_out]), (x[-held_out:], labels[-held_out:])
+
+
+def accuracy(params, x, labels):
+    w1, b1, w2, b2 = params
+    predicted = (numpy.tanh(x @ w1 + b1) @ w2 + b2).argmax(axis=1)
+    return float((predicted == labels).mean())
+
+
+def train(flavor, name, steps, seed, data):
+    """Train with one optimizer; the training loss is recorded about 50 times along the way
+    and at steps // 10 (outside the timed steps)."""
+    (x, labels), (x_held, labels_held) = data
     settings = {"rescale_grad": 1.0 / BATCH, **SETTINGS.get(name, {}),
                 **FLAVOR_SETTINGS.get((flavor, name), {})}
     optimizer = registry.create(name, flavor=flavor, **settings)
     updater = _updater(optimizer)
     params = init_params(seed)
-    first, _ = loss_and_grads(params, x, labels)
+    early_step = max(1, steps // 10)
+    every = max(1, steps // 50)
+    curve = [(0, loss_and_grads(params, x, labels)[0])]
     rng = numpy.random.default_rng(seed + 2)
-    start = time.perf_counter()
-    for _ in range(steps):
+    elapsed = 0.0
+    for step in range(1, steps + 1):
         batch = rng.integers(0, len(labels), size=BATCH)
+        start = time.perf_counter()
         _, grads = loss_and_grads(params, x[batch], labels[batch])
         updater(list(range(len(params))), grads, params)
-    elapsed = time.perf_counter() - start
-    last, _ = loss_and_grads(params, x, labels)
-    return first, last, steps / elapsed
+        elapsed += time.perf_counter() - start
+        if step % every == 0 or step in (early_step, steps):
+            curve.append((step, loss_and_grads(params, x, labels)[0]))
+    losses = dict(curve)
+    return Result(flavor, name, curve, losses[early_step], losses[steps], accuracy(params, x_held, labels_held),
+                  steps / elapsed)
 
 
 def _updater(optimizer):
@@ -117,27 +168,87 @@ def _updater(optimizer):
     return get_updater(optimizer)
 
 
-def run(steps=300, seed=0, out=sys.stdout):
+def family(name):
+    return next((f for f, names in FAMILIES.items() if name in names), "adaptive")
+
+
+def verdict(result, initial):
+    """'' when the run passes its family's rule (PASS_RULES), else what it missed."""
+    early, final, least_accuracy = PASS_RULES[family(result.name)]
+    misses = []
+    if not (numpy.isfinite(result.early) and result.early <= early * initial):
+        misses.append(f"loss at N/10 above {early:g} x initial")
+    if not (numpy.isfinite(result.final) and result.final <= final * initial):
+        misses.append(f"final loss above {final:g} x initial")
+    if not result.accuracy >= least_accuracy:
+        misses.append(f"held-out accuracy below {least_accuracy:.0%}")
+    return "; ".join(misses)
+
+
+def run(steps=300, seed=0, out=sys.stdout, plot=None):
+    if steps < 10:
+        raise ValueError(f"the demo needs at least 10 steps, got {steps}")
+    pyplot = _pyplot() if plot is not None else None     # a missing matplotlib fails before training
     x, labels = make_data(seed)
+    data = split(x, labels)
+    initial = loss_and_grads(init_params(seed), *data[0])[0]
     optimizers = sorted(registry.registered(), key=lambda fn: (fn[0] != "mxnet2", fn))
-    print(f"optforge demo: 2-layer MLP (8-32-4), {len(labels)} samples in 4 Gaussian clusters, "
-          f"{steps} steps of batch {BATCH}, seed {seed}\n", file=out)
-    header = (f"{'optimizer':<13} {'flavor':<7} {'initial loss':>12} {'final loss':>10} "
-              f"{'reduction':>9} {'steps/s':>9}")
+    print(f"optforge demo: 2-layer MLP (8-32-4) on 4 Gaussian clusters: {len(data[0][1])} training and "
+          f"{len(data[1][1])} held-out samples, {steps} steps of batch {BATCH}, seed {seed}; "
+          f"initial training loss {initial:.4f} for every optimizer\n", file=out)
+    header = (f"{'optimizer':<13} {'flavor':<7} {'family':<9} {'loss@' + str(max(1, steps // 10)):>9} "
+              f"{'final loss':>10} {'held-out acc':>12} {'steps/s':>8}")
     print(header, file=out)
     print("-" * len(header), file=out)
-    failed = []
+    failed, results = [], []
     for flavor, name in optimizers:
-        first, last, rate = train(flavor, name, steps, seed, x, labels)
-        reduction = 100.0 * (first - last) / first
-        ok = numpy.isfinite(last) and last < first
-        if not ok:
+        result = train(flavor, name, steps, seed, data)
+        results.append(result)
+        missed = verdict(result, initial)
+        if missed:
             failed.append(f"{name} ({flavor})")
-        print(f"{name:<13} {flavor:<7} {first:>12.4f} {last:>10.4f} {reduction:>8.1f}% {rate:>9.0f}"
-              + ("" if ok else "   <- did not reduce the loss"), file=out)
+        print(f"{name:<13} {flavor:<7} {family(name):<9} {result.early:>9.4f} {result.final:>10.4f} "
+              f"{result.accuracy:>12.1%} {result.rate:>8.0f}" + (f"   <- {missed}" if missed else ""), file=out)
     print(file=out)
+    if plot is not None:
+        write_plot(results, plot, steps, pyplot)
+        print(f"wrote the loss curves to {plot}", file=out)
     if failed:
-        print(f"FAILED: {', '.join(failed)} did not reduce the loss", file=out)
+        print(f"FAILED: {', '.join(failed)} missed the pass rule of their family", file=out)
         return 1
-    print(f"all {len(optimizers)} optimizers reduced the loss", file=out)
+    print(f"all {len(optimizers)} optimizers passed the rule of their family", file=out)
     return 0
+
+
+PLOT_SIZE = (12, 7)     # inches, at PLOT_DPI: a 1200 x 700 pixel image
+PLOT_DPI = 100
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("optforge demo --plot needs matplotlib: pip install 'optforge[plot]'") from None
+    matplotlib.use("Agg")    # files only: no display needed
+    from matplotlib import pyplot
+    return pyplot
+
+
+def write_plot(results, path, steps, pyplot=None):
+    """A PNG of every run's training loss, one panel per family (needs matplotlib)."""
+    pyplot = pyplot or _pyplot()
+    families = sorted({family(r.name) for r in results})
+    figure, axes = pyplot.subplots(1, len(families), figsize=PLOT_SIZE, dpi=PLOT_DPI, squeeze=False)
+    for ax, name in zip(axes[0], families):
+        for r in results:
+            if family(r.name) == name:
+                ax.plot(*zip(*r.curve), label=f"{r.name} ({r.flavor})", linewidth=1)
+        ax.set_title(f"{name} family")
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+        ax.set_xlim(0, steps)
+        ax.legend(fontsize=5, ncol=2)
+    axes[0][0].set_ylabel("training loss (cross-entropy)")
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=PLOT_DPI)
+    pyplot.close(figure)

@@ -11,7 +11,12 @@ classes are built from the specs: the PyTorch/MindSpore flavor (specs/torch/) wh
 one exists (Adam, AdamW, Adamax, SGD, RMSprop, Adagrad, Adadelta, NAdam, RAdam),
 else the MXNet 2.0 spec (Lion, AMSGrad, Yogi, Adan, Rprop, ...).
 """
+from typing import TYPE_CHECKING
+
 from .runtime.params_api import Optimizer, create
+
+if TYPE_CHECKING:    # the classes' signatures for type checkers (generated/params_classes.pyi)
+    from .generated.params_classes import *  # noqa: F401,F403
 
 __all__ = ["Optimizer", "create"]
 

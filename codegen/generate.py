@@ -7,9 +7,10 @@ compare it byte for byte.
 from pathlib import Path
 
 from .analysis import analyse
-from .emitters import cuda_module, docs, numpy_module
+from .emitters import cuda_module, docs, numpy_module, stubs
 from .errors import SpecError
 from .loader import find_specs, load_rule
+from .metadata import spec_metadata
 
 GENERATED = "generated"
 SPECS = "specs"
@@ -87,7 +88,7 @@ def render_all(root):
     """Every generated file: {path relative to root: text}."""
     root = Path(root)
     files = {f"{GENERATED}/__init__.py": PACKAGE_INIT}
-    modules, cuda_modules, entries = [], [], []
+    modules, cuda_modules, entries, metadata = [], [], [], []
     for path, rule in load_all(root):
         name = module_name(root, path)
         relative = path.relative_to(root).as_posix()
@@ -101,11 +102,14 @@ def render_all(root):
             files[f"{GENERATED}/numpy/{folder}/__init__.py"] = FLAVOR_INIT.format(folder=folder)
             files[f"{GENERATED}/cuda/{folder}/__init__.py"] = CUDA_FLAVOR_INIT.format(folder=folder)
         modules.append(name)
-        entries.append(docs.Entry(name, rule, relative))
+        metadata.append(spec_metadata(rule, relative))
+        entries.append(docs.Entry(name, rule, relative, metadata=metadata[-1]))
     files[f"{GENERATED}/numpy/__init__.py"] = NUMPY_INIT.format(modules=_tuple(modules))
     files[f"{GENERATED}/cuda/__init__.py"] = CUDA_INIT.format(modules=_tuple(cuda_modules))
     files[f"{GENERATED}/cuda/optforge.cuh"] = cuda_module.render_common()
     for relative_out, text in docs.render_site(entries).items():
+        files[f"{GENERATED}/{relative_out}"] = text
+    for relative_out, text in stubs.render(metadata).items():     # every API family's classes, typed
         files[f"{GENERATED}/{relative_out}"] = text
     return dict(sorted(files.items()))
 

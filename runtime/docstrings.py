@@ -4,7 +4,9 @@ import textwrap
 from .flavors import title as flavor_title
 
 
-def class_docstring(spec):
+def class_docstring(spec, parameters=None):
+    """The class docstring; `parameters`: the lines of its Parameters section, for a class
+    whose arguments are not the MXNet-style ones (`mxnet_parameters`)."""
     lines = [spec["summary"].rstrip(".") + ".", ""]
     lines += [f"Update rule ({flavor_title(spec['flavor'])}), per parameter and step::", ""]
     lines += ["    " + line for line in spec["update"].splitlines()]
@@ -21,24 +23,7 @@ def class_docstring(spec):
     if spec.get("skip_if"):
         lines += ["", f"The whole step is skipped (weight and states unchanged) when ``{spec['skip_if']}``."]
     lines += ["", "Parameters", "----------"]
-    lines += [f"learning_rate : float, default {spec['learning_rate']!r}", "    Base learning rate."]
-    for hp in spec["hyperparameters"]:
-        kind = hp["type"] + (" or None" if hp["optional"] else "")
-        where = f", in {hp['range_text']}" if hp.get("range_text") else ""
-        choices = f", one of {', '.join(repr(c) for c in hp['choices'])}" if hp.get("choices") else ""
-        lines.append(f"{hp['name']} : {kind}, default {hp['default']!r}{where}{choices}")
-        if hp["doc"]:
-            lines += textwrap.wrap(hp["doc"], 88, initial_indent="    ", subsequent_indent="    ")
-    for name, default in spec["options"].items():
-        if isinstance(default, dict):
-            default = f"None (${default['env']}, else {default['default']})"
-        if name != "use_fused_step":
-            lines += [f"{name} : default {default}", "    " + _OPTION_DOCS.get(name, "")]
-    lines += [f"use_fused_step : bool, default {spec['options'].get('use_fused_step', True)!r}",
-              "    update() runs the generated kernels (fused_step) rather than the NumPy reference (step).",
-              "**kwargs",
-              "    Arguments of :class:`optforge.Optimizer`: rescale_grad, wd, clip_gradient, lr_scheduler,",
-              "    begin_num_update, multi_precision, param_idx2name, param_dict, aggregate_num."]
+    lines += mxnet_parameters(spec) if parameters is None else parameters
     if spec["states"]:
         lines += ["", "States", "------",
                   "Per parameter, in this order (a single state is returned bare, none as None):"]
@@ -59,6 +44,35 @@ def class_docstring(spec):
                 lines += textwrap.wrap(item, 88, initial_indent="- ", subsequent_indent="  ")
     lines += ["", f"Generated from {spec['spec']}."]
     return "\n".join(lines)
+
+
+def mxnet_parameters(spec):
+    """The Parameters section of an MXNet-style class."""
+    lines = [f"learning_rate : float, default {spec['learning_rate']!r}", "    Base learning rate."]
+    for hp in spec["hyperparameters"]:
+        lines += hyperparameter_lines(hp)
+    for name, default in spec["options"].items():
+        if isinstance(default, dict):
+            default = f"None (${default['env']}, else {default['default']})"
+        if name != "use_fused_step":
+            lines += [f"{name} : default {default}", "    " + _OPTION_DOCS.get(name, "")]
+    lines += [f"use_fused_step : bool, default {spec['options'].get('use_fused_step', True)!r}",
+              "    update() runs the generated kernels (fused_step) rather than the NumPy reference (step).",
+              "**kwargs",
+              "    Arguments of :class:`optforge.Optimizer`: rescale_grad, wd, clip_gradient, lr_scheduler,",
+              "    begin_num_update, multi_precision, param_idx2name, param_dict, aggregate_num."]
+    return lines
+
+
+def hyperparameter_lines(hp, name=None, indent=""):
+    """`name : type, default ..., in range` and the meaning (name: the argument's own name)."""
+    kind = hp["type"] + (" or None" if hp["optional"] else "")
+    where = f", in {hp['range_text']}" if hp.get("range_text") else ""
+    choices = f", one of {', '.join(repr(c) for c in hp['choices'])}" if hp.get("choices") else ""
+    lines = [f"{indent}{name or hp['name']} : {kind}, default {hp['default']!r}{where}{choices}"]
+    if hp["doc"]:
+        lines += textwrap.wrap(hp["doc"], 88, initial_indent=indent + "    ", subsequent_indent=indent + "    ")
+    return lines
 
 
 _OPTION_DOCS = {

@@ -14,6 +14,8 @@ import re
 
 from . import arrays, validation
 from .backends import array_module
+from .docstrings import class_docstring, hyperparameter_lines
+from .registry import DEFAULT_FLAVOR
 from .spec_optimizer import _state_dtype, _state_parts, state_shape
 
 _BETA = re.compile(r"^beta\d+$")
@@ -322,16 +324,45 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+def default_arguments(spec):
+    """{argument: default} of a spec's params-style class, in signature order: lr, the
+    keywords (a tuple for a shared keyword), weight_decay."""
+    out = {"lr": spec["learning_rate"]}
+    by_name = {m["name"]: m for m in spec["hyperparameters"]}
+    for keyword, names in keywords(spec):
+        values = tuple(by_name[n]["default"] for n in names)
+        out[keyword] = values if len(names) > 1 else values[0]
+    out["weight_decay"] = spec["options"].get("wd", 0.0)
+    return out
+
+
+def parameter_docs(spec):
+    """The Parameters section of a params-style class: its own argument names (lr, betas,
+    eps, weight_decay), each with the rule's hyperparameter it sets."""
+    by_name = {m["name"]: m for m in spec["hyperparameters"]}
+    defaults = default_arguments(spec)
+    lines = ["params : iterable of arrays, or of dicts (param groups)",
+             "    NumPy or CuPy arrays or PyTorch tensors; a group's other keys override the defaults.",
+             f"lr : float, default {defaults['lr']!r}", "    Learning rate (the rule's lr)."]
+    for keyword, names in keywords(spec):
+        if len(names) == 1:
+            lines += hyperparameter_lines(by_name[names[0]], name=keyword)
+            if keyword != names[0]:
+                lines.append(f"    The rule's {names[0]}.")
+            continue
+        lines += [f"{keyword} : tuple of {len(names)}, default {defaults[keyword]!r}",
+                  f"    ({', '.join(names)}) of the rule:"]
+        for i, name in enumerate(names):
+            lines += hyperparameter_lines(by_name[name], name=f"{keyword}[{i}] ({name})", indent="    ")
+    lines += [f"weight_decay : float, default {defaults['weight_decay']!r}", "    Weight decay (the rule's wd)."]
+    return lines
+
+
 def params_class(engine_class):
     """The params-style class for a spec-built class, with a real signature:
     (params, lr=<default>, *, <keywords>, weight_decay=<default>)."""
     spec = engine_class.SPEC
-    defaults = {"lr": spec["learning_rate"]}
-    by_name = {m["name"]: m for m in spec["hyperparameters"]}
-    for keyword, names in keywords(spec):
-        values = tuple(by_name[n]["default"] for n in names)
-        defaults[keyword] = values if len(names) > 1 else values[0]
-    defaults["weight_decay"] = spec["options"].get("wd", 0.0)
+    defaults = default_arguments(spec)
     P = inspect.Parameter
     parameters = [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD),
                   P("lr", P.POSITIONAL_OR_KEYWORD, default=defaults["lr"])]
@@ -352,21 +383,28 @@ def params_class(engine_class):
     doc = (f"{spec['name']}(params, {arguments}): params-style optimizer "
            f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
            "Call as optimizer(grads) or optimizer.step(grads); state_dict() uses torch's layout.\n\n"
-           + (engine_class.__doc__ or ""))
+           + class_docstring(spec, parameters=parameter_docs(spec)))
     return type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
                                              "__doc__": doc, "__module__": "optforge.optim"})
 
 
 _CLASSES = {}
+PARAMS_FLAVOR = "torch"
+
+
+def chosen(items):
+    """{key: value} from ((flavor, key), value) pairs: the torch flavor's value where a key
+    has one, else MXNet 2.0's (other flavors have no params-style class)."""
+    items = list(items)
+    table = {key: value for (flavor, key), value in items if flavor == DEFAULT_FLAVOR}
+    table.update({key: value for (flavor, key), value in items if flavor == PARAMS_FLAVOR})
+    return table
 
 
 def classes():
     """{class name: params-style class}: the torch flavor where a spec has one, else MXNet 2.0."""
     from . import registry
-    table = {}
-    for (flavor, key), engine in registry.registered().items():
-        if flavor == "torch" or (flavor == registry.DEFAULT_FLAVOR and key not in table):
-            table[key] = engine
+    table = chosen(registry.registered().items())
     out = {}
     for key, engine in sorted(table.items()):
         if engine not in _CLASSES:

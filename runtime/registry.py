@@ -3,6 +3,7 @@
 Names are case-insensitive. Each optimizer has a flavor: "mxnet2" (MXNet 2.0
 semantics, the default) or another semantics written as its own spec.
 """
+import difflib
 import warnings
 
 DEFAULT_FLAVOR = "mxnet2"
@@ -44,15 +45,24 @@ def lookup(name, flavor=DEFAULT_FLAVOR):
     """The registered class for a name (and flavor)."""
     _builtins()
     if flavor not in _REGISTRY:
-        raise ValueError(f"Unknown flavor {flavor!r}; known flavors: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"Unknown flavor {flavor!r}; " + suggestion(str(flavor), _REGISTRY)
+                         + f"known flavors: {', '.join(sorted(_REGISTRY))}")
     if not isinstance(name, str):
         raise TypeError(f"optimizer name must be a string, got {name!r}")
     table = _REGISTRY[flavor]
     key = name.lower()
     if key not in table:
-        raise ValueError(f"Cannot find optimizer {name} (flavor {flavor!r}); registered: "
-                         f"{', '.join(sorted(table))}")
+        raise ValueError(f"Cannot find optimizer {name} (flavor {flavor!r}); "
+                         + suggestion(key, table) + f"registered: {', '.join(sorted(table))}")
     return table[key]
+
+
+def suggestion(name, known):
+    """'did you mean ...? ' for the known names closest to a misspelt one, else ''."""
+    name = name.lower()
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    close.sort(key=lambda c: sorted(c) != sorted(name))   # swapped letters ('adma') first
+    return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
 
 
 def create(name, flavor=DEFAULT_FLAVOR, **kwargs):

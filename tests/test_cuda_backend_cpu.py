@@ -96,7 +96,7 @@ class HostModule:
 
 
 @pytest.fixture
-def host_backend(monkeypatch, host, tmp_path_factory):
+def host_backend(monkeypatch, host, request, tmp_path_factory):
     fake_cupy = SimpleNamespace(
         cuda=SimpleNamespace(is_available=lambda: True),
         float64=np.float64,
@@ -104,7 +104,7 @@ def host_backend(monkeypatch, host, tmp_path_factory):
         empty=lambda n, dtype: FakeCupyArray(np.zeros(n, dtype)),
     )
     by_path = {path.resolve(): kernels for path, kernels in host.items()}
-    out = tmp_path_factory.mktemp("loaded-kernels")
+    out = cuda_host.cache_folder(request.config, tmp_path_factory)
 
     def module(source, arch, device, fmad=True):
         source = source.resolve()

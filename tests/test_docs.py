@@ -138,3 +138,95 @@ def test_if_blocks_are_rendered_as_branches(spec):
     assert "if" in kinds and "else" in kinds
     first_if = kinds.index("if")
     assert lines[first_if + 1].depth == lines[first_if].depth + 1
+
+
+# -- the site as a newcomer reads it ------------------------------------------------------
+
+
+def _construct_blocks(markdown):
+    """The ```python blocks of a page's Construct section."""
+    section = markdown.split("## Construct", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n", 1)[1] for block in section.split("```python")[1:] for block in [block.split("```")[0]]]
+
+
+def test_flavors_are_the_same_optimizer_not_the_specs_that_extend_it(repo_root):
+    adam = (repo_root / "generated/docs/adam.md").read_text()
+    flavors = adam.split("Other flavors", 1)[1].split("\n", 1)[0]
+    assert "(mxnet1/adam.md)" in flavors and "(torch/adam.md)" in flavors
+    assert "AMSGrad" not in flavors and "amsgrad" not in flavors
+    amsgrad = (repo_root / "generated/docs/amsgrad.md").read_text()
+    assert "Other flavors" not in amsgrad and "## Differences from [Adam (MXNet 2.0)](adam.md)" in amsgrad
+
+
+def test_every_page_shows_constructors_that_build_its_optimizer(repo_root):
+    """Every line of every Construct block runs and builds the page's optimizer: the
+    flavor's rule, with the defaults the page prints."""
+    import numpy as np
+    params = [np.ones(3, np.float32)]
+    for page in sorted((repo_root / "generated/docs").rglob("*.md")):
+        if page.name == "index.md":
+            continue
+        module = page.relative_to(repo_root / "generated/docs").with_suffix("").as_posix().replace("/", ".")
+        flavor, key = (module.split(".") if "." in module else ("mxnet2", module))
+        lines = [line for block in _construct_blocks(page.read_text()) for line in block.strip().splitlines()]
+        assert lines and any(f"optforge.create({key!r}" in line for line in lines), page
+        for line in lines:
+            scope = {"optforge": optforge, "params": params}
+            exec(line, scope)
+            opt = scope["opt"]
+            engine = getattr(opt, "engine_class", type(opt))
+            assert (engine.flavor, engine.SPEC["key"]) == (flavor, key), (page, line)
+
+
+def test_pages_show_each_api_familys_names(repo_root):
+    torch_adam = (repo_root / "generated/docs/torch/adam.md").read_text()
+    blocks = _construct_blocks(torch_adam)
+    assert blocks[0].startswith("opt = optforge.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-08")
+    assert "learning_rate" not in blocks[0] and "beta1" not in blocks[0]
+    assert "optforge.create('adam', flavor='torch', learning_rate=0.001, beta1=0.9" in blocks[1]
+    assert "| `epsilon` | `eps` |" in torch_adam and "| `learning_rate` | `lr` |" in torch_adam
+    adam = (repo_root / "generated/docs/adam.md").read_text()
+    assert "opt = optforge.Adam(learning_rate=0.001, beta1=0.9" in adam and "optforge.optim" not in adam
+    lion = (repo_root / "generated/docs/lion.md").read_text()       # no torch flavor: params style from MXNet 2.0's spec
+    assert "opt = optforge.optim.Lion(params, lr=" in lion and "opt = optforge.Lion(learning_rate=" in lion
+    assert "optforge.optim" not in (repo_root / "generated/docs/mxnet1/adam.md").read_text()
+
+
+def test_reference_addresses_are_links(repo_root):
+    html = (repo_root / "generated/docs/html/adam.html").read_text()
+    assert '<a href="https://arxiv.org/abs/1412.6980">https://arxiv.org/abs/1412.6980</a>' in html
+    assert "<https://arxiv.org/abs/1412.6980>" in (repo_root / "generated/docs/adam.md").read_text()
+
+
+def test_sidebar_links_every_page_by_flavor(repo_root):
+    import re
+    html_root = repo_root / "generated/docs/html"
+    pages = sorted(p for p in html_root.rglob("*.html"))
+    for page in (html_root / "index.html", html_root / "torch/adam.html"):
+        text = page.read_text()
+        aside = text.split('<aside class="sidebar"', 1)[1].split("</aside>", 1)[0]
+        assert [h for h in re.findall(r"<h2>(.*?)</h2>", aside)] == ["MXNet 2.0", "MXNet 1.x",
+                                                                  "PyTorch / MindSpore (torch.optim)"]
+        targets = {(page.parent / href).resolve() for href in re.findall(r'href="([^"]+)"', aside)}
+        assert targets == {p.resolve() for p in pages if p.name != "index.html"}
+    current = (html_root / "torch/adam.html").read_text().split("</aside>")[0]
+    assert re.findall(r'<a href="([^"]+)" aria-current="page">', current) == ["adam.html"]
+
+
+def test_kernel_docstrings_say_whether_the_update_is_element_wise():
+    from optforge.generated.numpy import adam, lamb, sgld
+    assert adam.kernel_default.__doc__.startswith("Element-wise update of")
+    assert "Element-wise" not in lamb.kernel_bias_correction.__doc__
+    assert "norms of whole arrays: not element-wise" in lamb.kernel_bias_correction.__doc__
+    assert "normal noise" in sgld.kernel_default.__doc__
+
+
+def test_params_style_docstrings_name_the_classes_own_arguments():
+    from optforge import optim
+    section = optim.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    arguments = [line.split(" :")[0] for line in section.splitlines() if not line.startswith(" ")]
+    assert arguments == ["params", "lr", "betas", "eps", "amsgrad", "maximize", "weight_decay"]
+    assert "    betas[1] (beta2) : float, default 0.999, in [0, 1)" in section
+    mxnet = optforge.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split(" :")[0] for line in mxnet.splitlines() if not line.startswith(" ")][:4] == \
+        ["learning_rate", "beta1", "beta2", "epsilon"]

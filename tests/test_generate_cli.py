@@ -63,7 +63,7 @@ def test_generate_reports_spec_errors_with_location(tree):
 
 
 def test_list_shows_every_optimizer():
-    result = optforge("list")
+    result = optforge("list", "--long")
     assert result.returncode == 0
     for name in ("sgd", "nag", "signum", "ftml", "dcasgd", "sgld", "adam", "adamw", "adamax",
                  "nadam", "adagrad", "adadelta", "rmsprop", "ftrl", "test"):
@@ -72,7 +72,7 @@ def test_list_shows_every_optimizer():
 
 
 def test_show_prints_formula_hyperparameters_and_code():
-    result = optforge("show", "Adam")
+    result = optforge("show", "Adam", "--code")
     assert result.returncode == 0
     assert "mean   = beta1 * mean + (1 - beta1) * grad" in result.stdout
     assert "beta2 = 0.999 (float in [0, 1))" in result.stdout
@@ -82,3 +82,11 @@ def test_show_prints_formula_hyperparameters_and_code():
 def test_show_unknown_optimizer():
     result = optforge("show", "nope")
     assert result.returncode == 1 and "Cannot find optimizer nope" in result.stderr
+
+
+def test_check_covers_the_type_stubs(tree):
+    stub = tree / "generated" / "params_classes.pyi"
+    stub.write_text(stub.read_text().replace("lr: float = 0.001", "lr: float = 0.002", 1))
+    result = optforge("generate", "--check", "--root", str(tree))
+    assert result.returncode == 1
+    assert "generated/params_classes.pyi: stale" in result.stdout

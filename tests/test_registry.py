@@ -24,7 +24,7 @@ def test_create_is_case_insensitive():
 def test_unknown_name_and_flavor():
     with pytest.raises(ValueError, match="Cannot find optimizer nadamw"):
         optforge.create("nadamw")
-    with pytest.raises(ValueError, match="Unknown flavor 'torch9'; known flavors: .*mxnet2"):
+    with pytest.raises(ValueError, match="Unknown flavor 'torch9'; did you mean 'torch'\\? known flavors: .*mxnet2"):
         optforge.create("adam", flavor="torch9")
 
 
@@ -89,3 +89,34 @@ def test_import_does_not_load_the_generator():
             "print(sorted(m for m in ('sympy', 'jinja2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_misspelt_name_suggests_the_closest_names():
+    with pytest.raises(ValueError, match=r"Cannot find optimizer adma \(flavor 'mxnet2'\); did you mean 'adam'"):
+        optforge.create("adma")
+    with pytest.raises(ValueError, match="did you mean 'lamb'\\?"):
+        optforge.create("LAMD")
+    with pytest.raises(ValueError, match="Unknown flavor 'pytorch'; did you mean 'torch'\\? known flavors: mxnet1"):
+        optforge.create("adam", flavor="pytorch")
+    with pytest.raises(ValueError) as info:
+        optforge.create("xyzzy")
+    assert "did you mean" not in str(info.value) and "registered: adabelief" in str(info.value)
+
+
+def test_lr_scheduler_and_optimizer_are_modules_with_mxnets_names():
+    import importlib
+    lr_scheduler = importlib.import_module("optforge.lr_scheduler")
+    from optforge.lr_scheduler import CosineScheduler, FactorScheduler, MultiFactorScheduler, PolyScheduler
+    assert optforge.lr_scheduler is lr_scheduler
+    assert all(issubclass(c, lr_scheduler.LRScheduler)
+               for c in (CosineScheduler, FactorScheduler, MultiFactorScheduler, PolyScheduler))
+    from optforge import optimizer
+    assert importlib.import_module("optforge.optimizer") is optimizer
+    assert optimizer.Adam is optforge.Adam and optimizer.Optimizer is optforge.Optimizer
+    opt = optimizer.create("adam", lr_scheduler=FactorScheduler(step=2, factor=0.5, base_lr=0.1))
+    assert type(opt) is optimizer.Adam
+    assert optimizer.get_updater(opt).optimizer is opt and optimizer.Updater is optforge.Updater
+    assert optimizer.register is optforge.register
+    assert "SGD" in dir(optimizer)
+    with pytest.raises(AttributeError, match="no attribute 'Adma'"):
+        optimizer.Adma

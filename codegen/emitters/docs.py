@@ -7,12 +7,16 @@ written next to the pages.
 """
 import difflib
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...runtime import params_api
+from ...runtime.api_families import constructors as api_families_of
 from ..formulas import Formulas
 from ..ir import BUILTINS, Assign, walk
 from ..loader import load_rule
+from ..metadata import spec_metadata
 from ..printers.notation import BUILTIN_MEANINGS
 from .templates import environment
 
@@ -33,6 +37,14 @@ class Entry:
     spec_path: str           # relative to the repository root
     siblings: list = field(default_factory=list)   # [(label, module)] of the other flavors
     base_module: str | None = None                  # the page of the spec it extends
+    params_style: bool = False                      # optforge.optim has a class built from it
+    metadata: dict | None = None                    # the spec's SPEC dict (metadata.spec_metadata)
+
+
+def _metadata(entry):
+    if entry.metadata is None:
+        entry.metadata = spec_metadata(entry.rule, entry.spec_path)
+    return entry.metadata
 
 
 def flavor_label(flavor):
@@ -59,11 +71,14 @@ def page_model(entry):
         "rule": rule,
         "flavor": flavor_label(rule.flavor),
         "create": _create_call(rule),
+        "families": api_families(entry),
+        "references": [_linked(ref) for ref in rule.references],
         "lines": formulas.lines(),
         "skip_if": _condition(formulas, rule.skip_if) if rule.skip_if is not None else None,
         "requires": _condition(formulas, rule.requires) if getattr(rule, "requires", None) is not None else None,
         "notation": _notation(rule, formulas, used),
-        "hyperparameters": _hyperparameters(rule),
+        "hyperparameters": _hyperparameters(entry),
+        "params_names": bool(argument_names(entry)),
         "states": _states(rule, formulas),
         "differences": _differences(rule, formulas),
         "deviations": _deviations(rule),
@@ -73,6 +88,38 @@ def page_model(entry):
 def _create_call(rule):
     flavor = "" if rule.flavor == "mxnet2" else f", flavor={rule.flavor!r}"
     return f"optforge.create({rule.key!r}{flavor})"
+
+
+def api_families(entry):
+    """[{label, names, lines}]: the page's constructors, one block per API family."""
+    return api_families_of(_metadata(entry), entry.params_style)
+
+
+def argument_names(entry):
+    """{hyperparameter name: the params-style argument} ('betas[0]', 'eps', 'lr',
+    'weight_decay'), empty when optforge.optim has no class for the spec."""
+    if not entry.params_style:
+        return {}
+    out = {"learning_rate": "lr", "wd": "weight_decay"}
+    for keyword, names in params_api.keywords(_metadata(entry)):
+        out.update({name: f"{keyword}[{i}]" if len(names) > 1 else keyword for i, name in enumerate(names)})
+    return out
+
+
+_URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:)\]]")
+
+
+def _linked(text):
+    """A reference as [(text, url or None)]: its http(s) addresses become links."""
+    parts, last = [], 0
+    for match in _URL.finditer(text):
+        if match.start() > last:
+            parts.append((text[last:match.start()], None))
+        parts.append((match.group(0), match.group(0)))
+        last = match.end()
+    if last < len(text):
+        parts.append((text[last:], None))
+    return parts
 
 
 def _condition(formulas, cond):
@@ -118,7 +165,8 @@ def _value(value):
     return repr(value)
 
 
-def _hyperparameters(rule):
+def _hyperparameters(entry):
+    rule = entry.rule
     rows = [{"name": "learning_rate", "default": _value(rule.learning_rate), "range": "[0, inf)",
              "type": "float", "doc": "Base learning rate: lr before the scheduler and lr_mult."}]
     for hp in rule.hyperparameters:
@@ -132,6 +180,9 @@ def _hyperparameters(rule):
     if wd is not None:
         rows.append({"name": "wd", "default": _value(wd), "range": "[0, inf)", "type": "float",
                      "doc": "Weight decay (this optimizer's default)."})
+    params_names = argument_names(entry)
+    for row in rows:
+        row["params_name"] = params_names.get(row["name"])
     return rows
 
 
@@ -211,12 +262,25 @@ def render_markdown(entry):
     return _render("docs/page.md.j2", model)
 
 
-def render_html(entry):
+def render_html(entry, entries=()):
+    """The HTML page; its sidebar links every entry of the site (`entries`)."""
     model = page_model(entry)
     model["siblings"] = [(label, link(entry.module, other, ".html")) for label, other in entry.siblings]
     model["base_link"] = _base_link(entry, ".html")
     model["root"] = link(entry.module, "index", ".html").rsplit("index.html", 1)[0]
+    model["sidebar"] = sidebar(entry.module, list(entries) or [entry])
     return _render("docs/page.html.j2", model)
+
+
+def sidebar(current, entries):
+    """[{label, links: [{name, href, current}]}]: every page by flavor, linked from `current`."""
+    out = []
+    for flavor in sorted({e.rule.flavor for e in entries}, key=lambda f: (f != "mxnet2", f)):
+        members = sorted((e for e in entries if e.rule.flavor == flavor), key=lambda e: e.rule.key)
+        out.append({"label": flavor_label(flavor), "links": [
+            {"name": e.rule.name, "href": link(current, e.module, ".html"), "current": e.module == current}
+            for e in members]})
+    return out
 
 
 def _base_link(entry, suffix):
@@ -228,7 +292,9 @@ def _render(template, model):
 
 
 def site(entries):
-    """Link the flavors of one optimizer (same key, or one extending the other)."""
+    """Link the flavors of one optimizer: the same optimizer (its key) in the conventions of
+    another API. A spec that extends another under a new name (AMSGrad extends Adam) is
+    another optimizer, linked only as based on it."""
     def resolved(path):
         return Path(path).resolve() if path else None
     by_path = {resolved(e.rule.path): e for e in entries}
@@ -236,10 +302,10 @@ def site(entries):
     for e in entries:
         base = by_path.get(resolved(e.rule.extends))
         e.base_module = base.module if base is not None else None
-        root = e
-        while by_path.get(resolved(root.rule.extends)) is not None:
-            root = by_path[resolved(root.rule.extends)]
-        groups.setdefault(root.rule.key, []).append(e)
+        groups.setdefault(e.rule.key, []).append(e)
+    with_params_class = params_api.chosen(((e.rule.flavor, e.rule.key), e) for e in entries)
+    for e in entries:
+        e.params_style = with_params_class.get(e.rule.key) is e
     for members in groups.values():
         for e in members:
             e.siblings = [(f"{o.rule.name} ({flavor_label(o.rule.flavor)})", o.module)
@@ -253,13 +319,14 @@ def render_site(entries, folder="docs"):
     files = {}
     for e in entries:
         files[f"{folder}/{page_path(e.module, '.md')}"] = render_markdown(e)
-        files[f"{folder}/html/{page_path(e.module, '.html')}"] = render_html(e)
+        files[f"{folder}/html/{page_path(e.module, '.html')}"] = render_html(e, entries)
     flavors = []
     for flavor in sorted({e.rule.flavor for e in entries}, key=lambda f: (f != "mxnet2", f)):
         members = sorted((e for e in entries if e.rule.flavor == flavor), key=lambda e: e.rule.key)
         flavors.append({"flavor": flavor, "label": flavor_label(flavor), "entries": members})
     index = {"flavors": flavors, "count": len(entries)}
     files[f"{folder}/index.md"] = _render("docs/index.md.j2", index)
-    files[f"{folder}/html/index.html"] = _render("docs/index.html.j2", dict(index, root=""))
+    files[f"{folder}/html/index.html"] = _render("docs/index.html.j2",
+                                                 dict(index, root="", sidebar=sidebar("index", entries)))
     files[f"{folder}/html/style.css"] = environment().loader.get_source(environment(), "docs/style.css")[0]
     return files

@@ -74,6 +74,7 @@ def render(rule, analysis, spec_path):
             and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
             "kernel_lines": kernel_lines,
             "written": written or ["nothing"],
+            "kernel_doc": _kernel_doc(program, written or ["nothing"]),
         })
 
     skip_text, skip_inputs = "", []
@@ -110,3 +111,20 @@ def _names(expr):
 def _condition(printer, atom):
     text = printer.doprint(atom)
     return text if isinstance(atom, sympy.Symbol) is False else f"bool({text})"
+
+
+def _kernel_doc(program, written):
+    """The kernel's docstring: element-wise only when each element's update reads nothing
+    but that element (no norms, row means, per-row or per-tensor states)."""
+    ops = {v.op for v in program.code}
+    shapes = {v.shape for v in program.inputs.values()}
+    reads = [what for present, what in (("norm" in ops, "norms of whole arrays"),
+                                        ("row_mean" in ops, "means over each row"),
+                                        ("rows" in shapes, "per-row states"),
+                                        ("device" in shapes, "per-tensor scalar states")) if present]
+    targets = ", ".join(written)
+    text = (f"Update of {targets}, in place, from {', '.join(reads)}: not element-wise." if reads
+            else f"Element-wise update of {targets}, in place.")
+    if "normal" in ops:
+        text += " Draws standard normal noise for every element from rng."
+    return text

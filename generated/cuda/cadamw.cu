@@ -15,9 +15,10 @@
 //     weight     = weight - lr * sqrt(1 - beta2**t) / (1 - beta1**t) * scale * mask * u
 //     weight     = weight - lr * wd * weight
 //
-// Per variant: the per-element math (__host__ __device__, the same three-address code as
-// generated/numpy/cadamw.py), a span function (16-byte packs when aligned, a scalar
-// tail), a grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype.
+// Per variant (not element-wise: it reads norms of whole arrays
+// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// multi-tensor kernel per storage dtype computing its share of the three-address code of
+// generated/numpy/cadamw.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
 // NumPy module's host_* function, rounded once to the math type).
 #include "optforge.cuh"

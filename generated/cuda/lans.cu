@@ -20,9 +20,10 @@
 //     trust_g  = where(r1 == 0 or r_g == 0, 1, r1 / r_g)
 //     weight   = weight - lr * (beta1 * trust_m * step_m + (1 - beta1) * trust_g * step_g)
 //
-// Per variant: the per-element math (__host__ __device__, the same three-address code as
-// generated/numpy/lans.py), a span function (16-byte packs when aligned, a scalar
-// tail), a grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype.
+// Per variant (not element-wise: it reads norms of whole arrays
+// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// multi-tensor kernel per storage dtype computing its share of the three-address code of
+// generated/numpy/lans.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
 // NumPy module's host_* function, rounded once to the math type).
 #include "optforge.cuh"

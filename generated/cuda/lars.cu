@@ -13,9 +13,14 @@
 //     mom    = momentum * mom - lr * grad
 //     weight = weight + mom
 //
-// Per variant: the per-element math (__host__ __device__, the same three-address code as
-// generated/numpy/lars.py), a span function (16-byte packs when aligned, a scalar
-// tail), a grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype.
+// Per element-wise variant: the per-element math (__host__ __device__, the same
+// three-address code as generated/numpy/lars.py), a span function (16-byte packs when
+// aligned, a scalar tail), a grid-stride kernel per storage dtype and a multi-tensor kernel
+// per storage dtype.
+// Per variant with reductions (not element-wise: it reads norms of whole arrays
+// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// multi-tensor kernel per storage dtype computing its share of the three-address code of
+// generated/numpy/lars.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
 // NumPy module's host_* function, rounded once to the math type).
 #include "optforge.cuh"

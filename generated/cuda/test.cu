@@ -7,9 +7,10 @@
 //
 //     weight = weight - lr * (grad * rescale_grad + wd * weight)
 //
-// Per variant: the per-element math (__host__ __device__, the same three-address code as
-// generated/numpy/test.py), a span function (16-byte packs when aligned, a scalar
-// tail), a grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype.
+// Per variant: the per-element math (__host__ __device__, the same
+// three-address code as generated/numpy/test.py), a span function (16-byte packs when
+// aligned, a scalar tail), a grid-stride kernel per storage dtype and a multi-tensor kernel
+// per storage dtype.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
 // NumPy module's host_* function, rounded once to the math type).
 #include "optforge.cuh"

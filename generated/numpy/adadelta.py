@@ -107,7 +107,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, clip_gradient, epsilon, lr, rescale_grad, rho, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - rho
     return {
         'c_1': c_1,

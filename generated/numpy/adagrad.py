@@ -82,7 +82,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,

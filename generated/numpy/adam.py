@@ -114,7 +114,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*math.sqrt(1 - beta2**t)/(1 - beta1**t)
     c_1 = 1 - beta1
     c_2 = 1 - beta2

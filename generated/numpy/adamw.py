@@ -129,7 +129,7 @@ def skip(*, rescale_grad, **_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta1, beta2, clip_gradient, correct_bias, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = (lr*math.sqrt(1 - beta2**t)/(1 - beta1**t) if correct_bias else lr)
     c_1 = 1 - beta1
     c_2 = 1 - beta2

@@ -162,7 +162,7 @@ def conditions(*, maximize, t, **_):
 # -- variant: maximize and t == 1 ---------------------------------------------------
 
 def host_maximize__t_eq_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta3
     c_3 = (math.sqrt(1 - beta3**t))**(-1)
@@ -215,7 +215,7 @@ def kernel_maximize__t_eq_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq,
 # -- variant: maximize and t != 1 ---------------------------------------------------
 
 def host_maximize__t_ne_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = 1 - beta3
@@ -276,7 +276,7 @@ def kernel_maximize__t_ne_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq,
 # -- variant: not maximize and t == 1 -----------------------------------------------
 
 def host_not_maximize__t_eq_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta3
     c_3 = (math.sqrt(1 - beta3**t))**(-1)
@@ -329,7 +329,7 @@ def kernel_not_maximize__t_eq_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg
 # -- variant: not maximize and t != 1 -----------------------------------------------
 
 def host_not_maximize__t_ne_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = 1 - beta3

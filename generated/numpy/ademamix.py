@@ -172,7 +172,7 @@ def requires(*, beta1, warmup, **_):
 # -- variant: warmup is None --------------------------------------------------------
 
 def host_warmup_is_none(*, alpha, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta3
     c_3 = 1 - beta2
@@ -227,7 +227,7 @@ def kernel_warmup_is_none(xp, weight, grad, exp_avg_fast, exp_avg_slow, exp_avg_
 # -- variant: warmup is not None ----------------------------------------------------
 
 def host_warmup_is_set(*, alpha, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, warmup, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     alpha_t_1 = min(alpha*t/warmup, alpha)
     beta3_t_1 = min(math.exp(math.log(beta1)*math.log(beta3)/(t*math.log(beta1)/warmup + (-t/warmup + 1)*math.log(beta3))), beta3)
     c_1 = 1 - beta1

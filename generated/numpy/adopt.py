@@ -149,7 +149,7 @@ def conditions(*, nesterov, t, use_clipping, **_):
 # -- variant: use_clipping and t == 1 and nesterov ----------------------------------
 
 def host_use_clipping__t_eq_1__nesterov(*, clip_gradient, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {'clip_gradient': clip_gradient, 'rescale_grad': rescale_grad, 'wd': wd}
 
 
@@ -166,7 +166,7 @@ def kernel_use_clipping__t_eq_1__nesterov(xp, weight, grad, exp_avg, exp_avg_sq,
 # -- variant: use_clipping and t == 1 and not nesterov ------------------------------
 
 def host_use_clipping__t_eq_1__not_nesterov(*, clip_gradient, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {'clip_gradient': clip_gradient, 'rescale_grad': rescale_grad, 'wd': wd}
 
 
@@ -183,7 +183,7 @@ def kernel_use_clipping__t_eq_1__not_nesterov(xp, weight, grad, exp_avg, exp_avg
 # -- variant: use_clipping and t != 1 and nesterov ----------------------------------
 
 def host_use_clipping__t_ne_1__nesterov(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = (t - 1)**0.25
     c_2 = 1 - beta1
     c_3 = 1 - beta2
@@ -228,7 +228,7 @@ def kernel_use_clipping__t_ne_1__nesterov(xp, weight, grad, exp_avg, exp_avg_sq,
 # -- variant: use_clipping and t != 1 and not nesterov ------------------------------
 
 def host_use_clipping__t_ne_1__not_nesterov(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = (t - 1)**0.25
     c_2 = 1 - beta1
     c_3 = 1 - beta2
@@ -271,7 +271,7 @@ def kernel_use_clipping__t_ne_1__not_nesterov(xp, weight, grad, exp_avg, exp_avg
 # -- variant: not use_clipping and t == 1 and nesterov ------------------------------
 
 def host_not_use_clipping__t_eq_1__nesterov(*, clip_gradient, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {'clip_gradient': clip_gradient, 'rescale_grad': rescale_grad, 'wd': wd}
 
 
@@ -288,7 +288,7 @@ def kernel_not_use_clipping__t_eq_1__nesterov(xp, weight, grad, exp_avg, exp_avg
 # -- variant: not use_clipping and t == 1 and not nesterov --------------------------
 
 def host_not_use_clipping__t_eq_1__not_nesterov(*, clip_gradient, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {'clip_gradient': clip_gradient, 'rescale_grad': rescale_grad, 'wd': wd}
 
 
@@ -305,7 +305,7 @@ def kernel_not_use_clipping__t_eq_1__not_nesterov(xp, weight, grad, exp_avg, exp
 # -- variant: not use_clipping and t != 1 and nesterov ------------------------------
 
 def host_not_use_clipping__t_ne_1__nesterov(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     return {
@@ -347,7 +347,7 @@ def kernel_not_use_clipping__t_ne_1__nesterov(xp, weight, grad, exp_avg, exp_avg
 # -- variant: not use_clipping and t != 1 and not nesterov --------------------------
 
 def host_not_use_clipping__t_ne_1__not_nesterov(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     return {

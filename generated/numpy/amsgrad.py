@@ -140,7 +140,7 @@ def conditions(*, maximize, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*math.sqrt(1 - beta2**t)/(1 - beta1**t)
     c_1 = 1 - beta1
     c_2 = 1 - beta2
@@ -182,7 +182,7 @@ def kernel_maximize(xp, weight, grad, mean, var, var_max, *, beta1, beta2, c_1, 
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*math.sqrt(1 - beta2**t)/(1 - beta1**t)
     c_1 = 1 - beta1
     c_2 = 1 - beta2

@@ -136,7 +136,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta1, beta2, clip_gradient, epsilon, lr, mask_epsilon, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*math.sqrt(1 - beta2**t)/(1 - beta1**t)
@@ -156,7 +156,7 @@ def host_default(*, beta1, beta2, clip_gradient, epsilon, lr, mask_epsilon, resc
 
 
 def kernel_default(xp, weight, grad, exp_avg, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad):
-    """Element-wise update of weight, exp_avg, exp_avg_sq, in place."""
+    """Update of weight, exp_avg, exp_avg_sq, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)

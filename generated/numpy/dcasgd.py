@@ -104,7 +104,7 @@ def conditions(*, momentum, **_):
 # -- variant: momentum == 0 ---------------------------------------------------------
 
 def host_momentum_eq_0(*, clip_gradient, lamda, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lamda': lamda,
@@ -134,7 +134,7 @@ def kernel_momentum_eq_0(xp, weight, grad, prev_weight, *, clip_gradient, lamda,
 # -- variant: momentum != 0 ---------------------------------------------------------
 
 def host_momentum_ne_0(*, clip_gradient, lamda, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lamda': lamda,

@@ -125,7 +125,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta2
     c_2 = (1 - beta2**t)**(-1)
     c_3 = (1 - beta1**t)/lr

@@ -160,7 +160,7 @@ def conditions(*, bias_correction, **_):
 # -- variant: bias_correction -------------------------------------------------------
 
 def host_bias_correction(*, beta1, beta2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, t, upper_bound, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = (1 - beta2**t)**(-1)
@@ -183,7 +183,7 @@ def host_bias_correction(*, beta1, beta2, clip_gradient, epsilon, lower_bound, l
 
 
 def kernel_bias_correction(xp, weight, grad, mean, var, *, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd):
-    """Element-wise update of weight, mean, var, in place."""
+    """Update of weight, mean, var, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
@@ -218,7 +218,7 @@ def kernel_bias_correction(xp, weight, grad, mean, var, *, beta1, beta2, c_1, c_
 # -- variant: not bias_correction ---------------------------------------------------
 
 def host_not_bias_correction(*, beta1, beta2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     return {
@@ -237,7 +237,7 @@ def host_not_bias_correction(*, beta1, beta2, clip_gradient, epsilon, lower_boun
 
 
 def kernel_not_bias_correction(xp, weight, grad, mean, var, *, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd):
-    """Element-wise update of weight, mean, var, in place."""
+    """Update of weight, mean, var, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)

@@ -159,7 +159,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta1, beta2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, t, upper_bound, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = (1 - beta2**t)**(-1)
@@ -182,7 +182,7 @@ def host_default(*, beta1, beta2, clip_gradient, epsilon, lower_bound, lr, resca
 
 
 def kernel_default(xp, weight, grad, mean, var, *, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd):
-    """Element-wise update of weight, mean, var, in place."""
+    """Update of weight, mean, var, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     t1 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
     t2 = xp.asarray(xp.equal(t1, 0))

@@ -111,7 +111,7 @@ def conditions(*, exempt, momentum, **_):
 # -- variant: exempt and momentum == 0 ----------------------------------------------
 
 def host_exempt__momentum_eq_0(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -134,7 +134,7 @@ def kernel_exempt__momentum_eq_0(xp, weight, grad, *, clip_gradient, lr, rescale
 # -- variant: exempt and momentum != 0 ----------------------------------------------
 
 def host_exempt__momentum_ne_0(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -160,7 +160,7 @@ def kernel_exempt__momentum_ne_0(xp, weight, grad, mom, *, clip_gradient, lr, mo
 # -- variant: not exempt and momentum == 0 ------------------------------------------
 
 def host_not_exempt__momentum_eq_0(*, clip_gradient, epsilon, eta, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = eta*lr
     return {
         'c_1': c_1,
@@ -173,7 +173,7 @@ def host_not_exempt__momentum_eq_0(*, clip_gradient, epsilon, eta, lr, rescale_g
 
 
 def kernel_not_exempt__momentum_eq_0(xp, weight, grad, *, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Element-wise update of weight, in place."""
+    """Update of weight, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.asarray(xp.sqrt(xp.sum(xp.square(weight, dtype=xp.promote_types(weight.dtype, xp.float32)))))
     t1 = xp.multiply(grad, rescale_grad)
     t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t1, dtype=xp.promote_types(t1.dtype, xp.float32)))))
@@ -197,7 +197,7 @@ def kernel_not_exempt__momentum_eq_0(xp, weight, grad, *, c_1, clip_gradient, ep
 # -- variant: not exempt and momentum != 0 ------------------------------------------
 
 def host_not_exempt__momentum_ne_0(*, clip_gradient, epsilon, eta, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = eta*lr
     return {
         'c_1': c_1,
@@ -211,7 +211,7 @@ def host_not_exempt__momentum_ne_0(*, clip_gradient, epsilon, eta, lr, momentum,
 
 
 def kernel_not_exempt__momentum_ne_0(xp, weight, grad, mom, *, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd):
-    """Element-wise update of weight, mom, in place."""
+    """Update of weight, mom, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.asarray(xp.sqrt(xp.sum(xp.square(weight, dtype=xp.promote_types(weight.dtype, xp.float32)))))
     t1 = xp.multiply(grad, rescale_grad)
     t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t1, dtype=xp.promote_types(t1.dtype, xp.float32)))))

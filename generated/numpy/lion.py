@@ -106,7 +106,7 @@ def conditions(*, maximize, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, beta1, beta2, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_2 = 1 - beta1
     c_3 = 1 - beta2
     return {
@@ -143,7 +143,7 @@ def kernel_maximize(xp, weight, grad, exp_avg, *, beta1, beta2, c_2, c_3, clip_g
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, beta1, beta2, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_2 = 1 - beta1
     c_3 = 1 - beta2
     return {

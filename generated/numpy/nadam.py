@@ -150,7 +150,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta1, beta2, clip_gradient, epsilon, lr, m_schedule, rescale_grad, schedule_decay, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_t_1 = beta1*(1 - 0.5*0.96**(schedule_decay*t))
     mu_next_1 = beta1*(1 - 0.5*0.96**(schedule_decay*(t + 1)))
     m_schedule_1 = m_schedule*mu_t_1

@@ -82,7 +82,7 @@ def conditions(*, momentum, **_):
 # -- variant: momentum == 0 ---------------------------------------------------------
 
 def host_momentum_eq_0(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = lr*momentum
     return {
         'c_1': c_1,
@@ -109,7 +109,7 @@ def kernel_momentum_eq_0(xp, weight, grad, *, c_1, clip_gradient, lr, rescale_gr
 # -- variant: momentum != 0 ---------------------------------------------------------
 
 def host_momentum_ne_0(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,

@@ -127,7 +127,7 @@ def conditions(*, maximize, t, **_):
 # -- variant: maximize and t == 1 ---------------------------------------------------
 
 def host_maximize__t_eq_1(*, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
@@ -138,7 +138,7 @@ def host_maximize__t_eq_1(*, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
 
 
 def kernel_maximize__t_eq_1(xp, weight, grad, mean, v, *, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Element-wise update of weight, mean, v, in place."""
+    """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
@@ -158,7 +158,7 @@ def kernel_maximize__t_eq_1(xp, weight, grad, mean, v, *, clip_gradient, epsilon
 # -- variant: maximize and t != 1 ---------------------------------------------------
 
 def host_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta2
     return {
         'beta1': beta1,
@@ -173,7 +173,7 @@ def host_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_g
 
 
 def kernel_maximize__t_ne_1(xp, weight, grad, mean, v, *, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Element-wise update of weight, mean, v, in place."""
+    """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
@@ -198,7 +198,7 @@ def kernel_maximize__t_ne_1(xp, weight, grad, mean, v, *, beta1, beta2, c_1, cli
 # -- variant: not maximize and t == 1 -----------------------------------------------
 
 def host_not_maximize__t_eq_1(*, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
@@ -209,7 +209,7 @@ def host_not_maximize__t_eq_1(*, clip_gradient, epsilon, lr, rescale_grad, wd, *
 
 
 def kernel_not_maximize__t_eq_1(xp, weight, grad, mean, v, *, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Element-wise update of weight, mean, v, in place."""
+    """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
@@ -228,7 +228,7 @@ def kernel_not_maximize__t_eq_1(xp, weight, grad, mean, v, *, clip_gradient, eps
 # -- variant: not maximize and t != 1 -----------------------------------------------
 
 def host_not_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta2
     return {
         'beta1': beta1,
@@ -243,7 +243,7 @@ def host_not_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, resca
 
 
 def kernel_not_maximize__t_ne_1(xp, weight, grad, mean, v, *, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Element-wise update of weight, mean, v, in place."""
+    """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)

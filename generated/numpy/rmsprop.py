@@ -153,7 +153,7 @@ def conditions(*, centered, **_):
 # -- variant: centered --------------------------------------------------------------
 
 def host_centered(*, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - rho
     return {
         'c_1': c_1,
@@ -199,7 +199,7 @@ def kernel_centered(xp, weight, grad, mean, var, mom, *, c_1, clip_gradient, cli
 # -- variant: not centered ----------------------------------------------------------
 
 def host_not_centered(*, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - rho
     return {
         'c_1': c_1,

@@ -145,7 +145,7 @@ def conditions(*, maximize, t, **_):
 # -- variant: maximize and t == 1 ---------------------------------------------------
 
 def host_maximize__t_eq_1(*, clip_gradient, etaminus, etaplus, lr, rescale_grad, step_size_max, step_size_min, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = etaplus*lr
     c_2 = etaminus*lr
     return {
@@ -185,7 +185,7 @@ def kernel_maximize__t_eq_1(xp, weight, grad, prev, step_size, *, c_1, c_2, clip
 # -- variant: maximize and t != 1 ---------------------------------------------------
 
 def host_maximize__t_ne_1(*, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'etaminus': etaminus,
@@ -223,7 +223,7 @@ def kernel_maximize__t_ne_1(xp, weight, grad, prev, step_size, *, clip_gradient,
 # -- variant: not maximize and t == 1 -----------------------------------------------
 
 def host_not_maximize__t_eq_1(*, clip_gradient, etaminus, etaplus, lr, rescale_grad, step_size_max, step_size_min, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = etaplus*lr
     c_2 = etaminus*lr
     return {
@@ -263,7 +263,7 @@ def kernel_not_maximize__t_eq_1(xp, weight, grad, prev, step_size, *, c_1, c_2, 
 # -- variant: not maximize and t != 1 -----------------------------------------------
 
 def host_not_maximize__t_ne_1(*, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'etaminus': etaminus,

@@ -200,7 +200,7 @@ def conditions(*, decay_at_z, warmup_steps, **_):
 # -- variant: warmup_steps > 0 and decay_at_z ---------------------------------------
 
 def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, warmup_steps, wd, weight_lr_power, weight_sum, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*min(1, t/warmup_steps)
     lr_2 = lr_1*math.sqrt(1 - beta2**t)
     lr_max_1 = max(lr_max, lr_2)
@@ -255,7 +255,7 @@ def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
 # -- variant: warmup_steps > 0 and not decay_at_z -----------------------------------
 
 def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, warmup_steps, wd, weight_lr_power, weight_sum, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*min(1, t/warmup_steps)
     lr_2 = lr_1*math.sqrt(1 - beta2**t)
     lr_max_1 = max(lr_max, lr_2)
@@ -310,7 +310,7 @@ def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
 # -- variant: warmup_steps <= 0 and decay_at_z --------------------------------------
 
 def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, wd, weight_lr_power, weight_sum, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*math.sqrt(1 - beta2**t)
     lr_max_1 = max(lr_max, lr_1)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
@@ -364,7 +364,7 @@ def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
 # -- variant: warmup_steps <= 0 and not decay_at_z ----------------------------------
 
 def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, wd, weight_lr_power, weight_sum, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*math.sqrt(1 - beta2**t)
     lr_max_1 = max(lr_max, lr_1)
     c_weight_1 = lr_max_1**weight_lr_power*t**r

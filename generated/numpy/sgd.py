@@ -82,7 +82,7 @@ def conditions(*, momentum, **_):
 # -- variant: momentum == 0 ---------------------------------------------------------
 
 def host_momentum_eq_0(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -105,7 +105,7 @@ def kernel_momentum_eq_0(xp, weight, grad, *, clip_gradient, lr, rescale_grad, w
 # -- variant: momentum != 0 ---------------------------------------------------------
 
 def host_momentum_ne_0(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,

@@ -72,7 +72,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = -0.5*lr
     c_2 = math.sqrt(lr)
     return {
@@ -85,7 +85,7 @@ def host_default(*, clip_gradient, lr, rescale_grad, wd, **_):
 
 
 def kernel_default(xp, weight, grad, rng, *, c_1, c_2, clip_gradient, rescale_grad, wd):
-    """Element-wise update of weight, in place."""
+    """Element-wise update of weight, in place. Draws standard normal noise for every element from rng."""
     t0 = xp.multiply(weight, wd)
     t1 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:

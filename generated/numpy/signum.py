@@ -97,7 +97,7 @@ def conditions(*, momentum, **_):
 # -- variant: momentum == 0 ---------------------------------------------------------
 
 def host_momentum_eq_0(*, lr, wd, wd_lh, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = -lr*(wd + wd_lh) + 1
     return {'c_1': c_1, 'lr': lr}
 
@@ -113,7 +113,7 @@ def kernel_momentum_eq_0(xp, weight, grad, *, c_1, lr):
 # -- variant: momentum != 0 ---------------------------------------------------------
 
 def host_momentum_ne_0(*, clip_gradient, lr, momentum, rescale_grad, wd, wd_lh, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - momentum
     c_2 = -lr*wd_lh + 1
     return {

@@ -125,7 +125,7 @@ def conditions(*, maximize, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     return {
@@ -166,7 +166,7 @@ def kernel_maximize(xp, weight, grad, mean, var, *, beta1, c_1, c_2, clip_gradie
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     return {

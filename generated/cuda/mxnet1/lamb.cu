@@ -17,9 +17,10 @@
 //     trust  = where(r1 == 0 or r2 == 0, 1, r1 / r2)
 //     weight = weight - lr * trust * step
 //
-// Per variant: the per-element math (__host__ __device__, the same three-address code as
-// generated/numpy/mxnet1/lamb.py), a span function (16-byte packs when aligned, a scalar
-// tail), a grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype.
+// Per variant (not element-wise: it reads norms of whole arrays
+// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// multi-tensor kernel per storage dtype computing its share of the three-address code of
+// generated/numpy/mxnet1/lamb.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
 // NumPy module's host_* function, rounded once to the math type).
 #include "optforge.cuh"

@@ -17,9 +17,10 @@
 //             grad = momentum_buffer
 //     weight = weight - lr * grad
 //
-// Per variant: the per-element math (__host__ __device__, the same three-address code as
-// generated/numpy/torch/sgd.py), a span function (16-byte packs when aligned, a scalar
-// tail), a grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype.
+// Per variant: the per-element math (__host__ __device__, the same
+// three-address code as generated/numpy/torch/sgd.py), a span function (16-byte packs when
+// aligned, a scalar tail), a grid-stride kernel per storage dtype and a multi-tensor kernel
+// per storage dtype.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
 // NumPy module's host_* function, rounded once to the math type).
 #include "optforge.cuh"

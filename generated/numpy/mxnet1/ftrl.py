@@ -107,7 +107,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, beta, clip_gradient, lamda1, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = lr**(-1)
     c_2 = -lamda1
     return {

@@ -92,7 +92,7 @@ def requires(*, wd, **_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, clip_gradient, eps, lr, rescale_grad, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'eps': eps,
@@ -102,7 +102,7 @@ def host_default(*, clip_gradient, eps, lr, rescale_grad, **_):
 
 
 def kernel_default(xp, weight, grad, history, *, clip_gradient, eps, lr, rescale_grad):
-    """Element-wise update of weight, history, in place."""
+    """Update of weight, history, in place, from means over each row, per-row states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)

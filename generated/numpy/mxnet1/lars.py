@@ -143,7 +143,7 @@ def conditions(*, exempt, momentum, momentum_correction, **_):
 # -- variant: exempt and momentum == 0 and momentum_correction ----------------------
 
 def host_exempt__momentum_eq_0__momentum_correction(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = -lr*wd + 1
     return {
         'c_1': c_1,
@@ -166,7 +166,7 @@ def kernel_exempt__momentum_eq_0__momentum_correction(xp, weight, grad, *, c_1, 
 # -- variant: exempt and momentum == 0 and not momentum_correction ------------------
 
 def host_exempt__momentum_eq_0__not_momentum_correction(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = -lr*wd + 1
     return {
         'c_1': c_1,
@@ -189,7 +189,7 @@ def kernel_exempt__momentum_eq_0__not_momentum_correction(xp, weight, grad, *, c
 # -- variant: exempt and momentum != 0 and momentum_correction ----------------------
 
 def host_exempt__momentum_ne_0__momentum_correction(*, clip_gradient, last_lr, lr, momentum, momentum_correction, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_1 = (lr*momentum/last_lr if momentum_correction and (last_lr != 0) else momentum)
     c_1 = lr*wd
     return {
@@ -217,7 +217,7 @@ def kernel_exempt__momentum_ne_0__momentum_correction(xp, weight, grad, mom, *, 
 # -- variant: exempt and momentum != 0 and not momentum_correction ------------------
 
 def host_exempt__momentum_ne_0__not_momentum_correction(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = lr*wd
     return {
         'c_1': c_1,
@@ -244,7 +244,7 @@ def kernel_exempt__momentum_ne_0__not_momentum_correction(xp, weight, grad, mom,
 # -- variant: not exempt and momentum == 0 and momentum_correction ------------------
 
 def host_not_exempt__momentum_eq_0__momentum_correction(*, clip_gradient, eps, eta, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = eta*lr
     return {
         'c_1': c_1,
@@ -257,7 +257,7 @@ def host_not_exempt__momentum_eq_0__momentum_correction(*, clip_gradient, eps, e
 
 
 def kernel_not_exempt__momentum_eq_0__momentum_correction(xp, weight, grad, *, c_1, clip_gradient, eps, lr, rescale_grad, wd):
-    """Element-wise update of weight, in place."""
+    """Update of weight, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.asarray(xp.sqrt(xp.sum(xp.square(weight, dtype=xp.promote_types(weight.dtype, xp.float32)))))
     t1 = xp.multiply(grad, rescale_grad)
     t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t1, dtype=xp.promote_types(t1.dtype, xp.float32)))))
@@ -282,7 +282,7 @@ def kernel_not_exempt__momentum_eq_0__momentum_correction(xp, weight, grad, *, c
 # -- variant: not exempt and momentum == 0 and not momentum_correction --------------
 
 def host_not_exempt__momentum_eq_0__not_momentum_correction(*, clip_gradient, eps, eta, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = eta*lr
     return {
         'c_1': c_1,
@@ -295,7 +295,7 @@ def host_not_exempt__momentum_eq_0__not_momentum_correction(*, clip_gradient, ep
 
 
 def kernel_not_exempt__momentum_eq_0__not_momentum_correction(xp, weight, grad, *, c_1, clip_gradient, eps, lr, rescale_grad, wd):
-    """Element-wise update of weight, in place."""
+    """Update of weight, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.asarray(xp.sqrt(xp.sum(xp.square(weight, dtype=xp.promote_types(weight.dtype, xp.float32)))))
     t1 = xp.multiply(grad, rescale_grad)
     t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t1, dtype=xp.promote_types(t1.dtype, xp.float32)))))
@@ -320,7 +320,7 @@ def kernel_not_exempt__momentum_eq_0__not_momentum_correction(xp, weight, grad, 
 # -- variant: not exempt and momentum != 0 and momentum_correction ------------------
 
 def host_not_exempt__momentum_ne_0__momentum_correction(*, clip_gradient, eps, eta, last_lr, lr, momentum, momentum_correction, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_1 = (lr*momentum/last_lr if momentum_correction and (last_lr != 0) else momentum)
     c_1 = eta*lr
     return {
@@ -335,7 +335,7 @@ def host_not_exempt__momentum_ne_0__momentum_correction(*, clip_gradient, eps, e
 
 
 def kernel_not_exempt__momentum_ne_0__momentum_correction(xp, weight, grad, mom, *, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd):
-    """Element-wise update of weight, mom, in place."""
+    """Update of weight, mom, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.asarray(xp.sqrt(xp.sum(xp.square(weight, dtype=xp.promote_types(weight.dtype, xp.float32)))))
     t1 = xp.multiply(grad, rescale_grad)
     t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t1, dtype=xp.promote_types(t1.dtype, xp.float32)))))
@@ -363,7 +363,7 @@ def kernel_not_exempt__momentum_ne_0__momentum_correction(xp, weight, grad, mom,
 # -- variant: not exempt and momentum != 0 and not momentum_correction --------------
 
 def host_not_exempt__momentum_ne_0__not_momentum_correction(*, clip_gradient, eps, eta, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = eta*lr
     return {
         'c_1': c_1,
@@ -377,7 +377,7 @@ def host_not_exempt__momentum_ne_0__not_momentum_correction(*, clip_gradient, ep
 
 
 def kernel_not_exempt__momentum_ne_0__not_momentum_correction(xp, weight, grad, mom, *, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd):
-    """Element-wise update of weight, mom, in place."""
+    """Update of weight, mom, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.asarray(xp.sqrt(xp.sum(xp.square(weight, dtype=xp.promote_types(weight.dtype, xp.float32)))))
     t1 = xp.multiply(grad, rescale_grad)
     t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t1, dtype=xp.promote_types(t1.dtype, xp.float32)))))

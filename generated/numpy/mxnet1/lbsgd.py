@@ -192,7 +192,7 @@ def conditions(*, batch_scale, begin_epoch, momentum, num_cums, updates_per_epoc
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum == 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0(*, batch_scale, begin_epoch, clip_gradient, lr, num_cums, rescale_grad, updates_per_epoch, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     c_1 = batch_scale**(-1)
     return {
@@ -206,7 +206,7 @@ def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_s
 
 
 def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0(xp, weight, grad, cum_grad, *, c_1, clip_gradient, lr, rescale_grad, wd):
-    """Element-wise update of weight, cum_grad, in place."""
+    """Update of weight, cum_grad, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.add(cum_grad, grad)
     xp.copyto(cum_grad, 0)
     xp.multiply(t0, c_1, out=t0)
@@ -234,7 +234,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum != 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0(*, batch_scale, begin_epoch, clip_gradient, lr, momentum, num_cums, rescale_grad, updates_per_epoch, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     c_1 = batch_scale**(-1)
     return {
@@ -249,7 +249,7 @@ def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_s
 
 
 def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0(xp, weight, grad, mom, cum_grad, *, c_1, clip_gradient, lr, momentum, rescale_grad, wd):
-    """Element-wise update of weight, mom, cum_grad, in place."""
+    """Update of weight, mom, cum_grad, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.add(cum_grad, grad)
     xp.copyto(cum_grad, 0)
     xp.multiply(t0, c_1, out=t0)
@@ -280,7 +280,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum == 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0(*, batch_scale, begin_epoch, clip_gradient, lr, num_cums, rescale_grad, updates_per_epoch, warmup_epochs, warmup_strategy, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     nwup_1 = updates_per_epoch*warmup_epochs
     lbmult_1 = (batch_scale if (num_cums_1 >= nwup_1) else (1 if (nwup_1 <= 1) else (num_cums_1*(batch_scale - 1)/nwup_1 + 1 if (warmup_strategy == 'linear') else (num_cums_1**2*(batch_scale - 1)/nwup_1**2 + 1 if (warmup_strategy == 'power2') else (batch_scale - 1)*math.sqrt(num_cums_1/nwup_1) + 1))))
@@ -311,7 +311,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum != 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0(*, batch_scale, begin_epoch, clip_gradient, lr, momentum, num_cums, rescale_grad, updates_per_epoch, warmup_epochs, warmup_strategy, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     nwup_1 = updates_per_epoch*warmup_epochs
     lbmult_1 = (batch_scale if (num_cums_1 >= nwup_1) else (1 if (nwup_1 <= 1) else (num_cums_1*(batch_scale - 1)/nwup_1 + 1 if (warmup_strategy == 'linear') else (num_cums_1**2*(batch_scale - 1)/nwup_1**2 + 1 if (warmup_strategy == 'power2') else (batch_scale - 1)*math.sqrt(num_cums_1/nwup_1) + 1))))
@@ -346,7 +346,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum == 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
@@ -359,7 +359,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum != 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
@@ -372,7 +372,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum == 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
@@ -385,7 +385,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum != 0 
 
 def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 

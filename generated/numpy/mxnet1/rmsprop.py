@@ -151,7 +151,7 @@ def conditions(*, centered, **_):
 # -- variant: centered --------------------------------------------------------------
 
 def host_centered(*, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - gamma1
     return {
         'c_1': c_1,
@@ -197,7 +197,7 @@ def kernel_centered(xp, weight, grad, n, g, delta, *, c_1, clip_gradient, clip_w
 # -- variant: not centered ----------------------------------------------------------
 
 def host_not_centered(*, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - gamma1
     return {
         'c_1': c_1,

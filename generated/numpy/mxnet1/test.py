@@ -66,7 +66,7 @@ def conditions(**_):
 # -- variant: always ----------------------------------------------------------------
 
 def host_default(*, rescale_grad, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {'rescale_grad': rescale_grad}
 
 

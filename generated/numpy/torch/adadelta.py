@@ -123,7 +123,7 @@ def conditions(*, maximize, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, clip_gradient, epsilon, lr, rescale_grad, rho, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - rho
     return {
         'c_1': c_1,
@@ -164,7 +164,7 @@ def kernel_maximize(xp, weight, grad, acc_delta, square_avg, *, c_1, clip_gradie
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, clip_gradient, epsilon, lr, rescale_grad, rho, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - rho
     return {
         'c_1': c_1,

@@ -112,7 +112,7 @@ def conditions(*, maximize, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, clip_gradient, epsilon, lr, lr_decay, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr/(lr_decay*(t - 1) + 1)
     return {
         'clip_gradient': clip_gradient,
@@ -142,7 +142,7 @@ def kernel_maximize(xp, weight, grad, sum, *, clip_gradient, epsilon, lr_1, resc
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, clip_gradient, epsilon, lr, lr_decay, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr/(lr_decay*(t - 1) + 1)
     return {
         'clip_gradient': clip_gradient,

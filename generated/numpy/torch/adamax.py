@@ -131,7 +131,7 @@ def conditions(*, maximize, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = lr/(1 - beta1**t)
     return {
@@ -168,7 +168,7 @@ def kernel_maximize(xp, weight, grad, exp_avg, exp_inf, *, beta1, beta2, c_1, c_
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = lr/(1 - beta1**t)
     return {

@@ -155,7 +155,7 @@ def conditions(*, amsgrad, maximize, **_):
 # -- variant: maximize and amsgrad --------------------------------------------------
 
 def host_maximize__amsgrad(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*wd
@@ -202,7 +202,7 @@ def kernel_maximize__amsgrad(xp, weight, grad, exp_avg, exp_avg_sq, max_exp_avg_
 # -- variant: maximize and not amsgrad ----------------------------------------------
 
 def host_maximize__not_amsgrad(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*wd
@@ -248,7 +248,7 @@ def kernel_maximize__not_amsgrad(xp, weight, grad, exp_avg, exp_avg_sq, *, beta1
 # -- variant: not maximize and amsgrad ----------------------------------------------
 
 def host_not_maximize__amsgrad(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*wd
@@ -294,7 +294,7 @@ def kernel_not_maximize__amsgrad(xp, weight, grad, exp_avg, exp_avg_sq, max_exp_
 # -- variant: not maximize and not amsgrad ------------------------------------------
 
 def host_not_maximize__not_amsgrad(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*wd

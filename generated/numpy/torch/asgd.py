@@ -150,7 +150,7 @@ def conditions(*, eta, maximize, mu, **_):
 # -- variant: maximize and eta >= 0 and mu == 1 -------------------------------------
 
 def host_maximize__eta_ge_0__mu_eq_1(*, alpha, clip_gradient, eta, lambd, lr, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -eta*lambd + 1
@@ -181,7 +181,7 @@ def kernel_maximize__eta_ge_0__mu_eq_1(xp, weight, grad, ax, *, c_1, clip_gradie
 # -- variant: maximize and eta >= 0 and mu != 1 -------------------------------------
 
 def host_maximize__eta_ge_0__mu_ne_1(*, alpha, clip_gradient, eta, lambd, lr, mu, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -eta*lambd + 1
@@ -215,7 +215,7 @@ def kernel_maximize__eta_ge_0__mu_ne_1(xp, weight, grad, ax, *, c_1, clip_gradie
 # -- variant: maximize and eta < 0 and mu == 1 --------------------------------------
 
 def host_maximize__eta_lt_0__mu_eq_1(*, alpha, clip_gradient, lambd, lr, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -lambd*lr + 1
@@ -246,7 +246,7 @@ def kernel_maximize__eta_lt_0__mu_eq_1(xp, weight, grad, ax, *, c_1, clip_gradie
 # -- variant: maximize and eta < 0 and mu != 1 --------------------------------------
 
 def host_maximize__eta_lt_0__mu_ne_1(*, alpha, clip_gradient, lambd, lr, mu, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -lambd*lr + 1
@@ -280,7 +280,7 @@ def kernel_maximize__eta_lt_0__mu_ne_1(xp, weight, grad, ax, *, c_1, clip_gradie
 # -- variant: not maximize and eta >= 0 and mu == 1 ---------------------------------
 
 def host_not_maximize__eta_ge_0__mu_eq_1(*, alpha, clip_gradient, eta, lambd, lr, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -eta*lambd + 1
@@ -311,7 +311,7 @@ def kernel_not_maximize__eta_ge_0__mu_eq_1(xp, weight, grad, ax, *, c_1, clip_gr
 # -- variant: not maximize and eta >= 0 and mu != 1 ---------------------------------
 
 def host_not_maximize__eta_ge_0__mu_ne_1(*, alpha, clip_gradient, eta, lambd, lr, mu, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -eta*lambd + 1
@@ -345,7 +345,7 @@ def kernel_not_maximize__eta_ge_0__mu_ne_1(xp, weight, grad, ax, *, c_1, clip_gr
 # -- variant: not maximize and eta < 0 and mu == 1 ----------------------------------
 
 def host_not_maximize__eta_lt_0__mu_eq_1(*, alpha, clip_gradient, lambd, lr, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -lambd*lr + 1
@@ -376,7 +376,7 @@ def kernel_not_maximize__eta_lt_0__mu_eq_1(xp, weight, grad, ax, *, c_1, clip_gr
 # -- variant: not maximize and eta < 0 and mu != 1 ----------------------------------
 
 def host_not_maximize__eta_lt_0__mu_ne_1(*, alpha, clip_gradient, lambd, lr, mu, rescale_grad, t, t0, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     eta_1 = lr*(lambd*lr*t + 1)**(-alpha)
     mu_1 = (max(1, t - t0))**(-1)
     c_1 = -lambd*lr + 1

@@ -171,7 +171,7 @@ def conditions(*, decoupled_weight_decay, maximize, **_):
 # -- variant: maximize and decoupled_weight_decay -----------------------------------
 
 def host_maximize__decoupled_weight_decay(*, beta1, beta2, clip_gradient, epsilon, lr, momentum_decay, mu_product, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_1 = beta1*(1 - 0.5*0.96**(momentum_decay*t))
     mu_next_1 = beta1*(1 - 0.5*0.96**(momentum_decay*(t + 1)))
     mu_product_1 = mu_1*mu_product
@@ -226,7 +226,7 @@ def kernel_maximize__decoupled_weight_decay(xp, weight, grad, exp_avg, exp_avg_s
 # -- variant: maximize and not decoupled_weight_decay -------------------------------
 
 def host_maximize__not_decoupled_weight_decay(*, beta1, beta2, clip_gradient, epsilon, lr, momentum_decay, mu_product, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_1 = beta1*(1 - 0.5*0.96**(momentum_decay*t))
     mu_next_1 = beta1*(1 - 0.5*0.96**(momentum_decay*(t + 1)))
     mu_product_1 = mu_1*mu_product
@@ -279,7 +279,7 @@ def kernel_maximize__not_decoupled_weight_decay(xp, weight, grad, exp_avg, exp_a
 # -- variant: not maximize and decoupled_weight_decay -------------------------------
 
 def host_not_maximize__decoupled_weight_decay(*, beta1, beta2, clip_gradient, epsilon, lr, momentum_decay, mu_product, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_1 = beta1*(1 - 0.5*0.96**(momentum_decay*t))
     mu_next_1 = beta1*(1 - 0.5*0.96**(momentum_decay*(t + 1)))
     mu_product_1 = mu_1*mu_product
@@ -333,7 +333,7 @@ def kernel_not_maximize__decoupled_weight_decay(xp, weight, grad, exp_avg, exp_a
 # -- variant: not maximize and not decoupled_weight_decay ---------------------------
 
 def host_not_maximize__not_decoupled_weight_decay(*, beta1, beta2, clip_gradient, epsilon, lr, momentum_decay, mu_product, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     mu_1 = beta1*(1 - 0.5*0.96**(momentum_decay*t))
     mu_next_1 = beta1*(1 - 0.5*0.96**(momentum_decay*(t + 1)))
     mu_product_1 = mu_1*mu_product

@@ -156,7 +156,7 @@ def conditions(*, beta2, decoupled_weight_decay, maximize, t, **_):
 # -- variant: maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5 
 
 def host_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     rho_inf_1 = -1 + 2/(1 - beta2)
     rho_t_1 = -2*beta2**t*t/(1 - beta2**t) + rho_inf_1
     rect_1 = math.sqrt(rho_inf_1*(rho_t_1 - 4)*(rho_t_1 - 2)/(rho_t_1*(rho_inf_1 - 4)*(rho_inf_1 - 2)))
@@ -202,7 +202,7 @@ def kernel_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__
 # -- variant: maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5 
 
 def host_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5(*, beta1, beta2, clip_gradient, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr/(1 - beta1**t)
@@ -241,7 +241,7 @@ def kernel_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__
 # -- variant: maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5 
 
 def host_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     rho_inf_1 = -1 + 2/(1 - beta2)
     rho_t_1 = -2*beta2**t*t/(1 - beta2**t) + rho_inf_1
     rect_1 = math.sqrt(rho_inf_1*(rho_t_1 - 4)*(rho_t_1 - 2)/(rho_t_1*(rho_inf_1 - 4)*(rho_inf_1 - 2)))
@@ -285,7 +285,7 @@ def kernel_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_bet
 # -- variant: maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5 
 
 def host_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5(*, beta1, beta2, clip_gradient, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr/(1 - beta1**t)
@@ -322,7 +322,7 @@ def kernel_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_bet
 # -- variant: not maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5 
 
 def host_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     rho_inf_1 = -1 + 2/(1 - beta2)
     rho_t_1 = -2*beta2**t*t/(1 - beta2**t) + rho_inf_1
     rect_1 = math.sqrt(rho_inf_1*(rho_t_1 - 4)*(rho_t_1 - 2)/(rho_t_1*(rho_inf_1 - 4)*(rho_inf_1 - 2)))
@@ -367,7 +367,7 @@ def kernel_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_bet
 # -- variant: not maximize and decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5 
 
 def host_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5(*, beta1, beta2, clip_gradient, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr/(1 - beta1**t)
@@ -405,7 +405,7 @@ def kernel_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_bet
 # -- variant: not maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5 
 
 def host_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     rho_inf_1 = -1 + 2/(1 - beta2)
     rho_t_1 = -2*beta2**t*t/(1 - beta2**t) + rho_inf_1
     rect_1 = math.sqrt(rho_inf_1*(rho_t_1 - 4)*(rho_t_1 - 2)/(rho_t_1*(rho_inf_1 - 4)*(rho_inf_1 - 2)))
@@ -449,7 +449,7 @@ def kernel_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1
 # -- variant: not maximize and not decoupled_weight_decay and -2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) <= 5 
 
 def host_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5(*, beta1, beta2, clip_gradient, lr, rescale_grad, t, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr/(1 - beta1**t)

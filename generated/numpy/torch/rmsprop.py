@@ -161,7 +161,7 @@ def conditions(*, centered, maximize, momentum, **_):
 # -- variant: maximize and centered and momentum == 0 -------------------------------
 
 def host_maximize__centered__momentum_eq_0(*, alpha, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -200,7 +200,7 @@ def kernel_maximize__centered__momentum_eq_0(xp, weight, grad, square_avg, grad_
 # -- variant: maximize and centered and momentum != 0 -------------------------------
 
 def host_maximize__centered__momentum_ne_0(*, alpha, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -242,7 +242,7 @@ def kernel_maximize__centered__momentum_ne_0(xp, weight, grad, square_avg, momen
 # -- variant: maximize and not centered and momentum == 0 ---------------------------
 
 def host_maximize__not_centered__momentum_eq_0(*, alpha, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -276,7 +276,7 @@ def kernel_maximize__not_centered__momentum_eq_0(xp, weight, grad, square_avg, *
 # -- variant: maximize and not centered and momentum != 0 ---------------------------
 
 def host_maximize__not_centered__momentum_ne_0(*, alpha, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -313,7 +313,7 @@ def kernel_maximize__not_centered__momentum_ne_0(xp, weight, grad, square_avg, m
 # -- variant: not maximize and centered and momentum == 0 ---------------------------
 
 def host_not_maximize__centered__momentum_eq_0(*, alpha, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -352,7 +352,7 @@ def kernel_not_maximize__centered__momentum_eq_0(xp, weight, grad, square_avg, g
 # -- variant: not maximize and centered and momentum != 0 ---------------------------
 
 def host_not_maximize__centered__momentum_ne_0(*, alpha, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -394,7 +394,7 @@ def kernel_not_maximize__centered__momentum_ne_0(xp, weight, grad, square_avg, m
 # -- variant: not maximize and not centered and momentum == 0 -----------------------
 
 def host_not_maximize__not_centered__momentum_eq_0(*, alpha, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,
@@ -428,7 +428,7 @@ def kernel_not_maximize__not_centered__momentum_eq_0(xp, weight, grad, square_av
 # -- variant: not maximize and not centered and momentum != 0 -----------------------
 
 def host_not_maximize__not_centered__momentum_ne_0(*, alpha, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - alpha
     return {
         'alpha': alpha,

@@ -132,7 +132,7 @@ def requires(*, dampening, momentum, nesterov, **_):
 # -- variant: maximize and momentum == 0 and t == 1 and nesterov --------------------
 
 def host_maximize__momentum_eq_0__t_eq_1__nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -155,7 +155,7 @@ def kernel_maximize__momentum_eq_0__t_eq_1__nesterov(xp, weight, grad, *, clip_g
 # -- variant: maximize and momentum == 0 and t == 1 and not nesterov ----------------
 
 def host_maximize__momentum_eq_0__t_eq_1__not_nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -178,7 +178,7 @@ def kernel_maximize__momentum_eq_0__t_eq_1__not_nesterov(xp, weight, grad, *, cl
 # -- variant: maximize and momentum == 0 and t != 1 and nesterov --------------------
 
 def host_maximize__momentum_eq_0__t_ne_1__nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -201,7 +201,7 @@ def kernel_maximize__momentum_eq_0__t_ne_1__nesterov(xp, weight, grad, *, clip_g
 # -- variant: maximize and momentum == 0 and t != 1 and not nesterov ----------------
 
 def host_maximize__momentum_eq_0__t_ne_1__not_nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -224,7 +224,7 @@ def kernel_maximize__momentum_eq_0__t_ne_1__not_nesterov(xp, weight, grad, *, cl
 # -- variant: maximize and momentum != 0 and t == 1 and nesterov --------------------
 
 def host_maximize__momentum_ne_0__t_eq_1__nesterov(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -250,7 +250,7 @@ def kernel_maximize__momentum_ne_0__t_eq_1__nesterov(xp, weight, grad, momentum_
 # -- variant: maximize and momentum != 0 and t == 1 and not nesterov ----------------
 
 def host_maximize__momentum_ne_0__t_eq_1__not_nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -273,7 +273,7 @@ def kernel_maximize__momentum_ne_0__t_eq_1__not_nesterov(xp, weight, grad, momen
 # -- variant: maximize and momentum != 0 and t != 1 and nesterov --------------------
 
 def host_maximize__momentum_ne_0__t_ne_1__nesterov(*, clip_gradient, dampening, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - dampening
     return {
         'c_1': c_1,
@@ -304,7 +304,7 @@ def kernel_maximize__momentum_ne_0__t_ne_1__nesterov(xp, weight, grad, momentum_
 # -- variant: maximize and momentum != 0 and t != 1 and not nesterov ----------------
 
 def host_maximize__momentum_ne_0__t_ne_1__not_nesterov(*, clip_gradient, dampening, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - dampening
     return {
         'c_1': c_1,
@@ -333,7 +333,7 @@ def kernel_maximize__momentum_ne_0__t_ne_1__not_nesterov(xp, weight, grad, momen
 # -- variant: not maximize and momentum == 0 and t == 1 and nesterov ----------------
 
 def host_not_maximize__momentum_eq_0__t_eq_1__nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -356,7 +356,7 @@ def kernel_not_maximize__momentum_eq_0__t_eq_1__nesterov(xp, weight, grad, *, cl
 # -- variant: not maximize and momentum == 0 and t == 1 and not nesterov ------------
 
 def host_not_maximize__momentum_eq_0__t_eq_1__not_nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -379,7 +379,7 @@ def kernel_not_maximize__momentum_eq_0__t_eq_1__not_nesterov(xp, weight, grad, *
 # -- variant: not maximize and momentum == 0 and t != 1 and nesterov ----------------
 
 def host_not_maximize__momentum_eq_0__t_ne_1__nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -402,7 +402,7 @@ def kernel_not_maximize__momentum_eq_0__t_ne_1__nesterov(xp, weight, grad, *, cl
 # -- variant: not maximize and momentum == 0 and t != 1 and not nesterov ------------
 
 def host_not_maximize__momentum_eq_0__t_ne_1__not_nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -425,7 +425,7 @@ def kernel_not_maximize__momentum_eq_0__t_ne_1__not_nesterov(xp, weight, grad, *
 # -- variant: not maximize and momentum != 0 and t == 1 and nesterov ----------------
 
 def host_not_maximize__momentum_ne_0__t_eq_1__nesterov(*, clip_gradient, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -451,7 +451,7 @@ def kernel_not_maximize__momentum_ne_0__t_eq_1__nesterov(xp, weight, grad, momen
 # -- variant: not maximize and momentum != 0 and t == 1 and not nesterov ------------
 
 def host_not_maximize__momentum_ne_0__t_eq_1__not_nesterov(*, clip_gradient, lr, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     return {
         'clip_gradient': clip_gradient,
         'lr': lr,
@@ -474,7 +474,7 @@ def kernel_not_maximize__momentum_ne_0__t_eq_1__not_nesterov(xp, weight, grad, m
 # -- variant: not maximize and momentum != 0 and t != 1 and nesterov ----------------
 
 def host_not_maximize__momentum_ne_0__t_ne_1__nesterov(*, clip_gradient, dampening, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - dampening
     return {
         'c_1': c_1,
@@ -505,7 +505,7 @@ def kernel_not_maximize__momentum_ne_0__t_ne_1__nesterov(xp, weight, grad, momen
 # -- variant: not maximize and momentum != 0 and t != 1 and not nesterov ------------
 
 def host_not_maximize__momentum_ne_0__t_ne_1__not_nesterov(*, clip_gradient, dampening, lr, momentum, rescale_grad, wd, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - dampening
     return {
         'c_1': c_1,

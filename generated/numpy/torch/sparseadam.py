@@ -138,7 +138,7 @@ def requires(*, wd, **_):
 # -- variant: maximize --------------------------------------------------------------
 
 def host_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*math.sqrt(1 - beta2**t)/(1 - beta1**t)
@@ -177,7 +177,7 @@ def kernel_maximize(xp, weight, grad, exp_avg, exp_avg_sq, *, beta1, beta2, c_1,
 # -- variant: not maximize ----------------------------------------------------------
 
 def host_not_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, t, **_):
-    """Scalars for the element-wise code: float64, once per step per parameter."""
+    """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = lr*math.sqrt(1 - beta2**t)/(1 - beta1**t)

@@ -1,0 +1,875 @@
+"""Type stubs of the mxnet-style optimizer classes: optforge.Adam(learning_rate=0.001, beta1=0.9), optforge.optimizer.Adam(...).
+
+Generated from specs/ by `optforge generate`; do not edit. Imported for type checkers only.
+"""
+from typing import Any, Callable, Iterable, Literal
+
+from ..runtime.spec_optimizer import SpecOptimizer
+
+__all__ = [
+    'ADOPT',
+    'AMSGrad',
+    'AdEMAMix',
+    'AdaBelief',
+    'AdaDelta',
+    'AdaGrad',
+    'Adam',
+    'AdamW',
+    'Adamax',
+    'Adan',
+    'CAdamW',
+    'DCASGD',
+    'FTML',
+    'Ftrl',
+    'GroupAdaGrad',
+    'LAMB',
+    'LANS',
+    'LARS',
+    'Lion',
+    'NAG',
+    'Nadam',
+    'NovoGrad',
+    'RMSProp',
+    'Rprop',
+    'SGD',
+    'SGLD',
+    'ScheduleFreeAdamW',
+    'Signum',
+    'Test',
+    'Yogi',
+]
+
+
+class ADOPT(SpecOptimizer):
+    'ADOPT: the gradient normalised by the previous second moment, then averaged; converges with any beta2 (specs/adopt.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    use_clipping: bool
+    nesterov: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.9999,
+        epsilon: float = 1e-06,
+        use_clipping: bool = True,
+        nesterov: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AMSGrad(SpecOptimizer):
+    'AMSGrad: Adam normalised by the maximum of past second moments (specs/amsgrad.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    maximize: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        maximize: bool = False,
+        lazy_update: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AdEMAMix(SpecOptimizer):
+    'AdEMAMix: Adam with a second, slow momentum mixed into the numerator, with warmups of alpha and beta3 (specs/ademamix.toml).'
+    beta1: float
+    beta2: float
+    beta3: float
+    alpha: float
+    epsilon: float
+    warmup: float | None
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        beta3: float = 0.9999,
+        alpha: float = 5.0,
+        epsilon: float = 1e-08,
+        warmup: float | None = None,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AdaBelief(SpecOptimizer):
+    'AdaBelief: adapting stepsizes by the belief in observed gradients (specs/adabelief.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    correct_bias: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-06,
+        correct_bias: bool = True,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AdaDelta(SpecOptimizer):
+    'AdaDelta: an adaptive learning rate method (MXNet 2.0: the learning rate scales the step) (specs/adadelta.toml).'
+    rho: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 1.0,
+        rho: float = 0.9,
+        epsilon: float = 1e-06,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AdaGrad(SpecOptimizer):
+    'AdaGrad: per-element learning rates from the sum of squared gradients (MXNet 2.0) (specs/adagrad.toml).'
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        epsilon: float = 1e-06,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Adam(SpecOptimizer):
+    'Adam: A Method for Stochastic Optimization (specs/adam.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        lazy_update: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AdamW(SpecOptimizer):
+    'AdamW: Adam with decoupled weight decay (MXNet 2.0 class) (specs/adamw.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    correct_bias: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-06,
+        correct_bias: bool = True,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Adamax(SpecOptimizer):
+    'Adamax: Adam with the infinity norm (MXNet 2.0, with epsilon) (specs/adamax.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.002,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Adan(SpecOptimizer):
+    'Adan: adaptive Nesterov momentum from averages of the gradient, its difference and a corrected square (specs/adan.toml).'
+    beta1: float
+    beta2: float
+    beta3: float
+    epsilon: float
+    maximize: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.98,
+        beta2: float = 0.92,
+        beta3: float = 0.99,
+        epsilon: float = 1e-08,
+        maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class CAdamW(SpecOptimizer):
+    "Cautious AdamW: the Adam step only where it agrees in sign with the gradient, rescaled by the mask's size (specs/cadamw.toml)."
+    beta1: float
+    beta2: float
+    epsilon: float
+    mask_epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        mask_epsilon: float = 1.0,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class DCASGD(SpecOptimizer):
+    'DC-ASGD: SGD with delay compensation for asynchronous training (specs/dcasgd.toml).'
+    momentum: float
+    lamda: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        momentum: float = 0.0,
+        lamda: float = 0.04,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class FTML(SpecOptimizer):
+    'FTML: Follow the Moving Leader (specs/ftml.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.0025,
+        beta1: float = 0.6,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Ftrl(SpecOptimizer):
+    'FTRL-Proximal: follow the regularized leader with L1 and L2 regularization (specs/ftrl.toml).'
+    lamda1: float
+    beta: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        lamda1: float = 0.01,
+        beta: float = 1.0,
+        lazy_update: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class GroupAdaGrad(SpecOptimizer):
+    'Group AdaGrad: one adaptive learning rate per row (e.g. per embedding vector) (specs/groupadagrad.toml).'
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        epsilon: float = 1e-06,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class LAMB(SpecOptimizer):
+    'LAMB: layer-wise adaptive moments for large-batch training (specs/lamb.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    lower_bound: float | None
+    upper_bound: float | None
+    bias_correction: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-06,
+        lower_bound: float | None = None,
+        upper_bound: float | None = None,
+        bias_correction: bool = True,
+        aggregate_num: float | None = 4,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+    ) -> None: ...
+
+
+class LANS(SpecOptimizer):
+    'LANS: LAMB with a normalised gradient and Nesterov-style blending of two trust-scaled directions (specs/lans.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    lower_bound: float | None
+    upper_bound: float | None
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-06,
+        lower_bound: float | None = None,
+        upper_bound: float | None = None,
+        aggregate_num: float | None = 4,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+    ) -> None: ...
+
+
+class LARS(SpecOptimizer):
+    'LARS: layer-wise adaptive rate scaling on top of SGD with momentum (specs/lars.toml).'
+    momentum: float
+    eta: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        momentum: float = 0.0,
+        eta: float = 0.001,
+        epsilon: float = 1e-08,
+        lazy_update: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Lion(SpecOptimizer):
+    'Lion: the sign of an interpolated momentum, with decoupled weight decay (specs/lion.toml).'
+    beta1: float
+    beta2: float
+    maximize: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.0001,
+        beta1: float = 0.9,
+        beta2: float = 0.99,
+        maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class NAG(SpecOptimizer):
+    "Nesterov accelerated gradient (SGD with Nesterov momentum), in MXNet's re-parameterised form (specs/nag.toml)."
+    momentum: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        momentum: float = 0.9,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Nadam(SpecOptimizer):
+    'Nadam: Adam with Nesterov momentum and a momentum schedule (specs/nadam.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    schedule_decay: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        schedule_decay: float = 0.004,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class NovoGrad(SpecOptimizer):
+    'NovoGrad: a per-layer second moment from the gradient norm, weight decay added to the normalised gradient (specs/novograd.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    maximize: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        beta1: float = 0.95,
+        beta2: float = 0.98,
+        epsilon: float = 1e-08,
+        maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class RMSProp(SpecOptimizer):
+    'RMSProp, plain (Tieleman and Hinton) or centered with momentum (Graves) (specs/rmsprop.toml).'
+    rho: float
+    momentum: float
+    epsilon: float
+    centered: bool
+    clip_weights: float | None
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.9,
+        epsilon: float = 1e-08,
+        centered: bool = False,
+        clip_weights: float | None = None,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Rprop(SpecOptimizer):
+    'Rprop: per-element step sizes grown while the gradient keeps its sign and shrunk when it flips (specs/rprop.toml).'
+    etaminus: float
+    etaplus: float
+    step_size_min: float
+    step_size_max: float
+    maximize: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        etaminus: float = 0.5,
+        etaplus: float = 1.2,
+        step_size_min: float = 1e-06,
+        step_size_max: float = 50.0,
+        maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class SGD(SpecOptimizer):
+    'Stochastic gradient descent, with optional momentum (learning rate folded into the momentum buffer, as MXNet does). (specs/sgd.toml).'
+    momentum: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        momentum: float = 0.0,
+        lazy_update: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class SGLD(SpecOptimizer):
+    'Stochastic gradient Langevin dynamics: half a gradient step plus Gaussian noise of variance lr (specs/sgld.toml).'
+    seed: int
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        seed: int = 0,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class ScheduleFreeAdamW(SpecOptimizer):
+    'Schedule-Free AdamW: no learning-rate schedule; gradients at y, an AdamW step on z, x the weighted average of the z (specs/schedulefreeadamw.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    warmup_steps: int
+    r: float
+    weight_lr_power: float
+    decay_at_z: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.0025,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        warmup_steps: int = 0,
+        r: float = 0.0,
+        weight_lr_power: float = 2.0,
+        decay_at_z: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Signum(SpecOptimizer):
+    'Signum: SGD on the sign of a momentum average; signSGD when momentum is 0 (specs/signum.toml).'
+    momentum: float
+    wd_lh: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        momentum: float = 0.9,
+        wd_lh: float = 0.0,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Test(SpecOptimizer):
+    'The test optimizer of MXNet 2.0: plain gradient descent with weight decay, no clipping (specs/test.toml).'
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Yogi(SpecOptimizer):
+    'Yogi: Adam whose second moment moves additively, by the sign of its gap to the squared gradient (specs/yogi.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    maximize: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.01,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 0.001,
+        maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
