@@ -29,6 +29,7 @@ SETTINGS = {
     "ademamix": dict(learning_rate=0.01),
     "adopt": dict(learning_rate=0.01),
     "amsgrad": dict(learning_rate=0.01),
+    "asgd": dict(learning_rate=0.3),
     "cadamw": dict(learning_rate=0.01, wd=0.01),
     "groupadagrad": dict(learning_rate=0.1),
     "lion": dict(learning_rate=0.002),
@@ -61,7 +62,7 @@ HELD_OUT = 200     # of the 1200 samples: never trained on, scored for accuracy
 
 # Families with their own pass rule; every other optimizer is "adaptive".
 FAMILIES = {
-    "momentum": {"sgd", "nag", "signum", "dcasgd", "lars", "lbsgd", "ccsgd", "test"},
+    "momentum": {"sgd", "nag", "signum", "dcasgd", "lars", "lbsgd", "ccsgd", "test", "asgd"},
     "sampling": {"sgld"},      # Langevin dynamics: samples the posterior, noisy by design
 }
 # family: (the training loss after N/10 steps and after N steps are at most these fractions
