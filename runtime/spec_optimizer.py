@@ -155,9 +155,15 @@ class SpecOptimizer(Optimizer):
         weights run the master-copy kernels: one pass reads the low-precision gradient,
         updates the float32 master copy and states, and writes the rounded weight."""
         idx, ws, gs, ss = _as_lists(indices, weights, grads, states)
-        if not (self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws))
-                and _cuda_kernels(self, ws, gs)):
+        if not (self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws))):
             return super().update_multi_precision(indices, weights, grads, states)
+        if not _cuda_kernels(self, ws, gs):
+            try:     # NumPy arrays: the native master-copy kernels, where they apply
+                split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
+            except ValueError:
+                return super().update_multi_precision(indices, weights, grads, states)
+            if not cpu.native(self._module, ws, gs, [s for _, s in split], [m for m, _ in split]):
+                return super().update_multi_precision(indices, weights, grads, states)
         for index, weight, grad in zip(idx, ws, gs):
             validation.check_pair(index, weight, grad)
         split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
@@ -170,11 +176,16 @@ class SpecOptimizer(Optimizer):
 
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
         ValueError before any array changes, with the update counts restored. On CuPy
-        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py)."""
+        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py), on NumPy
+        arrays the native CPU kernels where they apply (backends/cpu.py, backends/native.py)."""
         gpu = fused and _cuda_kernels(self, weights, grads)
         if gpu:
             from .backends import cupy_backend
             cupy_backend.check(indices, weights, grads, states, masters)
+        native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
+        if native:
+            from .backends import native as native_backend
+            native_backend.library(self._module)     # compiled (or loaded) before anything counts
         counts, num_update = dict(self._index_update_count), self.num_update
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
@@ -194,6 +205,9 @@ class SpecOptimizer(Optimizer):
             raise ValueError(f"{type(self).__name__}: cannot compute this step's scalars: {err}") from err
         if gpu:
             cupy_backend.execute(self, indices, weights, grads, plans, masters)
+            return
+        if native:
+            native_backend.execute(self, indices, weights, grads, plans, masters)
             return
         for weight, grad, plan in zip(weights, grads, plans):
             if plan is not None:
