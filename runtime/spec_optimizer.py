@@ -162,7 +162,7 @@ class SpecOptimizer(Optimizer):
                 split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
             except ValueError:
                 return super().update_multi_precision(indices, weights, grads, states)
-            if not cpu.native(self._module, ws, gs, [s for _, s in split], [m for m, _ in split]):
+            if cpu.native(self._module, ws, gs, [s for _, s in split], [m for m, _ in split]) is None:
                 return super().update_multi_precision(indices, weights, grads, states)
         for index, weight, grad in zip(idx, ws, gs):
             validation.check_pair(index, weight, grad)
@@ -207,7 +207,7 @@ class SpecOptimizer(Optimizer):
             cupy_backend.execute(self, indices, weights, grads, plans, masters)
             return
         if native:
-            native_backend.execute(self, indices, weights, grads, plans, masters)
+            native_backend.execute(self, indices, weights, grads, plans, native, masters)
             return
         for weight, grad, plan in zip(weights, grads, plans):
             if plan is not None:

@@ -72,10 +72,10 @@ def native_calls(monkeypatch):
     calls = {}
     original = native.execute
 
-    def counted(optimizer, indices, weights, grads, plans, masters=None):
+    def counted(optimizer, indices, weights, grads, plans, addresses, masters=None):
         kind = "master" if masters is not None else "multi" if len(weights) > 1 else "single"
         calls[kind] = calls.get(kind, 0) + 1
-        return original(optimizer, indices, weights, grads, plans, masters)
+        return original(optimizer, indices, weights, grads, plans, addresses, masters)
 
     monkeypatch.setattr(native, "execute", counted)
     return calls

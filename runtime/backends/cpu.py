@@ -21,7 +21,8 @@ _pool = None
 
 
 def native(module, weights, grads, states, masters=None):
-    """Whether these NumPy arrays run the native CPU kernels (see backends/native.py)."""
+    """The arrays' addresses when these NumPy arrays run the native CPU kernels, else None
+    (see backends/native.py)."""
     from . import native as native_backend
     return native_backend.applies(module, weights, grads, states, masters)
 

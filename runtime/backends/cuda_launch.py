@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import math
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import numpy
@@ -45,6 +46,11 @@ def metadata(module):
 
 
 def storage(weight_dtype, master=False):
+    return _storage(numpy.dtype(weight_dtype), bool(master))
+
+
+@lru_cache(maxsize=None)
+def _storage(weight_dtype, master):
     suffix = STORAGE.get(str(weight_dtype))
     if suffix is None:
         raise ValueError(f"no CUDA kernel for weights of dtype {weight_dtype}; "

@@ -24,7 +24,12 @@ from . import cuda_launch
 
 BACKEND_ENV = "OPTFORGE_CPU_BACKEND"
 THREADS_ENV = "OPTFORGE_NUM_THREADS"
-DTYPES = {"float32", "float64", "float16", "bfloat16"}
+DTYPES = {numpy.dtype(t) for t in ("float32", "float64", "float16")}
+try:
+    import ml_dtypes
+    DTYPES.add(numpy.dtype(ml_dtypes.bfloat16))
+except ImportError:     # without ml_dtypes there are no bfloat16 NumPy arrays
+    pass
 _threads = None
 _warned = set()
 
@@ -87,43 +92,56 @@ def has_kernels(module):
     return True
 
 
+_SOURCES = {}
+
+
 def source_of(module):
     """generated/cpu/<spec>.cpp of a generated NumPy module (beside its CUDA metadata, in the
     package or in optforge.load_spec's cache)."""
-    meta = cuda_launch.metadata(module)
-    parts = list(Path(meta.__file__).with_name(meta.SOURCE).with_suffix(".cpp").parts)
-    at = len(parts) - 1 - parts[::-1].index("cuda")
-    parts[at] = "cpu"
-    path = Path(*parts)
-    if not path.is_file():
-        raise ModuleNotFoundError(f"no native CPU kernels were generated for {module.__name__}")
+    path = _SOURCES.get(module.__name__)
+    if path is None:
+        meta = cuda_launch.metadata(module)
+        parts = list(Path(meta.__file__).with_name(meta.SOURCE).with_suffix(".cpp").parts)
+        at = len(parts) - 1 - parts[::-1].index("cuda")
+        parts[at] = "cpu"
+        path = Path(*parts)
+        if not path.is_file():
+            raise ModuleNotFoundError(f"no native CPU kernels were generated for {module.__name__}")
+        _SOURCES[module.__name__] = path
     return path
 
 
 def applies(module, weights, grads, states, masters=None):
-    """Whether this update runs the native kernels: NumPy arrays of a supported dtype,
-    C-contiguous, aligned, native byte order, no two of them overlapping, dense gradients
-    of the weight's dtype, a rule with kernels, and the native backend chosen. Anything
-    else runs the generated NumPy code (the same update, slower)."""
+    """The arrays' addresses ({id: address}) when this update runs the native kernels: NumPy
+    arrays of a supported dtype, C-contiguous, aligned, native byte order, no two of them
+    overlapping, dense gradients of the weight's dtype, a rule with kernels, and the native
+    backend chosen; else None, and the generated NumPy code runs (the same update, slower)."""
     if not weights or not has_kernels(module):
-        return False
+        return None
+    addresses = {}
     for k, (weight, grad) in enumerate(zip(weights, grads)):
         arrays = [weight, grad] + ([masters[k]] if masters is not None else [])
-        arrays += [s for s in _flat(states[k]) if getattr(s, "ndim", 0) > 0]
-        if not all(isinstance(a, numpy.ndarray) for a in arrays):
-            return False            # row-sparse gradients, CuPy arrays
-        if str(weight.dtype) not in DTYPES or grad.dtype != weight.dtype:
-            return False
+        arrays += _flat(states[k])      # 0-d states too: device scalars are kernel arrays
+        if not all(type(a) is numpy.ndarray for a in arrays):
+            return None             # row-sparse gradients, CuPy arrays, subclasses
+        if weight.dtype not in DTYPES or grad.dtype != weight.dtype:
+            return None
         if not all(a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative for a in arrays):
-            return False
-        if _overlapping(arrays):
-            return False
-    return backend() == "native"
+            return None
+        spans = sorted((_address_of(a), a.nbytes, a) for a in arrays if a.nbytes)
+        if any(lo + size > next_lo for (lo, size, _), (next_lo, _, _) in zip(spans, spans[1:])):
+            return None             # overlapping arrays: the NumPy code defines the result
+        addresses.update((id(a), lo) for lo, _, a in spans)
+    return addresses if backend() == "native" else None
 
 
-def _overlapping(arrays):
-    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes) for a in arrays if a.nbytes)
-    return any(hi > lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+def _address_of(array):
+    """The address of an array's data (ctypes.from_buffer: several times faster than
+    `array.ctypes.data`, which counts with a thousand tensors; read-only arrays take the latter)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError, BufferError):
+        return array.ctypes.data
 
 
 def _flat(state):
@@ -141,9 +159,10 @@ def library(module):
     return native_build.load(source_of(module))
 
 
-def execute(optimizer, indices, weights, grads, plans, masters=None):
-    """Run planned steps (`plans[k]`: optimizer._plan's result for weights[k], None: skipped).
-    With `masters`, weights are float16/bfloat16 and the master copies float32."""
+def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
+    """Run planned steps (`plans[k]`: optimizer._plan's result for weights[k], None: skipped;
+    `addresses`: what `applies` returned). With `masters`, weights are float16/bfloat16 and
+    the master copies float32."""
     module = optimizer._module
     meta = cuda_launch.metadata(module)
     lib = library(module)
@@ -152,7 +171,8 @@ def execute(optimizer, indices, weights, grads, plans, masters=None):
         variant = meta.VARIANTS[key]
         tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer)
                    for k in members]
-        tensors = [t for t in tensors if t[0][0].size > 0]
+        tensors = [([addresses[id(p)] for p in pointers], pointers[0].size, scalars, noise, rows)
+                   for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
         if not tensors:
             continue
         if variant["passes"]:
@@ -160,7 +180,7 @@ def execute(optimizer, indices, weights, grads, plans, masters=None):
         elif len(tensors) == 1:
             _single(lib, variant, suffix, *tensors[0], threads)
         else:
-            table = _table(meta, variant, tensors)
+            table = cuda_launch.table(variant, tensors, meta.CHUNK)
             getattr(lib, variant["kernels"][suffix] + "_multi")(
                 _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), threads)
     for plan in plans:
@@ -174,25 +194,19 @@ def _address(array):
     return ctypes.c_void_p(array.ctypes.data)
 
 
-def _single(lib, variant, suffix, pointers, scalars, noise, rows, threads):
+def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads):
     scalar_type = ctypes.c_double if suffix == "f64" else ctypes.c_float
-    args = [_address(p) for p in pointers] + [ctypes.c_longlong(pointers[0].size)]
+    args = [ctypes.c_void_p(p) for p in pointers] + [ctypes.c_longlong(numel)]
     args += [scalar_type(v) for v in cuda_launch.scalar_values(variant, scalars)]
     if variant["noise"]:
         args += [ctypes.c_ulonglong(noise[0]), ctypes.c_ulonglong(noise[1])]
     getattr(lib, variant["kernels"][suffix])(*args, threads)
 
 
-def _table(meta, variant, tensors):
-    entries = [([p.ctypes.data for p in pointers], pointers[0].size, scalars, noise, rows)
-               for pointers, scalars, noise, rows in tensors]
-    return cuda_launch.table(variant, entries, meta.CHUNK)
-
-
 def _passes(lib, meta, variant, suffix, tensors, threads):
     """A rule with reductions: its passes in order, each pass that finishes norms followed by
     the function that adds the chunk sums into per-tensor norms."""
-    table = _table(meta, variant, tensors)
+    table = cuda_launch.table(variant, tensors, meta.CHUNK)
     count = ctypes.c_int(len(tensors))
     partials = numpy.zeros(max(1, table.chunks * variant["reductions"]))
     reduced = numpy.zeros(max(1, len(tensors) * variant["reductions"]))
