@@ -23,6 +23,8 @@ in the gradients, begin_num_update > 0, per-parameter lr/wd multipliers.
 """
 from concurrent.futures import ThreadPoolExecutor
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -168,6 +170,44 @@ def test_16_bit_weights_compute_in_float32_and_round_on_store(repo_root, device_
         same(weight, ref_w.astype(dtype), f"step {step}: weight", reductions)
         for k, (a, b) in enumerate(zip(parts(state), parts(ref_state))):
             same(a, b.astype(a.dtype), f"step {step}: state part {k}", reductions)
+    assert native_calls == {"single": len(STEPS)}
+
+
+def _reading_back_16_bit_states():
+    """The cases whose rules store weight-dtype moments in one pass and read them in a later
+    one (LAMB-like rules): a float32 reference cannot follow their 16-bit rounding."""
+    root = Path(__file__).resolve().parent.parent
+    return [c for c in cases() if any(reads_back_weight_dtype_states(root, case, key) for case in
+                                      [Case(*c.values)] for key in case.module.VARIANTS)]
+
+
+@pytest.mark.parametrize("flavor,name,hyper", _reading_back_16_bit_states())
+def test_16_bit_kernels_reading_back_16_bit_states_are_at_least_as_accurate_as_numpy_in_float16(
+        device_noise, native_calls, flavor, name, hyper):
+    """fused_step on float16 weights (float32 math, rounded on store) against step (the NumPy
+    code run natively in float16), both measured against the same update run in float64
+    from the same float16 start: after the steps the kernels' largest error is at most
+    NumPy's plus one float16 ulp of the largest value (test_cuda_cpu's criterion)."""
+    fused, ref = pair(flavor, name, hyper)
+    exact = optforge.create(name, flavor=flavor, use_fused_step=False, **dict({"begin_num_update": BEGIN}, **hyper))
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal(SMALL_SHAPE).astype(np.float16)
+    runs = [(fused, start.copy()), (ref, start.copy()), (exact, start.astype(np.float64))]
+    runs = [(opt, w, opt.create_state(0, w)) for opt, w in runs]
+    for lr, wd, rescale, clip, _ in STEPS:
+        set_step([opt for opt, _, _ in runs], lr, wd, rescale, clip)
+        grad = gradient(rng, SMALL_SHAPE, np.float16, False)
+        for opt, w, state in runs:
+            with np.errstate(all="ignore"):
+                opt.update(0, w, grad.astype(w.dtype), state)
+    (_, dev_w, dev_s), (_, ref_w, ref_s), (_, exact_w, exact_s) = runs
+    pairs = [("weight", dev_w, ref_w, exact_w)] + [
+        (f"state part {k}", a, b, c) for k, (a, b, c) in enumerate(zip(parts(dev_s), parts(ref_s), parts(exact_s)))]
+    for what, dev, numpy_result, truth in pairs:
+        ulp = float(np.spacing(np.float16(min(np.abs(truth).max(), 65504))))
+        kernel_error = np.abs(dev.astype(np.float64) - truth).max()
+        numpy_error = np.abs(numpy_result.astype(np.float64) - truth).max()
+        assert kernel_error <= numpy_error + ulp, f"{what}: kernels {kernel_error}, NumPy in float16 {numpy_error}"
     assert native_calls == {"single": len(STEPS)}
 
 
