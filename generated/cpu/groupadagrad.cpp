@@ -50,14 +50,21 @@ static void groupadagrad_default_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const M* __restrict__ p_history,
-    const om::index_t n, const groupadagrad_default_scalars<M> s, double (&acc)[1],
+    const om::index_t n, const groupadagrad_default_scalars<M> s, double (&sums)[1],
     const om::index_t base, const om::index_t row_len, const double* __restrict__ row_means)
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0;
+#pragma omp simd reduction(+: sum0)
     for (om::index_t i = 0; i < n; ++i) {
         M x_grad;
         x_grad = om::get(p_grad, i);
+        double acc[1] = {};   // this element's terms
         groupadagrad_default_pass0_math<M>(x_grad, s, acc);
+        sum0 += acc[0];
     }
+    sums[0] += sum0;
 }
 
 template <typename M>

@@ -59,15 +59,24 @@ static void lans_default_pass0_span(
     const W* __restrict__ p_grad,
     const M* __restrict__ p_mean,
     const M* __restrict__ p_var,
-    const om::index_t n, const lans_default_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lans_default_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
+        double acc[2] = {};   // this element's terms
         lans_default_pass0_math<M>(x_weight, x_grad, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>
@@ -107,8 +116,12 @@ static void lans_default_pass1_span(
     const W* __restrict__ p_grad,
     M* __restrict__ p_mean,
     M* __restrict__ p_var,
-    const om::index_t n, const lans_default_scalars<M> s, const M n1, double (&acc)[2])
+    const om::index_t n, const lans_default_scalars<M> s, const M n1, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
@@ -118,10 +131,15 @@ static void lans_default_pass1_span(
         x_grad = om::get(p_grad, i);
         x_mean = om::get(p_mean, i);
         x_var = om::get(p_var, i);
+        double acc[2] = {};   // this element's terms
         lans_default_pass1_math<M>(x_weight, x_grad, x_mean, x_var, x_mean, x_var, s, n1, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
         om::put(p_mean, i, x_mean);
         om::put(p_var, i, x_var);
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>

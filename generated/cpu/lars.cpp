@@ -463,15 +463,24 @@ template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_eq_0_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
-    const om::index_t n, const lars_not_exempt__momentum_eq_0_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lars_not_exempt__momentum_eq_0_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
+        double acc[2] = {};   // this element's terms
         lars_not_exempt__momentum_eq_0_pass0_math<M>(x_weight, x_grad, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>
@@ -928,15 +937,24 @@ static void lars_not_exempt__momentum_ne_0_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
-    const om::index_t n, const lars_not_exempt__momentum_ne_0_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lars_not_exempt__momentum_ne_0_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
+        double acc[2] = {};   // this element's terms
         lars_not_exempt__momentum_ne_0_pass0_math<M>(x_weight, x_grad, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>

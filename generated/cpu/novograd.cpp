@@ -52,14 +52,21 @@ static void novograd_maximize__t_eq_1_pass0_span(
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
-    const om::index_t n, const novograd_maximize__t_eq_1_scalars<M> s, double (&acc)[1],
+    const om::index_t n, const novograd_maximize__t_eq_1_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0;
+#pragma omp simd reduction(+: sum0)
     for (om::index_t i = 0; i < n; ++i) {
         M x_grad;
         x_grad = om::get(p_grad, i);
+        double acc[1] = {};   // this element's terms
         novograd_maximize__t_eq_1_pass0_math<M>(x_grad, s, acc);
+        sum0 += acc[0];
     }
+    sums[0] += sum0;
 }
 
 template <typename M>
@@ -494,14 +501,21 @@ static void novograd_maximize__t_ne_1_pass0_span(
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
-    const om::index_t n, const novograd_maximize__t_ne_1_scalars<M> s, double (&acc)[1],
+    const om::index_t n, const novograd_maximize__t_ne_1_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0;
+#pragma omp simd reduction(+: sum0)
     for (om::index_t i = 0; i < n; ++i) {
         M x_grad;
         x_grad = om::get(p_grad, i);
+        double acc[1] = {};   // this element's terms
         novograd_maximize__t_ne_1_pass0_math<M>(x_grad, s, acc);
+        sum0 += acc[0];
     }
+    sums[0] += sum0;
 }
 
 template <typename M>
@@ -957,14 +971,21 @@ static void novograd_not_maximize__t_eq_1_pass0_span(
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
-    const om::index_t n, const novograd_not_maximize__t_eq_1_scalars<M> s, double (&acc)[1],
+    const om::index_t n, const novograd_not_maximize__t_eq_1_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0;
+#pragma omp simd reduction(+: sum0)
     for (om::index_t i = 0; i < n; ++i) {
         M x_grad;
         x_grad = om::get(p_grad, i);
+        double acc[1] = {};   // this element's terms
         novograd_not_maximize__t_eq_1_pass0_math<M>(x_grad, s, acc);
+        sum0 += acc[0];
     }
+    sums[0] += sum0;
 }
 
 template <typename M>
@@ -1397,14 +1418,21 @@ static void novograd_not_maximize__t_ne_1_pass0_span(
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
-    const om::index_t n, const novograd_not_maximize__t_ne_1_scalars<M> s, double (&acc)[1],
+    const om::index_t n, const novograd_not_maximize__t_ne_1_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0;
+#pragma omp simd reduction(+: sum0)
     for (om::index_t i = 0; i < n; ++i) {
         M x_grad;
         x_grad = om::get(p_grad, i);
+        double acc[1] = {};   // this element's terms
         novograd_not_maximize__t_ne_1_pass0_math<M>(x_grad, s, acc);
+        sum0 += acc[0];
     }
+    sums[0] += sum0;
 }
 
 template <typename M>

@@ -76,8 +76,12 @@ static void lamb_bias_correction_pass0_span(
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
-    const om::index_t n, const lamb_bias_correction_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lamb_bias_correction_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
@@ -87,10 +91,15 @@ static void lamb_bias_correction_pass0_span(
         x_grad = om::get(p_grad, i);
         x_mean = om::get(p_mean, i);
         x_var = om::get(p_var, i);
+        double acc[2] = {};   // this element's terms
         lamb_bias_correction_pass0_math<M>(x_weight, x_grad, x_mean, x_var, x_mean, x_var, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
         om::put(p_mean, i, x_mean);
         om::put(p_var, i, x_var);
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>
@@ -572,8 +581,12 @@ static void lamb_not_bias_correction_pass0_span(
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
-    const om::index_t n, const lamb_not_bias_correction_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lamb_not_bias_correction_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
@@ -583,10 +596,15 @@ static void lamb_not_bias_correction_pass0_span(
         x_grad = om::get(p_grad, i);
         x_mean = om::get(p_mean, i);
         x_var = om::get(p_var, i);
+        double acc[2] = {};   // this element's terms
         lamb_not_bias_correction_pass0_math<M>(x_weight, x_grad, x_mean, x_var, x_mean, x_var, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
         om::put(p_mean, i, x_mean);
         om::put(p_var, i, x_var);
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>

@@ -51,8 +51,12 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
@@ -60,8 +64,13 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
         x_cum_grad = om::get(p_cum_grad, i);
+        double acc[2] = {};   // this element's terms
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_math<M>(x_weight, x_grad, x_cum_grad, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>
@@ -527,8 +536,12 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M> s, double (&acc)[2])
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M> s, double (&sums)[2])
 {
+    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // fixed by the build, so the result does not depend on the thread count)
+    double sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+: sum0, sum1)
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         M x_grad;
@@ -536,8 +549,13 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
         x_cum_grad = om::get(p_cum_grad, i);
+        double acc[2] = {};   // this element's terms
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_math<M>(x_weight, x_grad, x_cum_grad, s, acc);
+        sum0 += acc[0];
+        sum1 += acc[1];
     }
+    sums[0] += sum0;
+    sums[1] += sum1;
 }
 
 template <typename M>
