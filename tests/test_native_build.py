@@ -121,7 +121,9 @@ def _run(opt, weight, grad):
 
 @pytest.fixture
 def fresh_warnings(monkeypatch):
+    """No warning given and no backend chosen yet in this process."""
     monkeypatch.setattr(native, "_warned", set())
+    monkeypatch.setattr(native, "_BACKENDS", {})
 
 
 def test_numpy_backend_runs_the_numpy_code(monkeypatch, fresh_warnings):
@@ -138,7 +140,7 @@ def test_numpy_backend_runs_the_numpy_code(monkeypatch, fresh_warnings):
     np.testing.assert_array_equal(w1, w2)      # the NumPy noise: the very same numbers
 
 
-def test_an_unknown_backend_is_an_error_before_anything_changes(monkeypatch):
+def test_an_unknown_backend_is_an_error_before_anything_changes(monkeypatch, fresh_warnings):
     monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "fortran")
     opt = optforge.create("adam")
     weight = np.ones(8, np.float32)
@@ -164,7 +166,7 @@ def test_without_a_compiler_the_numpy_code_runs_after_one_warning(monkeypatch, f
     np.testing.assert_array_equal(w1, w2)
 
 
-def test_native_backend_without_a_compiler_is_an_error_before_anything_changes(monkeypatch):
+def test_native_backend_without_a_compiler_is_an_error_before_anything_changes(monkeypatch, fresh_warnings):
     monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "native")
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     opt = optforge.create("adam")

@@ -57,8 +57,19 @@ def num_threads():
     return max(1, os.cpu_count() or 1)
 
 
+_BACKENDS = {}      # (OPTFORGE_CPU_BACKEND, CXX, PATH) -> backend: no PATH search per step
+
+
 def backend():
     """'native' or 'numpy': what `fused_step` runs on NumPy arrays."""
+    environment = tuple(os.environ.get(name) for name in (BACKEND_ENV, "CXX", "PATH"))
+    chosen = _BACKENDS.get(environment)
+    if chosen is None:
+        chosen = _BACKENDS[environment] = _choose_backend()
+    return chosen
+
+
+def _choose_backend():
     from . import native_build
     value = os.environ.get(BACKEND_ENV, "").strip().lower()
     if value not in ("", "native", "numpy"):
@@ -152,11 +163,17 @@ def _flat(state):
     return [state]
 
 
+_LIBRARIES = {}     # module name -> library: the cache is checked once per process and rule
+
+
 def library(module):
     """The rule's compiled kernels (built on first use): called before an update counts, so
     a compiler failure changes nothing."""
-    from . import native_build
-    return native_build.load(source_of(module))
+    lib = _LIBRARIES.get(module.__name__)
+    if lib is None:
+        from . import native_build
+        lib = _LIBRARIES[module.__name__] = native_build.load(source_of(module))
+    return lib
 
 
 def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
