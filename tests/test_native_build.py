@@ -192,3 +192,24 @@ def test_import_builds_and_loads_nothing():
               "print([m for m in sys.modules if m.startswith('optforge.runtime.backends.native')])")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_spec_loaded_from_anywhere_gets_native_kernels(source, cache, tmp_path, repo_root):
+    spec = tmp_path / "myadagrad.toml"
+    spec.write_text((repo_root / "specs" / "adagrad.toml").read_text().replace('name = "AdaGrad"', 'name = "MyAdaGrad"', 1))
+    cls = optforge.load_spec(spec, register=False)
+    assert native.source_of(cls._module).parent.name == "cpu"
+    fused, ref = cls(learning_rate=0.05, wd=0.01, rescale_grad=0.7), cls(learning_rate=0.05, wd=0.01, rescale_grad=0.7,
+                                                                        use_fused_step=False)
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal(5000).astype(np.float32)
+    w1, w2 = weight.copy(), weight.copy()
+    s1, s2 = fused.create_state(0, w1), ref.create_state(0, w2)
+    before = len(native_build.compiled)
+    for _ in range(3):
+        grad = rng.standard_normal(5000).astype(np.float32)
+        fused.update(0, w1, grad, s1)
+        ref.update(0, w2, grad, s2)
+    assert len(native_build.compiled) == before + 1          # its own library, built once
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(s1, s2)
