@@ -1,13 +1,24 @@
 """`optforge bench`: optimizer step bandwidth against the same machine's copy bandwidth.
 
-For fp32 Adam (28 bytes per parameter), SGD with momentum (20) and LAMB (40, its 2-pass
-minimum) at 2^20 .. 2^28 parameters and for a ResNet-50-shaped list of 161 tensors, it
-prints the achieved GB/s (bytes the step must move / time), the device-to-device copy
-GB/s measured in the same run, their ratio and, when torch is installed, the ratio
-against torch's fused Adam/SGD on the same sizes. On the GPU (CuPy arrays) the steps run
-`fused_step`; with --device cpu the NumPy code on NumPy arrays (fused_step: in
-cache-sized blocks on every core).
+GPU (default): for fp32 Adam (28 bytes per parameter), SGD with momentum (20) and LAMB
+(40, its 2-pass minimum) at 2^20 .. 2^28 parameters and for a ResNet-50-shaped list of
+161 tensors, it prints the achieved GB/s (bytes the step must move / time), the
+device-to-device copy GB/s measured in the same run, their ratio and, when torch is
+installed, the ratio against torch's fused Adam/SGD on the same sizes.
+
+CPU (`--device cpu`, `run_cpu`): `fused_step` on NumPy arrays (the native CPU kernels)
+against torch.optim on the same sizes, interleaved step by step in the same process with
+the same thread count (torch.set_num_threads and the kernels' set_num_threads): torch's
+fused CPU optimizers for Adam, AdamW, SGD and Adagrad, its foreach implementation for
+RMSprop, Adamax, NAdam, RAdam and Adadelta (torch has no fused one), and LAMB without a
+torch peer. Per optimizer and layout (2^16 .. 2^26 parameters, ResNet-50's 161 tensors,
+1000 tensors of 4096): min and median of the timed steps, GB/s of the bytes the rule must
+move, that over the all-core streaming copy bandwidth measured in the same run, and the
+speed ratio torch time / optforge time. `--plot FILE` draws GB/s against size (needs
+matplotlib: pip install 'optforge[plot]').
 """
+import os
+import statistics
 import time
 
 import numpy
@@ -141,3 +152,175 @@ def clock_torch(step, device, repeat):
         stop.synchronize()
         times.append(start.elapsed_time(stop) / 1e3)
     return min(times)
+
+
+# -- CPU: the native kernels against torch.optim ------------------------------------------
+
+# name: (optforge flavor, optforge hyperparameters, torch class, torch keyword arguments, tier)
+CPU_OPTIMIZERS = {
+    "adam": ("torch", {}, "Adam", {}, "fused"),
+    "adamw": ("torch", {}, "AdamW", {}, "fused"),
+    "sgd": ("torch", {"momentum": 0.9}, "SGD", {"lr": 0.01, "momentum": 0.9}, "fused"),
+    "adagrad": ("torch", {}, "Adagrad", {}, "fused"),
+    "rmsprop": ("torch", {}, "RMSprop", {}, "foreach"),
+    "adamax": ("torch", {}, "Adamax", {}, "foreach"),
+    "nadam": ("torch", {}, "NAdam", {}, "foreach"),
+    "radam": ("torch", {}, "RAdam", {}, "foreach"),
+    "adadelta": ("torch", {}, "Adadelta", {}, "foreach"),
+    "lamb": ("mxnet2", {}, None, {}, "-"),
+}
+# Rules with reductions: the bytes of their minimum number of passes (codegen/stages.py
+# plans LAMB in 2 passes: read p, g, m, v and write m, v; then read p, m, v and write p).
+PASS_BYTES = {"lamb": 40}
+
+
+def cpu_layouts(min_log2=16, max_log2=26, models=True):
+    layouts = [(f"2^{k}", [(1 << k,)]) for k in range(min_log2, max_log2 + 1)]
+    if models:
+        layouts += [("resnet50", resnet50_shapes()), ("1000x4096", [(4096,)] * 1000)]
+    return layouts
+
+
+def bytes_per_parameter(name, opt, weight):
+    """Bytes an fp32 step must move per parameter: weight and gradient read, weight written,
+    every weight-sized state read and written (or the 2-pass minimum of a rule with norms)."""
+    if name in PASS_BYTES:
+        return PASS_BYTES[name]
+    states = [s for s in _parts(opt.create_state(0, weight)) if getattr(s, "size", 0) == weight.size]
+    return 4 * (3 + 2 * len(states))
+
+
+def _parts(state):
+    if state is None:
+        return []
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _cpu_optforge(name, shapes, rng):
+    import optforge
+    flavor, hyper, _, _, _ = CPU_OPTIMIZERS[name]
+    opt = optforge.create(name, flavor=flavor, learning_rate=1e-3, aggregate_num=len(shapes), **hyper)
+    weights = [rng.standard_normal(s, dtype=numpy.float32) for s in shapes]
+    grads = [rng.standard_normal(s, dtype=numpy.float32) for s in shapes]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    indices = list(range(len(shapes)))
+    return opt, (lambda: opt.update(indices, weights, grads, states))
+
+
+def _cpu_torch(name, shapes):
+    _, _, cls, kwargs, tier = CPU_OPTIMIZERS[name]
+    if cls is None:
+        return None
+    import torch
+    params = [torch.randn(s) for s in shapes]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = getattr(torch.optim, cls)(params, **dict(kwargs, **({"fused": True} if tier == "fused" else {"foreach": True})))
+    return opt.step
+
+
+def streaming_gbs(threads, n=1 << 25, repeat=5):
+    """All-core streaming bandwidth: read + write GB/s of a float32 copy, each of `threads`
+    threads copying its own contiguous part (NumPy releases the GIL in copyto)."""
+    from concurrent.futures import ThreadPoolExecutor
+    src = numpy.random.default_rng(1).standard_normal(n, dtype=numpy.float32)
+    dst = numpy.empty_like(src)
+    parts = [slice(k * n // threads, (k + 1) * n // threads) for k in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda part: numpy.copyto(dst[part], src[part]), parts))
+        copy()
+        return 8 * n / min(_timed(copy) for _ in range(repeat)) / 1e9
+
+
+def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, models=True, plot=None, out=print):
+    """The CPU benchmark; returns the rows (dicts) it printed."""
+    from .runtime.backends import native
+    threads = threads or os.cpu_count() or 1
+    native.set_num_threads(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        peer = f"torch {torch.__version__}"
+    except ImportError:
+        torch, peer = None, "torch not installed"
+    backend = native.backend()
+    roofline = streaming_gbs(threads)
+    out(f"device: CPU ({os.cpu_count()} cores, {threads} threads each side; optforge {backend} kernels; {peer}); "
+        f"streaming copy: {roofline:.1f} GB/s (read + write, all threads)")
+    out(f"{'optimizer':<10}{'layout':>11}{'params':>10}{'tensors':>8}{'B/p':>5}{'min ms':>10}{'med ms':>10}"
+        f"{'GB/s':>9}{'/copy':>8}{'torch':>9}{'min ms':>10}{'med ms':>10}{'GB/s':>9}{'speed':>8}")
+    rng = numpy.random.default_rng(0)
+    rows = []
+    for name in optimizers or CPU_OPTIMIZERS:
+        for label, shapes in cpu_layouts(min_log2, max_log2, models):
+            params = sum(int(numpy.prod(s)) for s in shapes)
+            opt, ours = _cpu_optforge(name, shapes, rng)
+            moved = bytes_per_parameter(name, opt, numpy.zeros(4, numpy.float32)) * params
+            theirs = _cpu_torch(name, shapes) if torch is not None else None
+            ours()                          # warm up: builds or loads the kernels, touches the pages
+            if theirs is not None:
+                theirs()
+            mine, peer_times = [], []
+            for _ in range(repeat):         # interleaved: both sides see the same machine state
+                mine.append(_timed(ours))
+                if theirs is not None:
+                    peer_times.append(_timed(theirs))
+            row = {"optimizer": name, "layout": label, "params": params, "tensors": len(shapes),
+                   "bytes": moved // params, "min": min(mine), "median": statistics.median(mine),
+                   "gbs": moved / min(mine) / 1e9, "tier": CPU_OPTIMIZERS[name][4] if theirs else "-"}
+            row["roofline"] = row["gbs"] / roofline
+            if peer_times:
+                row.update(torch_min=min(peer_times), torch_median=statistics.median(peer_times),
+                           torch_gbs=moved / min(peer_times) / 1e9, speed=min(peer_times) / min(mine))
+                peer_text = (f"{row['tier']:>9}{row['torch_min'] * 1e3:>10.3f}{row['torch_median'] * 1e3:>10.3f}"
+                             f" {row['torch_gbs']:>8.3g} {row['speed']:>7.3g}")
+            else:
+                peer_text = f"{'-':>9}{'-':>10}{'-':>10}{'-':>9}{'-':>8}"
+            out(f"{name:<10}{label:>11}{params:>10}{len(shapes):>8}{row['bytes']:>5}{row['min'] * 1e3:>10.3f}"
+                f"{row['median'] * 1e3:>10.3f} {row['gbs']:>8.3g} {row['roofline']:>7.3g}{peer_text}")
+            rows.append(row)
+            del opt, ours, theirs
+    native.set_num_threads(None)
+    if plot:
+        plot_cpu(rows, roofline, plot)
+        out(f"plot: {plot}")
+    return rows
+
+
+def plot_cpu(rows, roofline, path):
+    """GB/s against parameters per optimizer (single-tensor sizes): optforge, torch and the
+    streaming copy roofline, one panel per optimizer."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("optforge bench --plot needs matplotlib: pip install 'optforge[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(dict.fromkeys(r["optimizer"] for r in rows))
+    columns = min(len(names), 4)
+    lines = -(-len(names) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, names):
+        sized = [r for r in rows if r["optimizer"] == name and r["tensors"] == 1]
+        x = [r["params"] for r in sized]
+        ax.plot(x, [r["gbs"] for r in sized], "o-", label="optforge")
+        if any("torch_gbs" in r for r in sized):
+            ax.plot(x, [r.get("torch_gbs", float("nan")) for r in sized], "s--", label=f"torch {sized[0]['tier']}")
+        ax.axhline(roofline, color="grey", linestyle=":", label="streaming copy")
+        ax.set_xscale("log", base=2)
+        ax.set_title(name)
+        ax.set_xlabel("parameters")
+        ax.set_ylabel("GB/s")
+        ax.legend(fontsize="small")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

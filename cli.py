@@ -73,10 +73,21 @@ def main(argv=None):
 
     bench = commands.add_parser("bench", help="optimizer step GB/s against the device's copy GB/s")
     bench.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
-                       help="gpu: fused_step on CuPy arrays (default); cpu: the NumPy code")
-    bench.add_argument("--min-log2", type=int, default=20, help="smallest size: 2**N parameters")
-    bench.add_argument("--max-log2", type=int, default=28, help="largest size: 2**N parameters")
-    bench.add_argument("--repeat", type=_integer(1), default=10, help="timed steps per size (best is kept)")
+                       help="gpu: fused_step on CuPy arrays (default); cpu: the native CPU kernels against torch")
+    bench.add_argument("--min-log2", type=int, default=None,
+                       help="smallest size: 2**N parameters (default 20 on the GPU, 16 on the CPU)")
+    bench.add_argument("--max-log2", type=int, default=None,
+                       help="largest size: 2**N parameters (default 28 on the GPU, 26 on the CPU)")
+    bench.add_argument("--repeat", type=_integer(1), default=None,
+                       help="timed steps per size (GPU: best of 10; CPU: min and median of 20)")
+    bench.add_argument("--threads", type=_integer(1), default=None, help="CPU: threads of each side (default: every core)")
+    bench.add_argument("--optimizers", default=None,
+                       help="CPU: comma-separated subset of " + ",".join(
+                           ("adam", "adamw", "sgd", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta",
+                            "lamb")))
+    bench.add_argument("--no-models", action="store_true",
+                       help="CPU: leave out the ResNet-50 and 1000 x 4096 layouts")
+    bench.add_argument("--plot", default=None, metavar="FILE", help="CPU: a PNG of GB/s against size (matplotlib)")
     bench.set_defaults(run=_bench)
 
     args = parser.parse_args(argv)
@@ -113,12 +124,27 @@ def _generate(args):
 
 def _bench(args):
     from . import bench
-    if not 0 <= args.min_log2 <= args.max_log2:
-        print(f"optforge bench: need 0 <= --min-log2 <= --max-log2, got {args.min_log2} and {args.max_log2}",
+    min_log2 = _given(args.min_log2, 16 if args.device == "cpu" else 20)
+    max_log2 = _given(args.max_log2, 26 if args.device == "cpu" else 28)
+    if not 0 <= min_log2 <= max_log2:
+        print(f"optforge bench: need 0 <= --min-log2 <= --max-log2, got {min_log2} and {max_log2}",
               file=sys.stderr)
         return 2
-    bench.run(args.device, args.min_log2, args.max_log2, args.repeat)
+    if args.device == "cpu":
+        names = args.optimizers.split(",") if args.optimizers else None
+        unknown = sorted(set(names or ()) - set(bench.CPU_OPTIMIZERS))
+        if unknown:
+            raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(bench.CPU_OPTIMIZERS)}")
+        bench.run_cpu(min_log2, max_log2, _given(args.repeat, 20), args.threads,
+                      names, not args.no_models, args.plot)
+        return 0
+    bench.run(args.device, min_log2, max_log2, _given(args.repeat, 10))
     return 0
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 def arguments(spec):

@@ -7,7 +7,7 @@ compare it byte for byte.
 from pathlib import Path
 
 from .analysis import analyse
-from .emitters import cuda_module, docs, numpy_module, stubs
+from .emitters import cpu_module, cuda_module, docs, numpy_module, stubs
 from .errors import SpecError
 from .loader import find_specs, load_rule
 from .metadata import spec_metadata
@@ -69,11 +69,17 @@ def cuda_files(rule, analysis, spec_path, name):
     return {f"cuda/{target}.cu": cu, f"cuda/{target}.py": meta}
 
 
+def cpu_files(rule, analysis, spec_path, name):
+    """The spec's native CPU kernels (for the rules that have CUDA kernels: they share the
+    launch metadata)."""
+    return cpu_module.files(rule, analysis, name)
+
+
 # The per-spec code emitters: each maps (rule, analysis, spec path, module name such as
 # "mxnet1.adam") to {path under generated/: text}. `optforge generate` and
-# `optforge.load_spec` both run every emitter listed here, so a new target (CUDA)
+# `optforge.load_spec` both run every emitter listed here, so a new target (CUDA, CPU)
 # is added once, here, and serves both.
-SPEC_EMITTERS = (numpy_files, cuda_files)
+SPEC_EMITTERS = (numpy_files, cuda_files, cpu_files)
 
 
 def render_spec(rule, analysis, spec_path, name):
@@ -107,6 +113,7 @@ def render_all(root):
     files[f"{GENERATED}/numpy/__init__.py"] = NUMPY_INIT.format(modules=_tuple(modules))
     files[f"{GENERATED}/cuda/__init__.py"] = CUDA_INIT.format(modules=_tuple(cuda_modules))
     files[f"{GENERATED}/cuda/optforge.cuh"] = cuda_module.render_common()
+    files[f"{GENERATED}/cpu/{cpu_module.HEADER}"] = cpu_module.render_common()
     for relative_out, text in docs.render_site(entries).items():
         files[f"{GENERATED}/{relative_out}"] = text
     for relative_out, text in stubs.render(metadata).items():     # every API family's classes, typed

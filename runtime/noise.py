@@ -51,7 +51,8 @@ def _splitmix64(x):
 def philox_key(seed, index):
     """The 64-bit Philox key of the device noise of one parameter: a hash of (seed, index).
 
-    The GPU draws `normal()` in the kernel with Philox4x32-10 keyed by this and counted by
-    (t, draw, element): reproducible from (seed, index, t) like the CPU noise above, but a
-    different generator, so the numbers differ from the CPU's."""
+    The CUDA and native CPU kernels draw `normal()` with Philox4x32-10 keyed by this and
+    counted by (t, draw, element): the same numbers on the GPU and the CPU, reproducible from
+    (seed, index, t) like the NumPy code's noise above, but a different generator, so the
+    numbers differ from `step`'s."""
     return _splitmix64(_splitmix64(int(seed) & _MASK64) ^ _index_key(index))

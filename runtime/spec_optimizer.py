@@ -178,7 +178,7 @@ class SpecOptimizer(Optimizer):
             return Optimizer._prepare_update(self, indices, weights, grads, states)   # a subclass's own
         idx, ws, gs, ss = _as_lists(indices, weights, grads, states)
         if self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws)) \
-                and _cuda_kernels(self, ws, gs):
+                and self._master_kernels(idx, ws, gs, ss):
             for index, weight, grad in zip(idx, ws, gs):
                 validation.check_pair(index, weight, grad)
             split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
@@ -198,6 +198,17 @@ class SpecOptimizer(Optimizer):
 
     update_multi_precision.plans_ahead = True
 
+    def _master_kernels(self, idx, ws, gs, ss):
+        """Whether master-copy kernels run these 16-bit weights in one pass: the CUDA ones on
+        CuPy arrays, the native CPU ones on NumPy arrays where they apply."""
+        if _cuda_kernels(self, ws, gs):
+            return True
+        try:
+            split = [master_state(index, weight, state) for index, weight, state in zip(idx, ws, ss)]
+        except ValueError:
+            return False
+        return cpu.native(self._module, ws, gs, [s for _, s in split], [m for m, _ in split]) is not None
+
     def _run(self, indices, weights, grads, states, fused, masters=None):
         """Prepare the step (`_prepare`), then run its kernels."""
         self._prepare(indices, weights, grads, states, fused, masters).run()
@@ -208,12 +219,17 @@ class SpecOptimizer(Optimizer):
 
         Host arithmetic that fails (e.g. FTML with lr = 0 divides by lr) raises
         ValueError before any array changes, with the update counts restored. On CuPy
-        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py).
+        arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py), on NumPy
+        arrays the native CPU kernels where they apply (backends/cpu.py, backends/native.py).
         The params-style API prepares every group's step before it runs any."""
         gpu = fused and _cuda_kernels(self, weights, grads)
         if gpu:
             from .backends import cupy_backend
             cupy_backend.check(indices, weights, grads, states, masters)
+        native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
+        if native:
+            from .backends import native as native_backend
+            native_backend.library(self._module)     # compiled (or loaded) before anything counts
         prepared = PreparedStep(self)
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
@@ -234,6 +250,8 @@ class SpecOptimizer(Optimizer):
             raise
         if gpu:
             prepared.kernels = lambda: cupy_backend.execute(self, indices, weights, grads, plans, masters)
+        elif native:
+            prepared.kernels = lambda: native_backend.execute(self, indices, weights, grads, plans, native, masters)
         else:
             def kernels():
                 for weight, grad, plan in zip(weights, grads, plans):

@@ -72,12 +72,11 @@ def _multi_pass(program):
 def render(rule, analysis, spec_path, module_name):
     """(the `.cu` text, the metadata module text) of one element-wise spec."""
     printer = CudaPrinter()
-    # float32-policy states and device scalars (stored in the math type) are class "p"
-    classes = {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in rule.states}
+    classes = state_classes(rule)
     variants, metadata = [], {}
     for key, variant in analysis.variants.items():
         program = lower(variant, rule)
-        context = _variant(rule, variant, program, classes, printer)
+        context = variant_context(rule, variant, program, classes, printer)
         variants.append(context)
         metadata[key] = {
             "name": variant.name,
@@ -114,7 +113,16 @@ def render_common():
     return template.render(chunk=CHUNK, reduce_threads=REDUCE_THREADS).rstrip("\n") + "\n"
 
 
-def _variant(rule, variant, program, classes, printer):
+def state_classes(rule):
+    """Per state: "p" for float32-policy states and device scalars (stored in the math type),
+    "w" for states stored in the weight's dtype."""
+    return {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in rule.states}
+
+
+def variant_context(rule, variant, program, classes, printer):
+    """Everything a C++ template needs of one variant (shared by the CUDA and CPU emitters):
+    arrays, scalars, per-element math printed by `printer`, passes, and per storage the
+    entry point's pointer parameters and multi-tensor row layout."""
     fn = f"{rule.key}_{variant.name}"
     arrays = []
     for name in program.inputs:

@@ -179,8 +179,8 @@ template <typename M> __host__ __device__ __forceinline__ bool isfinite(M x) { r
 
 // -- Gaussian noise: counter-based Philox4x32-10, a function of (key, counter, element) ---
 // key: 64 bits from (seed, parameter index), counter: the update count t; both computed on
-// the host once per parameter (optforge.runtime.noise.philox_key). Reproducible from
-// (seed, index, t) like the CPU noise, but a different generator: not the same numbers.
+// the host once per parameter (optforge.runtime.noise.philox_key). The CUDA and native CPU
+// kernels draw the same numbers; the NumPy code (`step`) another generator's.
 struct Noise { u64 key; u64 t; };
 
 __host__ __device__ __forceinline__ u32 mulhi(u32 a, u32 b) {

@@ -1,4 +1,9 @@
-"""Running generated kernels on the CPU in cache-sized blocks, on every core.
+"""`fused_step` on NumPy arrays: the native kernels, or the NumPy code in blocks.
+
+`native(...)` says whether an update runs the generated native CPU kernels
+(backends/native.py: compiled C++, every core, one call per group). Otherwise (no
+compiler, OPTFORGE_CPU_BACKEND=numpy, row-sparse gradients, non-contiguous or overlapping
+arrays, rules without kernels) the generated NumPy code runs, as below.
 
 A generated kernel makes one pass over memory per operation. Run on a whole large
 tensor, each pass streams it through DRAM; run block by block (64 K elements), a
@@ -13,6 +18,13 @@ import numpy
 
 BLOCK = 1 << 16
 _pool = None
+
+
+def native(module, weights, grads, states, masters=None):
+    """The arrays' addresses when these NumPy arrays run the native CPU kernels, else None
+    (see backends/native.py)."""
+    from . import native as native_backend
+    return native_backend.applies(module, weights, grads, states, masters)
 
 
 def _executor():

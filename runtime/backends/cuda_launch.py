@@ -5,12 +5,17 @@
 - `kernel_scalars(...)`: the host scalars in kernel argument order, in the math type
   (float64 host values rounded once, as NumPy rounds a Python float against a float32
   array), with None as the infinite clip bound the metadata names;
-- `table(...)`: the multi-tensor table, one row of 8-byte words per tensor.
+- `table(...)`: the multi-tensor table, one row of 8-byte words per tensor;
+- `groups(...)`, `tensor_entry(...)`: planned parameters grouped by (variant, storage), one
+  launch each, and one parameter's pointer arrays, scalars, noise words and rows.
+
+The native CPU kernels (backends/native.py) share all of it: same names, order, table.
 """
 import importlib
 import importlib.util
 import math
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import numpy
@@ -41,6 +46,11 @@ def metadata(module):
 
 
 def storage(weight_dtype, master=False):
+    return _storage(numpy.dtype(weight_dtype), bool(master))
+
+
+@lru_cache(maxsize=None)
+def _storage(weight_dtype, master):
     suffix = STORAGE.get(str(weight_dtype))
     if suffix is None:
         raise ValueError(f"no CUDA kernel for weights of dtype {weight_dtype}; "
@@ -114,3 +124,29 @@ def table(variant, entries, chunk):
         words.append(row)
         first += chunks(numel, chunk)
     return Table(numpy.array(words, dtype=numpy.uint64), first, first_row)
+
+
+def groups(module, weights, plans, masters=None):
+    """{(variant key, storage suffix): [parameter positions]} of the planned (not skipped)
+    parameters: one launch per group."""
+    keys = {id(v): k for k, v in module.VARIANTS.items()}
+    out = {}
+    for k, plan in enumerate(plans):
+        if plan is None:
+            continue
+        suffix = storage(weights[k].dtype, masters is not None)
+        out.setdefault((keys[id(plan[0])], suffix), []).append(k)
+    return out
+
+
+def tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer):
+    """(pointer arrays in kernel order, host scalars, noise words, (row length, rows)) of one parameter."""
+    _, arrays, scalars, _, _ = plans[k]
+    states = dict(zip(plans[k][0]["states"], arrays))
+    pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
+    pointers += [states[name] for name in variant["states"]]
+    noise = None
+    if variant["noise"]:
+        t = optimizer._index_update_count[indices[k]]
+        noise = noise_words(optimizer.hyperparameters["seed"], indices[k], t)
+    return pointers, scalars, noise, weight_rows(weights[k].shape)

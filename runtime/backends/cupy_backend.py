@@ -93,38 +93,17 @@ def execute(optimizer, indices, weights, grads, plans, masters=None):
 
 def _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads, plans, masters):
     sms = device.attributes["MultiProcessorCount"]
-    module = optimizer._module
-    keys = {id(v): k for k, v in module.VARIANTS.items()}
-    groups = {}
-    for k, plan in enumerate(plans):
-        if plan is None:
-            continue
-        suffix = cuda_launch.storage(weights[k].dtype, masters is not None)
-        groups.setdefault((keys[id(plan[0])], suffix), []).append(k)
-    for (key, suffix), members in groups.items():
+    for (key, suffix), members in cuda_launch.groups(optimizer._module, weights, plans, masters).items():
         variant = meta.VARIANTS[key]
         if variant["passes"]:
             _passes(cupy, kernels, meta, variant, suffix, sms,
-                    [_tensor(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
+                    [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
         elif len(members) == 1:
             _single(kernels, meta, variant, suffix, sms,
-                    *_tensor(members[0], indices, weights, grads, plans, masters, variant, optimizer))
+                    *cuda_launch.tensor_entry(members[0], indices, weights, grads, plans, masters, variant, optimizer))
         else:
             _multi(cupy, kernels, meta, variant, suffix, sms,
-                   [_tensor(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
-
-
-def _tensor(k, indices, weights, grads, plans, masters, variant, optimizer):
-    """(pointer arrays in kernel order, host scalars, noise words, (row length, rows)) of one parameter."""
-    _, arrays, scalars, _, _ = plans[k]
-    states = dict(zip(plans[k][0]["states"], arrays))
-    pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
-    pointers += [states[name] for name in variant["states"]]
-    noise = None
-    if variant["noise"]:
-        t = optimizer._index_update_count[indices[k]]
-        noise = cuda_launch.noise_words(optimizer.hyperparameters["seed"], indices[k], t)
-    return pointers, scalars, noise, cuda_launch.weight_rows(weights[k].shape)
+                   [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
 
 
 def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise, rows):

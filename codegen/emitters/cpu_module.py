@@ -1,0 +1,68 @@
+"""The native CPU emitter: per spec a C++ source under generated/cpu/, and the shared header.
+
+The kernels are the CUDA kernels' counterparts for the CPU: the same variants, the same
+per-element math (the C-family printer, `printers/cpu.py`), the same entry point names,
+argument order and multi-tensor table layout, so the runtime launches them with the CUDA
+launch metadata (`generated/cuda/<spec>.py`, read by `runtime/backends/cuda_launch.py`).
+What differs is around the math (`templates/cpu_module.cpp.j2`, `templates/cpu_passes.cpp.j2`):
+plain loops the compiler vectorises instead of packs, OpenMP threads instead of a grid, and
+reductions summed per chunk in order instead of per block. Rules the CUDA emitter does not
+cover (`cuda_module.supported`) get no CPU source either: their NumPy code runs.
+
+Nothing of the spec's text is printed except identifiers the parser checked (the rule's
+key, names of hyperparameters, states and values).
+"""
+from ..printers.cpu import CpuPrinter
+from ..tac import lower
+from .cuda_module import CHUNK, state_classes, supported, variant_context
+from .templates import environment
+
+HEADER = "optforge_cpu.h"
+MIN_PER_THREAD = 1 << 15   # elements: below twice this a single tensor is not split across threads
+
+
+def render(rule, analysis):
+    """The `.cpp` text of one spec's CPU kernels."""
+    printer = CpuPrinter()
+    classes = state_classes(rule)
+    variants = []
+    for variant in analysis.variants.values():
+        context = variant_context(rule, variant, lower(variant, rule), classes, printer)
+        for kernel in context["kernels"]:
+            kernel["offset_args"] = _offset_args(context["arrays"], kernel["master"] == "true")
+        for stage in context["passes"]:
+            stage["cpu_call_args"] = _pass_call_args(stage)
+        variants.append(context)
+    template = environment().get_template("cpu_module.cpp.j2")
+    return template.render(rule=rule, variants=variants).rstrip("\n") + "\n"
+
+
+def render_common():
+    """generated/cpu/optforge_cpu.h: support code shared by every CPU kernel file."""
+    template = environment().get_template("cpu_common.h.j2")
+    return template.render(chunk=CHUNK, min_per_thread=MIN_PER_THREAD).rstrip("\n") + "\n"
+
+
+def files(rule, analysis, name):
+    """{path under generated/: text}: the spec's CPU source, none where the rule has no kernels."""
+    if not supported(rule, analysis):
+        return {}
+    return {f"cpu/{name.replace('.', '/')}.cpp": render(rule, analysis)}
+
+
+def _offset_args(arrays, master):
+    """Span arguments of a single-tensor call: every pointer moved to the thread's first element."""
+    args = []
+    for a in arrays:
+        args.append(f"p_{a['c']} + lo")
+        if a["name"] == "weight":
+            args.append("p_master + lo" if master else "nullptr")
+    return args
+
+
+def _pass_call_args(stage):
+    """Arguments of a pass's per-element math in the CPU span (one element, no lanes), in the
+    order of its parameters (`cuda_module._passes`)."""
+    return ([f"x_{a}" for a in stage["reads"]] + [r["name"] for r in stage["uses_rows"]]
+            + [f"x_{a}" for a in stage["writes"]] + ["s"] + [n["name"] for n in stage["uses_norms"]]
+            + (["acc"] if stage["reductions"] else []))

@@ -1,0 +1,237 @@
+"""`fused_step` on NumPy arrays: the generated native CPU kernels, one call per group.
+
+The optimizer plans every parameter's step first (variant, float64 host scalars; errors
+raise before anything changes). This module groups the planned parameters by (variant,
+storage dtype), as the CuPy backend does, and calls per group the single-tensor entry
+point for one tensor or the multi-tensor one for several (one call whatever the number
+of tensors: the work is shared across threads over all elements of all tensors), or for
+rules with reductions their passes, with norms and row means in small float64 buffers.
+Launch arguments come from `cuda_launch` (the kernels share the CUDA kernels' metadata).
+
+Which CPU backend runs (`OPTFORGE_CPU_BACKEND`): `native` demands the kernels (an error
+without a C++ compiler), `numpy` runs the generated NumPy code, unset picks native when a
+compiler is found and otherwise warns once and runs the NumPy code. Threads: OpenMP,
+`set_num_threads(n)` or `OPTFORGE_NUM_THREADS`, else os.cpu_count().
+"""
+import ctypes
+import os
+import warnings
+from pathlib import Path
+
+import numpy
+
+from . import cuda_launch
+
+BACKEND_ENV = "OPTFORGE_CPU_BACKEND"
+THREADS_ENV = "OPTFORGE_NUM_THREADS"
+DTYPES = {numpy.dtype(t) for t in ("float32", "float64", "float16")}
+try:
+    import ml_dtypes
+    DTYPES.add(numpy.dtype(ml_dtypes.bfloat16))
+except ImportError:     # without ml_dtypes there are no bfloat16 NumPy arrays
+    pass
+_threads = None
+_warned = set()
+
+
+def set_num_threads(count):
+    """Threads of the native CPU kernels (None: $OPTFORGE_NUM_THREADS, else every core)."""
+    global _threads
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+        raise ValueError(f"the thread count must be a positive integer or None, got {count!r}")
+    _threads = count
+
+
+def num_threads():
+    if _threads is not None:
+        return _threads
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{THREADS_ENV}={raw!r} is not a positive integer")
+        return value
+    return max(1, os.cpu_count() or 1)
+
+
+_BACKENDS = {}      # (OPTFORGE_CPU_BACKEND, CXX, PATH) -> backend: no PATH search per step
+
+
+def backend():
+    """'native' or 'numpy': what `fused_step` runs on NumPy arrays."""
+    environment = tuple(os.environ.get(name) for name in (BACKEND_ENV, "CXX", "PATH"))
+    chosen = _BACKENDS.get(environment)
+    if chosen is None:
+        chosen = _BACKENDS[environment] = _choose_backend()
+    return chosen
+
+
+def _choose_backend():
+    from . import native_build
+    value = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if value not in ("", "native", "numpy"):
+        raise ValueError(f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r}: expected 'native' or 'numpy'")
+    if value == "numpy":
+        return "numpy"
+    try:
+        native_build.compiler_identity(native_build.compiler())
+    except native_build.CompilerMissing as err:
+        if value == "native":
+            raise RuntimeError(f"{BACKEND_ENV}=native, but {err}. Install a C++ compiler with OpenMP "
+                               "(g++, or clang++ with libomp) or set CXX to one") from None
+        _warn_once(f"optforge: {err}. fused_step on NumPy arrays runs the slower NumPy code; install a C++ "
+                   f"compiler with OpenMP (g++, or clang++ with libomp) for the native CPU kernels, or set "
+                   f"{BACKEND_ENV}=numpy to choose the NumPy code and silence this warning.")
+        return "numpy"
+    return "native"
+
+
+def _warn_once(message):
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def has_kernels(module):
+    try:
+        source_of(module)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+_SOURCES = {}
+
+
+def source_of(module):
+    """generated/cpu/<spec>.cpp of a generated NumPy module (beside its CUDA metadata, in the
+    package or in optforge.load_spec's cache)."""
+    path = _SOURCES.get(module.__name__)
+    if path is None:
+        meta = cuda_launch.metadata(module)
+        parts = list(Path(meta.__file__).with_name(meta.SOURCE).with_suffix(".cpp").parts)
+        at = len(parts) - 1 - parts[::-1].index("cuda")
+        parts[at] = "cpu"
+        path = Path(*parts)
+        if not path.is_file():
+            raise ModuleNotFoundError(f"no native CPU kernels were generated for {module.__name__}")
+        _SOURCES[module.__name__] = path
+    return path
+
+
+def applies(module, weights, grads, states, masters=None):
+    """The arrays' addresses ({id: address}) when this update runs the native kernels: NumPy
+    arrays of a supported dtype, C-contiguous, aligned, native byte order, no two of them
+    overlapping, dense gradients of the weight's dtype, a rule with kernels, and the native
+    backend chosen; else None, and the generated NumPy code runs (the same update, slower)."""
+    if not weights or not has_kernels(module):
+        return None
+    addresses = {}
+    for k, (weight, grad) in enumerate(zip(weights, grads)):
+        arrays = [weight, grad] + ([masters[k]] if masters is not None else [])
+        arrays += _flat(states[k])      # 0-d states too: device scalars are kernel arrays
+        if not all(type(a) is numpy.ndarray for a in arrays):
+            return None             # row-sparse gradients, CuPy arrays, subclasses
+        if weight.dtype not in DTYPES or grad.dtype != weight.dtype:
+            return None
+        if not all(a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative for a in arrays):
+            return None
+        spans = sorted((_address_of(a), a.nbytes, a) for a in arrays if a.nbytes)
+        if any(lo + size > next_lo for (lo, size, _), (next_lo, _, _) in zip(spans, spans[1:])):
+            return None             # overlapping arrays: the NumPy code defines the result
+        addresses.update((id(a), lo) for lo, _, a in spans)
+    return addresses if backend() == "native" else None
+
+
+def _address_of(array):
+    """The address of an array's data (ctypes.from_buffer: several times faster than
+    `array.ctypes.data`, which counts with a thousand tensors; read-only arrays take the latter)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError, BufferError):
+        return array.ctypes.data
+
+
+def _flat(state):
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [p for s in state for p in _flat(s)]
+    return [state]
+
+
+_LIBRARIES = {}     # module name -> library: the cache is checked once per process and rule
+
+
+def library(module):
+    """The rule's compiled kernels (built on first use): called before an update counts, so
+    a compiler failure changes nothing."""
+    lib = _LIBRARIES.get(module.__name__)
+    if lib is None:
+        from . import native_build
+        lib = _LIBRARIES[module.__name__] = native_build.load(source_of(module))
+    return lib
+
+
+def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
+    """Run planned steps (`plans[k]`: optimizer._plan's result for weights[k], None: skipped;
+    `addresses`: what `applies` returned). With `masters`, weights are float16/bfloat16 and
+    the master copies float32."""
+    module = optimizer._module
+    meta = cuda_launch.metadata(module)
+    lib = library(module)
+    threads = ctypes.c_int(num_threads())
+    for (key, suffix), members in cuda_launch.groups(module, weights, plans, masters).items():
+        variant = meta.VARIANTS[key]
+        tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer)
+                   for k in members]
+        tensors = [([addresses[id(p)] for p in pointers], pointers[0].size, scalars, noise, rows)
+                   for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
+        if not tensors:
+            continue
+        if variant["passes"]:
+            _passes(lib, meta, variant, suffix, tensors, threads)
+        elif len(tensors) == 1:
+            _single(lib, variant, suffix, *tensors[0], threads)
+        else:
+            table = cuda_launch.table(variant, tensors, meta.CHUNK)
+            getattr(lib, variant["kernels"][suffix] + "_multi")(
+                _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), threads)
+    for plan in plans:
+        if plan is not None:
+            _, _, _, updates, scalar_arrays = plan
+            for name, value in updates.items():
+                scalar_arrays[name][...] = value
+
+
+def _address(array):
+    return ctypes.c_void_p(array.ctypes.data)
+
+
+def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads):
+    scalar_type = ctypes.c_double if suffix == "f64" else ctypes.c_float
+    args = [ctypes.c_void_p(p) for p in pointers] + [ctypes.c_longlong(numel)]
+    args += [scalar_type(v) for v in cuda_launch.scalar_values(variant, scalars)]
+    if variant["noise"]:
+        args += [ctypes.c_ulonglong(noise[0]), ctypes.c_ulonglong(noise[1])]
+    getattr(lib, variant["kernels"][suffix])(*args, threads)
+
+
+def _passes(lib, meta, variant, suffix, tensors, threads):
+    """A rule with reductions: its passes in order, each pass that finishes norms followed by
+    the function that adds the chunk sums into per-tensor norms."""
+    table = cuda_launch.table(variant, tensors, meta.CHUNK)
+    count = ctypes.c_int(len(tensors))
+    partials = numpy.zeros(max(1, table.chunks * variant["reductions"]))
+    reduced = numpy.zeros(max(1, len(tensors) * variant["reductions"]))
+    rowred = numpy.zeros(max(1, table.rows * variant["row_reductions"]))
+    name = variant["kernels"][suffix]
+    for j, stage in enumerate(variant["passes"]):
+        getattr(lib, f"{name}_pass{j}")(_address(table.words), count, ctypes.c_longlong(table.chunks),
+                                        _address(reduced), _address(partials), _address(rowred),
+                                        ctypes.c_longlong(table.rows), threads)
+        if stage["norms"]:
+            getattr(lib, f"{name}_norms{j}")(_address(table.words), count, _address(partials), _address(reduced))

@@ -1,0 +1,215 @@
+"""The native CPU kernels' build cache and backend choice.
+
+The cache is keyed by source, header, flags, compiler identity and CPU features; an entry
+whose bytes do not match the hash stored beside it is rebuilt; concurrent builds of one
+kernel end with one valid entry; OPTFORGE_CPU_BACKEND forces a backend; without a
+compiler the NumPy code runs after one warning; `import optforge` builds nothing.
+"""
+import ctypes
+import hashlib
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import optforge
+from optforge.runtime.backends import native, native_build
+
+SPEC = "adagrad"          # a small source: a fast compile
+
+
+@pytest.fixture
+def source(repo_root):
+    try:
+        native_build.compiler()
+    except native_build.CompilerMissing as err:
+        pytest.skip(f"no C++ compiler: {err}")
+    return repo_root / "generated" / "cpu" / f"{SPEC}.cpp"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path))
+    return tmp_path / "native"
+
+
+def entries(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_built_library_is_reused_and_carries_its_hash(source, cache):
+    before = len(native_build.compiled)
+    key, path = native_build.library_path(source)
+    assert len(native_build.compiled) == before + 1
+    assert entries(cache) == [f"{key}.lock", f"{key}.sha256", f"{key}.so"]
+    assert (cache / f"{key}.sha256").read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert native_build.library_path(source) == (key, path)
+    assert len(native_build.compiled) == before + 1           # found, not compiled again
+    lib = native_build.load(source)
+    assert hasattr(lib, "adagrad_default_f32_multi")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_corrupt_or_foreign_entry_is_rebuilt(source, cache, damage):
+    key, path = native_build.library_path(source)
+    good = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(good[:len(good) // 2])
+    else:   # another shared object in its place
+        path.write_bytes(open(_libm(), "rb").read())
+    before = len(native_build.compiled)
+    assert native_build.library_path(source) == (key, path)
+    assert len(native_build.compiled) == before + 1
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (cache / f"{key}.sha256").read_text().strip()
+    assert hasattr(ctypes.CDLL(str(path)), "adagrad_default_f32")
+
+
+def _libm():
+    for candidate in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"):
+        try:
+            open(candidate, "rb").close()
+            return candidate
+        except OSError:
+            continue
+    pytest.skip("no libm.so.6 to stand in for a foreign library")
+
+
+def test_eight_processes_building_the_same_kernel_end_with_one_valid_entry(source, cache):
+    script = ("import sys; from pathlib import Path; from optforge.runtime.backends import native_build as b; "
+              "key, path = b.library_path(Path(sys.argv[1])); b.load(Path(sys.argv[1])); "
+              "print(len(b.compiled), path)")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(source)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in processes]
+    assert all(rc == 0 for _, _, rc in results), [err for _, err, rc in results if rc]
+    outputs = [out.split() for out, _, _ in results]
+    assert sum(int(compiled) for compiled, _ in outputs) == 1       # one compiled, seven waited and loaded it
+    assert len({path for _, path in outputs}) == 1
+    key = outputs[0][1].rsplit("/", 1)[1][:-3]
+    assert entries(cache) == [f"{key}.lock", f"{key}.sha256", f"{key}.so"]   # no temporary files left
+    library = cache / f"{key}.so"
+    assert hashlib.sha256(library.read_bytes()).hexdigest() == (cache / f"{key}.sha256").read_text().strip()
+
+
+def test_the_key_covers_flags_compiler_and_cpu(source, monkeypatch):
+    compiler = native_build.compiler()
+    text, header = source.read_text(), native_build.header_path(source).read_text()
+    key = native_build.key_of(text, header, compiler)
+    assert native_build.key_of(text + " ", header, compiler) != key
+    assert native_build.key_of(text, header + " ", compiler) != key
+    monkeypatch.setattr(native_build, "FLAGS", native_build.FLAGS + ("-DX",))
+    assert native_build.key_of(text, header, compiler) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(native_build, "cpu_features", lambda: "another CPU")
+    assert native_build.key_of(text, header, compiler) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(native_build, "compiler_identity", lambda path: "another compiler")
+    assert native_build.key_of(text, header, compiler) != key
+
+
+def _sgld_pair():
+    fused = optforge.create("sgld", seed=3, learning_rate=0.01, wd=0.01, rescale_grad=0.7)
+    ref = optforge.create("sgld", seed=3, learning_rate=0.01, wd=0.01, rescale_grad=0.7, use_fused_step=False)
+    return fused, ref
+
+
+def _run(opt, weight, grad):
+    opt.update(0, weight, grad, opt.create_state(0, weight))
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """No warning given and no backend chosen yet in this process."""
+    monkeypatch.setattr(native, "_warned", set())
+    monkeypatch.setattr(native, "_BACKENDS", {})
+
+
+def test_numpy_backend_runs_the_numpy_code(monkeypatch, fresh_warnings):
+    monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "numpy")
+    monkeypatch.setattr(native_build, "load", lambda *a: pytest.fail("the native kernels were loaded"))
+    rng = np.random.default_rng(1)
+    weight, grad = rng.standard_normal((300, 500)).astype(np.float32), rng.standard_normal((300, 500)).astype(np.float32)
+    fused, ref = _sgld_pair()
+    w1, w2 = weight.copy(), weight.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _run(fused, w1, grad)
+    _run(ref, w2, grad)
+    np.testing.assert_array_equal(w1, w2)      # the NumPy noise: the very same numbers
+
+
+def test_an_unknown_backend_is_an_error_before_anything_changes(monkeypatch, fresh_warnings):
+    monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "fortran")
+    opt = optforge.create("adam")
+    weight = np.ones(8, np.float32)
+    with pytest.raises(ValueError, match="OPTFORGE_CPU_BACKEND='fortran': expected 'native' or 'numpy'"):
+        opt.update(0, weight, np.ones(8, np.float32), opt.create_state(0, weight))
+    assert (weight == 1).all() and opt.num_update == 0
+
+
+def test_without_a_compiler_the_numpy_code_runs_after_one_warning(monkeypatch, fresh_warnings):
+    monkeypatch.delenv("OPTFORGE_CPU_BACKEND", raising=False)
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    rng = np.random.default_rng(2)
+    weight = rng.standard_normal(1000).astype(np.float32)
+    fused, ref = _sgld_pair()
+    w1, w2 = weight.copy(), weight.copy()
+    grad = rng.standard_normal(1000).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="CXX='/nonexistent/c\\+\\+'.*install a C\\+\\+ compiler") as caught:
+        _run(fused, w1, grad)
+        _run(fused, w1, grad)
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
+    _run(ref, w2, grad)
+    _run(ref, w2, grad)
+    np.testing.assert_array_equal(w1, w2)
+
+
+def test_native_backend_without_a_compiler_is_an_error_before_anything_changes(monkeypatch, fresh_warnings):
+    monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "native")
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    opt = optforge.create("adam")
+    weight = np.ones(8, np.float32)
+    state = opt.create_state(0, weight)
+    with pytest.raises(RuntimeError, match="OPTFORGE_CPU_BACKEND=native, but CXX='/nonexistent/c\\+\\+'"):
+        opt.update(0, weight, np.ones(8, np.float32), state)
+    assert (weight == 1).all() and opt.num_update == 0 and not any(s.any() for s in state)
+
+
+def test_thread_count_is_validated():
+    with pytest.raises(ValueError, match="positive integer"):
+        native.set_num_threads(0)
+    native.set_num_threads(3)
+    try:
+        assert native.num_threads() == 3
+    finally:
+        native.set_num_threads(None)
+
+
+def test_import_builds_and_loads_nothing():
+    script = ("import sys, numpy, optforge; opt = optforge.create('adam'); "
+              "print([m for m in sys.modules if m.startswith('optforge.runtime.backends.native')])")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_spec_loaded_from_anywhere_gets_native_kernels(source, cache, tmp_path, repo_root):
+    spec = tmp_path / "myadagrad.toml"
+    spec.write_text((repo_root / "specs" / "adagrad.toml").read_text().replace('name = "AdaGrad"', 'name = "MyAdaGrad"', 1))
+    cls = optforge.load_spec(spec, register=False)
+    assert native.source_of(cls._module).parent.name == "cpu"
+    fused, ref = cls(learning_rate=0.05, wd=0.01, rescale_grad=0.7), cls(learning_rate=0.05, wd=0.01, rescale_grad=0.7,
+                                                                        use_fused_step=False)
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal(5000).astype(np.float32)
+    w1, w2 = weight.copy(), weight.copy()
+    s1, s2 = fused.create_state(0, w1), ref.create_state(0, w2)
+    before = len(native_build.compiled)
+    for _ in range(3):
+        grad = rng.standard_normal(5000).astype(np.float32)
+        fused.update(0, w1, grad, s1)
+        ref.update(0, w2, grad, s2)
+    assert len(native_build.compiled) == before + 1          # its own library, built once
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(s1, s2)

@@ -1,0 +1,303 @@
+"""The native CPU kernels behind `fused_step` on NumPy arrays, against the NumPy code (`step`).
+
+Every optimizer with kernels, every setting that reaches one of its variants (the settings
+and helpers of tests/test_cuda_cpu.py, which checks the CUDA source the same way), driven
+through the runtime over several steps: learning rate changed between steps, wd > 0,
+rescale_grad != 1, clip_gradient None / 0.6 / 0 (values beyond the bound), NaN and inf
+in the gradients, begin_num_update > 0, per-parameter lr/wd multipliers.
+
+- float32 and float64: bit for bit equal to `step` (no FMA contraction on either side,
+  the same operations in the same order), through the single-tensor entry point (one
+  parameter per update) and the multi-tensor one (three parameters spanning several
+  65536-element chunks, a tail and a tiny tensor);
+- rules with norms or row means: within test_cuda_cpu's NORM_TOLERANCE (the kernels sum
+  squares in double per chunk, NumPy in the array's precision, pairwise: last bits differ);
+- float16/bfloat16 weights: the kernels compute in float32 and round on store: bit for bit
+  equal to `step` run in float32 on the same values, rounded after each step (rules with
+  norms: within NORM_TOLERANCE); rules that read 16-bit moments back in a later pass
+  (LAMB-like) instead: at least as accurate as `step` run in float16, against float64;
+- float32 master copies (update_multi_precision): master and states bit for bit equal to
+  `step` on the master with the gradient cast to float32, the weight the rounded master;
+- SGLD: `step` is given the Philox numbers of the CUDA header (compiled for the host by
+  tests/cuda_host.py), and the native kernels match it bit for bit: CPU and GPU draw the
+  same noise for the same seed;
+- one multi-tensor call equals one call per tensor, and 1 thread equals 2 threads, bitwise.
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import optforge
+from optforge.runtime import spec_optimizer
+from optforge.runtime.backends import cuda_launch, native, native_build
+
+import cuda_host
+from test_cuda_cpu import (BF16, NO_WEIGHT_DECAY, NORM_TOLERANCE, SHAPE, SMALL_SHAPE, STEPS, DeviceNoise, Case,
+                           assert_same_bits, cases, gradient, parts, reads_back_weight_dtype_states)
+
+BEGIN = 3
+MULTI_SHAPES = [(3, 21847), (7,), (5, 26215)]   # CHUNK + 5, 7 and 2 * CHUNK + 3 elements
+
+
+@pytest.fixture(scope="session", autouse=True)
+def native_kernels(repo_root):
+    """Every spec's library built once (two at a time), then reused through the cache."""
+    try:
+        native_build.compiler()
+    except native_build.CompilerMissing as err:
+        pytest.skip(f"no C++ compiler: {err}")
+    sources = sorted((repo_root / "generated" / "cpu").rglob("*.cpp"))
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(native_build.library_path, sources))
+
+
+@pytest.fixture(scope="session")
+def probe(repo_root, tmp_path_factory):
+    """The CUDA header's Philox normals, compiled for the host."""
+    cuda_host.need(cuda_host.compiler(), "g++")
+    folder = repo_root / "generated" / "cuda"
+    lib = cuda_host.build(cuda_host.HERE / "probe.cpp", folder, tmp_path_factory.mktemp("probe"))
+    return cuda_host.HostKernels(lib)
+
+
+@pytest.fixture
+def device_noise(monkeypatch, probe):
+    """`step` draws the numbers the kernels draw (the native kernels ignore `rng`)."""
+    monkeypatch.setattr(spec_optimizer, "Noise", lambda seed, index, t: DeviceNoise(probe, seed, index, t))
+
+
+@pytest.fixture(autouse=True)
+def native_calls(monkeypatch):
+    """The entry points the native backend called in a test ({name: calls}): a test that
+    compares fused_step with step must see the kernels run, not the NumPy fallback."""
+    calls = {}
+    original = native.execute
+
+    def counted(optimizer, indices, weights, grads, plans, addresses, masters=None):
+        kind = "master" if masters is not None else "multi" if len(weights) > 1 else "single"
+        calls[kind] = calls.get(kind, 0) + 1
+        return original(optimizer, indices, weights, grads, plans, addresses, masters)
+
+    monkeypatch.setattr(native, "execute", counted)
+    return calls
+
+
+def pair(flavor, name, hyper, multi_precision=False):
+    """The same optimizer twice: fused_step (native kernels) and step (NumPy code)."""
+    made = []
+    for fused in (True, False):
+        opt = optforge.create(name, flavor=flavor, use_fused_step=fused, multi_precision=multi_precision and fused,
+                              **dict({"begin_num_update": BEGIN}, **hyper))
+        opt.set_lr_mult({2: 0.5, 3: 2.0})
+        opt.set_wd_mult({1: 0.0, 3: 3.0})
+        made.append(opt)
+    return made
+
+
+def set_step(opts, lr, wd, rescale, clip):
+    for opt in opts:
+        opt.set_learning_rate(lr)
+        opt.wd = NO_WEIGHT_DECAY.get(type(opt).__name__.lower(), wd)
+        opt.rescale_grad, opt.clip_gradient = rescale, clip
+
+
+def has_reductions(opt):
+    return any(v["passes"] for v in cuda_launch.metadata(opt._module).VARIANTS.values())
+
+
+def same(actual, expected, what, reductions):
+    """Bit for bit, or for rules with reductions within NORM_TOLERANCE."""
+    if not reductions:
+        assert_same_bits(actual, expected, what)
+        return
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64), err_msg=what,
+                               **NORM_TOLERANCE[np.dtype(np.asarray(expected).dtype).name])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_fused_step_matches_step(device_noise, native_calls, flavor, name, hyper, dtype):
+    fused, ref = pair(flavor, name, hyper)
+    rng = np.random.default_rng(3)
+    groups = [[0], [1, 2, 3]]                       # one single-tensor update, one multi-tensor update
+    shapes = {0: SHAPE, 1: MULTI_SHAPES[0], 2: MULTI_SHAPES[1], 3: MULTI_SHAPES[2]}
+    weights = {i: rng.standard_normal(s).astype(dtype) for i, s in shapes.items()}
+    weights[0].reshape(-1)[:2] = [0.0, -0.0]
+    ref_w = {i: w.copy() for i, w in weights.items()}
+    states = {i: fused.create_state(i, w) for i, w in weights.items()}
+    ref_states = {i: ref.create_state(i, w) for i, w in ref_w.items()}
+    reductions = has_reductions(fused)
+    for step, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        set_step((fused, ref), lr, wd, rescale, clip)
+        for group in groups:
+            grads = [gradient(rng, shapes[i], dtype, nan) for i in group]
+            with np.errstate(all="ignore"):     # NaN and inf gradients are on purpose
+                fused.update(group, [weights[i] for i in group], grads, [states[i] for i in group])
+                ref.update(group, [ref_w[i] for i in group], grads, [ref_states[i] for i in group])
+        for i in shapes:
+            what = f"step {step}, parameter {i}"
+            same(weights[i], ref_w[i], what + ": weight", reductions)
+            for k, (a, b) in enumerate(zip(parts(states[i]), parts(ref_states[i]))):
+                same(a, b, f"{what}: state part {k}", reductions)
+    assert fused._index_update_count == ref._index_update_count
+    assert native_calls == {"single": len(STEPS), "multi": len(STEPS)}
+
+
+def _reads_back_16_bit_states(param):
+    """Whether a case's rule stores weight-dtype moments in one pass and reads them in a later
+    one (LAMB-like rules): a float32 reference cannot follow their 16-bit rounding."""
+    root = Path(__file__).resolve().parent.parent
+    case = Case(*param.values)
+    return any(reads_back_weight_dtype_states(root, case, key) for key in case.module.VARIANTS)
+
+
+READS_BACK = [c for c in cases() if _reads_back_16_bit_states(c)]
+ROUNDS_ON_STORE = [c for c in cases() if not _reads_back_16_bit_states(c)]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, BF16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("flavor,name,hyper", ROUNDS_ON_STORE)
+def test_16_bit_weights_compute_in_float32_and_round_on_store(device_noise, native_calls, flavor, name, hyper, dtype):
+    fused, ref = pair(flavor, name, hyper)
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal(SMALL_SHAPE).astype(dtype)
+    state = fused.create_state(0, weight)
+    reductions = has_reductions(fused)
+    for step, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        set_step((fused, ref), lr, wd, rescale, clip)
+        grad = gradient(rng, SMALL_SHAPE, dtype, nan)
+        # the reference starts from the very values the kernels start from, in float32
+        ref_w = weight.astype(np.float32)
+        ref_state = tuple(p.astype(np.float32) if p.ndim else p.copy() for p in parts(state))
+        ref_state = None if not ref_state else ref_state[0] if len(ref_state) == 1 else ref_state
+        with np.errstate(all="ignore"):
+            fused.update(0, weight, grad, state)
+            ref.update(0, ref_w, grad.astype(np.float32), ref_state)
+        same(weight, ref_w.astype(dtype), f"step {step}: weight", reductions)
+        for k, (a, b) in enumerate(zip(parts(state), parts(ref_state))):
+            same(a, b.astype(a.dtype), f"step {step}: state part {k}", reductions)
+    assert native_calls == {"single": len(STEPS)}
+
+
+@pytest.mark.parametrize("flavor,name,hyper", READS_BACK)
+def test_16_bit_kernels_reading_back_16_bit_states_are_at_least_as_accurate_as_numpy_in_float16(
+        device_noise, native_calls, flavor, name, hyper):
+    """fused_step on float16 weights (float32 math, rounded on store) against step (the NumPy
+    code run natively in float16), both measured against the same update run in float64
+    from the same float16 start: after the steps the kernels' largest error is at most
+    NumPy's plus one float16 ulp of the largest value (test_cuda_cpu's criterion)."""
+    fused, ref = pair(flavor, name, hyper)
+    exact = optforge.create(name, flavor=flavor, use_fused_step=False, **dict({"begin_num_update": BEGIN}, **hyper))
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal(SMALL_SHAPE).astype(np.float16)
+    runs = [(fused, start.copy()), (ref, start.copy()), (exact, start.astype(np.float64))]
+    runs = [(opt, w, opt.create_state(0, w)) for opt, w in runs]
+    for lr, wd, rescale, clip, _ in STEPS:
+        set_step([opt for opt, _, _ in runs], lr, wd, rescale, clip)
+        grad = gradient(rng, SMALL_SHAPE, np.float16, False)
+        for opt, w, state in runs:
+            with np.errstate(all="ignore"):
+                opt.update(0, w, grad.astype(w.dtype), state)
+    (_, dev_w, dev_s), (_, ref_w, ref_s), (_, exact_w, exact_s) = runs
+    pairs = [("weight", dev_w, ref_w, exact_w)] + [
+        (f"state part {k}", a, b, c) for k, (a, b, c) in enumerate(zip(parts(dev_s), parts(ref_s), parts(exact_s)))]
+    for what, dev, numpy_result, truth in pairs:
+        ulp = float(np.spacing(np.float16(min(np.abs(truth).max(), 65504))))
+        kernel_error = np.abs(dev.astype(np.float64) - truth).max()
+        numpy_error = np.abs(numpy_result.astype(np.float64) - truth).max()
+        assert kernel_error <= numpy_error + ulp, f"{what}: kernels {kernel_error}, NumPy in float16 {numpy_error}"
+    assert native_calls == {"single": len(STEPS)}
+
+
+@pytest.mark.parametrize("dtype", [np.float16, BF16], ids=["f16_mp", "bf16_mp"])
+@pytest.mark.parametrize("flavor,name,hyper", cases())
+def test_master_copy_kernels_match_step_on_the_master(device_noise, native_calls, flavor, name, hyper, dtype):
+    fused, ref = pair(flavor, name, hyper, multi_precision=True)
+    rng = np.random.default_rng(6)
+    shapes = [SMALL_SHAPE, (7,)]
+    masters = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    weights = [m.astype(dtype) for m in masters]
+    states = [fused.create_state_multi_precision(i, w) for i, w in enumerate(weights)]
+    ref_w = [w.astype(np.float32) for w in weights]      # the master starts from the weight
+    ref_states = [ref.create_state(i, w) for i, w in enumerate(ref_w)]
+    reductions = has_reductions(fused)
+    for step, (lr, wd, rescale, clip, nan) in enumerate(STEPS, start=1):
+        set_step((fused, ref), lr, wd, rescale, clip)
+        grads = [gradient(rng, s, dtype, nan) for s in shapes]
+        with np.errstate(all="ignore"):
+            fused.update_multi_precision([0, 1], weights, grads, states)
+            ref.update([0, 1], ref_w, [g.astype(np.float32) for g in grads], ref_states)
+        for i in range(len(shapes)):
+            master, inner = states[i]
+            same(master, ref_w[i], f"step {step}, parameter {i}: master", reductions)
+            same(weights[i], ref_w[i].astype(dtype), f"step {step}, parameter {i}: weight", reductions)
+            for k, (a, b) in enumerate(zip(parts(inner), parts(ref_states[i]))):
+                same(a, b, f"step {step}, parameter {i}: state part {k}", reductions)
+    assert native_calls == {"master": len(STEPS)}
+
+
+@pytest.mark.parametrize("name,hyper", [("adam", {}), ("lamb", {}), ("groupadagrad", {"wd": 0.0}),
+                                        ("novograd", {}), ("sgld", {"seed": 5}), ("rmsprop", {"centered": True})])
+def test_one_multi_tensor_call_equals_one_call_per_tensor_on_any_thread_count(native_calls, name, hyper):
+    shapes = [(300, 700), (7,), (5, 26215), (64, 3, 3, 3)]      # large enough to split across threads
+    rng = np.random.default_rng(8)
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    results = []
+    for threads, together in ((2, True), (2, False), (1, True)):
+        native.set_num_threads(threads)
+        try:
+            opt = optforge.create(name, begin_num_update=BEGIN, rescale_grad=0.7, **hyper)
+            opt.set_wd_mult({1: 0.0, 2: 3.0})
+            weights = [w.copy() for w in start]
+            states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+            for step, g in enumerate(grads):
+                opt.set_learning_rate(0.01 * (step + 1))
+                if together:
+                    opt.update(list(range(len(shapes))), weights, g, states)
+                else:
+                    for i in range(len(shapes)):
+                        opt.update(i, weights[i], g[i], states[i])
+        finally:
+            native.set_num_threads(None)
+        results.append((weights, states))
+    assert native_calls == {"multi": 6, "single": 12}
+    (w0, s0), *others = results
+    for w, s in others:
+        for i in range(len(shapes)):
+            assert_same_bits(w[i], w0[i], f"{name} weight {i}")
+            for a, b in zip(parts(s[i]), parts(s0[i])):
+                assert_same_bits(a, b, f"{name} state of {i}")
+
+
+def test_non_contiguous_arrays_run_the_numpy_code_and_give_its_answer(native_calls):
+    rng = np.random.default_rng(9)
+    base = rng.standard_normal((40, 60)).astype(np.float32)
+    fused, ref = pair("mxnet2", "adam", {})
+    weight, ref_w = base.copy()[:, ::2], base.copy()[:, ::2]        # strided views
+    assert not weight.flags.c_contiguous
+    state, ref_state = fused.create_state(0, weight), ref.create_state(0, ref_w)
+    for _ in range(3):
+        grad = rng.standard_normal(weight.shape).astype(np.float32)
+        fused.update(0, weight, grad, state)
+        ref.update(0, ref_w, grad, ref_state)
+    assert_same_bits(weight, ref_w, "weight")
+    assert native_calls == {}
+
+
+def test_row_sparse_gradients_run_the_numpy_code(native_calls):
+    rng = np.random.default_rng(10)
+    fused, ref = pair("mxnet2", "adam", {})
+    fused.lazy_update = ref.lazy_update = True
+    weight = rng.standard_normal((6, 5)).astype(np.float32)
+    ref_w = weight.copy()
+    state, ref_state = fused.create_state(0, weight), ref.create_state(0, ref_w)
+    grad = optforge.RowSparse(indices=[1, 4], values=rng.standard_normal((2, 5)).astype(np.float32), shape=(6, 5))
+    fused.update(0, weight, grad, state)
+    ref.update(0, ref_w, grad, ref_state)
+    assert_same_bits(weight, ref_w, "weight")
+    assert_same_bits(weight[[0, 2, 3, 5]], ref_w[[0, 2, 3, 5]], "untouched rows")
+    assert native_calls == {}
