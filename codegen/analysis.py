@@ -68,7 +68,21 @@ def analyse(rule):
         for key in itertools.product((True, False), repeat=len(atoms)):
             truth = dict(zip(atoms, key))
             variants[key] = _Specialiser(rule, atoms, truth).variant(key)
+    _unique_names(variants.values())
     return Analysis(rule, tuple(atoms), variants)
+
+
+def _unique_names(variants):
+    """Variant names name generated functions: two conditions whose slugs agree (enum
+    choices "a-b" and "a_b") must not define the same function twice."""
+    taken = set()
+    for variant in variants:
+        name, n = variant.name, 1
+        while name in taken:
+            n += 1
+            name = f"{variant.name}_{n}"
+        taken.add(name)
+        variant.name = name
 
 
 # -- condition atoms --------------------------------------------------------
@@ -364,6 +378,7 @@ def _prune(host, tensor, outputs, scalars):
 
 
 # -- names ---------------------------------------------------------------------
+_MAX_NAME = 120   # characters of a variant's name; longer ones are cut (and kept unique)
 _OPS = {sympy.Eq: ("eq", "=="), sympy.Ne: ("ne", "!="), sympy.Gt: ("gt", ">"),
         sympy.Ge: ("ge", ">="), sympy.Lt: ("lt", "<"), sympy.Le: ("le", "<=")}
 
@@ -377,7 +392,7 @@ def _describe(atoms, key):
         slug, text = _describe_one(cond)
         slugs.append(slug)
         texts.append(text)
-    return "__".join(slugs), " and ".join(texts)
+    return "__".join(slugs)[:_MAX_NAME], " and ".join(texts)
 
 
 def _negate(atom):
@@ -399,9 +414,14 @@ def _describe_one(cond):
     for cls, (slug, text) in _OPS.items():
         if isinstance(cond, cls):
             lhs, rhs = (_atom_text(a) for a in cond.args)
-            return (re.sub(r"\W+", "_", f"{lhs}_{slug}_{rhs}").strip("_"), f"{lhs} {text} {rhs}")
+            return (_slug(f"{lhs}_{slug}_{rhs}"), f"{lhs} {text} {rhs}")
     text = _atom_text(cond)
-    return re.sub(r"\W+", "_", text).strip("_"), text
+    return _slug(text), text
+
+
+def _slug(text):
+    """An ASCII identifier part (generated function names in every target)."""
+    return re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
 
 
 def _atom_text(expr):

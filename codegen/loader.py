@@ -67,7 +67,7 @@ class _Loader:
     def parser(self, key, names, errors=None):
         """A formula parser positioned at the string value of a top-level key."""
         return FormulaParser(names, self.spec.owner(key).path, self.spec.string_origin(key),
-                             errors=errors, poisoned=self.poisoned)
+                             errors=errors, poisoned=self.poisoned, verbatim=self.spec.verbatim(key))
 
     # -- top level ---------------------------------------------------------
     def rule(self):
@@ -368,7 +368,7 @@ class _Loader:
                 raise self.error("'when' must be a condition string such as \"momentum != 0\"",
                                  *keys, "when", value=True)
             parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)),
-                                   poisoned=self.poisoned)
+                                   poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys, "when"))
             when = parser.parse_condition(when_text)
         doc = entry.get("doc", "")
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))

@@ -84,12 +84,13 @@ class FormulaParser:
     positions in the text can be reported as positions in the spec file.
     """
 
-    def __init__(self, names, path, origin=(1, 1), errors=None, poisoned=()):
+    def __init__(self, names, path, origin=(1, 1), errors=None, poisoned=(), verbatim=True):
         self.errors = errors              # a list: record each wrong statement and go on
         self.poisoned = set(poisoned)     # names whose definition was wrong (reading one: Cascade)
         self.names = dict(names)
         self.path = path
         self.origin = origin
+        self.verbatim = verbatim          # False: the text had TOML escapes, its lines are not the file's
         self._lines = [""]
         self._dedent = 0
         self._normal_calls = 0
@@ -106,7 +107,7 @@ class FormulaParser:
 
     def _loc(self, lineno, col_offset):
         """File location of a 1-based line and a 0-based UTF-8 byte column in the text."""
-        if lineno is None:
+        if lineno is None or not self.verbatim:
             return Location(self.path, self.origin[0], self.origin[1])
         line_text = self._lines[lineno - 1] if 0 < lineno <= len(self._lines) else ""
         col = len(line_text.encode("utf-8")[: col_offset or 0].decode("utf-8", "replace"))

@@ -67,6 +67,8 @@ class SpecFile:
 
     def error(self, message, *keys, value=False):
         line, col = self.where(*keys, value=value) if keys else (None, None)
+        if line is None:   # no key to point at: the file's start
+            line, col = 1, 1
         return SpecError(message, self.path, line, col)
 
     def string_origin(self, *keys):
@@ -80,6 +82,20 @@ class SpecFile:
         opening = line[pos.value_col - 1:pos.value_col + 2]
         delimiter = 3 if opening in ('"""', "'''") else 1
         return pos.value_line, pos.value_col + delimiter
+
+    def verbatim(self, *keys):
+        """Whether a string value's content is its text in the file (a literal string, or a
+        basic string without escapes), so that positions inside it are file positions."""
+        pos = self.positions.get(tuple(keys))
+        if pos is None:
+            return False
+        scanner = _Scanner(self.text)
+        scanner.i = scanner.starts[pos.value_line - 1] + pos.value_col - 1
+        start = scanner.i
+        if scanner.peek() == "'":
+            return True
+        scanner.string()
+        return "\\" not in self.text[start:scanner.i]
 
 
 def _toml_error(err, path, text):
@@ -324,6 +340,9 @@ class MergedSpec:
 
     def string_origin(self, *keys):
         return self.owner(*keys).string_origin(*keys)
+
+    def verbatim(self, *keys):
+        return self.owner(*keys).verbatim(*keys)
 
 
 def read_with_bases(path, text=None):
