@@ -10,9 +10,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import sympy
+
 from .errors import Cascade, SpecError, SpecErrors
-from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
-from .parser import BOOL, NUM, FormulaParser, Name
+from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State, walk
+from .parser import BOOL, NUM, RESERVED, FormulaParser, Name
 from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
@@ -26,11 +28,25 @@ DEFAULT_FLAVOR = "mxnet2"
 _NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_HYPERPARAMETERS = 64
+MAX_STATES = 32
+MAX_CONDITIONS = 8          # distinct if/when conditions: 2**8 = 256 variants at most
+
+
+def _runtime_names():
+    """Attributes of the optimizer classes the runtime builds: a hyperparameter becomes a
+    property of its class, so it must not hide one (`update`, `step`, `lr`, ...)."""
+    from ..runtime.spec_optimizer import SpecOptimizer
+    return frozenset(dir(SpecOptimizer))
 
 
 def load_rule(path, text=None):
     """Parse and check one spec file (and the specs it extends); returns a `Rule` or raises
     `SpecError`."""
+    stem = Path(path).stem
+    if not _IDENT.match(stem) or keyword.iskeyword(stem):
+        raise SpecError(f"spec file name '{Path(path).name}' must be a Python identifier followed by "
+                        "'.toml' (it names the generated module)", path, 1, 1)
     return _Loader(read_with_bases(path, text)).rule()
 
 
@@ -117,15 +133,15 @@ class _Loader:
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
-            skip_if = self._attempt(self.parser("skip_if", names).parse_condition,
-                                    skip_text, ("hyperparameter", "builtin", "name flag"))
+            skip_if = self._attempt(self._condition, "skip_if", names, skip_text)
         requires, requires_text = None, ""
         if "requires" in self.data:
             requires_text = self._string("requires")
-            requires = self._attempt(self.parser("requires", names).parse_condition,
-                                     requires_text, ("hyperparameter", "builtin", "name flag"))
+            requires = self._attempt(self._condition, "requires", names, requires_text)
         options = self._options()
         self._raise_errors()
+        if not self.errors:
+            self._check_conditions(statements, states)
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
             summary=self._string("summary"),
@@ -147,6 +163,24 @@ class _Loader:
             source=self.spec.text,
             extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
         )
+
+    def _condition(self, key, names, text):
+        condition = self.parser(key, names).parse_condition(text, ("hyperparameter", "builtin", "name flag"))
+        if not condition.free_symbols:
+            raise self.error(f"'{key}' is always {'true' if condition else 'false'}: it must read a "
+                             "hyperparameter or an input", key, value=True)
+        return condition
+
+    def _check_conditions(self, statements, states):
+        """Each distinct if/when condition doubles the variants the generator writes."""
+        seen = []
+        for where, cond in [(st.loc, st.when) for st in states if st.when is not None] + \
+                [(stmt.loc, stmt.cond) for stmt in walk(statements) if isinstance(stmt, If)]:
+            if cond not in seen and sympy.Not(cond) not in seen:
+                seen.append(cond)
+            if len(seen) > MAX_CONDITIONS:
+                raise SpecError(f"more than {MAX_CONDITIONS} distinct if/when conditions (the limit: "
+                                f"2**{MAX_CONDITIONS} variants)", where.path, where.line, where.col)
 
     def _parse_update(self, update, names, states):
         """Parse the update; scalar states assigned from a reduction become device scalars
@@ -195,6 +229,9 @@ class _Loader:
     # -- hyperparameters ---------------------------------------------------
     def _hyperparameters(self):
         table = self._table("hyperparameters")
+        if len(table) > MAX_HYPERPARAMETERS:
+            raise self.error(f"{len(table)} hyperparameters: more than the limit of {MAX_HYPERPARAMETERS}",
+                             "hyperparameters")
         learning_rate = 0.01  # MXNet's base default when a class sets none
         out = []
         for name, entry in table.items():
@@ -224,6 +261,9 @@ class _Loader:
     def _check_new_name(self, name, keys, what):
         if not _IDENT.match(name) or keyword.iskeyword(name):
             raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
+        if name.startswith("_") or name in RESERVED or name in _runtime_names():
+            raise self.error(f"{what} name '{name}' is reserved: the generated code or the optimizer "
+                             "class uses it (names starting with '_' are reserved too)", *keys)
         if name in BUILTINS:
             raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
         if name in OPTIONS or name in ("learning_rate", "flavor"):
@@ -319,6 +359,8 @@ class _Loader:
 
     # -- states ------------------------------------------------------------
     def _states(self, names):
+        if len(self._table("states")) > MAX_STATES:
+            raise self.error(f"{len(self._table('states'))} states: more than the limit of {MAX_STATES}", "states")
         out = []
         for name, entry in self._table("states").items():
             state = self._attempt(self._new_state, name, entry, ("states", name), names, poison=name)
@@ -402,10 +444,13 @@ class _Loader:
         """aggregate_num = { env = "VAR", default = 4, max = 45 }: the default is read from an
         environment variable when the optimizer is created, as MXNet does."""
         keys = ("options", "aggregate_num")
+        def count(value):
+            return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2 ** 31
         if set(table) - {"env", "default", "max"} or not isinstance(table.get("env"), str) \
-                or not isinstance(table.get("default"), int) or isinstance(table.get("default"), bool):
-            raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M }",
-                             *keys, value=True)
+                or not _IDENT.match(table["env"]) or not count(table.get("default")) \
+                or ("max" in table and not count(table["max"])):
+            raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M } "
+                             "(VAR an environment variable name, N and M ints >= 0)", *keys, value=True)
         return dict(table)
 
     def _choice(self, key, choices):
@@ -466,3 +511,4 @@ def _type_name(value):
 def find_specs(root):
     """Every spec file under `root` (flavors live in subfolders), sorted for deterministic output."""
     return sorted(Path(root).rglob("*.toml"), key=lambda p: (len(p.relative_to(root).parts), p.as_posix()))
+

@@ -42,6 +42,11 @@ class SpecFile:
             self.data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise _toml_error(err, self.path, text) from None
+        except ValueError:   # Python refuses to convert an integer of more than 4300 digits
+            run = re.search(r"\d[\d_]{4000,}", text)
+            line, col = _linecol(text, run.start()) if run else (1, 1)
+            raise SpecError("invalid TOML: a number beyond the limit of 4000 digits", self.path,
+                            line, col) from None
         self.positions = _scan_positions(text)
 
     @classmethod
@@ -52,7 +57,9 @@ class SpecFile:
         except OSError as err:
             raise SpecError(f"cannot read spec: {err.strerror}", path) from None
         except UnicodeDecodeError as err:
-            raise SpecError(f"spec is not valid UTF-8 ({err.reason})", path) from None
+            line, col = _linecol(err.object.decode("utf-8", "replace"),
+                                 len(err.object[:err.start].decode("utf-8", "replace")))
+            raise SpecError(f"spec is not valid UTF-8 ({err.reason})", path, line, col) from None
         return cls(path, text)
 
     def where(self, *keys, value=False):
@@ -96,6 +103,12 @@ class SpecFile:
             return True
         scanner.string()
         return "\\" not in self.text[start:scanner.i]
+
+
+def _linecol(text, offset):
+    """1-based (line, col) of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _toml_error(err, path, text):
@@ -364,5 +377,10 @@ def read_with_bases(path, text=None):
         if not base_path.is_file():
             raise current.error(f"extends: no spec file {base} next to {Path(current.path).name}",
                                 "extends", value=True)
-        current = SpecFile.read(base_path)
+        try:
+            current = SpecFile.read(base_path)
+        except SpecError as err:   # reported where the derived spec names it, and where it is
+            if err.path != str(base_path):
+                raise
+            raise current.error(f"extends {base}: {err}", "extends", value=True) from None
     return MergedSpec(list(reversed(chain)))
