@@ -100,6 +100,7 @@ class _Loader:
             raise
 
     def _rule(self):
+        self._check_scope()
         for spec in self.spec.files:
             for key in spec.data:
                 if key not in TOP_LEVEL:
@@ -107,14 +108,9 @@ class _Loader:
             remove = spec.data.get("remove", [])
             if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
                 raise spec.error("remove must be a list of hyperparameter or state names", "remove", value=True)
-        name = self._string("name", required=True)
-        if not _IDENT.match(name) or keyword.iskeyword(name):
-            raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
-                             "name", value=True)
-        flavor = self._string("flavor") or DEFAULT_FLAVOR
-        if not _IDENT.match(flavor):
-            raise self.error(f"flavor '{flavor}' must be an identifier such as 'mxnet2'", "flavor", value=True)
-        update = self._string("update", required=True)
+        name = self._attempt(self._name)
+        flavor = self._attempt(self._flavor)
+        update = self._attempt(self._string, "update", True)   # None: reported; the tables are still checked
         learning_rate, hyperparameters = self._hyperparameters()
         names = {b.name: Name(b.name, b.kind, NUM, "builtin", b.optional, b.assignable)
                  for b in BUILTINS.values()}
@@ -125,11 +121,13 @@ class _Loader:
         for flag in name_flags:
             names[flag] = Name(flag, HOST, BOOL, "name flag", False, False)
         states = self._states(names)
-        statements, states = self._parse_update(update, names, states)
+        statements = []
+        if update is not None:
+            statements, states = self._parse_update(update, names, states)
+            if statements or not self._update_failed:   # a wrong statement still counts as assigning its target
+                self._check_writes(statements, states)
         for st in states:
             names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
-        if not self.errors:   # a wrong statement may be the one that assigns weight or a state
-            self._check_writes(statements, states)
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
@@ -182,6 +180,40 @@ class _Loader:
                 raise SpecError(f"more than {MAX_CONDITIONS} distinct if/when conditions (the limit: "
                                 f"2**{MAX_CONDITIONS} variants)", where.path, where.line, where.col)
 
+    def _name(self):
+        name = self._string("name", required=True)
+        if not _IDENT.match(name) or keyword.iskeyword(name):
+            raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
+                             "name", value=True)
+        return name
+
+    def _flavor(self):
+        flavor = self._string("flavor") or DEFAULT_FLAVOR
+        if not _IDENT.match(flavor):
+            raise self.error(f"flavor '{flavor}' must be an identifier such as 'mxnet2'", "flavor", value=True)
+        return flavor
+
+    def _check_scope(self):
+        """Top-level keys written after a [table] header belong to that table in TOML: say so
+        (once, where the key is) instead of reporting a missing key and a strange entry."""
+        self.misplaced = set()
+        for spec in self.spec.files:
+            for table in ("hyperparameters", "states", "options", "name_flags"):
+                entries = spec.data.get(table)
+                if not isinstance(entries, dict):
+                    continue
+                for key in list(entries):
+                    value = entries[key]
+                    if key in TOP_LEVEL and key not in spec.data and isinstance(value, (str, list)) \
+                            and value not in ("zeros", "weight"):   # a state may be called so
+                        self.errors.append(spec.error(
+                            f"'{key}' is inside the [{table}] table: in TOML every key after a [table] "
+                            f"header belongs to that table; move '{key}' above the first [table] header",
+                            table, key))
+                        self.misplaced.add(key)
+                        if isinstance(self.data.get(table), dict):   # the merged table
+                            self.data[table].pop(key, None)
+
     def _parse_update(self, update, names, states):
         """Parse the update; scalar states assigned from a reduction become device scalars
         (a second parse then reads them as such from the first statement on)."""
@@ -191,7 +223,10 @@ class _Loader:
                 scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
             errors = []
             parser = self.parser("update", scope, errors)
+            before = len(self.errors)
             statements = self._attempt(parser.parse_block, update) or []
+            self._update_failed = len(self.errors) > before     # the block as a whole (syntax)
+            self._assigned_by_wrong = parser.poisoned
             if errors or not parser.device_states:
                 self.errors += errors
                 return statements, states
@@ -201,7 +236,7 @@ class _Loader:
     def _string(self, key, required=False):
         if key not in self.data:
             if required:
-                if any(f"did you mean '{key}'" in e.message for e in self.errors):
+                if key in self.misplaced or any(f"did you mean '{key}'" in e.message for e in self.errors):
                     raise Cascade(key)   # a misspelt key was already reported
                 raise SpecError(f"missing required key '{key}'", self.spec.path, 1, 1)
             return ""
@@ -272,9 +307,7 @@ class _Loader:
     def _hyperparameter(self, name, entry, keys):
         if not isinstance(entry, dict):
             entry = {"default": entry}
-        for key in entry:
-            if key not in HYPERPARAMETER_KEYS:
-                raise self.error(_unknown("hyperparameter key", key, HYPERPARAMETER_KEYS), *keys, key)
+        entry = self._known_keys(entry, keys, "hyperparameter key", HYPERPARAMETER_KEYS)
         optional = entry.get("optional", False)
         if not isinstance(optional, bool):
             raise self.error("'optional' must be true or false", *keys, "optional", value=True)
@@ -317,9 +350,9 @@ class _Loader:
                 raise self.error(f"only numeric hyperparameters have a range ('{name}' is a {hp_type})",
                                  *keys, "range")
             hp_range = self._range(entry["range"], keys)
-            if has_default and default not in hp_range:
-                raise self.error(f"default {default!r} of '{name}' is outside its range {hp_range}",
-                                 *keys, "default", value=True)
+            if has_default and default not in hp_range:   # the name stays usable in formulas
+                self.errors.append(self.error(f"default {default!r} of '{name}' is outside its range "
+                                              f"{hp_range}", *keys, "default", value=True))
         doc = entry.get("doc", "")
         if not isinstance(doc, str):
             raise self.error("'doc' must be a string", *keys, "doc", value=True)
@@ -329,6 +362,13 @@ class _Loader:
                              *keys, "keyword", value=True)
         return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys),
                               keyword)
+
+    def _known_keys(self, entry, keys, what, allowed):
+        """An unknown key is reported and left out; the entry's other keys are still checked."""
+        for key in entry:
+            if key not in allowed:
+                self.errors.append(self.error(_unknown(what, key, allowed), *keys, key))
+        return {key: value for key, value in entry.items() if key in allowed}
 
     def _range(self, text, keys):
         where = keys + ("range",)
@@ -377,9 +417,7 @@ class _Loader:
     def _state(self, name, entry, keys, names):
         if not isinstance(entry, dict):
             entry = {"init": entry}
-        for key in entry:
-            if key not in STATE_KEYS:
-                raise self.error(_unknown("state key", key, STATE_KEYS), *keys, key)
+        entry = self._known_keys(entry, keys, "state key", STATE_KEYS)
         if "init" not in entry:
             raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
                              "or a number (a per-parameter scalar)", *keys)
@@ -427,7 +465,7 @@ class _Loader:
 
     def _option(self, options, key, value):
         if key not in OPTIONS:
-            raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
+            raise self.error(_unknown("option", key, tuple(OPTIONS)), "options", key)
         expected = OPTIONS[key]
         if key == "aggregate_num" and isinstance(value, dict):
             options[key] = self._aggregate_from_environment(value)
@@ -468,7 +506,7 @@ class _Loader:
 
     # -- whole-rule checks -------------------------------------------------
     def _check_writes(self, statements, states):
-        written = set()
+        written = set(self._assigned_by_wrong)   # targets of statements reported as wrong
 
         def walk(block):
             for stmt in block:
@@ -479,10 +517,11 @@ class _Loader:
                     walk(stmt.orelse)
         walk(statements)
         if "weight" not in written:
-            raise self.error("the update never assigns 'weight'", "update")
+            self.errors.append(self.error("the update never assigns 'weight'", "update"))
         for st in states:
             if st.name not in written:
-                raise self.error(f"state '{st.name}' is never written by the update", "states", st.name)
+                self.errors.append(self.error(f"state '{st.name}' is never written by the update",
+                                              "states", st.name))
 
 
 def _unknown(what, key, allowed):
