@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy.core.parameters import distribute
 
+from .errors import SpecError
 from .functions import Clip, IsNone, Norm, Normal, RowMean, StringLiteral, Where
 from .ir import BUILTINS, DEVICE, HOST, ROWS, TENSOR, If, join_kinds
 
@@ -120,14 +121,22 @@ def _condition_atoms(rule):
     generated `conditions()` can evaluate them from the step's inputs alone."""
     atoms = []
 
+    def limit(where):
+        if len(atoms) > MAX_CONDITIONS:   # each condition doubles the variants
+            raise SpecError(f"more than {MAX_CONDITIONS} distinct conditions (if, when, where on host "
+                            f"values): the limit is 2**{MAX_CONDITIONS} variants", where.path, where.line,
+                            where.col)
+
     def walk(block, kinds, expansion):
         for stmt in block:
             if isinstance(stmt, If):
                 _atoms_of(stmt.cond.xreplace(expansion), atoms)
+                limit(stmt.loc)
                 walk(stmt.body, dict(kinds), dict(expansion))
                 walk(stmt.orelse, dict(kinds), dict(expansion))
                 continue
             _host_wheres(stmt.expr, kinds, atoms, expansion)
+            limit(stmt.loc)
             target = sympy.Symbol(stmt.target)
             if stmt.kind == HOST:
                 expansion[target] = stmt.expr.xreplace(expansion)
@@ -138,6 +147,7 @@ def _condition_atoms(rule):
     for st in rule.states:
         if st.when is not None:
             _atoms_of(st.when, atoms)
+            limit(st.loc)
     return atoms
 
 
@@ -378,6 +388,7 @@ def _prune(host, tensor, outputs, scalars):
 
 
 # -- names ---------------------------------------------------------------------
+MAX_CONDITIONS = 8   # distinct condition atoms: 2**8 = 256 variants at most
 _MAX_NAME = 120   # characters of a variant's name; longer ones are cut (and kept unique)
 _OPS = {sympy.Eq: ("eq", "=="), sympy.Ne: ("ne", "!="), sympy.Gt: ("gt", ">"),
         sympy.Ge: ("ge", ">="), sympy.Lt: ("lt", "<"), sympy.Le: ("le", "<=")}

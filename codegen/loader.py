@@ -4,16 +4,15 @@ The spec format is documented in docs/spec-format.md. Every mistake raises
 `SpecError` at the position of the key or value at fault.
 """
 import difflib
+import functools
 import keyword
 import math
 import re
 from dataclasses import replace
 from pathlib import Path
 
-import sympy
-
 from .errors import Cascade, SpecError, SpecErrors
-from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State, walk
+from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
 from .parser import BOOL, NUM, RESERVED, FormulaParser, Name
 from .spec_file import read_with_bases
 
@@ -30,9 +29,9 @@ _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_HYPERPARAMETERS = 64
 MAX_STATES = 32
-MAX_CONDITIONS = 8          # distinct if/when conditions: 2**8 = 256 variants at most
 
 
+@functools.lru_cache(maxsize=None)
 def _runtime_names():
     """Attributes of the optimizer classes the runtime builds: a hyperparameter becomes a
     property of its class, so it must not hide one (`update`, `step`, `lr`, ...)."""
@@ -138,8 +137,6 @@ class _Loader:
             requires = self._attempt(self._condition, "requires", names, requires_text)
         options = self._options()
         self._raise_errors()
-        if not self.errors:
-            self._check_conditions(statements, states)
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
             summary=self._string("summary"),
@@ -168,17 +165,6 @@ class _Loader:
             raise self.error(f"'{key}' is always {'true' if condition else 'false'}: it must read a "
                              "hyperparameter or an input", key, value=True)
         return condition
-
-    def _check_conditions(self, statements, states):
-        """Each distinct if/when condition doubles the variants the generator writes."""
-        seen = []
-        for where, cond in [(st.loc, st.when) for st in states if st.when is not None] + \
-                [(stmt.loc, stmt.cond) for stmt in walk(statements) if isinstance(stmt, If)]:
-            if cond not in seen and sympy.Not(cond) not in seen:
-                seen.append(cond)
-            if len(seen) > MAX_CONDITIONS:
-                raise SpecError(f"more than {MAX_CONDITIONS} distinct if/when conditions (the limit: "
-                                f"2**{MAX_CONDITIONS} variants)", where.path, where.line, where.col)
 
     def _name(self):
         name = self._string("name", required=True)

@@ -6,6 +6,7 @@ import pytest
 
 import optforge
 from optforge import SpecError
+from optforge.codegen.analysis import analyse
 from optforge.codegen.authoring import check_spec
 from optforge.codegen.loader import load_rule
 from optforge.codegen.parser import MAX_DEPTH
@@ -45,6 +46,8 @@ CASES = [
      "syntax error", 2),
     ("ten-ifs", spec("\n".join(f"if beta > {k}:\n    weight = weight * 2" for k in range(10)) + "\n" + STEP, HP),
      "2**8 variants", 19),
+    ("five-compound-ifs", spec("\n".join(f"if beta > {k} and t > {k}:\n    weight = weight * 2" for k in range(5))
+                               + "\n" + STEP, HP), "2**8 variants", 11),
     ("statements", spec("\n".join(f"x{k} = grad * {k}" for k in range(201)) + "\n" + STEP),
      "limit of 200", 203),
     ("hyperparameters", spec(STEP, "[hyperparameters]\n" + "".join(f"h{k} = 1.0\n" for k in range(65))),
@@ -58,7 +61,7 @@ def test_positioned_spec_error(tmp_path, name, text, fragment, line):
     path = tmp_path / "t.toml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError) as info:
-        load_rule(path)
+        analyse(load_rule(path))     # the limit on variants is checked where they are made
     err = info.value
     if fragment is not None:
         assert fragment in str(err)
