@@ -222,6 +222,8 @@ class FormulaParser:
         if not isinstance(node, ast.Name):
             raise self.error("assign to one plain name at a time", node)
         info = self.names.get(node.id)
+        if not node.id.isascii():   # names reach C++ and every other target as they are
+            raise self.error(f"name '{node.id}' must be ASCII (letters, digits, '_')", node)
         if info is None and (node.id in RESERVED or node.id.startswith("_")):
             raise self.error(f"'{node.id}' is reserved: the generated code uses it (so are names "
                              "starting with '_')", node)

@@ -34,6 +34,7 @@ CASES = [
     ("hyperparameter-step", spec(STEP, "[hyperparameters]\nstep = 0.5\n"), "reserved", 6),
     ("state-xp", spec("xp = grad\n" + STEP, "[states]\nxp = 'zeros'\n"), "reserved", 7),
     ("local-math", spec("math = lr * 2\nweight = weight - math * grad"), "reserved", 3),
+    ("local-non-ascii", spec("é = grad * 2\nweight = weight - lr * é"), "must be ASCII", 3),
     ("local-xp", spec("xp = grad * 2\nweight = weight - lr * xp"), "reserved", 3),
     ("aggregate-max-string", spec(STEP, '[options]\naggregate_num = {env="X", default=4, max="y"}\n'),
      "aggregate_num", 6),
