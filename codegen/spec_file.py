@@ -122,7 +122,7 @@ def _toml_error(err, path, text):
         lines = text.splitlines() or [""]
         return SpecError("invalid TOML: " + message[: match.start()], path,
                          len(lines), len(lines[-1]) + 1)
-    return SpecError("invalid TOML: " + message, path)
+    return SpecError("invalid TOML: " + message, path, 1, 1)   # tomllib gave no position
 
 
 class _Scanner:
