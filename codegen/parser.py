@@ -8,6 +8,7 @@ Each mistake raises `SpecError` at the file position of the offending node.
 import ast
 import difflib
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -103,10 +104,10 @@ class FormulaParser:
     # -- positions ---------------------------------------------------------
     def _prepare(self, text):
         dedented = textwrap.dedent(text)
-        first = next((ln for ln in text.splitlines() if ln.strip()), "")
-        first_dedented = next((ln for ln in dedented.splitlines() if ln.strip()), "")
+        first = next((ln for ln in _lines(text) if ln.strip()), "")
+        first_dedented = next((ln for ln in _lines(dedented) if ln.strip()), "")
         self._dedent = len(first) - len(first_dedented)
-        self._lines = dedented.splitlines() or [""]
+        self._lines = _lines(dedented) or [""]
         return dedented
 
     def _loc(self, lineno, col_offset):
@@ -572,6 +573,12 @@ class FormulaParser:
                 raise self.error("normal() takes scalar mean and std", sub)
         self._normal_calls += 1
         return Value(Normal(args[0].expr, args[1].expr, sympy.Integer(self._normal_calls)), NUM, TENSOR)
+
+
+def _lines(text):
+    """Lines as Python's tokenizer counts them (not str.splitlines: U+2028, form feeds and
+    the like do not end a line of Python)."""
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def _name_of(node):

@@ -52,8 +52,8 @@ class SpecFile:
     @classmethod
     def read(cls, path):
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
+        try:   # bytes, decoded without newline translation: positions are those of the file
+            text = path.read_bytes().decode("utf-8")
         except OSError as err:
             raise SpecError(f"cannot read spec: {err.strerror}", path) from None
         except UnicodeDecodeError as err:
@@ -85,7 +85,7 @@ class SpecFile:
             return 1, 1
         if pos.trimmed_newline:
             return pos.value_line + 1, 1
-        line = self.text.splitlines()[pos.value_line - 1]
+        line = self.text.split("\n")[pos.value_line - 1]   # lines as TOML counts them
         opening = line[pos.value_col - 1:pos.value_col + 2]
         delimiter = 3 if opening in ('"""', "'''") else 1
         return pos.value_line, pos.value_col + delimiter
@@ -119,7 +119,7 @@ def _toml_error(err, path, text):
                          int(match.group(1)), int(match.group(2)))
     match = _TOML_END.search(message)
     if match:
-        lines = text.splitlines() or [""]
+        lines = text.rstrip("\n").split("\n")
         return SpecError("invalid TOML: " + message[: match.start()], path,
                          len(lines), len(lines[-1]) + 1)
     return SpecError("invalid TOML: " + message, path, 1, 1)   # tomllib gave no position

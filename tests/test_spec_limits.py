@@ -109,3 +109,18 @@ def test_a_non_utf8_base_is_reported_at_extends(tmp_path):
     with pytest.raises(SpecError, match="not valid UTF-8") as info:
         load_rule(path)
     assert (info.value.path, info.value.line, info.value.col) == (str(path), 1, 11)
+
+
+@pytest.mark.parametrize("text, line, col", [
+    # a lone carriage return is no TOML line break: the file is read without newline translation
+    ('\rname = "T"\nupdate = "weight = weight"\n', 1, 1),
+    # U+2028 ends no line of Python or TOML: the mistake is on the line after the comment
+    ('name = "T"\nupdate = """\n# a\u2028b\nweight = weight - lr * gard\n"""\n', 4, 24),
+    ('name = "T"\r\nupdate = """\r\nweight = weight - lr * gard\r\n"""\r\n', 3, 24),
+])
+def test_positions_count_lines_as_the_file_does(tmp_path, text, line, col):
+    path = tmp_path / "t.toml"
+    path.write_bytes(text.encode("utf-8"))
+    with pytest.raises(SpecError) as info:
+        load_rule(path)
+    assert (info.value.line, info.value.col) == (line, col), str(info.value)
