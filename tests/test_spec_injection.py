@@ -169,6 +169,22 @@ def test_cu_with_payloads_compiles(hostile, tmp_path, repo_root):
     assert cuda_host.build(cu, repo_root / "generated" / "cuda", tmp_path).exists()
 
 
+def test_nvrtc_compiles_the_cu_with_payloads(hostile, repo_root):
+    """NVRTC, which compiles the kernels of a loaded spec on the GPU: a live `#error INJECTED`
+    line would fail the build (runs without a GPU; skips without CuPy's NVRTC)."""
+    from optforge.runtime.backends import kernel_cache
+    try:
+        kernel_cache.nvrtc_version()
+    except Exception:   # no CuPy, or CuPy without a loadable libnvrtc
+        pytest.skip("needs CuPy with NVRTC")
+    path, _ = hostile
+    rule = load_rule(path)
+    source = render_spec(rule, analyse(rule), 'a"""\n#error INJECTED', "hostile")["cuda/hostile.cu"]
+    header = (repo_root / "generated" / "cuda" / "optforge.cuh").read_text()
+    cubin = kernel_cache.compile_cubin(source, header, kernel_cache.options("90"), "hostile.cu")
+    assert cubin[:4] == b"\x7fELF"
+
+
 def test_docs_pages_add_no_markup(hostile):
     path, sentinel = hostile
     rule = load_rule(path)
