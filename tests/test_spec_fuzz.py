@@ -29,7 +29,10 @@ from optforge.codegen.generate import render_spec        # noqa: E402
 from optforge.codegen.loader import load_rule            # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.toml"))}
+# every spec, flavors included ("mxnet1/adam.toml" extends "../adam.toml": the bases are copied
+# unchanged next to the mutant, so merging and positions in base files are exercised too)
+SPECS = {p.relative_to(ROOT / "specs").as_posix(): p.read_text(encoding="utf-8")
+         for p in sorted((ROOT / "specs").rglob("*.toml"))}
 EXAMPLES = int(os.environ.get("OPTFORGE_FUZZ_EXAMPLES", "1500"))
 PROGRESS = int(os.environ.get("OPTFORGE_FUZZ_PROGRESS", "0"))   # print the counts every N examples
 TIME_LIMIT_S = 20          # per example: far above the slowest real spec, so only a hang trips it
@@ -110,11 +113,20 @@ def _inside(err, files):
     return 1 <= err.col <= len(lines[err.line - 1]) + 1
 
 
-def check_mutant(text, folder):
-    """Run one mutant through load, analysis and every emitter; import what was generated."""
-    path = folder / "fuzzed.toml"
+def check_mutant(text, folder, name="fuzzed.toml"):
+    """Run one mutant (of specs/<name>) through load, analysis and every emitter; import what
+    was generated."""
+    bases = folder / "specs"
+    if not bases.is_dir():
+        bases.mkdir()
+        for base in (ROOT / "specs").glob("*.toml"):
+            (bases / base.name).write_text(SPECS[base.name], encoding="utf-8")
+    flavor = Path(name).parent
+    path = bases / flavor / "fuzzed.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    files = {path.resolve(): text}
+    files = {p.resolve(): SPECS[p.name] for p in bases.glob("*.toml") if p.name in SPECS}
+    files[path.resolve()] = text
     try:
         rule = load_rule(path)
         generated = render_spec(rule, analyse(rule), path.name, "fuzzed")
@@ -147,7 +159,7 @@ def test_mutated_specs_give_modules_or_positioned_errors(tmp_path):
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(TIME_LIMIT_S)
         try:
-            outcomes[check_mutant(text, tmp_path)] += 1
+            outcomes[check_mutant(text, tmp_path, name)] += 1
             if PROGRESS and sum(outcomes.values()) % PROGRESS == 0:
                 print(f"fuzz: {outcomes}", file=sys.stderr, flush=True)
         finally:
