@@ -27,6 +27,7 @@ DEFAULT_FLAVOR = "mxnet2"
 _NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PARAM_GROUP_KEYS = ("params", "lr", "weight_decay")   # runtime/params_api.py's own group keys
 MAX_HYPERPARAMETERS = 64
 MAX_STATES = 32
 
@@ -346,6 +347,10 @@ class _Loader:
         if not isinstance(keyword, str) or (keyword and not _IDENT.match(keyword)):
             raise self.error("'keyword' must name a params-style argument such as \"betas\"",
                              *keys, "keyword", value=True)
+        if (keyword or name) in PARAM_GROUP_KEYS:
+            raise self.error(f"'{keyword or name}' is a key of every params-style parameter group "
+                             f"({', '.join(PARAM_GROUP_KEYS)}): give the hyperparameter another "
+                             "name or keyword", *keys, *(("keyword",) if keyword else ()))
         return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys),
                               keyword)
 
