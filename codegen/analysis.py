@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy.core.parameters import distribute
 
+from .errors import SpecError
 from .functions import Clip, IsNone, Norm, Normal, RowMean, StringLiteral, Where
 from .ir import BUILTINS, DEVICE, HOST, ROWS, TENSOR, If, join_kinds
 
@@ -68,7 +69,21 @@ def analyse(rule):
         for key in itertools.product((True, False), repeat=len(atoms)):
             truth = dict(zip(atoms, key))
             variants[key] = _Specialiser(rule, atoms, truth).variant(key)
+    _unique_names(variants.values())
     return Analysis(rule, tuple(atoms), variants)
+
+
+def _unique_names(variants):
+    """Variant names name generated functions: two conditions whose slugs agree (enum
+    choices "a-b" and "a_b") must not define the same function twice."""
+    taken = set()
+    for variant in variants:
+        name, n = variant.name, 1
+        while name in taken:
+            n += 1
+            name = f"{variant.name}_{n}"
+        taken.add(name)
+        variant.name = name
 
 
 # -- condition atoms --------------------------------------------------------
@@ -106,14 +121,22 @@ def _condition_atoms(rule):
     generated `conditions()` can evaluate them from the step's inputs alone."""
     atoms = []
 
+    def limit(where):
+        if len(atoms) > MAX_CONDITIONS:   # each condition doubles the variants
+            raise SpecError(f"more than {MAX_CONDITIONS} distinct conditions (if, when, where on host "
+                            f"values): the limit is 2**{MAX_CONDITIONS} variants", where.path, where.line,
+                            where.col)
+
     def walk(block, kinds, expansion):
         for stmt in block:
             if isinstance(stmt, If):
                 _atoms_of(stmt.cond.xreplace(expansion), atoms)
+                limit(stmt.loc)
                 walk(stmt.body, dict(kinds), dict(expansion))
                 walk(stmt.orelse, dict(kinds), dict(expansion))
                 continue
             _host_wheres(stmt.expr, kinds, atoms, expansion)
+            limit(stmt.loc)
             target = sympy.Symbol(stmt.target)
             if stmt.kind == HOST:
                 expansion[target] = stmt.expr.xreplace(expansion)
@@ -124,6 +147,7 @@ def _condition_atoms(rule):
     for st in rule.states:
         if st.when is not None:
             _atoms_of(st.when, atoms)
+            limit(st.loc)
     return atoms
 
 
@@ -364,6 +388,8 @@ def _prune(host, tensor, outputs, scalars):
 
 
 # -- names ---------------------------------------------------------------------
+MAX_CONDITIONS = 8   # distinct condition atoms: 2**8 = 256 variants at most
+_MAX_NAME = 120   # characters of a variant's name; longer ones are cut (and kept unique)
 _OPS = {sympy.Eq: ("eq", "=="), sympy.Ne: ("ne", "!="), sympy.Gt: ("gt", ">"),
         sympy.Ge: ("ge", ">="), sympy.Lt: ("lt", "<"), sympy.Le: ("le", "<=")}
 
@@ -377,7 +403,7 @@ def _describe(atoms, key):
         slug, text = _describe_one(cond)
         slugs.append(slug)
         texts.append(text)
-    return "__".join(slugs), " and ".join(texts)
+    return "__".join(slugs)[:_MAX_NAME], " and ".join(texts)
 
 
 def _negate(atom):
@@ -399,9 +425,14 @@ def _describe_one(cond):
     for cls, (slug, text) in _OPS.items():
         if isinstance(cond, cls):
             lhs, rhs = (_atom_text(a) for a in cond.args)
-            return (re.sub(r"\W+", "_", f"{lhs}_{slug}_{rhs}").strip("_"), f"{lhs} {text} {rhs}")
+            return (_slug(f"{lhs}_{slug}_{rhs}"), f"{lhs} {text} {rhs}")
     text = _atom_text(cond)
-    return re.sub(r"\W+", "_", text).strip("_"), text
+    return _slug(text), text
+
+
+def _slug(text):
+    """An ASCII identifier part (generated function names in every target)."""
+    return re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
 
 
 def _atom_text(expr):

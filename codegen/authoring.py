@@ -7,6 +7,7 @@ from pathlib import Path
 from .analysis import analyse
 from .emitters.templates import environment
 from .errors import SpecError, SpecErrors
+from .generate import render_spec
 from .loader import load_rule
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,6 +31,7 @@ def check_spec(path):
     try:
         rule = load_rule(path)
         analysis = analyse(rule)
+        render_spec(rule, analysis, Path(path).name, Path(path).stem)   # what generate and load_spec run
     except SpecErrors as err:
         return None, sorted(err.errors, key=_position)
     except SpecError as err:

@@ -21,13 +21,22 @@ def _float(x):
     return sympy.Float(float(x))
 
 
+def _folded(fn, x):
+    """fn(x) in float64 as sympy would hold it; an overflow folds to infinity (what the
+    generated float64 code would compute), which the parser then refuses as a constant."""
+    try:
+        return _float(fn(float(x)))
+    except OverflowError:
+        return sympy.oo
+
+
 class Sqrt(sympy.Function):
     nargs = 1
 
     @classmethod
     def eval(cls, x):
         if _number(x) and x >= 0:
-            return _float(math.sqrt(float(x)))
+            return _folded(math.sqrt, x)
 
 
 class Abs(sympy.Function):
@@ -36,7 +45,7 @@ class Abs(sympy.Function):
     @classmethod
     def eval(cls, x):
         if _number(x):
-            return _float(abs(float(x)))
+            return _folded(abs, x)
 
 
 class Sign(sympy.Function):
@@ -55,7 +64,7 @@ class Exp(sympy.Function):
     @classmethod
     def eval(cls, x):
         if _number(x):
-            return _float(math.exp(float(x)))
+            return _folded(math.exp, x)
 
 
 class Log(sympy.Function):
@@ -64,7 +73,7 @@ class Log(sympy.Function):
     @classmethod
     def eval(cls, x):
         if _number(x) and x > 0:
-            return _float(math.log(float(x)))
+            return _folded(math.log, x)
 
 
 class Maximum(sympy.Function):

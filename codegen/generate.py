@@ -52,7 +52,11 @@ def load_all(root):
 
 def module_name(root, path):
     """specs/adam.toml -> 'adam'; specs/mxnet1/adam.toml -> 'mxnet1.adam'."""
-    return ".".join(path.relative_to(Path(root) / SPECS).with_suffix("").parts)
+    parts = path.relative_to(Path(root) / SPECS).with_suffix("").parts
+    if not all(part.isidentifier() and part.isascii() for part in parts):
+        raise SpecError("a spec's folders and file name must be Python identifiers (they name the "
+                        "generated module)", path, 1, 1)
+    return ".".join(parts)
 
 
 def numpy_files(rule, analysis, spec_path, name):
@@ -82,11 +86,19 @@ def cpu_files(rule, analysis, spec_path, name):
 SPEC_EMITTERS = (numpy_files, cuda_files, cpu_files)
 
 
+MAX_FILE_CHARS = 2_000_000   # printed size of one generated file
+
+
 def render_spec(rule, analysis, spec_path, name):
     """Every per-spec emitter's files for one spec: {path under generated/: text}."""
     files = {}
     for emitter in SPEC_EMITTERS:
         files.update(emitter(rule, analysis, spec_path, name))
+    for relative, text in files.items():
+        if len(text) > MAX_FILE_CHARS:
+            where = rule.statements[0].loc
+            raise SpecError(f"the generated {relative} would have {len(text)} characters: more than the "
+                            f"limit of {MAX_FILE_CHARS} (printed size)", where.path, where.line, where.col)
     return files
 
 

@@ -4,6 +4,7 @@ The spec format is documented in docs/spec-format.md. Every mistake raises
 `SpecError` at the position of the key or value at fault.
 """
 import difflib
+import functools
 import keyword
 import math
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .errors import Cascade, SpecError, SpecErrors
 from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
-from .parser import BOOL, NUM, FormulaParser, Name
+from .parser import BOOL, NUM, RESERVED, FormulaParser, Name
 from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
@@ -26,11 +27,26 @@ DEFAULT_FLAVOR = "mxnet2"
 _NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PARAM_GROUP_KEYS = ("params", "lr", "weight_decay")   # runtime/params_api.py's own group keys
+MAX_HYPERPARAMETERS = 64
+MAX_STATES = 32
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime_names():
+    """Attributes of the optimizer classes the runtime builds: a hyperparameter becomes a
+    property of its class, so it must not hide one (`update`, `step`, `lr`, ...)."""
+    from ..runtime.spec_optimizer import SpecOptimizer
+    return frozenset(dir(SpecOptimizer))
 
 
 def load_rule(path, text=None):
     """Parse and check one spec file (and the specs it extends); returns a `Rule` or raises
     `SpecError`."""
+    stem = Path(path).stem
+    if not _IDENT.match(stem) or keyword.iskeyword(stem):
+        raise SpecError(f"spec file name '{Path(path).name}' must be a Python identifier followed by "
+                        "'.toml' (it names the generated module)", path, 1, 1)
     return _Loader(read_with_bases(path, text)).rule()
 
 
@@ -67,7 +83,7 @@ class _Loader:
     def parser(self, key, names, errors=None):
         """A formula parser positioned at the string value of a top-level key."""
         return FormulaParser(names, self.spec.owner(key).path, self.spec.string_origin(key),
-                             errors=errors, poisoned=self.poisoned)
+                             errors=errors, poisoned=self.poisoned, verbatim=self.spec.verbatim(key))
 
     # -- top level ---------------------------------------------------------
     def rule(self):
@@ -84,6 +100,7 @@ class _Loader:
             raise
 
     def _rule(self):
+        self._check_scope()
         for spec in self.spec.files:
             for key in spec.data:
                 if key not in TOP_LEVEL:
@@ -91,14 +108,9 @@ class _Loader:
             remove = spec.data.get("remove", [])
             if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
                 raise spec.error("remove must be a list of hyperparameter or state names", "remove", value=True)
-        name = self._string("name", required=True)
-        if not _IDENT.match(name) or keyword.iskeyword(name):
-            raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
-                             "name", value=True)
-        flavor = self._string("flavor") or DEFAULT_FLAVOR
-        if not _IDENT.match(flavor):
-            raise self.error(f"flavor '{flavor}' must be an identifier such as 'mxnet2'", "flavor", value=True)
-        update = self._string("update", required=True)
+        name = self._attempt(self._name)
+        flavor = self._attempt(self._flavor)
+        update = self._attempt(self._string, "update", True)   # None: reported; the tables are still checked
         learning_rate, hyperparameters = self._hyperparameters()
         names = {b.name: Name(b.name, b.kind, NUM, "builtin", b.optional, b.assignable)
                  for b in BUILTINS.values()}
@@ -109,21 +121,21 @@ class _Loader:
         for flag in name_flags:
             names[flag] = Name(flag, HOST, BOOL, "name flag", False, False)
         states = self._states(names)
-        statements, states = self._parse_update(update, names, states)
+        statements = []
+        if update is not None:
+            statements, states = self._parse_update(update, names, states)
+            if statements or not self._update_failed:   # a wrong statement still counts as assigning its target
+                self._check_writes(statements, states)
         for st in states:
             names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
-        if not self.errors:   # a wrong statement may be the one that assigns weight or a state
-            self._check_writes(statements, states)
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
-            skip_if = self._attempt(self.parser("skip_if", names).parse_condition,
-                                    skip_text, ("hyperparameter", "builtin", "name flag"))
+            skip_if = self._attempt(self._condition, "skip_if", names, skip_text)
         requires, requires_text = None, ""
         if "requires" in self.data:
             requires_text = self._string("requires")
-            requires = self._attempt(self.parser("requires", names).parse_condition,
-                                     requires_text, ("hyperparameter", "builtin", "name flag"))
+            requires = self._attempt(self._condition, "requires", names, requires_text)
         options = self._options()
         self._raise_errors()
         return Rule(
@@ -148,6 +160,47 @@ class _Loader:
             extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
         )
 
+    def _condition(self, key, names, text):
+        condition = self.parser(key, names).parse_condition(text, ("hyperparameter", "builtin", "name flag"))
+        if not condition.free_symbols:
+            raise self.error(f"'{key}' is always {'true' if condition else 'false'}: it must read a "
+                             "hyperparameter or an input", key, value=True)
+        return condition
+
+    def _name(self):
+        name = self._string("name", required=True)
+        if not _IDENT.match(name) or keyword.iskeyword(name):
+            raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
+                             "name", value=True)
+        return name
+
+    def _flavor(self):
+        flavor = self._string("flavor") or DEFAULT_FLAVOR
+        if not _IDENT.match(flavor):
+            raise self.error(f"flavor '{flavor}' must be an identifier such as 'mxnet2'", "flavor", value=True)
+        return flavor
+
+    def _check_scope(self):
+        """Top-level keys written after a [table] header belong to that table in TOML: say so
+        (once, where the key is) instead of reporting a missing key and a strange entry."""
+        self.misplaced = set()
+        for spec in self.spec.files:
+            for table in ("hyperparameters", "states", "options", "name_flags"):
+                entries = spec.data.get(table)
+                if not isinstance(entries, dict):
+                    continue
+                for key in list(entries):
+                    value = entries[key]
+                    if key in TOP_LEVEL and key not in spec.data and isinstance(value, (str, list)) \
+                            and value not in ("zeros", "weight"):   # a state may be called so
+                        self.errors.append(spec.error(
+                            f"'{key}' is inside the [{table}] table: in TOML every key after a [table] "
+                            f"header belongs to that table; move '{key}' above the first [table] header",
+                            table, key))
+                        self.misplaced.add(key)
+                        if isinstance(self.data.get(table), dict):   # the merged table
+                            self.data[table].pop(key, None)
+
     def _parse_update(self, update, names, states):
         """Parse the update; scalar states assigned from a reduction become device scalars
         (a second parse then reads them as such from the first statement on)."""
@@ -157,7 +210,10 @@ class _Loader:
                 scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
             errors = []
             parser = self.parser("update", scope, errors)
+            before = len(self.errors)
             statements = self._attempt(parser.parse_block, update) or []
+            self._update_failed = len(self.errors) > before     # the block as a whole (syntax)
+            self._assigned_by_wrong = parser.poisoned
             if errors or not parser.device_states:
                 self.errors += errors
                 return statements, states
@@ -167,7 +223,7 @@ class _Loader:
     def _string(self, key, required=False):
         if key not in self.data:
             if required:
-                if any(f"did you mean '{key}'" in e.message for e in self.errors):
+                if key in self.misplaced or any(f"did you mean '{key}'" in e.message for e in self.errors):
                     raise Cascade(key)   # a misspelt key was already reported
                 raise SpecError(f"missing required key '{key}'", self.spec.path, 1, 1)
             return ""
@@ -195,6 +251,9 @@ class _Loader:
     # -- hyperparameters ---------------------------------------------------
     def _hyperparameters(self):
         table = self._table("hyperparameters")
+        if len(table) > MAX_HYPERPARAMETERS:
+            raise self.error(f"{len(table)} hyperparameters: more than the limit of {MAX_HYPERPARAMETERS}",
+                             "hyperparameters")
         learning_rate = 0.01  # MXNet's base default when a class sets none
         out = []
         for name, entry in table.items():
@@ -224,6 +283,9 @@ class _Loader:
     def _check_new_name(self, name, keys, what):
         if not _IDENT.match(name) or keyword.iskeyword(name):
             raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
+        if name.startswith("_") or name in RESERVED or name in _runtime_names():
+            raise self.error(f"{what} name '{name}' is reserved: the generated code or the optimizer "
+                             "class uses it (names starting with '_' are reserved too)", *keys)
         if name in BUILTINS:
             raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
         if name in OPTIONS or name in ("learning_rate", "flavor"):
@@ -232,9 +294,7 @@ class _Loader:
     def _hyperparameter(self, name, entry, keys):
         if not isinstance(entry, dict):
             entry = {"default": entry}
-        for key in entry:
-            if key not in HYPERPARAMETER_KEYS:
-                raise self.error(_unknown("hyperparameter key", key, HYPERPARAMETER_KEYS), *keys, key)
+        entry = self._known_keys(entry, keys, "hyperparameter key", HYPERPARAMETER_KEYS)
         optional = entry.get("optional", False)
         if not isinstance(optional, bool):
             raise self.error("'optional' must be true or false", *keys, "optional", value=True)
@@ -277,9 +337,9 @@ class _Loader:
                 raise self.error(f"only numeric hyperparameters have a range ('{name}' is a {hp_type})",
                                  *keys, "range")
             hp_range = self._range(entry["range"], keys)
-            if has_default and default not in hp_range:
-                raise self.error(f"default {default!r} of '{name}' is outside its range {hp_range}",
-                                 *keys, "default", value=True)
+            if has_default and default not in hp_range:   # the name stays usable in formulas
+                self.errors.append(self.error(f"default {default!r} of '{name}' is outside its range "
+                                              f"{hp_range}", *keys, "default", value=True))
         doc = entry.get("doc", "")
         if not isinstance(doc, str):
             raise self.error("'doc' must be a string", *keys, "doc", value=True)
@@ -287,8 +347,19 @@ class _Loader:
         if not isinstance(keyword, str) or (keyword and not _IDENT.match(keyword)):
             raise self.error("'keyword' must name a params-style argument such as \"betas\"",
                              *keys, "keyword", value=True)
+        if (keyword or name) in PARAM_GROUP_KEYS:
+            raise self.error(f"'{keyword or name}' is a key of every params-style parameter group "
+                             f"({', '.join(PARAM_GROUP_KEYS)}): give the hyperparameter another "
+                             "name or keyword", *keys, *(("keyword",) if keyword else ()))
         return Hyperparameter(name, hp_type, default, optional, hp_range, choices, doc, self.loc(*keys),
                               keyword)
+
+    def _known_keys(self, entry, keys, what, allowed):
+        """An unknown key is reported and left out; the entry's other keys are still checked."""
+        for key in entry:
+            if key not in allowed:
+                self.errors.append(self.error(_unknown(what, key, allowed), *keys, key))
+        return {key: value for key, value in entry.items() if key in allowed}
 
     def _range(self, text, keys):
         where = keys + ("range",)
@@ -319,6 +390,8 @@ class _Loader:
 
     # -- states ------------------------------------------------------------
     def _states(self, names):
+        if len(self._table("states")) > MAX_STATES:
+            raise self.error(f"{len(self._table('states'))} states: more than the limit of {MAX_STATES}", "states")
         out = []
         for name, entry in self._table("states").items():
             state = self._attempt(self._new_state, name, entry, ("states", name), names, poison=name)
@@ -335,9 +408,7 @@ class _Loader:
     def _state(self, name, entry, keys, names):
         if not isinstance(entry, dict):
             entry = {"init": entry}
-        for key in entry:
-            if key not in STATE_KEYS:
-                raise self.error(_unknown("state key", key, STATE_KEYS), *keys, key)
+        entry = self._known_keys(entry, keys, "state key", STATE_KEYS)
         if "init" not in entry:
             raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
                              "or a number (a per-parameter scalar)", *keys)
@@ -368,7 +439,7 @@ class _Loader:
                 raise self.error("'when' must be a condition string such as \"momentum != 0\"",
                                  *keys, "when", value=True)
             parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)),
-                                   poisoned=self.poisoned)
+                                   poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys, "when"))
             when = parser.parse_condition(when_text)
         doc = entry.get("doc", "")
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
@@ -385,7 +456,7 @@ class _Loader:
 
     def _option(self, options, key, value):
         if key not in OPTIONS:
-            raise self.error(f"unknown option '{key}' (options: {', '.join(OPTIONS)})", "options", key)
+            raise self.error(_unknown("option", key, tuple(OPTIONS)), "options", key)
         expected = OPTIONS[key]
         if key == "aggregate_num" and isinstance(value, dict):
             options[key] = self._aggregate_from_environment(value)
@@ -402,10 +473,13 @@ class _Loader:
         """aggregate_num = { env = "VAR", default = 4, max = 45 }: the default is read from an
         environment variable when the optimizer is created, as MXNet does."""
         keys = ("options", "aggregate_num")
+        def count(value):
+            return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2 ** 31
         if set(table) - {"env", "default", "max"} or not isinstance(table.get("env"), str) \
-                or not isinstance(table.get("default"), int) or isinstance(table.get("default"), bool):
-            raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M }",
-                             *keys, value=True)
+                or not _IDENT.match(table["env"]) or not count(table.get("default")) \
+                or ("max" in table and not count(table["max"])):
+            raise self.error("aggregate_num must be an int or { env = \"VAR\", default = N, max = M } "
+                             "(VAR an environment variable name, N and M ints >= 0)", *keys, value=True)
         return dict(table)
 
     def _choice(self, key, choices):
@@ -423,7 +497,7 @@ class _Loader:
 
     # -- whole-rule checks -------------------------------------------------
     def _check_writes(self, statements, states):
-        written = set()
+        written = set(self._assigned_by_wrong)   # targets of statements reported as wrong
 
         def walk(block):
             for stmt in block:
@@ -434,10 +508,11 @@ class _Loader:
                     walk(stmt.orelse)
         walk(statements)
         if "weight" not in written:
-            raise self.error("the update never assigns 'weight'", "update")
+            self.errors.append(self.error("the update never assigns 'weight'", "update"))
         for st in states:
             if st.name not in written:
-                raise self.error(f"state '{st.name}' is never written by the update", "states", st.name)
+                self.errors.append(self.error(f"state '{st.name}' is never written by the update",
+                                              "states", st.name))
 
 
 def _unknown(what, key, allowed):
@@ -466,3 +541,4 @@ def _type_name(value):
 def find_specs(root):
     """Every spec file under `root` (flavors live in subfolders), sorted for deterministic output."""
     return sorted(Path(root).rglob("*.toml"), key=lambda p: (len(p.relative_to(root).parts), p.as_posix()))
+

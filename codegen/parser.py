@@ -8,6 +8,7 @@ Each mistake raises `SpecError` at the file position of the offending node.
 import ast
 import difflib
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ from .ir import DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
 MAX_INT_LITERAL = 2 ** 53  # integers beyond this lose precision as floats
+MAX_MAGNITUDE = 1e300      # |constant| after folding: float64 with room for one more operation
+MAX_DEPTH = 48             # nesting of a formula (operators, calls, parentheses; a chain a+b+c+... counts each term)
+MAX_STATEMENTS = 200       # assignments and ifs in the update block
+RESERVED = frozenset({"math", "xp", "rng", "SPEC", "VARIANTS"})   # names the generated modules use
 
 NUM, BOOL, STR, NONE = "num", "bool", "str", "none"
 
@@ -84,12 +89,13 @@ class FormulaParser:
     positions in the text can be reported as positions in the spec file.
     """
 
-    def __init__(self, names, path, origin=(1, 1), errors=None, poisoned=()):
+    def __init__(self, names, path, origin=(1, 1), errors=None, poisoned=(), verbatim=True):
         self.errors = errors              # a list: record each wrong statement and go on
         self.poisoned = set(poisoned)     # names whose definition was wrong (reading one: Cascade)
         self.names = dict(names)
         self.path = path
         self.origin = origin
+        self.verbatim = verbatim          # False: the text had TOML escapes, its lines are not the file's
         self._lines = [""]
         self._dedent = 0
         self._normal_calls = 0
@@ -98,15 +104,15 @@ class FormulaParser:
     # -- positions ---------------------------------------------------------
     def _prepare(self, text):
         dedented = textwrap.dedent(text)
-        first = next((ln for ln in text.splitlines() if ln.strip()), "")
-        first_dedented = next((ln for ln in dedented.splitlines() if ln.strip()), "")
+        first = next((ln for ln in _lines(text) if ln.strip()), "")
+        first_dedented = next((ln for ln in _lines(dedented) if ln.strip()), "")
         self._dedent = len(first) - len(first_dedented)
-        self._lines = dedented.splitlines() or [""]
+        self._lines = _lines(dedented) or [""]
         return dedented
 
     def _loc(self, lineno, col_offset):
         """File location of a 1-based line and a 0-based UTF-8 byte column in the text."""
-        if lineno is None:
+        if lineno is None or not self.verbatim:
             return Location(self.path, self.origin[0], self.origin[1])
         line_text = self._lines[lineno - 1] if 0 < lineno <= len(self._lines) else ""
         col = len(line_text.encode("utf-8")[: col_offset or 0].decode("utf-8", "replace"))
@@ -124,6 +130,10 @@ class FormulaParser:
         tree = self._parse(text, "exec")
         if not tree.body:
             raise self.error("the update block is empty")
+        statements = [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+        if len(statements) > MAX_STATEMENTS:
+            raise self.error(f"the update block has {len(statements)} statements: more than the limit "
+                             f"of {MAX_STATEMENTS}", statements[MAX_STATEMENTS])
         with distribute(False):
             return self._statements(tree.body, text=self._source)
 
@@ -142,7 +152,10 @@ class FormulaParser:
     def _parse(self, text, mode):
         self._source = self._prepare(text)
         try:
-            return ast.parse(self._source, filename=self.path, mode=mode)
+            tree = ast.parse(self._source, filename=self.path, mode=mode)
+        except (RecursionError, MemoryError):   # Python's own parser gives up on deep nesting
+            raise SpecError(f"formula nested too deeply (the limit is {MAX_DEPTH} levels)",
+                            self.path, self.origin[0], self.origin[1]) from None
         except SyntaxError as err:
             loc = self._loc(err.lineno, (err.offset or 1) - 1)
             # SyntaxError.offset counts characters, not bytes: re-base it
@@ -151,6 +164,21 @@ class FormulaParser:
             raise SpecError(f"syntax error: {err.msg}", self.path, loc.line, loc.col) from None
         except ValueError as err:  # e.g. source contains null bytes
             raise SpecError(f"syntax error: {err}", self.path, self.origin[0], self.origin[1]) from None
+        self._check_depth(tree)
+        return tree
+
+    def _check_depth(self, tree):
+        """Formulas are built and printed recursively: refuse nesting beyond MAX_DEPTH
+        (measured without recursion, before anything is built)."""
+        stack = [(tree, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, ast.expr):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise self.error(f"formula nested too deeply (the limit is {MAX_DEPTH} levels of "
+                                     "operators, calls and parentheses)", node)
+            stack.extend((child, depth) for child in ast.iter_child_nodes(node))
 
     def _loc_chars(self, lineno, col):
         line_text = self._lines[lineno - 1]
@@ -195,6 +223,11 @@ class FormulaParser:
         if not isinstance(node, ast.Name):
             raise self.error("assign to one plain name at a time", node)
         info = self.names.get(node.id)
+        if not node.id.isascii():   # names reach C++ and every other target as they are
+            raise self.error(f"name '{node.id}' must be ASCII (letters, digits, '_')", node)
+        if info is None and (node.id in RESERVED or node.id.startswith("_")):
+            raise self.error(f"'{node.id}' is reserved: the generated code uses it (so are names "
+                             "starting with '_')", node)
         if info is not None and not info.assignable:
             if info.role == "hyperparameter":
                 raise self.error(f"cannot assign to hyperparameter '{node.id}': hyperparameters are "
@@ -231,6 +264,7 @@ class FormulaParser:
             raise self.error("assign to one plain name at a time", node)
         target = self._target(node.targets[0])
         value = self._expr(node.value, narrowed)
+        self._check_constants(value.expr, node.value)
         self._bind(target, value, node)
         return Assign(target, value.expr, self.names[target].kind,
                       ast.get_source_segment(text, node) or "", self._loc(node.lineno, node.col_offset))
@@ -291,7 +325,25 @@ class FormulaParser:
             if isinstance(node, ast.IfExp):
                 raise self.error("conditional expressions are not allowed; use where(cond, a, b)", node)
             raise self.error(f"{what} not allowed in a spec", node)
-        return method(node, narrowed)
+        value = method(node, narrowed)
+        if value.type == NUM and not isinstance(node, (ast.Name, ast.Constant)):
+            self._check_constants(value.expr, node)
+        return value
+
+    def _check_constants(self, expr, node):
+        """Every number sympy folded (here or inside a product or power) must print as a finite,
+        real float64 literal of a sane magnitude."""
+        numbers = [expr] if expr.is_Number else [a for a in expr.atoms(sympy.Number)]
+        if expr.has(sympy.I, sympy.zoo, sympy.oo, sympy.nan):
+            raise self.error("this folds to a complex, infinite or undefined constant", node)
+        for number in numbers:
+            if not number.is_finite or number.is_real is False:
+                raise self.error("this folds to a complex, infinite or undefined constant", node)
+            big = abs(int(number.p)) > MAX_MAGNITUDE * abs(int(number.q)) if number.is_Rational \
+                else abs(number) > MAX_MAGNITUDE
+            if big:
+                raise self.error(f"this folds to a constant beyond the limit |x| <= {MAX_MAGNITUDE:g} "
+                                 "(number magnitudes)", node)
 
     def _expr_Name(self, node, narrowed):
         if node.id in self.poisoned:
@@ -521,6 +573,12 @@ class FormulaParser:
                 raise self.error("normal() takes scalar mean and std", sub)
         self._normal_calls += 1
         return Value(Normal(args[0].expr, args[1].expr, sympy.Integer(self._normal_calls)), NUM, TENSOR)
+
+
+def _lines(text):
+    """Lines as Python's tokenizer counts them (not str.splitlines: U+2028, form feeds and
+    the like do not end a line of Python)."""
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def _name_of(node):

@@ -42,17 +42,24 @@ class SpecFile:
             self.data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise _toml_error(err, self.path, text) from None
+        except ValueError:   # Python refuses to convert an integer of more than 4300 digits
+            run = re.search(r"\d[\d_]{4000,}", text)
+            line, col = _linecol(text, run.start()) if run else (1, 1)
+            raise SpecError("invalid TOML: a number beyond the limit of 4000 digits", self.path,
+                            line, col) from None
         self.positions = _scan_positions(text)
 
     @classmethod
     def read(cls, path):
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
+        try:   # bytes, decoded without newline translation: positions are those of the file
+            text = path.read_bytes().decode("utf-8")
         except OSError as err:
             raise SpecError(f"cannot read spec: {err.strerror}", path) from None
         except UnicodeDecodeError as err:
-            raise SpecError(f"spec is not valid UTF-8 ({err.reason})", path) from None
+            line, col = _linecol(err.object.decode("utf-8", "replace"),
+                                 len(err.object[:err.start].decode("utf-8", "replace")))
+            raise SpecError(f"spec is not valid UTF-8 ({err.reason})", path, line, col) from None
         return cls(path, text)
 
     def where(self, *keys, value=False):
@@ -67,6 +74,8 @@ class SpecFile:
 
     def error(self, message, *keys, value=False):
         line, col = self.where(*keys, value=value) if keys else (None, None)
+        if line is None:   # no key to point at: the file's start
+            line, col = 1, 1
         return SpecError(message, self.path, line, col)
 
     def string_origin(self, *keys):
@@ -76,10 +85,30 @@ class SpecFile:
             return 1, 1
         if pos.trimmed_newline:
             return pos.value_line + 1, 1
-        line = self.text.splitlines()[pos.value_line - 1]
+        line = self.text.split("\n")[pos.value_line - 1]   # lines as TOML counts them
         opening = line[pos.value_col - 1:pos.value_col + 2]
         delimiter = 3 if opening in ('"""', "'''") else 1
         return pos.value_line, pos.value_col + delimiter
+
+    def verbatim(self, *keys):
+        """Whether a string value's content is its text in the file (a literal string, or a
+        basic string without escapes), so that positions inside it are file positions."""
+        pos = self.positions.get(tuple(keys))
+        if pos is None:
+            return False
+        scanner = _Scanner(self.text)
+        scanner.i = scanner.starts[pos.value_line - 1] + pos.value_col - 1
+        start = scanner.i
+        if scanner.peek() == "'":
+            return True
+        scanner.string()
+        return "\\" not in self.text[start:scanner.i]
+
+
+def _linecol(text, offset):
+    """1-based (line, col) of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _toml_error(err, path, text):
@@ -90,10 +119,10 @@ def _toml_error(err, path, text):
                          int(match.group(1)), int(match.group(2)))
     match = _TOML_END.search(message)
     if match:
-        lines = text.splitlines() or [""]
+        lines = text.rstrip("\n").split("\n")
         return SpecError("invalid TOML: " + message[: match.start()], path,
                          len(lines), len(lines[-1]) + 1)
-    return SpecError("invalid TOML: " + message, path)
+    return SpecError("invalid TOML: " + message, path, 1, 1)   # tomllib gave no position
 
 
 class _Scanner:
@@ -325,6 +354,9 @@ class MergedSpec:
     def string_origin(self, *keys):
         return self.owner(*keys).string_origin(*keys)
 
+    def verbatim(self, *keys):
+        return self.owner(*keys).verbatim(*keys)
+
 
 def read_with_bases(path, text=None):
     """A spec and everything it extends, as a MergedSpec."""
@@ -345,5 +377,10 @@ def read_with_bases(path, text=None):
         if not base_path.is_file():
             raise current.error(f"extends: no spec file {base} next to {Path(current.path).name}",
                                 "extends", value=True)
-        current = SpecFile.read(base_path)
+        try:
+            current = SpecFile.read(base_path)
+        except SpecError as err:   # reported where the derived spec names it, and where it is
+            if err.path != str(base_path):
+                raise
+            raise current.error(f"extends {base}: {err}", "extends", value=True) from None
     return MergedSpec(list(reversed(chain)))

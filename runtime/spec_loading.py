@@ -15,6 +15,8 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -61,10 +63,12 @@ def load_spec(path, register=True):
     if key in _LOADED:
         return _LOADED[key]
     folder = cache_root() / "specs" / key
-    meta_file = folder / "meta.json"
-    if not meta_file.is_file():
-        _generate(path, folder)
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta = _valid_entry(folder, key)
+    if meta is None:
+        _generate(path, folder, key)
+        meta = _valid_entry(folder, key)
+        if meta is None:
+            raise RuntimeError(f"optforge: the cache entry {folder} was changed while it was written")
     module = _import(folder / meta["numpy"], f"optforge.generated.user.{meta['stem']}_{key[:12]}")
     from .spec_optimizer import optimizer_class
     cls = optimizer_class(module)
@@ -75,26 +79,115 @@ def load_spec(path, register=True):
     return cls
 
 
-def _generate(path, folder):
+# -- the disk cache: what an entry may hold ----------------------------------------------
+#
+# An entry is the folder specs/<key>/ with meta.json and the generated files it lists. It
+# is trusted only as far as it proves itself: meta.json names this key, every listed file
+# is a plain file inside the folder (no absolute path, no '..', no symlink), the module
+# imported is the entry's own numpy/<stem>.py, and the sha256 of every file matches the
+# digest recorded for this key. Anything else (truncated, empty, garbage, copied from
+# another entry, edited) is removed with a warning and generated again.
+
+def _digest(key, files):
+    digest = hashlib.sha256(f"optforge cache entry {key}\0".encode())
+    for relative in sorted(files):
+        digest.update(relative.encode() + b"\0" + files[relative] + b"\0")
+    return digest.hexdigest()
+
+
+def _entry_problem(folder, key):
+    """None for a sound entry, else what is wrong with it (and the meta it read)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return ("not a folder" if folder.exists() or folder.is_symlink() else "missing"), None
+    meta_file = folder / "meta.json"
+    if meta_file.is_symlink() or not meta_file.is_file():
+        return "without meta.json", None
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "unreadable (meta.json is not JSON)", None
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        return "not for this spec (meta.json names another key)", None
+    stem, files = meta.get("stem"), meta.get("files")
+    if not isinstance(stem, str) or not stem.isidentifier() or not isinstance(files, list) \
+            or meta.get("numpy") != f"numpy/{stem}.py" or meta["numpy"] not in files:
+        return "malformed (meta.json)", None
+    contents = {}
+    for relative in files:
+        parts = Path(relative).parts if isinstance(relative, str) else ()
+        if not parts or Path(relative).is_absolute() or any(p in ("..", ".", "") for p in parts):
+            return f"malformed (path {relative!r} leaves the entry)", None
+        file = folder
+        for part in parts:   # no symlink anywhere below the entry's folder
+            file = file / part
+            if file.is_symlink():
+                return f"malformed ({relative} goes through a symbolic link)", None
+        if not file.is_file():
+            return f"incomplete ({relative} is missing)", None
+        contents[relative] = file.read_bytes()
+    present = {f.relative_to(folder).as_posix() for f in folder.rglob("*")
+               if not f.is_dir() and "__pycache__" not in f.relative_to(folder).parts}
+    if present - set(files) - {"meta.json"}:
+        return f"malformed (files it does not list: {', '.join(sorted(present - set(files)))})", None
+    if meta.get("digest") != _digest(key, contents):
+        return "damaged (its files do not match their digest)", None
+    return None, meta
+
+
+def _valid_entry(folder, key):
+    problem, meta = _entry_problem(folder, key)
+    if problem is None:
+        return meta
+    if problem != "missing":
+        warnings.warn(f"optforge: cache entry {folder} is {problem}; generating it again", RuntimeWarning,
+                      stacklevel=3)
+        _remove(folder)
+    return None
+
+
+def _remove(folder):
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+STALE_TEMPORARY_S = 3600   # a staging folder this old belongs to a generation that crashed
+
+
+def _clean_temporaries(parent):
+    now = time.time()
+    for staging in parent.glob(".tmp-*"):
+        try:
+            if now - staging.lstat().st_mtime > STALE_TEMPORARY_S:
+                _remove(staging)
+        except OSError:   # removed meanwhile by another process
+            pass
+
+
+def _generate(path, folder, key):
     """Run every per-spec emitter into a fresh folder, then move it into place whole."""
     from ..codegen.analysis import analyse
     from ..codegen.generate import render_spec
     from ..codegen.loader import load_rule
-    rule = load_rule(path)
+    rule = load_rule(path)      # the spec's file name is checked there: an identifier
     stem = path.stem
     files = render_spec(rule, analyse(rule), path.name, stem)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _clean_temporaries(folder.parent)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
         for relative, text in files.items():
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        meta = {"stem": stem, "spec": str(path), "files": sorted(files), "numpy": f"numpy/{stem}.py"}
+        encoded = {relative: text.encode("utf-8") for relative, text in files.items()}
+        meta = {"key": key, "stem": stem, "spec": str(path), "files": sorted(files),
+                "numpy": f"numpy/{stem}.py", "digest": _digest(key, encoded)}
         (staging / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
         try:
             staging.rename(folder)
-        except OSError:     # another process cached the same key first: theirs is identical
+        except OSError:     # another process cached the same key first: theirs is checked on load
             pass
     finally:
         if staging.exists():

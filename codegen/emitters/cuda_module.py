@@ -96,7 +96,7 @@ def render(rule, analysis, spec_path, module_name):
     cu = template.render(
         rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
         numpy_path=module_name.replace(".", "/") + ".py",
-        update_lines=rule.update_text.strip("\n").split("\n"),
+        update_text=rule.update_text.strip("\n"),
         variants=variants, block=BLOCK, multi_block=MULTI_BLOCK, reduce_threads=REDUCE_THREADS,
     ).rstrip("\n") + "\n"
     meta = environment().get_template("cuda_meta.py.j2").render(

@@ -1,8 +1,18 @@
-"""The jinja2 environment shared by the emitters (templates live in codegen/templates/)."""
+"""The jinja2 environment shared by the emitters (templates live in codegen/templates/).
+
+Spec text reaches a template only through the filters registered here (all from
+`codegen/escaping.py`), one per context: `docstring` (inside a Python `\"\"\"` string),
+`pycomment` / `ccomment` (one comment line), `comment_lines(prefix)` (multi-line text as
+comment lines), `md` / `md_code` (Markdown text and code spans), `latex_text` and
+`ident` (a name the parser accepted; anything else is refused). HTML templates
+(`*.html.j2`) are autoescaped: only MathML built by the printers is marked `safe`.
+"""
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+
+from .. import escaping
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -13,8 +23,18 @@ def environment():
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False,
+                                            default=False),
     )
     env.filters["py"] = repr
     env.filters["format_param"] = lambda name, pattern: pattern % name
+    env.filters["docstring"] = escaping.docstring
+    env.filters["pycomment"] = escaping.python_comment
+    env.filters["ccomment"] = escaping.c_comment
+    env.filters["comment_lines"] = escaping.comment_lines
+    env.filters["md"] = escaping.markdown
+    env.filters["md_code"] = escaping.markdown_code
+    env.filters["latex_text"] = escaping.latex_text
+    env.filters["ident"] = escaping.identifier
+    env.filters["url"] = escaping.url
     return env

@@ -8,6 +8,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from .notation import GREEK, FormulaOrder, Glyph
+from ..escaping import latex_text
 
 
 class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
@@ -29,7 +30,7 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
         return self.glyph(glyphs.get(expr.name, Glyph(expr.name)))
 
     def _print_StringLiteral(self, expr):
-        return "\\text{``" + expr.value + "''}"
+        return "\\text{``" + latex_text(expr.value) + "''}"
 
     def _print_Float(self, expr):
         text = repr(float(expr))

@@ -5,9 +5,12 @@ Browsers render MathML natively, so the HTML pages need no script, font or CDN.
 language's functions, the names of `notation.glyph_table` and a paper's order of
 terms; it emits only MathML Core elements (no `mfenced`, no `menclose`).
 """
+import html
+
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
+from ..escaping import visible
 from .notation import GREEK, FormulaOrder, Glyph
 
 
@@ -57,7 +60,8 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
         return self.glyph(glyphs.get(sym.name, Glyph(sym.name)))
 
     def _print_StringLiteral(self, expr):
-        return self.el("mtext", text="“" + expr.value + "”")
+        # sympy writes text nodes unescaped (its own entities such as &#x2062; pass through)
+        return self.el("mtext", text="“" + html.escape(visible(expr.value)) + "”")
 
     def _print_Float(self, expr):
         text = repr(float(expr))

@@ -17,10 +17,10 @@
 #include "optforge_cpu.h"
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars {
     M c_1;
     M clip_gradient;
     M lr;
@@ -37,8 +37,8 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 // do not depend on the thread count.
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_math(
-    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, double (&acc)[2])
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_math(
+    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -47,11 +47,11 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M> s, double (&sums)[2])
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M> s, double (&sums)[2])
 {
     // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
@@ -65,7 +65,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         x_grad = om::get(p_grad, i);
         x_cum_grad = om::get(p_cum_grad, i);
         double acc[2] = {};   // this element's terms
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_math<M>(x_weight, x_grad, x_cum_grad, s, acc);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_math<M>(x_weight, x_grad, x_cum_grad, s, acc);
         sum0 += acc[0];
         sum1 += acc[1];
     }
@@ -74,8 +74,8 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
 }
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_math(
-    const M weight, const M grad, const M cum_grad, M& weight_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, const M n2, const M n4)
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_math(
+    const M weight, const M grad, const M cum_grad, M& weight_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s, const M n2, const M n4)
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -100,11 +100,11 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M> s, const M n2, const M n4)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M> s, const M n2, const M n4)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -113,14 +113,14 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
         x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_math<M>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s, n2, n4);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_math<M>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s, n2, n4);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_cum_grad, i, x_cum_grad);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -132,16 +132,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -162,7 +162,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -175,15 +175,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -195,16 +195,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -225,7 +225,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -238,15 +238,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -258,16 +258,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -288,7 +288,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -301,15 +301,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -321,16 +321,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -351,7 +351,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -364,15 +364,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -384,16 +384,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -414,7 +414,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -427,15 +427,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 11;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -447,16 +447,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -477,7 +477,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -490,20 +490,20 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 11;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n2, n4);
     }
 }
 
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars {
     M c_1;
     M clip_gradient;
     M lr;
@@ -521,8 +521,8 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 // do not depend on the thread count.
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_math(
-    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, double (&acc)[2])
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_math(
+    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -531,12 +531,12 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M> s, double (&sums)[2])
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M> s, double (&sums)[2])
 {
     // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
@@ -550,7 +550,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         x_grad = om::get(p_grad, i);
         x_cum_grad = om::get(p_cum_grad, i);
         double acc[2] = {};   // this element's terms
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_math<M>(x_weight, x_grad, x_cum_grad, s, acc);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_math<M>(x_weight, x_grad, x_cum_grad, s, acc);
         sum0 += acc[0];
         sum1 += acc[1];
     }
@@ -559,8 +559,8 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
 }
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_math(
-    const M weight, const M grad, const M mom, const M cum_grad, M& weight_out, M& mom_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, const M n2, const M n4)
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_math(
+    const M weight, const M grad, const M mom, const M cum_grad, M& weight_out, M& mom_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s, const M n2, const M n4)
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -588,12 +588,12 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M> s, const M n2, const M n4)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M> s, const M n2, const M n4)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -604,7 +604,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         x_grad = om::get(p_grad, i);
         x_mom = om::get(p_mom, i);
         x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s, n2, n4);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s, n2, n4);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_mom, i, x_mom);
@@ -612,7 +612,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -624,16 +624,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -654,7 +654,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -667,15 +667,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -687,16 +687,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -717,7 +717,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -730,15 +730,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -750,16 +750,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -780,7 +780,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -793,15 +793,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -813,16 +813,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -843,7 +843,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -856,15 +856,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -876,16 +876,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -906,7 +906,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -919,15 +919,15 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 13;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n2, n4);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_pass0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -939,16 +939,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_norms0(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -969,7 +969,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_pass1(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -982,20 +982,20 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 13;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n2, n4);
     }
 }
 
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars {
     M c_1;
     M c_2;
     M clip_gradient;
@@ -1003,10 +1003,10 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_math(
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math(
     const M weight, const M grad, const M cum_grad,
     M& weight_out, M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<M>& s)
 {
     const M v0 = weight * s.c_1;
     const M v1 = cum_grad + grad;
@@ -1019,37 +1019,37 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M> s)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         M x_grad = om::get(p_grad, i);
         M x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_math<M>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math<M>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_cum_grad, i, x_cum_grad);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f32(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1058,25 +1058,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f64(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const double c_1, const double c_2, const double clip_gradient, const double lr_1, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { c_1, c_2, clip_gradient, lr_1 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { c_1, c_2, clip_gradient, lr_1 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1085,25 +1085,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1112,25 +1112,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1139,26 +1139,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1167,26 +1167,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1195,17 +1195,17 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars {
     M c_1;
     M c_2;
     M clip_gradient;
@@ -1214,10 +1214,10 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_math(
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math(
     const M weight, const M grad, const M mom, const M cum_grad,
     M& weight_out, M& mom_out, M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<M>& s)
 {
     const M v0 = mom * s.momentum;
     const M v1 = weight * s.c_2;
@@ -1234,12 +1234,12 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M> s)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -1247,7 +1247,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         M x_grad = om::get(p_grad, i);
         M x_mom = om::get(p_mom, i);
         M x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_mom, i, x_mom);
@@ -1255,20 +1255,20 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f32(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_mom,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1277,26 +1277,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f64(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_mom,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const double c_1, const double c_2, const double clip_gradient, const double lr_1, const double momentum, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { c_1, c_2, clip_gradient, lr_1, momentum };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1305,26 +1305,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_mom,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1333,26 +1333,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_mom,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1361,13 +1361,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1375,13 +1375,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1390,13 +1390,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1404,13 +1404,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1419,60 +1419,60 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars {
     int unused;
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_math(
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math(
     const M weight, const M grad, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M> s)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         M x_grad = om::get(p_grad, i);
         M x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_math<M>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math<M>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
         om::put(p_cum_grad, i, x_cum_grad);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f32(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1481,25 +1481,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f64(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1508,25 +1508,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1535,25 +1535,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1562,26 +1562,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -1590,26 +1590,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -1618,37 +1618,37 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars {
     int unused;
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_math(
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math(
     const M weight, const M grad, const M mom, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M> s)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -1656,25 +1656,25 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         M x_grad = om::get(p_grad, i);
         M x_mom = om::get(p_mom, i);
         M x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
         om::put(p_cum_grad, i, x_cum_grad);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f32(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_mom,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1683,26 +1683,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f64(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_mom,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1711,26 +1711,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_mom,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1739,26 +1739,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_mom,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1767,13 +1767,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1781,13 +1781,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1796,13 +1796,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1810,13 +1810,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1825,60 +1825,60 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars {
     int unused;
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_math(
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math(
     const M weight, const M grad, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M> s)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         M x_grad = om::get(p_grad, i);
         M x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_math<M>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math<M>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
         om::put(p_cum_grad, i, x_cum_grad);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f32(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1887,25 +1887,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f64(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1914,25 +1914,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1941,25 +1941,25 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1968,26 +1968,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -1996,26 +1996,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -2024,37 +2024,37 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0 
+// == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars {
     int unused;
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_math(
+static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math(
     const M weight, const M grad, const M mom, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span(
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
-    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M> s)
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -2062,25 +2062,25 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
         M x_grad = om::get(p_grad, i);
         M x_mom = om::get(p_mom, i);
         M x_cum_grad = om::get(p_cum_grad, i);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math<M>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
         om::put(p_cum_grad, i, x_cum_grad);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f32(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_mom,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2089,26 +2089,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f64(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_mom,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2117,26 +2117,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_mom,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2145,26 +2145,26 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_mom,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2173,13 +2173,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -2187,13 +2187,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2202,13 +2202,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp(
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -2216,13 +2216,13 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const int threads)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2231,8 +2231,8 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }

@@ -41,7 +41,7 @@
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum == 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars {
     M c_1;
     M clip_gradient;
     M lr;
@@ -58,8 +58,8 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 // and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_math(
-    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, double (&acc)[2])
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_math(
+    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -68,12 +68,12 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, double (&acc)[2])
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s, double (&acc)[2])
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_cum_grad, master);
@@ -87,13 +87,13 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], s, acc);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], s, acc);
     });
 }
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_math(
-    const M weight, const M grad, const M cum_grad, M& weight_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, const M n2, const M n4)
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_math(
+    const M weight, const M grad, const M cum_grad, M& weight_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s, const M n2, const M n4)
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -118,12 +118,12 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s, const M n2, const M n4)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s, const M n2, const M n4)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_cum_grad, master);
@@ -137,14 +137,14 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_weight[k], x_cum_grad[k], s, n2, n4);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_weight[k], x_cum_grad[k], s, n2, n4);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_cum_grad, i, x_cum_grad);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -156,9 +156,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -171,7 +171,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -195,7 +195,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f32_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -207,15 +207,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -227,9 +227,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -242,7 +242,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -266,7 +266,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f64_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -278,15 +278,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -298,9 +298,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -313,7 +313,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -337,7 +337,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -349,15 +349,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -369,9 +369,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -384,7 +384,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -408,7 +408,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -420,15 +420,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[3]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 10;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -440,9 +440,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -455,7 +455,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -479,7 +479,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -491,15 +491,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 11;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -511,9 +511,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -526,7 +526,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -550,7 +550,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -562,10 +562,10 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 11;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
@@ -575,7 +575,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum != 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars {
     M c_1;
     M clip_gradient;
     M lr;
@@ -593,8 +593,8 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 // and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_math(
-    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, double (&acc)[2])
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_math(
+    const M weight, const M grad, const M cum_grad, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s, double (&acc)[2])
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -603,13 +603,13 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, double (&acc)[2])
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s, double (&acc)[2])
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_mom, p_cum_grad, master);
@@ -623,13 +623,13 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], s, acc);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], s, acc);
     });
 }
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_math(
-    const M weight, const M grad, const M mom, const M cum_grad, M& weight_out, M& mom_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, const M n2, const M n4)
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_math(
+    const M weight, const M grad, const M mom, const M cum_grad, M& weight_out, M& mom_out, M& cum_grad_out, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s, const M n2, const M n4)
 {
     const M v0 = cum_grad + grad;
     const M v1 = v0 * s.c_1;
@@ -657,13 +657,13 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s, const M n2, const M n4)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s, const M n2, const M n4)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_mom, p_cum_grad, master);
@@ -679,7 +679,7 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_weight[k], x_mom[k], x_cum_grad[k], s, n2, n4);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_weight[k], x_mom[k], x_cum_grad[k], s, n2, n4);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_mom, i, x_mom);
@@ -687,7 +687,7 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
     });
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -699,9 +699,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -714,7 +714,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -738,7 +738,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f32_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -750,15 +750,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -770,9 +770,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -785,7 +785,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -809,7 +809,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f64_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -821,15 +821,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -841,9 +841,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -856,7 +856,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -880,7 +880,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -892,15 +892,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -912,9 +912,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -927,7 +927,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -951,7 +951,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -963,15 +963,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 12;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -983,9 +983,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -998,7 +998,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1022,7 +1022,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1034,15 +1034,15 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 13;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1054,9 +1054,9 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, threadIdx.x, blockDim.x, s, acc);
         {
             const double total = om::block_sum(acc[0], shared);
@@ -1069,7 +1069,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1093,7 +1093,7 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1105,10 +1105,10 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 13;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, threadIdx.x, blockDim.x, s, n2, n4);
     }
 }
@@ -1118,7 +1118,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum == 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars {
     M c_1;
     M c_2;
     M clip_gradient;
@@ -1126,10 +1126,10 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_math(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math(
     const M weight, const M grad, const M cum_grad,
     M& weight_out, M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<M>& s)
 {
     const M v0 = weight * s.c_1;
     const M v1 = cum_grad + grad;
@@ -1142,12 +1142,12 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_cum_grad, master);
@@ -1159,25 +1159,25 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_weight[k], x_cum_grad[k], s);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_weight[k], x_cum_grad[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_cum_grad, i, x_cum_grad);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f32(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1185,24 +1185,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f64(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const double c_1, const double c_2, const double clip_gradient, const double lr_1)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { c_1, c_2, clip_gradient, lr_1 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { c_1, c_2, clip_gradient, lr_1 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1210,24 +1210,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1235,24 +1235,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1260,25 +1260,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1286,25 +1286,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
@@ -1312,8 +1312,8 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
@@ -1322,7 +1322,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum != 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars {
     M c_1;
     M c_2;
     M clip_gradient;
@@ -1331,10 +1331,10 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_math(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math(
     const M weight, const M grad, const M mom, const M cum_grad,
     M& weight_out, M& mom_out, M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<M>& s)
 {
     const M v0 = mom * s.momentum;
     const M v1 = weight * s.c_2;
@@ -1351,13 +1351,13 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_mom, p_cum_grad, master);
@@ -1370,7 +1370,7 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_weight[k], x_mom[k], x_cum_grad[k], s);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_weight[k], x_mom[k], x_cum_grad[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_mom, i, x_mom);
@@ -1378,19 +1378,19 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f32(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_mom,
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1398,25 +1398,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f64(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_mom,
     double* __restrict__ p_cum_grad,
     const om::index_t numel, const double c_1, const double c_2, const double clip_gradient, const double lr_1, const double momentum)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1424,25 +1424,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_mom,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1450,25 +1450,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_mom,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1476,13 +1476,13 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1490,12 +1490,12 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1503,13 +1503,13 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1517,12 +1517,12 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     float* __restrict__ p_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
@@ -1530,8 +1530,8 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
@@ -1540,27 +1540,27 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum == 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars {
     int unused;
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_math(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math(
     const M weight, const M grad, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_cum_grad, master);
@@ -1572,23 +1572,23 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_cum_grad[k], s);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_cum_grad[k], s);
         om::store<K>(p_cum_grad, i, x_cum_grad);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f32(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<float, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<float, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1596,24 +1596,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f64(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<double, double, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<double, double, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1621,24 +1621,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1646,24 +1646,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1671,25 +1671,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -1697,25 +1697,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -1723,8 +1723,8 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
@@ -1733,28 +1733,28 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum != 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars {
     int unused;
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_math(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math(
     const M weight, const M grad, const M mom, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_mom, p_cum_grad, master);
@@ -1767,24 +1767,24 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_cum_grad[k], s);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_cum_grad[k], s);
         om::store<K>(p_cum_grad, i, x_cum_grad);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f32(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_mom,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<float, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<float, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1792,25 +1792,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f64(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_mom,
     double* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<double, double, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<double, double, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1818,25 +1818,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_mom,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1844,25 +1844,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_mom,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1870,13 +1870,13 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1884,12 +1884,12 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1897,13 +1897,13 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1911,12 +1911,12 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -1924,8 +1924,8 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
@@ -1934,27 +1934,27 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum == 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars {
     int unused;
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_math(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math(
     const M weight, const M grad, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_cum_grad, master);
@@ -1966,23 +1966,23 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_cum_grad[k], s);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math<M>(x_weight[k], x_grad[k], x_cum_grad[k], x_cum_grad[k], s);
         om::store<K>(p_cum_grad, i, x_cum_grad);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f32(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -1990,24 +1990,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f64(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -2015,24 +2015,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -2040,24 +2040,24 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
@@ -2065,25 +2065,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
         const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
         const om::index_t left = om::index_t(row[3]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -2091,25 +2091,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
@@ -2117,8 +2117,8 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
@@ -2127,28 +2127,28 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
 // == variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum != 0 
 
 template <typename M>
-struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars {
+struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars {
     int unused;
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_math(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math(
     const M weight, const M grad, const M mom, const M cum_grad,
     M& cum_grad_out,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<M>& s)
 {
     const M v0 = cum_grad + grad;
     cum_grad_out = v0;
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span(
+__host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<M>& s)
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_mom, p_cum_grad, master);
@@ -2161,24 +2161,24 @@ __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_b
         om::load<K>(p_cum_grad, i, x_cum_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_cum_grad[k], s);
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math<M>(x_weight[k], x_grad[k], x_mom[k], x_cum_grad[k], x_cum_grad[k], s);
         om::store<K>(p_cum_grad, i, x_cum_grad);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f32(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_mom,
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2186,25 +2186,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f64(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_mom,
     double* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2212,25 +2212,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<double> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_mom,
     om::half* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2238,25 +2238,25 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_mom,
     om::bfloat16* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2264,13 +2264,13 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -2278,12 +2278,12 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2291,13 +2291,13 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -2305,12 +2305,12 @@ extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num
     float* __restrict__ p_cum_grad,
     const om::index_t numel)
 {
-    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_mom, p_cum_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
@@ -2318,8 +2318,8 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
         const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_scalars<float> s = { 0 };
-        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }

@@ -191,7 +191,7 @@ def conditions(*, batch_scale, begin_epoch, momentum, num_cums, updates_per_epoc
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum == 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0(*, batch_scale, begin_epoch, clip_gradient, lr, num_cums, rescale_grad, updates_per_epoch, wd, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq(*, batch_scale, begin_epoch, clip_gradient, lr, num_cums, rescale_grad, updates_per_epoch, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     c_1 = batch_scale**(-1)
@@ -205,7 +205,7 @@ def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_s
     }
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0(xp, weight, grad, cum_grad, *, c_1, clip_gradient, lr, rescale_grad, wd):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq(xp, weight, grad, cum_grad, *, c_1, clip_gradient, lr, rescale_grad, wd):
     """Update of weight, cum_grad, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.add(cum_grad, grad)
     xp.copyto(cum_grad, 0)
@@ -233,7 +233,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum != 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0(*, batch_scale, begin_epoch, clip_gradient, lr, momentum, num_cums, rescale_grad, updates_per_epoch, wd, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne(*, batch_scale, begin_epoch, clip_gradient, lr, momentum, num_cums, rescale_grad, updates_per_epoch, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     c_1 = batch_scale**(-1)
@@ -248,7 +248,7 @@ def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_s
     }
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0(xp, weight, grad, mom, cum_grad, *, c_1, clip_gradient, lr, momentum, rescale_grad, wd):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne(xp, weight, grad, mom, cum_grad, *, c_1, clip_gradient, lr, momentum, rescale_grad, wd):
     """Update of weight, mom, cum_grad, in place, from norms of whole arrays: not element-wise."""
     t0 = xp.add(cum_grad, grad)
     xp.copyto(cum_grad, 0)
@@ -279,7 +279,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum == 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0(*, batch_scale, begin_epoch, clip_gradient, lr, num_cums, rescale_grad, updates_per_epoch, warmup_epochs, warmup_strategy, wd, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq(*, batch_scale, begin_epoch, clip_gradient, lr, num_cums, rescale_grad, updates_per_epoch, warmup_epochs, warmup_strategy, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     nwup_1 = updates_per_epoch*warmup_epochs
@@ -296,7 +296,7 @@ def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_s
     }
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0(xp, weight, grad, cum_grad, *, c_1, c_2, clip_gradient, lr_1):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq(xp, weight, grad, cum_grad, *, c_1, c_2, clip_gradient, lr_1):
     """Element-wise update of weight, cum_grad, in place."""
     xp.multiply(weight, c_1, out=weight)
     t0 = xp.add(cum_grad, grad)
@@ -310,7 +310,7 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum != 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0(*, batch_scale, begin_epoch, clip_gradient, lr, momentum, num_cums, rescale_grad, updates_per_epoch, warmup_epochs, warmup_strategy, wd, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne(*, batch_scale, begin_epoch, clip_gradient, lr, momentum, num_cums, rescale_grad, updates_per_epoch, warmup_epochs, warmup_strategy, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     nwup_1 = updates_per_epoch*warmup_epochs
@@ -328,7 +328,7 @@ def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_s
     }
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0(xp, weight, grad, mom, cum_grad, *, c_1, c_2, clip_gradient, lr_1, momentum):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne(xp, weight, grad, mom, cum_grad, *, c_1, c_2, clip_gradient, lr_1, momentum):
     """Element-wise update of weight, mom, cum_grad, in place."""
     xp.multiply(mom, momentum, out=mom)
     t0 = xp.multiply(weight, c_2)
@@ -345,59 +345,59 @@ def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum == 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq(*, begin_epoch, num_cums, updates_per_epoch, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0(xp, weight, grad, cum_grad):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq(xp, weight, grad, cum_grad):
     """Element-wise update of cum_grad, in place."""
     xp.add(cum_grad, grad, out=cum_grad)
 
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum != 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne(*, begin_epoch, num_cums, updates_per_epoch, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0(xp, weight, grad, mom, cum_grad):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne(xp, weight, grad, mom, cum_grad):
     """Element-wise update of cum_grad, in place."""
     xp.add(cum_grad, grad, out=cum_grad)
 
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum == 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq(*, begin_epoch, num_cums, updates_per_epoch, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0(xp, weight, grad, cum_grad):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq(xp, weight, grad, cum_grad):
     """Element-wise update of cum_grad, in place."""
     xp.add(cum_grad, grad, out=cum_grad)
 
 
 # -- variant: Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum != 0 
 
-def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0(*, begin_epoch, num_cums, updates_per_epoch, **_):
+def host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne(*, begin_epoch, num_cums, updates_per_epoch, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     num_cums_1 = (num_cums + 1 if (num_cums > 0) else begin_epoch*updates_per_epoch + 1)
     return {'num_cums_1': num_cums_1}
 
 
-def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0(xp, weight, grad, mom, cum_grad):
+def kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne(xp, weight, grad, mom, cum_grad):
     """Element-wise update of cum_grad, in place."""
     xp.add(cum_grad, grad, out=cum_grad)
 
 
 VARIANTS = {
     (True, True, True): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -405,11 +405,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq,
     },
     (True, True, False): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy == 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -417,11 +417,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne,
     },
     (True, False, True): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -429,11 +429,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq,
     },
     (True, False, False): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) == 0 and warmup_strategy != 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -441,11 +441,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne,
     },
     (False, True, True): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -453,11 +453,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq,
     },
     (False, True, False): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy == 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -465,11 +465,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne,
     },
     (False, False, True): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum == 0",
         "states": ('cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -477,11 +477,11 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq,
     },
     (False, False, False): {
-        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0',
+        "name": 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne',
         "when": "Mod(Where(num_cums > 0, num_cums + 1, begin_epoch*updates_per_epoch + 1), batch_scale) != 0 and warmup_strategy != 'lars' and momentum != 0",
         "states": ('mom', 'cum_grad', 'num_cums'),
         "updates": {'num_cums': 'num_cums_1'},      # scalar state -> host value holding its new value
@@ -489,7 +489,7 @@ VARIANTS = {
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
-        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_0,
+        "host": host_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne,
+        "kernel": kernel_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne,
     },
 }
