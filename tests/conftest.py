@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -28,3 +29,29 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
+
+
+# Under CI (.ci/run sets CI) a test skipped because a package of the test extra failed to
+# import fails instead: a broken install must not pass as skipped tests.
+def _missing_import_fails(report, excinfo):
+    if os.environ.get("CI") and report.skipped and excinfo is not None \
+            and str(excinfo.value).startswith("could not import"):
+        report.outcome = "failed"
+        report.longrepr = f"{excinfo.value}: the test extra installs it, and CI runs every test"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _missing_import_fails(outcome.get_result(), call.excinfo)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "could not import" in reason:
+            report.outcome = "failed"
+            report.longrepr = f"{reason}: the test extra installs it, and CI runs every test"

@@ -125,3 +125,17 @@ def usable_wd(cls, wd):
     """The weight decay a test may use with `cls`: 0 where the rule requires `wd == 0`
     (GroupAdaGrad, torch's SparseAdam), else `wd`."""
     return 0.0 if cls.SPEC.get("requires") == "wd == 0" else wd
+
+
+def import_file(path, name):
+    """Import a generated module from its file under `name`, leaving sys.modules as it was."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module

@@ -11,7 +11,6 @@ Seeded (derandomize) so CI sees the same examples every run; OPTFORGE_FUZZ_EXAMP
 sets how many (default 1500: about 16 s on an idle 2-core machine, well under two minutes
 when it is shared; a 10 000-example run takes a few minutes).
 """
-import importlib.util
 import os
 import signal
 import sys
@@ -19,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st   # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from optforge import SpecError                           # noqa: E402
-from optforge.codegen.analysis import analyse            # noqa: E402
-from optforge.codegen.errors import SpecErrors           # noqa: E402
-from optforge.codegen.generate import render_spec        # noqa: E402
-from optforge.codegen.loader import load_rule            # noqa: E402
+from optforge import SpecError
+from optforge.codegen.analysis import analyse
+from optforge.codegen.errors import SpecErrors
+from optforge.codegen.generate import render_spec
+from optforge.codegen.loader import load_rule
+from support import import_file
 
 ROOT = Path(__file__).resolve().parent.parent
 # every spec, flavors included ("mxnet1/adam.toml" extends "../adam.toml": the bases are copied
@@ -91,17 +90,6 @@ def _alarm(signum, frame):
     raise _Hang(f"an example ran longer than {TIME_LIMIT_S} s")
 
 
-def _import(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
-
-
 def _inside(err, files):
     """The error's position lies inside the file it names."""
     text = files.get(Path(err.path).resolve())
@@ -139,7 +127,7 @@ def check_mutant(text, folder, name="fuzzed.toml"):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(code, encoding="utf-8")
         if relative.endswith(".py"):
-            module = _import(out, "fuzzed_" + relative.replace("/", "_")[:-3])
+            module = import_file(out, "fuzzed_" + relative.replace("/", "_")[:-3])
             assert hasattr(module, "VARIANTS")
     assert not SENTINEL.exists(), "a mutant's text ran"
     return "valid"

@@ -10,15 +10,14 @@ comments (g++ strips them and no payload is left; the file compiles with the hos
 shim), and the docs pages add no markup.
 """
 import html.parser
-import importlib.util
 import json
 import re
 import subprocess
-import sys
 
 import pytest
 
 import cuda_host
+from support import import_file
 from optforge import SpecError
 from optforge.codegen.analysis import analyse
 from optforge.codegen.emitters import docs
@@ -84,17 +83,6 @@ def hostile_spec(sentinel):
     ])
 
 
-def _import(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
-
-
 class _Tags(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
@@ -132,8 +120,8 @@ def test_generated_modules_import_and_nothing_runs(hostile, tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         assert "\r" not in text and "\x00" not in text
-    numpy_module = _import(tmp_path / "out/numpy/hostile.py", "hostile_numpy")
-    meta = _import(tmp_path / "out/cuda/hostile.py", "hostile_cuda_meta")
+    numpy_module = import_file(tmp_path / "out/numpy/hostile.py", "hostile_numpy")
+    meta = import_file(tmp_path / "out/cuda/hostile.py", "hostile_cuda_meta")
     assert not sentinel.exists()
     everything = "".join(payloads(sentinel))
     # the text survives exactly, as data
