@@ -27,10 +27,7 @@ TORCH_NAMED = ["Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta
 SHAPES = [(4, 3), (5,), (2, 2, 2)]
 
 # grid keywords optforge's spec lacks, with the reason; any other unknown keyword fails
-UNSUPPORTED = {
-    ("Adagrad", "initial_accumulator_value"):
-        "the spec's sum starts at 0 (notes of specs/torch/adagrad.toml)",
-}
+UNSUPPORTED = {}   # none since Adagrad's sum starts at initial_accumulator_value
 
 
 def _grid():

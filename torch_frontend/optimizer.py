@@ -24,7 +24,7 @@ torch's memory in place. There is no optimizer math here.
 """
 import torch
 
-from ..runtime import params_api, validation
+from ..runtime import params_api, torch_keywords, validation
 from ..runtime.spec_optimizer import _state_dtype, _state_parts
 from . import tensors
 
@@ -52,10 +52,16 @@ class Optimizer(torch.optim.Optimizer):
         """torch's add_param_group, after the group's values are validated (ValueError names
         the argument at fault; nothing is added then)."""
         if isinstance(param_group, dict):
-            values = dict(self.defaults)
-            values.update((k, v) for k, v in param_group.items() if k not in ("params", "param_names"))
-            self._engine(values)
+            self._check_group(param_group)
         super().add_param_group(param_group)
+
+    def _check_group(self, group):
+        """A group's values over the defaults: torch keywords this class refuses
+        (runtime/torch_keywords.py), then every rule setting (ValueError names the one at fault)."""
+        values = dict(self.defaults)
+        values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
+        torch_keywords.check(self.engine_class.SPEC, type(self).__name__, values)
+        self._engine(values)
 
     # params_api builds an engine from a group's torch-named values; reused as is
     _check_requires = staticmethod(params_api.Optimizer._check_requires)
@@ -216,7 +222,13 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
-        parameters, float64 host scalars on the CPU) are taken again from `state_dict`."""
+        parameters, float64 host scalars on the CPU) are taken again from `state_dict`.
+
+        Every saved group is checked first: a setting this class refuses (torch.optim.Adam's
+        `decoupled_weight_decay=True`, `capturable=True`, ...) or an invalid value raises
+        ValueError and nothing is loaded."""
+        for group in state_dict.get("param_groups", ()):
+            self._check_group(group)
         super().load_state_dict(state_dict)
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]
