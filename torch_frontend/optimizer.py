@@ -107,13 +107,29 @@ class Optimizer(torch.optim.Optimizer):
         for item in work:
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
             batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
-        for batch in batches.values():
-            self._run(batch, rescale_grad)
+        # every batch is counted and planned (engine._prepare) before any kernel runs: a batch
+        # that cannot step leaves every batch's tensors, states and counts as they were
+        prepared, created = [], []
+        try:
+            for batch in batches.values():
+                prepared.append(self._prepare(batch, rescale_grad, created))
+        except BaseException:
+            for step, _ in reversed(prepared):
+                step.cancel()
+            for param, name in created:
+                self.state[param].pop(name, None)
+                if not self.state[param]:
+                    del self.state[param]
+            raise
+        for step, finish in prepared:
+            with tensors.on_current_stream(finish.device):
+                step.run()
+            finish()
 
     def _collect(self):
         """[(engine, master, param, index, weight, grad, gathered)] for every parameter with a
         gradient, checked (arrays and existing states) before anything changes. `gathered`:
-        a sharded DTensor whose rule cannot run on the local shard alone (see `_run`)."""
+        a sharded DTensor whose rule cannot run on the local shard alone (see `_prepare`)."""
         work = []
         index = -1
         for group in self.param_groups:
@@ -147,8 +163,9 @@ class Optimizer(torch.optim.Optimizer):
                 work.append((engine, master, param, index, weight, grad, gathered))
         return work
 
-    def _run(self, batch, rescale_grad):
-        """One engine call for a batch of one (engine, master, gathered, device, dtype).
+    def _prepare(self, batch, rescale_grad, created):
+        """The engine's prepared step for a batch of one (engine, master, gathered, device,
+        dtype), and what to do after it ran; states it creates are listed in `created`.
 
         A gathered batch holds sharded DTensors whose rule reads whole-tensor norms or draws
         noise by element position: every rank gathers the full parameter, gradient and states,
@@ -169,7 +186,9 @@ class Optimizer(torch.optim.Optimizer):
 
         for _, _, param, index, weight, grad, _ in batch:
             count = _count(self.state.get(param) or {})
+            before = set(self.state.get(param) or ())
             state = self._ensure_state(engine, names, master, param, index, weight, count)
+            created.extend((param, name) for name in state if name not in before)
             if gathered:
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
@@ -181,17 +200,19 @@ class Optimizer(torch.optim.Optimizer):
             states.append((array(state[MASTER]), inner) if master else inner)
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
-        device = batch[0][2].device
-        with tensors.on_current_stream(device):
-            if master:
-                engine.update_multi_precision(ids, weights, grads, states)
-            else:   # checked in _collect (new states come from the engine): no second check
-                engine.fused_step(ids, weights, grads, states)
-        for full, target in scatter:
-            tensors.keep_shard(full, target)
-        for _, _, param, index, _, _, _ in batch:
-            self.state[param]["step"].fill_(float(engine._index_update_count[index]))
-        tensors.bump_versions(written)
+        if master:
+            step = engine._prepare_update(ids, weights, grads, states)
+        else:   # checked in _collect (new states come from the engine): no second check
+            step = engine._prepare(ids, weights, grads, states, fused=True)
+
+        def finish():
+            for full, target in scatter:
+                tensors.keep_shard(full, target)
+            for _, _, param, index, _, _, _ in batch:
+                self.state[param]["step"].fill_(float(engine._index_update_count[index]))
+            tensors.bump_versions(written)
+        finish.device = batch[0][2].device
+        return step, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
         """The parameter's state with `step` and every state of the group's current values
