@@ -200,10 +200,12 @@ class Optimizer(torch.optim.Optimizer):
             states.append((array(state[MASTER]), inner) if master else inner)
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
-        if master:
-            step = engine._prepare_update(ids, weights, grads, states)
-        else:   # checked in _collect (new states come from the engine): no second check
-            step = engine._prepare(ids, weights, grads, states, fused=True)
+        device = batch[0][2].device
+        with tensors.on_current_stream(device):    # planning may fill new device scalars
+            if master:
+                step = engine._prepare_update(ids, weights, grads, states)
+            else:   # checked in _collect (new states come from the engine): no second check
+                step = engine._prepare(ids, weights, grads, states, fused=True)
 
         def finish():
             for full, target in scatter:
@@ -211,7 +213,7 @@ class Optimizer(torch.optim.Optimizer):
             for _, _, param, index, _, _, _ in batch:
                 self.state[param]["step"].fill_(float(engine._index_update_count[index]))
             tensors.bump_versions(written)
-        finish.device = batch[0][2].device
+        finish.device = device
         return step, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
