@@ -1,4 +1,4 @@
-"""optforge.torch's torch-flavor classes as drop-in replacements for torch.optim's: every
+"""optforge.torch's classes named as torch.optim's, as drop-in replacements for them: every
 keyword of the real torch.optim constructor (walked from `inspect.signature` of the
 installed torch) is either taken with torch's default or refused with the reason, and a
 torch state dict carrying a setting optforge does not implement is refused whole."""
@@ -12,16 +12,14 @@ import optforge.torch  # noqa: E402
 from optforge.runtime import torch_keywords  # noqa: E402
 
 
-def _torch_flavor_classes():
-    """(optforge class, torch.optim class) for every torch-flavor class torch.optim also has."""
-    out = []
-    for name, cls in sorted(optforge.torch.classes().items()):
-        if cls.engine_class.flavor == "torch" and hasattr(torch.optim, name):
-            out.append((cls, getattr(torch.optim, name)))
-    return out
+def _torch_named_classes():
+    """(optforge class, torch.optim class) for every class torch.optim also has: the torch
+    flavor's, and Rprop (MXNet 2.0's spec, with torch's semantics and keywords)."""
+    return [(cls, getattr(torch.optim, name)) for name, cls in sorted(optforge.torch.classes().items())
+            if hasattr(torch.optim, name)]
 
 
-PAIRS = _torch_flavor_classes()
+PAIRS = _torch_named_classes()
 
 
 def _model(seed=0):
@@ -29,9 +27,10 @@ def _model(seed=0):
     return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
 
 
-def test_the_torch_flavor_classes_are_all_there():
+def test_the_torch_named_classes_are_all_there():
     assert {theirs.__name__ for _, theirs in PAIRS} >= {
-        "Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam", "ASGD", "SparseAdam"}
+        "Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam", "ASGD", "SparseAdam",
+        "Rprop"}
 
 
 @pytest.mark.parametrize("ours, theirs", PAIRS, ids=[t.__name__ for _, t in PAIRS])
