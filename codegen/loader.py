@@ -410,13 +410,15 @@ class _Loader:
             entry = {"init": entry}
         entry = self._known_keys(entry, keys, "state key", STATE_KEYS)
         if "init" not in entry:
-            raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\" "
-                             "or a number (a per-parameter scalar)", *keys)
+            raise self.error(f"state '{name}' is never initialised: give init = \"zeros\", \"weight\", "
+                             "a number (a per-parameter scalar) or a hyperparameter's name", *keys)
         init = entry["init"]
         shape = entry.get("shape")
+        if isinstance(init, str) and init not in ("zeros", "weight"):
+            return self._hyperparameter_state(name, entry, keys, names)
         if isinstance(init, bool) or not (isinstance(init, (int, float)) or init in ("zeros", "weight")):
-            raise self.error(f"state init {init!r} is not \"zeros\", \"weight\" or a number", *keys,
-                             *(("init",) if "init" in entry else ()), value=True)
+            raise self.error(f"state init {init!r} is not \"zeros\", \"weight\", a number or a "
+                             "hyperparameter's name", *keys, *(("init",) if "init" in entry else ()), value=True)
         if isinstance(init, (int, float)):
             if shape not in (None, "scalar"):
                 raise self.error("a state initialised with a number is a per-parameter scalar "
@@ -443,6 +445,24 @@ class _Loader:
             when = parser.parse_condition(when_text)
         doc = entry.get("doc", "")
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
+
+    def _hyperparameter_state(self, name, entry, keys, names):
+        """A state that starts filled with a hyperparameter's value (torch.optim.Adagrad's
+        `initial_accumulator_value`): a weight-shaped array, always present (a state under
+        `when` would start every step from the value, which is the hyperparameter itself)."""
+        init = entry["init"]
+        meta = names.get(init)
+        if meta is None or meta.role != "hyperparameter" or meta.type != NUM or meta.optional:
+            raise self.error(f"state init {init!r} is not \"zeros\", \"weight\", a number or the name of a "
+                             "numeric hyperparameter that is never None", *keys, "init", value=True)
+        for key, allowed in (("shape", "weight"), ("when", None)):
+            if key in entry and entry[key] != allowed:
+                raise self.error(f"a state initialised from a hyperparameter has the weight's shape and always "
+                                 f"exists: remove '{key}'", *keys, key, value=True)
+        dtype = entry.get("dtype", "weight")
+        if dtype not in ("weight", "float32"):
+            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        return State(name, init, dtype, "weight", None, "", entry.get("doc", ""), self.loc(*keys))
 
     def _inline_origin(self, keys):
         line, col = self.spec.where(*keys, value=True)

@@ -147,6 +147,7 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         lr_decay: float = 0.0,
         maximize: bool = False,
+        initial_accumulator_value: float = 0.0,
         weight_decay: float = 0.0,
     ) -> None: ...
 

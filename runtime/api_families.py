@@ -2,8 +2,10 @@
 
 MXNet style (`optforge.create`, and `optforge.Adam` for MXNet 2.0's flavor) with MXNet's
 argument names exists for every spec; params style (`optforge.optim.Adam(params, lr=...)`)
-with torch's names for the spec `params_api.chosen` picks. The docs pages and `optforge
-show` print these lines, so they cannot disagree.
+and the torch module (`optforge.torch.Adam(model.parameters(), lr=...)`, a
+torch.optim.Optimizer) with torch's names for the spec `params_api.chosen` picks (one class
+per name in both, built from the same spec). The docs pages and `optforge show` print these
+lines, so they cannot disagree. Nothing here imports torch.
 """
 from .params_api import PARAMS_FLAVOR, default_arguments
 from .registry import DEFAULT_FLAVOR
@@ -29,10 +31,18 @@ def params_style(spec, has_params_class):
     return [f"opt = optforge.optim.{spec['name']}(params, {_arguments(default_arguments(spec).items())})"]
 
 
+def torch_module(spec, has_params_class):
+    # optforge.torch builds its classes from optforge.optim's (torch_frontend/classes.py)
+    if not has_params_class:
+        return []
+    return [f"opt = optforge.torch.{spec['name']}(model.parameters(), "
+            f"{_arguments(default_arguments(spec).items())})"]
+
+
 # (label, whose argument names, constructor lines of a spec: empty where the family has no
-# class for it). The torch-module family (optforge.torch.Adam) is added here, as one more
-# row, once that module exists.
+# class for it), in the order a torch-flavor page shows them.
 FAMILIES = (
+    ("torch module (a torch.optim.Optimizer)", "torch's", torch_module),
     ("params style (torch.optim)", "torch's", params_style),
     ("MXNet style", "MXNet's", mxnet_style),
 )
@@ -40,7 +50,7 @@ FAMILIES = (
 
 def constructors(spec, has_params_class):
     """[{label, names, lines}] of the families with a class for the spec; the flavor's own
-    family first (params style for the torch flavor, else MXNet style)."""
+    families first (the torch ones for the torch flavor, else MXNet style)."""
     out = [{"label": label, "names": names, "lines": build(spec, has_params_class)}
            for label, names, build in FAMILIES]
     out = [family for family in out if family["lines"]]

@@ -108,6 +108,8 @@ class SpecOptimizer(Optimizer):
                 arrays.append(xp.zeros(state_shape(meta, weight, index), dtype=dtype))
             elif meta["init"] == "weight":
                 arrays.append(weight.astype(dtype, copy=True))
+            elif meta["init"] != "zeros":    # a hyperparameter's name: filled with its value now
+                arrays.append(xp.full(weight.shape, self._hyperparameters[meta["init"]], dtype=dtype))
             else:
                 arrays.append(xp.zeros(weight.shape, dtype=dtype))
         if not arrays:

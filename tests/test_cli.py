@@ -90,6 +90,7 @@ def test_show_is_short_and_names_the_files(capsys):
     assert "beta1 = 0.9 (float in [0, 1))" in out and "mean: starts as zeros" in out
     assert "opt = optforge.Adam(learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08)" in out
     assert "optforge.optim" not in out      # optforge.optim.Adam is the torch flavor's
+    assert "optforge.torch" not in out      # and so is optforge.torch.Adam
     files = dict(line.strip().split(": ", 1) for line in out.split("Files:")[1].splitlines()[:6]
                  if ": " in line and line.startswith("    "))
     assert {k.strip() for k in files} == {"spec", "NumPy code", "CUDA kernels", "docs"}
@@ -103,8 +104,10 @@ def test_show_uses_torch_names_for_the_torch_flavor(capsys):
     status, out, _ = run(capsys, "show", "adam", "--flavor", "torch")
     assert status == 0
     construct = out.split("Update rule:")[0]
-    assert construct.index("opt = optforge.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-08") < \
+    assert construct.index("opt = optforge.torch.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.999)") < \
+        construct.index("opt = optforge.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-08") < \
         construct.index("opt = optforge.create('adam', flavor='torch', learning_rate=0.001")
+    assert "torch module (a torch.optim.Optimizer):" in construct
     hyper = out.split("Hyperparameters:")[1].split("States:")[0]
     assert "lr = 0.001" in hyper and "betas = (0.9, 0.999)" in hyper and "eps = 1e-08" in hyper
     assert "learning_rate" not in hyper and "epsilon =" not in hyper

@@ -160,9 +160,14 @@ def test_flavors_are_the_same_optimizer_not_the_specs_that_extend_it(repo_root):
 
 def test_every_page_shows_constructors_that_build_its_optimizer(repo_root):
     """Every line of every Construct block runs and builds the page's optimizer: the
-    flavor's rule, with the defaults the page prints."""
+    flavor's rule, with the defaults the page prints; the optforge.torch lines on a tiny
+    torch model, as a torch.optim.Optimizer."""
     import numpy as np
+    torch = pytest.importorskip("torch")
+    import optforge.torch
     params = [np.ones(3, np.float32)]
+    model = torch.nn.Linear(3, 2)
+    torch_lines = 0
     for page in sorted((repo_root / "generated/docs").rglob("*.md")):
         if page.name == "index.md":
             continue
@@ -171,24 +176,32 @@ def test_every_page_shows_constructors_that_build_its_optimizer(repo_root):
         lines = [line for block in _construct_blocks(page.read_text()) for line in block.strip().splitlines()]
         assert lines and any(f"optforge.create({key!r}" in line for line in lines), page
         for line in lines:
-            scope = {"optforge": optforge, "params": params}
+            scope = {"optforge": optforge, "params": params, "model": model}
             exec(line, scope)
             opt = scope["opt"]
             engine = getattr(opt, "engine_class", type(opt))
             assert (engine.flavor, engine.SPEC["key"]) == (flavor, key), (page, line)
+            if line.startswith("opt = optforge.torch."):
+                torch_lines += 1
+                assert isinstance(opt, torch.optim.Optimizer), (page, line)
+                assert [p for g in opt.param_groups for p in g["params"]] == list(model.parameters())
+    assert torch_lines == len(optforge.torch.classes())    # one page per class shows it
 
 
 def test_pages_show_each_api_familys_names(repo_root):
     torch_adam = (repo_root / "generated/docs/torch/adam.md").read_text()
     blocks = _construct_blocks(torch_adam)
-    assert blocks[0].startswith("opt = optforge.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-08")
-    assert "learning_rate" not in blocks[0] and "beta1" not in blocks[0]
-    assert "optforge.create('adam', flavor='torch', learning_rate=0.001, beta1=0.9" in blocks[1]
+    assert blocks[0].startswith("opt = optforge.torch.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.999), eps=1e-08")
+    assert blocks[1].startswith("opt = optforge.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-08")
+    assert all("learning_rate" not in b and "beta1" not in b for b in blocks[:2])
+    assert "optforge.create('adam', flavor='torch', learning_rate=0.001, beta1=0.9" in blocks[2]
     assert "| `epsilon` | `eps` |" in torch_adam and "| `learning_rate` | `lr` |" in torch_adam
     adam = (repo_root / "generated/docs/adam.md").read_text()
     assert "opt = optforge.Adam(learning_rate=0.001, beta1=0.9" in adam and "optforge.optim" not in adam
     lion = (repo_root / "generated/docs/lion.md").read_text()       # no torch flavor: params style from MXNet 2.0's spec
     assert "opt = optforge.optim.Lion(params, lr=" in lion and "opt = optforge.Lion(learning_rate=" in lion
+    assert "opt = optforge.torch.Lion(model.parameters(), lr=" in lion
+    assert "optforge.torch" not in adam
     assert "optforge.optim" not in (repo_root / "generated/docs/mxnet1/adam.md").read_text()
 
 

@@ -27,10 +27,7 @@ TORCH_NAMED = ["Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta
 SHAPES = [(4, 3), (5,), (2, 2, 2)]
 
 # grid keywords optforge's spec lacks, with the reason; any other unknown keyword fails
-UNSUPPORTED = {
-    ("Adagrad", "initial_accumulator_value"):
-        "the spec's sum starts at 0 (notes of specs/torch/adagrad.toml)",
-}
+UNSUPPORTED = {}   # none since Adagrad's sum starts at initial_accumulator_value
 
 
 def _grid():
@@ -347,3 +344,35 @@ def test_only_optforge_torch_imports_torch():
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "import optforge.torch; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_step_over_several_batches_is_all_or_nothing():
+    """Two (device, dtype) batches in two groups; the second cannot step (FTML divides by
+    lr = 0 when it computes the step's scalars). Before, the first batch was already
+    applied; now every batch is prepared before any kernel runs, so nothing changes:
+    weights, states (none created on the first step, none advanced later) and step counts."""
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(4, 3, generator=gen).requires_grad_()
+    b = torch.randn(5, generator=gen, dtype=torch.float64).requires_grad_()
+    opt = ot.FTML([{"params": [a]}, {"params": [b], "lr": 0.0}], lr=0.1)
+    a.grad, b.grad = torch.randn(4, 3, generator=gen), torch.randn(5, generator=gen, dtype=torch.float64)
+    start = [a.detach().clone(), b.detach().clone()]
+    with pytest.raises(ValueError, match="cannot compute this step's scalars"):
+        opt.step()
+    assert torch.equal(a, start[0]) and torch.equal(b, start[1]) and len(opt.state) == 0
+    opt.param_groups[1]["lr"] = 0.05
+    opt.step()                                   # both step once
+    saved = {p: {k: v.clone() for k, v in opt.state[p].items()} for p in (a, b)}
+    moved = [a.detach().clone(), b.detach().clone()]
+    assert not torch.equal(moved[0], start[0]) and not torch.equal(moved[1], start[1])
+    opt.param_groups[1]["lr"] = 0.0
+    with pytest.raises(ValueError, match="cannot compute this step's scalars"):
+        opt.step()
+    assert torch.equal(a, moved[0]) and torch.equal(b, moved[1])
+    for p in (a, b):
+        assert set(opt.state[p]) == set(saved[p])
+        assert all(torch.equal(opt.state[p][k], v) for k, v in saved[p].items())
+        assert float(opt.state[p]["step"]) == 1
+    opt.param_groups[1]["lr"] = 0.05
+    opt.step()
+    assert float(opt.state[a]["step"]) == float(opt.state[b]["step"]) == 2

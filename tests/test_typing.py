@@ -3,13 +3,15 @@ by `optforge`, `optforge.optimizer` and `optforge.optim` under TYPE_CHECKING) gi
 class of every API family its real signature.
 
 mypy checks two user scripts against the package as a type checker meets an installed
-one (a folder named `optforge` on its path, `py.typed` present): a correct one must pass,
-and one with wrong keywords and types must fail on exactly those lines, which proves the
-check can fail."""
+one (a folder named `optforge` laid out as pyproject.toml's package-dir installs it, so
+`optforge.torch` is the torch_frontend/ folder; `py.typed` present): a correct one must
+pass, and one with wrong keywords and types must fail on exactly those lines, which proves
+the check can fail."""
 import os
 import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -29,6 +31,16 @@ w = np.ones(3, np.float32)
 torch_adam = optim.Adam([w], lr=0.1, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.01)
 lion = optim.Lion([w], lr=1e-4, betas=(0.9, 0.99))
 made = optimizer.create("adam", learning_rate=0.1)
+
+import torch
+import optforge.torch
+
+model = torch.nn.Linear(4, 2)
+adamw = optforge.torch.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
+as_torch: torch.optim.Optimizer = adamw
+sched = torch.optim.lr_scheduler.StepLR(adamw, step_size=10)
+sgd_t = optforge.torch.SGD(model.parameters(), lr=0.1, momentum=0.9, foreach=True, fused=None)
+lion_t = optforge.torch.Lion(model.parameters(), lr=1e-4, master_weights=True)
 '''
 
 BAD = '''\
@@ -41,16 +53,38 @@ a = optforge.Adam(learning_rat=0.01)
 b = optforge.SGD(momentum="high")
 c = optim.Adam([w], lr=0.1, beta1=0.9)
 d = optim.Adam([w], betas=0.9)
+
+import torch
+import optforge.torch
+model = torch.nn.Linear(4, 2)
+e = optforge.torch.AdamW(model.parameters(), lr=1e-3, beta1=0.9)
+f = optforge.torch.Adam(model.parameters(), capturable=True)
 '''
-BAD_LINES = {6, 7, 8, 9}
+BAD_LINES = {6, 7, 8, 9, 14, 15}
+
+
+def _installed_layout(repo_root, path):
+    """The packages as pyproject.toml's package-dir installs them, as symlinks: `optforge` is
+    the repository root and `optforge.torch` its torch_frontend/ folder. (An editable install
+    in setuptools' default mode reaches them through an import hook that only Python runs,
+    so a type checker finds no `optforge` there: README, "Type checking".)"""
+    mapping = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    root = path / "optforge"
+    root.mkdir(parents=True)
+    nested = {name.split(".", 1)[1]: folder for name, folder in mapping.items() if name != "optforge"}
+    assert mapping["optforge"] == "." and all("." not in name for name in nested)
+    for entry in repo_root.iterdir():
+        if entry.name not in nested and not entry.name.startswith("."):
+            (root / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    for name, folder in nested.items():
+        (root / name).symlink_to(repo_root / folder, target_is_directory=True)
 
 
 @pytest.fixture(scope="module")
 def checked(repo_root, tmp_path_factory):
     pytest.importorskip("mypy")
     folder = tmp_path_factory.mktemp("typing")
-    (folder / "path").mkdir()
-    (folder / "path" / "optforge").symlink_to(repo_root, target_is_directory=True)
+    _installed_layout(repo_root, folder / "path")
     (folder / "good.py").write_text(GOOD)
     (folder / "bad.py").write_text(BAD)
     env = dict(os.environ, MYPYPATH=str(folder / "path"))
@@ -73,6 +107,7 @@ def test_wrong_keywords_and_types_fail_type_checking(checked):
     assert {int(line) for _, line, _ in bad} == BAD_LINES, result.stdout + result.stderr
     text = " ".join(message for _, _, message in bad)
     assert '"learning_rat"' in text and '"beta1"' in text, text
+    assert any(line == "15" and '"capturable"' in message for _, line, message in bad), text
 
 
 def _stub_signatures(path):
@@ -124,3 +159,12 @@ def test_stubs_match_the_classes_the_runtime_builds(repo_root):
     assert set(params) == set(params_classes())
     for name, rows in params.items():
         assert rows == _runtime_signature(getattr(optim, name)), name
+
+
+def test_torch_stubs_match_the_torch_classes(repo_root):
+    pytest.importorskip("torch")
+    import optforge.torch
+    stubs = _stub_signatures(repo_root / "generated" / "torch_classes.pyi")
+    assert set(stubs) == set(optforge.torch.classes())
+    for name, rows in stubs.items():
+        assert rows == _runtime_signature(getattr(optforge.torch, name)), name

@@ -16,8 +16,13 @@ This package's sources live in the repository's `torch_frontend/` folder (see
 pyproject.toml): a folder named `torch` at the repository root would hide the real
 torch from anything run there.
 """
+from typing import TYPE_CHECKING
+
 from .classes import classes, create, torch_class
 from .optimizer import MASTER, Optimizer
+
+if TYPE_CHECKING:    # the classes' signatures for type checkers (generated/torch_classes.pyi)
+    from ..generated.torch_classes import *  # noqa: F401,F403
 
 __all__ = ["MASTER", "Optimizer", "classes", "create", "torch_class"]
 

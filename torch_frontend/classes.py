@@ -1,27 +1,31 @@
 """One `torch.optim.Optimizer` subclass per registered spec, built from its metadata.
 
 The signature is the params-style class's (`params_api.params_class`: torch's names,
-`lr`, `betas`, `eps`, `weight_decay`, a hyperparameter's `keyword`, ...) plus
-`master_weights`; the class holds no code of its own beyond `optimizer.Optimizer`.
+`lr`, `betas`, `eps`, `weight_decay`, a hyperparameter's `keyword`, ...) plus torch's
+implementation keywords (`foreach`, `fused` accepted; `capturable`, `differentiable` and
+torch keywords the spec lacks refused unless left at torch's default: runtime/torch_keywords.py)
+and `master_weights`; the class holds no code of its own beyond `optimizer.Optimizer`.
 """
 import inspect
 
-from ..runtime import params_api, registry
+from ..runtime import params_api, registry, torch_keywords
 from .optimizer import Optimizer
 
 _CLASSES = {}   # engine class -> torch class
 
 
 def torch_class(engine_class):
-    """The torch optimizer class for a spec-built class:
-    (params, lr=<default>, *, <keywords>, weight_decay=<default>, master_weights=False)."""
+    """The torch optimizer class for a spec-built class: (params, lr=<default>, *, <keywords>,
+    weight_decay=<default>, foreach=None, fused=None, capturable=False, differentiable=False,
+    master_weights=False)."""
     if engine_class in _CLASSES:
         return _CLASSES[engine_class]
     spec = engine_class.SPEC
     reference = inspect.signature(params_api.params_class(engine_class).__init__)
     P = inspect.Parameter
     parameters = list(reference.parameters.values())
-    parameters.append(P("master_weights", P.KEYWORD_ONLY, default=False))
+    parameters += [P(name, P.KEYWORD_ONLY, default=default)
+                   for name, _, default in torch_keywords.extra_keywords(spec)]
     signature = inspect.Signature(parameters)
 
     def __init__(self, *args, **kwargs):
@@ -37,8 +41,12 @@ def torch_class(engine_class):
     arguments = ", ".join(f"{p.name}={p.default!r}" for p in parameters[2:])
     doc = (f"{spec['name']}(params, {arguments}): a torch.optim.Optimizer "
            f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
-           "params: tensors, named_parameters() or parameter groups (dicts). master_weights: keep a "
-           "float32 master copy and float32 states for float16/bfloat16 parameters.\n\n"
+           "params: tensors, named_parameters() or parameter groups (dicts). foreach, fused: accepted "
+           "as torch.optim's, no effect (one fused kernel call per (device, dtype) batch always). "
+           + "".join(f"{name}: only {value!r} ({reason}). " for name, (value, reason)
+                     in torch_keywords.refused(spec).items())
+           + "master_weights: keep a float32 master copy and float32 states for float16/bfloat16 "
+           "parameters.\n\n"
            + (engine_class.__doc__ or ""))
     cls = type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
                                             "__doc__": doc, "__module__": "optforge.torch"})

@@ -24,7 +24,7 @@ torch's memory in place. There is no optimizer math here.
 """
 import torch
 
-from ..runtime import params_api, validation
+from ..runtime import params_api, torch_keywords, validation
 from ..runtime.spec_optimizer import _state_dtype, _state_parts
 from . import tensors
 
@@ -52,10 +52,16 @@ class Optimizer(torch.optim.Optimizer):
         """torch's add_param_group, after the group's values are validated (ValueError names
         the argument at fault; nothing is added then)."""
         if isinstance(param_group, dict):
-            values = dict(self.defaults)
-            values.update((k, v) for k, v in param_group.items() if k not in ("params", "param_names"))
-            self._engine(values)
+            self._check_group(param_group)
         super().add_param_group(param_group)
+
+    def _check_group(self, group):
+        """A group's values over the defaults: torch keywords this class refuses
+        (runtime/torch_keywords.py), then every rule setting (ValueError names the one at fault)."""
+        values = dict(self.defaults)
+        values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
+        torch_keywords.check(self.engine_class.SPEC, type(self).__name__, values)
+        self._engine(values)
 
     # params_api builds an engine from a group's torch-named values; reused as is
     _check_requires = staticmethod(params_api.Optimizer._check_requires)
@@ -101,13 +107,29 @@ class Optimizer(torch.optim.Optimizer):
         for item in work:
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
             batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
-        for batch in batches.values():
-            self._run(batch, rescale_grad)
+        # every batch is counted and planned (engine._prepare) before any kernel runs: a batch
+        # that cannot step leaves every batch's tensors, states and counts as they were
+        prepared, created = [], []
+        try:
+            for batch in batches.values():
+                prepared.append(self._prepare(batch, rescale_grad, created))
+        except BaseException:
+            for step, _ in reversed(prepared):
+                step.cancel()
+            for param, name in created:
+                self.state[param].pop(name, None)
+                if not self.state[param]:
+                    del self.state[param]
+            raise
+        for step, finish in prepared:
+            with tensors.on_current_stream(finish.device):
+                step.run()
+            finish()
 
     def _collect(self):
         """[(engine, master, param, index, weight, grad, gathered)] for every parameter with a
         gradient, checked (arrays and existing states) before anything changes. `gathered`:
-        a sharded DTensor whose rule cannot run on the local shard alone (see `_run`)."""
+        a sharded DTensor whose rule cannot run on the local shard alone (see `_prepare`)."""
         work = []
         index = -1
         for group in self.param_groups:
@@ -141,8 +163,9 @@ class Optimizer(torch.optim.Optimizer):
                 work.append((engine, master, param, index, weight, grad, gathered))
         return work
 
-    def _run(self, batch, rescale_grad):
-        """One engine call for a batch of one (engine, master, gathered, device, dtype).
+    def _prepare(self, batch, rescale_grad, created):
+        """The engine's prepared step for a batch of one (engine, master, gathered, device,
+        dtype), and what to do after it ran; states it creates are listed in `created`.
 
         A gathered batch holds sharded DTensors whose rule reads whole-tensor norms or draws
         noise by element position: every rank gathers the full parameter, gradient and states,
@@ -163,7 +186,9 @@ class Optimizer(torch.optim.Optimizer):
 
         for _, _, param, index, weight, grad, _ in batch:
             count = _count(self.state.get(param) or {})
+            before = set(self.state.get(param) or ())
             state = self._ensure_state(engine, names, master, param, index, weight, count)
+            created.extend((param, name) for name in state if name not in before)
             if gathered:
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
@@ -176,16 +201,20 @@ class Optimizer(torch.optim.Optimizer):
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
         device = batch[0][2].device
-        with tensors.on_current_stream(device):
+        with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
-                engine.update_multi_precision(ids, weights, grads, states)
+                step = engine._prepare_update(ids, weights, grads, states)
             else:   # checked in _collect (new states come from the engine): no second check
-                engine.fused_step(ids, weights, grads, states)
-        for full, target in scatter:
-            tensors.keep_shard(full, target)
-        for _, _, param, index, _, _, _ in batch:
-            self.state[param]["step"].fill_(float(engine._index_update_count[index]))
-        tensors.bump_versions(written)
+                step = engine._prepare(ids, weights, grads, states, fused=True)
+
+        def finish():
+            for full, target in scatter:
+                tensors.keep_shard(full, target)
+            for _, _, param, index, _, _, _ in batch:
+                self.state[param]["step"].fill_(float(engine._index_update_count[index]))
+            tensors.bump_versions(written)
+        finish.device = device
+        return step, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
         """The parameter's state with `step` and every state of the group's current values
@@ -216,7 +245,13 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
-        parameters, float64 host scalars on the CPU) are taken again from `state_dict`."""
+        parameters, float64 host scalars on the CPU) are taken again from `state_dict`.
+
+        Every saved group is checked first: a setting this class refuses (torch.optim.Adam's
+        `decoupled_weight_decay=True`, `capturable=True`, ...) or an invalid value raises
+        ValueError and nothing is loaded."""
+        for group in state_dict.get("param_groups", ()):
+            self._check_group(group)
         super().load_state_dict(state_dict)
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]

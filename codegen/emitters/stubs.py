@@ -3,17 +3,16 @@
 The classes are built at run time from the generated modules (`optforge.Adam` through a
 module `__getattr__`), which type checkers and IDEs cannot see. These stubs declare the
 same classes with the same signatures, from the same spec metadata the runtime builds
-them from; `__init__.py`, `optimizer.py` and `optim.py` import them under
-`typing.TYPE_CHECKING` only, so nothing here runs.
+them from; `__init__.py`, `optimizer.py`, `optim.py` and `torch_frontend/__init__.py`
+(optforge.torch) import them under `typing.TYPE_CHECKING` only, so nothing here runs.
 
-One stub module per API family (`FAMILIES`); a new family (torch-style classes) is one
-more entry there.
+One stub module per API family (`FAMILIES`).
 """
 import inspect
 import keyword
 import math
 
-from ...runtime import params_api
+from ...runtime import params_api, torch_keywords
 from ...runtime.optimizer import Optimizer as _BaseOptimizer
 from ...runtime.registry import DEFAULT_FLAVOR
 from .templates import environment
@@ -109,6 +108,17 @@ def params_class(spec):
             "arguments": arguments, "attributes": []}
 
 
+def torch_class(spec):
+    """The torch module's class (`optforge.torch.Adam`, a torch.optim.Optimizer): the
+    params-style signature, then torch's implementation keywords and master_weights
+    (runtime/torch_keywords.py; torch_frontend/classes.py builds the same signature).
+    Refused keywords are typed with the one value accepted, so a checker flags the rest."""
+    out = params_class(spec)
+    out["arguments"] = out["arguments"] + [_argument(name, kind, default)
+                                           for name, kind, default in torch_keywords.extra_keywords(spec)]
+    return out
+
+
 def _base_keywords():
     parameters = inspect.signature(_BaseOptimizer.__init__).parameters.values()
     return [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
@@ -124,11 +134,13 @@ FAMILIES = {
               mxnet_class, lambda specs: {key: s for (flavor, key), s in specs if flavor == DEFAULT_FLAVOR}),
     "params": ("params_classes.pyi", "from ..runtime.params_api import Optimizer", "Optimizer",
                params_class, params_api.chosen),
-    # "torch": the torch-style classes (optforge.torch.Adam) go here once that module exists.
+    "torch": ("torch_classes.pyi", "from torch.optim import Optimizer", "Optimizer",
+              torch_class, params_api.chosen),
 }
 USAGE = {
     "mxnet": "optforge.Adam(learning_rate=0.001, beta1=0.9), optforge.optimizer.Adam(...)",
     "params": "optforge.optim.Adam(params, lr=0.001, betas=(0.9, 0.999))",
+    "torch": "optforge.torch.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.999))",
 }
 
 

@@ -25,7 +25,7 @@ SPEC = {
         'PyTorch, torch.optim.Adagrad. https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html',
     ],
     'notes': [
-        "The sum of squares starts at 0: torch's initial_accumulator_value is not supported.",
+        "The sum of squares starts at initial_accumulator_value (0 by default), as torch's.",
         'optforge.optim calls this rule with rescale_grad = 1 and clip_gradient = None, so the first line is g <- g there.',
     ],
     'deviations': [
@@ -60,15 +60,24 @@ SPEC = {
             'optional': False,
             'doc': "Maximize the objective: the gradient's sign is flipped first.",
         },
+        {
+            'name': 'initial_accumulator_value',
+            'type': 'float',
+            'default': 0.0,
+            'optional': False,
+            'range': [0.0, math.inf, True, False],
+            'range_text': '[0, inf)',
+            'doc': 'The value the sum of squared gradients starts at.',
+        },
     ],
     'states': [
         {
             'name': 'sum',
-            'init': 'zeros',
+            'init': 'initial_accumulator_value',
             'dtype': 'weight',
             'shape': 'weight',
             'when': '',
-            'doc': 'Sum of squared gradients.',
+            'doc': 'Sum of squared gradients, starting at initial_accumulator_value.',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nlr = lr / (1 + (t - 1) * lr_decay)\nsum = sum + grad**2\nweight = weight - lr * grad / (sqrt(sum) + epsilon)',

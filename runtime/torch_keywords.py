@@ -1,0 +1,59 @@
+"""The keywords optforge.torch's classes take beyond the params-style ones, and why.
+
+torch.optim's constructors take implementation switches besides the rule's settings
+(`foreach`, `fused`, `capturable`, `differentiable`); a drop-in replacement accepts each
+one or refuses it with the reason. The table is torch-free so that the classes
+(torch_frontend/classes.py) and their type stubs (codegen/emitters/stubs.py) take the
+same keywords; tests/test_torch_keywords.py walks torch.optim's real signatures against it.
+"""
+
+# name: (stub type, default, what it means here). Any value is accepted and kept in the
+# param groups (so state dicts round-trip with torch.optim's): optforge always runs its own
+# generated kernels (native C++ on CPU tensors, CUDA on CUDA tensors) with one call per
+# (device, dtype) batch of parameters, which is what both switches select in torch.
+ACCEPTED = {
+    "foreach": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
+    "fused": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
+}
+
+# name: (the one value accepted, why any other is refused)
+REFUSED = {
+    "capturable": (False, "optforge.torch reads each parameter's step count on the host and launches its "
+                          "kernels from Python, so its step cannot be captured in a CUDA graph"),
+    "differentiable": (False, "optforge.torch writes the parameters in place through its generated kernels, "
+                              "outside autograd, so its step cannot be differentiated"),
+}
+
+# (flavor, spec key): torch.optim keywords of the same optimizer that the spec does not
+# implement, as REFUSED
+SPEC_REFUSED = {
+    ("torch", "adam"): {
+        "decoupled_weight_decay": (False, "decoupled weight decay is optforge.torch.AdamW (specs/torch/adamw.toml); "
+                                          "Adam's rule adds weight_decay * weight to the gradient"),
+    },
+}
+
+MASTER_WEIGHTS = "master_weights"   # optforge's own keyword (torch_frontend/optimizer.py)
+
+
+def refused(spec):
+    """{keyword: (the one value accepted, reason)} for a spec's torch class."""
+    return dict(REFUSED, **SPEC_REFUSED.get((spec["flavor"], spec["key"]), {}))
+
+
+def extra_keywords(spec):
+    """[(name, stub type, default)] the torch class takes after the params-style keywords,
+    in signature order."""
+    out = [(name, kind, default) for name, (kind, default, _) in ACCEPTED.items()]
+    # a refused switch is typed as its one value, so a type checker flags the other
+    out += [(name, f"Literal[{value!r}]" if isinstance(value, bool) else "float", value)
+            for name, (value, _) in refused(spec).items()]
+    return out + [(MASTER_WEIGHTS, "bool", False)]
+
+
+def check(spec, class_name, values):
+    """ValueError naming the keyword and why, for a refused keyword given another value
+    than the one accepted (`values`: a param group or the constructor's keywords)."""
+    for name, (accepted, reason) in refused(spec).items():
+        if name in values and values[name] != accepted:
+            raise ValueError(f"optforge.torch.{class_name} does not support {name}={values[name]!r}: {reason}")
