@@ -283,11 +283,11 @@ class _Loader:
     def _check_new_name(self, name, keys, what):
         if not _IDENT.match(name) or keyword.iskeyword(name):
             raise self.error(f"{what} name '{name}' must be a Python identifier", *keys)
+        if name in BUILTINS:    # the most specific message first: lr, wd, t, ... are reserved too
+            raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
         if name.startswith("_") or name in RESERVED or name in _runtime_names():
             raise self.error(f"{what} name '{name}' is reserved: the generated code or the optimizer "
                              "class uses it (names starting with '_' are reserved too)", *keys)
-        if name in BUILTINS:
-            raise self.error(f"{what} '{name}' clashes with the built-in input '{name}'", *keys)
         if name in OPTIONS or name in ("learning_rate", "flavor"):
             raise self.error(f"{what} '{name}' clashes with an optimizer option of the same name", *keys)
 

@@ -73,11 +73,15 @@ def check_against_reference(flavor, name, hp, rule, dtype, clip):
     wd = hp.pop("wd", WD)
     names = hp.pop("param_idx2name", {})
     lr_scale = hp.pop("lr_scale", 1.0)
-    opt = optforge.create(name, flavor=flavor, wd=wd, rescale_grad=RESCALE, clip_gradient=clip,
-                          begin_num_update=BEGIN, param_idx2name=names, **hp)
     if isinstance(rule, type):     # references with memory of their own (1.x LARS, LBSGD)
         rule = rule()
     accepts = inspect.signature(rule).parameters
+    # A rule that draws noise is checked on `step`, whose numbers `noise()` reproduces;
+    # fused_step's kernels draw Philox numbers (the CUDA ones), and test_native_cpu.py and
+    # test_cuda_cpu.py prove them equal to `step` given those numbers.
+    fused = "noise" not in accepts
+    opt = optforge.create(name, flavor=flavor, wd=wd, rescale_grad=RESCALE, clip_gradient=clip,
+                          begin_num_update=BEGIN, param_idx2name=names, use_fused_step=fused, **hp)
     weights = [signed(rng, s, 1.5, dtype) for s in SHAPES]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     expected_w = [w.copy() for w in weights]
