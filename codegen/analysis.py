@@ -23,8 +23,8 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .errors import SpecError
-from .functions import Clip, IsNone, Norm, Normal, RowMean, StringLiteral, Where
-from .ir import BUILTINS, DEVICE, HOST, ROWS, TENSOR, If, join_kinds
+from .functions import ColMean, Clip, IsNone, MatMul, Norm, Normal, RowMean, StringLiteral, Transpose, Where
+from .ir import BUILTINS, COLS, DEVICE, HOST, ROWS, TENSOR, If, Loop, join_kinds
 
 _COMPLEMENT = {sympy.Ne: sympy.Eq, sympy.Lt: sympy.Ge, sympy.Le: sympy.Gt}
 _LOGIC = (sympy.And, sympy.Or, sympy.Not, sympy.Xor, sympy.Equivalent)
@@ -135,6 +135,10 @@ def _condition_atoms(rule):
                 walk(stmt.body, dict(kinds), dict(expansion))
                 walk(stmt.orelse, dict(kinds), dict(expansion))
                 continue
+            if isinstance(stmt, Loop):
+                for _ in range(stmt.count):
+                    walk(stmt.body, kinds, expansion)
+                continue
             _host_wheres(stmt.expr, kinds, atoms, expansion)
             limit(stmt.loc)
             target = sympy.Symbol(stmt.target)
@@ -185,8 +189,10 @@ def _kind(expr, kinds):
     if isinstance(expr, Norm):
         return DEVICE
     if isinstance(expr, RowMean):
-        return ROWS
-    if isinstance(expr, Normal):
+        return ROWS if _kind(expr.args[0], kinds) == TENSOR else DEVICE
+    if isinstance(expr, ColMean):
+        return COLS if _kind(expr.args[0], kinds) in (TENSOR, COLS) else DEVICE
+    if isinstance(expr, (Normal, MatMul, Transpose)):
         return TENSOR
     if isinstance(expr, sympy.Symbol):
         return kinds.get(expr.name, HOST)
@@ -236,6 +242,10 @@ class _Specialiser:
             if isinstance(stmt, If):
                 cond = stmt.cond.xreplace(self.env).xreplace(self.expansion)
                 self._block(stmt.body if decide(cond, self.truth) else stmt.orelse)
+                continue
+            if isinstance(stmt, Loop):   # unrolled: one straight-line body per iteration
+                for _ in range(stmt.count):
+                    self._block(stmt.body)
                 continue
             expr = self._specialise(stmt.expr.xreplace(self.env))
             kind = _kind(expr, self.kinds)

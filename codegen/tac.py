@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .functions import (Abs, Clip, Exp, IsFinite, Log, Maximum, Minimum, Norm, Normal, RowMean,
-                        Sign, Sqrt, Where)
-from .ir import DEVICE, KIND_ORDER, ROWS, TENSOR
+from .functions import (Abs, Clip, ColMean, Exp, IsFinite, Log, MatMul, Maximum, Minimum, Norm, Normal,
+                        RowMean, Sign, Sqrt, Transpose, Where)
+from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
 MAX_EXPANDED_POWER = 4
+MATRIX_OPS = {"matmul", "transpose", "col_mean"}   # need the matrix view (no C++ kernels)
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}
 BOOLEAN_OPS = {"gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "isfinite"}
 UNARY = {Sqrt: "sqrt", Abs: "abs", Sign: "sign", Exp: "exp", Log: "log", IsFinite: "isfinite"}
@@ -95,7 +96,7 @@ class _Lowering:
         arrays = ["weight", "grad"] + [st.name for st in rule.states if st.name in variant.states
                                        and (st.shape != "scalar" or st.device)]
         for name in arrays:
-            shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, DEVICE) else TENSOR
+            shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, COLS, DEVICE) else TENSOR
             self.inputs[name] = Val(-1 - len(self.inputs), "input", shape=shape, name=name)
         self.locals = dict(self.inputs)
 
@@ -123,6 +124,10 @@ class _Lowering:
             shape = DEVICE
         elif op == "row_mean":
             shape = ROWS
+        elif op == "col_mean":
+            shape = COLS
+        elif op in ("matmul", "transpose"):
+            shape = TENSOR
         value = Val(len(self.code), op, tuple(args), shape, boolean or op in BOOLEAN_OPS, tag=tag)
         self.code.append(value)
         self.numbering[key] = value
@@ -171,6 +176,12 @@ class _Lowering:
             return self.emit("norm", self.lower(expr.args[0]))
         if isinstance(expr, RowMean):
             return self.emit("row_mean", self.lower(expr.args[0]))
+        if isinstance(expr, ColMean):
+            return self.emit("col_mean", self.lower(expr.args[0]))
+        if isinstance(expr, Transpose):
+            return self.emit("transpose", self.lower(expr.args[0]))
+        if isinstance(expr, MatMul):
+            return self.emit("matmul", self.lower(expr.args[0]), self.lower(expr.args[1]))
         raise NotImplementedError(f"cannot lower {expr!r} ({type(expr).__name__})")
 
     def _fold(self, op, operands):

@@ -125,3 +125,12 @@ def usable_wd(cls, wd):
     """The weight decay a test may use with `cls`: 0 where the rule requires `wd == 0`
     (GroupAdaGrad, torch's SparseAdam), else `wd`."""
     return 0.0 if cls.SPEC.get("requires") == "wd == 0" else wd
+
+
+def shapes_for(spec, shapes):
+    """The test shapes a rule accepts: a rule that requires 2-D parameters (Muon) gets each
+    shape seen as a matrix, (first axis, the others' product) (a vector is one column)."""
+    if spec.get("requires") != "ndim == 2":
+        return list(shapes)
+    import math
+    return [tuple(s) if len(s) == 2 else ((s[0] if s else 1), math.prod(s[1:])) for s in shapes]

@@ -162,7 +162,7 @@ def test_every_page_shows_constructors_that_build_its_optimizer(repo_root):
     """Every line of every Construct block runs and builds the page's optimizer: the
     flavor's rule, with the defaults the page prints."""
     import numpy as np
-    params = [np.ones(3, np.float32)]
+    params = [np.ones((3, 2), np.float32)]   # 2-D: Muon takes matrices only
     for page in sorted((repo_root / "generated/docs").rglob("*.md")):
         if page.name == "index.md":
             continue

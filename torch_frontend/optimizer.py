@@ -54,7 +54,13 @@ class Optimizer(torch.optim.Optimizer):
         if isinstance(param_group, dict):
             values = dict(self.defaults)
             values.update((k, v) for k, v in param_group.items() if k not in ("params", "param_names"))
-            self._engine(values)
+            engine = self._engine(values)
+            params = param_group.get("params")
+            if params is not None and not torch.is_tensor(params):
+                params = param_group["params"] = list(params)   # an iterator is read once
+            for k, param in enumerate([params] if torch.is_tensor(params) else params or ()):
+                if torch.is_tensor(param):   # a rule's `requires` on the shape (Muon: 2-D only)
+                    engine.check_parameter(k, tensors.view(param.detach()))
         super().add_param_group(param_group)
 
     # params_api builds an engine from a group's torch-named values; reused as is
@@ -112,11 +118,11 @@ class Optimizer(torch.optim.Optimizer):
         index = -1
         for group in self.param_groups:
             engine = self._engine(group)
-            names = list(engine._present_states())
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
                     continue
+                names = list(engine._present_states(tensors.view(param)))
                 gathered = tensors.is_sharded(param) and not _runs_on_shards(engine, param)
                 try:
                     grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
@@ -151,7 +157,6 @@ class Optimizer(torch.optim.Optimizer):
         for the step."""
         engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
         engine.rescale_grad = rescale_grad
-        names = list(engine._present_states())
         ids, weights, grads, states, written, scatter = [], [], [], [], [], []
 
         def array(tensor):
@@ -163,6 +168,7 @@ class Optimizer(torch.optim.Optimizer):
 
         for _, _, param, index, weight, grad, _ in batch:
             count = _count(self.state.get(param) or {})
+            names = list(engine._present_states(weight))
             state = self._ensure_state(engine, names, master, param, index, weight, count)
             if gathered:
                 weight = array(param)
