@@ -97,7 +97,7 @@ def test_plot_without_matplotlib_fails_before_training(monkeypatch, tmp_path):
 
 
 def test_matrix_rules_pass_and_muon_trains_the_weight_matrices_only(monkeypatch):
-    _only(monkeypatch, ("torch", "muon"), ("torch", "adafactor"))
+    _only(monkeypatch, ("torch", "muon"), ("torch", "adafactor"), ("mxnet2", "adafactor"))
     out = io.StringIO()
     assert demo.run(steps=150, seed=3, out=out) == 0, out.getvalue()
     assert "muon: 2-D parameters only (as torch.optim.Muon): trains the two weight matrices" in out.getvalue()

@@ -1,7 +1,8 @@
 """Matrix-shaped rules (Muon, Adafactor): the spec language's matrix constructs, the
 generated code against hand-written references (tests/reference/torch_optim.py, from
-torch.optim's documented algorithms), parity with torch.optim itself, the rank condition,
-and the fallback of every backend to the generated NumPy code.
+torch.optim's documented algorithms; tests/reference/papers.py for the paper's Adafactor,
+the MXNet-style flavor), parity with torch.optim itself, the rank condition, and the
+fallback of every backend to the generated NumPy code.
 
 Reference comparisons run 6 steps on parameters of several shapes (2-D tall and wide for
 both; 1-D and 3-D for Adafactor), signed data with values beyond the clip bound, wd > 0,
@@ -23,7 +24,7 @@ import pytest
 
 import optforge
 from optforge import SpecError
-from reference import torch_optim
+from reference import papers, torch_optim
 from support import signed
 
 BEGIN = 3
@@ -41,6 +42,13 @@ CASES = [
     ("adafactor", ADAFACTOR_SHAPES, {}), ("adafactor", ADAFACTOR_SHAPES, {"epsilon1": 1e-20, "d": 2.0}),
     ("adafactor", ADAFACTOR_SHAPES, {"maximize": True, "beta2_decay": -0.5, "epsilon2": 0.1}),
 ]
+# The paper's Adafactor (MXNet-style flavor, specs/adafactor.toml) against tests/reference/papers.py
+PAPER_CASES = [
+    ("adafactor", ADAFACTOR_SHAPES, {}), ("adafactor", ADAFACTOR_SHAPES, {"beta1": 0.9, "d": 2.0}),
+    ("adafactor", ADAFACTOR_SHAPES, {"relative_step": False, "scale_parameter": False}),
+    ("adafactor", ADAFACTOR_SHAPES, {"warmup_init": True, "decay_rate": -0.5, "epsilon1": 1e-3}),
+]
+FLAVORED = [("torch", *c) for c in CASES] + [("mxnet2", *c) for c in PAPER_CASES]
 
 
 def _close(actual, expected, dtype, what):
@@ -50,12 +58,12 @@ def _close(actual, expected, dtype, what):
 
 @pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("name,shapes,hp", CASES, ids=[f"{n}{hp}" for n, _, hp in CASES])
-def test_matrix_rules_match_the_torch_references(name, shapes, hp, dtype, clip):
+@pytest.mark.parametrize("flavor,name,shapes,hp", FLAVORED, ids=[f"{f}-{n}{hp}" for f, n, _, hp in FLAVORED])
+def test_matrix_rules_match_their_references(flavor, name, shapes, hp, dtype, clip):
     rng = np.random.default_rng(len(name) * 13 + len(hp))
-    opt = optforge.create(name, flavor="torch", wd=WD, rescale_grad=RESCALE, clip_gradient=clip,
+    opt = optforge.create(name, flavor=flavor, wd=WD, rescale_grad=RESCALE, clip_gradient=clip,
                           begin_num_update=BEGIN, **hp)
-    rule = torch_optim.MATRIX_RULES[name]
+    rule = (torch_optim if flavor == "torch" else papers).MATRIX_RULES[name]
     weights = [signed(rng, s, 1.5, dtype) for s in shapes]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     expected_w = [w.copy() for w in weights]

@@ -3,6 +3,7 @@
 MODULES = (
     'adabelief',
     'adadelta',
+    'adafactor',
     'adagrad',
     'adam',
     'adamax',

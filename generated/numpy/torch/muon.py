@@ -51,6 +51,7 @@ SPEC = {
     'deviations': [
         "torch runs the Newton-Schulz iteration in bfloat16; optforge runs it in the weight's dtype (float32, or float64 for float64 weights), so results agree with torch.optim.Muon to about 1e-2 relative, and with torch's algorithm without the bfloat16 cast to float64 rounding.",
         "The number of Newton-Schulz iterations is the spec's loop count, 5 (torch's default ns_steps): it is not a constructor argument.",
+        'torch\'s adjust_lr_fn=None (its default) means "original"; here the default is written "original" and None is not accepted.',
     ],
     'spec': 'specs/torch/muon.toml',
     'learning_rate': 0.001,
