@@ -146,6 +146,14 @@ class FormulaParser:
         if len(statements) > MAX_STATEMENTS:
             raise self.error(f"the update block has {len(statements)} statements: more than the limit "
                              f"of {MAX_STATEMENTS}", statements[MAX_STATEMENTS])
+        unrolled = len(statements)
+        for loop in (n for n in statements if isinstance(n, ast.For)):
+            count = getattr(loop.iter, "args", [None])[0] if isinstance(loop.iter, ast.Call) else None
+            if isinstance(count, ast.Constant) and type(count.value) is int and 1 < count.value <= MAX_LOOP_COUNT:
+                unrolled += (count.value - 1) * sum(isinstance(n, ast.stmt) for n in ast.walk(loop) if n is not loop)
+                if unrolled > MAX_STATEMENTS:
+                    raise self.error(f"the update block has {unrolled} or more statements once its loops are "
+                                     f"unrolled: more than the limit of {MAX_STATEMENTS}", loop)
         with distribute(False):
             return self._statements(tree.body, text=self._source)
 

@@ -316,3 +316,12 @@ def test_docs_print_products_transposes_and_loops_as_mathematics():
     assert "<mi>⊤</mi>" in mathml and "\u2062" in mathml
     loops = [line for line in lines if line.kind == "loop"]
     assert len(loops) == 2 and all(line.depth == 1 for line in loops)
+
+
+def test_unrolled_loops_count_toward_the_statement_limit(tmp_path):
+    body = "".join("    x = x * 1.5 + grad\n" for _ in range(30))
+    with pytest.raises(SpecError, match="once its loops are unrolled: more than the limit of 200") as info:
+        _load(tmp_path, "x = grad\nfor _ in range(8):\n" + body + "mom = x\nweight = weight - lr * mom")
+    assert (info.value.line, info.value.col) == (5, 1)
+    rule = _load(tmp_path, "x = grad\nfor _ in range(6):\n" + body + "mom = x\nweight = weight - lr * mom")
+    assert rule.statements[1].count == 6      # 184 statements unrolled: within the limit
