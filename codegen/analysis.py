@@ -55,6 +55,34 @@ class Variant:
 
 
 @dataclass
+class LoopBlock:
+    """A loop counted by a hyperparameter, as one entry `(LoopBlock, None)` of a variant's
+    tensor code: `phis` name -> (phi symbol, value before the loop), `body` [(Symbol, expr)]
+    in order, `finals` name -> the body's value at the end of an iteration, `after` name ->
+    the symbol holding it after the loop."""
+
+    count: sympy.Symbol
+    phis: dict
+    body: list
+    finals: dict
+    after: dict
+
+    def hoisted(self, hoist):
+        return LoopBlock(self.count, {n: (phi, hoist(v)) for n, (phi, v) in self.phis.items()},
+                         [(sym, hoist(expr)) for sym, expr in self.body], self.finals, self.after)
+
+    def reads(self):
+        names = {self.count.name}
+        for _, value in self.phis.values():
+            names |= {s.name for s in getattr(value, "free_symbols", ())}
+        for _, expr in self.body:
+            names |= {s.name for s in expr.free_symbols}
+        for value in self.finals.values():
+            names |= {s.name for s in getattr(value, "free_symbols", ())}
+        return names
+
+
+@dataclass
 class Analysis:
     rule: object
     atoms: tuple                  # condition atoms (sympy booleans)
@@ -136,7 +164,7 @@ def _condition_atoms(rule):
                 walk(stmt.orelse, dict(kinds), dict(expansion))
                 continue
             if isinstance(stmt, Loop):
-                for _ in range(stmt.count):
+                for _ in range(stmt.count if isinstance(stmt.count, int) else 1):
                     walk(stmt.body, kinds, expansion)
                 continue
             _host_wheres(stmt.expr, kinds, atoms, expansion)
@@ -231,8 +259,13 @@ class _Specialiser:
                 scalars[name] = value
             else:
                 outputs[name] = value
-        tensor = _inline_single_use(self.tensor, outputs)
-        tensor = [(sym, _hoist(expr, self.kinds, self._host_symbol)) for sym, expr in tensor]
+        if any(isinstance(sym, LoopBlock) for sym, _ in self.tensor):
+            tensor = [(sym.hoisted(lambda e: _hoist(e, self.kinds, self._host_symbol)), None)
+                      if isinstance(sym, LoopBlock) else (sym, _hoist(expr, self.kinds, self._host_symbol))
+                      for sym, expr in self.tensor]
+        else:
+            tensor = _inline_single_use(self.tensor, outputs)
+            tensor = [(sym, _hoist(expr, self.kinds, self._host_symbol)) for sym, expr in tensor]
         host = _prune(self.host, tensor, outputs, scalars)
         name, description = _describe(self.atoms, key)
         return Variant(key, name, description, self.present, host, tensor, outputs, scalars, dict(self.kinds))
@@ -243,9 +276,12 @@ class _Specialiser:
                 cond = stmt.cond.xreplace(self.env).xreplace(self.expansion)
                 self._block(stmt.body if decide(cond, self.truth) else stmt.orelse)
                 continue
-            if isinstance(stmt, Loop):   # unrolled: one straight-line body per iteration
+            if isinstance(stmt, Loop) and isinstance(stmt.count, int):   # unrolled
                 for _ in range(stmt.count):
                     self._block(stmt.body)
+                continue
+            if isinstance(stmt, Loop):
+                self._loop(stmt)
                 continue
             expr = self._specialise(stmt.expr.xreplace(self.env))
             kind = _kind(expr, self.kinds)
@@ -258,6 +294,30 @@ class _Specialiser:
                 else:
                     expr = self._tensor_symbol(stmt.target, expr, kind)
             self.env[sympy.Symbol(stmt.target)] = expr
+
+    def _loop(self, stmt):
+        """A loop counted by a hyperparameter: its body once, as a `LoopBlock` of the tensor
+        code. Names the body assigns that hold a value before it are carried: read through a
+        `phi` symbol inside (the value before the first iteration, then the previous one's) and
+        through a fresh symbol after it."""
+        targets = list(dict.fromkeys(s.target for s in stmt.body))
+        inputs = _input_kinds(self.rule)
+        carried = [n for n in targets if sympy.Symbol(n) in self.env or n in inputs]
+        phis, after = {}, {}
+        for name in carried:
+            sym = sympy.Symbol(name)
+            value = self.env.get(sym, sym)
+            phi = self._fresh(name + "_phi", _kind(value, self.kinds))
+            phis[name] = (phi, value)
+            self.env[sym] = phi
+        outer, self.tensor = self.tensor, []
+        self._block(stmt.body)
+        body, self.tensor = self.tensor, outer
+        finals = {name: self.env[sympy.Symbol(name)] for name in carried}
+        for name in carried:
+            after[name] = self._fresh(name, self.kinds[phis[name][0].name])
+            self.env[sympy.Symbol(name)] = after[name]
+        self.tensor.append((LoopBlock(sympy.Symbol(stmt.count), phis, body, finals, after), None))
 
     def _specialise(self, expr):
         """Decide host conditions of tensor `where`s; drop nothing else."""
@@ -384,7 +444,10 @@ def _hoist(expr, kinds, host_symbol):
 def _prune(host, tensor, outputs, scalars):
     """Host statements that tensor code, a scalar state or another needed statement reads."""
     needed = set()
-    for _, expr in tensor:
+    for sym, expr in tensor:
+        if isinstance(sym, LoopBlock):
+            needed |= sym.reads()
+            continue
         needed |= {s.name for s in expr.free_symbols}
     for value in outputs.values():
         needed |= {s.name for s in getattr(value, "free_symbols", ())}

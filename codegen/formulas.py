@@ -68,9 +68,9 @@ class Formulas:
                     out.append(Line(depth, "else", "\\textbf{else}:", "", "else"))
                     out.extend(self.lines(stmt.orelse, depth + 1))
             elif isinstance(stmt, Loop):
-                count = self.mathml(sympy.Integer(stmt.count))
-                out.append(Line(depth, "loop", f"\\textbf{{repeat}}\\ {stmt.count}\\ \\textbf{{times}}:",
-                                count, stmt.text))
+                count = sympy.Integer(stmt.count) if isinstance(stmt.count, int) else sympy.Symbol(stmt.count)
+                out.append(Line(depth, "loop", f"\\textbf{{repeat}}\\ {self.latex(count)}\\ \\textbf{{times}}:",
+                                self.mathml(count), stmt.text))
                 out.extend(self.lines(stmt.body, depth + 1))
         return out
 

@@ -111,10 +111,11 @@ class If:
 
 @dataclass
 class Loop:
-    """`for _ in range(count):` with a literal count: the body runs `count` times
-    (unrolled when the rule is specialised); no `if` and no state assignment inside."""
+    """`for _ in range(count):`: the body runs `count` times; no `if` and no state assignment
+    inside. A literal count is unrolled when the rule is specialised; a count that names an
+    int hyperparameter stays one body, repeated by the generated code (`analysis.LoopBlock`)."""
 
-    count: int
+    count: object                # int, or the name of an int hyperparameter
     body: list
     text: str
     loc: Location

@@ -120,7 +120,10 @@ class _Loader:
                  for b in BUILTINS.values()}
         for hp in hyperparameters:
             hp_type = {"bool": BOOL, "enum": "enum"}.get(hp.type, NUM)
-            names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices)
+            finite = hp.type == "int" and hp.range is not None and math.isfinite(hp.range.lo) \
+                and math.isfinite(hp.range.hi) and not hp.optional
+            names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices,
+                                  int_range=(hp.range.lo, hp.range.hi) if finite else None)
         name_flags = self._name_flags(names)
         for flag in name_flags:
             names[flag] = Name(flag, HOST, BOOL, "name flag", False, False)
@@ -171,7 +174,8 @@ class _Loader:
         functions or column states, else "" (an element-wise rule)."""
         if "matrix" in self.data:
             return self._choice("matrix", MATRIX_VIEWS)
-        uses = any(isinstance(stmt, Assign) and stmt.expr.has(*MATRIX_FUNCTIONS)
+        uses = any((isinstance(stmt, Assign) and stmt.expr.has(*MATRIX_FUNCTIONS))
+                   or (isinstance(stmt, Loop) and isinstance(stmt.count, str))   # repeated by NumPy code
                    for stmt in walk_statements(statements))
         return "first_rest" if uses or any(st.shape == "cols" for st in states) else ""
 

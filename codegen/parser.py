@@ -10,7 +10,7 @@ import difflib
 import math
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
 from sympy.core.parameters import distribute
@@ -26,6 +26,7 @@ MAX_MAGNITUDE = 1e300      # |constant| after folding: float64 with room for one
 MAX_DEPTH = 48             # nesting of a formula (operators, calls, parentheses; a chain a+b+c+... counts each term)
 MAX_STATEMENTS = 200       # assignments and ifs in the update block
 MAX_LOOP_COUNT = 8         # `for _ in range(N)`: N is a literal from 1 to this (unrolled)
+MAX_LOOP_HYPERPARAMETER = 1000   # or an int hyperparameter whose range lies within [0, this] (repeated)
 RESERVED = frozenset({"math", "xp", "rng", "SPEC", "VARIANTS"})   # names the generated modules use
 
 NUM, BOOL, STR, NONE = "num", "bool", "str", "none"
@@ -75,7 +76,8 @@ class Name:
     maybe_unbound_at: int | None = None   # line of the if that bound it in one branch only
     rebound: bool = False     # a built-in input the rule has assigned a new value
     shape: tuple | None = None   # symbolic matrix shape of a local array, e.g. ("rows", "rows")
-    shape_conflict: str = ""     # the branches of an if gave this name different shapes
+    shape_conflict: str = ""     # the branches of an if gave this name different shapes (or: why it cannot be read)
+    int_range: tuple | None = None   # (lo, hi) of an int hyperparameter with a finite range
 
 
 # The symbolic shape (in the matrix view) of each kind of array
@@ -332,8 +334,7 @@ class FormulaParser:
             a, b = after_body.get(name), after_else.get(name)
             if a is None or b is None:
                 info = a or b
-                merged[name] = Name(info.name, info.kind, info.type, info.role, info.optional,
-                                    info.assignable, info.choices, node.lineno, info.rebound)
+                merged[name] = replace(info, maybe_unbound_at=node.lineno)
             elif a.type != b.type:
                 raise self.error(f"'{name}' is a {a.type} in one branch and a {b.type} in the other", node)
             else:
@@ -343,9 +344,9 @@ class FormulaParser:
                 if not conflict and shape_a != shape_b and None not in (shape_a, shape_b):
                     conflict = (f"'{name}' has shape {shape_text(shape_a)} in one branch of the if at "
                                 f"update line {node.lineno} and {shape_text(shape_b)} in the other")
-                merged[name] = Name(a.name, kind, a.type, a.role, a.optional, a.assignable, a.choices,
-                                    a.maybe_unbound_at if a.maybe_unbound_at is not None else b.maybe_unbound_at,
-                                    a.rebound or b.rebound, shape=shape_a, shape_conflict=conflict)
+                merged[name] = replace(
+                    a, kind=kind, rebound=a.rebound or b.rebound, shape=shape_a, shape_conflict=conflict,
+                    maybe_unbound_at=a.maybe_unbound_at if a.maybe_unbound_at is not None else b.maybe_unbound_at)
         self.names = merged
         header = (ast.get_source_segment(text, node.test) or "")
         return If(cond.expr, body, orelse, header, self._loc(node.lineno, node.col_offset))
@@ -362,10 +363,17 @@ class FormulaParser:
                 and len(it.args) == 1 and not it.keywords):
             raise self.error("a loop runs over range(N) with one argument N", it)
         count = it.args[0]
-        if not (isinstance(count, ast.Constant) and type(count.value) is int
-                and 1 <= count.value <= MAX_LOOP_COUNT):
+        counted = isinstance(count, ast.Name) and count.id in self.names
+        if counted:
+            info = self.names[count.id]
+            if info.role != "hyperparameter" or info.int_range is None \
+                    or not (0 <= info.int_range[0] and info.int_range[1] <= MAX_LOOP_HYPERPARAMETER):
+                raise self.error(f"the count of a loop must be an integer literal from 1 to {MAX_LOOP_COUNT}, or an "
+                                 f"int hyperparameter whose range lies within [0, {MAX_LOOP_HYPERPARAMETER}]", count)
+        elif not (isinstance(count, ast.Constant) and type(count.value) is int
+                  and 1 <= count.value <= MAX_LOOP_COUNT):
             raise self.error(f"the count of a loop must be an integer literal from 1 to {MAX_LOOP_COUNT} "
-                             "(it is unrolled when the code is generated)", count)
+                             "(it is unrolled when the code is generated), or an int hyperparameter", count)
         if node.orelse:
             raise self.error("a loop cannot have an else block", node.orelse[0])
         for stmt in node.body:
@@ -378,6 +386,7 @@ class FormulaParser:
                     raise self.error(f"a loop cannot assign '{target.id}': assign the weight and states "
                                      "after the loop", target)
         errors = len(self.errors) if self.errors is not None else 0
+        before = dict(self.names)
         body = self._statements(node.body, text, narrowed)
         if self.errors is None or len(self.errors) == errors:
             first = {stmt.target: (self.names[stmt.target].kind, _name_shape(self.names[stmt.target]))
@@ -388,6 +397,19 @@ class FormulaParser:
                 if first.get(stmt.target, (info.kind, _name_shape(info))) != (info.kind, _name_shape(info)):
                     raise self.error(f"'{stmt.target}' changes its shape from one iteration of the loop "
                                      "to the next", node)
+        if counted:   # repeated at run time: the body computes arrays only, and what it binds
+            for stmt in body:   # for the first time is undefined after zero iterations
+                if stmt.kind == HOST:
+                    raise self.error(f"'{stmt.target}': a loop counted by a hyperparameter computes arrays only "
+                                     "(compute scalars before the loop)", node)
+                if stmt.target not in before and not self.names[stmt.target].shape_conflict:
+                    info = self.names[stmt.target]
+                    self.names[stmt.target] = Name(
+                        info.name, info.kind, info.type, info.role, shape=info.shape,
+                        shape_conflict=f"'{stmt.target}' is first assigned inside the loop at update line "
+                                       f"{node.lineno}, which may run zero times")
+            header = f"for _ in range({count.id})"
+            return Loop(count.id, body, header, self._loc(node.lineno, node.col_offset))
         header = f"for _ in range({count.value})"
         return Loop(count.value, body, header, self._loc(node.lineno, node.col_offset))
 
@@ -486,7 +508,7 @@ class FormulaParser:
             raise self.error(f"'{node.id}' may be unassigned here: only one branch of the if at "
                              f"update line {info.maybe_unbound_at} assigns it", node)
         if info.shape_conflict:
-            raise self.error(info.shape_conflict + ": it cannot be read after the if", node)
+            raise self.error(info.shape_conflict + ": it cannot be read here", node)
         optional = info.optional and node.id not in narrowed
         if info.type == "enum":
             return Value(sympy.Symbol(node.id), "enum:" + node.id, info.kind)

@@ -102,6 +102,9 @@ class _Lowering:
 
     def program(self):
         for sym, expr in self.variant.tensor:
+            if expr is None:      # a loop counted by a hyperparameter (analysis.LoopBlock)
+                self.lower_loop(sym)
+                continue
             value = self.lower(expr)
             if isinstance(value, Val) and value.op != "input" and not value.name:
                 value.name = sym.name
@@ -183,6 +186,34 @@ class _Lowering:
         if isinstance(expr, MatMul):
             return self.emit("matmul", self.lower(expr.args[0]), self.lower(expr.args[1]))
         raise NotImplementedError(f"cannot lower {expr!r} ({type(expr).__name__})")
+
+    def lower_loop(self, block):
+        """`loop` (count and the carried values before the loop), one `phi` per carried value
+        (read by the body), the body, `end` (its values at the end of an iteration), and one
+        `carried` per carried value after the loop. The body's instructions are numbered apart
+        from the code after the loop, which may run when the body never did."""
+        inits = [self.lower(value) for _, value in block.phis.values()]
+        loop = Val(len(self.code), "loop", (Scalar(block.count.name),) + tuple(inits), TENSOR)
+        self.code.append(loop)
+        outside = dict(self.numbering)
+        phis = {}
+        for k, (name, (phi, _)) in enumerate(block.phis.items()):
+            phis[name] = Val(len(self.code), "phi", (loop, Const(k)), _shape_of(inits[k]), name=phi.name)
+            self.code.append(phis[name])
+            self.locals[phi.name] = phis[name]
+        for sym, expr in block.body:
+            value = self.lower(expr)
+            if isinstance(value, Val) and value.op != "input" and not value.name:
+                value.name = sym.name
+            self.locals[sym.name] = value
+        finals = [self.lower(block.finals[name]) for name in block.phis]
+        end = Val(len(self.code), "end", (loop,) + tuple(finals), TENSOR)
+        self.code.append(end)
+        self.numbering = outside
+        for name, phi in phis.items():
+            carried = Val(len(self.code), "carried", (phi, end), phi.shape, name=block.after[name].name)
+            self.code.append(carried)
+            self.locals[block.after[name].name] = carried
 
     def _fold(self, op, operands):
         acc = operands[0]
@@ -291,13 +322,20 @@ def _arrays_first(operands):
 
 
 def _live(code, outputs):
-    """Drop operations no output depends on."""
+    """Drop operations no output depends on (a loop's phis keep its whole body)."""
     live = set()
     stack = [v for v in outputs.values() if isinstance(v, Val)]
+    ends = {v.args[0].id: v for v in code if v.op == "end"}
     while stack:
         v = stack.pop()
         if v.id in live or v.op == "input":
             continue
         live.add(v.id)
         stack.extend(a for a in v.args if isinstance(a, Val))
+        if v.op == "phi":
+            stack.append(ends[v.args[0].id])
     return [v for v in code if v.id in live]
+
+
+def _shape_of(operand):
+    return operand.shape if isinstance(operand, Val) else DEVICE

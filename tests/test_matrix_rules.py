@@ -38,7 +38,8 @@ MUON_SHAPES = [(6, 4), (3, 8), (5, 5)]
 ADAFACTOR_SHAPES = [(6, 4), (3, 8), (7,), (2, 3, 5)]
 CASES = [
     ("muon", MUON_SHAPES, {}), ("muon", MUON_SHAPES, {"nesterov": False}),
-    ("muon", MUON_SHAPES, {"adjust_lr_fn": "match_rms_adamw", "momentum": 0.8}),
+    ("muon", MUON_SHAPES, {"adjust_lr_fn": "match_rms_adamw", "momentum": 0.8, "ns_steps": 3}),
+    ("muon", MUON_SHAPES, {"ns_steps": 12, "ns_a": 2.0, "ns_b": -1.5, "ns_c": 0.5}),
     ("adafactor", ADAFACTOR_SHAPES, {}), ("adafactor", ADAFACTOR_SHAPES, {"epsilon1": 1e-20, "d": 2.0}),
     ("adafactor", ADAFACTOR_SHAPES, {"maximize": True, "beta2_decay": -0.5, "epsilon2": 0.1}),
 ]
@@ -156,13 +157,13 @@ def test_adafactor_equals_torch_optim_in_float64():
             assert torch.allclose(a.state[x][key].double(), b.state[y][key].double(), rtol=1e-6, atol=1e-12)
 
 
-def _muon_steps(dtype, without_bfloat16, monkeypatch):
+def _muon_steps(dtype, without_bfloat16, monkeypatch, **settings):
     """Each step from equal weights and buffers: the largest difference of the two updates
     relative to the largest element of torch's update."""
     torch = pytest.importorskip("torch")
     import optforge.torch as ot
     gen, ours, theirs, a, b = _torch_pair(ot.Muon, torch.optim.Muon, MUON_SHAPES, dtype,
-                                          lr=0.05, weight_decay=0.02)
+                                          lr=0.05, weight_decay=0.02, **settings)
     errors = []
     for step in range(4):
         for x, y in zip(ours, theirs):
@@ -187,6 +188,8 @@ def _muon_steps(dtype, without_bfloat16, monkeypatch):
 def test_muon_equals_torch_newton_schulz_without_bfloat16_in_float64(monkeypatch):
     torch = pytest.importorskip("torch")
     assert max(_muon_steps(torch.float64, True, monkeypatch)) < 1e-6
+    assert max(_muon_steps(torch.float64, True, monkeypatch, ns_steps=3, nesterov=False, momentum=0.9,
+                           adjust_lr_fn="match_rms_adamw")) < 1e-6
 
 
 def test_muon_is_near_torch_optim_muon_as_it_is(monkeypatch):
@@ -229,6 +232,8 @@ update = """
 """
 [hyperparameters]
 beta = 0.5
+n = {{ default = 3, type = "int", range = "[0, 10]" }}
+n_free = {{ default = 3, type = "int" }}
 [states]
 mom = {{ init = "zeros" }}
 {states}
@@ -252,7 +257,13 @@ ERRORS = [
     ("host-transpose", "a = transpose(beta)\nmom = grad\nweight = weight - lr * mom",
      4, 15, "transpose() takes a matrix"),
     ("loop-count", "x = grad\nfor _ in range(beta):\n    x = x * 2\nmom = x\nweight = weight - lr * mom",
-     5, 16, "the count of a loop must be an integer literal from 1 to 8"),
+     5, 16, "the count of a loop must be an integer literal from 1 to 8, or an int hyperparameter whose range"),
+    ("loop-unbounded", "x = grad\nfor _ in range(n_free):\n    x = x * 2\nmom = x\nweight = weight - lr * mom",
+     5, 16, "an int hyperparameter whose range lies within [0, 1000]"),
+    ("loop-host", "x = grad\nfor _ in range(n):\n    k = beta * 2\n    x = x * k\nmom = x\nweight = weight - lr * mom",
+     5, 1, "'k': a loop counted by a hyperparameter computes arrays only"),
+    ("loop-zero", "for _ in range(n):\n    y = grad * 2\nmom = y\nweight = weight - lr * mom",
+     6, 7, "'y' is first assigned inside the loop at update line 1, which may run zero times"),
     ("loop-big", "x = grad\nfor _ in range(9):\n    x = x * 2\nmom = x\nweight = weight - lr * mom",
      5, 16, "from 1 to 8"),
     ("loop-var", "x = grad\nfor i in range(3):\n    x = x * 2\nmom = x\nweight = weight - lr * mom",
@@ -310,7 +321,7 @@ def test_docs_print_products_transposes_and_loops_as_mathematics():
     rule = load_rule(Path(optforge.__file__).resolve().parent / "specs" / "torch" / "muon.toml")
     lines = Formulas(rule).lines()
     latex = "\n".join(line.latex for line in lines)
-    assert "\\textbf{repeat}\\ 5\\ \\textbf{times}:" in latex
+    assert "\\textbf{repeat}\\ \\mathrm{ns\\_steps}\\ \\textbf{times}:" in latex
     assert "^{\\top}" in latex and "matmul" not in latex and "transpose" not in latex
     mathml = "".join(line.mathml for line in lines)
     assert "<mi>⊤</mi>" in mathml and "\u2062" in mathml
@@ -325,3 +336,17 @@ def test_unrolled_loops_count_toward_the_statement_limit(tmp_path):
     assert (info.value.line, info.value.col) == (5, 1)
     rule = _load(tmp_path, "x = grad\nfor _ in range(6):\n" + body + "mom = x\nweight = weight - lr * mom")
     assert rule.statements[1].count == 6      # 184 statements unrolled: within the limit
+
+
+def test_a_loop_counted_by_a_hyperparameter_repeats_its_body_that_many_times(tmp_path):
+    path = tmp_path / "doubling.toml"
+    path.write_text('name = "Doubling"\nupdate = """\nx = grad\nfor _ in range(n):\n    y = x * 2\n'
+                    '    x = y + 0\nweight = weight - lr * x\n"""\n[hyperparameters]\n'
+                    'n = { default = 3, type = "int", range = "[0, 10]" }\n')
+    cls = optforge.load_spec(path)
+    assert cls.SPEC["matrix"] == "first_rest"    # the generated NumPy code repeats it: a matrix rule
+    for n in (0, 1, 3):
+        opt = cls(learning_rate=0.5, n=n)
+        w = np.zeros((2, 3))
+        opt.update(0, w, np.ones((2, 3)), opt.create_state(0, w))
+        np.testing.assert_array_equal(w, -0.5 * 2.0 ** n)

@@ -142,10 +142,32 @@ def matrix_kernel_lines(program, matrix):
             lines.append(f"_a_{name} = {name}")
         else:
             lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.shape, '_view')})")
+    indent = ""
     for v in program.code:
+        if v.op == "loop":    # a loop counted by a hyperparameter: the carried values start as
+            phis = [p for p in program.code if p.op == "phi" and p.args[0] is v]   # their values before it
+            for phi, init in zip(phis, v.args[1:]):
+                lines.append(f"{indent}_t{phi.id} = {printer._operand(operand(init))}")
+            lines.append(f"{indent}for _ in range({v.args[0].name}):")
+            indent += "    "
+            continue
+        if v.op == "phi":
+            continue
+        if v.op == "end":
+            phis = [p for p in program.code if p.op == "phi" and p.args[0] is v.args[0]]
+            if phis:
+                lines.append(f"{indent}{', '.join(f'_t{p.id}' for p in phis)} = "
+                             f"{', '.join(printer._operand(operand(a)) for a in v.args[1:])}")
+            else:
+                lines.append(f"{indent}pass")
+            indent = indent[:-4]
+            continue
+        if v.op == "carried":
+            lines.append(f"{indent}_t{v.id} = _t{v.args[0].id}")
+            continue
         optional = v.op == "clip" and any(isinstance(a, Scalar) and a.optional for a in v.args[1:])
         step = Step(v, f"_t{v.id}", "alias" if optional else "new", tuple(operand(a) for a in v.args))
-        lines.extend(printer._print(step).split("\n"))
+        lines.extend(indent + line for line in printer._print(step).split("\n"))
     finals = []
     for name, value in program.outputs.items():
         source = printer._operand(operand(value))

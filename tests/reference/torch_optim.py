@@ -191,7 +191,7 @@ def newton_schulz(g, a=3.4445, b=-4.7750, c=2.0315, steps=5, eps=1e-7):
 
 
 def muon(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, momentum=0.95, nesterov=True,
-         ns_a=3.4445, ns_b=-4.7750, ns_c=2.0315, epsilon=1e-7, adjust_lr_fn="original"):
+         ns_a=3.4445, ns_b=-4.7750, ns_c=2.0315, epsilon=1e-7, ns_steps=5, adjust_lr_fn="original"):
     """torch.optim.Muon: B <- lerp(B, g, 1 - mu); U = lerp(g, B, mu) with nesterov, else B;
     O = NS(U); w <- w (1 - lr wd); w <- w - lr * ratio * O with ratio sqrt(max(1, A / B))
     ("original") or 0.2 sqrt(max(A, B)) ("match_rms_adamw") for a weight of shape (A, B)."""
@@ -200,7 +200,7 @@ def muon(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, momentum=0
     buf = s.get("momentum_buffer", np.zeros_like(w))
     buf = buf + (1 - momentum) * (g - buf)
     u = g + momentum * (buf - g) if nesterov else buf
-    o = newton_schulz(u, ns_a, ns_b, ns_c, 5, epsilon)
+    o = newton_schulz(u, ns_a, ns_b, ns_c, ns_steps, epsilon)
     rows, cols = w.shape
     ratio = math.sqrt(max(1.0, rows / cols)) if adjust_lr_fn == "original" else 0.2 * math.sqrt(max(rows, cols))
     w = w * (1 - lr * wd)

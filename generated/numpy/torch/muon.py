@@ -13,13 +13,13 @@ Update rule, as the spec writes it:
         u = momentum_buffer
     if rows > cols:
         x = transpose(u) / maximum(norm(u), epsilon)
-        for _ in range(5):
+        for _ in range(ns_steps):
             a = matmul(x, transpose(x))
             x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)
         o = transpose(x)
     else:
         x = u / maximum(norm(u), epsilon)
-        for _ in range(5):
+        for _ in range(ns_steps):
             a = matmul(x, transpose(x))
             x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)
         o = x
@@ -50,7 +50,6 @@ SPEC = {
     ],
     'deviations': [
         "torch runs the Newton-Schulz iteration in bfloat16; optforge runs it in the weight's dtype (float32, or float64 for float64 weights), so results agree with torch.optim.Muon to about 1e-2 relative, and with torch's algorithm without the bfloat16 cast to float64 rounding.",
-        "The number of Newton-Schulz iterations is the spec's loop count, 5 (torch's default ns_steps): it is not a constructor argument.",
         'torch\'s adjust_lr_fn=None (its default) means "original"; here the default is written "original" and None is not accepted.',
     ],
     'spec': 'specs/torch/muon.toml',
@@ -107,6 +106,15 @@ SPEC = {
             'doc': 'Lower bound of the Frobenius norm the update is divided by.',
         },
         {
+            'name': 'ns_steps',
+            'type': 'int',
+            'default': 5,
+            'optional': False,
+            'range': [1.0, 99.0, True, True],
+            'range_text': '[1, 99]',
+            'doc': 'Newton-Schulz iterations (torch refuses 100 or more).',
+        },
+        {
             'name': 'adjust_lr_fn',
             'type': 'enum',
             'default': 'original',
@@ -125,7 +133,7 @@ SPEC = {
             'doc': 'Momentum buffer.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nif nesterov:\n    u = (1 - momentum) * grad + momentum * momentum_buffer\nelse:\n    u = momentum_buffer\nif rows > cols:\n    x = transpose(u) / maximum(norm(u), epsilon)\n    for _ in range(5):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = transpose(x)\nelse:\n    x = u / maximum(norm(u), epsilon)\n    for _ in range(5):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = x\nif adjust_lr_fn == "original":\n    scale = sqrt(maximum(1, rows / cols))\nelse:\n    scale = 0.2 * sqrt(maximum(rows, cols))\nweight = weight - lr * wd * weight\nweight = weight - lr * scale * o',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nif nesterov:\n    u = (1 - momentum) * grad + momentum * momentum_buffer\nelse:\n    u = momentum_buffer\nif rows > cols:\n    x = transpose(u) / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = transpose(x)\nelse:\n    x = u / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = x\nif adjust_lr_fn == "original":\n    scale = sqrt(maximum(1, rows / cols))\nelse:\n    scale = 0.2 * sqrt(maximum(rows, cols))\nweight = weight - lr * wd * weight\nweight = weight - lr * scale * o',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
         '\\mathrm{momentum\\_buffer} \\leftarrow \\mathrm{momentum} \\, \\mathrm{momentum\\_buffer} + \\left(1 - \\mathrm{momentum}\\right) \\, g',
@@ -135,13 +143,13 @@ SPEC = {
         '\\quad u \\leftarrow \\mathrm{momentum\\_buffer}',
         '\\textbf{if}\\ \\mathrm{rows} > \\mathrm{cols}:',
         '\\quad x \\leftarrow \\frac{{u}^{\\top}}{\\max\\left(\\left\\lVert u \\right\\rVert_{2}, \\epsilon\\right)}',
-        '\\quad \\textbf{repeat}\\ 5\\ \\textbf{times}:',
+        '\\quad \\textbf{repeat}\\ \\mathrm{ns\\_steps}\\ \\textbf{times}:',
         '\\quad \\quad a \\leftarrow x \\, {x}^{\\top}',
         '\\quad \\quad x \\leftarrow \\mathrm{ns\\_a} \\, x + \\left(\\mathrm{ns\\_b} \\, a + \\mathrm{ns\\_c} \\, a \\, a\\right) \\, x',
         '\\quad o \\leftarrow {x}^{\\top}',
         '\\textbf{else}:',
         '\\quad x \\leftarrow \\frac{u}{\\max\\left(\\left\\lVert u \\right\\rVert_{2}, \\epsilon\\right)}',
-        '\\quad \\textbf{repeat}\\ 5\\ \\textbf{times}:',
+        '\\quad \\textbf{repeat}\\ \\mathrm{ns\\_steps}\\ \\textbf{times}:',
         '\\quad \\quad a \\leftarrow x \\, {x}^{\\top}',
         '\\quad \\quad x \\leftarrow \\mathrm{ns\\_a} \\, x + \\left(\\mathrm{ns\\_b} \\, a + \\mathrm{ns\\_c} \\, a \\, a\\right) \\, x',
         '\\quad o \\leftarrow x',
@@ -188,12 +196,12 @@ def requires(*, ndim, **_):
 
 # -- variant: nesterov and rows > cols and adjust_lr_fn == 'original' ---------------
 
-def host_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -204,11 +212,12 @@ def host_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, col
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -225,68 +234,36 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, m
     _t8 = xp.asarray(xp.maximum(_t7, epsilon))
     _t9 = xp.swapaxes(_t6, -1, -2)
     _t10 = xp.divide(_t9, _t8)
-    _t11 = xp.swapaxes(_t10, -1, -2)
-    _t12 = xp.matmul(_t10, _t11)
-    _t13 = xp.multiply(_t10, ns_a)
-    _t14 = xp.multiply(_t12, ns_b)
-    _t15 = xp.matmul(_t12, _t12)
-    _t16 = xp.multiply(_t15, ns_c)
-    _t17 = xp.add(_t14, _t16)
-    _t18 = xp.matmul(_t17, _t10)
-    _t19 = xp.add(_t13, _t18)
-    _t20 = xp.swapaxes(_t19, -1, -2)
-    _t21 = xp.matmul(_t19, _t20)
-    _t22 = xp.multiply(_t19, ns_a)
-    _t23 = xp.multiply(_t21, ns_b)
-    _t24 = xp.matmul(_t21, _t21)
-    _t25 = xp.multiply(_t24, ns_c)
-    _t26 = xp.add(_t23, _t25)
-    _t27 = xp.matmul(_t26, _t19)
-    _t28 = xp.add(_t22, _t27)
-    _t29 = xp.swapaxes(_t28, -1, -2)
-    _t30 = xp.matmul(_t28, _t29)
-    _t31 = xp.multiply(_t28, ns_a)
-    _t32 = xp.multiply(_t30, ns_b)
-    _t33 = xp.matmul(_t30, _t30)
-    _t34 = xp.multiply(_t33, ns_c)
-    _t35 = xp.add(_t32, _t34)
-    _t36 = xp.matmul(_t35, _t28)
-    _t37 = xp.add(_t31, _t36)
-    _t38 = xp.swapaxes(_t37, -1, -2)
-    _t39 = xp.matmul(_t37, _t38)
-    _t40 = xp.multiply(_t37, ns_a)
-    _t41 = xp.multiply(_t39, ns_b)
-    _t42 = xp.matmul(_t39, _t39)
-    _t43 = xp.multiply(_t42, ns_c)
-    _t44 = xp.add(_t41, _t43)
-    _t45 = xp.matmul(_t44, _t37)
-    _t46 = xp.add(_t40, _t45)
-    _t47 = xp.swapaxes(_t46, -1, -2)
-    _t48 = xp.matmul(_t46, _t47)
-    _t49 = xp.multiply(_t46, ns_a)
-    _t50 = xp.multiply(_t48, ns_b)
-    _t51 = xp.matmul(_t48, _t48)
-    _t52 = xp.multiply(_t51, ns_c)
-    _t53 = xp.add(_t50, _t52)
-    _t54 = xp.matmul(_t53, _t46)
-    _t55 = xp.add(_t49, _t54)
-    _t56 = xp.swapaxes(_t55, -1, -2)
-    _t57 = xp.multiply(_t56, c_2)
-    _t58 = xp.multiply(_a_weight, c_3)
-    _t59 = xp.subtract(_a_weight, _t57)
-    _t60 = xp.subtract(_t59, _t58)
-    xp.copyto(weight, xp.broadcast_to(_t60, _view).reshape(weight.shape))
+    _t12 = _t10
+    for _ in range(ns_steps):
+        _t13 = xp.swapaxes(_t12, -1, -2)
+        _t14 = xp.matmul(_t12, _t13)
+        _t15 = xp.multiply(_t12, ns_a)
+        _t16 = xp.multiply(_t14, ns_b)
+        _t17 = xp.matmul(_t14, _t14)
+        _t18 = xp.multiply(_t17, ns_c)
+        _t19 = xp.add(_t16, _t18)
+        _t20 = xp.matmul(_t19, _t12)
+        _t21 = xp.add(_t15, _t20)
+        _t12 = _t21
+    _t23 = _t12
+    _t24 = xp.swapaxes(_t23, -1, -2)
+    _t25 = xp.multiply(_a_weight, c_2)
+    _t26 = xp.subtract(_a_weight, _t25)
+    _t27 = xp.multiply(_t24, c_3)
+    _t28 = xp.subtract(_t26, _t27)
+    xp.copyto(weight, xp.broadcast_to(_t28, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: nesterov and rows > cols and adjust_lr_fn != 'original' ---------------
 
-def host_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -297,11 +274,12 @@ def host_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, col
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -318,68 +296,36 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, m
     _t8 = xp.asarray(xp.maximum(_t7, epsilon))
     _t9 = xp.swapaxes(_t6, -1, -2)
     _t10 = xp.divide(_t9, _t8)
-    _t11 = xp.swapaxes(_t10, -1, -2)
-    _t12 = xp.matmul(_t10, _t11)
-    _t13 = xp.multiply(_t10, ns_a)
-    _t14 = xp.multiply(_t12, ns_b)
-    _t15 = xp.matmul(_t12, _t12)
-    _t16 = xp.multiply(_t15, ns_c)
-    _t17 = xp.add(_t14, _t16)
-    _t18 = xp.matmul(_t17, _t10)
-    _t19 = xp.add(_t13, _t18)
-    _t20 = xp.swapaxes(_t19, -1, -2)
-    _t21 = xp.matmul(_t19, _t20)
-    _t22 = xp.multiply(_t19, ns_a)
-    _t23 = xp.multiply(_t21, ns_b)
-    _t24 = xp.matmul(_t21, _t21)
-    _t25 = xp.multiply(_t24, ns_c)
-    _t26 = xp.add(_t23, _t25)
-    _t27 = xp.matmul(_t26, _t19)
-    _t28 = xp.add(_t22, _t27)
-    _t29 = xp.swapaxes(_t28, -1, -2)
-    _t30 = xp.matmul(_t28, _t29)
-    _t31 = xp.multiply(_t28, ns_a)
-    _t32 = xp.multiply(_t30, ns_b)
-    _t33 = xp.matmul(_t30, _t30)
-    _t34 = xp.multiply(_t33, ns_c)
-    _t35 = xp.add(_t32, _t34)
-    _t36 = xp.matmul(_t35, _t28)
-    _t37 = xp.add(_t31, _t36)
-    _t38 = xp.swapaxes(_t37, -1, -2)
-    _t39 = xp.matmul(_t37, _t38)
-    _t40 = xp.multiply(_t37, ns_a)
-    _t41 = xp.multiply(_t39, ns_b)
-    _t42 = xp.matmul(_t39, _t39)
-    _t43 = xp.multiply(_t42, ns_c)
-    _t44 = xp.add(_t41, _t43)
-    _t45 = xp.matmul(_t44, _t37)
-    _t46 = xp.add(_t40, _t45)
-    _t47 = xp.swapaxes(_t46, -1, -2)
-    _t48 = xp.matmul(_t46, _t47)
-    _t49 = xp.multiply(_t46, ns_a)
-    _t50 = xp.multiply(_t48, ns_b)
-    _t51 = xp.matmul(_t48, _t48)
-    _t52 = xp.multiply(_t51, ns_c)
-    _t53 = xp.add(_t50, _t52)
-    _t54 = xp.matmul(_t53, _t46)
-    _t55 = xp.add(_t49, _t54)
-    _t56 = xp.swapaxes(_t55, -1, -2)
-    _t57 = xp.multiply(_t56, c_2)
-    _t58 = xp.multiply(_a_weight, c_3)
-    _t59 = xp.subtract(_a_weight, _t57)
-    _t60 = xp.subtract(_t59, _t58)
-    xp.copyto(weight, xp.broadcast_to(_t60, _view).reshape(weight.shape))
+    _t12 = _t10
+    for _ in range(ns_steps):
+        _t13 = xp.swapaxes(_t12, -1, -2)
+        _t14 = xp.matmul(_t12, _t13)
+        _t15 = xp.multiply(_t12, ns_a)
+        _t16 = xp.multiply(_t14, ns_b)
+        _t17 = xp.matmul(_t14, _t14)
+        _t18 = xp.multiply(_t17, ns_c)
+        _t19 = xp.add(_t16, _t18)
+        _t20 = xp.matmul(_t19, _t12)
+        _t21 = xp.add(_t15, _t20)
+        _t12 = _t21
+    _t23 = _t12
+    _t24 = xp.swapaxes(_t23, -1, -2)
+    _t25 = xp.multiply(_a_weight, c_2)
+    _t26 = xp.subtract(_a_weight, _t25)
+    _t27 = xp.multiply(_t24, c_3)
+    _t28 = xp.subtract(_t26, _t27)
+    xp.copyto(weight, xp.broadcast_to(_t28, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: nesterov and rows <= cols and adjust_lr_fn == 'original' --------------
 
-def host_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -390,11 +336,12 @@ def host_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, col
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -410,67 +357,35 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, m
     _t7 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t6, dtype=xp.promote_types(_t6.dtype, xp.float32)))))
     _t8 = xp.asarray(xp.maximum(_t7, epsilon))
     _t9 = xp.divide(_t6, _t8)
-    _t10 = xp.swapaxes(_t9, -1, -2)
-    _t11 = xp.matmul(_t9, _t10)
-    _t12 = xp.multiply(_t9, ns_a)
-    _t13 = xp.multiply(_t11, ns_b)
-    _t14 = xp.matmul(_t11, _t11)
-    _t15 = xp.multiply(_t14, ns_c)
-    _t16 = xp.add(_t13, _t15)
-    _t17 = xp.matmul(_t16, _t9)
-    _t18 = xp.add(_t12, _t17)
-    _t19 = xp.swapaxes(_t18, -1, -2)
-    _t20 = xp.matmul(_t18, _t19)
-    _t21 = xp.multiply(_t18, ns_a)
-    _t22 = xp.multiply(_t20, ns_b)
-    _t23 = xp.matmul(_t20, _t20)
-    _t24 = xp.multiply(_t23, ns_c)
-    _t25 = xp.add(_t22, _t24)
-    _t26 = xp.matmul(_t25, _t18)
-    _t27 = xp.add(_t21, _t26)
-    _t28 = xp.swapaxes(_t27, -1, -2)
-    _t29 = xp.matmul(_t27, _t28)
-    _t30 = xp.multiply(_t27, ns_a)
-    _t31 = xp.multiply(_t29, ns_b)
-    _t32 = xp.matmul(_t29, _t29)
-    _t33 = xp.multiply(_t32, ns_c)
-    _t34 = xp.add(_t31, _t33)
-    _t35 = xp.matmul(_t34, _t27)
-    _t36 = xp.add(_t30, _t35)
-    _t37 = xp.swapaxes(_t36, -1, -2)
-    _t38 = xp.matmul(_t36, _t37)
-    _t39 = xp.multiply(_t36, ns_a)
-    _t40 = xp.multiply(_t38, ns_b)
-    _t41 = xp.matmul(_t38, _t38)
-    _t42 = xp.multiply(_t41, ns_c)
-    _t43 = xp.add(_t40, _t42)
-    _t44 = xp.matmul(_t43, _t36)
-    _t45 = xp.add(_t39, _t44)
-    _t46 = xp.swapaxes(_t45, -1, -2)
-    _t47 = xp.matmul(_t45, _t46)
-    _t48 = xp.multiply(_t45, ns_a)
-    _t49 = xp.multiply(_t47, ns_b)
-    _t50 = xp.matmul(_t47, _t47)
-    _t51 = xp.multiply(_t50, ns_c)
-    _t52 = xp.add(_t49, _t51)
-    _t53 = xp.matmul(_t52, _t45)
-    _t54 = xp.add(_t48, _t53)
-    _t55 = xp.multiply(_t54, c_2)
-    _t56 = xp.multiply(_a_weight, c_3)
-    _t57 = xp.subtract(_a_weight, _t55)
-    _t58 = xp.subtract(_t57, _t56)
-    xp.copyto(weight, xp.broadcast_to(_t58, _view).reshape(weight.shape))
+    _t11 = _t9
+    for _ in range(ns_steps):
+        _t12 = xp.swapaxes(_t11, -1, -2)
+        _t13 = xp.matmul(_t11, _t12)
+        _t14 = xp.multiply(_t11, ns_a)
+        _t15 = xp.multiply(_t13, ns_b)
+        _t16 = xp.matmul(_t13, _t13)
+        _t17 = xp.multiply(_t16, ns_c)
+        _t18 = xp.add(_t15, _t17)
+        _t19 = xp.matmul(_t18, _t11)
+        _t20 = xp.add(_t14, _t19)
+        _t11 = _t20
+    _t22 = _t11
+    _t23 = xp.multiply(_a_weight, c_2)
+    _t24 = xp.subtract(_a_weight, _t23)
+    _t25 = xp.multiply(_t22, c_3)
+    _t26 = xp.subtract(_t24, _t25)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: nesterov and rows <= cols and adjust_lr_fn != 'original' --------------
 
-def host_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -481,11 +396,12 @@ def host_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, col
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -501,67 +417,35 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, m
     _t7 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t6, dtype=xp.promote_types(_t6.dtype, xp.float32)))))
     _t8 = xp.asarray(xp.maximum(_t7, epsilon))
     _t9 = xp.divide(_t6, _t8)
-    _t10 = xp.swapaxes(_t9, -1, -2)
-    _t11 = xp.matmul(_t9, _t10)
-    _t12 = xp.multiply(_t9, ns_a)
-    _t13 = xp.multiply(_t11, ns_b)
-    _t14 = xp.matmul(_t11, _t11)
-    _t15 = xp.multiply(_t14, ns_c)
-    _t16 = xp.add(_t13, _t15)
-    _t17 = xp.matmul(_t16, _t9)
-    _t18 = xp.add(_t12, _t17)
-    _t19 = xp.swapaxes(_t18, -1, -2)
-    _t20 = xp.matmul(_t18, _t19)
-    _t21 = xp.multiply(_t18, ns_a)
-    _t22 = xp.multiply(_t20, ns_b)
-    _t23 = xp.matmul(_t20, _t20)
-    _t24 = xp.multiply(_t23, ns_c)
-    _t25 = xp.add(_t22, _t24)
-    _t26 = xp.matmul(_t25, _t18)
-    _t27 = xp.add(_t21, _t26)
-    _t28 = xp.swapaxes(_t27, -1, -2)
-    _t29 = xp.matmul(_t27, _t28)
-    _t30 = xp.multiply(_t27, ns_a)
-    _t31 = xp.multiply(_t29, ns_b)
-    _t32 = xp.matmul(_t29, _t29)
-    _t33 = xp.multiply(_t32, ns_c)
-    _t34 = xp.add(_t31, _t33)
-    _t35 = xp.matmul(_t34, _t27)
-    _t36 = xp.add(_t30, _t35)
-    _t37 = xp.swapaxes(_t36, -1, -2)
-    _t38 = xp.matmul(_t36, _t37)
-    _t39 = xp.multiply(_t36, ns_a)
-    _t40 = xp.multiply(_t38, ns_b)
-    _t41 = xp.matmul(_t38, _t38)
-    _t42 = xp.multiply(_t41, ns_c)
-    _t43 = xp.add(_t40, _t42)
-    _t44 = xp.matmul(_t43, _t36)
-    _t45 = xp.add(_t39, _t44)
-    _t46 = xp.swapaxes(_t45, -1, -2)
-    _t47 = xp.matmul(_t45, _t46)
-    _t48 = xp.multiply(_t45, ns_a)
-    _t49 = xp.multiply(_t47, ns_b)
-    _t50 = xp.matmul(_t47, _t47)
-    _t51 = xp.multiply(_t50, ns_c)
-    _t52 = xp.add(_t49, _t51)
-    _t53 = xp.matmul(_t52, _t45)
-    _t54 = xp.add(_t48, _t53)
-    _t55 = xp.multiply(_t54, c_2)
-    _t56 = xp.multiply(_a_weight, c_3)
-    _t57 = xp.subtract(_a_weight, _t55)
-    _t58 = xp.subtract(_t57, _t56)
-    xp.copyto(weight, xp.broadcast_to(_t58, _view).reshape(weight.shape))
+    _t11 = _t9
+    for _ in range(ns_steps):
+        _t12 = xp.swapaxes(_t11, -1, -2)
+        _t13 = xp.matmul(_t11, _t12)
+        _t14 = xp.multiply(_t11, ns_a)
+        _t15 = xp.multiply(_t13, ns_b)
+        _t16 = xp.matmul(_t13, _t13)
+        _t17 = xp.multiply(_t16, ns_c)
+        _t18 = xp.add(_t15, _t17)
+        _t19 = xp.matmul(_t18, _t11)
+        _t20 = xp.add(_t14, _t19)
+        _t11 = _t20
+    _t22 = _t11
+    _t23 = xp.multiply(_a_weight, c_2)
+    _t24 = xp.subtract(_a_weight, _t23)
+    _t25 = xp.multiply(_t22, c_3)
+    _t26 = xp.subtract(_t24, _t25)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: not nesterov and rows > cols and adjust_lr_fn == 'original' -----------
 
-def host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -572,11 +456,12 @@ def host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient,
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -591,68 +476,36 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, gra
     _t6 = xp.asarray(xp.maximum(_t5, epsilon))
     _t7 = xp.swapaxes(_t4, -1, -2)
     _t8 = xp.divide(_t7, _t6)
-    _t9 = xp.swapaxes(_t8, -1, -2)
-    _t10 = xp.matmul(_t8, _t9)
-    _t11 = xp.multiply(_t8, ns_a)
-    _t12 = xp.multiply(_t10, ns_b)
-    _t13 = xp.matmul(_t10, _t10)
-    _t14 = xp.multiply(_t13, ns_c)
-    _t15 = xp.add(_t12, _t14)
-    _t16 = xp.matmul(_t15, _t8)
-    _t17 = xp.add(_t11, _t16)
-    _t18 = xp.swapaxes(_t17, -1, -2)
-    _t19 = xp.matmul(_t17, _t18)
-    _t20 = xp.multiply(_t17, ns_a)
-    _t21 = xp.multiply(_t19, ns_b)
-    _t22 = xp.matmul(_t19, _t19)
-    _t23 = xp.multiply(_t22, ns_c)
-    _t24 = xp.add(_t21, _t23)
-    _t25 = xp.matmul(_t24, _t17)
-    _t26 = xp.add(_t20, _t25)
-    _t27 = xp.swapaxes(_t26, -1, -2)
-    _t28 = xp.matmul(_t26, _t27)
-    _t29 = xp.multiply(_t26, ns_a)
-    _t30 = xp.multiply(_t28, ns_b)
-    _t31 = xp.matmul(_t28, _t28)
-    _t32 = xp.multiply(_t31, ns_c)
-    _t33 = xp.add(_t30, _t32)
-    _t34 = xp.matmul(_t33, _t26)
-    _t35 = xp.add(_t29, _t34)
-    _t36 = xp.swapaxes(_t35, -1, -2)
-    _t37 = xp.matmul(_t35, _t36)
-    _t38 = xp.multiply(_t35, ns_a)
-    _t39 = xp.multiply(_t37, ns_b)
-    _t40 = xp.matmul(_t37, _t37)
-    _t41 = xp.multiply(_t40, ns_c)
-    _t42 = xp.add(_t39, _t41)
-    _t43 = xp.matmul(_t42, _t35)
-    _t44 = xp.add(_t38, _t43)
-    _t45 = xp.swapaxes(_t44, -1, -2)
-    _t46 = xp.matmul(_t44, _t45)
-    _t47 = xp.multiply(_t44, ns_a)
-    _t48 = xp.multiply(_t46, ns_b)
-    _t49 = xp.matmul(_t46, _t46)
-    _t50 = xp.multiply(_t49, ns_c)
-    _t51 = xp.add(_t48, _t50)
-    _t52 = xp.matmul(_t51, _t44)
-    _t53 = xp.add(_t47, _t52)
-    _t54 = xp.swapaxes(_t53, -1, -2)
-    _t55 = xp.multiply(_t54, c_2)
-    _t56 = xp.multiply(_a_weight, c_3)
-    _t57 = xp.subtract(_a_weight, _t55)
-    _t58 = xp.subtract(_t57, _t56)
-    xp.copyto(weight, xp.broadcast_to(_t58, _view).reshape(weight.shape))
+    _t10 = _t8
+    for _ in range(ns_steps):
+        _t11 = xp.swapaxes(_t10, -1, -2)
+        _t12 = xp.matmul(_t10, _t11)
+        _t13 = xp.multiply(_t10, ns_a)
+        _t14 = xp.multiply(_t12, ns_b)
+        _t15 = xp.matmul(_t12, _t12)
+        _t16 = xp.multiply(_t15, ns_c)
+        _t17 = xp.add(_t14, _t16)
+        _t18 = xp.matmul(_t17, _t10)
+        _t19 = xp.add(_t13, _t18)
+        _t10 = _t19
+    _t21 = _t10
+    _t22 = xp.swapaxes(_t21, -1, -2)
+    _t23 = xp.multiply(_a_weight, c_2)
+    _t24 = xp.subtract(_a_weight, _t23)
+    _t25 = xp.multiply(_t22, c_3)
+    _t26 = xp.subtract(_t24, _t25)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: not nesterov and rows > cols and adjust_lr_fn != 'original' -----------
 
-def host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -663,11 +516,12 @@ def host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient,
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -682,68 +536,36 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, gra
     _t6 = xp.asarray(xp.maximum(_t5, epsilon))
     _t7 = xp.swapaxes(_t4, -1, -2)
     _t8 = xp.divide(_t7, _t6)
-    _t9 = xp.swapaxes(_t8, -1, -2)
-    _t10 = xp.matmul(_t8, _t9)
-    _t11 = xp.multiply(_t8, ns_a)
-    _t12 = xp.multiply(_t10, ns_b)
-    _t13 = xp.matmul(_t10, _t10)
-    _t14 = xp.multiply(_t13, ns_c)
-    _t15 = xp.add(_t12, _t14)
-    _t16 = xp.matmul(_t15, _t8)
-    _t17 = xp.add(_t11, _t16)
-    _t18 = xp.swapaxes(_t17, -1, -2)
-    _t19 = xp.matmul(_t17, _t18)
-    _t20 = xp.multiply(_t17, ns_a)
-    _t21 = xp.multiply(_t19, ns_b)
-    _t22 = xp.matmul(_t19, _t19)
-    _t23 = xp.multiply(_t22, ns_c)
-    _t24 = xp.add(_t21, _t23)
-    _t25 = xp.matmul(_t24, _t17)
-    _t26 = xp.add(_t20, _t25)
-    _t27 = xp.swapaxes(_t26, -1, -2)
-    _t28 = xp.matmul(_t26, _t27)
-    _t29 = xp.multiply(_t26, ns_a)
-    _t30 = xp.multiply(_t28, ns_b)
-    _t31 = xp.matmul(_t28, _t28)
-    _t32 = xp.multiply(_t31, ns_c)
-    _t33 = xp.add(_t30, _t32)
-    _t34 = xp.matmul(_t33, _t26)
-    _t35 = xp.add(_t29, _t34)
-    _t36 = xp.swapaxes(_t35, -1, -2)
-    _t37 = xp.matmul(_t35, _t36)
-    _t38 = xp.multiply(_t35, ns_a)
-    _t39 = xp.multiply(_t37, ns_b)
-    _t40 = xp.matmul(_t37, _t37)
-    _t41 = xp.multiply(_t40, ns_c)
-    _t42 = xp.add(_t39, _t41)
-    _t43 = xp.matmul(_t42, _t35)
-    _t44 = xp.add(_t38, _t43)
-    _t45 = xp.swapaxes(_t44, -1, -2)
-    _t46 = xp.matmul(_t44, _t45)
-    _t47 = xp.multiply(_t44, ns_a)
-    _t48 = xp.multiply(_t46, ns_b)
-    _t49 = xp.matmul(_t46, _t46)
-    _t50 = xp.multiply(_t49, ns_c)
-    _t51 = xp.add(_t48, _t50)
-    _t52 = xp.matmul(_t51, _t44)
-    _t53 = xp.add(_t47, _t52)
-    _t54 = xp.swapaxes(_t53, -1, -2)
-    _t55 = xp.multiply(_t54, c_2)
-    _t56 = xp.multiply(_a_weight, c_3)
-    _t57 = xp.subtract(_a_weight, _t55)
-    _t58 = xp.subtract(_t57, _t56)
-    xp.copyto(weight, xp.broadcast_to(_t58, _view).reshape(weight.shape))
+    _t10 = _t8
+    for _ in range(ns_steps):
+        _t11 = xp.swapaxes(_t10, -1, -2)
+        _t12 = xp.matmul(_t10, _t11)
+        _t13 = xp.multiply(_t10, ns_a)
+        _t14 = xp.multiply(_t12, ns_b)
+        _t15 = xp.matmul(_t12, _t12)
+        _t16 = xp.multiply(_t15, ns_c)
+        _t17 = xp.add(_t14, _t16)
+        _t18 = xp.matmul(_t17, _t10)
+        _t19 = xp.add(_t13, _t18)
+        _t10 = _t19
+    _t21 = _t10
+    _t22 = xp.swapaxes(_t21, -1, -2)
+    _t23 = xp.multiply(_a_weight, c_2)
+    _t24 = xp.subtract(_a_weight, _t23)
+    _t25 = xp.multiply(_t22, c_3)
+    _t26 = xp.subtract(_t24, _t25)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: not nesterov and rows <= cols and adjust_lr_fn == 'original' ----------
 
-def host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -754,11 +576,12 @@ def host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient,
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -772,67 +595,35 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, gra
     _t5 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t4, dtype=xp.promote_types(_t4.dtype, xp.float32)))))
     _t6 = xp.asarray(xp.maximum(_t5, epsilon))
     _t7 = xp.divide(_t4, _t6)
-    _t8 = xp.swapaxes(_t7, -1, -2)
-    _t9 = xp.matmul(_t7, _t8)
-    _t10 = xp.multiply(_t7, ns_a)
-    _t11 = xp.multiply(_t9, ns_b)
-    _t12 = xp.matmul(_t9, _t9)
-    _t13 = xp.multiply(_t12, ns_c)
-    _t14 = xp.add(_t11, _t13)
-    _t15 = xp.matmul(_t14, _t7)
-    _t16 = xp.add(_t10, _t15)
-    _t17 = xp.swapaxes(_t16, -1, -2)
-    _t18 = xp.matmul(_t16, _t17)
-    _t19 = xp.multiply(_t16, ns_a)
-    _t20 = xp.multiply(_t18, ns_b)
-    _t21 = xp.matmul(_t18, _t18)
-    _t22 = xp.multiply(_t21, ns_c)
-    _t23 = xp.add(_t20, _t22)
-    _t24 = xp.matmul(_t23, _t16)
-    _t25 = xp.add(_t19, _t24)
-    _t26 = xp.swapaxes(_t25, -1, -2)
-    _t27 = xp.matmul(_t25, _t26)
-    _t28 = xp.multiply(_t25, ns_a)
-    _t29 = xp.multiply(_t27, ns_b)
-    _t30 = xp.matmul(_t27, _t27)
-    _t31 = xp.multiply(_t30, ns_c)
-    _t32 = xp.add(_t29, _t31)
-    _t33 = xp.matmul(_t32, _t25)
-    _t34 = xp.add(_t28, _t33)
-    _t35 = xp.swapaxes(_t34, -1, -2)
-    _t36 = xp.matmul(_t34, _t35)
-    _t37 = xp.multiply(_t34, ns_a)
-    _t38 = xp.multiply(_t36, ns_b)
-    _t39 = xp.matmul(_t36, _t36)
-    _t40 = xp.multiply(_t39, ns_c)
-    _t41 = xp.add(_t38, _t40)
-    _t42 = xp.matmul(_t41, _t34)
-    _t43 = xp.add(_t37, _t42)
-    _t44 = xp.swapaxes(_t43, -1, -2)
-    _t45 = xp.matmul(_t43, _t44)
-    _t46 = xp.multiply(_t43, ns_a)
-    _t47 = xp.multiply(_t45, ns_b)
-    _t48 = xp.matmul(_t45, _t45)
-    _t49 = xp.multiply(_t48, ns_c)
-    _t50 = xp.add(_t47, _t49)
-    _t51 = xp.matmul(_t50, _t43)
-    _t52 = xp.add(_t46, _t51)
-    _t53 = xp.multiply(_t52, c_2)
-    _t54 = xp.multiply(_a_weight, c_3)
-    _t55 = xp.subtract(_a_weight, _t53)
-    _t56 = xp.subtract(_t55, _t54)
-    xp.copyto(weight, xp.broadcast_to(_t56, _view).reshape(weight.shape))
+    _t9 = _t7
+    for _ in range(ns_steps):
+        _t10 = xp.swapaxes(_t9, -1, -2)
+        _t11 = xp.matmul(_t9, _t10)
+        _t12 = xp.multiply(_t9, ns_a)
+        _t13 = xp.multiply(_t11, ns_b)
+        _t14 = xp.matmul(_t11, _t11)
+        _t15 = xp.multiply(_t14, ns_c)
+        _t16 = xp.add(_t13, _t15)
+        _t17 = xp.matmul(_t16, _t9)
+        _t18 = xp.add(_t12, _t17)
+        _t9 = _t18
+    _t20 = _t9
+    _t21 = xp.multiply(_a_weight, c_2)
+    _t22 = xp.subtract(_a_weight, _t21)
+    _t23 = xp.multiply(_t20, c_3)
+    _t24 = xp.subtract(_t22, _t23)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
 # -- variant: not nesterov and rows <= cols and adjust_lr_fn != 'original' ----------
 
-def host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
-    c_2 = lr*scale_1
-    c_3 = lr*wd
+    c_2 = lr*wd
+    c_3 = lr*scale_1
     return {
         'c_1': c_1,
         'c_2': c_2,
@@ -843,11 +634,12 @@ def host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient,
         'ns_a': ns_a,
         'ns_b': ns_b,
         'ns_c': ns_c,
+        'ns_steps': ns_steps,
         'rescale_grad': rescale_grad,
     }
 
 
-def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, rescale_grad):
+def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -861,56 +653,24 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, gra
     _t5 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t4, dtype=xp.promote_types(_t4.dtype, xp.float32)))))
     _t6 = xp.asarray(xp.maximum(_t5, epsilon))
     _t7 = xp.divide(_t4, _t6)
-    _t8 = xp.swapaxes(_t7, -1, -2)
-    _t9 = xp.matmul(_t7, _t8)
-    _t10 = xp.multiply(_t7, ns_a)
-    _t11 = xp.multiply(_t9, ns_b)
-    _t12 = xp.matmul(_t9, _t9)
-    _t13 = xp.multiply(_t12, ns_c)
-    _t14 = xp.add(_t11, _t13)
-    _t15 = xp.matmul(_t14, _t7)
-    _t16 = xp.add(_t10, _t15)
-    _t17 = xp.swapaxes(_t16, -1, -2)
-    _t18 = xp.matmul(_t16, _t17)
-    _t19 = xp.multiply(_t16, ns_a)
-    _t20 = xp.multiply(_t18, ns_b)
-    _t21 = xp.matmul(_t18, _t18)
-    _t22 = xp.multiply(_t21, ns_c)
-    _t23 = xp.add(_t20, _t22)
-    _t24 = xp.matmul(_t23, _t16)
-    _t25 = xp.add(_t19, _t24)
-    _t26 = xp.swapaxes(_t25, -1, -2)
-    _t27 = xp.matmul(_t25, _t26)
-    _t28 = xp.multiply(_t25, ns_a)
-    _t29 = xp.multiply(_t27, ns_b)
-    _t30 = xp.matmul(_t27, _t27)
-    _t31 = xp.multiply(_t30, ns_c)
-    _t32 = xp.add(_t29, _t31)
-    _t33 = xp.matmul(_t32, _t25)
-    _t34 = xp.add(_t28, _t33)
-    _t35 = xp.swapaxes(_t34, -1, -2)
-    _t36 = xp.matmul(_t34, _t35)
-    _t37 = xp.multiply(_t34, ns_a)
-    _t38 = xp.multiply(_t36, ns_b)
-    _t39 = xp.matmul(_t36, _t36)
-    _t40 = xp.multiply(_t39, ns_c)
-    _t41 = xp.add(_t38, _t40)
-    _t42 = xp.matmul(_t41, _t34)
-    _t43 = xp.add(_t37, _t42)
-    _t44 = xp.swapaxes(_t43, -1, -2)
-    _t45 = xp.matmul(_t43, _t44)
-    _t46 = xp.multiply(_t43, ns_a)
-    _t47 = xp.multiply(_t45, ns_b)
-    _t48 = xp.matmul(_t45, _t45)
-    _t49 = xp.multiply(_t48, ns_c)
-    _t50 = xp.add(_t47, _t49)
-    _t51 = xp.matmul(_t50, _t43)
-    _t52 = xp.add(_t46, _t51)
-    _t53 = xp.multiply(_t52, c_2)
-    _t54 = xp.multiply(_a_weight, c_3)
-    _t55 = xp.subtract(_a_weight, _t53)
-    _t56 = xp.subtract(_t55, _t54)
-    xp.copyto(weight, xp.broadcast_to(_t56, _view).reshape(weight.shape))
+    _t9 = _t7
+    for _ in range(ns_steps):
+        _t10 = xp.swapaxes(_t9, -1, -2)
+        _t11 = xp.matmul(_t9, _t10)
+        _t12 = xp.multiply(_t9, ns_a)
+        _t13 = xp.multiply(_t11, ns_b)
+        _t14 = xp.matmul(_t11, _t11)
+        _t15 = xp.multiply(_t14, ns_c)
+        _t16 = xp.add(_t13, _t15)
+        _t17 = xp.matmul(_t16, _t9)
+        _t18 = xp.add(_t12, _t17)
+        _t9 = _t18
+    _t20 = _t9
+    _t21 = xp.multiply(_a_weight, c_2)
+    _t22 = xp.subtract(_a_weight, _t21)
+    _t23 = xp.multiply(_t20, c_3)
+    _t24 = xp.subtract(_t22, _t23)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
