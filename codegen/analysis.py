@@ -220,7 +220,10 @@ def _kind(expr, kinds):
         return ROWS if _kind(expr.args[0], kinds) == TENSOR else DEVICE
     if isinstance(expr, ColMean):
         return COLS if _kind(expr.args[0], kinds) in (TENSOR, COLS) else DEVICE
-    if isinstance(expr, (Normal, MatMul, Transpose)):
+    if isinstance(expr, Transpose):
+        inner = _kind(expr.args[0], kinds)
+        return {ROWS: COLS, COLS: ROWS}.get(inner, inner)
+    if isinstance(expr, (Normal, MatMul)):
         return TENSOR
     if isinstance(expr, sympy.Symbol):
         return kinds.get(expr.name, HOST)

@@ -727,8 +727,7 @@ class FormulaParser:
 
     def _call_transpose(self, cls, name, node, narrowed):
         x = self._matrix_argument(name, node, node.args[0], narrowed)
-        kind = {ROWS: COLS, COLS: ROWS}.get(x.kind, x.kind)
-        return Value(Transpose(x.expr), NUM, kind if kind != DEVICE else DEVICE)
+        return Value(Transpose(x.expr), NUM, {ROWS: COLS, COLS: ROWS}.get(x.kind, x.kind))
 
     def _call_matmul(self, cls, name, node, narrowed):
         a = self._matrix_argument(name, node, node.args[0], narrowed)
