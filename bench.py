@@ -168,13 +168,21 @@ CPU_OPTIMIZERS = {
     "radam": ("torch", {}, "RAdam", {}, "foreach"),
     "adadelta": ("torch", {}, "Adadelta", {}, "foreach"),
     "lamb": ("mxnet2", {}, None, {}, "-"),
+    # matrix rules (their generated NumPy code: products through BLAS) on matrix layouts
+    "muon": ("torch", {}, "Muon", {}, "single"),
+    "adafactor": ("torch", {}, "Adafactor", {}, "foreach"),
 }
+MATRIX_OPTIMIZERS = ("muon", "adafactor")
 # Rules with reductions: the bytes of their minimum number of passes (codegen/stages.py
 # plans LAMB in 2 passes: read p, g, m, v and write m, v; then read p, m, v and write p).
 PASS_BYTES = {"lamb": 40}
 
 
-def cpu_layouts(min_log2=16, max_log2=26, models=True):
+def cpu_layouts(min_log2=16, max_log2=26, models=True, matrices=False):
+    if matrices:   # one matrix of 2**k parameters per size, and the two matrices of the benchmark
+        layouts = [(f"{1 << k // 2}x{1 << (k - k // 2)}", [(1 << k // 2, 1 << (k - k // 2))])
+                   for k in range(min_log2, max_log2 + 1)]
+        return layouts + ([("1024x4096", [(1024, 4096)]), ("4096x4096", [(4096, 4096)])] if models else [])
     layouts = [(f"2^{k}", [(1 << k,)]) for k in range(min_log2, max_log2 + 1)]
     if models:
         layouts += [("resnet50", resnet50_shapes()), ("1000x4096", [(4096,)] * 1000)]
@@ -221,7 +229,8 @@ def _cpu_torch(name, shapes):
     params = [torch.randn(s) for s in shapes]
     for p in params:
         p.grad = torch.randn_like(p)
-    opt = getattr(torch.optim, cls)(params, **dict(kwargs, **({"fused": True} if tier == "fused" else {"foreach": True})))
+    tiers = {"fused": {"fused": True}, "foreach": {"foreach": True}, "single": {}}   # Muon has one implementation
+    opt = getattr(torch.optim, cls)(params, **dict(kwargs, **tiers[tier]))
     return opt.step
 
 
@@ -259,10 +268,11 @@ def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, 
     rng = numpy.random.default_rng(0)
     rows = []
     for name in optimizers or CPU_OPTIMIZERS:
-        for label, shapes in cpu_layouts(min_log2, max_log2, models):
+        for label, shapes in cpu_layouts(min_log2, max_log2, models, matrices=name in MATRIX_OPTIMIZERS):
             params = sum(int(numpy.prod(s)) for s in shapes)
             opt, ours = _cpu_optforge(name, shapes, rng)
-            moved = bytes_per_parameter(name, opt, numpy.zeros(4, numpy.float32)) * params
+            sample = numpy.zeros((2, 2) if name in MATRIX_OPTIMIZERS else 4, numpy.float32)
+            moved = bytes_per_parameter(name, opt, sample) * params
             theirs = _cpu_torch(name, shapes) if torch is not None else None
             ours()                          # warm up: builds or loads the kernels, touches the pages
             if theirs is not None:

@@ -33,6 +33,7 @@ SETTINGS = {
     "cadamw": dict(learning_rate=0.01, wd=0.01),
     "groupadagrad": dict(learning_rate=0.1),
     "lion": dict(learning_rate=0.002),
+    "muon": dict(learning_rate=0.02),
     "lamb": dict(learning_rate=0.02, wd=0.01),
     "lans": dict(learning_rate=0.02, wd=0.01),
     "lars": dict(learning_rate=1.0, momentum=0.9, eta=0.01),
@@ -146,6 +147,7 @@ def train(flavor, name, steps, seed, data):
     optimizer = registry.create(name, flavor=flavor, **settings)
     updater = _updater(optimizer)
     params = init_params(seed)
+    trained = trained_params(optimizer, params)
     early_step = max(1, steps // 10)
     every = max(1, steps // 50)
     curve = [(0, loss_and_grads(params, x, labels)[0])]
@@ -155,13 +157,23 @@ def train(flavor, name, steps, seed, data):
         batch = rng.integers(0, len(labels), size=BATCH)
         start = time.perf_counter()
         _, grads = loss_and_grads(params, x[batch], labels[batch])
-        updater(list(range(len(params))), grads, params)
+        updater(trained, [grads[i] for i in trained], [params[i] for i in trained])
         elapsed += time.perf_counter() - start
         if step % every == 0 or step in (early_step, steps):
             curve.append((step, loss_and_grads(params, x, labels)[0]))
     losses = dict(curve)
     return Result(flavor, name, curve, losses[early_step], losses[steps], accuracy(params, x_held, labels_held),
                   steps / elapsed)
+
+
+def matrices_only(optimizer):
+    """Whether the rule takes 2-D parameters only (Muon, as torch's): the demo then trains the
+    MLP's two weight matrices with it and leaves the biases at their initial values."""
+    return optimizer.SPEC.get("requires") == "ndim == 2"
+
+
+def trained_params(optimizer, params):
+    return [i for i, p in enumerate(params) if p.ndim == 2 or not matrices_only(optimizer)]
 
 
 def _updater(optimizer):
@@ -211,6 +223,11 @@ def run(steps=300, seed=0, out=sys.stdout, plot=None):
         print(f"{name:<13} {flavor:<7} {family(name):<9} {result.early:>9.4f} {result.final:>10.4f} "
               f"{result.accuracy:>12.1%} {result.rate:>8.0f}" + (f"   <- {missed}" if missed else ""), file=out)
     print(file=out)
+    matrix_only = sorted({name for flavor, name in optimizers
+                          if matrices_only(registry.lookup(name, flavor))})
+    if matrix_only:
+        print(f"{', '.join(matrix_only)}: 2-D parameters only (as torch.optim.Muon): trains the two weight "
+              "matrices; the biases keep their initial zeros\n", file=out)
     if plot is not None:
         write_plot(results, plot, steps, pyplot)
         print(f"wrote the loss curves to {plot}", file=out)

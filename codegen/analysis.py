@@ -23,8 +23,8 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .errors import SpecError
-from .functions import Clip, IsNone, Norm, Normal, RowMean, StringLiteral, Where
-from .ir import BUILTINS, DEVICE, HOST, ROWS, TENSOR, If, join_kinds
+from .functions import ColMean, Clip, IsNone, MatMul, Norm, Normal, RowMean, StringLiteral, Transpose, Where
+from .ir import BUILTINS, COLS, DEVICE, HOST, ROWS, TENSOR, If, Loop, join_kinds
 
 _COMPLEMENT = {sympy.Ne: sympy.Eq, sympy.Lt: sympy.Ge, sympy.Le: sympy.Gt}
 _LOGIC = (sympy.And, sympy.Or, sympy.Not, sympy.Xor, sympy.Equivalent)
@@ -52,6 +52,34 @@ class Variant:
             used |= {s.name for s in expr.free_symbols if not isinstance(s, StringLiteral)}
         used |= {s.name for s in self.scalar_outputs.values()}
         return sorted(used - defined)
+
+
+@dataclass
+class LoopBlock:
+    """A loop counted by a hyperparameter, as one entry `(LoopBlock, None)` of a variant's
+    tensor code: `phis` name -> (phi symbol, value before the loop), `body` [(Symbol, expr)]
+    in order, `finals` name -> the body's value at the end of an iteration, `after` name ->
+    the symbol holding it after the loop."""
+
+    count: sympy.Symbol
+    phis: dict
+    body: list
+    finals: dict
+    after: dict
+
+    def hoisted(self, hoist):
+        return LoopBlock(self.count, {n: (phi, hoist(v)) for n, (phi, v) in self.phis.items()},
+                         [(sym, hoist(expr)) for sym, expr in self.body], self.finals, self.after)
+
+    def reads(self):
+        names = {self.count.name}
+        for _, value in self.phis.values():
+            names |= {s.name for s in getattr(value, "free_symbols", ())}
+        for _, expr in self.body:
+            names |= {s.name for s in expr.free_symbols}
+        for value in self.finals.values():
+            names |= {s.name for s in getattr(value, "free_symbols", ())}
+        return names
 
 
 @dataclass
@@ -135,6 +163,10 @@ def _condition_atoms(rule):
                 walk(stmt.body, dict(kinds), dict(expansion))
                 walk(stmt.orelse, dict(kinds), dict(expansion))
                 continue
+            if isinstance(stmt, Loop):
+                for _ in range(stmt.count if isinstance(stmt.count, int) else 1):
+                    walk(stmt.body, kinds, expansion)
+                continue
             _host_wheres(stmt.expr, kinds, atoms, expansion)
             limit(stmt.loc)
             target = sympy.Symbol(stmt.target)
@@ -185,8 +217,13 @@ def _kind(expr, kinds):
     if isinstance(expr, Norm):
         return DEVICE
     if isinstance(expr, RowMean):
-        return ROWS
-    if isinstance(expr, Normal):
+        return ROWS if _kind(expr.args[0], kinds) == TENSOR else DEVICE
+    if isinstance(expr, ColMean):
+        return COLS if _kind(expr.args[0], kinds) in (TENSOR, COLS) else DEVICE
+    if isinstance(expr, Transpose):
+        inner = _kind(expr.args[0], kinds)
+        return {ROWS: COLS, COLS: ROWS}.get(inner, inner)
+    if isinstance(expr, (Normal, MatMul)):
         return TENSOR
     if isinstance(expr, sympy.Symbol):
         return kinds.get(expr.name, HOST)
@@ -225,8 +262,13 @@ class _Specialiser:
                 scalars[name] = value
             else:
                 outputs[name] = value
-        tensor = _inline_single_use(self.tensor, outputs)
-        tensor = [(sym, _hoist(expr, self.kinds, self._host_symbol)) for sym, expr in tensor]
+        if any(isinstance(sym, LoopBlock) for sym, _ in self.tensor):
+            tensor = [(sym.hoisted(lambda e: _hoist(e, self.kinds, self._host_symbol)), None)
+                      if isinstance(sym, LoopBlock) else (sym, _hoist(expr, self.kinds, self._host_symbol))
+                      for sym, expr in self.tensor]
+        else:
+            tensor = _inline_single_use(self.tensor, outputs)
+            tensor = [(sym, _hoist(expr, self.kinds, self._host_symbol)) for sym, expr in tensor]
         host = _prune(self.host, tensor, outputs, scalars)
         name, description = _describe(self.atoms, key)
         return Variant(key, name, description, self.present, host, tensor, outputs, scalars, dict(self.kinds))
@@ -236,6 +278,13 @@ class _Specialiser:
             if isinstance(stmt, If):
                 cond = stmt.cond.xreplace(self.env).xreplace(self.expansion)
                 self._block(stmt.body if decide(cond, self.truth) else stmt.orelse)
+                continue
+            if isinstance(stmt, Loop) and isinstance(stmt.count, int):   # unrolled
+                for _ in range(stmt.count):
+                    self._block(stmt.body)
+                continue
+            if isinstance(stmt, Loop):
+                self._loop(stmt)
                 continue
             expr = self._specialise(stmt.expr.xreplace(self.env))
             kind = _kind(expr, self.kinds)
@@ -248,6 +297,30 @@ class _Specialiser:
                 else:
                     expr = self._tensor_symbol(stmt.target, expr, kind)
             self.env[sympy.Symbol(stmt.target)] = expr
+
+    def _loop(self, stmt):
+        """A loop counted by a hyperparameter: its body once, as a `LoopBlock` of the tensor
+        code. Names the body assigns that hold a value before it are carried: read through a
+        `phi` symbol inside (the value before the first iteration, then the previous one's) and
+        through a fresh symbol after it."""
+        targets = list(dict.fromkeys(s.target for s in stmt.body))
+        inputs = _input_kinds(self.rule)
+        carried = [n for n in targets if sympy.Symbol(n) in self.env or n in inputs]
+        phis, after = {}, {}
+        for name in carried:
+            sym = sympy.Symbol(name)
+            value = self.env.get(sym, sym)
+            phi = self._fresh(name + "_phi", _kind(value, self.kinds))
+            phis[name] = (phi, value)
+            self.env[sym] = phi
+        outer, self.tensor = self.tensor, []
+        self._block(stmt.body)
+        body, self.tensor = self.tensor, outer
+        finals = {name: self.env[sympy.Symbol(name)] for name in carried}
+        for name in carried:
+            after[name] = self._fresh(name, self.kinds[phis[name][0].name])
+            self.env[sympy.Symbol(name)] = after[name]
+        self.tensor.append((LoopBlock(sympy.Symbol(stmt.count), phis, body, finals, after), None))
 
     def _specialise(self, expr):
         """Decide host conditions of tensor `where`s; drop nothing else."""
@@ -374,7 +447,10 @@ def _hoist(expr, kinds, host_symbol):
 def _prune(host, tensor, outputs, scalars):
     """Host statements that tensor code, a scalar state or another needed statement reads."""
     needed = set()
-    for _, expr in tensor:
+    for sym, expr in tensor:
+        if isinstance(sym, LoopBlock):
+            needed |= sym.reads()
+            continue
         needed |= {s.name for s in expr.free_symbols}
     for value in outputs.values():
         needed |= {s.name for s in getattr(value, "free_symbols", ())}

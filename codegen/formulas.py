@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .ir import Assign, If
+from .ir import Assign, If, Loop
 from .printers.latex import FormulaLatexPrinter
 from .printers.mathml import FormulaMathMLPrinter
 from .printers.notation import glyph_table, rule_names, tensor_names
@@ -67,6 +67,11 @@ class Formulas:
                 if stmt.orelse:
                     out.append(Line(depth, "else", "\\textbf{else}:", "", "else"))
                     out.extend(self.lines(stmt.orelse, depth + 1))
+            elif isinstance(stmt, Loop):
+                count = sympy.Integer(stmt.count) if isinstance(stmt.count, int) else sympy.Symbol(stmt.count)
+                out.append(Line(depth, "loop", f"\\textbf{{repeat}}\\ {self.latex(count)}\\ \\textbf{{times}}:",
+                                self.mathml(count), stmt.text))
+                out.extend(self.lines(stmt.body, depth + 1))
         return out
 
 

@@ -155,6 +155,29 @@ class RowMean(sympy.Function):
     nargs = 1
 
 
+class ColMean(sympy.Function):
+    """Mean over each column of the matrix view: shape (1, cols)."""
+
+    nargs = 1
+
+
+class Transpose(sympy.Function):
+    """The transpose of each matrix of the view: (r, c) -> (c, r)."""
+
+    nargs = 1
+
+
+class MatMul(sympy.Function):
+    """Matrix product per matrix of the view: (r, k), (k, c) -> (r, c). A function, never a
+    sympy `Mul`, so that its factors are never reordered."""
+
+    nargs = 2
+
+
+# Functions that need the weight seen as a matrix
+MATRIX_FUNCTIONS = (ColMean, Transpose, MatMul)
+
+
 class Normal(sympy.Function):
     """Gaussian noise normal(mean, std) of the weight's shape.
 
@@ -189,5 +212,8 @@ FUNCTIONS = {
     "isfinite": (IsFinite, (1,)),
     "norm": (Norm, (1,)),
     "row_mean": (RowMean, (1,)),
+    "col_mean": (ColMean, (1,)),
+    "transpose": (Transpose, (1,)),
+    "matmul": (MatMul, (2,)),
     "normal": (Normal, (2,)),
 }

@@ -14,11 +14,17 @@ import sympy
 HOST = "host"        # a float64 scalar computed once per step per parameter
 DEVICE = "device"    # a scalar produced by a reduction: stays with the arrays
 ROWS = "rows"        # one value per row, shape (rows, 1)
-TENSOR = "tensor"    # one value per element
-KIND_ORDER = {HOST: 0, DEVICE: 1, ROWS: 2, TENSOR: 3}
+COLS = "cols"        # one value per column, shape (1, cols) (matrix rules)
+TENSOR = "tensor"    # one value per element (or a matrix of another shape: see `shape`)
+KIND_ORDER = {HOST: 0, DEVICE: 1, ROWS: 2, COLS: 2, TENSOR: 3}
+
+# Matrix views (the `matrix` key): how a parameter of any rank is seen as (rows, cols)
+MATRIX_VIEWS = ("first_rest", "last_two")
 
 
 def join_kinds(*kinds):
+    if ROWS in kinds and COLS in kinds:   # (rows, 1) against (1, cols) broadcasts to the whole matrix
+        return TENSOR
     return max(kinds, key=KIND_ORDER.__getitem__, default=HOST)
 
 
@@ -71,7 +77,7 @@ class State:
     name: str
     init: object                 # "zeros" | "weight" | a float (scalar states)
     dtype: str = "weight"        # "weight" (the weight's dtype) | "float32"
-    shape: str = "weight"        # "weight" | "rows" | "scalar"
+    shape: str = "weight"        # "weight" | "rows" | "cols" | "scalar"
     when: object = None          # sympy boolean over hyperparameters, or None (always)
     when_text: str = ""
     doc: str = ""
@@ -82,7 +88,7 @@ class State:
     def kind(self):
         if self.device:
             return DEVICE
-        return {"weight": TENSOR, "rows": ROWS, "scalar": HOST}[self.shape]
+        return {"weight": TENSOR, "rows": ROWS, "cols": COLS, "scalar": HOST}[self.shape]
 
 
 @dataclass
@@ -103,13 +109,27 @@ class If:
     loc: Location
 
 
+@dataclass
+class Loop:
+    """`for _ in range(count):`: the body runs `count` times; no `if` and no state assignment
+    inside. A literal count is unrolled when the rule is specialised; a count that names an
+    int hyperparameter stays one body, repeated by the generated code (`analysis.LoopBlock`)."""
+
+    count: object                # int, or the name of an int hyperparameter
+    body: list
+    text: str
+    loc: Location
+
+
 def walk(block):
-    """Every statement of a block, depth first, `if` bodies included."""
+    """Every statement of a block, depth first, `if` and loop bodies included."""
     for stmt in block:
         yield stmt
         if isinstance(stmt, If):
             yield from walk(stmt.body)
             yield from walk(stmt.orelse)
+        elif isinstance(stmt, Loop):
+            yield from walk(stmt.body)
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,17 @@ BUILTINS = {
         Builtin("t", HOST, "this parameter's update count; the first step is begin_num_update + 1"),
         Builtin("rescale_grad", HOST, "gradient scale factor"),
         Builtin("clip_gradient", HOST, "gradient clipping bound, or None", optional=True),
+        Builtin("ndim", HOST, "the parameter's number of axes (0 for a scalar)"),
+        Builtin("numel", HOST, "the parameter's number of elements"),
+        Builtin("rows", HOST, "rows of the parameter's matrix view (see `matrix`)"),
+        Builtin("cols", HOST, "columns of the parameter's matrix view (see `matrix`)"),
+        Builtin("machine_epsilon", HOST, "the weight dtype's machine epsilon (finfo(dtype).eps)"),
     )
 }
+
+# Built-in inputs that depend only on the parameter's shape and dtype: they may also appear
+# in a state's `when` (states_present takes the parameter).
+SHAPE_INPUTS = ("ndim", "numel", "rows", "cols", "machine_epsilon")
 
 # Base-class constructor arguments a spec may give its own default (MXNet 2.0 signatures).
 OPTIONS = {
@@ -172,6 +201,7 @@ class Rule:
     path: str = ""
     source: str = ""             # the spec file text (for `optforge show`)
     extends: str = ""
+    matrix: str = ""                      # "first_rest" | "last_two" for matrix rules, else ""
 
     def hyperparameter(self, name):
         for hp in self.hyperparameters:

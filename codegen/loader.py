@@ -12,12 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import Cascade, SpecError, SpecErrors
-from .ir import BUILTINS, HOST, OPTIONS, Assign, Hyperparameter, If, Location, Range, Rule, State
+from .functions import MATRIX_FUNCTIONS
+from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, Assign, Hyperparameter, If, Location,
+                 Loop, Range, Rule, State)
+from .ir import walk as walk_statements
 from .parser import BOOL, NUM, RESERVED, FormulaParser, Name
 from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
-             "update", "skip_if", "requires", "decay_suffixes", "lr_before_count", "sparse_update",
+             "update", "skip_if", "requires", "matrix", "decay_suffixes", "lr_before_count", "sparse_update",
              "hyperparameters", "states", "options", "name_flags")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
@@ -112,11 +115,15 @@ class _Loader:
         flavor = self._attempt(self._flavor)
         update = self._attempt(self._string, "update", True)   # None: reported; the tables are still checked
         learning_rate, hyperparameters = self._hyperparameters()
-        names = {b.name: Name(b.name, b.kind, NUM, "builtin", b.optional, b.assignable)
+        names = {b.name: Name(b.name, b.kind, NUM, "shape input" if b.name in SHAPE_INPUTS else "builtin",
+                              b.optional, b.assignable)
                  for b in BUILTINS.values()}
         for hp in hyperparameters:
             hp_type = {"bool": BOOL, "enum": "enum"}.get(hp.type, NUM)
-            names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices)
+            finite = hp.type == "int" and hp.range is not None and math.isfinite(hp.range.lo) \
+                and math.isfinite(hp.range.hi) and not hp.optional
+            names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices,
+                                  int_range=(hp.range.lo, hp.range.hi) if finite else None)
         name_flags = self._name_flags(names)
         for flag in name_flags:
             names[flag] = Name(flag, HOST, BOOL, "name flag", False, False)
@@ -137,6 +144,7 @@ class _Loader:
             requires_text = self._string("requires")
             requires = self._attempt(self._condition, "requires", names, requires_text)
         options = self._options()
+        matrix = self._attempt(self._matrix, statements, states)
         self._raise_errors()
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
@@ -158,10 +166,22 @@ class _Loader:
             path=self.spec.path,
             source=self.spec.text,
             extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
+            matrix=matrix,
         )
 
+    def _matrix(self, statements, states):
+        """The matrix view: the `matrix` key, else "first_rest" for a rule that uses matrix
+        functions or column states, else "" (an element-wise rule)."""
+        if "matrix" in self.data:
+            return self._choice("matrix", MATRIX_VIEWS)
+        uses = any((isinstance(stmt, Assign) and stmt.expr.has(*MATRIX_FUNCTIONS))
+                   or (isinstance(stmt, Loop) and isinstance(stmt.count, str))   # repeated by NumPy code
+                   for stmt in walk_statements(statements))
+        return "first_rest" if uses or any(st.shape == "cols" for st in states) else ""
+
     def _condition(self, key, names, text):
-        condition = self.parser(key, names).parse_condition(text, ("hyperparameter", "builtin", "name flag"))
+        condition = self.parser(key, names).parse_condition(text, ("hyperparameter", "builtin", "shape input",
+                                                                          "name flag"))
         if not condition.free_symbols:
             raise self.error(f"'{key}' is always {'true' if condition else 'false'}: it must read a "
                              "hyperparameter or an input", key, value=True)
@@ -425,13 +445,13 @@ class _Loader:
                                  "(shape = \"scalar\")", *keys, "shape", value=True)
             shape, init = "scalar", float(init)
         shape = shape or "weight"
-        if shape not in ("weight", "rows", "scalar"):
-            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\" or \"scalar\"",
+        if shape not in ("weight", "rows", "cols", "scalar"):
+            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\", \"cols\" or \"scalar\"",
                              *keys, "shape", value=True)
         if shape == "scalar" and not isinstance(init, float):
             raise self.error("a scalar state needs a number as init", *keys)
-        if shape == "rows" and init == "weight":
-            raise self.error("a rows state cannot be a copy of the weight", *keys, "init", value=True)
+        if shape in ("rows", "cols") and init == "weight":
+            raise self.error(f"a {shape} state cannot be a copy of the weight", *keys, "init", value=True)
         dtype = entry.get("dtype", "weight")
         if dtype not in ("weight", "float32"):
             raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
@@ -442,7 +462,7 @@ class _Loader:
                                  *keys, "when", value=True)
             parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)),
                                    poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys, "when"))
-            when = parser.parse_condition(when_text)
+            when = parser.parse_condition(when_text, ("hyperparameter", "shape input"))
         doc = entry.get("doc", "")
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
 
@@ -526,6 +546,8 @@ class _Loader:
                 elif isinstance(stmt, If):
                     walk(stmt.body)
                     walk(stmt.orelse)
+                elif isinstance(stmt, Loop):
+                    walk(stmt.body)
         walk(statements)
         if "weight" not in written:
             self.errors.append(self.error("the update never assigns 'weight'", "update"))

@@ -7,6 +7,13 @@ from .formulas import latex_lines, symbol_legend
 
 
 def spec_metadata(rule, spec_path):
+    out = _metadata(rule, spec_path)
+    if rule.matrix:   # only matrix rules carry the key: element-wise specs' metadata is unchanged
+        out["matrix"] = rule.matrix
+    return out
+
+
+def _metadata(rule, spec_path):
     return {
         "name": rule.name,
         "key": rule.key,

@@ -10,20 +10,23 @@ import difflib
 import math
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
 from sympy.core.parameters import distribute
 
 from .errors import Cascade, SpecError
-from .functions import FUNCTIONS, IsNone, Norm, Normal, RowMean, StringLiteral
-from .ir import DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, join_kinds
+from .functions import (FUNCTIONS, ColMean, IsNone, MatMul, Norm, Normal, RowMean, StringLiteral,
+                        Transpose)
+from .ir import COLS, DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
 MAX_INT_LITERAL = 2 ** 53  # integers beyond this lose precision as floats
 MAX_MAGNITUDE = 1e300      # |constant| after folding: float64 with room for one more operation
 MAX_DEPTH = 48             # nesting of a formula (operators, calls, parentheses; a chain a+b+c+... counts each term)
 MAX_STATEMENTS = 200       # assignments and ifs in the update block
+MAX_LOOP_COUNT = 8         # `for _ in range(N)`: N is a literal from 1 to this (unrolled)
+MAX_LOOP_HYPERPARAMETER = 1000   # or an int hyperparameter whose range lies within [0, this] (repeated)
 RESERVED = frozenset({"math", "xp", "rng", "SPEC", "VARIANTS"})   # names the generated modules use
 
 NUM, BOOL, STR, NONE = "num", "bool", "str", "none"
@@ -72,6 +75,17 @@ class Name:
     choices: tuple = ()
     maybe_unbound_at: int | None = None   # line of the if that bound it in one branch only
     rebound: bool = False     # a built-in input the rule has assigned a new value
+    shape: tuple | None = None   # symbolic matrix shape of a local array, e.g. ("rows", "rows")
+    shape_conflict: str = ""     # the branches of an if gave this name different shapes (or: why it cannot be read)
+    int_range: tuple | None = None   # (lo, hi) of an int hyperparameter with a finite range
+
+
+# The symbolic shape (in the matrix view) of each kind of array
+KIND_SHAPES = {TENSOR: ("rows", "cols"), ROWS: ("rows", "1"), COLS: ("1", "cols"), DEVICE: ("1", "1")}
+
+
+def shape_text(shape):
+    return "(" + ", ".join(shape) + ")"
 
 
 @dataclass
@@ -134,6 +148,14 @@ class FormulaParser:
         if len(statements) > MAX_STATEMENTS:
             raise self.error(f"the update block has {len(statements)} statements: more than the limit "
                              f"of {MAX_STATEMENTS}", statements[MAX_STATEMENTS])
+        unrolled = len(statements)
+        for loop in (n for n in statements if isinstance(n, ast.For)):
+            count = getattr(loop.iter, "args", [None])[0] if isinstance(loop.iter, ast.Call) else None
+            if isinstance(count, ast.Constant) and type(count.value) is int and 1 < count.value <= MAX_LOOP_COUNT:
+                unrolled += (count.value - 1) * sum(isinstance(n, ast.stmt) for n in ast.walk(loop) if n is not loop)
+                if unrolled > MAX_STATEMENTS:
+                    raise self.error(f"the update block has {unrolled} or more statements once its loops are "
+                                     f"unrolled: more than the limit of {MAX_STATEMENTS}", loop)
         with distribute(False):
             return self._statements(tree.body, text=self._source)
 
@@ -215,6 +237,8 @@ class FormulaParser:
             return self._augassign(node, text, narrowed)
         if isinstance(node, ast.If):
             return self._if(node, text, narrowed)
+        if isinstance(node, ast.For):
+            return self._for(node, text, narrowed)
         what = _STATEMENT_NAMES.get(type(node), type(node).__name__)
         raise self.error(f"{what} not allowed in a spec: a rule is a sequence of "
                          "'name = expression' lines and 'if' blocks", node)
@@ -249,15 +273,21 @@ class FormulaParser:
             raise self.error(f"scalar state '{name}' cannot hold a {value.kind} value", node)
         if info is not None and info.role == "state" and info.kind == HOST and value.kind == DEVICE:
             self.device_states.add(name)   # computed from a reduction: the loader re-parses it as such
+        shape = self._shape(value.expr, node) if value.type == NUM else None
+        if info is not None and (name == "weight" or info.role == "state") and shape is not None:
+            declared = KIND_SHAPES[info.kind] if info.kind != HOST else None
+            if declared is not None and _broadcast(shape, declared) != declared:
+                raise self.error(f"'{name}' has shape {shape_text(declared)}; the value assigned has "
+                                 f"shape {shape_text(shape)}", node)
         if info is not None and info.role in ("state", "builtin"):
             if name == "weight" or info.role == "state":
-                kind = info.kind  # arrays keep their shape whatever is assigned
+                kind, shape = info.kind, None  # arrays keep their shape whatever is assigned
             else:
                 kind = value.kind
-            self.names[name] = Name(name, kind, NUM, info.role, False, True, rebound=True)
+            self.names[name] = Name(name, kind, NUM, info.role, False, True, rebound=True, shape=shape)
         else:
             self.names[name] = Name(name, value.kind, value.type, "local", False, True,
-                                    choices=getattr(info, "choices", ()))
+                                    choices=getattr(info, "choices", ()), shape=shape)
 
     def _assign(self, node, text, narrowed):
         if len(node.targets) != 1:
@@ -304,18 +334,136 @@ class FormulaParser:
             a, b = after_body.get(name), after_else.get(name)
             if a is None or b is None:
                 info = a or b
-                merged[name] = Name(info.name, info.kind, info.type, info.role, info.optional,
-                                    info.assignable, info.choices, node.lineno, info.rebound)
+                merged[name] = replace(info, maybe_unbound_at=node.lineno)
             elif a.type != b.type:
                 raise self.error(f"'{name}' is a {a.type} in one branch and a {b.type} in the other", node)
             else:
                 kind = join_kinds(a.kind, b.kind)
-                merged[name] = Name(a.name, kind, a.type, a.role, a.optional, a.assignable, a.choices,
-                                    a.maybe_unbound_at if a.maybe_unbound_at is not None else b.maybe_unbound_at,
-                                    a.rebound or b.rebound)
+                conflict = a.shape_conflict or b.shape_conflict
+                shape_a, shape_b = _name_shape(a), _name_shape(b)
+                if not conflict and shape_a != shape_b and None not in (shape_a, shape_b):
+                    conflict = (f"'{name}' has shape {shape_text(shape_a)} in one branch of the if at "
+                                f"update line {node.lineno} and {shape_text(shape_b)} in the other")
+                merged[name] = replace(
+                    a, kind=kind, rebound=a.rebound or b.rebound, shape=shape_a, shape_conflict=conflict,
+                    maybe_unbound_at=a.maybe_unbound_at if a.maybe_unbound_at is not None else b.maybe_unbound_at)
         self.names = merged
         header = (ast.get_source_segment(text, node.test) or "")
         return If(cond.expr, body, orelse, header, self._loc(node.lineno, node.col_offset))
+
+    def _for(self, node, text, narrowed):
+        """`for _ in range(N):` with a literal N: the body is checked twice (the second pass
+        sees the first one's results, so a name whose shape changes between iterations is
+        caught) and kept once; analysis unrolls it."""
+        if not (isinstance(node.target, ast.Name) and node.target.id == "_"):
+            raise self.error("a loop is written 'for _ in range(N):' (the loop variable cannot be read)",
+                             node.target)
+        it = node.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+                and len(it.args) == 1 and not it.keywords):
+            raise self.error("a loop runs over range(N) with one argument N", it)
+        count = it.args[0]
+        counted = isinstance(count, ast.Name) and count.id in self.names
+        if counted:
+            info = self.names[count.id]
+            if info.role != "hyperparameter" or info.int_range is None \
+                    or not (0 <= info.int_range[0] and info.int_range[1] <= MAX_LOOP_HYPERPARAMETER):
+                raise self.error(f"the count of a loop must be an integer literal from 1 to {MAX_LOOP_COUNT}, or an "
+                                 f"int hyperparameter whose range lies within [0, {MAX_LOOP_HYPERPARAMETER}]", count)
+        elif not (isinstance(count, ast.Constant) and type(count.value) is int
+                  and 1 <= count.value <= MAX_LOOP_COUNT):
+            raise self.error(f"the count of a loop must be an integer literal from 1 to {MAX_LOOP_COUNT} "
+                             "(it is unrolled when the code is generated), or an int hyperparameter", count)
+        if node.orelse:
+            raise self.error("a loop cannot have an else block", node.orelse[0])
+        for stmt in node.body:
+            if not isinstance(stmt, (ast.Assign, ast.AugAssign)):
+                raise self.error("a loop body holds only assignments (no if, no nested loop)", stmt)
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                info = self.names.get(getattr(target, "id", None))
+                if info is not None and (info.role == "state" or target.id == "weight"):
+                    raise self.error(f"a loop cannot assign '{target.id}': assign the weight and states "
+                                     "after the loop", target)
+        errors = len(self.errors) if self.errors is not None else 0
+        before = dict(self.names)
+        body = self._statements(node.body, text, narrowed)
+        if self.errors is None or len(self.errors) == errors:
+            first = {stmt.target: (self.names[stmt.target].kind, _name_shape(self.names[stmt.target]))
+                     for stmt in body}
+            body = self._statements(node.body, text, narrowed)
+            for stmt in body:
+                info = self.names[stmt.target]
+                if first.get(stmt.target, (info.kind, _name_shape(info))) != (info.kind, _name_shape(info)):
+                    raise self.error(f"'{stmt.target}' changes its shape from one iteration of the loop "
+                                     "to the next", node)
+        if counted:   # repeated at run time: the body computes arrays only, and what it binds
+            for stmt in body:   # for the first time is undefined after zero iterations
+                if stmt.kind == HOST:
+                    raise self.error(f"'{stmt.target}': a loop counted by a hyperparameter computes arrays only "
+                                     "(compute scalars before the loop)", node)
+                if stmt.target not in before and not self.names[stmt.target].shape_conflict:
+                    info = self.names[stmt.target]
+                    self.names[stmt.target] = Name(
+                        info.name, info.kind, info.type, info.role, shape=info.shape,
+                        shape_conflict=f"'{stmt.target}' is first assigned inside the loop at update line "
+                                       f"{node.lineno}, which may run zero times")
+            header = f"for _ in range({count.id})"
+            return Loop(count.id, body, header, self._loc(node.lineno, node.col_offset))
+        header = f"for _ in range({count.value})"
+        return Loop(count.value, body, header, self._loc(node.lineno, node.col_offset))
+
+    # -- shapes ------------------------------------------------------------
+    def _shape(self, expr, node):
+        """The symbolic (rows, cols) shape of an array value; None for host values. Checks
+        matrix products and broadcasting, raising at `node`."""
+        if not hasattr(self, "_shapes"):
+            self._shapes = {}
+        key = (expr, tuple(sorted((n, _name_shape(i)) for n, i in self.names.items()
+                                  if n in {s.name for s in expr.free_symbols})))
+        if key in self._shapes:
+            return self._shapes[key]
+        shape = self._compute_shape(expr, node)
+        self._shapes[key] = shape
+        return shape
+
+    def _compute_shape(self, expr, node):
+        if isinstance(expr, sympy.Symbol):
+            info = self.names.get(expr.name)
+            return None if info is None else _name_shape(info)
+        if not expr.args or isinstance(expr, IsNone):
+            return None
+        args = [self._shape(a, node) for a in expr.args]
+        if isinstance(expr, Norm):
+            return ("1", "1")
+        if isinstance(expr, Normal):
+            return ("rows", "cols")
+        if isinstance(expr, (RowMean, ColMean, Transpose)):
+            a = args[0]
+            if a is None:
+                return None
+            return (a[0], "1") if isinstance(expr, RowMean) else ("1", a[1]) \
+                if isinstance(expr, ColMean) else (a[1], a[0])
+        if isinstance(expr, MatMul):
+            a, b = args
+            if a is None or b is None:
+                return None
+            if a[1] != b[0]:
+                raise self.error(f"matmul: inner sizes differ ({shape_text(a)} times {shape_text(b)})", node)
+            return (a[0], b[1])
+        shape = None
+        for a in args:
+            if a is None:
+                continue
+            if shape is None:
+                shape = a
+                continue
+            joined = _broadcast(shape, a)
+            if joined is None:
+                raise self.error(f"shapes {shape_text(shape)} and {shape_text(a)} do not broadcast "
+                                 "(element-wise operations broadcast only 1 against a size)", node)
+            shape = joined
+        return shape
 
     # -- expressions -------------------------------------------------------
     def _expr(self, node, narrowed=frozenset()):
@@ -328,6 +476,8 @@ class FormulaParser:
         value = method(node, narrowed)
         if value.type == NUM and not isinstance(node, (ast.Name, ast.Constant)):
             self._check_constants(value.expr, node)
+        if value.kind != HOST and not isinstance(node, (ast.Name, ast.Constant)):
+            self._shape(value.expr, node)
         return value
 
     def _check_constants(self, expr, node):
@@ -357,6 +507,8 @@ class FormulaParser:
         if info.maybe_unbound_at is not None:
             raise self.error(f"'{node.id}' may be unassigned here: only one branch of the if at "
                              f"update line {info.maybe_unbound_at} assigns it", node)
+        if info.shape_conflict:
+            raise self.error(info.shape_conflict + ": it cannot be read here", node)
         optional = info.optional and node.id not in narrowed
         if info.type == "enum":
             return Value(sympy.Symbol(node.id), "enum:" + node.id, info.kind)
@@ -553,15 +705,34 @@ class FormulaParser:
 
     def _call_norm(self, cls, name, node, narrowed):
         x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of norm()")
-        if x.kind not in (TENSOR, ROWS):
+        if x.kind in (HOST, DEVICE):
             raise self.error("norm() reduces a tensor; its argument does not depend on one", node)
         return Value(Norm(x.expr), NUM, DEVICE)
 
     def _call_row_mean(self, cls, name, node, narrowed):
         x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of row_mean()")
-        if x.kind != TENSOR:
+        if x.kind not in (TENSOR, COLS):
             raise self.error("row_mean() reduces a tensor; its argument does not depend on one", node)
-        return Value(RowMean(x.expr), NUM, ROWS)
+        return Value(RowMean(x.expr), NUM, ROWS if x.kind == TENSOR else DEVICE)
+
+    def _matrix_argument(self, name, node, arg, narrowed):
+        x = self._number(self._expr(arg, narrowed), arg, f"as an argument of {name}()")
+        if x.kind == HOST:
+            raise self.error(f"{name}() takes a matrix; its argument does not depend on a tensor", arg)
+        return x
+
+    def _call_col_mean(self, cls, name, node, narrowed):
+        x = self._matrix_argument(name, node, node.args[0], narrowed)
+        return Value(ColMean(x.expr), NUM, DEVICE if x.kind in (ROWS, DEVICE) else COLS)
+
+    def _call_transpose(self, cls, name, node, narrowed):
+        x = self._matrix_argument(name, node, node.args[0], narrowed)
+        return Value(Transpose(x.expr), NUM, {ROWS: COLS, COLS: ROWS}.get(x.kind, x.kind))
+
+    def _call_matmul(self, cls, name, node, narrowed):
+        a = self._matrix_argument(name, node, node.args[0], narrowed)
+        b = self._matrix_argument(name, node, node.args[1], narrowed)
+        return Value(MatMul(a.expr, b.expr), NUM, TENSOR)
 
     def _call_normal(self, cls, name, node, narrowed):
         seed = self.names.get("seed")
@@ -573,6 +744,25 @@ class FormulaParser:
                 raise self.error("normal() takes scalar mean and std", sub)
         self._normal_calls += 1
         return Value(Normal(args[0].expr, args[1].expr, sympy.Integer(self._normal_calls)), NUM, TENSOR)
+
+
+def _name_shape(info):
+    if info.kind == HOST or info.type != NUM:
+        return None
+    return info.shape or KIND_SHAPES[info.kind]
+
+
+def _broadcast(a, b):
+    """The shape of an element-wise operation on shapes a and b, or None."""
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == "1":
+            out.append(x)
+        elif x == "1":
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
 
 
 def _lines(text):

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .functions import (Abs, Clip, Exp, IsFinite, Log, Maximum, Minimum, Norm, Normal, RowMean,
-                        Sign, Sqrt, Where)
-from .ir import DEVICE, KIND_ORDER, ROWS, TENSOR
+from .functions import (Abs, Clip, ColMean, Exp, IsFinite, Log, MatMul, Maximum, Minimum, Norm, Normal,
+                        RowMean, Sign, Sqrt, Transpose, Where)
+from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
 MAX_EXPANDED_POWER = 4
+MATRIX_OPS = {"matmul", "transpose", "col_mean"}   # need the matrix view (no C++ kernels)
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}
 BOOLEAN_OPS = {"gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "isfinite"}
 UNARY = {Sqrt: "sqrt", Abs: "abs", Sign: "sign", Exp: "exp", Log: "log", IsFinite: "isfinite"}
@@ -95,12 +96,15 @@ class _Lowering:
         arrays = ["weight", "grad"] + [st.name for st in rule.states if st.name in variant.states
                                        and (st.shape != "scalar" or st.device)]
         for name in arrays:
-            shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, DEVICE) else TENSOR
+            shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, COLS, DEVICE) else TENSOR
             self.inputs[name] = Val(-1 - len(self.inputs), "input", shape=shape, name=name)
         self.locals = dict(self.inputs)
 
     def program(self):
         for sym, expr in self.variant.tensor:
+            if expr is None:      # a loop counted by a hyperparameter (analysis.LoopBlock)
+                self.lower_loop(sym)
+                continue
             value = self.lower(expr)
             if isinstance(value, Val) and value.op != "input" and not value.name:
                 value.name = sym.name
@@ -123,6 +127,10 @@ class _Lowering:
             shape = DEVICE
         elif op == "row_mean":
             shape = ROWS
+        elif op == "col_mean":
+            shape = COLS
+        elif op in ("matmul", "transpose"):
+            shape = TENSOR
         value = Val(len(self.code), op, tuple(args), shape, boolean or op in BOOLEAN_OPS, tag=tag)
         self.code.append(value)
         self.numbering[key] = value
@@ -171,7 +179,41 @@ class _Lowering:
             return self.emit("norm", self.lower(expr.args[0]))
         if isinstance(expr, RowMean):
             return self.emit("row_mean", self.lower(expr.args[0]))
+        if isinstance(expr, ColMean):
+            return self.emit("col_mean", self.lower(expr.args[0]))
+        if isinstance(expr, Transpose):
+            return self.emit("transpose", self.lower(expr.args[0]))
+        if isinstance(expr, MatMul):
+            return self.emit("matmul", self.lower(expr.args[0]), self.lower(expr.args[1]))
         raise NotImplementedError(f"cannot lower {expr!r} ({type(expr).__name__})")
+
+    def lower_loop(self, block):
+        """`loop` (count and the carried values before the loop), one `phi` per carried value
+        (read by the body), the body, `end` (its values at the end of an iteration), and one
+        `carried` per carried value after the loop. The body's instructions are numbered apart
+        from the code after the loop, which may run when the body never did."""
+        inits = [self.lower(value) for _, value in block.phis.values()]
+        loop = Val(len(self.code), "loop", (Scalar(block.count.name),) + tuple(inits), TENSOR)
+        self.code.append(loop)
+        outside = dict(self.numbering)
+        phis = {}
+        for k, (name, (phi, _)) in enumerate(block.phis.items()):
+            phis[name] = Val(len(self.code), "phi", (loop, Const(k)), _shape_of(inits[k]), name=phi.name)
+            self.code.append(phis[name])
+            self.locals[phi.name] = phis[name]
+        for sym, expr in block.body:
+            value = self.lower(expr)
+            if isinstance(value, Val) and value.op != "input" and not value.name:
+                value.name = sym.name
+            self.locals[sym.name] = value
+        finals = [self.lower(block.finals[name]) for name in block.phis]
+        end = Val(len(self.code), "end", (loop,) + tuple(finals), TENSOR)
+        self.code.append(end)
+        self.numbering = outside
+        for name, phi in phis.items():
+            carried = Val(len(self.code), "carried", (phi, end), phi.shape, name=block.after[name].name)
+            self.code.append(carried)
+            self.locals[block.after[name].name] = carried
 
     def _fold(self, op, operands):
         acc = operands[0]
@@ -280,13 +322,20 @@ def _arrays_first(operands):
 
 
 def _live(code, outputs):
-    """Drop operations no output depends on."""
+    """Drop operations no output depends on (a loop's phis keep its whole body)."""
     live = set()
     stack = [v for v in outputs.values() if isinstance(v, Val)]
+    ends = {v.args[0].id: v for v in code if v.op == "end"}
     while stack:
         v = stack.pop()
         if v.id in live or v.op == "input":
             continue
         live.add(v.id)
         stack.extend(a for a in v.args if isinstance(a, Val))
+        if v.op == "phi":
+            stack.append(ends[v.args[0].id])
     return [v for v in code if v.id in live]
+
+
+def _shape_of(operand):
+    return operand.shape if isinstance(operand, Val) else DEVICE

@@ -13,6 +13,7 @@ __all__ = [
     'AdaBelief',
     'AdaDelta',
     'AdaGrad',
+    'Adafactor',
     'Adam',
     'AdamW',
     'Adamax',
@@ -196,6 +197,43 @@ class AdaGrad(SpecOptimizer):
         self,
         learning_rate: float | None = 0.01,
         epsilon: float = 1e-06,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class Adafactor(SpecOptimizer):
+    "Adafactor (the paper's algorithm): factored second moments, relative step size and parameter scaling (specs/adafactor.toml)."
+    epsilon1: float
+    epsilon2: float
+    d: float
+    decay_rate: float
+    beta1: float | None
+    relative_step: bool
+    scale_parameter: bool
+    warmup_init: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        epsilon1: float = 1e-30,
+        epsilon2: float = 0.001,
+        d: float = 1.0,
+        decay_rate: float = -0.8,
+        beta1: float | None = None,
+        relative_step: bool = True,
+        scale_parameter: bool = True,
+        warmup_init: bool = False,
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,

@@ -13,6 +13,7 @@ __all__ = [
     'AdEMAMix',
     'AdaBelief',
     'Adadelta',
+    'Adafactor',
     'Adagrad',
     'Adam',
     'AdamW',
@@ -27,6 +28,7 @@ __all__ = [
     'LANS',
     'LARS',
     'Lion',
+    'Muon',
     'NAG',
     'NAdam',
     'NovoGrad',
@@ -156,6 +158,27 @@ class Adadelta(Optimizer):
         *,
         rho: float = 0.9,
         eps: float = 1e-06,
+        maximize: bool = False,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: Literal[False] = False,
+        differentiable: Literal[False] = False,
+        master_weights: bool = False,
+    ) -> None: ...
+
+
+class Adafactor(Optimizer):
+    'Adafactor with torch.optim.Adafactor semantics: second moments factored into row and column means, relative step size (specs/torch/adafactor.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.01,
+        *,
+        beta2_decay: float = -0.8,
+        eps: tuple[float | None, float] = (None, 0.001),
+        d: float = 1.0,
         maximize: bool = False,
         weight_decay: float = 0.0,
         foreach: bool | None = None,
@@ -439,6 +462,29 @@ class Lion(Optimizer):
         betas: tuple[float, float] = (0.9, 0.99),
         maximize: bool = False,
         weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: Literal[False] = False,
+        differentiable: Literal[False] = False,
+        master_weights: bool = False,
+    ) -> None: ...
+
+
+class Muon(Optimizer):
+    'Muon with torch.optim.Muon semantics: momentum orthogonalised by a Newton-Schulz iteration, for 2-D parameters (specs/torch/muon.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        *,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+        eps: float = 1e-07,
+        ns_steps: int = 5,
+        adjust_lr_fn: Literal['original', 'match_rms_adamw'] = 'original',
+        weight_decay: float = 0.1,
         foreach: bool | None = None,
         fused: bool | None = None,
         capturable: Literal[False] = False,

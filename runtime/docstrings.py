@@ -28,7 +28,8 @@ def class_docstring(spec, parameters=None):
         lines += ["", "States", "------",
                   "Per parameter, in this order (a single state is returned bare, none as None):"]
         for st in spec["states"]:
-            shape = {"weight": "weight's shape", "rows": "shape (rows, 1)", "scalar": "per-parameter scalar"}[st["shape"]]
+            shape = {"weight": "weight's shape", "rows": "one value per row of the matrix view",
+                     "cols": "one value per column of the matrix view", "scalar": "per-parameter scalar"}[st["shape"]]
             dtype = "" if st["shape"] == "scalar" else \
                 (", float32 (float64 for float64 weights)" if st["dtype"] == "float32" else ", weight's dtype")
             init = st["init"] if isinstance(st["init"], str) else repr(st["init"])

@@ -70,6 +70,9 @@ class Optimizer:
             group.setdefault(key, value)
         group["params"] = params
         engine = self._build(group)    # validates before anything is kept
+        first = len(self._params)
+        for k, p in enumerate(params):   # a rule's `requires` on the shape (Muon: 2-D only)
+            engine.check_parameter(first + k, arrays.view(p))
         self._engines.append((self._values(group), engine))
         self._params.extend(params)
         self.param_groups.append(group)
@@ -208,8 +211,9 @@ class Optimizer:
                     p.grad.zero_()
 
     # -- saving in torch's layout ------------------------------------------------------------
-    def _state_names(self, engine):
-        return list(engine._present_states())
+    def _state_names(self, engine, pid=None):
+        weight = arrays.view(self._params[pid]) if pid is not None else None
+        return list(engine._present_states(weight))
 
     def state_dict(self):
         """{'state': {param id: {'step': ..., <state name>: array}}, 'param_groups': [...]},
@@ -218,11 +222,11 @@ class Optimizer:
         groups = []
         for group_index, group in enumerate(self.param_groups):
             engine = self._engine(group_index)
-            names = self._state_names(engine)
             ids = self._ids(group_index)
             for pid in ids:
                 if pid not in self.state:
                     continue
+                names = self._state_names(engine, pid)
                 param = self._params[pid]
                 entry = {"step": arrays.scalar_like(engine._index_update_count.get(pid, 0), param)}
                 for name, part in zip(names, _state_parts(self.state[pid], len(names))):
@@ -273,13 +277,14 @@ class Optimizer:
             pid = old_to_new[old_id]
             group_index = next(i for i in range(len(new_groups)) if pid in self._ids(i))
             engine = engines[group_index][1]
-            names = self._state_names(engine)
+            names = self._state_names(engine, pid)
             expected = {"step", *names}
             if not isinstance(entry, dict) or set(entry) != expected:
                 got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
                 raise ValueError(f"state of parameter {pid} has keys {got}, {name} expects {sorted(expected)}")
             weight = arrays.view(self._params[pid])
-            parts = [self._load_array(pid, state, entry[state], metas[state], weight) for state in names]
+            parts = [self._load_array(pid, state, entry[state], metas[state], weight, self.engine_class.SPEC)
+                     for state in names]
             states[pid] = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
             step = arrays.to_float(entry["step"])
             counts[pid] = validation.count(f"step of parameter {pid}",
@@ -294,7 +299,7 @@ class Optimizer:
                     engine.num_update = max(engine.num_update, counts[pid])
 
     @staticmethod
-    def _load_array(pid, name, value, meta, weight):
+    def _load_array(pid, name, value, meta, weight, spec=None):
         """One saved state as the array the engine keeps (its shape, dtype and device)."""
         import numpy
         if meta["shape"] == "scalar" and not meta.get("device"):
@@ -302,7 +307,7 @@ class Optimizer:
             return numpy.array(validation.number(f"state '{name}' of parameter {pid}", value),
                                dtype=numpy.float64)
         array = arrays.view(value) if arrays.family(value) is not None else numpy.asarray(value)
-        shape = state_shape(meta, weight, pid)
+        shape = state_shape(meta, weight, pid, spec)
         if tuple(array.shape) != shape:
             raise ValueError(f"state '{name}' of parameter {pid} has shape {tuple(array.shape)}, "
                              f"expected {shape}")

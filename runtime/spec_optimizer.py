@@ -6,6 +6,7 @@ It holds no formula of its own: `_apply` only looks up the variant, computes the
 host scalars and calls the generated kernel.
 """
 import inspect
+import math
 import os
 
 import numpy
@@ -89,12 +90,30 @@ class SpecOptimizer(Optimizer):
         return optimizer
 
     # -- states ------------------------------------------------------------------
-    def _present_states(self):
-        return self._module.states_present(**self._hyperparameters)
+    def _present_states(self, weight=None):
+        """The states that exist for this parameter (a state's `when` may read its shape:
+        without a weight, the states of a 2-D one)."""
+        shape = shape_inputs(self.SPEC, weight) if weight is not None else _MATRIX_INPUTS
+        return self._module.states_present(**self._hyperparameters, **shape)
+
+    def check_parameter(self, index, weight):
+        """Raise ValueError if the rule's `requires` refuses this parameter for what is known
+        before a step (its shape and the hyperparameters): the params-style API calls it
+        when a parameter group is added, as torch's Muon does in its constructor."""
+        module = self._module
+        if not hasattr(module, "requires"):
+            return
+        inputs = dict(self._hyperparameters, **shape_inputs(self.SPEC, weight))
+        names = [p for p in inspect.signature(module.requires).parameters if p != "_"]
+        if all(n in inputs for n in names) and not module.requires(**inputs):
+            got = ", ".join(f"{n}={inputs[n]!r}" for n in names)
+            raise PreconditionError(f"{type(self).__name__} requires {self.SPEC['requires']}; "
+                                    f"parameter {index!r} of shape {tuple(weight.shape)} has {got}")
 
     def create_state(self, index, weight):
         xp = validation.weight_array(index, weight)
-        present = self._present_states()
+        self.check_parameter(index, weight)
+        present = self._present_states(weight)
         arrays = []
         for meta in self.SPEC["states"]:
             if meta["name"] not in present:
@@ -104,8 +123,8 @@ class SpecOptimizer(Optimizer):
                 arrays.append(xp.full((), meta["init"], dtype=dtype))
             elif meta["shape"] == "scalar":
                 arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
-            elif meta["shape"] == "rows":
-                arrays.append(xp.zeros(state_shape(meta, weight, index), dtype=dtype))
+            elif meta["shape"] in ("rows", "cols"):
+                arrays.append(xp.zeros(state_shape(meta, weight, index, self.SPEC), dtype=dtype))
             elif meta["init"] == "weight":
                 arrays.append(weight.astype(dtype, copy=True))
             elif meta["init"] != "zeros":    # a hyperparameter's name: filled with its value now
@@ -118,9 +137,9 @@ class SpecOptimizer(Optimizer):
 
     def _check(self, indices, weights, grads, states):
         super()._check(indices, weights, grads, states)
-        present = self._present_states()
         metas = {m["name"]: m for m in self.SPEC["states"]}
         for index, weight, state in zip(indices, weights, states):
+            present = self._present_states(weight)
             parts = _state_parts(state, len(present))
             if parts is None:
                 layout = "None" if not present else present[0] if len(present) == 1 \
@@ -144,7 +163,7 @@ class SpecOptimizer(Optimizer):
                 if pxp is not xp:
                     raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
                                     f"but the weight is a {xp.__name__} array")
-                shape = state_shape(meta, weight, index)
+                shape = state_shape(meta, weight, index, self.SPEC)
                 if tuple(part.shape) != tuple(shape):
                     raise ValueError(f"state '{name}' of parameter {index!r} has shape "
                                      f"{tuple(part.shape)}, expected {tuple(shape)}")
@@ -239,8 +258,7 @@ class SpecOptimizer(Optimizer):
         try:
             if not self.SPEC["lr_before_count"]:
                 lrs, wds = self._get_lrs(indices), self._get_wds(indices)
-            present = self._present_states()
-            plans = [self._plan(index, weight, state, lr, wd, present)
+            plans = [self._plan(index, weight, state, lr, wd, self._present_states(weight))
                      for index, weight, state, lr, wd in zip(indices, masters or weights, states, lrs, wds)]
         except (ArithmeticError, ValueError) as err:
             prepared.cancel()
@@ -271,7 +289,8 @@ class SpecOptimizer(Optimizer):
                          if m["shape"] == "scalar" and not m.get("device") and m["name"] in parts]
         t = self._index_update_count[index]
         inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=t,
-                      rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+                      rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient,
+                      **shape_inputs(self.SPEC, weight))
         if self.SPEC["name_flags"]:
             name = self.idx2name.get(index, str(index))
             for flag, suffixes in self.SPEC["name_flags"].items():
@@ -355,17 +374,48 @@ def _state_dtype(meta, weight_dtype):
     return weight_dtype
 
 
-def state_shape(meta, weight, index):
-    """The shape a state of this metadata has for this weight: the weight's, (rows, 1, ...)
-    or () for scalars. A row state needs rows: a 0-d weight is refused."""
+# Shape inputs of a 2-D parameter: what states_present sees without a parameter
+_MATRIX_INPUTS = {"ndim": 2, "numel": 1, "rows": 1, "cols": 1, "machine_epsilon": float(numpy.finfo(numpy.float32).eps)}
+
+
+def shape_inputs(spec, weight):
+    """The built-in inputs that depend on the parameter's shape and dtype: ndim, numel, and
+    rows and cols of its matrix view (spec's `matrix`: "last_two" sees the last two axes,
+    anything else the first axis against the rest; a vector is a column, a scalar 1 x 1)."""
+    shape = tuple(int(n) for n in weight.shape)
+    numel = math.prod(shape)
+    if spec.get("matrix") == "last_two" and len(shape) >= 2:
+        rows, cols = shape[-2], shape[-1]
+    elif shape:
+        rows, cols = shape[0], math.prod(shape[1:])
+    else:
+        rows, cols = 1, 1
+    try:
+        eps = float(numpy.finfo(weight.dtype).eps)
+    except (TypeError, ValueError):   # ml_dtypes' bfloat16
+        import ml_dtypes
+        eps = float(ml_dtypes.finfo(weight.dtype).eps)
+    return {"ndim": len(shape), "numel": numel, "rows": rows, "cols": cols, "machine_epsilon": eps}
+
+
+def state_shape(meta, weight, index, spec=None):
+    """The shape a state of this metadata has for this weight: the weight's, () for scalars,
+    or one value per row or column of the matrix view: (rows, 1, ...) and (1, ...) with the
+    other axes, or for `matrix = "last_two"` (..., rows, 1) and (..., 1, cols). Row and
+    column states need an axis: a 0-d weight is refused."""
     if meta["shape"] == "scalar":
         return ()
-    if meta["shape"] != "rows":
+    if meta["shape"] not in ("rows", "cols"):
         return tuple(weight.shape)
     if weight.ndim == 0:
         raise ValueError(f"weight of parameter {index!r} is 0-d, but state '{meta['name']}' keeps one "
-                         "value per row: give the weight at least one dimension")
-    return (weight.shape[0],) + (1,) * (weight.ndim - 1)
+                         f"value per {meta['shape'][:-1]}: give the weight at least one dimension")
+    shape = tuple(weight.shape)
+    if (spec or {}).get("matrix") == "last_two" and len(shape) >= 2:
+        return shape[:-1] + (1,) if meta["shape"] == "rows" else shape[:-2] + (1, shape[-1])
+    if meta["shape"] == "rows":
+        return (shape[0],) + (1,) * (len(shape) - 1)
+    return (1,) + shape[1:]
 
 
 # constructor arguments that config() saves as the attributes of the same names

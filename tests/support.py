@@ -143,3 +143,12 @@ def import_file(path, name):
     finally:
         sys.modules.pop(name, None)
     return module
+
+
+def shapes_for(spec, shapes):
+    """The test shapes a rule accepts: a rule that requires 2-D parameters (Muon) gets each
+    shape seen as a matrix, (first axis, the others' product) (a vector is one column)."""
+    if spec.get("requires") != "ndim == 2":
+        return list(shapes)
+    import math
+    return [tuple(s) if len(s) == 2 else ((s[0] if s else 1), math.prod(s[1:])) for s in shapes]

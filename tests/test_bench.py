@@ -68,3 +68,15 @@ def test_unknown_optimizer_is_refused():
     result = subprocess.run([sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--optimizers", "adamm"],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "unknown optimizer(s) adamm" in result.stderr
+
+
+def test_matrix_rules_run_on_matrix_layouts_against_torch():
+    assert [label for label, _ in bench.cpu_layouts(10, 11, matrices=True)] == \
+        ["32x32", "32x64", "1024x4096", "4096x4096"]
+    command = [sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--min-log2", "8", "--max-log2", "9",
+               "--repeat", "2", "--optimizers", "muon,adafactor", "--no-models"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert [(r[0], r[1]) for r in rows] == [("muon", "16x16"), ("muon", "16x32"),
+                                            ("adafactor", "16x16"), ("adafactor", "16x32")]
+    assert [r[9] for r in rows] == ["single", "single", "foreach", "foreach"]   # torch.optim ran beside

@@ -94,3 +94,13 @@ def test_plot_without_matplotlib_fails_before_training(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match=r"needs matplotlib: pip install 'optforge\[plot\]'"):
         demo.run(steps=10, out=out, plot=tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_matrix_rules_pass_and_muon_trains_the_weight_matrices_only(monkeypatch):
+    _only(monkeypatch, ("torch", "muon"), ("torch", "adafactor"), ("mxnet2", "adafactor"))
+    out = io.StringIO()
+    assert demo.run(steps=150, seed=3, out=out) == 0, out.getvalue()
+    assert "muon: 2-D parameters only (as torch.optim.Muon): trains the two weight matrices" in out.getvalue()
+    params = demo.init_params(0)
+    assert demo.trained_params(registry.create("muon", flavor="torch"), params) == [0, 2]
+    assert demo.trained_params(registry.create("adafactor", flavor="torch"), params) == [0, 1, 2, 3]

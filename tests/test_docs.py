@@ -165,8 +165,8 @@ def test_every_page_shows_constructors_that_build_its_optimizer(repo_root):
     import numpy as np
     torch = pytest.importorskip("torch")
     import optforge.torch
-    params = [np.ones(3, np.float32)]
-    model = torch.nn.Linear(3, 2)
+    params = [np.ones((3, 2), np.float32)]   # 2-D: Muon takes matrices only
+    model = torch.nn.Linear(3, 2, bias=False)
     torch_lines = 0
     for page in sorted((repo_root / "generated/docs").rglob("*.md")):
         if page.name == "index.md":

@@ -46,7 +46,7 @@ def test_matches_reference(name, hp, dtype, clip):
 
 def test_every_registered_optimizer_has_a_reference():
     from reference import papers   # the optimizers MXNet lacks: tests/test_new_reference.py
-    covered = {name for name, _ in CASES} | set(papers.RULES)
+    covered = {name for name, _ in CASES} | set(papers.RULES) | set(papers.MATRIX_RULES)
     assert set(optforge.runtime.registry.names("mxnet2")) == covered
 
 

@@ -47,10 +47,14 @@ TOKENS = [
     "0", "1", "-1", "1e308", "1e-308", "10**300", "(1.5**63)**63", "(-1)**0.5", "exp(1000)", "2**64",
     '"""', "'''", "#", f"# \"\"\"; {PAYLOAD}; \"\"\"", PAYLOAD, "\\N", "\\x", "math", "xp", "_", "SPEC",
     "update", "step", "mom", "mean", "var", "beta1", "epsilon", "momentum",
+    # matrix rules: products, transposes, column means, shape inputs and loops
+    "matmul(", "transpose(", "col_mean(", "rows", "cols", "ndim", "numel", "machine_epsilon",
+    "\nfor _ in range(3):\n    ", "for _ in range(", "x", "a",
 ]
 VALUES = ["0", "-1", "1e400", "inf", "nan", '"x"', "true", "[]", "{}", '"[0, 1)"', '"(1, 0)"', "9" * 40,
           '"zeros"', '"weight"', '"float32"', '"rows"', '"scalar"', '"beta1 > 0"', '"True"',
-          '{ env = "X", default = 4, max = "y" }', '"my.opt"', '"\\"\\"\\""']
+          '{ env = "X", default = 4, max = "y" }', '"my.opt"', '"\\"\\"\\""',
+          '"cols"', '"first_rest"', '"last_two"', '"ndim >= 2"', '"rows > cols"']
 
 
 def _mutate(text, mutation):

@@ -15,7 +15,7 @@ from optforge import lr_scheduler, optim
 from optforge.runtime import registry
 from optforge.runtime.params_api import keywords
 
-from support import usable_wd
+from support import shapes_for, usable_wd
 
 ALL = sorted(registry.registered())
 
@@ -62,6 +62,7 @@ def _assert_bits_equal(a, b, what):
 @pytest.mark.parametrize("flavor,name", ALL)
 def test_updater_get_states_set_states(flavor, name):
     cls = registry.lookup(name, flavor)
+    shapes = shapes_for(cls.SPEC, SHAPES)   # Muon: matrices only
     settings = _settings(flavor, name)
 
     def make():
@@ -70,11 +71,11 @@ def test_updater_get_states_set_states(flavor, name):
                    begin_num_update=2, **settings)
 
     rng = np.random.default_rng(7)
-    weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    grads = _gradients(8, SHAPES)
+    weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = _gradients(8, shapes)
     original = optforge.get_updater(make())
     for step in range(STEPS_BEFORE):
-        original(list(range(len(SHAPES))), grads[step], weights)
+        original(list(range(len(shapes))), grads[step], weights)
     saved = original.get_states(dump_optimizer=True)
 
     resumed = [w.copy() for w in weights]
@@ -82,8 +83,8 @@ def test_updater_get_states_set_states(flavor, name):
     fresh.set_states(saved)
     assert type(fresh.optimizer) is cls
     for step in range(STEPS_BEFORE, STEPS_BEFORE + STEPS_AFTER):
-        original(list(range(len(SHAPES))), grads[step], weights)
-        fresh(list(range(len(SHAPES))), grads[step], resumed)
+        original(list(range(len(shapes))), grads[step], weights)
+        fresh(list(range(len(shapes))), grads[step], resumed)
     for i, (a, b) in enumerate(zip(weights, resumed)):
         _assert_bits_equal(a, b, f"{flavor}/{name} weight {i}")
     assert sorted(original.states) == sorted(fresh.states)
@@ -100,14 +101,15 @@ def test_updater_get_states_set_states(flavor, name):
 def test_updater_round_trip_multi_precision(flavor, name):
     """float16 weights with a float32 master copy: (weight32, inner) states round-trip too."""
     cls = registry.lookup(name, flavor)
+    shapes = shapes_for(cls.SPEC, SHAPES)   # Muon: matrices only
     settings = _settings(flavor, name)
 
     def make():
         return cls(learning_rate=0.05, wd=_wd(flavor, name), rescale_grad=0.5, multi_precision=True, **settings)
 
     rng = np.random.default_rng(9)
-    weights = [rng.standard_normal(s).astype(np.float16) for s in SHAPES[:2]]
-    grads = _gradients(10, SHAPES[:2], np.float16)
+    weights = [rng.standard_normal(s).astype(np.float16) for s in shapes[:2]]
+    grads = _gradients(10, shapes[:2], np.float16)
     original = optforge.get_updater(make())
     for step in range(STEPS_BEFORE):
         original([0, 1], grads[step], weights)
@@ -138,9 +140,10 @@ def _params_settings(flavor, name):
 @pytest.mark.parametrize("flavor,name", ALL)
 def test_params_state_dict_load_state_dict(flavor, name):
     settings = _params_settings(flavor, name)
+    shapes = shapes_for(registry.lookup(name, flavor).SPEC, SHAPES)   # Muon: matrices only
     rng = np.random.default_rng(11)
-    weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    grads = _gradients(12, SHAPES)
+    weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = _gradients(12, shapes)
     groups = lambda ws: [{"params": ws[:2]}, {"params": ws[2:], "lr": 0.02}]   # noqa: E731
     original = optim.create(name, groups(weights), flavor=flavor, lr=0.05, weight_decay=_wd(flavor, name),
                            **settings)

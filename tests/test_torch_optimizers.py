@@ -22,6 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import optforge.torch as ot  # noqa: E402
+from support import shapes_for  # noqa: E402
 
 TORCH_NAMED = ["Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam", "Rprop"]
 SHAPES = [(4, 3), (5,), (2, 2, 2)]
@@ -301,7 +302,8 @@ def test_every_spec_is_a_torch_optimizer_whose_checkpoint_resumes_exactly(name):
     cls = getattr(ot, name)
     assert issubclass(cls, torch.optim.Optimizer)
     gen = torch.Generator().manual_seed(11)
-    params = [torch.randn(s, generator=gen).requires_grad_() for s in SHAPES]
+    shapes = shapes_for(cls.engine_class.SPEC, SHAPES)   # Muon: matrices only
+    params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
     kwargs = {"lr": 0.01}
     opt = cls([{"params": params[:2]}, {"params": params[2:], "lr": 0.005}], **kwargs)
     grads = [[0.5 * torch.randn(p.shape, generator=gen) for p in params] for _ in range(6)]

@@ -52,16 +52,23 @@ class Optimizer(torch.optim.Optimizer):
         """torch's add_param_group, after the group's values are validated (ValueError names
         the argument at fault; nothing is added then)."""
         if isinstance(param_group, dict):
-            self._check_group(param_group)
+            engine = self._check_group(param_group)
+            params = param_group.get("params")
+            if params is not None and not torch.is_tensor(params):
+                params = param_group["params"] = list(params)   # an iterator is read once
+            for k, param in enumerate([params] if torch.is_tensor(params) else params or ()):
+                if torch.is_tensor(param):   # a rule's `requires` on the shape (Muon: 2-D only)
+                    engine.check_parameter(k, tensors.view(param.detach()))
         super().add_param_group(param_group)
 
     def _check_group(self, group):
         """A group's values over the defaults: torch keywords this class refuses
-        (runtime/torch_keywords.py), then every rule setting (ValueError names the one at fault)."""
+        (runtime/torch_keywords.py), then every rule setting (ValueError names the one at fault);
+        the group's engine."""
         values = dict(self.defaults)
         values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
         torch_keywords.check(self.engine_class.SPEC, type(self).__name__, values)
-        self._engine(values)
+        return self._engine(values)
 
     # params_api builds an engine from a group's torch-named values; reused as is
     _check_requires = staticmethod(params_api.Optimizer._check_requires)
@@ -134,11 +141,11 @@ class Optimizer(torch.optim.Optimizer):
         index = -1
         for group in self.param_groups:
             engine = self._engine(group)
-            names = list(engine._present_states())
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
                     continue
+                names = list(engine._present_states(tensors.view(param)))
                 gathered = tensors.is_sharded(param) and not _runs_on_shards(engine, param)
                 try:
                     grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
@@ -174,7 +181,6 @@ class Optimizer(torch.optim.Optimizer):
         for the step."""
         engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
         engine.rescale_grad = rescale_grad
-        names = list(engine._present_states())
         ids, weights, grads, states, written, scatter = [], [], [], [], [], []
 
         def array(tensor):
@@ -187,6 +193,7 @@ class Optimizer(torch.optim.Optimizer):
         for _, _, param, index, weight, grad, _ in batch:
             count = _count(self.state.get(param) or {})
             before = set(self.state.get(param) or ())
+            names = list(engine._present_states(weight))
             state = self._ensure_state(engine, names, master, param, index, weight, count)
             created.extend((param, name) for name in state if name not in before)
             if gathered:

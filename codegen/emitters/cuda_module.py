@@ -46,7 +46,10 @@ def supported(rule, analysis):
     states computed from norms (NovoGrad). Not emitted: noise together with reductions, a
     pass that would finish norms and row means at once, and a row or device state rewritten
     without an earlier pass of its kind to keep the old value; the CuPy backend runs such
-    rules' NumPy code on the device arrays."""
+    rules' NumPy code on the device arrays. Matrix rules (matmul, transpose, column means,
+    the `matrix` key) get no kernels yet: their NumPy code runs on every backend."""
+    if rule.matrix:
+        return False
     for variant in analysis.variants.values():
         program = lower(variant, rule)
         if not _multi_pass(program):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ...runtime import params_api
 from ...runtime.api_families import constructors as api_families_of
 from ..formulas import Formulas
-from ..ir import BUILTINS, Assign, walk
+from ..ir import BUILTINS, Assign, If, walk
 from ..loader import load_rule
 from ..metadata import spec_metadata
 from ..printers.notation import BUILTIN_MEANINGS
@@ -129,6 +129,8 @@ def _condition(formulas, cond):
 def _used_names(rule):
     used = set()
     for stmt in walk(rule.statements):
+        if not isinstance(stmt, (Assign, If)):
+            continue   # a loop: its body's statements follow
         expr = stmt.expr if isinstance(stmt, Assign) else stmt.cond
         used |= {s.name for s in expr.free_symbols}
         if isinstance(stmt, Assign):
@@ -189,7 +191,10 @@ def _hyperparameters(entry):
 def _states(rule, formulas):
     rows = []
     for st in rule.states:
-        shape = {"weight": "weight's shape", "rows": "(rows, 1, ...)", "scalar": "scalar"}[st.shape]
+        shape = {"weight": "weight's shape", "rows": "(rows, 1, ...)", "cols": "(1, ...) without the first axis",
+                 "scalar": "scalar"}[st.shape]
+        if rule.matrix == "last_two" and st.shape in ("rows", "cols"):
+            shape = "(..., rows, 1)" if st.shape == "rows" else "(..., 1, cols)"
         dtype = "float64" if st.shape == "scalar" else \
             "float32 (float64 for float64 weights)" if st.dtype == "float32" else "weight's dtype"
         init = _value(st.init) if not isinstance(st.init, str) else \

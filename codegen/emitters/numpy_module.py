@@ -10,8 +10,9 @@ from ..literals import py_literal
 from ..metadata import spec_metadata
 from ..printers.arrays import ArrayPrinter
 from ..printers.host import HostPrinter
-from ..schedule import schedule
-from ..tac import lower
+from ..ir import COLS, DEVICE, ROWS
+from ..schedule import Step, schedule
+from ..tac import Scalar, Val, lower
 from .templates import environment
 
 
@@ -37,12 +38,15 @@ def render(rule, analysis, spec_path):
     variants = []
     for key, variant in analysis.variants.items():
         program = lower(variant, rule)
-        plan = schedule(program, state_classes)
         kernel_lines = []
-        for step in plan.steps:
-            kernel_lines.extend(arrays._print(step).split("\n"))
-        for buffer, source in plan.copies:
-            kernel_lines.append(arrays.copy_statement(buffer, source))
+        if rule.matrix:
+            kernel_lines = matrix_kernel_lines(program, rule.matrix)
+        else:
+            plan = schedule(program, state_classes)
+            for step in plan.steps:
+                kernel_lines.extend(arrays._print(step).split("\n"))
+            for buffer, source in plan.copies:
+                kernel_lines.append(arrays.copy_statement(buffer, source))
         if not kernel_lines:
             kernel_lines = ["pass"]
         defined = [sym.name for sym, _ in variant.host]
@@ -69,12 +73,12 @@ def render(rule, analysis, spec_path):
             "arrays": list(program.inputs),
             "scalars": list(program.scalars),
             "uses_rng": any(v.op == "normal" for v in program.code),
-            "whole_tensor": any(v.op == "norm" for v in program.code),
-            "elementwise": not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
+            "whole_tensor": bool(rule.matrix) or any(v.op == "norm" for v in program.code),
+            "elementwise": not rule.matrix and not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
             and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
             "kernel_lines": kernel_lines,
             "written": written or ["nothing"],
-            "kernel_doc": _kernel_doc(program, written or ["nothing"]),
+            "kernel_doc": _kernel_doc(program, written or ["nothing"], rule.matrix),
         })
 
     skip_text, skip_inputs = "", []
@@ -113,9 +117,94 @@ def _condition(printer, atom):
     return text if isinstance(atom, sympy.Symbol) is False else f"bool({text})"
 
 
-def _kernel_doc(program, written):
+# The matrix view of a weight (the spec's `matrix` key) as a shape tuple, in generated code
+VIEWS = {
+    "first_rest": "(weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)",
+    "last_two": "weight.shape if weight.ndim >= 2 else (weight.size, 1)",
+}
+_VIEW_SHAPES = {ROWS: "_view[:-1] + (1,)", COLS: "_view[:-2] + (1, _view[-1])"}
+
+
+def matrix_kernel_lines(program, matrix):
+    """The kernel of a matrix rule: every array seen through the matrix view (a reshape),
+    one array-module call per instruction into a new temporary (matmul through `xp`, so
+    CuPy runs cuBLAS), and the weight and states written at the end."""
+    printer = MatrixArrayPrinter()
+    lines = [f"_view = {VIEWS[matrix]}"]
+
+    def operand(a):
+        if isinstance(a, Val):
+            return f"_a_{a.name}" if a.op == "input" else f"_t{a.id}"
+        return a
+
+    for name, val in program.inputs.items():
+        if val.shape == DEVICE:
+            lines.append(f"_a_{name} = {name}")
+        else:
+            lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.shape, '_view')})")
+    indent = ""
+    for v in program.code:
+        if v.op == "loop":    # a loop counted by a hyperparameter: the carried values start as
+            phis = [p for p in program.code if p.op == "phi" and p.args[0] is v]   # their values before it
+            for phi, init in zip(phis, v.args[1:]):
+                lines.append(f"{indent}_t{phi.id} = {printer._operand(operand(init))}")
+            lines.append(f"{indent}for _ in range({v.args[0].name}):")
+            indent += "    "
+            continue
+        if v.op == "phi":
+            continue
+        if v.op == "end":
+            phis = [p for p in program.code if p.op == "phi" and p.args[0] is v.args[0]]
+            if phis:
+                lines.append(f"{indent}{', '.join(f'_t{p.id}' for p in phis)} = "
+                             f"{', '.join(printer._operand(operand(a)) for a in v.args[1:])}")
+            else:
+                lines.append(f"{indent}pass")
+            indent = indent[:-4]
+            continue
+        if v.op == "carried":
+            lines.append(f"{indent}_t{v.id} = _t{v.args[0].id}")
+            continue
+        optional = v.op == "clip" and any(isinstance(a, Scalar) and a.optional for a in v.args[1:])
+        step = Step(v, f"_t{v.id}", "alias" if optional else "new", tuple(operand(a) for a in v.args))
+        lines.extend(indent + line for line in printer._print(step).split("\n"))
+    finals = []
+    for name, value in program.outputs.items():
+        source = printer._operand(operand(value))
+        if not isinstance(value, Val) or value.op in ("input", "clip", "transpose"):
+            # may share memory with an input written before it: keep a copy of its value now
+            lines.append(f"_o_{name} = xp.array({source}, dtype={name}.dtype, copy=True)")
+            source = f"_o_{name}"
+        finals.append((name, source, _VIEW_SHAPES.get(program.inputs[name].shape, "_view")))
+    for name, source, shape in finals:
+        lines.append(f"xp.copyto({name}, xp.broadcast_to({source}, {shape}).reshape({name}.shape))")
+    return lines
+
+
+class MatrixArrayPrinter(ArrayPrinter):
+    """Array code on the matrix view: reductions along its last two axes, products and
+    transposes per matrix (a leading batch of matrices for "last_two")."""
+
+    def _print_step_row_mean(self, step):
+        return self._bind(step, f"xp.mean({self._operand(step.operands[0])}, axis=-1, keepdims=True)")
+
+    def _print_step_col_mean(self, step):
+        return self._bind(step, f"xp.mean({self._operand(step.operands[0])}, axis=-2, keepdims=True)")
+
+    def _print_step_transpose(self, step):
+        return self._bind(step, f"xp.swapaxes({self._operand(step.operands[0])}, -1, -2)")
+
+    def _print_step_matmul(self, step):
+        a, b = (self._operand(o) for o in step.operands)
+        return self._bind(step, f"xp.matmul({a}, {b})")
+
+
+def _kernel_doc(program, written, matrix=""):
     """The kernel's docstring: element-wise only when each element's update reads nothing
     but that element (no norms, row means, per-row or per-tensor states)."""
+    if matrix:
+        return (f"Update of {', '.join(written)}, in place, on the matrix view ({matrix}): "
+                "not element-wise.")
     ops = {v.op for v in program.code}
     shapes = {v.shape for v in program.inputs.values()}
     reads = [what for present, what in (("norm" in ops, "norms of whole arrays"),

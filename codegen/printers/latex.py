@@ -116,6 +116,24 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
     def _print_RowMean(self, expr, exp=None):
         return self._call("row\\_mean", *expr.args)
 
+    def _print_ColMean(self, expr, exp=None):
+        return self._call("col\\_mean", *expr.args)
+
+    def _factor(self, arg):
+        """A factor of a matrix product or the base of a transpose: parenthesised unless a
+        name, a call or another product."""
+        text = self._print(arg)
+        if arg.is_Symbol or arg.is_Function:
+            return text
+        return f"\\left({text}\\right)"
+
+    def _print_Transpose(self, expr, exp=None):
+        base = self._factor(expr.args[0])
+        return f"{{{base}}}^{{\\top}}"
+
+    def _print_MatMul(self, expr, exp=None):
+        return f"{self._factor(expr.args[0])} \\, {self._factor(expr.args[1])}"
+
     def _print_Normal(self, expr, exp=None):
         mean, std = expr.args[:2]
         std = self._print(std) if std.is_Symbol or std.is_Number else f"\\left({self._print(std)}\\right)"

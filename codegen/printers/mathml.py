@@ -167,6 +167,23 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
     def _print_RowMean(self, expr):
         return self._call("row_mean", *expr.args)
 
+    def _print_ColMean(self, expr):
+        return self._call("col_mean", *expr.args)
+
+    def _factor(self, arg):
+        """A factor of a matrix product or the base of a transpose: parenthesised unless a
+        name, a call or another product."""
+        if arg.is_Symbol or arg.is_Function:
+            return self._print(arg)
+        return self.fenced(self._print(arg))
+
+    def _print_Transpose(self, expr):
+        return self.el("msup", self._factor(expr.args[0]), self.el("mi", text="⊤"))
+
+    def _print_MatMul(self, expr):
+        # juxtaposition, with an invisible times between the factors
+        return self.row(self._factor(expr.args[0]), self.mo("\u2062"), self._factor(expr.args[1]))
+
     def _print_Normal(self, expr):
         mean, std = expr.args[:2]
         std = self._print(std) if std.is_Symbol or std.is_Number else self.fenced(self._print(std))

@@ -29,12 +29,17 @@ GREEK = {
 BUILTIN_SYMBOLS = {
     "weight": ("w", None), "grad": ("g", None), "lr": ("eta", None), "wd": ("lamda", None),
     "t": ("t", None), "rescale_grad": ("r", None), "clip_gradient": ("c", None),
+    "ndim": ("ndim", None), "numel": ("numel", None), "rows": ("rows", None), "cols": ("cols", None),
+    "machine_epsilon": ("machine_epsilon", None),
 }
 BUILTIN_MEANINGS = {
     "weight": "the parameter", "grad": "the gradient",
     "lr": "the learning rate (scheduler and lr_mult applied)",
     "wd": "the weight decay (wd_mult applied)", "t": "the update count of this parameter",
     "rescale_grad": "the gradient scale", "clip_gradient": "the gradient clipping bound (None: no clipping)",
+    "ndim": "the parameter's number of axes", "numel": "the parameter's number of elements",
+    "rows": "rows of the parameter's matrix view", "cols": "columns of the parameter's matrix view",
+    "machine_epsilon": "the machine epsilon of the weight's dtype",
 }
 
 _SPLIT = re.compile(r"^([A-Za-z]+?)(?:(\d+)|_([A-Za-z0-9]+))?$")

@@ -142,7 +142,10 @@ def groups(module, weights, plans, masters=None):
 def tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer):
     """(pointer arrays in kernel order, host scalars, noise words, (row length, rows)) of one parameter."""
     _, arrays, scalars, _, _ = plans[k]
-    states = dict(zip(plans[k][0]["states"], arrays))
+    metas = {m["name"]: m for m in optimizer.SPEC["states"]}
+    # the plan's arrays leave out host scalar states (ASGD's eta and mu): name them alike
+    names = [n for n in plans[k][0]["states"] if metas[n]["shape"] != "scalar" or metas[n].get("device")]
+    states = dict(zip(names, arrays))
     pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
     pointers += [states[name] for name in variant["states"]]
     noise = None

@@ -179,3 +179,42 @@ def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=Non
 RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop,
          "adopt": adopt, "ademamix": ademamix, "cadamw": cadamw,
          "schedulefreeadamw": schedulefreeadamw}
+
+
+def adafactor(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, epsilon1=1e-30, epsilon2=1e-3,
+              d=1.0, decay_rate=-0.8, beta1=None, relative_step=True, scale_parameter=True, warmup_init=False):
+    """Shazeer and Stern 2018, Algorithms 4 (matrices) and 5 (vectors), with the step-size
+    options of Section 8 (the relative step min(1e-2, 1/sqrt(t)), its warm-up form
+    min(1e-6 t, 1/sqrt(t)), parameter scaling by max(eps2, RMS(X_{t-1}))) and the optional
+    first moment of the clipped update; matrices factored along the last two axes:
+    beta2_t = 1 - t^decay_rate; R_t = beta2_t R + (1 - beta2_t) mean_cols(G^2 + eps1),
+    C_t = beta2_t C + (1 - beta2_t) mean_rows(G^2 + eps1), V = R C / mean(R);
+    U = G / sqrt(V); U <- alpha U / max(1, RMS(U) / d); X <- X - wd alpha X - U."""
+    g = _pre(g, rescale_grad, clip_gradient, False)
+    if relative_step:
+        rho = min(1e-6 * t if warmup_init else 1e-2, 1 / math.sqrt(t))
+    else:
+        rho = lr
+    alpha = max(epsilon2, float(np.sqrt(np.mean(w * w)))) * rho if scale_parameter else rho
+    beta2 = 1 - t ** decay_rate
+    g2 = g * g + epsilon1
+    s = dict(s)
+    if w.ndim >= 2:
+        r = s.get("row_var", np.zeros(w.shape[:-1] + (1,), w.dtype))
+        c = s.get("col_var", np.zeros(w.shape[:-2] + (1, w.shape[-1]), w.dtype))
+        r = beta2 * r + (1 - beta2) * g2.mean(axis=-1, keepdims=True)
+        c = beta2 * c + (1 - beta2) * g2.mean(axis=-2, keepdims=True)
+        s["row_var"], s["col_var"] = r, c
+        v = r * c / r.mean(axis=-2, keepdims=True)
+    else:
+        v = beta2 * s.get("variance", np.zeros_like(w)) + (1 - beta2) * g2
+        s["variance"] = v
+    u = g / np.sqrt(v)
+    u = alpha * u / max(1.0, float(np.sqrt(np.mean(u * u))) / d)
+    if beta1 is not None:
+        u = beta1 * s.get("exp_avg", np.zeros_like(w)) + (1 - beta1) * u
+        s["exp_avg"] = u
+    return w - wd * alpha * w - u, s
+
+
+MATRIX_RULES = {"adafactor": adafactor}   # tested on matrices of both orientations in test_matrix_rules.py

@@ -171,3 +171,70 @@ def sparseadam(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta
 RULES = {"sgd": sgd, "adam": adam, "adamw": adamw, "adamax": adamax, "rmsprop": rmsprop,
          "adagrad": adagrad, "adadelta": adadelta, "nadam": nadam, "radam": radam,
          "asgd": asgd, "sparseadam": sparseadam}
+
+
+# -- matrix rules ---------------------------------------------------------------------------
+# Written from torch.optim.Muon's and torch.optim.Adafactor's documented algorithms (their
+# documentation pages and the algorithm their step follows), in float64 NumPy; Muon's
+# Newton-Schulz iteration without torch's bfloat16 cast.
+
+def newton_schulz(g, a=3.4445, b=-4.7750, c=2.0315, steps=5, eps=1e-7):
+    """NS_k^{(a,b,c)}(G; eps): X = G / max(||G||_F, eps) (through G^T when G is tall, so that
+    X X^T is the smaller Gram matrix); k times X <- a X + (b A + c A^2) X with A = X X^T."""
+    tall = g.shape[0] > g.shape[1]
+    x = g.T if tall else g
+    x = x / max(np.linalg.norm(x), eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return x.T if tall else x
+
+
+def muon(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, momentum=0.95, nesterov=True,
+         ns_a=3.4445, ns_b=-4.7750, ns_c=2.0315, epsilon=1e-7, ns_steps=5, adjust_lr_fn="original"):
+    """torch.optim.Muon: B <- lerp(B, g, 1 - mu); U = lerp(g, B, mu) with nesterov, else B;
+    O = NS(U); w <- w (1 - lr wd); w <- w - lr * ratio * O with ratio sqrt(max(1, A / B))
+    ("original") or 0.2 sqrt(max(A, B)) ("match_rms_adamw") for a weight of shape (A, B)."""
+    assert w.ndim == 2, "Muon takes 2-D parameters"
+    g = _pre(g, rescale_grad, clip_gradient, False)
+    buf = s.get("momentum_buffer", np.zeros_like(w))
+    buf = buf + (1 - momentum) * (g - buf)
+    u = g + momentum * (buf - g) if nesterov else buf
+    o = newton_schulz(u, ns_a, ns_b, ns_c, ns_steps, epsilon)
+    rows, cols = w.shape
+    ratio = math.sqrt(max(1.0, rows / cols)) if adjust_lr_fn == "original" else 0.2 * math.sqrt(max(rows, cols))
+    w = w * (1 - lr * wd)
+    return w - lr * ratio * o, {"momentum_buffer": buf}
+
+
+def adafactor(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta2_decay=-0.8,
+              epsilon1=None, epsilon2=1e-3, d=1.0, maximize=False):
+    """torch.optim.Adafactor: beta2_t = 1 - t^beta2_decay; rho = min(lr, 1/sqrt(t));
+    alpha = max(eps2, RMS(w)) rho; w <- w (1 - lr wd); for ndim >= 2, factored along the last
+    two axes: R <- lerp(R, mean_{last}(g^2), 1 - beta2_t), C <- lerp(C, mean_{second last}(g^2), ...),
+    V = R C / max(mean_{second last}(R), eps1); else V <- lerp(V, g^2, 1 - beta2_t);
+    U = g / sqrt(max(V, eps1^2)); w <- w - alpha / max(1, RMS(U) / d) U."""
+    g = _pre(g, rescale_grad, clip_gradient, maximize)
+    eps1 = np.finfo(w.dtype).eps if epsilon1 is None else epsilon1
+    decay = t ** beta2_decay        # 1 - beta2_t
+    rho = min(lr, 1 / math.sqrt(t))
+    alpha = max(epsilon2, np.sqrt(np.mean(w * w))) * rho
+    w = w * (1 - lr * wd)
+    s = dict(s)
+    if w.ndim >= 2:
+        r = s.get("row_var", np.zeros(w.shape[:-1] + (1,), w.dtype))
+        c = s.get("col_var", np.zeros(w.shape[:-2] + (1, w.shape[-1]), w.dtype))
+        r = r + decay * ((g * g).mean(axis=-1, keepdims=True) - r)
+        c = c + decay * ((g * g).mean(axis=-2, keepdims=True) - c)
+        s["row_var"], s["col_var"] = r, c
+        v = (r @ c) / np.maximum(r.mean(axis=-2, keepdims=True), eps1)
+    else:
+        v = s.get("variance", np.zeros_like(w))
+        v = v + decay * (g * g - v)
+        s["variance"] = v
+    u = g / np.sqrt(np.maximum(v, eps1 * eps1))
+    rms_u = np.sqrt(np.mean(u * u))
+    return w - alpha / max(1.0, rms_u / d) * u, s
+
+
+MATRIX_RULES = {"muon": muon, "adafactor": adafactor}
