@@ -377,7 +377,7 @@ class Muon(Optimizer):
         ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
         eps: float = 1e-07,
         ns_steps: int = 5,
-        adjust_lr_fn: Literal['original', 'match_rms_adamw'] = 'original',
+        adjust_lr_fn: Literal['original', 'match_rms_adamw'] | None = None,
         weight_decay: float = 0.1,
     ) -> None: ...
 

@@ -23,10 +23,10 @@ Update rule, as the spec writes it:
             a = matmul(x, transpose(x))
             x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)
         o = x
-    if adjust_lr_fn == "original":
-        scale = sqrt(maximum(1, rows / cols))
-    else:
+    if adjust_lr_fn == "match_rms_adamw":
         scale = 0.2 * sqrt(maximum(rows, cols))
+    else:
+        scale = sqrt(maximum(1, rows / cols))
     weight = weight - lr * wd * weight
     weight = weight - lr * scale * o
 """
@@ -50,7 +50,6 @@ SPEC = {
     ],
     'deviations': [
         "torch runs the Newton-Schulz iteration in bfloat16; optforge runs it in the weight's dtype (float32, or float64 for float64 weights), so results agree with torch.optim.Muon to about 1e-2 relative, and with torch's algorithm without the bfloat16 cast to float64 rounding.",
-        'torch\'s adjust_lr_fn=None (its default) means "original"; here the default is written "original" and None is not accepted.',
     ],
     'spec': 'specs/torch/muon.toml',
     'learning_rate': 0.001,
@@ -117,10 +116,10 @@ SPEC = {
         {
             'name': 'adjust_lr_fn',
             'type': 'enum',
-            'default': 'original',
-            'optional': False,
+            'default': None,
+            'optional': True,
             'choices': ['original', 'match_rms_adamw'],
-            'doc': 'Learning-rate scale: sqrt(max(1, rows / cols)) (original) or 0.2 * sqrt(max(rows, cols)) (match_rms_adamw).',
+            'doc': 'Learning-rate scale: sqrt(max(1, rows / cols)) (None, the default, or original) or 0.2 * sqrt(max(rows, cols)) (match_rms_adamw).',
         },
     ],
     'states': [
@@ -133,7 +132,7 @@ SPEC = {
             'doc': 'Momentum buffer.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nif nesterov:\n    u = (1 - momentum) * grad + momentum * momentum_buffer\nelse:\n    u = momentum_buffer\nif rows > cols:\n    x = transpose(u) / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = transpose(x)\nelse:\n    x = u / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = x\nif adjust_lr_fn == "original":\n    scale = sqrt(maximum(1, rows / cols))\nelse:\n    scale = 0.2 * sqrt(maximum(rows, cols))\nweight = weight - lr * wd * weight\nweight = weight - lr * scale * o',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nif nesterov:\n    u = (1 - momentum) * grad + momentum * momentum_buffer\nelse:\n    u = momentum_buffer\nif rows > cols:\n    x = transpose(u) / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = transpose(x)\nelse:\n    x = u / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = x\nif adjust_lr_fn == "match_rms_adamw":\n    scale = 0.2 * sqrt(maximum(rows, cols))\nelse:\n    scale = sqrt(maximum(1, rows / cols))\nweight = weight - lr * wd * weight\nweight = weight - lr * scale * o',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
         '\\mathrm{momentum\\_buffer} \\leftarrow \\mathrm{momentum} \\, \\mathrm{momentum\\_buffer} + \\left(1 - \\mathrm{momentum}\\right) \\, g',
@@ -153,10 +152,10 @@ SPEC = {
         '\\quad \\quad a \\leftarrow x \\, {x}^{\\top}',
         '\\quad \\quad x \\leftarrow \\mathrm{ns\\_a} \\, x + \\left(\\mathrm{ns\\_b} \\, a + \\mathrm{ns\\_c} \\, a \\, a\\right) \\, x',
         '\\quad o \\leftarrow x',
-        "\\textbf{if}\\ \\mathrm{adjust\\_lr\\_fn} = \\text{``original''}:",
-        '\\quad \\mathrm{scale} \\leftarrow \\sqrt{\\max\\left(1, \\frac{\\mathrm{rows}}{\\mathrm{cols}}\\right)}',
-        '\\textbf{else}:',
+        "\\textbf{if}\\ \\mathrm{adjust\\_lr\\_fn} = \\text{``match\\_rms\\_adamw''}:",
         '\\quad \\mathrm{scale} \\leftarrow 0.2 \\, \\sqrt{\\max\\left(\\mathrm{rows}, \\mathrm{cols}\\right)}',
+        '\\textbf{else}:',
+        '\\quad \\mathrm{scale} \\leftarrow \\sqrt{\\max\\left(1, \\frac{\\mathrm{rows}}{\\mathrm{cols}}\\right)}',
         'w \\leftarrow w - \\eta \\, \\lambda \\, w',
         'w \\leftarrow w - \\eta \\, \\mathrm{scale} \\, o',
     ],
@@ -186,7 +185,7 @@ def states_present(**_):
 
 def conditions(*, adjust_lr_fn, cols, nesterov, rows, **_):
     """The truth of each condition the rule branches on: the key into VARIANTS."""
-    return (bool(nesterov), (rows > cols), (adjust_lr_fn == 'original'))
+    return (bool(nesterov), (rows > cols), (adjust_lr_fn == 'match_rms_adamw'))
 
 
 def requires(*, ndim, **_):
@@ -194,11 +193,11 @@ def requires(*, ndim, **_):
     return (ndim == 2)
 
 
-# -- variant: nesterov and rows > cols and adjust_lr_fn == 'original' ---------------
+# -- variant: nesterov and rows > cols and adjust_lr_fn == 'match_rms_adamw' --------
 
-def host_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    scale_1 = math.sqrt(max(1, rows/cols))
+    scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
     c_2 = lr*wd
     c_3 = lr*scale_1
@@ -217,7 +216,7 @@ def host_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, col
     }
 
 
-def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -256,11 +255,11 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, m
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-# -- variant: nesterov and rows > cols and adjust_lr_fn != 'original' ---------------
+# -- variant: nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw' --------
 
-def host_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    scale_1 = 0.2*math.sqrt(max(rows, cols))
+    scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
     c_2 = lr*wd
     c_3 = lr*scale_1
@@ -279,7 +278,7 @@ def host_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, col
     }
 
 
-def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -318,11 +317,11 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, m
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-# -- variant: nesterov and rows <= cols and adjust_lr_fn == 'original' --------------
+# -- variant: nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw' -------
 
-def host_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    scale_1 = math.sqrt(max(1, rows/cols))
+    scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
     c_2 = lr*wd
     c_3 = lr*scale_1
@@ -341,7 +340,7 @@ def host_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, col
     }
 
 
-def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -378,11 +377,11 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, m
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-# -- variant: nesterov and rows <= cols and adjust_lr_fn != 'original' --------------
+# -- variant: nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw' -------
 
-def host_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    scale_1 = 0.2*math.sqrt(max(rows, cols))
+    scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
     c_2 = lr*wd
     c_3 = lr*scale_1
@@ -401,7 +400,7 @@ def host_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, col
     }
 
 
-def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -438,69 +437,9 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, m
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-# -- variant: not nesterov and rows > cols and adjust_lr_fn == 'original' -----------
+# -- variant: not nesterov and rows > cols and adjust_lr_fn == 'match_rms_adamw' ----
 
-def host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    scale_1 = math.sqrt(max(1, rows/cols))
-    c_1 = 1 - momentum
-    c_2 = lr*wd
-    c_3 = lr*scale_1
-    return {
-        'c_1': c_1,
-        'c_2': c_2,
-        'c_3': c_3,
-        'clip_gradient': clip_gradient,
-        'epsilon': epsilon,
-        'momentum': momentum,
-        'ns_a': ns_a,
-        'ns_b': ns_b,
-        'ns_c': ns_c,
-        'ns_steps': ns_steps,
-        'rescale_grad': rescale_grad,
-    }
-
-
-def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
-    """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
-    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
-    _a_weight = weight.reshape(_view)
-    _a_grad = grad.reshape(_view)
-    _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t0 = xp.multiply(_a_grad, rescale_grad)
-    _t1 = _t0 if clip_gradient is None else xp.clip(_t0, -clip_gradient, clip_gradient)
-    _t2 = xp.multiply(_t1, c_1)
-    _t3 = xp.multiply(_a_momentum_buffer, momentum)
-    _t4 = xp.add(_t2, _t3)
-    _t5 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t4, dtype=xp.promote_types(_t4.dtype, xp.float32)))))
-    _t6 = xp.asarray(xp.maximum(_t5, epsilon))
-    _t7 = xp.swapaxes(_t4, -1, -2)
-    _t8 = xp.divide(_t7, _t6)
-    _t10 = _t8
-    for _ in range(ns_steps):
-        _t11 = xp.swapaxes(_t10, -1, -2)
-        _t12 = xp.matmul(_t10, _t11)
-        _t13 = xp.multiply(_t10, ns_a)
-        _t14 = xp.multiply(_t12, ns_b)
-        _t15 = xp.matmul(_t12, _t12)
-        _t16 = xp.multiply(_t15, ns_c)
-        _t17 = xp.add(_t14, _t16)
-        _t18 = xp.matmul(_t17, _t10)
-        _t19 = xp.add(_t13, _t18)
-        _t10 = _t19
-    _t21 = _t10
-    _t22 = xp.swapaxes(_t21, -1, -2)
-    _t23 = xp.multiply(_a_weight, c_2)
-    _t24 = xp.subtract(_a_weight, _t23)
-    _t25 = xp.multiply(_t22, c_3)
-    _t26 = xp.subtract(_t24, _t25)
-    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
-
-
-# -- variant: not nesterov and rows > cols and adjust_lr_fn != 'original' -----------
-
-def host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = 0.2*math.sqrt(max(rows, cols))
     c_1 = 1 - momentum
@@ -521,7 +460,7 @@ def host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(*, clip_gradient,
     }
 
 
-def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -558,9 +497,9 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original(xp, weight, gra
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-# -- variant: not nesterov and rows <= cols and adjust_lr_fn == 'original' ----------
+# -- variant: not nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw' ----
 
-def host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
@@ -581,7 +520,67 @@ def host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(*, clip_gradient,
     }
 
 
-def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t0 = xp.multiply(_a_grad, rescale_grad)
+    _t1 = _t0 if clip_gradient is None else xp.clip(_t0, -clip_gradient, clip_gradient)
+    _t2 = xp.multiply(_t1, c_1)
+    _t3 = xp.multiply(_a_momentum_buffer, momentum)
+    _t4 = xp.add(_t2, _t3)
+    _t5 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t4, dtype=xp.promote_types(_t4.dtype, xp.float32)))))
+    _t6 = xp.asarray(xp.maximum(_t5, epsilon))
+    _t7 = xp.swapaxes(_t4, -1, -2)
+    _t8 = xp.divide(_t7, _t6)
+    _t10 = _t8
+    for _ in range(ns_steps):
+        _t11 = xp.swapaxes(_t10, -1, -2)
+        _t12 = xp.matmul(_t10, _t11)
+        _t13 = xp.multiply(_t10, ns_a)
+        _t14 = xp.multiply(_t12, ns_b)
+        _t15 = xp.matmul(_t12, _t12)
+        _t16 = xp.multiply(_t15, ns_c)
+        _t17 = xp.add(_t14, _t16)
+        _t18 = xp.matmul(_t17, _t10)
+        _t19 = xp.add(_t13, _t18)
+        _t10 = _t19
+    _t21 = _t10
+    _t22 = xp.swapaxes(_t21, -1, -2)
+    _t23 = xp.multiply(_a_weight, c_2)
+    _t24 = xp.subtract(_a_weight, _t23)
+    _t25 = xp.multiply(_t22, c_3)
+    _t26 = xp.subtract(_t24, _t25)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
+    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+# -- variant: not nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw' ---
+
+def host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+    """Scalars for the kernel: float64, once per step per parameter."""
+    scale_1 = 0.2*math.sqrt(max(rows, cols))
+    c_1 = 1 - momentum
+    c_2 = lr*wd
+    c_3 = lr*scale_1
+    return {
+        'c_1': c_1,
+        'c_2': c_2,
+        'c_3': c_3,
+        'clip_gradient': clip_gradient,
+        'epsilon': epsilon,
+        'momentum': momentum,
+        'ns_a': ns_a,
+        'ns_b': ns_b,
+        'ns_c': ns_c,
+        'ns_steps': ns_steps,
+        'rescale_grad': rescale_grad,
+    }
+
+
+def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -616,11 +615,11 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original(xp, weight, gra
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-# -- variant: not nesterov and rows <= cols and adjust_lr_fn != 'original' ----------
+# -- variant: not nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw' ---
 
-def host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
+def host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(*, clip_gradient, cols, epsilon, lr, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad, rows, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    scale_1 = 0.2*math.sqrt(max(rows, cols))
+    scale_1 = math.sqrt(max(1, rows/cols))
     c_1 = 1 - momentum
     c_2 = lr*wd
     c_3 = lr*scale_1
@@ -639,7 +638,7 @@ def host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(*, clip_gradient,
     }
 
 
-def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -676,99 +675,99 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original(xp, weight, gra
 
 VARIANTS = {
     (True, True, True): {
-        "name": 'nesterov__rows_gt_cols__adjust_lr_fn_eq__original',
-        "when": "nesterov and rows > cols and adjust_lr_fn == 'original'",
+        "name": 'nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw',
+        "when": "nesterov and rows > cols and adjust_lr_fn == 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_nesterov__rows_gt_cols__adjust_lr_fn_eq__original,
-        "kernel": kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__original,
+        "host": host_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "kernel": kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
     },
     (True, True, False): {
-        "name": 'nesterov__rows_gt_cols__adjust_lr_fn_ne__original',
-        "when": "nesterov and rows > cols and adjust_lr_fn != 'original'",
+        "name": 'nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw',
+        "when": "nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_nesterov__rows_gt_cols__adjust_lr_fn_ne__original,
-        "kernel": kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__original,
+        "host": host_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "kernel": kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
     },
     (True, False, True): {
-        "name": 'nesterov__rows_le_cols__adjust_lr_fn_eq__original',
-        "when": "nesterov and rows <= cols and adjust_lr_fn == 'original'",
+        "name": 'nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw',
+        "when": "nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_nesterov__rows_le_cols__adjust_lr_fn_eq__original,
-        "kernel": kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__original,
+        "host": host_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "kernel": kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
     },
     (True, False, False): {
-        "name": 'nesterov__rows_le_cols__adjust_lr_fn_ne__original',
-        "when": "nesterov and rows <= cols and adjust_lr_fn != 'original'",
+        "name": 'nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw',
+        "when": "nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_nesterov__rows_le_cols__adjust_lr_fn_ne__original,
-        "kernel": kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__original,
+        "host": host_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "kernel": kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
     },
     (False, True, True): {
-        "name": 'not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original',
-        "when": "not nesterov and rows > cols and adjust_lr_fn == 'original'",
+        "name": 'not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw',
+        "when": "not nesterov and rows > cols and adjust_lr_fn == 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original,
-        "kernel": kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__original,
+        "host": host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "kernel": kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
     },
     (False, True, False): {
-        "name": 'not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original',
-        "when": "not nesterov and rows > cols and adjust_lr_fn != 'original'",
+        "name": 'not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw',
+        "when": "not nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original,
-        "kernel": kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__original,
+        "host": host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "kernel": kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
     },
     (False, False, True): {
-        "name": 'not_nesterov__rows_le_cols__adjust_lr_fn_eq__original',
-        "when": "not nesterov and rows <= cols and adjust_lr_fn == 'original'",
+        "name": 'not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw',
+        "when": "not nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original,
-        "kernel": kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__original,
+        "host": host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "kernel": kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
     },
     (False, False, False): {
-        "name": 'not_nesterov__rows_le_cols__adjust_lr_fn_ne__original',
-        "when": "not nesterov and rows <= cols and adjust_lr_fn != 'original'",
+        "name": 'not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw',
+        "when": "not nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw'",
         "states": ('momentum_buffer',),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original,
-        "kernel": kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__original,
+        "host": host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "kernel": kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
     },
 }
