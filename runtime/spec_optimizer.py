@@ -6,6 +6,7 @@ It holds no formula of its own: `_apply` only looks up the variant, computes the
 host scalars and calls the generated kernel.
 """
 import inspect
+import math
 import os
 
 import numpy
@@ -118,38 +119,46 @@ class SpecOptimizer(Optimizer):
         super()._check(indices, weights, grads, states)
         present = self._present_states()
         metas = {m["name"]: m for m in self.SPEC["states"]}
+        layout = [(name, metas[name]) for name in present]
+        dtypes = {}     # (state name, weight dtype) -> the state's dtype, looked up once per call
         for index, weight, state in zip(indices, weights, states):
             parts = _state_parts(state, len(present))
             if parts is None:
-                layout = "None" if not present else present[0] if len(present) == 1 \
+                layout_text = "None" if not present else present[0] if len(present) == 1 \
                     else "(" + ", ".join(present) + ")"
                 raise ValueError(f"state of parameter {index!r} does not match {type(self).__name__}"
-                                 f"'s state layout {layout} for these hyperparameters; "
+                                 f"'s state layout {layout_text} for these hyperparameters; "
                                  "create it with create_state")
-            xp = array_module(weight)
-            for name, part in zip(present, parts):
-                meta = metas[name]
+            on_host = type(weight) is numpy.ndarray
+            xp = numpy if on_host else array_module(weight)
+            for (name, meta), part in zip(layout, parts):
                 if meta["shape"] == "scalar" and not meta.get("device"):
                     if not (isinstance(part, numpy.ndarray) and part.shape == ()):
                         raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
                                          f"numpy array, got {type(part).__name__}")
                     validation.state_array_writable(index, name, part)
                     continue
-                try:
-                    pxp = array_module(part)
-                except TypeError as err:
-                    raise TypeError(f"state '{name}' of parameter {index!r}: {err}") from None
+                if on_host and type(part) is numpy.ndarray:
+                    pxp = numpy     # the common case, without array_module's dispatch
+                else:
+                    try:
+                        pxp = array_module(part)
+                    except TypeError as err:
+                        raise TypeError(f"state '{name}' of parameter {index!r}: {err}") from None
                 if pxp is not xp:
                     raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
                                     f"but the weight is a {xp.__name__} array")
-                shape = state_shape(meta, weight, index)
+                shape = weight.shape if meta["shape"] != "rows" and meta["shape"] != "scalar" \
+                    else state_shape(meta, weight, index)
                 if tuple(part.shape) != tuple(shape):
                     raise ValueError(f"state '{name}' of parameter {index!r} has shape "
                                      f"{tuple(part.shape)}, expected {tuple(shape)}")
-                dtype = _state_dtype(meta, weight.dtype)
+                dtype = dtypes.get((name, weight.dtype))
+                if dtype is None:
+                    dtype = dtypes[(name, weight.dtype)] = numpy.dtype(_state_dtype(meta, weight.dtype))
                 if part.dtype != dtype:
                     raise ValueError(f"state '{name}' of parameter {index!r} has dtype {part.dtype}, "
-                                     f"expected {numpy.dtype(dtype)}")
+                                     f"expected {dtype}")
                 if xp is not numpy and part.device != weight.device:
                     raise ValueError(f"state '{name}' of parameter {index!r} is on {part.device}, "
                                      f"the weight on {weight.device}")
@@ -238,8 +247,7 @@ class SpecOptimizer(Optimizer):
             if not self.SPEC["lr_before_count"]:
                 lrs, wds = self._get_lrs(indices), self._get_wds(indices)
             present = self._present_states()
-            plans = [self._plan(index, weight, state, lr, wd, present)
-                     for index, weight, state, lr, wd in zip(indices, masters or weights, states, lrs, wds)]
+            plans = self._plans(indices, masters or weights, states, lrs, wds, present)
         except (ArithmeticError, ValueError) as err:
             prepared.cancel()
             if isinstance(err, PreconditionError):
@@ -263,36 +271,62 @@ class SpecOptimizer(Optimizer):
     def _plan(self, index, weight, state, lr, wd, present):
         """The variant, the host scalars and the new scalar states of one parameter's step
         (None when the rule's skip_if holds)."""
-        module = self._module
-        parts = dict(zip(present, _state_parts(state, len(present))))
-        scalar_states = [m["name"] for m in self.SPEC["states"]
-                         if m["shape"] == "scalar" and not m.get("device") and m["name"] in parts]
-        t = self._index_update_count[index]
-        inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=t,
-                      rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
-        if self.SPEC["name_flags"]:
-            name = self.idx2name.get(index, str(index))
-            for flag, suffixes in self.SPEC["name_flags"].items():
-                inputs[flag] = name.endswith(tuple(suffixes))
-        for name in scalar_states:
-            inputs[name] = float(parts[name])
-        if hasattr(module, "requires") and not module.requires(**inputs):
-            names = [p for p in inspect.signature(module.requires).parameters if p != "_"]
-            got = ", ".join(f"{n}={inputs[n]!r}" for n in names)
-            raise PreconditionError(f"{type(self).__name__} requires {self.SPEC['requires']}; "
-                                    f"parameter {index!r} has {got}")
-        if hasattr(module, "skip") and module.skip(**inputs):
-            return None
-        variant = module.VARIANTS[module.conditions(**inputs)]
-        scalars = variant["host"](**inputs)
-        updates = {name: scalars[key] for name, key in variant["updates"].items()}
-        for key in variant["host_only"]:
-            del scalars[key]
-        arrays = [parts[name] for name in variant["states"] if name not in scalar_states]
-        if variant["noise"]:
-            scalars["rng"] = Noise(self._hyperparameters["seed"], index, t)
-        scalar_arrays = {name: parts[name] for name in updates}
-        return variant, arrays, scalars, updates, scalar_arrays
+        return self._plans([index], [weight], [state], [lr], [wd], present)[0]
+
+    def _plans(self, indices, weights, states, lrs, wds, present):
+        """`_plan` of every parameter. The generated host functions are pure functions of their
+        inputs, so parameters with equal inputs (lr, wd, t, name flags: no scalar states, no
+        noise) share one evaluation: one per (variant, lr, wd, t) group instead of one per
+        parameter. Keys compare floats by value and by the sign of zero, so a shared result
+        is the one each parameter would have got."""
+        module, spec = self._module, self.SPEC
+        count = len(present)
+        scalar_states = [m["name"] for m in spec["states"]
+                         if m["shape"] == "scalar" and not m.get("device") and m["name"] in present]
+        base = dict(self._hyperparameters, rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+        flags = spec["name_flags"]
+        requires = getattr(module, "requires", None)
+        skip = getattr(module, "skip", None)
+        counts = self._index_update_count
+        shared = {} if not scalar_states else None
+        plans = []
+        for index, state, lr, wd in zip(indices, states, lrs, wds):
+            parts = _state_parts(state, count)
+            t = counts[index]
+            names = ()
+            if flags:
+                name = self.idx2name.get(index, str(index))
+                names = tuple(name.endswith(tuple(suffixes)) for suffixes in flags.values())
+            key = None
+            if shared is not None:
+                key = (_exact(lr), _exact(wd), t, names)
+                known = shared.get(key)
+                if known is not None:
+                    plans.append(_bind(known, parts, present, scalar_states, index, t, self))
+                    continue
+            inputs = dict(base, lr=lr, wd=wd, t=t)
+            inputs.update(zip(flags, names))
+            parts_by_name = dict(zip(present, parts))
+            for name in scalar_states:
+                inputs[name] = float(parts_by_name[name])
+            if requires is not None and not requires(**inputs):
+                arguments = [p for p in inspect.signature(requires).parameters if p != "_"]
+                got = ", ".join(f"{n}={inputs[n]!r}" for n in arguments)
+                raise PreconditionError(f"{type(self).__name__} requires {spec['requires']}; "
+                                        f"parameter {index!r} has {got}")
+            if skip is not None and skip(**inputs):
+                result = (None,)
+            else:
+                variant = module.VARIANTS[module.conditions(**inputs)]
+                scalars = variant["host"](**inputs)
+                updates = {name: scalars[key_] for name, key_ in variant["updates"].items()}
+                for host_only in variant["host_only"]:
+                    del scalars[host_only]
+                result = (variant, scalars, updates)
+            if key is not None:
+                shared[key] = result
+            plans.append(_bind(result, parts, present, scalar_states, index, t, self))
+        return plans
 
     def _execute(self, weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused):
         xp = array_module(weight)
@@ -319,6 +353,25 @@ class SpecOptimizer(Optimizer):
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+
+def _exact(value):
+    """A float as a dict key that tells 0.0 from -0.0 (equal, but not the same input)."""
+    return (value, math.copysign(1.0, value)) if value == 0 else value
+
+
+def _bind(result, parts, present, scalar_states, index, t, optimizer):
+    """One parameter's plan from a (shared) host result: its own state arrays and scalar
+    state targets, and a noise stream of its own."""
+    if result[0] is None:
+        return None
+    variant, scalars, updates = result
+    by_name = dict(zip(present, parts))
+    arrays = [by_name[name] for name in variant["states"] if name not in scalar_states]
+    if variant["noise"]:
+        scalars = dict(scalars, rng=Noise(optimizer._hyperparameters["seed"], index, t))
+    scalar_arrays = {name: by_name[name] for name in updates}
+    return variant, arrays, scalars, updates, scalar_arrays
 
 
 def _cuda_kernels(optimizer, weights, grads):

@@ -129,21 +129,38 @@ def applies(module, weights, grads, states, masters=None):
     backend chosen; else None, and the generated NumPy code runs (the same update, slower)."""
     if not weights or not has_kernels(module):
         return None
-    addresses = {}
+    ndarray = numpy.ndarray
+    owners, spans, addresses = [], [], {}
     for k, (weight, grad) in enumerate(zip(weights, grads)):
         arrays = [weight, grad] + ([masters[k]] if masters is not None else [])
         arrays += _flat(states[k])      # 0-d states too: device scalars are kernel arrays
-        if not all(type(a) is numpy.ndarray for a in arrays):
-            return None             # row-sparse gradients, CuPy arrays, subclasses
-        if weight.dtype not in DTYPES or grad.dtype != weight.dtype:
+        if weight.dtype not in DTYPES or type(grad) is not ndarray or grad.dtype != weight.dtype:
             return None
-        if not all(a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative for a in arrays):
-            return None
-        spans = sorted((_address_of(a), a.nbytes, a) for a in arrays if a.nbytes)
-        if any(lo + size > next_lo for (lo, size, _), (next_lo, _, _) in zip(spans, spans[1:])):
-            return None             # overlapping arrays: the NumPy code defines the result
-        addresses.update((id(a), lo) for lo, _, a in spans)
+        for a in arrays:
+            if type(a) is not ndarray:
+                return None         # row-sparse gradients, CuPy arrays, subclasses
+            flags = a.flags
+            if not (flags.c_contiguous and flags.aligned and a.dtype.isnative):
+                return None
+            if a.nbytes:
+                lo = _address_of(a)
+                addresses[id(a)] = lo
+                owners.append(k)
+                spans.append((lo, a.nbytes))
+    if spans and _overlapping(owners, spans):
+        return None                 # overlapping arrays: the NumPy code defines the result
     return addresses if backend() == "native" else None
+
+
+def _overlapping(owners, spans):
+    """Whether two arrays of one parameter share memory (arrays of different parameters are
+    not compared: the same gradient may serve two parameters)."""
+    table = numpy.array(spans, dtype=numpy.uint64)
+    owner = numpy.array(owners, dtype=numpy.int64)
+    order = numpy.lexsort((table[:, 0], owner))
+    lo, size, owner = table[order, 0], table[order, 1], owner[order]
+    same = owner[1:] == owner[:-1]
+    return bool(numpy.any(same & (lo[:-1] + size[:-1] > lo[1:])))
 
 
 def _address_of(array):
