@@ -45,6 +45,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init__(self, params, defaults):
         self._engines = {}
+        self._views = tensors.ViewCache()
         super().__init__(params, defaults)
 
     # -- groups ---------------------------------------------------------------------
@@ -103,16 +104,22 @@ class Optimizer(torch.optim.Optimizer):
             batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
         for batch in batches.values():
             self._run(batch, rescale_grad)
+        self._views.trim(len(work))
 
     def _collect(self):
-        """[(engine, master, param, index, weight, grad, gathered)] for every parameter with a
-        gradient, checked (arrays and existing states) before anything changes. `gathered`:
-        a sharded DTensor whose rule cannot run on the local shard alone (see `_run`)."""
+        """[(engine, master, param, index, weight, grad, gathered, inner, count)] for every
+        parameter with a gradient, checked (arrays and existing states) before anything
+        changes. `gathered`: a sharded DTensor whose rule cannot run on the local shard alone
+        (see `_run`); `inner`: the existing state's arrays as the engine takes them (None when
+        the state is still to be made); `count`: the updates so far. The arrays of one group
+        are checked by one engine call."""
         work = []
         index = -1
+        view = self._views.view
         for group in self.param_groups:
             engine = self._engine(group)
             names = list(engine._present_states())
+            checked = ([], [], [], [])     # the engine's _check arguments of this group
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
@@ -122,23 +129,29 @@ class Optimizer(torch.optim.Optimizer):
                     grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
-                weight = tensors.view(param)
+                weight = view(param)
                 master = group["master_weights"] and param.dtype in _LOW_PRECISION
                 state = self.state.get(param)
+                inner = None
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    inner = _engine_state([tensors.view(state[name]) for name in names])
+                    inner = _engine_state([view(state[name]) for name in names])
                     if master:
                         validation.check_pair(index, weight, grad)
-                        copy = tensors.view(state[MASTER])
+                        copy = view(state[MASTER])
                         if copy.dtype != "float32" or copy.shape != weight.shape:
                             raise ValueError(f"state '{MASTER}' of parameter {index} must be a float32 "
                                              f"tensor of shape {tuple(weight.shape)}")
-                        engine._check([index], [copy], [copy], [inner])
+                        for column, value in zip(checked, (index, copy, copy, inner)):
+                            column.append(value)
                     else:   # the pair and the states
-                        engine._check([index], [weight], [grad], [inner])
+                        for column, value in zip(checked, (index, weight, grad, inner)):
+                            column.append(value)
                 else:
                     validation.check_pair(index, weight, grad)
-                work.append((engine, master, param, index, weight, grad, gathered))
+                work.append((engine, master, param, index, weight, grad, gathered, inner,
+                             self._views.count(state, _count)))
+            if checked[0]:
+                engine._check(*checked)
         return work
 
     def _run(self, batch, rescale_grad):
@@ -152,29 +165,32 @@ class Optimizer(torch.optim.Optimizer):
         engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
         engine.rescale_grad = rescale_grad
         names = list(engine._present_states())
-        ids, weights, grads, states, written, scatter = [], [], [], [], [], []
+        ids, weights, grads, states, written, scatter, steps = [], [], [], [], [], [], []
+        view = self._views.view
 
         def array(tensor):
             if gathered and tensors.is_distributed(tensor):
                 full = tensor.full_tensor()
                 scatter.append((full, tensor))
                 return tensors.view(full)
-            return tensors.view(tensor)
+            return view(tensor)
 
-        for _, _, param, index, weight, grad, _ in batch:
-            count = _count(self.state.get(param) or {})
+        counts = engine._index_update_count
+        for _, _, param, index, weight, grad, _, inner, count in batch:
             state = self._ensure_state(engine, names, master, param, index, weight, count)
             if gathered:
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
-            inner = _engine_state([array(state[name]) for name in names])
-            engine._index_update_count[index] = count
+            if inner is None or gathered:
+                inner = _engine_state([array(state[name]) for name in names])
+            counts[index] = count
             ids.append(index)
             weights.append(weight)
             grads.append(grad)
             states.append((array(state[MASTER]), inner) if master else inner)
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
+            steps.append(state["step"])
         device = batch[0][2].device
         with tensors.on_current_stream(device):
             if master:
@@ -183,9 +199,9 @@ class Optimizer(torch.optim.Optimizer):
                 engine.fused_step(ids, weights, grads, states)
         for full, target in scatter:
             tensors.keep_shard(full, target)
-        for _, _, param, index, _, _, _ in batch:
-            self.state[param]["step"].fill_(float(engine._index_update_count[index]))
+        _set_steps(steps, [counts[index] for index in ids])
         tensors.bump_versions(written)
+        self._views.counted(steps, [counts[index] for index in ids])
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
         """The parameter's state with `step` and every state of the group's current values
@@ -209,6 +225,7 @@ class Optimizer(torch.optim.Optimizer):
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
         self.__dict__.setdefault("_engines", {})
+        self.__dict__.setdefault("_views", tensors.ViewCache())
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
@@ -217,6 +234,7 @@ class Optimizer(torch.optim.Optimizer):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
         parameters, float64 host scalars on the CPU) are taken again from `state_dict`."""
+        self._views.clear()     # not needed for correctness (every entry is checked): frees memory
         super().load_state_dict(state_dict)
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]
@@ -247,6 +265,17 @@ class Optimizer(torch.optim.Optimizer):
 def _engine_state(parts):
     """A state as the engine takes it: None, one array or a tuple."""
     return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _set_steps(steps, counts):
+    """`step.fill_(count)` of every step tensor, as a few foreach calls (one per count and
+    dtype): zero, then add the count (exact: the count is an integer and the step finite)."""
+    by_count = {}
+    for step, count in zip(steps, counts):
+        by_count.setdefault((float(count), step.dtype, step.device), []).append(step)
+    for (count, _, _), group in by_count.items():
+        torch._foreach_zero_(group)
+        torch._foreach_add_(group, count)
 
 
 def _count(state):
