@@ -180,3 +180,72 @@ def test_add_param_group_after_steps():
         opt.add_param_group({"params": [p], "lr": 0.05})
     _steps(sides, 2, 2)
     _same(sides)
+
+
+def _launch_of(opt, group=0):
+    from optforge.torch.launch_cache import GroupLaunch
+    kept = opt._launches.get(id(opt.param_groups[group]))
+    return kept[1] if kept and isinstance(kept[1], GroupLaunch) else None
+
+
+@pytest.mark.parametrize("cls,kwargs", [("Adam", {}), ("AdamW", {"amsgrad": True}), ("SGD", {"momentum": 0.9}),
+                                        ("SGD", {"momentum": 0.0})])
+def test_kept_launch_runs_and_equals_torch(cls, kwargs, monkeypatch):
+    from optforge.torch.launch_cache import GroupLaunch
+    sides = _pair(cls, **kwargs)
+    _steps(sides, 1, 1)
+    launch = _launch_of(sides[0][1])
+    assert launch is not None                  # kept after a full step
+    runs = []
+    original = GroupLaunch.prepare
+    monkeypatch.setattr(GroupLaunch, "prepare", lambda self, *a: runs.append(original(self, *a)) or runs[-1])
+    _steps(sides, 3, 2)
+    assert len(runs) == 3 and all(run is not None for run in runs)     # every later step took it
+    _same(sides)
+    theirs = sides[1][1].state[sides[1][0][0]]
+    for name, value in sides[0][1].state[sides[0][0][0]].items():
+        if name in theirs:                     # torch's SGD keeps no step
+            torch.testing.assert_close(value, theirs[name], rtol=1e-12, atol=1e-14)
+    assert float(sides[0][1].state[sides[0][0][0]]["step"]) == 4.0
+
+
+def test_kept_launch_falls_back_for_a_changed_lr_and_a_missing_gradient():
+    sides = _pair("Adam")
+    _steps(sides, 2, 1)
+    for _, opt in sides:
+        opt.param_groups[0]["lr"] = 0.002      # as a scheduler would: the scalars follow
+    _steps(sides, 1, 2)
+    for params, opt in sides:
+        params[1].grad = None
+        params[0].grad = torch.ones_like(params[0])
+        params[2].grad = torch.full_like(params[2], -2.0)
+        opt.step()                             # a parameter without a gradient is left alone
+    _steps(sides, 2, 3)
+    _same(sides)
+
+
+def test_a_gradient_sharing_memory_with_its_state_takes_the_full_path():
+    sides = _pair("SGD", momentum=0.9)
+    _steps(sides, 2, 1)
+    opt, params = sides[0][1], sides[0][0]
+    buffer = opt.state[params[0]]["momentum_buffer"]
+    params[0].grad = buffer                    # aliasing: the NumPy code defines the result
+    for p in params[1:]:
+        p.grad = torch.ones_like(p)
+    launch = _launch_of(opt)
+    assert launch.prepare(opt, opt.param_groups[0], opt._engine(opt.param_groups[0]), 1.0) is None
+
+
+@pytest.mark.parametrize("how", ["replaced", "data"])
+def test_a_state_tensor_replaced_by_the_user_is_seen(how):
+    sides = _pair("Adam")
+    _steps(sides, 2, 1)
+    for params, opt in sides:
+        state = opt.state[params[0]]
+        fresh = torch.full_like(state["exp_avg"], 0.25)
+        if how == "replaced":
+            state["exp_avg"] = fresh
+        else:
+            state["exp_avg"].data = fresh      # the same tensor object, new memory
+    _steps(sides, 2, 2)
+    _same(sides)

@@ -27,6 +27,7 @@ import torch
 from ..runtime import params_api, validation
 from ..runtime.spec_optimizer import _state_dtype, _state_parts
 from . import tensors
+from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -46,6 +47,7 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params, defaults):
         self._engines = {}
         self._views = tensors.ViewCache()
+        self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
         super().__init__(params, defaults)
 
     # -- groups ---------------------------------------------------------------------
@@ -97,18 +99,52 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
     def _update(self, rescale_grad):
-        work = self._collect()
+        """Groups whose kept native launch still applies (launch_cache.py) are checked and
+        planned by it; every other parameter is checked (`_collect`) before anything runs."""
+        launches = self._launches
+        fast, skip, first = [], set(), 0
+        for group in self.param_groups:    # groups whose kept native launch still applies
+            kept = launches.get(id(group))
+            if kept is not None and kept[0] is group and kept[1] and kept[1].first_index == first:
+                run = kept[1].prepare(self, group, self._engine(group), rescale_grad)
+                if run is not None:
+                    fast.append(run)
+                    skip.add(id(group))
+            first += len(group["params"])
+        work = self._collect(skip)
+        for run in fast:
+            run()
         batches = {}
         for item in work:
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
             batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
         for batch in batches.values():
             self._run(batch, rescale_grad)
-        self._views.trim(len(work))
+        self._views.trim(len(work) + sum(len(g["params"]) for g in self.param_groups if id(g) in skip))
+        self._keep_launches(work)
 
-    def _collect(self):
-        """[(engine, master, param, index, weight, grad, gathered, inner, count)] for every
-        parameter with a gradient, checked (arrays and existing states) before anything
+    def _keep_launches(self, work):
+        """Keep the native launch of every group that took the full path with a gradient for
+        each parameter (see launch_cache.py); a group whose rule never qualifies is marked."""
+        stepped = {}
+        for item in work:
+            stepped.setdefault(id(item[9]), []).append(item)
+        first = 0
+        for group in self.param_groups:
+            items = stepped.get(id(group), ())
+            kept = self._launches.get(id(group))
+            if len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
+                    and not any(item[1] or item[6] for item in items):
+                launch = GroupLaunch.build(self, group, items[0][0], first)
+                if launch is None:
+                    self._launches.pop(id(group), None)
+                else:
+                    self._launches[id(group)] = (group, launch)
+            first += len(group["params"])
+
+    def _collect(self, skip=()):
+        """[(engine, master, param, index, weight, grad, gathered, inner, count, group)] for every
+        parameter with a gradient (groups in `skip` left out: they step by their kept launch), checked (arrays and existing states) before anything
         changes. `gathered`: a sharded DTensor whose rule cannot run on the local shard alone
         (see `_run`); `inner`: the existing state's arrays as the engine takes them (None when
         the state is still to be made); `count`: the updates so far. The arrays of one group
@@ -117,6 +153,9 @@ class Optimizer(torch.optim.Optimizer):
         index = -1
         view = self._views.view
         for group in self.param_groups:
+            if id(group) in skip:      # stepping by its kept launch
+                index += len(group["params"])
+                continue
             engine = self._engine(group)
             names = list(engine._present_states())
             checked = ([], [], [], [])     # the engine's _check arguments of this group
@@ -149,7 +188,7 @@ class Optimizer(torch.optim.Optimizer):
                 else:
                     validation.check_pair(index, weight, grad)
                 work.append((engine, master, param, index, weight, grad, gathered, inner,
-                             self._views.count(state, _count)))
+                             self._views.count(state, _count), group))
             if checked[0]:
                 engine._check(*checked)
         return work
@@ -176,7 +215,7 @@ class Optimizer(torch.optim.Optimizer):
             return view(tensor)
 
         counts = engine._index_update_count
-        for _, _, param, index, weight, grad, _, inner, count in batch:
+        for _, _, param, index, weight, grad, _, inner, count, _ in batch:
             state = self._ensure_state(engine, names, master, param, index, weight, count)
             if gathered:
                 weight = array(param)
@@ -226,6 +265,7 @@ class Optimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("_engines", {})
         self.__dict__.setdefault("_views", tensors.ViewCache())
+        self.__dict__.setdefault("_launches", {})
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
@@ -235,6 +275,7 @@ class Optimizer(torch.optim.Optimizer):
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
         parameters, float64 host scalars on the CPU) are taken again from `state_dict`."""
         self._views.clear()     # not needed for correctness (every entry is checked): frees memory
+        self._launches.clear()
         super().load_state_dict(state_dict)
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]
