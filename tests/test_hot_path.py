@@ -249,3 +249,38 @@ def test_a_state_tensor_replaced_by_the_user_is_seen(how):
             state["exp_avg"].data = fresh      # the same tensor object, new memory
     _steps(sides, 2, 2)
     _same(sides)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cls,kwargs", [("AdamW", {"weight_decay": 0.1}), ("SGD", {"momentum": 0.9, "nesterov": True,
+                                                                                   "weight_decay": 0.01})])
+def test_kept_launch_is_bitwise_the_full_path(dtype, cls, kwargs, monkeypatch):
+    # the same optimizer with the launch cache switched off is the reference: the kept
+    # launch must change no bit (same kernels, same scalars), over steps with a changing lr
+    import optforge.torch as ot
+    from optforge.torch.launch_cache import GroupLaunch
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(64, 3), (5,), (7, 7), (1,)]
+    start = [(torch.randn(s, generator=gen) * 3).to(dtype) for s in shapes]
+    grads = [[(torch.randn(s, generator=gen) * 4).to(dtype) for s in shapes] for _ in range(5)]
+    results = []
+    for keep in (True, False):
+        if not keep:
+            monkeypatch.setattr(GroupLaunch, "build", classmethod(lambda *a: False))
+        params = [t.clone().requires_grad_() for t in start]
+        opt = getattr(ot, cls)(params, lr=0.01, **kwargs)
+        for step, gs in enumerate(grads):
+            if step == 3:
+                opt.param_groups[0]["lr"] = 0.003
+            for p, g in zip(params, gs):
+                p.grad = g.clone()
+            opt.step()
+        results.append((params, opt))
+        assert (_launch_of(opt) is not None) == keep
+    (fast, fast_opt), (full, full_opt) = results
+    for a, b in zip(fast, full):
+        assert torch.equal(a.view(torch.int16) if dtype != torch.float32 else a.view(torch.int32),
+                           b.view(torch.int16) if dtype != torch.float32 else b.view(torch.int32))
+    for a, b in zip(fast, full):
+        for name, value in fast_opt.state[a].items():
+            assert torch.equal(value, full_opt.state[b][name]), name
