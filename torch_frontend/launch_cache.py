@@ -62,7 +62,7 @@ class GroupLaunch:
             return False    # norms, row means, noise: always the full path
         meta_module = cuda_launch.metadata(module)
         state_dtypes = {name: _state_dtype(metas[name], _DTYPES[dtype]) for name in names}
-        states, rows = [], []
+        states, steps, rows = [], [], []
         for param in params:
             state = optimizer.state.get(param)
             if type(param) not in tensors._PLAIN or not param.is_cpu or param.dtype is not dtype \
@@ -76,13 +76,18 @@ class GroupLaunch:
                     return None
                 own.append(value)
             step = state.get("step")
-            if type(step) not in tensors._PLAIN:
+            if type(step) not in tensors._PLAIN or not step.is_cpu or step.dim() != 0:
                 return None
             states.append(tuple(own))
+            steps.append(step)
             rows.append((param.data_ptr(), param.shape, [v.data_ptr() for v in own]))
-        return cls(params, names, states, rows, engine, meta_module, dtype, first_index)
+        from .optimizer import _count     # (optimizer.py imports this module)
+        counts = {optimizer._views.count(optimizer.state[param], _count) for param in params}
+        if len(counts) != 1:
+            return None
+        return cls(params, names, states, steps, counts.pop(), rows, meta_module, dtype, first_index)
 
-    def __init__(self, params, names, states, rows, engine, meta_module, dtype, first_index):
+    def __init__(self, params, names, states, steps, count, rows, meta_module, dtype, first_index):
         self.params = params
         self.names = names
         self.states = states
@@ -94,14 +99,30 @@ class GroupLaunch:
         self.pointers = [ptr for ptr, _, _ in rows]
         self.shapes = [shape for _, shape, _ in rows]
         self.state_pointers = [own for _, _, own in rows]
-        self.itemsize = torch.empty((), dtype=dtype).element_size()
+        itemsize = torch.empty((), dtype=dtype).element_size()
         numel = numpy.array([p.numel() for p in params], dtype=numpy.int64)
-        self.nbytes = (numel * self.itemsize).astype(numpy.uint64)
-        self.numel = numel.astype(numpy.uint64)
         chunks = -(-numel // self.meta.CHUNK)
-        self.first_chunk = (numpy.cumsum(chunks) - chunks).astype(numpy.uint64)
         self.chunks = int(chunks.sum())
-        self.written = [t for param, own in zip(params, states) for t in (param, *own)]
+        # (tensors, 1 + states) uint64: the parameter's and its states' first and last byte + 1
+        self.columns = {name: numpy.array([own[j] for own in self.state_pointers], dtype=numpy.uint64)
+                        for j, name in enumerate(names)}
+        self.columns["weight"] = numpy.array(self.pointers, dtype=numpy.uint64)
+        owned = numpy.stack([self.columns["weight"]] + [self.columns[name] for name in names], axis=1)
+        self.nbytes = (numel * itemsize).astype(numpy.uint64)
+        self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
+        self.itemsize = numpy.uint64(itemsize)
+        self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
+        self.tables = {}    # variant name -> its table, filled with the fixed columns
+        self.written = [t for param, own in zip(params, states) for t in (param, *own)] + steps
+        # the step tensors, their NumPy views and the (version, data pointer, dtype) each had
+        # after this launch (or the full path) last wrote `count` into it
+        self.steps = steps
+        self.step_views = [tensors.view(step) for step in steps]
+        self.count = count
+        self._mark()
+
+    def _mark(self):
+        self.marks = [(step._version, step.data_ptr(), step.dtype) for step in self.steps]
 
     def prepare(self, optimizer, group, engine, rescale_grad):
         """A callable running this step's update of the group, or None (take the full path).
@@ -113,14 +134,13 @@ class GroupLaunch:
             return None
         dtype = self.dtype
         strided = torch.strided
-        grads, steps, counts = [], [], set()
+        plain = torch.Tensor
+        grads = []
         state_of = optimizer.state
-        count_of = optimizer._views.count
-        from .optimizer import _count     # (optimizer.py imports this module)
-        for param, pointer, shape, own, own_pointers in zip(params, self.pointers, self.shapes, self.states,
-                                                            self.state_pointers):
+        for param, pointer, shape, own, own_pointers, step, mark in zip(
+                params, self.pointers, self.shapes, self.states, self.state_pointers, self.steps, self.marks):
             grad = param.grad
-            if grad is None or type(grad) is not torch.Tensor or grad.dtype is not dtype \
+            if grad is None or type(grad) is not plain or grad.dtype is not dtype \
                     or grad.layout is not strided or not grad.is_cpu or not grad.is_contiguous() \
                     or grad.shape != shape or grad.requires_grad:
                 return None
@@ -128,33 +148,22 @@ class GroupLaunch:
                     or not param.is_contiguous():
                 return None
             state = state_of.get(param)
-            if state is None:
-                return None
+            if state is None or state.get("step") is not step or step._version != mark[0] \
+                    or step.data_ptr() != mark[1] or step.dtype is not mark[2]:
+                return None     # a step count written or replaced since: the full path reads it
             for name, value, value_pointer in zip(self.names, own, own_pointers):
                 if state.get(name) is not value or value.data_ptr() != value_pointer or value.shape != shape:
                     return None
-            step = state.get("step")
-            if step is None:
-                return None
-            counts.add(count_of(state, _count))
             grads.append(grad.data_ptr())
-            steps.append(step)
-        if len(counts) != 1:
-            return None
-        grad_pointers = numpy.array(grads, dtype=numpy.uint64)
-        if numpy.any(grad_pointers % numpy.uint64(self.itemsize)):
-            return None     # unaligned
-        grad_ends = grad_pointers + self.nbytes
-        for column in [numpy.array(self.pointers, dtype=numpy.uint64)] + \
-                [numpy.array([own[j] for own in self.state_pointers], dtype=numpy.uint64)
-                 for j in range(len(self.names))]:
-            if numpy.any((grad_pointers < column + self.nbytes) & (column < grad_ends)):
-                return None     # a gradient shares memory with its parameter's arrays
-        count = counts.pop()
-        plan = self._plan(engine, rescale_grad, count, group)
+        grad_lo = numpy.array(grads, dtype=numpy.uint64)
+        grad_hi = grad_lo + self.nbytes
+        if (grad_lo % self.itemsize).any() or \
+                ((grad_lo[:, None] < self.owned_hi) & (self.owned_lo < grad_hi[:, None])).any():
+            return None     # unaligned, or sharing memory with its parameter's arrays
+        plan = self._plan(engine, rescale_grad, self.count, group)
         if plan is False:
             return None
-        return lambda: self._run(optimizer, engine, plan, grad_pointers, steps, count + 1)
+        return lambda: self._run(optimizer, engine, plan, grad_lo)
 
     def _plan(self, engine, rescale_grad, count, group):
         """The engine's plan of the first parameter (every parameter has the same inputs), the
@@ -170,49 +179,53 @@ class GroupLaunch:
         try:
             lr, = engine._get_lrs([self.first_index])
             wd, = engine._get_wds([self.first_index])
-            present = engine._present_states()
-            first = tensors.view(self.states[0][0]) if self.names else None
-            state = None if not self.names else first if len(self.names) == 1 else \
-                tuple(tensors.view(t) for t in self.states[0])
-            plan, = engine._plans([self.first_index], [None], [state], [lr], [wd], present)
+            views = [tensors.view(t) for t in self.states[0]]
+            state = None if not views else views[0] if len(views) == 1 else tuple(views)
+            plan, = engine._plans([self.first_index], [None], [state], [lr], [wd], engine._present_states())
         except Exception:
             prepared.cancel()
             return False
         if plan is None:
-            return None
+            return None     # the rule's skip_if holds: counted, nothing updated
         keys = {id(v): k for k, v in engine._module.VARIANTS.items()}
-        key = keys[id(plan[0])]
-        variant = self.meta.VARIANTS[key]
-        if plan[3] or variant.get("passes") or variant.get("rows"):
+        variant = self.meta.VARIANTS[keys[id(plan[0])]]
+        if plan[3] or variant.get("passes") or variant.get("rows") or variant["noise"]:
             prepared.cancel()
             return False
         return variant, plan[2]
 
-    def _run(self, optimizer, engine, plan, grad_pointers, steps, count):
+    def _table(self, variant):
+        """The variant's table: weight, gradient, states in kernel order, numel, first chunk,
+        scalars (as cuda_launch.table lays it out); the gradient and scalar columns are
+        written every step."""
+        kept = self.tables.get(variant["name"])
+        if kept is None:
+            order = ["weight", None] + list(variant["states"])
+            table = numpy.zeros((len(self.params), len(order) + 2 + len(variant["scalars"])), dtype=numpy.uint64)
+            for j, name in enumerate(order):
+                if name is not None:
+                    table[:, j] = self.columns[name]
+            table[:, len(order)], table[:, len(order) + 1] = self.fixed
+            kept = self.tables[variant["name"]] = (table, len(order) + 2)
+        return kept
+
+    def _run(self, optimizer, engine, plan, grad_pointers):
         if plan is not None:
             variant, scalars = plan
-            columns = [numpy.array(self.pointers, dtype=numpy.uint64), grad_pointers]
-            columns += [numpy.array([own[name_index] for own in self.state_pointers], dtype=numpy.uint64)
-                        for name_index in range(len(self.names))]
-            order = {name: j for j, name in enumerate(self.names)}
-            pointers = columns[:2] + [columns[2 + order[name]] for name in variant["states"]]
-            words = numpy.array(cuda_launch.scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)
-            table = numpy.empty((len(self.params), len(pointers) + 2 + words.size), dtype=numpy.uint64)
-            for j, column in enumerate(pointers):
-                table[:, j] = column
-            table[:, len(pointers)] = self.numel
-            table[:, len(pointers) + 1] = self.first_chunk
-            table[:, len(pointers) + 2:] = words
+            table, scalars_at = self._table(variant)
+            table[:, 1] = grad_pointers
+            table[:, scalars_at:] = \
+                numpy.array(cuda_launch.scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)
             lib = native.library(engine._module)
             getattr(lib, variant["kernels"][self.suffix] + "_multi")(
                 ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
                 ctypes.c_longlong(self.chunks), ctypes.c_int(native.num_threads()))
-        # `step.fill_(count)` of every step tensor, through NumPy views of them (a foreach fill
-        # costs microseconds per 0-d tensor); the views are checked as any other
-        # (ViewCache.view) and the version counters bumped below, as after torch's own fill_
-        value = float(count)
-        view = optimizer._views.view
-        for step in steps:
-            view(step)[...] = value
-        tensors.bump_versions(self.written + steps)
-        optimizer._views.counted(steps, [count] * len(steps))
+        # `step.fill_(count)` of every step tensor through its NumPy view (a foreach fill costs
+        # microseconds per 0-d tensor): prepare checked that each is the tensor, memory and
+        # dtype the view was made of; the version counters are bumped below, as fill_ would
+        self.count += 1
+        value = float(self.count)
+        for view in self.step_views:
+            view[...] = value
+        tensors.bump_versions(self.written)
+        self._mark()
