@@ -8,18 +8,22 @@ the checks depend on is as it was:
 - the group holds the same parameter objects, each with the data pointer, shape, dtype and
   contiguity it had (`param.data = ...` falls back);
 - each state is the same tensor object with the data pointer and shape it had (a loaded
-  state dict or a replaced state falls back), every `step` has the count the optimizer
-  wrote (`ViewCache.count`: version counter and data pointer), the same for all;
+  state dict or a replaced state falls back), and every `step` is the tensor this launch
+  last wrote, with the version counter, data pointer and dtype it had then (a step
+  written by anyone else falls back, and the full path reads it);
 - every gradient is a plain, dense, C-contiguous CPU tensor of the parameter's dtype and
   shape, aligned, overlapping none of its parameter's arrays (checked every step: backward
   makes new gradients);
-- the engine plans the same variant and keeps the same states.
+- the engine keeps the same states for the group's current values.
 
 Then the host scalars are computed once (`SpecOptimizer._plans` for one parameter: every
 parameter of the group has the same inputs, since the group has no per-parameter
-multipliers or name flags), written into the table with the gradients' pointers, and the
-kernel runs: the call the full path makes for these tensors, with the same table. Anything
-else (and any error) takes the full path, which checks and reports as always.
+multipliers or name flags, and all have the same count), the variant they choose picks
+its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
+layout of `cuda_launch.table`), the gradients' pointers and the scalars are written into
+it, and the multi-tensor kernel runs: the call the full path makes for these tensors.
+Anything else (and any error while planning) takes the full path, which checks and
+reports as always.
 """
 import ctypes
 import operator

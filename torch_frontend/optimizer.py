@@ -144,8 +144,8 @@ class Optimizer(torch.optim.Optimizer):
 
     def _collect(self, skip=()):
         """[(engine, master, param, index, weight, grad, gathered, inner, count, group)] for every
-        parameter with a gradient (groups in `skip` left out: they step by their kept launch), checked (arrays and existing states) before anything
-        changes. `gathered`: a sharded DTensor whose rule cannot run on the local shard alone
+        parameter with a gradient (groups in `skip` left out: they step by their kept launch),
+        checked (arrays and existing states) before anything changes. `gathered`: a sharded DTensor whose rule cannot run on the local shard alone
         (see `_run`); `inner`: the existing state's arrays as the engine takes them (None when
         the state is still to be made); `count`: the updates so far. The arrays of one group
         are checked by one engine call."""
