@@ -26,6 +26,7 @@ Anything else (and any error while planning) takes the full path, which checks a
 reports as always.
 """
 import ctypes
+import itertools
 import operator
 
 import numpy
@@ -37,6 +38,22 @@ from . import tensors
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
            torch.bfloat16: "bfloat16"}
+
+
+_GRAD = operator.attrgetter("grad")
+_DTYPE = operator.attrgetter("dtype")
+_LAYOUT = operator.attrgetter("layout")
+_IS_CPU = operator.attrgetter("is_cpu")
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_SHAPE = operator.attrgetter("shape")
+_VERSION = operator.attrgetter("_version")
+_CONTIGUOUS = operator.methodcaller("is_contiguous")
+_DATA_PTR = operator.methodcaller("data_ptr")
+
+
+def _all_are(values, expected):
+    """Whether every value is `expected` (an identity test, as `x is dtype`)."""
+    return all(map(operator.is_, values, itertools.repeat(expected)))
 
 
 class GroupLaunch:
@@ -67,6 +84,7 @@ class GroupLaunch:
         meta_module = cuda_launch.metadata(module)
         state_dtypes = {name: _state_dtype(metas[name], _DTYPES[dtype]) for name in names}
         states, steps, rows = [], [], []
+        step_dtypes = set()
         for param in params:
             state = optimizer.state.get(param)
             if type(param) not in tensors._PLAIN or not param.is_cpu or param.dtype is not dtype \
@@ -82,9 +100,12 @@ class GroupLaunch:
             step = state.get("step")
             if type(step) not in tensors._PLAIN or not step.is_cpu or step.dim() != 0:
                 return None
+            step_dtypes.add(step.dtype)
             states.append(tuple(own))
             steps.append(step)
             rows.append((param.data_ptr(), param.shape, [v.data_ptr() for v in own]))
+        if len(step_dtypes) != 1:
+            return None
         from .optimizer import _count     # (optimizer.py imports this module)
         counts = {optimizer._views.count(optimizer.state[param], _count) for param in params}
         if len(counts) != 1:
@@ -121,12 +142,16 @@ class GroupLaunch:
         # the step tensors, their NumPy views and the (version, data pointer, dtype) each had
         # after this launch (or the full path) last wrote `count` into it
         self.steps = steps
+        self.step_dtype = steps[0].dtype     # one dtype for all (build checks)
         self.step_views = [tensors.view(step) for step in steps]
+        self.state_columns = [[own[j] for own in states] for j in range(len(names))]
+        self.state_pointer_columns = [[own[j] for own in self.state_pointers] for j in range(len(names))]
         self.count = count
         self._mark()
 
     def _mark(self):
-        self.marks = [(step._version, step.data_ptr(), step.dtype) for step in self.steps]
+        self.versions = list(map(_VERSION, self.steps))
+        self.step_pointers = list(map(_DATA_PTR, self.steps))
 
     def prepare(self, optimizer, group, engine, rescale_grad):
         """A callable running this step's update of the group, or None (take the full path).
@@ -136,29 +161,29 @@ class GroupLaunch:
             return None
         if tuple(engine._present_states()) != self.names:
             return None
-        dtype = self.dtype
-        strided = torch.strided
-        plain = torch.Tensor
-        grads = []
-        state_of = optimizer.state
-        for param, pointer, shape, own, own_pointers, step, mark in zip(
-                params, self.pointers, self.shapes, self.states, self.state_pointers, self.steps, self.marks):
-            grad = param.grad
-            if grad is None or type(grad) is not plain or grad.dtype is not dtype \
-                    or grad.layout is not strided or not grad.is_cpu or not grad.is_contiguous() \
-                    or grad.shape != shape or grad.requires_grad:
-                return None
-            if param.data_ptr() != pointer or param.dtype is not dtype or param.shape != shape \
-                    or not param.is_contiguous():
-                return None
-            state = state_of.get(param)
-            if state is None or state.get("step") is not step or step._version != mark[0] \
-                    or step.data_ptr() != mark[1] or step.dtype is not mark[2]:
-                return None     # a step count written or replaced since: the full path reads it
-            for name, value, value_pointer in zip(self.names, own, own_pointers):
-                if state.get(name) is not value or value.data_ptr() != value_pointer or value.shape != shape:
-                    return None
-            grads.append(grad.data_ptr())
+        # each check runs over the whole group as a map (a loop in C), not per tensor in Python
+        grads = list(map(_GRAD, params))
+        if not (_all_are(map(type, grads), torch.Tensor)
+                and _all_are(map(_DTYPE, grads), self.dtype) and _all_are(map(_LAYOUT, grads), torch.strided)
+                and all(map(_IS_CPU, grads)) and all(map(_CONTIGUOUS, grads))
+                and not any(map(_REQUIRES_GRAD, grads)) and list(map(_SHAPE, grads)) == self.shapes):
+            return None     # (a missing gradient: None's type is not torch.Tensor)
+        if not (list(map(_DATA_PTR, params)) == self.pointers and _all_are(map(_DTYPE, params), self.dtype)
+                and list(map(_SHAPE, params)) == self.shapes and all(map(_CONTIGUOUS, params))):
+            return None     # param.data = ... (or an in-place reshape, transpose, dtype change)
+        states = list(map(optimizer.state.get, params))
+        if None in states:
+            return None
+        steps = list(map(operator.methodcaller("get", "step"), states))
+        if not (all(map(operator.is_, steps, self.steps)) and list(map(_VERSION, steps)) == self.versions
+                and list(map(_DATA_PTR, steps)) == self.step_pointers
+                and _all_are(map(_DTYPE, steps), self.step_dtype)):
+            return None     # a step count written or replaced since: the full path reads it
+        for name, own, own_pointers in zip(self.names, self.state_columns, self.state_pointer_columns):
+            if not (all(map(operator.is_, map(operator.methodcaller("get", name), states), own))
+                    and list(map(_DATA_PTR, own)) == own_pointers and list(map(_SHAPE, own)) == self.shapes):
+                return None     # a state replaced, loaded or given new memory
+        grads = list(map(_DATA_PTR, grads))
         grad_lo = numpy.array(grads, dtype=numpy.uint64)
         grad_hi = grad_lo + self.nbytes
         if (grad_lo % self.itemsize).any() or \
