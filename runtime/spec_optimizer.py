@@ -6,7 +6,9 @@ It holds no formula of its own: `_apply` only looks up the variant, computes the
 host scalars and calls the generated kernel.
 """
 import inspect
+import itertools
 import math
+import operator
 import os
 
 import numpy
@@ -120,6 +122,8 @@ class SpecOptimizer(Optimizer):
         present = self._present_states()
         metas = {m["name"]: m for m in self.SPEC["states"]}
         layout = [(name, metas[name]) for name in present]
+        if _states_fit(weights, states, layout):
+            return      # every check below holds (tested over the whole update at once)
         dtypes = {}     # (state name, weight dtype) -> the state's dtype, looked up once per call
         for index, weight, state in zip(indices, weights, states):
             parts = _state_parts(state, len(present))
@@ -353,6 +357,45 @@ class SpecOptimizer(Optimizer):
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+
+_DTYPE = operator.attrgetter("dtype")
+_SHAPE = operator.attrgetter("shape")
+_WRITEABLE = operator.attrgetter("flags.writeable")
+
+
+def _states_fit(weights, states, layout):
+    """Whether `SpecOptimizer._check`'s state checks hold for every parameter, tested as maps
+    over the whole update (loops in C) when every weight is a NumPy array of one dtype and
+    every state weight-shaped or a host scalar; False means "not shown": the caller then
+    checks one parameter at a time, which names what is wrong."""
+    ndarray = numpy.ndarray
+    if not weights or not all(map(operator.is_, map(type, weights), itertools.repeat(ndarray))):
+        return False
+    dtype = weights[0].dtype
+    if not all(map(operator.eq, map(_DTYPE, weights), itertools.repeat(dtype))):
+        return False
+    parts = [_state_parts(state, len(layout)) for state in states]
+    if None in parts:
+        return False
+    shapes = None
+    for j, (name, meta) in enumerate(layout):
+        column = [own[j] for own in parts]
+        if not (all(map(operator.is_, map(type, column), itertools.repeat(ndarray)))
+                and all(map(_WRITEABLE, column))):
+            return False
+        if meta["shape"] == "scalar" and not meta.get("device"):
+            if not all(map(operator.eq, map(_SHAPE, column), itertools.repeat(()))):
+                return False
+            continue
+        if meta["shape"] in ("scalar", "rows"):
+            return False
+        shapes = list(map(_SHAPE, weights)) if shapes is None else shapes
+        expected = numpy.dtype(_state_dtype(meta, dtype))
+        if list(map(_SHAPE, column)) != shapes \
+                or not all(map(operator.eq, map(_DTYPE, column), itertools.repeat(expected))):
+            return False
+    return True
 
 
 def _exact(value):

@@ -3,8 +3,10 @@
 Every check runs before anything is modified, and every message says which rule
 was broken.
 """
+import itertools
 import math
 import numbers
+import operator
 
 import numpy
 
@@ -130,6 +132,25 @@ def check_pair(index, weight, grad):
     if xp is not numpy and weight.device != values.device:
         raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {values.device}")
     return xp
+
+
+_DTYPE = operator.attrgetter("dtype")
+_SHAPE = operator.attrgetter("shape")
+_WRITEABLE = operator.attrgetter("flags.writeable")
+
+
+def pairs_fit(indices, weights, grads):
+    """Whether `check_pair` holds for every parameter and no index repeats, tested as maps
+    over the whole update (loops in C) for NumPy arrays; False means "not shown": the
+    caller then checks one parameter at a time, which names what is wrong."""
+    ndarray = numpy.ndarray
+    return (len(set(indices)) == len(indices)
+            and all(map(operator.is_, map(type, weights), itertools.repeat(ndarray)))
+            and all(map(operator.is_, map(type, grads), itertools.repeat(ndarray)))
+            and all(map(_FLOAT_DTYPES.__contains__, map(_DTYPE, weights)))
+            and list(map(_DTYPE, grads)) == list(map(_DTYPE, weights))
+            and list(map(_SHAPE, grads)) == list(map(_SHAPE, weights))
+            and all(map(_WRITEABLE, weights)))
 
 
 def flag(name, value, allow_none=False):
