@@ -284,3 +284,38 @@ def test_kept_launch_is_bitwise_the_full_path(dtype, cls, kwargs, monkeypatch):
     for a, b in zip(fast, full):
         for name, value in fast_opt.state[a].items():
             assert torch.equal(value, full_opt.state[b][name]), name
+
+
+def _bad_updates():
+    """(what, mutate) pairs: each breaks one rule the per-parameter checks enforce."""
+    def grad_dtype(w, g, s, i): g[1] = g[1].astype(np.float64)
+    def grad_shape(w, g, s, i): g[2] = g[2].reshape(-1)[:3].copy()
+    def read_only(w, g, s, i): w[0].flags.writeable = False
+    def duplicate(w, g, s, i): i[3] = i[0]
+    def state_dtype(w, g, s, i): s[1] = (s[1][0].astype(np.float64), s[1][1])
+    def state_shape(w, g, s, i): s[2] = (s[2][0], s[2][1].reshape(-1))
+    def state_read_only(w, g, s, i): s[0][1].flags.writeable = False
+    def state_layout(w, g, s, i): s[3] = s[3][0]
+    return [read_only, grad_dtype, grad_shape, duplicate, state_dtype, state_shape, state_read_only, state_layout]
+
+
+@pytest.mark.parametrize("mutate", _bad_updates(), ids=lambda f: f.__name__)
+def test_whole_update_checks_accept_nothing_the_per_parameter_checks_refuse(mutate):
+    from optforge.runtime import validation
+    from optforge.runtime.spec_optimizer import _states_fit
+    opt = optforge.create("adam", flavor="torch", learning_rate=0.1)
+    weights = _arrays(0, [(3, 2), (4,), (2, 2), (5,)])
+    grads = _arrays(1, [(3, 2), (4,), (2, 2), (5,)])
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    indices = [0, 1, 2, 3]
+    assert validation.pairs_fit(indices, weights, grads)
+    layout = [(n, m) for n in opt._present_states() for m in opt.SPEC["states"] if m["name"] == n]
+    assert _states_fit(weights, states, layout)
+    mutate(weights, grads, states, indices)
+    before = [w.copy() for w in weights]
+    assert not (validation.pairs_fit(indices, weights, grads) and _states_fit(weights, states, layout))
+    with pytest.raises(ValueError):
+        opt.update(indices, weights, grads, states)
+    for a, b in zip(before, weights):
+        np.testing.assert_array_equal(a, b)
+    assert opt._index_update_count == {}
