@@ -334,3 +334,100 @@ def plot_cpu(rows, roofline, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# -- CPU: optforge.torch against torch.optim's fused optimizers in a torch loop -----------
+
+# name: (optforge.torch / torch.optim class, keyword arguments of both)
+TORCH_LOOP_OPTIMIZERS = {"adam": ("Adam", {"lr": 1e-3}), "adamw": ("AdamW", {"lr": 1e-3}),
+                         "sgd": ("SGD", {"lr": 0.01, "momentum": 0.9})}
+MLP_SIZES = (784, 128, 256, 10)     # 136,074 parameters in 6 tensors
+
+
+def overhead_target_us(tensors):
+    """The Python overhead a step may have (issue 9): 30 us plus 1 us per tensor."""
+    return 30.0 + tensors
+
+
+def mlp(torch):
+    """The benchmark's MLP: Linear layers of MLP_SIZES with ReLU between them."""
+    layers = []
+    for fan_in, fan_out in zip(MLP_SIZES, MLP_SIZES[1:]):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+def run_torch_loop(repeat=20, threads=None, optimizers=None, out=print):
+    """optforge.torch against torch.optim (fused=True) on CPU tensors, interleaved step by
+    step in one process with equal thread counts; returns the rows it printed. Cases: a
+    training step of a 136 k-parameter MLP (forward, backward, step), the MLP's step alone,
+    the step alone over ResNet-50's 161 parameter shapes, and the Python overhead (the step
+    over 161 and 1000 one-element tensors, where the kernels' time is negligible) with the
+    target 30 us + 1 us per tensor."""
+    import torch
+
+    import optforge.torch as oftorch
+
+    from .runtime.backends import native
+    threads = threads or os.cpu_count() or 1
+    native.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    out(f"device: CPU ({os.cpu_count()} cores, {threads} threads each side; optforge {native.backend()} kernels; "
+        f"torch {torch.__version__} fused); min and median of {repeat} interleaved steps")
+    out(f"{'optimizer':<10}{'case':>15}{'tensors':>8}{'min ms':>10}{'med ms':>10}{'torch min':>11}{'med ms':>10}"
+        f"{'speed':>8}{'overhead us':>13}{'target us':>11}")
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, MLP_SIZES[0], generator=generator)
+    labels = torch.randint(0, MLP_SIZES[-1], (64,), generator=generator)
+    rows = []
+    for name in optimizers or TORCH_LOOP_OPTIMIZERS:
+        cls, kwargs = TORCH_LOOP_OPTIMIZERS[name]
+
+        def make(kind, shapes=None):
+            """(ours, theirs): the two timed callables of one case."""
+            sides = []
+            for factory in (lambda p: getattr(oftorch, cls)(p, **kwargs),
+                            lambda p: getattr(torch.optim, cls)(p, fused=True, **kwargs)):
+                torch.manual_seed(0)
+                if shapes is None:
+                    model = mlp(torch)
+                    params = list(model.parameters())
+                else:
+                    model, params = None, [torch.randn(s, generator=generator).requires_grad_() for s in shapes]
+                opt = factory(params)
+                if kind == "train":
+                    def train(model=model, opt=opt):
+                        opt.zero_grad()
+                        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+                        opt.step()
+                    sides.append(train)
+                else:
+                    for p in params:
+                        p.grad = torch.randn(p.shape, generator=generator) * 1e-3
+                    sides.append(opt.step)
+            return sides
+
+        cases = [("mlp-train", "train", None), ("mlp-step", "step", None),
+                 ("resnet50-step", "step", resnet50_shapes()),
+                 ("overhead-161", "step", [(1,)] * 161), ("overhead-1000", "step", [(1,)] * 1000)]
+        for label, kind, shapes in cases:
+            ours, theirs = make(kind, shapes)
+            ours(), theirs()                 # warm up: kernels loaded, states made
+            mine, peer = [], []
+            for _ in range(repeat):          # interleaved: both sides see the same machine state
+                mine.append(_timed(ours))
+                peer.append(_timed(theirs))
+            count = len(shapes) if shapes is not None else len(MLP_SIZES) * 2 - 2
+            row = {"optimizer": name, "case": label, "tensors": count, "min": min(mine),
+                   "median": statistics.median(mine), "torch_min": min(peer), "torch_median": statistics.median(peer),
+                   "speed": min(peer) / min(mine)}
+            overhead = target = "-"
+            if label.startswith("overhead"):
+                row["overhead_us"], row["target_us"] = min(mine) * 1e6, overhead_target_us(count)
+                overhead, target = f"{row['overhead_us']:.0f}", f"{row['target_us']:.0f}"
+            out(f"{name:<10}{label:>15}{count:>8}{row['min'] * 1e3:>10.3f}{row['median'] * 1e3:>10.3f}"
+                f"{row['torch_min'] * 1e3:>11.3f}{row['torch_median'] * 1e3:>10.3f}{row['speed']:>8.3g}"
+                f"{overhead:>13}{target:>11}")
+            rows.append(row)
+    native.set_num_threads(None)
+    return rows

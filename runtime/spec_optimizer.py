@@ -6,7 +6,9 @@ It holds no formula of its own: `_apply` only looks up the variant, computes the
 host scalars and calls the generated kernel.
 """
 import inspect
+import itertools
 import math
+import operator
 import os
 
 import numpy
@@ -138,39 +140,51 @@ class SpecOptimizer(Optimizer):
     def _check(self, indices, weights, grads, states):
         super()._check(indices, weights, grads, states)
         metas = {m["name"]: m for m in self.SPEC["states"]}
+        if not reads_shape(self._module):     # one state layout for every parameter
+            layout = [(name, metas[name]) for name in self._present_states()]
+            if _states_fit(weights, states, layout):
+                return      # every check below holds (tested over the whole update at once)
+        dtypes = {}     # (state name, weight dtype) -> the state's dtype, looked up once per call
         for index, weight, state in zip(indices, weights, states):
             present = self._present_states(weight)
+            layout = [(name, metas[name]) for name in present]
             parts = _state_parts(state, len(present))
             if parts is None:
-                layout = "None" if not present else present[0] if len(present) == 1 \
+                layout_text = "None" if not present else present[0] if len(present) == 1 \
                     else "(" + ", ".join(present) + ")"
                 raise ValueError(f"state of parameter {index!r} does not match {type(self).__name__}"
-                                 f"'s state layout {layout} for these hyperparameters; "
+                                 f"'s state layout {layout_text} for these hyperparameters; "
                                  "create it with create_state")
-            xp = array_module(weight)
-            for name, part in zip(present, parts):
-                meta = metas[name]
+            on_host = type(weight) is numpy.ndarray
+            xp = numpy if on_host else array_module(weight)
+            for (name, meta), part in zip(layout, parts):
                 if meta["shape"] == "scalar" and not meta.get("device"):
                     if not (isinstance(part, numpy.ndarray) and part.shape == ()):
                         raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
                                          f"numpy array, got {type(part).__name__}")
                     validation.state_array_writable(index, name, part)
                     continue
-                try:
-                    pxp = array_module(part)
-                except TypeError as err:
-                    raise TypeError(f"state '{name}' of parameter {index!r}: {err}") from None
+                if on_host and type(part) is numpy.ndarray:
+                    pxp = numpy     # the common case, without array_module's dispatch
+                else:
+                    try:
+                        pxp = array_module(part)
+                    except TypeError as err:
+                        raise TypeError(f"state '{name}' of parameter {index!r}: {err}") from None
                 if pxp is not xp:
                     raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
                                     f"but the weight is a {xp.__name__} array")
-                shape = state_shape(meta, weight, index, self.SPEC)
+                shape = weight.shape if meta["shape"] not in ("rows", "cols", "scalar") \
+                    else state_shape(meta, weight, index, self.SPEC)
                 if tuple(part.shape) != tuple(shape):
                     raise ValueError(f"state '{name}' of parameter {index!r} has shape "
                                      f"{tuple(part.shape)}, expected {tuple(shape)}")
-                dtype = _state_dtype(meta, weight.dtype)
+                dtype = dtypes.get((name, weight.dtype))
+                if dtype is None:
+                    dtype = dtypes[(name, weight.dtype)] = numpy.dtype(_state_dtype(meta, weight.dtype))
                 if part.dtype != dtype:
                     raise ValueError(f"state '{name}' of parameter {index!r} has dtype {part.dtype}, "
-                                     f"expected {numpy.dtype(dtype)}")
+                                     f"expected {dtype}")
                 if xp is not numpy and part.device != weight.device:
                     raise ValueError(f"state '{name}' of parameter {index!r} is on {part.device}, "
                                      f"the weight on {weight.device}")
@@ -258,8 +272,7 @@ class SpecOptimizer(Optimizer):
         try:
             if not self.SPEC["lr_before_count"]:
                 lrs, wds = self._get_lrs(indices), self._get_wds(indices)
-            plans = [self._plan(index, weight, state, lr, wd, self._present_states(weight))
-                     for index, weight, state, lr, wd in zip(indices, masters or weights, states, lrs, wds)]
+            plans = self._plans(indices, masters or weights, states, lrs, wds)
         except (ArithmeticError, ValueError) as err:
             prepared.cancel()
             if isinstance(err, PreconditionError):
@@ -280,40 +293,73 @@ class SpecOptimizer(Optimizer):
             prepared.kernels = kernels
         return prepared
 
-    def _plan(self, index, weight, state, lr, wd, present):
+    def _plan(self, index, weight, state, lr, wd):
         """The variant, the host scalars and the new scalar states of one parameter's step
         (None when the rule's skip_if holds)."""
-        module = self._module
-        parts = dict(zip(present, _state_parts(state, len(present))))
-        scalar_states = [m["name"] for m in self.SPEC["states"]
-                         if m["shape"] == "scalar" and not m.get("device") and m["name"] in parts]
-        t = self._index_update_count[index]
-        inputs = dict(self._hyperparameters, lr=lr, wd=wd, t=t,
-                      rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient,
-                      **shape_inputs(self.SPEC, weight))
-        if self.SPEC["name_flags"]:
-            name = self.idx2name.get(index, str(index))
-            for flag, suffixes in self.SPEC["name_flags"].items():
-                inputs[flag] = name.endswith(tuple(suffixes))
-        for name in scalar_states:
-            inputs[name] = float(parts[name])
-        if hasattr(module, "requires") and not module.requires(**inputs):
-            names = [p for p in inspect.signature(module.requires).parameters if p != "_"]
-            got = ", ".join(f"{n}={inputs[n]!r}" for n in names)
-            raise PreconditionError(f"{type(self).__name__} requires {self.SPEC['requires']}; "
-                                    f"parameter {index!r} has {got}")
-        if hasattr(module, "skip") and module.skip(**inputs):
-            return None
-        variant = module.VARIANTS[module.conditions(**inputs)]
-        scalars = variant["host"](**inputs)
-        updates = {name: scalars[key] for name, key in variant["updates"].items()}
-        for key in variant["host_only"]:
-            del scalars[key]
-        arrays = [parts[name] for name in variant["states"] if name not in scalar_states]
-        if variant["noise"]:
-            scalars["rng"] = Noise(self._hyperparameters["seed"], index, t)
-        scalar_arrays = {name: parts[name] for name in updates}
-        return variant, arrays, scalars, updates, scalar_arrays
+        return self._plans([index], [weight], [state], [lr], [wd])[0]
+
+    def _plans(self, indices, weights, states, lrs, wds):
+        """`_plan` of every parameter. The generated host functions are pure functions of their
+        inputs, so parameters with equal inputs (lr, wd, t, name flags, and the shape inputs
+        where the rule reads them; no scalar states, no noise) share one evaluation: one per
+        (variant, lr, wd, t) group instead of one per parameter. Keys compare floats by value
+        and by the sign of zero, so a shared result is the one each parameter would have got."""
+        module, spec = self._module, self.SPEC
+        by_shape = reads_shape(module)
+        base = dict(self._hyperparameters, rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+        flags = spec["name_flags"]
+        requires = getattr(module, "requires", None)
+        skip = getattr(module, "skip", None)
+        counts = self._index_update_count
+        layouts = {}    # shape key -> (shape inputs, present states, scalar states)
+        shared = {}
+        plans = []
+        for index, weight, state, lr, wd in zip(indices, weights, states, lrs, wds):
+            shape_key = (tuple(weight.shape), weight.dtype) if by_shape else None
+            layout = layouts.get(shape_key)
+            if layout is None:
+                shape = shape_inputs(spec, weight) if by_shape else {}
+                present = module.states_present(**self._hyperparameters, **(shape or _MATRIX_INPUTS))
+                scalar_states = [m["name"] for m in spec["states"]
+                                 if m["shape"] == "scalar" and not m.get("device") and m["name"] in present]
+                layout = layouts[shape_key] = (shape, present, scalar_states)
+            shape, present, scalar_states = layout
+            parts = _state_parts(state, len(present))
+            t = counts[index]
+            names = ()
+            if flags:
+                name = self.idx2name.get(index, str(index))
+                names = tuple(name.endswith(tuple(suffixes)) for suffixes in flags.values())
+            key = None
+            if not scalar_states:
+                key = (_exact(lr), _exact(wd), t, names, shape_key)
+                known = shared.get(key)
+                if known is not None:
+                    plans.append(_bind(known, parts, present, scalar_states, index, t, self))
+                    continue
+            inputs = dict(base, lr=lr, wd=wd, t=t, **shape)
+            inputs.update(zip(flags, names))
+            parts_by_name = dict(zip(present, parts))
+            for name in scalar_states:
+                inputs[name] = float(parts_by_name[name])
+            if requires is not None and not requires(**inputs):
+                arguments = [p for p in inspect.signature(requires).parameters if p != "_"]
+                got = ", ".join(f"{n}={inputs[n]!r}" for n in arguments)
+                raise PreconditionError(f"{type(self).__name__} requires {spec['requires']}; "
+                                        f"parameter {index!r} has {got}")
+            if skip is not None and skip(**inputs):
+                result = (None,)
+            else:
+                variant = module.VARIANTS[module.conditions(**inputs)]
+                scalars = variant["host"](**inputs)
+                updates = {name: scalars[key_] for name, key_ in variant["updates"].items()}
+                for host_only in variant["host_only"]:
+                    del scalars[host_only]
+                result = (variant, scalars, updates)
+            if key is not None:
+                shared[key] = result
+            plans.append(_bind(result, parts, present, scalar_states, index, t, self))
+        return plans
 
     def _execute(self, weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused):
         xp = array_module(weight)
@@ -340,6 +386,64 @@ class SpecOptimizer(Optimizer):
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+
+_DTYPE = operator.attrgetter("dtype")
+_SHAPE = operator.attrgetter("shape")
+_WRITEABLE = operator.attrgetter("flags.writeable")
+
+
+def _states_fit(weights, states, layout):
+    """Whether `SpecOptimizer._check`'s state checks hold for every parameter, tested as maps
+    over the whole update (loops in C) when every weight is a NumPy array of one dtype and
+    every state weight-shaped or a host scalar; False means "not shown": the caller then
+    checks one parameter at a time, which names what is wrong."""
+    ndarray = numpy.ndarray
+    if not weights or not all(map(operator.is_, map(type, weights), itertools.repeat(ndarray))):
+        return False
+    dtype = weights[0].dtype
+    if not all(map(operator.eq, map(_DTYPE, weights), itertools.repeat(dtype))):
+        return False
+    parts = [_state_parts(state, len(layout)) for state in states]
+    if None in parts:
+        return False
+    shapes = None
+    for j, (name, meta) in enumerate(layout):
+        column = [own[j] for own in parts]
+        if not (all(map(operator.is_, map(type, column), itertools.repeat(ndarray)))
+                and all(map(_WRITEABLE, column))):
+            return False
+        if meta["shape"] == "scalar" and not meta.get("device"):
+            if not all(map(operator.eq, map(_SHAPE, column), itertools.repeat(()))):
+                return False
+            continue
+        if meta["shape"] in ("scalar", "rows", "cols"):
+            return False
+        shapes = list(map(_SHAPE, weights)) if shapes is None else shapes
+        expected = numpy.dtype(_state_dtype(meta, dtype))
+        if list(map(_SHAPE, column)) != shapes \
+                or not all(map(operator.eq, map(_DTYPE, column), itertools.repeat(expected))):
+            return False
+    return True
+
+
+def _exact(value):
+    """A float as a dict key that tells 0.0 from -0.0 (equal, but not the same input)."""
+    return (value, math.copysign(1.0, value)) if value == 0 else value
+
+
+def _bind(result, parts, present, scalar_states, index, t, optimizer):
+    """One parameter's plan from a (shared) host result: its own state arrays and scalar
+    state targets, and a noise stream of its own."""
+    if result[0] is None:
+        return None
+    variant, scalars, updates = result
+    by_name = dict(zip(present, parts))
+    arrays = [by_name[name] for name in variant["states"] if name not in scalar_states]
+    if variant["noise"]:
+        scalars = dict(scalars, rng=Noise(optimizer._hyperparameters["seed"], index, t))
+    scalar_arrays = {name: by_name[name] for name in updates}
+    return variant, arrays, scalars, updates, scalar_arrays
 
 
 def _cuda_kernels(optimizer, weights, grads):
@@ -376,6 +480,24 @@ def _state_dtype(meta, weight_dtype):
 
 # Shape inputs of a 2-D parameter: what states_present sees without a parameter
 _MATRIX_INPUTS = {"ndim": 2, "numel": 1, "rows": 1, "cols": 1, "machine_epsilon": float(numpy.finfo(numpy.float32).eps)}
+
+
+SHAPE_INPUTS = ("ndim", "numel", "rows", "cols", "machine_epsilon")
+_READS_SHAPE = {}
+
+
+def reads_shape(module):
+    """Whether a rule reads its parameter's shape inputs (SHAPE_INPUTS) anywhere: a state's
+    `when`, a condition, `requires`, `skip_if` or a host value. If not, every parameter of an
+    update has the same states, and the same host scalars for the same (lr, wd, t)."""
+    known = _READS_SHAPE.get(module.__name__)
+    if known is None:
+        functions = [module.states_present, module.conditions] \
+            + [getattr(module, name) for name in ("requires", "skip") if hasattr(module, name)] \
+            + [variant["host"] for variant in module.VARIANTS.values()]
+        known = _READS_SHAPE[module.__name__] = module.SPEC.get("matrix") is not None or any(
+            name in inspect.signature(function).parameters for function in functions for name in SHAPE_INPUTS)
+    return known
 
 
 def shape_inputs(spec, weight):

@@ -3,14 +3,19 @@
 Every check runs before anything is modified, and every message says which rule
 was broken.
 """
+import itertools
 import math
 import numbers
+import operator
 
 import numpy
 
 from .backends import array_module
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# the NumPy dtypes of FLOAT_DTYPES that need no import (a fast membership test; bfloat16 and
+# anything else fall through to the comparison by name)
+_FLOAT_DTYPES = frozenset(numpy.dtype(name) for name in ("float16", "float32", "float64"))
 
 
 def _range_text(spec):
@@ -89,6 +94,20 @@ def dtype_name(array):
 def check_pair(index, weight, grad):
     """Weight and gradient of one parameter: same array type, shape and dtype (the gradient
     may be a RowSparse of the weight's shape)."""
+    if type(weight) is numpy.ndarray and type(grad) is numpy.ndarray:
+        # the common case, once per parameter per step: the same checks without the dispatch
+        if weight.dtype not in _FLOAT_DTYPES and dtype_name(weight) not in FLOAT_DTYPES:
+            raise ValueError(f"weight of parameter {index!r} has dtype {weight.dtype}; "
+                             f"supported: {', '.join(FLOAT_DTYPES)}")
+        if grad.shape != weight.shape:
+            raise ValueError(f"gradient of parameter {index!r} has shape {tuple(grad.shape)}, "
+                             f"its weight has shape {tuple(weight.shape)}")
+        if grad.dtype != weight.dtype:
+            raise ValueError(f"gradient of parameter {index!r} has dtype {grad.dtype}, "
+                             f"its weight has dtype {weight.dtype}")
+        if not weight.flags.writeable:
+            raise ValueError(f"weight of parameter {index!r} is read-only")
+        return numpy
     from .sparse import RowSparse
     xp = weight_array(index, weight)
     try:
@@ -113,6 +132,25 @@ def check_pair(index, weight, grad):
     if xp is not numpy and weight.device != values.device:
         raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {values.device}")
     return xp
+
+
+_DTYPE = operator.attrgetter("dtype")
+_SHAPE = operator.attrgetter("shape")
+_WRITEABLE = operator.attrgetter("flags.writeable")
+
+
+def pairs_fit(indices, weights, grads):
+    """Whether `check_pair` holds for every parameter and no index repeats, tested as maps
+    over the whole update (loops in C) for NumPy arrays; False means "not shown": the
+    caller then checks one parameter at a time, which names what is wrong."""
+    ndarray = numpy.ndarray
+    return (len(set(indices)) == len(indices)
+            and all(map(operator.is_, map(type, weights), itertools.repeat(ndarray)))
+            and all(map(operator.is_, map(type, grads), itertools.repeat(ndarray)))
+            and all(map(_FLOAT_DTYPES.__contains__, map(_DTYPE, weights)))
+            and list(map(_DTYPE, grads)) == list(map(_DTYPE, weights))
+            and list(map(_SHAPE, grads)) == list(map(_SHAPE, weights))
+            and all(map(_WRITEABLE, weights)))
 
 
 def flag(name, value, allow_none=False):

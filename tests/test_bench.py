@@ -80,3 +80,36 @@ def test_matrix_rules_run_on_matrix_layouts_against_torch():
     assert [(r[0], r[1]) for r in rows] == [("muon", "16x16"), ("muon", "16x32"),
                                             ("adafactor", "16x16"), ("adafactor", "16x32")]
     assert [r[9] for r in rows] == ["single", "single", "foreach", "foreach"]   # torch.optim ran beside
+
+
+def test_torch_loop_prints_every_case_with_the_overhead_target():
+    pytest.importorskip("torch")
+    command = [sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--torch-loop", "--repeat", "2",
+               "--optimizers", "sgd", "--threads", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("device: CPU (") and "1 threads each side" in lines[0]
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[0], r[1], int(r[2])) for r in rows] == [
+        ("sgd", "mlp-train", 6), ("sgd", "mlp-step", 6), ("sgd", "resnet50-step", 161),
+        ("sgd", "overhead-161", 161), ("sgd", "overhead-1000", 1000)]
+    for row in rows:
+        best, median, torch_best, torch_median, speed = map(float, row[3:8])
+        assert 0 < best <= median and 0 < torch_best <= torch_median and speed > 0
+        if row[1].startswith("overhead"):   # the step's time in us, and 30 us + 1 us per tensor
+            assert float(row[8]) > 0 and float(row[9]) == 30 + int(row[2])
+        else:
+            assert row[8:] == ["-", "-"]
+
+
+def test_torch_loop_needs_the_cpu_and_known_optimizers():
+    result = subprocess.run([sys.executable, "-m", "optforge", "bench", "--torch-loop"], capture_output=True, text=True)
+    assert result.returncode != 0 and "--device cpu" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--torch-loop",
+                             "--optimizers", "lamb"], capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown optimizer(s) lamb for --torch-loop" in result.stderr
+
+
+def test_mlp_has_136k_parameters():
+    torch = pytest.importorskip("torch")
+    assert sum(p.numel() for p in bench.mlp(torch).parameters()) == 136_074

@@ -240,7 +240,7 @@ class Case:
     def plan(self, index, weight, state):
         lr = self.opt._get_lrs([index])[0]
         wd = self.opt._get_wds([index])[0]
-        return self.opt._plan(index, weight, state, lr, wd, self.opt._present_states())
+        return self.opt._plan(index, weight, state, lr, wd)
 
     def tensor_states(self, state):
         present = self.opt._present_states()

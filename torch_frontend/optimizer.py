@@ -25,8 +25,9 @@ torch's memory in place. There is no optimizer math here.
 import torch
 
 from ..runtime import params_api, torch_keywords, validation
-from ..runtime.spec_optimizer import _state_dtype, _state_parts
+from ..runtime.spec_optimizer import _state_dtype, _state_parts, reads_shape
 from . import tensors
+from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -45,6 +46,8 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init__(self, params, defaults):
         self._engines = {}
+        self._views = tensors.ViewCache()
+        self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
         super().__init__(params, defaults)
 
     # -- groups ---------------------------------------------------------------------
@@ -109,13 +112,26 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
     def _update(self, rescale_grad):
-        work = self._collect()
+        """Groups whose kept native launch still applies (launch_cache.py) are checked and
+        planned by it; every other parameter is checked (`_collect`) before anything runs."""
+        launches = self._launches
+        fast, skip, first = [], set(), 0
+        for group in self.param_groups:    # groups whose kept native launch still applies
+            kept = launches.get(id(group))
+            if kept is not None and kept[0] is group and kept[1] and kept[1].first_index == first:
+                run = kept[1].prepare(self, group, self._engine(group), rescale_grad)
+                if run is not None:
+                    fast.append(run)
+                    skip.add(id(group))
+            first += len(group["params"])
+        work = self._collect(skip)
         batches = {}
         for item in work:
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
             batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
         # every batch is counted and planned (engine._prepare) before any kernel runs: a batch
-        # that cannot step leaves every batch's tensors, states and counts as they were
+        # that cannot step leaves every batch's tensors, states and counts as they were (groups
+        # on a kept launch were only planned so far; the full path sets counts from the state)
         prepared, created = [], []
         try:
             for batch in batches.values():
@@ -128,46 +144,86 @@ class Optimizer(torch.optim.Optimizer):
                 if not self.state[param]:
                     del self.state[param]
             raise
+        for run in fast:
+            run()
         for step, finish in prepared:
             with tensors.on_current_stream(finish.device):
                 step.run()
             finish()
+        self._views.trim(len(work) + sum(len(g["params"]) for g in self.param_groups if id(g) in skip))
+        self._keep_launches(work)
 
-    def _collect(self):
-        """[(engine, master, param, index, weight, grad, gathered)] for every parameter with a
-        gradient, checked (arrays and existing states) before anything changes. `gathered`:
-        a sharded DTensor whose rule cannot run on the local shard alone (see `_prepare`)."""
+    def _keep_launches(self, work):
+        """Keep the native launch of every group that took the full path with a gradient for
+        each parameter (see launch_cache.py); a group whose rule never qualifies is marked."""
+        stepped = {}
+        for item in work:
+            stepped.setdefault(id(item[9]), []).append(item)
+        first = 0
+        for group in self.param_groups:
+            items = stepped.get(id(group), ())
+            kept = self._launches.get(id(group))
+            if len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
+                    and not any(item[1] or item[6] for item in items):
+                launch = GroupLaunch.build(self, group, items[0][0], first)
+                if launch is None:
+                    self._launches.pop(id(group), None)
+                else:
+                    self._launches[id(group)] = (group, launch)
+            first += len(group["params"])
+
+    def _collect(self, skip=()):
+        """[(engine, master, param, index, weight, grad, gathered, inner, count, group)] for every
+        parameter with a gradient (groups in `skip` left out: they step by their kept launch),
+        checked (arrays and existing states) before anything changes. `gathered`: a sharded DTensor whose rule cannot run on the local shard alone
+        (see `_prepare`); `inner`: the existing state's arrays as the engine takes them (None when
+        the state is still to be made); `count`: the updates so far. The arrays of one group
+        are checked by one engine call."""
         work = []
         index = -1
+        view = self._views.view
         for group in self.param_groups:
+            if id(group) in skip:      # stepping by its kept launch
+                index += len(group["params"])
+                continue
             engine = self._engine(group)
+            by_shape = reads_shape(engine._module)    # a state's `when` may read the shape
+            names = list(engine._present_states())
+            checked = ([], [], [], [])     # the engine's _check arguments of this group
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
                     continue
-                names = list(engine._present_states(tensors.view(param)))
+                if by_shape:
+                    names = list(engine._present_states(view(param)))
                 gathered = tensors.is_sharded(param) and not _runs_on_shards(engine, param)
                 try:
                     grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
-                weight = tensors.view(param)
+                weight = view(param)
                 master = group["master_weights"] and param.dtype in _LOW_PRECISION
                 state = self.state.get(param)
+                inner = None
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    inner = _engine_state([tensors.view(state[name]) for name in names])
+                    inner = _engine_state([view(state[name]) for name in names])
                     if master:
                         validation.check_pair(index, weight, grad)
-                        copy = tensors.view(state[MASTER])
+                        copy = view(state[MASTER])
                         if copy.dtype != "float32" or copy.shape != weight.shape:
                             raise ValueError(f"state '{MASTER}' of parameter {index} must be a float32 "
                                              f"tensor of shape {tuple(weight.shape)}")
-                        engine._check([index], [copy], [copy], [inner])
+                        for column, value in zip(checked, (index, copy, copy, inner)):
+                            column.append(value)
                     else:   # the pair and the states
-                        engine._check([index], [weight], [grad], [inner])
+                        for column, value in zip(checked, (index, weight, grad, inner)):
+                            column.append(value)
                 else:
                     validation.check_pair(index, weight, grad)
-                work.append((engine, master, param, index, weight, grad, gathered))
+                work.append((engine, master, param, index, weight, grad, gathered, inner,
+                             self._views.count(state, _count), group))
+            if checked[0]:
+                engine._check(*checked)
         return work
 
     def _prepare(self, batch, rescale_grad, created):
@@ -181,32 +237,38 @@ class Optimizer(torch.optim.Optimizer):
         for the step."""
         engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
         engine.rescale_grad = rescale_grad
-        ids, weights, grads, states, written, scatter = [], [], [], [], [], []
+        by_shape = reads_shape(engine._module)
+        names = list(engine._present_states())
+        ids, weights, grads, states, written, scatter, steps = [], [], [], [], [], [], []
+        view = self._views.view
 
         def array(tensor):
             if gathered and tensors.is_distributed(tensor):
                 full = tensor.full_tensor()
                 scatter.append((full, tensor))
                 return tensors.view(full)
-            return tensors.view(tensor)
+            return view(tensor)
 
-        for _, _, param, index, weight, grad, _ in batch:
-            count = _count(self.state.get(param) or {})
+        counts = engine._index_update_count
+        for _, _, param, index, weight, grad, _, inner, count, _ in batch:
+            if by_shape:
+                names = list(engine._present_states(weight))
             before = set(self.state.get(param) or ())
-            names = list(engine._present_states(weight))
             state = self._ensure_state(engine, names, master, param, index, weight, count)
             created.extend((param, name) for name in state if name not in before)
             if gathered:
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
-            inner = _engine_state([array(state[name]) for name in names])
-            engine._index_update_count[index] = count
+            if inner is None or gathered:
+                inner = _engine_state([array(state[name]) for name in names])
+            counts[index] = count
             ids.append(index)
             weights.append(weight)
             grads.append(grad)
             states.append((array(state[MASTER]), inner) if master else inner)
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
+            steps.append(state["step"])
         device = batch[0][2].device
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
@@ -217,9 +279,10 @@ class Optimizer(torch.optim.Optimizer):
         def finish():
             for full, target in scatter:
                 tensors.keep_shard(full, target)
-            for _, _, param, index, _, _, _ in batch:
-                self.state[param]["step"].fill_(float(engine._index_update_count[index]))
+            final = [counts[index] for index in ids]
+            _set_steps(steps, final)
             tensors.bump_versions(written)
+            self._views.counted(steps, final)
         finish.device = device
         return step, finish
 
@@ -245,6 +308,8 @@ class Optimizer(torch.optim.Optimizer):
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
         self.__dict__.setdefault("_engines", {})
+        self.__dict__.setdefault("_views", tensors.ViewCache())
+        self.__dict__.setdefault("_launches", {})
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
@@ -259,6 +324,8 @@ class Optimizer(torch.optim.Optimizer):
         ValueError and nothing is loaded."""
         for group in state_dict.get("param_groups", ()):
             self._check_group(group)
+        self._views.clear()     # not needed for correctness (every entry is checked): frees memory
+        self._launches.clear()
         super().load_state_dict(state_dict)
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]
@@ -289,6 +356,17 @@ class Optimizer(torch.optim.Optimizer):
 def _engine_state(parts):
     """A state as the engine takes it: None, one array or a tuple."""
     return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _set_steps(steps, counts):
+    """`step.fill_(count)` of every step tensor, as a few foreach calls (one per count and
+    dtype): zero, then add the count (exact: the count is an integer and the step finite)."""
+    by_count = {}
+    for step, count in zip(steps, counts):
+        by_count.setdefault((float(count), step.dtype, step.device), []).append(step)
+    for (count, _, _), group in by_count.items():
+        torch._foreach_zero_(group)
+        torch._foreach_add_(group, count)
 
 
 def _count(state):

@@ -13,10 +13,69 @@ from ..runtime import arrays
 from ..runtime.sparse import RowSparse
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)    # exact types: never a DTensor or another subclass
+
+
 def view(tensor):
     """A NumPy (CPU) or CuPy (CUDA) array sharing the tensor's memory (a DTensor's: its
     local shard's)."""
+    if type(tensor) in _PLAIN and tensor.is_cpu and not tensor.requires_grad \
+            and tensor.dtype is not torch.bfloat16 and tensor.layout is torch.strided:
+        return tensor.numpy()   # what arrays.view gives here, without its dispatch
     return arrays.view(local(tensor))
+
+
+class ViewCache:
+    """An optimizer's NumPy views of its CPU parameters and states, and the update counts of
+    its `step` tensors, kept from one step to the next.
+
+    A view is reused only while its tensor designates the same memory the same way: each
+    use compares the tensor's data pointer, shape, strides and dtype with those it had
+    (`param.data = ...` or a loaded state gets a new view; the old view keeps its memory
+    alive, so an equal pointer is the same memory). A count is reused only while its step
+    tensor has the version counter and data pointer it had after the optimizer wrote it
+    (any write or `.data` swap reads the tensor again). Entries hold their tensors, so an
+    id is not reused while cached."""
+
+    def __init__(self):
+        self._views = {}
+        self._counts = {}
+
+    def view(self, tensor):
+        entry = self._views.get(id(tensor))
+        if entry is not None and entry[0] is tensor and tensor.data_ptr() == entry[1] \
+                and tensor.shape == entry[2] and tensor.stride() == entry[3] and tensor.dtype is entry[4]:
+            return entry[5]
+        array = view(tensor)
+        if type(tensor) in _PLAIN and tensor.is_cpu:
+            self._views[id(tensor)] = (tensor, tensor.data_ptr(), tensor.shape, tensor.stride(),
+                                       tensor.dtype, array)
+        return array
+
+    def count(self, state, read):
+        """The update count of a state: `read(state)`, or the count recorded by `counted`."""
+        step = state.get("step") if state else None
+        entry = self._counts.get(id(step)) if step is not None else None
+        if entry is not None and entry[0] is step and step._version == entry[1] \
+                and step.data_ptr() == entry[2]:
+            return entry[3]
+        return read(state or {})
+
+    def counted(self, steps, counts):
+        """Record the counts just written into these step tensors."""
+        for step, count in zip(steps, counts):
+            if type(step) in _PLAIN:
+                self._counts[id(step)] = (step, step._version, step.data_ptr(), count)
+
+    def trim(self, parameters):
+        """Forget everything when the cache outgrows what `parameters` parameters use (tensors
+        replaced since, e.g. by `param.data = ...`, would otherwise stay alive)."""
+        if len(self._views) > 8 * parameters + 64 or len(self._counts) > 2 * parameters + 64:
+            self.clear()
+
+    def clear(self):
+        self._views.clear()
+        self._counts.clear()
 
 
 _DTENSOR = []   # [DTensor class or None], looked up once
@@ -76,7 +135,7 @@ def gradient(param, grad):
         return RowSparse(view(grad.indices()[0]), view(grad.values()), tuple(grad.shape))
     if grad.layout != torch.strided:
         raise TypeError(f"gradients with layout {grad.layout} are not supported")
-    return view(grad)
+    return view(grad)   # made anew every step: backward usually gives a new gradient tensor
 
 
 def keep_shard(full, dtensor):
@@ -103,4 +162,4 @@ def bump_versions(tensors):
     """Record in-place writes made through views, as torch's own in-place ops do: a tensor
     saved for backward and updated before the backward pass then raises, as with torch."""
     if tensors:
-        torch.autograd.graph.increment_version([local(t) for t in tensors])
+        torch.autograd.graph.increment_version([t if type(t) in _PLAIN else local(t) for t in tensors])

@@ -96,7 +96,7 @@ def chunks(numel, chunk):
 def weight_rows(shape):
     """(elements per row, rows) of a weight: rows along the first axis, as row_mean reads them."""
     rows = int(shape[0]) if len(shape) else 1
-    numel = int(numpy.prod(shape, dtype=numpy.int64))
+    numel = math.prod(int(n) for n in shape)
     return (numel // rows if rows else 0), rows
 
 
@@ -111,19 +111,29 @@ def table(variant, entries, chunk):
     """Multi-tensor table of `entries` (pointers in kernel order, numel, scalars dict, noise
     words or None, (row length, rows) or None); one row of words per tensor: pointers, numel,
     first chunk, scalars as float64, then row length and first row for rules with row-shaped
-    values, then the noise key and counter."""
-    words, first, first_row = [], 0, 0
-    for pointers, numel, scalars, noise, rows in entries:
-        row = [int(p) for p in pointers] + [int(numel), first]
-        row += [int(w) for w in numpy.array(scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)]
-        if variant.get("rows"):
-            row += [int(rows[0]), first_row]
-            first_row += int(rows[1])
-        if variant["noise"]:
-            row += [int(noise[0]), int(noise[1])]
-        words.append(row)
-        first += chunks(numel, chunk)
-    return Table(numpy.array(words, dtype=numpy.uint64), first, first_row)
+    values, then the noise key and counter. Built by columns: tensors that share one scalars
+    dict (one host evaluation, see SpecOptimizer._plans) share its converted words."""
+    count = len(entries)
+    if not count:
+        return Table(numpy.array([], dtype=numpy.uint64), 0, 0)
+    pointers = numpy.array([[int(p) for p in entry[0]] for entry in entries], dtype=numpy.uint64)
+    numel = numpy.array([int(entry[1]) for entry in entries], dtype=numpy.uint64).reshape(count, 1)
+    ends = numpy.cumsum(-(-numel.astype(numpy.int64) // chunk), dtype=numpy.int64)
+    first = numpy.zeros((count, 1), dtype=numpy.uint64)
+    first[1:, 0] = ends[:-1]
+    words = {}      # id(scalars dict) -> its row of float64 words
+    scalars = numpy.array([words.get(id(entry[2])) or words.setdefault(id(entry[2]), scalar_values(variant, entry[2]))
+                           for entry in entries], dtype=numpy.float64).reshape(count, -1).view(numpy.uint64)
+    columns = [pointers.reshape(count, -1), numel, first, scalars]
+    first_row = 0
+    if variant.get("rows"):
+        rows = numpy.array([[int(entry[4][0]), int(entry[4][1])] for entry in entries], dtype=numpy.int64)
+        starts = numpy.cumsum(rows[:, 1]) - rows[:, 1]
+        columns.append(numpy.stack([rows[:, 0], starts], axis=1).astype(numpy.uint64))
+        first_row = int(rows[:, 1].sum())
+    if variant["noise"]:
+        columns.append(numpy.array([[int(entry[3][0]), int(entry[3][1])] for entry in entries], dtype=numpy.uint64))
+    return Table(numpy.ascontiguousarray(numpy.concatenate(columns, axis=1)), int(ends[-1]), first_row)
 
 
 def groups(module, weights, plans, masters=None):
@@ -142,10 +152,8 @@ def groups(module, weights, plans, masters=None):
 def tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer):
     """(pointer arrays in kernel order, host scalars, noise words, (row length, rows)) of one parameter."""
     _, arrays, scalars, _, _ = plans[k]
-    metas = {m["name"]: m for m in optimizer.SPEC["states"]}
-    # the plan's arrays leave out host scalar states (ASGD's eta and mu): name them alike
-    names = [n for n in plans[k][0]["states"] if metas[n]["shape"] != "scalar" or metas[n].get("device")]
-    states = dict(zip(names, arrays))
+    # the plan's arrays: the variant's states less the host scalar states (ASGD's eta, mu)
+    states = dict(zip([name for name in plans[k][0]["states"] if name not in _host_scalars(optimizer)], arrays))
     pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
     pointers += [states[name] for name in variant["states"]]
     noise = None
@@ -153,3 +161,15 @@ def tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer)
         t = optimizer._index_update_count[indices[k]]
         noise = noise_words(optimizer.hyperparameters["seed"], indices[k], t)
     return pointers, scalars, noise, weight_rows(weights[k].shape)
+
+
+_HOST_SCALARS = {}  # optimizer class -> its rule's host scalar state names
+
+
+def _host_scalars(optimizer):
+    """Names of the rule's host scalar states (0-d float64, updated by the host code)."""
+    names = _HOST_SCALARS.get(type(optimizer))
+    if names is None:
+        names = _HOST_SCALARS[type(optimizer)] = frozenset(
+            m["name"] for m in optimizer.SPEC["states"] if m["shape"] == "scalar" and not m.get("device"))
+    return names

@@ -14,6 +14,8 @@ compiler is found and otherwise warns once and runs the NumPy code. Threads: Ope
 `set_num_threads(n)` or `OPTFORGE_NUM_THREADS`, else os.cpu_count().
 """
 import ctypes
+import itertools
+import operator
 import os
 import warnings
 from pathlib import Path
@@ -32,6 +34,10 @@ except ImportError:     # without ml_dtypes there are no bfloat16 NumPy arrays
     pass
 _threads = None
 _warned = set()
+_C_CONTIGUOUS = operator.attrgetter("flags.c_contiguous")
+_ALIGNED = operator.attrgetter("flags.aligned")
+_NATIVE = operator.attrgetter("dtype.isnative")
+_NBYTES = operator.attrgetter("nbytes")
 
 
 def set_num_threads(count):
@@ -129,21 +135,43 @@ def applies(module, weights, grads, states, masters=None):
     backend chosen; else None, and the generated NumPy code runs (the same update, slower)."""
     if not weights or not has_kernels(module):
         return None
-    addresses = {}
+    ndarray = numpy.ndarray
+    arrays, owners = [], []     # every array of the update, flat, and its parameter's position
     for k, (weight, grad) in enumerate(zip(weights, grads)):
-        arrays = [weight, grad] + ([masters[k]] if masters is not None else [])
-        arrays += _flat(states[k])      # 0-d states too: device scalars are kernel arrays
-        if not all(type(a) is numpy.ndarray for a in arrays):
-            return None             # row-sparse gradients, CuPy arrays, subclasses
-        if weight.dtype not in DTYPES or grad.dtype != weight.dtype:
+        if weight.dtype not in DTYPES or type(grad) is not ndarray or grad.dtype != weight.dtype:
             return None
-        if not all(a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative for a in arrays):
-            return None
-        spans = sorted((_address_of(a), a.nbytes, a) for a in arrays if a.nbytes)
-        if any(lo + size > next_lo for (lo, size, _), (next_lo, _, _) in zip(spans, spans[1:])):
-            return None             # overlapping arrays: the NumPy code defines the result
-        addresses.update((id(a), lo) for lo, _, a in spans)
+        own = [weight, grad] + ([masters[k]] if masters is not None else [])
+        own += _flat(states[k])         # 0-d states too: device scalars are kernel arrays
+        arrays += own
+        owners += [k] * len(own)
+    # the checks as maps over all arrays (loops in C): NumPy arrays (not row-sparse gradients,
+    # CuPy arrays or subclasses), C-contiguous, aligned, native byte order
+    if not (all(map(operator.is_, map(type, arrays), itertools.repeat(ndarray)))
+            and all(map(_C_CONTIGUOUS, arrays)) and all(map(_ALIGNED, arrays)) and all(map(_NATIVE, arrays))):
+        return None
+    sizes = list(map(_NBYTES, arrays))
+    if not all(sizes):      # empty arrays have no address to take
+        kept = [(a, k, n) for a, k, n in zip(arrays, owners, sizes) if n]
+        arrays, owners, sizes = [a for a, _, _ in kept], [k for _, k, _ in kept], [n for _, _, n in kept]
+    try:
+        starts = list(map(ctypes.addressof, map(ctypes.c_char.from_buffer, arrays)))
+    except (TypeError, ValueError, BufferError):      # a read-only array: one at a time
+        starts = list(map(_address_of, arrays))
+    if starts and _overlapping(owners, list(zip(starts, sizes))):
+        return None                 # overlapping arrays: the NumPy code defines the result
+    addresses = dict(zip(map(id, arrays), starts))
     return addresses if backend() == "native" else None
+
+
+def _overlapping(owners, spans):
+    """Whether two arrays of one parameter share memory (arrays of different parameters are
+    not compared: the same gradient may serve two parameters)."""
+    table = numpy.array(spans, dtype=numpy.uint64)
+    owner = numpy.array(owners, dtype=numpy.int64)
+    order = numpy.lexsort((table[:, 0], owner))
+    lo, size, owner = table[order, 0], table[order, 1], owner[order]
+    same = owner[1:] == owner[:-1]
+    return bool(numpy.any(same & (lo[:-1] + size[:-1] > lo[1:])))
 
 
 def _address_of(array):
@@ -186,10 +214,13 @@ def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
     threads = ctypes.c_int(num_threads())
     for (key, suffix), members in cuda_launch.groups(module, weights, plans, masters).items():
         variant = meta.VARIANTS[key]
-        tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer)
-                   for k in members]
-        tensors = [([addresses[id(p)] for p in pointers], pointers[0].size, scalars, noise, rows)
-                   for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
+        if variant["noise"] or variant.get("rows") or masters is not None:
+            tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer)
+                       for k in members]
+            tensors = [([addresses[id(p)] for p in pointers], pointers[0].size, scalars, noise, rows)
+                       for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
+        else:
+            tensors = _entries(optimizer, variant, members, weights, grads, plans, addresses)
         if not tensors:
             continue
         if variant["passes"]:
@@ -205,6 +236,26 @@ def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
             _, _, _, updates, scalar_arrays = plan
             for name, value in updates.items():
                 scalar_arrays[name][...] = value
+
+
+def _entries(optimizer, variant, members, weights, grads, plans, addresses):
+    """`cuda_launch.tensor_entry` of the non-empty members of one group, with addresses, for
+    variants without noise, rows or master copies (the common case, written for speed): the
+    members share one variant, so the position of each kernel state among a plan's arrays
+    is found once."""
+    kept = [k for k in members if weights[k].size]
+    if not kept:
+        return []
+    host = cuda_launch._host_scalars(optimizer)
+    names = [name for name in plans[kept[0]][0]["states"] if name not in host]
+    at = [names.index(name) for name in variant["states"]]
+    entries = []
+    for k in kept:
+        weight = weights[k]
+        arrays = plans[k][1]
+        entries.append(([addresses[id(weight)], addresses[id(grads[k])]] + [addresses[id(arrays[j])] for j in at],
+                        weight.size, plans[k][2], None, None))
+    return entries
 
 
 def _address(array):
