@@ -26,6 +26,18 @@ def pytest_configure(config):
     config.pluginmanager.register(_RootIsAPlainDirectory(), "optforge-root-directory")
 
 
+@pytest.fixture(autouse=True)
+def builtin_registry():
+    """Every test starts and ends with the built-in registry: a spec a test loads
+    (optforge.load_spec registers its class) does not leak into later tests."""
+    from optforge.runtime import registry
+    registry.names()    # the built-ins first
+    saved = {flavor: dict(table) for flavor, table in registry._REGISTRY.items()}
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT

@@ -13,17 +13,6 @@ GUIDE = Path(__file__).resolve().parent.parent / "docs" / "adding-an-optimizer.m
 BLOCK = re.compile(r"```(sh|toml|python)\n(.*?)```", re.S)
 
 
-@pytest.fixture(autouse=True)
-def isolated_registry():
-    """Specs loaded here are registered; the other tests see the built-in registry."""
-    from optforge.runtime import registry
-    registry.names()    # the built-ins first
-    saved = {flavor: dict(table) for flavor, table in registry._REGISTRY.items()}
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
-
-
 def blocks():
     return BLOCK.findall(GUIDE.read_text(encoding="utf-8"))
 
@@ -90,8 +79,8 @@ def test_load_spec_reports_every_mistake(tmp_path, monkeypatch):
         optforge.load_spec(spec)
     lines = str(info.value).splitlines()
     assert lines == [
-        f"{spec}:4:24: unknown function 'sqr'; did you mean 'sqrt'? (functions: abs, clip, exp, isfinite, "
-        "log, maximum, minimum, norm, normal, row_mean, sign, sqrt, where)",
-        f"{spec}:5:13: unknown name 'gard'; did you mean 'grad'? (known names: clip_gradient, grad, lr, mom, "
-        "momentum, rescale_grad, t, wd, weight)",
+        f"{spec}:4:24: unknown function 'sqr'; did you mean 'sqrt'? (functions: abs, clip, col_mean, exp, "
+        "isfinite, log, matmul, maximum, minimum, norm, normal, row_mean, sign, sqrt, transpose, where)",
+        f"{spec}:5:13: unknown name 'gard'; did you mean 'grad'? (known names: clip_gradient, cols, grad, lr, "
+        "machine_epsilon, mom, momentum, ndim, numel, rescale_grad, rows, t, wd, weight)",
     ]

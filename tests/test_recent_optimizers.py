@@ -127,10 +127,13 @@ def test_sparseadam_rejects_weight_decay_before_changing_anything():
 def test_ademamix_warmup_needs_a_positive_beta1():
     opt = optforge.create("ademamix", beta1=0.0, warmup=10.0)
     w = np.ones(3)
-    state = opt.create_state(0, w)
+    with pytest.raises(ValueError, match="beta1 > 0"):
+        opt.create_state(0, w)           # refused before any state exists
+    state = optforge.create("ademamix", beta1=0.9, warmup=10.0).create_state(0, w)
     with pytest.raises(ValueError, match="beta1 > 0"):
         opt.update(0, w, np.ones(3), state)
     np.testing.assert_array_equal(w, 1.0)
+    assert opt.num_update == 0
 
 
 def test_new_optimizers_in_every_api_family(capsys):
