@@ -95,29 +95,18 @@ def check_pair(index, weight, grad):
     """Weight and gradient of one parameter: same array type, shape and dtype (the gradient
     may be a RowSparse of the weight's shape)."""
     if type(weight) is numpy.ndarray and type(grad) is numpy.ndarray:
-        # the common case, once per parameter per step: the same checks without the dispatch
-        if weight.dtype not in _FLOAT_DTYPES and dtype_name(weight) not in FLOAT_DTYPES:
-            raise ValueError(f"weight of parameter {index!r} has dtype {weight.dtype}; "
-                             f"supported: {', '.join(FLOAT_DTYPES)}")
-        if grad.shape != weight.shape:
-            raise ValueError(f"gradient of parameter {index!r} has shape {tuple(grad.shape)}, "
-                             f"its weight has shape {tuple(weight.shape)}")
-        if grad.dtype != weight.dtype:
-            raise ValueError(f"gradient of parameter {index!r} has dtype {grad.dtype}, "
-                             f"its weight has dtype {weight.dtype}")
-        if not weight.flags.writeable:
-            raise ValueError(f"weight of parameter {index!r} is read-only")
-        return numpy
-    from .sparse import RowSparse
-    xp = weight_array(index, weight)
-    try:
-        gxp = array_module(grad.values if isinstance(grad, RowSparse) else grad)
-    except TypeError as err:
-        raise TypeError(f"gradient of parameter {index!r}: {err}") from None
-    if gxp is not xp:
-        raise TypeError(f"parameter {index!r}: weight is a {xp.__name__} array but its gradient is a "
-                        f"{gxp.__name__} array; keep a parameter's arrays on one backend")
-    if dtype_name(weight) not in FLOAT_DTYPES:
+        xp = numpy      # the common case, once per parameter per step: no array-module dispatch
+    else:
+        from .sparse import RowSparse
+        xp = weight_array(index, weight)
+        try:
+            gxp = array_module(grad.values if isinstance(grad, RowSparse) else grad)
+        except TypeError as err:
+            raise TypeError(f"gradient of parameter {index!r}: {err}") from None
+        if gxp is not xp:
+            raise TypeError(f"parameter {index!r}: weight is a {xp.__name__} array but its gradient is a "
+                            f"{gxp.__name__} array; keep a parameter's arrays on one backend")
+    if weight.dtype not in _FLOAT_DTYPES and dtype_name(weight) not in FLOAT_DTYPES:
         raise ValueError(f"weight of parameter {index!r} has dtype {weight.dtype}; "
                          f"supported: {', '.join(FLOAT_DTYPES)}")
     if grad.shape != weight.shape:
@@ -128,9 +117,10 @@ def check_pair(index, weight, grad):
                          f"its weight has dtype {weight.dtype}")
     if xp is numpy and not weight.flags.writeable:
         raise ValueError(f"weight of parameter {index!r} is read-only")
-    values = grad.values if isinstance(grad, RowSparse) else grad
-    if xp is not numpy and weight.device != values.device:
-        raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {values.device}")
+    if xp is not numpy:     # (RowSparse was imported above)
+        values = grad.values if isinstance(grad, RowSparse) else grad
+        if weight.device != values.device:
+            raise ValueError(f"parameter {index!r}: weight is on {weight.device}, its gradient on {values.device}")
     return xp
 
 

@@ -173,3 +173,12 @@ def _host_scalars(optimizer):
         names = _HOST_SCALARS[type(optimizer)] = frozenset(
             m["name"] for m in optimizer.SPEC["states"] if m["shape"] == "scalar" and not m.get("device"))
     return names
+
+
+def flat_parts(state):
+    """A parameter's state (None, an array, or nested tuples of them) as a flat list."""
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [p for s in state for p in flat_parts(s)]
+    return [state]

@@ -50,7 +50,7 @@ def check(indices, weights, grads, states, masters=None):
         arrays = [("weight", weight), ("gradient", grad)]
         if masters is not None:
             arrays.append(("master copy", masters[k]))
-        arrays += [("state", s) for s in _flat(states[k]) if getattr(s, "ndim", 0) > 0]
+        arrays += [("state", s) for s in cuda_launch.flat_parts(states[k]) if getattr(s, "ndim", 0) > 0]
         for what, array in arrays:
             if type(array).__module__.split(".")[0] != "cupy":
                 continue    # row-sparse gradients and host scalar states are handled apart
@@ -60,14 +60,6 @@ def check(indices, weights, grads, states, masters=None):
             if not array.flags.c_contiguous:
                 raise ValueError(f"parameter {index!r}: {what} is not C-contiguous; the CUDA kernels "
                                  "need contiguous arrays (use cupy.ascontiguousarray)")
-
-
-def _flat(state):
-    if state is None:
-        return []
-    if isinstance(state, (tuple, list)):
-        return [p for s in state for p in _flat(s)]
-    return [state]
 
 
 def fmad():

@@ -141,7 +141,7 @@ def applies(module, weights, grads, states, masters=None):
         if weight.dtype not in DTYPES or type(grad) is not ndarray or grad.dtype != weight.dtype:
             return None
         own = [weight, grad] + ([masters[k]] if masters is not None else [])
-        own += _flat(states[k])         # 0-d states too: device scalars are kernel arrays
+        own += cuda_launch.flat_parts(states[k])         # 0-d states too: device scalars are kernel arrays
         arrays += own
         owners += [k] * len(own)
     # the checks as maps over all arrays (loops in C): NumPy arrays (not row-sparse gradients,
@@ -181,14 +181,6 @@ def _address_of(array):
         return ctypes.addressof(ctypes.c_char.from_buffer(array))
     except (TypeError, ValueError, BufferError):
         return array.ctypes.data
-
-
-def _flat(state):
-    if state is None:
-        return []
-    if isinstance(state, (tuple, list)):
-        return [p for s in state for p in _flat(s)]
-    return [state]
 
 
 _LIBRARIES = {}     # module name -> library: the cache is checked once per process and rule
