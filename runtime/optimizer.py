@@ -6,6 +6,7 @@ protocol and multi-precision live here once for every optimizer. Nothing here
 knows any optimizer's formula: subclasses built from specs (`spec_optimizer.py`)
 supply `create_state` and the update itself from generated code.
 """
+import itertools
 import math
 import warnings
 
@@ -220,23 +221,36 @@ class Optimizer:
     def _update_count(self, index):
         """Count one update of each index; t of a first update is begin_num_update + 1."""
         indices = index if isinstance(index, (list, tuple)) else [index]
+        counts = self._index_update_count
+        before = list(map(counts.get, indices))
+        if len(indices) > 1 and None not in before and before.count(before[0]) == len(before) \
+                and len(set(indices)) == len(indices):
+            # every index counted before and at the same count (the usual case): one value for all
+            t = before[0] + 1
+            counts.update(zip(indices, itertools.repeat(t)))
+            self.num_update = max(t, self.num_update)
+            return
         for idx in indices:
-            if idx not in self._index_update_count:
-                self._index_update_count[idx] = self.begin_num_update
-            self._index_update_count[idx] += 1
-            self.num_update = max(self._index_update_count[idx], self.num_update)
+            if idx not in counts:
+                counts[idx] = self.begin_num_update
+            counts[idx] += 1
+            self.num_update = max(counts[idx], self.num_update)
 
     def _get_lrs(self, indices):
         """Learning rates after the scheduler and lr_mult (first matching source wins)."""
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_scheduler is not None:
             lr = validation.number(f"lr_scheduler({self.num_update})", lr, minimum=0.0)
+        if not self.param_dict and not self.lr_mult:
+            return [lr * 1.0] * len(indices)    # every multiplier is 1.0: one product for all
         return [lr * self._multiplier(index, "lr_mult", self.lr_mult) for index in indices]
 
     def _get_lr(self, index):
         return self._get_lrs([index])[0]
 
     def _get_wds(self, indices):
+        if not self.param_dict and not self.wd_mult:
+            return [self.wd * 1.0] * len(indices)
         return [self.wd * self._multiplier(index, "wd_mult", self.wd_mult) for index in indices]
 
     def _get_wd(self, index):

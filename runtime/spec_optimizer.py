@@ -10,11 +10,12 @@ import itertools
 import math
 import operator
 import os
+import weakref
 
 import numpy
 
 from . import validation
-from .backends import array_module, cpu, quiet
+from .backends import array_module, cpu, kept_launch, quiet
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
@@ -208,7 +209,7 @@ class SpecOptimizer(Optimizer):
     def _prepare_update(self, indices, weights, grads, states):
         """Check, count and plan an `update_multi_precision` (see `Optimizer._prepare_update`)."""
         cls = type(self)
-        if (cls.update, cls.step, cls.fused_step) != (Optimizer.update, SpecOptimizer.step,
+        if (cls.update, cls.step, cls.fused_step) != (SpecOptimizer.update, SpecOptimizer.step,
                                                       SpecOptimizer.fused_step):
             return Optimizer._prepare_update(self, indices, weights, grads, states)   # a subclass's own
         idx, ws, gs, ss = _as_lists(indices, weights, grads, states)
@@ -256,7 +257,12 @@ class SpecOptimizer(Optimizer):
         ValueError before any array changes, with the update counts restored. On CuPy
         arrays fused=True runs the generated CUDA kernels (backends/cupy_backend.py), on NumPy
         arrays the native CPU kernels where they apply (backends/cpu.py, backends/native.py).
-        The params-style API prepares every group's step before it runs any."""
+        The params-style API prepares every group's step before it runs any. An update with
+        the arrays of an earlier native one reuses its kept launch (`_kept_step`)."""
+        if fused and masters is None and self._kept_launches:
+            prepared = self._kept_step(indices, weights, grads, states)
+            if prepared is not None:
+                return prepared
         gpu = fused and _cuda_kernels(self, weights, grads)
         if gpu:
             from .backends import cupy_backend
@@ -265,6 +271,29 @@ class SpecOptimizer(Optimizer):
         if native:
             from .backends import native as native_backend
             native_backend.library(self._module)     # compiled (or loaded) before anything counts
+        prepared = self._count_and_plan(
+            indices, lambda lrs, wds: self._plans(indices, masters or weights, states, lrs, wds))
+        plans = prepared.plans
+        if gpu:
+            prepared.kernels = lambda: cupy_backend.execute(self, indices, weights, grads, plans, masters)
+        elif native:
+            def kernels():
+                native_backend.execute(self, indices, weights, grads, plans, native, masters)
+                if masters is None:
+                    self._keep_launch(indices, weights, grads, states, plans)
+            prepared.kernels = kernels
+        else:
+            def kernels():
+                for weight, grad, plan in zip(weights, grads, plans):
+                    if plan is not None:
+                        self._execute(weight, grad, *plan, fused=fused)
+            prepared.kernels = kernels
+        return prepared
+
+    def _count_and_plan(self, indices, plan):
+        """Count the update, read its learning rates and weight decays, and call
+        `plan(lrs, wds)`: a `PreparedStep` holding the result as `plans`. Host arithmetic that
+        fails raises ValueError (a PreconditionError as itself) with the counts restored."""
         prepared = PreparedStep(self)
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
@@ -272,7 +301,7 @@ class SpecOptimizer(Optimizer):
         try:
             if not self.SPEC["lr_before_count"]:
                 lrs, wds = self._get_lrs(indices), self._get_wds(indices)
-            plans = self._plans(indices, masters or weights, states, lrs, wds)
+            prepared.plans = plan(lrs, wds)
         except (ArithmeticError, ValueError) as err:
             prepared.cancel()
             if isinstance(err, PreconditionError):
@@ -281,17 +310,61 @@ class SpecOptimizer(Optimizer):
         except BaseException:
             prepared.cancel()
             raise
-        if gpu:
-            prepared.kernels = lambda: cupy_backend.execute(self, indices, weights, grads, plans, masters)
-        elif native:
-            prepared.kernels = lambda: native_backend.execute(self, indices, weights, grads, plans, native, masters)
-        else:
-            def kernels():
-                for weight, grad, plan in zip(weights, grads, plans):
-                    if plan is not None:
-                        self._execute(weight, grad, *plan, fused=fused)
-            prepared.kernels = kernels
         return prepared
+
+    # -- kept launches (backends/kept_launch.py) ----------------------------------------
+    _kept_launches = None   # tuple(indices) -> KeptLaunch, or weak references to the last weights
+
+    def update(self, indices, weights, grads, states):
+        """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.
+
+        Gradients are never modified. Everything is checked before anything changes (an
+        update with the arrays of an earlier native one through its kept launch, whose
+        checks show what `_check` would)."""
+        if self._kept_launches and self.use_fused_step and type(self)._check is SpecOptimizer._check \
+                and type(self).fused_step is SpecOptimizer.fused_step:
+            lists = _as_lists(indices, weights, grads, states)
+            prepared = self._kept_step(*lists)
+            if prepared is not None:
+                prepared.run()
+                return
+            indices, weights, grads, states = lists
+        Optimizer.update(self, indices, weights, grads, states)
+
+    def _kept_step(self, indices, weights, grads, states):
+        """The prepared step of the kept launch of these indices, or None (the full path)."""
+        try:
+            launch = self._kept_launches.get(tuple(indices))
+        except TypeError:   # an unhashable index: the full path reports it
+            return None
+        if not isinstance(launch, kept_launch.KeptLaunch):
+            return None
+        return launch.prepare(self, indices, weights, grads, states)
+
+    def _keep_launch(self, indices, weights, grads, states, plans):
+        """After a native update on the full path: keep its launch when the same weights
+        stepped on the full path before (so that views made anew for every update, as the
+        torch module's, never pay for building one) and the update qualifies."""
+        cls = type(self)
+        if cls.__dict__.get("_keeps") is None:
+            cls._keeps = kept_launch.qualifies(self)
+        if not cls._keeps:
+            return
+        launches = self._kept_launches
+        if launches is None:
+            launches = self._kept_launches = {}
+        try:
+            key = tuple(indices)
+            seen = launches.pop(key, None)
+        except TypeError:
+            return
+        entry = None
+        if isinstance(seen, list) and len(seen) == len(weights) \
+                and all(map(operator.is_, weights, map(operator.call, seen))):
+            entry = kept_launch.KeptLaunch.build(self, indices, weights, grads, states, plans)
+        launches[key] = entry if entry is not None else list(map(weakref.ref, weights))
+        while len(launches) > kept_launch.KEPT:
+            del launches[next(iter(launches))]
 
     def _plan(self, index, weight, state, lr, wd):
         """The variant, the host scalars and the new scalar states of one parameter's step

@@ -32,7 +32,7 @@ import pytest
 
 import optforge
 from optforge.runtime import spec_optimizer
-from optforge.runtime.backends import cuda_launch, native, native_build
+from optforge.runtime.backends import cuda_launch, kept_launch, native, native_build
 
 import cuda_host
 from test_cuda_cpu import (BF16, NO_WEIGHT_DECAY, NORM_TOLERANCE, SHAPE, SMALL_SHAPE, STEPS, DeviceNoise, Case,
@@ -82,6 +82,22 @@ def native_calls(monkeypatch):
         return original(optimizer, indices, weights, grads, plans, addresses, masters)
 
     monkeypatch.setattr(native, "execute", counted)
+    prepare = kept_launch.KeptLaunch.prepare
+
+    def counted_kept(launch, optimizer, indices, weights, grads, states):
+        """A kept launch (the same arrays as an earlier update) calls the same entry points."""
+        prepared = prepare(launch, optimizer, indices, weights, grads, states)
+        if prepared is not None:
+            run = prepared.kernels
+
+            def kernels():
+                kind = "multi" if len(weights) > 1 else "single"
+                calls[kind] = calls.get(kind, 0) + 1
+                run()
+            prepared.kernels = kernels
+        return prepared
+
+    monkeypatch.setattr(kept_launch.KeptLaunch, "prepare", counted_kept)
     return calls
 
 
