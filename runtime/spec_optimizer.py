@@ -213,6 +213,11 @@ class SpecOptimizer(Optimizer):
                                                       SpecOptimizer.fused_step):
             return Optimizer._prepare_update(self, indices, weights, grads, states)   # a subclass's own
         idx, ws, gs, ss = _as_lists(indices, weights, grads, states)
+        if self._kept_launches and self.use_fused_step \
+                and not (self.multi_precision and any(map(_low_precision, ws))):
+            prepared = self._kept_step(idx, ws, gs, ss)     # the checks below shown by the kept launch
+            if prepared is not None:
+                return prepared
         if self.use_fused_step and self.multi_precision and ws and all(map(_low_precision, ws)) \
                 and self._master_kernels(idx, ws, gs, ss):
             for index, weight, grad in zip(idx, ws, gs):
@@ -343,8 +348,9 @@ class SpecOptimizer(Optimizer):
 
     def _keep_launch(self, indices, weights, grads, states, plans):
         """After a native update on the full path: keep its launch when the same weights
-        stepped on the full path before (so that views made anew for every update, as the
-        torch module's, never pay for building one) and the update qualifies."""
+        stepped before (so that views made anew for every update never pay for building
+        one) and the update qualifies. At most `kept_launch.KEPT` per optimizer, the oldest
+        dropped first; a kept launch holds its weights and states alive."""
         cls = type(self)
         if cls.__dict__.get("_keeps") is None:
             cls._keeps = kept_launch.qualifies(self)
@@ -358,11 +364,15 @@ class SpecOptimizer(Optimizer):
             seen = launches.pop(key, None)
         except TypeError:
             return
-        entry = None
-        if isinstance(seen, list) and len(seen) == len(weights) \
-                and all(map(operator.is_, weights, map(operator.call, seen))):
-            entry = kept_launch.KeptLaunch.build(self, indices, weights, grads, states, plans)
-        launches[key] = entry if entry is not None else list(map(weakref.ref, weights))
+        if isinstance(seen, kept_launch.KeptLaunch):
+            same = len(seen.weights) == len(weights) and all(map(operator.is_, weights, seen.weights))
+        else:
+            same = isinstance(seen, list) and len(seen) == len(weights) \
+                and all(map(operator.is_, weights, map(operator.call, seen)))
+        entry = kept_launch.KeptLaunch.build(self, indices, weights, grads, states, plans) if same else None
+        if entry is None:   # an older launch of the same weights stays (each use checks it whole)
+            entry = seen if same and isinstance(seen, kept_launch.KeptLaunch) else list(map(weakref.ref, weights))
+        launches[key] = entry
         while len(launches) > kept_launch.KEPT:
             del launches[next(iter(launches))]
 

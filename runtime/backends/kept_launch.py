@@ -18,11 +18,13 @@ when everything the table and the full path's checks concluded still holds:
 Nothing but the arrays is kept: the step is counted (`Optimizer._update_count`), its
 learning rates and weight decays read (`_get_lrs`, `_get_wds`: scheduler, multipliers) and
 its host scalars planned (`SpecOptimizer._plans`) as on the full path, but once per group of
-parameters with equal (lr, wd, t) instead of once per parameter, and written into the
-table's scalar columns. A plan choosing another variant or skipping part of the update
-takes the full path (the counts restored first). Rules whose host scalars depend on more
-than (lr, wd, t) (shape inputs, name flags, host scalar states, noise), rules with passes or
-row values, and master-copy updates never keep a launch.
+parameters with equal inputs (lr, wd, t and the bits of the host scalar states, as NAdam's
+mu_product) instead of once per parameter, and written into the table's scalar columns;
+new host scalar states are written after the kernel, as the full path writes them. A plan
+choosing another variant or skipping part of the update takes the full path (the counts
+restored first). Rules whose host scalars read more than that (shape inputs, name flags,
+noise), rules with passes, device scalar states or row values, and master-copy updates
+never keep a launch.
 """
 import ctypes
 import itertools
@@ -67,8 +69,8 @@ def qualifies(optimizer):
     module, spec = optimizer._module, optimizer.SPEC
     if spec["name_flags"] or spec["lr_before_count"] or reads_shape(module):
         return False
-    if any(m["shape"] in ("scalar", "rows", "cols") for m in spec["states"]):
-        return False
+    if any(m["shape"] in ("rows", "cols") or m["shape"] == "scalar" and m.get("device") for m in spec["states"]):
+        return False    # device scalars, row and column states: passes or per-tensor values
     if not native.has_kernels(module):
         return False
     return all(v["elementwise"] and not v["noise"] and not v["whole_tensor"] for v in module.VARIANTS.values())
@@ -111,19 +113,26 @@ class KeptLaunch:
         arrays = list(weights) + [a for column in columns for a in column]
         if not all(map(operator.attrgetter("size"), arrays)):
             return None
-        addresses = _writable_addresses(arrays)
+        host = [m["name"] for m in optimizer.SPEC["states"] if m["shape"] == "scalar" and m["name"] in present]
+        host_columns = {name: [own[name] for own in by_name] for name in host}
+        addresses = _writable_addresses(arrays + [a for column in host_columns.values() for a in column])
         grad_addresses = _read_addresses(grads)
         if addresses is None or grad_addresses is None:
             return None
         count = len(weights)
-        pointers = numpy.array(addresses[:count] + grad_addresses + addresses[count:], dtype=numpy.uint64)
+        pointers = numpy.array(addresses[:count] + grad_addresses + addresses[count:len(arrays)], dtype=numpy.uint64)
         pointers = pointers.reshape(2 + len(columns), count).T
         entries = [(row, w.size, plan[2], None, None) for row, w, plan in zip(pointers, weights, plans)]
         table = cuda_launch.table(variant, entries, meta.CHUNK)
-        return cls(optimizer, indices, weights, states, present, arrays, addresses, variant, key, dtype, table)
+        return cls(optimizer, indices, weights, states, present, arrays, addresses, variant, key, dtype, table,
+                   host_columns)
 
-    def __init__(self, optimizer, indices, weights, states, present, arrays, addresses, variant, key, dtype, table):
+    def __init__(self, optimizer, indices, weights, states, present, arrays, addresses, variant, key, dtype, table,
+                 host_columns):
         count = len(weights)
+        self.host_columns = host_columns    # host scalar state name -> its 0-d arrays
+        owned_count = len(arrays)
+        arrays = arrays + [a for column in host_columns.values() for a in column]
         self.module = optimizer._module
         self.indices = list(indices)
         self.weights = list(weights)
@@ -143,7 +152,7 @@ class KeptLaunch:
         self.numel = [int(w.size) for w in weights]
         self.nbytes = numpy.array(self.numel, dtype=numpy.uint64) * numpy.uint64(dtype.itemsize)
         self.itemsize = numpy.uint64(dtype.itemsize)
-        owned = numpy.array(addresses, dtype=numpy.uint64).reshape(-1, count).T   # weight, states
+        owned = numpy.array(addresses[:owned_count], dtype=numpy.uint64).reshape(-1, count).T   # weight, states
         self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
         self.grad_addresses = None      # the last gradients' addresses shown not to overlap
         self.uses = 0                   # updates served
@@ -177,7 +186,7 @@ class KeptLaunch:
                 return None     # unaligned, or sharing memory with its own weight or states
             self.grad_addresses = grad_addresses
         lib = native.library(self.module)
-        planned = _plan(optimizer, indices, weights, states, self.module_variant)
+        planned = _plan(optimizer, indices, weights, states, self.module_variant, self.host_columns)
         if planned is None:
             return None
         prepared, plans, groups = planned
@@ -197,39 +206,49 @@ class KeptLaunch:
                 getattr(lib, variant["kernels"][self.suffix] + "_multi")(
                     ctypes.c_void_p(table.ctypes.data), ctypes.c_int(count),
                     ctypes.c_longlong(self.table.chunks), threads)
+            for name in plans[0][3]:   # the variant's new host scalar states (every group has the same)
+                column = self.host_columns[name]
+                if groups is None:
+                    value = plans[0][3][name]
+                    for array in column:
+                        array[...] = value
+                else:
+                    for array, group in zip(column, groups.tolist()):
+                        array[...] = plans[group][3][name]
             self.uses += 1
 
         prepared.kernels = run
         return prepared
 
 
-def _plan(optimizer, indices, weights, states, module_variant):
+def _plan(optimizer, indices, weights, states, module_variant, host_columns):
     """Count the update and plan its host scalars once per (lr, wd, t) group: (prepared step,
     the plan of each group, each parameter's group or None when there is one group), or None
     when the plans leave the kept launch (another variant, a skipped parameter, new scalar
     states: the counts are restored). Planning errors raise as `SpecOptimizer._prepare`
     raises them."""
     prepared = optimizer._count_and_plan(indices, lambda lrs, wds: _group_plans(
-        optimizer, indices, weights, states, lrs, wds))
+        optimizer, indices, weights, states, lrs, wds, host_columns))
     plans, groups = prepared.plans
-    if any(plan is None or plan[0] is not module_variant or plan[3] for plan in plans):
+    if any(plan is None or plan[0] is not module_variant or not set(plan[3]) <= set(host_columns) for plan in plans):
         prepared.cancel()
         return None
     return prepared, plans, groups
 
 
-def _group_plans(optimizer, indices, weights, states, lrs, wds):
-    """`SpecOptimizer._plans` of one parameter per (lr, wd, t) group (the rule reads nothing
-    else that differs between parameters: see `qualifies`), and each parameter's group (None:
-    one group)."""
+def _group_plans(optimizer, indices, weights, states, lrs, wds, host_columns):
+    """`SpecOptimizer._plans` of one parameter per group of equal inputs: lr, wd, t and the
+    bits of each host scalar state (the rule reads nothing else that differs between
+    parameters: see `qualifies`), and each parameter's group (None: one group)."""
     from ..spec_optimizer import _exact
     ts = list(map(optimizer._index_update_count.__getitem__, indices))
+    bits = [numpy.array(column, dtype=numpy.float64).view(numpy.uint64) for column in host_columns.values()]
     if all(map(operator.is_, lrs, itertools.repeat(lrs[0]))) and all(map(operator.is_, wds, itertools.repeat(wds[0]))) \
-            and ts.count(ts[0]) == len(ts):
+            and ts.count(ts[0]) == len(ts) and all((column == column[0]).all() for column in bits):
         return optimizer._plans(indices[:1], weights[:1], states[:1], lrs[:1], wds[:1]), None
-    first = {}      # (lr, wd, t) -> (group, its first parameter)
+    first = {}      # (lr, wd, t, host scalar state bits) -> (group, its first parameter)
     groups = [first.setdefault(key, (len(first), k))[0]
-              for k, key in enumerate(zip(map(_exact, lrs), map(_exact, wds), ts))]
+              for k, key in enumerate(zip(map(_exact, lrs), map(_exact, wds), ts, *(c.tolist() for c in bits)))]
     reps = [k for _, k in first.values()]
     plans = optimizer._plans([indices[k] for k in reps], [weights[k] for k in reps], [states[k] for k in reps],
                              [lrs[k] for k in reps], [wds[k] for k in reps])
