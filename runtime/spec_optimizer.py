@@ -320,6 +320,12 @@ class SpecOptimizer(Optimizer):
     # -- kept launches (backends/kept_launch.py) ----------------------------------------
     _kept_launches = None   # tuple(indices) -> KeptLaunch, or weak references to the last weights
 
+    def __getstate__(self):
+        """Copies and pickles leave the kept launches out: they stand for these very arrays."""
+        state = self.__dict__.copy()
+        state.pop("_kept_launches", None)
+        return state
+
     def update(self, indices, weights, grads, states):
         """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.
 

@@ -366,3 +366,22 @@ def test_params_api_and_updater_are_served(monkeypatch):
     engines = [engine for _, engine in opt._engines]
     assert [v.uses for e in engines for v in e._kept_launches.values()] == [3]
     assert [v.uses for v in kept._kept_launches.values()] == [3]
+
+
+def test_copies_leave_kept_launches_out():
+    """A deep-copied optimizer keeps no launch of the original's arrays, and steps its copy
+    of the arrays as the full path does."""
+    import copy
+    pair = Pair(*make("adam", "torch", {}))
+    for _ in range(3):
+        pair.step()
+    clone, ref = copy.deepcopy(pair.opts[0]), copy.deepcopy(pair.opts[1])
+    assert clone._kept_launches is None and pair.opts[0]._kept_launches
+    copies = [([w.copy() for w in ws], [tuple(p.copy() for p in parts(s)) for s in ss])
+              for ws, ss in zip(pair.weights, pair.states)]
+    for step in range(4):
+        grads = arrays(200 + step)
+        for opt, (ws, ss) in zip((clone, ref), copies):
+            opt.update(list(pair.indices), ws, grads, ss)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(copies[0][0], copies[1][0]))
+    assert [v.uses for v in clone._kept_launches.values()] == [2]
