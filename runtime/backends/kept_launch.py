@@ -131,7 +131,7 @@ class KeptLaunch:
                  host_columns):
         count = len(weights)
         self.host_columns = host_columns    # host scalar state name -> its 0-d arrays
-        owned_count = len(arrays)
+        owned_count = self.kernel_arrays = len(arrays)     # weights and kernel states
         arrays = arrays + [a for column in host_columns.values() for a in column]
         self.module = optimizer._module
         self.indices = list(indices)
@@ -154,7 +154,8 @@ class KeptLaunch:
         self.itemsize = numpy.uint64(dtype.itemsize)
         owned = numpy.array(addresses[:owned_count], dtype=numpy.uint64).reshape(-1, count).T   # weight, states
         self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
-        self.grad_addresses = None      # the last gradients' addresses shown not to overlap
+        self.grad_addresses = None      # the last gradients' addresses shown not to overlap...
+        self.grad_column = None         # ...as the table's column
         self.uses = 0                   # updates served
 
     def prepare(self, optimizer, indices, weights, grads, states):
@@ -179,30 +180,32 @@ class KeptLaunch:
         grad_addresses = _read_addresses(grads)
         if grad_addresses is None:
             return None
-        lo = numpy.array(grad_addresses, dtype=numpy.uint64)
         if grad_addresses != self.grad_addresses:
+            lo = numpy.array(grad_addresses, dtype=numpy.uint64)
             hi = lo + self.nbytes
             if (lo % self.itemsize).any() or ((lo[:, None] < self.owned_hi) & (self.owned_lo < hi[:, None])).any():
                 return None     # unaligned, or sharing memory with its own weight or states
-            self.grad_addresses = grad_addresses
+            self.grad_addresses, self.grad_column = grad_addresses, lo
+        grad_column = self.grad_column
         lib = native.library(self.module)
         planned = _plan(optimizer, indices, weights, states, self.module_variant, self.host_columns)
         if planned is None:
             return None
         prepared, plans, groups = planned
         variant = self.variant
-        words = numpy.array([cuda_launch.scalar_values(variant, plan[2]) for plan in plans],
-                            dtype=numpy.float64).view(numpy.uint64)
+        if count > 1:
+            words = numpy.array([cuda_launch.scalar_values(variant, plan[2]) for plan in plans],
+                                dtype=numpy.float64).view(numpy.uint64)
 
         def run():
-            table = self.table.words
-            table[:, 1] = lo
-            table[:, self.scalars_at:] = words[0] if groups is None else words[groups]
             threads = ctypes.c_int(native.num_threads())
-            if count == 1:
-                native._single(lib, variant, self.suffix, [int(p) for p in table[0, :self.scalars_at - 2]],
-                               self.numel[0], plans[0][2], None, None, threads)
+            if count == 1:      # the single-tensor entry point, as the full path calls it
+                pointers = [self.addresses[0], grad_addresses[0]] + self.addresses[1:self.kernel_arrays]
+                native._single(lib, variant, self.suffix, pointers, self.numel[0], plans[0][2], None, None, threads)
             else:
+                table = self.table.words
+                table[:, 1] = grad_column
+                table[:, self.scalars_at:] = words[0] if groups is None else words[groups]
                 getattr(lib, variant["kernels"][self.suffix] + "_multi")(
                     ctypes.c_void_p(table.ctypes.data), ctypes.c_int(count),
                     ctypes.c_longlong(self.table.chunks), threads)
@@ -241,6 +244,8 @@ def _group_plans(optimizer, indices, weights, states, lrs, wds, host_columns):
     bits of each host scalar state (the rule reads nothing else that differs between
     parameters: see `qualifies`), and each parameter's group (None: one group)."""
     from ..spec_optimizer import _exact
+    if len(indices) == 1:
+        return optimizer._plans(indices, weights, states, lrs, wds), None
     ts = list(map(optimizer._index_update_count.__getitem__, indices))
     bits = [numpy.array(column, dtype=numpy.float64).view(numpy.uint64) for column in host_columns.values()]
     if all(map(operator.is_, lrs, itertools.repeat(lrs[0]))) and all(map(operator.is_, wds, itertools.repeat(wds[0]))) \
