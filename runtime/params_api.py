@@ -137,6 +137,7 @@ class Optimizer:
             fresh = self._build(group)
             fresh._index_update_count.update(engine._index_update_count)
             fresh.num_update = engine.num_update
+            fresh._kept_launches = engine._kept_launches    # they keep arrays only: valid for any values
             self._engines[group_index] = (self._values(group), fresh)
             engine = fresh
         return engine
@@ -160,31 +161,33 @@ class Optimizer:
         grads = list(grads)
         if len(grads) != len(self._params):
             raise ValueError(f"got {len(grads)} gradients for {len(self._params)} parameters")
-        plan = []
-        for group_index, group in enumerate(self.param_groups):
-            engine = self._engine(group_index)
-            ids, weights, gradients, states = [], [], [], []
-            for pid in self._ids(group_index):
-                param, grad = self._params[pid], grads[pid]
-                if grad is None:
+        plan, kept = [], []
+        try:
+            for group_index, group in enumerate(self.param_groups):
+                engine = self._engine(group_index)
+                ids, weights, gradients = self._numpy_group(group_index, grads)
+                if ids is None:
+                    ids, weights, gradients = self._group_arrays(group_index, grads)
+                states = list(map(self.state.get, ids))
+                if not ids:
                     continue
-                if arrays.family(grad) != arrays.family(param):
-                    raise TypeError(f"parameter {pid} is a {arrays.family(param)} array but its gradient "
-                                    f"is {arrays.family(grad) or type(grad).__name__}")
-                weight, gradient = arrays.view(param), arrays.view(grad)
-                validation.check_pair(pid, weight, gradient)
-                ids.append(pid)
-                weights.append(weight)
-                gradients.append(gradient)
-                states.append(self.state.get(pid))
-            if ids:
+                if engine._kept_launches and all(state is not None for state in states):
+                    # the arrays of an earlier update: its kept launch shows what _check would
+                    step = engine._kept_step(ids, weights, gradients, states)
+                    if step is not None:
+                        kept.append(step)
+                        continue
                 existing = [k for k, pid in enumerate(ids) if pid in self.state]
                 engine._check([ids[k] for k in existing], [weights[k] for k in existing],
                               [gradients[k] for k in existing], [states[k] for k in existing])
                 plan.append((engine, ids, weights, gradients, states))
+        except BaseException:
+            for step in reversed(kept):
+                step.cancel()
+            raise
         # every group is counted and planned before any kernel runs: a group that cannot step
         # (FTML with lr = 0) leaves every group's weights, states and counts as they were
-        prepared, created = [], {}
+        prepared, created = kept, {}
         try:
             for engine, ids, weights, gradients, states in plan:
                 for k, pid in enumerate(ids):
@@ -199,6 +202,36 @@ class Optimizer:
         for step in prepared:
             step.run()
         return loss
+
+    def _numpy_group(self, group_index, grads):
+        """(ids, weights, gradients) of a group's parameters that have a gradient, when all of
+        them and their gradients are NumPy arrays whose pairs `validation.pairs_fit` shows
+        (checked as maps over the group); (None, None, None) otherwise."""
+        pids = self._ids(group_index)
+        ids = [pid for pid in pids if grads[pid] is not None]
+        weights = list(map(self._params.__getitem__, ids))
+        gradients = list(map(grads.__getitem__, ids))
+        if validation.pairs_fit(ids, weights, gradients):     # plain NumPy arrays only
+            return ids, weights, gradients
+        return None, None, None
+
+    def _group_arrays(self, group_index, grads):
+        """(ids, weights, gradients) of a group's parameters that have a gradient, as views,
+        each pair checked (the errors name the parameter)."""
+        ids, weights, gradients = [], [], []
+        for pid in self._ids(group_index):
+            param, grad = self._params[pid], grads[pid]
+            if grad is None:
+                continue
+            if arrays.family(grad) != arrays.family(param):
+                raise TypeError(f"parameter {pid} is a {arrays.family(param)} array but its gradient "
+                                f"is {arrays.family(grad) or type(grad).__name__}")
+            weight, gradient = arrays.view(param), arrays.view(grad)
+            validation.check_pair(pid, weight, gradient)
+            ids.append(pid)
+            weights.append(weight)
+            gradients.append(gradient)
+        return ids, weights, gradients
 
     def zero_grad(self, set_to_none=True):
         """Clear torch tensors' gradients (NumPy and CuPy parameters carry none)."""

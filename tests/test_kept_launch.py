@@ -385,3 +385,31 @@ def test_copies_leave_kept_launches_out():
             opt.update(list(pair.indices), ws, grads, ss)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(copies[0][0], copies[1][0]))
     assert [v.uses for v in clone._kept_launches.values()] == [2]
+
+
+def test_params_api_lr_changes_and_failing_group(monkeypatch):
+    """A new lr in a param group rebuilds the group's engine, which takes over the kept
+    launches (arrays only); a group whose gradient does not fit raises, and the group
+    already prepared through its kept launch is cancelled: nothing steps."""
+    from optforge.runtime.spec_optimizer import SpecOptimizer
+    params, reference = arrays(0), arrays(0)
+    made = [optforge.optim.AdamW([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.002}], lr=0.01, weight_decay=0.1)
+            for ps in (params, reference)]
+    for step in range(5):
+        grads = arrays(step)
+        for opt in made:
+            opt.param_groups[0]["lr"] = 0.01 / (step + 1)
+        made[0].step(grads)
+        with monkeypatch.context() as patch:
+            patch.setattr(SpecOptimizer, "_keep_launch", lambda *args: None)
+            made[1].step(grads)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(params, reference))
+    engines = [engine for _, engine in made[0]._engines]
+    assert [v.uses for v in engines[0]._kept_launches.values()] == [3]
+    before = [p.copy() for p in params], [dict(e._index_update_count) for e in engines]
+    grads = arrays(9)
+    grads[3] = grads[3][:2]
+    with pytest.raises(ValueError, match="shape"):
+        made[0].step(grads)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(params, before[0]))
+    assert [e._index_update_count for _, e in made[0]._engines] == before[1]
