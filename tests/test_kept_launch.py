@@ -413,3 +413,21 @@ def test_params_api_lr_changes_and_failing_group(monkeypatch):
         made[0].step(grads)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(params, before[0]))
     assert [e._index_update_count for _, e in made[0]._engines] == before[1]
+
+
+def test_multi_precision_switched_on_leaves_the_kept_launch():
+    """float16 weights stepped without master copies are kept (float16 kernels); with
+    multi_precision switched on, update_multi_precision no longer takes the kept launch and
+    refuses the states without master copies, as the full path does, changing nothing."""
+    pair = Pair(*make("adam", "torch", {}), dtype=np.float16)
+    for _ in range(4):
+        pair.step(call="update_multi_precision")
+    assert pair.launch().uses == 2
+    pair.both(lambda opt: setattr(opt, "multi_precision", True))
+    for opt, ws, ss in zip(pair.opts, pair.weights, pair.states):
+        before = [w.copy() for w in ws], dict(opt._index_update_count)
+        with pytest.raises(ValueError, match="multi-precision state"):
+            opt.update_multi_precision(list(pair.indices), ws, arrays(5, SHAPES, np.float16), ss)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(ws, before[0]))
+        assert opt._index_update_count == before[1]
+    assert pair.launch().uses == 2
