@@ -431,3 +431,32 @@ def test_multi_precision_switched_on_leaves_the_kept_launch():
         assert all(a.tobytes() == b.tobytes() for a, b in zip(ws, before[0]))
         assert opt._index_update_count == before[1]
     assert pair.launch().uses == 2
+
+
+def test_new_tuples_of_the_same_state_arrays_are_served():
+    """States passed as new tuples of the same arrays every update (as optforge.torch makes
+    them) are served; a tuple holding another array, or a list, is not."""
+    pair = Pair(*make("adam", "torch", {}))
+    for opt, ws, ss in zip(pair.opts, pair.weights, pair.states):
+        ss[:] = [tuple(s) for s in ss]
+    for _ in range(4):
+        pair.seed += 1
+        grads = arrays(pair.seed)
+        for opt, ws, ss in zip(pair.opts, pair.weights, pair.states):
+            opt.update(list(pair.indices), ws, grads, [tuple(s) for s in ss])
+        pair.compare()
+    launch = pair.launch()
+    assert launch.uses == 2
+    for ss in pair.states:      # a tuple with another array in it: not served, and stepped right
+        ss[1] = (ss[1][0].copy(), ss[1][1])
+    pair.step()
+    assert launch.uses == 2
+    new = pair.launch()
+    assert new is not launch and new.uses == 0
+    for _ in range(2):          # lists: never served
+        pair.seed += 1
+        grads = arrays(pair.seed)
+        for opt, ws, ss in zip(pair.opts, pair.weights, pair.states):
+            opt.update(list(pair.indices), ws, grads, [list(s) for s in ss])
+        pair.compare()
+    assert pair.launch() is new and new.uses == 0

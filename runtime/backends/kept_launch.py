@@ -5,8 +5,9 @@ per parameter, the table built by `cuda_launch.table`) and ran as one multi-tens
 single-tensor) launch, its table is kept. A later update with the same indices reuses it
 when everything the table and the full path's checks concluded still holds:
 
-- the same weight and state objects (states: None, an array or a tuple of arrays, so that
-  the object's identity fixes its arrays), the same present states for the rule's current
+- the same weight objects and states holding the same array objects (None, an array or a
+  tuple of arrays: the same tuple, or a new one of the same arrays; never a list, which may
+  change its arrays under the same identity), the same present states for the rule's current
   hyperparameters, and for every weight and state array the shape, dtype and data address
   it had, still C-contiguous and writeable (the address is taken through the buffer
   protocol asking for a writeable C-contiguous buffer, which fails otherwise);
@@ -137,6 +138,7 @@ class KeptLaunch:
         self.indices = list(indices)
         self.weights = list(weights)
         self.states = list(states)
+        self.state_parts = _parts_by_identity(states)
         self.present = present
         self.arrays = arrays
         self.shapes = list(map(_SHAPE, arrays))
@@ -164,8 +166,12 @@ class KeptLaunch:
         count = len(self.weights)
         if len(weights) != count or len(grads) != count or len(states) != count or indices != self.indices:
             return None
-        if not (all(map(operator.is_, weights, self.weights)) and all(map(operator.is_, states, self.states))):
+        if not all(map(operator.is_, weights, self.weights)):
             return None
+        if not all(map(operator.is_, states, self.states)):
+            if _parts_by_identity(states) != self.state_parts:
+                return None
+            self.states = list(states)      # new tuples of the same arrays (made anew each update)
         if native.backend() != "native" or tuple(optimizer._present_states()) != self.present:
             return None
         arrays = self.arrays
@@ -222,6 +228,35 @@ class KeptLaunch:
 
         prepared.kernels = run
         return prepared
+
+
+class _Same:
+    """An object equal only to itself, as `==` of lists compares it (arrays by identity)."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return type(other) is _Same and other.value is self.value
+
+    __hash__ = None
+
+
+def _parts_by_identity(states):
+    """The arrays of the states (None, arrays or tuples of them) with each state's length,
+    comparable with `==` by identity; None when a state is anything else (a list may
+    change its arrays under the same identity)."""
+    out = []
+    for state in states:
+        if type(state) is tuple:
+            out.append(len(state))
+            out.extend(map(_Same, state))
+        elif state is None or type(state) is numpy.ndarray:
+            out.append(_Same(state))
+        else:
+            return None
+    return out
 
 
 def _plan(optimizer, indices, weights, states, module_variant, host_columns):
