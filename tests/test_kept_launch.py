@@ -460,3 +460,25 @@ def test_new_tuples_of_the_same_state_arrays_are_served():
             opt.update(list(pair.indices), ws, grads, [list(s) for s in ss])
         pair.compare()
     assert pair.launch() is new and new.uses == 0
+
+
+def test_gradient_over_a_host_scalar_state_is_not_served():
+    """NAdam's mu_product (a 0-d float64 state) kept in memory that a later gradient views:
+    that update is not served, as the full path's overlap check sends it to the NumPy code."""
+    pair = Pair(*make("nadam", "torch", {}), shapes=[(8,), (8,)])
+    memories = []
+    for ss in pair.states:
+        memory = np.zeros(16, np.float32)
+        mu = memory[4:6].view(np.float64).reshape(())
+        mu[...] = ss[1][2]
+        ss[1] = (ss[1][0], ss[1][1], mu)
+        memories.append(memory)
+    for _ in range(3):
+        pair.step()
+    launch = pair.launch()
+    assert launch.uses == 1 and launch.host_columns["mu_product"][1] is pair.states[0][1][2]
+    for opt, ws, ss, memory in zip(pair.opts, pair.weights, pair.states, memories):
+        grads = [arrays(6, [(8,)])[0], memory[:8]]      # bytes 16 to 24 are mu_product's
+        opt.update(list(pair.indices), ws, grads, ss)
+    pair.compare()
+    assert launch.uses == 1

@@ -132,7 +132,7 @@ class KeptLaunch:
                  host_columns):
         count = len(weights)
         self.host_columns = host_columns    # host scalar state name -> its 0-d arrays
-        owned_count = self.kernel_arrays = len(arrays)     # weights and kernel states
+        self.kernel_arrays = len(arrays)     # weights and kernel states
         arrays = arrays + [a for column in host_columns.values() for a in column]
         self.module = optimizer._module
         self.indices = list(indices)
@@ -154,8 +154,10 @@ class KeptLaunch:
         self.numel = [int(w.size) for w in weights]
         self.nbytes = numpy.array(self.numel, dtype=numpy.uint64) * numpy.uint64(dtype.itemsize)
         self.itemsize = numpy.uint64(dtype.itemsize)
-        owned = numpy.array(addresses[:owned_count], dtype=numpy.uint64).reshape(-1, count).T   # weight, states
-        self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
+        # (parameters, arrays) first byte and last byte + 1 of each parameter's weight and states
+        owned = numpy.array(addresses, dtype=numpy.uint64).reshape(-1, count).T
+        sizes = numpy.array(list(map(operator.attrgetter("nbytes"), arrays)), dtype=numpy.uint64).reshape(-1, count).T
+        self.owned_lo, self.owned_hi = owned, owned + sizes
         self.grad_addresses = None      # the last gradients' addresses shown not to overlap...
         self.grad_column = None         # ...as the table's column
         self.uses = 0                   # updates served
