@@ -177,6 +177,17 @@ def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=Non
     return y, {"z": z, "x": x, "exp_avg_sq": v, "lr_max": lr_max, "weight_sum": weight_sum}
 
 
+def schedulefree_eval(y, z, *, beta1):
+    """The reference implementation's AdamWScheduleFree.eval(): p.lerp_(z, 1 - 1/beta1), i.e.
+    x = (y - (1 - beta1) z) / beta1, recovered from the weight y and the state z."""
+    return y + (1 - 1 / beta1) * (z - y)
+
+
+def schedulefree_train(x, z, *, beta1):
+    """AdamWScheduleFree.train(): p.lerp_(z, 1 - beta1), i.e. y = beta1 x + (1 - beta1) z."""
+    return x + (1 - beta1) * (z - x)
+
+
 RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop,
          "adopt": adopt, "ademamix": ademamix, "cadamw": cadamw,
          "schedulefreeadamw": schedulefreeadamw}
