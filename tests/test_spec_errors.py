@@ -282,3 +282,53 @@ def test_unreadable_spec_names_the_file(tmp_path):
     with pytest.raises(SpecError, match="cannot read spec") as info:
         load_rule(path)
     assert info.value.path == str(path) and info.value.line is None
+
+
+# [modes]: (id, the table's lines, message fragment, the text the error must point at)
+MODE_CASES = [
+    ("mode-reads-grad", 'train = "weight = mom"\neval = "weight = mom - lr * grad"',
+     "mode 'eval' cannot read 'grad'", "weight = mom - lr"),
+    ("mode-reads-t", 'train = "weight = mom * t"\neval = "weight = mom"', "mode 'train' cannot read 't'",
+     "weight = mom * t"),
+    ("mode-assigns-state", 'train = "weight = mom"\neval = "mom = weight\\nweight = mom"',
+     "cannot assign to 'mom'", "mom = weight"),
+    ("mode-missing", 'train = "weight = mom"', "[modes] needs both train and eval; 'eval' is missing",
+     "modes]"),
+    ("mode-unknown", 'train = "weight = mom"\neval = "weight = mom"\ntest = "weight = mom"',
+     "unknown mode 'test'", "test ="),
+    ("mode-if", 'train = "weight = mom"\neval = """\nif momentum > 0:\n    weight = mom\n"""',
+     "mode 'eval' is straight-line assignments", "if momentum"),
+    ("mode-norm", 'train = "weight = mom / norm(mom)"\neval = "weight = mom"', "mode 'train' must be element-wise",
+     "weight = mom /"),
+    ("mode-no-weight", 'train = "a = mom"\neval = "weight = mom"', "mode 'train' never assigns 'weight'",
+     '"a = mom"'),
+    ("mode-unknown-name", 'train = "weight = mmo"\neval = "weight = mom"', "unknown name 'mmo'", "mmo"),
+    ("mode-not-a-string", 'train = 3\neval = "weight = mom"', "mode 'train' must be a formula string", "3\n"),
+]
+
+
+@pytest.mark.parametrize("case", MODE_CASES, ids=[c[0] for c in MODE_CASES])
+def test_malformed_modes(case, tmp_path):
+    ident, table, fragment, token = case
+    text = with_update(GOOD_UPDATE, TABLES + "\n[modes]\n" + table + "\n")
+    path = tmp_path / "toy.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_rule(path)
+    err = info.value
+    assert fragment in err.message, f"{ident}: {err}"
+    offset = text.index(token, text.index("[modes]"))
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    assert (err.line, err.col) == (line, col), f"{ident}: reported at {err.line}:{err.col}, expected {line}:{col}: {err}"
+
+
+def test_modes_are_parsed(tmp_path):
+    import sympy
+    path = tmp_path / "toy.toml"
+    path.write_text(with_update(GOOD_UPDATE, TABLES + '\n[modes]\ntrain = "weight = weight + momentum * mom"\n'
+                                'eval = "weight = weight - momentum * mom"\n'))
+    rule = load_rule(path)
+    assert sorted(rule.modes) == ["eval", "train"]
+    (stmt,) = rule.modes["train"][0]
+    assert stmt.target == "weight" and stmt.expr == sympy.Symbol("weight") + sympy.Symbol("momentum") * sympy.Symbol("mom")
