@@ -230,3 +230,66 @@ def test_torch():
     opt.train()
     for p, q in zip(params, copy):
         assert torch.equal(p.detach(), q.detach())
+
+
+@pytest.mark.parametrize("suffix", ["f32", "f64"])
+def test_generated_c_kernels_of_the_modes_match_numpy(suffix, request, tmp_path_factory):
+    """The [modes] kernels of generated/cuda (run on the CPU from the same source,
+    tests/cuda_host.py) and generated/cpu (the native library), one tensor and the
+    multi-tensor table, bit for bit against the NumPy mode kernels (the same three-address
+    code, no FMA contraction on either side)."""
+    import ctypes
+    from pathlib import Path
+
+    import cuda_host
+    from optforge.runtime.backends import cuda_launch, native
+    dtype = {"f32": np.float32, "f64": np.float64}[suffix]
+    cls = type(optforge.create("schedulefreeadamw"))
+    module, meta = cls._module, cuda_launch.metadata(cls._module)
+    hyper = {"beta1": 0.7}
+    rng = np.random.default_rng(21)
+    shapes = [(70001,), (5, 3)]           # one spans two 65536-element chunks of the table
+    weights = [signed(rng, s, 1.5, dtype) for s in shapes]
+    states = [{name: signed(rng, s, 1.0, dtype) for name in ("z", "x", "exp_avg_sq")} for s in shapes]
+    folder = Path(__file__).resolve().parent.parent / "generated" / "cuda"
+    cuda_host.need(cuda_host.compiler(), "g++")
+    source = folder / "schedulefreeadamw.cu"
+    built = cuda_host.build_all([source], folder, cuda_host.cache_folder(request.config, tmp_path_factory))
+    emulated = cuda_host.HostKernels(built[source])
+    lib = native.library(module)
+    for mode in ("eval", "train"):
+        mv = meta.MODES[mode]
+        scalars = module.MODES[mode]["host"](**hyper)
+        expected = []
+        for w, st in zip(weights, states):
+            out = w.copy()
+            module.MODES[mode]["kernel"](np, out, None, *(st[n] for n in module.MODES[mode]["states"]
+                                                           if n in st), **scalars)
+            expected.append(out)
+        for how in ("cuda-one", "cuda-multi", "cpu-one", "cpu-multi"):
+            got = [w.copy() for w in weights]
+            grads = [np.zeros_like(w) for w in weights]    # loaded, not used
+            pointers = [[g_w, g] + [st[n] for n in mv["states"]] for g_w, g, st in zip(got, grads, states)]
+            values = cuda_launch.kernel_scalars(mv, scalars, suffix)
+            if how.endswith("multi"):
+                entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, None,
+                            cuda_launch.weight_rows(ptrs[0].shape)) for ptrs in pointers]
+                table = cuda_launch.table(mv, entries, meta.CHUNK)
+                if how == "cuda-multi":
+                    emulated.launch(mv["kernels"][suffix] + "_multi", [table.words, np.int32(len(got)), table.chunks],
+                                    blocks=3, threads=4)
+                else:
+                    getattr(lib, mv["kernels"][suffix] + "_multi")(
+                        ctypes.c_void_p(table.words.ctypes.data), ctypes.c_int(len(got)),
+                        ctypes.c_longlong(table.chunks), ctypes.c_int(2))
+            else:
+                for ptrs in pointers:
+                    if how == "cuda-one":
+                        emulated.launch(mv["kernels"][suffix], list(ptrs) + [ptrs[0].size] + values)
+                    else:
+                        kind = ctypes.c_double if suffix == "f64" else ctypes.c_float
+                        getattr(lib, mv["kernels"][suffix])(*[ctypes.c_void_p(p.ctypes.data) for p in ptrs],
+                                                            ctypes.c_longlong(ptrs[0].size),
+                                                            *[kind(v) for v in values], ctypes.c_int(2))
+            for k, (g, e) in enumerate(zip(got, expected)):
+                assert np.array_equal(g.view(np.uint8), e.view(np.uint8)), f"{mode} {how} parameter {k}"
