@@ -23,6 +23,7 @@ TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "
              "update", "skip_if", "requires", "matrix", "decay_suffixes", "lr_before_count", "sparse_update",
              "hyperparameters", "states", "options", "name_flags", "modes")
 MODES = ("train", "eval")       # [modes]: steps run in "train"; "eval" is the point to evaluate
+MODE_METHODS = ("train", "eval", "mode")     # runtime/modes.py's methods on such classes
 # inputs of a step that a mode (a weight rewrite between steps) has no value for
 MODE_UNREADABLE = ("grad", "t", "lr", "wd", "rescale_grad", "clip_gradient", "ndim", "numel", "rows", "cols",
                    "machine_epsilon")
@@ -201,6 +202,10 @@ class _Loader:
         if self.data.get("matrix") or any(st.shape in ("rows", "cols") or st.when is not None for st in states):
             raise self.error("[modes] is for element-wise rules whose states always exist (no matrix "
                              "view, no row or column states, no state with 'when')", "modes")
+        for name in MODE_METHODS:   # the classes of a rule with modes have these methods
+            if name in names and names[name].role == "hyperparameter":
+                raise self.error(f"hyperparameter '{name}' would hide the method {name}() of a rule "
+                                 "with [modes]: give it another name", "hyperparameters", name)
         scope = {name: meta for name, meta in names.items() if meta.role != "name flag"}
         scope["weight"] = replace(scope["weight"], assignable=True)
         for st in states:

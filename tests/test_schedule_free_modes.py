@@ -293,3 +293,24 @@ def test_generated_c_kernels_of_the_modes_match_numpy(suffix, request, tmp_path_
                                                             *[kind(v) for v in values], ctypes.c_int(2))
             for k, (g, e) in enumerate(zip(got, expected)):
                 assert np.array_equal(g.view(np.uint8), e.view(np.uint8)), f"{mode} {how} parameter {k}"
+
+
+def test_mxnet_style_multi_precision():
+    """float16 weights with a float32 master copy: the switch rewrites the master copy
+    (eval: the float32 x) and rounds it into the weight; the round trip restores both."""
+    rng = np.random.default_rng(8)
+    opt = optforge.create("schedulefreeadamw", learning_rate=0.05, multi_precision=True, **HP)
+    weight = signed(rng, (6, 5), 1.5, np.float16)
+    state = opt.create_state_multi_precision(0, weight)
+    for _ in range(3):
+        opt.update_multi_precision(0, weight, signed(rng, (6, 5), 2.0, np.float16), state)
+    master, inner = state
+    training, training_master = weight.copy(), master.copy()
+    opt.eval(0, weight, state)
+    np.testing.assert_array_equal(master, inner[1])                  # the float32 x
+    np.testing.assert_array_equal(weight, inner[1].astype(np.float16))
+    with pytest.raises(ValueError, match="eval mode"):
+        opt.update_multi_precision(0, weight, signed(rng, (6, 5), 2.0, np.float16), state)
+    opt.train(0, weight, state)
+    np.testing.assert_array_equal(master, training_master)
+    np.testing.assert_array_equal(weight, training)

@@ -284,6 +284,7 @@ def test_unreadable_spec_names_the_file(tmp_path):
     assert info.value.path == str(path) and info.value.line is None
 
 
+MODE_TABLES = TABLES.replace("mode = {", "kind = {")   # `mode` would hide the method mode()
 # [modes]: (id, the table's lines, message fragment, the text the error must point at)
 MODE_CASES = [
     ("mode-reads-grad", 'train = "weight = mom"\neval = "weight = mom - lr * grad"',
@@ -310,7 +311,7 @@ MODE_CASES = [
 @pytest.mark.parametrize("case", MODE_CASES, ids=[c[0] for c in MODE_CASES])
 def test_malformed_modes(case, tmp_path):
     ident, table, fragment, token = case
-    text = with_update(GOOD_UPDATE, TABLES + "\n[modes]\n" + table + "\n")
+    text = with_update(GOOD_UPDATE, MODE_TABLES + "\n[modes]\n" + table + "\n")
     path = tmp_path / "toy.toml"
     path.write_text(text)
     with pytest.raises(SpecError) as info:
@@ -323,10 +324,19 @@ def test_malformed_modes(case, tmp_path):
     assert (err.line, err.col) == (line, col), f"{ident}: reported at {err.line}:{err.col}, expected {line}:{col}: {err}"
 
 
+def test_modes_refuse_a_hyperparameter_hiding_their_methods(tmp_path):
+    path = tmp_path / "toy.toml"
+    text = with_update(GOOD_UPDATE, TABLES + '\n[modes]\ntrain = "weight = mom"\neval = "weight = mom"\n')
+    path.write_text(text)      # TABLES has an enum hyperparameter called `mode`
+    with pytest.raises(SpecError, match="hyperparameter 'mode' would hide the method mode") as info:
+        load_rule(path)
+    assert text.split("\n")[info.value.line - 1].startswith("mode = {")
+
+
 def test_modes_are_parsed(tmp_path):
     import sympy
     path = tmp_path / "toy.toml"
-    path.write_text(with_update(GOOD_UPDATE, TABLES + '\n[modes]\ntrain = "weight = weight + momentum * mom"\n'
+    path.write_text(with_update(GOOD_UPDATE, MODE_TABLES + '\n[modes]\ntrain = "weight = weight + momentum * mom"\n'
                                 'eval = "weight = weight - momentum * mom"\n'))
     rule = load_rule(path)
     assert sorted(rule.modes) == ["eval", "train"]

@@ -185,6 +185,7 @@ SPEC = {
     'decay_suffixes': None,
     'lr_before_count': False,
     'sparse_update': 'standard',
+    'modes': {'train': 'weight = beta1 * x + (1 - beta1) * z', 'eval': 'weight = x'},
 }
 
 
