@@ -18,13 +18,8 @@ from .backends import array_module, quiet
 from .optimizer import _low_precision, master_state
 from .spec_optimizer import _state_parts
 
-MODE_NAMES = ("train", "eval")
 EVAL_MODE_MESSAGE = ("{name} is in eval mode: call train() before step() (eval() set the weights to the "
                      "point to evaluate; steps run on the training point)")
-
-
-def has_modes(engine_class):
-    return getattr(engine_class._module, "MODES", None) is not None
 
 
 def prepare_mode(engine, mode, indices, weights, states):
