@@ -15,6 +15,7 @@
    `stages.py`. Common subexpressions and small integer powers are handled when
    the tensor expressions are lowered to three-address code (`tac.py`).
 """
+import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Analysis:
     rule: object
     atoms: tuple                  # condition atoms (sympy booleans)
     variants: dict                # key -> Variant
+    modes: dict = field(default_factory=dict)   # [modes]: "train"/"eval" -> (its Rule, its one Variant)
 
 
 def analyse(rule):
@@ -98,7 +100,21 @@ def analyse(rule):
             truth = dict(zip(atoms, key))
             variants[key] = _Specialiser(rule, atoms, truth).variant(key)
     _unique_names(variants.values())
-    return Analysis(rule, tuple(atoms), variants)
+    return Analysis(rule, tuple(atoms), variants, _modes(rule))
+
+
+def _modes(rule):
+    """Each mode of [modes] analysed as a rule of its own (the same symbol table, the mode's
+    statements): one straight-line variant named `mode_<mode>` (the loader allows no
+    conditions in a mode and no conditional state in a rule with modes)."""
+    out = {}
+    for mode, (statements, text) in rule.modes.items():
+        mode_rule = dataclasses.replace(rule, statements=statements, update_text=text, skip_if=None,
+                                        requires=None, modes={})
+        (variant,) = analyse(mode_rule).variants.values()
+        variant.name, variant.description = f"mode_{mode}", f"{mode} mode"
+        out[mode] = (mode_rule, variant)
+    return out
 
 
 def _unique_names(variants):

@@ -202,6 +202,7 @@ class Rule:
     source: str = ""             # the spec file text (for `optforge show`)
     extends: str = ""
     matrix: str = ""                      # "first_rest" | "last_two" for matrix rules, else ""
+    modes: dict = field(default_factory=dict)   # "train"/"eval" -> (statements, text): weight rewrites
 
     def hyperparameter(self, name):
         for hp in self.hyperparameters:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import Cascade, SpecError, SpecErrors
-from .functions import MATRIX_FUNCTIONS
+from .functions import MATRIX_FUNCTIONS, ColMean, Norm, Normal, RowMean
 from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, Assign, Hyperparameter, If, Location,
                  Loop, Range, Rule, State)
 from .ir import walk as walk_statements
@@ -21,7 +21,12 @@ from .spec_file import read_with_bases
 
 TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "extends", "remove",
              "update", "skip_if", "requires", "matrix", "decay_suffixes", "lr_before_count", "sparse_update",
-             "hyperparameters", "states", "options", "name_flags")
+             "hyperparameters", "states", "options", "name_flags", "modes")
+MODES = ("train", "eval")       # [modes]: steps run in "train"; "eval" is the point to evaluate
+MODE_METHODS = ("train", "eval", "mode")     # runtime/modes.py's methods on such classes
+# inputs of a step that a mode (a weight rewrite between steps) has no value for
+MODE_UNREADABLE = ("grad", "t", "lr", "wd", "rescale_grad", "clip_gradient", "ndim", "numel", "rows", "cols",
+                   "machine_epsilon")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
@@ -145,6 +150,7 @@ class _Loader:
             requires = self._attempt(self._condition, "requires", names, requires_text)
         options = self._options()
         matrix = self._attempt(self._matrix, statements, states)
+        modes = self._attempt(self._modes, names, states) or {}
         self._raise_errors()
         return Rule(
             name=name, key=name.lower(), flavor=flavor,
@@ -167,6 +173,7 @@ class _Loader:
             source=self.spec.text,
             extends=str(self.spec.files[0].path) if len(self.spec.files) > 1 else "",
             matrix=matrix,
+            modes=modes,
         )
 
     def _matrix(self, statements, states):
@@ -178,6 +185,59 @@ class _Loader:
                    or (isinstance(stmt, Loop) and isinstance(stmt.count, str))   # repeated by NumPy code
                    for stmt in walk_statements(statements))
         return "first_rest" if uses or any(st.shape == "cols" for st in states) else ""
+
+    def _modes(self, names, states):
+        """[modes]: {"train": block, "eval": block}, each a straight-line, element-wise rewrite
+        of the weight from the states and hyperparameters (Schedule-Free's y and x); returns
+        {mode: (statements, text)}."""
+        table = self._table("modes")
+        if not table:
+            return {}
+        for key in table:
+            if key not in MODES:
+                raise self.error(_unknown("mode", key, MODES), "modes", key)
+        for key in MODES:
+            if key not in table:
+                raise self.error(f"[modes] needs both {' and '.join(MODES)}; '{key}' is missing", "modes")
+        if self.data.get("matrix") or any(st.shape in ("rows", "cols") or st.when is not None for st in states):
+            raise self.error("[modes] is for element-wise rules whose states always exist (no matrix "
+                             "view, no row or column states, no state with 'when')", "modes")
+        for name in MODE_METHODS:   # the classes of a rule with modes have these methods
+            if name in names and names[name].role == "hyperparameter":
+                raise self.error(f"hyperparameter '{name}' would hide the method {name}() of a rule "
+                                 "with [modes]: give it another name", "hyperparameters", name)
+        scope = {name: meta for name, meta in names.items() if meta.role != "name flag"}
+        scope["weight"] = replace(scope["weight"], assignable=True)
+        for st in states:
+            scope[st.name] = Name(st.name, st.kind, NUM, "state", False, False)
+        out = {}
+        for key in MODES:
+            text = table[key]
+            keys = ("modes", key)
+            if not isinstance(text, str) or not text.strip():
+                raise self.error(f"mode '{key}' must be a formula string such as \"weight = x\"", *keys, value=True)
+            parser = FormulaParser(scope, self.spec.owner(*keys).path, self.spec.string_origin(*keys),
+                                   poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys))
+            statements = parser.parse_block(text)
+            assigned = set()
+            for stmt in statements:
+                if not isinstance(stmt, Assign):
+                    raise SpecError(f"mode '{key}' is straight-line assignments: no if or for",
+                                    stmt.loc.path, stmt.loc.line, stmt.loc.col)
+                read = sorted(sym.name for sym in stmt.expr.free_symbols
+                              if sym.name in MODE_UNREADABLE and sym.name not in assigned)
+                if read:
+                    raise SpecError(f"mode '{key}' cannot read '{read[0]}': a mode rewrites the weight "
+                                    "between steps, from the states and hyperparameters only",
+                                    stmt.loc.path, stmt.loc.line, stmt.loc.col)
+                if stmt.expr.has(Norm, RowMean, Normal, ColMean, *MATRIX_FUNCTIONS):
+                    raise SpecError(f"mode '{key}' must be element-wise: no norms, means, noise or "
+                                    "matrix functions", stmt.loc.path, stmt.loc.line, stmt.loc.col)
+                assigned.add(stmt.target)
+            if "weight" not in assigned:
+                raise self.error(f"mode '{key}' never assigns 'weight'", *keys, value=True)
+            out[key] = (statements, text)
+        return out
 
     def _condition(self, key, names, text):
         condition = self.parser(key, names).parse_condition(text, ("hyperparameter", "builtin", "shape input",
@@ -205,7 +265,7 @@ class _Loader:
         (once, where the key is) instead of reporting a missing key and a strange entry."""
         self.misplaced = set()
         for spec in self.spec.files:
-            for table in ("hyperparameters", "states", "options", "name_flags"):
+            for table in ("hyperparameters", "states", "options", "name_flags", "modes"):
                 entries = spec.data.get(table)
                 if not isinstance(entries, dict):
                     continue

@@ -10,6 +10,8 @@ def spec_metadata(rule, spec_path):
     out = _metadata(rule, spec_path)
     if rule.matrix:   # only matrix rules carry the key: element-wise specs' metadata is unchanged
         out["matrix"] = rule.matrix
+    if rule.modes:    # likewise only rules with [modes]: mode -> its formula text
+        out["modes"] = {mode: text for mode, (_, text) in rule.modes.items()}
     return out
 
 

@@ -10,6 +10,7 @@ import difflib
 import math
 import re
 import textwrap
+import warnings
 from dataclasses import dataclass, replace
 
 import sympy
@@ -174,7 +175,11 @@ class FormulaParser:
     def _parse(self, text, mode):
         self._source = self._prepare(text)
         try:
-            tree = ast.parse(self._source, filename=self.path, mode=mode)
+            # Python's compiler warns about some odd tokens (`1if`, `"\d"`) while parsing; what
+            # is wrong in a formula is reported as a SpecError by the checks below, never as noise
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(self._source, filename=self.path, mode=mode)
         except (RecursionError, MemoryError):   # Python's own parser gives up on deep nesting
             raise SpecError(f"formula nested too deeply (the limit is {MAX_DEPTH} levels)",
                             self.path, self.origin[0], self.origin[1]) from None

@@ -521,6 +521,10 @@ class ScheduleFreeAdamW(Optimizer):
         weight_decay: float = 0.0,
     ) -> None: ...
 
+    def train(self) -> None: ...
+
+    def eval(self) -> None: ...
+
 
 class Signum(Optimizer):
     'Signum: SGD on the sign of a momentum average; signSGD when momentum is 0 (specs/signum.toml).'

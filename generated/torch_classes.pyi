@@ -677,6 +677,10 @@ class ScheduleFreeAdamW(Optimizer):
         master_weights: bool = False,
     ) -> None: ...
 
+    def train(self) -> None: ...
+
+    def eval(self) -> None: ...
+
 
 class Signum(Optimizer):
     'Signum: SGD on the sign of a momentum average; signSGD when momentum is 0 (specs/signum.toml).'

@@ -22,6 +22,10 @@ def class_docstring(spec, parameters=None):
               "``clip(x, c)`` is ``min(max(x, -c), c)``."]
     if spec.get("skip_if"):
         lines += ["", f"The whole step is skipped (weight and states unchanged) when ``{spec['skip_if']}``."]
+    if spec.get("modes"):
+        lines += ["", "Modes: steps run in train mode; ``eval()`` and ``train()`` rewrite the weights between "
+                  "steps (a step in eval mode raises ValueError): "
+                  + "; ".join(f"{mode}: ``{text.strip()}``" for mode, text in spec["modes"].items()) + "."]
     lines += ["", "Parameters", "----------"]
     lines += mxnet_parameters(spec) if parameters is None else parameters
     if spec["states"]:

@@ -422,8 +422,12 @@ def params_class(engine_class):
            f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
            "Call as optimizer(grads) or optimizer.step(grads); state_dict() uses torch's layout.\n\n"
            + class_docstring(spec, parameters=parameter_docs(spec)))
-    return type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
-                                             "__doc__": doc, "__module__": "optforge.optim"})
+    bases = (Optimizer,)
+    if getattr(engine_class._module, "MODES", None) is not None:   # train()/eval() (runtime/modes.py)
+        from .modes import ParamsModes
+        bases = (ParamsModes, Optimizer)
+    return type(spec["name"], bases, {"engine_class": engine_class, "__init__": __init__,
+                                      "__doc__": doc, "__module__": "optforge.optim"})
 
 
 _CLASSES = {}

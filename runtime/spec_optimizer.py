@@ -72,7 +72,8 @@ class SpecOptimizer(Optimizer):
         """The optimizer `config()` describes; everything is checked (the constructor checks
         the arguments, `_restore_counters` the counters) before the optimizer is returned."""
         from .registry import lookup
-        validation.entries("saved optimizer", config, ("name", "flavor", "arguments", "counters"))
+        validation.entries("saved optimizer", config, ("name", "flavor", "arguments", "counters"),
+                           optional=("modes",))
         if not isinstance(config["name"], str) or not isinstance(config["flavor"], str):
             raise ValueError("saved optimizer name and flavor must be strings")
         cls = lookup(config["name"], config["flavor"])
@@ -90,6 +91,10 @@ class SpecOptimizer(Optimizer):
         learning_rate = arguments.pop("learning_rate")
         optimizer = cls(learning_rate=learning_rate if learning_rate is not None else 0.0, **arguments)
         optimizer._restore_counters(config["counters"])
+        if "modes" in config:
+            if not hasattr(optimizer, "_restore_modes"):
+                raise ValueError(f"saved optimizer has modes, but {cls.__name__} has no train/eval modes")
+            optimizer._restore_modes(config["modes"])
         return optimizer
 
     # -- states ------------------------------------------------------------------
@@ -693,7 +698,11 @@ def optimizer_class(module):
     }
     for meta in spec["hyperparameters"]:
         namespace[meta["name"]] = _hyperparameter_property(meta)
-    cls = type(spec["name"], (SpecOptimizer,), namespace)
+    bases = (SpecOptimizer,)
+    if getattr(module, "MODES", None) is not None:   # train()/eval() (runtime/modes.py)
+        from .modes import MXNetModes
+        bases = (MXNetModes, SpecOptimizer)
+    cls = type(spec["name"], bases, namespace)
     return cls
 
 

@@ -90,6 +90,30 @@ class Updater:
                 groups.append(members[start:start + int(size)])
         return groups
 
+    def train(self, index, weight):
+        """Rules with train/eval modes (runtime/modes.py): these weights back to the training point."""
+        self._switch("train", index, weight)
+
+    def eval(self, index, weight):
+        """Rules with train/eval modes: these weights (an index and weight, or lists) to the
+        point to evaluate, from the states this updater holds; their steps raise until train()."""
+        self._switch("eval", index, weight)
+
+    def _switch(self, mode, index, weight):
+        if not hasattr(self.optimizer, "_set_modes"):
+            raise TypeError(f"{type(self.optimizer).__name__} has no train/eval modes")
+        indices, weights = (list(index), list(weight)) if isinstance(index, (list, tuple)) else ([index], [weight])
+        if len(indices) != len(weights):
+            raise ValueError(f"{mode}() needs as many weights as indices, got {len(indices)} and {len(weights)}")
+        held = [k for k, i in enumerate(indices) if i in self.states]
+        states = [self.states[indices[k]] if self.states_synced[indices[k]]
+                  else _sync(self.states[indices[k]], weights[k]) for k in held]
+        getattr(self.optimizer, mode)([indices[k] for k in held], [weights[k] for k in held], states)
+        for k, state in zip(held, states):
+            self.states[indices[k]], self.states_synced[indices[k]] = state, True
+        # a parameter without a state yet is every point at once: only its mode is recorded
+        self.optimizer._set_modes([i for k, i in enumerate(indices) if k not in held], mode)
+
     def get_states(self, dump_optimizer=False):
         """The states (and with dump_optimizer=True the optimizer) as bytes; no pickle."""
         optimizer = None

@@ -1,4 +1,4 @@
-"""ADOPT, AdEMAMix, C-AdamW, Schedule-Free AdamW (MXNet conventions) and the torch flavor's ASGD and SparseAdam
+"""ADOPT, AdEMAMix, C-AdamW, Schedule-Free AdamW, Adan, NovoGrad (MXNet conventions) and the torch flavor's ASGD and SparseAdam
 against their hand-written references (tests/reference/papers.py, torch_optim.py) under the
 common schedule of support.check_against_reference: 6 steps on two parameters of different
 shapes, signed data beyond the clip bound, wd > 0 (SparseAdam: 0, it has none),
@@ -25,6 +25,8 @@ PAPER_CASES = [
     ("cadamw", {}), ("cadamw", {"mask_epsilon": 1e-8, "beta1": 0.5}),
     ("schedulefreeadamw", {}), ("schedulefreeadamw", {"warmup_steps": 6, "r": 0.5, "decay_at_z": True}),
     ("schedulefreeadamw", {"weight_lr_power": 0.0, "beta1": 0.5}),
+    # the state's first update is not step 1 here (begin_num_update = 3): its own branch must run
+    ("adan", {}), ("adan", {"maximize": True}), ("novograd", {}), ("novograd", {"beta1": 0.5}),
 ]
 TORCH_CASES = [
     ("asgd", {}), ("asgd", {"t0": 5.0, "lambd": 0.05, "alpha": 0.5}),   # averaging from t = 8 (t runs 4..9)
@@ -68,14 +70,39 @@ def test_torch_flavor_matches_the_documented_algorithm(name, hp, dtype, clip):
                             dtype, clip)
 
 
-def test_adopt_first_step_only_initialises_the_second_moment():
-    opt = optforge.create("adopt", learning_rate=0.1, wd=0.0)
+@pytest.mark.parametrize("begin", [0, 5])
+def test_adopt_first_step_only_initialises_the_second_moment(begin):
+    """The state's first update, whatever the count (begin_num_update), sets v = g**2 and
+    moves nothing else; the second one divides by sqrt(v), not by epsilon."""
+    opt = optforge.create("adopt", learning_rate=0.1, wd=0.0, begin_num_update=begin, use_clipping=False,
+                          beta1=0.5)
     w = np.array([1.0, -2.0, 3.0])
     state = opt.create_state(0, w)
     opt.update(0, w, np.array([0.5, -4.0, 0.0]), state)
     np.testing.assert_array_equal(w, [1.0, -2.0, 3.0])
     np.testing.assert_array_equal(state[0], 0.0)
     np.testing.assert_array_equal(state[1], [0.25, 16.0, 0.0])
+    opt.update(0, w, np.array([0.5, -4.0, 0.0]), state)
+    # m = (1 - beta1) * g / sqrt(v) = 0.5 * (1, -1, 0) (0 / max(0, eps) = 0); w -= lr * m
+    np.testing.assert_allclose(w, [1.0 - 0.05, -2.0 + 0.05, 3.0], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("begin", [0, 5])
+def test_novograd_and_adan_first_update_with_begin_num_update(begin):
+    """The first update of a fresh state takes the first-step branch (v = ||g||^2, m without
+    the decayed old m; Adan's first gradient difference 0), also when the count starts at begin + 1."""
+    g = np.array([3.0, -4.0])
+    opt = optforge.create("novograd", learning_rate=0.1, wd=0.0, begin_num_update=begin)
+    w = np.array([1.0, 1.0])
+    state = opt.create_state(0, w)
+    opt.update(0, w, g, state)
+    assert float(state[1]) == 25.0                         # ||g||^2
+    np.testing.assert_allclose(state[0], g / (5.0 + 1e-8), rtol=1e-15)
+    opt = optforge.create("adan", learning_rate=0.1, wd=0.0, begin_num_update=begin)
+    w = np.array([1.0, 1.0])
+    state = opt.create_state(0, w)
+    opt.update(0, w, g, state)
+    np.testing.assert_array_equal(state[1], 0.0)           # the average of differences: g - g = 0
 
 
 def test_cadamw_masks_the_elements_whose_step_disagrees_with_the_gradient():

@@ -222,3 +222,123 @@ def test_two_specs_for_one_optimizer_and_flavor(tmp_path):
     _write(tmp_path / "specs", "b.toml", with_update(GOOD_UPDATE))
     with pytest.raises(SpecError, match="optimizer 'toy' of flavor 'mxnet2' is also defined by"):
         generate.load_all(tmp_path)
+
+
+# Inputs on which Python's compiler warns while `ast.parse` reads them (SyntaxWarning
+# "invalid decimal literal", DeprecationWarning "invalid escape sequence"): the check
+# reports the formula's mistake as a positioned SpecError and nothing else.
+NOISY = [
+    ("decimal-literal", "mom = momentum * mom - lr * (1if momentum > 0 else 2)\nweight = weight + mom", 3, 30,
+     "conditional expressions are not allowed"),
+    ("escape-sequence", 'mom = momentum * mom - lr * grad * ("\\d" == 1)\nweight = weight + mom', 3, 37,
+     "strings are only allowed in comparisons with an enum hyperparameter"),
+]
+
+
+@pytest.mark.parametrize("case", NOISY, ids=[c[0] for c in NOISY])
+def test_check_reports_spec_errors_only(case, tmp_path):
+    import subprocess
+    import sys
+    import warnings
+
+    from optforge.codegen.authoring import check_spec
+    ident, update, line, col, fragment = case
+    path = tmp_path / "toy.toml"
+    path.write_text(HEADER.replace('"""', "'''") + update + "\n'''\n" + TABLES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a warning that escapes would raise here
+        summary, errors = check_spec(path)
+    assert summary is None and len(errors) == 1, errors
+    assert fragment in errors[0].message and (errors[0].line, errors[0].col) == (line, col), errors[0]
+    run = subprocess.run([sys.executable, "-W", "always", "-m", "optforge", "check", str(path)],
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "Warning" not in run.stdout + run.stderr, run.stdout + run.stderr
+    assert f"{path}:{line}:{col}: {fragment}" in run.stdout + run.stderr
+
+
+def test_undecodable_spec_is_located(tmp_path):
+    path = tmp_path / "toy.toml"
+    # line 3: two characters of two bytes each, then a byte that starts no UTF-8 character
+    path.write_bytes(b'name = "Toy"\n# ok\n# \xc3\xa9\xc3\xa9 \xff\n')
+    with pytest.raises(SpecError, match="spec is not valid UTF-8") as info:
+        load_rule(path)
+    assert (info.value.line, info.value.col) == (3, 6)    # the 6th character of the line: a column, not a byte
+
+
+def test_bad_toml_is_located(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text(with_update(GOOD_UPDATE, TABLES.replace('mode = { default = "a"', 'mode = { default = "a" x')))
+    text_lines = path.read_text().split("\n")
+    with pytest.raises(SpecError, match="invalid TOML") as info:
+        load_rule(path)
+    assert text_lines[info.value.line - 1].startswith("mode = {")
+    assert info.value.col == text_lines[info.value.line - 1].index(" x") + 2    # at the stray `x`
+
+
+def test_unreadable_spec_names_the_file(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.mkdir()      # a folder: there is no text, so no line or column to give
+    with pytest.raises(SpecError, match="cannot read spec") as info:
+        load_rule(path)
+    assert info.value.path == str(path) and info.value.line is None
+
+
+MODE_TABLES = TABLES.replace("mode = {", "kind = {")   # `mode` would hide the method mode()
+# [modes]: (id, the table's lines, message fragment, the text the error must point at)
+MODE_CASES = [
+    ("mode-reads-grad", 'train = "weight = mom"\neval = "weight = mom - lr * grad"',
+     "mode 'eval' cannot read 'grad'", "weight = mom - lr"),
+    ("mode-reads-t", 'train = "weight = mom * t"\neval = "weight = mom"', "mode 'train' cannot read 't'",
+     "weight = mom * t"),
+    ("mode-assigns-state", 'train = "weight = mom"\neval = "mom = weight\\nweight = mom"',
+     "cannot assign to 'mom'", "mom = weight"),
+    ("mode-missing", 'train = "weight = mom"', "[modes] needs both train and eval; 'eval' is missing",
+     "modes]"),
+    ("mode-unknown", 'train = "weight = mom"\neval = "weight = mom"\ntest = "weight = mom"',
+     "unknown mode 'test'", "test ="),
+    ("mode-if", 'train = "weight = mom"\neval = """\nif momentum > 0:\n    weight = mom\n"""',
+     "mode 'eval' is straight-line assignments", "if momentum"),
+    ("mode-norm", 'train = "weight = mom / norm(mom)"\neval = "weight = mom"', "mode 'train' must be element-wise",
+     "weight = mom /"),
+    ("mode-no-weight", 'train = "a = mom"\neval = "weight = mom"', "mode 'train' never assigns 'weight'",
+     '"a = mom"'),
+    ("mode-unknown-name", 'train = "weight = mmo"\neval = "weight = mom"', "unknown name 'mmo'", "mmo"),
+    ("mode-not-a-string", 'train = 3\neval = "weight = mom"', "mode 'train' must be a formula string", "3\n"),
+]
+
+
+@pytest.mark.parametrize("case", MODE_CASES, ids=[c[0] for c in MODE_CASES])
+def test_malformed_modes(case, tmp_path):
+    ident, table, fragment, token = case
+    text = with_update(GOOD_UPDATE, MODE_TABLES + "\n[modes]\n" + table + "\n")
+    path = tmp_path / "toy.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_rule(path)
+    err = info.value
+    assert fragment in err.message, f"{ident}: {err}"
+    offset = text.index(token, text.index("[modes]"))
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    assert (err.line, err.col) == (line, col), f"{ident}: reported at {err.line}:{err.col}, expected {line}:{col}: {err}"
+
+
+def test_modes_refuse_a_hyperparameter_hiding_their_methods(tmp_path):
+    path = tmp_path / "toy.toml"
+    text = with_update(GOOD_UPDATE, TABLES + '\n[modes]\ntrain = "weight = mom"\neval = "weight = mom"\n')
+    path.write_text(text)      # TABLES has an enum hyperparameter called `mode`
+    with pytest.raises(SpecError, match="hyperparameter 'mode' would hide the method mode") as info:
+        load_rule(path)
+    assert text.split("\n")[info.value.line - 1].startswith("mode = {")
+
+
+def test_modes_are_parsed(tmp_path):
+    import sympy
+    path = tmp_path / "toy.toml"
+    path.write_text(with_update(GOOD_UPDATE, MODE_TABLES + '\n[modes]\ntrain = "weight = weight + momentum * mom"\n'
+                                'eval = "weight = weight - momentum * mom"\n'))
+    rule = load_rule(path)
+    assert sorted(rule.modes) == ["eval", "train"]
+    (stmt,) = rule.modes["train"][0]
+    assert stmt.target == "weight" and stmt.expr == sympy.Symbol("weight") + sympy.Symbol("momentum") * sympy.Symbol("mom")

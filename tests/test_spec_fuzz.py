@@ -50,6 +50,8 @@ TOKENS = [
     # matrix rules: products, transposes, column means, shape inputs and loops
     "matmul(", "transpose(", "col_mean(", "rows", "cols", "ndim", "numel", "machine_epsilon",
     "\nfor _ in range(3):\n    ", "for _ in range(", "x", "a",
+    # [modes] (Schedule-Free's train/eval weight switch)
+    "\n[modes]\n", "train = ", "eval = ", "z", "weight = x",
 ]
 VALUES = ["0", "-1", "1e400", "inf", "nan", '"x"', "true", "[]", "{}", '"[0, 1)"', '"(1, 0)"', "9" * 40,
           '"zeros"', '"weight"', '"float32"', '"rows"', '"scalar"', '"beta1 > 0"', '"True"',

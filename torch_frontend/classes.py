@@ -48,8 +48,12 @@ def torch_class(engine_class):
            + "master_weights: keep a float32 master copy and float32 states for float16/bfloat16 "
            "parameters.\n\n"
            + (engine_class.__doc__ or ""))
-    cls = type(spec["name"], (Optimizer,), {"engine_class": engine_class, "__init__": __init__,
-                                            "__doc__": doc, "__module__": "optforge.torch"})
+    bases = (Optimizer,)
+    if getattr(engine_class._module, "MODES", None) is not None:   # train()/eval() (modes.py)
+        from .modes import TorchModes
+        bases = (TorchModes, Optimizer)
+    cls = type(spec["name"], bases, {"engine_class": engine_class, "__init__": __init__,
+                                     "__doc__": doc, "__module__": "optforge.torch"})
     _CLASSES[engine_class] = cls
     return cls
 

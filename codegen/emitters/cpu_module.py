@@ -26,8 +26,9 @@ def render(rule, analysis):
     printer = CpuPrinter()
     classes = state_classes(rule)
     variants = []
-    for variant in analysis.variants.values():
-        context = variant_context(rule, variant, lower(variant, rule), classes, printer)
+    pairs = [(rule, variant) for variant in analysis.variants.values()] + list(analysis.modes.values())
+    for variant_rule, variant in pairs:     # the variants, then the [modes] kernels
+        context = variant_context(variant_rule, variant, lower(variant, variant_rule), classes, printer)
         for kernel in context["kernels"]:
             kernel["offset_args"] = _offset_args(context["arrays"], kernel["master"] == "true")
         for stage in context["passes"]:

@@ -95,6 +95,20 @@ def render(rule, analysis, spec_path, module_name):
             "device": context["device"],
             "row_reductions": context["row_reductions"],
         }
+    modes = {}
+    for mode, (mode_rule, variant) in analysis.modes.items():   # [modes]: element-wise weight rewrites
+        program = lower(variant, mode_rule)
+        context = variant_context(mode_rule, variant, program, classes, printer)
+        variants.append(context)
+        modes[mode] = {
+            "name": variant.name,
+            "states": context["state_names"],
+            "written": [a["name"] for a in context["written"]],
+            "scalars": list(program.scalars),
+            "none": context["none"],
+            "noise": False,
+            "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
+        }
     template = environment().get_template("cuda_module.cu.j2")
     cu = template.render(
         rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
@@ -105,7 +119,7 @@ def render(rule, analysis, spec_path, module_name):
     meta = environment().get_template("cuda_meta.py.j2").render(
         rule=rule, spec_path=spec_path, source=module_name.split(".")[-1] + ".cu",
         block=BLOCK, multi_block=MULTI_BLOCK, chunk=CHUNK, reduce_threads=REDUCE_THREADS,
-        variants=py_literal(metadata),
+        variants=py_literal(metadata), modes=py_literal(modes) if modes else "",
     ).rstrip("\n") + "\n"
     return cu, meta
 

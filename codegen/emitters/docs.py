@@ -74,6 +74,8 @@ def page_model(entry):
         "families": api_families(entry),
         "references": [_linked(ref) for ref in rule.references],
         "lines": formulas.lines(),
+        "modes": [{"mode": mode, "lines": formulas.lines(statements)}
+                  for mode, (statements, _) in rule.modes.items()],
         "skip_if": _condition(formulas, rule.skip_if) if rule.skip_if is not None else None,
         "requires": _condition(formulas, rule.requires) if getattr(rule, "requires", None) is not None else None,
         "notation": _notation(rule, formulas, used),

@@ -35,51 +35,10 @@ def render(rule, analysis, spec_path):
         condition_inputs |= _names(atom)
     condition_texts = [_condition(host, atom) for atom in analysis.atoms]
 
-    variants = []
-    for key, variant in analysis.variants.items():
-        program = lower(variant, rule)
-        kernel_lines = []
-        if rule.matrix:
-            kernel_lines = matrix_kernel_lines(program, rule.matrix)
-        else:
-            plan = schedule(program, state_classes)
-            for step in plan.steps:
-                kernel_lines.extend(arrays._print(step).split("\n"))
-            for buffer, source in plan.copies:
-                kernel_lines.append(arrays.copy_statement(buffer, source))
-        if not kernel_lines:
-            kernel_lines = ["pass"]
-        defined = [sym.name for sym, _ in variant.host]
-        host_params = sorted((set(variant.host_inputs()) | set(program.scalars)) - set(defined))
-        host_lines = [f"{sym.name} = {host.doprint(expr)}" for sym, expr in variant.host]
-        items = [f"{name!r}: {name}" for name in program.scalars]
-        items += [f"{sym.name!r}: {sym.name}" for sym in variant.scalar_outputs.values()
-                  if sym.name not in program.scalars]
-        host_return = "{" + ", ".join(items) + "}"
-        if len(host_return) > 80:
-            host_return = "{\n" + "".join(f"        {item},\n" for item in items) + "    }"
-        written = [name for name in program.outputs]
-        variants.append({
-            "key": key,
-            "name": variant.name,
-            "description": variant.description,
-            "states": tuple(variant.states),
-            "updates": {name: sym.name for name, sym in variant.scalar_outputs.items()},
-            "host_only": [sym.name for sym in variant.scalar_outputs.values()
-                          if sym.name not in program.scalars],
-            "host_params": host_params,
-            "host_lines": host_lines,
-            "host_return": host_return,
-            "arrays": list(program.inputs),
-            "scalars": list(program.scalars),
-            "uses_rng": any(v.op == "normal" for v in program.code),
-            "whole_tensor": bool(rule.matrix) or any(v.op == "norm" for v in program.code),
-            "elementwise": not rule.matrix and not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
-            and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
-            "kernel_lines": kernel_lines,
-            "written": written or ["nothing"],
-            "kernel_doc": _kernel_doc(program, written or ["nothing"], rule.matrix),
-        })
+    variants = [_variant(rule, key, variant, host, arrays, state_classes)
+                for key, variant in analysis.variants.items()]
+    modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
+             for mode, (mode_rule, variant) in analysis.modes.items()]
 
     skip_text, skip_inputs = "", []
     if rule.skip_if is not None:
@@ -105,7 +64,56 @@ def render(rule, analysis, spec_path):
         requires_text=requires_text,
         requires_inputs=requires_inputs,
         variants=variants,
+        modes=modes,
     ).rstrip("\n") + "\n"
+
+
+def _variant(rule, key, variant, host, arrays, state_classes):
+    """What the template needs of one variant (or of one mode: key None)."""
+    program = lower(variant, rule)
+    kernel_lines = []
+    if rule.matrix:
+        kernel_lines = matrix_kernel_lines(program, rule.matrix)
+    else:
+        plan = schedule(program, state_classes)
+        for step in plan.steps:
+            kernel_lines.extend(arrays._print(step).split("\n"))
+        for buffer, source in plan.copies:
+            kernel_lines.append(arrays.copy_statement(buffer, source))
+    if not kernel_lines:
+        kernel_lines = ["pass"]
+    defined = [sym.name for sym, _ in variant.host]
+    host_params = sorted((set(variant.host_inputs()) | set(program.scalars)) - set(defined))
+    host_lines = [f"{sym.name} = {host.doprint(expr)}" for sym, expr in variant.host]
+    items = [f"{name!r}: {name}" for name in program.scalars]
+    items += [f"{sym.name!r}: {sym.name}" for sym in variant.scalar_outputs.values()
+              if sym.name not in program.scalars]
+    host_return = "{" + ", ".join(items) + "}"
+    if len(host_return) > 80:
+        host_return = "{\n" + "".join(f"        {item},\n" for item in items) + "    }"
+    written = [name for name in program.outputs]
+    return {
+        "mode": None,
+        "key": key,
+        "name": variant.name,
+        "description": variant.description,
+        "states": tuple(variant.states),
+        "updates": {name: sym.name for name, sym in variant.scalar_outputs.items()},
+        "host_only": [sym.name for sym in variant.scalar_outputs.values()
+                      if sym.name not in program.scalars],
+        "host_params": host_params,
+        "host_lines": host_lines,
+        "host_return": host_return,
+        "arrays": list(program.inputs),
+        "scalars": list(program.scalars),
+        "uses_rng": any(v.op == "normal" for v in program.code),
+        "whole_tensor": bool(rule.matrix) or any(v.op == "norm" for v in program.code),
+        "elementwise": not rule.matrix and not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
+        and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
+        "kernel_lines": kernel_lines,
+        "written": written or ["nothing"],
+        "kernel_doc": _kernel_doc(program, written or ["nothing"], rule.matrix),
+    }
 
 
 def _names(expr):

@@ -72,6 +72,13 @@ def _argument(name, kind, default):
     return f"{_identifier(name)}: {kind} = {_default(default)}"
 
 
+# train()/eval() of rules with [modes] (runtime/modes.py, torch_frontend/modes.py)
+MXNET_MODE_METHODS = ["def mode(self, index: Any) -> str: ...",
+                      "def train(self, index: Any, weight: Any, state: Any) -> None: ...",
+                      "def eval(self, index: Any, weight: Any, state: Any) -> None: ..."]
+GROUP_MODE_METHODS = ["def train(self) -> None: ...", "def eval(self) -> None: ..."]
+
+
 def mxnet_class(spec):
     """The MXNet-style class (`optforge.Adam`): learning_rate, the hyperparameters and the
     spec's options by position or keyword, then the base class's keywords
@@ -90,6 +97,7 @@ def mxnet_class(spec):
         "doc": f"{spec['summary']} ({spec['spec']}).",
         "arguments": positional + (["*"] + keywords if keywords else []),
         "attributes": [(_identifier(m["name"]), _hyperparameter_type(m)) for m in spec["hyperparameters"]],
+        "methods": MXNET_MODE_METHODS if "modes" in spec else [],
     }
 
 
@@ -105,7 +113,7 @@ def params_class(spec):
     arguments = ["params: Iterable[Any]", _argument("lr", types["lr"], defaults["lr"]), "*"]
     arguments += [_argument(k, types[k], v) for k, v in defaults.items() if k != "lr"]
     return {"name": _identifier(spec["name"]), "doc": f"{spec['summary']} ({spec['spec']}).",
-            "arguments": arguments, "attributes": []}
+            "arguments": arguments, "attributes": [], "methods": GROUP_MODE_METHODS if "modes" in spec else []}
 
 
 def torch_class(spec):

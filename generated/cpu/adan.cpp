@@ -17,10 +17,10 @@
 #include "optforge_cpu.h"
 
 
-// == variant adan_maximize__t_eq_1 =======================================================
+// == variant adan_maximize__started_eq_0 =================================================
 
 template <typename M>
-struct adan_maximize__t_eq_1_scalars {
+struct adan_maximize__started_eq_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -37,10 +37,10 @@ struct adan_maximize__t_eq_1_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adan_maximize__t_eq_1_math(
+static inline __attribute__((always_inline)) void adan_maximize__started_eq_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_maximize__t_eq_1_scalars<M>& s)
+    const adan_maximize__started_eq_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -71,14 +71,14 @@ static inline __attribute__((always_inline)) void adan_maximize__t_eq_1_math(
 }
 
 template <typename W, typename M, bool MASTER>
-static void adan_maximize__t_eq_1_span(
+static void adan_maximize__started_eq_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_diff,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
-    const om::index_t n, const adan_maximize__t_eq_1_scalars<M> s)
+    const om::index_t n, const adan_maximize__started_eq_0_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -88,7 +88,7 @@ static void adan_maximize__t_eq_1_span(
         M x_exp_avg_diff = om::get(p_exp_avg_diff, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
         M x_prev_grad = om::get(p_prev_grad, i);
-        adan_maximize__t_eq_1_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        adan_maximize__started_eq_0_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -98,7 +98,7 @@ static void adan_maximize__t_eq_1_span(
     }
 }
 
-extern "C" void adan_maximize__t_eq_1_f32(
+extern "C" void adan_maximize__started_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -107,13 +107,13 @@ extern "C" void adan_maximize__t_eq_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_eq_1_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_eq_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_eq_1_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_eq_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -122,13 +122,13 @@ extern "C" void adan_maximize__t_eq_1_f32_multi(const om::u64* __restrict__ tabl
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_eq_1_f64(
+extern "C" void adan_maximize__started_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -137,13 +137,13 @@ extern "C" void adan_maximize__t_eq_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const int threads)
 {
-    const adan_maximize__t_eq_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_eq_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_eq_1_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_eq_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_eq_1_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_eq_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -152,13 +152,13 @@ extern "C" void adan_maximize__t_eq_1_f64_multi(const om::u64* __restrict__ tabl
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_eq_1_f16(
+extern "C" void adan_maximize__started_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -167,13 +167,13 @@ extern "C" void adan_maximize__t_eq_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_eq_1_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_eq_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_eq_1_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_eq_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -182,13 +182,13 @@ extern "C" void adan_maximize__t_eq_1_f16_multi(const om::u64* __restrict__ tabl
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_eq_1_bf16(
+extern "C" void adan_maximize__started_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -197,13 +197,13 @@ extern "C" void adan_maximize__t_eq_1_bf16(
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_eq_1_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_eq_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_eq_1_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_eq_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -212,13 +212,13 @@ extern "C" void adan_maximize__t_eq_1_bf16_multi(const om::u64* __restrict__ tab
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_eq_1_f16_mp(
+extern "C" void adan_maximize__started_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -228,13 +228,13 @@ extern "C" void adan_maximize__t_eq_1_f16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_eq_1_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_eq_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_eq_1_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_eq_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -243,13 +243,13 @@ extern "C" void adan_maximize__t_eq_1_f16_mp_multi(const om::u64* __restrict__ t
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_eq_1_bf16_mp(
+extern "C" void adan_maximize__started_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -259,13 +259,13 @@ extern "C" void adan_maximize__t_eq_1_bf16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_eq_1_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_eq_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_eq_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -274,17 +274,17 @@ extern "C" void adan_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adan_maximize__t_ne_1 =======================================================
+// == variant adan_maximize__started_ne_0 =================================================
 
 template <typename M>
-struct adan_maximize__t_ne_1_scalars {
+struct adan_maximize__started_ne_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -302,10 +302,10 @@ struct adan_maximize__t_ne_1_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adan_maximize__t_ne_1_math(
+static inline __attribute__((always_inline)) void adan_maximize__started_ne_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_maximize__t_ne_1_scalars<M>& s)
+    const adan_maximize__started_ne_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -341,14 +341,14 @@ static inline __attribute__((always_inline)) void adan_maximize__t_ne_1_math(
 }
 
 template <typename W, typename M, bool MASTER>
-static void adan_maximize__t_ne_1_span(
+static void adan_maximize__started_ne_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_diff,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
-    const om::index_t n, const adan_maximize__t_ne_1_scalars<M> s)
+    const om::index_t n, const adan_maximize__started_ne_0_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -358,7 +358,7 @@ static void adan_maximize__t_ne_1_span(
         M x_exp_avg_diff = om::get(p_exp_avg_diff, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
         M x_prev_grad = om::get(p_prev_grad, i);
-        adan_maximize__t_ne_1_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        adan_maximize__started_ne_0_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -368,7 +368,7 @@ static void adan_maximize__t_ne_1_span(
     }
 }
 
-extern "C" void adan_maximize__t_ne_1_f32(
+extern "C" void adan_maximize__started_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -377,13 +377,13 @@ extern "C" void adan_maximize__t_ne_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_ne_1_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_ne_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_ne_1_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_ne_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -392,13 +392,13 @@ extern "C" void adan_maximize__t_ne_1_f32_multi(const om::u64* __restrict__ tabl
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_ne_1_f64(
+extern "C" void adan_maximize__started_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -407,13 +407,13 @@ extern "C" void adan_maximize__t_ne_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double c_7, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const int threads)
 {
-    const adan_maximize__t_ne_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_ne_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_ne_1_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_ne_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_ne_1_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_ne_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -422,13 +422,13 @@ extern "C" void adan_maximize__t_ne_1_f64_multi(const om::u64* __restrict__ tabl
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_ne_1_f16(
+extern "C" void adan_maximize__started_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -437,13 +437,13 @@ extern "C" void adan_maximize__t_ne_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_ne_1_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_ne_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_ne_1_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_ne_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -452,13 +452,13 @@ extern "C" void adan_maximize__t_ne_1_f16_multi(const om::u64* __restrict__ tabl
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_ne_1_bf16(
+extern "C" void adan_maximize__started_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -467,13 +467,13 @@ extern "C" void adan_maximize__t_ne_1_bf16(
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_ne_1_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_ne_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_ne_1_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_ne_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -482,13 +482,13 @@ extern "C" void adan_maximize__t_ne_1_bf16_multi(const om::u64* __restrict__ tab
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_ne_1_f16_mp(
+extern "C" void adan_maximize__started_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -498,13 +498,13 @@ extern "C" void adan_maximize__t_ne_1_f16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_ne_1_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_ne_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_ne_1_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_ne_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -513,13 +513,13 @@ extern "C" void adan_maximize__t_ne_1_f16_mp_multi(const om::u64* __restrict__ t
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_maximize__t_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_maximize__started_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_maximize__t_ne_1_bf16_mp(
+extern "C" void adan_maximize__started_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -529,13 +529,13 @@ extern "C" void adan_maximize__t_ne_1_bf16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_maximize__t_ne_1_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_maximize__started_ne_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_maximize__started_ne_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -544,17 +544,17 @@ extern "C" void adan_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_maximize__t_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_maximize__started_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adan_not_maximize__t_eq_1 ===================================================
+// == variant adan_not_maximize__started_eq_0 =============================================
 
 template <typename M>
-struct adan_not_maximize__t_eq_1_scalars {
+struct adan_not_maximize__started_eq_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -571,10 +571,10 @@ struct adan_not_maximize__t_eq_1_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adan_not_maximize__t_eq_1_math(
+static inline __attribute__((always_inline)) void adan_not_maximize__started_eq_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_not_maximize__t_eq_1_scalars<M>& s)
+    const adan_not_maximize__started_eq_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -604,14 +604,14 @@ static inline __attribute__((always_inline)) void adan_not_maximize__t_eq_1_math
 }
 
 template <typename W, typename M, bool MASTER>
-static void adan_not_maximize__t_eq_1_span(
+static void adan_not_maximize__started_eq_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_diff,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
-    const om::index_t n, const adan_not_maximize__t_eq_1_scalars<M> s)
+    const om::index_t n, const adan_not_maximize__started_eq_0_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -621,7 +621,7 @@ static void adan_not_maximize__t_eq_1_span(
         M x_exp_avg_diff = om::get(p_exp_avg_diff, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
         M x_prev_grad = om::get(p_prev_grad, i);
-        adan_not_maximize__t_eq_1_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        adan_not_maximize__started_eq_0_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -631,7 +631,7 @@ static void adan_not_maximize__t_eq_1_span(
     }
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f32(
+extern "C" void adan_not_maximize__started_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -640,13 +640,13 @@ extern "C" void adan_not_maximize__t_eq_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_eq_1_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_eq_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_eq_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -655,13 +655,13 @@ extern "C" void adan_not_maximize__t_eq_1_f32_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f64(
+extern "C" void adan_not_maximize__started_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -670,13 +670,13 @@ extern "C" void adan_not_maximize__t_eq_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_eq_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_eq_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_eq_1_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_eq_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_eq_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -685,13 +685,13 @@ extern "C" void adan_not_maximize__t_eq_1_f64_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f16(
+extern "C" void adan_not_maximize__started_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -700,13 +700,13 @@ extern "C" void adan_not_maximize__t_eq_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_eq_1_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_eq_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_eq_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -715,13 +715,13 @@ extern "C" void adan_not_maximize__t_eq_1_f16_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_eq_1_bf16(
+extern "C" void adan_not_maximize__started_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -730,13 +730,13 @@ extern "C" void adan_not_maximize__t_eq_1_bf16(
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_eq_1_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_eq_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_eq_1_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_eq_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -745,13 +745,13 @@ extern "C" void adan_not_maximize__t_eq_1_bf16_multi(const om::u64* __restrict__
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f16_mp(
+extern "C" void adan_not_maximize__started_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -761,13 +761,13 @@ extern "C" void adan_not_maximize__t_eq_1_f16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_eq_1_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_eq_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_eq_1_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_eq_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -776,13 +776,13 @@ extern "C" void adan_not_maximize__t_eq_1_f16_mp_multi(const om::u64* __restrict
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_eq_1_bf16_mp(
+extern "C" void adan_not_maximize__started_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -792,13 +792,13 @@ extern "C" void adan_not_maximize__t_eq_1_bf16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_eq_1_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_eq_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_eq_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -807,17 +807,17 @@ extern "C" void adan_not_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restric
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adan_not_maximize__t_ne_1 ===================================================
+// == variant adan_not_maximize__started_ne_0 =============================================
 
 template <typename M>
-struct adan_not_maximize__t_ne_1_scalars {
+struct adan_not_maximize__started_ne_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -835,10 +835,10 @@ struct adan_not_maximize__t_ne_1_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adan_not_maximize__t_ne_1_math(
+static inline __attribute__((always_inline)) void adan_not_maximize__started_ne_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_not_maximize__t_ne_1_scalars<M>& s)
+    const adan_not_maximize__started_ne_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -873,14 +873,14 @@ static inline __attribute__((always_inline)) void adan_not_maximize__t_ne_1_math
 }
 
 template <typename W, typename M, bool MASTER>
-static void adan_not_maximize__t_ne_1_span(
+static void adan_not_maximize__started_ne_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_diff,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
-    const om::index_t n, const adan_not_maximize__t_ne_1_scalars<M> s)
+    const om::index_t n, const adan_not_maximize__started_ne_0_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -890,7 +890,7 @@ static void adan_not_maximize__t_ne_1_span(
         M x_exp_avg_diff = om::get(p_exp_avg_diff, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
         M x_prev_grad = om::get(p_prev_grad, i);
-        adan_not_maximize__t_ne_1_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        adan_not_maximize__started_ne_0_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -900,7 +900,7 @@ static void adan_not_maximize__t_ne_1_span(
     }
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f32(
+extern "C" void adan_not_maximize__started_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -909,13 +909,13 @@ extern "C" void adan_not_maximize__t_ne_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_ne_1_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_ne_0_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_ne_0_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -924,13 +924,13 @@ extern "C" void adan_not_maximize__t_ne_1_f32_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f64(
+extern "C" void adan_not_maximize__started_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -939,13 +939,13 @@ extern "C" void adan_not_maximize__t_ne_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double c_7, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_ne_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_ne_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_ne_1_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_ne_0_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_ne_0_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -954,13 +954,13 @@ extern "C" void adan_not_maximize__t_ne_1_f64_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f16(
+extern "C" void adan_not_maximize__started_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -969,13 +969,13 @@ extern "C" void adan_not_maximize__t_ne_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_ne_1_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_ne_0_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_ne_0_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -984,13 +984,13 @@ extern "C" void adan_not_maximize__t_ne_1_f16_multi(const om::u64* __restrict__ 
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_ne_1_bf16(
+extern "C" void adan_not_maximize__started_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -999,13 +999,13 @@ extern "C" void adan_not_maximize__t_ne_1_bf16(
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_ne_1_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_ne_0_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_ne_1_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_ne_0_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -1014,13 +1014,13 @@ extern "C" void adan_not_maximize__t_ne_1_bf16_multi(const om::u64* __restrict__
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f16_mp(
+extern "C" void adan_not_maximize__started_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1030,13 +1030,13 @@ extern "C" void adan_not_maximize__t_ne_1_f16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_ne_1_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_ne_0_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_ne_1_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_ne_0_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -1045,13 +1045,13 @@ extern "C" void adan_not_maximize__t_ne_1_f16_mp_multi(const om::u64* __restrict
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_not_maximize__t_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_not_maximize__started_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adan_not_maximize__t_ne_1_bf16_mp(
+extern "C" void adan_not_maximize__started_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1061,13 +1061,13 @@ extern "C" void adan_not_maximize__t_ne_1_bf16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adan_not_maximize__t_ne_1_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+        adan_not_maximize__started_ne_0_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
 }
 
-extern "C" void adan_not_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adan_not_maximize__started_ne_0_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -1076,8 +1076,8 @@ extern "C" void adan_not_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restric
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_not_maximize__t_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_not_maximize__started_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }

@@ -17,20 +17,20 @@
 #include "optforge_cpu.h"
 
 
-// == variant adopt_use_clipping__t_eq_1__nesterov ========================================
+// == variant adopt_started_eq_0__use_clipping__nesterov ==================================
 
 template <typename M>
-struct adopt_use_clipping__t_eq_1__nesterov_scalars {
+struct adopt_started_eq_0__use_clipping__nesterov_scalars {
     M clip_gradient;
     M rescale_grad;
     M wd;
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adopt_use_clipping__t_eq_1__nesterov_math(
+static inline __attribute__((always_inline)) void adopt_started_eq_0__use_clipping__nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& exp_avg_sq_out,
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<M>& s)
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -41,12 +41,12 @@ static inline __attribute__((always_inline)) void adopt_use_clipping__t_eq_1__ne
 }
 
 template <typename W, typename M, bool MASTER>
-static void adopt_use_clipping__t_eq_1__nesterov_span(
+static void adopt_started_eq_0__use_clipping__nesterov_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_use_clipping__t_eq_1__nesterov_scalars<M> s)
+    const om::index_t n, const adopt_started_eq_0__use_clipping__nesterov_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -54,25 +54,25 @@ static void adopt_use_clipping__t_eq_1__nesterov_span(
         M x_grad = om::get(p_grad, i);
         M x_exp_avg = om::get(p_exp_avg, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_use_clipping__t_eq_1__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        adopt_started_eq_0__use_clipping__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
         om::put(p_exp_avg_sq, i, x_exp_avg_sq);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f32(
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -81,26 +81,26 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f32_multi(const om::u64* __
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f64(
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -109,26 +109,26 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f64_multi(const om::u64* __
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16(
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -137,26 +137,26 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_multi(const om::u64* __
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16(
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -165,13 +165,13 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_multi(const om::u64* _
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_mp(
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -179,13 +179,13 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -194,13 +194,13 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_mp_multi(const om::u64*
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_mp(
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -208,13 +208,13 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -223,27 +223,27 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_mp_multi(const om::u64
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adopt_use_clipping__t_eq_1__not_nesterov ====================================
+// == variant adopt_started_eq_0__use_clipping__not_nesterov ==============================
 
 template <typename M>
-struct adopt_use_clipping__t_eq_1__not_nesterov_scalars {
+struct adopt_started_eq_0__use_clipping__not_nesterov_scalars {
     M clip_gradient;
     M rescale_grad;
     M wd;
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adopt_use_clipping__t_eq_1__not_nesterov_math(
+static inline __attribute__((always_inline)) void adopt_started_eq_0__use_clipping__not_nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& exp_avg_sq_out,
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<M>& s)
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -254,12 +254,12 @@ static inline __attribute__((always_inline)) void adopt_use_clipping__t_eq_1__no
 }
 
 template <typename W, typename M, bool MASTER>
-static void adopt_use_clipping__t_eq_1__not_nesterov_span(
+static void adopt_started_eq_0__use_clipping__not_nesterov_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_use_clipping__t_eq_1__not_nesterov_scalars<M> s)
+    const om::index_t n, const adopt_started_eq_0__use_clipping__not_nesterov_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -267,25 +267,25 @@ static void adopt_use_clipping__t_eq_1__not_nesterov_span(
         M x_grad = om::get(p_grad, i);
         M x_exp_avg = om::get(p_exp_avg, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_use_clipping__t_eq_1__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
         om::put(p_exp_avg_sq, i, x_exp_avg_sq);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f32(
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -294,26 +294,26 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f32_multi(const om::u64
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f64(
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -322,26 +322,26 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f64_multi(const om::u64
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16(
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -350,26 +350,26 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_multi(const om::u64
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16(
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -378,13 +378,13 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_multi(const om::u6
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_mp(
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -392,13 +392,13 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -407,13 +407,13 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(const om::
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp(
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -421,13 +421,13 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -436,17 +436,443 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(const om:
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adopt_use_clipping__t_ne_1__nesterov ========================================
+// == variant adopt_started_eq_0__not_use_clipping__nesterov ==============================
 
 template <typename M>
-struct adopt_use_clipping__t_ne_1__nesterov_scalars {
+struct adopt_started_eq_0__not_use_clipping__nesterov_scalars {
+    M clip_gradient;
+    M rescale_grad;
+    M wd;
+};
+
+template <typename M>
+static inline __attribute__((always_inline)) void adopt_started_eq_0__not_use_clipping__nesterov_math(
+    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
+    M& exp_avg_sq_out,
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<M>& s)
+{
+    const M v0 = weight * s.wd;
+    const M v1 = grad * s.rescale_grad;
+    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
+    const M v3 = v0 + v2;
+    const M v4 = v3 * v3;
+    exp_avg_sq_out = v4;
+}
+
+template <typename W, typename M, bool MASTER>
+static void adopt_started_eq_0__not_use_clipping__nesterov_span(
+    const W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
+    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__nesterov_scalars<M> s)
+{
+    for (om::index_t i = 0; i < n; ++i) {
+        M x_weight;
+        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
+        M x_grad = om::get(p_grad, i);
+        M x_exp_avg = om::get(p_exp_avg, i);
+        M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
+        adopt_started_eq_0__not_use_clipping__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        om::put(p_exp_avg_sq, i, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f64(
+    const double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_exp_avg,
+    double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16(
+    const om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_exp_avg,
+    om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16(
+    const om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_mp(
+    const om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp(
+    const om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+
+// == variant adopt_started_eq_0__not_use_clipping__not_nesterov ==========================
+
+template <typename M>
+struct adopt_started_eq_0__not_use_clipping__not_nesterov_scalars {
+    M clip_gradient;
+    M rescale_grad;
+    M wd;
+};
+
+template <typename M>
+static inline __attribute__((always_inline)) void adopt_started_eq_0__not_use_clipping__not_nesterov_math(
+    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
+    M& exp_avg_sq_out,
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<M>& s)
+{
+    const M v0 = weight * s.wd;
+    const M v1 = grad * s.rescale_grad;
+    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
+    const M v3 = v0 + v2;
+    const M v4 = v3 * v3;
+    exp_avg_sq_out = v4;
+}
+
+template <typename W, typename M, bool MASTER>
+static void adopt_started_eq_0__not_use_clipping__not_nesterov_span(
+    const W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
+    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<M> s)
+{
+    for (om::index_t i = 0; i < n; ++i) {
+        M x_weight;
+        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
+        M x_grad = om::get(p_grad, i);
+        M x_exp_avg = om::get(p_exp_avg, i);
+        M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
+        adopt_started_eq_0__not_use_clipping__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        om::put(p_exp_avg_sq, i, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f64(
+    const double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_exp_avg,
+    double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16(
+    const om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_exp_avg,
+    om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16(
+    const om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp(
+    const om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp(
+    const om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+
+// == variant adopt_started_ne_0__use_clipping__nesterov ==================================
+
+template <typename M>
+struct adopt_started_ne_0__use_clipping__nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -460,10 +886,10 @@ struct adopt_use_clipping__t_ne_1__nesterov_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adopt_use_clipping__t_ne_1__nesterov_math(
+static inline __attribute__((always_inline)) void adopt_started_ne_0__use_clipping__nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<M>& s)
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -490,12 +916,12 @@ static inline __attribute__((always_inline)) void adopt_use_clipping__t_ne_1__ne
 }
 
 template <typename W, typename M, bool MASTER>
-static void adopt_use_clipping__t_ne_1__nesterov_span(
+static void adopt_started_ne_0__use_clipping__nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_use_clipping__t_ne_1__nesterov_scalars<M> s)
+    const om::index_t n, const adopt_started_ne_0__use_clipping__nesterov_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -503,7 +929,7 @@ static void adopt_use_clipping__t_ne_1__nesterov_span(
         M x_grad = om::get(p_grad, i);
         M x_exp_avg = om::get(p_exp_avg, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_use_clipping__t_ne_1__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        adopt_started_ne_0__use_clipping__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -511,20 +937,20 @@ static void adopt_use_clipping__t_ne_1__nesterov_span(
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f32(
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -533,26 +959,26 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f32_multi(const om::u64* __
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f64(
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -561,26 +987,26 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f64_multi(const om::u64* __
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16(
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -589,26 +1015,26 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_multi(const om::u64* __
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16(
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -617,13 +1043,13 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_multi(const om::u64* _
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_mp(
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -631,13 +1057,13 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -646,13 +1072,13 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_mp_multi(const om::u64*
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_mp(
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -660,13 +1086,13 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -675,17 +1101,17 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_mp_multi(const om::u64
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adopt_use_clipping__t_ne_1__not_nesterov ====================================
+// == variant adopt_started_ne_0__use_clipping__not_nesterov ==============================
 
 template <typename M>
-struct adopt_use_clipping__t_ne_1__not_nesterov_scalars {
+struct adopt_started_ne_0__use_clipping__not_nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -699,10 +1125,10 @@ struct adopt_use_clipping__t_ne_1__not_nesterov_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adopt_use_clipping__t_ne_1__not_nesterov_math(
+static inline __attribute__((always_inline)) void adopt_started_ne_0__use_clipping__not_nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<M>& s)
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -727,12 +1153,12 @@ static inline __attribute__((always_inline)) void adopt_use_clipping__t_ne_1__no
 }
 
 template <typename W, typename M, bool MASTER>
-static void adopt_use_clipping__t_ne_1__not_nesterov_span(
+static void adopt_started_ne_0__use_clipping__not_nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_use_clipping__t_ne_1__not_nesterov_scalars<M> s)
+    const om::index_t n, const adopt_started_ne_0__use_clipping__not_nesterov_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -740,7 +1166,7 @@ static void adopt_use_clipping__t_ne_1__not_nesterov_span(
         M x_grad = om::get(p_grad, i);
         M x_exp_avg = om::get(p_exp_avg, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_use_clipping__t_ne_1__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -748,20 +1174,20 @@ static void adopt_use_clipping__t_ne_1__not_nesterov_span(
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f32(
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -770,26 +1196,26 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f32_multi(const om::u64
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f64(
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -798,26 +1224,26 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f64_multi(const om::u64
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16(
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -826,26 +1252,26 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_multi(const om::u64
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16(
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -854,13 +1280,13 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_multi(const om::u6
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_mp(
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -868,13 +1294,13 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -883,13 +1309,13 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(const om::
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp(
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -897,13 +1323,13 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -912,443 +1338,17 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(const om:
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adopt_not_use_clipping__t_eq_1__nesterov ====================================
+// == variant adopt_started_ne_0__not_use_clipping__nesterov ==============================
 
 template <typename M>
-struct adopt_not_use_clipping__t_eq_1__nesterov_scalars {
-    M clip_gradient;
-    M rescale_grad;
-    M wd;
-};
-
-template <typename M>
-static inline __attribute__((always_inline)) void adopt_not_use_clipping__t_eq_1__nesterov_math(
-    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
-    M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<M>& s)
-{
-    const M v0 = weight * s.wd;
-    const M v1 = grad * s.rescale_grad;
-    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
-    const M v3 = v0 + v2;
-    const M v4 = v3 * v3;
-    exp_avg_sq_out = v4;
-}
-
-template <typename W, typename M, bool MASTER>
-static void adopt_not_use_clipping__t_eq_1__nesterov_span(
-    const W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_not_use_clipping__t_eq_1__nesterov_scalars<M> s)
-{
-    for (om::index_t i = 0; i < n; ++i) {
-        M x_weight;
-        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
-        M x_grad = om::get(p_grad, i);
-        M x_exp_avg = om::get(p_exp_avg, i);
-        M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_not_use_clipping__t_eq_1__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
-        om::put(p_exp_avg_sq, i, x_exp_avg_sq);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f32(
-    const float* __restrict__ p_weight,
-    const float* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f64(
-    const double* __restrict__ p_weight,
-    const double* __restrict__ p_grad,
-    const double* __restrict__ p_exp_avg,
-    double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16(
-    const om::half* __restrict__ p_weight,
-    const om::half* __restrict__ p_grad,
-    const om::half* __restrict__ p_exp_avg,
-    om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16(
-    const om::bfloat16* __restrict__ p_weight,
-    const om::bfloat16* __restrict__ p_grad,
-    const om::bfloat16* __restrict__ p_exp_avg,
-    om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16_mp(
-    const om::half* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::half* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp(
-    const om::bfloat16* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::bfloat16* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-
-// == variant adopt_not_use_clipping__t_eq_1__not_nesterov ================================
-
-template <typename M>
-struct adopt_not_use_clipping__t_eq_1__not_nesterov_scalars {
-    M clip_gradient;
-    M rescale_grad;
-    M wd;
-};
-
-template <typename M>
-static inline __attribute__((always_inline)) void adopt_not_use_clipping__t_eq_1__not_nesterov_math(
-    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
-    M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<M>& s)
-{
-    const M v0 = weight * s.wd;
-    const M v1 = grad * s.rescale_grad;
-    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
-    const M v3 = v0 + v2;
-    const M v4 = v3 * v3;
-    exp_avg_sq_out = v4;
-}
-
-template <typename W, typename M, bool MASTER>
-static void adopt_not_use_clipping__t_eq_1__not_nesterov_span(
-    const W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<M> s)
-{
-    for (om::index_t i = 0; i < n; ++i) {
-        M x_weight;
-        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
-        M x_grad = om::get(p_grad, i);
-        M x_exp_avg = om::get(p_exp_avg, i);
-        M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_not_use_clipping__t_eq_1__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
-        om::put(p_exp_avg_sq, i, x_exp_avg_sq);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f32(
-    const float* __restrict__ p_weight,
-    const float* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f64(
-    const double* __restrict__ p_weight,
-    const double* __restrict__ p_grad,
-    const double* __restrict__ p_exp_avg,
-    double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16(
-    const om::half* __restrict__ p_weight,
-    const om::half* __restrict__ p_grad,
-    const om::half* __restrict__ p_exp_avg,
-    om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16(
-    const om::bfloat16* __restrict__ p_weight,
-    const om::bfloat16* __restrict__ p_grad,
-    const om::bfloat16* __restrict__ p_exp_avg,
-    om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp(
-    const om::half* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::half* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp(
-    const om::bfloat16* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::bfloat16* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const int threads)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
-    });
-}
-
-extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-                                   const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
-}
-
-
-// == variant adopt_not_use_clipping__t_ne_1__nesterov ====================================
-
-template <typename M>
-struct adopt_not_use_clipping__t_ne_1__nesterov_scalars {
+struct adopt_started_ne_0__not_use_clipping__nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -1361,10 +1361,10 @@ struct adopt_not_use_clipping__t_ne_1__nesterov_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adopt_not_use_clipping__t_ne_1__nesterov_math(
+static inline __attribute__((always_inline)) void adopt_started_ne_0__not_use_clipping__nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<M>& s)
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -1390,12 +1390,12 @@ static inline __attribute__((always_inline)) void adopt_not_use_clipping__t_ne_1
 }
 
 template <typename W, typename M, bool MASTER>
-static void adopt_not_use_clipping__t_ne_1__nesterov_span(
+static void adopt_started_ne_0__not_use_clipping__nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_not_use_clipping__t_ne_1__nesterov_scalars<M> s)
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__nesterov_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -1403,7 +1403,7 @@ static void adopt_not_use_clipping__t_ne_1__nesterov_span(
         M x_grad = om::get(p_grad, i);
         M x_exp_avg = om::get(p_exp_avg, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_not_use_clipping__t_ne_1__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -1411,20 +1411,20 @@ static void adopt_not_use_clipping__t_ne_1__nesterov_span(
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f32(
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1433,26 +1433,26 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f32_multi(const om::u64
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f64(
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1461,26 +1461,26 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f64_multi(const om::u64
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16(
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1489,26 +1489,26 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_multi(const om::u64
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16(
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1517,13 +1517,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_multi(const om::u6
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_mp(
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1531,13 +1531,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1546,13 +1546,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_mp_multi(const om::
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp(
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1560,13 +1560,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1575,17 +1575,17 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp_multi(const om:
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
 
-// == variant adopt_not_use_clipping__t_ne_1__not_nesterov ================================
+// == variant adopt_started_ne_0__not_use_clipping__not_nesterov ==========================
 
 template <typename M>
-struct adopt_not_use_clipping__t_ne_1__not_nesterov_scalars {
+struct adopt_started_ne_0__not_use_clipping__not_nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -1598,10 +1598,10 @@ struct adopt_not_use_clipping__t_ne_1__not_nesterov_scalars {
 };
 
 template <typename M>
-static inline __attribute__((always_inline)) void adopt_not_use_clipping__t_ne_1__not_nesterov_math(
+static inline __attribute__((always_inline)) void adopt_started_ne_0__not_use_clipping__not_nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<M>& s)
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -1625,12 +1625,12 @@ static inline __attribute__((always_inline)) void adopt_not_use_clipping__t_ne_1
 }
 
 template <typename W, typename M, bool MASTER>
-static void adopt_not_use_clipping__t_ne_1__not_nesterov_span(
+static void adopt_started_ne_0__not_use_clipping__not_nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t n, const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<M> s)
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<M> s)
 {
     for (om::index_t i = 0; i < n; ++i) {
         M x_weight;
@@ -1638,7 +1638,7 @@ static void adopt_not_use_clipping__t_ne_1__not_nesterov_span(
         M x_grad = om::get(p_grad, i);
         M x_exp_avg = om::get(p_exp_avg, i);
         M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
-        adopt_not_use_clipping__t_ne_1__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_math<M>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_exp_avg, i, x_exp_avg);
@@ -1646,20 +1646,20 @@ static void adopt_not_use_clipping__t_ne_1__not_nesterov_span(
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f32(
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1668,26 +1668,26 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f32_multi(const om:
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f64(
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1696,26 +1696,26 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f64_multi(const om:
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16(
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1724,26 +1724,26 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_multi(const om:
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16(
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1752,13 +1752,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_multi(const om
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp(
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1766,13 +1766,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1781,13 +1781,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(const 
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp(
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1795,13 +1795,13 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp(
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
 }
 
-extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1810,8 +1810,8 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(const
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }

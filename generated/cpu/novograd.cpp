@@ -17,456 +17,10 @@
 #include "optforge_cpu.h"
 
 
-// == variant novograd_maximize__t_eq_1 ===================================================
+// == variant novograd_maximize ===========================================================
 
 template <typename M>
-struct novograd_maximize__t_eq_1_scalars {
-    M clip_gradient;
-    M epsilon;
-    M lr;
-    M rescale_grad;
-    M wd;
-};
-
-// 2 pass(es) over memory (codegen/stages.py); per tensor 1 norm slot(s).
-// Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
-
-template <typename M>
-static inline __attribute__((always_inline)) void novograd_maximize__t_eq_1_pass0_math(
-    const M grad, const novograd_maximize__t_eq_1_scalars<M>& s, double (&acc)[1])
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v2 = -v1;
-    acc[0] += double(v2 * v2);
-}
-
-template <typename W, typename M, bool MASTER>
-static void novograd_maximize__t_eq_1_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    const M* __restrict__ p_v,
-    const om::index_t n, const novograd_maximize__t_eq_1_scalars<M> s, double (&sums)[1],
-    const om::index_t base)
-{
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
-    // fixed by the build, so the result does not depend on the thread count)
-    double sum0 = 0;
-#pragma omp simd reduction(+: sum0)
-    for (om::index_t i = 0; i < n; ++i) {
-        M x_grad;
-        x_grad = om::get(p_grad, i);
-        double acc[1] = {};   // this element's terms
-        novograd_maximize__t_eq_1_pass0_math<M>(x_grad, s, acc);
-        sum0 += acc[0];
-    }
-    sums[0] += sum0;
-}
-
-template <typename M>
-static inline __attribute__((always_inline)) void novograd_maximize__t_eq_1_pass1_math(
-    const M weight, const M grad, M& weight_out, M& mean_out, M& v_out, const novograd_maximize__t_eq_1_scalars<M>& s, const M n3)
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v2 = -v1;
-    const M v4 = n3 * n3;
-    const M v5 = om::sqrt(v4);
-    const M v6 = v5 + s.epsilon;
-    const M v7 = v2 / v6;
-    const M v8 = weight * s.wd;
-    const M v9 = v7 + v8;
-    const M v10 = v9 * s.lr;
-    const M v11 = weight - v10;
-    weight_out = v11;
-    mean_out = v9;
-    v_out = v4;
-}
-
-template <typename W, typename M, bool MASTER>
-static void novograd_maximize__t_eq_1_pass1_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    M* __restrict__ p_v,
-    const om::index_t n, const novograd_maximize__t_eq_1_scalars<M> s, const M n3,
-    const om::index_t base)
-{
-    for (om::index_t i = 0; i < n; ++i) {
-        M x_weight;
-        M x_grad;
-        M x_mean;
-        M x_v;
-        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
-        x_grad = om::get(p_grad, i);
-        novograd_maximize__t_eq_1_pass1_math<M>(x_weight, x_grad, x_weight, x_mean, x_v, s, n3);
-        om::put(p_weight, i, x_weight);
-        if constexpr (MASTER) master[i] = x_weight;
-        om::put(p_mean, i, x_mean);
-        if (base + i == 0) p_v[0] = om::Store<M>::of(x_v);   // the tensor's first element stores the tensor's value
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f32_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f32_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f32_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, n3,
-            start);
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f64_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f64_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(double(total)));
-        }
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f64_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        const double n3 = double(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, s, n3,
-            start);
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, n3,
-            start);
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_bf16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_bf16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_bf16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, n3,
-            start);
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_f16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, n3,
-            start);
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_bf16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_bf16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_maximize__t_eq_1_bf16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, n3,
-            start);
-    }
-}
-
-
-
-// == variant novograd_maximize__t_ne_1 ===================================================
-
-template <typename M>
-struct novograd_maximize__t_ne_1_scalars {
+struct novograd_maximize_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -486,8 +40,8 @@ struct novograd_maximize__t_ne_1_scalars {
 // do not depend on the thread count.
 
 template <typename M>
-static inline __attribute__((always_inline)) void novograd_maximize__t_ne_1_pass0_math(
-    const M grad, const novograd_maximize__t_ne_1_scalars<M>& s, double (&acc)[1])
+static inline __attribute__((always_inline)) void novograd_maximize_pass0_math(
+    const M grad, const novograd_maximize_scalars<M>& s, double (&acc)[1])
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -496,12 +50,12 @@ static inline __attribute__((always_inline)) void novograd_maximize__t_ne_1_pass
 }
 
 template <typename W, typename M, bool MASTER>
-static void novograd_maximize__t_ne_1_pass0_span(
+static void novograd_maximize_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
-    const om::index_t n, const novograd_maximize__t_ne_1_scalars<M> s, double (&sums)[1],
+    const om::index_t n, const novograd_maximize_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
     // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
@@ -512,44 +66,47 @@ static void novograd_maximize__t_ne_1_pass0_span(
         M x_grad;
         x_grad = om::get(p_grad, i);
         double acc[1] = {};   // this element's terms
-        novograd_maximize__t_ne_1_pass0_math<M>(x_grad, s, acc);
+        novograd_maximize_pass0_math<M>(x_grad, s, acc);
         sum0 += acc[0];
     }
     sums[0] += sum0;
 }
 
 template <typename M>
-static inline __attribute__((always_inline)) void novograd_maximize__t_ne_1_pass1_math(
-    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_maximize__t_ne_1_scalars<M>& s, const M n4)
+static inline __attribute__((always_inline)) void novograd_maximize_pass1_math(
+    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_maximize_scalars<M>& s, const M n4)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
     const M v2 = -v1;
-    const M v3 = v * s.beta2;
+    const bool v3 = v < M(0);
     const M v5 = n4 * n4;
-    const M v6 = v5 * s.c_1;
-    const M v7 = v3 + v6;
-    const M v8 = mean * s.beta1;
-    const M v9 = om::sqrt(v7);
-    const M v10 = v9 + s.epsilon;
-    const M v11 = v2 / v10;
-    const M v12 = weight * s.wd;
-    const M v13 = v8 + v11;
-    const M v14 = v13 + v12;
-    const M v15 = v14 * s.lr;
-    const M v16 = weight - v15;
-    weight_out = v16;
-    mean_out = v14;
-    v_out = v7;
+    const M v6 = v * s.beta2;
+    const M v7 = v5 * s.c_1;
+    const M v8 = v6 + v7;
+    const M v9 = v3 ? v5 : v8;
+    const M v10 = om::sqrt(v9);
+    const M v11 = v10 + s.epsilon;
+    const M v12 = v2 / v11;
+    const M v13 = weight * s.wd;
+    const M v14 = mean * s.beta1;
+    const M v15 = v3 ? M(0) : v14;
+    const M v16 = v12 + v13;
+    const M v17 = v16 + v15;
+    const M v18 = v17 * s.lr;
+    const M v19 = weight - v18;
+    weight_out = v19;
+    mean_out = v17;
+    v_out = v9;
 }
 
 template <typename W, typename M, bool MASTER>
-static void novograd_maximize__t_ne_1_pass1_span(
+static void novograd_maximize_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     M* __restrict__ p_v,
-    const om::index_t n, const novograd_maximize__t_ne_1_scalars<M> s, const M n4, const M d_v,
+    const om::index_t n, const novograd_maximize_scalars<M> s, const M n4, const M d_v,
     const om::index_t base)
 {
     for (om::index_t i = 0; i < n; ++i) {
@@ -561,7 +118,7 @@ static void novograd_maximize__t_ne_1_pass1_span(
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
         x_mean = om::get(p_mean, i);
-        novograd_maximize__t_ne_1_pass1_math<M>(x_weight, x_grad, x_mean, x_v, x_weight, x_mean, x_v, s, n4);
+        novograd_maximize_pass1_math<M>(x_weight, x_grad, x_mean, x_v, x_weight, x_mean, x_v, s, n4);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_mean, i, x_mean);
@@ -569,7 +126,7 @@ static void novograd_maximize__t_ne_1_pass1_span(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f32_pass0(
+extern "C" void novograd_maximize_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -581,16 +138,16 @@ extern "C" void novograd_maximize__t_ne_1_f32_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f32_norms0(
+extern "C" void novograd_maximize_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -608,7 +165,7 @@ extern "C" void novograd_maximize__t_ne_1_f32_norms0(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f32_pass1(
+extern "C" void novograd_maximize_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -621,16 +178,16 @@ extern "C" void novograd_maximize__t_ne_1_f32_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n4, d_v,
             start);
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f64_pass0(
+extern "C" void novograd_maximize_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -642,16 +199,16 @@ extern "C" void novograd_maximize__t_ne_1_f64_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_maximize_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f64_norms0(
+extern "C" void novograd_maximize_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -669,7 +226,7 @@ extern "C" void novograd_maximize__t_ne_1_f64_norms0(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f64_pass1(
+extern "C" void novograd_maximize_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -682,16 +239,16 @@ extern "C" void novograd_maximize__t_ne_1_f64_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         const double n4 = double(reduced[tensor * 2 + 0]);
         const double d_v = double(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_maximize_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, n4, d_v,
             start);
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f16_pass0(
+extern "C" void novograd_maximize_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -703,16 +260,16 @@ extern "C" void novograd_maximize__t_ne_1_f16_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f16_norms0(
+extern "C" void novograd_maximize_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -730,7 +287,7 @@ extern "C" void novograd_maximize__t_ne_1_f16_norms0(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f16_pass1(
+extern "C" void novograd_maximize_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -743,16 +300,16 @@ extern "C" void novograd_maximize__t_ne_1_f16_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n4, d_v,
             start);
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_bf16_pass0(
+extern "C" void novograd_maximize_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -764,16 +321,16 @@ extern "C" void novograd_maximize__t_ne_1_bf16_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_bf16_norms0(
+extern "C" void novograd_maximize_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -791,7 +348,7 @@ extern "C" void novograd_maximize__t_ne_1_bf16_norms0(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_bf16_pass1(
+extern "C" void novograd_maximize_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -804,16 +361,16 @@ extern "C" void novograd_maximize__t_ne_1_bf16_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n4, d_v,
             start);
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f16_mp_pass0(
+extern "C" void novograd_maximize_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -825,16 +382,16 @@ extern "C" void novograd_maximize__t_ne_1_f16_mp_pass0(
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f16_mp_norms0(
+extern "C" void novograd_maximize_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -852,7 +409,7 @@ extern "C" void novograd_maximize__t_ne_1_f16_mp_norms0(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_f16_mp_pass1(
+extern "C" void novograd_maximize_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -865,16 +422,16 @@ extern "C" void novograd_maximize__t_ne_1_f16_mp_pass1(
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n4, d_v,
             start);
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass0(
+extern "C" void novograd_maximize_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -886,16 +443,16 @@ extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass0(
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_bf16_mp_norms0(
+extern "C" void novograd_maximize_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -913,7 +470,7 @@ extern "C" void novograd_maximize__t_ne_1_bf16_mp_norms0(
     }
 }
 
-extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass1(
+extern "C" void novograd_maximize_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -926,10 +483,10 @@ extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass1(
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n4, d_v,
             start);
     }
@@ -937,454 +494,10 @@ extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass1(
 
 
 
-// == variant novograd_not_maximize__t_eq_1 ===============================================
+// == variant novograd_not_maximize =======================================================
 
 template <typename M>
-struct novograd_not_maximize__t_eq_1_scalars {
-    M clip_gradient;
-    M epsilon;
-    M lr;
-    M rescale_grad;
-    M wd;
-};
-
-// 2 pass(es) over memory (codegen/stages.py); per tensor 1 norm slot(s).
-// Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
-
-template <typename M>
-static inline __attribute__((always_inline)) void novograd_not_maximize__t_eq_1_pass0_math(
-    const M grad, const novograd_not_maximize__t_eq_1_scalars<M>& s, double (&acc)[1])
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    acc[0] += double(v1 * v1);
-}
-
-template <typename W, typename M, bool MASTER>
-static void novograd_not_maximize__t_eq_1_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    const M* __restrict__ p_v,
-    const om::index_t n, const novograd_not_maximize__t_eq_1_scalars<M> s, double (&sums)[1],
-    const om::index_t base)
-{
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
-    // fixed by the build, so the result does not depend on the thread count)
-    double sum0 = 0;
-#pragma omp simd reduction(+: sum0)
-    for (om::index_t i = 0; i < n; ++i) {
-        M x_grad;
-        x_grad = om::get(p_grad, i);
-        double acc[1] = {};   // this element's terms
-        novograd_not_maximize__t_eq_1_pass0_math<M>(x_grad, s, acc);
-        sum0 += acc[0];
-    }
-    sums[0] += sum0;
-}
-
-template <typename M>
-static inline __attribute__((always_inline)) void novograd_not_maximize__t_eq_1_pass1_math(
-    const M weight, const M grad, M& weight_out, M& mean_out, M& v_out, const novograd_not_maximize__t_eq_1_scalars<M>& s, const M n2)
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v3 = n2 * n2;
-    const M v4 = om::sqrt(v3);
-    const M v5 = v4 + s.epsilon;
-    const M v6 = v1 / v5;
-    const M v7 = weight * s.wd;
-    const M v8 = v6 + v7;
-    const M v9 = v8 * s.lr;
-    const M v10 = weight - v9;
-    weight_out = v10;
-    mean_out = v8;
-    v_out = v3;
-}
-
-template <typename W, typename M, bool MASTER>
-static void novograd_not_maximize__t_eq_1_pass1_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    M* __restrict__ p_v,
-    const om::index_t n, const novograd_not_maximize__t_eq_1_scalars<M> s, const M n2,
-    const om::index_t base)
-{
-    for (om::index_t i = 0; i < n; ++i) {
-        M x_weight;
-        M x_grad;
-        M x_mean;
-        M x_v;
-        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
-        x_grad = om::get(p_grad, i);
-        novograd_not_maximize__t_eq_1_pass1_math<M>(x_weight, x_grad, x_weight, x_mean, x_v, s, n2);
-        om::put(p_weight, i, x_weight);
-        if constexpr (MASTER) master[i] = x_weight;
-        om::put(p_mean, i, x_mean);
-        if (base + i == 0) p_v[0] = om::Store<M>::of(x_v);   // the tensor's first element stores the tensor's value
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f32_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f32_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f32_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, n2,
-            start);
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f64_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f64_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(double(total)));
-        }
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f64_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        const double n2 = double(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, s, n2,
-            start);
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, n2,
-            start);
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_bf16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_bf16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_bf16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, s, n2,
-            start);
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_f16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, n2,
-            start);
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_bf16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, acc,
-            start);
-        partials[c * 1 + 0] = acc[0];
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_bf16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    for (int tensor = 0; tensor < tensors; ++tensor) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double total = 0;
-            for (om::index_t c = 0; c < count; ++c) total += partials[(first + c) * 1 + 0];
-            reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" void novograd_not_maximize__t_eq_1_bf16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows, const int threads)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, s, n2,
-            start);
-    }
-}
-
-
-
-// == variant novograd_not_maximize__t_ne_1 ===============================================
-
-template <typename M>
-struct novograd_not_maximize__t_ne_1_scalars {
+struct novograd_not_maximize_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -1404,8 +517,8 @@ struct novograd_not_maximize__t_ne_1_scalars {
 // do not depend on the thread count.
 
 template <typename M>
-static inline __attribute__((always_inline)) void novograd_not_maximize__t_ne_1_pass0_math(
-    const M grad, const novograd_not_maximize__t_ne_1_scalars<M>& s, double (&acc)[1])
+static inline __attribute__((always_inline)) void novograd_not_maximize_pass0_math(
+    const M grad, const novograd_not_maximize_scalars<M>& s, double (&acc)[1])
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -1413,12 +526,12 @@ static inline __attribute__((always_inline)) void novograd_not_maximize__t_ne_1_
 }
 
 template <typename W, typename M, bool MASTER>
-static void novograd_not_maximize__t_ne_1_pass0_span(
+static void novograd_not_maximize_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
-    const om::index_t n, const novograd_not_maximize__t_ne_1_scalars<M> s, double (&sums)[1],
+    const om::index_t n, const novograd_not_maximize_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
     // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
@@ -1429,43 +542,46 @@ static void novograd_not_maximize__t_ne_1_pass0_span(
         M x_grad;
         x_grad = om::get(p_grad, i);
         double acc[1] = {};   // this element's terms
-        novograd_not_maximize__t_ne_1_pass0_math<M>(x_grad, s, acc);
+        novograd_not_maximize_pass0_math<M>(x_grad, s, acc);
         sum0 += acc[0];
     }
     sums[0] += sum0;
 }
 
 template <typename M>
-static inline __attribute__((always_inline)) void novograd_not_maximize__t_ne_1_pass1_math(
-    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_not_maximize__t_ne_1_scalars<M>& s, const M n3)
+static inline __attribute__((always_inline)) void novograd_not_maximize_pass1_math(
+    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_not_maximize_scalars<M>& s, const M n3)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v2 = v * s.beta2;
+    const bool v2 = v < M(0);
     const M v4 = n3 * n3;
-    const M v5 = v4 * s.c_1;
-    const M v6 = v2 + v5;
-    const M v7 = mean * s.beta1;
-    const M v8 = om::sqrt(v6);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 / v9;
-    const M v11 = weight * s.wd;
-    const M v12 = v7 + v10;
-    const M v13 = v12 + v11;
-    const M v14 = v13 * s.lr;
-    const M v15 = weight - v14;
-    weight_out = v15;
-    mean_out = v13;
-    v_out = v6;
+    const M v5 = v * s.beta2;
+    const M v6 = v4 * s.c_1;
+    const M v7 = v5 + v6;
+    const M v8 = v2 ? v4 : v7;
+    const M v9 = om::sqrt(v8);
+    const M v10 = v9 + s.epsilon;
+    const M v11 = v1 / v10;
+    const M v12 = weight * s.wd;
+    const M v13 = mean * s.beta1;
+    const M v14 = v2 ? M(0) : v13;
+    const M v15 = v11 + v12;
+    const M v16 = v15 + v14;
+    const M v17 = v16 * s.lr;
+    const M v18 = weight - v17;
+    weight_out = v18;
+    mean_out = v16;
+    v_out = v8;
 }
 
 template <typename W, typename M, bool MASTER>
-static void novograd_not_maximize__t_ne_1_pass1_span(
+static void novograd_not_maximize_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     M* __restrict__ p_v,
-    const om::index_t n, const novograd_not_maximize__t_ne_1_scalars<M> s, const M n3, const M d_v,
+    const om::index_t n, const novograd_not_maximize_scalars<M> s, const M n3, const M d_v,
     const om::index_t base)
 {
     for (om::index_t i = 0; i < n; ++i) {
@@ -1477,7 +593,7 @@ static void novograd_not_maximize__t_ne_1_pass1_span(
         if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
         x_grad = om::get(p_grad, i);
         x_mean = om::get(p_mean, i);
-        novograd_not_maximize__t_ne_1_pass1_math<M>(x_weight, x_grad, x_mean, x_v, x_weight, x_mean, x_v, s, n3);
+        novograd_not_maximize_pass1_math<M>(x_weight, x_grad, x_mean, x_v, x_weight, x_mean, x_v, s, n3);
         om::put(p_weight, i, x_weight);
         if constexpr (MASTER) master[i] = x_weight;
         om::put(p_mean, i, x_mean);
@@ -1485,7 +601,7 @@ static void novograd_not_maximize__t_ne_1_pass1_span(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f32_pass0(
+extern "C" void novograd_not_maximize_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1497,16 +613,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f32_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f32_norms0(
+extern "C" void novograd_not_maximize_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1524,7 +640,7 @@ extern "C" void novograd_not_maximize__t_ne_1_f32_norms0(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f32_pass1(
+extern "C" void novograd_not_maximize_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1537,16 +653,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f32_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n3, d_v,
             start);
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f64_pass0(
+extern "C" void novograd_not_maximize_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1558,16 +674,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f64_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_not_maximize_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f64_norms0(
+extern "C" void novograd_not_maximize_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1585,7 +701,7 @@ extern "C" void novograd_not_maximize__t_ne_1_f64_norms0(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f64_pass1(
+extern "C" void novograd_not_maximize_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1598,16 +714,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f64_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         const double n3 = double(reduced[tensor * 2 + 0]);
         const double d_v = double(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_not_maximize_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, n3, d_v,
             start);
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f16_pass0(
+extern "C" void novograd_not_maximize_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1619,16 +735,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f16_norms0(
+extern "C" void novograd_not_maximize_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1646,7 +762,7 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_norms0(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f16_pass1(
+extern "C" void novograd_not_maximize_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1659,16 +775,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n3, d_v,
             start);
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_bf16_pass0(
+extern "C" void novograd_not_maximize_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1680,16 +796,16 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_pass0(
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_bf16_norms0(
+extern "C" void novograd_not_maximize_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1707,7 +823,7 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_norms0(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_bf16_pass1(
+extern "C" void novograd_not_maximize_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1720,16 +836,16 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_pass1(
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n3, d_v,
             start);
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f16_mp_pass0(
+extern "C" void novograd_not_maximize_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1741,16 +857,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_mp_pass0(
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f16_mp_norms0(
+extern "C" void novograd_not_maximize_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1768,7 +884,7 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_mp_norms0(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_f16_mp_pass1(
+extern "C" void novograd_not_maximize_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1781,16 +897,16 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_mp_pass1(
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n3, d_v,
             start);
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_pass0(
+extern "C" void novograd_not_maximize_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1802,16 +918,16 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_pass0(
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_norms0(
+extern "C" void novograd_not_maximize_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1829,7 +945,7 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_norms0(
     }
 }
 
-extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_pass1(
+extern "C" void novograd_not_maximize_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows, const int threads)
@@ -1842,10 +958,10 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_pass1(
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n3, d_v,
             start);
     }

@@ -1015,3 +1015,437 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_mult
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+
+
+// == variant schedulefreeadamw_mode_train ================================================
+
+template <typename M>
+struct schedulefreeadamw_mode_train_scalars {
+    M beta1;
+    M c_1;
+};
+
+template <typename M>
+static inline __attribute__((always_inline)) void schedulefreeadamw_mode_train_math(
+    const M weight, const M grad, const M z, const M x, const M exp_avg_sq,
+    M& weight_out,
+    const schedulefreeadamw_mode_train_scalars<M>& s)
+{
+    const M v0 = x * s.beta1;
+    const M v1 = z * s.c_1;
+    const M v2 = v0 + v1;
+    weight_out = v2;
+}
+
+template <typename W, typename M, bool MASTER>
+static void schedulefreeadamw_mode_train_span(
+    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_z,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_x,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_mode_train_scalars<M> s)
+{
+    for (om::index_t i = 0; i < n; ++i) {
+        M x_weight;
+        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
+        M x_grad = om::get(p_grad, i);
+        M x_z = om::get(p_z, i);
+        M x_x = om::get(p_x, i);
+        M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
+        schedulefreeadamw_mode_train_math<M>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, s);
+        om::put(p_weight, i, x_weight);
+        if constexpr (MASTER) master[i] = x_weight;
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_train_f32(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1, const int threads)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_train_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_train_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_train_f64(
+    double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_z,
+    const double* __restrict__ p_x,
+    const double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const double beta1, const double c_1, const int threads)
+{
+    const schedulefreeadamw_mode_train_scalars<double> s = { beta1, c_1 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_train_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_train_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<const double>(row[3]) + start, om::pointer<const double>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_train_f16(
+    om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_z,
+    const om::half* __restrict__ p_x,
+    const om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1, const int threads)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_train_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_train_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const om::half>(row[3]) + start, om::pointer<const om::half>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_train_bf16(
+    om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_z,
+    const om::bfloat16* __restrict__ p_x,
+    const om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1, const int threads)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_train_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_train_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const om::bfloat16>(row[3]) + start, om::pointer<const om::bfloat16>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_train_f16_mp(
+    om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1, const int threads)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_train_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_train_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        schedulefreeadamw_mode_train_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_train_bf16_mp(
+    om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1, const int threads)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_train_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_train_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        schedulefreeadamw_mode_train_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+
+// == variant schedulefreeadamw_mode_eval =================================================
+
+template <typename M>
+struct schedulefreeadamw_mode_eval_scalars {
+    int unused;
+};
+
+template <typename M>
+static inline __attribute__((always_inline)) void schedulefreeadamw_mode_eval_math(
+    const M weight, const M grad, const M z, const M x, const M exp_avg_sq,
+    M& weight_out,
+    const schedulefreeadamw_mode_eval_scalars<M>& s)
+{
+    weight_out = x;
+}
+
+template <typename W, typename M, bool MASTER>
+static void schedulefreeadamw_mode_eval_span(
+    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_z,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_x,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_mode_eval_scalars<M> s)
+{
+    for (om::index_t i = 0; i < n; ++i) {
+        M x_weight;
+        if constexpr (MASTER) x_weight = master[i]; else x_weight = om::get(p_weight, i);
+        M x_grad = om::get(p_grad, i);
+        M x_z = om::get(p_z, i);
+        M x_x = om::get(p_x, i);
+        M x_exp_avg_sq = om::get(p_exp_avg_sq, i);
+        schedulefreeadamw_mode_eval_math<M>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, s);
+        om::put(p_weight, i, x_weight);
+        if constexpr (MASTER) master[i] = x_weight;
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f32(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const int threads)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_eval_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f64(
+    double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_z,
+    const double* __restrict__ p_x,
+    const double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const int threads)
+{
+    const schedulefreeadamw_mode_eval_scalars<double> s = { 0 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_eval_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<double> s = { 0 };
+        schedulefreeadamw_mode_eval_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<const double>(row[3]) + start, om::pointer<const double>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f16(
+    om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_z,
+    const om::half* __restrict__ p_x,
+    const om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const int threads)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_eval_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const om::half>(row[3]) + start, om::pointer<const om::half>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_eval_bf16(
+    om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_z,
+    const om::bfloat16* __restrict__ p_x,
+    const om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const int threads)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_eval_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_eval_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const om::bfloat16>(row[3]) + start, om::pointer<const om::bfloat16>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f16_mp(
+    om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const int threads)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_eval_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_eval_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}
+
+extern "C" void schedulefreeadamw_mode_eval_bf16_mp(
+    om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const int threads)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_mode_eval_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_mode_eval_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+                                   const int threads)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
+    for (om::index_t c = 0; c < chunks; ++c) {
+        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, s);
+    }
+}

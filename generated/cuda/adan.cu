@@ -8,7 +8,9 @@
 //     grad         = clip(grad * rescale_grad, clip_gradient)
 //     if maximize:
 //         grad = -grad
-//     diff         = grad - where(t == 1, grad, prev_grad)
+//     if started == 0:
+//         prev_grad = grad
+//     diff         = grad - prev_grad
 //     exp_avg      = beta1 * exp_avg + (1 - beta1) * grad
 //     exp_avg_diff = beta2 * exp_avg_diff + (1 - beta2) * diff
 //     exp_avg_sq   = beta3 * exp_avg_sq + (1 - beta3) * (grad + beta2 * diff)**2
@@ -16,6 +18,7 @@
 //     step         = (exp_avg / (1 - beta1**t) + beta2 * exp_avg_diff / (1 - beta2**t)) / denom
 //     weight       = (weight - lr * step) / (1 + lr * wd)
 //     prev_grad    = grad
+//     started      = 1
 //
 // Per variant: the per-element math (__host__ __device__, the same
 // three-address code as generated/numpy/adan.py), a span function (16-byte packs when
@@ -26,10 +29,10 @@
 #include "optforge.cuh"
 
 
-// == variant: maximize and t == 1 =====================================================
+// == variant: maximize and started == 0 ===============================================
 
 template <typename M>
-struct adan_maximize__t_eq_1_scalars {
+struct adan_maximize__started_eq_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -46,10 +49,10 @@ struct adan_maximize__t_eq_1_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adan_maximize__t_eq_1_math(
+__host__ __device__ __forceinline__ void adan_maximize__started_eq_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_maximize__t_eq_1_scalars<M>& s)
+    const adan_maximize__started_eq_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -80,7 +83,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_eq_1_math(
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adan_maximize__t_eq_1_span(
+__host__ __device__ __forceinline__ void adan_maximize__started_eq_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
@@ -88,7 +91,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_eq_1_span(
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adan_maximize__t_eq_1_scalars<M>& s)
+    const adan_maximize__started_eq_0_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, master);
@@ -103,7 +106,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_eq_1_span(
         om::load<K>(p_prev_grad, i, x_prev_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adan_maximize__t_eq_1_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
+            adan_maximize__started_eq_0_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -113,7 +116,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_eq_1_span(
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f32(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -122,12 +125,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_eq_1_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_eq_0_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_eq_0_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -135,13 +138,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f32_mult
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f64(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -150,12 +153,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad)
 {
-    const adan_maximize__t_eq_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_eq_1_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_eq_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_eq_0_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_eq_0_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -163,13 +166,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f64_mult
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f16(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -178,12 +181,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_eq_1_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_eq_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_eq_0_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -191,13 +194,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f16_mult
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_bf16(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -206,12 +209,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_bf16(
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_eq_1_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_eq_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_eq_0_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -219,13 +222,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_bf16_mul
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_maximize__t_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -235,12 +238,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_f16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_eq_1_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_eq_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_eq_0_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -248,13 +251,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_f16_mp_m
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -264,12 +267,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_eq_1_bf16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_eq_1_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_eq_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_eq_0_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -277,17 +280,17 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_eq_1_bf16_mp_
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: maximize and t != 1 =====================================================
+// == variant: maximize and started != 0 ===============================================
 
 template <typename M>
-struct adan_maximize__t_ne_1_scalars {
+struct adan_maximize__started_ne_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -305,10 +308,10 @@ struct adan_maximize__t_ne_1_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adan_maximize__t_ne_1_math(
+__host__ __device__ __forceinline__ void adan_maximize__started_ne_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_maximize__t_ne_1_scalars<M>& s)
+    const adan_maximize__started_ne_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -344,7 +347,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_ne_1_math(
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adan_maximize__t_ne_1_span(
+__host__ __device__ __forceinline__ void adan_maximize__started_ne_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
@@ -352,7 +355,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_ne_1_span(
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adan_maximize__t_ne_1_scalars<M>& s)
+    const adan_maximize__started_ne_0_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, master);
@@ -367,7 +370,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_ne_1_span(
         om::load<K>(p_prev_grad, i, x_prev_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adan_maximize__t_ne_1_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
+            adan_maximize__started_ne_0_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -377,7 +380,7 @@ __host__ __device__ __forceinline__ void adan_maximize__t_ne_1_span(
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f32(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -386,12 +389,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_ne_1_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_ne_0_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_ne_0_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -399,13 +402,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f32_mult
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f64(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -414,12 +417,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double c_7, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad)
 {
-    const adan_maximize__t_ne_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_ne_1_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_ne_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_ne_0_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_ne_0_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -427,13 +430,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f64_mult
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f16(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -442,12 +445,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_ne_1_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_ne_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_ne_0_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -455,13 +458,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f16_mult
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_bf16(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -470,12 +473,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_bf16(
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_ne_1_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_ne_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_ne_0_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -483,13 +486,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_bf16_mul
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_maximize__t_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -499,12 +502,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_f16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_ne_1_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_ne_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_ne_0_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -512,13 +515,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_f16_mp_m
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_maximize__t_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_maximize__started_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_maximize__started_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -528,12 +531,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_maximize__t_ne_1_bf16_mp(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_maximize__t_ne_1_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_maximize__started_ne_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_maximize__started_ne_0_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -541,17 +544,17 @@ extern "C" __global__ void __launch_bounds__(512) adan_maximize__t_ne_1_bf16_mp_
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_maximize__t_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_maximize__started_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: not maximize and t == 1 =================================================
+// == variant: not maximize and started == 0 ===========================================
 
 template <typename M>
-struct adan_not_maximize__t_eq_1_scalars {
+struct adan_not_maximize__started_eq_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -568,10 +571,10 @@ struct adan_not_maximize__t_eq_1_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adan_not_maximize__t_eq_1_math(
+__host__ __device__ __forceinline__ void adan_not_maximize__started_eq_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_not_maximize__t_eq_1_scalars<M>& s)
+    const adan_not_maximize__started_eq_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -601,7 +604,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_eq_1_math(
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adan_not_maximize__t_eq_1_span(
+__host__ __device__ __forceinline__ void adan_not_maximize__started_eq_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
@@ -609,7 +612,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_eq_1_span(
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adan_not_maximize__t_eq_1_scalars<M>& s)
+    const adan_not_maximize__started_eq_0_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, master);
@@ -624,7 +627,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_eq_1_span(
         om::load<K>(p_prev_grad, i, x_prev_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adan_not_maximize__t_eq_1_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
+            adan_not_maximize__started_eq_0_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -634,7 +637,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_eq_1_span(
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f32(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -643,12 +646,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_eq_1_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_eq_0_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_eq_0_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -656,13 +659,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f32_
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f64(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -671,12 +674,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad)
 {
-    const adan_not_maximize__t_eq_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_eq_1_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_eq_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_eq_0_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_eq_0_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -684,13 +687,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f64_
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f16(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -699,12 +702,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_eq_1_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_eq_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_eq_0_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -712,13 +715,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f16_
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_bf16(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -727,12 +730,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_bf16
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_eq_1_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_eq_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_eq_0_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -740,13 +743,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_bf16
         const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
-        adan_not_maximize__t_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -756,12 +759,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_f16_
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_eq_1_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_eq_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_eq_0_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -769,13 +772,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_f16_
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -785,12 +788,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_eq_1_bf16
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_eq_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_eq_1_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_eq_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_eq_0_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
@@ -798,17 +801,17 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_eq_1_bf16
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: not maximize and t != 1 =================================================
+// == variant: not maximize and started != 0 ===========================================
 
 template <typename M>
-struct adan_not_maximize__t_ne_1_scalars {
+struct adan_not_maximize__started_ne_0_scalars {
     M beta1;
     M beta2;
     M beta3;
@@ -826,10 +829,10 @@ struct adan_not_maximize__t_ne_1_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adan_not_maximize__t_ne_1_math(
+__host__ __device__ __forceinline__ void adan_not_maximize__started_ne_0_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_diff, const M exp_avg_sq, const M prev_grad,
     M& weight_out, M& exp_avg_out, M& exp_avg_diff_out, M& exp_avg_sq_out, M& prev_grad_out,
-    const adan_not_maximize__t_ne_1_scalars<M>& s)
+    const adan_not_maximize__started_ne_0_scalars<M>& s)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -864,7 +867,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_ne_1_math(
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adan_not_maximize__t_ne_1_span(
+__host__ __device__ __forceinline__ void adan_not_maximize__started_ne_0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
@@ -872,7 +875,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_ne_1_span(
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_prev_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adan_not_maximize__t_ne_1_scalars<M>& s)
+    const adan_not_maximize__started_ne_0_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, master);
@@ -887,7 +890,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_ne_1_span(
         om::load<K>(p_prev_grad, i, x_prev_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adan_not_maximize__t_ne_1_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
+            adan_not_maximize__started_ne_0_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], x_weight[k], x_exp_avg[k], x_exp_avg_diff[k], x_exp_avg_sq[k], x_prev_grad[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -897,7 +900,7 @@ __host__ __device__ __forceinline__ void adan_not_maximize__t_ne_1_span(
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f32(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
@@ -906,12 +909,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f32(
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_ne_1_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_ne_0_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_ne_0_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -919,13 +922,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f32_
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f64(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
@@ -934,12 +937,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f64(
     double* __restrict__ p_prev_grad,
     const om::index_t numel, const double beta1, const double beta2, const double beta3, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double c_7, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad)
 {
-    const adan_not_maximize__t_ne_1_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_ne_1_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_ne_0_scalars<double> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_ne_0_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_ne_0_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -947,13 +950,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f64_
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f16(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
@@ -962,12 +965,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f16(
     om::half* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_ne_1_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_ne_0_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_ne_0_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -975,13 +978,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f16_
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_bf16(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
@@ -990,12 +993,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_bf16
     om::bfloat16* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_ne_1_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_ne_0_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_ne_0_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -1003,13 +1006,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_bf16
         const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
-        adan_not_maximize__t_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1019,12 +1022,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_f16_
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_ne_1_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_ne_0_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_ne_0_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -1032,13 +1035,13 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_f16_
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_not_maximize__t_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_not_maximize__started_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__started_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1048,12 +1051,12 @@ extern "C" __global__ void __launch_bounds__(256) adan_not_maximize__t_ne_1_bf16
     float* __restrict__ p_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
 {
-    const adan_not_maximize__t_ne_1_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    adan_not_maximize__t_ne_1_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    adan_not_maximize__started_ne_0_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__started_ne_0_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
@@ -1061,8 +1064,8 @@ extern "C" __global__ void __launch_bounds__(512) adan_not_maximize__t_ne_1_bf16
         const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
         const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
         const om::index_t left = om::index_t(row[7]) - start;
-        const adan_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
-        adan_not_maximize__t_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
+        adan_not_maximize__started_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }

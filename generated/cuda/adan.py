@@ -32,7 +32,7 @@ REDUCE_THREADS = 256
 
 VARIANTS = {
     (True, True): {
-        'name': 'maximize__t_eq_1',
+        'name': 'maximize__started_eq_0',
         'states': ['exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'written': ['weight', 'exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'scalars': [
@@ -53,12 +53,12 @@ VARIANTS = {
         'none': {'clip_gradient': 'inf'},
         'noise': False,
         'kernels': {
-            'f32': 'adan_maximize__t_eq_1_f32',
-            'f64': 'adan_maximize__t_eq_1_f64',
-            'f16': 'adan_maximize__t_eq_1_f16',
-            'bf16': 'adan_maximize__t_eq_1_bf16',
-            'f16_mp': 'adan_maximize__t_eq_1_f16_mp',
-            'bf16_mp': 'adan_maximize__t_eq_1_bf16_mp',
+            'f32': 'adan_maximize__started_eq_0_f32',
+            'f64': 'adan_maximize__started_eq_0_f64',
+            'f16': 'adan_maximize__started_eq_0_f16',
+            'bf16': 'adan_maximize__started_eq_0_bf16',
+            'f16_mp': 'adan_maximize__started_eq_0_f16_mp',
+            'bf16_mp': 'adan_maximize__started_eq_0_bf16_mp',
         },
         'passes': [],
         'reductions': 0,
@@ -67,7 +67,7 @@ VARIANTS = {
         'row_reductions': 0,
     },
     (True, False): {
-        'name': 'maximize__t_ne_1',
+        'name': 'maximize__started_ne_0',
         'states': ['exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'written': ['weight', 'exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'scalars': [
@@ -89,12 +89,12 @@ VARIANTS = {
         'none': {'clip_gradient': 'inf'},
         'noise': False,
         'kernels': {
-            'f32': 'adan_maximize__t_ne_1_f32',
-            'f64': 'adan_maximize__t_ne_1_f64',
-            'f16': 'adan_maximize__t_ne_1_f16',
-            'bf16': 'adan_maximize__t_ne_1_bf16',
-            'f16_mp': 'adan_maximize__t_ne_1_f16_mp',
-            'bf16_mp': 'adan_maximize__t_ne_1_bf16_mp',
+            'f32': 'adan_maximize__started_ne_0_f32',
+            'f64': 'adan_maximize__started_ne_0_f64',
+            'f16': 'adan_maximize__started_ne_0_f16',
+            'bf16': 'adan_maximize__started_ne_0_bf16',
+            'f16_mp': 'adan_maximize__started_ne_0_f16_mp',
+            'bf16_mp': 'adan_maximize__started_ne_0_bf16_mp',
         },
         'passes': [],
         'reductions': 0,
@@ -103,7 +103,7 @@ VARIANTS = {
         'row_reductions': 0,
     },
     (False, True): {
-        'name': 'not_maximize__t_eq_1',
+        'name': 'not_maximize__started_eq_0',
         'states': ['exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'written': ['weight', 'exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'scalars': [
@@ -124,12 +124,12 @@ VARIANTS = {
         'none': {'clip_gradient': 'inf'},
         'noise': False,
         'kernels': {
-            'f32': 'adan_not_maximize__t_eq_1_f32',
-            'f64': 'adan_not_maximize__t_eq_1_f64',
-            'f16': 'adan_not_maximize__t_eq_1_f16',
-            'bf16': 'adan_not_maximize__t_eq_1_bf16',
-            'f16_mp': 'adan_not_maximize__t_eq_1_f16_mp',
-            'bf16_mp': 'adan_not_maximize__t_eq_1_bf16_mp',
+            'f32': 'adan_not_maximize__started_eq_0_f32',
+            'f64': 'adan_not_maximize__started_eq_0_f64',
+            'f16': 'adan_not_maximize__started_eq_0_f16',
+            'bf16': 'adan_not_maximize__started_eq_0_bf16',
+            'f16_mp': 'adan_not_maximize__started_eq_0_f16_mp',
+            'bf16_mp': 'adan_not_maximize__started_eq_0_bf16_mp',
         },
         'passes': [],
         'reductions': 0,
@@ -138,7 +138,7 @@ VARIANTS = {
         'row_reductions': 0,
     },
     (False, False): {
-        'name': 'not_maximize__t_ne_1',
+        'name': 'not_maximize__started_ne_0',
         'states': ['exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'written': ['weight', 'exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'],
         'scalars': [
@@ -160,12 +160,12 @@ VARIANTS = {
         'none': {'clip_gradient': 'inf'},
         'noise': False,
         'kernels': {
-            'f32': 'adan_not_maximize__t_ne_1_f32',
-            'f64': 'adan_not_maximize__t_ne_1_f64',
-            'f16': 'adan_not_maximize__t_ne_1_f16',
-            'bf16': 'adan_not_maximize__t_ne_1_bf16',
-            'f16_mp': 'adan_not_maximize__t_ne_1_f16_mp',
-            'bf16_mp': 'adan_not_maximize__t_ne_1_bf16_mp',
+            'f32': 'adan_not_maximize__started_ne_0_f32',
+            'f64': 'adan_not_maximize__started_ne_0_f64',
+            'f16': 'adan_not_maximize__started_ne_0_f16',
+            'bf16': 'adan_not_maximize__started_ne_0_bf16',
+            'f16_mp': 'adan_not_maximize__started_ne_0_f16_mp',
+            'bf16_mp': 'adan_not_maximize__started_ne_0_bf16_mp',
         },
         'passes': [],
         'reductions': 0,

@@ -5,19 +5,20 @@
 //
 // Update rule, as the spec writes it:
 //
-//     grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight
-//     normed = grad / maximum(sqrt(exp_avg_sq), epsilon)
-//     if use_clipping:
-//         normed = clip(normed, (t - 1)**0.25)
-//     if t == 1:
+//     grad = clip(grad * rescale_grad, clip_gradient) + wd * weight
+//     if started == 0:
 //         exp_avg_sq = grad**2
 //     else:
+//         normed  = grad / maximum(sqrt(exp_avg_sq), epsilon)
+//         if use_clipping:
+//             normed = clip(normed, (t - 1)**0.25)
 //         exp_avg = beta1 * exp_avg + (1 - beta1) * normed
 //         if nesterov:
 //             weight = weight - lr * (beta1 * exp_avg + (1 - beta1) * normed)
 //         else:
 //             weight = weight - lr * exp_avg
 //         exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
+//     started = 1
 //
 // Per variant: the per-element math (__host__ __device__, the same
 // three-address code as generated/numpy/adopt.py), a span function (16-byte packs when
@@ -28,20 +29,20 @@
 #include "optforge.cuh"
 
 
-// == variant: use_clipping and t == 1 and nesterov ====================================
+// == variant: started == 0 and use_clipping and nesterov ==============================
 
 template <typename M>
-struct adopt_use_clipping__t_eq_1__nesterov_scalars {
+struct adopt_started_eq_0__use_clipping__nesterov_scalars {
     M clip_gradient;
     M rescale_grad;
     M wd;
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__nesterov_math(
+__host__ __device__ __forceinline__ void adopt_started_eq_0__use_clipping__nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& exp_avg_sq_out,
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<M>& s)
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -52,13 +53,13 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__nesterov_ma
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__nesterov_span(
+__host__ __device__ __forceinline__ void adopt_started_eq_0__use_clipping__nesterov_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<M>& s)
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
@@ -71,24 +72,24 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__nesterov_sp
         om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adopt_use_clipping__t_eq_1__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
+            adopt_started_eq_0__use_clipping__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
         om::store<K>(p_exp_avg_sq, i, x_exp_avg_sq);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__nesterov_f32(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__nesterov_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__nesterov_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -96,25 +97,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__ne
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__nesterov_f64(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__nesterov_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__nesterov_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -122,25 +123,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__ne
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__nesterov_f16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__nesterov_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__nesterov_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -148,25 +149,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__ne
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__nesterov_bf16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__nesterov_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__nesterov_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -174,13 +175,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__ne
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__nesterov_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -188,12 +189,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__ne
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__nesterov_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__nesterov_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -201,13 +202,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__ne
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__nesterov_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -215,12 +216,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__ne
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__nesterov_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__nesterov_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -228,27 +229,27 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__ne
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: use_clipping and t == 1 and not nesterov ================================
+// == variant: started == 0 and use_clipping and not nesterov ==========================
 
 template <typename M>
-struct adopt_use_clipping__t_eq_1__not_nesterov_scalars {
+struct adopt_started_eq_0__use_clipping__not_nesterov_scalars {
     M clip_gradient;
     M rescale_grad;
     M wd;
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__not_nesterov_math(
+__host__ __device__ __forceinline__ void adopt_started_eq_0__use_clipping__not_nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& exp_avg_sq_out,
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<M>& s)
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -259,13 +260,13 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__not_nestero
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__not_nesterov_span(
+__host__ __device__ __forceinline__ void adopt_started_eq_0__use_clipping__not_nesterov_span(
     const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<M>& s)
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
@@ -278,24 +279,24 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_eq_1__not_nestero
         om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adopt_use_clipping__t_eq_1__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
+            adopt_started_eq_0__use_clipping__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
         om::store<K>(p_exp_avg_sq, i, x_exp_avg_sq);
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__not_nesterov_f32(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__not_nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     const float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__not_nesterov_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__not_nesterov_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -303,25 +304,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__no
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__not_nesterov_f64(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__not_nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     const double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__not_nesterov_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__not_nesterov_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -329,25 +330,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__no
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__not_nesterov_f16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__not_nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     const om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__not_nesterov_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__not_nesterov_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -355,25 +356,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__no
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__not_nesterov_bf16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__not_nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     const om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__not_nesterov_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__not_nesterov_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -381,13 +382,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__no
         const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__not_nesterov_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__not_nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -395,12 +396,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__no
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__not_nesterov_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -408,13 +409,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__no
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -422,12 +423,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_eq_1__no
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
@@ -435,17 +436,431 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_eq_1__no
         const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: use_clipping and t != 1 and nesterov ====================================
+// == variant: started == 0 and not use_clipping and nesterov ==========================
 
 template <typename M>
-struct adopt_use_clipping__t_ne_1__nesterov_scalars {
+struct adopt_started_eq_0__not_use_clipping__nesterov_scalars {
+    M clip_gradient;
+    M rescale_grad;
+    M wd;
+};
+
+template <typename M>
+__host__ __device__ __forceinline__ void adopt_started_eq_0__not_use_clipping__nesterov_math(
+    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
+    M& exp_avg_sq_out,
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<M>& s)
+{
+    const M v0 = weight * s.wd;
+    const M v1 = grad * s.rescale_grad;
+    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
+    const M v3 = v0 + v2;
+    const M v4 = v3 * v3;
+    exp_avg_sq_out = v4;
+}
+
+template <typename W, typename M, bool MASTER>
+__host__ __device__ __forceinline__ void adopt_started_eq_0__not_use_clipping__nesterov_span(
+    const W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
+    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const om::index_t first, const om::index_t stride,
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<M>& s)
+{
+    constexpr int V = om::Width<M>::value;
+    const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
+    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
+        constexpr int K = decltype(lanes)::value;
+        M x_weight[K], x_grad[K], x_exp_avg[K], x_exp_avg_sq[K];
+        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
+        om::load<K>(p_grad, i, x_grad);
+        om::load<K>(p_exp_avg, i, x_exp_avg);
+        om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+            adopt_started_eq_0__not_use_clipping__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
+        om::store<K>(p_exp_avg_sq, i, x_exp_avg_sq);
+    });
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__nesterov_f32(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__nesterov_f32_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__nesterov_f64(
+    const double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_exp_avg,
+    double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__nesterov_f64_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__nesterov_f16(
+    const om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_exp_avg,
+    om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__nesterov_f16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__nesterov_bf16(
+    const om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__nesterov_bf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__nesterov_f16_mp(
+    const om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__nesterov_f16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp(
+    const om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+
+// == variant: started == 0 and not use_clipping and not nesterov ======================
+
+template <typename M>
+struct adopt_started_eq_0__not_use_clipping__not_nesterov_scalars {
+    M clip_gradient;
+    M rescale_grad;
+    M wd;
+};
+
+template <typename M>
+__host__ __device__ __forceinline__ void adopt_started_eq_0__not_use_clipping__not_nesterov_math(
+    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
+    M& exp_avg_sq_out,
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<M>& s)
+{
+    const M v0 = weight * s.wd;
+    const M v1 = grad * s.rescale_grad;
+    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
+    const M v3 = v0 + v2;
+    const M v4 = v3 * v3;
+    exp_avg_sq_out = v4;
+}
+
+template <typename W, typename M, bool MASTER>
+__host__ __device__ __forceinline__ void adopt_started_eq_0__not_use_clipping__not_nesterov_span(
+    const W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
+    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const om::index_t first, const om::index_t stride,
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<M>& s)
+{
+    constexpr int V = om::Width<M>::value;
+    const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
+    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
+        constexpr int K = decltype(lanes)::value;
+        M x_weight[K], x_grad[K], x_exp_avg[K], x_exp_avg_sq[K];
+        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
+        om::load<K>(p_grad, i, x_grad);
+        om::load<K>(p_exp_avg, i, x_exp_avg);
+        om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+            adopt_started_eq_0__not_use_clipping__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
+        om::store<K>(p_exp_avg_sq, i, x_exp_avg_sq);
+    });
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__not_nesterov_f32(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__not_nesterov_f32_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__not_nesterov_f64(
+    const double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_exp_avg,
+    double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__not_nesterov_f64_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__not_nesterov_f16(
+    const om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_exp_avg,
+    om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__not_nesterov_f16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__not_nesterov_bf16(
+    const om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp(
+    const om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp(
+    const om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_exp_avg,
+    float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+
+// == variant: started != 0 and use_clipping and nesterov ==============================
+
+template <typename M>
+struct adopt_started_ne_0__use_clipping__nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -459,10 +874,10 @@ struct adopt_use_clipping__t_ne_1__nesterov_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__nesterov_math(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__use_clipping__nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<M>& s)
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -489,13 +904,13 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__nesterov_ma
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__nesterov_span(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__use_clipping__nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<M>& s)
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
@@ -508,7 +923,7 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__nesterov_sp
         om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adopt_use_clipping__t_ne_1__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
+            adopt_started_ne_0__use_clipping__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -516,19 +931,19 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__nesterov_sp
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__nesterov_f32(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__nesterov_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__nesterov_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -536,25 +951,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__ne
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__nesterov_f64(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__nesterov_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__nesterov_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -562,25 +977,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__ne
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__nesterov_f16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__nesterov_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__nesterov_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -588,25 +1003,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__ne
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__nesterov_bf16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__nesterov_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__nesterov_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -614,13 +1029,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__ne
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__nesterov_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -628,12 +1043,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__ne
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__nesterov_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__nesterov_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -641,13 +1056,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__ne
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__nesterov_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -655,12 +1070,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__ne
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__nesterov_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__nesterov_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -668,17 +1083,17 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__ne
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: use_clipping and t != 1 and not nesterov ================================
+// == variant: started != 0 and use_clipping and not nesterov ==========================
 
 template <typename M>
-struct adopt_use_clipping__t_ne_1__not_nesterov_scalars {
+struct adopt_started_ne_0__use_clipping__not_nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -692,10 +1107,10 @@ struct adopt_use_clipping__t_ne_1__not_nesterov_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__not_nesterov_math(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__use_clipping__not_nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<M>& s)
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -720,13 +1135,13 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__not_nestero
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__not_nesterov_span(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__use_clipping__not_nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<M>& s)
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
@@ -739,7 +1154,7 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__not_nestero
         om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adopt_use_clipping__t_ne_1__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
+            adopt_started_ne_0__use_clipping__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -747,19 +1162,19 @@ __host__ __device__ __forceinline__ void adopt_use_clipping__t_ne_1__not_nestero
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__not_nesterov_f32(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__not_nesterov_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__not_nesterov_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -767,25 +1182,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__no
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__not_nesterov_f64(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__not_nesterov_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__not_nesterov_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -793,25 +1208,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__no
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__not_nesterov_f16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__not_nesterov_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__not_nesterov_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -819,25 +1234,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__no
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__not_nesterov_bf16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__not_nesterov_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__not_nesterov_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -845,13 +1260,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__no
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__not_nesterov_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -859,12 +1274,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__no
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__not_nesterov_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -872,13 +1287,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__no
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -886,12 +1301,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_use_clipping__t_ne_1__no
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -899,431 +1314,17 @@ extern "C" __global__ void __launch_bounds__(512) adopt_use_clipping__t_ne_1__no
         const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
-        adopt_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: not use_clipping and t == 1 and nesterov ================================
+// == variant: started != 0 and not use_clipping and nesterov ==========================
 
 template <typename M>
-struct adopt_not_use_clipping__t_eq_1__nesterov_scalars {
-    M clip_gradient;
-    M rescale_grad;
-    M wd;
-};
-
-template <typename M>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_eq_1__nesterov_math(
-    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
-    M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<M>& s)
-{
-    const M v0 = weight * s.wd;
-    const M v1 = grad * s.rescale_grad;
-    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
-    const M v3 = v0 + v2;
-    const M v4 = v3 * v3;
-    exp_avg_sq_out = v4;
-}
-
-template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_eq_1__nesterov_span(
-    const W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<M>& s)
-{
-    constexpr int V = om::Width<M>::value;
-    const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
-    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
-        constexpr int K = decltype(lanes)::value;
-        M x_weight[K], x_grad[K], x_exp_avg[K], x_exp_avg_sq[K];
-        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
-        om::load<K>(p_grad, i, x_grad);
-        om::load<K>(p_exp_avg, i, x_exp_avg);
-        om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            adopt_not_use_clipping__t_eq_1__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
-        om::store<K>(p_exp_avg_sq, i, x_exp_avg_sq);
-    });
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__nesterov_f32(
-    const float* __restrict__ p_weight,
-    const float* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__nesterov_f32_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__nesterov_f64(
-    const double* __restrict__ p_weight,
-    const double* __restrict__ p_grad,
-    const double* __restrict__ p_exp_avg,
-    double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__nesterov_f64_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__nesterov_f16(
-    const om::half* __restrict__ p_weight,
-    const om::half* __restrict__ p_grad,
-    const om::half* __restrict__ p_exp_avg,
-    om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__nesterov_f16_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__nesterov_bf16(
-    const om::bfloat16* __restrict__ p_weight,
-    const om::bfloat16* __restrict__ p_grad,
-    const om::bfloat16* __restrict__ p_exp_avg,
-    om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__nesterov_bf16_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__nesterov_f16_mp(
-    const om::half* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::half* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__nesterov_f16_mp_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp(
-    const om::bfloat16* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::bfloat16* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-
-// == variant: not use_clipping and t == 1 and not nesterov ============================
-
-template <typename M>
-struct adopt_not_use_clipping__t_eq_1__not_nesterov_scalars {
-    M clip_gradient;
-    M rescale_grad;
-    M wd;
-};
-
-template <typename M>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_eq_1__not_nesterov_math(
-    const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
-    M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<M>& s)
-{
-    const M v0 = weight * s.wd;
-    const M v1 = grad * s.rescale_grad;
-    const M v2 = om::clip(v1, -s.clip_gradient, s.clip_gradient);
-    const M v3 = v0 + v2;
-    const M v4 = v3 * v3;
-    exp_avg_sq_out = v4;
-}
-
-template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_eq_1__not_nesterov_span(
-    const W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<M>& s)
-{
-    constexpr int V = om::Width<M>::value;
-    const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
-    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
-        constexpr int K = decltype(lanes)::value;
-        M x_weight[K], x_grad[K], x_exp_avg[K], x_exp_avg_sq[K];
-        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
-        om::load<K>(p_grad, i, x_grad);
-        om::load<K>(p_exp_avg, i, x_exp_avg);
-        om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            adopt_not_use_clipping__t_eq_1__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_exp_avg_sq[k], s);
-        om::store<K>(p_exp_avg_sq, i, x_exp_avg_sq);
-    });
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__not_nesterov_f32(
-    const float* __restrict__ p_weight,
-    const float* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__not_nesterov_f32_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__not_nesterov_f64(
-    const double* __restrict__ p_weight,
-    const double* __restrict__ p_grad,
-    const double* __restrict__ p_exp_avg,
-    double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double clip_gradient, const double rescale_grad, const double wd)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__not_nesterov_f64_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__not_nesterov_f16(
-    const om::half* __restrict__ p_weight,
-    const om::half* __restrict__ p_grad,
-    const om::half* __restrict__ p_exp_avg,
-    om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__not_nesterov_f16_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__not_nesterov_bf16(
-    const om::bfloat16* __restrict__ p_weight,
-    const om::bfloat16* __restrict__ p_grad,
-    const om::bfloat16* __restrict__ p_exp_avg,
-    om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp(
-    const om::half* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::half* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp(
-    const om::bfloat16* __restrict__ p_weight,
-    float* __restrict__ p_master,
-    const om::bfloat16* __restrict__ p_grad,
-    const float* __restrict__ p_exp_avg,
-    float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd)
-{
-    const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
-        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
-}
-
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
-{
-    // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
-        adopt_not_use_clipping__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
-    }
-}
-
-
-// == variant: not use_clipping and t != 1 and nesterov ================================
-
-template <typename M>
-struct adopt_not_use_clipping__t_ne_1__nesterov_scalars {
+struct adopt_started_ne_0__not_use_clipping__nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -1336,10 +1337,10 @@ struct adopt_not_use_clipping__t_ne_1__nesterov_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__nesterov_math(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__not_use_clipping__nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<M>& s)
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -1365,13 +1366,13 @@ __host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__nestero
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__nesterov_span(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__not_use_clipping__nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<M>& s)
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
@@ -1384,7 +1385,7 @@ __host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__nestero
         om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adopt_not_use_clipping__t_ne_1__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
+            adopt_started_ne_0__not_use_clipping__nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -1392,19 +1393,19 @@ __host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__nestero
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__nesterov_f32(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__nesterov_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__nesterov_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1412,25 +1413,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__nesterov_f64(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__nesterov_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__nesterov_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1438,25 +1439,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__nesterov_f16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__nesterov_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__nesterov_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1464,25 +1465,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__nesterov_bf16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__nesterov_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__nesterov_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1490,13 +1491,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__nesterov_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1504,12 +1505,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__nesterov_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__nesterov_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1517,13 +1518,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1531,12 +1532,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1544,17 +1545,17 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
 
-// == variant: not use_clipping and t != 1 and not nesterov ============================
+// == variant: started != 0 and not use_clipping and not nesterov ======================
 
 template <typename M>
-struct adopt_not_use_clipping__t_ne_1__not_nesterov_scalars {
+struct adopt_started_ne_0__not_use_clipping__not_nesterov_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -1567,10 +1568,10 @@ struct adopt_not_use_clipping__t_ne_1__not_nesterov_scalars {
 };
 
 template <typename M>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__not_nesterov_math(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__not_use_clipping__not_nesterov_math(
     const M weight, const M grad, const M exp_avg, const M exp_avg_sq,
     M& weight_out, M& exp_avg_out, M& exp_avg_sq_out,
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<M>& s)
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<M>& s)
 {
     const M v0 = weight * s.wd;
     const M v1 = grad * s.rescale_grad;
@@ -1594,13 +1595,13 @@ __host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__not_nes
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__not_nesterov_span(
+__host__ __device__ __forceinline__ void adopt_started_ne_0__not_use_clipping__not_nesterov_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<M>& s)
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<M>& s)
 {
     constexpr int V = om::Width<M>::value;
     const bool vector = om::aligned<V>(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, master);
@@ -1613,7 +1614,7 @@ __host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__not_nes
         om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            adopt_not_use_clipping__t_ne_1__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
+            adopt_started_ne_0__not_use_clipping__not_nesterov_math<M>(x_weight[k], x_grad[k], x_exp_avg[k], x_exp_avg_sq[k], x_weight[k], x_exp_avg[k], x_exp_avg_sq[k], s);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_exp_avg, i, x_exp_avg);
@@ -1621,19 +1622,19 @@ __host__ __device__ __forceinline__ void adopt_not_use_clipping__t_ne_1__not_nes
     });
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__not_nesterov_f32(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
     float* __restrict__ p_exp_avg,
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__not_nesterov_span<float, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__not_nesterov_f32_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__not_nesterov_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1641,25 +1642,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__not_nesterov_f64(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
     double* __restrict__ p_exp_avg,
     double* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<double> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__not_nesterov_span<double, double, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__not_nesterov_f64_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__not_nesterov_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1667,25 +1668,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__not_nesterov_f16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
     om::half* __restrict__ p_exp_avg,
     om::half* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__not_nesterov_f16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__not_nesterov_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1693,25 +1694,25 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__not_nesterov_bf16(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
     om::bfloat16* __restrict__ p_exp_avg,
     om::bfloat16* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1719,13 +1720,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::half* __restrict__ p_grad,
@@ -1733,12 +1734,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1746,13 +1747,13 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp(
+extern "C" __global__ void __launch_bounds__(256) adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
     const om::bfloat16* __restrict__ p_grad,
@@ -1760,12 +1761,12 @@ extern "C" __global__ void __launch_bounds__(256) adopt_not_use_clipping__t_ne_1
     float* __restrict__ p_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
 
-extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(
+extern "C" __global__ void __launch_bounds__(512) adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
@@ -1773,8 +1774,8 @@ extern "C" __global__ void __launch_bounds__(512) adopt_not_use_clipping__t_ne_1
         const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const adopt_not_use_clipping__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
-        adopt_not_use_clipping__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }

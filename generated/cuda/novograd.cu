@@ -8,8 +8,9 @@
 //     grad   = clip(grad * rescale_grad, clip_gradient)
 //     if maximize:
 //         grad = -grad
-//     v      = where(t == 1, norm(grad)**2, beta2 * v + (1 - beta2) * norm(grad)**2)
-//     mean   = where(t == 1, 0, beta1 * mean) + grad / (sqrt(v) + epsilon) + wd * weight
+//     mean   = where(v < 0, 0, beta1 * mean)
+//     v      = where(v < 0, norm(grad)**2, beta2 * v + (1 - beta2) * norm(grad)**2)
+//     mean   = mean + grad / (sqrt(v) + epsilon) + wd * weight
 //     weight = weight - lr * mean
 //
 // Per variant (not element-wise: it reads norms of whole arrays
@@ -21,487 +22,10 @@
 #include "optforge.cuh"
 
 
-// == variant: maximize and t == 1 =====================================================
+// == variant: maximize ================================================================
 
 template <typename M>
-struct novograd_maximize__t_eq_1_scalars {
-    M clip_gradient;
-    M epsilon;
-    M lr;
-    M rescale_grad;
-    M wd;
-};
-
-// 2 pass(es) over memory (codegen/stages.py); per tensor 1 norm(s).
-// Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
-
-template <typename M>
-__host__ __device__ __forceinline__ void novograd_maximize__t_eq_1_pass0_math(
-    const M grad, const novograd_maximize__t_eq_1_scalars<M>& s, double (&acc)[1])
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v2 = -v1;
-    acc[0] += double(v2 * v2);
-}
-
-template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_maximize__t_eq_1_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    const M* __restrict__ p_v,
-    const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_maximize__t_eq_1_scalars<M>& s, double (&acc)[1],
-    const om::index_t base)
-{
-    constexpr int V = om::Width<M>::value;
-    const bool vector = om::aligned<V>(p_weight, p_grad, p_mean, master);
-    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
-        constexpr int K = decltype(lanes)::value;
-        M x_grad[K];
-        om::load<K>(p_grad, i, x_grad);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            novograd_maximize__t_eq_1_pass0_math<M>(x_grad[k], s, acc);
-    });
-}
-
-template <typename M>
-__host__ __device__ __forceinline__ void novograd_maximize__t_eq_1_pass1_math(
-    const M weight, const M grad, M& weight_out, M& mean_out, M& v_out, const novograd_maximize__t_eq_1_scalars<M>& s, const M n3)
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v2 = -v1;
-    const M v4 = n3 * n3;
-    const M v5 = om::sqrt(v4);
-    const M v6 = v5 + s.epsilon;
-    const M v7 = v2 / v6;
-    const M v8 = weight * s.wd;
-    const M v9 = v7 + v8;
-    const M v10 = v9 * s.lr;
-    const M v11 = weight - v10;
-    weight_out = v11;
-    mean_out = v9;
-    v_out = v4;
-}
-
-template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_maximize__t_eq_1_pass1_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    M* __restrict__ p_v,
-    const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_maximize__t_eq_1_scalars<M>& s, const M n3,
-    const om::index_t base)
-{
-    constexpr int V = om::Width<M>::value;
-    const bool vector = om::aligned<V>(p_weight, p_grad, p_mean, master);
-    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
-        constexpr int K = decltype(lanes)::value;
-        M x_weight[K];
-        M x_grad[K];
-        M x_mean[K];
-        M x_v[K];
-        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
-        om::load<K>(p_grad, i, x_grad);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            novograd_maximize__t_eq_1_pass1_math<M>(x_weight[k], x_grad[k], x_weight[k], x_mean[k], x_v[k], s, n3);
-        om::store<K>(p_weight, i, x_weight);
-        if constexpr (MASTER) om::store<K>(master, i, x_weight);
-        om::store<K>(p_mean, i, x_mean);
-#pragma unroll
-        for (int k = 0; k < K; ++k)   // the tensor's first element stores the tensor's value
-            if (base + i + k == 0) p_v[0] = om::Store<M>::of(x_v[k]);
-    });
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f32_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_eq_1_f32_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f32_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n3,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f64_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_eq_1_f64_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(double(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f64_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        const double n3 = double(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n3,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_eq_1_f16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n3,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_bf16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_eq_1_bf16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_bf16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n3,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_eq_1_f16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_f16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, n3,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_bf16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_maximize__t_eq_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_eq_1_bf16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_eq_1_bf16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n3 = float(reduced[tensor * 1 + 0]);
-        novograd_maximize__t_eq_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, n3,
-            start);
-    }
-}
-
-
-
-// == variant: maximize and t != 1 =====================================================
-
-template <typename M>
-struct novograd_maximize__t_ne_1_scalars {
+struct novograd_maximize_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -521,8 +45,8 @@ struct novograd_maximize__t_ne_1_scalars {
 // and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
-__host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass0_math(
-    const M grad, const novograd_maximize__t_ne_1_scalars<M>& s, double (&acc)[1])
+__host__ __device__ __forceinline__ void novograd_maximize_pass0_math(
+    const M grad, const novograd_maximize_scalars<M>& s, double (&acc)[1])
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -531,13 +55,13 @@ __host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass0_math(
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass0_span(
+__host__ __device__ __forceinline__ void novograd_maximize_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_maximize__t_ne_1_scalars<M>& s, double (&acc)[1],
+    const novograd_maximize_scalars<M>& s, double (&acc)[1],
     const om::index_t base)
 {
     constexpr int V = om::Width<M>::value;
@@ -548,43 +72,46 @@ __host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass0_span(
         om::load<K>(p_grad, i, x_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            novograd_maximize__t_ne_1_pass0_math<M>(x_grad[k], s, acc);
+            novograd_maximize_pass0_math<M>(x_grad[k], s, acc);
     });
 }
 
 template <typename M>
-__host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass1_math(
-    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_maximize__t_ne_1_scalars<M>& s, const M n4)
+__host__ __device__ __forceinline__ void novograd_maximize_pass1_math(
+    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_maximize_scalars<M>& s, const M n4)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
     const M v2 = -v1;
-    const M v3 = v * s.beta2;
+    const bool v3 = v < M(0);
     const M v5 = n4 * n4;
-    const M v6 = v5 * s.c_1;
-    const M v7 = v3 + v6;
-    const M v8 = mean * s.beta1;
-    const M v9 = om::sqrt(v7);
-    const M v10 = v9 + s.epsilon;
-    const M v11 = v2 / v10;
-    const M v12 = weight * s.wd;
-    const M v13 = v8 + v11;
-    const M v14 = v13 + v12;
-    const M v15 = v14 * s.lr;
-    const M v16 = weight - v15;
-    weight_out = v16;
-    mean_out = v14;
-    v_out = v7;
+    const M v6 = v * s.beta2;
+    const M v7 = v5 * s.c_1;
+    const M v8 = v6 + v7;
+    const M v9 = v3 ? v5 : v8;
+    const M v10 = om::sqrt(v9);
+    const M v11 = v10 + s.epsilon;
+    const M v12 = v2 / v11;
+    const M v13 = weight * s.wd;
+    const M v14 = mean * s.beta1;
+    const M v15 = v3 ? M(0) : v14;
+    const M v16 = v12 + v13;
+    const M v17 = v16 + v15;
+    const M v18 = v17 * s.lr;
+    const M v19 = weight - v18;
+    weight_out = v19;
+    mean_out = v17;
+    v_out = v9;
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass1_span(
+__host__ __device__ __forceinline__ void novograd_maximize_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     M* __restrict__ p_v,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_maximize__t_ne_1_scalars<M>& s, const M n4, const M d_v,
+    const novograd_maximize_scalars<M>& s, const M n4, const M d_v,
     const om::index_t base)
 {
     constexpr int V = om::Width<M>::value;
@@ -601,7 +128,7 @@ __host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass1_span(
         om::load<K>(p_mean, i, x_mean);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            novograd_maximize__t_ne_1_pass1_math<M>(x_weight[k], x_grad[k], x_mean[k], x_v[k], x_weight[k], x_mean[k], x_v[k], s, n4);
+            novograd_maximize_pass1_math<M>(x_weight[k], x_grad[k], x_mean[k], x_v[k], x_weight[k], x_mean[k], x_v[k], s, n4);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_mean, i, x_mean);
@@ -611,7 +138,7 @@ __host__ __device__ __forceinline__ void novograd_maximize__t_ne_1_pass1_span(
     });
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f32_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -623,9 +150,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f32_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -635,7 +162,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f32_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -655,7 +182,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f32_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f32_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -667,16 +194,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f32_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, n4, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f64_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -688,9 +215,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f64_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_maximize_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -700,7 +227,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f64_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -720,7 +247,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f64_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f64_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -732,16 +259,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f64_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         const double n4 = double(reduced[tensor * 2 + 0]);
         const double d_v = double(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_maximize_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, threadIdx.x, blockDim.x, s, n4, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -753,9 +280,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -765,7 +292,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -785,7 +312,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f16_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -797,16 +324,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, n4, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -818,9 +345,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -830,7 +357,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -850,7 +377,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_bf16
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -862,16 +389,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_maximize_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, n4, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -883,9 +410,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -895,7 +422,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -915,7 +442,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_f16_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -927,16 +454,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_f16_
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, n4, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -948,9 +475,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_maximize__t_ne_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -960,7 +487,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -980,7 +507,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_maximize__t_ne_1_bf16
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_maximize_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -992,10 +519,10 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_maximize__t_ne_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_maximize_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, n4, d_v,
             start);
     }
@@ -1003,485 +530,10 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize__t_ne_1_bf16
 
 
 
-// == variant: not maximize and t == 1 =================================================
+// == variant: not maximize ============================================================
 
 template <typename M>
-struct novograd_not_maximize__t_eq_1_scalars {
-    M clip_gradient;
-    M epsilon;
-    M lr;
-    M rescale_grad;
-    M wd;
-};
-
-// 2 pass(es) over memory (codegen/stages.py); per tensor 1 norm(s).
-// Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
-
-template <typename M>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_eq_1_pass0_math(
-    const M grad, const novograd_not_maximize__t_eq_1_scalars<M>& s, double (&acc)[1])
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    acc[0] += double(v1 * v1);
-}
-
-template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_eq_1_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    const M* __restrict__ p_v,
-    const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_not_maximize__t_eq_1_scalars<M>& s, double (&acc)[1],
-    const om::index_t base)
-{
-    constexpr int V = om::Width<M>::value;
-    const bool vector = om::aligned<V>(p_weight, p_grad, p_mean, master);
-    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
-        constexpr int K = decltype(lanes)::value;
-        M x_grad[K];
-        om::load<K>(p_grad, i, x_grad);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            novograd_not_maximize__t_eq_1_pass0_math<M>(x_grad[k], s, acc);
-    });
-}
-
-template <typename M>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_eq_1_pass1_math(
-    const M weight, const M grad, M& weight_out, M& mean_out, M& v_out, const novograd_not_maximize__t_eq_1_scalars<M>& s, const M n2)
-{
-    const M v0 = grad * s.rescale_grad;
-    const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v3 = n2 * n2;
-    const M v4 = om::sqrt(v3);
-    const M v5 = v4 + s.epsilon;
-    const M v6 = v1 / v5;
-    const M v7 = weight * s.wd;
-    const M v8 = v6 + v7;
-    const M v9 = v8 * s.lr;
-    const M v10 = weight - v9;
-    weight_out = v10;
-    mean_out = v8;
-    v_out = v3;
-}
-
-template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_eq_1_pass1_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
-    const W* __restrict__ p_grad,
-    typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
-    M* __restrict__ p_v,
-    const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_not_maximize__t_eq_1_scalars<M>& s, const M n2,
-    const om::index_t base)
-{
-    constexpr int V = om::Width<M>::value;
-    const bool vector = om::aligned<V>(p_weight, p_grad, p_mean, master);
-    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
-        constexpr int K = decltype(lanes)::value;
-        M x_weight[K];
-        M x_grad[K];
-        M x_mean[K];
-        M x_v[K];
-        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
-        om::load<K>(p_grad, i, x_grad);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            novograd_not_maximize__t_eq_1_pass1_math<M>(x_weight[k], x_grad[k], x_weight[k], x_mean[k], x_v[k], s, n2);
-        om::store<K>(p_weight, i, x_weight);
-        if constexpr (MASTER) om::store<K>(master, i, x_weight);
-        om::store<K>(p_mean, i, x_mean);
-#pragma unroll
-        for (int k = 0; k < K; ++k)   // the tensor's first element stores the tensor's value
-            if (base + i + k == 0) p_v[0] = om::Store<M>::of(x_v[k]);
-    });
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f32_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_eq_1_f32_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f32_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n2,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f64_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_eq_1_f64_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(double(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f64_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
-        const double n2 = double(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n2,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_eq_1_f16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n2,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_bf16_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_eq_1_bf16_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 11;
-        const om::index_t first = om::index_t(row[5]);
-        const om::index_t count = (om::index_t(row[4]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_bf16_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 11;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
-            span, threadIdx.x, blockDim.x, s, n2,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_eq_1_f16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_f16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, n2,
-            start);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_bf16_mp_pass0(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    __shared__ double shared[512];
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        double acc[1] = {};
-        novograd_not_maximize__t_eq_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, acc,
-            start);
-        {
-            const double total = om::block_sum(acc[0], shared);
-            if (threadIdx.x == 0) partials[c * 1 + 0] = total;
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_eq_1_bf16_mp_norms0(
-    const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
-    double* __restrict__ reduced)
-{
-    __shared__ double shared[256];
-    for (int tensor = blockIdx.x; tensor < tensors; tensor += gridDim.x) {
-        const om::u64* row = table + om::index_t(tensor) * 12;
-        const om::index_t first = om::index_t(row[6]);
-        const om::index_t count = (om::index_t(row[5]) + om::CHUNK - 1) / om::CHUNK;
-        {
-            double acc = 0;
-            for (om::index_t c = threadIdx.x; c < count; c += blockDim.x) acc += partials[(first + c) * 1 + 0];
-            const double total = om::block_sum(acc, shared);
-            if (threadIdx.x == 0) reduced[tensor * 1 + 0] = double(om::sqrt(float(total)));
-        }
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_eq_1_bf16_mp_pass1(
-    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
-    const double* __restrict__ reduced, double* __restrict__ partials,
-    double* __restrict__ rowred, const om::index_t rows)
-{
-    // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
-    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const om::index_t tensor = (row - table) / 12;
-        const novograd_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
-        const float n2 = float(reduced[tensor * 1 + 0]);
-        novograd_not_maximize__t_eq_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
-            span, threadIdx.x, blockDim.x, s, n2,
-            start);
-    }
-}
-
-
-
-// == variant: not maximize and t != 1 =================================================
-
-template <typename M>
-struct novograd_not_maximize__t_ne_1_scalars {
+struct novograd_not_maximize_scalars {
     M beta1;
     M beta2;
     M c_1;
@@ -1501,8 +553,8 @@ struct novograd_not_maximize__t_ne_1_scalars {
 // and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass0_math(
-    const M grad, const novograd_not_maximize__t_ne_1_scalars<M>& s, double (&acc)[1])
+__host__ __device__ __forceinline__ void novograd_not_maximize_pass0_math(
+    const M grad, const novograd_not_maximize_scalars<M>& s, double (&acc)[1])
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
@@ -1510,13 +562,13 @@ __host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass0_mat
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass0_span(
+__host__ __device__ __forceinline__ void novograd_not_maximize_pass0_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_not_maximize__t_ne_1_scalars<M>& s, double (&acc)[1],
+    const novograd_not_maximize_scalars<M>& s, double (&acc)[1],
     const om::index_t base)
 {
     constexpr int V = om::Width<M>::value;
@@ -1527,42 +579,45 @@ __host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass0_spa
         om::load<K>(p_grad, i, x_grad);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            novograd_not_maximize__t_ne_1_pass0_math<M>(x_grad[k], s, acc);
+            novograd_not_maximize_pass0_math<M>(x_grad[k], s, acc);
     });
 }
 
 template <typename M>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass1_math(
-    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_not_maximize__t_ne_1_scalars<M>& s, const M n3)
+__host__ __device__ __forceinline__ void novograd_not_maximize_pass1_math(
+    const M weight, const M grad, const M mean, const M v, M& weight_out, M& mean_out, M& v_out, const novograd_not_maximize_scalars<M>& s, const M n3)
 {
     const M v0 = grad * s.rescale_grad;
     const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-    const M v2 = v * s.beta2;
+    const bool v2 = v < M(0);
     const M v4 = n3 * n3;
-    const M v5 = v4 * s.c_1;
-    const M v6 = v2 + v5;
-    const M v7 = mean * s.beta1;
-    const M v8 = om::sqrt(v6);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 / v9;
-    const M v11 = weight * s.wd;
-    const M v12 = v7 + v10;
-    const M v13 = v12 + v11;
-    const M v14 = v13 * s.lr;
-    const M v15 = weight - v14;
-    weight_out = v15;
-    mean_out = v13;
-    v_out = v6;
+    const M v5 = v * s.beta2;
+    const M v6 = v4 * s.c_1;
+    const M v7 = v5 + v6;
+    const M v8 = v2 ? v4 : v7;
+    const M v9 = om::sqrt(v8);
+    const M v10 = v9 + s.epsilon;
+    const M v11 = v1 / v10;
+    const M v12 = weight * s.wd;
+    const M v13 = mean * s.beta1;
+    const M v14 = v2 ? M(0) : v13;
+    const M v15 = v11 + v12;
+    const M v16 = v15 + v14;
+    const M v17 = v16 * s.lr;
+    const M v18 = weight - v17;
+    weight_out = v18;
+    mean_out = v16;
+    v_out = v8;
 }
 
 template <typename W, typename M, bool MASTER>
-__host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass1_span(
+__host__ __device__ __forceinline__ void novograd_not_maximize_pass1_span(
     W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     M* __restrict__ p_v,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
-    const novograd_not_maximize__t_ne_1_scalars<M>& s, const M n3, const M d_v,
+    const novograd_not_maximize_scalars<M>& s, const M n3, const M d_v,
     const om::index_t base)
 {
     constexpr int V = om::Width<M>::value;
@@ -1579,7 +634,7 @@ __host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass1_spa
         om::load<K>(p_mean, i, x_mean);
 #pragma unroll
         for (int k = 0; k < K; ++k)
-            novograd_not_maximize__t_ne_1_pass1_math<M>(x_weight[k], x_grad[k], x_mean[k], x_v[k], x_weight[k], x_mean[k], x_v[k], s, n3);
+            novograd_not_maximize_pass1_math<M>(x_weight[k], x_grad[k], x_mean[k], x_v[k], x_weight[k], x_mean[k], x_v[k], s, n3);
         om::store<K>(p_weight, i, x_weight);
         if constexpr (MASTER) om::store<K>(master, i, x_weight);
         om::store<K>(p_mean, i, x_mean);
@@ -1589,7 +644,7 @@ __host__ __device__ __forceinline__ void novograd_not_maximize__t_ne_1_pass1_spa
     });
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f32_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1601,9 +656,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -1613,7 +668,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f32_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1633,7 +688,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f32_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f32_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1645,16 +700,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, n3, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f64_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1666,9 +721,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_not_maximize_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -1678,7 +733,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f64_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1698,7 +753,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f64_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f64_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1710,16 +765,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         const double n3 = double(reduced[tensor * 2 + 0]);
         const double d_v = double(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
+        novograd_not_maximize_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, threadIdx.x, blockDim.x, s, n3, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f16_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1731,9 +786,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -1743,7 +798,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1763,7 +818,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f16_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1775,16 +830,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, n3, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_bf16_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1796,9 +851,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -1808,7 +863,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_bf16_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1828,7 +883,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_bf16_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_bf16_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1840,16 +895,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t left = om::index_t(row[4]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 14;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
+        novograd_not_maximize_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, threadIdx.x, blockDim.x, s, n3, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1861,9 +916,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -1873,7 +928,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1893,7 +948,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_f16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1905,16 +960,16 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, n3, d_v,
             start);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_bf16_mp_pass0(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1926,9 +981,9 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
-        novograd_not_maximize__t_ne_1_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, acc,
             start);
         {
@@ -1938,7 +993,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_bf16_mp_norms0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1958,7 +1013,7 @@ extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize__t_ne_1_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_bf16_mp_pass1(
+extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_bf16_mp_pass1(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
     double* __restrict__ rowred, const om::index_t rows)
@@ -1970,10 +1025,10 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize__t_ne_1_
         const om::index_t left = om::index_t(row[5]) - start;
         const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
         const om::index_t tensor = (row - table) / 15;
-        const novograd_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
         const float d_v = float(reduced[tensor * 2 + 1]);   // before this pass
-        novograd_not_maximize__t_ne_1_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
+        novograd_not_maximize_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, threadIdx.x, blockDim.x, s, n3, d_v,
             start);
     }

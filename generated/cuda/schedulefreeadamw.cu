@@ -1005,3 +1005,425 @@ extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+
+// == variant: train mode ==============================================================
+
+template <typename M>
+struct schedulefreeadamw_mode_train_scalars {
+    M beta1;
+    M c_1;
+};
+
+template <typename M>
+__host__ __device__ __forceinline__ void schedulefreeadamw_mode_train_math(
+    const M weight, const M grad, const M z, const M x, const M exp_avg_sq,
+    M& weight_out,
+    const schedulefreeadamw_mode_train_scalars<M>& s)
+{
+    const M v0 = x * s.beta1;
+    const M v1 = z * s.c_1;
+    const M v2 = v0 + v1;
+    weight_out = v2;
+}
+
+template <typename W, typename M, bool MASTER>
+__host__ __device__ __forceinline__ void schedulefreeadamw_mode_train_span(
+    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_z,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_x,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const om::index_t first, const om::index_t stride,
+    const schedulefreeadamw_mode_train_scalars<M>& s)
+{
+    constexpr int V = om::Width<M>::value;
+    const bool vector = om::aligned<V>(p_weight, p_grad, p_z, p_x, p_exp_avg_sq, master);
+    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
+        constexpr int K = decltype(lanes)::value;
+        M x_weight[K], x_grad[K], x_z[K], x_x[K], x_exp_avg_sq[K];
+        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
+        om::load<K>(p_grad, i, x_grad);
+        om::load<K>(p_z, i, x_z);
+        om::load<K>(p_x, i, x_x);
+        om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+            schedulefreeadamw_mode_train_math<M>(x_weight[k], x_grad[k], x_z[k], x_x[k], x_exp_avg_sq[k], x_weight[k], s);
+        om::store<K>(p_weight, i, x_weight);
+        if constexpr (MASTER) om::store<K>(master, i, x_weight);
+    });
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_train_f32(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    schedulefreeadamw_mode_train_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_train_f32_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_train_f64(
+    double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_z,
+    const double* __restrict__ p_x,
+    const double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const double beta1, const double c_1)
+{
+    const schedulefreeadamw_mode_train_scalars<double> s = { beta1, c_1 };
+    schedulefreeadamw_mode_train_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_train_f64_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<const double>(row[3]) + start, om::pointer<const double>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_train_f16(
+    om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_z,
+    const om::half* __restrict__ p_x,
+    const om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    schedulefreeadamw_mode_train_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_train_f16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const om::half>(row[3]) + start, om::pointer<const om::half>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_train_bf16(
+    om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_z,
+    const om::bfloat16* __restrict__ p_x,
+    const om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    schedulefreeadamw_mode_train_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_train_bf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        schedulefreeadamw_mode_train_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const om::bfloat16>(row[3]) + start, om::pointer<const om::bfloat16>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_train_f16_mp(
+    om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    schedulefreeadamw_mode_train_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_train_f16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        schedulefreeadamw_mode_train_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_train_bf16_mp(
+    om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float c_1)
+{
+    const schedulefreeadamw_mode_train_scalars<float> s = { beta1, c_1 };
+    schedulefreeadamw_mode_train_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_train_bf16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        schedulefreeadamw_mode_train_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+
+// == variant: eval mode ===============================================================
+
+template <typename M>
+struct schedulefreeadamw_mode_eval_scalars {
+    int unused;
+};
+
+template <typename M>
+__host__ __device__ __forceinline__ void schedulefreeadamw_mode_eval_math(
+    const M weight, const M grad, const M z, const M x, const M exp_avg_sq,
+    M& weight_out,
+    const schedulefreeadamw_mode_eval_scalars<M>& s)
+{
+    weight_out = x;
+}
+
+template <typename W, typename M, bool MASTER>
+__host__ __device__ __forceinline__ void schedulefreeadamw_mode_eval_span(
+    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_grad,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_z,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_x,
+    const typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const om::index_t first, const om::index_t stride,
+    const schedulefreeadamw_mode_eval_scalars<M>& s)
+{
+    constexpr int V = om::Width<M>::value;
+    const bool vector = om::aligned<V>(p_weight, p_grad, p_z, p_x, p_exp_avg_sq, master);
+    om::for_each<V>(numel, first, stride, vector, [&](const om::index_t i, auto lanes) {
+        constexpr int K = decltype(lanes)::value;
+        M x_weight[K], x_grad[K], x_z[K], x_x[K], x_exp_avg_sq[K];
+        if constexpr (MASTER) om::load<K>(master, i, x_weight); else om::load<K>(p_weight, i, x_weight);
+        om::load<K>(p_grad, i, x_grad);
+        om::load<K>(p_z, i, x_z);
+        om::load<K>(p_x, i, x_x);
+        om::load<K>(p_exp_avg_sq, i, x_exp_avg_sq);
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+            schedulefreeadamw_mode_eval_math<M>(x_weight[k], x_grad[k], x_z[k], x_x[k], x_exp_avg_sq[k], x_weight[k], s);
+        om::store<K>(p_weight, i, x_weight);
+        if constexpr (MASTER) om::store<K>(master, i, x_weight);
+    });
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_eval_f32(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    schedulefreeadamw_mode_eval_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_eval_f32_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_eval_f64(
+    double* __restrict__ p_weight,
+    const double* __restrict__ p_grad,
+    const double* __restrict__ p_z,
+    const double* __restrict__ p_x,
+    const double* __restrict__ p_exp_avg_sq,
+    const om::index_t numel)
+{
+    const schedulefreeadamw_mode_eval_scalars<double> s = { 0 };
+    schedulefreeadamw_mode_eval_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_eval_f64_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<double> s = { 0 };
+        schedulefreeadamw_mode_eval_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<const double>(row[3]) + start, om::pointer<const double>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_eval_f16(
+    om::half* __restrict__ p_weight,
+    const om::half* __restrict__ p_grad,
+    const om::half* __restrict__ p_z,
+    const om::half* __restrict__ p_x,
+    const om::half* __restrict__ p_exp_avg_sq,
+    const om::index_t numel)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    schedulefreeadamw_mode_eval_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_eval_f16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const om::half>(row[3]) + start, om::pointer<const om::half>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_eval_bf16(
+    om::bfloat16* __restrict__ p_weight,
+    const om::bfloat16* __restrict__ p_grad,
+    const om::bfloat16* __restrict__ p_z,
+    const om::bfloat16* __restrict__ p_x,
+    const om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    schedulefreeadamw_mode_eval_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_eval_bf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const om::bfloat16>(row[3]) + start, om::pointer<const om::bfloat16>(row[4]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_eval_f16_mp(
+    om::half* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::half* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    schedulefreeadamw_mode_eval_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_eval_f16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_mode_eval_bf16_mp(
+    om::bfloat16* __restrict__ p_weight,
+    float* __restrict__ p_master,
+    const om::bfloat16* __restrict__ p_grad,
+    const float* __restrict__ p_z,
+    const float* __restrict__ p_x,
+    const float* __restrict__ p_exp_avg_sq,
+    const om::index_t numel)
+{
+    const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+    schedulefreeadamw_mode_eval_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
+        om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_mode_eval_bf16_mp_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
+        schedulefreeadamw_mode_eval_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
+            left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}

@@ -22,6 +22,11 @@ Per variant (keyed like the NumPy module's VARIANTS):
   the old values of device scalar states); row_reductions: slots per weight row of `rowred`
   (row means, and the old values of row-shaped states); rows: the table rows carry the row
   length and first row; device: the rule has device scalar states.
+
+MODES (the spec's [modes], keyed like the NumPy module's MODES): the element-wise kernels
+that rewrite the weight for train() / eval(), with a step's pointer order, states, written
+arrays, scalars and kernel names as above; the gradient pointer is loaded but not used (any
+array of the weight's size and dtype).
 """
 
 SOURCE = 'schedulefreeadamw.cu'
@@ -162,5 +167,40 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+    },
+}
+
+MODES = {
+    'train': {
+        'name': 'mode_train',
+        'states': ['z', 'x', 'exp_avg_sq'],
+        'written': ['weight'],
+        'scalars': ['beta1', 'c_1'],
+        'none': {},
+        'noise': False,
+        'kernels': {
+            'f32': 'schedulefreeadamw_mode_train_f32',
+            'f64': 'schedulefreeadamw_mode_train_f64',
+            'f16': 'schedulefreeadamw_mode_train_f16',
+            'bf16': 'schedulefreeadamw_mode_train_bf16',
+            'f16_mp': 'schedulefreeadamw_mode_train_f16_mp',
+            'bf16_mp': 'schedulefreeadamw_mode_train_bf16_mp',
+        },
+    },
+    'eval': {
+        'name': 'mode_eval',
+        'states': ['z', 'x', 'exp_avg_sq'],
+        'written': ['weight'],
+        'scalars': [],
+        'none': {},
+        'noise': False,
+        'kernels': {
+            'f32': 'schedulefreeadamw_mode_eval_f32',
+            'f64': 'schedulefreeadamw_mode_eval_f64',
+            'f16': 'schedulefreeadamw_mode_eval_f16',
+            'bf16': 'schedulefreeadamw_mode_eval_bf16',
+            'f16_mp': 'schedulefreeadamw_mode_eval_f16_mp',
+            'bf16_mp': 'schedulefreeadamw_mode_eval_bf16_mp',
+        },
     },
 }

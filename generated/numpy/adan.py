@@ -8,7 +8,9 @@ Update rule, as the spec writes it:
     grad         = clip(grad * rescale_grad, clip_gradient)
     if maximize:
         grad = -grad
-    diff         = grad - where(t == 1, grad, prev_grad)
+    if started == 0:
+        prev_grad = grad
+    diff         = grad - prev_grad
     exp_avg      = beta1 * exp_avg + (1 - beta1) * grad
     exp_avg_diff = beta2 * exp_avg_diff + (1 - beta2) * diff
     exp_avg_sq   = beta3 * exp_avg_sq + (1 - beta3) * (grad + beta2 * diff)**2
@@ -16,6 +18,7 @@ Update rule, as the spec writes it:
     step         = (exp_avg / (1 - beta1**t) + beta2 * exp_avg_diff / (1 - beta2**t)) / denom
     weight       = (weight - lr * step) / (1 + lr * wd)
     prev_grad    = grad
+    started      = 1
 """
 import math
 
@@ -28,7 +31,7 @@ SPEC = {
         'Xie et al., Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep Models, IEEE TPAMI 2024, Algorithm 1. https://arxiv.org/abs/2208.06677',
     ],
     'notes': [
-        "Written with the decay convention of the authors' code: beta multiplies the old average (the paper's beta_i is 1 - beta_i here), with bias correction; the previous gradient of the first step is the gradient itself, so the first difference is 0.",
+        "Written with the decay convention of the authors' code: beta multiplies the old average (the paper's beta_i is 1 - beta_i here), with bias correction; the previous gradient of the state's first update (the state flag `started`, also when begin_num_update > 0) is the gradient itself, so the first difference is 0.",
         "Weight decay is the paper's proximal step: the weight is divided by 1 + lr * wd.",
     ],
     'deviations': ['MXNet has no Adan.'],
@@ -113,13 +116,23 @@ SPEC = {
             'when': '',
             'doc': "The previous step's gradient.",
         },
+        {
+            'name': 'started',
+            'init': 0.0,
+            'dtype': 'weight',
+            'shape': 'scalar',
+            'when': '',
+            'doc': "0 until the state's first update, then 1.",
+        },
     ],
-    'update': 'grad         = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ndiff         = grad - where(t == 1, grad, prev_grad)\nexp_avg      = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_diff = beta2 * exp_avg_diff + (1 - beta2) * diff\nexp_avg_sq   = beta3 * exp_avg_sq + (1 - beta3) * (grad + beta2 * diff)**2\ndenom        = sqrt(exp_avg_sq) / sqrt(1 - beta3**t) + epsilon\nstep         = (exp_avg / (1 - beta1**t) + beta2 * exp_avg_diff / (1 - beta2**t)) / denom\nweight       = (weight - lr * step) / (1 + lr * wd)\nprev_grad    = grad',
+    'update': 'grad         = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nif started == 0:\n    prev_grad = grad\ndiff         = grad - prev_grad\nexp_avg      = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_diff = beta2 * exp_avg_diff + (1 - beta2) * diff\nexp_avg_sq   = beta3 * exp_avg_sq + (1 - beta3) * (grad + beta2 * diff)**2\ndenom        = sqrt(exp_avg_sq) / sqrt(1 - beta3**t) + epsilon\nstep         = (exp_avg / (1 - beta1**t) + beta2 * exp_avg_diff / (1 - beta2**t)) / denom\nweight       = (weight - lr * step) / (1 + lr * wd)\nprev_grad    = grad\nstarted      = 1',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
         '\\textbf{if}\\ \\mathrm{maximize}:',
         '\\quad g \\leftarrow -g',
-        '\\mathrm{diff} \\leftarrow g - \\begin{cases} g & \\text{if } t = 1 \\\\ \\mathrm{prev\\_grad} & \\text{otherwise} \\end{cases}',
+        '\\textbf{if}\\ \\mathrm{started} = 0:',
+        '\\quad \\mathrm{prev\\_grad} \\leftarrow g',
+        '\\mathrm{diff} \\leftarrow g - \\mathrm{prev\\_grad}',
         '\\mathrm{exp\\_avg} \\leftarrow \\beta_{1} \\, \\mathrm{exp\\_avg} + \\left(1 - \\beta_{1}\\right) \\, g',
         '\\mathrm{exp\\_avg\\_diff} \\leftarrow \\beta_{2} \\, \\mathrm{exp\\_avg\\_diff} + \\left(1 - \\beta_{2}\\right) \\, \\mathrm{diff}',
         '\\mathrm{exp\\_avg\\_sq} \\leftarrow \\beta_{3} \\, \\mathrm{exp\\_avg\\_sq} + \\left(1 - \\beta_{3}\\right) \\, \\left(g + \\beta_{2} \\, \\mathrm{diff}\\right)^{2}',
@@ -127,6 +140,7 @@ SPEC = {
         '\\mathrm{step} \\leftarrow \\frac{\\frac{\\mathrm{exp\\_avg}}{1 - {\\beta_{1}}^{t}} + \\frac{\\beta_{2} \\, \\mathrm{exp\\_avg\\_diff}}{1 - {\\beta_{2}}^{t}}}{\\mathrm{denom}}',
         'w \\leftarrow \\frac{w - \\eta \\, \\mathrm{step}}{\\eta \\, \\lambda + 1}',
         '\\mathrm{prev\\_grad} \\leftarrow g',
+        '\\mathrm{started} \\leftarrow 1',
     ],
     'symbols': [
         ['\\beta_{1}', 'beta1'],
@@ -151,18 +165,19 @@ SPEC = {
 
 def states_present(**_):
     """The states that exist for these hyperparameter values, in declaration order."""
-    return tuple(name for name, exists in (('exp_avg', True), ('exp_avg_diff', True), ('exp_avg_sq', True), ('prev_grad', True)) if exists)
+    return tuple(name for name, exists in (('exp_avg', True), ('exp_avg_diff', True), ('exp_avg_sq', True), ('prev_grad', True), ('started', True)) if exists)
 
 
-def conditions(*, maximize, t, **_):
+def conditions(*, maximize, started, **_):
     """The truth of each condition the rule branches on: the key into VARIANTS."""
-    return (bool(maximize), (t == 1))
+    return (bool(maximize), (started == 0))
 
 
-# -- variant: maximize and t == 1 ---------------------------------------------------
+# -- variant: maximize and started == 0 ---------------------------------------------
 
-def host_maximize__t_eq_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
+def host_maximize__started_eq_0(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
+    started_1 = 1
     c_1 = 1 - beta1
     c_2 = 1 - beta3
     c_3 = (math.sqrt(1 - beta3**t))**(-1)
@@ -183,10 +198,11 @@ def host_maximize__t_eq_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, re
         'epsilon': epsilon,
         'lr': lr,
         'rescale_grad': rescale_grad,
+        'started_1': started_1,
     }
 
 
-def kernel_maximize__t_eq_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
+def kernel_maximize__started_eq_0(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
     """Element-wise update of weight, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -212,10 +228,11 @@ def kernel_maximize__t_eq_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq,
     xp.multiply(t1, c_6, out=weight)
 
 
-# -- variant: maximize and t != 1 ---------------------------------------------------
+# -- variant: maximize and started != 0 ---------------------------------------------
 
-def host_maximize__t_ne_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
+def host_maximize__started_ne_0(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
+    started_1 = 1
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = 1 - beta3
@@ -238,10 +255,11 @@ def host_maximize__t_ne_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, re
         'epsilon': epsilon,
         'lr': lr,
         'rescale_grad': rescale_grad,
+        'started_1': started_1,
     }
 
 
-def kernel_maximize__t_ne_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad):
+def kernel_maximize__started_ne_0(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad):
     """Element-wise update of weight, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -273,10 +291,11 @@ def kernel_maximize__t_ne_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq,
     xp.copyto(prev_grad, t0)
 
 
-# -- variant: not maximize and t == 1 -----------------------------------------------
+# -- variant: not maximize and started == 0 -----------------------------------------
 
-def host_not_maximize__t_eq_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
+def host_not_maximize__started_eq_0(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
+    started_1 = 1
     c_1 = 1 - beta1
     c_2 = 1 - beta3
     c_3 = (math.sqrt(1 - beta3**t))**(-1)
@@ -297,10 +316,11 @@ def host_not_maximize__t_eq_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr
         'epsilon': epsilon,
         'lr': lr,
         'rescale_grad': rescale_grad,
+        'started_1': started_1,
     }
 
 
-def kernel_not_maximize__t_eq_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
+def kernel_not_maximize__started_eq_0(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
     """Element-wise update of weight, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -326,10 +346,11 @@ def kernel_not_maximize__t_eq_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg
     xp.copyto(prev_grad, t0)
 
 
-# -- variant: not maximize and t != 1 -----------------------------------------------
+# -- variant: not maximize and started != 0 -----------------------------------------
 
-def host_not_maximize__t_ne_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
+def host_not_maximize__started_ne_0(*, beta1, beta2, beta3, clip_gradient, epsilon, lr, rescale_grad, t, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
+    started_1 = 1
     c_1 = 1 - beta1
     c_2 = 1 - beta2
     c_3 = 1 - beta3
@@ -352,10 +373,11 @@ def host_not_maximize__t_ne_1(*, beta1, beta2, beta3, clip_gradient, epsilon, lr
         'epsilon': epsilon,
         'lr': lr,
         'rescale_grad': rescale_grad,
+        'started_1': started_1,
     }
 
 
-def kernel_not_maximize__t_ne_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad):
+def kernel_not_maximize__started_ne_0(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, *, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad):
     """Element-wise update of weight, exp_avg, exp_avg_diff, exp_avg_sq, prev_grad, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -388,51 +410,51 @@ def kernel_not_maximize__t_ne_1(xp, weight, grad, exp_avg, exp_avg_diff, exp_avg
 
 VARIANTS = {
     (True, True): {
-        "name": 'maximize__t_eq_1',
-        "when": 'maximize and t == 1',
-        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},      # scalar state -> host value holding its new value
-        "host_only": [],  # host values the kernel does not take
+        "name": 'maximize__started_eq_0',
+        "when": 'maximize and started == 0',
+        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad', 'started'),
+        "updates": {'started': 'started_1'},      # scalar state -> host value holding its new value
+        "host_only": ['started_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_maximize__t_eq_1,
-        "kernel": kernel_maximize__t_eq_1,
+        "host": host_maximize__started_eq_0,
+        "kernel": kernel_maximize__started_eq_0,
     },
     (True, False): {
-        "name": 'maximize__t_ne_1',
-        "when": 'maximize and t != 1',
-        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},      # scalar state -> host value holding its new value
-        "host_only": [],  # host values the kernel does not take
+        "name": 'maximize__started_ne_0',
+        "when": 'maximize and started != 0',
+        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad', 'started'),
+        "updates": {'started': 'started_1'},      # scalar state -> host value holding its new value
+        "host_only": ['started_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_maximize__t_ne_1,
-        "kernel": kernel_maximize__t_ne_1,
+        "host": host_maximize__started_ne_0,
+        "kernel": kernel_maximize__started_ne_0,
     },
     (False, True): {
-        "name": 'not_maximize__t_eq_1',
-        "when": 'not maximize and t == 1',
-        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},      # scalar state -> host value holding its new value
-        "host_only": [],  # host values the kernel does not take
+        "name": 'not_maximize__started_eq_0',
+        "when": 'not maximize and started == 0',
+        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad', 'started'),
+        "updates": {'started': 'started_1'},      # scalar state -> host value holding its new value
+        "host_only": ['started_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_not_maximize__t_eq_1,
-        "kernel": kernel_not_maximize__t_eq_1,
+        "host": host_not_maximize__started_eq_0,
+        "kernel": kernel_not_maximize__started_eq_0,
     },
     (False, False): {
-        "name": 'not_maximize__t_ne_1',
-        "when": 'not maximize and t != 1',
-        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad'),
-        "updates": {},      # scalar state -> host value holding its new value
-        "host_only": [],  # host values the kernel does not take
+        "name": 'not_maximize__started_ne_0',
+        "when": 'not maximize and started != 0',
+        "states": ('exp_avg', 'exp_avg_diff', 'exp_avg_sq', 'prev_grad', 'started'),
+        "updates": {'started': 'started_1'},      # scalar state -> host value holding its new value
+        "host_only": ['started_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": False,  # reads norms of whole tensors
         "elementwise": True,  # each element independent: may run in blocks
-        "host": host_not_maximize__t_ne_1,
-        "kernel": kernel_not_maximize__t_ne_1,
+        "host": host_not_maximize__started_ne_0,
+        "kernel": kernel_not_maximize__started_ne_0,
     },
 }

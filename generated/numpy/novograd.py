@@ -8,8 +8,9 @@ Update rule, as the spec writes it:
     grad   = clip(grad * rescale_grad, clip_gradient)
     if maximize:
         grad = -grad
-    v      = where(t == 1, norm(grad)**2, beta2 * v + (1 - beta2) * norm(grad)**2)
-    mean   = where(t == 1, 0, beta1 * mean) + grad / (sqrt(v) + epsilon) + wd * weight
+    mean   = where(v < 0, 0, beta1 * mean)
+    v      = where(v < 0, norm(grad)**2, beta2 * v + (1 - beta2) * norm(grad)**2)
+    mean   = mean + grad / (sqrt(v) + epsilon) + wd * weight
     weight = weight - lr * mean
 """
 import math
@@ -23,7 +24,7 @@ SPEC = {
         'Ginsburg et al., Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep Networks, 2019, Algorithm 1. https://arxiv.org/abs/1905.11286',
     ],
     'notes': [
-        'Each parameter (layer) keeps one second moment v, a device scalar: the squared L2 norm of its gradients, averaged. The first step starts the averages: v = norm(grad)**2 and m = grad / (sqrt(v) + epsilon) + wd * weight.',
+        "Each parameter (layer) keeps one second moment v, a device scalar: the squared L2 norm of its gradients, averaged. The state's first update (v is -1 until then: a squared norm is never negative; also when begin_num_update > 0) starts the averages: v = norm(grad)**2 and m = grad / (sqrt(v) + epsilon) + wd * weight.",
         'The first moment accumulates without a (1 - beta1) factor, as in the paper.',
     ],
     'deviations': ['MXNet has no NovoGrad.'],
@@ -77,21 +78,22 @@ SPEC = {
         },
         {
             'name': 'v',
-            'init': 0.0,
+            'init': -1.0,
             'dtype': 'weight',
             'shape': 'scalar',
             'when': '',
-            'doc': 'Per-layer second moment: average of the squared gradient norm (a device scalar).',
+            'doc': 'Per-layer second moment: average of the squared gradient norm (a device scalar); -1 before the first update.',
             'device': True,
         },
     ],
-    'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nv      = where(t == 1, norm(grad)**2, beta2 * v + (1 - beta2) * norm(grad)**2)\nmean   = where(t == 1, 0, beta1 * mean) + grad / (sqrt(v) + epsilon) + wd * weight\nweight = weight - lr * mean',
+    'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nmean   = where(v < 0, 0, beta1 * mean)\nv      = where(v < 0, norm(grad)**2, beta2 * v + (1 - beta2) * norm(grad)**2)\nmean   = mean + grad / (sqrt(v) + epsilon) + wd * weight\nweight = weight - lr * mean',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
         '\\textbf{if}\\ \\mathrm{maximize}:',
         '\\quad g \\leftarrow -g',
-        'v \\leftarrow \\begin{cases} \\left\\lVert g \\right\\rVert_{2}^{2} & \\text{if } t = 1 \\\\ \\beta_{2} \\, v + \\left(1 - \\beta_{2}\\right) \\, \\left\\lVert g \\right\\rVert_{2}^{2} & \\text{otherwise} \\end{cases}',
-        '\\mathrm{mean} \\leftarrow \\begin{cases} 0 & \\text{if } t = 1 \\\\ \\beta_{1} \\, \\mathrm{mean} & \\text{otherwise} \\end{cases} + \\frac{g}{\\sqrt{v} + \\epsilon} + \\lambda \\, w',
+        '\\mathrm{mean} \\leftarrow \\begin{cases} 0 & \\text{if } v < 0 \\\\ \\beta_{1} \\, \\mathrm{mean} & \\text{otherwise} \\end{cases}',
+        'v \\leftarrow \\begin{cases} \\left\\lVert g \\right\\rVert_{2}^{2} & \\text{if } v < 0 \\\\ \\beta_{2} \\, v + \\left(1 - \\beta_{2}\\right) \\, \\left\\lVert g \\right\\rVert_{2}^{2} & \\text{otherwise} \\end{cases}',
+        '\\mathrm{mean} \\leftarrow \\mathrm{mean} + \\frac{g}{\\sqrt{v} + \\epsilon} + \\lambda \\, w',
         'w \\leftarrow w - \\eta \\, \\mathrm{mean}',
     ],
     'symbols': [
@@ -119,45 +121,14 @@ def states_present(**_):
     return tuple(name for name, exists in (('mean', True), ('v', True)) if exists)
 
 
-def conditions(*, maximize, t, **_):
+def conditions(*, maximize, **_):
     """The truth of each condition the rule branches on: the key into VARIANTS."""
-    return (bool(maximize), (t == 1))
+    return (bool(maximize),)
 
 
-# -- variant: maximize and t == 1 ---------------------------------------------------
+# -- variant: maximize --------------------------------------------------------------
 
-def host_maximize__t_eq_1(*, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    return {
-        'clip_gradient': clip_gradient,
-        'epsilon': epsilon,
-        'lr': lr,
-        'rescale_grad': rescale_grad,
-        'wd': wd,
-    }
-
-
-def kernel_maximize__t_eq_1(xp, weight, grad, mean, v, *, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    xp.negative(t0, out=t0)
-    t1 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
-    xp.multiply(t1, t1, out=v)
-    xp.sqrt(v, out=t1)
-    xp.add(t1, epsilon, out=t1)
-    t2 = xp.divide(t0, t1)
-    xp.multiply(weight, wd, out=t0)
-    xp.add(t2, t0, out=t2)
-    t3 = xp.multiply(t2, lr)
-    xp.subtract(weight, t3, out=weight)
-    xp.copyto(mean, t2)
-
-
-# -- variant: maximize and t != 1 ---------------------------------------------------
-
-def host_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
+def host_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta2
     return {
@@ -172,62 +143,36 @@ def host_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_g
     }
 
 
-def kernel_maximize__t_ne_1(xp, weight, grad, mean, v, *, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
+def kernel_maximize(xp, weight, grad, mean, v, *, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
     """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
     xp.negative(t0, out=t0)
+    t1 = xp.asarray(xp.less(v, 0))
+    t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
+    xp.multiply(t2, t2, out=t2)
     xp.multiply(v, beta2, out=v)
-    t1 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
-    xp.multiply(t1, t1, out=t1)
-    xp.multiply(t1, c_1, out=t1)
-    xp.add(v, t1, out=v)
+    t3 = xp.asarray(xp.multiply(t2, c_1))
+    xp.add(v, t3, out=t3)
+    xp.copyto(v, t3)
+    xp.copyto(v, t2, where=t1)
+    xp.sqrt(v, out=t2)
+    xp.add(t2, epsilon, out=t2)
+    t4 = xp.divide(t0, t2)
+    xp.multiply(weight, wd, out=t0)
     xp.multiply(mean, beta1, out=mean)
-    xp.sqrt(v, out=t1)
-    xp.add(t1, epsilon, out=t1)
-    t2 = xp.divide(t0, t1)
-    xp.multiply(weight, wd, out=t0)
-    xp.add(mean, t2, out=t2)
-    xp.add(t2, t0, out=t2)
-    t3 = xp.multiply(t2, lr)
-    xp.subtract(weight, t3, out=weight)
-    xp.copyto(mean, t2)
+    xp.copyto(mean, 0, where=t1)
+    xp.add(t4, t0, out=t4)
+    xp.add(t4, mean, out=t4)
+    t5 = xp.multiply(t4, lr)
+    xp.subtract(weight, t5, out=weight)
+    xp.copyto(mean, t4)
 
 
-# -- variant: not maximize and t == 1 -----------------------------------------------
+# -- variant: not maximize ----------------------------------------------------------
 
-def host_not_maximize__t_eq_1(*, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    return {
-        'clip_gradient': clip_gradient,
-        'epsilon': epsilon,
-        'lr': lr,
-        'rescale_grad': rescale_grad,
-        'wd': wd,
-    }
-
-
-def kernel_not_maximize__t_eq_1(xp, weight, grad, mean, v, *, clip_gradient, epsilon, lr, rescale_grad, wd):
-    """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    t1 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
-    xp.multiply(t1, t1, out=v)
-    xp.sqrt(v, out=t1)
-    xp.add(t1, epsilon, out=t1)
-    t2 = xp.divide(t0, t1)
-    xp.multiply(weight, wd, out=t0)
-    xp.add(t2, t0, out=t2)
-    t3 = xp.multiply(t2, lr)
-    xp.subtract(weight, t3, out=weight)
-    xp.copyto(mean, t2)
-
-
-# -- variant: not maximize and t != 1 -----------------------------------------------
-
-def host_not_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
+def host_not_maximize(*, beta1, beta2, clip_gradient, epsilon, lr, rescale_grad, wd, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     c_1 = 1 - beta2
     return {
@@ -242,75 +187,55 @@ def host_not_maximize__t_ne_1(*, beta1, beta2, clip_gradient, epsilon, lr, resca
     }
 
 
-def kernel_not_maximize__t_ne_1(xp, weight, grad, mean, v, *, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
+def kernel_not_maximize(xp, weight, grad, mean, v, *, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd):
     """Update of weight, mean, v, in place, from norms of whole arrays, per-tensor scalar states: not element-wise."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
         xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
+    t1 = xp.asarray(xp.less(v, 0))
+    t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
+    xp.multiply(t2, t2, out=t2)
     xp.multiply(v, beta2, out=v)
-    t1 = xp.asarray(xp.sqrt(xp.sum(xp.square(t0, dtype=xp.promote_types(t0.dtype, xp.float32)))))
-    xp.multiply(t1, t1, out=t1)
-    xp.multiply(t1, c_1, out=t1)
-    xp.add(v, t1, out=v)
-    xp.multiply(mean, beta1, out=mean)
-    xp.sqrt(v, out=t1)
-    xp.add(t1, epsilon, out=t1)
-    t2 = xp.divide(t0, t1)
+    t3 = xp.asarray(xp.multiply(t2, c_1))
+    xp.add(v, t3, out=t3)
+    xp.copyto(v, t3)
+    xp.copyto(v, t2, where=t1)
+    xp.sqrt(v, out=t2)
+    xp.add(t2, epsilon, out=t2)
+    t4 = xp.divide(t0, t2)
     xp.multiply(weight, wd, out=t0)
-    xp.add(mean, t2, out=t2)
-    xp.add(t2, t0, out=t2)
-    t3 = xp.multiply(t2, lr)
-    xp.subtract(weight, t3, out=weight)
-    xp.copyto(mean, t2)
+    xp.multiply(mean, beta1, out=mean)
+    xp.copyto(mean, 0, where=t1)
+    xp.add(t4, t0, out=t4)
+    xp.add(t4, mean, out=t4)
+    t5 = xp.multiply(t4, lr)
+    xp.subtract(weight, t5, out=weight)
+    xp.copyto(mean, t4)
 
 
 VARIANTS = {
-    (True, True): {
-        "name": 'maximize__t_eq_1',
-        "when": 'maximize and t == 1',
+    (True,): {
+        "name": 'maximize',
+        "when": 'maximize',
         "states": ('mean', 'v'),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_maximize__t_eq_1,
-        "kernel": kernel_maximize__t_eq_1,
+        "host": host_maximize,
+        "kernel": kernel_maximize,
     },
-    (True, False): {
-        "name": 'maximize__t_ne_1',
-        "when": 'maximize and t != 1',
+    (False,): {
+        "name": 'not_maximize',
+        "when": 'not maximize',
         "states": ('mean', 'v'),
         "updates": {},      # scalar state -> host value holding its new value
         "host_only": [],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_maximize__t_ne_1,
-        "kernel": kernel_maximize__t_ne_1,
-    },
-    (False, True): {
-        "name": 'not_maximize__t_eq_1',
-        "when": 'not maximize and t == 1',
-        "states": ('mean', 'v'),
-        "updates": {},      # scalar state -> host value holding its new value
-        "host_only": [],  # host values the kernel does not take
-        "noise": False,
-        "whole_tensor": True,  # reads norms of whole tensors
-        "elementwise": False,  # each element independent: may run in blocks
-        "host": host_not_maximize__t_eq_1,
-        "kernel": kernel_not_maximize__t_eq_1,
-    },
-    (False, False): {
-        "name": 'not_maximize__t_ne_1',
-        "when": 'not maximize and t != 1',
-        "states": ('mean', 'v'),
-        "updates": {},      # scalar state -> host value holding its new value
-        "host_only": [],  # host values the kernel does not take
-        "noise": False,
-        "whole_tensor": True,  # reads norms of whole tensors
-        "elementwise": False,  # each element independent: may run in blocks
-        "host": host_not_maximize__t_ne_1,
-        "kernel": kernel_not_maximize__t_ne_1,
+        "host": host_not_maximize,
+        "kernel": kernel_not_maximize,
     },
 }

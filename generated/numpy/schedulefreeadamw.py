@@ -34,12 +34,13 @@ SPEC = {
         'facebookresearch/schedule_free, AdamWScheduleFreeReference (the reference implementation). https://github.com/facebookresearch/schedule_free',
     ],
     'notes': [
-        'The weight holds the training point y = beta1 * x + (1 - beta1) * z, where gradients are taken; the state x is the point to evaluate and save (the average of the z sequence with weights t**r * lr_max**weight_lr_power). optforge has no train()/eval() switch yet: evaluate with the state x (x = (y - (1 - beta1) * z) / beta1 equally).',
+        "In train mode the weight holds the training point y = beta1 * x + (1 - beta1) * z, where gradients are taken; the state x is the point to evaluate and save (the average of the z sequence with weights t**r * lr_max**weight_lr_power). eval() sets every weight to x, train() back to y (as the reference's train()/eval(); x is kept as a state, so the round trip gives y back bit for bit); a step in eval mode raises ValueError.",
         'The learning rate is warmed up linearly over warmup_steps and multiplied by sqrt(1 - beta2**t) (bias correction of the second moment); lr_max is the largest such value so far.',
         'Weight decay is applied to z, at y (or at z with decay_at_z), scaled by the learning rate.',
     ],
     'deviations': [
         'MXNet has no schedule-free optimizers.',
+        "The reference implementation's optimizers start in eval mode and must be switched with train() before the first step; here they start in train mode (before the first step y, x and z are all the initial weight, so both modes hold the same weight).",
         'The reference implementation keeps the step count, lr_max and the sum of the averaging weights per parameter group; here they are kept per parameter (the same values while every parameter of a group gets a gradient at every step and shares its learning rate).',
     ],
     'spec': 'specs/schedulefreeadamw.toml',
@@ -184,6 +185,7 @@ SPEC = {
     'decay_suffixes': None,
     'lr_before_count': False,
     'sparse_update': 'standard',
+    'modes': {'train': 'weight = beta1 * x + (1 - beta1) * z', 'eval': 'weight = x'},
 }
 
 
@@ -415,6 +417,33 @@ def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     xp.add(t0, t1, out=weight)
 
 
+# -- mode: train mode ------------------------------------------------------------
+
+def host_mode_train(*, beta1, **_):
+    """Scalars for the kernel: float64, once per switch per parameter."""
+    c_1 = 1 - beta1
+    return {'beta1': beta1, 'c_1': c_1}
+
+
+def kernel_mode_train(xp, weight, grad, z, x, exp_avg_sq, *, beta1, c_1):
+    """Element-wise update of weight, in place."""
+    t0 = xp.multiply(x, beta1)
+    t1 = xp.multiply(z, c_1)
+    xp.add(t0, t1, out=weight)
+
+
+# -- mode: eval mode -------------------------------------------------------------
+
+def host_mode_eval(**_):
+    """Scalars for the kernel: float64, once per switch per parameter."""
+    return {}
+
+
+def kernel_mode_eval(xp, weight, grad, z, x, exp_avg_sq):
+    """Element-wise update of weight, in place."""
+    xp.copyto(weight, x)
+
+
 VARIANTS = {
     (True, True): {
         "name": 'warmup_steps_gt_0__decay_at_z',
@@ -463,5 +492,25 @@ VARIANTS = {
         "elementwise": True,  # each element independent: may run in blocks
         "host": host_warmup_steps_le_0__not_decay_at_z,
         "kernel": kernel_warmup_steps_le_0__not_decay_at_z,
+    },
+}
+
+
+# [modes]: weight rewrites between steps (train(): steps run on this weight; eval(): the
+# weight to evaluate). The kernels take the same arrays as a step; grad is not read (None).
+MODES = {
+    'train': {
+        "name": 'mode_train',
+        "states": ('z', 'x', 'exp_avg_sq', 'lr_max', 'weight_sum'),
+        "elementwise": True,
+        "host": host_mode_train,
+        "kernel": kernel_mode_train,
+    },
+    'eval': {
+        "name": 'mode_eval',
+        "states": ('z', 'x', 'exp_avg_sq', 'lr_max', 'weight_sum'),
+        "elementwise": True,
+        "host": host_mode_eval,
+        "kernel": kernel_mode_eval,
     },
 }

@@ -51,9 +51,10 @@ def yogi(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9,
 def adan(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.98, beta2=0.92, beta3=0.99,
          epsilon=1e-8, maximize=False):
     """Xie et al., Algorithm 1, in the (1 - beta) convention of the authors' code, with bias
-    correction and g_0 = g_1; weight decay as the proximal step w / (1 + lr wd)."""
+    correction and g_0 = g_1 at the state's first update (the authors' code sets pre_grad = g
+    when its state has none); weight decay as the proximal step w / (1 + lr wd)."""
     g = _pre(g, rescale_grad, clip_gradient, maximize)
-    g_prev = s.get("prev_grad", g) if t > 1 else g
+    g_prev = s["prev_grad"] if s else g
     d = g - g_prev
     m = beta1 * s.get("exp_avg", 0 * w) + (1 - beta1) * g
     v = beta2 * s.get("exp_avg_diff", 0 * w) + (1 - beta2) * d
@@ -61,7 +62,7 @@ def adan(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.98
     m_hat, v_hat, n_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t), n / (1 - beta3 ** t)
     eta = lr / (np.sqrt(n_hat) + epsilon)
     w = (w - eta * (m_hat + beta2 * v_hat)) / (1 + lr * wd)
-    return w, {"exp_avg": m, "exp_avg_diff": v, "exp_avg_sq": n, "prev_grad": g.copy()}
+    return w, {"exp_avg": m, "exp_avg_diff": v, "exp_avg_sq": n, "prev_grad": g.copy(), "started": 1.0}
 
 
 def rprop(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, etaminus=0.5, etaplus=1.2,
@@ -84,10 +85,10 @@ def novograd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=
     """Ginsburg et al. 2019, Algorithm 1, per layer (here: per parameter):
     v_1 = ||g_1||^2, m_1 = g_1 / (sqrt(v_1) + eps) + d w_1;
     v_t = b2 v_{t-1} + (1 - b2) ||g_t||^2, m_t = b1 m_{t-1} + g_t / (sqrt(v_t) + eps) + d w_t;
-    w <- w - lr m_t."""
+    w <- w - lr m_t. Step 1 is the layer's first update (an empty state), whatever t is."""
     g = _pre(g, rescale_grad, clip_gradient, maximize)
     norm_sq = float(np.sum(g.astype(np.float64) ** 2))
-    if t == 1:
+    if not s:
         v = norm_sq
         m = g / (np.sqrt(v) + epsilon) + wd * w
     else:
@@ -98,21 +99,21 @@ def novograd(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=
 
 def adopt(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.9999, epsilon=1e-6,
           use_clipping=True, nesterov=False):
-    """Taniguchi et al. 2024, as optax.contrib.adopt: with n = t - 1 earlier steps,
-    v_0 = g_0^2 at the first step (nothing else changes); afterwards
+    """Taniguchi et al. 2024, as optax.contrib.adopt: v_0 = g_0^2 at the state's first update
+    (optax: count == 0 of a fresh state; nothing else changes); afterwards, with n = t - 1,
     m = b1 m + (1 - b1) clip(g / max(sqrt(v_prev), eps), n^(1/4)); w -= lr m; v = b2 v + (1 - b2) g^2.
     Weight decay as L2 (added to g), the authors' default."""
     g = _pre(g, rescale_grad, clip_gradient, False) + wd * w
-    m, v = s.get("exp_avg", np.zeros_like(w)), s.get("exp_avg_sq", np.zeros_like(w))
+    if not s:
+        return w, {"exp_avg": np.zeros_like(w), "exp_avg_sq": g * g, "started": 1.0}
+    m, v = s["exp_avg"], s["exp_avg_sq"]
     n = t - 1
-    if n == 0:
-        return w, {"exp_avg": m, "exp_avg_sq": g * g}
     x = g / np.maximum(np.sqrt(v), epsilon)
     if use_clipping:
         x = np.clip(x, -n ** 0.25, n ** 0.25)
     m = beta1 * m + (1 - beta1) * x
     direction = beta1 * m + (1 - beta1) * x if nesterov else m
-    return w - lr * direction, {"exp_avg": m, "exp_avg_sq": beta2 * v + (1 - beta2) * g * g}
+    return w - lr * direction, {"exp_avg": m, "exp_avg_sq": beta2 * v + (1 - beta2) * g * g, "started": 1.0}
 
 
 def ademamix(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999, beta3=0.9999,
@@ -174,6 +175,17 @@ def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=Non
     x = (1 - c) * x + c * z
     y = beta1 * x + (1 - beta1) * z
     return y, {"z": z, "x": x, "exp_avg_sq": v, "lr_max": lr_max, "weight_sum": weight_sum}
+
+
+def schedulefree_eval(y, z, *, beta1):
+    """The reference implementation's AdamWScheduleFree.eval(): p.lerp_(z, 1 - 1/beta1), i.e.
+    x = (y - (1 - beta1) z) / beta1, recovered from the weight y and the state z."""
+    return y + (1 - 1 / beta1) * (z - y)
+
+
+def schedulefree_train(x, z, *, beta1):
+    """AdamWScheduleFree.train(): p.lerp_(z, 1 - beta1), i.e. y = beta1 x + (1 - beta1) z."""
+    return x + (1 - beta1) * (z - x)
 
 
 RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop,

@@ -1,0 +1,74 @@
+"""train()/eval() of the optforge.torch classes whose rule has [modes] (Schedule-Free AdamW),
+as the reference implementation's torch optimizers: `optimizer.eval()` sets every
+parameter to the point to evaluate and save, `optimizer.train()` back to the training
+point, `step()` in eval mode raises ValueError. The mode of each parameter group is
+`group["train_mode"]` (saved by state_dict); the rewrite is the rule's generated mode
+kernel (runtime/modes.py), run on the parameters and states as NumPy/CuPy views (a
+DTensor's local shard: the modes are element-wise).
+"""
+import torch
+
+from ..runtime.modes import EVAL_MODE_MESSAGE, prepare_mode
+from . import tensors
+from .optimizer import MASTER, _LOW_PRECISION, _engine_state
+
+
+class TorchModes:
+    """Mixed in before optforge.torch's Optimizer by `classes.torch_class`."""
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        others = self.param_groups[:-1]
+        self.param_groups[-1]["train_mode"] = others[0]["train_mode"] if others else True
+
+    def train(self):
+        """Every parameter back to the training point; steps run again."""
+        self._switch("train")
+
+    def eval(self):
+        """Every parameter to the point to evaluate and save; step() raises until train()."""
+        self._switch("eval")
+
+    @torch.no_grad()
+    def _switch(self, mode):
+        work = []
+        index = -1
+        for group in self.param_groups:
+            if group["train_mode"] == (mode == "train"):
+                index += len(group["params"])
+                continue
+            engine = self._engine(group)
+            names = list(engine._present_states())
+            ids, weights, states, params = [], [], [], []
+            for param in group["params"]:
+                index += 1
+                state = self.state.get(param)
+                if not state or not all(name in state for name in names):
+                    continue     # no state yet: the weight is every point at once
+                inner = _engine_state([tensors.view(state[name]) for name in names])
+                master = group.get("master_weights", False) and param.dtype in _LOW_PRECISION
+                ids.append(index)
+                weights.append(tensors.view(param))
+                states.append((tensors.view(state[MASTER]), inner) if master else inner)
+                params.append(param)
+            work.append((group, engine, ids, weights, states, params))
+        runs = [prepare_mode(engine, mode, ids, weights, states)     # every group checked first
+                for group, engine, ids, weights, states, params in work]
+        for (group, _, _, _, _, params), run in zip(work, runs):
+            run()
+            tensors.bump_versions(params)
+            group["train_mode"] = mode == "train"
+
+    def step(self, closure=None):
+        if not all(group.get("train_mode", True) for group in self.param_groups):
+            raise ValueError(EVAL_MODE_MESSAGE.format(name=type(self).__name__))
+        return super().step(closure)
+
+    def load_state_dict(self, state_dict):
+        for k, saved in enumerate(state_dict.get("param_groups", ())):
+            if isinstance(saved, dict) and not isinstance(saved.get("train_mode", True), bool):
+                raise ValueError(f"parameter group {k} of the loaded state dict has train_mode "
+                                 f"{saved['train_mode']!r}, not True or False")
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group.setdefault("train_mode", True)
