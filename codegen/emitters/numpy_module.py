@@ -12,7 +12,7 @@ from ..printers.arrays import ArrayPrinter
 from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
-from ..tac import Scalar, Val, lower
+from ..tac import Scalar, Val, lower, symmetric
 from .templates import environment
 
 
@@ -130,6 +130,7 @@ def matrix_kernel_lines(program, matrix):
     one array-module call per instruction into a new temporary (matmul through `xp`, so
     CuPy runs cuBLAS), and the weight and states written at the end."""
     printer = MatrixArrayPrinter()
+    printer.symmetric = frozenset(symmetric(program))
     lines = [f"_view = {VIEWS[matrix]}"]
 
     def operand(a):
@@ -194,8 +195,15 @@ class MatrixArrayPrinter(ArrayPrinter):
     def _print_step_transpose(self, step):
         return self._bind(step, f"xp.swapaxes({self._operand(step.operands[0])}, -1, -2)")
 
+    symmetric = frozenset()     # ids of symmetric values (`tac.symmetric`)
+
     def _print_step_matmul(self, step):
         a, b = (self._operand(o) for o in step.operands)
+        x, y = step.val.args
+        if x is y and x.id in self.symmetric:
+            # s s = s s^T: NumPy computes a product of an array with its own transpose as a
+            # rank-k update (syrk), half the multiply-adds of s s
+            b = f"xp.swapaxes({b}, -1, -2)"
         return self._bind(step, f"xp.matmul({a}, {b})")
 
 
