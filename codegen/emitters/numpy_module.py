@@ -13,6 +13,7 @@ from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
 from ..tac import Scalar, Val, lower, symmetric
+from .cpu_matrix import stage_programs, stage_scalars
 from .templates import environment
 
 
@@ -36,11 +37,15 @@ def render(rule, analysis, spec_path):
     condition_texts = [_condition(host, atom) for atom in analysis.atoms]
 
     variants = []
+    staged = {v.name: (p, items) for v, p, items in stage_programs(rule, analysis) or ()} if rule.matrix else {}
     for key, variant in analysis.variants.items():
         program = lower(variant, rule)
-        kernel_lines = []
+        kernel_lines, stage_lines = [], []
         if rule.matrix:
             kernel_lines = matrix_kernel_lines(program, rule.matrix)
+            if variant.name in staged:
+                stage_lines = matrix_kernel_lines(*staged[variant.name][:1], rule.matrix, staged[variant.name][1],
+                                                  f"{rule.key}_{variant.name}")
         else:
             plan = schedule(program, state_classes)
             for step in plan.steps:
@@ -77,6 +82,7 @@ def render(rule, analysis, spec_path):
             "elementwise": not rule.matrix and not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
             and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
             "kernel_lines": kernel_lines,
+            "stage_lines": stage_lines,
             "written": written or ["nothing"],
             "kernel_doc": _kernel_doc(program, written or ["nothing"], rule.matrix),
         })
@@ -125,10 +131,12 @@ VIEWS = {
 _VIEW_SHAPES = {ROWS: "_view[:-1] + (1,)", COLS: "_view[:-2] + (1, _view[-1])"}
 
 
-def matrix_kernel_lines(program, matrix):
+def matrix_kernel_lines(program, matrix, stages=None, fn=""):
     """The kernel of a matrix rule: every array seen through the matrix view (a reshape),
     one array-module call per instruction into a new temporary (matmul through `xp`, so
-    CuPy runs cuBLAS), and the weight and states written at the end."""
+    CuPy runs cuBLAS), and the weight and states written at the end. With `stages`
+    (`matrix_stages.split`'s items) the element-wise instructions are replaced by one call
+    of `stage` per stage (the native stage driver, see `emitters/matrix_driver.py`)."""
     printer = MatrixArrayPrinter()
     printer.symmetric = frozenset(symmetric(program))
     lines = [f"_view = {VIEWS[matrix]}"]
@@ -144,7 +152,11 @@ def matrix_kernel_lines(program, matrix):
         else:
             lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.shape, '_view')})")
     indent = ""
-    for v in program.code:
+    units = program.code if stages is None else [getattr(item, "val", item) for item in stages]
+    for v in units:
+        if not isinstance(v, Val):      # a stage of the native driver
+            lines.append(indent + stage_call(fn, v, operand))
+            continue
         if v.op == "loop":    # a loop counted by a hyperparameter: the carried values start as
             phis = [p for p in program.code if p.op == "phi" and p.args[0] is v]   # their values before it
             for phi, init in zip(phis, v.args[1:]):
@@ -180,6 +192,14 @@ def matrix_kernel_lines(program, matrix):
     for name, source, shape in finals:
         lines.append(f"xp.copyto({name}, xp.broadcast_to({source}, {shape}).reshape({name}.shape))")
     return lines
+
+
+def stage_call(fn, stage, operand):
+    """`_t3, _t5, = stage("<fn>_stage<j>", (operands), (scalars), 2)`: one native stage call."""
+    targets = "".join(f"{operand(v)}, " for v in stage.stores)
+    reads = "".join(f"{operand(a)}, " for a in stage.reads)
+    scalars = "".join(f"{name}, " for name in stage_scalars(stage))
+    return f"{targets}= stage('{fn}_stage{stage.index}', ({reads}), ({scalars}), {len(stage.stores)})"
 
 
 class MatrixArrayPrinter(ArrayPrinter):

@@ -285,6 +285,32 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
 
 
+def stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t7, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), 1)
+    _t21 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t23, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), 1)
+    _t29, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), 1)
+    xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
 # -- variant: relative_step and warmup_init and scale_parameter and ndim >= 2 and beta1 is not None 
 
 def host_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(*, beta1, clip_gradient, d, decay_rate, epsilon1, epsilon2, numel, rescale_grad, t, wd, **_):
@@ -356,6 +382,34 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t7, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t22 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t24, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), 1)
+    _t28, _t32, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t32, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
+
+
 # -- variant: relative_step and warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, numel, rescale_grad, t, wd, **_):
@@ -405,6 +459,24 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none
     _t19 = xp.multiply(_t18, wd)
     _t20 = xp.subtract(_a_weight, _t17)
     _t21 = xp.subtract(_t20, _t19)
+    xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t10, _t12, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), 2)
+    _t13 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t15, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), 1)
+    _t21, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
 
@@ -470,6 +542,26 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t10, _t12, _t13, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t14 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t16, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), 1)
+    _t20, _t24, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
+
+
 # -- variant: relative_step and warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -521,6 +613,29 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_
     _t22 = xp.divide(_t21, _t20)
     _t23 = xp.subtract(_a_weight, _t17)
     _t24 = xp.subtract(_t23, _t22)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), 1)
+    _t24, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (rho_1, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -588,6 +703,31 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), 1)
+    _t23, _t26, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
+
+
 # -- variant: relative_step and warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -630,6 +770,21 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_
     _t14 = xp.divide(_t13, _t12)
     _t15 = xp.subtract(_a_weight, _t9)
     _t16 = xp.subtract(_t15, _t14)
+    xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), 1)
+    _t16, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (rho_1, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
 
@@ -681,6 +836,23 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_
     _t16 = xp.multiply(_a_weight, c_3)
     _t17 = xp.subtract(_a_weight, _t15)
     _t18 = xp.subtract(_t17, _t16)
+    xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), 1)
+    _t15, _t18, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), 2)
     xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
@@ -744,6 +916,32 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     _t27 = xp.multiply(_t26, wd)
     _t28 = xp.subtract(_a_weight, _t25)
     _t29 = xp.subtract(_t28, _t27)
+    xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t7, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), 1)
+    _t21 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t23, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), 1)
+    _t29, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -820,6 +1018,34 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t7, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t22 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t24, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), 1)
+    _t28, _t32, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t32, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
+
+
 # -- variant: relative_step and not warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, numel, rescale_grad, t, wd, **_):
@@ -869,6 +1095,24 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     _t19 = xp.multiply(_t18, wd)
     _t20 = xp.subtract(_a_weight, _t17)
     _t21 = xp.subtract(_t20, _t19)
+    xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t10, _t12, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), 2)
+    _t13 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t15, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), 1)
+    _t21, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
 
@@ -934,6 +1178,26 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), 1)
+    _t10, _t12, _t13, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t14 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t16, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), 1)
+    _t20, _t24, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
+
+
 # -- variant: relative_step and not warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -985,6 +1249,29 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1
     _t22 = xp.divide(_t21, _t20)
     _t23 = xp.subtract(_a_weight, _t17)
     _t24 = xp.subtract(_t23, _t22)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), 1)
+    _t24, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (rho_1, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -1052,6 +1339,31 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), 1)
+    _t23, _t26, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
+
+
 # -- variant: relative_step and not warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -1094,6 +1406,21 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1
     _t14 = xp.divide(_t13, _t12)
     _t15 = xp.subtract(_a_weight, _t9)
     _t16 = xp.subtract(_t15, _t14)
+    xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), 1)
+    _t16, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (rho_1, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
 
@@ -1145,6 +1472,23 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1
     _t16 = xp.multiply(_a_weight, c_3)
     _t17 = xp.subtract(_a_weight, _t15)
     _t18 = xp.subtract(_t17, _t16)
+    xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), 1)
+    _t15, _t18, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), 2)
     xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
@@ -1207,6 +1551,32 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     _t27 = xp.multiply(_t26, wd)
     _t28 = xp.subtract(_a_weight, _t25)
     _t29 = xp.subtract(_t28, _t27)
+    xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t7, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), 1)
+    _t21 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t23, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), 1)
+    _t29, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -1282,6 +1652,34 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t7, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t22 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t24, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), 1)
+    _t28, _t32, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t32, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
+
+
 # -- variant: not relative_step and warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, lr, numel, rescale_grad, t, wd, **_):
@@ -1330,6 +1728,24 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     _t19 = xp.multiply(_t18, wd)
     _t20 = xp.subtract(_a_weight, _t17)
     _t21 = xp.subtract(_t20, _t19)
+    xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t10, _t12, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), 2)
+    _t13 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t15, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), 1)
+    _t21, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
 
@@ -1394,6 +1810,26 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t10, _t12, _t13, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t14 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t16, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), 1)
+    _t20, _t24, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
+
+
 # -- variant: not relative_step and warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -1444,6 +1880,29 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1
     _t22 = xp.divide(_t21, _t20)
     _t23 = xp.subtract(_a_weight, _t17)
     _t24 = xp.subtract(_t23, _t22)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), 1)
+    _t24, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (lr, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -1510,6 +1969,31 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), 1)
+    _t23, _t26, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
+
+
 # -- variant: not relative_step and warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -1551,6 +2035,21 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1
     _t14 = xp.divide(_t13, _t12)
     _t15 = xp.subtract(_a_weight, _t9)
     _t16 = xp.subtract(_t15, _t14)
+    xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), 1)
+    _t16, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (lr, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
 
@@ -1601,6 +2100,23 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1
     _t16 = xp.multiply(_a_weight, c_3)
     _t17 = xp.subtract(_a_weight, _t15)
     _t18 = xp.subtract(_t17, _t16)
+    xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), 1)
+    _t15, _t18, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), 2)
     xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
@@ -1663,6 +2179,32 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1
     _t27 = xp.multiply(_t26, wd)
     _t28 = xp.subtract(_a_weight, _t25)
     _t29 = xp.subtract(_t28, _t27)
+    xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), 1)
+    _t21 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t23, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), 1)
+    _t29, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -1738,6 +2280,34 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), 1)
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t22 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t20, dtype=xp.promote_types(_t20.dtype, xp.float32)))))
+    _t24, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), 1)
+    _t28, _t32, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t32, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
+
+
 # -- variant: not relative_step and not warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, lr, numel, rescale_grad, t, wd, **_):
@@ -1786,6 +2356,24 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1
     _t19 = xp.multiply(_t18, wd)
     _t20 = xp.subtract(_a_weight, _t17)
     _t21 = xp.subtract(_t20, _t19)
+    xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t10, _t12, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), 2)
+    _t13 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t15, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), 1)
+    _t21, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
 
@@ -1850,6 +2438,26 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), 1)
+    _t2 = xp.asarray(xp.sqrt(xp.sum(xp.square(_a_weight, dtype=xp.promote_types(_a_weight.dtype, xp.float32)))))
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), 1)
+    _t10, _t12, _t13, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t14 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t12, dtype=xp.promote_types(_t12.dtype, xp.float32)))))
+    _t16, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), 1)
+    _t20, _t24, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
+
+
 # -- variant: not relative_step and not warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -1900,6 +2508,29 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__b
     _t22 = xp.divide(_t21, _t20)
     _t23 = xp.subtract(_a_weight, _t17)
     _t24 = xp.subtract(_t23, _t22)
+    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), 1)
+    _t24, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (lr, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
@@ -1966,6 +2597,31 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__b
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), 2)
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), 1)
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), 1)
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), 2)
+    _t18 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t16, dtype=xp.promote_types(_t16.dtype, xp.float32)))))
+    _t20, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), 1)
+    _t23, _t26, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
+    xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
+    xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
+
+
 # -- variant: not relative_step and not warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -2007,6 +2663,21 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__b
     _t14 = xp.divide(_t13, _t12)
     _t15 = xp.subtract(_a_weight, _t9)
     _t16 = xp.subtract(_t15, _t14)
+    xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), 1)
+    _t16, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (lr, ), 1)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
 
@@ -2062,6 +2733,23 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__b
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), 3)
+    _t10 = xp.asarray(xp.sqrt(xp.sum(xp.square(_t8, dtype=xp.promote_types(_t8.dtype, xp.float32)))))
+    _t12, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), 1)
+    _t15, _t18, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), 2)
+    xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
+    xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+    xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
 VARIANTS = {
     (True, True, True, True, True): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2074,6 +2762,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, True, True, False): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2086,6 +2775,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, True, True, False, True): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2098,6 +2788,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, True, False, False): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2110,6 +2801,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, True, False, True, True): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2122,6 +2814,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, False, True, False): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2134,6 +2827,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, True, False, False, True): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2146,6 +2840,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, False, False, False): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2158,6 +2853,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, True, True, True): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2170,6 +2866,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, True, True, False): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2182,6 +2879,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, True, False, True): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2194,6 +2892,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, True, False, False): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2206,6 +2905,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, False, True, True): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2218,6 +2918,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, False, True, False): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2230,6 +2931,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, False, False, True): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2242,6 +2944,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, False, False, False): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2254,6 +2957,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, True, True, True): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2266,6 +2970,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, True, True, False): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2278,6 +2983,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, True, False, True): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2290,6 +2996,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, True, False, False): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2302,6 +3009,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, False, True, True): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2314,6 +3022,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, False, True, False): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2326,6 +3035,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, False, False, True): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2338,6 +3048,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, False, False, False): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2350,6 +3061,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, True, True, True): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2362,6 +3074,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, True, True, False): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2374,6 +3087,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, True, False, True): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2386,6 +3100,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, True, False, False): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2398,6 +3113,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, False, True, True): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2410,6 +3126,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, False, True, False): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2422,6 +3139,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, False, False, True): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2434,6 +3152,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, False, False, False): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2446,5 +3165,6 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
 }
