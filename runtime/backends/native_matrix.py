@@ -11,6 +11,7 @@ weights only (16-bit weights and anything else run the NumPy kernel).
 """
 import ctypes
 import math
+import threading
 from pathlib import Path
 
 import numpy
@@ -48,6 +49,30 @@ def library(module):
     return _LIBRARIES[name]
 
 
+_scratch = threading.local()
+
+
+def _outputs(module_name, name, shape, dtype, count):
+    """A stage's output arrays, kept between calls: large new arrays are fresh pages from
+    the system (mmap), each first touch a page fault, which cost more than the stage's
+    arithmetic. Each stage call site has two sets, used in turn: inside a loop a site's
+    previous result may still be read (carried to the next iteration) while it computes the
+    next one, never an older one. A set is replaced when the shape or dtype changes, so a
+    site holds at most two sets of its latest shape (per thread)."""
+    pool = getattr(_scratch, "pool", None)
+    if pool is None:
+        pool = _scratch.pool = {}
+    key = (module_name, name)
+    entry = pool.get(key)
+    if entry is None or entry[0] != (shape, dtype, count):
+        entry = pool[key] = [(shape, dtype, count), 0, None, None]
+    entry[1] ^= 1
+    outs = entry[2 + entry[1]]
+    if outs is None:
+        outs = entry[2 + entry[1]] = [numpy.empty(shape, dtype) for _ in range(count)]
+    return list(outs)
+
+
 def run(module, variant, weight, grad, arrays, scalars):
     """Run one parameter's step through the variant's stage driver; False (nothing done)
     when it does not apply: no driver, the native backend not chosen, arrays that are not
@@ -80,7 +105,7 @@ def run(module, variant, weight, grad, arrays, scalars):
             view = numpy.broadcast_to(a, shape).reshape(nb, nr, nc)
             views.append(view)
             strides += [s // dtype.itemsize if n > 1 else 0 for s, n in zip(view.strides, view.shape)]
-        outs = [numpy.empty(shape, dtype) for _ in range(count)]
+        outs = _outputs(module.__name__, name, shape, dtype, count)
         fn(nb, nr, nc, (ctypes.c_void_p * len(views))(*[v.ctypes.data for v in views]),
            (ctypes.c_long * len(strides))(*strides),
            (ctypes.c_void_p * count)(*[o.ctypes.data for o in outs]),
