@@ -187,3 +187,25 @@ def test_a_loaded_spec_runs_its_stages_with_transposed_and_broadcast_operands(tm
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(x, y)
     assert stage_calls == [True] * 9
+
+
+def test_a_library_that_cannot_be_built_warns_once_and_the_numpy_kernel_runs(monkeypatch, stage_calls):
+    def broken(path):
+        raise RuntimeError("c++ failed to compile")
+
+    monkeypatch.setattr(native_build, "load", broken)
+    monkeypatch.setattr(native_matrix, "_LIBRARIES", {})
+    monkeypatch.setattr(native, "_warned", set())
+    rng = np.random.default_rng(11)
+    fused, plain = _pair("torch", "muon", {}, None)
+    w1 = signed(rng, (6, 4), 1.0, np.float64)
+    w2 = w1.copy()
+    s1, s2 = fused.create_state(0, w1), plain.create_state(0, w2)
+    with pytest.warns(RuntimeWarning, match="cannot be built .*c\\+\\+ failed to compile.*NumPy code runs") as record:
+        for _ in range(2):
+            g = signed(rng, (6, 4), 1.0, np.float64)
+            fused.update(0, w1, g, s1)
+            plain.update(0, w2, g, s2)
+    assert len([w for w in record if "cannot be built" in str(w.message)]) == 1      # once
+    np.testing.assert_array_equal(w1, w2)
+    assert stage_calls == [False, False]

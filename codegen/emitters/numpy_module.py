@@ -178,6 +178,9 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
         if v.op == "carried":
             lines.append(f"{indent}_t{v.id} = _t{v.args[0].id}")
             continue
+        if stages is not None and v.op == "norm":   # the same NumPy calls, squares into scratch memory
+            lines.append(f"{indent}_t{v.id} = stage.norm({operand(v.args[0])})")
+            continue
         optional = v.op == "clip" and any(isinstance(a, Scalar) and a.optional for a in v.args[1:])
         step = Step(v, f"_t{v.id}", "alias" if optional else "new", tuple(operand(a) for a in v.args))
         lines.extend(indent + line for line in printer._print(step).split("\n"))

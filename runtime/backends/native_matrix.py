@@ -87,15 +87,25 @@ def run(module, variant, weight, grad, arrays, scalars):
     lib = library(module)
     if lib is None:
         return False
-    threads = native.num_threads()
+    driver(numpy, _Stages(module.__name__, lib, SUFFIX[dtype], native.num_threads()),
+           weight, grad, *arrays, **scalars)
+    return True
 
-    def stage(name, operands, values, count):
-        fn = getattr(lib, f"{name}_{suffix}")
+
+class _Stages:
+    """The driver's `stage(name, operands, scalars, count)` and `stage.norm(x)`."""
+
+    def __init__(self, module_name, lib, suffix, threads):
+        self.module_name, self.lib, self.suffix, self.threads = module_name, lib, suffix, threads
+
+    def __call__(self, name, operands, values, count):
+        fn = getattr(self.lib, f"{name}_{self.suffix}")
         if fn.argtypes is None:
             fn.argtypes, fn.restype = _ARGTYPES, None
         shape = numpy.broadcast_shapes(*(a.shape for a in operands))
         nr, nc = shape[-2:] if len(shape) >= 2 else (1, 1)
         nb = math.prod(shape[:-2])
+        dtype = numpy.dtype("float32" if self.suffix == "f32" else "float64")
         views, strides = [], []
         for a in operands:
             if a.dtype != dtype:
@@ -105,13 +115,19 @@ def run(module, variant, weight, grad, arrays, scalars):
             view = numpy.broadcast_to(a, shape).reshape(nb, nr, nc)
             views.append(view)
             strides += [s // dtype.itemsize if n > 1 else 0 for s, n in zip(view.strides, view.shape)]
-        outs = _outputs(module.__name__, name, shape, dtype, count)
+        outs = _outputs(self.module_name, name, shape, dtype, count)
         fn(nb, nr, nc, (ctypes.c_void_p * len(views))(*[v.ctypes.data for v in views]),
            (ctypes.c_long * len(strides))(*strides),
            (ctypes.c_void_p * count)(*[o.ctypes.data for o in outs]),
            (ctypes.c_double * max(1, len(values)))(*[math.inf if v is None else float(v) for v in values]),
-           threads)
+           self.threads)
         return outs
 
-    driver(numpy, stage, weight, grad, *arrays, **scalars)
-    return True
+    def norm(self, x):
+        """The NumPy kernel's `sqrt(sum(square(x)))` (float32 and float64 square in their own
+        dtype), the squares of a C-contiguous `x` written into a kept array: the same values
+        in the same layout, so the same sum."""
+        if not x.flags.c_contiguous:
+            return numpy.asarray(numpy.sqrt(numpy.sum(numpy.square(x))))
+        (squares,) = _outputs(self.module_name, ("norm", x.shape), x.shape, x.dtype, 1)
+        return numpy.asarray(numpy.sqrt(numpy.sum(numpy.square(x, out=squares))))
