@@ -9,8 +9,10 @@
 // Per stage and math type (f32: float, f64: double): the index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
-// contiguously. Rows are shared out across OpenMP threads; the column loop has a
-// unit-stride copy for the usual strides, which the compiler vectorises.
+// contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
+// a parallel region between BLAS calls, whose own threads still hold the cores, costs
+// more than the pass); the column loop has a unit-stride copy for the usual strides,
+// which the compiler vectorises.
 #include "optforge_cpu.h"
 
 
@@ -26,7 +28,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -73,7 +75,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -120,7 +122,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -165,7 +167,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -215,7 +217,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -265,7 +267,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -323,7 +325,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -368,7 +370,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -431,7 +433,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -478,7 +480,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -525,7 +527,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -570,7 +572,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -620,7 +622,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -670,7 +672,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -736,7 +738,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -782,7 +784,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -855,7 +857,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -902,7 +904,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -950,7 +952,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1011,7 +1013,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1056,7 +1058,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1119,7 +1121,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1166,7 +1168,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1215,7 +1217,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1284,7 +1286,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1330,7 +1332,7 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1404,7 +1406,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1456,7 +1458,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1506,7 +1508,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1556,7 +1558,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1622,7 +1624,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1667,7 +1669,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1727,7 +1729,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1779,7 +1781,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1829,7 +1831,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1879,7 +1881,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1945,7 +1947,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1991,7 +1993,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2060,7 +2062,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2133,7 +2135,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2178,7 +2180,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2240,7 +2242,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2313,7 +2315,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2359,7 +2361,7 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2425,7 +2427,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2472,7 +2474,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2519,7 +2521,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2564,7 +2566,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2614,7 +2616,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2664,7 +2666,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2722,7 +2724,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2767,7 +2769,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2830,7 +2832,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2877,7 +2879,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2924,7 +2926,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2969,7 +2971,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3019,7 +3021,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3069,7 +3071,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3135,7 +3137,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3181,7 +3183,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3254,7 +3256,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3301,7 +3303,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3349,7 +3351,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3410,7 +3412,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3455,7 +3457,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3518,7 +3520,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3565,7 +3567,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3614,7 +3616,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3683,7 +3685,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3729,7 +3731,7 @@ static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3803,7 +3805,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3855,7 +3857,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3905,7 +3907,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3955,7 +3957,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4021,7 +4023,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4066,7 +4068,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4126,7 +4128,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4178,7 +4180,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4228,7 +4230,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4278,7 +4280,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4344,7 +4346,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4390,7 +4392,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4459,7 +4461,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4532,7 +4534,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4577,7 +4579,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4639,7 +4641,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4712,7 +4714,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4758,7 +4760,7 @@ static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4824,7 +4826,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4871,7 +4873,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4918,7 +4920,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -4963,7 +4965,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5013,7 +5015,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5063,7 +5065,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5121,7 +5123,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5166,7 +5168,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5229,7 +5231,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5276,7 +5278,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5323,7 +5325,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5368,7 +5370,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5418,7 +5420,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5468,7 +5470,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5534,7 +5536,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5580,7 +5582,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5653,7 +5655,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5700,7 +5702,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5748,7 +5750,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5809,7 +5811,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5854,7 +5856,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5917,7 +5919,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -5964,7 +5966,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6013,7 +6015,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6082,7 +6084,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6128,7 +6130,7 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6202,7 +6204,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6254,7 +6256,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6304,7 +6306,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6354,7 +6356,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6420,7 +6422,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6465,7 +6467,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6525,7 +6527,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6577,7 +6579,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6627,7 +6629,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6677,7 +6679,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6743,7 +6745,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6789,7 +6791,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6858,7 +6860,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6931,7 +6933,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -6976,7 +6978,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7038,7 +7040,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7111,7 +7113,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7157,7 +7159,7 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7223,7 +7225,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7270,7 +7272,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7317,7 +7319,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7362,7 +7364,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7412,7 +7414,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7462,7 +7464,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7520,7 +7522,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7565,7 +7567,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7628,7 +7630,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7675,7 +7677,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7722,7 +7724,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7767,7 +7769,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7817,7 +7819,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7867,7 +7869,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7933,7 +7935,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -7979,7 +7981,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8052,7 +8054,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8099,7 +8101,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8147,7 +8149,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8208,7 +8210,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8253,7 +8255,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8316,7 +8318,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8363,7 +8365,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8412,7 +8414,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8481,7 +8483,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8527,7 +8529,7 @@ static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8601,7 +8603,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8653,7 +8655,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8703,7 +8705,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8753,7 +8755,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8819,7 +8821,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8864,7 +8866,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8924,7 +8926,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -8976,7 +8978,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9026,7 +9028,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9076,7 +9078,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9142,7 +9144,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9188,7 +9190,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9257,7 +9259,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9330,7 +9332,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9375,7 +9377,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9437,7 +9439,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9510,7 +9512,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -9556,7 +9558,7 @@ static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__n
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];

@@ -9,8 +9,10 @@
 // Per stage and math type (f32: float, f64: double): the index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
-// contiguously. Rows are shared out across OpenMP threads; the column loop has a
-// unit-stride copy for the usual strides, which the compiler vectorises.
+// contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
+// a parallel region between BLAS calls, whose own threads still hold the cores, costs
+// more than the pass); the column loop has a unit-stride copy for the usual strides,
+// which the compiler vectorises.
 #include "optforge_cpu.h"
 
 
@@ -26,7 +28,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -78,7 +80,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -128,7 +130,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -178,7 +180,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -222,7 +224,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -290,7 +292,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -336,7 +338,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -381,7 +383,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -448,7 +450,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -523,7 +525,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -569,7 +571,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -614,7 +616,7 @@ static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3(long d_nb, lo
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -678,7 +680,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -730,7 +732,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -780,7 +782,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -830,7 +832,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -874,7 +876,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -942,7 +944,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -988,7 +990,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1033,7 +1035,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1100,7 +1102,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1175,7 +1177,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1221,7 +1223,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1266,7 +1268,7 @@ static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3(long d_nb, lon
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1330,7 +1332,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1380,7 +1382,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1430,7 +1432,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1480,7 +1482,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1524,7 +1526,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1592,7 +1594,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1638,7 +1640,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1683,7 +1685,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1750,7 +1752,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1823,7 +1825,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1869,7 +1871,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1914,7 +1916,7 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3(long d_nb
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1978,7 +1980,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2028,7 +2030,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2078,7 +2080,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2128,7 +2130,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2172,7 +2174,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2240,7 +2242,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2286,7 +2288,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2331,7 +2333,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2398,7 +2400,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2471,7 +2473,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2517,7 +2519,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2562,7 +2564,7 @@ static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3(long d_nb,
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];

@@ -9,8 +9,10 @@
 // Per stage and math type (f32: float, f64: double): the index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
-// contiguously. Rows are shared out across OpenMP threads; the column loop has a
-// unit-stride copy for the usual strides, which the compiler vectorises.
+// contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
+// a parallel region between BLAS calls, whose own threads still hold the cores, costs
+// more than the pass); the column loop has a unit-stride copy for the usual strides,
+// which the compiler vectorises.
 #include "optforge_cpu.h"
 
 
@@ -28,7 +30,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -89,7 +91,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -132,7 +134,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -178,7 +180,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -221,7 +223,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -264,7 +266,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -312,7 +314,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -359,7 +361,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -414,7 +416,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -475,7 +477,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -518,7 +520,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -564,7 +566,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -607,7 +609,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -650,7 +652,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -698,7 +700,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -745,7 +747,7 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -800,7 +802,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -861,7 +863,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -904,7 +906,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -950,7 +952,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -993,7 +995,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1036,7 +1038,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1084,7 +1086,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1131,7 +1133,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1186,7 +1188,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1247,7 +1249,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1290,7 +1292,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1336,7 +1338,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1379,7 +1381,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1422,7 +1424,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1470,7 +1472,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1517,7 +1519,7 @@ static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1572,7 +1574,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1626,7 +1628,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1669,7 +1671,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1715,7 +1717,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1758,7 +1760,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1801,7 +1803,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1849,7 +1851,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1896,7 +1898,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -1951,7 +1953,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2005,7 +2007,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2048,7 +2050,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2094,7 +2096,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2137,7 +2139,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2180,7 +2182,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2228,7 +2230,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2275,7 +2277,7 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2330,7 +2332,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2384,7 +2386,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2427,7 +2429,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2473,7 +2475,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2516,7 +2518,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2559,7 +2561,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2607,7 +2609,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2654,7 +2656,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2709,7 +2711,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2763,7 +2765,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2806,7 +2808,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2852,7 +2854,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2895,7 +2897,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2938,7 +2940,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -2986,7 +2988,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
@@ -3033,7 +3035,7 @@ static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_st
     (void)p_sc;
     const long d_rows = d_nb * d_nr;
     const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= 65536)
+#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
     for (long row = 0; row < d_rows; ++row) {
         const long d_b = row / d_nr, d_r = row - d_b * d_nr;
         const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
