@@ -209,3 +209,27 @@ def test_a_library_that_cannot_be_built_warns_once_and_the_numpy_kernel_runs(mon
     assert len([w for w in record if "cannot be built" in str(w.message)]) == 1      # once
     np.testing.assert_array_equal(w1, w2)
     assert stage_calls == [False, False]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stages_of_2_20_elements_and_more_share_rows_across_threads(threads, stage_calls):
+    """Stages of at least 2^20 elements run on OpenMP threads: the same bits as the NumPy
+    kernel whatever the thread count (each element is computed alone)."""
+    native.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(21)
+        fused, plain = _pair("torch", "adafactor", {}, 0.6)
+        shapes = [(2, 520, 1031)]           # 2 matrices of 520 x 1031: 1 072 240 elements
+        ours = [signed(rng, s, 1.5, np.float32) for s in shapes]
+        theirs = [w.copy() for w in ours]
+        s1, s2 = [fused.create_state(0, ours[0])], [plain.create_state(0, theirs[0])]
+        for _ in range(2):
+            grads = [signed(rng, s, 2.0, np.float32) for s in shapes]
+            fused.update([0], ours, grads, s1)
+            plain.update([0], theirs, grads, s2)
+            np.testing.assert_array_equal(ours[0], theirs[0])
+            for x, y in zip(s1[0], s2[0], strict=True):
+                np.testing.assert_array_equal(x, y)
+        assert stage_calls == [True, True]
+    finally:
+        native.set_num_threads(None)
