@@ -135,3 +135,52 @@ def split(program):
         if any(v.boolean for v in stage.stores + stage.reads):
             raise Unsupported("a boolean value crosses a stage boundary")
     return items
+
+
+def in_place(program, items):
+    """{output name: Val} of the outputs whose final value a stage may write straight into
+    the output's own array (the driver then copies nothing for them): the value is stored
+    by a stage outside any loop, has the array's shape, is the final value of no other
+    output, and nothing after that stage reads the array's old contents (the array itself
+    or a transpose of it: a view of the same memory), nor does the stage read it other than
+    element for element."""
+    shape = shapes(program)
+    position, depth, level = {}, 0, {}
+    for k, item in enumerate(items):
+        if isinstance(item, Marker) and item.val.op == "loop":
+            depth += 1
+        if isinstance(item, Marker) and item.val.op == "end":
+            depth -= 1
+        level[k] = depth
+        for v in (item.vals if isinstance(item, Stage) else [item.val]):
+            position[v.id] = k
+    finals = [v for v in program.outputs.values() if isinstance(v, Val)]
+    chosen = {}
+    for name, value in program.outputs.items():
+        if not isinstance(value, Val) or value.op == "input" or value.id not in position:
+            continue
+        k = position[value.id]
+        stage = items[k]
+        array = program.inputs[name]
+        if not isinstance(stage, Stage) or level[k] or shape[value.id] != shape[array.id] \
+                or sum(v is value for v in finals) > 1:
+            continue
+        views = _views(program, array)
+        if any(a.id in views and a is not array for a in stage.reads):
+            continue
+        later = [a for item in items[k + 1:] for v in (item.vals if isinstance(item, Stage) else [item.val])
+                 for a in v.args if isinstance(a, Val)]
+        later += [v for v in finals if v is not value]
+        if any(a.id in views for a in later):
+            continue
+        chosen[name] = value
+    return chosen
+
+
+def _views(program, array):
+    """Ids of the values that are the array's memory: itself and transposes of it."""
+    ids = {array.id}
+    for v in program.code:
+        if v.op == "transpose" and v.args[0].id in ids:
+            ids.add(v.id)
+    return ids

@@ -233,3 +233,54 @@ def test_stages_of_2_20_elements_and_more_share_rows_across_threads(threads, sta
         assert stage_calls == [True, True]
     finally:
         native.set_num_threads(None)
+
+
+def test_an_output_written_in_place_only_when_nothing_later_reads_its_old_value(tmp_path, monkeypatch, stage_calls):
+    """`mom`'s new value is computed before a product and a norm, and its old value is read
+    after them: `mom` must not be written in place (its copy happens at the end), the weight
+    may; fused equals the NumPy kernel bit for bit either way."""
+    from optforge.codegen.analysis import analyse
+    from optforge.codegen.loader import load_rule
+    from optforge.codegen.matrix_stages import in_place
+    from optforge.codegen.tac import lower
+    text = TWIST.replace('name = "Twist"', 'name = "OldRead"').replace(
+        "mom = beta * mom + y / maximum(norm(y), 1e-8) + row_mean(g) * col_mean(g) - sqrt(abs(g))",
+        "m = beta * mom + g\\nn = norm(m)\\nold = mom * n\\nmom = m\\nz = matmul(m, transpose(m))").replace(
+        "weight = weight - lr * (mom + wd * weight)",
+        "weight = weight - lr * (matmul(z, m) / n + old + wd * weight)")
+    path = tmp_path / "oldread.toml"
+    path.write_text(text)
+    rule = load_rule(path)
+    for variant in analyse(rule).variants.values():
+        program = lower(variant, rule)
+        chosen = in_place(program, split(program))
+        assert "weight" in chosen and "mom" not in chosen, chosen
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    cls = optforge.load_spec(path)
+    rng = np.random.default_rng(2)
+    fused, plain = (cls(learning_rate=0.1, wd=0.05, use_fused_step=f) for f in (True, False))
+    w1 = signed(rng, (6, 5), 1.0, np.float64)
+    w2 = w1.copy()
+    s1, s2 = fused.create_state(0, w1), plain.create_state(0, w2)
+    for _ in range(3):
+        g = signed(rng, (6, 5), 1.0, np.float64)
+        fused.update(0, w1, g, s1)
+        plain.update(0, w2, g, s2)
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(s1, s2)
+    assert stage_calls == [True] * 3
+
+
+def test_arrays_sharing_memory_run_the_numpy_kernel(stage_calls):
+    """The stages write outputs into their arrays as they go; a gradient that is the weight
+    itself (or any two arrays sharing memory) takes the NumPy kernel, whose semantics hold."""
+    rng = np.random.default_rng(8)
+    fused, plain = _pair("torch", "muon", {}, None)
+    w1 = signed(rng, (6, 4), 1.0, np.float64)
+    w2 = w1.copy()
+    s1, s2 = fused.create_state(0, w1), plain.create_state(0, w2)
+    fused.update(0, w1, w1, s1)
+    plain.update(0, w2, w2, s2)
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(s1, s2)
+    assert stage_calls == [False]

@@ -9,7 +9,7 @@ A stage runs over a `(batch, rows, cols)` index space; each operand comes with i
 element strides (0 on a broadcast axis; a transposed operand is read through swapped
 strides), its stored values are written contiguously. The driver that calls the stages
 and the library operations between them is generated into the spec's NumPy module
-(`emitters/matrix_driver.py`). Rules whose stages need noise or store booleans get no
+(`numpy_module.matrix_kernel_lines`; run by `runtime/backends/native_matrix.py`). Rules whose stages need noise or store booleans get no
 stage kernels (`matrix_stages.Unsupported`): their NumPy code runs.
 """
 from ..matrix_stages import Stage, Unsupported, shapes, split

@@ -13,6 +13,7 @@ from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
 from ..tac import Scalar, Val, lower, symmetric
+from ..matrix_stages import in_place
 from .cpu_matrix import stage_programs, stage_scalars
 from .templates import environment
 
@@ -136,7 +137,9 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
     one array-module call per instruction into a new temporary (matmul through `xp`, so
     CuPy runs cuBLAS), and the weight and states written at the end. With `stages`
     (`matrix_stages.split`'s items) the element-wise instructions are replaced by one call
-    of `stage` per stage (the native stage driver, see `emitters/matrix_driver.py`)."""
+    of `stage` per stage (the native stage driver: `runtime/backends/native_matrix.py`); a
+    stage that computes an output's final value may write it into the output's array
+    (`matrix_stages.in_place`), which then needs no copy at the end."""
     printer = MatrixArrayPrinter()
     printer.symmetric = frozenset(symmetric(program))
     lines = [f"_view = {VIEWS[matrix]}"]
@@ -153,9 +156,10 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
             lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.shape, '_view')})")
     indent = ""
     units = program.code if stages is None else [getattr(item, "val", item) for item in stages]
+    direct = in_place(program, stages) if stages is not None else {}
     for v in units:
         if not isinstance(v, Val):      # a stage of the native driver
-            lines.append(indent + stage_call(fn, v, operand))
+            lines.append(indent + stage_call(fn, v, operand, {val.id: name for name, val in direct.items()}))
             continue
         if v.op == "loop":    # a loop counted by a hyperparameter: the carried values start as
             phis = [p for p in program.code if p.op == "phi" and p.args[0] is v]   # their values before it
@@ -186,6 +190,8 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
         lines.extend(indent + line for line in printer._print(step).split("\n"))
     finals = []
     for name, value in program.outputs.items():
+        if name in direct:
+            continue
         source = printer._operand(operand(value))
         if not isinstance(value, Val) or value.op in ("input", "clip", "transpose"):
             # may share memory with an input written before it: keep a copy of its value now
@@ -197,12 +203,14 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
     return lines
 
 
-def stage_call(fn, stage, operand):
-    """`_t3, _t5, = stage("<fn>_stage<j>", (operands), (scalars), 2)`: one native stage call."""
+def stage_call(fn, stage, operand, direct):
+    """`_t3, _t5, = stage("<fn>_stage<j>", (operands), (scalars), (None, weight))`: one native
+    stage call; per stored value the array it is written into, None for a new one."""
     targets = "".join(f"{operand(v)}, " for v in stage.stores)
     reads = "".join(f"{operand(a)}, " for a in stage.reads)
     scalars = "".join(f"{name}, " for name in stage_scalars(stage))
-    return f"{targets}= stage('{fn}_stage{stage.index}', ({reads}), ({scalars}), {len(stage.stores)})"
+    into = "".join(f"{direct.get(v.id, 'None')}, " for v in stage.stores)
+    return f"{targets}= stage('{fn}_stage{stage.index}', ({reads}), ({scalars}), ({into}))"
 
 
 class MatrixArrayPrinter(ArrayPrinter):

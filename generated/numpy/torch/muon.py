@@ -262,27 +262,25 @@ def stages_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stage, w
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, _t6, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 2)
+    _t4, _t6, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
     _t7 = stage.norm(_t6)
-    _t8, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t7, ), (epsilon, ), 1)
+    _t8, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
     _t9 = xp.swapaxes(_t6, -1, -2)
-    _t10, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t9, _t8, ), (), 1)
+    _t10, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t9, _t8, ), (), (None, ))
     _t12 = _t10
     for _ in range(ns_steps):
         _t13 = xp.swapaxes(_t12, -1, -2)
         _t14 = xp.matmul(_t12, _t13)
-        _t15, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t12, ), (ns_a, ), 1)
-        _t16, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t14, ), (ns_b, ), 1)
+        _t15, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t12, ), (ns_a, ), (None, ))
+        _t16, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t14, ), (ns_b, ), (None, ))
         _t17 = xp.matmul(_t14, xp.swapaxes(_t14, -1, -2))
-        _t19, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t17, _t16, ), (ns_c, ), 1)
+        _t19, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t17, _t16, ), (ns_c, ), (None, ))
         _t20 = xp.matmul(_t19, _t12)
-        _t21, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t15, _t20, ), (), 1)
+        _t21, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t15, _t20, ), (), (None, ))
         _t12 = _t21
     _t23 = _t12
     _t24 = xp.swapaxes(_t23, -1, -2)
-    _t28, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t24, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t28, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t28, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t24, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw' --------
@@ -354,27 +352,25 @@ def stages_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stage, w
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, _t6, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 2)
+    _t4, _t6, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
     _t7 = stage.norm(_t6)
-    _t8, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t7, ), (epsilon, ), 1)
+    _t8, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
     _t9 = xp.swapaxes(_t6, -1, -2)
-    _t10, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t9, _t8, ), (), 1)
+    _t10, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t9, _t8, ), (), (None, ))
     _t12 = _t10
     for _ in range(ns_steps):
         _t13 = xp.swapaxes(_t12, -1, -2)
         _t14 = xp.matmul(_t12, _t13)
-        _t15, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t12, ), (ns_a, ), 1)
-        _t16, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t14, ), (ns_b, ), 1)
+        _t15, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t12, ), (ns_a, ), (None, ))
+        _t16, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t14, ), (ns_b, ), (None, ))
         _t17 = xp.matmul(_t14, xp.swapaxes(_t14, -1, -2))
-        _t19, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t17, _t16, ), (ns_c, ), 1)
+        _t19, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t17, _t16, ), (ns_c, ), (None, ))
         _t20 = xp.matmul(_t19, _t12)
-        _t21, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t15, _t20, ), (), 1)
+        _t21, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t15, _t20, ), (), (None, ))
         _t12 = _t21
     _t23 = _t12
     _t24 = xp.swapaxes(_t23, -1, -2)
-    _t28, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t24, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t28, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t28, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t24, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw' -------
@@ -444,25 +440,23 @@ def stages_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stage, w
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, _t6, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 2)
+    _t4, _t6, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
     _t7 = stage.norm(_t6)
-    _t8, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t7, ), (epsilon, ), 1)
-    _t9, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t6, _t8, ), (), 1)
+    _t8, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
+    _t9, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t6, _t8, ), (), (None, ))
     _t11 = _t9
     for _ in range(ns_steps):
         _t12 = xp.swapaxes(_t11, -1, -2)
         _t13 = xp.matmul(_t11, _t12)
-        _t14, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t11, ), (ns_a, ), 1)
-        _t15, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t13, ), (ns_b, ), 1)
+        _t14, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t11, ), (ns_a, ), (None, ))
+        _t15, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t13, ), (ns_b, ), (None, ))
         _t16 = xp.matmul(_t13, xp.swapaxes(_t13, -1, -2))
-        _t18, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t16, _t15, ), (ns_c, ), 1)
+        _t18, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t16, _t15, ), (ns_c, ), (None, ))
         _t19 = xp.matmul(_t18, _t11)
-        _t20, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t14, _t19, ), (), 1)
+        _t20, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t14, _t19, ), (), (None, ))
         _t11 = _t20
     _t22 = _t11
-    _t26, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t26, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw' -------
@@ -532,25 +526,23 @@ def stages_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stage, w
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, _t6, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 2)
+    _t4, _t6, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
     _t7 = stage.norm(_t6)
-    _t8, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t7, ), (epsilon, ), 1)
-    _t9, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t6, _t8, ), (), 1)
+    _t8, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
+    _t9, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t6, _t8, ), (), (None, ))
     _t11 = _t9
     for _ in range(ns_steps):
         _t12 = xp.swapaxes(_t11, -1, -2)
         _t13 = xp.matmul(_t11, _t12)
-        _t14, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t11, ), (ns_a, ), 1)
-        _t15, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t13, ), (ns_b, ), 1)
+        _t14, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t11, ), (ns_a, ), (None, ))
+        _t15, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t13, ), (ns_b, ), (None, ))
         _t16 = xp.matmul(_t13, xp.swapaxes(_t13, -1, -2))
-        _t18, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t16, _t15, ), (ns_c, ), 1)
+        _t18, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t16, _t15, ), (ns_c, ), (None, ))
         _t19 = xp.matmul(_t18, _t11)
-        _t20, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t14, _t19, ), (), 1)
+        _t20, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t14, _t19, ), (), (None, ))
         _t11 = _t20
     _t22 = _t11
-    _t26, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t26, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows > cols and adjust_lr_fn == 'match_rms_adamw' ----
@@ -620,27 +612,25 @@ def stages_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stag
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 1)
+    _t4, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
     _t5 = stage.norm(_t4)
-    _t6, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t5, ), (epsilon, ), 1)
+    _t6, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
     _t7 = xp.swapaxes(_t4, -1, -2)
-    _t8, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t7, _t6, ), (), 1)
+    _t8, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t7, _t6, ), (), (None, ))
     _t10 = _t8
     for _ in range(ns_steps):
         _t11 = xp.swapaxes(_t10, -1, -2)
         _t12 = xp.matmul(_t10, _t11)
-        _t13, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t10, ), (ns_a, ), 1)
-        _t14, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t12, ), (ns_b, ), 1)
+        _t13, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t10, ), (ns_a, ), (None, ))
+        _t14, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t12, ), (ns_b, ), (None, ))
         _t15 = xp.matmul(_t12, xp.swapaxes(_t12, -1, -2))
-        _t17, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t15, _t14, ), (ns_c, ), 1)
+        _t17, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t15, _t14, ), (ns_c, ), (None, ))
         _t18 = xp.matmul(_t17, _t10)
-        _t19, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t13, _t18, ), (), 1)
+        _t19, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t13, _t18, ), (), (None, ))
         _t10 = _t19
     _t21 = _t10
     _t22 = xp.swapaxes(_t21, -1, -2)
-    _t26, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t26, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw' ----
@@ -710,27 +700,25 @@ def stages_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stag
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 1)
+    _t4, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
     _t5 = stage.norm(_t4)
-    _t6, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t5, ), (epsilon, ), 1)
+    _t6, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
     _t7 = xp.swapaxes(_t4, -1, -2)
-    _t8, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t7, _t6, ), (), 1)
+    _t8, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t7, _t6, ), (), (None, ))
     _t10 = _t8
     for _ in range(ns_steps):
         _t11 = xp.swapaxes(_t10, -1, -2)
         _t12 = xp.matmul(_t10, _t11)
-        _t13, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t10, ), (ns_a, ), 1)
-        _t14, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t12, ), (ns_b, ), 1)
+        _t13, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t10, ), (ns_a, ), (None, ))
+        _t14, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t12, ), (ns_b, ), (None, ))
         _t15 = xp.matmul(_t12, xp.swapaxes(_t12, -1, -2))
-        _t17, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t15, _t14, ), (ns_c, ), 1)
+        _t17, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t15, _t14, ), (ns_c, ), (None, ))
         _t18 = xp.matmul(_t17, _t10)
-        _t19, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t13, _t18, ), (), 1)
+        _t19, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t13, _t18, ), (), (None, ))
         _t10 = _t19
     _t21 = _t10
     _t22 = xp.swapaxes(_t21, -1, -2)
-    _t26, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t26, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw' ---
@@ -798,25 +786,23 @@ def stages_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stag
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 1)
+    _t4, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
     _t5 = stage.norm(_t4)
-    _t6, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t5, ), (epsilon, ), 1)
-    _t7, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t4, _t6, ), (), 1)
+    _t6, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
+    _t7, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t4, _t6, ), (), (None, ))
     _t9 = _t7
     for _ in range(ns_steps):
         _t10 = xp.swapaxes(_t9, -1, -2)
         _t11 = xp.matmul(_t9, _t10)
-        _t12, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t9, ), (ns_a, ), 1)
-        _t13, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t11, ), (ns_b, ), 1)
+        _t12, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t9, ), (ns_a, ), (None, ))
+        _t13, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t11, ), (ns_b, ), (None, ))
         _t14 = xp.matmul(_t11, xp.swapaxes(_t11, -1, -2))
-        _t16, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t14, _t13, ), (ns_c, ), 1)
+        _t16, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t14, _t13, ), (ns_c, ), (None, ))
         _t17 = xp.matmul(_t16, _t9)
-        _t18, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t12, _t17, ), (), 1)
+        _t18, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t12, _t17, ), (), (None, ))
         _t9 = _t18
     _t20 = _t9
-    _t24, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t20, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t24, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t20, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw' ---
@@ -884,25 +870,23 @@ def stages_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stag
     _a_weight = weight.reshape(_view)
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
-    _t4, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), 1)
+    _t4, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
     _t5 = stage.norm(_t4)
-    _t6, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t5, ), (epsilon, ), 1)
-    _t7, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t4, _t6, ), (), 1)
+    _t6, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
+    _t7, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t4, _t6, ), (), (None, ))
     _t9 = _t7
     for _ in range(ns_steps):
         _t10 = xp.swapaxes(_t9, -1, -2)
         _t11 = xp.matmul(_t9, _t10)
-        _t12, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t9, ), (ns_a, ), 1)
-        _t13, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t11, ), (ns_b, ), 1)
+        _t12, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t9, ), (ns_a, ), (None, ))
+        _t13, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t11, ), (ns_b, ), (None, ))
         _t14 = xp.matmul(_t11, xp.swapaxes(_t11, -1, -2))
-        _t16, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t14, _t13, ), (ns_c, ), 1)
+        _t16, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t14, _t13, ), (ns_c, ), (None, ))
         _t17 = xp.matmul(_t16, _t9)
-        _t18, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t12, _t17, ), (), 1)
+        _t18, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t12, _t17, ), (), (None, ))
         _t9 = _t18
     _t20 = _t9
-    _t24, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t20, ), (c_2, c_3, ), 1)
-    xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
-    xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+    _t24, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t20, ), (c_2, c_3, ), (weight, ))
 
 
 VARIANTS = {
