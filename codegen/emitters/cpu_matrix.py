@@ -14,8 +14,11 @@ stage kernels (`matrix_stages.Unsupported`): their NumPy code runs.
 """
 from ..matrix_stages import Stage, Unsupported, shapes, split
 from ..printers.cpu import CpuPrinter, Definition
-from ..tac import lower
+from ..tac import Val, lower
 from .templates import environment
+
+
+READ_IDS = 1 << 20      # ids of a stage's outside values while it is printed
 
 
 def stage_programs(rule, analysis):
@@ -31,14 +34,22 @@ def stage_programs(rule, analysis):
 
 
 def render(rule, programs):
+    """The `.cpp` text: one template function per distinct stage body (variants share
+    most of their stages: the mxnet2 Adafactor's 176 stages have 21 bodies), and per stage
+    the `extern "C"` entry points calling its body."""
     printer = CpuPrinter()
-    contexts = []
+    contexts, bodies = [], {}
     for variant, program, items in programs:
         shape = shapes(program)
         fn = f"{rule.key}_{variant.name}"
         for item in items:
             if isinstance(item, Stage):
-                contexts.append(_stage_context(fn, item, shape, printer))
+                context = _stage_context(fn, item, shape, printer)
+                key = (tuple((r["local"], r["unit"]) for r in context["reads"]), tuple(context["stores"]),
+                       tuple(context["scalars"]), tuple(context["lines"]))
+                context["body"] = bodies.setdefault(key, f"{rule.key}_body{len(bodies)}")
+                context["first"] = not any(c["body"] == context["body"] for c in contexts)
+                contexts.append(context)
     template = environment().get_template("cpu_matrix.cpp.j2")
     return template.render(rule=rule, stages=contexts).rstrip("\n") + "\n"
 
@@ -54,23 +65,41 @@ def stage_scalars(stage):
 
 
 def _stage_context(fn, stage, shape, printer):
-    aliases = {a.id: f"x_{a.id}" for a in stage.reads if a.op != "input"}
+    # values numbered within the stage (reads x_<k>, results v<k>), so that equal stages of
+    # different variants print equal bodies
     reads = []
     for k, a in enumerate(stage.reads):
-        local = printer.name(a.name) if a.op == "input" else f"x_{a.id}"
+        local = printer.name(a.name) if a.op == "input" else f"x_{k}"
         # the stride along the columns is 1 for a value with columns, 0 for a broadcast one
         unit = "1" if len(shape[a.id]) == 2 and shape[a.id][1] != "1" else "0"
         reads.append({"k": k, "local": local, "unit": unit})
+    index = stage.index
+    stage = _renumbered(stage)
+    aliases = {a.id: f"x_{k}" for k, a in enumerate(stage.reads) if a.op != "input"}
     with printer.aliases(aliases):
         lines = [printer._print(Definition(v)) for v in stage.vals]
     scalars = [printer.name(s) for s in stage_scalars(stage)]
     return {
-        "fn": f"{fn}_stage{stage.index}",
+        "fn": f"{fn}_stage{index}",
         "reads": reads,
         "stores": [f"v{v.id}" for v in stage.stores],
         "scalars": scalars,
         "lines": lines,
     }
+
+
+def _renumbered(stage):
+    """The stage with its own values numbered 0, 1, ... and the values it reads from outside
+    numbered apart (from READ_IDS; printed through aliases); inputs keep theirs."""
+    new = {a.id: Val(READ_IDS + k, a.op, (), a.shape, a.boolean, a.name) if a.op != "input" else a
+           for k, a in enumerate(stage.reads)}
+    reads = [new[a.id] for a in stage.reads]
+    vals = []
+    for k, v in enumerate(stage.vals):
+        args = tuple(new.get(a.id, a) if isinstance(a, Val) else a for a in v.args)
+        new[v.id] = Val(k, v.op, args, v.shape, v.boolean, v.name, v.tag)
+        vals.append(new[v.id])
+    return Stage(stage.index, stage.shape, vals, reads, [new[v.id] for v in stage.stores])
 
 
 def files(rule, analysis, name):

@@ -6,7 +6,8 @@
 // of the spec's NumPy module (optforge.runtime.backends.native_matrix), which runs the
 // products, transposes and reductions between the stages through NumPy (BLAS).
 //
-// Per stage and math type (f32: float, f64: double): the index space is
+// One template function per distinct stage body (variants share most stages), and per
+// stage and math type (f32: float, f64: double) an entry point calling it. The index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
 // contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
@@ -17,7 +18,7 @@
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -53,17 +54,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_1;
@@ -82,19 +83,19 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
+                const M x_0 = p_r0[0];
+                const M v0 = x_0 * s.c_1;
+                const M v1 = om::maximum(s.epsilon2, v0);
+                const M v2 = v1 * s.rho_1;
+                p_w0[i] = v2;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.c_1;
+                const M v1 = om::maximum(s.epsilon2, v0);
+                const M v2 = v1 * s.rho_1;
+                p_w0[i] = v2;
             }
         }
     }
@@ -102,17 +103,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M epsilon1;
@@ -129,17 +130,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
+                const M x_0 = p_r0[i];
+                const M v0 = x_0 * x_0;
+                const M v1 = v0 + s.epsilon1;
+                p_w0[i] = v1;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * x_0;
+                const M v1 = v0 + s.epsilon1;
+                p_w0[i] = v1;
             }
         }
     }
@@ -147,17 +148,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M one_minus_beta2_1;
@@ -175,21 +176,21 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
+                const M x_0 = p_r0[0];
                 const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
+                const M v0 = x_0 - row_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = row_var + v1;
+                p_w0[i] = v2;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
+                const M x_0 = p_r0[i * p_st[2]];
                 const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
+                const M v0 = x_0 - row_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = row_var + v1;
+                p_w0[i] = v2;
             }
         }
     }
@@ -197,17 +198,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M one_minus_beta2_1;
@@ -225,21 +226,21 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
+                const M x_0 = p_r0[i];
                 const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
+                const M v0 = x_0 - col_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = col_var + v1;
+                p_w0[i] = v2;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
+                const M x_0 = p_r0[i * p_st[2]];
                 const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
+                const M v0 = x_0 - col_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = col_var + v1;
+                p_w0[i] = v2;
             }
         }
     }
@@ -247,17 +248,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         int unused;
@@ -277,27 +278,27 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M x_2 = p_r2[0];
+                const M x_3 = p_r3[i];
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::sqrt(v1);
+                const M v3 = x_3 / v2;
+                p_w0[i] = v3;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
+                const M x_3 = p_r3[i * p_st[11]];
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::sqrt(v1);
+                const M v3 = x_3 / v2;
+                p_w0[i] = v3;
             }
         }
     }
@@ -305,17 +306,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_2;
@@ -332,17 +333,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[0];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
+                const M x_0 = p_r0[0];
+                const M v0 = x_0 * s.c_2;
+                const M v1 = om::maximum(M(1), v0);
+                p_w0[i] = v1;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[i * p_st[2]];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.c_2;
+                const M v1 = om::maximum(M(1), v0);
+                p_w0[i] = v1;
             }
         }
     }
@@ -350,17 +351,17 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M wd;
@@ -380,31 +381,31 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_23 = p_r2[0];
+                const M x_0 = p_r0[0];
+                const M x_1 = p_r1[i];
+                const M x_2 = p_r2[0];
                 const M weight = p_r3[i];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = x_0 * weight;
+                const M v3 = v2 * s.wd;
+                const M v4 = weight - v1;
+                const M v5 = v4 - v3;
+                p_w0[i] = v5;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_23 = p_r2[i * p_st[8]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
                 const M weight = p_r3[i * p_st[11]];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = x_0 * weight;
+                const M v3 = v2 * s.wd;
+                const M v4 = weight - v1;
+                const M v5 = v4 - v3;
+                p_w0[i] = v5;
             }
         }
     }
@@ -412,257 +413,67 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body8(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M beta1;
@@ -684,33 +495,33 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M x_2 = p_r2[0];
+                const M x_3 = p_r3[i];
                 const M exp_avg = p_r4[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::sqrt(v1);
+                const M v3 = x_3 / v2;
+                const M v4 = exp_avg * s.beta1;
+                p_w0[i] = v3;
+                p_w1[i] = v4;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
+                const M x_3 = p_r3[i * p_st[11]];
                 const M exp_avg = p_r4[i * p_st[14]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::sqrt(v1);
+                const M v3 = x_3 / v2;
+                const M v4 = exp_avg * s.beta1;
+                p_w0[i] = v3;
+                p_w1[i] = v4;
             }
         }
     }
@@ -718,62 +529,27 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[0];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[i * p_st[2]];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body9(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_3;
@@ -796,39 +572,39 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
         M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_24 = p_r2[0];
-                const M x_21 = p_r3[i];
+                const M x_0 = p_r0[0];
+                const M x_1 = p_r1[i];
+                const M x_2 = p_r2[0];
+                const M x_3 = p_r3[i];
                 const M weight = p_r4[i];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 * s.c_3;
+                const M v2 = v1 / x_2;
+                const M v3 = x_3 + v2;
+                const M v4 = x_0 * weight;
+                const M v5 = v4 * s.wd;
+                const M v6 = weight - v3;
+                const M v7 = v6 - v5;
+                p_w0[i] = v3;
+                p_w1[i] = v7;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_24 = p_r2[i * p_st[8]];
-                const M x_21 = p_r3[i * p_st[11]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
+                const M x_3 = p_r3[i * p_st[11]];
                 const M weight = p_r4[i * p_st[14]];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 * s.c_3;
+                const M v2 = v1 / x_2;
+                const M v3 = x_3 + v2;
+                const M v4 = x_0 * weight;
+                const M v5 = v4 * s.wd;
+                const M v6 = weight - v3;
+                const M v7 = v6 - v5;
+                p_w0[i] = v3;
+                p_w1[i] = v7;
             }
         }
     }
@@ -836,112 +612,37 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body10(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M epsilon1;
@@ -961,31 +662,31 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
         M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
+                const M x_0 = p_r0[i];
                 const M variance = p_r1[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
+                const M v0 = x_0 * x_0;
+                const M v1 = v0 + s.epsilon1;
+                const M v2 = v1 - variance;
+                const M v3 = v2 * s.one_minus_beta2_1;
+                const M v4 = variance + v3;
+                const M v5 = om::sqrt(v4);
+                const M v6 = x_0 / v5;
+                p_w0[i] = v4;
+                p_w1[i] = v6;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
+                const M x_0 = p_r0[i * p_st[2]];
                 const M variance = p_r1[i * p_st[5]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
+                const M v0 = x_0 * x_0;
+                const M v1 = v0 + s.epsilon1;
+                const M v2 = v1 - variance;
+                const M v3 = v2 * s.one_minus_beta2_1;
+                const M v4 = variance + v3;
+                const M v5 = om::sqrt(v4);
+                const M v6 = x_0 / v5;
+                p_w0[i] = v4;
+                p_w1[i] = v6;
             }
         }
     }
@@ -993,219 +694,57 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[0];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_15 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_15 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body11(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M epsilon1;
@@ -1228,37 +767,37 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
         M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
+                const M x_0 = p_r0[i];
                 const M variance = p_r1[i];
                 const M exp_avg = p_r2[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
+                const M v0 = x_0 * x_0;
+                const M v1 = v0 + s.epsilon1;
+                const M v2 = v1 - variance;
+                const M v3 = v2 * s.one_minus_beta2_1;
+                const M v4 = variance + v3;
+                const M v5 = om::sqrt(v4);
+                const M v6 = x_0 / v5;
+                const M v7 = exp_avg * s.beta1;
+                p_w0[i] = v4;
+                p_w1[i] = v6;
+                p_w2[i] = v7;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
+                const M x_0 = p_r0[i * p_st[2]];
                 const M variance = p_r1[i * p_st[5]];
                 const M exp_avg = p_r2[i * p_st[8]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
+                const M v0 = x_0 * x_0;
+                const M v1 = v0 + s.epsilon1;
+                const M v2 = v1 - variance;
+                const M v3 = v2 * s.one_minus_beta2_1;
+                const M v4 = variance + v3;
+                const M v5 = om::sqrt(v4);
+                const M v6 = x_0 / v5;
+                const M v7 = exp_avg * s.beta1;
+                p_w0[i] = v4;
+                p_w1[i] = v6;
+                p_w2[i] = v7;
             }
         }
     }
@@ -1266,135 +805,37 @@ static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__be
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[0];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_16 = p_r2[0];
-                const M x_13 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_13 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body12(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -1438,117 +879,37 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body13(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_2;
@@ -1570,33 +931,33 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
         M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M x_2 = p_r2[0];
+                const M x_3 = p_r3[i];
                 const M weight = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::sqrt(v1);
+                const M v3 = x_3 / v2;
+                const M v4 = weight * s.c_2;
+                p_w0[i] = v3;
+                p_w1[i] = v4;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
+                const M x_3 = p_r3[i * p_st[11]];
                 const M weight = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::sqrt(v1);
+                const M v3 = x_3 / v2;
+                const M v4 = weight * s.c_2;
+                p_w0[i] = v3;
+                p_w1[i] = v4;
             }
         }
     }
@@ -1604,17 +965,17 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body14(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_1;
@@ -1631,17 +992,17 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
+                const M x_0 = p_r0[0];
+                const M v0 = x_0 * s.c_1;
+                const M v1 = om::maximum(M(1), v0);
+                p_w0[i] = v1;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.c_1;
+                const M v1 = om::maximum(M(1), v0);
+                p_w0[i] = v1;
             }
         }
     }
@@ -1649,17 +1010,17 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body15(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rho_1;
@@ -1679,27 +1040,27 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
                 const M weight = p_r2[i];
-                const M x_17 = p_r3[i];
-                const M v21 = x_16 * s.rho_1;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
+                const M x_3 = p_r3[i];
+                const M v0 = x_0 * s.rho_1;
+                const M v1 = v0 / x_1;
+                const M v2 = weight - x_3;
+                const M v3 = v2 - v1;
+                p_w0[i] = v3;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
                 const M weight = p_r2[i * p_st[8]];
-                const M x_17 = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.rho_1;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
+                const M x_3 = p_r3[i * p_st[11]];
+                const M v0 = x_0 * s.rho_1;
+                const M v1 = v0 / x_1;
+                const M v2 = weight - x_3;
+                const M v3 = v2 - v1;
+                p_w0[i] = v3;
             }
         }
     }
@@ -1707,282 +1068,67 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body16(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_2;
@@ -2004,33 +1150,33 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
         M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
-                const M x_17 = p_r2[i];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M x_2 = p_r2[i];
                 const M weight = p_r3[i];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
+                const M v0 = x_0 * s.c_2;
+                const M v1 = v0 / x_1;
+                const M v2 = x_2 + v1;
+                const M v3 = weight * s.c_3;
+                const M v4 = weight - v2;
+                const M v5 = v4 - v3;
+                p_w0[i] = v2;
+                p_w1[i] = v5;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_17 = p_r2[i * p_st[8]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
                 const M weight = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
+                const M v0 = x_0 * s.c_2;
+                const M v1 = v0 / x_1;
+                const M v2 = x_2 + v1;
+                const M v3 = weight * s.c_3;
+                const M v4 = weight - v2;
+                const M v5 = v4 - v3;
+                p_w0[i] = v2;
+                p_w1[i] = v5;
             }
         }
     }
@@ -2038,17 +1184,17 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body17(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -2115,120 +1261,37 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M weight = p_r2[i];
-                const M x_9 = p_r3[i];
-                const M v13 = x_8 * s.rho_1;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M x_9 = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.rho_1;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body18(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -2295,2573 +1358,487 @@ static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M x_9 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_9 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[0];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[i * p_st[2]];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_23 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_23 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[0];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[i * p_st[2]];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_24 = p_r2[0];
-                const M x_21 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_24 = p_r2[i * p_st[8]];
-                const M x_21 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M variance = p_r1[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[0];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_15 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_15 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.rho_1;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-        M one_minus_beta2_1;
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M variance = p_r1[i];
-                const M exp_avg = p_r2[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M exp_avg = p_r2[i * p_st[8]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[0];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_16 = p_r2[0];
-                const M x_13 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_13 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
-                const M weight = p_r2[i];
-                const M x_17 = p_r3[i];
-                const M v21 = x_16 * s.rho_1;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M x_17 = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.rho_1;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
-                const M x_17 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_17 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-        M one_minus_beta2_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M weight = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M weight = p_r2[i];
-                const M x_9 = p_r3[i];
-                const M v13 = x_8 * s.rho_1;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M x_9 = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.rho_1;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-        M one_minus_beta2_1;
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M exp_avg = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = exp_avg * s.beta1;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M exp_avg = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = exp_avg * s.beta1;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M x_9 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_9 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body19(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_1;
@@ -4880,19 +1857,19 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
+                const M x_0 = p_r0[0];
+                const M v0 = x_0 * s.c_1;
+                const M v1 = om::maximum(s.epsilon2, v0);
+                const M v2 = v1 * s.lr;
+                p_w0[i] = v2;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.c_1;
+                const M v1 = om::maximum(s.epsilon2, v0);
+                const M v2 = v1 * s.lr;
+                p_w0[i] = v2;
             }
         }
     }
@@ -4900,1564 +1877,307 @@ static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[0];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[i * p_st[2]];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_23 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_23 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[0];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[i * p_st[2]];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_24 = p_r2[0];
-                const M x_21 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_24 = p_r2[i * p_st[8]];
-                const M x_21 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M variance = p_r1[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[0];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_15 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_15 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-        M one_minus_beta2_1;
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M variance = p_r1[i];
-                const M exp_avg = p_r2[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M exp_avg = p_r2[i * p_st[8]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[0];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_16 = p_r2[0];
-                const M x_13 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_13 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body20(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M lr;
@@ -6477,27 +2197,27 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
                 const M weight = p_r2[i];
-                const M x_17 = p_r3[i];
-                const M v21 = x_16 * s.lr;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
+                const M x_3 = p_r3[i];
+                const M v0 = x_0 * s.lr;
+                const M v1 = v0 / x_1;
+                const M v2 = weight - x_3;
+                const M v3 = v2 - v1;
+                p_w0[i] = v3;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
                 const M weight = p_r2[i * p_st[8]];
-                const M x_17 = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.lr;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
+                const M x_3 = p_r3[i * p_st[11]];
+                const M v0 = x_0 * s.lr;
+                const M v1 = v0 / x_1;
+                const M v2 = weight - x_3;
+                const M v3 = v2 - v1;
+                p_w0[i] = v3;
             }
         }
     }
@@ -6505,3108 +2225,570 @@ static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
-                const M x_17 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_17 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-        M one_minus_beta2_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M weight = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M lr;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M weight = p_r2[i];
-                const M x_9 = p_r3[i];
-                const M v13 = x_8 * s.lr;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M x_9 = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.lr;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-        M one_minus_beta2_1;
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M exp_avg = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = exp_avg * s.beta1;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M exp_avg = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = exp_avg * s.beta1;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M x_9 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_9 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[0];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_21 = p_r0[i * p_st[2]];
-                const M v22 = x_21 * s.c_2;
-                const M v23 = om::maximum(M(1), v22);
-                p_w0[i] = v23;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_23 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_23 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v24 = x_5 * x_20;
-                const M v25 = v24 / x_23;
-                const M v26 = x_5 * weight;
-                const M v27 = v26 * s.wd;
-                const M v28 = weight - v25;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - row_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = row_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v13 = x_12 - col_var;
-                const M v14 = v13 * s.one_minus_beta2_1;
-                const M v15 = col_var + v14;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_11 = p_r1[0];
-                const M x_16 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_11 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v17 = x_15 * x_11;
-                const M v18 = v17 / x_16;
-                const M v19 = om::sqrt(v18);
-                const M v20 = x_1 / v19;
-                const M v21 = exp_avg * s.beta1;
-                p_w0[i] = v20;
-                p_w1[i] = v21;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[0];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[i * p_st[2]];
-                const M v23 = x_22 * s.c_2;
-                const M v24 = om::maximum(M(1), v23);
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_20 = p_r1[i];
-                const M x_24 = p_r2[0];
-                const M x_21 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_24 = p_r2[i * p_st[8]];
-                const M x_21 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v25 = x_5 * x_20;
-                const M v26 = v25 * s.c_3;
-                const M v27 = v26 / x_24;
-                const M v28 = x_21 + v27;
-                const M v29 = x_5 * weight;
-                const M v30 = v29 * s.wd;
-                const M v31 = weight - v28;
-                const M v32 = v31 - v30;
-                p_w0[i] = v28;
-                p_w1[i] = v32;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M variance = p_r1[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[0];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v14 = x_13 * s.c_2;
-                const M v15 = om::maximum(M(1), v14);
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M wd;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_15 = p_r2[0];
-                const M weight = p_r3[i];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_15 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v16 = x_5 * x_12;
-                const M v17 = v16 / x_15;
-                const M v18 = x_5 * weight;
-                const M v19 = v18 * s.wd;
-                const M v20 = weight - v17;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                p_w0[i] = v1;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M epsilon2;
-        M lr;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[0];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_2 = p_r0[i * p_st[2]];
-                const M v3 = x_2 * s.c_1;
-                const M v4 = om::maximum(s.epsilon2, v3);
-                const M v5 = v4 * s.lr;
-                p_w0[i] = v5;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-        M one_minus_beta2_1;
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i];
-                const M variance = p_r1[i];
-                const M exp_avg = p_r2[i];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_1 = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M exp_avg = p_r2[i * p_st[8]];
-                const M v6 = x_1 * x_1;
-                const M v7 = v6 + s.epsilon1;
-                const M v8 = v7 - variance;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = variance + v9;
-                const M v11 = om::sqrt(v10);
-                const M v12 = x_1 / v11;
-                const M v13 = exp_avg * s.beta1;
-                p_w0[i] = v10;
-                p_w1[i] = v12;
-                p_w2[i] = v13;
-            }
-        }
-    }
+    adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[0];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v15 = x_14 * s.c_2;
-                const M v16 = om::maximum(M(1), v15);
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-        M wd;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 1 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M x_12 = p_r1[i];
-                const M x_16 = p_r2[0];
-                const M x_13 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_16 = p_r2[i * p_st[8]];
-                const M x_13 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v17 = x_5 * x_12;
-                const M v18 = v17 * s.c_3;
-                const M v19 = v18 / x_16;
-                const M v20 = x_13 + v19;
-                const M v21 = x_5 * weight;
-                const M v22 = v21 * s.wd;
-                const M v23 = weight - v20;
-                const M v24 = v23 - v22;
-                p_w0[i] = v20;
-                p_w1[i] = v24;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = weight * s.c_2;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M lr;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
-                const M weight = p_r2[i];
-                const M x_17 = p_r3[i];
-                const M v21 = x_16 * s.lr;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M x_17 = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.lr;
-                const M v22 = v21 / x_20;
-                const M v23 = weight - x_17;
-                const M v24 = v23 - v22;
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                p_w0[i] = v1;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M exp_avg = p_r4[i];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M exp_avg = p_r4[i * p_st[14]];
-                const M v13 = x_11 * x_7;
-                const M v14 = v13 / x_12;
-                const M v15 = om::sqrt(v14);
-                const M v16 = x_1 / v15;
-                const M v17 = exp_avg * s.beta1;
-                p_w0[i] = v16;
-                p_w1[i] = v17;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[0];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M v19 = x_18 * s.c_1;
-                const M v20 = om::maximum(M(1), v19);
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_20 = p_r1[0];
-                const M x_17 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M x_17 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v21 = x_16 * s.c_2;
-                const M v22 = v21 / x_20;
-                const M v23 = x_17 + v22;
-                const M v24 = weight * s.c_3;
-                const M v25 = weight - v23;
-                const M v26 = v25 - v24;
-                p_w0[i] = v23;
-                p_w1[i] = v26;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-        M one_minus_beta2_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M weight = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M lr;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M weight = p_r2[i];
-                const M x_9 = p_r3[i];
-                const M v13 = x_8 * s.lr;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M x_9 = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.lr;
-                const M v14 = v13 / x_12;
-                const M v15 = weight - x_9;
-                const M v16 = v15 - v14;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M epsilon1;
-        M one_minus_beta2_1;
-        M beta1;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M exp_avg = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = exp_avg * s.beta1;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M exp_avg = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 + s.epsilon1;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = exp_avg * s.beta1;
-                p_w0[i] = v6;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_1;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 1 && p_st[11] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_12 = p_r1[0];
-                const M x_9 = p_r2[i];
-                const M weight = p_r3[i];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_12 = p_r1[i * p_st[5]];
-                const M x_9 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M v13 = x_8 * s.c_2;
-                const M v14 = v13 / x_12;
-                const M v15 = x_9 + v14;
-                const M v16 = weight * s.c_3;
-                const M v17 = weight - v15;
-                const M v18 = v17 - v16;
-                p_w0[i] = v15;
-                p_w1[i] = v18;
-            }
-        }
-    }
+    adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }

@@ -6,7 +6,8 @@
 // of the spec's NumPy module (optforge.runtime.backends.native_matrix), which runs the
 // products, transposes and reductions between the stages through NumPy (BLAS).
 //
-// Per stage and math type (f32: float, f64: double): the index space is
+// One template function per distinct stage body (variants share most stages), and per
+// stage and math type (f32: float, f64: double) an entry point calling it. The index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
 // contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
@@ -17,7 +18,7 @@
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -60,17 +61,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M one_minus_beta2_1;
@@ -88,21 +89,21 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1(long d_nb, lo
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
+                const M x_0 = p_r0[0];
                 const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
+                const M v0 = x_0 - row_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = row_var + v1;
+                p_w0[i] = v2;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
+                const M x_0 = p_r0[i * p_st[2]];
                 const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
+                const M v0 = x_0 - row_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = row_var + v1;
+                p_w0[i] = v2;
             }
         }
     }
@@ -110,17 +111,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M one_minus_beta2_1;
@@ -138,21 +139,21 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2(long d_nb, lo
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
+                const M x_0 = p_r0[i];
                 const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
+                const M v0 = x_0 - col_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = col_var + v1;
+                p_w0[i] = v2;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
+                const M x_0 = p_r0[i * p_st[2]];
                 const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
+                const M v0 = x_0 - col_var;
+                const M v1 = v0 * s.one_minus_beta2_1;
+                const M v2 = col_var + v1;
+                p_w0[i] = v2;
             }
         }
     }
@@ -160,17 +161,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M machine_epsilon;
@@ -187,15 +188,15 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3(long d_nb, lo
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[0];
-                const M v13 = om::maximum(x_12, s.machine_epsilon);
-                p_w0[i] = v13;
+                const M x_0 = p_r0[0];
+                const M v0 = om::maximum(x_0, s.machine_epsilon);
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M v13 = om::maximum(x_12, s.machine_epsilon);
-                p_w0[i] = v13;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = om::maximum(x_0, s.machine_epsilon);
+                p_w0[i] = v0;
             }
         }
     }
@@ -203,17 +204,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_1;
@@ -236,35 +237,35 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4(long d_nb, lo
         M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_13 = p_r2[0];
-                const M x_2 = p_r3[i];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M x_2 = p_r2[0];
+                const M x_3 = p_r3[i];
                 const M weight = p_r4[i];
-                const M v14 = x_11 * x_7;
-                const M v15 = v14 / x_13;
-                const M v16 = om::maximum(v15, s.c_1);
-                const M v17 = om::sqrt(v16);
-                const M v18 = x_2 / v17;
-                const M v19 = weight * s.c_2;
-                p_w0[i] = v18;
-                p_w1[i] = v19;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::maximum(v1, s.c_1);
+                const M v3 = om::sqrt(v2);
+                const M v4 = x_3 / v3;
+                const M v5 = weight * s.c_2;
+                p_w0[i] = v4;
+                p_w1[i] = v5;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_13 = p_r2[i * p_st[8]];
-                const M x_2 = p_r3[i * p_st[11]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
+                const M x_3 = p_r3[i * p_st[11]];
                 const M weight = p_r4[i * p_st[14]];
-                const M v14 = x_11 * x_7;
-                const M v15 = v14 / x_13;
-                const M v16 = om::maximum(v15, s.c_1);
-                const M v17 = om::sqrt(v16);
-                const M v18 = x_2 / v17;
-                const M v19 = weight * s.c_2;
-                p_w0[i] = v18;
-                p_w1[i] = v19;
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 / x_2;
+                const M v2 = om::maximum(v1, s.c_1);
+                const M v3 = om::sqrt(v2);
+                const M v4 = x_3 / v3;
+                const M v5 = weight * s.c_2;
+                p_w0[i] = v4;
+                p_w1[i] = v5;
             }
         }
     }
@@ -272,17 +273,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_3;
@@ -299,17 +300,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5(long d_nb, lo
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_20 = p_r0[0];
-                const M v21 = x_20 * s.c_3;
-                const M v22 = om::maximum(M(1), v21);
-                p_w0[i] = v22;
+                const M x_0 = p_r0[0];
+                const M v0 = x_0 * s.c_3;
+                const M v1 = om::maximum(M(1), v0);
+                p_w0[i] = v1;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_20 = p_r0[i * p_st[2]];
-                const M v21 = x_20 * s.c_3;
-                const M v22 = om::maximum(M(1), v21);
-                p_w0[i] = v22;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.c_3;
+                const M v1 = om::maximum(M(1), v0);
+                p_w0[i] = v1;
             }
         }
     }
@@ -317,17 +318,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_4;
@@ -345,17 +346,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6(long d_nb, lo
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_23 = p_r0[0];
-                const M v24 = x_23 * s.c_4;
-                const M v25 = om::maximum(s.epsilon2, v24);
-                p_w0[i] = v25;
+                const M x_0 = p_r0[0];
+                const M v0 = x_0 * s.c_4;
+                const M v1 = om::maximum(s.epsilon2, v0);
+                p_w0[i] = v1;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_23 = p_r0[i * p_st[2]];
-                const M v24 = x_23 * s.c_4;
-                const M v25 = om::maximum(s.epsilon2, v24);
-                p_w0[i] = v25;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.c_4;
+                const M v1 = om::maximum(s.epsilon2, v0);
+                p_w0[i] = v1;
             }
         }
     }
@@ -363,17 +364,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rho_1;
@@ -394,31 +395,31 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7(long d_nb, lo
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i];
-                const M x_25 = p_r1[0];
-                const M x_22 = p_r2[0];
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M x_2 = p_r2[0];
                 const M weight = p_r3[i];
-                const M x_19 = p_r4[i];
-                const M v26 = x_18 * x_25;
-                const M v27 = v26 * s.rho_1;
-                const M v28 = v27 / x_22;
-                const M v29 = weight - x_19;
-                const M v30 = v29 - v28;
-                p_w0[i] = v30;
+                const M x_4 = p_r4[i];
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 * s.rho_1;
+                const M v2 = v1 / x_2;
+                const M v3 = weight - x_4;
+                const M v4 = v3 - v2;
+                p_w0[i] = v4;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M x_25 = p_r1[i * p_st[5]];
-                const M x_22 = p_r2[i * p_st[8]];
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M x_2 = p_r2[i * p_st[8]];
                 const M weight = p_r3[i * p_st[11]];
-                const M x_19 = p_r4[i * p_st[14]];
-                const M v26 = x_18 * x_25;
-                const M v27 = v26 * s.rho_1;
-                const M v28 = v27 / x_22;
-                const M v29 = weight - x_19;
-                const M v30 = v29 - v28;
-                p_w0[i] = v30;
+                const M x_4 = p_r4[i * p_st[14]];
+                const M v0 = x_0 * x_1;
+                const M v1 = v0 * s.rho_1;
+                const M v2 = v1 / x_2;
+                const M v3 = weight - x_4;
+                const M v4 = v3 - v2;
+                p_w0[i] = v4;
             }
         }
     }
@@ -426,17 +427,17 @@ static void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body8(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -505,324 +506,77 @@ static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0(long d_nb, lo
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[0];
-                const M v12 = x_11 * s.c_3;
-                const M v13 = om::maximum(M(1), v12);
-                p_w0[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v12 = x_11 * s.c_3;
-                const M v13 = om::maximum(M(1), v12);
-                p_w0[i] = v13;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[0];
-                const M v15 = x_14 * s.c_4;
-                const M v16 = om::maximum(s.epsilon2, v15);
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v15 = x_14 * s.c_4;
-                const M v16 = om::maximum(s.epsilon2, v15);
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i];
-                const M x_16 = p_r1[0];
-                const M x_13 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_10 = p_r4[i];
-                const M v17 = x_9 * x_16;
-                const M v18 = v17 * s.rho_1;
-                const M v19 = v18 / x_13;
-                const M v20 = weight - x_10;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i * p_st[2]];
-                const M x_16 = p_r1[i * p_st[5]];
-                const M x_13 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_10 = p_r4[i * p_st[14]];
-                const M v17 = x_9 * x_16;
-                const M v18 = v17 * s.rho_1;
-                const M v19 = v18 / x_13;
-                const M v20 = weight - x_10;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = -v1;
-                const M v3 = v2 * v2;
-                p_w0[i] = v2;
-                p_w1[i] = v3;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = -v1;
-                const M v3 = v2 * v2;
-                p_w0[i] = v2;
-                p_w1[i] = v3;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v5 = x_4 - row_var;
-                const M v6 = v5 * s.one_minus_beta2_1;
-                const M v7 = row_var + v6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v9 = x_8 - col_var;
-                const M v10 = v9 * s.one_minus_beta2_1;
-                const M v11 = col_var + v10;
-                p_w0[i] = v11;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body9(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M epsilon1;
@@ -839,15 +593,15 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3(long d_nb, lon
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[0];
-                const M v13 = om::maximum(x_12, s.epsilon1);
-                p_w0[i] = v13;
+                const M x_0 = p_r0[0];
+                const M v0 = om::maximum(x_0, s.epsilon1);
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M v13 = om::maximum(x_12, s.epsilon1);
-                p_w0[i] = v13;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = om::maximum(x_0, s.epsilon1);
+                p_w0[i] = v0;
             }
         }
     }
@@ -855,473 +609,97 @@ static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3(long d_nb, lon
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M x_7 = p_r1[0];
-                const M x_13 = p_r2[0];
-                const M x_2 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v14 = x_11 * x_7;
-                const M v15 = v14 / x_13;
-                const M v16 = om::maximum(v15, s.c_1);
-                const M v17 = om::sqrt(v16);
-                const M v18 = x_2 / v17;
-                const M v19 = weight * s.c_2;
-                p_w0[i] = v18;
-                p_w1[i] = v19;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M x_7 = p_r1[i * p_st[5]];
-                const M x_13 = p_r2[i * p_st[8]];
-                const M x_2 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v14 = x_11 * x_7;
-                const M v15 = v14 / x_13;
-                const M v16 = om::maximum(v15, s.c_1);
-                const M v17 = om::sqrt(v16);
-                const M v18 = x_2 / v17;
-                const M v19 = weight * s.c_2;
-                p_w0[i] = v18;
-                p_w1[i] = v19;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_20 = p_r0[0];
-                const M v21 = x_20 * s.c_3;
-                const M v22 = om::maximum(M(1), v21);
-                p_w0[i] = v22;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_20 = p_r0[i * p_st[2]];
-                const M v21 = x_20 * s.c_3;
-                const M v22 = om::maximum(M(1), v21);
-                p_w0[i] = v22;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_23 = p_r0[0];
-                const M v24 = x_23 * s.c_4;
-                const M v25 = om::maximum(s.epsilon2, v24);
-                p_w0[i] = v25;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_23 = p_r0[i * p_st[2]];
-                const M v24 = x_23 * s.c_4;
-                const M v25 = om::maximum(s.epsilon2, v24);
-                p_w0[i] = v25;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i];
-                const M x_25 = p_r1[0];
-                const M x_22 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_19 = p_r4[i];
-                const M v26 = x_18 * x_25;
-                const M v27 = v26 * s.rho_1;
-                const M v28 = v27 / x_22;
-                const M v29 = weight - x_19;
-                const M v30 = v29 - v28;
-                p_w0[i] = v30;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_18 = p_r0[i * p_st[2]];
-                const M x_25 = p_r1[i * p_st[5]];
-                const M x_22 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_19 = p_r4[i * p_st[14]];
-                const M v26 = x_18 * x_25;
-                const M v27 = v26 * s.rho_1;
-                const M v28 = v27 / x_22;
-                const M v29 = weight - x_19;
-                const M v30 = v29 - v28;
-                p_w0[i] = v30;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M one_minus_beta2_1;
-        M c_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M weight = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = -v1;
-                const M v3 = v2 * v2;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::maximum(v6, s.c_1);
-                const M v8 = om::sqrt(v7);
-                const M v9 = v2 / v8;
-                const M v10 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v9;
-                p_w2[i] = v10;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = -v1;
-                const M v3 = v2 * v2;
-                const M v4 = v3 - variance;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = variance + v5;
-                const M v7 = om::maximum(v6, s.c_1);
-                const M v8 = om::sqrt(v7);
-                const M v9 = v2 / v8;
-                const M v10 = weight * s.c_2;
-                p_w0[i] = v6;
-                p_w1[i] = v9;
-                p_w2[i] = v10;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[0];
-                const M v12 = x_11 * s.c_3;
-                const M v13 = om::maximum(M(1), v12);
-                p_w0[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v12 = x_11 * s.c_3;
-                const M v13 = om::maximum(M(1), v12);
-                p_w0[i] = v13;
-            }
-        }
-    }
+    adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[0];
-                const M v15 = x_14 * s.c_4;
-                const M v16 = om::maximum(s.epsilon2, v15);
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v15 = x_14 * s.c_4;
-                const M v16 = om::maximum(s.epsilon2, v15);
-                p_w0[i] = v16;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i];
-                const M x_16 = p_r1[0];
-                const M x_13 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_10 = p_r4[i];
-                const M v17 = x_9 * x_16;
-                const M v18 = v17 * s.rho_1;
-                const M v19 = v18 / x_13;
-                const M v20 = weight - x_10;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i * p_st[2]];
-                const M x_16 = p_r1[i * p_st[5]];
-                const M x_13 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_10 = p_r4[i * p_st[14]];
-                const M v17 = x_9 * x_16;
-                const M v18 = v17 * s.rho_1;
-                const M v19 = v18 / x_13;
-                const M v20 = weight - x_10;
-                const M v21 = v20 - v19;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body10(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -1362,383 +740,87 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0(long d_nb
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_3 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v4 = x_3 - row_var;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = row_var + v5;
-                p_w0[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_3 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v4 = x_3 - row_var;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = row_var + v5;
-                p_w0[i] = v6;
-            }
-        }
-    }
+    adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v8 = x_7 - col_var;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = col_var + v9;
-                p_w0[i] = v10;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v8 = x_7 - col_var;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = col_var + v9;
-                p_w0[i] = v10;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M machine_epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[0];
-                const M v12 = om::maximum(x_11, s.machine_epsilon);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v12 = om::maximum(x_11, s.machine_epsilon);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i];
-                const M x_6 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v13 = x_10 * x_6;
-                const M v14 = v13 / x_12;
-                const M v15 = om::maximum(v14, s.c_1);
-                const M v16 = om::sqrt(v15);
-                const M v17 = x_1 / v16;
-                const M v18 = weight * s.c_2;
-                p_w0[i] = v17;
-                p_w1[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M x_6 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v13 = x_10 * x_6;
-                const M v14 = v13 / x_12;
-                const M v15 = om::maximum(v14, s.c_1);
-                const M v16 = om::sqrt(v15);
-                const M v17 = x_1 / v16;
-                const M v18 = weight * s.c_2;
-                p_w0[i] = v17;
-                p_w1[i] = v18;
-            }
-        }
-    }
+    adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_19 = p_r0[0];
-                const M v20 = x_19 * s.c_3;
-                const M v21 = om::maximum(M(1), v20);
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_19 = p_r0[i * p_st[2]];
-                const M v20 = x_19 * s.c_3;
-                const M v21 = om::maximum(M(1), v20);
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[0];
-                const M v23 = x_22 * s.c_4;
-                const M v24 = om::maximum(s.epsilon2, v23);
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[i * p_st[2]];
-                const M v23 = x_22 * s.c_4;
-                const M v24 = om::maximum(s.epsilon2, v23);
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i];
-                const M x_24 = p_r1[0];
-                const M x_21 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_18 = p_r4[i];
-                const M v25 = x_17 * x_24;
-                const M v26 = v25 * s.rho_1;
-                const M v27 = v26 / x_21;
-                const M v28 = weight - x_18;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i * p_st[2]];
-                const M x_24 = p_r1[i * p_st[5]];
-                const M x_21 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_18 = p_r4[i * p_st[14]];
-                const M v25 = x_17 * x_24;
-                const M v26 = v25 * s.rho_1;
-                const M v27 = v26 / x_21;
-                const M v28 = weight - x_18;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void adafactor_body11(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -1805,812 +887,160 @@ static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0(long d_nb
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_3;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_3;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[0];
-                const M v14 = x_13 * s.c_4;
-                const M v15 = om::maximum(s.epsilon2, v14);
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v14 = x_13 * s.c_4;
-                const M v15 = om::maximum(s.epsilon2, v14);
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_15 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_9 = p_r4[i];
-                const M v16 = x_8 * x_15;
-                const M v17 = v16 * s.rho_1;
-                const M v18 = v17 / x_12;
-                const M v19 = weight - x_9;
-                const M v20 = v19 - v18;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_15 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_9 = p_r4[i * p_st[14]];
-                const M v16 = x_8 * x_15;
-                const M v17 = v16 * s.rho_1;
-                const M v18 = v17 / x_12;
-                const M v19 = weight - x_9;
-                const M v20 = v19 - v18;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                p_w0[i] = v1;
-                p_w1[i] = v2;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                p_w0[i] = v1;
-                p_w1[i] = v2;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_3 = p_r0[0];
-                const M row_var = p_r1[0];
-                const M v4 = x_3 - row_var;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = row_var + v5;
-                p_w0[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_3 = p_r0[i * p_st[2]];
-                const M row_var = p_r1[i * p_st[5]];
-                const M v4 = x_3 - row_var;
-                const M v5 = v4 * s.one_minus_beta2_1;
-                const M v6 = row_var + v5;
-                p_w0[i] = v6;
-            }
-        }
-    }
+    adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M one_minus_beta2_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i];
-                const M col_var = p_r1[i];
-                const M v8 = x_7 - col_var;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = col_var + v9;
-                p_w0[i] = v10;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M col_var = p_r1[i * p_st[5]];
-                const M v8 = x_7 - col_var;
-                const M v9 = v8 * s.one_minus_beta2_1;
-                const M v10 = col_var + v9;
-                p_w0[i] = v10;
-            }
-        }
-    }
+    adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[0];
-                const M v12 = om::maximum(x_11, s.epsilon1);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v12 = om::maximum(x_11, s.epsilon1);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i];
-                const M x_6 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M x_1 = p_r3[i];
-                const M weight = p_r4[i];
-                const M v13 = x_10 * x_6;
-                const M v14 = v13 / x_12;
-                const M v15 = om::maximum(v14, s.c_1);
-                const M v16 = om::sqrt(v15);
-                const M v17 = x_1 / v16;
-                const M v18 = weight * s.c_2;
-                p_w0[i] = v17;
-                p_w1[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M x_6 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M x_1 = p_r3[i * p_st[11]];
-                const M weight = p_r4[i * p_st[14]];
-                const M v13 = x_10 * x_6;
-                const M v14 = v13 / x_12;
-                const M v15 = om::maximum(v14, s.c_1);
-                const M v16 = om::sqrt(v15);
-                const M v17 = x_1 / v16;
-                const M v18 = weight * s.c_2;
-                p_w0[i] = v17;
-                p_w1[i] = v18;
-            }
-        }
-    }
+    adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_19 = p_r0[0];
-                const M v20 = x_19 * s.c_3;
-                const M v21 = om::maximum(M(1), v20);
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_19 = p_r0[i * p_st[2]];
-                const M v20 = x_19 * s.c_3;
-                const M v21 = om::maximum(M(1), v20);
-                p_w0[i] = v21;
-            }
-        }
-    }
+    adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[0];
-                const M v23 = x_22 * s.c_4;
-                const M v24 = om::maximum(s.epsilon2, v23);
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_22 = p_r0[i * p_st[2]];
-                const M v23 = x_22 * s.c_4;
-                const M v24 = om::maximum(s.epsilon2, v23);
-                p_w0[i] = v24;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i];
-                const M x_24 = p_r1[0];
-                const M x_21 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_18 = p_r4[i];
-                const M v25 = x_17 * x_24;
-                const M v26 = v25 * s.rho_1;
-                const M v27 = v26 / x_21;
-                const M v28 = weight - x_18;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i * p_st[2]];
-                const M x_24 = p_r1[i * p_st[5]];
-                const M x_21 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_18 = p_r4[i * p_st[14]];
-                const M v25 = x_17 * x_24;
-                const M v26 = v25 * s.rho_1;
-                const M v27 = v26 / x_21;
-                const M v28 = weight - x_18;
-                const M v29 = v28 - v27;
-                p_w0[i] = v29;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M one_minus_beta2_1;
-        M c_1;
-        M c_2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3]), M(p_sc[4])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1 && p_st[8] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        M* p_w2 = static_cast<M*>(p_out[2]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M variance = p_r1[i];
-                const M weight = p_r2[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 - variance;
-                const M v4 = v3 * s.one_minus_beta2_1;
-                const M v5 = variance + v4;
-                const M v6 = om::maximum(v5, s.c_1);
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v5;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M variance = p_r1[i * p_st[5]];
-                const M weight = p_r2[i * p_st[8]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * v1;
-                const M v3 = v2 - variance;
-                const M v4 = v3 * s.one_minus_beta2_1;
-                const M v5 = variance + v4;
-                const M v6 = om::maximum(v5, s.c_1);
-                const M v7 = om::sqrt(v6);
-                const M v8 = v1 / v7;
-                const M v9 = weight * s.c_2;
-                p_w0[i] = v5;
-                p_w1[i] = v8;
-                p_w2[i] = v9;
-            }
-        }
-    }
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[0];
-                const M v11 = x_10 * s.c_3;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v11 = x_10 * s.c_3;
-                const M v12 = om::maximum(M(1), v11);
-                p_w0[i] = v12;
-            }
-        }
-    }
+    adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_4;
-        M epsilon2;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[0];
-                const M v14 = x_13 * s.c_4;
-                const M v15 = om::maximum(s.epsilon2, v14);
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v14 = x_13 * s.c_4;
-                const M v15 = om::maximum(s.epsilon2, v14);
-                p_w0[i] = v15;
-            }
-        }
-    }
+    adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rho_1;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0 && p_st[8] == 0 && p_st[11] == 1 && p_st[14] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        const M* p_r2 = static_cast<const M*>(p_in[2]) + d_b * p_st[6] + d_r * p_st[7];
-        const M* p_r3 = static_cast<const M*>(p_in[3]) + d_b * p_st[9] + d_r * p_st[10];
-        const M* p_r4 = static_cast<const M*>(p_in[4]) + d_b * p_st[12] + d_r * p_st[13];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i];
-                const M x_15 = p_r1[0];
-                const M x_12 = p_r2[0];
-                const M weight = p_r3[i];
-                const M x_9 = p_r4[i];
-                const M v16 = x_8 * x_15;
-                const M v17 = v16 * s.rho_1;
-                const M v18 = v17 / x_12;
-                const M v19 = weight - x_9;
-                const M v20 = v19 - v18;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_8 = p_r0[i * p_st[2]];
-                const M x_15 = p_r1[i * p_st[5]];
-                const M x_12 = p_r2[i * p_st[8]];
-                const M weight = p_r3[i * p_st[11]];
-                const M x_9 = p_r4[i * p_st[14]];
-                const M v16 = x_8 * x_15;
-                const M v17 = v16 * s.rho_1;
-                const M v18 = v17 / x_12;
-                const M v19 = weight - x_9;
-                const M v20 = v19 - v18;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }

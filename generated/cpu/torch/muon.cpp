@@ -6,7 +6,8 @@
 // of the spec's NumPy module (optforge.runtime.backends.native_matrix), which runs the
 // products, transposes and reductions between the stages through NumPy (BLAS).
 //
-// Per stage and math type (f32: float, f64: double): the index space is
+// One template function per distinct stage body (variants share most stages), and per
+// stage and math type (f32: float, f64: double) an entry point calling it. The index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
 // contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
@@ -17,7 +18,7 @@
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -71,17 +72,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M epsilon;
@@ -98,15 +99,15 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[0];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
+                const M x_0 = p_r0[0];
+                const M v0 = om::maximum(x_0, s.epsilon);
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = om::maximum(x_0, s.epsilon);
+                p_w0[i] = v0;
             }
         }
     }
@@ -114,17 +115,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         int unused;
@@ -142,17 +143,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i];
-                const M x_8 = p_r1[0];
-                const M v10 = x_9 / x_8;
-                p_w0[i] = v10;
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[0];
+                const M v0 = x_0 / x_1;
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i * p_st[2]];
-                const M x_8 = p_r1[i * p_st[5]];
-                const M v10 = x_9 / x_8;
-                p_w0[i] = v10;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M v0 = x_0 / x_1;
+                p_w0[i] = v0;
             }
         }
     }
@@ -160,17 +161,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M ns_a;
@@ -187,15 +188,15 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M v15 = x_12 * s.ns_a;
-                p_w0[i] = v15;
+                const M x_0 = p_r0[i];
+                const M v0 = x_0 * s.ns_a;
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M v15 = x_12 * s.ns_a;
-                p_w0[i] = v15;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.ns_a;
+                p_w0[i] = v0;
             }
         }
     }
@@ -203,17 +204,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M ns_b;
@@ -230,15 +231,15 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i];
-                const M v16 = x_14 * s.ns_b;
-                p_w0[i] = v16;
+                const M x_0 = p_r0[i];
+                const M v0 = x_0 * s.ns_b;
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v16 = x_14 * s.ns_b;
-                p_w0[i] = v16;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M v0 = x_0 * s.ns_b;
+                p_w0[i] = v0;
             }
         }
     }
@@ -246,17 +247,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M ns_c;
@@ -274,19 +275,19 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i];
-                const M x_16 = p_r1[i];
-                const M v18 = x_17 * s.ns_c;
-                const M v19 = x_16 + v18;
-                p_w0[i] = v19;
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[i];
+                const M v0 = x_0 * s.ns_c;
+                const M v1 = x_1 + v0;
+                p_w0[i] = v1;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i * p_st[2]];
-                const M x_16 = p_r1[i * p_st[5]];
-                const M v18 = x_17 * s.ns_c;
-                const M v19 = x_16 + v18;
-                p_w0[i] = v19;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M v0 = x_0 * s.ns_c;
+                const M v1 = x_1 + v0;
+                p_w0[i] = v1;
             }
         }
     }
@@ -294,17 +295,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         int unused;
@@ -322,17 +323,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6
         M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_20 = p_r1[i];
-                const M v21 = x_15 + x_20;
-                p_w0[i] = v21;
+                const M x_0 = p_r0[i];
+                const M x_1 = p_r1[i];
+                const M v0 = x_0 + x_1;
+                p_w0[i] = v0;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M v21 = x_15 + x_20;
-                p_w0[i] = v21;
+                const M x_0 = p_r0[i * p_st[2]];
+                const M x_1 = p_r1[i * p_st[5]];
+                const M v0 = x_0 + x_1;
+                p_w0[i] = v0;
             }
         }
     }
@@ -340,17 +341,17 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M c_2;
@@ -370,22 +371,22 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7
         if (d_unit) {
             for (long i = 0; i < d_nc; ++i) {
                 const M weight = p_r0[i];
-                const M x_24 = p_r1[i];
-                const M v25 = weight * s.c_2;
-                const M v26 = weight - v25;
-                const M v27 = x_24 * s.c_3;
-                const M v28 = v26 - v27;
-                p_w0[i] = v28;
+                const M x_1 = p_r1[i];
+                const M v0 = weight * s.c_2;
+                const M v1 = weight - v0;
+                const M v2 = x_1 * s.c_3;
+                const M v3 = v1 - v2;
+                p_w0[i] = v3;
             }
         } else {
             for (long i = 0; i < d_nc; ++i) {
                 const M weight = p_r0[i * p_st[2]];
-                const M x_24 = p_r1[i * p_st[5]];
-                const M v25 = weight * s.c_2;
-                const M v26 = weight - v25;
-                const M v27 = x_24 * s.c_3;
-                const M v28 = v26 - v27;
-                p_w0[i] = v28;
+                const M x_1 = p_r1[i * p_st[5]];
+                const M v0 = weight * s.c_2;
+                const M v1 = weight - v0;
+                const M v2 = x_1 * s.c_3;
+                const M v3 = v1 - v2;
+                p_w0[i] = v3;
             }
         }
     }
@@ -393,1175 +394,257 @@ static void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M c_1;
-        M momentum;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M momentum_buffer = p_r1[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                const M v5 = v4 * s.momentum;
-                const M v6 = v2 + v5;
-                p_w0[i] = v4;
-                p_w1[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M momentum_buffer = p_r1[i * p_st[5]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                const M v5 = v4 * s.momentum;
-                const M v6 = v2 + v5;
-                p_w0[i] = v4;
-                p_w1[i] = v6;
-            }
-        }
-    }
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[0];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
-            }
-        }
-    }
+    muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i];
-                const M x_8 = p_r1[0];
-                const M v10 = x_9 / x_8;
-                p_w0[i] = v10;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i * p_st[2]];
-                const M x_8 = p_r1[i * p_st[5]];
-                const M v10 = x_9 / x_8;
-                p_w0[i] = v10;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M v15 = x_12 * s.ns_a;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M v15 = x_12 * s.ns_a;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i];
-                const M v16 = x_14 * s.ns_b;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M v16 = x_14 * s.ns_b;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i];
-                const M x_16 = p_r1[i];
-                const M v18 = x_17 * s.ns_c;
-                const M v19 = x_16 + v18;
-                p_w0[i] = v19;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_17 = p_r0[i * p_st[2]];
-                const M x_16 = p_r1[i * p_st[5]];
-                const M v18 = x_17 * s.ns_c;
-                const M v19 = x_16 + v18;
-                p_w0[i] = v19;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_20 = p_r1[i];
-                const M v21 = x_15 + x_20;
-                p_w0[i] = v21;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M v21 = x_15 + x_20;
-                p_w0[i] = v21;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_24 = p_r1[i];
-                const M v25 = weight * s.c_2;
-                const M v26 = weight - v25;
-                const M v27 = x_24 * s.c_3;
-                const M v28 = v26 - v27;
-                p_w0[i] = v28;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_24 = p_r1[i * p_st[5]];
-                const M v25 = weight * s.c_2;
-                const M v26 = weight - v25;
-                const M v27 = x_24 * s.c_3;
-                const M v28 = v26 - v27;
-                p_w0[i] = v28;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M c_1;
-        M momentum;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M momentum_buffer = p_r1[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                const M v5 = v4 * s.momentum;
-                const M v6 = v2 + v5;
-                p_w0[i] = v4;
-                p_w1[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M momentum_buffer = p_r1[i * p_st[5]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                const M v5 = v4 * s.momentum;
-                const M v6 = v2 + v5;
-                p_w0[i] = v4;
-                p_w1[i] = v6;
-            }
-        }
-    }
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[0];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
-            }
-        }
-    }
+    muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_6 = p_r0[i];
-                const M x_8 = p_r1[0];
-                const M v9 = x_6 / x_8;
-                p_w0[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_6 = p_r0[i * p_st[2]];
-                const M x_8 = p_r1[i * p_st[5]];
-                const M v9 = x_6 / x_8;
-                p_w0[i] = v9;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M v14 = x_11 * s.ns_a;
-                p_w0[i] = v14;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v14 = x_11 * s.ns_a;
-                p_w0[i] = v14;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i];
-                const M v15 = x_13 * s.ns_b;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v15 = x_13 * s.ns_b;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_15 = p_r1[i];
-                const M v17 = x_16 * s.ns_c;
-                const M v18 = x_15 + v17;
-                p_w0[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_15 = p_r1[i * p_st[5]];
-                const M v17 = x_16 * s.ns_c;
-                const M v18 = x_15 + v17;
-                p_w0[i] = v18;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i];
-                const M x_19 = p_r1[i];
-                const M v20 = x_14 + x_19;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M x_19 = p_r1[i * p_st[5]];
-                const M v20 = x_14 + x_19;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_22 = p_r1[i];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_22 = p_r1[i * p_st[5]];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M c_1;
-        M momentum;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        M* p_w1 = static_cast<M*>(p_out[1]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M momentum_buffer = p_r1[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                const M v5 = v4 * s.momentum;
-                const M v6 = v2 + v5;
-                p_w0[i] = v4;
-                p_w1[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M momentum_buffer = p_r1[i * p_st[5]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                const M v5 = v4 * s.momentum;
-                const M v6 = v2 + v5;
-                p_w0[i] = v4;
-                p_w1[i] = v6;
-            }
-        }
-    }
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[0];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M v8 = om::maximum(x_7, s.epsilon);
-                p_w0[i] = v8;
-            }
-        }
-    }
+    muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_6 = p_r0[i];
-                const M x_8 = p_r1[0];
-                const M v9 = x_6 / x_8;
-                p_w0[i] = v9;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_6 = p_r0[i * p_st[2]];
-                const M x_8 = p_r1[i * p_st[5]];
-                const M v9 = x_6 / x_8;
-                p_w0[i] = v9;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M v14 = x_11 * s.ns_a;
-                p_w0[i] = v14;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v14 = x_11 * s.ns_a;
-                p_w0[i] = v14;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i];
-                const M v15 = x_13 * s.ns_b;
-                p_w0[i] = v15;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M v15 = x_13 * s.ns_b;
-                p_w0[i] = v15;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i];
-                const M x_15 = p_r1[i];
-                const M v17 = x_16 * s.ns_c;
-                const M v18 = x_15 + v17;
-                p_w0[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_16 = p_r0[i * p_st[2]];
-                const M x_15 = p_r1[i * p_st[5]];
-                const M v17 = x_16 * s.ns_c;
-                const M v18 = x_15 + v17;
-                p_w0[i] = v18;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i];
-                const M x_19 = p_r1[i];
-                const M v20 = x_14 + x_19;
-                p_w0[i] = v20;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M x_19 = p_r1[i * p_st[5]];
-                const M v20 = x_14 + x_19;
-                p_w0[i] = v20;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_22 = p_r1[i];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_22 = p_r1[i * p_st[5]];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 
 template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+static void muon_body8(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     struct Scalars {
         M rescale_grad;
@@ -1608,1469 +691,320 @@ static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_st
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        }
-    }
+    muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i];
-                const M x_6 = p_r1[0];
-                const M v8 = x_7 / x_6;
-                p_w0[i] = v8;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M x_6 = p_r1[i * p_st[5]];
-                const M v8 = x_7 / x_6;
-                p_w0[i] = v8;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i];
-                const M v13 = x_10 * s.ns_a;
-                p_w0[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v13 = x_10 * s.ns_a;
-                p_w0[i] = v13;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M v14 = x_12 * s.ns_b;
-                p_w0[i] = v14;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M v14 = x_12 * s.ns_b;
-                p_w0[i] = v14;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_14 = p_r1[i];
-                const M v16 = x_15 * s.ns_c;
-                const M v17 = x_14 + v16;
-                p_w0[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_14 = p_r1[i * p_st[5]];
-                const M v16 = x_15 * s.ns_c;
-                const M v17 = x_14 + v16;
-                p_w0[i] = v17;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i];
-                const M x_18 = p_r1[i];
-                const M v19 = x_13 + x_18;
-                p_w0[i] = v19;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M x_18 = p_r1[i * p_st[5]];
-                const M v19 = x_13 + x_18;
-                p_w0[i] = v19;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_22 = p_r1[i];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_22 = p_r1[i * p_st[5]];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M c_1;
-        M momentum;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M momentum_buffer = p_r1[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                p_w0[i] = v4;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M momentum_buffer = p_r1[i * p_st[5]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                p_w0[i] = v4;
-            }
-        }
-    }
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        }
-    }
+    muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i];
-                const M x_6 = p_r1[0];
-                const M v8 = x_7 / x_6;
-                p_w0[i] = v8;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_7 = p_r0[i * p_st[2]];
-                const M x_6 = p_r1[i * p_st[5]];
-                const M v8 = x_7 / x_6;
-                p_w0[i] = v8;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i];
-                const M v13 = x_10 * s.ns_a;
-                p_w0[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_10 = p_r0[i * p_st[2]];
-                const M v13 = x_10 * s.ns_a;
-                p_w0[i] = v13;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M v14 = x_12 * s.ns_b;
-                p_w0[i] = v14;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M v14 = x_12 * s.ns_b;
-                p_w0[i] = v14;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i];
-                const M x_14 = p_r1[i];
-                const M v16 = x_15 * s.ns_c;
-                const M v17 = x_14 + v16;
-                p_w0[i] = v17;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_15 = p_r0[i * p_st[2]];
-                const M x_14 = p_r1[i * p_st[5]];
-                const M v16 = x_15 * s.ns_c;
-                const M v17 = x_14 + v16;
-                p_w0[i] = v17;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i];
-                const M x_18 = p_r1[i];
-                const M v19 = x_13 + x_18;
-                p_w0[i] = v19;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_13 = p_r0[i * p_st[2]];
-                const M x_18 = p_r1[i * p_st[5]];
-                const M v19 = x_13 + x_18;
-                p_w0[i] = v19;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_22 = p_r1[i];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_22 = p_r1[i * p_st[5]];
-                const M v23 = weight * s.c_2;
-                const M v24 = weight - v23;
-                const M v25 = x_22 * s.c_3;
-                const M v26 = v24 - v25;
-                p_w0[i] = v26;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M c_1;
-        M momentum;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M momentum_buffer = p_r1[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                p_w0[i] = v4;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M momentum_buffer = p_r1[i * p_st[5]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                p_w0[i] = v4;
-            }
-        }
-    }
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        }
-    }
+    muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i];
-                const M x_6 = p_r1[0];
-                const M v7 = x_4 / x_6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M x_6 = p_r1[i * p_st[5]];
-                const M v7 = x_4 / x_6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i];
-                const M v12 = x_9 * s.ns_a;
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i * p_st[2]];
-                const M v12 = x_9 * s.ns_a;
-                p_w0[i] = v12;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M v13 = x_11 * s.ns_b;
-                p_w0[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v13 = x_11 * s.ns_b;
-                p_w0[i] = v13;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i];
-                const M x_13 = p_r1[i];
-                const M v15 = x_14 * s.ns_c;
-                const M v16 = x_13 + v15;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M x_13 = p_r1[i * p_st[5]];
-                const M v15 = x_14 * s.ns_c;
-                const M v16 = x_13 + v15;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M x_17 = p_r1[i];
-                const M v18 = x_12 + x_17;
-                p_w0[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M x_17 = p_r1[i * p_st[5]];
-                const M v18 = x_12 + x_17;
-                p_w0[i] = v18;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_20 = p_r1[i];
-                const M v21 = weight * s.c_2;
-                const M v22 = weight - v21;
-                const M v23 = x_20 * s.c_3;
-                const M v24 = v22 - v23;
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M v21 = weight * s.c_2;
-                const M v22 = weight - v21;
-                const M v23 = x_20 * s.c_3;
-                const M v24 = v22 - v23;
-                p_w0[i] = v24;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M rescale_grad;
-        M clip_gradient;
-        M c_1;
-        M momentum;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1]), M(p_sc[2]), M(p_sc[3])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i];
-                const M momentum_buffer = p_r1[i];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                p_w0[i] = v4;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M grad = p_r0[i * p_st[2]];
-                const M momentum_buffer = p_r1[i * p_st[5]];
-                const M v0 = grad * s.rescale_grad;
-                const M v1 = om::clip(v0, -s.clip_gradient, s.clip_gradient);
-                const M v2 = v1 * s.c_1;
-                const M v3 = momentum_buffer * s.momentum;
-                const M v4 = v2 + v3;
-                p_w0[i] = v4;
-            }
-        }
-    }
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M epsilon;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[0];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_5 = p_r0[i * p_st[2]];
-                const M v6 = om::maximum(x_5, s.epsilon);
-                p_w0[i] = v6;
-            }
-        }
-    }
+    muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 0;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i];
-                const M x_6 = p_r1[0];
-                const M v7 = x_4 / x_6;
-                p_w0[i] = v7;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_4 = p_r0[i * p_st[2]];
-                const M x_6 = p_r1[i * p_st[5]];
-                const M v7 = x_4 / x_6;
-                p_w0[i] = v7;
-            }
-        }
-    }
+    muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_a;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i];
-                const M v12 = x_9 * s.ns_a;
-                p_w0[i] = v12;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_9 = p_r0[i * p_st[2]];
-                const M v12 = x_9 * s.ns_a;
-                p_w0[i] = v12;
-            }
-        }
-    }
+    muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_b;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i];
-                const M v13 = x_11 * s.ns_b;
-                p_w0[i] = v13;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_11 = p_r0[i * p_st[2]];
-                const M v13 = x_11 * s.ns_b;
-                p_w0[i] = v13;
-            }
-        }
-    }
+    muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M ns_c;
-    };
-    const Scalars s{M(p_sc[0])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i];
-                const M x_13 = p_r1[i];
-                const M v15 = x_14 * s.ns_c;
-                const M v16 = x_13 + v15;
-                p_w0[i] = v16;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_14 = p_r0[i * p_st[2]];
-                const M x_13 = p_r1[i * p_st[5]];
-                const M v15 = x_14 * s.ns_c;
-                const M v16 = x_13 + v15;
-                p_w0[i] = v16;
-            }
-        }
-    }
+    muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        int unused;
-    };
-    const Scalars s{};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i];
-                const M x_17 = p_r1[i];
-                const M v18 = x_12 + x_17;
-                p_w0[i] = v18;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M x_12 = p_r0[i * p_st[2]];
-                const M x_17 = p_r1[i * p_st[5]];
-                const M v18 = x_12 + x_17;
-                p_w0[i] = v18;
-            }
-        }
-    }
+    muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
-}
-
-
-template <typename M>
-static void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
-        void* const* p_out, const double* p_sc, int d_threads) {
-    struct Scalars {
-        M c_2;
-        M c_3;
-    };
-    const Scalars s{M(p_sc[0]), M(p_sc[1])};
-    (void)s;
-    (void)p_sc;
-    const long d_rows = d_nb * d_nr;
-    const bool d_unit = true && p_st[2] == 1 && p_st[5] == 1;
-#pragma omp parallel for num_threads(d_threads) schedule(static) if (d_rows * d_nc >= (1L << 20))
-    for (long row = 0; row < d_rows; ++row) {
-        const long d_b = row / d_nr, d_r = row - d_b * d_nr;
-        const M* p_r0 = static_cast<const M*>(p_in[0]) + d_b * p_st[0] + d_r * p_st[1];
-        const M* p_r1 = static_cast<const M*>(p_in[1]) + d_b * p_st[3] + d_r * p_st[4];
-        M* p_w0 = static_cast<M*>(p_out[0]) + row * d_nc;
-        if (d_unit) {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i];
-                const M x_20 = p_r1[i];
-                const M v21 = weight * s.c_2;
-                const M v22 = weight - v21;
-                const M v23 = x_20 * s.c_3;
-                const M v24 = v22 - v23;
-                p_w0[i] = v24;
-            }
-        } else {
-            for (long i = 0; i < d_nc; ++i) {
-                const M weight = p_r0[i * p_st[2]];
-                const M x_20 = p_r1[i * p_st[5]];
-                const M v21 = weight * s.c_2;
-                const M v22 = weight - v21;
-                const M v23 = x_20 * s.c_3;
-                const M v24 = v22 - v23;
-                p_w0[i] = v24;
-            }
-        }
-    }
+    muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
-    muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
+    muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
