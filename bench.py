@@ -173,6 +173,11 @@ CPU_OPTIMIZERS = {
     "adafactor": ("torch", {}, "Adafactor", {}, "foreach"),
 }
 MATRIX_OPTIMIZERS = ("muon", "adafactor")
+# A Muon step on a 4096 x 4096 matrix takes seconds on the CPU: the matrix rules sweep up
+# to 2^22 parameters (2048 x 2048) besides the issue's two matrices, with at most 5 steps
+# per side, so that both rules' rows finish in one run of a few minutes
+MATRIX_MAX_LOG2 = 22
+MATRIX_REPEAT = 5
 # Rules with reductions: the bytes of their minimum number of passes (codegen/stages.py
 # plans LAMB in 2 passes: read p, g, m, v and write m, v; then read p, m, v and write p).
 PASS_BYTES = {"lamb": 40}
@@ -181,7 +186,7 @@ PASS_BYTES = {"lamb": 40}
 def cpu_layouts(min_log2=16, max_log2=26, models=True, matrices=False):
     if matrices:   # one matrix of 2**k parameters per size, and the two matrices of the issue's benchmark
         layouts = [(f"{1 << k // 2}x{1 << (k - k // 2)}", [(1 << k // 2, 1 << (k - k // 2))])
-                   for k in range(min_log2, max_log2 + 1)]
+                   for k in range(min_log2, min(max_log2, MATRIX_MAX_LOG2) + 1)]
         return layouts + ([("1024x4096", [(1024, 4096)]), ("4096x4096", [(4096, 4096)])] if models else [])
     layouts = [(f"2^{k}", [(1 << k,)]) for k in range(min_log2, max_log2 + 1)]
     if models:
@@ -280,7 +285,8 @@ def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, 
             if theirs is not None:
                 theirs()
             mine, peer_times = [], []
-            for _ in range(repeat):         # interleaved: both sides see the same machine state
+            steps = min(repeat, MATRIX_REPEAT) if name in MATRIX_OPTIMIZERS else repeat
+            for _ in range(steps):          # interleaved: both sides see the same machine state
                 mine.append(_timed(ours))
                 if theirs is not None:
                     peer_times.append(_timed(theirs))

@@ -337,5 +337,26 @@ def _live(code, outputs):
     return [v for v in code if v.id in live]
 
 
+def symmetric(program):
+    """Ids of the values that are symmetric matrices by construction: `matmul(x, transpose(x))`,
+    `matmul(transpose(x), x)`, `matmul(s, s)` of a symmetric `s`, and element-wise
+    operations whose array operands are all symmetric or device scalars (Muon's
+    `ns_b * a + ns_c * matmul(a, a)`). `matmul(s, s)` of such an `s` equals
+    `matmul(s, transpose(s))`, which a BLAS computes as a rank-k update (syrk: half the
+    multiply-adds of a general product)."""
+    found = set()
+    for v in program.code:
+        if v.op == "matmul":
+            a, b = v.args
+            if (b.op == "transpose" and b.args[0] is a) or (a.op == "transpose" and a.args[0] is b) \
+                    or (a is b and a.id in found):
+                found.add(v.id)
+        elif v.op not in MATRIX_OPS and v.op not in ("norm", "row_mean", "loop", "phi", "end", "carried"):
+            arrays = [a for a in v.args if isinstance(a, Val) and a.shape != DEVICE]
+            if arrays and all(a.op != "input" and a.id in found for a in arrays):
+                found.add(v.id)
+    return found
+
+
 def _shape_of(operand):
     return operand.shape if isinstance(operand, Val) else DEVICE

@@ -476,6 +476,9 @@ class SpecOptimizer(Optimizer):
                     weight, grad = weight.reshape(1), grad.reshape(1)
                 if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
                     cpu.run_blocked(kernel, weight, grad, arrays, scalars)
+                elif fused and xp is numpy and "stages" in variant \
+                        and cpu.run_stages(self._module, variant, weight, grad, arrays, scalars):
+                    pass        # a matrix rule's stage kernels between NumPy products
                 else:
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():

@@ -200,13 +200,14 @@ def test_muon_is_near_torch_optim_muon_as_it_is(monkeypatch):
 
 
 # -- every backend runs the generated NumPy code for matrix rules -------------------------------
-def test_matrix_rules_have_no_kernels_and_fused_step_equals_step():
+def test_matrix_rules_have_stage_kernels_only_on_the_cpu_and_fused_step_equals_step():
     from optforge.generated.numpy.torch import adafactor, muon
     from pathlib import Path
     root = Path(optforge.__file__).resolve().parent / "generated"
     for module, name in ((muon, "muon"), (adafactor, "adafactor")):
         assert not (root / "cuda" / "torch" / f"{name}.cu").exists()
-        assert not (root / "cpu" / "torch" / f"{name}.cpp").exists()
+        assert (root / "cpu" / "torch" / f"{name}.cpp").exists()     # stage kernels (test_matrix_native.py)
+        assert all(callable(v["stages"]) for v in module.VARIANTS.values())
         assert not any(v["elementwise"] for v in module.VARIANTS.values())
     for name, shapes in (("muon", MUON_SHAPES), ("adafactor", ADAFACTOR_SHAPES)):
         rng = np.random.default_rng(5)
@@ -350,3 +351,29 @@ def test_a_loop_counted_by_a_hyperparameter_repeats_its_body_that_many_times(tmp
         w = np.zeros((2, 3))
         opt.update(0, w, np.ones((2, 3)), opt.create_state(0, w))
         np.testing.assert_array_equal(w, -0.5 * 2.0 ** n)
+
+
+def test_symmetric_products_are_found_and_printed_as_a_product_with_a_transpose(tmp_path):
+    """X X^T, X^T X, linear combinations of them and S S of a symmetric S are symmetric (so
+    S S is printed S S^T, a syrk in NumPy); anything mixing in a non-symmetric array is not."""
+    from optforge.codegen.analysis import analyse
+    from optforge.codegen.emitters.numpy_module import matrix_kernel_lines
+    from optforge.codegen.tac import lower, symmetric
+    rule = _load(tmp_path, "a = matmul(grad, transpose(grad))\nb = 2 * a + matmul(a, a)\n"
+                           "c = matmul(transpose(grad), grad) + 1\nd = matmul(c, c)\n"
+                           "e = matmul(b, grad) + matmul(matmul(b, b), grad) + matmul(grad, d)\n"
+                           "mom = e\nweight = weight - lr * mom")
+    (variant,) = analyse(rule).variants.values()
+    program = lower(variant, rule)
+    found = symmetric(program)
+    by_id = {v.id: v for v in program.code}
+    products = [v for v in program.code if v.op == "matmul"]
+    squares = [v for v in products if v.args[0] is v.args[1]]
+    assert len(squares) == 3 and all(v.id in found for v in squares)     # a a, b b, c c
+    general = [v for v in products if v.args[0] is not v.args[1] and "transpose" not in
+               (v.args[0].op, v.args[1].op)]
+    assert len(general) == 3 and not any(v.id in found for v in general)   # b g, (b b) g, g d
+    assert not any(by_id[i].op == "transpose" for i in found)
+    lines = "\n".join(matrix_kernel_lines(program, rule.matrix))
+    for v in squares:
+        assert f"xp.matmul(_t{v.args[0].id}, xp.swapaxes(_t{v.args[0].id}, -1, -2))" in lines

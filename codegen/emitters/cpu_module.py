@@ -6,14 +6,16 @@ argument order and multi-tensor table layout, so the runtime launches them with 
 launch metadata (`generated/cuda/<spec>.py`, read by `runtime/backends/cuda_launch.py`).
 What differs is around the math (`templates/cpu_module.cpp.j2`, `templates/cpu_passes.cpp.j2`):
 plain loops the compiler vectorises instead of packs, OpenMP threads instead of a grid, and
-reductions summed per chunk in order instead of per block. Rules the CUDA emitter does not
-cover (`cuda_module.supported`) get no CPU source either: their NumPy code runs.
+reductions summed per chunk in order instead of per block. Matrix rules get their
+element-wise stages instead (`cpu_matrix.py`); other rules the CUDA emitter does not cover
+(`cuda_module.supported`) get no CPU source either: their NumPy code runs.
 
 Nothing of the spec's text is printed except identifiers the parser checked (the rule's
 key, names of hyperparameters, states and values).
 """
 from ..printers.cpu import CpuPrinter
 from ..tac import lower
+from . import cpu_matrix
 from .cuda_module import CHUNK, state_classes, supported, variant_context
 from .templates import environment
 
@@ -46,6 +48,8 @@ def render_common():
 
 def files(rule, analysis, name):
     """{path under generated/: text}: the spec's CPU source, none where the rule has no kernels."""
+    if rule.matrix:     # stage kernels between library products (emitters/cpu_matrix.py)
+        return cpu_matrix.files(rule, analysis, name)
     if not supported(rule, analysis):
         return {}
     return {f"cpu/{name.replace('.', '/')}.cpp": render(rule, analysis)}

@@ -12,7 +12,9 @@ from ..printers.arrays import ArrayPrinter
 from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
-from ..tac import Scalar, Val, lower
+from ..tac import Scalar, Val, lower, symmetric
+from ..matrix_stages import in_place
+from .cpu_matrix import stage_programs, stage_scalars
 from .templates import environment
 
 
@@ -35,7 +37,8 @@ def render(rule, analysis, spec_path):
         condition_inputs |= _names(atom)
     condition_texts = [_condition(host, atom) for atom in analysis.atoms]
 
-    variants = [_variant(rule, key, variant, host, arrays, state_classes)
+    staged = {v.name: (p, items) for v, p, items in stage_programs(rule, analysis) or ()} if rule.matrix else {}
+    variants = [_variant(rule, key, variant, host, arrays, state_classes, staged.get(variant.name))
                 for key, variant in analysis.variants.items()]
     modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
              for mode, (mode_rule, variant) in analysis.modes.items()]
@@ -68,12 +71,15 @@ def render(rule, analysis, spec_path):
     ).rstrip("\n") + "\n"
 
 
-def _variant(rule, key, variant, host, arrays, state_classes):
-    """What the template needs of one variant (or of one mode: key None)."""
+def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
+    """What the template needs of one variant (or of one mode: key None); `staged`, a matrix
+    rule's (program, stage items) of this variant where it has native stage kernels."""
     program = lower(variant, rule)
-    kernel_lines = []
+    kernel_lines, stage_lines = [], []
     if rule.matrix:
         kernel_lines = matrix_kernel_lines(program, rule.matrix)
+        if staged is not None:
+            stage_lines = matrix_kernel_lines(staged[0], rule.matrix, staged[1], f"{rule.key}_{variant.name}")
     else:
         plan = schedule(program, state_classes)
         for step in plan.steps:
@@ -111,6 +117,7 @@ def _variant(rule, key, variant, host, arrays, state_classes):
         "elementwise": not rule.matrix and not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
         and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
         "kernel_lines": kernel_lines,
+        "stage_lines": stage_lines,
         "written": written or ["nothing"],
         "kernel_doc": _kernel_doc(program, written or ["nothing"], rule.matrix),
     }
@@ -133,11 +140,16 @@ VIEWS = {
 _VIEW_SHAPES = {ROWS: "_view[:-1] + (1,)", COLS: "_view[:-2] + (1, _view[-1])"}
 
 
-def matrix_kernel_lines(program, matrix):
+def matrix_kernel_lines(program, matrix, stages=None, fn=""):
     """The kernel of a matrix rule: every array seen through the matrix view (a reshape),
     one array-module call per instruction into a new temporary (matmul through `xp`, so
-    CuPy runs cuBLAS), and the weight and states written at the end."""
+    CuPy runs cuBLAS), and the weight and states written at the end. With `stages`
+    (`matrix_stages.split`'s items) the element-wise instructions are replaced by one call
+    of `stage` per stage (the native stage driver: `runtime/backends/native_matrix.py`); a
+    stage that computes an output's final value may write it into the output's array
+    (`matrix_stages.in_place`), which then needs no copy at the end."""
     printer = MatrixArrayPrinter()
+    printer.symmetric = frozenset(symmetric(program))
     lines = [f"_view = {VIEWS[matrix]}"]
 
     def operand(a):
@@ -151,7 +163,12 @@ def matrix_kernel_lines(program, matrix):
         else:
             lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.shape, '_view')})")
     indent = ""
-    for v in program.code:
+    units = program.code if stages is None else [getattr(item, "val", item) for item in stages]
+    direct = in_place(program, stages) if stages is not None else {}
+    for v in units:
+        if not isinstance(v, Val):      # a stage of the native driver
+            lines.append(indent + stage_call(fn, v, operand, {val.id: name for name, val in direct.items()}))
+            continue
         if v.op == "loop":    # a loop counted by a hyperparameter: the carried values start as
             phis = [p for p in program.code if p.op == "phi" and p.args[0] is v]   # their values before it
             for phi, init in zip(phis, v.args[1:]):
@@ -173,11 +190,16 @@ def matrix_kernel_lines(program, matrix):
         if v.op == "carried":
             lines.append(f"{indent}_t{v.id} = _t{v.args[0].id}")
             continue
+        if stages is not None and v.op == "norm":   # the same NumPy calls, squares into scratch memory
+            lines.append(f"{indent}_t{v.id} = stage.norm({operand(v.args[0])})")
+            continue
         optional = v.op == "clip" and any(isinstance(a, Scalar) and a.optional for a in v.args[1:])
         step = Step(v, f"_t{v.id}", "alias" if optional else "new", tuple(operand(a) for a in v.args))
         lines.extend(indent + line for line in printer._print(step).split("\n"))
     finals = []
     for name, value in program.outputs.items():
+        if name in direct:
+            continue
         source = printer._operand(operand(value))
         if not isinstance(value, Val) or value.op in ("input", "clip", "transpose"):
             # may share memory with an input written before it: keep a copy of its value now
@@ -187,6 +209,16 @@ def matrix_kernel_lines(program, matrix):
     for name, source, shape in finals:
         lines.append(f"xp.copyto({name}, xp.broadcast_to({source}, {shape}).reshape({name}.shape))")
     return lines
+
+
+def stage_call(fn, stage, operand, direct):
+    """`_t3, _t5, = stage("<fn>_stage<j>", (operands), (scalars), (None, weight))`: one native
+    stage call; per stored value the array it is written into, None for a new one."""
+    targets = "".join(f"{operand(v)}, " for v in stage.stores)
+    reads = "".join(f"{operand(a)}, " for a in stage.reads)
+    scalars = "".join(f"{name}, " for name in stage_scalars(stage))
+    into = "".join(f"{direct.get(v.id, 'None')}, " for v in stage.stores)
+    return f"{targets}= stage('{fn}_stage{stage.index}', ({reads}), ({scalars}), ({into}))"
 
 
 class MatrixArrayPrinter(ArrayPrinter):
@@ -202,8 +234,15 @@ class MatrixArrayPrinter(ArrayPrinter):
     def _print_step_transpose(self, step):
         return self._bind(step, f"xp.swapaxes({self._operand(step.operands[0])}, -1, -2)")
 
+    symmetric = frozenset()     # ids of symmetric values (`tac.symmetric`)
+
     def _print_step_matmul(self, step):
         a, b = (self._operand(o) for o in step.operands)
+        x, y = step.val.args
+        if x is y and x.id in self.symmetric:
+            # s s = s s^T: NumPy computes a product of an array with its own transpose as a
+            # rank-k update (syrk), half the multiply-adds of s s
+            b = f"xp.swapaxes({b}, -1, -2)"
         return self._bind(step, f"xp.matmul({a}, {b})")
 
 

@@ -285,6 +285,29 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
 
 
+def stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t7, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), (None, ))
+    _t21 = stage.norm(_t20)
+    _t23, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), (None, ))
+    _t29, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), (weight, ))
+
+
 # -- variant: relative_step and warmup_init and scale_parameter and ndim >= 2 and beta1 is not None 
 
 def host_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(*, beta1, clip_gradient, d, decay_rate, epsilon1, epsilon2, numel, rescale_grad, t, wd, **_):
@@ -356,6 +379,30 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t7, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t22 = stage.norm(_t20)
+    _t24, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), (None, ))
+    _t28, _t32, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: relative_step and warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, numel, rescale_grad, t, wd, **_):
@@ -407,6 +454,22 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none
     _t21 = xp.subtract(_t20, _t19)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t10, _t12, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), (variance, None, ))
+    _t13 = stage.norm(_t12)
+    _t15, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), (None, ))
+    _t21, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: relative_step and warmup_init and scale_parameter and ndim < 2 and beta1 is not None 
@@ -470,6 +533,23 @@ def kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t10, _t12, _t13, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t14 = stage.norm(_t12)
+    _t16, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), (None, ))
+    _t20, _t24, = stage('adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: relative_step and warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -524,6 +604,26 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), (None, ))
+    _t24, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (rho_1, ), (weight, ))
 
 
 # -- variant: relative_step and warmup_init and not scale_parameter and ndim >= 2 and beta1 is not None 
@@ -588,6 +688,27 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), (None, ))
+    _t23, _t26, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
+
+
 # -- variant: relative_step and warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -632,6 +753,19 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_
     _t16 = xp.subtract(_t15, _t14)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), (None, ))
+    _t16, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (rho_1, ), (weight, ))
 
 
 # -- variant: relative_step and warmup_init and not scale_parameter and ndim < 2 and beta1 is not None 
@@ -684,6 +818,20 @@ def kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_
     xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
+def stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), (None, ))
+    _t15, _t18, = stage('adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
 
 
 # -- variant: relative_step and not warmup_init and scale_parameter and ndim >= 2 and beta1 is None 
@@ -747,6 +895,29 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t7, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), (None, ))
+    _t21 = stage.norm(_t20)
+    _t23, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), (None, ))
+    _t29, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: relative_step and not warmup_init and scale_parameter and ndim >= 2 and beta1 is not None 
@@ -820,6 +991,30 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t7, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t22 = stage.norm(_t20)
+    _t24, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), (None, ))
+    _t28, _t32, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: relative_step and not warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, numel, rescale_grad, t, wd, **_):
@@ -871,6 +1066,22 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     _t21 = xp.subtract(_t20, _t19)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t10, _t12, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), (variance, None, ))
+    _t13 = stage.norm(_t12)
+    _t15, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), (None, ))
+    _t21, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: relative_step and not warmup_init and scale_parameter and ndim < 2 and beta1 is not None 
@@ -934,6 +1145,23 @@ def kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, rho_1, ), (None, ))
+    _t10, _t12, _t13, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t14 = stage.norm(_t12)
+    _t16, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), (None, ))
+    _t20, _t24, = stage('adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: relative_step and not warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -988,6 +1216,26 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), (None, ))
+    _t24, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (rho_1, ), (weight, ))
 
 
 # -- variant: relative_step and not warmup_init and not scale_parameter and ndim >= 2 and beta1 is not None 
@@ -1052,6 +1300,27 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), (None, ))
+    _t23, _t26, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
+
+
 # -- variant: relative_step and not warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, numel, rescale_grad, t, wd, **_):
@@ -1096,6 +1365,19 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1
     _t16 = xp.subtract(_t15, _t14)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), (None, ))
+    _t16, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (rho_1, ), (weight, ))
 
 
 # -- variant: relative_step and not warmup_init and not scale_parameter and ndim < 2 and beta1 is not None 
@@ -1148,6 +1430,20 @@ def kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1
     xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
+def stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), (None, ))
+    _t15, _t18, = stage('adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
 
 
 # -- variant: not relative_step and warmup_init and scale_parameter and ndim >= 2 and beta1 is None 
@@ -1210,6 +1506,29 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t7, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), (None, ))
+    _t21 = stage.norm(_t20)
+    _t23, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), (None, ))
+    _t29, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: not relative_step and warmup_init and scale_parameter and ndim >= 2 and beta1 is not None 
@@ -1282,6 +1601,30 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t7, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t22 = stage.norm(_t20)
+    _t24, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), (None, ))
+    _t28, _t32, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: not relative_step and warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, lr, numel, rescale_grad, t, wd, **_):
@@ -1332,6 +1675,22 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     _t21 = xp.subtract(_t20, _t19)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t10, _t12, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), (variance, None, ))
+    _t13 = stage.norm(_t12)
+    _t15, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), (None, ))
+    _t21, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: not relative_step and warmup_init and scale_parameter and ndim < 2 and beta1 is not None 
@@ -1394,6 +1753,23 @@ def kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t10, _t12, _t13, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t14 = stage.norm(_t12)
+    _t16, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), (None, ))
+    _t20, _t24, = stage('adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: not relative_step and warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -1447,6 +1823,26 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), (None, ))
+    _t24, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (lr, ), (weight, ))
 
 
 # -- variant: not relative_step and warmup_init and not scale_parameter and ndim >= 2 and beta1 is not None 
@@ -1510,6 +1906,27 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), (None, ))
+    _t23, _t26, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
+
+
 # -- variant: not relative_step and warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -1553,6 +1970,19 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1
     _t16 = xp.subtract(_t15, _t14)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), (None, ))
+    _t16, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (lr, ), (weight, ))
 
 
 # -- variant: not relative_step and warmup_init and not scale_parameter and ndim < 2 and beta1 is not None 
@@ -1604,6 +2034,20 @@ def kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1
     xp.copyto(weight, xp.broadcast_to(_t18, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
+
+
+def stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), (None, ))
+    _t15, _t18, = stage('adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
 
 
 # -- variant: not relative_step and not warmup_init and scale_parameter and ndim >= 2 and beta1 is None 
@@ -1666,6 +2110,29 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1
     xp.copyto(weight, xp.broadcast_to(_t29, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t11, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t15, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t15, _t11, _t16, _t1, ), (), (None, ))
+    _t21 = stage.norm(_t20)
+    _t23, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6', (_t21, ), (c_2, ), (None, ))
+    _t29, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7', (_t5, _t20, _t23, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: not relative_step and not warmup_init and scale_parameter and ndim >= 2 and beta1 is not None 
@@ -1738,6 +2205,30 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t28, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t1, ), (epsilon1, ), (None, ))
+    _t8 = xp.mean(_t7, axis=-1, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t8, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t15, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t12, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t16 = xp.mean(_t11, axis=-2, keepdims=True)
+    _t20, _t21, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t15, _t11, _t16, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t22 = stage.norm(_t20)
+    _t24, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6', (_t22, ), (c_2, ), (None, ))
+    _t28, _t32, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7', (_t5, _t20, _t24, _t21, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: not relative_step and not warmup_init and scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, epsilon2, lr, numel, rescale_grad, t, wd, **_):
@@ -1788,6 +2279,22 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1
     _t21 = xp.subtract(_t20, _t19)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t10, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t10, _t12, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t1, _a_variance, ), (epsilon1, one_minus_beta2_1, ), (variance, None, ))
+    _t13 = stage.norm(_t12)
+    _t15, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3', (_t13, ), (c_2, ), (None, ))
+    _t21, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4', (_t5, _t12, _t15, _a_weight, ), (wd, ), (weight, ))
 
 
 # -- variant: not relative_step and not warmup_init and scale_parameter and ndim < 2 and beta1 is not None 
@@ -1850,6 +2357,23 @@ def kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1
     xp.copyto(exp_avg, xp.broadcast_to(_t20, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, epsilon2, lr, one_minus_beta2_1, rescale_grad, wd):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, ))
+    _t2 = stage.norm(_a_weight)
+    _t5, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t2, ), (c_1, epsilon2, lr, ), (None, ))
+    _t10, _t12, _t13, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t1, _a_variance, _a_exp_avg, ), (epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t14 = stage.norm(_t12)
+    _t16, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3', (_t14, ), (c_2, ), (None, ))
+    _t20, _t24, = stage('adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4', (_t5, _t12, _t16, _t13, _a_weight, ), (c_3, wd, ), (exp_avg, weight, ))
+
+
 # -- variant: not relative_step and not warmup_init and not scale_parameter and ndim >= 2 and beta1 is None 
 
 def host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -1903,6 +2427,26 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__b
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(row_var, xp.broadcast_to(_t7, _view[:-1] + (1,)).reshape(row_var.shape))
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
+
+
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t3, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3', (_t11, _t7, _t12, _t1, _a_weight, ), (c_2, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4', (_t18, ), (c_1, ), (None, ))
+    _t24, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5', (_t16, _t20, _a_weight, _t17, ), (lr, ), (weight, ))
 
 
 # -- variant: not relative_step and not warmup_init and not scale_parameter and ndim >= 2 and beta1 is not None 
@@ -1966,6 +2510,27 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__b
     xp.copyto(exp_avg, xp.broadcast_to(_t23, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set(xp, stage, weight, grad, row_var, col_var, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t1, _t3, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0', (_a_grad, ), (rescale_grad, clip_gradient, epsilon1, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t16, _t17, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3', (_t11, _t7, _t12, _t1, _a_exp_avg, ), (beta1, ), (None, None, ))
+    _t18 = stage.norm(_t16)
+    _t20, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4', (_t18, ), (c_1, ), (None, ))
+    _t23, _t26, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5', (_t16, _t20, _t17, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
+
+
 # -- variant: not relative_step and not warmup_init and not scale_parameter and ndim < 2 and beta1 is None 
 
 def host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(*, clip_gradient, d, decay_rate, epsilon1, lr, numel, rescale_grad, t, wd, **_):
@@ -2009,6 +2574,19 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__b
     _t16 = xp.subtract(_t15, _t14)
     xp.copyto(weight, xp.broadcast_to(_t16, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none(xp, stage, weight, grad, variance, *, c_1, c_2, clip_gradient, epsilon1, lr, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, c_2, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1', (_t10, ), (c_1, ), (None, ))
+    _t16, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2', (_t8, _t12, _a_weight, _t9, ), (lr, ), (weight, ))
 
 
 # -- variant: not relative_step and not warmup_init and not scale_parameter and ndim < 2 and beta1 is not None 
@@ -2062,6 +2640,20 @@ def kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__b
     xp.copyto(exp_avg, xp.broadcast_to(_t15, _view).reshape(exp_avg.shape))
 
 
+def stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set(xp, stage, weight, grad, variance, exp_avg, *, beta1, c_1, c_2, c_3, clip_gradient, epsilon1, one_minus_beta2_1, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _a_exp_avg = exp_avg.reshape(_view)
+    _t6, _t8, _t9, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0', (_a_grad, _a_variance, _a_exp_avg, ), (rescale_grad, clip_gradient, epsilon1, one_minus_beta2_1, beta1, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1', (_t10, ), (c_1, ), (None, ))
+    _t15, _t18, = stage('adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2', (_t8, _t12, _t9, _a_weight, ), (c_2, c_3, ), (exp_avg, weight, ))
+
+
 VARIANTS = {
     (True, True, True, True, True): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2074,6 +2666,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, True, True, False): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2086,6 +2679,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, True, True, False, True): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2098,6 +2692,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, True, False, False): {
         "name": 'relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2110,6 +2705,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, True, False, True, True): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2122,6 +2718,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, False, True, False): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2134,6 +2731,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, True, False, False, True): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2146,6 +2744,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, True, False, False, False): {
         "name": 'relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2158,6 +2757,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, True, True, True): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2170,6 +2770,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, True, True, False): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2182,6 +2783,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, True, False, True): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2194,6 +2796,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, True, False, False): {
         "name": 'relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2206,6 +2809,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, False, True, True): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2218,6 +2822,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, False, True, False): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2230,6 +2835,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (True, False, False, False, True): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2242,6 +2848,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (True, False, False, False, False): {
         "name": 'relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2254,6 +2861,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, True, True, True): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2266,6 +2874,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, True, True, False): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2278,6 +2887,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, True, False, True): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2290,6 +2900,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, True, False, False): {
         "name": 'not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2302,6 +2913,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, False, True, True): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2314,6 +2926,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, False, True, False): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2326,6 +2939,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, True, False, False, True): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2338,6 +2952,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, True, False, False, False): {
         "name": 'not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2350,6 +2965,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, True, True, True): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2362,6 +2978,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, True, True, False): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2374,6 +2991,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, True, False, True): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2386,6 +3004,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, True, False, False): {
         "name": 'not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2398,6 +3017,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, False, True, True): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none',
@@ -2410,6 +3030,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, False, True, False): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set',
@@ -2422,6 +3043,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set,  # the native driver (matrix rules)
     },
     (False, False, False, False, True): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none',
@@ -2434,6 +3056,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none,  # the native driver (matrix rules)
     },
     (False, False, False, False, False): {
         "name": 'not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set',
@@ -2446,5 +3069,6 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
         "kernel": kernel_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,
+        "stages": stages_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set,  # the native driver (matrix rules)
     },
 }

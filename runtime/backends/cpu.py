@@ -3,7 +3,8 @@
 `native(...)` says whether an update runs the generated native CPU kernels
 (backends/native.py: compiled C++, every core, one call per group). Otherwise (no
 compiler, OPTFORGE_CPU_BACKEND=numpy, row-sparse gradients, non-contiguous or overlapping
-arrays, rules without kernels) the generated NumPy code runs, as below.
+arrays, rules without kernels) the generated NumPy code runs, as below. A matrix rule's
+step runs its element-wise stages natively between NumPy's products (`run_stages`).
 
 A generated kernel makes one pass over memory per operation. Run on a whole large
 tensor, each pass streams it through DRAM; run block by block (64 K elements), a
@@ -25,6 +26,13 @@ def native(module, weights, grads, states, masters=None):
     (see backends/native.py)."""
     from . import native as native_backend
     return native_backend.applies(module, weights, grads, states, masters)
+
+
+def run_stages(module, variant, weight, grad, arrays, scalars):
+    """Run a matrix rule's step through its native stage kernels (backends/native_matrix.py);
+    False when they do not apply (then the NumPy kernel runs)."""
+    from . import native_matrix
+    return native_matrix.run(module, variant, weight, grad, arrays, scalars)
 
 
 def _executor():

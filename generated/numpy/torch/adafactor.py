@@ -241,6 +241,29 @@ def kernel_maximize__epsilon1_is_none__ndim_ge_2(xp, weight, grad, row_var, col_
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
 
 
+def stages_maximize__epsilon1_is_none__ndim_ge_2(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon2, machine_epsilon, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t2, _t3, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t13, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3', (_t12, ), (machine_epsilon, ), (None, ))
+    _t18, _t19, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4', (_t11, _t7, _t13, _t2, _a_weight, ), (c_1, c_2, ), (None, None, ))
+    _t20 = stage.norm(_t18)
+    _t22, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5', (_t20, ), (c_3, ), (None, ))
+    _t23 = stage.norm(_a_weight)
+    _t25, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6', (_t23, ), (c_4, epsilon2, ), (None, ))
+    _t30, = stage('adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7', (_t18, _t25, _t22, _a_weight, _t19, ), (rho_1, ), (weight, ))
+
+
 # -- variant: maximize and epsilon1 is None and ndim < 2 ----------------------------
 
 def host_maximize__epsilon1_is_none__ndim_lt_2(*, beta2_decay, clip_gradient, d, epsilon2, lr, machine_epsilon, numel, rescale_grad, t, wd, **_):
@@ -294,6 +317,21 @@ def kernel_maximize__epsilon1_is_none__ndim_lt_2(xp, weight, grad, variance, *, 
     _t21 = xp.subtract(_t20, _t19)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_maximize__epsilon1_is_none__ndim_lt_2(xp, stage, weight, grad, variance, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon2, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t9, _t10, = stage('adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, one_minus_beta2_1, c_1, c_2, ), (variance, None, None, ))
+    _t11 = stage.norm(_t9)
+    _t13, = stage('adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1', (_t11, ), (c_3, ), (None, ))
+    _t14 = stage.norm(_a_weight)
+    _t16, = stage('adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2', (_t14, ), (c_4, epsilon2, ), (None, ))
+    _t21, = stage('adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3', (_t9, _t16, _t13, _a_weight, _t10, ), (rho_1, ), (weight, ))
 
 
 # -- variant: maximize and epsilon1 is not None and ndim >= 2 -----------------------
@@ -363,6 +401,29 @@ def kernel_maximize__epsilon1_is_set__ndim_ge_2(xp, weight, grad, row_var, col_v
     xp.copyto(col_var, xp.broadcast_to(_t11, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
 
 
+def stages_maximize__epsilon1_is_set__ndim_ge_2(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t2, _t3, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, None, ))
+    _t4 = xp.mean(_t3, axis=-1, keepdims=True)
+    _t7, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1', (_t4, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t8 = xp.mean(_t3, axis=-2, keepdims=True)
+    _t11, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2', (_t8, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t12 = xp.mean(_t7, axis=-2, keepdims=True)
+    _t13, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3', (_t12, ), (epsilon1, ), (None, ))
+    _t18, _t19, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4', (_t11, _t7, _t13, _t2, _a_weight, ), (c_1, c_2, ), (None, None, ))
+    _t20 = stage.norm(_t18)
+    _t22, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5', (_t20, ), (c_3, ), (None, ))
+    _t23 = stage.norm(_a_weight)
+    _t25, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6', (_t23, ), (c_4, epsilon2, ), (None, ))
+    _t30, = stage('adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7', (_t18, _t25, _t22, _a_weight, _t19, ), (rho_1, ), (weight, ))
+
+
 # -- variant: maximize and epsilon1 is not None and ndim < 2 ------------------------
 
 def host_maximize__epsilon1_is_set__ndim_lt_2(*, beta2_decay, clip_gradient, d, epsilon1, epsilon2, lr, numel, rescale_grad, t, wd, **_):
@@ -416,6 +477,21 @@ def kernel_maximize__epsilon1_is_set__ndim_lt_2(xp, weight, grad, variance, *, c
     _t21 = xp.subtract(_t20, _t19)
     xp.copyto(weight, xp.broadcast_to(_t21, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t6, _view).reshape(variance.shape))
+
+
+def stages_maximize__epsilon1_is_set__ndim_lt_2(xp, stage, weight, grad, variance, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon2, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t6, _t9, _t10, = stage('adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, one_minus_beta2_1, c_1, c_2, ), (variance, None, None, ))
+    _t11 = stage.norm(_t9)
+    _t13, = stage('adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1', (_t11, ), (c_3, ), (None, ))
+    _t14 = stage.norm(_a_weight)
+    _t16, = stage('adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2', (_t14, ), (c_4, epsilon2, ), (None, ))
+    _t21, = stage('adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3', (_t9, _t16, _t13, _a_weight, _t10, ), (rho_1, ), (weight, ))
 
 
 # -- variant: not maximize and epsilon1 is None and ndim >= 2 -----------------------
@@ -484,6 +560,29 @@ def kernel_not_maximize__epsilon1_is_none__ndim_ge_2(xp, weight, grad, row_var, 
     xp.copyto(col_var, xp.broadcast_to(_t10, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
 
 
+def stages_not_maximize__epsilon1_is_none__ndim_ge_2(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon2, machine_epsilon, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t2, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, None, ))
+    _t3 = xp.mean(_t2, axis=-1, keepdims=True)
+    _t6, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1', (_t3, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t7 = xp.mean(_t2, axis=-2, keepdims=True)
+    _t10, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2', (_t7, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t11 = xp.mean(_t6, axis=-2, keepdims=True)
+    _t12, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3', (_t11, ), (machine_epsilon, ), (None, ))
+    _t17, _t18, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4', (_t10, _t6, _t12, _t1, _a_weight, ), (c_1, c_2, ), (None, None, ))
+    _t19 = stage.norm(_t17)
+    _t21, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5', (_t19, ), (c_3, ), (None, ))
+    _t22 = stage.norm(_a_weight)
+    _t24, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6', (_t22, ), (c_4, epsilon2, ), (None, ))
+    _t29, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7', (_t17, _t24, _t21, _a_weight, _t18, ), (rho_1, ), (weight, ))
+
+
 # -- variant: not maximize and epsilon1 is None and ndim < 2 ------------------------
 
 def host_not_maximize__epsilon1_is_none__ndim_lt_2(*, beta2_decay, clip_gradient, d, epsilon2, lr, machine_epsilon, numel, rescale_grad, t, wd, **_):
@@ -536,6 +635,21 @@ def kernel_not_maximize__epsilon1_is_none__ndim_lt_2(xp, weight, grad, variance,
     _t20 = xp.subtract(_t19, _t18)
     xp.copyto(weight, xp.broadcast_to(_t20, _view).reshape(weight.shape))
     xp.copyto(variance, xp.broadcast_to(_t5, _view).reshape(variance.shape))
+
+
+def stages_not_maximize__epsilon1_is_none__ndim_lt_2(xp, stage, weight, grad, variance, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon2, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t5, _t8, _t9, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, one_minus_beta2_1, c_1, c_2, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1', (_t10, ), (c_3, ), (None, ))
+    _t13 = stage.norm(_a_weight)
+    _t15, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2', (_t13, ), (c_4, epsilon2, ), (None, ))
+    _t20, = stage('adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3', (_t8, _t15, _t12, _a_weight, _t9, ), (rho_1, ), (weight, ))
 
 
 # -- variant: not maximize and epsilon1 is not None and ndim >= 2 -------------------
@@ -604,6 +718,29 @@ def kernel_not_maximize__epsilon1_is_set__ndim_ge_2(xp, weight, grad, row_var, c
     xp.copyto(col_var, xp.broadcast_to(_t10, _view[:-2] + (1, _view[-1])).reshape(col_var.shape))
 
 
+def stages_not_maximize__epsilon1_is_set__ndim_ge_2(xp, stage, weight, grad, row_var, col_var, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon1, epsilon2, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_row_var = row_var.reshape(_view[:-1] + (1,))
+    _a_col_var = col_var.reshape(_view[:-2] + (1, _view[-1]))
+    _t1, _t2, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0', (_a_grad, ), (rescale_grad, clip_gradient, ), (None, None, ))
+    _t3 = xp.mean(_t2, axis=-1, keepdims=True)
+    _t6, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1', (_t3, _a_row_var, ), (one_minus_beta2_1, ), (row_var, ))
+    _t7 = xp.mean(_t2, axis=-2, keepdims=True)
+    _t10, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2', (_t7, _a_col_var, ), (one_minus_beta2_1, ), (col_var, ))
+    _t11 = xp.mean(_t6, axis=-2, keepdims=True)
+    _t12, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3', (_t11, ), (epsilon1, ), (None, ))
+    _t17, _t18, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4', (_t10, _t6, _t12, _t1, _a_weight, ), (c_1, c_2, ), (None, None, ))
+    _t19 = stage.norm(_t17)
+    _t21, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5', (_t19, ), (c_3, ), (None, ))
+    _t22 = stage.norm(_a_weight)
+    _t24, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6', (_t22, ), (c_4, epsilon2, ), (None, ))
+    _t29, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7', (_t17, _t24, _t21, _a_weight, _t18, ), (rho_1, ), (weight, ))
+
+
 # -- variant: not maximize and epsilon1 is not None and ndim < 2 --------------------
 
 def host_not_maximize__epsilon1_is_set__ndim_lt_2(*, beta2_decay, clip_gradient, d, epsilon1, epsilon2, lr, numel, rescale_grad, t, wd, **_):
@@ -658,6 +795,21 @@ def kernel_not_maximize__epsilon1_is_set__ndim_lt_2(xp, weight, grad, variance, 
     xp.copyto(variance, xp.broadcast_to(_t5, _view).reshape(variance.shape))
 
 
+def stages_not_maximize__epsilon1_is_set__ndim_lt_2(xp, stage, weight, grad, variance, *, c_1, c_2, c_3, c_4, clip_gradient, epsilon2, one_minus_beta2_1, rescale_grad, rho_1):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = weight.shape if weight.ndim >= 2 else (weight.size, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_variance = variance.reshape(_view)
+    _t5, _t8, _t9, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0', (_a_grad, _a_variance, _a_weight, ), (rescale_grad, clip_gradient, one_minus_beta2_1, c_1, c_2, ), (variance, None, None, ))
+    _t10 = stage.norm(_t8)
+    _t12, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1', (_t10, ), (c_3, ), (None, ))
+    _t13 = stage.norm(_a_weight)
+    _t15, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2', (_t13, ), (c_4, epsilon2, ), (None, ))
+    _t20, = stage('adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3', (_t8, _t15, _t12, _a_weight, _t9, ), (rho_1, ), (weight, ))
+
+
 VARIANTS = {
     (True, True, True): {
         "name": 'maximize__epsilon1_is_none__ndim_ge_2',
@@ -670,6 +822,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_maximize__epsilon1_is_none__ndim_ge_2,
         "kernel": kernel_maximize__epsilon1_is_none__ndim_ge_2,
+        "stages": stages_maximize__epsilon1_is_none__ndim_ge_2,  # the native driver (matrix rules)
     },
     (True, True, False): {
         "name": 'maximize__epsilon1_is_none__ndim_lt_2',
@@ -682,6 +835,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_maximize__epsilon1_is_none__ndim_lt_2,
         "kernel": kernel_maximize__epsilon1_is_none__ndim_lt_2,
+        "stages": stages_maximize__epsilon1_is_none__ndim_lt_2,  # the native driver (matrix rules)
     },
     (True, False, True): {
         "name": 'maximize__epsilon1_is_set__ndim_ge_2',
@@ -694,6 +848,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_maximize__epsilon1_is_set__ndim_ge_2,
         "kernel": kernel_maximize__epsilon1_is_set__ndim_ge_2,
+        "stages": stages_maximize__epsilon1_is_set__ndim_ge_2,  # the native driver (matrix rules)
     },
     (True, False, False): {
         "name": 'maximize__epsilon1_is_set__ndim_lt_2',
@@ -706,6 +861,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_maximize__epsilon1_is_set__ndim_lt_2,
         "kernel": kernel_maximize__epsilon1_is_set__ndim_lt_2,
+        "stages": stages_maximize__epsilon1_is_set__ndim_lt_2,  # the native driver (matrix rules)
     },
     (False, True, True): {
         "name": 'not_maximize__epsilon1_is_none__ndim_ge_2',
@@ -718,6 +874,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_maximize__epsilon1_is_none__ndim_ge_2,
         "kernel": kernel_not_maximize__epsilon1_is_none__ndim_ge_2,
+        "stages": stages_not_maximize__epsilon1_is_none__ndim_ge_2,  # the native driver (matrix rules)
     },
     (False, True, False): {
         "name": 'not_maximize__epsilon1_is_none__ndim_lt_2',
@@ -730,6 +887,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_maximize__epsilon1_is_none__ndim_lt_2,
         "kernel": kernel_not_maximize__epsilon1_is_none__ndim_lt_2,
+        "stages": stages_not_maximize__epsilon1_is_none__ndim_lt_2,  # the native driver (matrix rules)
     },
     (False, False, True): {
         "name": 'not_maximize__epsilon1_is_set__ndim_ge_2',
@@ -742,6 +900,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_maximize__epsilon1_is_set__ndim_ge_2,
         "kernel": kernel_not_maximize__epsilon1_is_set__ndim_ge_2,
+        "stages": stages_not_maximize__epsilon1_is_set__ndim_ge_2,  # the native driver (matrix rules)
     },
     (False, False, False): {
         "name": 'not_maximize__epsilon1_is_set__ndim_lt_2',
@@ -754,5 +913,6 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_maximize__epsilon1_is_set__ndim_lt_2,
         "kernel": kernel_not_maximize__epsilon1_is_set__ndim_lt_2,
+        "stages": stages_not_maximize__epsilon1_is_set__ndim_lt_2,  # the native driver (matrix rules)
     },
 }

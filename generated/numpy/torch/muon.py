@@ -239,7 +239,7 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, 
         _t14 = xp.matmul(_t12, _t13)
         _t15 = xp.multiply(_t12, ns_a)
         _t16 = xp.multiply(_t14, ns_b)
-        _t17 = xp.matmul(_t14, _t14)
+        _t17 = xp.matmul(_t14, xp.swapaxes(_t14, -1, -2))
         _t18 = xp.multiply(_t17, ns_c)
         _t19 = xp.add(_t16, _t18)
         _t20 = xp.matmul(_t19, _t12)
@@ -253,6 +253,34 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, 
     _t28 = xp.subtract(_t26, _t27)
     xp.copyto(weight, xp.broadcast_to(_t28, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, _t6, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
+    _t7 = stage.norm(_t6)
+    _t8, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
+    _t9 = xp.swapaxes(_t6, -1, -2)
+    _t10, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t9, _t8, ), (), (None, ))
+    _t12 = _t10
+    for _ in range(ns_steps):
+        _t13 = xp.swapaxes(_t12, -1, -2)
+        _t14 = xp.matmul(_t12, _t13)
+        _t15, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t12, ), (ns_a, ), (None, ))
+        _t16, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t14, ), (ns_b, ), (None, ))
+        _t17 = xp.matmul(_t14, xp.swapaxes(_t14, -1, -2))
+        _t19, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t17, _t16, ), (ns_c, ), (None, ))
+        _t20 = xp.matmul(_t19, _t12)
+        _t21, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t15, _t20, ), (), (None, ))
+        _t12 = _t21
+    _t23 = _t12
+    _t24 = xp.swapaxes(_t23, -1, -2)
+    _t28, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t24, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw' --------
@@ -301,7 +329,7 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, 
         _t14 = xp.matmul(_t12, _t13)
         _t15 = xp.multiply(_t12, ns_a)
         _t16 = xp.multiply(_t14, ns_b)
-        _t17 = xp.matmul(_t14, _t14)
+        _t17 = xp.matmul(_t14, xp.swapaxes(_t14, -1, -2))
         _t18 = xp.multiply(_t17, ns_c)
         _t19 = xp.add(_t16, _t18)
         _t20 = xp.matmul(_t19, _t12)
@@ -315,6 +343,34 @@ def kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, 
     _t28 = xp.subtract(_t26, _t27)
     xp.copyto(weight, xp.broadcast_to(_t28, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, _t6, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
+    _t7 = stage.norm(_t6)
+    _t8, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
+    _t9 = xp.swapaxes(_t6, -1, -2)
+    _t10, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t9, _t8, ), (), (None, ))
+    _t12 = _t10
+    for _ in range(ns_steps):
+        _t13 = xp.swapaxes(_t12, -1, -2)
+        _t14 = xp.matmul(_t12, _t13)
+        _t15, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t12, ), (ns_a, ), (None, ))
+        _t16, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t14, ), (ns_b, ), (None, ))
+        _t17 = xp.matmul(_t14, xp.swapaxes(_t14, -1, -2))
+        _t19, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t17, _t16, ), (ns_c, ), (None, ))
+        _t20 = xp.matmul(_t19, _t12)
+        _t21, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t15, _t20, ), (), (None, ))
+        _t12 = _t21
+    _t23 = _t12
+    _t24 = xp.swapaxes(_t23, -1, -2)
+    _t28, = stage('muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t24, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw' -------
@@ -362,7 +418,7 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, 
         _t13 = xp.matmul(_t11, _t12)
         _t14 = xp.multiply(_t11, ns_a)
         _t15 = xp.multiply(_t13, ns_b)
-        _t16 = xp.matmul(_t13, _t13)
+        _t16 = xp.matmul(_t13, xp.swapaxes(_t13, -1, -2))
         _t17 = xp.multiply(_t16, ns_c)
         _t18 = xp.add(_t15, _t17)
         _t19 = xp.matmul(_t18, _t11)
@@ -375,6 +431,32 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weight, 
     _t26 = xp.subtract(_t24, _t25)
     xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, _t6, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
+    _t7 = stage.norm(_t6)
+    _t8, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
+    _t9, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t6, _t8, ), (), (None, ))
+    _t11 = _t9
+    for _ in range(ns_steps):
+        _t12 = xp.swapaxes(_t11, -1, -2)
+        _t13 = xp.matmul(_t11, _t12)
+        _t14, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t11, ), (ns_a, ), (None, ))
+        _t15, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t13, ), (ns_b, ), (None, ))
+        _t16 = xp.matmul(_t13, xp.swapaxes(_t13, -1, -2))
+        _t18, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t16, _t15, ), (ns_c, ), (None, ))
+        _t19 = xp.matmul(_t18, _t11)
+        _t20, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t14, _t19, ), (), (None, ))
+        _t11 = _t20
+    _t22 = _t11
+    _t26, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw' -------
@@ -422,7 +504,7 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, 
         _t13 = xp.matmul(_t11, _t12)
         _t14 = xp.multiply(_t11, ns_a)
         _t15 = xp.multiply(_t13, ns_b)
-        _t16 = xp.matmul(_t13, _t13)
+        _t16 = xp.matmul(_t13, xp.swapaxes(_t13, -1, -2))
         _t17 = xp.multiply(_t16, ns_c)
         _t18 = xp.add(_t15, _t17)
         _t19 = xp.matmul(_t18, _t11)
@@ -435,6 +517,32 @@ def kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weight, 
     _t26 = xp.subtract(_t24, _t25)
     xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, _t6, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
+    _t7 = stage.norm(_t6)
+    _t8, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t7, ), (epsilon, ), (None, ))
+    _t9, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t6, _t8, ), (), (None, ))
+    _t11 = _t9
+    for _ in range(ns_steps):
+        _t12 = xp.swapaxes(_t11, -1, -2)
+        _t13 = xp.matmul(_t11, _t12)
+        _t14, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t11, ), (ns_a, ), (None, ))
+        _t15, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t13, ), (ns_b, ), (None, ))
+        _t16 = xp.matmul(_t13, xp.swapaxes(_t13, -1, -2))
+        _t18, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t16, _t15, ), (ns_c, ), (None, ))
+        _t19 = xp.matmul(_t18, _t11)
+        _t20, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t14, _t19, ), (), (None, ))
+        _t11 = _t20
+    _t22 = _t11
+    _t26, = stage('muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows > cols and adjust_lr_fn == 'match_rms_adamw' ----
@@ -481,7 +589,7 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weig
         _t12 = xp.matmul(_t10, _t11)
         _t13 = xp.multiply(_t10, ns_a)
         _t14 = xp.multiply(_t12, ns_b)
-        _t15 = xp.matmul(_t12, _t12)
+        _t15 = xp.matmul(_t12, xp.swapaxes(_t12, -1, -2))
         _t16 = xp.multiply(_t15, ns_c)
         _t17 = xp.add(_t14, _t16)
         _t18 = xp.matmul(_t17, _t10)
@@ -495,6 +603,34 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weig
     _t26 = xp.subtract(_t24, _t25)
     xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
+    _t5 = stage.norm(_t4)
+    _t6, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
+    _t7 = xp.swapaxes(_t4, -1, -2)
+    _t8, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t7, _t6, ), (), (None, ))
+    _t10 = _t8
+    for _ in range(ns_steps):
+        _t11 = xp.swapaxes(_t10, -1, -2)
+        _t12 = xp.matmul(_t10, _t11)
+        _t13, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t10, ), (ns_a, ), (None, ))
+        _t14, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t12, ), (ns_b, ), (None, ))
+        _t15 = xp.matmul(_t12, xp.swapaxes(_t12, -1, -2))
+        _t17, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t15, _t14, ), (ns_c, ), (None, ))
+        _t18 = xp.matmul(_t17, _t10)
+        _t19, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t13, _t18, ), (), (None, ))
+        _t10 = _t19
+    _t21 = _t10
+    _t22 = xp.swapaxes(_t21, -1, -2)
+    _t26, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows > cols and adjust_lr_fn != 'match_rms_adamw' ----
@@ -541,7 +677,7 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weig
         _t12 = xp.matmul(_t10, _t11)
         _t13 = xp.multiply(_t10, ns_a)
         _t14 = xp.multiply(_t12, ns_b)
-        _t15 = xp.matmul(_t12, _t12)
+        _t15 = xp.matmul(_t12, xp.swapaxes(_t12, -1, -2))
         _t16 = xp.multiply(_t15, ns_c)
         _t17 = xp.add(_t14, _t16)
         _t18 = xp.matmul(_t17, _t10)
@@ -555,6 +691,34 @@ def kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weig
     _t26 = xp.subtract(_t24, _t25)
     xp.copyto(weight, xp.broadcast_to(_t26, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
+    _t5 = stage.norm(_t4)
+    _t6, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
+    _t7 = xp.swapaxes(_t4, -1, -2)
+    _t8, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t7, _t6, ), (), (None, ))
+    _t10 = _t8
+    for _ in range(ns_steps):
+        _t11 = xp.swapaxes(_t10, -1, -2)
+        _t12 = xp.matmul(_t10, _t11)
+        _t13, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t10, ), (ns_a, ), (None, ))
+        _t14, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t12, ), (ns_b, ), (None, ))
+        _t15 = xp.matmul(_t12, xp.swapaxes(_t12, -1, -2))
+        _t17, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t15, _t14, ), (ns_c, ), (None, ))
+        _t18 = xp.matmul(_t17, _t10)
+        _t19, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t13, _t18, ), (), (None, ))
+        _t10 = _t19
+    _t21 = _t10
+    _t22 = xp.swapaxes(_t21, -1, -2)
+    _t26, = stage('muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t22, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows <= cols and adjust_lr_fn == 'match_rms_adamw' ---
@@ -600,7 +764,7 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weig
         _t11 = xp.matmul(_t9, _t10)
         _t12 = xp.multiply(_t9, ns_a)
         _t13 = xp.multiply(_t11, ns_b)
-        _t14 = xp.matmul(_t11, _t11)
+        _t14 = xp.matmul(_t11, xp.swapaxes(_t11, -1, -2))
         _t15 = xp.multiply(_t14, ns_c)
         _t16 = xp.add(_t13, _t15)
         _t17 = xp.matmul(_t16, _t9)
@@ -613,6 +777,32 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, weig
     _t24 = xp.subtract(_t22, _t23)
     xp.copyto(weight, xp.broadcast_to(_t24, _view).reshape(weight.shape))
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
+
+
+def stages_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
+    _t5 = stage.norm(_t4)
+    _t6, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
+    _t7, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2', (_t4, _t6, ), (), (None, ))
+    _t9 = _t7
+    for _ in range(ns_steps):
+        _t10 = xp.swapaxes(_t9, -1, -2)
+        _t11 = xp.matmul(_t9, _t10)
+        _t12, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3', (_t9, ), (ns_a, ), (None, ))
+        _t13, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4', (_t11, ), (ns_b, ), (None, ))
+        _t14 = xp.matmul(_t11, xp.swapaxes(_t11, -1, -2))
+        _t16, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5', (_t14, _t13, ), (ns_c, ), (None, ))
+        _t17 = xp.matmul(_t16, _t9)
+        _t18, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6', (_t12, _t17, ), (), (None, ))
+        _t9 = _t18
+    _t20 = _t9
+    _t24, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7', (_a_weight, _t20, ), (c_2, c_3, ), (weight, ))
 
 
 # -- variant: not nesterov and rows <= cols and adjust_lr_fn != 'match_rms_adamw' ---
@@ -658,7 +848,7 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weig
         _t11 = xp.matmul(_t9, _t10)
         _t12 = xp.multiply(_t9, ns_a)
         _t13 = xp.multiply(_t11, ns_b)
-        _t14 = xp.matmul(_t11, _t11)
+        _t14 = xp.matmul(_t11, xp.swapaxes(_t11, -1, -2))
         _t15 = xp.multiply(_t14, ns_c)
         _t16 = xp.add(_t13, _t15)
         _t17 = xp.matmul(_t16, _t9)
@@ -673,6 +863,32 @@ def kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, weig
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
+def stages_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw(xp, stage, weight, grad, momentum_buffer, *, c_1, c_2, c_3, clip_gradient, epsilon, momentum, ns_a, ns_b, ns_c, ns_steps, rescale_grad):
+    """The same update with each element-wise stage one call of `stage` (the native stage
+    kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
+    _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
+    _a_weight = weight.reshape(_view)
+    _a_grad = grad.reshape(_view)
+    _a_momentum_buffer = momentum_buffer.reshape(_view)
+    _t4, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0', (_a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, ))
+    _t5 = stage.norm(_t4)
+    _t6, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1', (_t5, ), (epsilon, ), (None, ))
+    _t7, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2', (_t4, _t6, ), (), (None, ))
+    _t9 = _t7
+    for _ in range(ns_steps):
+        _t10 = xp.swapaxes(_t9, -1, -2)
+        _t11 = xp.matmul(_t9, _t10)
+        _t12, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3', (_t9, ), (ns_a, ), (None, ))
+        _t13, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4', (_t11, ), (ns_b, ), (None, ))
+        _t14 = xp.matmul(_t11, xp.swapaxes(_t11, -1, -2))
+        _t16, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5', (_t14, _t13, ), (ns_c, ), (None, ))
+        _t17 = xp.matmul(_t16, _t9)
+        _t18, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6', (_t12, _t17, ), (), (None, ))
+        _t9 = _t18
+    _t20 = _t9
+    _t24, = stage('muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7', (_a_weight, _t20, ), (c_2, c_3, ), (weight, ))
+
+
 VARIANTS = {
     (True, True, True): {
         "name": 'nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw',
@@ -685,6 +901,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
         "kernel": kernel_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "stages": stages_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,  # the native driver (matrix rules)
     },
     (True, True, False): {
         "name": 'nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw',
@@ -697,6 +914,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
         "kernel": kernel_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "stages": stages_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,  # the native driver (matrix rules)
     },
     (True, False, True): {
         "name": 'nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw',
@@ -709,6 +927,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
         "kernel": kernel_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "stages": stages_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,  # the native driver (matrix rules)
     },
     (True, False, False): {
         "name": 'nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw',
@@ -721,6 +940,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
         "kernel": kernel_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "stages": stages_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,  # the native driver (matrix rules)
     },
     (False, True, True): {
         "name": 'not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw',
@@ -733,6 +953,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
         "kernel": kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "stages": stages_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw,  # the native driver (matrix rules)
     },
     (False, True, False): {
         "name": 'not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw',
@@ -745,6 +966,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
         "kernel": kernel_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "stages": stages_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw,  # the native driver (matrix rules)
     },
     (False, False, True): {
         "name": 'not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw',
@@ -757,6 +979,7 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
         "kernel": kernel_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,
+        "stages": stages_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw,  # the native driver (matrix rules)
     },
     (False, False, False): {
         "name": 'not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw',
@@ -769,5 +992,6 @@ VARIANTS = {
         "elementwise": False,  # each element independent: may run in blocks
         "host": host_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
         "kernel": kernel_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,
+        "stages": stages_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw,  # the native driver (matrix rules)
     },
 }
