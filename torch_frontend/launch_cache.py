@@ -40,20 +40,36 @@ _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "f
            torch.bfloat16: "bfloat16"}
 
 
+# getters mapped over a whole group (a loop in C, no per-tensor Python frame)
 _GRAD = operator.attrgetter("grad")
-_DTYPE = operator.attrgetter("dtype")
-_LAYOUT = operator.attrgetter("layout")
-_IS_CPU = operator.attrgetter("is_cpu")
-_REQUIRES_GRAD = operator.attrgetter("requires_grad")
-_SHAPE = operator.attrgetter("shape")
-_VERSION = operator.attrgetter("_version")
-_CONTIGUOUS = operator.methodcaller("is_contiguous")
-_DATA_PTR = operator.methodcaller("data_ptr")
+_DATA_PTR = torch.Tensor.data_ptr
+
+# below this many elements in a group the kernel runs on the calling thread: waking the
+# thread pool costs more than the work (see BENCHMARKS.md)
+SERIAL_BELOW = 1 << 15
 
 
-def _all_are(values, expected):
-    """Whether every value is `expected` (an identity test, as `x is dtype`)."""
-    return all(map(operator.is_, values, itertools.repeat(expected)))
+try:
+    from torch._C._dynamo.guards import TensorGuards
+    _HAS_GUARDS = True
+except ImportError:     # a torch without it: every step takes the full path
+    _HAS_GUARDS = False
+
+
+def _guard(examples):
+    """A check that tensors are, one for one, like `examples` (exact type, dtype, device,
+    dispatch keys and so layout, requires_grad, sizes, strides): torch's C++ tensor check,
+    the one compiled graphs use to test their inputs, one call for a whole list."""
+    return TensorGuards(*examples, dynamic_dims_sizes=[list(t.size()) for t in examples],
+                        dynamic_dims_strides=[list(t.stride()) for t in examples])
+
+
+def _gather(names):
+    """A function of the group's state dicts: each one's step and `names` states, in one list."""
+    if not names:     # (itemgetter of one key gives the value, not a tuple)
+        return lambda states: list(map(operator.itemgetter("step"), states))
+    getter = operator.itemgetter("step", *names)
+    return lambda states: list(itertools.chain.from_iterable(map(getter, states)))
 
 
 class GroupLaunch:
@@ -62,7 +78,8 @@ class GroupLaunch:
     @classmethod
     def build(cls, optimizer, group, engine, first_index):
         """The launch of a group that has just stepped on the full path; None when the group does
-        not qualify now (tried again after the next step), False when its rule never does."""
+        not qualify now (tried again after the next step), False when its rule never does.
+        The group's `step` tensors become views of one buffer (same values and dtype)."""
         params = list(group["params"])
         module = engine._module
         spec = engine.SPEC
@@ -75,6 +92,8 @@ class GroupLaunch:
             return False
         if dtype not in _DTYPES or native.backend() != "native":
             return None
+        if not _HAS_GUARDS:
+            return False
         names = tuple(engine._present_states())
         metas = {m["name"]: m for m in spec["states"]}
         if any(metas[name]["shape"] in ("scalar", "rows") for name in names):
@@ -83,7 +102,7 @@ class GroupLaunch:
             return False    # norms, row means, noise: always the full path
         meta_module = cuda_launch.metadata(module)
         state_dtypes = {name: _state_dtype(metas[name], _DTYPES[dtype]) for name in names}
-        states, steps, rows = [], [], []
+        states, steps = [], []
         step_dtypes = set()
         for param in params:
             state = optimizer.state.get(param)
@@ -103,16 +122,22 @@ class GroupLaunch:
             step_dtypes.add(step.dtype)
             states.append(tuple(own))
             steps.append(step)
-            rows.append((param.data_ptr(), param.shape, [v.data_ptr() for v in own]))
         if len(step_dtypes) != 1:
             return None
         from .optimizer import _count     # (optimizer.py imports this module)
         counts = {optimizer._views.count(optimizer.state[param], _count) for param in params}
         if len(counts) != 1:
             return None
-        return cls(params, names, states, steps, counts.pop(), rows, meta_module, dtype, first_index)
+        count = counts.pop()
+        # one buffer holds the group's step counts: its views share one version counter, so a
+        # write to any of them is seen by one test, and one fill_ writes them all
+        buffer = torch.tensor([float(step) for step in steps], dtype=step_dtypes.pop())
+        steps = list(buffer.unbind())
+        for param, step in zip(params, steps):
+            optimizer.state[param]["step"] = step
+        return cls(params, names, states, steps, buffer, count, meta_module, dtype, first_index)
 
-    def __init__(self, params, names, states, steps, count, rows, meta_module, dtype, first_index):
+    def __init__(self, params, names, states, steps, buffer, count, meta_module, dtype, first_index):
         self.params = params
         self.names = names
         self.states = states
@@ -121,37 +146,35 @@ class GroupLaunch:
         self.suffix = cuda_launch.storage(_DTYPES[dtype])
         self.first_index = first_index
         self.indices = list(range(first_index, first_index + len(params)))
-        self.pointers = [ptr for ptr, _, _ in rows]
-        self.shapes = [shape for _, shape, _ in rows]
-        self.state_pointers = [own for _, _, own in rows]
+        self.pointers = list(map(_DATA_PTR, params))
+        # per parameter: its step, then its states in `names` order (identity, pointer, size)
+        self.gather = _gather(names)
+        self.held = [t for step, own in zip(steps, states) for t in (step, *own)]
+        self.held_pointers = list(map(_DATA_PTR, self.held))
+        self.param_guard = _guard(params)
+        self.grad_guard = _guard([torch.empty_strided(p.size(), p.stride(), dtype=dtype) for p in params])
+        self.state_guard = _guard([t for own in states for t in own])
+        # the memory of every pointer compared is kept alive, so an equal pointer is that memory
+        self.storages = [t.untyped_storage() for t in params + self.held]
         itemsize = torch.empty((), dtype=dtype).element_size()
         numel = numpy.array([p.numel() for p in params], dtype=numpy.int64)
+        self.threads = 1 if int(numel.sum()) < SERIAL_BELOW else None
         chunks = -(-numel // self.meta.CHUNK)
         self.chunks = int(chunks.sum())
-        # (tensors, 1 + states) uint64: the parameter's and its states' first and last byte + 1
-        self.columns = {name: numpy.array([own[j] for own in self.state_pointers], dtype=numpy.uint64)
+        self.columns = {name: numpy.array([own[j].data_ptr() for own in states], dtype=numpy.uint64)
                         for j, name in enumerate(names)}
         self.columns["weight"] = numpy.array(self.pointers, dtype=numpy.uint64)
+        # (tensors, 1 + states) uint64: the parameter's and its states' first and last byte + 1
         owned = numpy.stack([self.columns["weight"]] + [self.columns[name] for name in names], axis=1)
         self.nbytes = (numel * itemsize).astype(numpy.uint64)
         self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
         self.itemsize = numpy.uint64(itemsize)
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
         self.tables = {}    # variant name -> its table, filled with the fixed columns
-        self.written = [t for param, own in zip(params, states) for t in (param, *own)] + steps
-        # the step tensors, their NumPy views and the (version, data pointer, dtype) each had
-        # after this launch (or the full path) last wrote `count` into it
-        self.steps = steps
-        self.step_dtype = steps[0].dtype     # one dtype for all (build checks)
-        self.step_views = [tensors.view(step) for step in steps]
-        self.state_columns = [[own[j] for own in states] for j in range(len(names))]
-        self.state_pointer_columns = [[own[j] for own in self.state_pointers] for j in range(len(names))]
+        self.written = [t for param, own in zip(params, states) for t in (param, *own)]
+        self.buffer = buffer
+        self.version = buffer._version   # as this launch (or build) last wrote the counts
         self.count = count
-        self._mark()
-
-    def _mark(self):
-        self.versions = list(map(_VERSION, self.steps))
-        self.step_pointers = list(map(_DATA_PTR, self.steps))
 
     def prepare(self, optimizer, group, engine, rescale_grad):
         """A callable running this step's update of the group, or None (take the full path).
@@ -159,32 +182,28 @@ class GroupLaunch:
         params = group["params"]
         if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
             return None
-        if tuple(engine._present_states()) != self.names:
-            return None
-        # each check runs over the whole group as a map (a loop in C), not per tensor in Python
+        if tuple(engine._present_states()) != self.names or self.buffer._version != self.version:
+            return None     # other states, or a step count written since: the full path reads it
+        # each check is one call over the whole group (a loop in C), not per tensor in Python;
+        # a guard checks each tensor's exact type, dtype, device, layout, requires_grad, sizes
+        # and strides: a gradient as the parameter's (contiguous) ones with requires_grad
+        # False (None, a subclass or a sparse gradient fails it)
         grads = list(map(_GRAD, params))
-        if not (_all_are(map(type, grads), torch.Tensor)
-                and _all_are(map(_DTYPE, grads), self.dtype) and _all_are(map(_LAYOUT, grads), torch.strided)
-                and all(map(_IS_CPU, grads)) and all(map(_CONTIGUOUS, grads))
-                and not any(map(_REQUIRES_GRAD, grads)) and list(map(_SHAPE, grads)) == self.shapes):
-            return None     # (a missing gradient: None's type is not torch.Tensor)
-        if not (list(map(_DATA_PTR, params)) == self.pointers and _all_are(map(_DTYPE, params), self.dtype)
-                and list(map(_SHAPE, params)) == self.shapes and all(map(_CONTIGUOUS, params))):
-            return None     # param.data = ... (or an in-place reshape, transpose, dtype change)
-        states = list(map(optimizer.state.get, params))
-        if None in states:
+        if not self.grad_guard.check(*grads):
             return None
-        steps = list(map(operator.methodcaller("get", "step"), states))
-        if not (all(map(operator.is_, steps, self.steps)) and list(map(_VERSION, steps)) == self.versions
-                and list(map(_DATA_PTR, steps)) == self.step_pointers
-                and _all_are(map(_DTYPE, steps), self.step_dtype)):
-            return None     # a step count written or replaced since: the full path reads it
-        for name, own, own_pointers in zip(self.names, self.state_columns, self.state_pointer_columns):
-            if not (all(map(operator.is_, map(operator.methodcaller("get", name), states), own))
-                    and list(map(_DATA_PTR, own)) == own_pointers and list(map(_SHAPE, own)) == self.shapes):
-                return None     # a state replaced, loaded or given new memory
-        grads = list(map(_DATA_PTR, grads))
-        grad_lo = numpy.array(grads, dtype=numpy.uint64)
+        if not (self.param_guard.check(*params) and list(map(_DATA_PTR, params)) == self.pointers):
+            return None     # param.data = ... (or an in-place reshape, transpose, dtype change)
+        try:
+            held = self.gather(map(optimizer.state.get, params))
+        except (KeyError, TypeError):
+            return None     # a state or a step removed
+        if not (all(map(operator.is_, held, self.held)) and list(map(_DATA_PTR, held)) == self.held_pointers):
+            return None     # a state or step replaced, loaded or given new memory
+        if self.names:
+            del held[::len(self.names) + 1]     # the steps: the states remain
+            if not self.state_guard.check(*held):
+                return None     # a state reshaped, transposed or retyped in place
+        grad_lo = numpy.fromiter(map(_DATA_PTR, grads), dtype=numpy.uint64, count=len(grads))
         grad_hi = grad_lo + self.nbytes
         if (grad_lo % self.itemsize).any() or \
                 ((grad_lo[:, None] < self.owned_hi) & (self.owned_lo < grad_hi[:, None])).any():
@@ -192,19 +211,23 @@ class GroupLaunch:
         plan = self._plan(engine, rescale_grad, self.count, group)
         if plan is False:
             return None
-        return lambda: self._run(optimizer, engine, plan, grad_lo)
+        return lambda: self._run(engine, plan, grad_lo)
 
     def _plan(self, engine, rescale_grad, count, group):
         """The engine's plan of the first parameter (every parameter has the same inputs), the
         update counts advanced as the full path advances them; False: take the full path
         (the counts restored)."""
-        from ..runtime.optimizer import PreparedStep
         engine.rescale_grad = rescale_grad
         counts = engine._index_update_count
-        for index in self.indices:
-            counts[index] = count
-        prepared = PreparedStep(engine)
-        engine._update_count(self.indices)
+        before = engine.num_update
+        # every index has the count of the first: the engine counts the first, the rest copy it
+        counts[self.first_index] = count
+        engine._update_count([self.first_index])
+        counts.update(dict.fromkeys(self.indices, counts[self.first_index]))
+
+        def cancel():
+            counts.update(dict.fromkeys(self.indices, count))
+            engine.num_update = before
         try:
             lr, = engine._get_lrs([self.first_index])
             wd, = engine._get_wds([self.first_index])
@@ -212,14 +235,14 @@ class GroupLaunch:
             state = None if not views else views[0] if len(views) == 1 else tuple(views)
             plan, = engine._plans([self.first_index], [None], [state], [lr], [wd])
         except Exception:
-            prepared.cancel()
+            cancel()
             return False
         if plan is None:
             return None     # the rule's skip_if holds: counted, nothing updated
         keys = {id(v): k for k, v in engine._module.VARIANTS.items()}
         variant = self.meta.VARIANTS[keys[id(plan[0])]]
         if plan[3] or variant.get("passes") or variant.get("rows") or variant["noise"]:
-            prepared.cancel()
+            cancel()
             return False
         return variant, plan[2]
 
@@ -238,7 +261,7 @@ class GroupLaunch:
             kept = self.tables[variant["name"]] = (table, len(order) + 2)
         return kept
 
-    def _run(self, optimizer, engine, plan, grad_pointers):
+    def _run(self, engine, plan, grad_pointers):
         if plan is not None:
             variant, scalars = plan
             table, scalars_at = self._table(variant)
@@ -248,13 +271,10 @@ class GroupLaunch:
             lib = native.library(engine._module)
             getattr(lib, variant["kernels"][self.suffix] + "_multi")(
                 ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
-                ctypes.c_longlong(self.chunks), ctypes.c_int(native.num_threads()))
-        # `step.fill_(count)` of every step tensor through its NumPy view (a foreach fill costs
-        # microseconds per 0-d tensor): prepare checked that each is the tensor, memory and
-        # dtype the view was made of; the version counters are bumped below, as fill_ would
+                ctypes.c_longlong(self.chunks), ctypes.c_int(self.threads or native.num_threads()))
+        # `step.fill_(count)` of every step tensor: one fill of their buffer (it bumps the
+        # version counter they share); the parameters' and states' counters are bumped below
         self.count += 1
-        value = float(self.count)
-        for view in self.step_views:
-            view[...] = value
-        tensors.bump_versions(self.written)
-        self._mark()
+        self.buffer.fill_(float(self.count))
+        self.version = self.buffer._version
+        torch.autograd.graph.increment_version(self.written)   # all plain tensors (build checks)
