@@ -2,26 +2,36 @@
 
 After a step of a group has run the full path (every array and state checked, the native
 kernels applied), the group's multi-tensor table (pointers of parameters and states,
-sizes, first chunks) is kept. A later step reuses it only when everything the table and
+sizes, first chunks) is kept, and the group's `step` tensors become 0-d views of one
+buffer (same values and dtype): their shared version counter shows a write to any of them,
+and one `fill_` writes them all. A later step reuses the table only when everything it and
 the checks depend on is as it was:
 
-- the group holds the same parameter objects, each with the data pointer, shape, dtype and
-  contiguity it had (`param.data = ...` falls back);
-- each state is the same tensor object with the data pointer and shape it had (a loaded
-  state dict or a replaced state falls back), and every `step` is the tensor this launch
-  last wrote, with the version counter, data pointer and dtype it had then (a step
-  written by anyone else falls back, and the full path reads it);
-- every gradient is a plain, dense, C-contiguous CPU tensor of the parameter's dtype and
-  shape, aligned, overlapping none of its parameter's arrays (checked every step: backward
-  makes new gradients);
+- the group holds the same parameter objects, each with the data pointer, exact type,
+  dtype, device, requires_grad, sizes and strides it had (`param.data = ...` falls back);
+- each state is the same tensor object with the data pointer, sizes, strides and dtype it
+  had (a loaded state dict or a replaced state falls back); every `step` is the view this
+  launch made, with its data pointer, and the buffer's version counter is the one this
+  launch left (a step written by anyone else falls back, and the full path reads it);
+- every gradient is a plain CPU tensor, not requiring grad, with its parameter's dtype,
+  sizes and (contiguous) strides, aligned, overlapping none of its parameter's arrays
+  (checked every step: backward makes new gradients; the overlap test is skipped when
+  the gradients' pointers are those last found fit);
 - the engine keeps the same states for the group's current values.
+
+Each check is one call over the whole group: `map` over the tensors, and torch's C++
+tensor guards (`TensorGuards`, what compiled graphs test their inputs with) for type,
+dtype, device, layout, requires_grad, sizes and strides; the memory behind every pointer
+compared is kept alive, so an equal pointer is the same memory.
 
 Then the host scalars are computed once (`SpecOptimizer._plans` for one parameter: every
 parameter of the group has the same inputs, since the group has no per-parameter
 multipliers or name flags, and all have the same count), the variant they choose picks
 its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
 layout of `cuda_launch.table`), the gradients' pointers and the scalars are written into
-it, and the multi-tensor kernel runs: the call the full path makes for these tensors.
+it, and the multi-tensor kernel runs: the call the full path makes for these tensors
+(on the calling thread alone below SERIAL_BELOW elements, where waking the thread pool
+costs more than the work; element-wise kernels give the same bits on any thread count).
 Anything else (and any error while planning) takes the full path, which checks and
 reports as always.
 """
@@ -135,9 +145,9 @@ class GroupLaunch:
         steps = list(buffer.unbind())
         for param, step in zip(params, steps):
             optimizer.state[param]["step"] = step
-        return cls(params, names, states, steps, buffer, count, meta_module, dtype, first_index)
+        return cls(params, names, states, steps, buffer, count, module, meta_module, dtype, first_index)
 
-    def __init__(self, params, names, states, steps, buffer, count, meta_module, dtype, first_index):
+    def __init__(self, params, names, states, steps, buffer, count, module, meta_module, dtype, first_index):
         self.params = params
         self.names = names
         self.states = states
@@ -164,13 +174,21 @@ class GroupLaunch:
         self.columns = {name: numpy.array([own[j].data_ptr() for own in states], dtype=numpy.uint64)
                         for j, name in enumerate(names)}
         self.columns["weight"] = numpy.array(self.pointers, dtype=numpy.uint64)
-        # (tensors, 1 + states) uint64: the parameter's and its states' first and last byte + 1
+        # a gradient [g, g + n) overlaps an array [a, a + m) of its parameter when
+        # a - n < g < a + m: both bounds per parameter (rows) and array (columns)
         owned = numpy.stack([self.columns["weight"]] + [self.columns[name] for name in names], axis=1)
-        self.nbytes = (numel * itemsize).astype(numpy.uint64)
-        self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
-        self.itemsize = numpy.uint64(itemsize)
+        sizes = numpy.stack([numel * itemsize] + [numel * numpy.array([own[j].element_size() for own in states])
+                                                  for j in range(len(names))], axis=1)
+        self.after = owned.astype(numpy.int64) - (numel * itemsize)[:, None]
+        self.before = owned.astype(numpy.int64) + sizes
+        self.misaligned = itemsize - 1     # element sizes are powers of two
+        self.grad_pointers = self.grad_column = None    # the last gradients found fit
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
         self.tables = {}    # variant name -> its table, filled with the fixed columns
+        # the engine's plan of the first parameter reads its states (checked each step)
+        views = [tensors.view(t) for t in states[0]]
+        self.first_state = None if not views else views[0] if len(views) == 1 else tuple(views)
+        self.variants = {id(v): self.meta.VARIANTS[k] for k, v in module.VARIANTS.items()}
         self.written = [t for param, own in zip(params, states) for t in (param, *own)]
         self.buffer = buffer
         self.version = buffer._version   # as this launch (or build) last wrote the counts
@@ -203,15 +221,17 @@ class GroupLaunch:
             del held[::len(self.names) + 1]     # the steps: the states remain
             if not self.state_guard.check(*held):
                 return None     # a state reshaped, transposed or retyped in place
-        grad_lo = numpy.fromiter(map(_DATA_PTR, grads), dtype=numpy.uint64, count=len(grads))
-        grad_hi = grad_lo + self.nbytes
-        if (grad_lo % self.itemsize).any() or \
-                ((grad_lo[:, None] < self.owned_hi) & (self.owned_lo < grad_hi[:, None])).any():
-            return None     # unaligned, or sharing memory with its parameter's arrays
+        pointers = list(map(_DATA_PTR, grads))
+        if pointers != self.grad_pointers:   # (the allocator often gives the same memory again)
+            grad_lo = numpy.array(pointers, dtype=numpy.int64)
+            column = grad_lo[:, None]
+            if (grad_lo & self.misaligned).any() or ((self.after < column) & (column < self.before)).any():
+                return None     # unaligned, or sharing memory with its parameter's arrays
+            self.grad_pointers, self.grad_column = pointers, grad_lo
         plan = self._plan(engine, rescale_grad, self.count, group)
         if plan is False:
             return None
-        return lambda: self._run(engine, plan, grad_lo)
+        return lambda: self._run(engine, plan, self.grad_column)
 
     def _plan(self, engine, rescale_grad, count, group):
         """The engine's plan of the first parameter (every parameter has the same inputs), the
@@ -231,16 +251,13 @@ class GroupLaunch:
         try:
             lr, = engine._get_lrs([self.first_index])
             wd, = engine._get_wds([self.first_index])
-            views = [tensors.view(t) for t in self.states[0]]
-            state = None if not views else views[0] if len(views) == 1 else tuple(views)
-            plan, = engine._plans([self.first_index], [None], [state], [lr], [wd])
+            plan, = engine._plans([self.first_index], [None], [self.first_state], [lr], [wd])
         except Exception:
             cancel()
             return False
         if plan is None:
             return None     # the rule's skip_if holds: counted, nothing updated
-        keys = {id(v): k for k, v in engine._module.VARIANTS.items()}
-        variant = self.meta.VARIANTS[keys[id(plan[0])]]
+        variant = self.variants[id(plan[0])]
         if plan[3] or variant.get("passes") or variant.get("rows") or variant["noise"]:
             cancel()
             return False

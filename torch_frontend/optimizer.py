@@ -33,6 +33,7 @@ MASTER = "master_weight"
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
                  "float64": torch.float64}
+_PLAIN_VALUES = (float, int, bool, str, type(None), tuple)
 _ENGINE_CACHE = 64   # engines kept per optimizer (one per set of group values seen)
 
 
@@ -79,7 +80,7 @@ class Optimizer(torch.optim.Optimizer):
     def _engine(self, group):
         """The spec-built optimizer for a group's current values (rebuilt when a scheduler or
         the user changes them; update counts live in the state, not in the engine)."""
-        key = tuple((name, _frozen(group.get(name))) for name in self.defaults)
+        key = tuple(map(_frozen, map(group.get, self.defaults)))   # (the defaults' names are fixed)
         engine = self._engines.get(key)
         if engine is None:
             master = group.get("master_weights", False)
@@ -404,6 +405,8 @@ def _scalar_dtype():
 
 def _frozen(value):
     """A group value as a dict key: tensors as floats, lists as tuples."""
+    if type(value) in _PLAIN_VALUES:
+        return value
     if torch.is_tensor(value):
         return value.item() if value.numel() == 1 else tuple(value.tolist())
     if isinstance(value, list):
