@@ -102,7 +102,7 @@ def test_fsdp2_shards_match_one_process(ranks):
 
 @pytest.mark.parametrize("name", list(worker.NORM_RULES))
 def test_fsdp2_rules_with_norms_run_on_shards_and_match_one_process(ranks, name):
-    """LAMB, LARS, LANS, NovoGrad on uneven shards (rows split 4/3 and 2/1), five steps with
+    """LAMB, LARS, LANS, NovoGrad, C-AdamW (whose norm counts the mask) on uneven shards (rows split 4/3 and 2/1), five steps with
     the learning rate halved after two, against one process on the whole batch. Each rank
     updates its shards only (no tensor gathered); the norms' sums of squares are
     all-reduced in float64, so they differ from the single process's only in summation

@@ -33,7 +33,7 @@ def build():
 # rules reading whole-tensor norms, with settings that exercise their norms (LARS: momentum,
 # a trust coefficient; LAMB: a bound on the weight norm)
 NORM_RULES = {"LAMB": {"upper_bound": 0.9}, "LARS": {"momentum": 0.9, "eta": 0.01}, "LANS": {},
-              "NovoGrad": {}}
+              "NovoGrad": {}, "CAdamW": {}}
 
 
 def build_odd():
