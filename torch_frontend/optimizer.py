@@ -12,7 +12,8 @@ torch's memory in place. There is no optimizer math here.
 `self.state[param]`, all torch tensors (safe for `torch.load(weights_only=True)`):
 
     'step'            0-d tensor (torch's scalar dtype, float32 by default), the
-                      number of updates so far, as torch.optim keeps it
+                      number of updates so far, as torch.optim keeps it (in a group
+                      with a kept launch, a view of the group's one step buffer)
     <state name>      the spec's states under the spec's names, which for the
                       torch-flavor specs are torch.optim's (`exp_avg`, `exp_avg_sq`,
                       `momentum_buffer`, ...), so state dicts load into torch.optim
