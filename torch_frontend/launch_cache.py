@@ -264,10 +264,11 @@ class GroupLaunch:
             return False
         return variant, plan[2]
 
-    def _table(self, variant):
-        """The variant's table: weight, gradient, states in kernel order, numel, first chunk,
-        scalars (as cuda_launch.table lays it out); the gradient and scalar columns are
-        written every step."""
+    def _table(self, engine, variant):
+        """The variant's launch: [table, first scalar column, kernel, its first arguments, the
+        gradient column last written]. The table holds weight, gradient, states in kernel
+        order, numel, first chunk, scalars (as cuda_launch.table lays it out); the gradient
+        column is written when the gradients move, the scalars every step."""
         kept = self.tables.get(variant["name"])
         if kept is None:
             order = ["weight", None] + list(variant["states"])
@@ -276,20 +277,22 @@ class GroupLaunch:
                 if name is not None:
                     table[:, j] = self.columns[name]
             table[:, len(order)], table[:, len(order) + 1] = self.fixed
-            kept = self.tables[variant["name"]] = (table, len(order) + 2)
+            kernel = getattr(native.library(engine._module), variant["kernels"][self.suffix] + "_multi")
+            arguments = (ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
+                         ctypes.c_longlong(self.chunks))
+            kept = self.tables[variant["name"]] = [table, len(order) + 2, kernel, arguments, None]
         return kept
 
-    def _run(self, engine, plan, grad_pointers):
+    def _run(self, engine, plan, grad_column):
         if plan is not None:
             variant, scalars = plan
-            table, scalars_at = self._table(variant)
-            table[:, 1] = grad_pointers
+            launch = self._table(engine, variant)
+            table, scalars_at, kernel, arguments, written = launch
+            if written is not grad_column:
+                table[:, 1] = launch[4] = grad_column
             table[:, scalars_at:] = \
                 numpy.array(cuda_launch.scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)
-            lib = native.library(engine._module)
-            getattr(lib, variant["kernels"][self.suffix] + "_multi")(
-                ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
-                ctypes.c_longlong(self.chunks), ctypes.c_int(self.threads or native.num_threads()))
+            kernel(*arguments, ctypes.c_int(self.threads or native.num_threads()))
         # `step.fill_(count)` of every step tensor: one fill of their buffer (it bumps the
         # version counter they share); the parameters' and states' counters are bumped below
         self.count += 1
