@@ -236,6 +236,40 @@ def test_a_gradient_sharing_memory_with_its_state_takes_the_full_path():
     assert launch.prepare(opt, opt.param_groups[0], opt._engine(opt.param_groups[0]), 1.0) is None
 
 
+@pytest.mark.parametrize("count", [3, 20])       # the overlap test's loop and its NumPy form
+@pytest.mark.parametrize("fault", ["aliased", "unaligned"])
+def test_a_misplaced_gradient_takes_the_full_path(count, fault, monkeypatch):
+    import optforge.torch as ot
+    gen = torch.Generator().manual_seed(6)
+    start = [torch.randn(5, generator=gen, dtype=torch.float64) * 3 for _ in range(count)]
+    sides = []
+    for make in (lambda p: ot.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1),
+                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1)):
+        params = [t.clone().requires_grad_() for t in start]
+        sides.append((params, make(params)))
+    _steps(sides, 2, 1)
+    runs = _runs(monkeypatch)
+    last = count - 1
+    grads = [torch.randn(5, generator=gen, dtype=torch.float64) for _ in range(count)]
+    for params, opt in sides:
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+    ours, opt = sides[0]
+    if fault == "aliased":          # the gradient is the momentum buffer itself
+        ours[last].grad = opt.state[ours[last]]["momentum_buffer"]
+        opt.step()                  # (the NumPy code defines the result: not compared)
+        assert runs == [None]
+        return
+    unaligned = torch.frombuffer(bytearray(8 * 5 + 1), dtype=torch.float64, offset=1, count=5)
+    unaligned.copy_(grads[last])    # float64 at an odd byte address
+    assert unaligned.data_ptr() % 8 != 0
+    ours[last].grad = unaligned
+    for _, o in sides:
+        o.step()
+    assert runs == [None]
+    _same(sides)
+
+
 @pytest.mark.parametrize("how", ["replaced", "data"])
 def test_a_state_tensor_replaced_by_the_user_is_seen(how):
     sides = _pair("Adam")

@@ -67,6 +67,9 @@ except ImportError:     # a torch without it: every step takes the full path
     _HAS_GUARDS = False
 
 
+_FEW = 16   # up to this many parameters the overlap test is a Python loop
+
+
 def _guard(examples):
     """A check that tensors are, one for one, like `examples` (exact type, dtype, device,
     dispatch keys and so layout, requires_grad, sizes, strides): torch's C++ tensor check,
@@ -182,6 +185,7 @@ class GroupLaunch:
                                                   for j in range(len(names))], axis=1)
         self.after = owned.astype(numpy.int64) - (numel * itemsize)[:, None]
         self.before = owned.astype(numpy.int64) + sizes
+        self.after_rows, self.before_rows = self.after.tolist(), self.before.tolist()
         self.misaligned = itemsize - 1     # element sizes are powers of two
         self.grad_pointers = self.grad_column = None    # the last gradients found fit
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
@@ -223,16 +227,26 @@ class GroupLaunch:
             if not self.state_guard.check(*held):
                 return None     # a state reshaped, transposed or retyped in place
         pointers = list(map(_DATA_PTR, grads))
-        if pointers != self.grad_pointers:   # (the allocator often gives the same memory again)
-            grad_lo = numpy.array(pointers, dtype=numpy.int64)
-            column = grad_lo[:, None]
-            if (grad_lo & self.misaligned).any() or ((self.after < column) & (column < self.before)).any():
+        if pointers != self.grad_pointers:   # (the allocator may give the same memory again)
+            if self._misplaced(pointers):
                 return None     # unaligned, or sharing memory with its parameter's arrays
-            self.grad_pointers, self.grad_column = pointers, grad_lo
+            self.grad_pointers, self.grad_column = pointers, numpy.array(pointers, dtype=numpy.uint64)
         plan = self._plan(engine, rescale_grad, self.count, group)
         if plan is False:
             return None
         return lambda: self._run(engine, plan, self.grad_column)
+
+    def _misplaced(self, pointers):
+        """Whether a gradient (at `pointers`, one per parameter) is unaligned or overlaps one of
+        its parameter's arrays. A loop over few parameters costs less than NumPy's calls."""
+        if len(pointers) <= _FEW:
+            for pointer, after, before in zip(pointers, self.after_rows, self.before_rows):
+                if pointer & self.misaligned or any(a < pointer < b for a, b in zip(after, before)):
+                    return True
+            return False
+        grad_lo = numpy.array(pointers, dtype=numpy.int64)
+        column = grad_lo[:, None]
+        return bool((grad_lo & self.misaligned).any() or ((self.after < column) & (column < self.before)).any())
 
     def _plan(self, engine, rescale_grad, count, group):
         """The engine's plan of the first parameter (every parameter has the same inputs), the
