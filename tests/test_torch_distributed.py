@@ -102,11 +102,12 @@ def test_fsdp2_shards_match_one_process(ranks):
 
 @pytest.mark.parametrize("name", list(worker.NORM_RULES))
 def test_fsdp2_rules_with_norms_run_on_shards_and_match_one_process(ranks, name):
-    """LAMB, LARS, LANS, NovoGrad, C-AdamW (whose norm counts the mask) on uneven shards (rows split 4/3 and 2/1), five steps with
-    the learning rate halved after two, against one process on the whole batch. Each rank
-    updates its shards only (no tensor gathered); the norms' sums of squares are
-    all-reduced in float64, so they differ from the single process's only in summation
-    order (~1e-16 relative in float64): weights and states agree to rtol 1e-9."""
+    """LAMB, LARS, LANS, NovoGrad and C-AdamW (whose norm counts the mask) on uneven shards
+    (rows split 4/3 and 2/1), five steps with the learning rate halved after two, against
+    one process on the whole batch. Each rank updates its shards only (no tensor gathered);
+    the norms' sums of squares are all-reduced in float64, so they differ from the single
+    process's only in summation order (~1e-16 relative in float64): weights and states
+    agree to rtol 1e-9."""
     model = worker.build_odd()
     opt = worker.norm_rule(name, model.parameters())
     worker.train_changing_lr(model, opt, *worker.data_odd())

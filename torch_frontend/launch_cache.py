@@ -161,7 +161,8 @@ class GroupLaunch:
         self.first_index = first_index
         self.indices = list(range(first_index, first_index + len(params)))
         self.pointers = list(map(_DATA_PTR, params))
-        # per parameter: its step, then its states in `names` order (identity and pointer each step; the states also by state_guard)
+        # per parameter: its step, then its states in `names` order (identity and pointer
+        # checked each step; the states' layout by state_guard)
         self.gather = _gather(names)
         self.held = [t for step, own in zip(steps, states) for t in (step, *own)]
         self.held_pointers = list(map(_DATA_PTR, self.held))
