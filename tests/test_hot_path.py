@@ -448,3 +448,26 @@ def test_whole_update_checks_accept_nothing_the_per_parameter_checks_refuse(muta
     for a, b in zip(before, weights):
         np.testing.assert_array_equal(a, b)
     assert opt._index_update_count == {}
+
+
+def test_steps_held_in_one_buffer_save_and_load_both_ways(tmp_path):
+    # after kept launches the steps are views of one buffer: a saved state dict (weights_only)
+    # loads into torch.optim and into a fresh optimizer, and both continue as torch does
+    import optforge.torch as ot
+    sides = _pair("AdamW")
+    _steps(sides, 3, 1)
+    (ours, opt), (theirs, reference) = sides
+    assert _launch_of(opt) is not None
+    torch.save(opt.state_dict(), tmp_path / "state.pt")
+    loaded = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert [float(s["step"]) for s in loaded["state"].values()] == [3.0] * 3
+    twins = [p.detach().clone().requires_grad_() for p in ours]
+    fresh = ot.AdamW(twins, lr=0.01, weight_decay=0.1)
+    fresh.load_state_dict(loaded)
+    copies = [p.detach().clone().requires_grad_() for p in ours]
+    plain = torch.optim.AdamW(copies, lr=0.01, weight_decay=0.1)
+    plain.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    _steps([(ours, opt), (theirs, reference), (twins, fresh), (copies, plain)], 3, 2)
+    for params in (ours, twins, copies):
+        _same([(params, None), (theirs, None)])
+    assert float(fresh.state[twins[0]]["step"]) == float(plain.state[copies[0]]["step"]) == 6.0
