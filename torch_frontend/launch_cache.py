@@ -133,6 +133,10 @@ class GroupLaunch:
             step = state.get("step")
             if type(step) not in tensors._PLAIN or not step.is_cpu or step.dim() != 0:
                 return None
+            grad = param.grad     # this step's gradient: the example later ones must match
+            if type(grad) is not torch.Tensor or not grad.is_cpu or grad.dtype is not dtype \
+                    or grad.requires_grad or grad.size() != param.size() or grad.stride() != param.stride():
+                return None
             step_dtypes.add(step.dtype)
             states.append(tuple(own))
             steps.append(step)
@@ -167,7 +171,7 @@ class GroupLaunch:
         self.held = [t for step, own in zip(steps, states) for t in (step, *own)]
         self.held_pointers = list(map(_DATA_PTR, self.held))
         self.param_guard = _guard(params)
-        self.grad_guard = _guard([torch.empty_strided(p.size(), p.stride(), dtype=dtype) for p in params])
+        self.grad_guard = _guard([p.grad for p in params])     # (checked in build)
         self.state_guard = _guard([t for own in states for t in own])
         # the memory of every pointer compared is kept alive, so an equal pointer is that memory
         self.storages = [t.untyped_storage() for t in params + self.held]
