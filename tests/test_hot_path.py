@@ -236,6 +236,40 @@ def test_a_gradient_sharing_memory_with_its_state_takes_the_full_path():
     assert launch.prepare(opt, opt.param_groups[0], opt._engine(opt.param_groups[0]), 1.0) is None
 
 
+@pytest.mark.parametrize("count", [3, 20])       # the overlap test's loop and its NumPy form
+@pytest.mark.parametrize("fault", ["aliased", "unaligned"])
+def test_a_misplaced_gradient_takes_the_full_path(count, fault, monkeypatch):
+    import optforge.torch as ot
+    gen = torch.Generator().manual_seed(6)
+    start = [torch.randn(5, generator=gen, dtype=torch.float64) * 3 for _ in range(count)]
+    sides = []
+    for make in (lambda p: ot.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1),
+                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1)):
+        params = [t.clone().requires_grad_() for t in start]
+        sides.append((params, make(params)))
+    _steps(sides, 2, 1)
+    runs = _runs(monkeypatch)
+    last = count - 1
+    grads = [torch.randn(5, generator=gen, dtype=torch.float64) for _ in range(count)]
+    for params, opt in sides:
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+    ours, opt = sides[0]
+    if fault == "aliased":          # the gradient is the momentum buffer itself
+        ours[last].grad = opt.state[ours[last]]["momentum_buffer"]
+        opt.step()                  # (the NumPy code defines the result: not compared)
+        assert runs == [None]
+        return
+    unaligned = torch.frombuffer(bytearray(8 * 5 + 1), dtype=torch.float64, offset=1, count=5)
+    unaligned.copy_(grads[last])    # float64 at an odd byte address
+    assert unaligned.data_ptr() % 8 != 0
+    ours[last].grad = unaligned
+    for _, o in sides:
+        o.step()
+    assert runs == [None]
+    _same(sides)
+
+
 @pytest.mark.parametrize("how", ["replaced", "data"])
 def test_a_state_tensor_replaced_by_the_user_is_seen(how):
     sides = _pair("Adam")
@@ -249,6 +283,101 @@ def test_a_state_tensor_replaced_by_the_user_is_seen(how):
             state["exp_avg"].data = fresh      # the same tensor object, new memory
     _steps(sides, 2, 2)
     _same(sides)
+
+
+def _square_pair(cls="Adam", **kwargs):
+    """_pair with a square first parameter, so a transpose keeps its shape."""
+    import optforge.torch as ot
+    gen = torch.Generator().manual_seed(4)
+    shapes = [(3, 3), (5,), (2, 2)]
+    ours = [torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_() for s in shapes]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    kwargs = dict(lr=0.01, weight_decay=0.1, **kwargs)
+    return (ours, getattr(ot, cls)(ours, **kwargs)), (theirs, getattr(torch.optim, cls)(theirs, **kwargs))
+
+
+def _runs(monkeypatch):
+    """The kept launch's answers to prepare, recorded (None: the full path)."""
+    from optforge.torch.launch_cache import GroupLaunch
+    runs = []
+    original = GroupLaunch.prepare
+    monkeypatch.setattr(GroupLaunch, "prepare", lambda self, *a: runs.append(original(self, *a)) or runs[-1])
+    return runs
+
+
+def test_a_parameter_transposed_in_place_is_seen(monkeypatch):
+    # same memory, same shape, other strides: only a strides check can tell
+    sides = _square_pair("Adam")
+    _steps(sides, 2, 1)
+    runs = _runs(monkeypatch)
+    for params, _ in sides:
+        params[0].data = params[0].data.t()
+    _steps(sides, 2, 2)
+    _same(sides)
+    assert runs[0] is None
+
+
+def test_a_non_contiguous_gradient_takes_the_full_path(monkeypatch):
+    sides = _square_pair("SGD", momentum=0.9)
+    _steps(sides, 2, 1)
+    runs = _runs(monkeypatch)
+    gen = torch.Generator().manual_seed(5)
+    grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in sides[0][0]]
+    for params, opt in sides:
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        params[0].grad = grads[0].t().contiguous().t()  # the same values, column-major
+        opt.step()
+    _same(sides)
+    assert runs == [None]
+    _steps(sides, 2, 3)                                 # and the launch comes back
+    _same(sides)
+    assert runs[-1] is not None
+
+
+def test_a_gradient_retyped_through_data_is_refused_as_on_the_full_path():
+    sides = _pair("Adam")
+    _steps(sides, 2, 1)
+    params, opt = sides[0]
+    before = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    params[1].grad.data = params[1].grad.data.float()   # .data skips the grad setter's checks
+    with pytest.raises(ValueError, match="dtype"):
+        opt.step()
+    for p, b in zip(params, before):
+        assert torch.equal(p, b)
+
+
+def test_a_state_reshaped_in_place_is_seen(monkeypatch):
+    sides = _pair("Adam")
+    _steps(sides, 2, 1)
+    runs = _runs(monkeypatch)
+    params, opt = sides[0]
+    state = opt.state[params[0]]
+    state["exp_avg"].data = state["exp_avg"].data.reshape(3, 4)   # same memory, another shape
+    for p in params:
+        p.grad = torch.ones_like(p)
+    with pytest.raises(ValueError):
+        opt.step()                                      # the full path names the state at fault
+    assert runs == [None]
+
+
+def test_the_group_steps_share_one_buffer_and_a_write_to_one_is_seen(monkeypatch):
+    sides = _pair("AdamW")
+    _steps(sides, 2, 1)
+    params, opt = sides[0]
+    steps = [opt.state[p]["step"] for p in params]
+    assert [float(s) for s in steps] == [2.0] * 3 and all(s.dim() == 0 for s in steps)
+    runs = _runs(monkeypatch)
+    _steps(sides, 1, 2)
+    assert runs[-1] is not None and [float(s) for s in steps] == [3.0] * 3
+    for params, opt in sides:
+        opt.state[params[2]]["step"] += 4.0            # one count written: the full path reads each
+    _steps(sides, 2, 3)
+    _same(sides)
+    assert runs[1:] == [None]     # the counts now differ: no launch is kept for the group
+    assert [float(sides[0][1].state[p]["step"]) for p in sides[0][0]] == [5.0, 5.0, 9.0]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -319,3 +448,26 @@ def test_whole_update_checks_accept_nothing_the_per_parameter_checks_refuse(muta
     for a, b in zip(before, weights):
         np.testing.assert_array_equal(a, b)
     assert opt._index_update_count == {}
+
+
+def test_steps_held_in_one_buffer_save_and_load_both_ways(tmp_path):
+    # after kept launches the steps are views of one buffer: a saved state dict (weights_only)
+    # loads into torch.optim and into a fresh optimizer, and both continue as torch does
+    import optforge.torch as ot
+    sides = _pair("AdamW")
+    _steps(sides, 3, 1)
+    (ours, opt), (theirs, reference) = sides
+    assert _launch_of(opt) is not None
+    torch.save(opt.state_dict(), tmp_path / "state.pt")
+    loaded = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert [float(s["step"]) for s in loaded["state"].values()] == [3.0] * 3
+    twins = [p.detach().clone().requires_grad_() for p in ours]
+    fresh = ot.AdamW(twins, lr=0.01, weight_decay=0.1)
+    fresh.load_state_dict(loaded)
+    copies = [p.detach().clone().requires_grad_() for p in ours]
+    plain = torch.optim.AdamW(copies, lr=0.01, weight_decay=0.1)
+    plain.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    _steps([(ours, opt), (theirs, reference), (twins, fresh), (copies, plain)], 3, 2)
+    for params in (ours, twins, copies):
+        _same([(params, None), (theirs, None)])
+    assert float(fresh.state[twins[0]]["step"]) == float(plain.state[copies[0]]["step"]) == 6.0

@@ -5,7 +5,8 @@
 Trains the model of `build()` on this rank's half of the batch of `data()` with gloo on
 127.0.0.1, three ways in turn, and saves what the tests compare (torch.save to OUT):
 DDP + optforge.torch.AdamW; DDP + ZeroRedundancyOptimizer over optforge.torch.AdamW (state
-dict consolidated on rank 0); FSDP2 fully_shard + optforge.torch.AdamW.
+dict consolidated on rank 0); FSDP2 fully_shard + optforge.torch.AdamW, and the rules with
+norms (NORM_RULES) on a model whose shards are uneven.
 """
 import datetime
 import sys
@@ -27,6 +28,41 @@ def data():
 def build():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+
+
+# rules reading whole-tensor norms, with settings that exercise their norms (LARS: momentum,
+# a trust coefficient; LAMB: a bound on the weight norm)
+NORM_RULES = {"LAMB": {"upper_bound": 0.9}, "LARS": {"momentum": 0.9, "eta": 0.01}, "LANS": {},
+              "NovoGrad": {}, "CAdamW": {}}
+
+
+def build_odd():
+    """A model whose dimensions do not split evenly over two ranks (7 rows: 4 and 3; 3: 2 and 1)."""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3)).double()
+
+
+def data_odd():
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(16, 5, generator=gen, dtype=torch.float64) * 2
+    y = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+    return x, y
+
+
+def norm_rule(name, params):
+    import optforge.torch as ot
+    return getattr(ot, name)(params, lr=LR, weight_decay=WD, **NORM_RULES[name])
+
+
+def train_changing_lr(model, opt, x, y):
+    """train(), with the learning rate halved after two steps (as a scheduler would)."""
+    for step in range(STEPS):
+        if step == 2:
+            for group in opt.param_groups:
+                group["lr"] = LR / 2
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
 
 
 def train(model, opt, x, y):
@@ -62,12 +98,13 @@ def ddp(rank, world, zero):
 
 def fsdp(rank, world):
     """FSDP2: every Linear and the model sharded (Shard(0) DTensors on the CPU with gloo);
-    optforge.torch.AdamW updates each rank's shards; LAMB, whose trust ratios need norms of
-    whole tensors, runs on the gathered tensors."""
+    optforge.torch.AdamW updates each rank's shards; the rules with norms update them too,
+    their norms all-reduced over the shards (gathers counted: none expected)."""
     import optforge.torch as ot
+    from optforge.torch import tensors
     from torch.distributed.fsdp import fully_shard
 
-    def sharded():
+    def sharded(build=build):
         model = build()
         for layer in model:
             if isinstance(layer, torch.nn.Linear):
@@ -81,10 +118,28 @@ def fsdp(rank, world):
     result = {"weights": {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()},
               "state_is_dtensor": type(state["exp_avg"]).__name__ == "DTensor",
               "exp_avg": state["exp_avg"].full_tensor().clone()}
-    model = sharded()
-    lamb = ot.LAMB(model.parameters(), lr=LR, weight_decay=WD)
-    train(model, lamb, *_shard(*data(), rank, world))
-    result["lamb_weights"] = {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()}
+    gathers = []
+    keep_shard = tensors.keep_shard
+    tensors.keep_shard = lambda full, target: gathers.append(1) or keep_shard(full, target)
+    result["norm_rules"] = {}
+    for name in NORM_RULES:
+        model = sharded(build_odd)
+        opt = norm_rule(name, model.parameters())
+        train_changing_lr(model, opt, *_shard(*data_odd(), rank, world))
+        result["norm_rules"][name] = {
+            "weights": {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()},
+            "states": [{k: v.full_tensor().clone() if type(v).__name__ == "DTensor" else v.clone()
+                        for k, v in opt.state[p].items()} for p in model.parameters()],
+            "local_rows": [p.to_local().shape[0] for p in model.parameters()]}
+    result["gathers"] = len(gathers)
+    # the gathering path, which rules without a shard-local form take: LAMB made to take it
+    from optforge.torch import shards
+    reduces_norms, shards.reduces_norms = shards.reduces_norms, lambda module: False
+    model = sharded(build_odd)
+    train_changing_lr(model, norm_rule("LAMB", model.parameters()), *_shard(*data_odd(), rank, world))
+    shards.reduces_norms, tensors.keep_shard = reduces_norms, keep_shard
+    result["gathered_lamb"] = {"weights": {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()},
+                               "gathers": len(gathers) - result["gathers"]}
     return result
 
 

@@ -2,26 +2,36 @@
 
 After a step of a group has run the full path (every array and state checked, the native
 kernels applied), the group's multi-tensor table (pointers of parameters and states,
-sizes, first chunks) is kept. A later step reuses it only when everything the table and
+sizes, first chunks) is kept, and the group's `step` tensors become 0-d views of one
+buffer (same values and dtype): their shared version counter shows a write to any of them,
+and one `fill_` writes them all. A later step reuses the table only when everything it and
 the checks depend on is as it was:
 
-- the group holds the same parameter objects, each with the data pointer, shape, dtype and
-  contiguity it had (`param.data = ...` falls back);
-- each state is the same tensor object with the data pointer and shape it had (a loaded
-  state dict or a replaced state falls back), and every `step` is the tensor this launch
-  last wrote, with the version counter, data pointer and dtype it had then (a step
-  written by anyone else falls back, and the full path reads it);
-- every gradient is a plain, dense, C-contiguous CPU tensor of the parameter's dtype and
-  shape, aligned, overlapping none of its parameter's arrays (checked every step: backward
-  makes new gradients);
+- the group holds the same parameter objects, each with the data pointer, exact type,
+  dtype, device, requires_grad, sizes and strides it had (`param.data = ...` falls back);
+- each state is the same tensor object with the data pointer, sizes, strides and dtype it
+  had (a loaded state dict or a replaced state falls back); every `step` is the view this
+  launch made, with its data pointer, and the buffer's version counter is the one this
+  launch left (a step written by anyone else falls back, and the full path reads it);
+- every gradient is a plain CPU tensor, not requiring grad, with its parameter's dtype,
+  sizes and (contiguous) strides, aligned, overlapping none of its parameter's arrays
+  (checked every step: backward makes new gradients; the overlap test is skipped when
+  the gradients' pointers are those last found fit);
 - the engine keeps the same states for the group's current values.
+
+Each check is one call over the whole group: `map` over the tensors, and torch's C++
+tensor guards (`TensorGuards`, what compiled graphs test their inputs with) for type,
+dtype, device, layout, requires_grad, sizes and strides; the memory behind every pointer
+compared is kept alive, so an equal pointer is the same memory.
 
 Then the host scalars are computed once (`SpecOptimizer._plans` for one parameter: every
 parameter of the group has the same inputs, since the group has no per-parameter
 multipliers or name flags, and all have the same count), the variant they choose picks
 its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
 layout of `cuda_launch.table`), the gradients' pointers and the scalars are written into
-it, and the multi-tensor kernel runs: the call the full path makes for these tensors.
+it, and the multi-tensor kernel runs: the call the full path makes for these tensors
+(on the calling thread alone below SERIAL_BELOW elements, where waking the thread pool
+costs more than the work; element-wise kernels give the same bits on any thread count).
 Anything else (and any error while planning) takes the full path, which checks and
 reports as always.
 """
@@ -40,20 +50,40 @@ _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "f
            torch.bfloat16: "bfloat16"}
 
 
+# getters mapped over a whole group (a loop in C, no per-tensor Python frame)
 _GRAD = operator.attrgetter("grad")
-_DTYPE = operator.attrgetter("dtype")
-_LAYOUT = operator.attrgetter("layout")
-_IS_CPU = operator.attrgetter("is_cpu")
-_REQUIRES_GRAD = operator.attrgetter("requires_grad")
-_SHAPE = operator.attrgetter("shape")
-_VERSION = operator.attrgetter("_version")
-_CONTIGUOUS = operator.methodcaller("is_contiguous")
-_DATA_PTR = operator.methodcaller("data_ptr")
+_DATA_PTR = torch.Tensor.data_ptr
+
+# below this many elements in a group the kernel runs on the calling thread: waking the
+# OpenMP pool costs more than the work (Adam, 16 tensors on 2 threads: 1 thread is faster
+# up to 16 k elements, 2 threads from 128 k on)
+SERIAL_BELOW = 1 << 15
 
 
-def _all_are(values, expected):
-    """Whether every value is `expected` (an identity test, as `x is dtype`)."""
-    return all(map(operator.is_, values, itertools.repeat(expected)))
+try:
+    from torch._C._dynamo.guards import TensorGuards
+    _HAS_GUARDS = True
+except ImportError:     # a torch without it: every step takes the full path
+    _HAS_GUARDS = False
+
+
+_FEW = 16   # up to this many parameters the overlap test is a Python loop
+
+
+def _guard(examples):
+    """A check that tensors are, one for one, like `examples` (exact type, dtype, device,
+    dispatch keys and so layout, requires_grad, sizes, strides): torch's C++ tensor check,
+    the one compiled graphs use to test their inputs, one call for a whole list."""
+    return TensorGuards(*examples, dynamic_dims_sizes=[list(t.size()) for t in examples],
+                        dynamic_dims_strides=[list(t.stride()) for t in examples])
+
+
+def _gather(names):
+    """A function of the group's state dicts: each one's step and `names` states, in one list."""
+    if not names:     # (itemgetter of one key gives the value, not a tuple)
+        return lambda states: list(map(operator.itemgetter("step"), states))
+    getter = operator.itemgetter("step", *names)
+    return lambda states: list(itertools.chain.from_iterable(map(getter, states)))
 
 
 class GroupLaunch:
@@ -62,7 +92,8 @@ class GroupLaunch:
     @classmethod
     def build(cls, optimizer, group, engine, first_index):
         """The launch of a group that has just stepped on the full path; None when the group does
-        not qualify now (tried again after the next step), False when its rule never does."""
+        not qualify now (tried again after the next step), False when its rule never does.
+        The group's `step` tensors become views of one buffer (same values and dtype)."""
         params = list(group["params"])
         module = engine._module
         spec = engine.SPEC
@@ -75,6 +106,8 @@ class GroupLaunch:
             return False
         if dtype not in _DTYPES or native.backend() != "native":
             return None
+        if not _HAS_GUARDS:
+            return False
         names = tuple(engine._present_states())
         metas = {m["name"]: m for m in spec["states"]}
         if any(metas[name]["shape"] in ("scalar", "rows") for name in names):
@@ -83,7 +116,7 @@ class GroupLaunch:
             return False    # norms, row means, noise: always the full path
         meta_module = cuda_launch.metadata(module)
         state_dtypes = {name: _state_dtype(metas[name], _DTYPES[dtype]) for name in names}
-        states, steps, rows = [], [], []
+        states, steps = [], []
         step_dtypes = set()
         for param in params:
             state = optimizer.state.get(param)
@@ -100,19 +133,29 @@ class GroupLaunch:
             step = state.get("step")
             if type(step) not in tensors._PLAIN or not step.is_cpu or step.dim() != 0:
                 return None
+            grad = param.grad     # this step's gradient: the example later ones must match
+            if type(grad) is not torch.Tensor or not grad.is_cpu or grad.dtype is not dtype \
+                    or grad.requires_grad or grad.size() != param.size() or grad.stride() != param.stride():
+                return None
             step_dtypes.add(step.dtype)
             states.append(tuple(own))
             steps.append(step)
-            rows.append((param.data_ptr(), param.shape, [v.data_ptr() for v in own]))
         if len(step_dtypes) != 1:
             return None
         from .optimizer import _count     # (optimizer.py imports this module)
         counts = {optimizer._views.count(optimizer.state[param], _count) for param in params}
         if len(counts) != 1:
             return None
-        return cls(params, names, states, steps, counts.pop(), rows, meta_module, dtype, first_index)
+        count = counts.pop()
+        # one buffer holds the group's step counts: its views share one version counter, so a
+        # write to any of them is seen by one test, and one fill_ writes them all
+        buffer = torch.tensor([float(step) for step in steps], dtype=step_dtypes.pop())
+        steps = list(buffer.unbind())
+        for param, step in zip(params, steps):
+            optimizer.state[param]["step"] = step
+        return cls(params, names, states, steps, buffer, count, module, meta_module, dtype, first_index)
 
-    def __init__(self, params, names, states, steps, count, rows, meta_module, dtype, first_index):
+    def __init__(self, params, names, states, steps, buffer, count, module, meta_module, dtype, first_index):
         self.params = params
         self.names = names
         self.states = states
@@ -121,37 +164,45 @@ class GroupLaunch:
         self.suffix = cuda_launch.storage(_DTYPES[dtype])
         self.first_index = first_index
         self.indices = list(range(first_index, first_index + len(params)))
-        self.pointers = [ptr for ptr, _, _ in rows]
-        self.shapes = [shape for _, shape, _ in rows]
-        self.state_pointers = [own for _, _, own in rows]
+        self.pointers = list(map(_DATA_PTR, params))
+        # per parameter: its step, then its states in `names` order (identity and pointer
+        # checked each step; the states' layout by state_guard)
+        self.gather = _gather(names)
+        self.held = [t for step, own in zip(steps, states) for t in (step, *own)]
+        self.held_pointers = list(map(_DATA_PTR, self.held))
+        self.param_guard = _guard(params)
+        self.grad_guard = _guard([p.grad for p in params])     # (checked in build)
+        self.state_guard = _guard([t for own in states for t in own])
+        # the memory of every pointer compared is kept alive, so an equal pointer is that memory
+        self.storages = [t.untyped_storage() for t in params + self.held]
         itemsize = torch.empty((), dtype=dtype).element_size()
         numel = numpy.array([p.numel() for p in params], dtype=numpy.int64)
+        self.threads = 1 if int(numel.sum()) < SERIAL_BELOW else None
         chunks = -(-numel // self.meta.CHUNK)
         self.chunks = int(chunks.sum())
-        # (tensors, 1 + states) uint64: the parameter's and its states' first and last byte + 1
-        self.columns = {name: numpy.array([own[j] for own in self.state_pointers], dtype=numpy.uint64)
+        self.columns = {name: numpy.array([own[j].data_ptr() for own in states], dtype=numpy.uint64)
                         for j, name in enumerate(names)}
         self.columns["weight"] = numpy.array(self.pointers, dtype=numpy.uint64)
+        # a gradient [g, g + n) overlaps an array [a, a + m) of its parameter when
+        # a - n < g < a + m: both bounds per parameter (rows) and array (columns)
         owned = numpy.stack([self.columns["weight"]] + [self.columns[name] for name in names], axis=1)
-        self.nbytes = (numel * itemsize).astype(numpy.uint64)
-        self.owned_lo, self.owned_hi = owned, owned + self.nbytes[:, None]
-        self.itemsize = numpy.uint64(itemsize)
+        sizes = numpy.stack([numel * itemsize] + [numel * numpy.array([own[j].element_size() for own in states])
+                                                  for j in range(len(names))], axis=1)
+        self.after = owned.astype(numpy.int64) - (numel * itemsize)[:, None]
+        self.before = owned.astype(numpy.int64) + sizes
+        self.after_rows, self.before_rows = self.after.tolist(), self.before.tolist()
+        self.misaligned = itemsize - 1     # element sizes are powers of two
+        self.grad_pointers = self.grad_column = None    # the last gradients found fit
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
         self.tables = {}    # variant name -> its table, filled with the fixed columns
-        self.written = [t for param, own in zip(params, states) for t in (param, *own)] + steps
-        # the step tensors, their NumPy views and the (version, data pointer, dtype) each had
-        # after this launch (or the full path) last wrote `count` into it
-        self.steps = steps
-        self.step_dtype = steps[0].dtype     # one dtype for all (build checks)
-        self.step_views = [tensors.view(step) for step in steps]
-        self.state_columns = [[own[j] for own in states] for j in range(len(names))]
-        self.state_pointer_columns = [[own[j] for own in self.state_pointers] for j in range(len(names))]
+        # the engine's plan of the first parameter reads its states (checked each step)
+        views = [tensors.view(t) for t in states[0]]
+        self.first_state = None if not views else views[0] if len(views) == 1 else tuple(views)
+        self.variants = {id(v): self.meta.VARIANTS[k] for k, v in module.VARIANTS.items()}
+        self.written = [t for param, own in zip(params, states) for t in (param, *own)]
+        self.buffer = buffer
+        self.version = buffer._version   # as this launch (or build) last wrote the counts
         self.count = count
-        self._mark()
-
-    def _mark(self):
-        self.versions = list(map(_VERSION, self.steps))
-        self.step_pointers = list(map(_DATA_PTR, self.steps))
 
     def prepare(self, optimizer, group, engine, rescale_grad):
         """A callable running this step's update of the group, or None (take the full path).
@@ -159,74 +210,84 @@ class GroupLaunch:
         params = group["params"]
         if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
             return None
-        if tuple(engine._present_states()) != self.names:
-            return None
-        # each check runs over the whole group as a map (a loop in C), not per tensor in Python
+        if tuple(engine._present_states()) != self.names or self.buffer._version != self.version:
+            return None     # other states, or a step count written since: the full path reads it
+        # each check is one call over the whole group (a loop in C), not per tensor in Python;
+        # a guard checks each tensor's exact type, dtype, device, layout, requires_grad, sizes
+        # and strides: a gradient as the parameter's (contiguous) ones with requires_grad
+        # False (None, a subclass or a sparse gradient fails it)
         grads = list(map(_GRAD, params))
-        if not (_all_are(map(type, grads), torch.Tensor)
-                and _all_are(map(_DTYPE, grads), self.dtype) and _all_are(map(_LAYOUT, grads), torch.strided)
-                and all(map(_IS_CPU, grads)) and all(map(_CONTIGUOUS, grads))
-                and not any(map(_REQUIRES_GRAD, grads)) and list(map(_SHAPE, grads)) == self.shapes):
-            return None     # (a missing gradient: None's type is not torch.Tensor)
-        if not (list(map(_DATA_PTR, params)) == self.pointers and _all_are(map(_DTYPE, params), self.dtype)
-                and list(map(_SHAPE, params)) == self.shapes and all(map(_CONTIGUOUS, params))):
-            return None     # param.data = ... (or an in-place reshape, transpose, dtype change)
-        states = list(map(optimizer.state.get, params))
-        if None in states:
+        if not self.grad_guard.check(*grads):
             return None
-        steps = list(map(operator.methodcaller("get", "step"), states))
-        if not (all(map(operator.is_, steps, self.steps)) and list(map(_VERSION, steps)) == self.versions
-                and list(map(_DATA_PTR, steps)) == self.step_pointers
-                and _all_are(map(_DTYPE, steps), self.step_dtype)):
-            return None     # a step count written or replaced since: the full path reads it
-        for name, own, own_pointers in zip(self.names, self.state_columns, self.state_pointer_columns):
-            if not (all(map(operator.is_, map(operator.methodcaller("get", name), states), own))
-                    and list(map(_DATA_PTR, own)) == own_pointers and list(map(_SHAPE, own)) == self.shapes):
-                return None     # a state replaced, loaded or given new memory
-        grads = list(map(_DATA_PTR, grads))
-        grad_lo = numpy.array(grads, dtype=numpy.uint64)
-        grad_hi = grad_lo + self.nbytes
-        if (grad_lo % self.itemsize).any() or \
-                ((grad_lo[:, None] < self.owned_hi) & (self.owned_lo < grad_hi[:, None])).any():
-            return None     # unaligned, or sharing memory with its parameter's arrays
+        if not (self.param_guard.check(*params) and list(map(_DATA_PTR, params)) == self.pointers):
+            return None     # param.data = ... (or an in-place reshape, transpose, dtype change)
+        try:
+            held = self.gather(map(optimizer.state.get, params))
+        except (KeyError, TypeError):
+            return None     # a state or a step removed
+        if not (all(map(operator.is_, held, self.held)) and list(map(_DATA_PTR, held)) == self.held_pointers):
+            return None     # a state or step replaced, loaded or given new memory
+        if self.names:
+            del held[::len(self.names) + 1]     # the steps: the states remain
+            if not self.state_guard.check(*held):
+                return None     # a state reshaped, transposed or retyped in place
+        pointers = list(map(_DATA_PTR, grads))
+        if pointers != self.grad_pointers:   # (the allocator may give the same memory again)
+            if self._misplaced(pointers):
+                return None     # unaligned, or sharing memory with its parameter's arrays
+            self.grad_pointers, self.grad_column = pointers, numpy.array(pointers, dtype=numpy.uint64)
         plan = self._plan(engine, rescale_grad, self.count, group)
         if plan is False:
             return None
-        return lambda: self._run(optimizer, engine, plan, grad_lo)
+        return lambda: self._run(engine, plan, self.grad_column)
+
+    def _misplaced(self, pointers):
+        """Whether a gradient (at `pointers`, one per parameter) is unaligned or overlaps one of
+        its parameter's arrays. A loop over few parameters costs less than NumPy's calls."""
+        if len(pointers) <= _FEW:
+            for pointer, after, before in zip(pointers, self.after_rows, self.before_rows):
+                if pointer & self.misaligned or any(a < pointer < b for a, b in zip(after, before)):
+                    return True
+            return False
+        grad_lo = numpy.array(pointers, dtype=numpy.int64)
+        column = grad_lo[:, None]
+        return bool((grad_lo & self.misaligned).any() or ((self.after < column) & (column < self.before)).any())
 
     def _plan(self, engine, rescale_grad, count, group):
         """The engine's plan of the first parameter (every parameter has the same inputs), the
         update counts advanced as the full path advances them; False: take the full path
         (the counts restored)."""
-        from ..runtime.optimizer import PreparedStep
         engine.rescale_grad = rescale_grad
         counts = engine._index_update_count
-        for index in self.indices:
-            counts[index] = count
-        prepared = PreparedStep(engine)
-        engine._update_count(self.indices)
+        before = engine.num_update
+        # every index has the count of the first: the engine counts the first, the rest copy it
+        counts[self.first_index] = count
+        engine._update_count([self.first_index])
+        counts.update(dict.fromkeys(self.indices, counts[self.first_index]))
+
+        def cancel():
+            counts.update(dict.fromkeys(self.indices, count))
+            engine.num_update = before
         try:
             lr, = engine._get_lrs([self.first_index])
             wd, = engine._get_wds([self.first_index])
-            views = [tensors.view(t) for t in self.states[0]]
-            state = None if not views else views[0] if len(views) == 1 else tuple(views)
-            plan, = engine._plans([self.first_index], [None], [state], [lr], [wd])
+            plan, = engine._plans([self.first_index], [None], [self.first_state], [lr], [wd])
         except Exception:
-            prepared.cancel()
+            cancel()
             return False
         if plan is None:
             return None     # the rule's skip_if holds: counted, nothing updated
-        keys = {id(v): k for k, v in engine._module.VARIANTS.items()}
-        variant = self.meta.VARIANTS[keys[id(plan[0])]]
+        variant = self.variants[id(plan[0])]
         if plan[3] or variant.get("passes") or variant.get("rows") or variant["noise"]:
-            prepared.cancel()
+            cancel()
             return False
         return variant, plan[2]
 
-    def _table(self, variant):
-        """The variant's table: weight, gradient, states in kernel order, numel, first chunk,
-        scalars (as cuda_launch.table lays it out); the gradient and scalar columns are
-        written every step."""
+    def _table(self, engine, variant):
+        """The variant's launch: [table, first scalar column, kernel, its first arguments, the
+        gradient column last written]. The table holds weight, gradient, states in kernel
+        order, numel, first chunk, scalars (as cuda_launch.table lays it out); the gradient
+        column is written when the gradients move, the scalars every step."""
         kept = self.tables.get(variant["name"])
         if kept is None:
             order = ["weight", None] + list(variant["states"])
@@ -235,26 +296,25 @@ class GroupLaunch:
                 if name is not None:
                     table[:, j] = self.columns[name]
             table[:, len(order)], table[:, len(order) + 1] = self.fixed
-            kept = self.tables[variant["name"]] = (table, len(order) + 2)
+            kernel = getattr(native.library(engine._module), variant["kernels"][self.suffix] + "_multi")
+            arguments = (ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
+                         ctypes.c_longlong(self.chunks))
+            kept = self.tables[variant["name"]] = [table, len(order) + 2, kernel, arguments, None]
         return kept
 
-    def _run(self, optimizer, engine, plan, grad_pointers):
+    def _run(self, engine, plan, grad_column):
         if plan is not None:
             variant, scalars = plan
-            table, scalars_at = self._table(variant)
-            table[:, 1] = grad_pointers
+            launch = self._table(engine, variant)
+            table, scalars_at, kernel, arguments, written = launch
+            if written is not grad_column:
+                table[:, 1] = launch[4] = grad_column
             table[:, scalars_at:] = \
                 numpy.array(cuda_launch.scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)
-            lib = native.library(engine._module)
-            getattr(lib, variant["kernels"][self.suffix] + "_multi")(
-                ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
-                ctypes.c_longlong(self.chunks), ctypes.c_int(native.num_threads()))
-        # `step.fill_(count)` of every step tensor through its NumPy view (a foreach fill costs
-        # microseconds per 0-d tensor): prepare checked that each is the tensor, memory and
-        # dtype the view was made of; the version counters are bumped below, as fill_ would
+            kernel(*arguments, ctypes.c_int(self.threads or native.num_threads()))
+        # `step.fill_(count)` of every step tensor: one fill of their buffer (it bumps the
+        # version counter they share); the parameters' and states' counters are bumped below
         self.count += 1
-        value = float(self.count)
-        for view in self.step_views:
-            view[...] = value
-        tensors.bump_versions(self.written)
-        self._mark()
+        self.buffer.fill_(float(self.count))
+        self.version = self.buffer._version
+        torch.autograd.graph.increment_version(self.written)   # all plain tensors (build checks)

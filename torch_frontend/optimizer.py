@@ -12,7 +12,8 @@ torch's memory in place. There is no optimizer math here.
 `self.state[param]`, all torch tensors (safe for `torch.load(weights_only=True)`):
 
     'step'            0-d tensor (torch's scalar dtype, float32 by default), the
-                      number of updates so far, as torch.optim keeps it
+                      number of updates so far, as torch.optim keeps it (in a group
+                      with a kept launch, a view of the group's one step buffer)
     <state name>      the spec's states under the spec's names, which for the
                       torch-flavor specs are torch.optim's (`exp_avg`, `exp_avg_sq`,
                       `momentum_buffer`, ...), so state dicts load into torch.optim
@@ -26,13 +27,14 @@ import torch
 
 from ..runtime import params_api, torch_keywords, validation
 from ..runtime.spec_optimizer import _state_dtype, _state_parts, reads_shape
-from . import tensors
+from . import shards, tensors
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
                  "float64": torch.float64}
+_PLAIN_VALUES = (float, int, bool, str, type(None), tuple)
 _ENGINE_CACHE = 64   # engines kept per optimizer (one per set of group values seen)
 
 
@@ -79,7 +81,7 @@ class Optimizer(torch.optim.Optimizer):
     def _engine(self, group):
         """The spec-built optimizer for a group's current values (rebuilt when a scheduler or
         the user changes them; update counts live in the state, not in the engine)."""
-        key = tuple((name, _frozen(group.get(name))) for name in self.defaults)
+        key = tuple(map(_frozen, map(group.get, self.defaults)))   # (the defaults' names are fixed)
         engine = self._engines.get(key)
         if engine is None:
             master = group.get("master_weights", False)
@@ -175,8 +177,10 @@ class Optimizer(torch.optim.Optimizer):
     def _collect(self, skip=()):
         """[(engine, master, param, index, weight, grad, gathered, inner, count, group)] for every
         parameter with a gradient (groups in `skip` left out: they step by their kept launch),
-        checked (arrays and existing states) before anything changes. `gathered`: a sharded DTensor whose rule cannot run on the local shard alone
-        (see `_prepare`); `inner`: the existing state's arrays as the engine takes them (None when
+        checked (arrays and existing states) before anything changes. `gathered`, for a sharded
+        DTensor whose rule cannot run on the local shard alone: "reduce" (the rule's norms are
+        all-reduced over the shards) or "gather" (the whole tensors are gathered), see
+        `_prepare`; None otherwise. `inner`: the existing state's arrays as the engine takes them (None when
         the state is still to be made); `count`: the updates so far. The arrays of one group
         are checked by one engine call."""
         work = []
@@ -196,13 +200,13 @@ class Optimizer(torch.optim.Optimizer):
                     continue
                 if by_shape:
                     names = list(engine._present_states(view(param)))
-                gathered = tensors.is_sharded(param) and not _runs_on_shards(engine, param)
+                master = group["master_weights"] and param.dtype in _LOW_PRECISION
+                gathered = _shard_mode(engine, param, master) if tensors.is_sharded(param) else None
                 try:
                     grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
                 weight = view(param)
-                master = group["master_weights"] and param.dtype in _LOW_PRECISION
                 state = self.state.get(param)
                 inner = None
                 if state and all(name in state for name in names) and (not master or MASTER in state):
@@ -230,12 +234,16 @@ class Optimizer(torch.optim.Optimizer):
         """The engine's prepared step for a batch of one (engine, master, gathered, device,
         dtype), and what to do after it ran; states it creates are listed in `created`.
 
-        A gathered batch holds sharded DTensors whose rule reads whole-tensor norms or draws
-        noise by element position: every rank gathers the full parameter, gradient and states,
-        runs the rule on them (the same on every rank), and keeps its own shard of the
-        results, so sharded and unsharded runs agree; it costs the full tensors' memory
+        A "reduce" batch holds sharded CPU DTensors whose rule reads whole-tensor norms: the
+        rule's NumPy kernels run on each rank's shards, their norms summed over the shard
+        groups (shards.py). A "gather" batch holds sharded DTensors whose rule draws noise by
+        element position, reads row or column means across shards, multiplies matrices, or
+        keeps a float32 master copy: every rank gathers the full parameter, gradient and
+        states, runs the rule on them (the same on every rank), and keeps its own shard of
+        the results, so sharded and unsharded runs agree; it costs the full tensors' memory
         for the step."""
-        engine, master, gathered = batch[0][0], batch[0][1], batch[0][6]
+        engine, master, mode = batch[0][0], batch[0][1], batch[0][6]
+        gathered, reduced = mode == "gather", mode == "reduce"
         engine.rescale_grad = rescale_grad
         by_shape = reads_shape(engine._module)
         names = list(engine._present_states())
@@ -261,6 +269,11 @@ class Optimizer(torch.optim.Optimizer):
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
             if inner is None or gathered:
                 inner = _engine_state([array(state[name]) for name in names])
+            if reduced:
+                groups, shape = shards.shard_groups(param), weight.shape
+                weight, grad = shards.wrap(weight, shape, groups), shards.wrap(grad, shape, groups)
+                inner = tuple(shards.wrap(a, shape, groups) for a in inner) if isinstance(inner, tuple) \
+                    else shards.wrap(inner, shape, groups)
             counts[index] = count
             ids.append(index)
             weights.append(weight)
@@ -273,8 +286,9 @@ class Optimizer(torch.optim.Optimizer):
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
                 step = engine._prepare_update(ids, weights, grads, states)
-            else:   # checked in _collect (new states come from the engine): no second check
-                step = engine._prepare(ids, weights, grads, states, fused=True)
+            else:   # checked in _collect (new states come from the engine): no second check;
+                # a "reduce" batch runs the NumPy kernels, whose norms shards.py all-reduces
+                step = engine._prepare(ids, weights, grads, states, fused=not reduced)
 
         def finish():
             for full, target in scatter:
@@ -385,16 +399,22 @@ def _tensor(array, param):
     return tensors.like_param(array, param)
 
 
-def _runs_on_shards(engine, param):
-    """Whether the rule gives on this rank's shard of `param` what it gives on the whole
-    tensor: not with whole-tensor norms (LAMB, LARS, ...), nor with noise drawn by element
-    position (it would repeat on every shard), nor with row means unless rows are whole
-    on each rank (Shard(0))."""
+def _shard_mode(engine, param, master):
+    """How a rule steps a sharded DTensor: None on the local shard alone (element-wise, or
+    row means with rows whole on each rank: Shard(0)); "reduce" on the local shard with its
+    whole-tensor norms all-reduced over the shard groups (CPU shards, no master copy);
+    "gather" on the gathered whole tensors (noise drawn by element position would repeat
+    on every shard; row or column reductions across shards; matrix rules)."""
     variants = list(engine._module.VARIANTS.values())
-    if any(v["whole_tensor"] or v["noise"] for v in variants):
-        return False
+    if any(v["noise"] for v in variants):
+        return "gather"
+    if any(v["whole_tensor"] for v in variants):
+        local = tensors.local(param)
+        if local.is_cpu and not master and shards.reduces_norms(engine._module):
+            return "reduce"
+        return "gather"
     whole_rows = all(p.is_replicate() or (p.is_shard() and p.dim == 0) for p in param.placements)
-    return whole_rows or all(v["elementwise"] for v in variants)
+    return None if whole_rows or all(v["elementwise"] for v in variants) else "gather"
 
 
 def _scalar_dtype():
@@ -404,6 +424,8 @@ def _scalar_dtype():
 
 def _frozen(value):
     """A group value as a dict key: tensors as floats, lists as tuples."""
+    if type(value) in _PLAIN_VALUES:
+        return value
     if torch.is_tensor(value):
         return value.item() if value.numel() == 1 else tuple(value.tolist())
     if isinstance(value, list):
