@@ -101,12 +101,19 @@ class MXNetModes:
         for index in indices:
             (modes.add if mode == "eval" else modes.discard)(index)
 
-    def _prepare(self, indices, *args, **kwargs):
+    def _refuse_in_eval(self, indices):
         in_eval = [i for i in indices if i in self._eval_indices()] if self._eval_indices() else []
         if in_eval:
             raise ValueError(EVAL_MODE_MESSAGE.format(name=type(self).__name__)
                              + f" (parameters in eval mode: {in_eval[:8]!r})")
+
+    def _prepare(self, indices, *args, **kwargs):
+        self._refuse_in_eval(indices)
         return super()._prepare(indices, *args, **kwargs)
+
+    def _kept_step(self, indices, *args):
+        self._refuse_in_eval(indices)    # a kept launch skips _prepare
+        return super()._kept_step(indices, *args)
 
     def config(self):
         config = super().config()

@@ -402,8 +402,9 @@ class SpecOptimizer(Optimizer):
         by_shape = reads_shape(module)
         base = dict(self._hyperparameters, rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
         flags = spec["name_flags"]
-        requires = getattr(module, "requires", None)
-        skip = getattr(module, "skip", None)
+        namespace = vars(module)    # a dict lookup: a missing module attribute costs an exception
+        requires = namespace.get("requires")
+        skip = namespace.get("skip")
         counts = self._index_update_count
         layouts = {}    # shape key -> (shape inputs, present states, scalar states)
         shared = {}
