@@ -264,7 +264,6 @@ class SpecOptimizer(Optimizer):
         native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
         if native:
             from .backends import native as native_backend
-            native_backend.library(self._module)     # compiled (or loaded) before anything counts
         prepared = PreparedStep(self)
         if self.SPEC["lr_before_count"]:   # MXNet 1.x LBSGD reads lr, then counts
             lrs, wds = self._get_lrs(indices), self._get_wds(indices)
@@ -273,6 +272,8 @@ class SpecOptimizer(Optimizer):
             if not self.SPEC["lr_before_count"]:
                 lrs, wds = self._get_lrs(indices), self._get_wds(indices)
             plans = self._plans(indices, masters or weights, states, lrs, wds)
+            if native:      # the step's kernels compiled (or loaded): a failure restores the counts
+                native_backend.build(self._module, weights, plans, masters)
         except (ArithmeticError, ValueError) as err:
             prepared.cancel()
             if isinstance(err, PreconditionError):

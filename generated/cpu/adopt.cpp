@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adopt_use_clipping__t_eq_1__nesterov ========================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f32) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f64) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f16) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_use_clipping__t_eq_1__nesterov_scalars {
@@ -59,6 +65,7 @@ static void adopt_use_clipping__t_eq_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f32)
 extern "C" void adopt_use_clipping__t_eq_1__nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -86,7 +93,9 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f32_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f64)
 extern "C" void adopt_use_clipping__t_eq_1__nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -114,7 +123,9 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f64_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f16)
 extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -142,7 +153,9 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_bf16)
 extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -170,7 +183,9 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_multi(const om::u64* _
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_f16_mp)
 extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -199,7 +214,9 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_f16_mp_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__nesterov_bf16_mp)
 extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -228,9 +245,12 @@ extern "C" void adopt_use_clipping__t_eq_1__nesterov_bf16_mp_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_use_clipping__t_eq_1__not_nesterov ====================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_use_clipping__t_eq_1__not_nesterov_scalars {
@@ -272,6 +292,7 @@ static void adopt_use_clipping__t_eq_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f32)
 extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -299,7 +320,9 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f32_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f64)
 extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -327,7 +350,9 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f64_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f16)
 extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -355,7 +380,9 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_bf16)
 extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -383,7 +410,9 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_f16_mp)
 extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -412,7 +441,9 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp)
 extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -441,9 +472,12 @@ extern "C" void adopt_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_use_clipping__t_ne_1__nesterov ========================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f32) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f64) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f16) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_use_clipping__t_ne_1__nesterov_scalars {
@@ -511,6 +545,7 @@ static void adopt_use_clipping__t_ne_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f32)
 extern "C" void adopt_use_clipping__t_ne_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -538,7 +573,9 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f32_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f64)
 extern "C" void adopt_use_clipping__t_ne_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -566,7 +603,9 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f64_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f16)
 extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -594,7 +633,9 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_bf16)
 extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -622,7 +663,9 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_multi(const om::u64* _
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_f16_mp)
 extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -651,7 +694,9 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_f16_mp_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__nesterov_bf16_mp)
 extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -680,9 +725,12 @@ extern "C" void adopt_use_clipping__t_ne_1__nesterov_bf16_mp_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_use_clipping__t_ne_1__not_nesterov ====================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_use_clipping__t_ne_1__not_nesterov_scalars {
@@ -748,6 +796,7 @@ static void adopt_use_clipping__t_ne_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f32)
 extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -775,7 +824,9 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f32_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f64)
 extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -803,7 +854,9 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f64_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f16)
 extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -831,7 +884,9 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_bf16)
 extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -859,7 +914,9 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_f16_mp)
 extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -888,7 +945,9 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp)
 extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -917,9 +976,12 @@ extern "C" void adopt_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_not_use_clipping__t_eq_1__nesterov ====================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f32) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f64) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f16) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_not_use_clipping__t_eq_1__nesterov_scalars {
@@ -961,6 +1023,7 @@ static void adopt_not_use_clipping__t_eq_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f32)
 extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -988,7 +1051,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f32_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f64)
 extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1016,7 +1081,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f64_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f16)
 extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1044,7 +1111,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_bf16)
 extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1072,7 +1141,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_f16_mp)
 extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1101,7 +1172,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_f16_mp_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp)
 extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1130,9 +1203,12 @@ extern "C" void adopt_not_use_clipping__t_eq_1__nesterov_bf16_mp_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_not_use_clipping__t_eq_1__not_nesterov ================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_not_use_clipping__t_eq_1__not_nesterov_scalars {
@@ -1174,6 +1250,7 @@ static void adopt_not_use_clipping__t_eq_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f32)
 extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1201,7 +1278,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f32_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f64)
 extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1229,7 +1308,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f64_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f16)
 extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1257,7 +1338,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_bf16)
 extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1285,7 +1368,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp)
 extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1314,7 +1399,9 @@ extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_f16_mp_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp)
 extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1343,9 +1430,12 @@ extern "C" void adopt_not_use_clipping__t_eq_1__not_nesterov_bf16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_not_use_clipping__t_ne_1__nesterov ====================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f32) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f64) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f16) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_not_use_clipping__t_ne_1__nesterov_scalars {
@@ -1411,6 +1501,7 @@ static void adopt_not_use_clipping__t_ne_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f32)
 extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1438,7 +1529,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f32_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f64)
 extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1466,7 +1559,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f64_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f16)
 extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1494,7 +1589,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_bf16)
 extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1522,7 +1619,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_f16_mp)
 extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1551,7 +1650,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_f16_mp_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp)
 extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1580,9 +1681,12 @@ extern "C" void adopt_not_use_clipping__t_ne_1__nesterov_bf16_mp_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_not_use_clipping__t_ne_1__not_nesterov ================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_not_use_clipping__t_ne_1__not_nesterov_scalars {
@@ -1646,6 +1750,7 @@ static void adopt_not_use_clipping__t_ne_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f32)
 extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1673,7 +1778,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f32_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f64)
 extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1701,7 +1808,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f64_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f16)
 extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1729,7 +1838,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_bf16)
 extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1757,7 +1868,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp)
 extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1786,7 +1899,9 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_f16_mp_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp)
 extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1815,3 +1930,5 @@ extern "C" void adopt_not_use_clipping__t_ne_1__not_nesterov_bf16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant novograd_maximize__t_eq_1 ===================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f32) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f64) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f16) || defined(OM_KERNEL_novograd_maximize__t_eq_1_bf16) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_novograd_maximize__t_eq_1_bf16_mp)
 
 template <typename M>
 struct novograd_maximize__t_eq_1_scalars {
@@ -113,6 +119,8 @@ static void novograd_maximize__t_eq_1_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f32)
+
 extern "C" void novograd_maximize__t_eq_1_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -170,6 +178,9 @@ extern "C" void novograd_maximize__t_eq_1_f32_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f64)
 
 extern "C" void novograd_maximize__t_eq_1_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -228,6 +239,9 @@ extern "C" void novograd_maximize__t_eq_1_f64_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f16)
 
 extern "C" void novograd_maximize__t_eq_1_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -286,6 +300,9 @@ extern "C" void novograd_maximize__t_eq_1_f16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_bf16)
 
 extern "C" void novograd_maximize__t_eq_1_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -344,6 +361,9 @@ extern "C" void novograd_maximize__t_eq_1_bf16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_f16_mp)
 
 extern "C" void novograd_maximize__t_eq_1_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -402,6 +422,9 @@ extern "C" void novograd_maximize__t_eq_1_f16_mp_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_eq_1_bf16_mp)
 
 extern "C" void novograd_maximize__t_eq_1_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -460,10 +483,13 @@ extern "C" void novograd_maximize__t_eq_1_bf16_mp_pass1(
             start);
     }
 }
+#endif
 
+#endif
 
 
 // == variant novograd_maximize__t_ne_1 ===================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f32) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f64) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f16) || defined(OM_KERNEL_novograd_maximize__t_ne_1_bf16) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_novograd_maximize__t_ne_1_bf16_mp)
 
 template <typename M>
 struct novograd_maximize__t_ne_1_scalars {
@@ -569,6 +595,8 @@ static void novograd_maximize__t_ne_1_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f32)
+
 extern "C" void novograd_maximize__t_ne_1_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -629,6 +657,9 @@ extern "C" void novograd_maximize__t_ne_1_f32_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f64)
 
 extern "C" void novograd_maximize__t_ne_1_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -690,6 +721,9 @@ extern "C" void novograd_maximize__t_ne_1_f64_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f16)
 
 extern "C" void novograd_maximize__t_ne_1_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -751,6 +785,9 @@ extern "C" void novograd_maximize__t_ne_1_f16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_bf16)
 
 extern "C" void novograd_maximize__t_ne_1_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -812,6 +849,9 @@ extern "C" void novograd_maximize__t_ne_1_bf16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_f16_mp)
 
 extern "C" void novograd_maximize__t_ne_1_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -873,6 +913,9 @@ extern "C" void novograd_maximize__t_ne_1_f16_mp_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize__t_ne_1_bf16_mp)
 
 extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -934,10 +977,13 @@ extern "C" void novograd_maximize__t_ne_1_bf16_mp_pass1(
             start);
     }
 }
+#endif
 
+#endif
 
 
 // == variant novograd_not_maximize__t_eq_1 ===============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f32) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f64) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f16) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_bf16) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_bf16_mp)
 
 template <typename M>
 struct novograd_not_maximize__t_eq_1_scalars {
@@ -1031,6 +1077,8 @@ static void novograd_not_maximize__t_eq_1_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f32)
+
 extern "C" void novograd_not_maximize__t_eq_1_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -1088,6 +1136,9 @@ extern "C" void novograd_not_maximize__t_eq_1_f32_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f64)
 
 extern "C" void novograd_not_maximize__t_eq_1_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1146,6 +1197,9 @@ extern "C" void novograd_not_maximize__t_eq_1_f64_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f16)
 
 extern "C" void novograd_not_maximize__t_eq_1_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1204,6 +1258,9 @@ extern "C" void novograd_not_maximize__t_eq_1_f16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_bf16)
 
 extern "C" void novograd_not_maximize__t_eq_1_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1262,6 +1319,9 @@ extern "C" void novograd_not_maximize__t_eq_1_bf16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_f16_mp)
 
 extern "C" void novograd_not_maximize__t_eq_1_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1320,6 +1380,9 @@ extern "C" void novograd_not_maximize__t_eq_1_f16_mp_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_eq_1_bf16_mp)
 
 extern "C" void novograd_not_maximize__t_eq_1_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1378,10 +1441,13 @@ extern "C" void novograd_not_maximize__t_eq_1_bf16_mp_pass1(
             start);
     }
 }
+#endif
 
+#endif
 
 
 // == variant novograd_not_maximize__t_ne_1 ===============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f32) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f64) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f16) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_bf16) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_bf16_mp)
 
 template <typename M>
 struct novograd_not_maximize__t_ne_1_scalars {
@@ -1485,6 +1551,8 @@ static void novograd_not_maximize__t_ne_1_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f32)
+
 extern "C" void novograd_not_maximize__t_ne_1_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -1545,6 +1613,9 @@ extern "C" void novograd_not_maximize__t_ne_1_f32_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f64)
 
 extern "C" void novograd_not_maximize__t_ne_1_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1606,6 +1677,9 @@ extern "C" void novograd_not_maximize__t_ne_1_f64_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f16)
 
 extern "C" void novograd_not_maximize__t_ne_1_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1667,6 +1741,9 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_bf16)
 
 extern "C" void novograd_not_maximize__t_ne_1_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1728,6 +1805,9 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_f16_mp)
 
 extern "C" void novograd_not_maximize__t_ne_1_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1789,6 +1869,9 @@ extern "C" void novograd_not_maximize__t_ne_1_f16_mp_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize__t_ne_1_bf16_mp)
 
 extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1850,3 +1933,6 @@ extern "C" void novograd_not_maximize__t_ne_1_bf16_mp_pass1(
             start);
     }
 }
+#endif
+
+#endif
