@@ -58,7 +58,8 @@ def main():
     parser.add_argument("--whole", action="store_true", help="also time the whole file as one library")
     args = parser.parse_args()
     sources = [s.resolve() for s in args.sources] or sorted((ROOT / "generated" / "cpu").rglob("*.cpp"))
-    print(f"{'source':32} {'kernels':>7} {'cold s':>7} {'load ms':>8} {'next ms':>8}" + (f" {'whole s':>8}" if args.whole else ""))
+    print(f"{'source':32} {'kernels':>7} {'cold s':>7} {'load ms':>8} {'next ms':>8}"
+          + (f" {'whole s':>8}" if args.whole else ""))
     for source in sources:
         first, second = first_f32_kernels(source)
         count = len(native_build.kernel_names(source.read_text()))

@@ -22,11 +22,12 @@ another CPU model builds its own entry instead of loading one with unsupported i
 Cache: `native/<key>.so` under optforge's cache folder ($OPTFORGE_CACHE_DIR, else
 ~/.cache/optforge, as `optforge.load_spec` and the CUDA kernel cache use it). The key is
 the SHA-256 of the source, the header, the flags (the kernel's defines among them), the
-compiler's identity (`$CXX --version`) and the CPU features. Beside each library, `<key>.sha256` holds the SHA-256 of
-its bytes: a library that does not match (truncated, overwritten, copied from elsewhere) is
-rebuilt before anything loads it. Writers hold an exclusive lock on `<key>.lock`, compile
-into a temporary file and publish it with os.replace, so concurrent processes end with one
-valid entry, and readers never see a partial file.
+compiler's identity (`$CXX --version`) and the CPU features. Beside each library,
+`<key>.sha256` holds the SHA-256 of its bytes: a library that does not match (truncated,
+overwritten, copied from elsewhere) is rebuilt before anything loads it. Writers hold an
+exclusive lock on `<key>.lock`, compile into a temporary file and publish it with
+os.replace, so concurrent processes end with one valid entry, and readers never see a
+partial file.
 """
 import ctypes
 import fcntl
@@ -80,9 +81,10 @@ def _compiler(named, search_path):
 def compiler_identity(path):
     """`<compiler> --version`: a compiler upgrade changes the cache key.
 
-    Kept in the cache folder's `compilers/` under the SHA-256 of the executable's resolved path, size,
-    modification time and inode (what ccache's default compiler check compares): starting
-    the compiler to ask (several ms) is left to the first process after it changed."""
+    Kept in the cache folder's `compilers/` under the SHA-256 of the executable's resolved
+    path, size, modification time and inode (what ccache's default compiler check
+    compares): starting the compiler to ask (several ms) is left to the first process
+    after it changed."""
     try:
         stamp = _stamp(path)
     except OSError as err:
@@ -182,12 +184,13 @@ def _atomic_write(path, data):
     os.replace(tmp.name, path)
 
 
-def _compile(compiler_path, source_path, header, kernel):
+def _compile(compiler_path, source_path, text, header, kernel):
+    """The library's bytes, compiled from the very text and header the key was made of."""
     with tempfile.TemporaryDirectory(prefix="optforge-native-") as work:
         work = Path(work)
         (work / HEADER).write_text(header, encoding="utf-8")
         source = work / "kernels.cpp"
-        source.write_text(Path(source_path).read_text(encoding="utf-8"), encoding="utf-8")
+        source.write_text(text, encoding="utf-8")
         target = work / "kernels.so"
         command = [compiler_path, *FLAGS, *defines_of(kernel), f"-I{work}", str(source), "-o", str(target)]
         result = subprocess.run(command, capture_output=True, text=True)
@@ -217,7 +220,7 @@ def library_path(source_path, kernel=None):
         fcntl.flock(lock, fcntl.LOCK_EX)     # one writer; the others wait, then find it built
         try:
             if not _valid(library, checksum):
-                data = _compile(compiler_path, source_path, header, kernel)
+                data = _compile(compiler_path, source_path, source, header, kernel)
                 compiled.append(key)
                 _atomic_write(library, data)
                 _atomic_write(checksum, hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
