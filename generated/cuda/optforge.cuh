@@ -172,9 +172,12 @@ template <typename M> __host__ __device__ __forceinline__ M clip(M x, M lo, M hi
     const M above = x < lo ? lo : x;
     return above > hi ? hi : above;
 }
-// numpy.sign: 0 for both zeros, NaN for NaN.
+// numpy.sign: 0 for both zeros, NaN for NaN. One select after another (nested ones kept
+// GCC from vectorising Rprop's loop).
 template <typename M> __host__ __device__ __forceinline__ M sign(M x) {
-    return x > M(0) ? M(1) : (x < M(0) ? M(-1) : (x == x ? M(0) : x));
+    const M zero_or_nan = x == x ? M(0) : x;
+    const M negative = x < M(0) ? M(-1) : zero_or_nan;
+    return x > M(0) ? M(1) : negative;
 }
 template <typename M> __host__ __device__ __forceinline__ bool isfinite(M x) { return x - x == M(0); }
 
