@@ -13,7 +13,8 @@ fused CPU optimizers for Adam, AdamW, SGD and Adagrad, its foreach implementatio
 RMSprop, Adamax, NAdam, RAdam and Adadelta (torch has no fused one), and LAMB without a
 torch peer. Per optimizer and layout (2^16 .. 2^26 parameters, ResNet-50's 161 tensors,
 1000 tensors of 4096): min and median of the timed steps, GB/s of the bytes the rule must
-move, that over the all-core streaming copy bandwidth measured in the same run, and the
+move, that over the all-core streaming copy bandwidth measured in the same run (a native
+copy, `bench_copy.cpp`, on the kernels' threads), and the
 speed ratio torch time / optforge time. `--plot FILE` draws GB/s against size (needs
 matplotlib: pip install 'optforge[plot]').
 """
@@ -240,17 +241,27 @@ def _cpu_torch(name, shapes):
 
 
 def streaming_gbs(threads, n=1 << 25, repeat=5):
-    """All-core streaming bandwidth: read + write GB/s of a float32 copy, each of `threads`
-    threads copying its own contiguous part (NumPy releases the GIL in copyto)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """All-core streaming bandwidth: read + write GB/s of a float32 copy by native code
+    (`bench_copy.cpp`, built and cached by native_build as the kernels are) on `threads`
+    OpenMP threads, split as the kernels split a tensor; the faster of ordinary and
+    non-temporal stores. NaN where the native kernels do not run (no compiler)."""
+    import ctypes
+    from pathlib import Path
+    from .runtime.backends import native, native_build
+    if native.backend() != "native":
+        return float("nan")
+    lib = native_build.load(Path(__file__).with_name("bench_copy.cpp"))
     src = numpy.random.default_rng(1).standard_normal(n, dtype=numpy.float32)
-    dst = numpy.empty_like(src)
-    parts = [slice(k * n // threads, (k + 1) * n // threads) for k in range(threads)]
-    with ThreadPoolExecutor(threads) as pool:
-        def copy():
-            list(pool.map(lambda part: numpy.copyto(dst[part], src[part]), parts))
-        copy()
-        return 8 * n / min(_timed(copy) for _ in range(repeat)) / 1e9
+    dst = numpy.zeros_like(src)             # written once: its pages exist before the timing
+    args = (ctypes.c_void_p(src.ctypes.data), ctypes.c_void_p(dst.ctypes.data), ctypes.c_longlong(n),
+            ctypes.c_int(threads))
+    best = float("inf")
+    for copy in (lib.stream_copy, lib.stream_copy_nt):
+        copy(*args)
+        best = min([best] + [_timed(lambda: copy(*args)) for _ in range(repeat)])
+    if not numpy.array_equal(src, dst):
+        raise RuntimeError("the streaming copy did not copy")
+    return 8 * n / best / 1e9
 
 
 def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, models=True, plot=None, out=print):

@@ -280,9 +280,13 @@ class SpecOptimizer(Optimizer):
         native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
         if native:
             from .backends import native as native_backend
-            native_backend.library(self._module)     # compiled (or loaded) before anything counts
-        prepared = self._count_and_plan(
-            indices, lambda lrs, wds: self._plans(indices, masters or weights, states, lrs, wds))
+
+        def plan(lrs, wds):
+            plans = self._plans(indices, masters or weights, states, lrs, wds)
+            if native:      # the step's kernels compiled (or loaded): a failure restores the counts
+                native_backend.build(self._module, weights, plans, masters)
+            return plans
+        prepared = self._count_and_plan(indices, plan)
         plans = prepared.plans
         if gpu:
             prepared.kernels = lambda: cupy_backend.execute(self, indices, weights, grads, plans, masters)

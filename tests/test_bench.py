@@ -1,5 +1,6 @@
 """`optforge bench`: the layouts, the bytes per parameter, and short CPU runs that print every
 row (structure only: timings on a shared machine are not asserted)."""
+import ctypes
 import subprocess
 import sys
 
@@ -113,3 +114,32 @@ def test_torch_loop_needs_the_cpu_and_known_optimizers():
 def test_mlp_has_136k_parameters():
     torch = pytest.importorskip("torch")
     assert sum(p.numel() for p in bench.mlp(torch).parameters()) == 136_074
+
+
+@pytest.mark.parametrize("copy", ["stream_copy", "stream_copy_nt"])
+def test_the_roofline_copy_copies_every_element_at_any_alignment_and_thread_count(copy):
+    from pathlib import Path
+    from optforge.runtime.backends import native_build
+    try:
+        native_build.compiler()
+    except native_build.CompilerMissing as err:
+        pytest.skip(f"no C++ compiler: {err}")
+    lib = native_build.load(Path(bench.__file__).with_name("bench_copy.cpp"))
+    rng = np.random.default_rng(5)
+    for n, offset, threads in [(0, 0, 2), (5, 1, 1), (1000, 3, 2), ((1 << 17) + 7, 1, 2), ((1 << 17) + 7, 0, 3)]:
+        src = rng.standard_normal(n + 1, dtype=np.float32)[1:]      # a misaligned source too
+        dst = np.zeros(n + offset + 1, np.float32)
+        getattr(lib, copy)(ctypes.c_void_p(src.ctypes.data), ctypes.c_void_p(dst[offset:].ctypes.data),
+                           ctypes.c_longlong(n), ctypes.c_int(threads))
+        np.testing.assert_array_equal(dst[offset:offset + n], src)
+        assert not dst[:offset].any() and dst[offset + n] == 0          # nothing written outside
+
+
+def test_the_streaming_roofline_is_a_native_copy_and_nan_without_it(monkeypatch):
+    from optforge.runtime.backends import native
+    if native.backend() != "native":
+        pytest.skip("no native backend")
+    gbs = bench.streaming_gbs(2, n=1 << 18, repeat=2)
+    assert 0.1 < gbs < 10_000
+    monkeypatch.setattr(native, "backend", lambda: "numpy")
+    assert np.isnan(bench.streaming_gbs(2, n=1 << 18, repeat=2))

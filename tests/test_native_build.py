@@ -1,9 +1,11 @@
 """The native CPU kernels' build cache and backend choice.
 
-The cache is keyed by source, header, flags, compiler identity and CPU features; an entry
-whose bytes do not match the hash stored beside it is rebuilt; concurrent builds of one
-kernel end with one valid entry; OPTFORGE_CPU_BACKEND forces a backend; without a
-compiler the NumPy code runs after one warning; `import optforge` builds nothing.
+Each kernel (variant, storage dtype) of a source is built on first use into a library of
+its own; the cache is keyed by source, header, flags, the kernel, compiler identity and
+CPU features; an entry whose bytes do not match the hash stored beside it is rebuilt;
+concurrent builds of one kernel end with one valid entry; a kernel that fails to compile
+changes no array and no count; OPTFORGE_CPU_BACKEND forces a backend; without a compiler
+the NumPy code runs after one warning; `import optforge` builds nothing.
 """
 import ctypes
 import hashlib
@@ -18,6 +20,7 @@ import optforge
 from optforge.runtime.backends import native, native_build
 
 SPEC = "adagrad"          # a small source: a fast compile
+KERNEL = "adagrad_default_f32"
 
 
 @pytest.fixture
@@ -41,26 +44,92 @@ def entries(folder):
 
 def test_a_built_library_is_reused_and_carries_its_hash(source, cache):
     before = len(native_build.compiled)
-    key, path = native_build.library_path(source)
+    key, path = native_build.library_path(source, KERNEL)
     assert len(native_build.compiled) == before + 1
     assert entries(cache) == [f"{key}.lock", f"{key}.sha256", f"{key}.so"]
     assert (cache / f"{key}.sha256").read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert native_build.library_path(source) == (key, path)
+    assert native_build.library_path(source, KERNEL) == (key, path)
     assert len(native_build.compiled) == before + 1           # found, not compiled again
+    lib = native_build.load(source, KERNEL)
+    assert hasattr(lib, "adagrad_default_f32_multi") and hasattr(lib, "adagrad_default_f32")
+    assert not hasattr(lib, "adagrad_default_f64")            # one kernel per library
+
+
+def test_the_whole_file_is_one_library_of_every_kernel(source, cache):
     lib = native_build.load(source)
-    assert hasattr(lib, "adagrad_default_f32_multi")
+    names = native_build.kernel_names(source.read_text())
+    assert len(names) == 6      # one variant, six storage dtypes
+    assert all(hasattr(lib, name) and hasattr(lib, name + "_multi") for name in names)
+
+
+def test_entry_points_compile_their_kernel_on_first_use(source, cache, monkeypatch):
+    monkeypatch.setattr(native_build, "_LIBRARIES", {})
+    lib = native_build.kernels(source)
+    before = len(native_build.compiled)
+    multi = lib.adagrad_default_f32_multi
+    assert len(native_build.compiled) == before + 1
+    assert lib.adagrad_default_f32_multi is multi and callable(lib.adagrad_default_f32)
+    assert len(native_build.compiled) == before + 1           # the same kernel: nothing more
+    assert callable(lib.adagrad_default_bf16_mp_multi)
+    assert len(native_build.compiled) == before + 2           # another dtype: its own library
+    for wrong in ("adagrad_default_f8", "adagrad_default_f32_pass0x", "printf", "_private"):
+        with pytest.raises(AttributeError):
+            getattr(lib, wrong)
+    with pytest.raises(ValueError, match="has no kernel 'printf'"):
+        native_build.library_path(source, "printf")
+    assert len(native_build.compiled) == before + 2           # nothing compiled for a wrong name
+    assert len(entries(cache)) == 2 * 3
+
+
+def test_a_kernel_that_fails_to_compile_changes_nothing(source, cache, monkeypatch):
+    """The step's kernels are built after it is planned, before it counts for good: a
+    compiler failure raises with the update counts restored and no array changed."""
+    def broken(*args):
+        raise RuntimeError("c++ failed to compile")
+    monkeypatch.setattr(native, "_LIBRARIES", {})
+    monkeypatch.setattr(native_build, "_LIBRARIES", {})
+    monkeypatch.setattr(native_build, "_compile", broken)
+    opt = optforge.create(SPEC, learning_rate=0.1, begin_num_update=4)
+    weights = [np.full(100, 1.5, np.float32), np.full(50, -2.0, np.float32)]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    with pytest.raises(RuntimeError, match="c\\+\\+ failed to compile"):
+        opt.update([0, 1], weights, [np.ones(100, np.float32), np.ones(50, np.float32)], states)
+    assert (weights[0] == 1.5).all() and (weights[1] == -2.0).all() and not any(s.any() for s in states)
+    assert opt.num_update == 4 and opt._index_update_count == {}
+    assert not cache.exists() or not list(cache.glob("*.so"))
+
+
+def test_the_compiler_identity_is_kept_until_the_compiler_changes(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path))
+    path = native_build.compiler()
+    native_build.compiler_identity.cache_clear()
+    first = native_build.compiler_identity(path)
+    assert "Free Software Foundation" in first or "clang" in first        # what --version prints
+    kept = list((tmp_path / "compilers").iterdir())
+    assert len(kept) == 1 and kept[0].read_text() == first
+    native_build.compiler_identity.cache_clear()
+    runs = []
+    monkeypatch.setattr(native_build.subprocess, "run", lambda *a, **k: runs.append(a) or pytest.fail("ran"))
+    assert native_build.compiler_identity(path) == first and runs == []   # read back, not asked
+    stamp = native_build._stamp
+    monkeypatch.setattr(native_build, "_stamp", lambda p: stamp(p).replace(b"\0", b"\0" + b"1", 2))
+    native_build.compiler_identity.cache_clear()
+    with pytest.raises(pytest.fail.Exception):          # another size or modification time: asked again
+        native_build.compiler_identity(path)
+    monkeypatch.undo()
+    native_build.compiler_identity.cache_clear()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign"])
 def test_a_corrupt_or_foreign_entry_is_rebuilt(source, cache, damage):
-    key, path = native_build.library_path(source)
+    key, path = native_build.library_path(source, KERNEL)
     good = path.read_bytes()
     if damage == "truncated":
         path.write_bytes(good[:len(good) // 2])
     else:   # another shared object in its place
         path.write_bytes(open(_libm(), "rb").read())
     before = len(native_build.compiled)
-    assert native_build.library_path(source) == (key, path)
+    assert native_build.library_path(source, KERNEL) == (key, path)
     assert len(native_build.compiled) == before + 1
     assert hashlib.sha256(path.read_bytes()).hexdigest() == (cache / f"{key}.sha256").read_text().strip()
     assert hasattr(ctypes.CDLL(str(path)), "adagrad_default_f32")
@@ -78,9 +147,9 @@ def _libm():
 
 def test_eight_processes_building_the_same_kernel_end_with_one_valid_entry(source, cache):
     script = ("import sys; from pathlib import Path; from optforge.runtime.backends import native_build as b; "
-              "key, path = b.library_path(Path(sys.argv[1])); b.load(Path(sys.argv[1])); "
-              "print(len(b.compiled), path)")
-    processes = [subprocess.Popen([sys.executable, "-c", script, str(source)], stdout=subprocess.PIPE,
+              "key, path = b.library_path(Path(sys.argv[1]), sys.argv[2]); b.kernels(Path(sys.argv[1]))."
+              "adagrad_default_f32_multi; print(len(b.compiled), path)")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(source), KERNEL], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(8)]
     results = [p.communicate(timeout=300) + (p.returncode,) for p in processes]
     assert all(rc == 0 for _, _, rc in results), [err for _, err, rc in results if rc]
@@ -96,17 +165,19 @@ def test_eight_processes_building_the_same_kernel_end_with_one_valid_entry(sourc
 def test_the_key_covers_flags_compiler_and_cpu(source, monkeypatch):
     compiler = native_build.compiler()
     text, header = source.read_text(), native_build.header_path(source).read_text()
-    key = native_build.key_of(text, header, compiler)
-    assert native_build.key_of(text + " ", header, compiler) != key
-    assert native_build.key_of(text, header + " ", compiler) != key
-    monkeypatch.setattr(native_build, "FLAGS", native_build.FLAGS + ("-DX",))
+    key = native_build.key_of(text, header, compiler, KERNEL)
     assert native_build.key_of(text, header, compiler) != key
+    assert native_build.key_of(text, header, compiler, "adagrad_default_f64") != key
+    assert native_build.key_of(text + " ", header, compiler, KERNEL) != key
+    assert native_build.key_of(text, header + " ", compiler, KERNEL) != key
+    monkeypatch.setattr(native_build, "FLAGS", native_build.FLAGS + ("-DX",))
+    assert native_build.key_of(text, header, compiler, KERNEL) != key
     monkeypatch.undo()
     monkeypatch.setattr(native_build, "cpu_features", lambda: "another CPU")
-    assert native_build.key_of(text, header, compiler) != key
+    assert native_build.key_of(text, header, compiler, KERNEL) != key
     monkeypatch.undo()
     monkeypatch.setattr(native_build, "compiler_identity", lambda path: "another compiler")
-    assert native_build.key_of(text, header, compiler) != key
+    assert native_build.key_of(text, header, compiler, KERNEL) != key
 
 
 def _sgld_pair():

@@ -23,8 +23,8 @@ in the gradients, begin_num_update > 0, per-parameter lr/wd multipliers.
   same noise for the same seed;
 - one multi-tensor call equals one call per tensor, and 1 thread equals 2 threads, bitwise.
 """
-from concurrent.futures import ThreadPoolExecutor
 
+import ctypes
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +43,12 @@ MULTI_SHAPES = [(3, 21847), (7,), (5, 26215)]   # CHUNK + 5, 7 and 2 * CHUNK + 3
 
 
 @pytest.fixture(scope="session", autouse=True)
-def native_kernels(repo_root):
-    """Every spec's library built once (two at a time), then reused through the cache."""
+def native_kernels():
+    """A compiler: each kernel a test runs is built on first use, then found in the cache."""
     try:
         native_build.compiler()
     except native_build.CompilerMissing as err:
         pytest.skip(f"no C++ compiler: {err}")
-    sources = sorted((repo_root / "generated" / "cpu").rglob("*.cpp"))
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(native_build.library_path, sources))
 
 
 @pytest.fixture(scope="session")
@@ -317,3 +314,51 @@ def test_row_sparse_gradients_run_the_numpy_code(native_calls):
     assert_same_bits(weight, ref_w, "weight")
     assert_same_bits(weight[[0, 2, 3, 5]], ref_w[[0, 2, 3, 5]], "untouched rows")
     assert native_calls == {}
+
+
+CONVERSIONS = r"""
+#include "optforge_cpu.h"
+// The support header's 16-bit conversions in loops as the kernels run them (vectorised).
+typedef long long index_t;
+extern "C" void half_to_float(const om::half* h, float* f, index_t n) {
+    for (index_t i = 0; i < n; ++i) f[i] = om::to_math(h[i]);
+}
+extern "C" void float_to_half(const float* f, om::half* h, index_t n) {
+    for (index_t i = 0; i < n; ++i) om::put(h, i, f[i]);
+}
+extern "C" void bfloat16_to_float(const om::bfloat16* h, float* f, index_t n) {
+    for (index_t i = 0; i < n; ++i) f[i] = om::to_math(h[i]);
+}
+extern "C" void float_to_bfloat16(const float* f, om::bfloat16* h, index_t n) {
+    for (index_t i = 0; i < n; ++i) om::put(h, i, f[i]);
+}
+"""
+
+
+def test_16_bit_conversions_round_as_numpy_and_ml_dtypes(tmp_path):
+    """The header's branch-free 16-bit loads and stores, built with the kernels' flags (the
+    loops vectorise), against NumPy's float16 and ml_dtypes' bfloat16 casts (IEEE, round to
+    nearest even): every half and bfloat16 loaded, and floats of every sign and exponent
+    with the low bits at each rounding boundary (below, at and above the halfway point,
+    with an even and an odd kept bit) plus random ones, stored. NaN stays NaN (payloads
+    are not compared)."""
+    source = tmp_path / "conversions.cpp"
+    source.write_text(CONVERSIONS)
+    lib = native_build.load(source)
+    every16 = np.arange(1 << 16, dtype=np.uint16)
+    high = np.arange(1 << 16, dtype=np.uint32) << 16
+    low = np.array([0, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x2000 + 0x1000, 0x7fff, 0x8000, 0x8001, 0xffff], np.uint32)
+    floats = np.concatenate([(high[:, None] | low[None, :]).ravel(),
+                             np.random.default_rng(7).integers(0, 1 << 32, 1 << 22, dtype=np.uint32)]).view(np.float32)
+    for name, dtype in [("half", np.dtype(np.float16)), ("bfloat16", BF16)]:
+        loaded = np.empty(every16.size, np.float32)
+        getattr(lib, f"{name}_to_float")(_pointer(every16), _pointer(loaded), ctypes.c_longlong(every16.size))
+        assert_same_bits(loaded, every16.view(dtype).astype(np.float32), f"{name} -> float32")
+        stored = np.empty(floats.size, dtype)
+        getattr(lib, f"float_to_{name}")(_pointer(floats), _pointer(stored), ctypes.c_longlong(floats.size))
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert_same_bits(stored, floats.astype(dtype), f"float32 -> {name}")
+
+
+def _pointer(array):
+    return ctypes.c_void_p(array.ctypes.data)

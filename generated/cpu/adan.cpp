@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adan_maximize__started_eq_0 =================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16_mp)
 
 template <typename M>
 struct adan_maximize__started_eq_0_scalars {
@@ -98,6 +104,7 @@ static void adan_maximize__started_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32)
 extern "C" void adan_maximize__started_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -127,7 +134,9 @@ extern "C" void adan_maximize__started_eq_0_f32_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f64)
 extern "C" void adan_maximize__started_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -157,7 +166,9 @@ extern "C" void adan_maximize__started_eq_0_f64_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16)
 extern "C" void adan_maximize__started_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -187,7 +198,9 @@ extern "C" void adan_maximize__started_eq_0_f16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16)
 extern "C" void adan_maximize__started_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -217,7 +230,9 @@ extern "C" void adan_maximize__started_eq_0_bf16_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16_mp)
 extern "C" void adan_maximize__started_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -248,7 +263,9 @@ extern "C" void adan_maximize__started_eq_0_f16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16_mp)
 extern "C" void adan_maximize__started_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -279,9 +296,12 @@ extern "C" void adan_maximize__started_eq_0_bf16_mp_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adan_maximize__started_ne_0 =================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16_mp)
 
 template <typename M>
 struct adan_maximize__started_ne_0_scalars {
@@ -368,6 +388,7 @@ static void adan_maximize__started_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32)
 extern "C" void adan_maximize__started_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -397,7 +418,9 @@ extern "C" void adan_maximize__started_ne_0_f32_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f64)
 extern "C" void adan_maximize__started_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -427,7 +450,9 @@ extern "C" void adan_maximize__started_ne_0_f64_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16)
 extern "C" void adan_maximize__started_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -457,7 +482,9 @@ extern "C" void adan_maximize__started_ne_0_f16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16)
 extern "C" void adan_maximize__started_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -487,7 +514,9 @@ extern "C" void adan_maximize__started_ne_0_bf16_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16_mp)
 extern "C" void adan_maximize__started_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -518,7 +547,9 @@ extern "C" void adan_maximize__started_ne_0_f16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16_mp)
 extern "C" void adan_maximize__started_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -549,9 +580,12 @@ extern "C" void adan_maximize__started_ne_0_bf16_mp_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adan_not_maximize__started_eq_0 =============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16_mp)
 
 template <typename M>
 struct adan_not_maximize__started_eq_0_scalars {
@@ -631,6 +665,7 @@ static void adan_not_maximize__started_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32)
 extern "C" void adan_not_maximize__started_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -660,7 +695,9 @@ extern "C" void adan_not_maximize__started_eq_0_f32_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f64)
 extern "C" void adan_not_maximize__started_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -690,7 +727,9 @@ extern "C" void adan_not_maximize__started_eq_0_f64_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16)
 extern "C" void adan_not_maximize__started_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -720,7 +759,9 @@ extern "C" void adan_not_maximize__started_eq_0_f16_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16)
 extern "C" void adan_not_maximize__started_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -750,7 +791,9 @@ extern "C" void adan_not_maximize__started_eq_0_bf16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16_mp)
 extern "C" void adan_not_maximize__started_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -781,7 +824,9 @@ extern "C" void adan_not_maximize__started_eq_0_f16_mp_multi(const om::u64* __re
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16_mp)
 extern "C" void adan_not_maximize__started_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -812,9 +857,12 @@ extern "C" void adan_not_maximize__started_eq_0_bf16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adan_not_maximize__started_ne_0 =============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16_mp)
 
 template <typename M>
 struct adan_not_maximize__started_ne_0_scalars {
@@ -900,6 +948,7 @@ static void adan_not_maximize__started_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32)
 extern "C" void adan_not_maximize__started_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -929,7 +978,9 @@ extern "C" void adan_not_maximize__started_ne_0_f32_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f64)
 extern "C" void adan_not_maximize__started_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -959,7 +1010,9 @@ extern "C" void adan_not_maximize__started_ne_0_f64_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16)
 extern "C" void adan_not_maximize__started_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -989,7 +1042,9 @@ extern "C" void adan_not_maximize__started_ne_0_f16_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16)
 extern "C" void adan_not_maximize__started_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1019,7 +1074,9 @@ extern "C" void adan_not_maximize__started_ne_0_bf16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16_mp)
 extern "C" void adan_not_maximize__started_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1050,7 +1107,9 @@ extern "C" void adan_not_maximize__started_ne_0_f16_mp_multi(const om::u64* __re
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16_mp)
 extern "C" void adan_not_maximize__started_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1081,3 +1140,5 @@ extern "C" void adan_not_maximize__started_ne_0_bf16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant ademamix_warmup_is_none =====================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f32) || defined(OM_KERNEL_ademamix_warmup_is_none_f64) || defined(OM_KERNEL_ademamix_warmup_is_none_f16) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16) || defined(OM_KERNEL_ademamix_warmup_is_none_f16_mp) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16_mp)
 
 template <typename M>
 struct ademamix_warmup_is_none_scalars {
@@ -97,6 +103,7 @@ static void ademamix_warmup_is_none_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f32)
 extern "C" void ademamix_warmup_is_none_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -125,7 +132,9 @@ extern "C" void ademamix_warmup_is_none_f32_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f64)
 extern "C" void ademamix_warmup_is_none_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -154,7 +163,9 @@ extern "C" void ademamix_warmup_is_none_f64_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f16)
 extern "C" void ademamix_warmup_is_none_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -183,7 +194,9 @@ extern "C" void ademamix_warmup_is_none_f16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16)
 extern "C" void ademamix_warmup_is_none_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -212,7 +225,9 @@ extern "C" void ademamix_warmup_is_none_bf16_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f16_mp)
 extern "C" void ademamix_warmup_is_none_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -242,7 +257,9 @@ extern "C" void ademamix_warmup_is_none_f16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16_mp)
 extern "C" void ademamix_warmup_is_none_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -272,9 +289,12 @@ extern "C" void ademamix_warmup_is_none_bf16_mp_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant ademamix_warmup_is_set ======================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f32) || defined(OM_KERNEL_ademamix_warmup_is_set_f64) || defined(OM_KERNEL_ademamix_warmup_is_set_f16) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16) || defined(OM_KERNEL_ademamix_warmup_is_set_f16_mp) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16_mp)
 
 template <typename M>
 struct ademamix_warmup_is_set_scalars {
@@ -354,6 +374,7 @@ static void ademamix_warmup_is_set_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f32)
 extern "C" void ademamix_warmup_is_set_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -382,7 +403,9 @@ extern "C" void ademamix_warmup_is_set_f32_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f64)
 extern "C" void ademamix_warmup_is_set_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -411,7 +434,9 @@ extern "C" void ademamix_warmup_is_set_f64_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f16)
 extern "C" void ademamix_warmup_is_set_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -440,7 +465,9 @@ extern "C" void ademamix_warmup_is_set_f16_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16)
 extern "C" void ademamix_warmup_is_set_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -469,7 +496,9 @@ extern "C" void ademamix_warmup_is_set_bf16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f16_mp)
 extern "C" void ademamix_warmup_is_set_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -499,7 +528,9 @@ extern "C" void ademamix_warmup_is_set_f16_mp_multi(const om::u64* __restrict__ 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16_mp)
 extern "C" void ademamix_warmup_is_set_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -529,3 +560,5 @@ extern "C" void ademamix_warmup_is_set_bf16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adopt_started_eq_0__use_clipping__nesterov ==================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_eq_0__use_clipping__nesterov_scalars {
@@ -59,6 +65,7 @@ static void adopt_started_eq_0__use_clipping__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32)
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -86,7 +93,9 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f64)
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -114,7 +123,9 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f64_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16)
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -142,7 +153,9 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16)
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -170,7 +183,9 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16_mp)
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -199,7 +214,9 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_mp_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16_mp)
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -228,9 +245,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_eq_0__use_clipping__not_nesterov ==============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_eq_0__use_clipping__not_nesterov_scalars {
@@ -272,6 +292,7 @@ static void adopt_started_eq_0__use_clipping__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32)
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -299,7 +320,9 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f64)
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -327,7 +350,9 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f64_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16)
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -355,7 +380,9 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16)
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -383,7 +410,9 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16_mp)
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -412,7 +441,9 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp)
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -441,9 +472,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_eq_0__not_use_clipping__nesterov ==============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_eq_0__not_use_clipping__nesterov_scalars {
@@ -485,6 +519,7 @@ static void adopt_started_eq_0__not_use_clipping__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32)
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -512,7 +547,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f64)
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -540,7 +577,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f64_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16)
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -568,7 +607,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16)
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -596,7 +637,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16_mp)
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -625,7 +668,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp)
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -654,9 +699,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_eq_0__not_use_clipping__not_nesterov ==========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_eq_0__not_use_clipping__not_nesterov_scalars {
@@ -698,6 +746,7 @@ static void adopt_started_eq_0__not_use_clipping__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32)
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -725,7 +774,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f64)
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f64(
     const double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -753,7 +804,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f64_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16)
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16(
     const om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -781,7 +834,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16)
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16(
     const om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -809,7 +864,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp)
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp(
     const om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -838,7 +895,9 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp)
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp(
     const om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -867,9 +926,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_ne_0__use_clipping__nesterov ==================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_ne_0__use_clipping__nesterov_scalars {
@@ -937,6 +999,7 @@ static void adopt_started_ne_0__use_clipping__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32)
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -964,7 +1027,9 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f64)
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -992,7 +1057,9 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f64_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16)
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1020,7 +1087,9 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16)
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1048,7 +1117,9 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16_mp)
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1077,7 +1148,9 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_mp_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16_mp)
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1106,9 +1179,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_ne_0__use_clipping__not_nesterov ==============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_ne_0__use_clipping__not_nesterov_scalars {
@@ -1174,6 +1250,7 @@ static void adopt_started_ne_0__use_clipping__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32)
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1201,7 +1278,9 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f64)
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1229,7 +1308,9 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f64_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16)
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1257,7 +1338,9 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16)
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1285,7 +1368,9 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16_mp)
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1314,7 +1399,9 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp)
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1343,9 +1430,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_ne_0__not_use_clipping__nesterov ==============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_ne_0__not_use_clipping__nesterov_scalars {
@@ -1411,6 +1501,7 @@ static void adopt_started_ne_0__not_use_clipping__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32)
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1438,7 +1529,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f64)
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1466,7 +1559,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f64_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16)
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1494,7 +1589,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16)
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1522,7 +1619,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16_mp)
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1551,7 +1650,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp)
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1580,9 +1681,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adopt_started_ne_0__not_use_clipping__not_nesterov ==========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp)
 
 template <typename M>
 struct adopt_started_ne_0__not_use_clipping__not_nesterov_scalars {
@@ -1646,6 +1750,7 @@ static void adopt_started_ne_0__not_use_clipping__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32)
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1673,7 +1778,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f64)
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1701,7 +1808,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f64_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16)
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1729,7 +1838,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16)
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1757,7 +1868,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp)
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1786,7 +1899,9 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp)
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1815,3 +1930,5 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

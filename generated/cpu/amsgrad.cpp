@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant amsgrad_maximize ============================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f32) || defined(OM_KERNEL_amsgrad_maximize_f64) || defined(OM_KERNEL_amsgrad_maximize_f16) || defined(OM_KERNEL_amsgrad_maximize_bf16) || defined(OM_KERNEL_amsgrad_maximize_f16_mp) || defined(OM_KERNEL_amsgrad_maximize_bf16_mp)
 
 template <typename M>
 struct amsgrad_maximize_scalars {
@@ -86,6 +92,7 @@ static void amsgrad_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f32)
 extern "C" void amsgrad_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -114,7 +121,9 @@ extern "C" void amsgrad_maximize_f32_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f64)
 extern "C" void amsgrad_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -143,7 +152,9 @@ extern "C" void amsgrad_maximize_f64_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f16)
 extern "C" void amsgrad_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -172,7 +183,9 @@ extern "C" void amsgrad_maximize_f16_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_bf16)
 extern "C" void amsgrad_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -201,7 +214,9 @@ extern "C" void amsgrad_maximize_bf16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f16_mp)
 extern "C" void amsgrad_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -231,7 +246,9 @@ extern "C" void amsgrad_maximize_f16_mp_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_bf16_mp)
 extern "C" void amsgrad_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -261,9 +278,12 @@ extern "C" void amsgrad_maximize_bf16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant amsgrad_not_maximize ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f32) || defined(OM_KERNEL_amsgrad_not_maximize_f64) || defined(OM_KERNEL_amsgrad_not_maximize_f16) || defined(OM_KERNEL_amsgrad_not_maximize_bf16) || defined(OM_KERNEL_amsgrad_not_maximize_f16_mp) || defined(OM_KERNEL_amsgrad_not_maximize_bf16_mp)
 
 template <typename M>
 struct amsgrad_not_maximize_scalars {
@@ -332,6 +352,7 @@ static void amsgrad_not_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f32)
 extern "C" void amsgrad_not_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -360,7 +381,9 @@ extern "C" void amsgrad_not_maximize_f32_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f64)
 extern "C" void amsgrad_not_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -389,7 +412,9 @@ extern "C" void amsgrad_not_maximize_f64_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f16)
 extern "C" void amsgrad_not_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -418,7 +443,9 @@ extern "C" void amsgrad_not_maximize_f16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_bf16)
 extern "C" void amsgrad_not_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -447,7 +474,9 @@ extern "C" void amsgrad_not_maximize_bf16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f16_mp)
 extern "C" void amsgrad_not_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -477,7 +506,9 @@ extern "C" void amsgrad_not_maximize_f16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_bf16_mp)
 extern "C" void amsgrad_not_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -507,3 +538,5 @@ extern "C" void amsgrad_not_maximize_bf16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant lans_default ================================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_f32) || defined(OM_KERNEL_lans_default_f64) || defined(OM_KERNEL_lans_default_f16) || defined(OM_KERNEL_lans_default_bf16) || defined(OM_KERNEL_lans_default_f16_mp) || defined(OM_KERNEL_lans_default_bf16_mp)
 
 template <typename M>
 struct lans_default_scalars {
@@ -203,6 +209,8 @@ static void lans_default_pass2_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_f32)
+
 extern "C" void lans_default_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -311,6 +319,9 @@ extern "C" void lans_default_f32_pass2(
             span, s, n1, n22, n24, n25);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_f64)
 
 extern "C" void lans_default_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -420,6 +431,9 @@ extern "C" void lans_default_f64_pass2(
             span, s, n1, n22, n24, n25);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_f16)
 
 extern "C" void lans_default_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -529,6 +543,9 @@ extern "C" void lans_default_f16_pass2(
             span, s, n1, n22, n24, n25);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_bf16)
 
 extern "C" void lans_default_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -638,6 +655,9 @@ extern "C" void lans_default_bf16_pass2(
             span, s, n1, n22, n24, n25);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_f16_mp)
 
 extern "C" void lans_default_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -747,6 +767,9 @@ extern "C" void lans_default_f16_mp_pass2(
             span, s, n1, n22, n24, n25);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lans_default_bf16_mp)
 
 extern "C" void lans_default_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -856,3 +879,6 @@ extern "C" void lans_default_bf16_mp_pass2(
             span, s, n1, n22, n24, n25);
     }
 }
+#endif
+
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant lion_maximize ===============================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f32) || defined(OM_KERNEL_lion_maximize_f64) || defined(OM_KERNEL_lion_maximize_f16) || defined(OM_KERNEL_lion_maximize_bf16) || defined(OM_KERNEL_lion_maximize_f16_mp) || defined(OM_KERNEL_lion_maximize_bf16_mp)
 
 template <typename M>
 struct lion_maximize_scalars {
@@ -74,6 +80,7 @@ static void lion_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f32)
 extern "C" void lion_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -100,7 +107,9 @@ extern "C" void lion_maximize_f32_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f64)
 extern "C" void lion_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -127,7 +136,9 @@ extern "C" void lion_maximize_f64_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f16)
 extern "C" void lion_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -154,7 +165,9 @@ extern "C" void lion_maximize_f16_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_bf16)
 extern "C" void lion_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -181,7 +194,9 @@ extern "C" void lion_maximize_bf16_multi(const om::u64* __restrict__ table, cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f16_mp)
 extern "C" void lion_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -209,7 +224,9 @@ extern "C" void lion_maximize_f16_mp_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_bf16_mp)
 extern "C" void lion_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -237,9 +254,12 @@ extern "C" void lion_maximize_bf16_mp_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant lion_not_maximize ===========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f32) || defined(OM_KERNEL_lion_not_maximize_f64) || defined(OM_KERNEL_lion_not_maximize_f16) || defined(OM_KERNEL_lion_not_maximize_bf16) || defined(OM_KERNEL_lion_not_maximize_f16_mp) || defined(OM_KERNEL_lion_not_maximize_bf16_mp)
 
 template <typename M>
 struct lion_not_maximize_scalars {
@@ -295,6 +315,7 @@ static void lion_not_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f32)
 extern "C" void lion_not_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -321,7 +342,9 @@ extern "C" void lion_not_maximize_f32_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f64)
 extern "C" void lion_not_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -348,7 +371,9 @@ extern "C" void lion_not_maximize_f64_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f16)
 extern "C" void lion_not_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -375,7 +400,9 @@ extern "C" void lion_not_maximize_f16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_bf16)
 extern "C" void lion_not_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -402,7 +429,9 @@ extern "C" void lion_not_maximize_bf16_multi(const om::u64* __restrict__ table, 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f16_mp)
 extern "C" void lion_not_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -430,7 +459,9 @@ extern "C" void lion_not_maximize_f16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_bf16_mp)
 extern "C" void lion_not_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -458,3 +489,5 @@ extern "C" void lion_not_maximize_bf16_mp_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant nag_momentum_eq_0 ===========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_f32) || defined(OM_KERNEL_nag_momentum_eq_0_f64) || defined(OM_KERNEL_nag_momentum_eq_0_f16) || defined(OM_KERNEL_nag_momentum_eq_0_bf16) || defined(OM_KERNEL_nag_momentum_eq_0_f16_mp) || defined(OM_KERNEL_nag_momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct nag_momentum_eq_0_scalars {
@@ -61,6 +67,7 @@ static void nag_momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_f32)
 extern "C" void nag_momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -86,7 +93,9 @@ extern "C" void nag_momentum_eq_0_f32_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_f64)
 extern "C" void nag_momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -112,7 +121,9 @@ extern "C" void nag_momentum_eq_0_f64_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_f16)
 extern "C" void nag_momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -138,7 +149,9 @@ extern "C" void nag_momentum_eq_0_f16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_bf16)
 extern "C" void nag_momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -164,7 +177,9 @@ extern "C" void nag_momentum_eq_0_bf16_multi(const om::u64* __restrict__ table, 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_f16_mp)
 extern "C" void nag_momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -191,7 +206,9 @@ extern "C" void nag_momentum_eq_0_f16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_eq_0_bf16_mp)
 extern "C" void nag_momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -218,9 +235,12 @@ extern "C" void nag_momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant nag_momentum_ne_0 ===========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f32) || defined(OM_KERNEL_nag_momentum_ne_0_f64) || defined(OM_KERNEL_nag_momentum_ne_0_f16) || defined(OM_KERNEL_nag_momentum_ne_0_bf16) || defined(OM_KERNEL_nag_momentum_ne_0_f16_mp) || defined(OM_KERNEL_nag_momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct nag_momentum_ne_0_scalars {
@@ -270,6 +290,7 @@ static void nag_momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f32)
 extern "C" void nag_momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -296,7 +317,9 @@ extern "C" void nag_momentum_ne_0_f32_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f64)
 extern "C" void nag_momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -323,7 +346,9 @@ extern "C" void nag_momentum_ne_0_f64_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f16)
 extern "C" void nag_momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -350,7 +375,9 @@ extern "C" void nag_momentum_ne_0_f16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_bf16)
 extern "C" void nag_momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -377,7 +404,9 @@ extern "C" void nag_momentum_ne_0_bf16_multi(const om::u64* __restrict__ table, 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f16_mp)
 extern "C" void nag_momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -405,7 +434,9 @@ extern "C" void nag_momentum_ne_0_f16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_bf16_mp)
 extern "C" void nag_momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -433,3 +464,5 @@ extern "C" void nag_momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant novograd_maximize ===========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_f32) || defined(OM_KERNEL_novograd_maximize_f64) || defined(OM_KERNEL_novograd_maximize_f16) || defined(OM_KERNEL_novograd_maximize_bf16) || defined(OM_KERNEL_novograd_maximize_f16_mp) || defined(OM_KERNEL_novograd_maximize_bf16_mp)
 
 template <typename M>
 struct novograd_maximize_scalars {
@@ -126,6 +132,8 @@ static void novograd_maximize_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_f32)
+
 extern "C" void novograd_maximize_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -186,6 +194,9 @@ extern "C" void novograd_maximize_f32_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_f64)
 
 extern "C" void novograd_maximize_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -247,6 +258,9 @@ extern "C" void novograd_maximize_f64_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_f16)
 
 extern "C" void novograd_maximize_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -308,6 +322,9 @@ extern "C" void novograd_maximize_f16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_bf16)
 
 extern "C" void novograd_maximize_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -369,6 +386,9 @@ extern "C" void novograd_maximize_bf16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_f16_mp)
 
 extern "C" void novograd_maximize_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -430,6 +450,9 @@ extern "C" void novograd_maximize_f16_mp_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_maximize_bf16_mp)
 
 extern "C" void novograd_maximize_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -491,10 +514,13 @@ extern "C" void novograd_maximize_bf16_mp_pass1(
             start);
     }
 }
+#endif
 
+#endif
 
 
 // == variant novograd_not_maximize =======================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_f32) || defined(OM_KERNEL_novograd_not_maximize_f64) || defined(OM_KERNEL_novograd_not_maximize_f16) || defined(OM_KERNEL_novograd_not_maximize_bf16) || defined(OM_KERNEL_novograd_not_maximize_f16_mp) || defined(OM_KERNEL_novograd_not_maximize_bf16_mp)
 
 template <typename M>
 struct novograd_not_maximize_scalars {
@@ -601,6 +627,8 @@ static void novograd_not_maximize_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_f32)
+
 extern "C" void novograd_not_maximize_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -661,6 +689,9 @@ extern "C" void novograd_not_maximize_f32_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_f64)
 
 extern "C" void novograd_not_maximize_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -722,6 +753,9 @@ extern "C" void novograd_not_maximize_f64_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_f16)
 
 extern "C" void novograd_not_maximize_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -783,6 +817,9 @@ extern "C" void novograd_not_maximize_f16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_bf16)
 
 extern "C" void novograd_not_maximize_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -844,6 +881,9 @@ extern "C" void novograd_not_maximize_bf16_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_f16_mp)
 
 extern "C" void novograd_not_maximize_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -905,6 +945,9 @@ extern "C" void novograd_not_maximize_f16_mp_pass1(
             start);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_novograd_not_maximize_bf16_mp)
 
 extern "C" void novograd_not_maximize_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -966,3 +1009,6 @@ extern "C" void novograd_not_maximize_bf16_mp_pass1(
             start);
     }
 }
+#endif
+
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant rprop_maximize__t_eq_1 ======================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16_mp)
 
 template <typename M>
 struct rprop_maximize__t_eq_1_scalars {
@@ -79,6 +85,7 @@ static void rprop_maximize__t_eq_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32)
 extern "C" void rprop_maximize__t_eq_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -106,7 +113,9 @@ extern "C" void rprop_maximize__t_eq_1_f32_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f64)
 extern "C" void rprop_maximize__t_eq_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -134,7 +143,9 @@ extern "C" void rprop_maximize__t_eq_1_f64_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16)
 extern "C" void rprop_maximize__t_eq_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -162,7 +173,9 @@ extern "C" void rprop_maximize__t_eq_1_f16_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16)
 extern "C" void rprop_maximize__t_eq_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -190,7 +203,9 @@ extern "C" void rprop_maximize__t_eq_1_bf16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16_mp)
 extern "C" void rprop_maximize__t_eq_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -219,7 +234,9 @@ extern "C" void rprop_maximize__t_eq_1_f16_mp_multi(const om::u64* __restrict__ 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16_mp)
 extern "C" void rprop_maximize__t_eq_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -248,9 +265,12 @@ extern "C" void rprop_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rprop_maximize__t_ne_1 ======================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16_mp)
 
 template <typename M>
 struct rprop_maximize__t_ne_1_scalars {
@@ -313,6 +333,7 @@ static void rprop_maximize__t_ne_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32)
 extern "C" void rprop_maximize__t_ne_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -340,7 +361,9 @@ extern "C" void rprop_maximize__t_ne_1_f32_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f64)
 extern "C" void rprop_maximize__t_ne_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -368,7 +391,9 @@ extern "C" void rprop_maximize__t_ne_1_f64_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16)
 extern "C" void rprop_maximize__t_ne_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -396,7 +421,9 @@ extern "C" void rprop_maximize__t_ne_1_f16_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16)
 extern "C" void rprop_maximize__t_ne_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -424,7 +451,9 @@ extern "C" void rprop_maximize__t_ne_1_bf16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16_mp)
 extern "C" void rprop_maximize__t_ne_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -453,7 +482,9 @@ extern "C" void rprop_maximize__t_ne_1_f16_mp_multi(const om::u64* __restrict__ 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16_mp)
 extern "C" void rprop_maximize__t_ne_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -482,9 +513,12 @@ extern "C" void rprop_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rprop_not_maximize__t_eq_1 ==================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16_mp)
 
 template <typename M>
 struct rprop_not_maximize__t_eq_1_scalars {
@@ -546,6 +580,7 @@ static void rprop_not_maximize__t_eq_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32)
 extern "C" void rprop_not_maximize__t_eq_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -573,7 +608,9 @@ extern "C" void rprop_not_maximize__t_eq_1_f32_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f64)
 extern "C" void rprop_not_maximize__t_eq_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -601,7 +638,9 @@ extern "C" void rprop_not_maximize__t_eq_1_f64_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16)
 extern "C" void rprop_not_maximize__t_eq_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -629,7 +668,9 @@ extern "C" void rprop_not_maximize__t_eq_1_f16_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16)
 extern "C" void rprop_not_maximize__t_eq_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -657,7 +698,9 @@ extern "C" void rprop_not_maximize__t_eq_1_bf16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16_mp)
 extern "C" void rprop_not_maximize__t_eq_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -686,7 +729,9 @@ extern "C" void rprop_not_maximize__t_eq_1_f16_mp_multi(const om::u64* __restric
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16_mp)
 extern "C" void rprop_not_maximize__t_eq_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -715,9 +760,12 @@ extern "C" void rprop_not_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rprop_not_maximize__t_ne_1 ==================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16_mp)
 
 template <typename M>
 struct rprop_not_maximize__t_ne_1_scalars {
@@ -780,6 +828,7 @@ static void rprop_not_maximize__t_ne_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32)
 extern "C" void rprop_not_maximize__t_ne_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -807,7 +856,9 @@ extern "C" void rprop_not_maximize__t_ne_1_f32_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f64)
 extern "C" void rprop_not_maximize__t_ne_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -835,7 +886,9 @@ extern "C" void rprop_not_maximize__t_ne_1_f64_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16)
 extern "C" void rprop_not_maximize__t_ne_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -863,7 +916,9 @@ extern "C" void rprop_not_maximize__t_ne_1_f16_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16)
 extern "C" void rprop_not_maximize__t_ne_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -891,7 +946,9 @@ extern "C" void rprop_not_maximize__t_ne_1_bf16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16_mp)
 extern "C" void rprop_not_maximize__t_ne_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -920,7 +977,9 @@ extern "C" void rprop_not_maximize__t_ne_1_f16_mp_multi(const om::u64* __restric
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16_mp)
 extern "C" void rprop_not_maximize__t_ne_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -949,3 +1008,5 @@ extern "C" void rprop_not_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant schedulefreeadamw_warmup_steps_gt_0__decay_at_z =============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
@@ -90,6 +96,7 @@ static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -118,7 +125,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -147,7 +156,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -176,7 +187,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -205,7 +218,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -235,7 +250,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -265,9 +282,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z =========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
@@ -340,6 +360,7 @@ static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -368,7 +389,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -397,7 +420,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -426,7 +451,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -455,7 +482,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -485,7 +514,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -515,9 +546,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_mult
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant schedulefreeadamw_warmup_steps_le_0__decay_at_z =============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
@@ -590,6 +624,7 @@ static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -618,7 +653,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -647,7 +684,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -676,7 +715,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -705,7 +746,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -735,7 +778,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -765,9 +810,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant schedulefreeadamw_warmup_steps_le_0__not_decay_at_z =========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
@@ -840,6 +888,7 @@ static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -868,7 +917,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -897,7 +948,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -926,7 +979,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -955,7 +1010,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -985,7 +1042,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp)
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1015,9 +1074,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_mult
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant schedulefreeadamw_mode_train ================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f32) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f64) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f16) || defined(OM_KERNEL_schedulefreeadamw_mode_train_bf16) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_mode_train_bf16_mp)
 
 template <typename M>
 struct schedulefreeadamw_mode_train_scalars {
@@ -1059,6 +1121,7 @@ static void schedulefreeadamw_mode_train_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f32)
 extern "C" void schedulefreeadamw_mode_train_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1087,7 +1150,9 @@ extern "C" void schedulefreeadamw_mode_train_f32_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f64)
 extern "C" void schedulefreeadamw_mode_train_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1116,7 +1181,9 @@ extern "C" void schedulefreeadamw_mode_train_f64_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f16)
 extern "C" void schedulefreeadamw_mode_train_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1145,7 +1212,9 @@ extern "C" void schedulefreeadamw_mode_train_f16_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_bf16)
 extern "C" void schedulefreeadamw_mode_train_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1174,7 +1243,9 @@ extern "C" void schedulefreeadamw_mode_train_bf16_multi(const om::u64* __restric
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_f16_mp)
 extern "C" void schedulefreeadamw_mode_train_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1204,7 +1275,9 @@ extern "C" void schedulefreeadamw_mode_train_f16_mp_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_train_bf16_mp)
 extern "C" void schedulefreeadamw_mode_train_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1234,9 +1307,12 @@ extern "C" void schedulefreeadamw_mode_train_bf16_mp_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant schedulefreeadamw_mode_eval =================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f32) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f64) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f16) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_bf16) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_bf16_mp)
 
 template <typename M>
 struct schedulefreeadamw_mode_eval_scalars {
@@ -1274,6 +1350,7 @@ static void schedulefreeadamw_mode_eval_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f32)
 extern "C" void schedulefreeadamw_mode_eval_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1302,7 +1379,9 @@ extern "C" void schedulefreeadamw_mode_eval_f32_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f64)
 extern "C" void schedulefreeadamw_mode_eval_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1331,7 +1410,9 @@ extern "C" void schedulefreeadamw_mode_eval_f64_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f16)
 extern "C" void schedulefreeadamw_mode_eval_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1360,7 +1441,9 @@ extern "C" void schedulefreeadamw_mode_eval_f16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_bf16)
 extern "C" void schedulefreeadamw_mode_eval_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1389,7 +1472,9 @@ extern "C" void schedulefreeadamw_mode_eval_bf16_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_f16_mp)
 extern "C" void schedulefreeadamw_mode_eval_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1419,7 +1504,9 @@ extern "C" void schedulefreeadamw_mode_eval_f16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_mode_eval_bf16_mp)
 extern "C" void schedulefreeadamw_mode_eval_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1449,3 +1536,5 @@ extern "C" void schedulefreeadamw_mode_eval_bf16_mp_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant yogi_maximize ===============================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_f32) || defined(OM_KERNEL_yogi_maximize_f64) || defined(OM_KERNEL_yogi_maximize_f16) || defined(OM_KERNEL_yogi_maximize_bf16) || defined(OM_KERNEL_yogi_maximize_f16_mp) || defined(OM_KERNEL_yogi_maximize_bf16_mp)
 
 template <typename M>
 struct yogi_maximize_scalars {
@@ -82,6 +88,7 @@ static void yogi_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_f32)
 extern "C" void yogi_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -109,7 +116,9 @@ extern "C" void yogi_maximize_f32_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_f64)
 extern "C" void yogi_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -137,7 +146,9 @@ extern "C" void yogi_maximize_f64_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_f16)
 extern "C" void yogi_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -165,7 +176,9 @@ extern "C" void yogi_maximize_f16_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_bf16)
 extern "C" void yogi_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -193,7 +206,9 @@ extern "C" void yogi_maximize_bf16_multi(const om::u64* __restrict__ table, cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_f16_mp)
 extern "C" void yogi_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -222,7 +237,9 @@ extern "C" void yogi_maximize_f16_mp_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_maximize_bf16_mp)
 extern "C" void yogi_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -251,9 +268,12 @@ extern "C" void yogi_maximize_bf16_mp_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant yogi_not_maximize ===========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_f32) || defined(OM_KERNEL_yogi_not_maximize_f64) || defined(OM_KERNEL_yogi_not_maximize_f16) || defined(OM_KERNEL_yogi_not_maximize_bf16) || defined(OM_KERNEL_yogi_not_maximize_f16_mp) || defined(OM_KERNEL_yogi_not_maximize_bf16_mp)
 
 template <typename M>
 struct yogi_not_maximize_scalars {
@@ -318,6 +338,7 @@ static void yogi_not_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_f32)
 extern "C" void yogi_not_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -345,7 +366,9 @@ extern "C" void yogi_not_maximize_f32_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_f64)
 extern "C" void yogi_not_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -373,7 +396,9 @@ extern "C" void yogi_not_maximize_f64_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_f16)
 extern "C" void yogi_not_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -401,7 +426,9 @@ extern "C" void yogi_not_maximize_f16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_bf16)
 extern "C" void yogi_not_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -429,7 +456,9 @@ extern "C" void yogi_not_maximize_bf16_multi(const om::u64* __restrict__ table, 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_f16_mp)
 extern "C" void yogi_not_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -458,7 +487,9 @@ extern "C" void yogi_not_maximize_f16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_yogi_not_maximize_bf16_mp)
 extern "C" void yogi_not_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -487,3 +518,5 @@ extern "C" void yogi_not_maximize_bf16_mp_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -43,20 +43,27 @@ __host__ __device__ __forceinline__ double word_double(u64 w) {
 }
 
 // -- 16-bit storage types: bit patterns, converted with round-to-nearest-even ---------
+// The host conversions compute every case and select one with bit masks (no branches,
+// and no floating-point operation the compiler could sink into a branch it then cannot
+// if-convert), so the loops that load and store 16-bit arrays vectorise; they equal the
+// IEEE conversions (checked over all 2^16 halves and all 2^32 floats) and do not depend
+// on FTZ/DAZ.
 struct half { u16 bits; };
 struct bfloat16 { u16 bits; };
+
+// `yes` where `c` holds, else `no`: a branch-free select of bit patterns.
+__host__ __device__ __forceinline__ u32 pick(bool c, u32 yes, u32 no) { const u32 m = 0u - u32(c); return (yes & m) | (no & ~m); }
 
 __host__ __device__ __forceinline__ float half_to_float(u16 h) {
 #ifdef __CUDA_ARCH__
     float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f;
 #else
-    const u32 sign = u32(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
-    if (exponent == 0) {   // zero or subnormal: mantissa * 2^-24 is exact in float
-        const float magnitude = float(mantissa) * 5.9604644775390625e-8f;
-        return bits_float(float_bits(magnitude) | sign);
-    }
-    if (exponent == 31) return bits_float(sign | 0x7f800000u | (mantissa << 13));
-    return bits_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+    const u32 sign = u32(h & 0x8000u) << 16, magnitude = h & 0x7fffu;
+    // zero or subnormal: magnitude * 2^-24 is exact in float
+    const u32 subnormal = float_bits(float(magnitude) * 5.9604644775390625e-8f);
+    // normal: the exponent rebiased by 127 - 15 = 112; inf and NaN: exponent 31 + 224 = 255
+    const u32 normal = (magnitude << 13) + (112u << 23);
+    return bits_float(sign | pick(magnitude < 0x400u, subnormal, pick(magnitude >= 0x7c00u, normal + (112u << 23), normal)));
 #endif
 }
 
@@ -65,21 +72,15 @@ __host__ __device__ __forceinline__ u16 float_to_half(float x) {
     u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x)); return h;
 #else
     const u32 f = float_bits(x), sign = (f >> 16) & 0x8000u, a = f & 0x7fffffffu;
-    if (a > 0x7f800000u) return u16(sign | 0x7e00u | ((a >> 13) & 0x3ffu));   // NaN stays NaN
-    if (a >= 0x477ff000u) return u16(sign | 0x7c00u);                         // rounds to inf
-    if (a < 0x38800000u) {                                                    // half subnormal
-        const u32 shift = 126u - (a >> 23);
-        if (shift > 24u) return u16(sign);
-        const u32 m = (a & 0x7fffffu) | 0x800000u;
-        u32 h = m >> shift;
-        const u32 rest = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
-        if (rest > halfway || (rest == halfway && (h & 1u))) ++h;
-        return u16(sign | h);
-    }
-    u32 h = (a - (112u << 23)) >> 13;
-    const u32 rest = a & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
-    return u16(sign | h);
+    const u32 nan = 0x7e00u | ((a >> 13) & 0x3ffu);                        // NaN stays NaN
+    // |x| < 2^-14, a half subnormal: x + 0.5f rounds x to a multiple of 2^-24 (the float
+    // ulp at 0.5, the half subnormal ulp), nearest-even; the bits above 0.5f's are the half.
+    // Float subnormals under DAZ read as 0: they round to a zero half either way.
+    const u32 subnormal = float_bits(bits_float(a) + 0.5f) - 0x3f000000u;
+    // normal: rebias (- 112 << 23), then add 0xfff and the kept lowest bit before dropping
+    // 13 bits: round to nearest, ties to even (a carry moves into the exponent)
+    const u32 normal = (a - (112u << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    return u16(sign | pick(a > 0x7f800000u, nan, pick(a >= 0x477ff000u, 0x7c00u, pick(a < 0x38800000u, subnormal, normal))));
 #endif
 }
 
@@ -90,8 +91,8 @@ __host__ __device__ __forceinline__ u16 float_to_bfloat16(float x) {
     u16 b; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b) : "f"(x)); return b;
 #else
     const u32 f = float_bits(x);
-    if ((f & 0x7fffffffu) > 0x7f800000u) return u16((f >> 16) | 0x40u);    // NaN stays NaN
-    return u16((f + 0x7fffu + ((f >> 16) & 1u)) >> 16);
+    const u32 nan = (f >> 16) | 0x40u;                                      // NaN stays NaN
+    return u16(pick((f & 0x7fffffffu) > 0x7f800000u, nan, (f + 0x7fffu + ((f >> 16) & 1u)) >> 16));
 #endif
 }
 
@@ -171,9 +172,12 @@ template <typename M> __host__ __device__ __forceinline__ M clip(M x, M lo, M hi
     const M above = x < lo ? lo : x;
     return above > hi ? hi : above;
 }
-// numpy.sign: 0 for both zeros, NaN for NaN.
+// numpy.sign: 0 for both zeros, NaN for NaN. One select after another (nested ones kept
+// GCC from vectorising Rprop's loop).
 template <typename M> __host__ __device__ __forceinline__ M sign(M x) {
-    return x > M(0) ? M(1) : (x < M(0) ? M(-1) : (x == x ? M(0) : x));
+    const M zero_or_nan = x == x ? M(0) : x;
+    const M negative = x < M(0) ? M(-1) : zero_or_nan;
+    return x > M(0) ? M(1) : negative;
 }
 template <typename M> __host__ __device__ __forceinline__ bool isfinite(M x) { return x - x == M(0); }
 

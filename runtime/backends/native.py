@@ -187,13 +187,24 @@ _LIBRARIES = {}     # module name -> library: the cache is checked once per proc
 
 
 def library(module):
-    """The rule's compiled kernels (built on first use): called before an update counts, so
-    a compiler failure changes nothing."""
+    """The rule's entry points (`native_build.kernels`: each kernel built on first use)."""
     lib = _LIBRARIES.get(module.__name__)
     if lib is None:
         from . import native_build
-        lib = _LIBRARIES[module.__name__] = native_build.load(source_of(module))
+        lib = _LIBRARIES[module.__name__] = native_build.kernels(source_of(module))
     return lib
+
+
+def build(module, weights, plans, masters=None):
+    """Compile (or load from the cache) each kernel a planned step runs, before any of them
+    runs: the optimizer calls this while it can still restore the update counts, so a
+    compiler failure raises with nothing changed. Once loaded, a kernel costs a dict lookup."""
+    lib = library(module)
+    variants = dict(zip(map(id, module.VARIANTS.values()), module.VARIANTS))
+    kernels = cuda_launch.metadata(module).VARIANTS
+    pairs = {(id(plan[0]), weight.dtype) for plan, weight in zip(plans, weights) if plan is not None}
+    for variant, dtype in pairs:
+        lib.load_kernel(kernels[variants[variant]]["kernels"][cuda_launch.storage(dtype, masters is not None)])
 
 
 def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant dcasgd_momentum_eq_0 ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f32) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f64) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f16) || defined(OM_KERNEL_dcasgd_momentum_eq_0_bf16) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f16_mp) || defined(OM_KERNEL_dcasgd_momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct dcasgd_momentum_eq_0_scalars {
@@ -68,6 +74,7 @@ static void dcasgd_momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f32)
 extern "C" void dcasgd_momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -94,7 +101,9 @@ extern "C" void dcasgd_momentum_eq_0_f32_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f64)
 extern "C" void dcasgd_momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -121,7 +130,9 @@ extern "C" void dcasgd_momentum_eq_0_f64_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f16)
 extern "C" void dcasgd_momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -148,7 +159,9 @@ extern "C" void dcasgd_momentum_eq_0_f16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_bf16)
 extern "C" void dcasgd_momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -175,7 +188,9 @@ extern "C" void dcasgd_momentum_eq_0_bf16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_f16_mp)
 extern "C" void dcasgd_momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -203,7 +218,9 @@ extern "C" void dcasgd_momentum_eq_0_f16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_eq_0_bf16_mp)
 extern "C" void dcasgd_momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -231,9 +248,12 @@ extern "C" void dcasgd_momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant dcasgd_momentum_ne_0 ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f64) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16_mp) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct dcasgd_momentum_ne_0_scalars {
@@ -291,6 +311,7 @@ static void dcasgd_momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32)
 extern "C" void dcasgd_momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -318,7 +339,9 @@ extern "C" void dcasgd_momentum_ne_0_f32_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f64)
 extern "C" void dcasgd_momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -346,7 +369,9 @@ extern "C" void dcasgd_momentum_ne_0_f64_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16)
 extern "C" void dcasgd_momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -374,7 +399,9 @@ extern "C" void dcasgd_momentum_ne_0_f16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16)
 extern "C" void dcasgd_momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -402,7 +429,9 @@ extern "C" void dcasgd_momentum_ne_0_bf16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16_mp)
 extern "C" void dcasgd_momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -431,7 +460,9 @@ extern "C" void dcasgd_momentum_ne_0_f16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16_mp)
 extern "C" void dcasgd_momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -460,3 +491,5 @@ extern "C" void dcasgd_momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant ftml_default ================================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_f32) || defined(OM_KERNEL_ftml_default_f64) || defined(OM_KERNEL_ftml_default_f16) || defined(OM_KERNEL_ftml_default_bf16) || defined(OM_KERNEL_ftml_default_f16_mp) || defined(OM_KERNEL_ftml_default_bf16_mp)
 
 template <typename M>
 struct ftml_default_scalars {
@@ -91,6 +97,7 @@ static void ftml_default_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_f32)
 extern "C" void ftml_default_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -119,7 +126,9 @@ extern "C" void ftml_default_f32_multi(const om::u64* __restrict__ table, const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_f64)
 extern "C" void ftml_default_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -148,7 +157,9 @@ extern "C" void ftml_default_f64_multi(const om::u64* __restrict__ table, const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_f16)
 extern "C" void ftml_default_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -177,7 +188,9 @@ extern "C" void ftml_default_f16_multi(const om::u64* __restrict__ table, const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_bf16)
 extern "C" void ftml_default_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -206,7 +219,9 @@ extern "C" void ftml_default_bf16_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_f16_mp)
 extern "C" void ftml_default_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -236,7 +251,9 @@ extern "C" void ftml_default_f16_mp_multi(const om::u64* __restrict__ table, con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftml_default_bf16_mp)
 extern "C" void ftml_default_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -266,3 +283,5 @@ extern "C" void ftml_default_bf16_mp_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant ftrl_default ================================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_f32) || defined(OM_KERNEL_ftrl_default_f64) || defined(OM_KERNEL_ftrl_default_f16) || defined(OM_KERNEL_ftrl_default_bf16) || defined(OM_KERNEL_ftrl_default_f16_mp) || defined(OM_KERNEL_ftrl_default_bf16_mp)
 
 template <typename M>
 struct ftrl_default_scalars {
@@ -83,6 +89,7 @@ static void ftrl_default_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_f32)
 extern "C" void ftrl_default_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -110,7 +117,9 @@ extern "C" void ftrl_default_f32_multi(const om::u64* __restrict__ table, const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_f64)
 extern "C" void ftrl_default_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -138,7 +147,9 @@ extern "C" void ftrl_default_f64_multi(const om::u64* __restrict__ table, const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_f16)
 extern "C" void ftrl_default_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -166,7 +177,9 @@ extern "C" void ftrl_default_f16_multi(const om::u64* __restrict__ table, const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_bf16)
 extern "C" void ftrl_default_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -194,7 +207,9 @@ extern "C" void ftrl_default_bf16_multi(const om::u64* __restrict__ table, const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_f16_mp)
 extern "C" void ftrl_default_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -223,7 +238,9 @@ extern "C" void ftrl_default_f16_mp_multi(const om::u64* __restrict__ table, con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ftrl_default_bf16_mp)
 extern "C" void ftrl_default_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -252,3 +269,5 @@ extern "C" void ftrl_default_bf16_mp_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant lamb_bias_correction ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_f32) || defined(OM_KERNEL_lamb_bias_correction_f64) || defined(OM_KERNEL_lamb_bias_correction_f16) || defined(OM_KERNEL_lamb_bias_correction_bf16) || defined(OM_KERNEL_lamb_bias_correction_f16_mp) || defined(OM_KERNEL_lamb_bias_correction_bf16_mp)
 
 template <typename M>
 struct lamb_bias_correction_scalars {
@@ -146,6 +152,8 @@ static void lamb_bias_correction_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_f32)
+
 extern "C" void lamb_bias_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -208,6 +216,9 @@ extern "C" void lamb_bias_correction_f32_pass1(
             span, s, n16, n18);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_f64)
 
 extern "C" void lamb_bias_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -271,6 +282,9 @@ extern "C" void lamb_bias_correction_f64_pass1(
             span, s, n16, n18);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_f16)
 
 extern "C" void lamb_bias_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -334,6 +348,9 @@ extern "C" void lamb_bias_correction_f16_pass1(
             span, s, n16, n18);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_bf16)
 
 extern "C" void lamb_bias_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -397,6 +414,9 @@ extern "C" void lamb_bias_correction_bf16_pass1(
             span, s, n16, n18);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_f16_mp)
 
 extern "C" void lamb_bias_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -460,6 +480,9 @@ extern "C" void lamb_bias_correction_f16_mp_pass1(
             span, s, n16, n18);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_bias_correction_bf16_mp)
 
 extern "C" void lamb_bias_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -523,10 +546,13 @@ extern "C" void lamb_bias_correction_bf16_mp_pass1(
             span, s, n16, n18);
     }
 }
+#endif
 
+#endif
 
 
 // == variant lamb_not_bias_correction ====================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_f32) || defined(OM_KERNEL_lamb_not_bias_correction_f64) || defined(OM_KERNEL_lamb_not_bias_correction_f16) || defined(OM_KERNEL_lamb_not_bias_correction_bf16) || defined(OM_KERNEL_lamb_not_bias_correction_f16_mp) || defined(OM_KERNEL_lamb_not_bias_correction_bf16_mp)
 
 template <typename M>
 struct lamb_not_bias_correction_scalars {
@@ -649,6 +675,8 @@ static void lamb_not_bias_correction_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_f32)
+
 extern "C" void lamb_not_bias_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -711,6 +739,9 @@ extern "C" void lamb_not_bias_correction_f32_pass1(
             span, s, n14, n16);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_f64)
 
 extern "C" void lamb_not_bias_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -774,6 +805,9 @@ extern "C" void lamb_not_bias_correction_f64_pass1(
             span, s, n14, n16);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_f16)
 
 extern "C" void lamb_not_bias_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -837,6 +871,9 @@ extern "C" void lamb_not_bias_correction_f16_pass1(
             span, s, n14, n16);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_bf16)
 
 extern "C" void lamb_not_bias_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -900,6 +937,9 @@ extern "C" void lamb_not_bias_correction_bf16_pass1(
             span, s, n14, n16);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_f16_mp)
 
 extern "C" void lamb_not_bias_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -963,6 +1003,9 @@ extern "C" void lamb_not_bias_correction_f16_mp_pass1(
             span, s, n14, n16);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lamb_not_bias_correction_bf16_mp)
 
 extern "C" void lamb_not_bias_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1026,3 +1069,6 @@ extern "C" void lamb_not_bias_correction_bf16_mp_pass1(
             span, s, n14, n16);
     }
 }
+#endif
+
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant lars_exempt__momentum_eq_0__momentum_correction =============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f32) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f64) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f16) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_bf16) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f16_mp) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_exempt__momentum_eq_0__momentum_correction_scalars {
@@ -57,6 +63,7 @@ static void lars_exempt__momentum_eq_0__momentum_correction_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f32)
 extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -82,7 +89,9 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f32_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f64)
 extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -108,7 +117,9 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f64_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f16)
 extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -134,7 +145,9 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_bf16)
 extern "C" void lars_exempt__momentum_eq_0__momentum_correction_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -160,7 +173,9 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_bf16_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_f16_mp)
 extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -187,7 +202,9 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__momentum_correction_bf16_mp)
 extern "C" void lars_exempt__momentum_eq_0__momentum_correction_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -214,9 +231,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_bf16_mp_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant lars_exempt__momentum_eq_0__not_momentum_correction =========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f32) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f64) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f16) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_bf16) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f16_mp) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_exempt__momentum_eq_0__not_momentum_correction_scalars {
@@ -256,6 +276,7 @@ static void lars_exempt__momentum_eq_0__not_momentum_correction_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f32)
 extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -281,7 +302,9 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f32_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f64)
 extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -307,7 +330,9 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f64_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f16)
 extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -333,7 +358,9 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f16_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_bf16)
 extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -359,7 +386,9 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_bf16_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_f16_mp)
 extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -386,7 +415,9 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_eq_0__not_momentum_correction_bf16_mp)
 extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -413,9 +444,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_mult
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant lars_exempt__momentum_ne_0__momentum_correction =============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f32) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f64) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f16) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_bf16) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f16_mp) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_exempt__momentum_ne_0__momentum_correction_scalars {
@@ -463,6 +497,7 @@ static void lars_exempt__momentum_ne_0__momentum_correction_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f32)
 extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -489,7 +524,9 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f32_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f64)
 extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -516,7 +553,9 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f64_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f16)
 extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -543,7 +582,9 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_bf16)
 extern "C" void lars_exempt__momentum_ne_0__momentum_correction_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -570,7 +611,9 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_bf16_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_f16_mp)
 extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -598,7 +641,9 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__momentum_correction_bf16_mp)
 extern "C" void lars_exempt__momentum_ne_0__momentum_correction_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -626,9 +671,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_bf16_mp_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant lars_exempt__momentum_ne_0__not_momentum_correction =========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f32) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f64) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f16) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_bf16) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f16_mp) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_exempt__momentum_ne_0__not_momentum_correction_scalars {
@@ -676,6 +724,7 @@ static void lars_exempt__momentum_ne_0__not_momentum_correction_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f32)
 extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -702,7 +751,9 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f32_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f64)
 extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -729,7 +780,9 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f64_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f16)
 extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -756,7 +809,9 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f16_multi(co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_bf16)
 extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -783,7 +838,9 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_bf16_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_f16_mp)
 extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -811,7 +868,9 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_exempt__momentum_ne_0__not_momentum_correction_bf16_mp)
 extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -839,9 +898,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_mult
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant lars_not_exempt__momentum_eq_0__momentum_correction =========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f32) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f64) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f16) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_bf16) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_not_exempt__momentum_eq_0__momentum_correction_scalars {
@@ -934,6 +996,8 @@ static void lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f32)
+
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -996,6 +1060,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f64)
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1059,6 +1126,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f16)
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1122,6 +1192,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_bf16)
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1185,6 +1258,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp)
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1248,6 +1324,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass1
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp)
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1311,10 +1390,13 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
             span, s, n0, n2);
     }
 }
+#endif
 
+#endif
 
 
 // == variant lars_not_exempt__momentum_eq_0__not_momentum_correction =====================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f32) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f64) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f16) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars {
@@ -1407,6 +1489,8 @@ static void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f32)
+
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -1469,6 +1553,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f64)
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1532,6 +1619,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f16)
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1595,6 +1685,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16)
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1658,6 +1751,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp)
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1721,6 +1817,9 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp)
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -1784,10 +1883,13 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
             span, s, n0, n2);
     }
 }
+#endif
 
+#endif
 
 
 // == variant lars_not_exempt__momentum_ne_0__momentum_correction =========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f32) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f64) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f16) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_bf16) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_not_exempt__momentum_ne_0__momentum_correction_scalars {
@@ -1889,6 +1991,8 @@ static void lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f32)
+
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -1951,6 +2055,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f64)
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2014,6 +2121,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f16)
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2077,6 +2187,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_bf16)
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2140,6 +2253,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass1(
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp)
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2203,6 +2319,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass1
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp)
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2266,10 +2385,13 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
             span, s, n0, n2);
     }
 }
+#endif
 
+#endif
 
 
 // == variant lars_not_exempt__momentum_ne_0__not_momentum_correction =====================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f32) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f64) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f16) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp)
 
 template <typename M>
 struct lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars {
@@ -2371,6 +2493,8 @@ static void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f32)
+
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const double* __restrict__ reduced, double* __restrict__ partials,
@@ -2433,6 +2557,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f64)
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2496,6 +2623,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f16)
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2559,6 +2689,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16)
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2622,6 +2755,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp)
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2685,6 +2821,9 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
             span, s, n0, n2);
     }
 }
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp)
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_pass0(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
@@ -2748,3 +2887,6 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
             span, s, n0, n2);
     }
 }
+#endif
+
+#endif

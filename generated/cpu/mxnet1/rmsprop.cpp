@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant rmsprop_centered ============================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp)
 
 template <typename M>
 struct rmsprop_centered_scalars {
@@ -90,6 +96,7 @@ static void rmsprop_centered_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32)
 extern "C" void rmsprop_centered_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -118,7 +125,9 @@ extern "C" void rmsprop_centered_f32_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f64)
 extern "C" void rmsprop_centered_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -147,7 +156,9 @@ extern "C" void rmsprop_centered_f64_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f16)
 extern "C" void rmsprop_centered_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -176,7 +187,9 @@ extern "C" void rmsprop_centered_f16_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_bf16)
 extern "C" void rmsprop_centered_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -205,7 +218,9 @@ extern "C" void rmsprop_centered_bf16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f16_mp)
 extern "C" void rmsprop_centered_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -235,7 +250,9 @@ extern "C" void rmsprop_centered_f16_mp_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_bf16_mp)
 extern "C" void rmsprop_centered_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -265,9 +282,12 @@ extern "C" void rmsprop_centered_bf16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_not_centered ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp)
 
 template <typename M>
 struct rmsprop_not_centered_scalars {
@@ -324,6 +344,7 @@ static void rmsprop_not_centered_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32)
 extern "C" void rmsprop_not_centered_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -350,7 +371,9 @@ extern "C" void rmsprop_not_centered_f32_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f64)
 extern "C" void rmsprop_not_centered_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -377,7 +400,9 @@ extern "C" void rmsprop_not_centered_f64_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f16)
 extern "C" void rmsprop_not_centered_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -404,7 +429,9 @@ extern "C" void rmsprop_not_centered_f16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_bf16)
 extern "C" void rmsprop_not_centered_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -431,7 +458,9 @@ extern "C" void rmsprop_not_centered_bf16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp)
 extern "C" void rmsprop_not_centered_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -459,7 +488,9 @@ extern "C" void rmsprop_not_centered_f16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp)
 extern "C" void rmsprop_not_centered_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -487,3 +518,5 @@ extern "C" void rmsprop_not_centered_bf16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant sgld_default ================================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_f32) || defined(OM_KERNEL_sgld_default_f64) || defined(OM_KERNEL_sgld_default_f16) || defined(OM_KERNEL_sgld_default_bf16) || defined(OM_KERNEL_sgld_default_f16_mp) || defined(OM_KERNEL_sgld_default_bf16_mp)
 
 template <typename M>
 struct sgld_default_scalars {
@@ -61,6 +67,7 @@ static void sgld_default_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_f32)
 extern "C" void sgld_default_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -89,7 +96,9 @@ extern "C" void sgld_default_f32_multi(const om::u64* __restrict__ table, const 
             om::Noise{row[9], row[10]}, start);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_f64)
 extern "C" void sgld_default_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -118,7 +127,9 @@ extern "C" void sgld_default_f64_multi(const om::u64* __restrict__ table, const 
             om::Noise{row[9], row[10]}, start);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_f16)
 extern "C" void sgld_default_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -147,7 +158,9 @@ extern "C" void sgld_default_f16_multi(const om::u64* __restrict__ table, const 
             om::Noise{row[9], row[10]}, start);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_bf16)
 extern "C" void sgld_default_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -176,7 +189,9 @@ extern "C" void sgld_default_bf16_multi(const om::u64* __restrict__ table, const
             om::Noise{row[9], row[10]}, start);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_f16_mp)
 extern "C" void sgld_default_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -206,7 +221,9 @@ extern "C" void sgld_default_f16_mp_multi(const om::u64* __restrict__ table, con
             om::Noise{row[10], row[11]}, start);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgld_default_bf16_mp)
 extern "C" void sgld_default_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -236,3 +253,5 @@ extern "C" void sgld_default_bf16_mp_multi(const om::u64* __restrict__ table, co
             om::Noise{row[10], row[11]}, start);
     }
 }
+#endif
+#endif

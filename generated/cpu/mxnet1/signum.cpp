@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant signum_momentum_eq_0 ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_f32) || defined(OM_KERNEL_signum_momentum_eq_0_f64) || defined(OM_KERNEL_signum_momentum_eq_0_f16) || defined(OM_KERNEL_signum_momentum_eq_0_bf16) || defined(OM_KERNEL_signum_momentum_eq_0_f16_mp) || defined(OM_KERNEL_signum_momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct signum_momentum_eq_0_scalars {
@@ -54,6 +60,7 @@ static void signum_momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_f32)
 extern "C" void signum_momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -79,7 +86,9 @@ extern "C" void signum_momentum_eq_0_f32_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_f64)
 extern "C" void signum_momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -105,7 +114,9 @@ extern "C" void signum_momentum_eq_0_f64_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_f16)
 extern "C" void signum_momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -131,7 +142,9 @@ extern "C" void signum_momentum_eq_0_f16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_bf16)
 extern "C" void signum_momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -157,7 +170,9 @@ extern "C" void signum_momentum_eq_0_bf16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_f16_mp)
 extern "C" void signum_momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -184,7 +199,9 @@ extern "C" void signum_momentum_eq_0_f16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_eq_0_bf16_mp)
 extern "C" void signum_momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -211,9 +228,12 @@ extern "C" void signum_momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant signum_momentum_ne_0 ========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_f32) || defined(OM_KERNEL_signum_momentum_ne_0_f64) || defined(OM_KERNEL_signum_momentum_ne_0_f16) || defined(OM_KERNEL_signum_momentum_ne_0_bf16) || defined(OM_KERNEL_signum_momentum_ne_0_f16_mp) || defined(OM_KERNEL_signum_momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct signum_momentum_ne_0_scalars {
@@ -266,6 +286,7 @@ static void signum_momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_f32)
 extern "C" void signum_momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -292,7 +313,9 @@ extern "C" void signum_momentum_ne_0_f32_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_f64)
 extern "C" void signum_momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -319,7 +342,9 @@ extern "C" void signum_momentum_ne_0_f64_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_f16)
 extern "C" void signum_momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -346,7 +371,9 @@ extern "C" void signum_momentum_ne_0_f16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_bf16)
 extern "C" void signum_momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -373,7 +400,9 @@ extern "C" void signum_momentum_ne_0_bf16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_f16_mp)
 extern "C" void signum_momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -401,7 +430,9 @@ extern "C" void signum_momentum_ne_0_f16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_signum_momentum_ne_0_bf16_mp)
 extern "C" void signum_momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -429,3 +460,5 @@ extern "C" void signum_momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

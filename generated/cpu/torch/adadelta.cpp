@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adadelta_maximize ===========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f32) || defined(OM_KERNEL_adadelta_maximize_f64) || defined(OM_KERNEL_adadelta_maximize_f16) || defined(OM_KERNEL_adadelta_maximize_bf16) || defined(OM_KERNEL_adadelta_maximize_f16_mp) || defined(OM_KERNEL_adadelta_maximize_bf16_mp)
 
 template <typename M>
 struct adadelta_maximize_scalars {
@@ -83,6 +89,7 @@ static void adadelta_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f32)
 extern "C" void adadelta_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -110,7 +117,9 @@ extern "C" void adadelta_maximize_f32_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f64)
 extern "C" void adadelta_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -138,7 +147,9 @@ extern "C" void adadelta_maximize_f64_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f16)
 extern "C" void adadelta_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -166,7 +177,9 @@ extern "C" void adadelta_maximize_f16_multi(const om::u64* __restrict__ table, c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_bf16)
 extern "C" void adadelta_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -194,7 +207,9 @@ extern "C" void adadelta_maximize_bf16_multi(const om::u64* __restrict__ table, 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f16_mp)
 extern "C" void adadelta_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -223,7 +238,9 @@ extern "C" void adadelta_maximize_f16_mp_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_bf16_mp)
 extern "C" void adadelta_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -252,9 +269,12 @@ extern "C" void adadelta_maximize_bf16_mp_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adadelta_not_maximize =======================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f32) || defined(OM_KERNEL_adadelta_not_maximize_f64) || defined(OM_KERNEL_adadelta_not_maximize_f16) || defined(OM_KERNEL_adadelta_not_maximize_bf16) || defined(OM_KERNEL_adadelta_not_maximize_f16_mp) || defined(OM_KERNEL_adadelta_not_maximize_bf16_mp)
 
 template <typename M>
 struct adadelta_not_maximize_scalars {
@@ -320,6 +340,7 @@ static void adadelta_not_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f32)
 extern "C" void adadelta_not_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -347,7 +368,9 @@ extern "C" void adadelta_not_maximize_f32_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f64)
 extern "C" void adadelta_not_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -375,7 +398,9 @@ extern "C" void adadelta_not_maximize_f64_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f16)
 extern "C" void adadelta_not_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -403,7 +428,9 @@ extern "C" void adadelta_not_maximize_f16_multi(const om::u64* __restrict__ tabl
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_bf16)
 extern "C" void adadelta_not_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -431,7 +458,9 @@ extern "C" void adadelta_not_maximize_bf16_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f16_mp)
 extern "C" void adadelta_not_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -460,7 +489,9 @@ extern "C" void adadelta_not_maximize_f16_mp_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_bf16_mp)
 extern "C" void adadelta_not_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -489,3 +520,5 @@ extern "C" void adadelta_not_maximize_bf16_mp_multi(const om::u64* __restrict__ 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

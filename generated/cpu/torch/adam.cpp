@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adam_maximize__amsgrad ======================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f32) || defined(OM_KERNEL_adam_maximize__amsgrad_f64) || defined(OM_KERNEL_adam_maximize__amsgrad_f16) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16) || defined(OM_KERNEL_adam_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16_mp)
 
 template <typename M>
 struct adam_maximize__amsgrad_scalars {
@@ -88,6 +94,7 @@ static void adam_maximize__amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f32)
 extern "C" void adam_maximize__amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -116,7 +123,9 @@ extern "C" void adam_maximize__amsgrad_f32_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f64)
 extern "C" void adam_maximize__amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -145,7 +154,9 @@ extern "C" void adam_maximize__amsgrad_f64_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f16)
 extern "C" void adam_maximize__amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -174,7 +185,9 @@ extern "C" void adam_maximize__amsgrad_f16_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16)
 extern "C" void adam_maximize__amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -203,7 +216,9 @@ extern "C" void adam_maximize__amsgrad_bf16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f16_mp)
 extern "C" void adam_maximize__amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -233,7 +248,9 @@ extern "C" void adam_maximize__amsgrad_f16_mp_multi(const om::u64* __restrict__ 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16_mp)
 extern "C" void adam_maximize__amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -263,9 +280,12 @@ extern "C" void adam_maximize__amsgrad_bf16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adam_maximize__not_amsgrad ==================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16_mp)
 
 template <typename M>
 struct adam_maximize__not_amsgrad_scalars {
@@ -331,6 +351,7 @@ static void adam_maximize__not_amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32)
 extern "C" void adam_maximize__not_amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -358,7 +379,9 @@ extern "C" void adam_maximize__not_amsgrad_f32_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f64)
 extern "C" void adam_maximize__not_amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -386,7 +409,9 @@ extern "C" void adam_maximize__not_amsgrad_f64_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16)
 extern "C" void adam_maximize__not_amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -414,7 +439,9 @@ extern "C" void adam_maximize__not_amsgrad_f16_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16)
 extern "C" void adam_maximize__not_amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -442,7 +469,9 @@ extern "C" void adam_maximize__not_amsgrad_bf16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16_mp)
 extern "C" void adam_maximize__not_amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -471,7 +500,9 @@ extern "C" void adam_maximize__not_amsgrad_f16_mp_multi(const om::u64* __restric
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16_mp)
 extern "C" void adam_maximize__not_amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -500,9 +531,12 @@ extern "C" void adam_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adam_not_maximize__amsgrad ==================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f64) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16_mp)
 
 template <typename M>
 struct adam_not_maximize__amsgrad_scalars {
@@ -573,6 +607,7 @@ static void adam_not_maximize__amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32)
 extern "C" void adam_not_maximize__amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -601,7 +636,9 @@ extern "C" void adam_not_maximize__amsgrad_f32_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f64)
 extern "C" void adam_not_maximize__amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -630,7 +667,9 @@ extern "C" void adam_not_maximize__amsgrad_f64_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16)
 extern "C" void adam_not_maximize__amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -659,7 +698,9 @@ extern "C" void adam_not_maximize__amsgrad_f16_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16)
 extern "C" void adam_not_maximize__amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -688,7 +729,9 @@ extern "C" void adam_not_maximize__amsgrad_bf16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16_mp)
 extern "C" void adam_not_maximize__amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -718,7 +761,9 @@ extern "C" void adam_not_maximize__amsgrad_f16_mp_multi(const om::u64* __restric
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16_mp)
 extern "C" void adam_not_maximize__amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -748,9 +793,12 @@ extern "C" void adam_not_maximize__amsgrad_bf16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adam_not_maximize__not_amsgrad ==============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16_mp)
 
 template <typename M>
 struct adam_not_maximize__not_amsgrad_scalars {
@@ -816,6 +864,7 @@ static void adam_not_maximize__not_amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32)
 extern "C" void adam_not_maximize__not_amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -843,7 +892,9 @@ extern "C" void adam_not_maximize__not_amsgrad_f32_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f64)
 extern "C" void adam_not_maximize__not_amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -871,7 +922,9 @@ extern "C" void adam_not_maximize__not_amsgrad_f64_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16)
 extern "C" void adam_not_maximize__not_amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -899,7 +952,9 @@ extern "C" void adam_not_maximize__not_amsgrad_f16_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16)
 extern "C" void adam_not_maximize__not_amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -927,7 +982,9 @@ extern "C" void adam_not_maximize__not_amsgrad_bf16_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16_mp)
 extern "C" void adam_not_maximize__not_amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -956,7 +1013,9 @@ extern "C" void adam_not_maximize__not_amsgrad_f16_mp_multi(const om::u64* __res
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16_mp)
 extern "C" void adam_not_maximize__not_amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -985,3 +1044,5 @@ extern "C" void adam_not_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __re
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

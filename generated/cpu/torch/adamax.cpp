@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adamax_maximize =============================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f32) || defined(OM_KERNEL_adamax_maximize_f64) || defined(OM_KERNEL_adamax_maximize_f16) || defined(OM_KERNEL_adamax_maximize_bf16) || defined(OM_KERNEL_adamax_maximize_f16_mp) || defined(OM_KERNEL_adamax_maximize_bf16_mp)
 
 template <typename M>
 struct adamax_maximize_scalars {
@@ -78,6 +84,7 @@ static void adamax_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f32)
 extern "C" void adamax_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -105,7 +112,9 @@ extern "C" void adamax_maximize_f32_multi(const om::u64* __restrict__ table, con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f64)
 extern "C" void adamax_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -133,7 +142,9 @@ extern "C" void adamax_maximize_f64_multi(const om::u64* __restrict__ table, con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f16)
 extern "C" void adamax_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -161,7 +172,9 @@ extern "C" void adamax_maximize_f16_multi(const om::u64* __restrict__ table, con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_bf16)
 extern "C" void adamax_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -189,7 +202,9 @@ extern "C" void adamax_maximize_bf16_multi(const om::u64* __restrict__ table, co
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f16_mp)
 extern "C" void adamax_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -218,7 +233,9 @@ extern "C" void adamax_maximize_f16_mp_multi(const om::u64* __restrict__ table, 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_bf16_mp)
 extern "C" void adamax_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -247,9 +264,12 @@ extern "C" void adamax_maximize_bf16_mp_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adamax_not_maximize =========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f32) || defined(OM_KERNEL_adamax_not_maximize_f64) || defined(OM_KERNEL_adamax_not_maximize_f16) || defined(OM_KERNEL_adamax_not_maximize_bf16) || defined(OM_KERNEL_adamax_not_maximize_f16_mp) || defined(OM_KERNEL_adamax_not_maximize_bf16_mp)
 
 template <typename M>
 struct adamax_not_maximize_scalars {
@@ -310,6 +330,7 @@ static void adamax_not_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f32)
 extern "C" void adamax_not_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -337,7 +358,9 @@ extern "C" void adamax_not_maximize_f32_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f64)
 extern "C" void adamax_not_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -365,7 +388,9 @@ extern "C" void adamax_not_maximize_f64_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f16)
 extern "C" void adamax_not_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -393,7 +418,9 @@ extern "C" void adamax_not_maximize_f16_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_bf16)
 extern "C" void adamax_not_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -421,7 +448,9 @@ extern "C" void adamax_not_maximize_bf16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f16_mp)
 extern "C" void adamax_not_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -450,7 +479,9 @@ extern "C" void adamax_not_maximize_f16_mp_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_bf16_mp)
 extern "C" void adamax_not_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -479,3 +510,5 @@ extern "C" void adamax_not_maximize_bf16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant adamw_maximize__amsgrad =====================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_f32) || defined(OM_KERNEL_adamw_maximize__amsgrad_f64) || defined(OM_KERNEL_adamw_maximize__amsgrad_f16) || defined(OM_KERNEL_adamw_maximize__amsgrad_bf16) || defined(OM_KERNEL_adamw_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adamw_maximize__amsgrad_bf16_mp)
 
 template <typename M>
 struct adamw_maximize__amsgrad_scalars {
@@ -89,6 +95,7 @@ static void adamw_maximize__amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_f32)
 extern "C" void adamw_maximize__amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -117,7 +124,9 @@ extern "C" void adamw_maximize__amsgrad_f32_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_f64)
 extern "C" void adamw_maximize__amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -146,7 +155,9 @@ extern "C" void adamw_maximize__amsgrad_f64_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_f16)
 extern "C" void adamw_maximize__amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -175,7 +186,9 @@ extern "C" void adamw_maximize__amsgrad_f16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_bf16)
 extern "C" void adamw_maximize__amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -204,7 +217,9 @@ extern "C" void adamw_maximize__amsgrad_bf16_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_f16_mp)
 extern "C" void adamw_maximize__amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -234,7 +249,9 @@ extern "C" void adamw_maximize__amsgrad_f16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__amsgrad_bf16_mp)
 extern "C" void adamw_maximize__amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -264,9 +281,12 @@ extern "C" void adamw_maximize__amsgrad_bf16_mp_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adamw_maximize__not_amsgrad =================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_bf16_mp)
 
 template <typename M>
 struct adamw_maximize__not_amsgrad_scalars {
@@ -333,6 +353,7 @@ static void adamw_maximize__not_amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f32)
 extern "C" void adamw_maximize__not_amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -360,7 +381,9 @@ extern "C" void adamw_maximize__not_amsgrad_f32_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f64)
 extern "C" void adamw_maximize__not_amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -388,7 +411,9 @@ extern "C" void adamw_maximize__not_amsgrad_f64_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f16)
 extern "C" void adamw_maximize__not_amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -416,7 +441,9 @@ extern "C" void adamw_maximize__not_amsgrad_f16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_bf16)
 extern "C" void adamw_maximize__not_amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -444,7 +471,9 @@ extern "C" void adamw_maximize__not_amsgrad_bf16_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_f16_mp)
 extern "C" void adamw_maximize__not_amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -473,7 +502,9 @@ extern "C" void adamw_maximize__not_amsgrad_f16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_maximize__not_amsgrad_bf16_mp)
 extern "C" void adamw_maximize__not_amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -502,9 +533,12 @@ extern "C" void adamw_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adamw_not_maximize__amsgrad =================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f32) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f64) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f16) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_bf16) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_bf16_mp)
 
 template <typename M>
 struct adamw_not_maximize__amsgrad_scalars {
@@ -575,6 +609,7 @@ static void adamw_not_maximize__amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f32)
 extern "C" void adamw_not_maximize__amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -603,7 +638,9 @@ extern "C" void adamw_not_maximize__amsgrad_f32_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f64)
 extern "C" void adamw_not_maximize__amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -632,7 +669,9 @@ extern "C" void adamw_not_maximize__amsgrad_f64_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f16)
 extern "C" void adamw_not_maximize__amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -661,7 +700,9 @@ extern "C" void adamw_not_maximize__amsgrad_f16_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_bf16)
 extern "C" void adamw_not_maximize__amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -690,7 +731,9 @@ extern "C" void adamw_not_maximize__amsgrad_bf16_multi(const om::u64* __restrict
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_f16_mp)
 extern "C" void adamw_not_maximize__amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -720,7 +763,9 @@ extern "C" void adamw_not_maximize__amsgrad_f16_mp_multi(const om::u64* __restri
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__amsgrad_bf16_mp)
 extern "C" void adamw_not_maximize__amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -750,9 +795,12 @@ extern "C" void adamw_not_maximize__amsgrad_bf16_mp_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant adamw_not_maximize__not_amsgrad =============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_bf16_mp)
 
 template <typename M>
 struct adamw_not_maximize__not_amsgrad_scalars {
@@ -818,6 +866,7 @@ static void adamw_not_maximize__not_amsgrad_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f32)
 extern "C" void adamw_not_maximize__not_amsgrad_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -845,7 +894,9 @@ extern "C" void adamw_not_maximize__not_amsgrad_f32_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f64)
 extern "C" void adamw_not_maximize__not_amsgrad_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -873,7 +924,9 @@ extern "C" void adamw_not_maximize__not_amsgrad_f64_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f16)
 extern "C" void adamw_not_maximize__not_amsgrad_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -901,7 +954,9 @@ extern "C" void adamw_not_maximize__not_amsgrad_f16_multi(const om::u64* __restr
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_bf16)
 extern "C" void adamw_not_maximize__not_amsgrad_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -929,7 +984,9 @@ extern "C" void adamw_not_maximize__not_amsgrad_bf16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_f16_mp)
 extern "C" void adamw_not_maximize__not_amsgrad_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -958,7 +1015,9 @@ extern "C" void adamw_not_maximize__not_amsgrad_f16_mp_multi(const om::u64* __re
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamw_not_maximize__not_amsgrad_bf16_mp)
 extern "C" void adamw_not_maximize__not_amsgrad_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -987,3 +1046,5 @@ extern "C" void adamw_not_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

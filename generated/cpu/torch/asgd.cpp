@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant asgd_maximize__eta_ge_0__mu_eq_1 ============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f32) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f64) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f16) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_bf16) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f16_mp) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_bf16_mp)
 
 template <typename M>
 struct asgd_maximize__eta_ge_0__mu_eq_1_scalars {
@@ -64,6 +70,7 @@ static void asgd_maximize__eta_ge_0__mu_eq_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f32)
 extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -90,7 +97,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f32_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f64)
 extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -117,7 +126,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f64_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f16)
 extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -144,7 +155,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_bf16)
 extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -171,7 +184,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16_multi(const om::u64* __res
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_f16_mp)
 extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -199,7 +214,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_eq_1_bf16_mp)
 extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -227,9 +244,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16_mp_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_maximize__eta_ge_0__mu_ne_1 ============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f32) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f64) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f16) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_bf16) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f16_mp) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_bf16_mp)
 
 template <typename M>
 struct asgd_maximize__eta_ge_0__mu_ne_1_scalars {
@@ -280,6 +300,7 @@ static void asgd_maximize__eta_ge_0__mu_ne_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f32)
 extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -306,7 +327,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f32_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f64)
 extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -333,7 +356,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f64_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f16)
 extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -360,7 +385,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_bf16)
 extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -387,7 +414,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16_multi(const om::u64* __res
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_f16_mp)
 extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -415,7 +444,9 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_ge_0__mu_ne_1_bf16_mp)
 extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -443,9 +474,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16_mp_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_maximize__eta_lt_0__mu_eq_1 ============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f32) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f64) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f16) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_bf16) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f16_mp) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_bf16_mp)
 
 template <typename M>
 struct asgd_maximize__eta_lt_0__mu_eq_1_scalars {
@@ -492,6 +526,7 @@ static void asgd_maximize__eta_lt_0__mu_eq_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f32)
 extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -518,7 +553,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f32_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f64)
 extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -545,7 +582,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f64_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f16)
 extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -572,7 +611,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_bf16)
 extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -599,7 +640,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16_multi(const om::u64* __res
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_f16_mp)
 extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -627,7 +670,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_eq_1_bf16_mp)
 extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -655,9 +700,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16_mp_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_maximize__eta_lt_0__mu_ne_1 ============================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f32) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f64) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f16) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_bf16) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f16_mp) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_bf16_mp)
 
 template <typename M>
 struct asgd_maximize__eta_lt_0__mu_ne_1_scalars {
@@ -708,6 +756,7 @@ static void asgd_maximize__eta_lt_0__mu_ne_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f32)
 extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -734,7 +783,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f32_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f64)
 extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -761,7 +812,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f64_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f16)
 extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -788,7 +841,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f16_multi(const om::u64* __rest
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_bf16)
 extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -815,7 +870,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16_multi(const om::u64* __res
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_f16_mp)
 extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -843,7 +900,9 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f16_mp_multi(const om::u64* __r
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_maximize__eta_lt_0__mu_ne_1_bf16_mp)
 extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -871,9 +930,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16_mp_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_not_maximize__eta_ge_0__mu_eq_1 ========================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f32) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f64) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f16) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_bf16) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f16_mp) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_mp)
 
 template <typename M>
 struct asgd_not_maximize__eta_ge_0__mu_eq_1_scalars {
@@ -920,6 +982,7 @@ static void asgd_not_maximize__eta_ge_0__mu_eq_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f32)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -946,7 +1009,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f32_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f64)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -973,7 +1038,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f64_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f16)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1000,7 +1067,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f16_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_bf16)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1027,7 +1096,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_multi(const om::u64* _
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_f16_mp)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1055,7 +1126,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f16_mp_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_mp)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1083,9 +1156,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_mp_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_not_maximize__eta_ge_0__mu_ne_1 ========================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f32) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f64) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f16) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_bf16) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f16_mp) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_mp)
 
 template <typename M>
 struct asgd_not_maximize__eta_ge_0__mu_ne_1_scalars {
@@ -1136,6 +1212,7 @@ static void asgd_not_maximize__eta_ge_0__mu_ne_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f32)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1162,7 +1239,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f32_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f64)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1189,7 +1268,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f64_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f16)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1216,7 +1297,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f16_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_bf16)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1243,7 +1326,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_multi(const om::u64* _
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_f16_mp)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1271,7 +1356,9 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f16_mp_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_mp)
 extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1299,9 +1386,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_mp_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_not_maximize__eta_lt_0__mu_eq_1 ========================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f32) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f64) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f16) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_bf16) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f16_mp) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_mp)
 
 template <typename M>
 struct asgd_not_maximize__eta_lt_0__mu_eq_1_scalars {
@@ -1348,6 +1438,7 @@ static void asgd_not_maximize__eta_lt_0__mu_eq_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f32)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1374,7 +1465,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f32_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f64)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1401,7 +1494,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f64_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f16)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1428,7 +1523,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f16_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_bf16)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1455,7 +1552,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_multi(const om::u64* _
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_f16_mp)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1483,7 +1582,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f16_mp_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_mp)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1511,9 +1612,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_mp_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant asgd_not_maximize__eta_lt_0__mu_ne_1 ========================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f32) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f64) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f16) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_bf16) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f16_mp) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_mp)
 
 template <typename M>
 struct asgd_not_maximize__eta_lt_0__mu_ne_1_scalars {
@@ -1564,6 +1668,7 @@ static void asgd_not_maximize__eta_lt_0__mu_ne_1_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f32)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1590,7 +1695,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f32_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f64)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1617,7 +1724,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f64_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f16)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1644,7 +1753,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f16_multi(const om::u64* __
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_bf16)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1671,7 +1782,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_multi(const om::u64* _
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_f16_mp)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1699,7 +1812,9 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f16_mp_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_mp)
 extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1727,3 +1842,5 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_mp_multi(const om::u64
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

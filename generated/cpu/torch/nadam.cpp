@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant nadam_maximize__decoupled_weight_decay ======================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f32) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f64) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f16) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_bf16) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f16_mp) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_bf16_mp)
 
 template <typename M>
 struct nadam_maximize__decoupled_weight_decay_scalars {
@@ -88,6 +94,7 @@ static void nadam_maximize__decoupled_weight_decay_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f32)
 extern "C" void nadam_maximize__decoupled_weight_decay_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -115,7 +122,9 @@ extern "C" void nadam_maximize__decoupled_weight_decay_f32_multi(const om::u64* 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f64)
 extern "C" void nadam_maximize__decoupled_weight_decay_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -143,7 +152,9 @@ extern "C" void nadam_maximize__decoupled_weight_decay_f64_multi(const om::u64* 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f16)
 extern "C" void nadam_maximize__decoupled_weight_decay_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -171,7 +182,9 @@ extern "C" void nadam_maximize__decoupled_weight_decay_f16_multi(const om::u64* 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_bf16)
 extern "C" void nadam_maximize__decoupled_weight_decay_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -199,7 +212,9 @@ extern "C" void nadam_maximize__decoupled_weight_decay_bf16_multi(const om::u64*
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_f16_mp)
 extern "C" void nadam_maximize__decoupled_weight_decay_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -228,7 +243,9 @@ extern "C" void nadam_maximize__decoupled_weight_decay_f16_mp_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__decoupled_weight_decay_bf16_mp)
 extern "C" void nadam_maximize__decoupled_weight_decay_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -257,9 +274,12 @@ extern "C" void nadam_maximize__decoupled_weight_decay_bf16_mp_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant nadam_maximize__not_decoupled_weight_decay ==================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f32) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f64) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f16) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_bf16) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f16_mp) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_bf16_mp)
 
 template <typename M>
 struct nadam_maximize__not_decoupled_weight_decay_scalars {
@@ -329,6 +349,7 @@ static void nadam_maximize__not_decoupled_weight_decay_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f32)
 extern "C" void nadam_maximize__not_decoupled_weight_decay_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -356,7 +377,9 @@ extern "C" void nadam_maximize__not_decoupled_weight_decay_f32_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f64)
 extern "C" void nadam_maximize__not_decoupled_weight_decay_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -384,7 +407,9 @@ extern "C" void nadam_maximize__not_decoupled_weight_decay_f64_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f16)
 extern "C" void nadam_maximize__not_decoupled_weight_decay_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -412,7 +437,9 @@ extern "C" void nadam_maximize__not_decoupled_weight_decay_f16_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_bf16)
 extern "C" void nadam_maximize__not_decoupled_weight_decay_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -440,7 +467,9 @@ extern "C" void nadam_maximize__not_decoupled_weight_decay_bf16_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_f16_mp)
 extern "C" void nadam_maximize__not_decoupled_weight_decay_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -469,7 +498,9 @@ extern "C" void nadam_maximize__not_decoupled_weight_decay_f16_mp_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_maximize__not_decoupled_weight_decay_bf16_mp)
 extern "C" void nadam_maximize__not_decoupled_weight_decay_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -498,9 +529,12 @@ extern "C" void nadam_maximize__not_decoupled_weight_decay_bf16_mp_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant nadam_not_maximize__decoupled_weight_decay ==================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f32) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f64) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f16) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_bf16) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f16_mp) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_bf16_mp)
 
 template <typename M>
 struct nadam_not_maximize__decoupled_weight_decay_scalars {
@@ -570,6 +604,7 @@ static void nadam_not_maximize__decoupled_weight_decay_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f32)
 extern "C" void nadam_not_maximize__decoupled_weight_decay_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -597,7 +632,9 @@ extern "C" void nadam_not_maximize__decoupled_weight_decay_f32_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f64)
 extern "C" void nadam_not_maximize__decoupled_weight_decay_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -625,7 +662,9 @@ extern "C" void nadam_not_maximize__decoupled_weight_decay_f64_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f16)
 extern "C" void nadam_not_maximize__decoupled_weight_decay_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -653,7 +692,9 @@ extern "C" void nadam_not_maximize__decoupled_weight_decay_f16_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_bf16)
 extern "C" void nadam_not_maximize__decoupled_weight_decay_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -681,7 +722,9 @@ extern "C" void nadam_not_maximize__decoupled_weight_decay_bf16_multi(const om::
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_f16_mp)
 extern "C" void nadam_not_maximize__decoupled_weight_decay_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -710,7 +753,9 @@ extern "C" void nadam_not_maximize__decoupled_weight_decay_f16_mp_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__decoupled_weight_decay_bf16_mp)
 extern "C" void nadam_not_maximize__decoupled_weight_decay_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -739,9 +784,12 @@ extern "C" void nadam_not_maximize__decoupled_weight_decay_bf16_mp_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant nadam_not_maximize__not_decoupled_weight_decay ==============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f32) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f64) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f16) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_bf16) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f16_mp) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_bf16_mp)
 
 template <typename M>
 struct nadam_not_maximize__not_decoupled_weight_decay_scalars {
@@ -811,6 +859,7 @@ static void nadam_not_maximize__not_decoupled_weight_decay_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f32)
 extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -838,7 +887,9 @@ extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f32_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f64)
 extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -866,7 +917,9 @@ extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f64_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f16)
 extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -894,7 +947,9 @@ extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_bf16)
 extern "C" void nadam_not_maximize__not_decoupled_weight_decay_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -922,7 +977,9 @@ extern "C" void nadam_not_maximize__not_decoupled_weight_decay_bf16_multi(const 
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_f16_mp)
 extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -951,7 +1008,9 @@ extern "C" void nadam_not_maximize__not_decoupled_weight_decay_f16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nadam_not_maximize__not_decoupled_weight_decay_bf16_mp)
 extern "C" void nadam_not_maximize__not_decoupled_weight_decay_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -980,3 +1039,5 @@ extern "C" void nadam_not_maximize__not_decoupled_weight_decay_bf16_mp_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant rmsprop_maximize__centered__momentum_eq_0 ===================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_maximize__centered__momentum_eq_0_scalars {
@@ -81,6 +87,7 @@ static void rmsprop_maximize__centered__momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32)
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -108,7 +115,9 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f64)
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -136,7 +145,9 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f64_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16)
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -164,7 +175,9 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f16_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16)
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -192,7 +205,9 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16_mp)
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -221,7 +236,9 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f16_mp_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16_mp)
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -250,9 +267,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_mp_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_maximize__centered__momentum_ne_0 ===================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_maximize__centered__momentum_ne_0_scalars {
@@ -323,6 +343,7 @@ static void rmsprop_maximize__centered__momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32)
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -351,7 +372,9 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f64)
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -380,7 +403,9 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f64_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16)
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -409,7 +434,9 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f16_multi(const om::u6
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16)
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -438,7 +465,9 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_multi(const om::u
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16_mp)
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -468,7 +497,9 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f16_mp_multi(const om:
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16_mp)
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -498,9 +529,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_mp_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_maximize__not_centered__momentum_eq_0 ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_maximize__not_centered__momentum_eq_0_scalars {
@@ -555,6 +589,7 @@ static void rmsprop_maximize__not_centered__momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32)
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -581,7 +616,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f64)
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -608,7 +645,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16)
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -635,7 +674,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16)
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -662,7 +703,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16_mp)
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -690,7 +733,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp)
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -718,9 +763,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_maximize__not_centered__momentum_ne_0 ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_maximize__not_centered__momentum_ne_0_scalars {
@@ -782,6 +830,7 @@ static void rmsprop_maximize__not_centered__momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32)
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -809,7 +858,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f64)
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -837,7 +888,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16)
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -865,7 +918,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16)
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -893,7 +948,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16_mp)
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -922,7 +979,9 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp)
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -951,9 +1010,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_not_maximize__centered__momentum_eq_0 ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_not_maximize__centered__momentum_eq_0_scalars {
@@ -1017,6 +1079,7 @@ static void rmsprop_not_maximize__centered__momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32)
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1044,7 +1107,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f64)
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1072,7 +1137,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16)
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1100,7 +1167,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16)
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1128,7 +1197,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16_mp)
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1157,7 +1228,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp)
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1186,9 +1259,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_not_maximize__centered__momentum_ne_0 ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_not_maximize__centered__momentum_ne_0_scalars {
@@ -1259,6 +1335,7 @@ static void rmsprop_not_maximize__centered__momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32)
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1287,7 +1364,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f64)
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1316,7 +1395,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16)
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1345,7 +1426,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16)
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1374,7 +1457,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16_mp)
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1404,7 +1489,9 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp)
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1434,9 +1521,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_not_maximize__not_centered__momentum_eq_0 ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_not_maximize__not_centered__momentum_eq_0_scalars {
@@ -1491,6 +1581,7 @@ static void rmsprop_not_maximize__not_centered__momentum_eq_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1517,7 +1608,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f64)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1544,7 +1637,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1571,7 +1666,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1598,7 +1695,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1626,7 +1725,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1654,9 +1755,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant rmsprop_not_maximize__not_centered__momentum_ne_0 ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp)
 
 template <typename M>
 struct rmsprop_not_maximize__not_centered__momentum_ne_0_scalars {
@@ -1718,6 +1822,7 @@ static void rmsprop_not_maximize__not_centered__momentum_ne_0_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1745,7 +1850,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f64)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1773,7 +1880,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1801,7 +1910,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1829,7 +1940,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1858,7 +1971,9 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp)
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1887,3 +2002,5 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant sgd_maximize__momentum_eq_0__t_eq_1__nesterov ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars {
@@ -58,6 +64,7 @@ static void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f32)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -83,7 +90,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f64)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -109,7 +118,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -135,7 +146,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -161,7 +174,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -188,7 +203,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -215,9 +232,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars {
@@ -258,6 +278,7 @@ static void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -283,7 +304,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -309,7 +332,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -335,7 +360,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -361,7 +388,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -388,7 +417,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -415,9 +446,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_eq_0__t_ne_1__nesterov ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars {
@@ -458,6 +492,7 @@ static void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f32)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -483,7 +518,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f64)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -509,7 +546,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -535,7 +574,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -561,7 +602,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -588,7 +631,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -615,9 +660,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars {
@@ -658,6 +706,7 @@ static void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -683,7 +732,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -709,7 +760,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -735,7 +788,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -761,7 +816,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -788,7 +845,9 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -815,9 +874,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_eq_1__nesterov ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars {
@@ -865,6 +927,7 @@ static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -891,7 +954,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -918,7 +983,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -945,7 +1012,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -972,7 +1041,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1000,7 +1071,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1028,9 +1101,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars {
@@ -1075,6 +1151,7 @@ static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1101,7 +1178,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1128,7 +1207,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1155,7 +1236,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1182,7 +1265,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1210,7 +1295,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1238,9 +1325,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_ne_1__nesterov ===============================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars {
@@ -1292,6 +1382,7 @@ static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1318,7 +1409,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1345,7 +1438,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1372,7 +1467,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_multi(const om
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1399,7 +1496,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_multi(const o
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1427,7 +1526,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp_multi(const
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1455,9 +1556,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars {
@@ -1507,6 +1611,7 @@ static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1533,7 +1638,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1560,7 +1667,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1587,7 +1696,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1614,7 +1725,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1642,7 +1755,9 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp)
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1670,9 +1785,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars {
@@ -1713,6 +1831,7 @@ static void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1738,7 +1857,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1764,7 +1885,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1790,7 +1913,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -1816,7 +1941,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1843,7 +1970,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -1870,9 +1999,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov =======================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars {
@@ -1913,6 +2045,7 @@ static void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1938,7 +2071,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -1964,7 +2099,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -1990,7 +2127,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -2016,7 +2155,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2043,7 +2184,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp_mul
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2070,9 +2213,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp_mu
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars {
@@ -2113,6 +2259,7 @@ static void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2138,7 +2285,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -2164,7 +2313,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -2190,7 +2341,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -2216,7 +2369,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2243,7 +2398,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2270,9 +2427,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov =======================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars {
@@ -2313,6 +2473,7 @@ static void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2338,7 +2499,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -2364,7 +2527,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -2390,7 +2555,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -2416,7 +2583,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2443,7 +2612,9 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp_mul
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2470,9 +2641,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_mu
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars {
@@ -2520,6 +2694,7 @@ static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2546,7 +2721,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -2573,7 +2750,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -2600,7 +2779,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -2627,7 +2808,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2655,7 +2838,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2683,9 +2868,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov =======================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars {
@@ -2730,6 +2918,7 @@ static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2756,7 +2945,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -2783,7 +2974,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -2810,7 +3003,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -2837,7 +3032,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2865,7 +3062,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp_mul
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -2893,9 +3092,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_mu
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov ===========================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars {
@@ -2947,6 +3149,7 @@ static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2973,7 +3176,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -3000,7 +3205,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -3027,7 +3234,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_multi(cons
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -3054,7 +3263,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_multi(con
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -3082,7 +3293,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp_multi(c
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -3110,9 +3323,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov =======================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars {
@@ -3162,6 +3378,7 @@ static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -3188,7 +3405,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -3215,7 +3434,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -3242,7 +3463,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_multi(
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -3269,7 +3492,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_multi
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -3297,7 +3522,9 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp_mul
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp)
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -3325,3 +3552,5 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_mu
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif

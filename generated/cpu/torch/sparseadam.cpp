@@ -14,10 +14,16 @@
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
 // across threads: one call for any number of tensors). Every entry point takes the
 // thread count last.
+//
+// Each entry point group (one variant, one storage dtype) sits in an `#if`:
+// built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
+// -DOM_KERNEL_<name> (native_build does so on first use), only that kernel's entry points
+// and its variant's templates are compiled.
 #include "optforge_cpu.h"
 
 
 // == variant sparseadam_maximize =========================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32) || defined(OM_KERNEL_sparseadam_maximize_f64) || defined(OM_KERNEL_sparseadam_maximize_f16) || defined(OM_KERNEL_sparseadam_maximize_bf16) || defined(OM_KERNEL_sparseadam_maximize_f16_mp) || defined(OM_KERNEL_sparseadam_maximize_bf16_mp)
 
 template <typename M>
 struct sparseadam_maximize_scalars {
@@ -79,6 +85,7 @@ static void sparseadam_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32)
 extern "C" void sparseadam_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -106,7 +113,9 @@ extern "C" void sparseadam_maximize_f32_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f64)
 extern "C" void sparseadam_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -134,7 +143,9 @@ extern "C" void sparseadam_maximize_f64_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f16)
 extern "C" void sparseadam_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -162,7 +173,9 @@ extern "C" void sparseadam_maximize_f16_multi(const om::u64* __restrict__ table,
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_bf16)
 extern "C" void sparseadam_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -190,7 +203,9 @@ extern "C" void sparseadam_maximize_bf16_multi(const om::u64* __restrict__ table
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f16_mp)
 extern "C" void sparseadam_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -219,7 +234,9 @@ extern "C" void sparseadam_maximize_f16_mp_multi(const om::u64* __restrict__ tab
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_bf16_mp)
 extern "C" void sparseadam_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -248,9 +265,12 @@ extern "C" void sparseadam_maximize_bf16_mp_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
 
 
 // == variant sparseadam_not_maximize =====================================================
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32) || defined(OM_KERNEL_sparseadam_not_maximize_f64) || defined(OM_KERNEL_sparseadam_not_maximize_f16) || defined(OM_KERNEL_sparseadam_not_maximize_bf16) || defined(OM_KERNEL_sparseadam_not_maximize_f16_mp) || defined(OM_KERNEL_sparseadam_not_maximize_bf16_mp)
 
 template <typename M>
 struct sparseadam_not_maximize_scalars {
@@ -311,6 +331,7 @@ static void sparseadam_not_maximize_span(
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32)
 extern "C" void sparseadam_not_maximize_f32(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -338,7 +359,9 @@ extern "C" void sparseadam_not_maximize_f32_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f64)
 extern "C" void sparseadam_not_maximize_f64(
     double* __restrict__ p_weight,
     const double* __restrict__ p_grad,
@@ -366,7 +389,9 @@ extern "C" void sparseadam_not_maximize_f64_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f16)
 extern "C" void sparseadam_not_maximize_f16(
     om::half* __restrict__ p_weight,
     const om::half* __restrict__ p_grad,
@@ -394,7 +419,9 @@ extern "C" void sparseadam_not_maximize_f16_multi(const om::u64* __restrict__ ta
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_bf16)
 extern "C" void sparseadam_not_maximize_bf16(
     om::bfloat16* __restrict__ p_weight,
     const om::bfloat16* __restrict__ p_grad,
@@ -422,7 +449,9 @@ extern "C" void sparseadam_not_maximize_bf16_multi(const om::u64* __restrict__ t
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f16_mp)
 extern "C" void sparseadam_not_maximize_f16_mp(
     om::half* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -451,7 +480,9 @@ extern "C" void sparseadam_not_maximize_f16_mp_multi(const om::u64* __restrict__
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_bf16_mp)
 extern "C" void sparseadam_not_maximize_bf16_mp(
     om::bfloat16* __restrict__ p_weight,
     float* __restrict__ p_master,
@@ -480,3 +511,5 @@ extern "C" void sparseadam_not_maximize_bf16_mp_multi(const om::u64* __restrict_
             left < om::CHUNK ? left : om::CHUNK, s);
     }
 }
+#endif
+#endif
