@@ -281,6 +281,11 @@ class GroupLaunch:
         if plan[3] or variant.get("passes") or variant.get("rows") or variant["noise"]:
             cancel()
             return False
+        try:
+            self._table(engine, variant)    # its kernel compiled or loaded while the counts can be restored
+        except Exception:
+            cancel()
+            return False    # the full path raises the build's error with nothing changed
         return variant, plan[2]
 
     def _table(self, engine, variant):

@@ -33,7 +33,7 @@ import operator
 
 import numpy
 
-from . import cuda_launch, native
+from . import cuda_launch
 
 KEPT = 32           # kept launches per optimizer (one per distinct list of indices)
 _SHAPE = operator.attrgetter("shape")
@@ -66,6 +66,7 @@ def _read_addresses(arrays):
 
 def qualifies(optimizer):
     """Whether this optimizer's rule can keep launches at all (a property of the rule)."""
+    from . import native    # imported on the first native update, not with optforge
     from ..spec_optimizer import reads_shape
     module, spec = optimizer._module, optimizer.SPEC
     if spec["name_flags"] or spec["lr_before_count"] or reads_shape(module):
@@ -85,6 +86,7 @@ class KeptLaunch:
         """The launch of an update that has just run the full path, or None when it does not
         qualify (several variants or dtypes, skipped or empty parameters, a state that is not
         None, an array or a tuple of arrays)."""
+        from . import native    # imported on the first native update, not with optforge
         from ..spec_optimizer import _states_fit
         from .. import validation
         if not weights or any(plan is None for plan in plans):
@@ -165,6 +167,7 @@ class KeptLaunch:
     def prepare(self, optimizer, indices, weights, grads, states):
         """A `PreparedStep` of this update through the kept table, or None: take the full path
         (then nothing has changed). Errors planning the step raise as on the full path."""
+        from . import native    # imported on the first native update, not with optforge
         count = len(self.weights)
         if len(weights) != count or len(grads) != count or len(states) != count or indices != self.indices:
             return None
