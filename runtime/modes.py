@@ -129,10 +129,10 @@ class MXNetModes:
         modes.update(saved["eval"])
 
 
-class ParamsModes:
-    """train()/eval() of a params-style optimizer whose rule has [modes] (mixed in before
-    params_api.Optimizer): the mode of each parameter group is `group["train_mode"]` (True
-    after construction; saved by state_dict, as the reference implementation does)."""
+class GroupModes:
+    """train()/eval() per parameter group, shared by the params-style API and optforge.torch:
+    the mode of each group is `group["train_mode"]` (True after construction; saved by
+    state_dict, as the reference implementation does). `_switch(mode)` is the family's."""
 
     def add_param_group(self, group):
         super().add_param_group(group)
@@ -146,6 +146,11 @@ class ParamsModes:
     def eval(self):
         """Every parameter to the point to evaluate and save; steps raise until train()."""
         self._switch("eval")
+
+
+class ParamsModes(GroupModes):
+    """train()/eval() of a params-style optimizer whose rule has [modes] (mixed in before
+    params_api.Optimizer)."""
 
     def _switch(self, mode):
         from . import arrays

@@ -8,26 +8,13 @@ DTensor's local shard: the modes are element-wise).
 """
 import torch
 
-from ..runtime.modes import EVAL_MODE_MESSAGE, prepare_mode
+from ..runtime.modes import EVAL_MODE_MESSAGE, GroupModes, prepare_mode
 from . import tensors
 from .optimizer import MASTER, _LOW_PRECISION, _engine_state
 
 
-class TorchModes:
+class TorchModes(GroupModes):
     """Mixed in before optforge.torch's Optimizer by `classes.torch_class`."""
-
-    def add_param_group(self, param_group):
-        super().add_param_group(param_group)
-        others = self.param_groups[:-1]
-        self.param_groups[-1]["train_mode"] = others[0]["train_mode"] if others else True
-
-    def train(self):
-        """Every parameter back to the training point; steps run again."""
-        self._switch("train")
-
-    def eval(self):
-        """Every parameter to the point to evaluate and save; step() raises until train()."""
-        self._switch("eval")
 
     @torch.no_grad()
     def _switch(self, mode):
