@@ -190,7 +190,7 @@ def test_a_loaded_spec_runs_its_stages_with_transposed_and_broadcast_operands(tm
 
 
 def test_a_library_that_cannot_be_built_warns_once_and_the_numpy_kernel_runs(monkeypatch, stage_calls):
-    def broken(path):
+    def broken(path, kernel=None):
         raise RuntimeError("c++ failed to compile")
 
     monkeypatch.setattr(native_build, "load", broken)
