@@ -33,6 +33,7 @@ try:
 except ImportError:     # without ml_dtypes there are no bfloat16 NumPy arrays
     pass
 _threads = None
+_cores = None
 _warned = set()
 _C_CONTIGUOUS = operator.attrgetter("flags.c_contiguous")
 _ALIGNED = operator.attrgetter("flags.aligned")
@@ -60,7 +61,10 @@ def num_threads():
         if value < 1:
             raise ValueError(f"{THREADS_ENV}={raw!r} is not a positive integer")
         return value
-    return max(1, os.cpu_count() or 1)
+    global _cores
+    if _cores is None:      # os.cpu_count() reads /sys on every call: once per process
+        _cores = max(1, os.cpu_count() or 1)
+    return _cores
 
 
 _BACKENDS = {}      # (OPTFORGE_CPU_BACKEND, CXX, PATH) -> backend: no PATH search per step
