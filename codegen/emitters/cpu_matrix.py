@@ -45,6 +45,7 @@ def render(rule, programs):
         for item in items:
             if isinstance(item, Stage):
                 context = _stage_context(fn, item, shape, printer)
+                context["kernel"] = f"{fn}_stages"     # a variant's entry points: built together
                 key = (tuple((r["local"], r["unit"]) for r in context["reads"]), tuple(context["stores"]),
                        tuple(context["scalars"]), tuple(context["lines"]))
                 context["body"] = bodies.setdefault(key, f"{rule.key}_body{len(bodies)}")

@@ -8,9 +8,9 @@
 //
 // One template function per distinct stage body (variants share most stages), and per
 // stage and math type (f32: float, f64: double) an entry point calling it. native_build
-// compiles each math type's entry points as one kernel (-DOM_ONE_KERNEL
-// -DOM_KERNEL_stages_f32 or _f64) on first use; the templates they do not call are never
-// instantiated. The index space is
+// compiles a variant's entry points of one math type as one kernel (-DOM_ONE_KERNEL
+// -DOM_KERNEL_<rule>_<variant>_stages_f32 or _f64) on first use; the templates they do not
+// call are never instantiated. The index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
 // contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
@@ -55,14 +55,14 @@ static void adafactor_body0(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -108,14 +108,14 @@ static void adafactor_body1(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -157,14 +157,14 @@ static void adafactor_body2(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -211,14 +211,14 @@ static void adafactor_body3(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -265,14 +265,14 @@ static void adafactor_body4(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -327,14 +327,14 @@ static void adafactor_body5(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -376,14 +376,14 @@ static void adafactor_body6(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -442,84 +442,84 @@ static void adafactor_body7(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -582,28 +582,28 @@ static void adafactor_body8(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -673,42 +673,42 @@ static void adafactor_body9(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -767,70 +767,70 @@ static void adafactor_body10(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -898,42 +898,42 @@ static void adafactor_body11(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -984,42 +984,42 @@ static void adafactor_body12(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1082,14 +1082,14 @@ static void adafactor_body13(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1131,14 +1131,14 @@ static void adafactor_body14(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1193,84 +1193,84 @@ static void adafactor_body15(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1333,14 +1333,14 @@ static void adafactor_body16(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1414,42 +1414,42 @@ static void adafactor_body17(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1523,672 +1523,672 @@ static void adafactor_body18(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -2234,420 +2234,420 @@ static void adafactor_body19(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -2702,798 +2702,798 @@ static void adafactor_body20(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" void adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);

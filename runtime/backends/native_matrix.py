@@ -22,7 +22,7 @@ from . import native
 SUFFIX = {numpy.dtype("float32"): "f32", numpy.dtype("float64"): "f64"}
 _ARGTYPES = [ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p,
              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
-_LIBRARIES = {}      # (module name, math type suffix) -> library, or None when it cannot be built
+_LIBRARIES = {}      # (module name, kernel) -> library, or None when it cannot be built
 
 
 def source_of(module):
@@ -33,17 +33,18 @@ def source_of(module):
     return Path(*parts)
 
 
-def library(module, suffix):
-    """The spec's compiled stage kernels of one math type ("f32", "f64"), built on first use,
-    or None (no source, or no compiler: one warning)."""
-    key = (module.__name__, suffix)
+def library(module, variant, suffix):
+    """The compiled stage kernels of one variant of the spec in one math type ("f32",
+    "f64"), built on first use, or None (no source, or no compiler: one warning)."""
+    kernel = f"{module.SPEC['key']}_{variant['name']}_stages_{suffix}"
+    key = (module.__name__, kernel)
     if key not in _LIBRARIES:
         path = source_of(module)
         lib = None
         if path.is_file():
             from . import native_build
             try:
-                lib = native_build.load(path, f"stages_{suffix}")
+                lib = native_build.load(path, kernel)
             except (OSError, RuntimeError) as err:
                 native._warn_once(f"optforge: the native kernels of {module.__name__} cannot be built ({err}); "
                                   "its NumPy code runs instead")
@@ -88,7 +89,7 @@ def run(module, variant, weight, grad, arrays, scalars):
         return False
     if _sharing(weight, grad, *arrays):
         return False        # the stages write outputs in place: the NumPy kernel defines overlaps
-    lib = library(module, suffix)
+    lib = library(module, variant, suffix)
     if lib is None:
         return False
     driver(numpy, _Stages(module.__name__, lib, suffix, native.num_threads()),

@@ -8,9 +8,9 @@
 //
 // One template function per distinct stage body (variants share most stages), and per
 // stage and math type (f32: float, f64: double) an entry point calling it. native_build
-// compiles each math type's entry points as one kernel (-DOM_ONE_KERNEL
-// -DOM_KERNEL_stages_f32 or _f64) on first use; the templates they do not call are never
-// instantiated. The index space is
+// compiles a variant's entry points of one math type as one kernel (-DOM_ONE_KERNEL
+// -DOM_KERNEL_<rule>_<variant>_stages_f32 or _f64) on first use; the templates they do not
+// call are never instantiated. The index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
 // contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
@@ -62,14 +62,14 @@ static void adafactor_body0(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -116,14 +116,14 @@ static void adafactor_body1(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -170,14 +170,14 @@ static void adafactor_body2(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -217,14 +217,14 @@ static void adafactor_body3(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -290,14 +290,14 @@ static void adafactor_body4(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -339,14 +339,14 @@ static void adafactor_body5(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -389,14 +389,14 @@ static void adafactor_body6(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -456,14 +456,14 @@ static void adafactor_body7(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -539,98 +539,98 @@ static void adafactor_body8(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -670,126 +670,126 @@ static void adafactor_body9(long d_nb, long d_nr, long d_nc, const void* const* 
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -837,112 +837,112 @@ static void adafactor_body10(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -1016,224 +1016,224 @@ static void adafactor_body11(long d_nb, long d_nr, long d_nc, const void* const*
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" void adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     adafactor_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);

@@ -8,9 +8,9 @@
 //
 // One template function per distinct stage body (variants share most stages), and per
 // stage and math type (f32: float, f64: double) an entry point calling it. native_build
-// compiles each math type's entry points as one kernel (-DOM_ONE_KERNEL
-// -DOM_KERNEL_stages_f32 or _f64) on first use; the templates they do not call are never
-// instantiated. The index space is
+// compiles a variant's entry points of one math type as one kernel (-DOM_ONE_KERNEL
+// -DOM_KERNEL_<rule>_<variant>_stages_f32 or _f64) on first use; the templates they do not
+// call are never instantiated. The index space is
 // (batch, rows, cols); operand k is read at batch * p_st[3k] + row * p_st[3k+1] +
 // col * p_st[3k+2] (elements, 0 on a broadcast axis), stored values are written
 // contiguously. Rows are shared out across OpenMP threads from 2^20 elements on (below,
@@ -73,14 +73,14 @@ static void muon_body0(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -120,14 +120,14 @@ static void muon_body1(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -170,14 +170,14 @@ static void muon_body2(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -217,14 +217,14 @@ static void muon_body3(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -264,14 +264,14 @@ static void muon_body4(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -316,14 +316,14 @@ static void muon_body5(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -366,14 +366,14 @@ static void muon_body6(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -423,350 +423,350 @@ static void muon_body7(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
@@ -820,448 +820,448 @@ static void muon_body8(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f32)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_stages_f64)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" void muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     muon_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
