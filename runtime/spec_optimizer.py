@@ -15,7 +15,7 @@ import weakref
 import numpy
 
 from . import validation
-from .backends import array_module, cpu, kept_launch, quiet
+from .backends import array_module, cpu, cupy_matrix, kept_launch, quiet
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
@@ -484,6 +484,9 @@ class SpecOptimizer(Optimizer):
                 elif fused and xp is numpy and "stages" in variant \
                         and cpu.run_stages(self._module, variant, weight, grad, arrays, scalars):
                     pass        # a matrix rule's stage kernels between NumPy products
+                elif fused and xp is not numpy and "stages" in variant \
+                        and cupy_matrix.run(self._module, variant, weight, grad, arrays, scalars):
+                    pass        # its CUDA stage kernels between cuBLAS products
                 else:
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
