@@ -134,6 +134,26 @@ def test_stage_arguments_carry_strides_of_transposed_and_broadcast_operands():
     assert args[15] is out and [float(x) for x in args[16:]] == [0.5, np.inf]
 
 
+def test_nvrtc_compiles_one_variant_of_one_math_type(repo_root):
+    """The runtime's first-use compile (`cupy_matrix.one_kernel` macros): the cubin holds
+    exactly the variant's entry points of that math type (the whole file is compiled by
+    tests/test_cuda_compile.py)."""
+    import re
+    from optforge.runtime import registry
+    from optforge.runtime.backends import kernel_cache
+    from test_cuda_compile import nvrtc_available
+    cuda_host.need(nvrtc_available(), "NVRTC (pip install nvidia-cuda-nvrtc and cupy)")
+    module = registry.lookup("muon", "torch")._module
+    source = cupy_matrix.source_of(module)
+    everything = set(re.findall(r"void __launch_bounds__\(\d+\) (\w+)\(", source.read_text()))
+    for variant in list(module.VARIANTS.values())[:2]:
+        prefix = re.escape(f"{module.SPEC['key']}_{variant['name']}")
+        expected = {n for n in everything if re.fullmatch(prefix + r"_stage\d+_f64", n)}
+        _, data = kernel_cache.cubin(source, "90", defines=cupy_matrix.one_kernel(module, variant, "f64"))
+        names = {n.decode() for n in re.findall(rb"\w+_stage\d+_f(?:32|64)", data)}
+        assert expected and names == expected, variant["name"]
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("flavor,name,shapes,hyper", CASES, ids=[f"{f}-{n}{h}" for f, n, _, h in CASES])

@@ -7,7 +7,10 @@
 // products, transposes and reductions between the stages through CuPy (cuBLAS).
 //
 // One template function per distinct stage body (variants share most stages), and per
-// stage and math type (f32: float, f64: double) an entry point calling it. The index
+// stage and math type (f32: float, f64: double) an entry point calling it. The runtime
+// compiles a variant's entry points of one math type on first use (-DOM_ONE_KERNEL
+// -DOM_KERNEL_<rule>_<variant>_stages_f32 or _f64); the templates they do not call are
+// never instantiated. The index
 // space is (batch, rows, cols), walked by a grid-stride loop over its d_n elements;
 // operand k is read at batch * st<k>_b + row * st<k>_r + col * st<k>_c (elements, 0 on
 // a broadcast axis, swapped for a transposed operand), stored values are written
@@ -41,6 +44,7 @@ __device__ __forceinline__ void adafactor_body0(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -52,7 +56,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -64,6 +70,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -93,6 +100,7 @@ __device__ __forceinline__ void adafactor_body1(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -105,7 +113,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -118,6 +128,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -144,6 +155,7 @@ __device__ __forceinline__ void adafactor_body2(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -154,7 +166,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -165,6 +179,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -193,6 +208,7 @@ __device__ __forceinline__ void adafactor_body3(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -204,7 +220,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -216,6 +234,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -244,6 +263,7 @@ __device__ __forceinline__ void adafactor_body4(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -255,7 +275,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -267,6 +289,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -298,6 +321,7 @@ __device__ __forceinline__ void adafactor_body5(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -310,7 +334,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {0.0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -323,6 +349,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {0.0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -349,6 +376,7 @@ __device__ __forceinline__ void adafactor_body6(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -359,7 +387,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -370,6 +400,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -403,6 +434,7 @@ __device__ __forceinline__ void adafactor_body7(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -416,7 +448,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -430,7 +464,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -442,7 +478,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -454,7 +492,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -467,7 +507,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -480,7 +522,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -491,7 +535,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -502,7 +548,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -514,7 +562,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -526,7 +576,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -538,7 +590,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -550,6 +604,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -584,6 +639,7 @@ __device__ __forceinline__ void adafactor_body8(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -599,7 +655,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -615,7 +673,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -626,7 +686,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -637,6 +699,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -675,6 +738,7 @@ __device__ __forceinline__ void adafactor_body9(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -691,7 +755,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -708,7 +774,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -720,7 +788,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -732,7 +802,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -745,7 +817,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -758,6 +832,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -792,6 +867,7 @@ __device__ __forceinline__ void adafactor_body10(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -805,7 +881,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -819,7 +897,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -830,7 +910,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -841,7 +923,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -855,7 +939,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -869,7 +955,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -881,7 +969,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -893,7 +983,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -906,7 +998,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -919,6 +1013,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -957,6 +1052,7 @@ __device__ __forceinline__ void adafactor_body11(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -973,7 +1069,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -990,7 +1088,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1001,7 +1101,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1012,7 +1114,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1029,7 +1133,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1046,6 +1152,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1077,6 +1184,7 @@ __device__ __forceinline__ void adafactor_body12(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1090,7 +1198,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1104,7 +1214,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1116,7 +1228,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1128,7 +1242,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1140,7 +1256,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1152,6 +1270,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1186,6 +1305,7 @@ __device__ __forceinline__ void adafactor_body13(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1201,7 +1321,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body13<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1217,6 +1339,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body13<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1243,6 +1366,7 @@ __device__ __forceinline__ void adafactor_body14(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1253,7 +1377,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1264,6 +1390,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1295,6 +1422,7 @@ __device__ __forceinline__ void adafactor_body15(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1308,7 +1436,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body15<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1322,7 +1452,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body15<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1336,7 +1468,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1350,7 +1484,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1362,7 +1498,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1374,7 +1512,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1386,7 +1526,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1398,7 +1540,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1414,7 +1558,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1430,7 +1576,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1441,7 +1589,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1452,6 +1602,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1487,6 +1638,7 @@ __device__ __forceinline__ void adafactor_body16(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1502,7 +1654,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1518,6 +1672,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1560,6 +1715,7 @@ __device__ __forceinline__ void adafactor_body17(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1578,7 +1734,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1597,7 +1755,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1608,7 +1768,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1619,7 +1781,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1633,7 +1797,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body15<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1647,6 +1813,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body15<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1689,6 +1856,7 @@ __device__ __forceinline__ void adafactor_body18(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1707,7 +1875,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1726,7 +1896,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1737,7 +1909,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1748,7 +1922,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1764,7 +1940,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1780,7 +1958,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__warmu
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1792,7 +1972,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1804,7 +1986,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1817,7 +2001,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1830,7 +2016,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1841,7 +2029,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1852,7 +2042,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1864,7 +2056,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1876,7 +2070,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1888,7 +2084,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1900,7 +2098,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1913,7 +2113,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {0.0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1926,7 +2128,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {0.0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1937,7 +2141,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1948,7 +2154,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1962,7 +2170,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1976,7 +2186,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1988,7 +2200,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2000,7 +2214,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2013,7 +2229,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2026,7 +2244,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2037,7 +2257,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2048,7 +2270,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2060,7 +2284,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2072,7 +2298,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2084,7 +2312,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2096,7 +2326,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2112,7 +2344,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2128,7 +2362,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2139,7 +2375,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2150,7 +2388,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2167,7 +2407,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2184,7 +2426,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2196,7 +2440,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2208,7 +2454,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2221,7 +2469,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2234,7 +2484,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2248,7 +2500,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2262,7 +2516,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2273,7 +2529,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2284,7 +2542,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2298,7 +2558,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2312,7 +2574,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2324,7 +2588,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2336,7 +2602,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2349,7 +2617,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2362,7 +2632,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2379,7 +2651,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2396,7 +2670,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2407,7 +2683,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2418,7 +2696,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2435,7 +2715,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2452,7 +2734,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2466,7 +2750,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2480,7 +2766,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2492,7 +2780,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2504,7 +2794,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2516,7 +2808,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2528,7 +2822,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2544,7 +2840,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body13<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2560,7 +2858,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body13<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2571,7 +2871,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2582,7 +2884,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2596,7 +2900,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body15<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2610,7 +2916,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body15<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2624,7 +2932,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2638,7 +2948,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2650,7 +2962,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2662,7 +2976,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2674,7 +2990,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2686,7 +3004,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2702,7 +3022,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2718,7 +3040,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2729,7 +3053,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2740,7 +3066,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2756,7 +3084,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2772,7 +3102,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2791,7 +3123,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2810,7 +3144,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2821,7 +3157,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2832,7 +3170,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2846,7 +3186,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body15<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2860,7 +3202,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body15<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2879,7 +3223,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2898,7 +3244,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2909,7 +3257,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2920,7 +3270,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2936,7 +3288,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -2952,7 +3306,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_relative_step__not_w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -2964,7 +3320,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -2976,6 +3334,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -3005,6 +3364,7 @@ __device__ __forceinline__ void adafactor_body19(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3017,7 +3377,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3030,7 +3392,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3041,7 +3405,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3052,7 +3418,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3064,7 +3432,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3076,7 +3446,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3088,7 +3460,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3100,7 +3474,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3113,7 +3489,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {0.0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3126,7 +3504,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {0.0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3137,7 +3517,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3148,7 +3530,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3162,7 +3546,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3176,7 +3562,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3188,7 +3576,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3200,7 +3590,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3213,7 +3605,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3226,7 +3620,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3237,7 +3633,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3248,7 +3646,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3260,7 +3660,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3272,7 +3674,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3284,7 +3688,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3296,7 +3702,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3312,7 +3720,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3328,7 +3738,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3339,7 +3751,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3350,7 +3764,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3367,7 +3783,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3384,7 +3802,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3396,7 +3816,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3408,7 +3830,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3421,7 +3845,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3434,7 +3860,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3448,7 +3876,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3462,7 +3892,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3473,7 +3905,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3484,7 +3918,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3498,7 +3934,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3512,7 +3950,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3524,7 +3964,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3536,7 +3978,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3549,7 +3993,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3562,7 +4008,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3579,7 +4027,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3596,7 +4046,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3607,7 +4059,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3618,7 +4072,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3635,7 +4091,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3652,7 +4110,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3666,7 +4126,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3680,7 +4142,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3692,7 +4156,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3704,7 +4170,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3716,7 +4184,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3728,7 +4198,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3744,7 +4216,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body13<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3760,7 +4234,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body13<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3771,7 +4247,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3782,6 +4260,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -3813,6 +4292,7 @@ __device__ __forceinline__ void adafactor_body20(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3826,7 +4306,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body20<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3840,7 +4322,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body20<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3854,7 +4338,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3868,7 +4354,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3880,7 +4368,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3892,7 +4382,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3904,7 +4396,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3916,7 +4410,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3932,7 +4428,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3948,7 +4446,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -3959,7 +4459,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -3970,7 +4472,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -3986,7 +4490,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4002,7 +4508,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4021,7 +4529,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4040,7 +4550,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4051,7 +4563,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4062,7 +4576,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4076,7 +4592,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body20<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4090,7 +4608,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body20<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4109,7 +4629,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4128,7 +4650,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4139,7 +4663,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4150,7 +4676,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4166,7 +4694,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4182,7 +4712,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__w
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4194,7 +4726,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4206,7 +4740,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4219,7 +4755,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4232,7 +4770,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4243,7 +4783,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4254,7 +4796,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4266,7 +4810,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4278,7 +4824,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4290,7 +4838,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4302,7 +4852,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4315,7 +4867,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {0.0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4328,7 +4882,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {0.0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4339,7 +4895,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4350,7 +4908,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4364,7 +4924,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_none_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4378,7 +4940,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4390,7 +4954,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4402,7 +4968,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4415,7 +4983,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4428,7 +4998,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4439,7 +5011,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4450,7 +5024,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4462,7 +5038,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4474,7 +5052,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4486,7 +5066,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4498,7 +5080,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4514,7 +5098,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4530,7 +5116,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4541,7 +5129,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4552,7 +5142,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4569,7 +5161,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_ge_2__beta1_is_set_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4586,7 +5180,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4598,7 +5194,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4610,7 +5208,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4623,7 +5223,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4636,7 +5238,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4650,7 +5254,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4664,7 +5270,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4675,7 +5283,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4686,7 +5296,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4700,7 +5312,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4714,7 +5328,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4726,7 +5342,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4738,7 +5356,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4751,7 +5371,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4764,7 +5386,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body19<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4781,7 +5405,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4798,7 +5424,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body11<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4809,7 +5437,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4820,7 +5450,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4837,7 +5469,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__scale_parameter__ndim_lt_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4854,7 +5488,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4868,7 +5504,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4882,7 +5520,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4894,7 +5534,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4906,7 +5548,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4918,7 +5562,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4930,7 +5576,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4946,7 +5594,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body13<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4962,7 +5612,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body13<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -4973,7 +5625,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -4984,7 +5638,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -4998,7 +5654,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body20<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_none_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5012,7 +5670,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body20<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -5026,7 +5686,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -5040,7 +5702,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2};
     adafactor_body12<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5052,7 +5716,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5064,7 +5730,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5076,7 +5744,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5088,7 +5758,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5104,7 +5776,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5120,7 +5794,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -5131,7 +5807,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -5142,7 +5820,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5158,7 +5838,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_ge_2__beta1_is_set_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5174,7 +5856,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5193,7 +5877,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5212,7 +5898,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body17<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -5223,7 +5911,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -5234,7 +5924,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5248,7 +5940,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body20<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_none_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5262,7 +5956,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body20<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5281,7 +5977,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5300,7 +5998,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body18<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -5311,7 +6011,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -5322,7 +6024,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0};
     adafactor_body14<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5338,7 +6042,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__not_warmup_init__not_scale_parameter__ndim_lt_2__beta1_is_set_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -5354,3 +6060,4 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_relative_step__n
     const double p_sc[] = {sc0, sc1};
     adafactor_body16<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif

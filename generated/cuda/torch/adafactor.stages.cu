@@ -7,7 +7,10 @@
 // products, transposes and reductions between the stages through CuPy (cuBLAS).
 //
 // One template function per distinct stage body (variants share most stages), and per
-// stage and math type (f32: float, f64: double) an entry point calling it. The index
+// stage and math type (f32: float, f64: double) an entry point calling it. The runtime
+// compiles a variant's entry points of one math type on first use (-DOM_ONE_KERNEL
+// -DOM_KERNEL_<rule>_<variant>_stages_f32 or _f64); the templates they do not call are
+// never instantiated. The index
 // space is (batch, rows, cols), walked by a grid-stride loop over its d_n elements;
 // operand k is read at batch * st<k>_b + row * st<k>_r + col * st<k>_c (elements, 0 on
 // a broadcast axis, swapped for a transposed operand), stored values are written
@@ -44,6 +47,7 @@ __device__ __forceinline__ void adafactor_body0(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -56,7 +60,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -69,6 +75,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -97,6 +104,7 @@ __device__ __forceinline__ void adafactor_body1(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -108,7 +116,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -120,6 +130,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -148,6 +159,7 @@ __device__ __forceinline__ void adafactor_body2(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -159,7 +171,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -171,6 +185,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -196,6 +211,7 @@ __device__ __forceinline__ void adafactor_body3(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -206,7 +222,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -217,6 +235,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -253,6 +272,7 @@ __device__ __forceinline__ void adafactor_body4(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -269,7 +289,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -286,6 +308,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -312,6 +335,7 @@ __device__ __forceinline__ void adafactor_body5(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -322,7 +346,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -333,6 +359,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -360,6 +387,7 @@ __device__ __forceinline__ void adafactor_body6(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -371,7 +399,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -383,6 +413,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -416,6 +447,7 @@ __device__ __forceinline__ void adafactor_body7(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -430,7 +462,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_ge_2_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -445,6 +479,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -488,6 +523,7 @@ __device__ __forceinline__ void adafactor_body8(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -506,7 +542,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -525,7 +563,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -536,7 +576,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -547,7 +589,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -559,7 +603,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -571,7 +617,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -586,7 +634,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_none__ndim_lt_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -601,7 +651,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -614,7 +666,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -627,7 +681,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -639,7 +695,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -651,7 +709,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -663,7 +723,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -675,6 +737,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -700,6 +763,7 @@ __device__ __forceinline__ void adafactor_body9(om::index_t d_n, om::index_t d_n
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -710,7 +774,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -721,7 +787,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -738,7 +806,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -755,7 +825,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -766,7 +838,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -777,7 +851,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -789,7 +865,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -801,7 +879,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -816,7 +896,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_ge_2_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -831,7 +913,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -850,7 +934,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -869,7 +955,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -880,7 +968,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -891,7 +981,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -903,7 +995,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -915,7 +1009,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -930,7 +1026,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_is_set__ndim_lt_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -945,6 +1043,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_maximize__epsilon1_i
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -974,6 +1073,7 @@ __device__ __forceinline__ void adafactor_body10(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -986,7 +1086,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -999,7 +1101,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1011,7 +1115,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1023,7 +1129,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1035,7 +1143,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1047,7 +1157,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1058,7 +1170,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1069,7 +1183,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1086,7 +1202,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1103,7 +1221,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1114,7 +1234,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1125,7 +1247,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1137,7 +1261,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1149,7 +1275,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1164,7 +1292,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_ge_2_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1179,6 +1309,7 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1221,6 +1352,7 @@ __device__ __forceinline__ void adafactor_body11(om::index_t d_n, om::index_t d_
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1239,7 +1371,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body11<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1258,7 +1392,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body11<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1269,7 +1405,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1280,7 +1418,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1292,7 +1432,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1304,7 +1446,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1319,7 +1463,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_none__ndim_lt_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1334,7 +1480,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1347,7 +1495,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1360,7 +1510,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body10<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1372,7 +1524,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1384,7 +1538,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1396,7 +1552,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1408,7 +1566,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1419,7 +1579,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body9<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1430,7 +1592,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body9<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1447,7 +1611,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1464,7 +1630,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1475,7 +1643,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1486,7 +1656,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1498,7 +1670,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1510,7 +1684,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1525,7 +1701,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_ge_2_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1540,7 +1718,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1559,7 +1739,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body11<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1578,7 +1760,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1, sc2, sc3, sc4};
     adafactor_body11<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1589,7 +1773,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1600,7 +1786,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1612,7 +1800,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1624,7 +1814,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0, sc1};
     adafactor_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1639,7 +1831,9 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilon1_is_set__ndim_lt_2_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1654,3 +1848,4 @@ extern "C" __global__ void __launch_bounds__(256) adafactor_not_maximize__epsilo
     const double p_sc[] = {sc0};
     adafactor_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif

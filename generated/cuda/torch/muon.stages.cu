@@ -7,7 +7,10 @@
 // products, transposes and reductions between the stages through CuPy (cuBLAS).
 //
 // One template function per distinct stage body (variants share most stages), and per
-// stage and math type (f32: float, f64: double) an entry point calling it. The index
+// stage and math type (f32: float, f64: double) an entry point calling it. The runtime
+// compiles a variant's entry points of one math type on first use (-DOM_ONE_KERNEL
+// -DOM_KERNEL_<rule>_<variant>_stages_f32 or _f64); the templates they do not call are
+// never instantiated. The index
 // space is (batch, rows, cols), walked by a grid-stride loop over its d_n elements;
 // operand k is read at batch * st<k>_b + row * st<k>_r + col * st<k>_c (elements, 0 on
 // a broadcast axis, swapped for a transposed operand), stored values are written
@@ -50,6 +53,7 @@ __device__ __forceinline__ void muon_body0(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -65,7 +69,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -81,6 +87,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -106,6 +113,7 @@ __device__ __forceinline__ void muon_body1(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -116,7 +124,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -127,6 +137,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -153,6 +164,7 @@ __device__ __forceinline__ void muon_body2(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -163,7 +175,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -174,6 +188,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -199,6 +214,7 @@ __device__ __forceinline__ void muon_body3(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -209,7 +225,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -220,6 +238,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -245,6 +264,7 @@ __device__ __forceinline__ void muon_body4(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -255,7 +275,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -266,6 +288,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -293,6 +316,7 @@ __device__ __forceinline__ void muon_body5(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -304,7 +328,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -316,6 +342,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -342,6 +369,7 @@ __device__ __forceinline__ void muon_body6(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -352,7 +380,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -363,6 +393,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -393,6 +424,7 @@ __device__ __forceinline__ void muon_body7(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -405,7 +437,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -418,7 +452,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -434,7 +470,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -450,7 +488,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -461,7 +501,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -472,7 +514,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -483,7 +527,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -494,7 +540,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -505,7 +553,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -516,7 +566,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -527,7 +579,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -538,7 +592,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -550,7 +606,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -562,7 +620,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -573,7 +633,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -584,7 +646,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -597,7 +661,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -610,7 +676,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_gt_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -626,7 +694,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -642,7 +712,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -653,7 +725,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -664,7 +738,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -675,7 +751,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -686,7 +764,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -697,7 +777,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -708,7 +790,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -719,7 +803,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -730,7 +816,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -742,7 +830,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -754,7 +844,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -765,7 +857,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -776,7 +870,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -789,7 +885,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -802,7 +900,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -818,7 +918,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -834,7 +936,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body0<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -845,7 +949,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -856,7 +962,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -867,7 +975,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -878,7 +988,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -889,7 +1001,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -900,7 +1014,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -911,7 +1027,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -922,7 +1040,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -934,7 +1054,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -946,7 +1068,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -957,7 +1081,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -968,7 +1094,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -981,7 +1109,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -994,6 +1124,7 @@ extern "C" __global__ void __launch_bounds__(256) muon_nesterov__rows_le_cols__a
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
 
 template <typename M>
@@ -1027,6 +1158,7 @@ __device__ __forceinline__ void muon_body8(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1041,7 +1173,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1056,7 +1190,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1067,7 +1203,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1078,7 +1216,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1089,7 +1229,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1100,7 +1242,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1111,7 +1255,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1122,7 +1268,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1133,7 +1281,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1144,7 +1294,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1156,7 +1308,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1168,7 +1322,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1179,7 +1335,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1190,7 +1348,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1203,7 +1363,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1216,7 +1378,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1231,7 +1395,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1246,7 +1412,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1257,7 +1425,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1268,7 +1438,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1279,7 +1451,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1290,7 +1464,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1301,7 +1477,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1312,7 +1490,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1323,7 +1503,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1334,7 +1516,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1346,7 +1530,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1358,7 +1544,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1369,7 +1557,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1380,7 +1570,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1393,7 +1585,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1406,7 +1600,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_gt_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1421,7 +1617,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1436,7 +1634,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1447,7 +1647,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1458,7 +1660,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1469,7 +1673,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1480,7 +1686,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1491,7 +1699,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1502,7 +1712,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1513,7 +1725,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1524,7 +1738,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1536,7 +1752,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1548,7 +1766,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1559,7 +1779,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1570,7 +1792,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1583,7 +1807,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_eq__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1596,7 +1822,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1611,7 +1839,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1626,7 +1856,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1, sc2, sc3};
     muon_body8<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1637,7 +1869,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body1<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1648,7 +1882,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body1<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1659,7 +1895,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body2<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1670,7 +1908,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body2<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1681,7 +1921,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body3<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1692,7 +1934,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body3<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
@@ -1703,7 +1947,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body4<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
@@ -1714,7 +1960,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body4<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1726,7 +1974,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body5<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1738,7 +1988,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0};
     muon_body5<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1749,7 +2001,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body6<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1760,7 +2014,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {0.0};
     muon_body6<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f32)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1773,7 +2029,9 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<float>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stages_f64)
 extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_cols__adjust_lr_fn_ne__match_rms_adamw_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
@@ -1786,3 +2044,4 @@ extern "C" __global__ void __launch_bounds__(256) muon_not_nesterov__rows_le_col
     const double p_sc[] = {sc0, sc1};
     muon_body7<double>(d_nb * d_nr * d_nc, d_nr, d_nc, p_in, p_st, p_out, p_sc);
 }
+#endif
