@@ -7,7 +7,7 @@ compare it byte for byte.
 from pathlib import Path
 
 from .analysis import analyse
-from .emitters import cpu_module, cuda_module, docs, numpy_module, stubs
+from .emitters import cpu_module, cuda_matrix, cuda_module, docs, numpy_module, stubs
 from .errors import SpecError
 from .loader import find_specs, load_rule
 from .metadata import spec_metadata
@@ -64,8 +64,11 @@ def numpy_files(rule, analysis, spec_path, name):
 
 
 def cuda_files(rule, analysis, spec_path, name):
-    """The spec's CUDA kernels and their launch metadata (none for rules the CUDA emitter
-    does not cover: their NumPy code runs on CuPy arrays)."""
+    """The spec's CUDA kernels and their launch metadata; for a matrix rule its stage
+    kernels (`<spec>.stages.cu`, no metadata); none for other rules the CUDA emitter does
+    not cover: their NumPy code runs on CuPy arrays."""
+    if rule.matrix:
+        return cuda_matrix.files(rule, analysis, name)
     if not cuda_module.supported(rule, analysis):
         return {}
     cu, meta = cuda_module.render(rule, analysis, spec_path, name)
@@ -113,7 +116,7 @@ def render_all(root):
         analysis = analyse(rule)
         for relative_out, text in render_spec(rule, analysis, relative, name).items():
             files[f"{GENERATED}/{relative_out}"] = text
-            if relative_out.endswith(".cu"):
+            if relative_out.endswith(".cu") and not relative_out.endswith(cuda_matrix.SUFFIX):
                 cuda_modules.append(name)
         for depth in range(1, len(name.split("."))):
             folder = "/".join(name.split(".")[:depth])

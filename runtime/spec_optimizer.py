@@ -484,10 +484,20 @@ class SpecOptimizer(Optimizer):
                 elif fused and xp is numpy and "stages" in variant \
                         and cpu.run_stages(self._module, variant, weight, grad, arrays, scalars):
                     pass        # a matrix rule's stage kernels between NumPy products
+                elif fused and xp is not numpy and "stages" in variant \
+                        and _cuda_stages(self._module, variant, weight, grad, arrays, scalars):
+                    pass        # its CUDA stage kernels between cuBLAS products
                 else:
                     kernel(xp, weight, grad, *arrays, **scalars)
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+
+def _cuda_stages(module, variant, weight, grad, arrays, scalars):
+    """A matrix rule's CUDA stage kernels (backends/cupy_matrix.py, imported only here:
+    `import optforge` loads no backend module it does not need)."""
+    from .backends import cupy_matrix
+    return cupy_matrix.run(module, variant, weight, grad, arrays, scalars)
 
 
 _DTYPE = operator.attrgetter("dtype")

@@ -58,8 +58,9 @@ def nvcc_results():
 
 
 def test_every_spec_but_the_matrix_rules_has_a_cu_file():
-    """Matrix rules (Muon, Adafactor) have no kernels yet: their NumPy code runs on every
-    backend (cuda_module.supported); every other spec has its .cu file."""
+    """Matrix rules (Muon, Adafactor) have no element-wise kernels and launch metadata
+    (cuda_module.supported) but their stage kernels, `<spec>.stages.cu` (compiled by the
+    tests below like every .cu file); every other spec has its .cu file."""
     import importlib
     from optforge.generated import cuda, numpy
     matrix = {stem for stem in numpy.MODULES
@@ -68,6 +69,9 @@ def test_every_spec_but_the_matrix_rules_has_a_cu_file():
     assert set(cuda.MODULES) == set(numpy.MODULES) - matrix
     for stem in cuda.MODULES:
         assert (ROOT / "generated" / "cuda" / (stem.replace(".", "/") + ".cu")).exists(), stem
+    for stem in matrix:
+        base = ROOT / "generated" / "cuda" / stem.replace(".", "/")
+        assert base.with_name(base.name + ".stages.cu").exists() and not base.with_suffix(".py").exists(), stem
 
 
 @pytest.mark.parametrize("arch", ARCHS)

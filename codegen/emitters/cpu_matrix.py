@@ -37,7 +37,14 @@ def render(rule, programs):
     """The `.cpp` text: one template function per distinct stage body (variants share
     most of their stages: the mxnet2 Adafactor's 176 stages have 21 bodies), and per stage
     the `extern "C"` entry points calling its body."""
-    printer = CpuPrinter()
+    template = environment().get_template("cpu_matrix.cpp.j2")
+    return template.render(rule=rule, stages=stage_contexts(rule, programs, CpuPrinter())).rstrip("\n") + "\n"
+
+
+def stage_contexts(rule, programs, printer):
+    """What a template needs of every stage of every variant, its statements printed by
+    `printer` (the CPU and the CUDA emitters share this): entry point, body function (equal
+    bodies share one, `first` marks where it is printed), reads, stores, scalars, lines."""
     contexts, bodies = [], {}
     for variant, program, items in programs:
         shape = shapes(program)
@@ -51,8 +58,7 @@ def render(rule, programs):
                 context["body"] = bodies.setdefault(key, f"{rule.key}_body{len(bodies)}")
                 context["first"] = not any(c["body"] == context["body"] for c in contexts)
                 contexts.append(context)
-    template = environment().get_template("cpu_matrix.cpp.j2")
-    return template.render(rule=rule, stages=contexts).rstrip("\n") + "\n"
+    return contexts
 
 
 def stage_scalars(stage):

@@ -47,8 +47,8 @@ def supported(rule, analysis):
     pass that would finish norms and row means at once, and a row or device state rewritten
     without an earlier pass of its kind to keep the old value; the CuPy backend runs such
     rules' NumPy code on the device arrays. Matrix rules (matmul, transpose, column means,
-    the `matrix` key) get no CUDA kernels yet: their NumPy code runs on CuPy arrays (their
-    native CPU stage kernels come from `cpu_matrix.py`)."""
+    the `matrix` key) get no kernels or launch metadata here: their element-wise stages
+    come from `cuda_matrix.py` (`<spec>.stages.cu`, run by `runtime/backends/cupy_matrix.py`)."""
     if rule.matrix:
         return False
     for variant in analysis.variants.values():

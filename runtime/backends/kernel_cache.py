@@ -23,13 +23,15 @@ def cache_dir():
     return cache_root() / "kernels"
 
 
-def options(arch, fmad=True):
+def options(arch, fmad=True, defines=()):
     """NVRTC options: C++17, the target architecture; `fmad=False` turns off FMA contraction
-    (bit-for-bit comparisons with NumPy), production builds keep it."""
+    (bit-for-bit comparisons with NumPy), production builds keep it; `defines`: macro names
+    (-D), e.g. the one-kernel selection of a matrix rule's stage file."""
     # -default-device: NVRTC compiles only device code; the span lambdas carry no annotation
     out = ["--std=c++17", f"--gpu-architecture=sm_{arch}", "-default-device"]
     if not fmad:
         out.append("--fmad=false")
+    out += [f"-D{name}" for name in defines]
     return out
 
 
@@ -77,12 +79,12 @@ def header_path(source_path):
     return Path(__file__).resolve().parents[2] / "generated" / "cuda" / HEADER
 
 
-def cubin(source_path, arch, fmad=True):
+def cubin(source_path, arch, fmad=True, defines=()):
     """(key, cubin bytes) of a generated .cu file: memory, then disk, then NVRTC."""
     source_path = Path(source_path)
     source = source_path.read_text(encoding="utf-8")
     header = header_path(source_path).read_text(encoding="utf-8")
-    opts = options(arch, fmad)
+    opts = options(arch, fmad, defines)
     key = key_of(source, header, opts)
     if key in _CUBINS:
         return key, _CUBINS[key]
@@ -100,10 +102,10 @@ def cubin(source_path, arch, fmad=True):
     return key, data
 
 
-def module(source_path, arch, device_id, fmad=True):
+def module(source_path, arch, device_id, fmad=True, defines=()):
     """The loaded CuPy module of a generated .cu file on the current device."""
     import cupy
-    key, data = cubin(source_path, arch, fmad)
+    key, data = cubin(source_path, arch, fmad, defines)
     loaded = _MODULES.get((key, device_id))
     if loaded is None:
         path = cache_dir() / f"{key}.cubin"

@@ -55,13 +55,14 @@ def library(module, variant, suffix):
 _scratch = threading.local()
 
 
-def _outputs(module_name, name, shape, dtype, count):
+def _outputs(module_name, name, shape, dtype, count, empty=numpy.empty):
     """A stage's output arrays, kept between calls: large new arrays are fresh pages from
     the system (mmap), each first touch a page fault, which cost more than the stage's
     arithmetic. Each stage call site has two sets, used in turn: inside a loop a site's
     previous result may still be read (carried to the next iteration) while it computes the
     next one, never an older one. A set is replaced when the shape or dtype changes, so a
-    site holds at most two sets of its latest shape (per thread)."""
+    site holds at most two sets of its latest shape (per thread). `empty`: the array
+    module's allocator (cupy_matrix keys `name` by device as well)."""
     pool = getattr(_scratch, "pool", None)
     if pool is None:
         pool = _scratch.pool = {}
@@ -72,7 +73,7 @@ def _outputs(module_name, name, shape, dtype, count):
     entry[1] ^= 1
     outs = entry[2 + entry[1]]
     if outs is None:
-        outs = entry[2 + entry[1]] = [numpy.empty(shape, dtype) for _ in range(count)]
+        outs = entry[2 + entry[1]] = [empty(shape, dtype) for _ in range(count)]
     return list(outs)
 
 
