@@ -24,10 +24,9 @@ kernels compiled by NVRTC) against the NumPy kernel on the host.
 import numpy as np
 import pytest
 
-import optforge
 from optforge.runtime.backends import cpu, cupy_matrix
 from support import signed
-from test_matrix_native import BEGIN, CASES, LEARNING_RATES, STEPS
+from test_matrix_native import CASES, LEARNING_RATES, STEPS, _pair, fused_equals_step_bit_for_bit
 
 import cuda_host
 
@@ -65,11 +64,6 @@ def host_stages(host, monkeypatch):
     return launched
 
 
-def _pair(flavor, name, hyper, clip):
-    return [optforge.create(name, flavor=flavor, use_fused_step=fused, wd=0.03, rescale_grad=0.7,
-                            clip_gradient=clip, begin_num_update=BEGIN, **hyper) for fused in (True, False)]
-
-
 def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
@@ -79,26 +73,7 @@ def _parts(state):
 @pytest.mark.parametrize("flavor,name,shapes,hyper", CASES, ids=[f"{f}-{n}{h}" for f, n, _, h in CASES])
 def test_cuda_stage_kernels_on_the_host_equal_the_numpy_kernel_bit_for_bit(flavor, name, shapes, hyper, dtype,
                                                                           clip, host_stages):
-    rng = np.random.default_rng(len(name) + 7 * len(hyper))
-    fused, plain = _pair(flavor, name, hyper, clip)
-    ours = [signed(rng, s, 1.5, dtype) for s in shapes]
-    theirs = [w.copy() for w in ours]
-    start = [w.copy() for w in ours]
-    s_ours = [fused.create_state(i, w) for i, w in enumerate(ours)]
-    s_theirs = [plain.create_state(i, w) for i, w in enumerate(theirs)]
-    indices = list(range(len(shapes)))
-    for step in range(1, STEPS + 1):
-        if step in LEARNING_RATES:
-            fused.set_learning_rate(LEARNING_RATES[step])
-            plain.set_learning_rate(LEARNING_RATES[step])
-        grads = [signed(rng, s, 2.0, dtype) for s in shapes]
-        fused.update(indices, ours, grads, s_ours)
-        plain.update(indices, theirs, grads, s_theirs)
-        for i in indices:
-            np.testing.assert_array_equal(ours[i], theirs[i], err_msg=f"weight {i} after step {step}")
-            for x, y in zip(_parts(s_ours[i]), _parts(s_theirs[i]), strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f"state of {i} after step {step}")
-    assert all(not np.array_equal(w, w0) for w, w0 in zip(ours, start))      # the steps did something
+    fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip)
     suffix = "_f32" if dtype is np.float32 else "_f64"
     assert host_stages and all(name.endswith(suffix) for name, _ in host_stages)   # the kernels ran
 

@@ -65,10 +65,10 @@ def _pair(flavor, name, hyper, clip):
                             clip_gradient=clip, begin_num_update=BEGIN, **hyper) for fused in (True, False)]
 
 
-@pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("flavor,name,shapes,hyper", CASES, ids=[f"{f}-{n}{h}" for f, n, _, h in CASES])
-def test_stage_kernels_equal_the_numpy_kernel_bit_for_bit(flavor, name, shapes, hyper, dtype, clip, stage_calls):
+def fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip):
+    """`fused_step` (the stage kernels) against `step` (the NumPy kernel): STEPS updates of
+    every shape with wd, rescale_grad, begin_num_update, the clip and a changing learning
+    rate, weights and states equal bit for bit after each; the steps must change the weights."""
     rng = np.random.default_rng(len(name) + 7 * len(hyper))
     fused, plain = _pair(flavor, name, hyper, clip)
     ours = [signed(rng, s, 1.5, dtype) for s in shapes]
@@ -91,6 +91,13 @@ def test_stage_kernels_equal_the_numpy_kernel_bit_for_bit(flavor, name, shapes, 
             for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y, err_msg=f"state of {i} after step {step}")
     assert all(not np.array_equal(w, w0) for w, w0 in zip(ours, start))      # the steps did something
+
+
+@pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("flavor,name,shapes,hyper", CASES, ids=[f"{f}-{n}{h}" for f, n, _, h in CASES])
+def test_stage_kernels_equal_the_numpy_kernel_bit_for_bit(flavor, name, shapes, hyper, dtype, clip, stage_calls):
+    fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip)
     assert stage_calls == [True] * (STEPS * len(shapes))      # every parameter step ran the stages
 
 
