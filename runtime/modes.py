@@ -147,6 +147,20 @@ class GroupModes:
         """Every parameter to the point to evaluate and save; steps raise until train()."""
         self._switch("eval")
 
+    def _refuse_in_eval(self):
+        if not all(group.get("train_mode", True) for group in self.param_groups):
+            raise ValueError(EVAL_MODE_MESSAGE.format(name=type(self).__name__))
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        for k, saved in enumerate(groups if isinstance(groups, (list, tuple)) else ()):
+            if isinstance(saved, dict) and not isinstance(saved.get("train_mode", True), bool):
+                raise ValueError(f"parameter group {k} of the loaded state dict has train_mode "
+                                 f"{saved['train_mode']!r}, not True or False")
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group.setdefault("train_mode", True)
+
 
 class ParamsModes(GroupModes):
     """train()/eval() of a params-style optimizer whose rule has [modes] (mixed in before
@@ -168,16 +182,5 @@ class ParamsModes(GroupModes):
             group["train_mode"] = mode == "train"
 
     def step(self, grads=None, closure=None):
-        if not all(group["train_mode"] for group in self.param_groups):
-            raise ValueError(EVAL_MODE_MESSAGE.format(name=type(self).__name__))
+        self._refuse_in_eval()
         return super().step(grads, closure)
-
-    def load_state_dict(self, state_dict):
-        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        for k, saved in enumerate(groups if isinstance(groups, (list, tuple)) else ()):
-            if isinstance(saved, dict) and not isinstance(saved.get("train_mode", True), bool):
-                raise ValueError(f"parameter group {k} of the loaded state dict has train_mode "
-                                 f"{saved['train_mode']!r}, not True or False")
-        super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            group.setdefault("train_mode", True)

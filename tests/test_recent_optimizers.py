@@ -13,7 +13,7 @@ import pytest
 
 import optforge
 from reference import papers, torch_optim
-from support import SHAPES, assert_close, check_against_reference, signed
+from support import assert_close, check_against_reference, signed
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 CLIPS = pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])

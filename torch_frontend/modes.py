@@ -8,7 +8,7 @@ DTensor's local shard: the modes are element-wise).
 """
 import torch
 
-from ..runtime.modes import EVAL_MODE_MESSAGE, GroupModes, prepare_mode
+from ..runtime.modes import GroupModes, prepare_mode
 from . import tensors
 from .optimizer import MASTER, _LOW_PRECISION, _engine_state
 
@@ -47,15 +47,5 @@ class TorchModes(GroupModes):
             group["train_mode"] = mode == "train"
 
     def step(self, closure=None):
-        if not all(group.get("train_mode", True) for group in self.param_groups):
-            raise ValueError(EVAL_MODE_MESSAGE.format(name=type(self).__name__))
+        self._refuse_in_eval()
         return super().step(closure)
-
-    def load_state_dict(self, state_dict):
-        for k, saved in enumerate(state_dict.get("param_groups", ())):
-            if isinstance(saved, dict) and not isinstance(saved.get("train_mode", True), bool):
-                raise ValueError(f"parameter group {k} of the loaded state dict has train_mode "
-                                 f"{saved['train_mode']!r}, not True or False")
-        super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            group.setdefault("train_mode", True)

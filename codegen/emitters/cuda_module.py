@@ -83,13 +83,7 @@ def render(rule, analysis, spec_path, module_name):
         context = variant_context(rule, variant, program, classes, printer)
         variants.append(context)
         metadata[key] = {
-            "name": variant.name,
-            "states": context["state_names"],
-            "written": [a["name"] for a in context["written"]],
-            "scalars": list(program.scalars),
-            "none": context["none"],
-            "noise": context["noise"],
-            "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
+            **_launch_meta(variant, program, context),
             "passes": [{"norms": bool(p["norms"]), "by_rows": p["by_rows"]} for p in context["passes"]],
             "reductions": context["reductions"],
             "rows": context["rows"],
@@ -101,15 +95,7 @@ def render(rule, analysis, spec_path, module_name):
         program = lower(variant, mode_rule)
         context = variant_context(mode_rule, variant, program, classes, printer)
         variants.append(context)
-        modes[mode] = {
-            "name": variant.name,
-            "states": context["state_names"],
-            "written": [a["name"] for a in context["written"]],
-            "scalars": list(program.scalars),
-            "none": context["none"],
-            "noise": False,
-            "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
-        }
+        modes[mode] = _launch_meta(variant, program, context)
     template = environment().get_template("cuda_module.cu.j2")
     cu = template.render(
         rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
@@ -123,6 +109,19 @@ def render(rule, analysis, spec_path, module_name):
         variants=py_literal(metadata), modes=py_literal(modes) if modes else "",
     ).rstrip("\n") + "\n"
     return cu, meta
+
+
+def _launch_meta(variant, program, context):
+    """What the runtime needs to launch one variant's (or one mode's) kernels."""
+    return {
+        "name": variant.name,
+        "states": context["state_names"],
+        "written": [a["name"] for a in context["written"]],
+        "scalars": list(program.scalars),
+        "none": context["none"],
+        "noise": context["noise"],
+        "kernels": {s.suffix: f"{context['fn']}_{s.suffix}" for s in STORAGES},
+    }
 
 
 def render_common():
