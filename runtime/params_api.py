@@ -33,6 +33,14 @@ def keywords(spec):
     return list(out.items())
 
 
+def learning_rate(value):
+    """A group's lr (a number or a one-element array) as a float; ValueError unless >= 0 and finite."""
+    try:
+        return validation.number("lr", arrays.to_float(value), minimum=0.0)
+    except ValueError as err:
+        raise ValueError(f"Invalid learning rate: {err}") from None
+
+
 class Optimizer:
     """Base of the params-style optimizers; see `params_class`."""
 
@@ -87,11 +95,7 @@ class Optimizer:
     def _build(self, group):
         """A spec-built optimizer for one group's values; ValueError names the argument at fault."""
         spec = self.engine_class.SPEC
-        lr = arrays.to_float(group["lr"])
-        try:
-            lr = validation.number("lr", lr, minimum=0.0)
-        except ValueError as err:
-            raise ValueError(f"Invalid learning rate: {err}") from None
+        lr = learning_rate(group["lr"])
         try:
             wd = validation.number("weight_decay", arrays.to_float(group["weight_decay"]), minimum=0.0)
         except ValueError as err:

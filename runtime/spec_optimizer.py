@@ -404,7 +404,7 @@ class SpecOptimizer(Optimizer):
         and by the sign of zero, so a shared result is the one each parameter would have got."""
         module, spec = self._module, self.SPEC
         by_shape = reads_shape(module)
-        base = dict(self._hyperparameters, rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+        base = self._base_inputs()
         flags = spec["name_flags"]
         namespace = vars(module)    # a dict lookup: a missing module attribute costs an exception
         requires = namespace.get("requires")
@@ -441,24 +441,35 @@ class SpecOptimizer(Optimizer):
             parts_by_name = dict(zip(present, parts))
             for name in scalar_states:
                 inputs[name] = float(parts_by_name[name])
-            if requires is not None and not requires(**inputs):
-                arguments = [p for p in inspect.signature(requires).parameters if p != "_"]
-                got = ", ".join(f"{n}={inputs[n]!r}" for n in arguments)
-                raise PreconditionError(f"{type(self).__name__} requires {spec['requires']}; "
-                                        f"parameter {index!r} has {got}")
-            if skip is not None and skip(**inputs):
-                result = (None,)
-            else:
-                variant = module.VARIANTS[module.conditions(**inputs)]
-                scalars = variant["host"](**inputs)
-                updates = {name: scalars[key_] for name, key_ in variant["updates"].items()}
-                for host_only in variant["host_only"]:
-                    del scalars[host_only]
-                result = (variant, scalars, updates)
+            result = self._host_result(inputs, index, requires, skip)
             if key is not None:
                 shared[key] = result
             plans.append(_bind(result, parts, present, scalar_states, index, t, self))
         return plans
+
+    def _base_inputs(self):
+        """The host functions' inputs every parameter shares: hyperparameters, rescale_grad,
+        clip_gradient (lr, wd, t and the per-parameter inputs are added to a copy)."""
+        return dict(self._hyperparameters, rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
+
+    def _host_result(self, inputs, index, requires, skip):
+        """(variant, host scalars, new scalar states) of one parameter's inputs, (None,) when
+        the rule's skip_if holds; PreconditionError when its `requires` does not hold.
+        `requires` and `skip` are the module's functions (None where the rule has none)."""
+        module = self._module
+        if requires is not None and not requires(**inputs):
+            arguments = [p for p in inspect.signature(requires).parameters if p != "_"]
+            got = ", ".join(f"{n}={inputs[n]!r}" for n in arguments)
+            raise PreconditionError(f"{type(self).__name__} requires {self.SPEC['requires']}; "
+                                    f"parameter {index!r} has {got}")
+        if skip is not None and skip(**inputs):
+            return (None,)
+        variant = module.VARIANTS[module.conditions(**inputs)]
+        scalars = variant["host"](**inputs)
+        updates = {name: scalars[key] for name, key in variant["updates"].items()}
+        for host_only in variant["host_only"]:
+            del scalars[host_only]
+        return variant, scalars, updates
 
     def _execute(self, weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused):
         xp = array_module(weight)

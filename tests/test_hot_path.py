@@ -270,7 +270,7 @@ def test_a_misplaced_gradient_takes_the_full_path(count, fault, monkeypatch):
     _same(sides)
 
 
-@pytest.mark.parametrize("how", ["replaced", "data"])
+@pytest.mark.parametrize("how", ["replaced", "data", "dict"])
 def test_a_state_tensor_replaced_by_the_user_is_seen(how):
     sides = _pair("Adam")
     _steps(sides, 2, 1)
@@ -279,8 +279,10 @@ def test_a_state_tensor_replaced_by_the_user_is_seen(how):
         fresh = torch.full_like(state["exp_avg"], 0.25)
         if how == "replaced":
             state["exp_avg"] = fresh
-        else:
+        elif how == "data":
             state["exp_avg"].data = fresh      # the same tensor object, new memory
+        else:                                  # a new state dict for the parameter
+            opt.state[params[0]] = {**state, "exp_avg": fresh}
     _steps(sides, 2, 2)
     _same(sides)
 
@@ -385,22 +387,25 @@ def test_the_group_steps_share_one_buffer_and_a_write_to_one_is_seen(monkeypatch
                                                                                    "weight_decay": 0.01})])
 def test_kept_launch_is_bitwise_the_full_path(dtype, cls, kwargs, monkeypatch):
     # the same optimizer with the launch cache switched off is the reference: the kept
-    # launch must change no bit (same kernels, same scalars), over steps with a changing lr
+    # launch must change no bit (same kernels, same scalars), over steps whose lr and
+    # GradScaler scale change, come back to earlier values (a kept plan used again) and stay
     import optforge.torch as ot
     from optforge.torch.launch_cache import GroupLaunch
     gen = torch.Generator().manual_seed(3)
     shapes = [(64, 3), (5,), (7, 7), (1,)]
+    lrs = [0.01, 0.01, 0.01, 0.003, 0.003, 0.01, 0.01, 0.02]
+    scales = [None, None, 4.0, 4.0, None, None, 0.5, 0.5]     # opt.grad_scale, as GradScaler sets it
     start = [(torch.randn(s, generator=gen) * 3).to(dtype) for s in shapes]
-    grads = [[(torch.randn(s, generator=gen) * 4).to(dtype) for s in shapes] for _ in range(5)]
+    grads = [[(torch.randn(s, generator=gen) * 4).to(dtype) for s in shapes] for _ in lrs]
     results = []
     for keep in (True, False):
         if not keep:
             monkeypatch.setattr(GroupLaunch, "build", classmethod(lambda *a: False))
         params = [t.clone().requires_grad_() for t in start]
         opt = getattr(ot, cls)(params, lr=0.01, **kwargs)
-        for step, gs in enumerate(grads):
-            if step == 3:
-                opt.param_groups[0]["lr"] = 0.003
+        for lr, scale, gs in zip(lrs, scales, grads):
+            opt.param_groups[0]["lr"] = lr
+            opt.grad_scale = None if scale is None else torch.tensor(scale)
             for p, g in zip(params, gs):
                 p.grad = g.clone()
             opt.step()
@@ -471,3 +476,47 @@ def test_steps_held_in_one_buffer_save_and_load_both_ways(tmp_path):
     for params in (ours, twins, copies):
         _same([(params, None), (theirs, None)])
     assert float(fresh.state[twins[0]]["step"]) == float(plain.state[copies[0]]["step"]) == 6.0
+
+
+def test_a_scheduled_lr_reuses_one_engine_and_kept_plans(monkeypatch):
+    # a scheduler changes lr every step: the engine built for the group's other values is
+    # kept (its lr set per step), and SGD's plan (no input but lr that changes) is computed
+    # once per lr; the result is torch.optim's SGD under the same schedule
+    from optforge.runtime.spec_optimizer import SpecOptimizer
+    sides = _pair("SGD", momentum=0.9)
+    schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4) for _, opt in sides]
+    planned = []
+    original = SpecOptimizer._host_result
+    monkeypatch.setattr(SpecOptimizer, "_host_result", lambda self, inputs, *a: planned.append(inputs["lr"])
+                        or original(self, inputs, *a))
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(8):     # the cosine goes down and comes back: earlier lrs return
+        grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in sides[0][0]]
+        for (params, opt), scheduler in zip(sides, schedulers):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+            scheduler.step()
+    _same(sides)
+    assert len(sides[0][1]._engines) == 1
+    launch = _launch_of(sides[0][1])
+    assert launch is not None and launch.count == 8
+    # step 1 on the full path, step 2 (t == 2) and each new lr after it planned once by the launch
+    assert len(planned) <= 2 + 8 and len(launch.kept_plans) == 1
+
+
+def test_groups_differing_in_lr_share_an_engine_and_keep_their_lr():
+    import optforge.torch as ot
+    gen = torch.Generator().manual_seed(6)
+    start = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(3, 4), (5,), (6,), (2, 2)]]
+    sides = []
+    for make in (ot.Adam, torch.optim.Adam):
+        params = [t.clone().requires_grad_() for t in start]
+        opt = make([{"params": params[:2], "lr": 0.1}, {"params": params[2:], "lr": 0.001}], weight_decay=0.01)
+        sides.append((params, opt))
+    _steps(sides, 4, 7)     # the first step on the full path (both groups in one call), then kept launches
+    _same(sides)
+    assert len(sides[0][1]._engines) == 1
+    sides[0][1].param_groups[1]["lr"] = sides[1][1].param_groups[1]["lr"] = 0.05
+    _steps(sides, 2, 8)
+    _same(sides)

@@ -9,7 +9,8 @@ the checks depend on is as it was:
 
 - the group holds the same parameter objects, each with the data pointer, exact type,
   dtype, device, requires_grad, sizes and strides it had (`param.data = ...` falls back);
-- each state is the same tensor object with the data pointer, sizes, strides and dtype it
+- the optimizer's state maps the same parameters to the same dicts (in the same order), and
+  each state is the same tensor object with the data pointer, sizes, strides and dtype it
   had (a loaded state dict or a replaced state falls back); every `step` is the view this
   launch made, with its data pointer, and the buffer's version counter is the one this
   launch left (a step written by anyone else falls back, and the full path reads it);
@@ -24,10 +25,11 @@ tensor guards (`TensorGuards`, what compiled graphs test their inputs with) for 
 dtype, device, layout, requires_grad, sizes and strides; the memory behind every pointer
 compared is kept alive, so an equal pointer is the same memory.
 
-Then the host scalars are computed once (`SpecOptimizer._plans` for one parameter: every
-parameter of the group has the same inputs, since the group has no per-parameter
-multipliers or name flags, and all have the same count), the variant they choose picks
-its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
+Then the host scalars are computed once for the group (`SpecOptimizer._host_result`:
+every parameter has the same inputs, since the group has no per-parameter multipliers,
+name flags or shape inputs, and all have the same count; a plan whose functions do not
+read t is kept for later steps of the same engine, lr and rescale_grad, see `_plan`),
+the variant they choose picks its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
 layout of `cuda_launch.table`), the gradients' pointers and the scalars are written into
 it, and the multi-tensor kernel runs: the call the full path makes for these tensors
 (on the calling thread alone below SERIAL_BELOW elements, where waking the thread pool
@@ -36,6 +38,7 @@ Anything else (and any error while planning) takes the full path, which checks a
 reports as always.
 """
 import ctypes
+import inspect
 import itertools
 import operator
 
@@ -43,7 +46,7 @@ import numpy
 import torch
 
 from ..runtime.backends import cuda_launch, native
-from ..runtime.spec_optimizer import _state_dtype
+from ..runtime.spec_optimizer import _exact, _state_dtype, reads_shape
 from . import tensors
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
@@ -99,8 +102,9 @@ class GroupLaunch:
         spec = engine.SPEC
         if len(params) < 2 or group.get("master_weights") and params[0].dtype in (torch.float16, torch.bfloat16):
             return None
-        if engine.lr_mult or engine.wd_mult or engine.param_dict or spec["name_flags"] or spec["lr_before_count"]:
-            return False    # per-parameter lr or wd: the full path plans each parameter
+        if engine.lr_mult or engine.wd_mult or engine.param_dict or spec["name_flags"] or spec["lr_before_count"] \
+                or reads_shape(module):
+            return False    # per-parameter inputs: the full path plans each parameter
         dtype = params[0].dtype
         if not native.has_kernels(module):
             return False
@@ -153,10 +157,16 @@ class GroupLaunch:
         steps = list(buffer.unbind())
         for param, step in zip(params, steps):
             optimizer.state[param]["step"] = step
-        return cls(params, names, states, steps, buffer, count, module, meta_module, dtype, first_index)
+        return cls(params, names, states, steps, buffer, count, module, meta_module, dtype, first_index,
+                   optimizer.state)
 
-    def __init__(self, params, names, states, steps, buffer, count, module, meta_module, dtype, first_index):
+    def __init__(self, params, names, states, steps, buffer, count, module, meta_module, dtype, first_index,
+                 optimizer_state):
         self.params = params
+        # the optimizer's state as it is now (keys and values, every group's): while it is the
+        # same, each parameter's state dict is the one kept here, found without hashing a tensor
+        self.state_keys, self.state_values = list(optimizer_state), list(optimizer_state.values())
+        self.state_dicts = [optimizer_state[param] for param in params]
         self.names = names
         self.states = states
         self.dtype = dtype
@@ -195,9 +205,9 @@ class GroupLaunch:
         self.grad_pointers = self.grad_column = None    # the last gradients found fit
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
         self.tables = {}    # variant name -> its table, filled with the fixed columns
-        # the engine's plan of the first parameter reads its states (checked each step)
-        views = [tensors.view(t) for t in states[0]]
-        self.first_state = None if not views else views[0] if len(views) == 1 else tuple(views)
+        self.engine = None      # the engine whose states were last found to be `names`
+        self.inputs_key = self.inputs = None     # (engine, lr, rescale_grad) and their host inputs
+        self.kept_plans = {}    # condition -> plan, for those inputs (see _plan)
         self.variants = {id(v): self.meta.VARIANTS[k] for k, v in module.VARIANTS.items()}
         self.written = [t for param, own in zip(params, states) for t in (param, *own)]
         self.buffer = buffer
@@ -210,8 +220,12 @@ class GroupLaunch:
         params = group["params"]
         if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
             return None
-        if tuple(engine._present_states()) != self.names or self.buffer._version != self.version:
-            return None     # other states, or a step count written since: the full path reads it
+        if self.buffer._version != self.version:
+            return None     # a step count written since: the full path reads it
+        if engine is not self.engine:   # (an engine's hyperparameters never change)
+            if tuple(engine._present_states()) != self.names:
+                return None     # other states
+            self.engine = engine
         # each check is one call over the whole group (a loop in C), not per tensor in Python;
         # a guard checks each tensor's exact type, dtype, device, layout, requires_grad, sizes
         # and strides: a gradient as the parameter's (contiguous) ones with requires_grad
@@ -221,9 +235,13 @@ class GroupLaunch:
             return None
         if not (self.param_guard.check(*params) and list(map(_DATA_PTR, params)) == self.pointers):
             return None     # param.data = ... (or an in-place reshape, transpose, dtype change)
+        state = optimizer.state
+        if not (len(state) == len(self.state_keys) and all(map(operator.is_, state, self.state_keys))
+                and all(map(operator.is_, state.values(), self.state_values))):
+            return None     # a parameter's state dict added, removed or replaced (load_state_dict)
         try:
-            held = self.gather(map(optimizer.state.get, params))
-        except (KeyError, TypeError):
+            held = self.gather(self.state_dicts)
+        except KeyError:
             return None     # a state or a step removed
         if not (all(map(operator.is_, held, self.held)) and list(map(_DATA_PTR, held)) == self.held_pointers):
             return None     # a state or step replaced, loaded or given new memory
@@ -236,10 +254,11 @@ class GroupLaunch:
             if self._misplaced(pointers):
                 return None     # unaligned, or sharing memory with its parameter's arrays
             self.grad_pointers, self.grad_column = pointers, numpy.array(pointers, dtype=numpy.uint64)
-        plan = self._plan(engine, rescale_grad, self.count, group)
+        plan = self._plan(engine, rescale_grad)
         if plan is False:
             return None
-        return lambda: self._run(engine, plan, self.grad_column)
+        grad_column = self.grad_column
+        return lambda: self._run(plan, grad_column)
 
     def _misplaced(self, pointers):
         """Whether a gradient (at `pointers`, one per parameter) is unaligned or overlaps one of
@@ -253,46 +272,55 @@ class GroupLaunch:
         column = grad_lo[:, None]
         return bool((grad_lo & self.misaligned).any() or ((self.after < column) & (column < self.before)).any())
 
-    def _plan(self, engine, rescale_grad, count, group):
-        """The engine's plan of the first parameter (every parameter has the same inputs), the
-        update counts advanced as the full path advances them; False: take the full path
-        (the counts restored)."""
-        engine.rescale_grad = rescale_grad
-        counts = engine._index_update_count
-        before = engine.num_update
-        # every index has the count of the first: the engine counts the first, the rest copy it
-        counts[self.first_index] = count
-        engine._update_count([self.first_index])
-        counts.update(dict.fromkeys(self.indices, counts[self.first_index]))
+    def _plan(self, engine, rescale_grad):
+        """This step's (variant's launch, scalar row) for every parameter of the group (all have
+        the same inputs: lr, wd, t, rescale_grad and the engine's hyperparameters), None when
+        the rule's skip_if holds (counted, nothing updated), False: take the full path (which
+        raises what planning raised).
 
-        def cancel():
-            counts.update(dict.fromkeys(self.indices, count))
-            engine.num_update = before
+        The host functions are pure functions of their inputs, so a plan is kept for the next
+        steps when the functions it came from do not read t: only the rule's conditions are
+        evaluated each step then (SGD plans once; Adam's bias corrections are computed each
+        step). The kept plans are those of one (engine, lr, rescale_grad)."""
+        key = (engine, _exact(engine.lr), _exact(rescale_grad))
+        if key != self.inputs_key:
+            engine.rescale_grad = rescale_grad
+            inputs = engine._base_inputs()
+            inputs["lr"], = engine._get_lrs([self.first_index])
+            inputs["wd"], = engine._get_wds([self.first_index])
+            self.inputs_key, self.inputs, self.kept_plans = key, inputs, {}
+        inputs = self.inputs
+        inputs["t"] = self.count + 1
+        module = engine._module
         try:
-            lr, = engine._get_lrs([self.first_index])
-            wd, = engine._get_wds([self.first_index])
-            plan, = engine._plans([self.first_index], [None], [self.first_state], [lr], [wd])
+            condition = module.conditions(**inputs)
         except Exception:
-            cancel()
             return False
-        if plan is None:
-            return None     # the rule's skip_if holds: counted, nothing updated
-        variant = self.variants[id(plan[0])]
-        if plan[3] or variant.get("passes") or variant.get("rows") or variant["noise"]:
-            cancel()
-            return False
-        try:
-            self._table(engine, variant)    # its kernel compiled or loaded while the counts can be restored
-        except Exception:
-            cancel()
-            return False    # the full path raises the build's error with nothing changed
-        return variant, plan[2]
+        plan = self.kept_plans.get(condition, _NOT_KEPT)
+        if plan is _NOT_KEPT:
+            functions = _functions(module)
+            try:
+                result = engine._host_result(dict(inputs), self.first_index, functions.requires, functions.skip)
+                if result[0] is None:
+                    plan = None
+                else:
+                    variant = self.variants[id(result[0])]
+                    if result[2] or variant.get("passes") or variant.get("rows") or variant["noise"]:
+                        return False    # scalar states, norms, rows, noise: the full path
+                    row = numpy.array(cuda_launch.scalar_values(variant, result[1]), numpy.float64)
+                    # its kernel compiled or loaded now, while nothing has changed
+                    plan = (self._table(engine, variant), row.view(numpy.uint64))
+            except Exception:
+                return False
+            if condition not in functions.read_t:
+                self.kept_plans[condition] = plan
+        return plan
 
     def _table(self, engine, variant):
         """The variant's launch: [table, first scalar column, kernel, its first arguments, the
-        gradient column last written]. The table holds weight, gradient, states in kernel
-        order, numel, first chunk, scalars (as cuda_launch.table lays it out); the gradient
-        column is written when the gradients move, the scalars every step."""
+        gradient column and the scalar row last written]. The table holds weight, gradient,
+        states in kernel order, numel, first chunk, scalars (as cuda_launch.table lays it out);
+        the gradient column is written when the gradients move, the scalars when they change."""
         kept = self.tables.get(variant["name"])
         if kept is None:
             order = ["weight", None] + list(variant["states"])
@@ -304,18 +332,17 @@ class GroupLaunch:
             kernel = getattr(native.library(engine._module), variant["kernels"][self.suffix] + "_multi")
             arguments = (ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
                          ctypes.c_longlong(self.chunks))
-            kept = self.tables[variant["name"]] = [table, len(order) + 2, kernel, arguments, None]
+            kept = self.tables[variant["name"]] = [table, len(order) + 2, kernel, arguments, None, None]
         return kept
 
-    def _run(self, engine, plan, grad_column):
+    def _run(self, plan, grad_column):
         if plan is not None:
-            variant, scalars = plan
-            launch = self._table(engine, variant)
-            table, scalars_at, kernel, arguments, written = launch
-            if written is not grad_column:
+            launch, row = plan
+            table, scalars_at, kernel, arguments, grads_written, row_written = launch
+            if grads_written is not grad_column:
                 table[:, 1] = launch[4] = grad_column
-            table[:, scalars_at:] = \
-                numpy.array(cuda_launch.scalar_values(variant, scalars), numpy.float64).view(numpy.uint64)
+            if row_written is not row:
+                table[:, scalars_at:] = launch[5] = row
             kernel(*arguments, ctypes.c_int(self.threads or native.num_threads()))
         # `step.fill_(count)` of every step tensor: one fill of their buffer (it bumps the
         # version counter they share); the parameters' and states' counters are bumped below
@@ -323,3 +350,35 @@ class GroupLaunch:
         self.buffer.fill_(float(self.count))
         self.version = self.buffer._version
         torch.autograd.graph.increment_version(self.written)   # all plain tensors (build checks)
+
+
+_NOT_KEPT = object()
+
+
+class _Functions:
+    """A generated module's requires and skip functions (None where the rule has none) and the
+    conditions (keys of VARIANTS) whose plan reads t: requires, skip or the variant's host
+    takes it."""
+
+    def __init__(self, module):
+        self.module = module
+        namespace = vars(module)
+        self.requires, self.skip = namespace.get("requires"), namespace.get("skip")
+        reads = {"t" in _arguments(f) for f in (self.requires, self.skip) if f is not None}
+        self.read_t = {key for key, variant in module.VARIANTS.items()
+                       if True in reads or "t" in _arguments(variant["host"])}
+
+
+def _arguments(function):
+    return inspect.signature(function).parameters
+
+
+_FUNCTIONS = {}
+
+
+def _functions(module):
+    """`_Functions` of a generated module, made once."""
+    functions = _FUNCTIONS.get(module.__name__)
+    if functions is None or functions.module is not module:
+        functions = _FUNCTIONS[module.__name__] = _Functions(module)
+    return functions

@@ -39,7 +39,8 @@ class TorchModes(GroupModes):
                 states.append((tensors.view(state[MASTER]), inner) if master else inner)
                 params.append(param)
             work.append((group, engine, ids, weights, states, params))
-        runs = [prepare_mode(engine, mode, ids, weights, states)     # every group checked first
+        # every group checked first; each engine planned with its group's lr (`_engine`)
+        runs = [prepare_mode(self._engine(group), mode, ids, weights, states)
                 for group, engine, ids, weights, states, params in work]
         for (group, _, _, _, _, params), run in zip(work, runs):
             run()

@@ -23,6 +23,8 @@ torch's memory in place. There is no optimizer math here.
                       the float32 master copy; the states are then float32 too and the
                       update runs on the master copy, rounded once into the parameter
 """
+import math
+
 import torch
 
 from ..runtime import params_api, torch_keywords, validation
@@ -35,6 +37,7 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
                  "float64": torch.float64}
 _PLAIN_VALUES = (float, int, bool, str, type(None), tuple)
+_PLAIN_TYPES = frozenset(_PLAIN_VALUES)
 _ENGINE_CACHE = 64   # engines kept per optimizer (one per set of group values seen)
 
 
@@ -48,6 +51,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init__(self, params, defaults):
         self._engines = {}
+        self._engine_keys = _engine_keys(defaults)
         self._views = tensors.ViewCache()
         self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
         super().__init__(params, defaults)
@@ -79,11 +83,18 @@ class Optimizer(torch.optim.Optimizer):
     _check_requires = staticmethod(params_api.Optimizer._check_requires)
 
     def _engine(self, group):
-        """The spec-built optimizer for a group's current values (rebuilt when a scheduler or
-        the user changes them; update counts live in the state, not in the engine)."""
-        key = tuple(map(_frozen, map(group.get, self.defaults)))   # (the defaults' names are fixed)
+        """The spec-built optimizer for a group's current values, its learning rate the group's.
+        Engines are kept per set of the other values (built again when the user changes one;
+        update counts live in the state, not in the engine); the learning rate, which a
+        scheduler changes every step, is set on the engine by each call, and every use of an
+        engine follows this call."""
+        key = tuple(map(group.get, self._engine_keys))     # (the defaults' names are fixed)
+        if not _PLAIN_TYPES.issuperset(map(type, key)):
+            key = tuple(map(_frozen, key))
         engine = self._engines.get(key)
-        if engine is None:
+        if engine is not None:
+            _set_lr(engine, group["lr"])
+        else:
             master = group.get("master_weights", False)
             if not isinstance(master, bool):
                 raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
@@ -109,8 +120,7 @@ class Optimizer(torch.optim.Optimizer):
         if found_inf is not None and float(found_inf) > 0:
             return loss
         grad_scale = getattr(self, "grad_scale", None)
-        with torch.no_grad():
-            self._update(1.0 if grad_scale is None else 1.0 / float(grad_scale))
+        self._update(1.0 if grad_scale is None else 1.0 / float(grad_scale))
         return loss
 
     def _update(self, rescale_grad):
@@ -126,11 +136,23 @@ class Optimizer(torch.optim.Optimizer):
                     fast.append(run)
                     skip.add(id(group))
             first += len(group["params"])
+        if len(fast) == len(self.param_groups):   # every group on its kept launch: no tensor is made
+            for run in fast:
+                run()
+            return
+        with torch.no_grad():
+            self._full_update(fast, skip, rescale_grad)
+
+    def _full_update(self, fast, skip, rescale_grad):
+        """The groups not in `skip` on the full path, then the kept launches `fast` (after every
+        batch has been planned: a batch that cannot step changes nothing)."""
         work = self._collect(skip)
         batches = {}
         for item in work:
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
-            batches.setdefault((id(engine), master, gathered, param.device, param.dtype), []).append(item)
+            # groups differing in lr alone share an engine, not a batch: the engine plans with one lr
+            key = (id(engine), _frozen(item[9]["lr"]), master, gathered, param.device, param.dtype)
+            batches.setdefault(key, []).append(item)
         # every batch is counted and planned (engine._prepare) before any kernel runs: a batch
         # that cannot step leaves every batch's tensors, states and counts as they were (groups
         # on a kept launch were only planned so far; the full path sets counts from the state)
@@ -244,6 +266,7 @@ class Optimizer(torch.optim.Optimizer):
         for the step."""
         engine, master, mode = batch[0][0], batch[0][1], batch[0][6]
         gathered, reduced = mode == "gather", mode == "reduce"
+        _set_lr(engine, batch[0][9]["lr"])    # (the engine may be shared by groups of other lrs)
         engine.rescale_grad = rescale_grad
         by_shape = reads_shape(engine._module)
         names = list(engine._present_states())
@@ -322,6 +345,7 @@ class Optimizer(torch.optim.Optimizer):
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
         self.__dict__.setdefault("_engines", {})
+        self.__dict__.setdefault("_engine_keys", _engine_keys(self.defaults))
         self.__dict__.setdefault("_views", tensors.ViewCache())
         self.__dict__.setdefault("_launches", {})
         for group in self.param_groups:
@@ -420,6 +444,18 @@ def _shard_mode(engine, param, master):
 def _scalar_dtype():
     """The dtype torch.optim keeps `step` in."""
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _engine_keys(defaults):
+    """The group values an engine is built from: all but lr (set per use, see `_engine`)."""
+    return tuple(name for name in defaults if name != "lr")
+
+
+def _set_lr(engine, lr):
+    """The group's lr on its engine, validated as the engine's constructor validates it."""
+    if type(lr) is not float or not 0.0 <= lr < math.inf:   # (a plain finite float passes as is)
+        lr = params_api.learning_rate(lr)
+    engine._lr = lr
 
 
 def _frozen(value):
