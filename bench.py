@@ -361,6 +361,7 @@ def plot_cpu(rows, roofline, path):
 TORCH_LOOP_OPTIMIZERS = {"adam": ("Adam", {"lr": 1e-3}), "adamw": ("AdamW", {"lr": 1e-3}),
                          "sgd": ("SGD", {"lr": 0.01, "momentum": 0.9})}
 MLP_SIZES = (784, 128, 256, 10)     # 136,074 parameters in 6 tensors
+LOOP_BLOCK = 10     # consecutive steps of one side before the other's (run_torch_loop)
 
 
 def overhead_target_us(tensors):
@@ -377,8 +378,10 @@ def mlp(torch):
 
 
 def run_torch_loop(repeat=20, threads=None, optimizers=None, out=print):
-    """optforge.torch against torch.optim (fused=True) on CPU tensors, interleaved step by
-    step in one process with equal thread counts; returns the rows it printed. Cases: a
+    """optforge.torch against torch.optim (fused=True) on CPU tensors, in alternating blocks
+    of LOOP_BLOCK steps (`repeat` steps per side, rounded up to whole blocks) in one process
+    with equal thread counts (one OpenMP pool: both libraries use torch's libgomp); returns
+    the rows it printed. Cases: a
     training step of a 136 k-parameter MLP (forward, backward, step), the MLP's step alone,
     the step alone over ResNet-50's 161 parameter shapes, and the Python overhead (the step
     over 161 and 1000 one-element tensors, where the kernels' time is negligible) with the
@@ -392,7 +395,8 @@ def run_torch_loop(repeat=20, threads=None, optimizers=None, out=print):
     native.set_num_threads(threads)
     torch.set_num_threads(threads)
     out(f"device: CPU ({os.cpu_count()} cores, {threads} threads each side; optforge {native.backend()} kernels; "
-        f"torch {torch.__version__} fused); min and median of {repeat} interleaved steps")
+        f"torch {torch.__version__} fused); min and median of {repeat} steps per side, "
+        f"alternating blocks of {LOOP_BLOCK}")
     out(f"{'optimizer':<10}{'case':>15}{'tensors':>8}{'min ms':>10}{'med ms':>10}{'torch min':>11}{'med ms':>10}"
         f"{'speed':>8}{'overhead us':>13}{'target us':>11}")
     generator = torch.Generator().manual_seed(0)
@@ -433,9 +437,12 @@ def run_torch_loop(repeat=20, threads=None, optimizers=None, out=print):
             ours, theirs = make(kind, shapes)
             ours(), theirs()                 # warm up: kernels loaded, states made
             mine, peer = [], []
-            for _ in range(repeat):          # interleaved: both sides see the same machine state
-                mine.append(_timed(ours))
-                peer.append(_timed(theirs))
+            # alternating blocks of consecutive steps: both sides see the same machine state,
+            # and each step follows its own side's step, as in a training loop (a step right
+            # after the other side's finds the caches holding that side's tensors)
+            for _ in range(-(-repeat // LOOP_BLOCK)):
+                for side, times in ((ours, mine), (theirs, peer)):
+                    times.extend(_timed(side) for _ in range(LOOP_BLOCK))
             count = len(shapes) if shapes is not None else len(MLP_SIZES) * 2 - 2
             row = {"optimizer": name, "case": label, "tensors": count, "min": min(mine),
                    "median": statistics.median(mine), "torch_min": min(peer), "torch_median": statistics.median(peer),

@@ -300,7 +300,7 @@ class GroupLaunch:
         if plan is _NOT_KEPT:
             functions = _functions(module)
             try:
-                result = engine._host_result(dict(inputs), self.first_index, functions.requires, functions.skip)
+                result = engine._host_result(inputs, self.first_index, functions.requires, functions.skip)
                 if result[0] is None:
                     plan = None
                 else:
