@@ -41,6 +41,11 @@ def learning_rate(value):
         raise ValueError(f"Invalid learning rate: {err}") from None
 
 
+def _but_lr(values):
+    """A group's (key, value) pairs without its lr."""
+    return tuple(item for item in values if item[0] != "lr")
+
+
 class Optimizer:
     """Base of the params-style optimizers; see `params_class`."""
 
@@ -134,10 +139,15 @@ class Optimizer:
             raise ValueError(f"{engine.SPEC['name']} requires {engine.SPEC['requires']}; got {settings}")
 
     def _engine(self, group_index):
-        """The group's engine, rebuilt (update counts kept) when the group's values changed."""
+        """The group's engine, rebuilt (update counts kept) when the group's values changed;
+        a new lr alone (a scheduler's, every step) is validated and set on it."""
         values, engine = self._engines[group_index]
         group = self.param_groups[group_index]
-        if self._values(group) != values:
+        now = self._values(group)
+        if now != values and _but_lr(now) == _but_lr(values):
+            engine.lr = learning_rate(group["lr"])
+            self._engines[group_index] = (now, engine)
+        elif now != values:
             fresh = self._build(group)
             fresh._index_update_count.update(engine._index_update_count)
             fresh.num_update = engine.num_update

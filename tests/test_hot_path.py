@@ -520,3 +520,22 @@ def test_groups_differing_in_lr_share_an_engine_and_keep_their_lr():
     sides[0][1].param_groups[1]["lr"] = sides[1][1].param_groups[1]["lr"] = 0.05
     _steps(sides, 2, 8)
     _same(sides)
+
+
+@pytest.mark.parametrize("bad,message", [(-0.5, "lr must be >= 0.0, got -0.5"), (float("nan"), "lr must be finite"),
+                                         ("0.1", "lr must be a number")])
+def test_an_invalid_lr_written_into_a_kept_group_is_refused_and_changes_nothing(bad, message):
+    sides = _pair("Adam")
+    _steps(sides, 3, 1)      # the group steps on its kept launch
+    params, opt = sides[0]
+    assert _launch_of(opt) is not None
+    before = [p.detach().clone() for p in params]
+    states = {k: v.clone() for k, v in opt.state[params[0]].items()}
+    opt.param_groups[0]["lr"] = bad
+    with pytest.raises(ValueError, match=f"Invalid learning rate: {message}"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(params, before))
+    assert all(torch.equal(v, opt.state[params[0]][k]) for k, v in states.items())
+    opt.param_groups[0]["lr"] = sides[1][1].param_groups[0]["lr"]
+    _steps(sides, 2, 2)     # steps on as torch.optim does
+    _same(sides)
