@@ -21,7 +21,10 @@ in the gradients, begin_num_update > 0, per-parameter lr/wd multipliers.
 - SGLD: `step` is given the Philox numbers of the CUDA header (compiled for the host by
   tests/cuda_host.py), and the native kernels match it bit for bit: CPU and GPU draw the
   same noise for the same seed;
-- one multi-tensor call equals one call per tensor, and 1 thread equals 2 threads, bitwise.
+- one multi-tensor call equals one call per tensor, and 1 thread equals 2 or 3 threads,
+  bitwise, in every storage dtype, with large tensors first and tiny last chunks too;
+- the multi-tensor entry points share chunks out across threads by element count: each
+  thread a contiguous run of chunks, none holding more than its share plus one chunk.
 """
 
 import ctypes
@@ -252,15 +255,31 @@ def test_master_copy_kernels_match_step_on_the_master(device_noise, native_calls
     assert native_calls == {"master": len(STEPS)}
 
 
+# Multi-tensor layouts: tensors large enough to split across threads in mixed order, and an
+# MLP's (784-256-128-10) with the large tensors first and small last chunks, where an equal
+# count of chunks per thread would give one thread nearly every element.
+LAYOUTS = {"mixed": [(300, 700), (7,), (5, 26215), (64, 3, 3, 3)],
+           "big-first": [(256, 784), (256,), (128, 256), (128,), (10, 128), (10,)]}
+# (threads, one multi-tensor call): the first run, one single-tensor call per tensor on one
+# thread, is the reference the others must equal bit for bit
+THREAD_RUNS = ((1, False), (1, True), (2, True), (3, True), (2, False))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, BF16], ids=["f32", "f64", "f16", "bf16"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name,hyper", [("adam", {}), ("lamb", {}), ("groupadagrad", {"wd": 0.0}),
-                                        ("novograd", {}), ("sgld", {"seed": 5}), ("rmsprop", {"centered": True})])
-def test_one_multi_tensor_call_equals_one_call_per_tensor_on_any_thread_count(native_calls, name, hyper):
-    shapes = [(300, 700), (7,), (5, 26215), (64, 3, 3, 3)]      # large enough to split across threads
+                                        ("novograd", {}), ("sgld", {"seed": 5}), ("rmsprop", {"centered": True}),
+                                        ("sgd", {"momentum": 0.9})])
+def test_one_multi_tensor_call_equals_one_call_per_tensor_on_any_thread_count(native_calls, name, hyper, layout,
+                                                                              dtype):
+    """Element-wise math and per-chunk sums: however the chunks are shared out across
+    threads, the result is the same, bit for bit."""
+    shapes = LAYOUTS[layout]
     rng = np.random.default_rng(8)
-    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
     results = []
-    for threads, together in ((2, True), (2, False), (1, True)):
+    for threads, together in THREAD_RUNS:
         native.set_num_threads(threads)
         try:
             opt = optforge.create(name, begin_num_update=BEGIN, rescale_grad=0.7, **hyper)
@@ -277,7 +296,8 @@ def test_one_multi_tensor_call_equals_one_call_per_tensor_on_any_thread_count(na
         finally:
             native.set_num_threads(None)
         results.append((weights, states))
-    assert native_calls == {"multi": 6, "single": 12}
+    runs_together = sum(together for _, together in THREAD_RUNS)
+    assert native_calls == {"multi": 3 * runs_together, "single": 3 * len(shapes) * (len(THREAD_RUNS) - runs_together)}
     (w0, s0), *others = results
     for w, s in others:
         for i in range(len(shapes)):
@@ -358,6 +378,73 @@ def test_16_bit_conversions_round_as_numpy_and_ml_dtypes(tmp_path):
         getattr(lib, f"float_to_{name}")(_pointer(floats), _pointer(stored), ctypes.c_longlong(floats.size))
         with np.errstate(over="ignore", invalid="ignore"):
             assert_same_bits(stored, floats.astype(dtype), f"float32 -> {name}")
+
+
+SHARE_CHUNKS = r"""
+#include "optforge_cpu.h"
+// om::share_chunks over a table of rows {numel, first chunk}: which thread ran each chunk,
+// how often, and the element range it was given.
+extern "C" void share(const om::u64* table, int tensors, long long chunks, int threads,
+                      int* owner, int* visits, long long* start, long long* span, long long* tensor) {
+    om::share_chunks<2>(table, tensors, chunks, 0, 1, threads,
+                        [&](const om::u64* row, om::index_t c, om::index_t first, om::index_t n) {
+        owner[c] = omp_get_thread_num();
+#pragma omp atomic
+        visits[c] += 1;
+        start[c] = first;
+        span[c] = n;
+        tensor[c] = (row - table) / 2;
+    });
+}
+"""
+
+
+@pytest.mark.parametrize("sizes", [[200704, 256, 32768, 128, 1280, 10],       # an MLP's tensors, large first
+                                   [10, 1280, 128, 32768, 256, 200704],       # the same, large last
+                                   [65536 * 5 + 1, 3, 65536, 1, 2, 70000],
+                                   [4096] * 1000,
+                                   [7] * 50 + [65536 * 40] + [9] * 50],
+                         ids=["mlp", "mlp-reversed", "odd", "1000x4096", "small-large-small"])
+def test_multi_tensor_chunks_are_shared_out_by_element_count(tmp_path, sizes):
+    """The multi-tensor entry points' work sharing: every chunk of every tensor runs once,
+    with its tensor's 65536-element range; each thread takes a contiguous run of chunks
+    in thread order; and no thread holds more than its share of the elements plus one
+    chunk (an equal count of chunks per thread gives thread 0 of the MLP 200 960 of its
+    235 146 elements on 2 threads). One thread, or one chunk, runs on the calling thread."""
+    source = tmp_path / "share.cpp"
+    source.write_text(SHARE_CHUNKS)
+    lib = native_build.load(source)
+    CHUNK = 65536
+    counts = [-(-n // CHUNK) for n in sizes]
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    table = np.array([[n, f] for n, f in zip(sizes, firsts)], dtype=np.uint64)
+    chunks = sum(counts)
+    # each chunk's tensor and element range, from the sizes alone
+    expected_tensor = np.repeat(np.arange(len(sizes)), counts)
+    expected_start = np.concatenate([np.arange(c) * CHUNK for c in counts])
+    expected_span = np.minimum(CHUNK, np.array(sizes)[expected_tensor] - expected_start)
+    total = sum(sizes)
+    for threads in (1, 2, 3, 8):
+        owner, visits = np.full(chunks, -1, np.int32), np.zeros(chunks, np.int32)
+        start, span, tensor = (np.full(chunks, -1, np.int64) for _ in range(3))
+        lib.share(_pointer(table), ctypes.c_int(len(sizes)), ctypes.c_longlong(chunks), ctypes.c_int(threads),
+                  _pointer(owner), _pointer(visits), _pointer(start), _pointer(span), _pointer(tensor))
+        assert np.all(visits == 1), f"{threads} threads: chunks not run exactly once"
+        np.testing.assert_array_equal(tensor, expected_tensor)
+        np.testing.assert_array_equal(start, expected_start)
+        np.testing.assert_array_equal(span, expected_span)
+        assert np.all(np.diff(owner) >= 0), f"{threads} threads: runs not contiguous in thread order"
+        used = min(threads, chunks)
+        assert owner.max() < used
+        per_thread = np.bincount(owner, weights=expected_span, minlength=used)
+        assert per_thread.sum() == total
+        assert per_thread.max() <= total / used + CHUNK, f"{threads} threads: {per_thread} of {total}"
+    single = np.array([[12345, 0]], dtype=np.uint64)     # one chunk: the calling thread
+    owner, visits = np.full(1, -1, np.int32), np.zeros(1, np.int32)
+    start, span, tensor = (np.full(1, -1, np.int64) for _ in range(3))
+    lib.share(_pointer(single), ctypes.c_int(1), ctypes.c_longlong(1), ctypes.c_int(4),
+              _pointer(owner), _pointer(visits), _pointer(start), _pointer(span), _pointer(tensor))
+    assert (owner[0], visits[0], start[0], span[0]) == (0, 1, 0, 12345)
 
 
 def _pointer(array):

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -124,15 +124,12 @@ extern "C" void adan_maximize__started_eq_0_f32_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         adan_maximize__started_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -156,15 +153,12 @@ extern "C" void adan_maximize__started_eq_0_f64_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
         adan_maximize__started_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -188,15 +182,12 @@ extern "C" void adan_maximize__started_eq_0_f16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         adan_maximize__started_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -220,15 +211,12 @@ extern "C" void adan_maximize__started_eq_0_bf16_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         adan_maximize__started_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -253,15 +241,12 @@ extern "C" void adan_maximize__started_eq_0_f16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_maximize__started_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -286,15 +271,12 @@ extern "C" void adan_maximize__started_eq_0_bf16_mp_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_maximize__started_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -408,15 +390,12 @@ extern "C" void adan_maximize__started_ne_0_f32_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_maximize__started_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -440,15 +419,12 @@ extern "C" void adan_maximize__started_ne_0_f64_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
         adan_maximize__started_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -472,15 +448,12 @@ extern "C" void adan_maximize__started_ne_0_f16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_maximize__started_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -504,15 +477,12 @@ extern "C" void adan_maximize__started_ne_0_bf16_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_maximize__started_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -537,15 +507,12 @@ extern "C" void adan_maximize__started_ne_0_f16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<23>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
         adan_maximize__started_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -570,15 +537,12 @@ extern "C" void adan_maximize__started_ne_0_bf16_mp_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<23>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
         adan_maximize__started_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -685,15 +649,12 @@ extern "C" void adan_not_maximize__started_eq_0_f32_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         adan_not_maximize__started_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -717,15 +678,12 @@ extern "C" void adan_not_maximize__started_eq_0_f64_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
         adan_not_maximize__started_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -749,15 +707,12 @@ extern "C" void adan_not_maximize__started_eq_0_f16_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         adan_not_maximize__started_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -781,15 +736,12 @@ extern "C" void adan_not_maximize__started_eq_0_bf16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         adan_not_maximize__started_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -814,15 +766,12 @@ extern "C" void adan_not_maximize__started_eq_0_f16_mp_multi(const om::u64* __re
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_not_maximize__started_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -847,15 +796,12 @@ extern "C" void adan_not_maximize__started_eq_0_bf16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_not_maximize__started_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -968,15 +914,12 @@ extern "C" void adan_not_maximize__started_ne_0_f32_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_not_maximize__started_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1000,15 +943,12 @@ extern "C" void adan_not_maximize__started_ne_0_f64_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<double> s = { double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])), double(om::word_double(row[21])) };
         adan_not_maximize__started_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start, om::pointer<double>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1032,15 +972,12 @@ extern "C" void adan_not_maximize__started_ne_0_f16_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_not_maximize__started_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start, om::pointer<om::half>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1064,15 +1001,12 @@ extern "C" void adan_not_maximize__started_ne_0_bf16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_not_maximize__started_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1097,15 +1031,12 @@ extern "C" void adan_not_maximize__started_ne_0_f16_mp_multi(const om::u64* __re
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<23>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
         adan_not_maximize__started_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1130,15 +1061,12 @@ extern "C" void adan_not_maximize__started_ne_0_bf16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<23>(table, tensors, c, 8);
-        const om::index_t start = (c - om::index_t(row[8])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[7]) - start;
+    om::share_chunks<23>(table, tensors, chunks, 7, 8, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])) };
         adan_not_maximize__started_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

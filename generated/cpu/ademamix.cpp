@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -122,15 +122,12 @@ extern "C" void ademamix_warmup_is_none_f32_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_none_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -153,15 +150,12 @@ extern "C" void ademamix_warmup_is_none_f64_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
         ademamix_warmup_is_none_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -184,15 +178,12 @@ extern "C" void ademamix_warmup_is_none_f16_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_none_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -215,15 +206,12 @@ extern "C" void ademamix_warmup_is_none_bf16_multi(const om::u64* __restrict__ t
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_none_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -247,15 +235,12 @@ extern "C" void ademamix_warmup_is_none_f16_mp_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         ademamix_warmup_is_none_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -279,15 +264,12 @@ extern "C" void ademamix_warmup_is_none_bf16_mp_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         ademamix_warmup_is_none_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -393,15 +375,12 @@ extern "C" void ademamix_warmup_is_set_f32_multi(const om::u64* __restrict__ tab
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_set_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -424,15 +403,12 @@ extern "C" void ademamix_warmup_is_set_f64_multi(const om::u64* __restrict__ tab
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])), double(om::word_double(row[19])), double(om::word_double(row[20])) };
         ademamix_warmup_is_set_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -455,15 +431,12 @@ extern "C" void ademamix_warmup_is_set_f16_multi(const om::u64* __restrict__ tab
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_set_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -486,15 +459,12 @@ extern "C" void ademamix_warmup_is_set_bf16_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<21>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_set_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -518,15 +488,12 @@ extern "C" void ademamix_warmup_is_set_f16_mp_multi(const om::u64* __restrict__ 
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         ademamix_warmup_is_set_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -550,15 +517,12 @@ extern "C" void ademamix_warmup_is_set_bf16_mp_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         ademamix_warmup_is_set_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -83,15 +83,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -113,15 +110,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f64_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -143,15 +137,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -173,15 +164,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_multi(const om::
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -204,15 +192,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f16_mp_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__use_clipping__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -235,15 +220,12 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -310,15 +292,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -340,15 +319,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f64_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -370,15 +346,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -400,15 +373,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -431,15 +401,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -462,15 +429,12 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -537,15 +501,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -567,15 +528,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f64_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -597,15 +555,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -627,15 +582,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -658,15 +610,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__not_use_clipping__nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -689,15 +638,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -764,15 +710,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__not_nesterov_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -794,15 +737,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f64_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__not_nesterov_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -824,15 +764,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -854,15 +791,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -885,15 +819,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -916,15 +847,12 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp_multi
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adopt_started_eq_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1017,15 +945,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1047,15 +972,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f64_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1077,15 +999,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1107,15 +1026,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_multi(const om::
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1138,15 +1054,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f16_mp_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adopt_started_ne_0__use_clipping__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1169,15 +1082,12 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adopt_started_ne_0__use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1268,15 +1178,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1298,15 +1205,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f64_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1328,15 +1232,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1358,15 +1259,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1389,15 +1287,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adopt_started_ne_0__use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1420,15 +1315,12 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adopt_started_ne_0__use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1519,15 +1411,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1549,15 +1438,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f64_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1579,15 +1465,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1609,15 +1492,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1640,15 +1520,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__not_use_clipping__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1671,15 +1548,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__not_use_clipping__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1768,15 +1642,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1798,15 +1669,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f64_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1828,15 +1696,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1858,15 +1723,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1889,15 +1751,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1920,15 +1779,12 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp_multi
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

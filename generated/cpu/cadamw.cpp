@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -160,19 +160,16 @@ extern "C" void cadamw_default_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const cadamw_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         double acc[2] = {};
         cadamw_default_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void cadamw_default_f32_norms0(
@@ -202,19 +199,16 @@ extern "C" void cadamw_default_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 16;
         const cadamw_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         const float n15 = float(reduced[tensor * 2 + 0]);
         const float n19 = float(reduced[tensor * 2 + 1]);
         cadamw_default_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n15, n19);
-    }
+    });
 }
 #endif
 
@@ -226,19 +220,16 @@ extern "C" void cadamw_default_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const cadamw_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
         double acc[2] = {};
         cadamw_default_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void cadamw_default_f64_norms0(
@@ -268,19 +259,16 @@ extern "C" void cadamw_default_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 16;
         const cadamw_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
         const double n15 = double(reduced[tensor * 2 + 0]);
         const double n19 = double(reduced[tensor * 2 + 1]);
         cadamw_default_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, n15, n19);
-    }
+    });
 }
 #endif
 
@@ -292,19 +280,16 @@ extern "C" void cadamw_default_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const cadamw_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         double acc[2] = {};
         cadamw_default_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void cadamw_default_f16_norms0(
@@ -334,19 +319,16 @@ extern "C" void cadamw_default_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 16;
         const cadamw_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         const float n15 = float(reduced[tensor * 2 + 0]);
         const float n19 = float(reduced[tensor * 2 + 1]);
         cadamw_default_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, s, n15, n19);
-    }
+    });
 }
 #endif
 
@@ -358,19 +340,16 @@ extern "C" void cadamw_default_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const cadamw_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         double acc[2] = {};
         cadamw_default_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void cadamw_default_bf16_norms0(
@@ -400,19 +379,16 @@ extern "C" void cadamw_default_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 16;
         const cadamw_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         const float n15 = float(reduced[tensor * 2 + 0]);
         const float n19 = float(reduced[tensor * 2 + 1]);
         cadamw_default_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, s, n15, n19);
-    }
+    });
 }
 #endif
 
@@ -424,19 +400,16 @@ extern "C" void cadamw_default_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const cadamw_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         double acc[2] = {};
         cadamw_default_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void cadamw_default_f16_mp_norms0(
@@ -466,19 +439,16 @@ extern "C" void cadamw_default_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 17;
         const cadamw_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         const float n15 = float(reduced[tensor * 2 + 0]);
         const float n19 = float(reduced[tensor * 2 + 1]);
         cadamw_default_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n15, n19);
-    }
+    });
 }
 #endif
 
@@ -490,19 +460,16 @@ extern "C" void cadamw_default_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const cadamw_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         double acc[2] = {};
         cadamw_default_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void cadamw_default_bf16_mp_norms0(
@@ -532,19 +499,16 @@ extern "C" void cadamw_default_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, mask_epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 17;
         const cadamw_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         const float n15 = float(reduced[tensor * 2 + 0]);
         const float n19 = float(reduced[tensor * 2 + 1]);
         cadamw_default_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n15, n19);
-    }
+    });
 }
 #endif
 

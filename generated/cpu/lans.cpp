@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -217,19 +217,16 @@ extern "C" void lans_default_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 4 + 0] = acc[0];
         partials[c * 4 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f32_norms0(
@@ -259,12 +256,9 @@ extern "C" void lans_default_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -273,7 +267,7 @@ extern "C" void lans_default_f32_pass1(
             span, s, n1, acc);
         partials[c * 4 + 2] = acc[0];
         partials[c * 4 + 3] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f32_norms1(
@@ -303,12 +297,9 @@ extern "C" void lans_default_f32_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -317,7 +308,7 @@ extern "C" void lans_default_f32_pass2(
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n1, n22, n24, n25);
-    }
+    });
 }
 #endif
 
@@ -329,19 +320,16 @@ extern "C" void lans_default_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, acc);
         partials[c * 4 + 0] = acc[0];
         partials[c * 4 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f64_norms0(
@@ -371,12 +359,9 @@ extern "C" void lans_default_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         const double n1 = double(reduced[tensor * 4 + 0]);
@@ -385,7 +370,7 @@ extern "C" void lans_default_f64_pass1(
             span, s, n1, acc);
         partials[c * 4 + 2] = acc[0];
         partials[c * 4 + 3] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f64_norms1(
@@ -415,12 +400,9 @@ extern "C" void lans_default_f64_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         const double n1 = double(reduced[tensor * 4 + 0]);
@@ -429,7 +411,7 @@ extern "C" void lans_default_f64_pass2(
         const double n25 = double(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, n1, n22, n24, n25);
-    }
+    });
 }
 #endif
 
@@ -441,19 +423,16 @@ extern "C" void lans_default_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 4 + 0] = acc[0];
         partials[c * 4 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f16_norms0(
@@ -483,12 +462,9 @@ extern "C" void lans_default_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -497,7 +473,7 @@ extern "C" void lans_default_f16_pass1(
             span, s, n1, acc);
         partials[c * 4 + 2] = acc[0];
         partials[c * 4 + 3] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f16_norms1(
@@ -527,12 +503,9 @@ extern "C" void lans_default_f16_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -541,7 +514,7 @@ extern "C" void lans_default_f16_pass2(
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n1, n22, n24, n25);
-    }
+    });
 }
 #endif
 
@@ -553,19 +526,16 @@ extern "C" void lans_default_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         double acc[2] = {};
         lans_default_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 4 + 0] = acc[0];
         partials[c * 4 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_bf16_norms0(
@@ -595,12 +565,9 @@ extern "C" void lans_default_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -609,7 +576,7 @@ extern "C" void lans_default_bf16_pass1(
             span, s, n1, acc);
         partials[c * 4 + 2] = acc[0];
         partials[c * 4 + 3] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_bf16_norms1(
@@ -639,12 +606,9 @@ extern "C" void lans_default_bf16_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -653,7 +617,7 @@ extern "C" void lans_default_bf16_pass2(
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n1, n22, n24, n25);
-    }
+    });
 }
 #endif
 
@@ -665,19 +629,16 @@ extern "C" void lans_default_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         double acc[2] = {};
         lans_default_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 4 + 0] = acc[0];
         partials[c * 4 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f16_mp_norms0(
@@ -707,12 +668,9 @@ extern "C" void lans_default_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -721,7 +679,7 @@ extern "C" void lans_default_f16_mp_pass1(
             span, s, n1, acc);
         partials[c * 4 + 2] = acc[0];
         partials[c * 4 + 3] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_f16_mp_norms1(
@@ -751,12 +709,9 @@ extern "C" void lans_default_f16_mp_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -765,7 +720,7 @@ extern "C" void lans_default_f16_mp_pass2(
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n1, n22, n24, n25);
-    }
+    });
 }
 #endif
 
@@ -777,19 +732,16 @@ extern "C" void lans_default_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         double acc[2] = {};
         lans_default_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 4 + 0] = acc[0];
         partials[c * 4 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_bf16_mp_norms0(
@@ -819,12 +771,9 @@ extern "C" void lans_default_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -833,7 +782,7 @@ extern "C" void lans_default_bf16_mp_pass1(
             span, s, n1, acc);
         partials[c * 4 + 2] = acc[0];
         partials[c * 4 + 3] = acc[1];
-    }
+    });
 }
 
 extern "C" void lans_default_bf16_mp_norms1(
@@ -863,12 +812,9 @@ extern "C" void lans_default_bf16_mp_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         const float n1 = float(reduced[tensor * 4 + 0]);
@@ -877,7 +823,7 @@ extern "C" void lans_default_bf16_mp_pass2(
         const float n25 = float(reduced[tensor * 4 + 3]);
         lans_default_pass2_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n1, n22, n24, n25);
-    }
+    });
 }
 #endif
 

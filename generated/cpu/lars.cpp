@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -80,15 +80,12 @@ extern "C" void lars_exempt__momentum_eq_0_f32_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -108,15 +105,12 @@ extern "C" void lars_exempt__momentum_eq_0_f64_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -136,15 +130,12 @@ extern "C" void lars_exempt__momentum_eq_0_f16_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -164,15 +155,12 @@ extern "C" void lars_exempt__momentum_eq_0_bf16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -193,15 +181,12 @@ extern "C" void lars_exempt__momentum_eq_0_f16_mp_multi(const om::u64* __restric
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lars_exempt__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -222,15 +207,12 @@ extern "C" void lars_exempt__momentum_eq_0_bf16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lars_exempt__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -302,15 +284,12 @@ extern "C" void lars_exempt__momentum_ne_0_f32_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -331,15 +310,12 @@ extern "C" void lars_exempt__momentum_ne_0_f64_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -360,15 +336,12 @@ extern "C" void lars_exempt__momentum_ne_0_f16_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -389,15 +362,12 @@ extern "C" void lars_exempt__momentum_ne_0_bf16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -419,15 +389,12 @@ extern "C" void lars_exempt__momentum_ne_0_f16_mp_multi(const om::u64* __restric
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lars_exempt__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -449,15 +416,12 @@ extern "C" void lars_exempt__momentum_ne_0_bf16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lars_exempt__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -564,19 +528,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0_f32_norms0(
@@ -606,19 +567,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -630,19 +588,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0_f64_norms0(
@@ -672,19 +627,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -696,19 +648,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0_f16_norms0(
@@ -738,19 +687,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -762,19 +708,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0_bf16_norms0(
@@ -804,19 +747,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -828,19 +768,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_norms0(
@@ -870,19 +807,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -894,19 +828,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_norms0(
@@ -936,19 +867,16 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1065,19 +993,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0_f32_norms0(
@@ -1107,19 +1032,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1131,19 +1053,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0_f64_norms0(
@@ -1173,19 +1092,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1197,19 +1113,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0_f16_norms0(
@@ -1239,19 +1152,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1263,19 +1173,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0_bf16_norms0(
@@ -1305,19 +1212,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1329,19 +1233,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_norms0(
@@ -1371,19 +1272,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1395,19 +1293,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_norms0(
@@ -1437,19 +1332,16 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 

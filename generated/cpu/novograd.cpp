@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -140,19 +140,16 @@ extern "C" void novograd_maximize_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_maximize_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_maximize_f32_norms0(
@@ -179,12 +176,9 @@ extern "C" void novograd_maximize_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
@@ -192,7 +186,7 @@ extern "C" void novograd_maximize_f32_pass1(
         novograd_maximize_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n4, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -204,19 +198,16 @@ extern "C" void novograd_maximize_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_maximize_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_maximize_f64_norms0(
@@ -243,12 +234,9 @@ extern "C" void novograd_maximize_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         const double n4 = double(reduced[tensor * 2 + 0]);
@@ -256,7 +244,7 @@ extern "C" void novograd_maximize_f64_pass1(
         novograd_maximize_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, n4, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -268,19 +256,16 @@ extern "C" void novograd_maximize_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_maximize_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_maximize_f16_norms0(
@@ -307,12 +292,9 @@ extern "C" void novograd_maximize_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
@@ -320,7 +302,7 @@ extern "C" void novograd_maximize_f16_pass1(
         novograd_maximize_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n4, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -332,19 +314,16 @@ extern "C" void novograd_maximize_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_maximize_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_maximize_bf16_norms0(
@@ -371,12 +350,9 @@ extern "C" void novograd_maximize_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
@@ -384,7 +360,7 @@ extern "C" void novograd_maximize_bf16_pass1(
         novograd_maximize_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n4, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -396,19 +372,16 @@ extern "C" void novograd_maximize_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
         novograd_maximize_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_maximize_f16_mp_norms0(
@@ -435,12 +408,9 @@ extern "C" void novograd_maximize_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
@@ -448,7 +418,7 @@ extern "C" void novograd_maximize_f16_mp_pass1(
         novograd_maximize_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n4, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -460,19 +430,16 @@ extern "C" void novograd_maximize_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
         novograd_maximize_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_maximize_bf16_mp_norms0(
@@ -499,12 +466,9 @@ extern "C" void novograd_maximize_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n4 = float(reduced[tensor * 2 + 0]);
@@ -512,7 +476,7 @@ extern "C" void novograd_maximize_bf16_mp_pass1(
         novograd_maximize_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n4, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -635,19 +599,16 @@ extern "C" void novograd_not_maximize_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_not_maximize_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_not_maximize_f32_norms0(
@@ -674,12 +635,9 @@ extern "C" void novograd_not_maximize_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
@@ -687,7 +645,7 @@ extern "C" void novograd_not_maximize_f32_pass1(
         novograd_not_maximize_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n3, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -699,19 +657,16 @@ extern "C" void novograd_not_maximize_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_not_maximize_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_not_maximize_f64_norms0(
@@ -738,12 +693,9 @@ extern "C" void novograd_not_maximize_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         const double n3 = double(reduced[tensor * 2 + 0]);
@@ -751,7 +703,7 @@ extern "C" void novograd_not_maximize_f64_pass1(
         novograd_not_maximize_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]),
             span, s, n3, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -763,19 +715,16 @@ extern "C" void novograd_not_maximize_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_not_maximize_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_not_maximize_f16_norms0(
@@ -802,12 +751,9 @@ extern "C" void novograd_not_maximize_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
@@ -815,7 +761,7 @@ extern "C" void novograd_not_maximize_f16_pass1(
         novograd_not_maximize_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n3, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -827,19 +773,16 @@ extern "C" void novograd_not_maximize_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         double acc[1] = {};
         novograd_not_maximize_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_not_maximize_bf16_norms0(
@@ -866,12 +809,9 @@ extern "C" void novograd_not_maximize_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
@@ -879,7 +819,7 @@ extern "C" void novograd_not_maximize_bf16_pass1(
         novograd_not_maximize_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]),
             span, s, n3, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -891,19 +831,16 @@ extern "C" void novograd_not_maximize_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
         novograd_not_maximize_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_not_maximize_f16_mp_norms0(
@@ -930,12 +867,9 @@ extern "C" void novograd_not_maximize_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
@@ -943,7 +877,7 @@ extern "C" void novograd_not_maximize_f16_mp_pass1(
         novograd_not_maximize_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n3, d_v,
             start);
-    }
+    });
 }
 #endif
 
@@ -955,19 +889,16 @@ extern "C" void novograd_not_maximize_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         double acc[1] = {};
         novograd_not_maximize_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, acc,
             start);
         partials[c * 2 + 0] = acc[0];
-    }
+    });
 }
 
 extern "C" void novograd_not_maximize_bf16_mp_norms0(
@@ -994,12 +925,9 @@ extern "C" void novograd_not_maximize_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         const float n3 = float(reduced[tensor * 2 + 0]);
@@ -1007,7 +935,7 @@ extern "C" void novograd_not_maximize_bf16_mp_pass1(
         novograd_not_maximize_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]),
             span, s, n3, d_v,
             start);
-    }
+    });
 }
 #endif
 

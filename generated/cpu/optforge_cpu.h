@@ -225,4 +225,53 @@ static inline void split(index_t n, int threads, Body body) {
     }
 }
 
+// The chunks [0, chunks) of a multi-tensor table (rows of ROW words: the element count at
+// `count_word`, the first chunk at `first_chunk_word`; see row_of_chunk) on up to `threads`
+// OpenMP threads: `body(row, c, start, n)` for chunk c, elements [start, start + n) of the
+// tensor of `row`. Each thread takes a contiguous run of chunks holding about 1/threads of
+// all elements: chunk c goes to the thread whose element range [total * t / threads,
+// total * (t + 1) / threads) holds the chunk's middle. An equal count of chunks per thread
+// would not do: a tensor's last chunk may hold a few elements, so with large tensors first
+// one thread would get nearly all of them. Each thread finds its run by walking the rows
+// (no shared state, nothing allocated); one chunk or one thread runs on the calling thread.
+// Which thread runs a chunk changes no result: every chunk is computed alike.
+template <int ROW, typename Body>
+static inline void share_chunks(const u64* __restrict__ table, int tensors, index_t chunks, int count_word,
+                                int first_chunk_word, int threads, Body body) {
+    // chunks whose middle lies in [lo, hi) (doubled, to stay in integers)
+    const auto run = [&](index_t lo2, index_t hi2) {
+        index_t before = 0;     // elements of the tensors before this row
+        for (int i = 0; i < tensors; ++i) {
+            const u64* row = table + index_t(i) * ROW;
+            const index_t n = index_t(row[count_word]);
+            if (2 * (before + n) <= lo2) {      // every middle of this tensor lies before lo
+                before += n;
+                continue;
+            }
+            if (2 * before >= hi2) return;      // this tensor and the rest lie at or past hi
+            const index_t first = index_t(row[first_chunk_word]);
+            for (index_t start = 0; start < n; start += CHUNK) {
+                const index_t span = n - start < CHUNK ? n - start : CHUNK;
+                const index_t middle2 = 2 * (before + start) + span;
+                if (middle2 < lo2) continue;
+                if (middle2 >= hi2) return;
+                body(row, first + start / CHUNK, start, span);
+            }
+            before += n;
+        }
+    };
+    if (threads <= 1 || chunks <= 1) {
+        run(0, index_t(1) << 62);
+        return;
+    }
+    index_t total = 0;
+    for (int i = 0; i < tensors; ++i) total += index_t(table[index_t(i) * ROW + count_word]);
+    const int count = chunks < threads ? int(chunks) : threads;
+#pragma omp parallel num_threads(count)
+    {
+        const index_t t = omp_get_thread_num(), all = omp_get_num_threads();
+        run(2 * (total * t / all), t + 1 == all ? index_t(1) << 62 : 2 * (total * (t + 1) / all));
+    }
+}
+
 }  // namespace om

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -115,15 +115,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -146,15 +143,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -177,15 +171,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -208,15 +199,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_multi(const
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -240,15 +228,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -272,15 +257,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(co
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -379,15 +361,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -410,15 +389,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -441,15 +417,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -472,15 +445,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_multi(c
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -504,15 +474,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp_multi
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -536,15 +503,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_mult
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -643,15 +607,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -674,15 +635,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -705,15 +663,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -736,15 +691,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_multi(const
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -768,15 +720,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -800,15 +749,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(co
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -907,15 +853,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -938,15 +881,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -969,15 +909,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1000,15 +937,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_multi(c
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1032,15 +966,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp_multi
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1064,15 +995,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_mult
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1140,15 +1068,12 @@ extern "C" void schedulefreeadamw_mode_train_f32_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
         schedulefreeadamw_mode_train_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1171,15 +1096,12 @@ extern "C" void schedulefreeadamw_mode_train_f64_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_train_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])) };
         schedulefreeadamw_mode_train_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<const double>(row[3]) + start, om::pointer<const double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1202,15 +1124,12 @@ extern "C" void schedulefreeadamw_mode_train_f16_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
         schedulefreeadamw_mode_train_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const om::half>(row[3]) + start, om::pointer<const om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1233,15 +1152,12 @@ extern "C" void schedulefreeadamw_mode_train_bf16_multi(const om::u64* __restric
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])) };
         schedulefreeadamw_mode_train_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const om::bfloat16>(row[3]) + start, om::pointer<const om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1265,15 +1181,12 @@ extern "C" void schedulefreeadamw_mode_train_f16_mp_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])) };
         schedulefreeadamw_mode_train_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1297,15 +1210,12 @@ extern "C" void schedulefreeadamw_mode_train_bf16_mp_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, c_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_train_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])) };
         schedulefreeadamw_mode_train_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1369,15 +1279,12 @@ extern "C" void schedulefreeadamw_mode_eval_f32_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
         schedulefreeadamw_mode_eval_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1400,15 +1307,12 @@ extern "C" void schedulefreeadamw_mode_eval_f64_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_eval_scalars<double> s = { 0 };
         schedulefreeadamw_mode_eval_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<const double>(row[3]) + start, om::pointer<const double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1431,15 +1335,12 @@ extern "C" void schedulefreeadamw_mode_eval_f16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
         schedulefreeadamw_mode_eval_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const om::half>(row[3]) + start, om::pointer<const om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1462,15 +1363,12 @@ extern "C" void schedulefreeadamw_mode_eval_bf16_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
         schedulefreeadamw_mode_eval_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const om::bfloat16>(row[3]) + start, om::pointer<const om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1494,15 +1392,12 @@ extern "C" void schedulefreeadamw_mode_eval_f16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
         schedulefreeadamw_mode_eval_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1526,15 +1421,12 @@ extern "C" void schedulefreeadamw_mode_eval_bf16_mp_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_mode_eval_scalars<float> s = { 0 };
         schedulefreeadamw_mode_eval_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<const float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -79,15 +79,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f32_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__momentum_correction_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -107,15 +104,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f64_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__momentum_correction_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -135,15 +129,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__momentum_correction_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -163,15 +154,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_bf16_multi(const
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__momentum_correction_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -192,15 +180,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_f16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lars_exempt__momentum_eq_0__momentum_correction_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -221,15 +206,12 @@ extern "C" void lars_exempt__momentum_eq_0__momentum_correction_bf16_mp_multi(co
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lars_exempt__momentum_eq_0__momentum_correction_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -292,15 +274,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f32_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__not_momentum_correction_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -320,15 +299,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f64_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__not_momentum_correction_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -348,15 +324,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f16_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__not_momentum_correction_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -376,15 +349,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_bf16_multi(c
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         lars_exempt__momentum_eq_0__not_momentum_correction_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -405,15 +375,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_f16_mp_multi
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lars_exempt__momentum_eq_0__not_momentum_correction_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -434,15 +401,12 @@ extern "C" void lars_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_mult
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lars_exempt__momentum_eq_0__not_momentum_correction_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -514,15 +478,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f32_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, mu_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__momentum_correction_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -543,15 +504,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f64_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, mu_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__momentum_correction_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -572,15 +530,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f16_multi(const 
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, mu_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__momentum_correction_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -601,15 +556,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_bf16_multi(const
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, mu_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__momentum_correction_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -631,15 +583,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_f16_mp_multi(con
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, mu_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lars_exempt__momentum_ne_0__momentum_correction_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -661,15 +610,12 @@ extern "C" void lars_exempt__momentum_ne_0__momentum_correction_bf16_mp_multi(co
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, mu_1, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lars_exempt__momentum_ne_0__momentum_correction_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -741,15 +687,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f32_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__not_momentum_correction_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -770,15 +713,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f64_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__not_momentum_correction_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -799,15 +739,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f16_multi(co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__not_momentum_correction_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -828,15 +765,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_bf16_multi(c
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lars_exempt__momentum_ne_0__not_momentum_correction_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -858,15 +792,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_f16_mp_multi
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lars_exempt__momentum_ne_0__not_momentum_correction_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -888,15 +819,12 @@ extern "C" void lars_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_mult
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lars_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lars_exempt__momentum_ne_0__not_momentum_correction_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1004,19 +932,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_norms0(
@@ -1046,19 +971,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1070,19 +992,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_norms0(
@@ -1112,19 +1031,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1136,19 +1052,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_norms0(
@@ -1178,19 +1091,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1202,19 +1112,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_norms0(
@@ -1244,19 +1151,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1268,19 +1172,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass0
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_norms0(
@@ -1310,19 +1211,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass1
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1334,19 +1232,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_norms0(
@@ -1376,19 +1271,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1497,19 +1389,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_norms0(
@@ -1539,19 +1428,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1563,19 +1449,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_norms0(
@@ -1605,19 +1488,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1629,19 +1509,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_norms0(
@@ -1671,19 +1548,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1695,19 +1569,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_norms0(
@@ -1737,19 +1608,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1761,19 +1629,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_norms0(
@@ -1803,19 +1668,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1827,19 +1689,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_norms0(
@@ -1869,19 +1728,16 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_eq_0__not_momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -1999,19 +1855,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_norms0(
@@ -2041,19 +1894,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2065,19 +1915,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_norms0(
@@ -2107,19 +1954,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2131,19 +1975,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_norms0(
@@ -2173,19 +2014,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2197,19 +2035,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_norms0(
@@ -2239,19 +2074,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2263,19 +2095,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass0
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_norms0(
@@ -2305,19 +2134,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass1
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2329,19 +2155,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_norms0(
@@ -2371,19 +2194,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2501,19 +2321,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_norms0(
@@ -2543,19 +2360,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2567,19 +2381,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_norms0(
@@ -2609,19 +2420,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n0 = double(reduced[tensor * 2 + 0]);
         const double n2 = double(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2633,19 +2441,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_norms0(
@@ -2675,19 +2480,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2699,19 +2501,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_norms0(
@@ -2741,19 +2540,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2765,19 +2561,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_norms0(
@@ -2807,19 +2600,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 
@@ -2831,19 +2621,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_norms0(
@@ -2873,19 +2660,16 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n0 = float(reduced[tensor * 2 + 0]);
         const float n2 = float(reduced[tensor * 2 + 1]);
         lars_not_exempt__momentum_ne_0__not_momentum_correction_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n0, n2);
-    }
+    });
 }
 #endif
 

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -134,19 +134,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_norms0(
@@ -176,19 +173,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -200,19 +194,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_norms0(
@@ -242,19 +233,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -266,19 +254,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_norms0(
@@ -308,19 +293,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -332,19 +314,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_norms0(
@@ -374,19 +353,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -398,19 +374,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_norms0(
@@ -440,19 +413,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -464,19 +434,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_norms0(
@@ -506,19 +473,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -646,19 +610,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_norms0(
@@ -688,19 +649,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -712,19 +670,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_norms0(
@@ -754,19 +709,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         const double n2 = double(reduced[tensor * 2 + 0]);
         const double n4 = double(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -778,19 +730,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_norms0(
@@ -820,19 +769,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -844,19 +790,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_norms0(
@@ -886,19 +829,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -910,19 +850,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_norms0(
@@ -952,19 +889,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -976,19 +910,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         double acc[2] = {};
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, acc);
         partials[c * 2 + 0] = acc[0];
         partials[c * 2 + 1] = acc[1];
-    }
+    });
 }
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_norms0(
@@ -1018,19 +949,16 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
-        const om::index_t span = left < om::CHUNK ? left : om::CHUNK;
+    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    om::share_chunks<13>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         const float n2 = float(reduced[tensor * 2 + 0]);
         const float n4 = float(reduced[tensor * 2 + 1]);
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s, n2, n4);
-    }
+    });
 }
 #endif
 
@@ -1100,15 +1028,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1129,15 +1054,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1158,15 +1080,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1187,15 +1106,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1217,15 +1133,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1247,15 +1160,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1333,15 +1243,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1363,15 +1270,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1393,15 +1297,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1423,15 +1324,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1454,15 +1352,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1485,15 +1380,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1551,15 +1443,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1580,15 +1469,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<double> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1609,15 +1495,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1638,15 +1521,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1668,15 +1548,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1698,15 +1575,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1767,15 +1641,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1797,15 +1668,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<double> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1827,15 +1695,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1857,15 +1722,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1888,15 +1750,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1919,15 +1778,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1985,15 +1841,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2014,15 +1867,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<double> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2043,15 +1893,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2072,15 +1919,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<5>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2102,15 +1946,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2132,15 +1973,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -2201,15 +2039,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<float, float, false>(om::pointer<const float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<const float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2231,15 +2066,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<double> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<double, double, false>(om::pointer<const double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<const double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2261,15 +2093,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, false>(om::pointer<const om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2291,15 +2120,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<6>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, false>(om::pointer<const om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2322,15 +2148,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::half, float, true>(om::pointer<const om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2353,15 +2176,12 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, p_cum_grad, numel, first_chunk
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<7>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<7>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_span<om::bfloat16, float, true>(om::pointer<const om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

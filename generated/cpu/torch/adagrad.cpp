@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -91,15 +91,12 @@ extern "C" void adagrad_maximize_f32_multi(const om::u64* __restrict__ table, co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_maximize_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -120,15 +117,12 @@ extern "C" void adagrad_maximize_f64_multi(const om::u64* __restrict__ table, co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_maximize_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         adagrad_maximize_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -149,15 +143,12 @@ extern "C" void adagrad_maximize_f16_multi(const om::u64* __restrict__ table, co
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_maximize_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -178,15 +169,12 @@ extern "C" void adagrad_maximize_bf16_multi(const om::u64* __restrict__ table, c
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_maximize_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -208,15 +196,12 @@ extern "C" void adagrad_maximize_f16_mp_multi(const om::u64* __restrict__ table,
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         adagrad_maximize_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -238,15 +223,12 @@ extern "C" void adagrad_maximize_bf16_mp_multi(const om::u64* __restrict__ table
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         adagrad_maximize_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -321,15 +303,12 @@ extern "C" void adagrad_not_maximize_f32_multi(const om::u64* __restrict__ table
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_not_maximize_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -350,15 +329,12 @@ extern "C" void adagrad_not_maximize_f64_multi(const om::u64* __restrict__ table
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_not_maximize_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         adagrad_not_maximize_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -379,15 +355,12 @@ extern "C" void adagrad_not_maximize_f16_multi(const om::u64* __restrict__ table
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_not_maximize_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -408,15 +381,12 @@ extern "C" void adagrad_not_maximize_bf16_multi(const om::u64* __restrict__ tabl
                                    const int threads)
 {
     // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_not_maximize_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -438,15 +408,12 @@ extern "C" void adagrad_not_maximize_f16_mp_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         adagrad_not_maximize_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -468,15 +435,12 @@ extern "C" void adagrad_not_maximize_bf16_mp_multi(const om::u64* __restrict__ t
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         adagrad_not_maximize_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -114,15 +114,12 @@ extern "C" void adamw_maximize__amsgrad_f32_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_maximize__amsgrad_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -145,15 +142,12 @@ extern "C" void adamw_maximize__amsgrad_f64_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__amsgrad_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])) };
         adamw_maximize__amsgrad_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -176,15 +170,12 @@ extern "C" void adamw_maximize__amsgrad_f16_multi(const om::u64* __restrict__ ta
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_maximize__amsgrad_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -207,15 +198,12 @@ extern "C" void adamw_maximize__amsgrad_bf16_multi(const om::u64* __restrict__ t
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_maximize__amsgrad_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -239,15 +227,12 @@ extern "C" void adamw_maximize__amsgrad_f16_mp_multi(const om::u64* __restrict__
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         adamw_maximize__amsgrad_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -271,15 +256,12 @@ extern "C" void adamw_maximize__amsgrad_bf16_mp_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         adamw_maximize__amsgrad_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -371,15 +353,12 @@ extern "C" void adamw_maximize__not_amsgrad_f32_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adamw_maximize__not_amsgrad_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -401,15 +380,12 @@ extern "C" void adamw_maximize__not_amsgrad_f64_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__not_amsgrad_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
         adamw_maximize__not_amsgrad_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -431,15 +407,12 @@ extern "C" void adamw_maximize__not_amsgrad_f16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adamw_maximize__not_amsgrad_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -461,15 +434,12 @@ extern "C" void adamw_maximize__not_amsgrad_bf16_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adamw_maximize__not_amsgrad_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -492,15 +462,12 @@ extern "C" void adamw_maximize__not_amsgrad_f16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_maximize__not_amsgrad_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -523,15 +490,12 @@ extern "C" void adamw_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_maximize__not_amsgrad_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -628,15 +592,12 @@ extern "C" void adamw_not_maximize__amsgrad_f32_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_not_maximize__amsgrad_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -659,15 +620,12 @@ extern "C" void adamw_not_maximize__amsgrad_f64_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__amsgrad_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])) };
         adamw_not_maximize__amsgrad_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -690,15 +648,12 @@ extern "C" void adamw_not_maximize__amsgrad_f16_multi(const om::u64* __restrict_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_not_maximize__amsgrad_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -721,15 +676,12 @@ extern "C" void adamw_not_maximize__amsgrad_bf16_multi(const om::u64* __restrict
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_not_maximize__amsgrad_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -753,15 +705,12 @@ extern "C" void adamw_not_maximize__amsgrad_f16_mp_multi(const om::u64* __restri
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         adamw_not_maximize__amsgrad_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -785,15 +734,12 @@ extern "C" void adamw_not_maximize__amsgrad_bf16_mp_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         adamw_not_maximize__amsgrad_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -884,15 +830,12 @@ extern "C" void adamw_not_maximize__not_amsgrad_f32_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adamw_not_maximize__not_amsgrad_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -914,15 +857,12 @@ extern "C" void adamw_not_maximize__not_amsgrad_f64_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__not_amsgrad_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])) };
         adamw_not_maximize__not_amsgrad_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -944,15 +884,12 @@ extern "C" void adamw_not_maximize__not_amsgrad_f16_multi(const om::u64* __restr
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adamw_not_maximize__not_amsgrad_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -974,15 +911,12 @@ extern "C" void adamw_not_maximize__not_amsgrad_bf16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adamw_not_maximize__not_amsgrad_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1005,15 +939,12 @@ extern "C" void adamw_not_maximize__not_amsgrad_f16_mp_multi(const om::u64* __re
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_not_maximize__not_amsgrad_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1036,15 +967,12 @@ extern "C" void adamw_not_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_not_maximize__not_amsgrad_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -87,15 +87,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f32_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_maximize__eta_ge_0__mu_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -116,15 +113,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f64_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_eq_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         asgd_maximize__eta_ge_0__mu_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -145,15 +139,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_maximize__eta_ge_0__mu_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -174,15 +165,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16_multi(const om::u64* __res
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_maximize__eta_ge_0__mu_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -204,15 +192,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_f16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_ge_0__mu_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -234,15 +219,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16_mp_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_ge_0__mu_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -317,15 +299,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f32_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_ge_0__mu_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -346,15 +325,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f64_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_ne_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         asgd_maximize__eta_ge_0__mu_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -375,15 +351,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_ge_0__mu_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -404,15 +377,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16_multi(const om::u64* __res
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_ge_0__mu_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -434,15 +404,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_f16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_maximize__eta_ge_0__mu_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -464,15 +431,12 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16_mp_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_maximize__eta_ge_0__mu_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -543,15 +507,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f32_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_maximize__eta_lt_0__mu_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -572,15 +533,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f64_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_eq_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         asgd_maximize__eta_lt_0__mu_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -601,15 +559,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_maximize__eta_lt_0__mu_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -630,15 +585,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16_multi(const om::u64* __res
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_maximize__eta_lt_0__mu_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -660,15 +612,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_f16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_lt_0__mu_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -690,15 +639,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16_mp_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_lt_0__mu_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -773,15 +719,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f32_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_lt_0__mu_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -802,15 +745,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f64_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_ne_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         asgd_maximize__eta_lt_0__mu_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -831,15 +771,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f16_multi(const om::u64* __rest
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_lt_0__mu_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -860,15 +797,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16_multi(const om::u64* __res
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_maximize__eta_lt_0__mu_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -890,15 +824,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_f16_mp_multi(const om::u64* __r
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_maximize__eta_lt_0__mu_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -920,15 +851,12 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16_mp_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_maximize__eta_lt_0__mu_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -999,15 +927,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f32_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_not_maximize__eta_ge_0__mu_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1028,15 +953,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f64_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_eq_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         asgd_not_maximize__eta_ge_0__mu_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1057,15 +979,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f16_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_not_maximize__eta_ge_0__mu_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1086,15 +1005,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_multi(const om::u64* _
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_not_maximize__eta_ge_0__mu_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1116,15 +1032,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_f16_mp_multi(const om::u64*
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_ge_0__mu_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1146,15 +1059,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_mp_multi(const om::u64
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_ge_0__mu_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1229,15 +1139,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f32_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_ge_0__mu_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1258,15 +1165,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f64_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_ne_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         asgd_not_maximize__eta_ge_0__mu_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1287,15 +1191,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f16_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_ge_0__mu_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1316,15 +1217,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_multi(const om::u64* _
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_ge_0__mu_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1346,15 +1244,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_f16_mp_multi(const om::u64*
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_not_maximize__eta_ge_0__mu_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1376,15 +1271,12 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_mp_multi(const om::u64
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, eta, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_ge_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_not_maximize__eta_ge_0__mu_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1455,15 +1347,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f32_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_not_maximize__eta_lt_0__mu_eq_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1484,15 +1373,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f64_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_eq_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         asgd_not_maximize__eta_lt_0__mu_eq_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1513,15 +1399,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f16_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_not_maximize__eta_lt_0__mu_eq_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1542,15 +1425,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_multi(const om::u64* _
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         asgd_not_maximize__eta_lt_0__mu_eq_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1572,15 +1452,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_f16_mp_multi(const om::u64*
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_lt_0__mu_eq_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1602,15 +1479,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_mp_multi(const om::u64
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_lt_0__mu_eq_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1685,15 +1559,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f32_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_lt_0__mu_ne_1_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1714,15 +1585,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f64_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_ne_1_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         asgd_not_maximize__eta_lt_0__mu_ne_1_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1743,15 +1611,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f16_multi(const om::u64* __
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_lt_0__mu_ne_1_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1772,15 +1637,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_multi(const om::u64* _
                                    const int threads)
 {
     // row: p_weight, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         asgd_not_maximize__eta_lt_0__mu_ne_1_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1802,15 +1664,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_f16_mp_multi(const om::u64*
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_not_maximize__eta_lt_0__mu_ne_1_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1832,15 +1691,12 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_mp_multi(const om::u64
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_ax, numel, first_chunk, c_1, clip_gradient, lr, mu, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const asgd_not_maximize__eta_lt_0__mu_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         asgd_not_maximize__eta_lt_0__mu_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

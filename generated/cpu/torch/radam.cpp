@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -106,15 +106,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -136,15 +133,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -166,15 +160,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -196,15 +187,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -227,15 +215,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -258,15 +243,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -352,15 +334,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -382,15 +361,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -412,15 +388,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -442,15 +415,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -473,15 +443,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -504,15 +471,12 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -601,15 +565,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -631,15 +592,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -661,15 +619,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -691,15 +646,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -722,15 +674,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -753,15 +702,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -846,15 +792,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -876,15 +819,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -906,15 +846,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -936,15 +873,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -967,15 +901,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -998,15 +929,12 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1095,15 +1023,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1125,15 +1050,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1155,15 +1077,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1185,15 +1104,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1216,15 +1132,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1247,15 +1160,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1340,15 +1250,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1370,15 +1277,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1400,15 +1304,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1430,15 +1331,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1461,15 +1359,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1492,15 +1387,12 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1589,15 +1481,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1619,15 +1508,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1649,15 +1535,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1679,15 +1562,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1710,15 +1590,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1741,15 +1618,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1834,15 +1708,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1864,15 +1735,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1894,15 +1762,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1924,15 +1789,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1955,15 +1817,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1986,15 +1845,12 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

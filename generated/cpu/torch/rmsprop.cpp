@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -105,15 +105,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_multi(const om::u6
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_maximize__centered__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -135,15 +132,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f64_multi(const om::u6
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])) };
         rmsprop_maximize__centered__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -165,15 +159,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f16_multi(const om::u6
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_maximize__centered__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -195,15 +186,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_maximize__centered__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -226,15 +214,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f16_mp_multi(const om:
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_maximize__centered__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -257,15 +242,12 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_mp_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_maximize__centered__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -362,15 +344,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_multi(const om::u6
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_maximize__centered__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -393,15 +372,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f64_multi(const om::u6
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         rmsprop_maximize__centered__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -424,15 +400,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f16_multi(const om::u6
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_maximize__centered__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -455,15 +428,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_multi(const om::u
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_maximize__centered__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -487,15 +457,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f16_mp_multi(const om:
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         rmsprop_maximize__centered__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -519,15 +486,12 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_mp_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         rmsprop_maximize__centered__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -606,15 +570,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         rmsprop_maximize__not_centered__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -635,15 +596,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         rmsprop_maximize__not_centered__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -664,15 +622,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         rmsprop_maximize__not_centered__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -693,15 +648,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         rmsprop_maximize__not_centered__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -723,15 +675,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_maximize__not_centered__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -753,15 +702,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_maximize__not_centered__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -848,15 +794,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_maximize__not_centered__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -878,15 +821,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         rmsprop_maximize__not_centered__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -908,15 +848,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_maximize__not_centered__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -938,15 +875,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_maximize__not_centered__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -969,15 +903,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_maximize__not_centered__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1000,15 +931,12 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_maximize__not_centered__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1097,15 +1025,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_not_maximize__centered__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1127,15 +1052,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])) };
         rmsprop_not_maximize__centered__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1157,15 +1079,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_not_maximize__centered__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1187,15 +1106,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_not_maximize__centered__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1218,15 +1134,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_not_maximize__centered__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1249,15 +1162,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_not_maximize__centered__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1354,15 +1264,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_not_maximize__centered__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1385,15 +1292,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])) };
         rmsprop_not_maximize__centered__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1416,15 +1320,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_not_maximize__centered__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1447,15 +1348,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_not_maximize__centered__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1479,15 +1377,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         rmsprop_not_maximize__centered__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1511,15 +1406,12 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 7);
-        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[6]) - start;
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         rmsprop_not_maximize__centered__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1598,15 +1490,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         rmsprop_not_maximize__not_centered__momentum_eq_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1627,15 +1516,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
         rmsprop_not_maximize__not_centered__momentum_eq_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1656,15 +1542,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         rmsprop_not_maximize__not_centered__momentum_eq_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1685,15 +1568,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         rmsprop_not_maximize__not_centered__momentum_eq_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1715,15 +1595,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_not_maximize__not_centered__momentum_eq_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1745,15 +1622,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_not_maximize__not_centered__momentum_eq_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1840,15 +1714,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1870,15 +1741,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1900,15 +1768,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1930,15 +1795,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1961,15 +1823,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1992,15 +1851,12 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
-        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[5]) - start;
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif

@@ -12,8 +12,8 @@
 // tensor or chunk, written for the vectoriser: no branches, restrict pointers), then per
 // storage dtype a single-tensor entry point (the tensor split across threads) and a
 // multi-tensor entry point (a table of tensors, its 65536-element chunks shared out
-// across threads: one call for any number of tensors). Every entry point takes the
-// thread count last.
+// across threads by element count, om::share_chunks: one call for any number of
+// tensors). Every entry point takes the thread count last.
 //
 // Each entry point group (one variant, one storage dtype) sits in an `#if`:
 // built as it is, the file holds every kernel; built with -DOM_ONE_KERNEL and
@@ -80,15 +80,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -108,15 +105,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -136,15 +130,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -164,15 +155,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -193,15 +181,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -222,15 +207,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -294,15 +276,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -322,15 +301,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -350,15 +326,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -378,15 +351,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -407,15 +377,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -436,15 +403,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -508,15 +472,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -536,15 +497,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -564,15 +522,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -592,15 +547,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -621,15 +573,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -650,15 +599,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -722,15 +668,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -750,15 +693,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -778,15 +718,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -806,15 +743,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -835,15 +769,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -864,15 +795,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -944,15 +872,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -973,15 +898,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1002,15 +924,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1031,15 +950,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1061,15 +977,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1091,15 +1004,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1168,15 +1078,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1197,15 +1104,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1226,15 +1130,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1255,15 +1156,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1285,15 +1183,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1315,15 +1210,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1399,15 +1291,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1428,15 +1317,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1457,15 +1343,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_multi(const om
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1486,15 +1369,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_multi(const o
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1516,15 +1396,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp_multi(const
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1546,15 +1423,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1628,15 +1502,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1657,15 +1528,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1686,15 +1554,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1715,15 +1580,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1745,15 +1607,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1775,15 +1634,12 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -1847,15 +1703,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1875,15 +1728,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1903,15 +1753,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1931,15 +1778,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1960,15 +1804,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -1989,15 +1830,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -2061,15 +1899,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f32_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2089,15 +1924,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f64_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2117,15 +1949,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2145,15 +1974,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_multi
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2174,15 +2000,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_f16_mp_mul
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2203,15 +2026,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp_mu
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -2275,15 +2095,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2303,15 +2120,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2331,15 +2145,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2359,15 +2170,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2388,15 +2196,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2417,15 +2222,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -2489,15 +2291,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f32_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2517,15 +2316,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f64_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2545,15 +2341,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2573,15 +2366,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_multi
                                    const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<8>(table, tensors, c, 3);
-        const om::index_t start = (c - om::index_t(row[3])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[2]) - start;
+    om::share_chunks<8>(table, tensors, chunks, 2, 3, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2602,15 +2392,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_f16_mp_mul
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2631,15 +2418,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_mu
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -2711,15 +2495,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2740,15 +2521,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2769,15 +2547,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2798,15 +2573,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2828,15 +2600,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2858,15 +2627,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -2935,15 +2701,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2964,15 +2727,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -2993,15 +2753,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3022,15 +2779,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_multi
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3052,15 +2806,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp_mul
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3082,15 +2833,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_mu
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -3166,15 +2914,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3195,15 +2940,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3224,15 +2966,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_multi(cons
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3253,15 +2992,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_multi(con
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3283,15 +3019,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp_multi(c
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3313,15 +3046,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
@@ -3395,15 +3125,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3424,15 +3151,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3453,15 +3177,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_multi(
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3482,15 +3203,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_multi
                                    const int threads)
 {
     // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
-        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[3]) - start;
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3512,15 +3230,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp_mul
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 
@@ -3542,15 +3257,12 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_mu
                                    const int threads)
 {
     // row: p_weight, p_master, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunks > 1)
-    for (om::index_t c = 0; c < chunks; ++c) {
-        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
-        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
-        const om::index_t left = om::index_t(row[4]) - start;
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
-            left < om::CHUNK ? left : om::CHUNK, s);
-    }
+            span, s);
+    });
 }
 #endif
 #endif
