@@ -378,82 +378,99 @@ def mlp(torch):
 
 
 def run_torch_loop(repeat=20, threads=None, optimizers=None, out=print):
-    """optforge.torch against torch.optim (fused=True) on CPU tensors, in alternating blocks
-    of LOOP_BLOCK steps (`repeat` steps per side, rounded up to whole blocks) in one process
-    with equal thread counts (one OpenMP pool: both libraries use torch's libgomp); returns
-    the rows it printed. Cases: a
+    """optforge.torch against torch.optim (fused=True) on CPU tensors, each optimizer in a
+    fresh process (its figures do not depend on what ran before it: after Adam's and
+    AdamW's cases in the same process, both sides' 1000-tensor SGD steps took 1.7-1.8x their
+    time in a fresh process), both sides in one process there, in alternating blocks of LOOP_BLOCK steps
+    (`repeat` steps per side, rounded up to whole blocks) with equal thread counts (one
+    OpenMP pool: both libraries use torch's libgomp); returns the rows it printed. Cases: a
     training step of a 136 k-parameter MLP (forward, backward, step), the MLP's step alone,
     the step alone over ResNet-50's 161 parameter shapes, and the Python overhead (the step
     over 161 and 1000 one-element tensors, where the kernels' time is negligible) with the
     target 30 us + 1 us per tensor."""
+    import concurrent.futures
+    import multiprocessing
+
+    threads = threads or os.cpu_count() or 1
+    rows = []
+    for k, name in enumerate(optimizers or TORCH_LOOP_OPTIMIZERS):
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            header, lines, found = pool.submit(_torch_loop_one, name, repeat, threads).result()
+        for line in (header if k == 0 else []) + lines:
+            out(line)
+        rows += found
+    return rows
+
+
+def _torch_loop_one(name, repeat, threads):
+    """One optimizer's rows of run_torch_loop: (header lines, row lines, rows)."""
     import torch
 
     import optforge.torch as oftorch
 
     from .runtime.backends import native
-    threads = threads or os.cpu_count() or 1
     native.set_num_threads(threads)
     torch.set_num_threads(threads)
-    out(f"device: CPU ({os.cpu_count()} cores, {threads} threads each side; optforge {native.backend()} kernels; "
-        f"torch {torch.__version__} fused); min and median of {repeat} steps per side, "
-        f"alternating blocks of {LOOP_BLOCK}")
-    out(f"{'optimizer':<10}{'case':>15}{'tensors':>8}{'min ms':>10}{'med ms':>10}{'torch min':>11}{'med ms':>10}"
-        f"{'speed':>8}{'overhead us':>13}{'target us':>11}")
+    header = [f"device: CPU ({os.cpu_count()} cores, {threads} threads each side; optforge {native.backend()} "
+              f"kernels; torch {torch.__version__} fused); min and median of {repeat} steps per side, "
+              f"alternating blocks of {LOOP_BLOCK}, each optimizer in a fresh process",
+              f"{'optimizer':<10}{'case':>15}{'tensors':>8}{'min ms':>10}{'med ms':>10}{'torch min':>11}"
+              f"{'med ms':>10}{'speed':>8}{'overhead us':>13}{'target us':>11}"]
+    lines = []
+    out = lines.append
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(64, MLP_SIZES[0], generator=generator)
     labels = torch.randint(0, MLP_SIZES[-1], (64,), generator=generator)
     rows = []
-    for name in optimizers or TORCH_LOOP_OPTIMIZERS:
-        cls, kwargs = TORCH_LOOP_OPTIMIZERS[name]
+    cls, kwargs = TORCH_LOOP_OPTIMIZERS[name]
 
-        def make(kind, shapes=None):
-            """(ours, theirs): the two timed callables of one case."""
-            sides = []
-            for factory in (lambda p: getattr(oftorch, cls)(p, **kwargs),
-                            lambda p: getattr(torch.optim, cls)(p, fused=True, **kwargs)):
-                torch.manual_seed(0)
-                if shapes is None:
-                    model = mlp(torch)
-                    params = list(model.parameters())
-                else:
-                    model, params = None, [torch.randn(s, generator=generator).requires_grad_() for s in shapes]
-                opt = factory(params)
-                if kind == "train":
-                    def train(model=model, opt=opt):
-                        opt.zero_grad()
-                        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
-                        opt.step()
-                    sides.append(train)
-                else:
-                    for p in params:
-                        p.grad = torch.randn(p.shape, generator=generator) * 1e-3
-                    sides.append(opt.step)
-            return sides
+    def make(kind, shapes=None):
+        """(ours, theirs): the two timed callables of one case."""
+        sides = []
+        for factory in (lambda p: getattr(oftorch, cls)(p, **kwargs),
+                        lambda p: getattr(torch.optim, cls)(p, fused=True, **kwargs)):
+            torch.manual_seed(0)
+            if shapes is None:
+                model = mlp(torch)
+                params = list(model.parameters())
+            else:
+                model, params = None, [torch.randn(s, generator=generator).requires_grad_() for s in shapes]
+            opt = factory(params)
+            if kind == "train":
+                def train(model=model, opt=opt):
+                    opt.zero_grad()
+                    torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+                    opt.step()
+                sides.append(train)
+            else:
+                for p in params:
+                    p.grad = torch.randn(p.shape, generator=generator) * 1e-3
+                sides.append(opt.step)
+        return sides
 
-        cases = [("mlp-train", "train", None), ("mlp-step", "step", None),
-                 ("resnet50-step", "step", resnet50_shapes()),
-                 ("overhead-161", "step", [(1,)] * 161), ("overhead-1000", "step", [(1,)] * 1000)]
-        for label, kind, shapes in cases:
-            ours, theirs = make(kind, shapes)
-            ours(), theirs()                 # warm up: kernels loaded, states made
-            mine, peer = [], []
-            # alternating blocks of consecutive steps: both sides see the same machine state,
-            # and each step follows its own side's step, as in a training loop (a step right
-            # after the other side's finds the caches holding that side's tensors)
-            for _ in range(-(-repeat // LOOP_BLOCK)):
-                for side, times in ((ours, mine), (theirs, peer)):
-                    times.extend(_timed(side) for _ in range(LOOP_BLOCK))
-            count = len(shapes) if shapes is not None else len(MLP_SIZES) * 2 - 2
-            row = {"optimizer": name, "case": label, "tensors": count, "min": min(mine),
-                   "median": statistics.median(mine), "torch_min": min(peer), "torch_median": statistics.median(peer),
-                   "speed": min(peer) / min(mine)}
-            overhead = target = "-"
-            if label.startswith("overhead"):
-                row["overhead_us"], row["target_us"] = min(mine) * 1e6, overhead_target_us(count)
-                overhead, target = f"{row['overhead_us']:.0f}", f"{row['target_us']:.0f}"
-            out(f"{name:<10}{label:>15}{count:>8}{row['min'] * 1e3:>10.3f}{row['median'] * 1e3:>10.3f}"
-                f"{row['torch_min'] * 1e3:>11.3f}{row['torch_median'] * 1e3:>10.3f}{row['speed']:>8.3g}"
-                f"{overhead:>13}{target:>11}")
-            rows.append(row)
-    native.set_num_threads(None)
-    return rows
+    cases = [("mlp-train", "train", None), ("mlp-step", "step", None),
+             ("resnet50-step", "step", resnet50_shapes()),
+             ("overhead-161", "step", [(1,)] * 161), ("overhead-1000", "step", [(1,)] * 1000)]
+    for label, kind, shapes in cases:
+        ours, theirs = make(kind, shapes)
+        ours(), theirs()                 # warm up: kernels loaded, states made
+        mine, peer = [], []
+        # alternating blocks of consecutive steps: both sides see the same machine state,
+        # and each step follows its own side's step, as in a training loop (a step right
+        # after the other side's finds the caches holding that side's tensors)
+        for _ in range(-(-repeat // LOOP_BLOCK)):
+            for side, times in ((ours, mine), (theirs, peer)):
+                times.extend(_timed(side) for _ in range(LOOP_BLOCK))
+        count = len(shapes) if shapes is not None else len(MLP_SIZES) * 2 - 2
+        row = {"optimizer": name, "case": label, "tensors": count, "min": min(mine),
+               "median": statistics.median(mine), "torch_min": min(peer), "torch_median": statistics.median(peer),
+               "speed": min(peer) / min(mine)}
+        overhead = target = "-"
+        if label.startswith("overhead"):
+            row["overhead_us"], row["target_us"] = min(mine) * 1e6, overhead_target_us(count)
+            overhead, target = f"{row['overhead_us']:.0f}", f"{row['target_us']:.0f}"
+        out(f"{name:<10}{label:>15}{count:>8}{row['min'] * 1e3:>10.3f}{row['median'] * 1e3:>10.3f}"
+            f"{row['torch_min'] * 1e3:>11.3f}{row['torch_median'] * 1e3:>10.3f}{row['speed']:>8.3g}"
+            f"{overhead:>13}{target:>11}")
+        rows.append(row)
+    return header, lines, rows
