@@ -17,7 +17,7 @@ the checks depend on is as it was:
 - every gradient is a plain CPU tensor, not requiring grad, with its parameter's dtype,
   sizes and (contiguous) strides, aligned, overlapping none of its parameter's arrays
   (checked every step: backward makes new gradients; the overlap test is skipped when
-  the gradients' pointers are those last found fit);
+  the gradients' pointers are one of the last few sets found fit);
 - the engine keeps the same states for the group's current values.
 
 Each check is one call over the whole group: `map` over the tensors, and torch's C++
@@ -71,6 +71,7 @@ except ImportError:     # a torch without it: every step takes the full path
 
 
 _FEW = 16   # up to this many parameters the overlap test is a Python loop
+_FIT_KEPT = 4   # sets of gradient pointers found fit kept per launch
 
 
 def _guard(examples):
@@ -200,9 +201,11 @@ class GroupLaunch:
                                                   for j in range(len(names))], axis=1)
         self.after = owned.astype(numpy.int64) - (numel * itemsize)[:, None]
         self.before = owned.astype(numpy.int64) + sizes
-        self.after_rows, self.before_rows = self.after.tolist(), self.before.tolist()
+        self.bounds = [tuple(zip(after, before)) for after, before in zip(self.after.tolist(), self.before.tolist())]
         self.misaligned = itemsize - 1     # element sizes are powers of two
-        self.grad_pointers = self.grad_column = None    # the last gradients found fit
+        # gradient pointers found fit -> their table column, the latest last: a training loop's
+        # backward gets the gradients at a few addresses in turn (zero_grad frees them)
+        self.fit = {}
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
         self.tables = {}    # variant name -> its table, filled with the fixed columns
         self.engine = None      # the engine whose states were last found to be `names`
@@ -249,24 +252,30 @@ class GroupLaunch:
             del held[::len(self.names) + 1]     # the steps: the states remain
             if not self.state_guard.check(*held):
                 return None     # a state reshaped, transposed or retyped in place
-        pointers = list(map(_DATA_PTR, grads))
-        if pointers != self.grad_pointers:   # (the allocator may give the same memory again)
+        pointers = tuple(map(_DATA_PTR, grads))
+        grad_column = self.fit.get(pointers)
+        if grad_column is None:
             if self._misplaced(pointers):
                 return None     # unaligned, or sharing memory with its parameter's arrays
-            self.grad_pointers, self.grad_column = pointers, numpy.array(pointers, dtype=numpy.uint64)
+            if len(self.fit) >= _FIT_KEPT:
+                del self.fit[next(iter(self.fit))]
+            grad_column = self.fit[pointers] = numpy.array(pointers, dtype=numpy.uint64)
         plan = self._plan(engine, rescale_grad)
         if plan is False:
             return None
-        grad_column = self.grad_column
         return lambda: self._run(plan, grad_column)
 
     def _misplaced(self, pointers):
         """Whether a gradient (at `pointers`, one per parameter) is unaligned or overlaps one of
         its parameter's arrays. A loop over few parameters costs less than NumPy's calls."""
         if len(pointers) <= _FEW:
-            for pointer, after, before in zip(pointers, self.after_rows, self.before_rows):
-                if pointer & self.misaligned or any(a < pointer < b for a, b in zip(after, before)):
+            misaligned = self.misaligned
+            for pointer, bounds in zip(pointers, self.bounds):
+                if pointer & misaligned:
                     return True
+                for after, before in bounds:     # (plain loops: a generator per parameter costs 3x)
+                    if after < pointer < before:
+                        return True
             return False
         grad_lo = numpy.array(pointers, dtype=numpy.int64)
         column = grad_lo[:, None]
