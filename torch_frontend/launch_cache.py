@@ -169,12 +169,9 @@ class GroupLaunch:
         self.state_keys, self.state_values = list(optimizer_state), list(optimizer_state.values())
         self.state_dicts = [optimizer_state[param] for param in params]
         self.names = names
-        self.states = states
-        self.dtype = dtype
         self.meta = meta_module
         self.suffix = cuda_launch.storage(_DTYPES[dtype])
         self.first_index = first_index
-        self.indices = list(range(first_index, first_index + len(params)))
         self.pointers = list(map(_DATA_PTR, params))
         # per parameter: its step, then its states in `names` order (identity and pointer
         # checked each step; the states' layout by state_guard)
