@@ -209,8 +209,12 @@ class GroupLaunch:
         self.inputs_key = self.inputs = None     # (engine, lr, rescale_grad) and their host inputs
         self.kept_plans = {}    # condition -> plan, for those inputs (see _plan)
         self.variants = {id(v): self.meta.VARIANTS[k] for k, v in module.VARIANTS.items()}
-        self.written = [t for param, own in zip(params, states) for t in (param, *own)]
+        # every tensor a step writes, the step buffer first: one version bump for them all
+        self.written = [buffer] + [t for param, own in zip(params, states) for t in (param, *own)]
         self.buffer = buffer
+        # the counts written through NumPy (a torch fill_ right after backward costs 4 us);
+        # the buffer's version is bumped with the other tensors'
+        self.counts = buffer.numpy() if buffer.dtype is not torch.bfloat16 else None
         self.version = buffer._version   # as this launch (or build) last wrote the counts
         self.count = count
 
@@ -350,12 +354,15 @@ class GroupLaunch:
             if row_written is not row:
                 table[:, scalars_at:] = launch[5] = row
             kernel(*arguments, ctypes.c_int(self.threads or native.num_threads()))
-        # `step.fill_(count)` of every step tensor: one fill of their buffer (it bumps the
-        # version counter they share); the parameters' and states' counters are bumped below
+        # `step.fill_(count)` of every step tensor: one write of their buffer, whose version
+        # counter they share, bumped with the parameters' and states' (all plain tensors)
         self.count += 1
-        self.buffer.fill_(float(self.count))
+        if self.counts is not None:
+            self.counts.fill(self.count)
+        else:
+            self.buffer.fill_(float(self.count))
+        torch.autograd.graph.increment_version(self.written)
         self.version = self.buffer._version
-        torch.autograd.graph.increment_version(self.written)   # all plain tensors (build checks)
 
 
 _NOT_KEPT = object()
