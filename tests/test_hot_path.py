@@ -539,3 +539,19 @@ def test_an_invalid_lr_written_into_a_kept_group_is_refused_and_changes_nothing(
     opt.param_groups[0]["lr"] = sides[1][1].param_groups[0]["lr"]
     _steps(sides, 2, 2)     # steps on as torch.optim does
     _same(sides)
+
+
+@pytest.mark.parametrize("cls,kwargs", [("Adam", {}), ("SGD", {"momentum": 0.9}),
+                                        ("AdamW", {"master_weights": True})])
+def test_states_are_aligned_as_torch_aligns_parameters(cls, kwargs):
+    # NumPy would give small states 16-byte alignment; the kernels' vector loads want the
+    # 64 bytes torch's allocator gives every parameter
+    import optforge.torch as ot
+    dtype = torch.bfloat16 if kwargs.get("master_weights") else torch.float32
+    params = [torch.zeros(n, dtype=dtype, requires_grad=True) for n in (3, 10, 37, 128, 1000)]
+    opt = getattr(ot, cls)(params, lr=0.01, **kwargs)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    states = [value for p in params for name, value in opt.state[p].items() if name != "step"]
+    assert len(states) >= len(params) and all(s.data_ptr() % 64 == 0 for s in states)

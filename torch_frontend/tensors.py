@@ -13,6 +13,7 @@ from ..runtime import arrays
 from ..runtime.sparse import RowSparse
 
 
+_ALIGN = 64     # bytes: torch's CPU allocator's alignment
 _PLAIN = (torch.Tensor, torch.nn.Parameter)    # exact types: never a DTensor or another subclass
 
 
@@ -112,6 +113,10 @@ def like_param(array, param):
     parameter's mesh and placements when the parameter is one (as torch.optim's states of
     FSDP2 parameters are), else a tensor over the array's memory."""
     tensor = arrays.like(array, local(param))
+    if tensor.is_cpu and tensor.dim() and tensor.data_ptr() % _ALIGN:
+        # NumPy aligns small arrays to 16 bytes, torch's allocator to 64: a state in torch's
+        # memory is aligned as its parameter, so no vector load of a kernel splits a cache line
+        tensor = tensor.clone()
     if not is_distributed(param) or tensor.dim() == 0:
         return tensor
     return _dtensor_class().from_local(tensor, device_mesh=param.device_mesh, placements=param.placements,
