@@ -378,3 +378,12 @@ def test_a_step_over_several_batches_is_all_or_nothing():
     opt.param_groups[1]["lr"] = 0.05
     opt.step()
     assert float(opt.state[a]["step"]) == float(opt.state[b]["step"]) == 2
+
+
+def test_the_source_folder_is_not_a_second_package():
+    # an editable install reaches torch_frontend/ as optforge.torch_frontend too: importing it
+    # there would make a second copy of every class, so it refuses and names the package
+    import importlib
+    with pytest.raises(ImportError, match=r"optforge\.torch"):
+        importlib.import_module("optforge.torch_frontend")
+    assert importlib.import_module("optforge.torch").Adam is ot.Adam

@@ -18,6 +18,11 @@ torch from anything run there.
 """
 from typing import TYPE_CHECKING
 
+if __name__ != "optforge.torch":
+    # an editable install also reaches this folder as optforge.torch_frontend: a second copy
+    # of every class, which optforge.torch's isinstance checks and state dicts would not know
+    raise ImportError(f"{__name__} is the source folder of optforge.torch: import optforge.torch")
+
 from .classes import classes, create, torch_class
 from .optimizer import MASTER, Optimizer
 
