@@ -8,6 +8,7 @@ changes no array and no count; OPTFORGE_CPU_BACKEND forces a backend; without a 
 the NumPy code runs after one warning; `import optforge` builds nothing.
 """
 import ctypes
+import os
 import hashlib
 import subprocess
 import sys
@@ -284,3 +285,27 @@ def test_a_spec_loaded_from_anywhere_gets_native_kernels(source, cache, tmp_path
     assert len(native_build.compiled) == before + 1          # its own library, built once
     np.testing.assert_array_equal(w1, w2)
     np.testing.assert_array_equal(s1, s2)
+
+
+def test_the_openmp_runtime_spins_briefly_before_its_threads_sleep():
+    # in a process where the kernels load libgomp first (no torch), idle threads spin
+    # SPIN_COUNT times: what libgomp reports it read (PASSIVE would show 0, its default
+    # 300000); the variable is gone again after the load, and a user's setting is kept
+    script = """
+import ctypes, os, sys
+import numpy as np, optforge
+opt = optforge.create("sgd", learning_rate=0.1, momentum=0.9, aggregate_num=2)
+ws = [np.ones(100, np.float32), np.ones(50, np.float32)]
+ss = [opt.create_state(i, w) for i, w in enumerate(ws)]
+opt.update([0, 1], ws, [np.ones_like(w) for w in ws], ss)
+print(os.environ.get("GOMP_SPINCOUNT"), "torch" in sys.modules, flush=True)
+ctypes.CDLL("libgomp.so.1").omp_display_env(1)
+"""
+    for given, expected in ((None, native_build.SPIN_COUNT), ("250", "250")):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        env["OPTFORGE_CPU_BACKEND"] = "native"
+        if given is not None:
+            env["GOMP_SPINCOUNT"] = given
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+        assert result.stdout.split()[:2] == [str(given), "False"]
+        assert f"GOMP_SPINCOUNT = '{expected}'" in result.stderr
