@@ -15,7 +15,7 @@ torch optimizers; saved in `state_dict`). optforge.torch's part is in
 `torch_frontend/modes.py`.
 """
 from .backends import array_module, quiet
-from .optimizer import _low_precision, master_state
+from .optimizer import _low_precision, as_lists, master_state
 from .spec_optimizer import _state_parts
 
 EVAL_MODE_MESSAGE = ("{name} is in eval mode: call train() before step() (eval() set the weights to the "
@@ -84,13 +84,7 @@ class MXNetModes:
         return found
 
     def _switch(self, mode, index, weight, state):
-        if isinstance(index, (list, tuple)):
-            indices, weights, states = list(index), list(weight), list(state)
-            if not len(indices) == len(weights) == len(states):
-                raise ValueError(f"{mode}() needs as many weights and states as indices, got {len(indices)} "
-                                 f"indices, {len(weights)} weights and {len(states)} states")
-        else:
-            indices, weights, states = [index], [weight], [state]
+        indices, weights, states = as_lists(f"{mode}()", index, weights=weight, states=state)
         todo = [k for k, i in enumerate(indices) if self.mode(i) != mode]
         prepare_mode(self, mode, [indices[k] for k in todo], [weights[k] for k in todo],
                      [states[k] for k in todo])()

@@ -458,15 +458,26 @@ def _aggregate_num(value):
                              rule=f"aggregate_num must be an integer >= 0 or numpy.inf, got {value!r}")
 
 
+def as_lists(call, index, **arrays):
+    """One index (MXNet 1.x) or a list of them (2.0), with one array per index for each
+    keyword: [indices, *arrays] as lists of one length; ValueError naming `call` and every
+    length otherwise."""
+    if not isinstance(index, (list, tuple)):
+        return [[index]] + [[array] for array in arrays.values()]
+    lists = [list(index)] + [list(array) for array in arrays.values()]
+    if any(len(values) != len(lists[0]) for values in lists[1:]):
+        names = list(arrays)
+        got = [f"{len(values)} {name}" for name, values in zip(["indices"] + names, lists)]
+        raise ValueError(f"{call} needs as many {_listed(names)} as indices, got {_listed(got)}")
+    return lists
+
+
+def _listed(words):
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def _as_lists(indices, weights, grads, states):
-    if isinstance(indices, (list, tuple)):
-        indices, weights, grads, states = list(indices), list(weights), list(grads), list(states)
-        if not len(indices) == len(weights) == len(grads) == len(states):
-            raise ValueError(f"update() needs as many weights, gradients and states as indices, got "
-                             f"{len(indices)} indices, {len(weights)} weights, {len(grads)} gradients "
-                             f"and {len(states)} states")
-        return indices, weights, grads, states
-    return [indices], [weights], [grads], [states]
+    return as_lists("update()", indices, weights=weights, gradients=grads, states=states)
 
 
 def encode_keys(mapping):

@@ -3,6 +3,7 @@ import numpy
 
 from . import state_io, validation
 from .backends import array_module, is_cupy_array
+from .optimizer import as_lists
 
 
 class Updater:
@@ -23,13 +24,7 @@ class Updater:
         self.aggregate_updates = optimizer.aggregate_num > 1
 
     def __call__(self, index, grad, weight):
-        if isinstance(index, (list, tuple)):
-            indices, grads, weights = list(index), list(grad), list(weight)
-            if not len(indices) == len(grads) == len(weights):
-                raise ValueError(f"updater needs as many gradients and weights as indices, got "
-                                 f"{len(indices)}, {len(grads)} and {len(weights)}")
-        else:
-            indices, grads, weights = [index], [grad], [weight]
+        indices, grads, weights = as_lists("updater", index, gradients=grad, weights=weight)
         indices = [i.decode() if isinstance(i, bytes) else i for i in indices]
         if len(set(indices)) != len(indices):
             twice = next(i for i in indices if indices.count(i) > 1)
@@ -102,9 +97,7 @@ class Updater:
     def _switch(self, mode, index, weight):
         if not hasattr(self.optimizer, "_set_modes"):
             raise TypeError(f"{type(self.optimizer).__name__} has no train/eval modes")
-        indices, weights = (list(index), list(weight)) if isinstance(index, (list, tuple)) else ([index], [weight])
-        if len(indices) != len(weights):
-            raise ValueError(f"{mode}() needs as many weights as indices, got {len(indices)} and {len(weights)}")
+        indices, weights = as_lists(f"{mode}()", index, weights=weight)
         held = [k for k, i in enumerate(indices) if i in self.states]
         states = [self.states[indices[k]] if self.states_synced[indices[k]]
                   else _sync(self.states[indices[k]], weights[k]) for k in held]

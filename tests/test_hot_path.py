@@ -99,10 +99,9 @@ def test_table_by_columns_is_the_documented_layout(rows, noise):
 torch = pytest.importorskip("torch")
 
 
-def _pair(cls="Adam", **kwargs):
+def _pair(cls="Adam", shapes=((4, 3), (5,), (2, 2)), seed=0, **kwargs):
     import optforge.torch as ot
-    gen = torch.Generator().manual_seed(0)
-    shapes = [(4, 3), (5,), (2, 2)]
+    gen = torch.Generator().manual_seed(seed)
     ours = [torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_() for s in shapes]
     theirs = [p.detach().clone().requires_grad_() for p in ours]
     kwargs = dict(lr=0.01, weight_decay=0.1, **kwargs)
@@ -289,13 +288,7 @@ def test_a_state_tensor_replaced_by_the_user_is_seen(how):
 
 def _square_pair(cls="Adam", **kwargs):
     """_pair with a square first parameter, so a transpose keeps its shape."""
-    import optforge.torch as ot
-    gen = torch.Generator().manual_seed(4)
-    shapes = [(3, 3), (5,), (2, 2)]
-    ours = [torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_() for s in shapes]
-    theirs = [p.detach().clone().requires_grad_() for p in ours]
-    kwargs = dict(lr=0.01, weight_decay=0.1, **kwargs)
-    return (ours, getattr(ot, cls)(ours, **kwargs)), (theirs, getattr(torch.optim, cls)(theirs, **kwargs))
+    return _pair(cls, shapes=((3, 3), (5,), (2, 2)), seed=4, **kwargs)
 
 
 def _runs(monkeypatch):

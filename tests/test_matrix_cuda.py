@@ -26,7 +26,7 @@ import pytest
 
 from optforge.runtime.backends import cpu, cupy_matrix
 from support import signed
-from test_matrix_native import CASES, LEARNING_RATES, STEPS, _pair, fused_equals_step_bit_for_bit
+from test_matrix_native import CASES, STEPS, _pair, fused_against_step
 
 import cuda_host
 
@@ -64,16 +64,12 @@ def host_stages(host, monkeypatch):
     return launched
 
 
-def _parts(state):
-    return state if isinstance(state, tuple) else (state,)
-
-
 @pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("flavor,name,shapes,hyper", CASES, ids=[f"{f}-{n}{h}" for f, n, _, h in CASES])
 def test_cuda_stage_kernels_on_the_host_equal_the_numpy_kernel_bit_for_bit(flavor, name, shapes, hyper, dtype,
                                                                           clip, host_stages):
-    fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip)
+    fused_against_step(flavor, name, shapes, hyper, dtype, clip)
     suffix = "_f32" if dtype is np.float32 else "_f64"
     assert host_stages and all(name.endswith(suffix) for name, _ in host_stages)   # the kernels ran
 
@@ -146,22 +142,7 @@ def test_cupy_stage_kernels_equal_the_numpy_kernel(flavor, name, shapes, hyper, 
     original = cupy_matrix.run
     monkeypatch.setattr(cupy_matrix, "run", lambda *args: ran.append(original(*args)) or ran[-1])
     tol = dict(rtol=1e-5, atol=1e-7) if dtype is np.float32 else dict(rtol=1e-12, atol=1e-14)
-    rng = np.random.default_rng(5)
-    fused, plain = _pair(flavor, name, hyper, 0.6)
-    theirs = [signed(rng, s, 1.5, dtype) for s in shapes]
-    ours = [cupy.asarray(w) for w in theirs]
-    s_ours = [fused.create_state(i, w) for i, w in enumerate(ours)]
-    s_theirs = [plain.create_state(i, w) for i, w in enumerate(theirs)]
-    indices = list(range(len(shapes)))
-    for step in range(1, STEPS + 1):
-        if step in LEARNING_RATES:
-            fused.set_learning_rate(LEARNING_RATES[step])
-            plain.set_learning_rate(LEARNING_RATES[step])
-        grads = [signed(rng, s, 2.0, dtype) for s in shapes]
-        fused.update(indices, ours, [cupy.asarray(g) for g in grads], s_ours)
-        plain.update(indices, theirs, grads, s_theirs)
-        for i in indices:
-            np.testing.assert_allclose(cupy.asnumpy(ours[i]), theirs[i], err_msg=f"weight {i}, step {step}", **tol)
-            for x, y in zip(_parts(s_ours[i]), _parts(s_theirs[i]), strict=True):
-                np.testing.assert_allclose(cupy.asnumpy(x), y, err_msg=f"state of {i}, step {step}", **tol)
+    fused_against_step(flavor, name, shapes, hyper, dtype, 0.6, device=cupy.asarray,
+                       assert_same=lambda ours, theirs, message: np.testing.assert_allclose(
+                           cupy.asnumpy(ours), theirs, err_msg=message, **tol))
     assert ran == [True] * (STEPS * len(shapes))

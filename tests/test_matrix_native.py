@@ -65,15 +65,19 @@ def _pair(flavor, name, hyper, clip):
                             clip_gradient=clip, begin_num_update=BEGIN, **hyper) for fused in (True, False)]
 
 
-def fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip):
+def fused_against_step(flavor, name, shapes, hyper, dtype, clip, device=np.copy, assert_same=None):
     """`fused_step` (the stage kernels) against `step` (the NumPy kernel): STEPS updates of
     every shape with wd, rescale_grad, begin_num_update, the clip and a changing learning
-    rate, weights and states equal bit for bit after each; the steps must change the weights."""
+    rate, weights and states compared after each by `assert_same(ours, theirs, message)`
+    (default: equal bit for bit); the fused side's weights and gradients are `device(array)`
+    (a copy; CuPy arrays on a GPU); the steps must change the weights."""
+    assert_same = assert_same or (lambda ours, theirs, message: np.testing.assert_array_equal(
+        ours, theirs, err_msg=message))
     rng = np.random.default_rng(len(name) + 7 * len(hyper))
     fused, plain = _pair(flavor, name, hyper, clip)
-    ours = [signed(rng, s, 1.5, dtype) for s in shapes]
-    theirs = [w.copy() for w in ours]
-    start = [w.copy() for w in ours]
+    theirs = [signed(rng, s, 1.5, dtype) for s in shapes]
+    ours = [device(w) for w in theirs]
+    start = [w.copy() for w in theirs]
     s_ours = [fused.create_state(i, w) for i, w in enumerate(ours)]
     s_theirs = [plain.create_state(i, w) for i, w in enumerate(theirs)]
     indices = list(range(len(shapes)))
@@ -82,22 +86,22 @@ def fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip):
             fused.set_learning_rate(LEARNING_RATES[step])
             plain.set_learning_rate(LEARNING_RATES[step])
         grads = [signed(rng, s, 2.0, dtype) for s in shapes]
-        fused.update(indices, ours, grads, s_ours)
+        fused.update(indices, ours, [device(g) for g in grads], s_ours)
         plain.update(indices, theirs, grads, s_theirs)
         for i in indices:
-            np.testing.assert_array_equal(ours[i], theirs[i], err_msg=f"weight {i} after step {step}")
+            assert_same(ours[i], theirs[i], f"weight {i} after step {step}")
             a = s_ours[i] if isinstance(s_ours[i], tuple) else (s_ours[i],)
             b = s_theirs[i] if isinstance(s_theirs[i], tuple) else (s_theirs[i],)
             for x, y in zip(a, b, strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f"state of {i} after step {step}")
-    assert all(not np.array_equal(w, w0) for w, w0 in zip(ours, start))      # the steps did something
+                assert_same(x, y, f"state of {i} after step {step}")
+    assert all(not np.array_equal(w, w0) for w, w0 in zip(theirs, start))      # the steps did something
 
 
 @pytest.mark.parametrize("clip", [None, 0.6], ids=["noclip", "clip0.6"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("flavor,name,shapes,hyper", CASES, ids=[f"{f}-{n}{h}" for f, n, _, h in CASES])
 def test_stage_kernels_equal_the_numpy_kernel_bit_for_bit(flavor, name, shapes, hyper, dtype, clip, stage_calls):
-    fused_equals_step_bit_for_bit(flavor, name, shapes, hyper, dtype, clip)
+    fused_against_step(flavor, name, shapes, hyper, dtype, clip)
     assert stage_calls == [True] * (STEPS * len(shapes))      # every parameter step ran the stages
 
 

@@ -17,7 +17,7 @@ the checks depend on is as it was:
 - every gradient is a plain CPU tensor, not requiring grad, with its parameter's dtype,
   sizes and (contiguous) strides, aligned, overlapping none of its parameter's arrays
   (checked every step: backward makes new gradients; the overlap test is skipped when
-  the gradients' pointers are one of the last few sets found fit);
+  the gradients' pointers are those last found fit);
 - the engine keeps the same states for the group's current values.
 
 Each check is one call over the whole group: `map` over the tensors, and torch's C++
@@ -38,6 +38,7 @@ Anything else (and any error while planning) takes the full path, which checks a
 reports as always.
 """
 import ctypes
+import functools
 import inspect
 import itertools
 import operator
@@ -71,7 +72,6 @@ except ImportError:     # a torch without it: every step takes the full path
 
 
 _FEW = 16   # up to this many parameters the overlap test is a Python loop
-_FIT_KEPT = 4   # sets of gradient pointers found fit kept per launch
 
 
 def _guard(examples):
@@ -200,9 +200,7 @@ class GroupLaunch:
         self.before = owned.astype(numpy.int64) + sizes
         self.bounds = [tuple(zip(after, before)) for after, before in zip(self.after.tolist(), self.before.tolist())]
         self.misaligned = itemsize - 1     # element sizes are powers of two
-        # gradient pointers found fit -> their table column, the latest last: a training loop's
-        # backward gets the gradients at a few addresses in turn (zero_grad frees them)
-        self.fit = {}
+        self.grad_pointers = self.grad_column = None    # the last gradients found fit
         self.fixed = (numel.astype(numpy.uint64), (numpy.cumsum(chunks) - chunks).astype(numpy.uint64))
         self.tables = {}    # variant name -> its table, filled with the fixed columns
         self.engine = None      # the engine whose states were last found to be `names`
@@ -253,14 +251,12 @@ class GroupLaunch:
             del held[::len(self.names) + 1]     # the steps: the states remain
             if not self.state_guard.check(*held):
                 return None     # a state reshaped, transposed or retyped in place
-        pointers = tuple(map(_DATA_PTR, grads))
-        grad_column = self.fit.get(pointers)
-        if grad_column is None:
+        pointers = list(map(_DATA_PTR, grads))
+        if pointers != self.grad_pointers:   # (the allocator may give the same memory again)
             if self._misplaced(pointers):
                 return None     # unaligned, or sharing memory with its parameter's arrays
-            if len(self.fit) >= _FIT_KEPT:
-                del self.fit[next(iter(self.fit))]
-            grad_column = self.fit[pointers] = numpy.array(pointers, dtype=numpy.uint64)
+            self.grad_pointers, self.grad_column = pointers, numpy.array(pointers, dtype=numpy.uint64)
+        grad_column = self.grad_column
         plan = self._plan(engine, rescale_grad)
         if plan is False:
             return None
@@ -368,30 +364,24 @@ class GroupLaunch:
 _NOT_KEPT = object()
 
 
+@functools.cache
+def _functions(module):
+    """`_Functions` of a generated module, made once."""
+    return _Functions(module)
+
+
 class _Functions:
     """A generated module's requires and skip functions (None where the rule has none) and the
     conditions (keys of VARIANTS) whose plan reads t: requires, skip or the variant's host
     takes it."""
 
     def __init__(self, module):
-        self.module = module
         namespace = vars(module)
         self.requires, self.skip = namespace.get("requires"), namespace.get("skip")
-        reads = {"t" in _arguments(f) for f in (self.requires, self.skip) if f is not None}
+        always = any("t" in _arguments(f) for f in (self.requires, self.skip) if f is not None)
         self.read_t = {key for key, variant in module.VARIANTS.items()
-                       if True in reads or "t" in _arguments(variant["host"])}
+                       if always or "t" in _arguments(variant["host"])}
 
 
 def _arguments(function):
     return inspect.signature(function).parameters
-
-
-_FUNCTIONS = {}
-
-
-def _functions(module):
-    """`_Functions` of a generated module, made once."""
-    functions = _FUNCTIONS.get(module.__name__)
-    if functions is None or functions.module is not module:
-        functions = _FUNCTIONS[module.__name__] = _Functions(module)
-    return functions

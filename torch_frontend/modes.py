@@ -38,11 +38,11 @@ class TorchModes(GroupModes):
                 weights.append(tensors.view(param))
                 states.append((tensors.view(state[MASTER]), inner) if master else inner)
                 params.append(param)
-            work.append((group, engine, ids, weights, states, params))
+            work.append((group, ids, weights, states, params))
         # every group checked first; each engine planned with its group's lr (`_engine`)
         runs = [prepare_mode(self._engine(group), mode, ids, weights, states)
-                for group, engine, ids, weights, states, params in work]
-        for (group, _, _, _, _, params), run in zip(work, runs):
+                for group, ids, weights, states, _ in work]
+        for (group, _, _, _, params), run in zip(work, runs):
             run()
             tensors.bump_versions(params)
             group["train_mode"] = mode == "train"
