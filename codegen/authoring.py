@@ -9,6 +9,7 @@ from .emitters.templates import environment
 from .errors import SpecError, SpecErrors
 from .generate import render_spec
 from .loader import load_rule
+from .targets import coverage
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,7 +39,14 @@ def check_spec(path):
         return None, [err]
     summary = (f"{rule.name} ({rule.flavor}): {len(rule.hyperparameters)} hyperparameters, "
                f"{len(rule.states)} states, {len(analysis.variants)} variants")
-    return summary, []
+    return summary + "\n" + targets_line(path, coverage(rule, analysis)), []
+
+
+def targets_line(path, covered):
+    """`path: targets: ...`, positioned at the statement that keeps a target from kernels."""
+    gap = covered.gap
+    where = f"{gap.path}:{gap.line}:{gap.col}" if gap is not None and gap.line else str(path)
+    return f"{where}: targets: {covered.describe()}"
 
 
 def _position(err):

@@ -10,6 +10,7 @@ from .analysis import analyse
 from .emitters import cpu_module, cuda_matrix, cuda_module, docs, numpy_module, stubs
 from .errors import SpecError
 from .loader import find_specs, load_rule
+from . import targets
 from .metadata import spec_metadata
 
 GENERATED = "generated"
@@ -69,7 +70,7 @@ def cuda_files(rule, analysis, spec_path, name):
     not cover: their NumPy code runs on CuPy arrays."""
     if rule.matrix:
         return cuda_matrix.files(rule, analysis, name)
-    if not cuda_module.supported(rule, analysis):
+    if not targets.has_kernels(rule, analysis):
         return {}
     cu, meta = cuda_module.render(rule, analysis, spec_path, name)
     target = name.replace(".", "/")

@@ -180,7 +180,10 @@ class _Loader:
         """The matrix view: the `matrix` key, else "first_rest" for a rule that uses matrix
         functions or column states, else "" (an element-wise rule)."""
         if "matrix" in self.data:
-            return self._choice("matrix", MATRIX_VIEWS)
+            view = self._choice("matrix", MATRIX_VIEWS)
+            if view == "last_two":
+                _per_matrix_scalars(statements, states)
+            return view
         uses = any((isinstance(stmt, Assign) and stmt.expr.has(*MATRIX_FUNCTIONS))
                    or (isinstance(stmt, Loop) and isinstance(stmt.count, str))   # repeated by NumPy code
                    for stmt in walk_statements(statements))
@@ -644,3 +647,32 @@ def find_specs(root):
     """Every spec file under `root` (flavors live in subfolders), sorted for deterministic output."""
     return sorted(Path(root).rglob("*.toml"), key=lambda p: (len(p.relative_to(root).parts), p.as_posix()))
 
+
+def _per_matrix_scalars(statements, states):
+    """Under matrix = "last_two" a mean along a matrix axis keeps the batch axes: a (1, 1)
+    value built from one outside any norm is one value per matrix of the batch, which a
+    scalar state (one value per parameter) cannot hold."""
+    scalars = {st.name for st in states if st.shape == "scalar"}
+    per_matrix = set()
+
+    def has_mean(expr):
+        if isinstance(expr, Norm):
+            return False
+        if isinstance(expr, (RowMean, ColMean)):
+            return True
+        if getattr(expr, "is_Symbol", False):
+            return expr.name in per_matrix
+        return any(has_mean(a) for a in expr.args)
+
+    for stmt in walk_statements(statements):
+        if not isinstance(stmt, Assign):
+            continue
+        if has_mean(stmt.expr):
+            if stmt.target in scalars:
+                raise SpecError(f"scalar state '{stmt.target}' cannot hold a mean over matrix axes under "
+                                'matrix = "last_two": that is one value per matrix of the batch (use '
+                                'norm() for a whole-tensor value, or matrix = "first_rest")',
+                                stmt.loc.path, stmt.loc.line, stmt.loc.col)
+            per_matrix.add(stmt.target)
+        else:
+            per_matrix.discard(stmt.target)

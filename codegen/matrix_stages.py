@@ -26,7 +26,7 @@ _INPUT_SHAPES = {DEVICE: (), ROWS: ("r", "1"), COLS: ("1", "c")}
 
 
 class Unsupported(Exception):
-    """The program needs something the stage kernels do not do (noise, a stored boolean)."""
+    """The program needs something the stage kernels do not do (noise)."""
 
 
 @dataclass
@@ -132,8 +132,6 @@ def split(program):
                     seen.add(a.id)
                     stage.reads.append(a)
         stage.stores = [v for v in stage.vals if v.id in read_outside]
-        if any(v.boolean for v in stage.stores + stage.reads):
-            raise Unsupported("a boolean value crosses a stage boundary")
     return items
 
 

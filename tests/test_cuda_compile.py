@@ -59,7 +59,7 @@ def nvcc_results():
 
 def test_every_spec_but_the_matrix_rules_has_a_cu_file():
     """Matrix rules (Muon, Adafactor) have no element-wise kernels and launch metadata
-    (cuda_module.supported) but their stage kernels, `<spec>.stages.cu` (compiled by the
+    (codegen/targets.py) but their stage kernels, `<spec>.stages.cu` (compiled by the
     tests below like every .cu file); every other spec has its .cu file."""
     import importlib
     from optforge.generated import cuda, numpy

@@ -9,7 +9,7 @@ A stage runs over a `(batch, rows, cols)` index space; each operand comes with i
 element strides (0 on a broadcast axis; a transposed operand is read through swapped
 strides), its stored values are written contiguously. The driver that calls the stages
 and the library operations between them is generated into the spec's NumPy module
-(`numpy_module.matrix_kernel_lines`; run by `runtime/backends/native_matrix.py`). Rules whose stages need noise or store booleans get no
+(`numpy_module.matrix_kernel_lines`; run by `runtime/backends/native_matrix.py`). Rules whose stages need noise get no
 stage kernels (`matrix_stages.Unsupported`): their NumPy code runs.
 """
 from ..matrix_stages import Stage, Unsupported, shapes, split
@@ -82,7 +82,10 @@ def _stage_context(fn, stage, shape, printer):
         reads.append({"k": k, "local": local, "unit": unit})
     index = stage.index
     stage = _renumbered(stage)
-    aliases = {a.id: f"x_{k}" for k, a in enumerate(stage.reads) if a.op != "input"}
+    # a boolean crossing stages is stored as 1 or 0 in the math type (C++ converts bool to M)
+    # and read back as a comparison with 0
+    aliases = {a.id: f"(x_{k} != M(0))" if a.boolean else f"x_{k}"
+               for k, a in enumerate(stage.reads) if a.op != "input"}
     with printer.aliases(aliases):
         lines = [printer._print(Definition(v)) for v in stage.vals]
     scalars = [printer.name(s) for s in stage_scalars(stage)]

@@ -8,7 +8,7 @@ What differs is around the math (`templates/cpu_module.cpp.j2`, `templates/cpu_p
 plain loops the compiler vectorises instead of packs, OpenMP threads instead of a grid, and
 reductions summed per chunk in order instead of per block. Matrix rules get their
 element-wise stages instead (`cpu_matrix.py`); other rules the CUDA emitter does not cover
-(`cuda_module.supported`) get no CPU source either: their NumPy code runs.
+(`targets.coverage`) get no CPU source either: their NumPy code runs.
 
 Nothing of the spec's text is printed except identifiers the parser checked (the rule's
 key, names of hyperparameters, states and values).
@@ -16,7 +16,8 @@ key, names of hyperparameters, states and values).
 from ..printers.cpu import CpuPrinter
 from ..tac import lower
 from . import cpu_matrix
-from .cuda_module import CHUNK, state_classes, supported, variant_context
+from ..targets import has_kernels
+from .cuda_module import CHUNK, state_classes, variant_context
 from .templates import environment
 
 HEADER = "optforge_cpu.h"
@@ -50,7 +51,7 @@ def files(rule, analysis, name):
     """{path under generated/: text}: the spec's CPU source, none where the rule has no kernels."""
     if rule.matrix:     # stage kernels between library products (emitters/cpu_matrix.py)
         return cpu_matrix.files(rule, analysis, name)
-    if not supported(rule, analysis):
+    if not has_kernels(rule, analysis):
         return {}
     return {f"cpu/{name.replace('.', '/')}.cpp": render(rule, analysis)}
 

@@ -9,7 +9,7 @@ strides and scalars passed as kernel arguments (no device memory to fill on the 
 before a launch). The products, transposes and reductions between the stages run through
 CuPy (cuBLAS) in the spec's generated stage driver; `runtime/backends/cupy_matrix.py`
 launches the stages. The `.stages.cu` name keeps the file apart from the element-wise
-rules' `<spec>.cu` and its launch metadata: matrix rules have neither (`cuda_module.supported`),
+rules' `<spec>.cu` and its launch metadata: matrix rules have neither (`targets.coverage`),
 so nothing that reads `generated/cuda/<spec>.py` sees them.
 """
 from ..printers.cuda import CudaPrinter

@@ -40,34 +40,6 @@ STORAGES = (
     Storage("bf16_mp", "bfloat16", "om::bfloat16", "float", True),
 )
 
-def supported(rule, analysis):
-    """Whether the emitter writes kernels for a rule: element-wise rules, whole-tensor norms
-    (LAMB, LANS, LARS, LBSGD), row means with row-shaped states (GroupAdaGrad) and scalar
-    states computed from norms (NovoGrad). Not emitted: noise together with reductions, a
-    pass that would finish norms and row means at once, and a row or device state rewritten
-    without an earlier pass of its kind to keep the old value; the CuPy backend runs such
-    rules' NumPy code on the device arrays. Matrix rules (matmul, transpose, column means,
-    the `matrix` key) get no kernels or launch metadata here: their element-wise stages
-    come from `cuda_matrix.py` (`<spec>.stages.cu`, run by `runtime/backends/cupy_matrix.py`)."""
-    if rule.matrix:
-        return False
-    for variant in analysis.variants.values():
-        program = lower(variant, rule)
-        if not _multi_pass(program):
-            continue
-        if any(v.op == "normal" for v in program.code):
-            return False
-        stages = plan(program).passes
-        for k, stage in enumerate(stages):
-            if len({r.op for r in stage.reductions}) > 1:
-                return False
-            for shape, op in ((ROWS, "row_mean"), (DEVICE, "norm")):
-                rewritten = [n for n in stage.writes if n in stage.reads and program.inputs[n].shape == shape]
-                if rewritten and not any(s.reductions and s.reductions[0].op == op for s in stages[:k]):
-                    return False   # no earlier pass of that kind to keep the old values
-    return True
-
-
 def _multi_pass(program):
     return any(v.op in REDUCTIONS for v in program.code) or \
         any(v.shape in (ROWS, DEVICE) for v in program.inputs.values())
@@ -196,23 +168,30 @@ def _passes(fn, program, stages, printer, arrays):
     types = {a["c"]: a["template_type"] for a in arrays}
     # A row-shaped array that a pass reads and writes: the row's first element stores the new
     # value while other elements of the row may still have to read the old one, so an earlier
-    # row pass copies the old values into the per-row buffer and the pass reads them there.
-    # Device scalar states likewise: the norms kernel of an earlier pass keeps the old value.
+    # row pass copies the old values into the per-row buffer and the rewriting pass reads them
+    # there. Device scalar states likewise: the norms kernel of an earlier pass keeps the old
+    # value. Only the rewriting pass reads the copy: a pass before it reads the array, which
+    # still holds the old value (the copy is not taken yet), and a pass after it reads back
+    # the new value.
     device_arrays = {a["c"] for a in arrays if a["device"]}
     row_slots = sum(1 for r in finished if r.op == "row_mean")
     norm_slots = sum(1 for r in finished if r.op == "norm")
-    snapshots, device_snapshots = {}, {}
+    snapshots, device_snapshots, rewriter = {}, {}, {}
     for p in stages.passes:
         for name in p.writes:
             a = printer.name(name)
-            if a in row_arrays and name in p.reads and a not in snapshots:
+            if name not in p.reads or a not in row_arrays | device_arrays:
+                continue
+            rewriter[a] = p.index
+            if a in row_arrays:
                 snapshots[a] = row_slots
                 row_slots += 1
-            if a in device_arrays and name in p.reads and a not in device_snapshots:
+            else:
                 device_snapshots[a] = norm_slots
                 norm_slots += 1
     out = []
     for p in stages.passes:
+        copied = {a for a, j in rewriter.items() if j == p.index}
         norms_used = [r for r in p.uses if r.op == "norm"]
         rows_used = [r for r in p.uses if r.op == "row_mean"]
         names = {vid: printer.name(array) for vid, array in p.loads.items()}
@@ -241,11 +220,12 @@ def _passes(fn, program, stages, printer, arrays):
             "write_names": set(p.writes),
             "arrays": reads + [a for a in writes if a not in reads],
             "row_arrays": row_arrays,
-            "row_reads": [a for a in reads if a in row_arrays and a not in snapshots],
-            "device_reads": [{"name": a, "slot": device_snapshots.get(a)} for a in reads if a in device_arrays],
+            "row_reads": [a for a in reads if a in row_arrays and a not in copied],
+            "device_reads": [{"name": a, "slot": device_snapshots[a] if a in copied else None}
+                             for a in reads if a in device_arrays],
             "device_arrays": device_arrays,
             "device_snapshots": [],
-            "snapshot_reads": [{"name": a, "slot": snapshots[a]} for a in reads if a in snapshots],
+            "snapshot_reads": [{"name": a, "slot": snapshots[a]} for a in reads if a in copied and a in snapshots],
             "snapshots": [],
             "row_types": types,
             "uses_norms": [{"name": f"n{r.id}", "slot": slots[r.id]} for r in norms_used],
@@ -258,10 +238,14 @@ def _passes(fn, program, stages, printer, arrays):
             "call_args": args,
             "math_lines": lines,
         })
-    for a, slot in snapshots.items():   # taken by the first row pass (supported() checks there is one)
-        next(p for p in out if p["by_rows"])["snapshots"].append({"name": a, "slot": slot})
-    for a, slot in device_snapshots.items():   # taken by the first norms kernel
-        next(p for p in out if p["norms"])["device_snapshots"].append({"name": a, "slot": slot})
+    # taken by the first row pass, or the first norms kernel, before the rewriting pass
+    # (targets.coverage checks there is one)
+    for a, slot in snapshots.items():
+        next(p for p in out if p["by_rows"] and p["index"] < rewriter[a])["snapshots"].append(
+            {"name": a, "slot": slot})
+    for a, slot in device_snapshots.items():
+        next(p for p in out if p["norms"] and p["index"] < rewriter[a])["device_snapshots"].append(
+            {"name": a, "slot": slot})
     return out, row_slots, norm_slots
 
 

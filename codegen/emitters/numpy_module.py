@@ -207,7 +207,10 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
             source = f"_o_{name}"
         finals.append((name, source, _VIEW_SHAPES.get(program.inputs[name].shape, "_view")))
     for name, source, shape in finals:
-        lines.append(f"xp.copyto({name}, xp.broadcast_to({source}, {shape}).reshape({name}.shape))")
+        if program.inputs[name].shape == DEVICE:    # one value, (1, 1) on the view: the state is 0-d
+            lines.append(f"xp.copyto({name}, xp.reshape({source}, {name}.shape))")
+        else:
+            lines.append(f"xp.copyto({name}, xp.broadcast_to({source}, {shape}).reshape({name}.shape))")
     return lines
 
 

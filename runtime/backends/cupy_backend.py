@@ -7,7 +7,7 @@ grid-stride kernel for a single tensor or the multi-tensor kernel for several (o
 launch whatever the number of tensors), or for rules with reductions their passes, with
 norms and row means kept in device buffers. Kernels come from `kernel_cache` (NVRTC, in
 memory and on disk). Row-sparse gradients, and rules the CUDA emitter does not cover
-(`cuda_module.supported`), run the generated NumPy code on the CuPy arrays instead;
+(`codegen/targets.py`), run the generated NumPy code on the CuPy arrays instead;
 matrix rules run their stage kernels between cuBLAS products (`cupy_matrix.py`).
 
 OPTFORGE_CUDA_FMAD=0 compiles without FMA contraction (bit-for-bit comparisons with the

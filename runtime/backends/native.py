@@ -137,7 +137,12 @@ def applies(module, weights, grads, states, masters=None):
     arrays of a supported dtype, C-contiguous, aligned, native byte order, no two of them
     overlapping, dense gradients of the weight's dtype, a rule with kernels, and the native
     backend chosen; else None, and the generated NumPy code runs (the same update, slower)."""
-    if not weights or not has_kernels(module):
+    if not weights:
+        return None
+    if not has_kernels(module):
+        # matrix rules run their stage kernels (native_matrix) where they have them
+        if not module.SPEC.get("matrix") or any("stages" not in v for v in module.VARIANTS.values()):
+            _require_kernels(module)
         return None
     ndarray = numpy.ndarray
     arrays, owners = [], []     # every array of the update, flat, and its parameter's position
@@ -165,6 +170,20 @@ def applies(module, weights, grads, states, masters=None):
         return None                 # overlapping arrays: the NumPy code defines the result
     addresses = dict(zip(map(id, arrays), starts))
     return addresses if backend() == "native" else None
+
+
+def demanded():
+    """Whether OPTFORGE_CPU_BACKEND=native demands the kernels (set, not merely chosen)."""
+    return os.environ.get(BACKEND_ENV, "").strip().lower() == "native"
+
+
+def _require_kernels(module):
+    """Under OPTFORGE_CPU_BACKEND=native a rule without native kernels is an error, raised
+    before anything changes, not a silent run of its NumPy code."""
+    if demanded():
+        name = module.SPEC["name"]
+        raise RuntimeError(f"{BACKEND_ENV}=native, but {name} has no native CPU kernels (`optforge check` "
+                           f"on its spec says why); unset {BACKEND_ENV} to run its NumPy code")
 
 
 def _overlapping(owners, spans):

@@ -1,0 +1,108 @@
+"""Which targets a rule gets kernels for, and where and why it gets none.
+
+Every rule the language accepts has NumPy code (`step`, and `fused_step` wherever no
+kernel applies). The native CPU and the CUDA kernels are printed from the same
+three-address code and the same pass plan, so the two C++ targets cover the same rules:
+element-wise rules, whole-tensor norms and row means with their passes (codegen/stages.py),
+and matrix rules through their element-wise stages (codegen/matrix_stages.py). What they
+do not cover is stated here once, with the statement that needs it: the emitters ask
+`coverage` whether to write kernels, `optforge check` prints it, and the native backend
+refuses `OPTFORGE_CPU_BACKEND=native` for a rule without kernels instead of running its
+NumPy code unnoticed.
+"""
+from dataclasses import dataclass
+
+from .functions import Normal, RowMean
+from .ir import DEVICE, ROWS, Assign, walk
+from .matrix_stages import Unsupported, split
+from .stages import REDUCTIONS, plan
+from .tac import lower
+
+NUMPY, NATIVE, CUDA = "NumPy", "native CPU", "CUDA"
+TARGETS = (NUMPY, NATIVE, CUDA)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Why a rule has no native CPU and CUDA kernels, at the statement that needs it."""
+
+    reason: str
+    path: str
+    line: int | None
+    col: int | None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    gap: Gap | None         # None: every target has kernels
+
+    @property
+    def targets(self):
+        return (NUMPY,) if self.gap else TARGETS
+
+    def describe(self):
+        """What `optforge check` prints after "targets: "."""
+        if self.gap is None:
+            return ", ".join(TARGETS)
+        return (f"{NUMPY} only, no {NATIVE} or {CUDA} kernels: {self.gap.reason} "
+                "(fused_step runs the NumPy code)")
+
+
+def coverage(rule, analysis):
+    """The targets of a rule (`Coverage`), decided over every variant."""
+    if rule.matrix:
+        for variant in analysis.variants.values():
+            try:
+                split(lower(variant, rule))
+            except Unsupported as err:
+                return Coverage(_gap(rule, f"{err} (normal() between matrix operations)", _has(Normal)))
+        return Coverage(None)
+    for variant in analysis.variants.values():
+        gap = _passes_gap(rule, lower(variant, rule))
+        if gap is not None:
+            return Coverage(gap)
+    return Coverage(None)
+
+
+def has_kernels(rule, analysis):
+    return coverage(rule, analysis).gap is None
+
+
+def _passes_gap(rule, program):
+    """What the pass kernels of an element-wise variant cannot do, or None."""
+    if not (any(v.op in REDUCTIONS for v in program.code)
+            or any(v.shape in (ROWS, DEVICE) for v in program.inputs.values())):
+        return None         # one pass: every element-wise rule has kernels
+    if any(v.op == "normal" for v in program.code):
+        return _gap(rule, "noise (normal()) in a rule with reductions", _has(Normal))
+    stages = plan(program).passes
+    for k, stage in enumerate(stages):
+        if len({r.op for r in stage.reductions}) > 1:
+            return _gap(rule, "a norm and a row mean finished in the same pass over memory",
+                        _has(RowMean))
+        for shape, op, what in ((ROWS, "row_mean", "row mean"), (DEVICE, "norm", "norm")):
+            for name in stage.writes:
+                if name in stage.reads and program.inputs[name].shape == shape and \
+                        not any(s.reductions and s.reductions[0].op == op for s in stages[:k]):
+                    kind = "row state" if shape == ROWS else "scalar state"
+                    return _gap(rule, f"{kind} '{name}' is rewritten in the first pass that finishes a "
+                                f"{what} (its old value has no earlier pass to be kept by)",
+                                _assigns(name))
+    return None
+
+
+def _has(function):
+    return lambda stmt: stmt.expr.has(function)
+
+
+def _assigns(name):
+    return lambda stmt: stmt.target == name
+
+
+def _gap(rule, reason, matches):
+    """A Gap at the first statement of the update that `matches` (else the update's first)."""
+    statements = [s for s in walk(rule.statements) if isinstance(s, Assign)]
+    where = next((s for s in statements if matches(s)), statements[0] if statements else None)
+    loc = where.loc if where is not None else None
+    return Gap(reason, loc.path if loc else str(rule.path), loc.line if loc else None, loc.col if loc else None)
+
