@@ -57,6 +57,10 @@ def main(argv=None):
 
     check = commands.add_parser("check", help="validate spec files; print every mistake as file:line:col")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="spec files (.toml) to check")
+    check.add_argument("--verify", action="store_true",
+                       help="also run each spec on seeded data through every target (NumPy step, native CPU "
+                            "kernels, the CUDA kernels compiled for the host, optforge.torch) and compare "
+                            "them; exit 1 on any disagreement")
     check.set_defaults(run=_check)
 
     demo = commands.add_parser("demo", help="train a small model with every optimizer (the main job)")
@@ -323,7 +327,20 @@ def _check(args):
             print(f"{path}: {len(errors)} mistake(s)", file=sys.stderr)
         else:
             print(f"{path}: ok, {summary}")
+            if args.verify:
+                failed += _verify(path)
     return 1 if failed else 0
+
+
+def _verify(path):
+    """Print the differential verifier's report of one spec; 1 when a target disagrees."""
+    from .runtime.spec_loading import cache_root
+    from .verify import resolve, verify
+    cls, label = resolve(path)
+    report = verify(cls, label, cache_root() / "cuda-host")
+    for line in report.lines():
+        print(line)
+    return int(report.failed)
 
 
 def _demo(args):

@@ -133,7 +133,7 @@ def host(repo_root, request, tmp_path_factory):
     """Every .cu file built for the host: one library per spec, kept between runs."""
     cuda_host.need(cuda_host.compiler(), "g++")
     folder = repo_root / "generated" / "cuda"
-    sources = sorted(folder.rglob("*.cu")) + [cuda_host.HERE / "probe.cpp"]
+    sources = sorted(folder.rglob("*.cu")) + [cuda_host.PROBE]
     built = cuda_host.build_all(sources, folder, cuda_host.cache_folder(request.config, tmp_path_factory),
                                 prune=True)
     return {path: cuda_host.HostKernels(lib) for path, lib in built.items()}

@@ -59,7 +59,7 @@ def probe(repo_root, tmp_path_factory):
     """The CUDA header's Philox normals, compiled for the host."""
     cuda_host.need(cuda_host.compiler(), "g++")
     folder = repo_root / "generated" / "cuda"
-    lib = cuda_host.build(cuda_host.HERE / "probe.cpp", folder, tmp_path_factory.mktemp("probe"))
+    lib = cuda_host.build(cuda_host.PROBE, folder, tmp_path_factory.mktemp("probe"))
     return cuda_host.HostKernels(lib)
 
 

@@ -1,4 +1,4 @@
-// Test-only entry points into generated/cuda/optforge.cuh, compiled for the host: the
+// Entry points into generated/cuda/optforge.cuh for the host (tests and the verifier): the
 // 16-bit conversions, Philox4x32-10 and the standard normal numbers the kernels draw.
 #include "optforge.cuh"
 

@@ -1,0 +1,189 @@
+"""The CuPy backend's own launch path without a GPU.
+
+`update` on `DeviceArray`s (host arrays the runtime takes for CuPy arrays) goes through the
+real runtime: the checks, the planning, the grouping by (variant, dtype), the single,
+multi-tensor and multi-pass launches with their tables and device buffers. Only the last
+step is replaced: kernels come from the host-compiled `.cu` files (`host_cuda`) instead of
+NVRTC, and device memory is host memory. Blocks keep the runtime's grid but run `THREADS`
+threads each (the kernels stride by blockDim, and block sums need a power of two).
+
+Matrix rules run their stage driver on NumPy arrays with the runtime's `cupy_matrix.Stages`
+launching the host-compiled `.stages.cu` kernels, NumPy doing the products.
+"""
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
+
+import numpy as np
+
+from ..runtime.backends import cpu, cuda_launch, cupy_backend, cupy_matrix, kernel_cache
+from . import host_cuda
+
+THREADS = 4
+
+
+class Device:
+    id = 0
+    compute_capability = "90"
+    attributes = {"MultiProcessorCount": 2}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __eq__(self, other):
+        return isinstance(other, Device) and other.id == self.id
+
+    def __hash__(self):
+        return self.id
+
+
+class DeviceArray:
+    """A host array that the runtime takes for a cupy.ndarray on `Device`."""
+
+    __module__ = "cupy._core.core"
+    __cuda_array_interface__ = {}
+
+    def __init__(self, array):
+        self.array = array
+        self.device = Device()
+        self.shape, self.dtype, self.ndim, self.size = array.shape, array.dtype, array.ndim, array.size
+        self.flags = array.flags
+        self.data = SimpleNamespace(ptr=array.ctypes.data)
+
+
+def on_device(state, host=()):
+    """A state (None, an array or a tuple) with its arrays as DeviceArrays, but for the parts
+    `host` marks (host scalar states: the runtime keeps them NumPy); without `host`, 0-d
+    parts stay NumPy."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        host = host or [s.ndim == 0 for s in state]
+        return tuple(s.copy() if keep else DeviceArray(s.copy()) for s, keep in zip(state, host))
+    if (host[0] if host else state.ndim == 0):
+        return state.copy()
+    return DeviceArray(state.copy())
+
+
+def on_host(value):
+    return value.array if isinstance(value, DeviceArray) else value
+
+
+class HostModule:
+    """Stands in for the NVRTC-loaded cupy.RawModule: the host-compiled kernels."""
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+
+    def get_function(self, name):
+        def call(grid, block, args):
+            args = [on_host(a) for a in args]
+            if name.endswith("_multi") or "_pass" in name or "_norms" in name:
+                self.kernels.launch_blocks(name, args, blocks=grid[0], threads=THREADS)
+            else:
+                self.kernels.launch(name, args, blocks=grid[0], threads=THREADS)
+        return call
+
+
+def fake_cupy():
+    return SimpleNamespace(
+        cuda=SimpleNamespace(is_available=lambda: True),
+        float64=np.float64,
+        asarray=lambda a: DeviceArray(np.ascontiguousarray(a)),
+        empty=lambda n, dtype: DeviceArray(np.zeros(n, dtype)),
+    )
+
+
+class HostLibraries:
+    """Host builds of generated `.cu` files, built on first use into `folder`, kept by path;
+    `launched` lists every (kernel, grid) run."""
+
+    def __init__(self, folder, prebuilt=None):
+        self.folder = Path(folder)
+        self.by_path = dict(prebuilt or {})
+        self.launched = []
+
+    def kernels(self, source):
+        source = Path(source).resolve()
+        if source not in self.by_path:
+            include = kernel_cache.header_path(source).parent
+            self.by_path[source] = host_cuda.HostKernels(host_cuda.build(source, include, self.folder))
+        return self.by_path[source]
+
+    def module(self, source, arch, device, fmad=True):
+        kernels = self.kernels(source)
+        libraries = self
+
+        class Recording(HostModule):
+            def get_function(self, name):
+                call = super().get_function(name)
+
+                def record(grid, block, args):
+                    libraries.launched.append((name, grid))
+                    call(grid, block, args)
+                return record
+        return Recording(kernels)
+
+    def run_stages(self, module, variant, weight, grad, arrays, scalars):
+        """`cpu.run_stages` replaced: the matrix driver with the CUDA stage kernels on the host."""
+        suffix = {np.dtype("float32"): "f32", np.dtype("float64"): "f64"}.get(weight.dtype)
+        if suffix is None or "stages" not in variant:
+            return False
+        kernels = self.kernels(cupy_matrix.source_of(module))
+
+        def launch(name, n, args):
+            self.launched.append((name, n))
+            kernels.launch(name, args, blocks=2, threads=3)
+
+        variant["stages"](np, cupy_matrix.Stages(np, launch, ("host", module.__name__), suffix),
+                          weight, grad, *arrays, **scalars)
+        return True
+
+
+@contextlib.contextmanager
+def host_cuda_backend(libraries):
+    """Within: CuPy-backend launches and matrix stage drivers run `libraries`' host kernels."""
+    with mock.patch.object(cupy_backend, "cupy_module", fake_cupy), \
+            mock.patch.object(kernel_cache, "module", libraries.module), \
+            mock.patch.object(cpu, "run_stages", libraries.run_stages):
+        yield libraries
+
+
+class DeviceNoise:
+    """Stands in for runtime.noise.Noise in the NumPy code: the numbers the kernels draw
+    (Philox4x32-10 of optforge.cuh, through the host build of `host_cuda.PROBE`)."""
+
+    def __init__(self, probe, seed, index, t):
+        self.lib = probe.lib
+        self.key, self.t = cuda_launch.noise_words(seed, index, t)
+
+    def normal(self, tag, mean, std, like, out=None):
+        math = np.float64 if like.dtype == np.float64 else np.float32
+        z = np.empty(like.size, math)
+        name = "om_normal_f64" if math is np.float64 else "om_normal_f32"
+        getattr(self.lib, name)(host_cuda.pointer(z), host_cuda.c_int64(z.size), host_cuda.c_uint64(self.key),
+                                host_cuda.c_uint64(self.t), host_cuda.c_int(tag))
+        sample = (z.reshape(like.shape) * std + mean).astype(math, copy=False)
+        if out is None:
+            return sample.astype(like.dtype)
+        np.copyto(out, sample, casting="same_kind")
+        return out
+
+
+def probe(folder):
+    """The host build of `host_cuda.PROBE` (optforge.cuh's noise and conversions)."""
+    include = Path(__file__).resolve().parent.parent / "generated" / "cuda"
+    return host_cuda.HostKernels(host_cuda.build(host_cuda.PROBE, include, folder))
+
+
+@contextlib.contextmanager
+def device_noise(probe_kernels):
+    """Within: `step` draws the kernels' noise instead of NumPy's generator."""
+    from ..runtime import spec_optimizer
+    with mock.patch.object(spec_optimizer, "Noise",
+                           lambda seed, index, t: DeviceNoise(probe_kernels, seed, index, t)):
+        yield

@@ -1,0 +1,224 @@
+"""One run of a rule through one target: the final weights and states after the schedule.
+
+A run steps every parameter of `scenario.draw`'s data through `scenario.SCHEDULE` with one
+API family and one backend, and returns every array after every step (as float64 copies)
+plus what it observed: the variants the rule's conditions chose, and the proof that the
+target's kernels ran (`NotRun` when they could not: no compiler, no torch, no kernels).
+"""
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from unittest import mock
+
+import numpy as np
+
+from ..runtime.backends import native, native_matrix
+from ..runtime.spec_optimizer import PreconditionError
+from . import scenario
+
+
+class NotRun(Exception):
+    """The target cannot run here (its reason is the message)."""
+
+
+class Refused(Exception):
+    """The rule refuses this setting or shape (`requires`, a state that needs an axis)."""
+
+
+@dataclass
+class Result:
+    steps: list                     # per step: [per parameter: [weight, state parts...]] (float64)
+    variants: set = field(default_factory=set)
+    kernels: int = 0                # kernel launches observed
+
+
+def _parts(state):
+    if state is None:
+        return []
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _snapshot(weights, states, host=lambda a: a):
+    return [[np.array(host(w), dtype=np.float64)] + [np.array(host(s), dtype=np.float64) for s in _parts(st)]
+            for w, st in zip(weights, states)]
+
+
+@contextlib.contextmanager
+def _watch_variants(module, seen):
+    conditions = module.conditions
+
+    def spy(**inputs):
+        key = conditions(**inputs)
+        seen.add(key)
+        return key
+    with mock.patch.object(module, "conditions", spy):
+        yield
+
+
+@contextlib.contextmanager
+def _native_demanded():
+    old = os.environ.get(native.BACKEND_ENV)
+    os.environ[native.BACKEND_ENV] = "native"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[native.BACKEND_ENV]
+        else:
+            os.environ[native.BACKEND_ENV] = old
+
+
+@contextlib.contextmanager
+def _count_native(result):
+    execute, run = native.execute, native_matrix.run
+
+    def counted_execute(*args, **kwargs):
+        result.kernels += 1
+        return execute(*args, **kwargs)
+
+    def counted_run(*args, **kwargs):
+        ran = run(*args, **kwargs)
+        result.kernels += bool(ran)
+        return ran
+    with mock.patch.object(native, "execute", counted_execute), \
+            mock.patch.object(native_matrix, "run", counted_run):
+        yield
+
+
+def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
+    """The MXNet-style family: `update` per parameter (multi=False) or for all at once, with
+    `step` (fused=False: the NumPy reference) or `fused_step`. `device`: a
+    `host_device.HostLibraries` to run the CUDA kernels compiled for the host."""
+    from . import host_device
+    steps = scenario.SCHEDULE
+    weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
+    first = steps[0]
+    try:
+        opt = cls(use_fused_step=fused, begin_num_update=scenario.BEGIN_NUM_UPDATE, learning_rate=first.lr,
+                  **hyper)
+        states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    except PreconditionError as err:
+        raise Refused(str(err)) from None
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    result = Result([])
+    matrix = bool(cls.SPEC.get("matrix"))
+    wrap, host = (lambda a: a), (lambda a: a)
+    if device is not None and not matrix:
+        wrap, host = host_device.DeviceArray, host_device.on_host
+        weights = [wrap(w) for w in weights]
+        metas = {m["name"]: m for m in cls.SPEC["states"]}
+        host_parts = [metas[n]["shape"] == "scalar" and not metas[n].get("device") for n in opt._present_states()]
+        states = [host_device.on_device(s, host_parts) for s in states]
+    indices = list(range(len(shapes)))
+    context = contextlib.ExitStack()
+    with context:
+        context.enter_context(_watch_variants(cls._module, result.variants))
+        if fused and device is None:
+            context.enter_context(_native_demanded())
+            context.enter_context(_count_native(result))
+        if device is not None:
+            context.enter_context(host_device.host_cuda_backend(device))
+        wd_allowed = _wd_allowed(cls, hyper)
+        for step, step_grads in zip(steps, grads):
+            opt.lr, opt.rescale_grad, opt.clip_gradient = step.lr, step.rescale_grad, step.clip_gradient
+            opt.wd = step.wd if wd_allowed else 0.0
+            step_grads = [wrap(g) for g in step_grads]
+            with np.errstate(all="ignore"):
+                try:
+                    if multi:
+                        opt.update(indices, weights, step_grads, states)
+                    else:
+                        for i in indices:
+                            opt.update(i, weights[i], step_grads[i], states[i])
+                except PreconditionError as err:
+                    raise Refused(str(err)) from None
+            result.steps.append(_snapshot(weights, states, host))
+    if device is not None:
+        result.kernels = len(device.launched)
+    return result
+
+
+def _wd_allowed(cls, hyper):
+    """Rules that require wd == 0 (GroupAdaGrad, SparseAdam) run their schedule without it."""
+    return re.search(r"\bwd\b", cls.SPEC.get("requires") or "") is None
+
+
+def torch_run(cls, hyper, shapes, dtype, seed, native=True):
+    """optforge.torch: the class built from the same spec, on CPU tensors, the schedule's lr
+    and weight decay set in the group before each step (torch has no rescale_grad,
+    clip_gradient or begin_num_update: compare with `torch_reference`). native: the rule has
+    native kernels, which must then run."""
+    try:
+        import torch
+        from ..torch.classes import torch_class
+    except ImportError as err:
+        raise NotRun(f"torch is not installed ({err})") from None
+    from ..runtime import params_api
+    steps = scenario.SCHEDULE
+    weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
+    params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights]
+    arguments = {}
+    for keyword, names in params_api.keywords(cls.SPEC):
+        values = tuple(hyper[n] for n in names if n in hyper)
+        if len(values) == len(names):
+            arguments[keyword] = values if len(names) > 1 else values[0]
+    wd_allowed = _wd_allowed(cls, hyper)
+    try:
+        opt = torch_class(cls)(params, lr=steps[0].lr, **arguments)
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    result = Result([])
+    with _watch_variants(cls._module, result.variants), _count_native(result), \
+            (_native_demanded() if native else contextlib.nullcontext()):
+        for step, step_grads in zip(steps, grads):
+            for group in opt.param_groups:
+                group["lr"], group["weight_decay"] = step.lr, step.wd if wd_allowed else 0.0
+            for p, g in zip(params, step_grads):
+                p.grad = torch.from_numpy(g.copy())
+            with np.errstate(all="ignore"):
+                try:
+                    opt.step()
+                except PreconditionError as err:
+                    raise Refused(str(err)) from None
+            result.steps.append(_torch_snapshot(opt, params, cls))
+    return result
+
+
+def _torch_snapshot(opt, params, cls):
+    spec_states = [m["name"] for m in cls.SPEC["states"]]
+    out = []
+    for p in params:
+        state = opt.state[p]
+        arrays = [np.array(p.detach().numpy(), dtype=np.float64)]
+        arrays += [np.array(state[n].detach().numpy(), dtype=np.float64) for n in spec_states if n in state]
+        out.append(arrays)
+    return out
+
+
+def torch_reference(cls, hyper, shapes, dtype, seed):
+    """`step` with what optforge.torch passes its engine: no rescaling or clipping, t from 1."""
+    steps = scenario.SCHEDULE
+    weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
+    try:
+        opt = cls(use_fused_step=False, learning_rate=steps[0].lr, **hyper)
+        states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    wd_allowed = _wd_allowed(cls, hyper)
+    present = list(opt._present_states())
+    result = Result([])
+    with _watch_variants(cls._module, result.variants):
+        for step, step_grads in zip(steps, grads):
+            opt.lr, opt.wd = step.lr, step.wd if wd_allowed else 0.0
+            with np.errstate(all="ignore"):
+                opt.update(list(range(len(shapes))), weights, step_grads, states)
+            snap = []
+            for w, st in zip(weights, states):
+                parts = dict(zip(present, _parts(st)))
+                snap.append([np.array(w, dtype=np.float64)] +
+                            [np.array(parts[m["name"]], dtype=np.float64) for m in cls.SPEC["states"]
+                             if m["name"] in parts])
+            result.steps.append(snap)
+    return result

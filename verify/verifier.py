@@ -1,0 +1,293 @@
+"""The differential verifier: a rule through every target against its NumPy `step`.
+
+For each hyperparameter setting that reaches a variant not reached before
+(`scenario.settings`), each dtype (float32, float64) and the shapes of the rule's kind,
+the schedule runs through
+- `step` (the generated NumPy code, MXNet-style `update` with use_fused_step=False): the
+  reference;
+- the native CPU kernels, one `update` per parameter (single-tensor entry points) and one
+  for all parameters (multi-tensor), under OPTFORGE_CPU_BACKEND=native;
+- the CUDA kernels compiled for the host, through the CuPy backend's launch path
+  (`host_device`; matrix rules: the stage driver with the `.stages.cu` kernels);
+- optforge.torch on CPU tensors, against `step` run with what torch passes (no rescaling,
+  no clipping, t from 1).
+
+What counts as equal (docs/architecture.md, "Verification"): element-wise rules and matrix
+rules compute the same three-address code with the same correctly rounded operations on
+every target, so their float32/float64 results are compared bit for bit (NaN equal to
+NaN). Rules whose kernels reduce (norms, row means, per-tensor and per-row states) sum in
+double in another order than NumPy's pairwise sums in the array's precision; their norms
+differ in the last bits and a step multiplies or divides by them, so each array is
+compared within `ULPS` units in the last place of its largest magnitude.
+"""
+import contextlib
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import runs, scenario
+
+ULPS = 64           # tolerance of rules with reductions, in ulps of an array's largest magnitude
+SEED = 20261207
+
+
+@dataclass
+class Outcome:
+    target: str
+    status: str                     # "bit-identical", "within tolerance", "DIFFERS", "not run", "no kernels"
+    detail: str = ""
+    worst_ulps: float = 0.0
+    compared: int = 0
+
+    @property
+    def failed(self):
+        return self.status == "DIFFERS"
+
+
+@dataclass
+class Report:
+    label: str
+    exact: bool
+    outcomes: list = field(default_factory=list)
+    variants: set = field(default_factory=set)
+    all_variants: tuple = ()
+    settings: int = 0
+    refused: list = field(default_factory=list)
+
+    @property
+    def failed(self):
+        return any(o.failed for o in self.outcomes)
+
+    def lines(self):
+        kind = "bit for bit" if self.exact else f"within {ULPS} ulps (reductions)"
+        reached = f"{len(self.variants & set(self.all_variants))} of {len(self.all_variants)} variants"
+        unreached = sorted(set(self.all_variants) - self.variants)
+        out = [f"{self.label}: {self.settings} setting(s), {reached} reached"
+               + (f" (not reached: {', '.join(unreached)})" if unreached else "")
+               + f"; compared {kind} with step"]
+        width = max((len(o.target) for o in self.outcomes), default=0)
+        for o in self.outcomes:
+            text = f"  {o.target.ljust(width)}  {o.status}"
+            if o.status in ("bit-identical", "within tolerance"):
+                text += f" ({o.compared} arrays" + (f", worst {o.worst_ulps:.3g} ulps" if not self.exact else "") + ")"
+            if o.detail:
+                text += f": {o.detail}"
+            out.append(text)
+        return out
+
+
+def _ulps(actual, expected, dtype):
+    """The largest difference in units in the last place of the expected array's largest
+    magnitude; inf where NaN or inf stand against another value."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if a.shape != e.shape:
+        return math.inf
+    same = (a == e) | (np.isnan(a) & np.isnan(e))
+    if same.all():
+        return 0.0
+    if not (np.isfinite(a[~same]).all() and np.isfinite(e[~same]).all()):
+        return math.inf
+    finite = e[np.isfinite(e)]
+    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    spacing = float(np.spacing(np.array(scale, dtype=dtype))) or float(np.finfo(dtype).tiny)
+    return float(np.abs(a[~same] - e[~same]).max()) / spacing
+
+
+def _bits_equal(actual, expected, dtype):
+    a = np.asarray(actual, np.float64).astype(dtype)
+    e = np.asarray(expected, np.float64).astype(dtype)
+    if a.shape != e.shape:
+        return False
+    nan = np.isnan(a) & np.isnan(e)
+    bits = f"u{np.dtype(dtype).itemsize}"
+    return bool(((a.view(bits) == e.view(bits)) | nan).all())
+
+
+class Comparison:
+    def __init__(self, target, exact):
+        self.outcome = Outcome(target, "bit-identical" if exact else "within tolerance")
+        self.exact = exact
+
+    def add(self, result, reference, where, dtype):
+        o = self.outcome
+        if o.failed:
+            return
+        for t, (got, want) in enumerate(zip(result.steps, reference.steps), start=1):
+            for k, (g_arrays, w_arrays) in enumerate(zip(got, want)):
+                if len(g_arrays) != len(w_arrays):
+                    o.status, o.detail = "DIFFERS", f"{where}, parameter {k}: {len(g_arrays) - 1} states, not {len(w_arrays) - 1}"
+                    return
+                for j, (g, w) in enumerate(zip(g_arrays, w_arrays)):
+                    o.compared += 1
+                    what = "weight" if j == 0 else f"state {j - 1}"
+                    if self.exact:
+                        if not _bits_equal(g, w, dtype):
+                            diff = _ulps(g, w, dtype)
+                            o.status = "DIFFERS"
+                            o.detail = (f"{where}, step {t}, parameter {k} {what} {tuple(np.shape(w))}: not bit-identical "
+                                        f"(max |diff| {_max_diff(g, w):.3g}, {diff:.3g} ulps)")
+                            return
+                    else:
+                        diff = _ulps(g, w, dtype)
+                        o.worst_ulps = max(o.worst_ulps, diff)
+                        if diff > ULPS:
+                            o.status = "DIFFERS"
+                            o.detail = (f"{where}, step {t}, parameter {k} {what} {tuple(np.shape(w))}: "
+                                        f"{diff:.3g} ulps (max |diff| {_max_diff(g, w):.3g})")
+                            return
+
+
+def _max_diff(g, w):
+    with np.errstate(invalid="ignore"):
+        d = np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64))
+    return float(np.nanmax(d)) if d.size and not np.isnan(d).all() else math.nan
+
+
+def reduces(cls):
+    """Whether a rule's kernels sum in another order than NumPy: element-wise rules with
+    passes (norms, row means, per-tensor or per-row states)."""
+    if cls.SPEC.get("matrix"):
+        return False
+    from ..runtime.backends import cuda_launch
+    try:
+        meta = cuda_launch.metadata(cls._module)
+    except ModuleNotFoundError:
+        return False
+    return any(v["passes"] for v in meta.VARIANTS.values())
+
+
+def _kernels(cls):
+    """Whether the rule has native CPU kernels (element-wise or matrix stage kernels)."""
+    from ..runtime.backends import native
+    module = cls._module
+    if cls.SPEC.get("matrix"):
+        return all("stages" in v for v in module.VARIANTS.values())
+    return native.has_kernels(module)
+
+
+def verify(cls, label, folder, cuda=True, large=False, torch=True, dtypes=scenario.DTYPES, quick=False):
+    """A `Report` of every target of `cls` (an optimizer class built from a spec).
+    folder: where host builds of CUDA sources are kept; cuda=False: that target is not run.
+    quick: fewer settings (the random-spec batch)."""
+    spec = cls.SPEC
+    exact = not reduces(cls)
+    report = Report(label, exact, all_variants=tuple(cls._module.VARIANTS))
+    shapes = scenario.shapes_for(spec, large)
+    chosen = _choose_settings(cls, shapes, report, limit=6 if quick else 48)
+    report.settings = len(chosen)
+    has_kernels = _kernels(cls)
+    targets = [("native CPU, one update per parameter", dict(fused=True, multi=False)),
+               ("native CPU, one update for all", dict(fused=True, multi=True))]
+    device = _host_device(folder) if cuda else None
+    noise = contextlib.nullcontext
+    if has_kernels and any(v.get("noise") for v in cls._module.VARIANTS.values()):
+        # the kernels draw Philox numbers, step NumPy's generator: the reference of the fused
+        # targets is step given the kernels' numbers
+        from . import host_device
+        probe = host_device.probe(folder)
+        noise = functools.partial(host_device.device_noise, probe)
+    comparisons = {name: Comparison(name, exact) for name, _ in targets}
+    cuda_name, torch_name = "CUDA compiled for the host", "optforge.torch"
+    comparisons[cuda_name] = Comparison(cuda_name, exact)
+    comparisons[torch_name] = Comparison(torch_name, exact)
+    skipped = {}
+    if not has_kernels:
+        for name in (targets[0][0], targets[1][0], cuda_name):
+            skipped[name] = ("no kernels", "the rule has no native CPU or CUDA kernels (optforge check says why); "
+                             "fused_step runs its NumPy code")
+    if isinstance(device, str):
+        skipped.setdefault(cuda_name, ("not run", device))
+        device = None
+    elif device is None:
+        skipped.setdefault(cuda_name, ("not run", "not asked for"))
+    if not torch:
+        skipped[torch_name] = ("not run", "not asked for")
+    for seed, hyper in enumerate(chosen):
+        for dtype in dtypes:
+            where = f"{_setting_text(hyper)} {dtype}"
+            try:
+                with noise():
+                    reference = runs.mxnet_run(cls, hyper, shapes, dtype, SEED + seed, fused=False, multi=False)
+            except runs.Refused:
+                continue
+            for name, options in targets:
+                if name in skipped:
+                    continue
+                result = _attempt(skipped, name, runs.mxnet_run, cls, hyper, shapes, dtype, SEED + seed, **options)
+                if result is not None:
+                    if result.kernels == 0:
+                        skipped[name] = ("DIFFERS", "the native kernels never ran")
+                    comparisons[name].add(result, reference, where, dtype)
+            if cuda_name not in skipped:
+                before = len(device.launched)
+                result = _attempt(skipped, cuda_name, runs.mxnet_run, cls, hyper, shapes, dtype, SEED + seed,
+                                  fused=True, multi=True, device=device)
+                if result is not None:
+                    if len(device.launched) == before:
+                        skipped[cuda_name] = ("DIFFERS", "the host-compiled CUDA kernels never ran")
+                    comparisons[cuda_name].add(result, reference, where, dtype)
+            if torch_name not in skipped:
+                result = _attempt(skipped, torch_name, runs.torch_run, cls, hyper, shapes, dtype, SEED + seed,
+                                  native=has_kernels)
+                if result is not None:
+                    with noise():
+                        expected = runs.torch_reference(cls, hyper, shapes, dtype, SEED + seed)
+                    comparisons[torch_name].add(result, expected, where, dtype)
+    for name, comparison in comparisons.items():
+        if name in skipped and not comparison.outcome.failed:
+            status, detail = skipped[name]
+            report.outcomes.append(Outcome(name, status, detail))
+        else:
+            report.outcomes.append(comparison.outcome)
+    report.outcomes.insert(0, Outcome("NumPy step", "reference"))
+    return report
+
+
+def _attempt(skipped, name, run, *args, **kwargs):
+    try:
+        return run(*args, **kwargs)
+    except runs.NotRun as err:
+        skipped[name] = ("not run", str(err))
+    except runs.Refused:
+        pass
+    except Exception as err:        # a target that raises where the reference ran is a disagreement
+        skipped[name] = ("DIFFERS", f"raised {type(err).__name__}: {err}")
+    return None
+
+
+def _setting_text(hyper):
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in hyper.items()) + "}"
+
+
+def _choose_settings(cls, shapes, report, limit):
+    """The settings (in `scenario.settings` order) that each reach a variant no earlier one
+    reached, found with float64 reference runs; the defaults always."""
+    chosen, reached = [], set()
+    for hyper in scenario.settings(cls.SPEC, limit=limit):
+        try:
+            result = runs.mxnet_run(cls, hyper, shapes, "float64", SEED, fused=False, multi=False)
+        except (runs.Refused, ValueError) as err:
+            report.refused.append(f"{_setting_text(hyper)}: {err}")
+            continue
+        if not chosen or result.variants - reached:
+            chosen.append(hyper)
+            reached |= result.variants
+    report.variants = reached
+    return chosen
+
+
+def _host_device(folder):
+    """The host CUDA build (`host_device.HostLibraries`), or why it cannot run here."""
+    import shutil
+    if shutil.which("g++") is None:
+        return "g++ is not available to compile the CUDA sources for the host"
+    try:
+        import cupy  # noqa: F401  (the runtime recognises CuPy arrays through the package)
+    except ImportError:
+        return "CuPy is not installed (pip install 'optforge[cuda]'): the CuPy backend's launch path needs it"
+    from . import host_device
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return host_device.HostLibraries(folder)
