@@ -63,6 +63,15 @@ def main(argv=None):
                             "them; exit 1 on any disagreement")
     check.set_defaults(run=_check)
 
+    fuzz = commands.add_parser("fuzz", help="generate random valid specs and verify every target of each "
+                                            "(optforge check --verify on each)")
+    fuzz.add_argument("--count", type=_integer(1), default=300, help="how many specs (default 300)")
+    fuzz.add_argument("--long", action="store_true", help="3000 specs")
+    fuzz.add_argument("--seed", type=_integer(0), default=0, help="the first spec's seed (the others follow)")
+    fuzz.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                      help="write the specs into DIR and keep them (default: a temporary folder)")
+    fuzz.set_defaults(run=_fuzz)
+
     demo = commands.add_parser("demo", help="train a small model with every optimizer (the main job)")
     demo.add_argument("--steps", type=_integer(10), default=300,
                       help="training steps per optimizer, at least 10 (default 300)")
@@ -336,11 +345,28 @@ def _verify(path):
     """Print the differential verifier's report of one spec; 1 when a target disagrees."""
     from .runtime.spec_loading import cache_root
     from .verify import resolve, verify
-    cls, label = resolve(path)
-    report = verify(cls, label, cache_root() / "cuda-host")
+    cls, label, covered = resolve(path)
+    report = verify(cls, label, covered, cache_root() / "cuda-host")
     for line in report.lines():
         print(line)
     return int(report.failed)
+
+
+def _fuzz(args):
+    import tempfile
+    from .verify import batch
+    count = 3000 if args.long else args.count
+    with tempfile.TemporaryDirectory(prefix="optforge-fuzz-") as temporary:
+        folder = args.keep or Path(temporary)
+        paths = batch.write_specs(range(args.seed, args.seed + count), folder / "specs")
+        failed = 0
+        for path, report in batch.verify_batch(paths, folder / "build"):
+            if report.failed:
+                failed += 1
+                print("\n".join(report.lines()))
+                print(path.read_text(encoding="utf-8"))
+    print(f"{count} random specs (seeds {args.seed}..{args.seed + count - 1}): {failed} with a disagreement")
+    return 1 if failed else 0
 
 
 def _demo(args):

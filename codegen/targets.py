@@ -32,36 +32,68 @@ class Gap:
     col: int | None
 
 
+# Functions each target takes from its own math library (NumPy's SIMD loops, libm, CUDA's
+# intrinsics), which round differently in the last bit; +, -, *, /, sqrt and the rest are
+# correctly rounded IEEE operations everywhere.
+LIBRARY_FUNCTIONS = ("exp", "log", "pow")
+
+
 @dataclass(frozen=True)
 class Coverage:
     gap: Gap | None         # None: every target has kernels
+    inexact: str = ""       # why the kernels' results may differ from step's in the last bits
 
     @property
     def targets(self):
         return (NUMPY,) if self.gap else TARGETS
 
+    @property
+    def exact(self):
+        """Whether every target computes step's float32/float64 results bit for bit."""
+        return not self.inexact
+
     def describe(self):
         """What `optforge check` prints after "targets: "."""
         if self.gap is None:
-            return ", ".join(TARGETS)
+            agreement = "bit for bit" if self.exact else f"to a few ulps: {self.inexact}"
+            return f"{', '.join(TARGETS)} ({agreement})"
         return (f"{NUMPY} only, no {NATIVE} or {CUDA} kernels: {self.gap.reason} "
                 "(fused_step runs the NumPy code)")
 
 
 def coverage(rule, analysis):
     """The targets of a rule (`Coverage`), decided over every variant."""
-    if rule.matrix:
-        for variant in analysis.variants.values():
+    if rule.matrix:     # stage kernels between the same NumPy library calls
+        programs = [lower(variant, rule) for variant in analysis.variants.values()]
+        for program in programs:
             try:
-                split(lower(variant, rule))
+                split(program)
             except Unsupported as err:
                 return Coverage(_gap(rule, f"{err} (normal() between matrix operations)", _has(Normal)))
-        return Coverage(None)
-    for variant in analysis.variants.values():
-        gap = _passes_gap(rule, lower(variant, rule))
+        used = [f for f in LIBRARY_FUNCTIONS if any(v.op == f for p in programs for v in p.code)]
+        return Coverage(None, _library_text(used) if used else "")
+    programs = [lower(variant, rule) for variant in analysis.variants.values()]
+    for program in programs:
+        gap = _passes_gap(rule, program)
         if gap is not None:
             return Coverage(gap)
-    return Coverage(None)
+    return Coverage(None, _inexact(programs))
+
+
+def _library_text(used):
+    return f"each target's math library rounds {', '.join(used)} its own way"
+
+
+def _inexact(programs):
+    """Why an element-wise rule's kernels may round otherwise than its NumPy code ("" if not)."""
+    ops = {v.op for program in programs for v in program.code}
+    reasons = []
+    if ops & set(REDUCTIONS) or any(v.shape in (ROWS, DEVICE) for p in programs for v in p.inputs.values()):
+        reasons.append("reductions are summed in double in another order than NumPy's")
+    used = [f for f in LIBRARY_FUNCTIONS if f in ops]
+    if used:
+        reasons.append(_library_text(used))
+    return "; ".join(reasons)
 
 
 def has_kernels(rule, analysis):

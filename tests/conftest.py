@@ -22,6 +22,11 @@ class _RootIsAPlainDirectory:
         return None
 
 
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="the long runs: 3000 random specs through the differential verifier (300 without)")
+
+
 def pytest_configure(config):
     config.pluginmanager.register(_RootIsAPlainDirectory(), "optforge-root-directory")
 

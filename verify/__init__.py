@@ -12,19 +12,29 @@ from .verifier import Report, verify
 __all__ = ["Report", "resolve", "verify"]
 
 
-def resolve(path):
-    """(optimizer class, label) of a spec file: a spec under the installed specs/ folder is
-    its committed generated code (the registered class of its flavor and name); any other
-    file goes through optforge.load_spec (not registered)."""
-    from ..codegen.loader import load_rule
+def resolve(path, covered=None):
+    """(optimizer class, label, `codegen.targets.Coverage`) of a spec file: a spec under the
+    installed specs/ folder is its committed generated code (the registered class of its
+    flavor and name); any other file goes through optforge.load_spec (not registered).
+    `covered`: the spec's coverage when already known (then no sympy runs here)."""
     from ..runtime import registry
     from ..runtime.spec_loading import load_spec
     path = Path(path)
-    rule = load_rule(path)
     shipped = Path(__file__).resolve().parent.parent / "specs"
-    try:
-        path.resolve().relative_to(shipped)
+    if path.resolve().is_relative_to(shipped):
+        rule, covered = coverage_of(path)
         cls = registry.lookup(rule.key, rule.flavor)
-    except (ValueError, KeyError):
+    else:
+        if covered is None:
+            covered = coverage_of(path)[1]
         cls = load_spec(path, register=False)
-    return cls, f"{path} ({rule.name}, {rule.flavor})"
+    return cls, f"{path} ({cls.SPEC['name']}, {cls.SPEC['flavor']})", covered
+
+
+def coverage_of(path):
+    """(Rule, Coverage) of a spec file (runs the generator's front end)."""
+    from ..codegen.analysis import analyse
+    from ..codegen.loader import load_rule
+    from ..codegen.targets import coverage
+    rule = load_rule(path)
+    return rule, coverage(rule, analyse(rule))

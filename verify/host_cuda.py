@@ -110,6 +110,22 @@ def build(source, include, out_dir, header=None):
     return target
 
 
+def build_together(sources, include, out_dir, header=None):
+    """Compile several sources (all sharing `include`'s optforge.cuh; their kernels named apart
+    by their rules) as one translation unit into one library: one compiler start and one
+    pass over the headers for all. Returns its path."""
+    sources = sorted(Path(s).resolve() for s in sources)
+    name = _digest(*(s.read_bytes() for s in sources), (Path(include) / "optforge.cuh").read_bytes(),
+                   SHIM.read_bytes(), " ".join(FLAGS).encode(), compiler_version().encode())
+    target = Path(out_dir) / f"together-{name}.so"
+    if not target.exists():
+        unit = Path(out_dir) / f"together-{name}.cpp"
+        unit.write_text("".join(f'#include "{s}"\n' for s in sources))
+        _compile([*FLAGS, "-include", str(header or SHIM), f"-I{include}", "-x", "c++", str(unit)],
+                 target, f"{len(sources)} sources together")
+    return target
+
+
 def build_all(sources, include, out_dir, workers=2, prune=False):
     """build() every source; sources that need compiling share one precompiled header.
     prune: then delete every other library and header in out_dir (left by older sources)."""

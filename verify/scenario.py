@@ -8,6 +8,7 @@ the schedule. The schedule changes the learning rate every step, keeps weight de
 bound, at none and at another bound, and starts from `begin_num_update` = 3, so that
 `t` runs 4, 5, 6, 7.
 """
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -83,15 +84,20 @@ def _candidates(meta):
 
 def settings(spec, limit=48):
     """Hyperparameter settings to try: the defaults, then each hyperparameter changed alone,
-    then pairs of changes (conditions that combine), at most `limit` in all."""
+    then combinations of changes (conditions that combine: every combination when there are
+    few, else a seeded sample), at most `limit` in all."""
     metas = [m for m in spec["hyperparameters"] if m["default"] is not None or m.get("optional")]
     base = {m["name"]: m["default"] for m in metas}
-    singles = [(m["name"], v) for m in metas for v in _candidates(m)]
+    options = [[m["default"]] + _candidates(m) for m in metas]
     out = [dict(base)]
-    for name, value in singles:
-        out.append(dict(base, **{name: value}))
-    for k, (a, va) in enumerate(singles):
-        for b, vb in singles[k + 1:]:
-            if a != b:
-                out.append(dict(base, **{a: va, b: vb}))
+    for m, values in zip(metas, options):
+        out += [dict(base, **{m["name"]: v}) for v in values[1:]]
+    total = math.prod(len(v) for v in options)
+    rng = np.random.default_rng(len(metas))
+    combos = itertools.product(*options) if total <= 4 * limit else \
+        (tuple(values[rng.integers(len(values))] for values in options) for _ in range(4 * limit))
+    for combo in combos:
+        setting = dict(zip(base, combo))
+        if setting not in out:
+            out.append(setting)
     return out[:limit]

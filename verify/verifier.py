@@ -12,13 +12,16 @@ the schedule runs through
 - optforge.torch on CPU tensors, against `step` run with what torch passes (no rescaling,
   no clipping, t from 1).
 
-What counts as equal (docs/architecture.md, "Verification"): element-wise rules and matrix
+What counts as equal (`codegen.targets.Coverage.exact`): element-wise rules and matrix
 rules compute the same three-address code with the same correctly rounded operations on
 every target, so their float32/float64 results are compared bit for bit (NaN equal to
-NaN). Rules whose kernels reduce (norms, row means, per-tensor and per-row states) sum in
-double in another order than NumPy's pairwise sums in the array's precision; their norms
-differ in the last bits and a step multiplies or divides by them, so each array is
-compared within `ULPS` units in the last place of its largest magnitude.
+NaN). Two things round otherwise: reductions in element-wise kernels (norms, row means,
+per-tensor and per-row states) are summed in double in another order than NumPy's
+pairwise sums in the array's precision, and exp, log and non-integer powers come from
+each target's math library (NumPy's SIMD loops, libm, CUDA's), which differ in the last
+bit. Such rules' arrays are compared within `ULPS` units in the last place of each
+array's largest magnitude: a few ulps per step, compounded over the schedule's steps,
+far below what a wrong formula, pass or operand moves (percents).
 """
 import contextlib
 import functools
@@ -30,7 +33,7 @@ import numpy as np
 
 from . import runs, scenario
 
-ULPS = 64           # tolerance of rules with reductions, in ulps of an array's largest magnitude
+ULPS = 64           # tolerance of inexact rules, in ulps of an array's largest magnitude
 SEED = 20261207
 
 
@@ -51,10 +54,12 @@ class Outcome:
 class Report:
     label: str
     exact: bool
+    inexact: str = ""
     outcomes: list = field(default_factory=list)
     variants: set = field(default_factory=set)
     all_variants: tuple = ()
     settings: int = 0
+    shapes: tuple = ()
     refused: list = field(default_factory=list)
 
     @property
@@ -62,11 +67,12 @@ class Report:
         return any(o.failed for o in self.outcomes)
 
     def lines(self):
-        kind = "bit for bit" if self.exact else f"within {ULPS} ulps (reductions)"
+        kind = "bit for bit" if self.exact else f"within {ULPS} ulps ({self.inexact})"
         reached = f"{len(self.variants & set(self.all_variants))} of {len(self.all_variants)} variants"
         unreached = sorted(set(self.all_variants) - self.variants)
-        out = [f"{self.label}: {self.settings} setting(s), {reached} reached"
-               + (f" (not reached: {', '.join(unreached)})" if unreached else "")
+        out = [f"{self.label}: {self.settings} setting(s), {len(self.shapes)} shapes, {reached} reached"
+               + (f" (not reached: {', '.join(unreached[:3])}{', ...' if len(unreached) > 3 else ''})"
+                  if unreached else "")
                + f"; compared {kind} with step"]
         width = max((len(o.target) for o in self.outcomes), default=0)
         for o in self.outcomes:
@@ -146,42 +152,26 @@ def _max_diff(g, w):
     return float(np.nanmax(d)) if d.size and not np.isnan(d).all() else math.nan
 
 
-def reduces(cls):
-    """Whether a rule's kernels sum in another order than NumPy: element-wise rules with
-    passes (norms, row means, per-tensor or per-row states)."""
-    if cls.SPEC.get("matrix"):
-        return False
-    from ..runtime.backends import cuda_launch
-    try:
-        meta = cuda_launch.metadata(cls._module)
-    except ModuleNotFoundError:
-        return False
-    return any(v["passes"] for v in meta.VARIANTS.values())
-
-
-def _kernels(cls):
-    """Whether the rule has native CPU kernels (element-wise or matrix stage kernels)."""
-    from ..runtime.backends import native
-    module = cls._module
-    if cls.SPEC.get("matrix"):
-        return all("stages" in v for v in module.VARIANTS.values())
-    return native.has_kernels(module)
-
-
-def verify(cls, label, folder, cuda=True, large=False, torch=True, dtypes=scenario.DTYPES, quick=False):
-    """A `Report` of every target of `cls` (an optimizer class built from a spec).
-    folder: where host builds of CUDA sources are kept; cuda=False: that target is not run.
-    quick: fewer settings (the random-spec batch)."""
+def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtypes=scenario.DTYPES,
+           quick=False, device=None):
+    """A `Report` of every target of `cls` (an optimizer class built from a spec; `covered`:
+    its `codegen.targets.Coverage`, which says whether its targets agree bit for bit).
+    folder: where host builds of CUDA sources are kept; cuda=False: that target is not run;
+    device: `host_device.HostLibraries` already built (the random-spec batch). quick: fewer
+    settings (the random-spec batch)."""
     spec = cls.SPEC
-    exact = not reduces(cls)
-    report = Report(label, exact, all_variants=tuple(cls._module.VARIANTS))
-    shapes = scenario.shapes_for(spec, large)
+    exact = covered.exact
+    report = Report(label, exact, covered.inexact,
+                    all_variants=tuple(v["name"] for v in cls._module.VARIANTS.values()))
+    shapes = _accepted_shapes(cls, scenario.shapes_for(spec, large), report)
+    report.shapes = shapes
     chosen = _choose_settings(cls, shapes, report, limit=6 if quick else 48)
     report.settings = len(chosen)
-    has_kernels = _kernels(cls)
+    has_kernels = covered.gap is None
     targets = [("native CPU, one update per parameter", dict(fused=True, multi=False)),
                ("native CPU, one update for all", dict(fused=True, multi=True))]
-    device = _host_device(folder) if cuda else None
+    if device is None:
+        device = _host_device(folder) if cuda else None
     noise = contextlib.nullcontext
     if has_kernels and any(v.get("noise") for v in cls._module.VARIANTS.values()):
         # the kernels draw Philox numbers, step NumPy's generator: the reference of the fused
@@ -275,8 +265,22 @@ def _choose_settings(cls, shapes, report, limit):
         if not chosen or result.variants - reached:
             chosen.append(hyper)
             reached |= result.variants
-    report.variants = reached
+    report.variants = {cls._module.VARIANTS[key]["name"] for key in reached}
     return chosen
+
+
+def _accepted_shapes(cls, shapes, report):
+    """The shapes whose states the rule creates (row and column states need an axis;
+    `requires` may ask for a rank); the others are listed in the report."""
+    accepted = []
+    for shape in shapes:
+        try:
+            cls().create_state(0, np.zeros(shape, np.float64))
+        except ValueError as err:
+            report.refused.append(f"shape {shape}: {err}")
+            continue
+        accepted.append(shape)
+    return tuple(accepted)
 
 
 def _host_device(folder):

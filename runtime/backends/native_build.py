@@ -200,17 +200,22 @@ def _compile(compiler_path, source_path, text, header, kernel):
         return target.read_bytes()
 
 
-def library_path(source_path, kernel=None):
-    """(key, path) of the compiled library of one kernel of a generated .cpp file (None:
-    the whole file): built if absent or corrupt, under a lock shared with every other
-    process using the same cache."""
-    source_path = Path(source_path)
+def _identify(source_path, kernel):
+    """(compiler, source text, header text, cache key) of one kernel of a generated source."""
     compiler_path = compiler()
     source = source_path.read_text(encoding="utf-8")
     if kernel is not None and f"#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_{kernel})\n" not in source:
         raise ValueError(f"{source_path} has no kernel {kernel!r}")
     header = header_path(source_path).read_text(encoding="utf-8")
-    key = key_of(source, header, compiler_path, kernel)
+    return compiler_path, source, header, key_of(source, header, compiler_path, kernel)
+
+
+def library_path(source_path, kernel=None):
+    """(key, path) of the compiled library of one kernel of a generated .cpp file (None:
+    the whole file): built if absent or corrupt, under a lock shared with every other
+    process using the same cache."""
+    source_path = Path(source_path)
+    compiler_path, source, header, key = _identify(source_path, kernel)
     folder = cache_dir()
     library, checksum = folder / f"{key}.so", folder / f"{key}.sha256"
     if _valid(library, checksum):
@@ -232,10 +237,39 @@ def library_path(source_path, kernel=None):
 def load(source_path, kernel=None):
     """The ctypes library of one kernel of a generated .cpp file (None: the whole file),
     compiled and cached on first use."""
-    key, path = library_path(source_path, kernel)
+    key = _identify(Path(source_path), kernel)[3]
     lib = _LIBRARIES.get(key)
     if lib is None:
-        lib = _open(path)
+        key, path = library_path(source_path, kernel)
+        lib = _LIBRARIES[key] = _open(path)
+    return lib
+
+
+def load_together(items, folder):
+    """Compile kernels of several generated sources ([(source path, kernel)]) in one compiler
+    run into one library in `folder`, loaded in this process, so that `load` finds each of
+    them there: one compiler start and one pass over the headers for all (for checks that
+    build many small rules, such as the random-spec verifier). The sources' own names keep
+    their kernels apart; nothing goes into the disk cache. Returns the library."""
+    items = [(Path(source).resolve(), kernel) for source, kernel in items]
+    identified = [_identify(source, kernel) for source, kernel in items]
+    compiler_path = identified[0][0]
+    headers = {header_path(source) for source, _ in items}
+    if len(headers) != 1 or any(i[0] != compiler_path for i in identified):
+        raise ValueError("load_together builds sources that share one header and compiler")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256("\0".join(i[3] for i in identified).encode()).hexdigest()[:20]
+    unit, target = folder / f"together-{digest}.cpp", folder / f"together-{digest}.so"
+    sources = sorted({source for source, _ in items})
+    unit.write_text("".join(f'#include "{source}"\n' for source in sources), encoding="utf-8")
+    defines = ["-DOM_ONE_KERNEL"] + sorted({f"-DOM_KERNEL_{kernel}" for _, kernel in items})
+    command = [compiler_path, *FLAGS, *defines, f"-I{headers.pop().parent}", str(unit), "-o", str(target)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{compiler_path} failed to compile {len(sources)} sources together:\n{result.stderr}")
+    lib = _open(target)
+    for (_, _, _, key) in identified:
         _LIBRARIES[key] = lib
     return lib
 

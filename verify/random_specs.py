@@ -1,0 +1,329 @@
+"""Random valid specs over the whole grammar, for the differential verifier.
+
+`generate(seed)` returns the TOML text of one spec, a deterministic function of the seed.
+Each spec is one of the rule kinds the language has, with its statements drawn at random:
+
+- element-wise: chains of every element-wise function (arithmetic, small powers, sqrt, exp,
+  log, abs, sign, maximum, minimum, both clips, where) over the gradient, the weight, states
+  of every init and dtype, hyperparameters of every type (float, int, bool, enum,
+  optional), `if`/`else` on host conditions (hyperparameters, t, host scalar states),
+  literal loops, states that exist under a `when`, and noise;
+- reductions: whole-tensor norms read before and after the states they feed, per-tensor
+  scalar states (device scalars) read before the pass that rewrites them, row means and
+  row states;
+- matrix rules: products, transposes, row and column means, row and column states, scalar
+  states, loops counted by an int hyperparameter, both matrix views, booleans between stages;
+- modes: `[modes]` train/eval weight switches.
+
+Values stay bounded whatever the data: every state is a convex mix of its old value and a
+squashed term (`x / (1 + abs(x))`, clipped or bounded functions), and the weight moves by
+lr times a bounded term, so a disagreement the verifier reports is a real one, not
+overflow. Every generated spec must load: `tests/test_random_specs.py` runs a seeded batch.
+"""
+import random
+
+UNARY = ("sqrt(abs({x}))", "exp(-abs({x}))", "log(1 + abs({x}))", "abs({x})", "sign({x})", "({x}) ** 2",
+         "({x}) ** 3 / (1 + ({x}) ** 2)", "clip({x}, 0.7)", "clip({x}, -0.5, 0.9)", "-({x})")
+BINARY = ("{a} + {b}", "{a} - {b}", "{a} * {b}", "{a} / (abs({b}) + 1)", "maximum({a}, {b})", "minimum({a}, {b})",
+          "where({a} > {b}, {a}, {b})", "where({a} < 0, {b}, {a})")
+
+
+class Builder:
+    """One spec's hyperparameters, states and statements, drawn from `rng`."""
+
+    def __init__(self, rng, name):
+        self.rng = rng
+        self.name = name
+        self.hyper = {}         # name -> TOML value text
+        self.states = {}        # name -> TOML value text
+        self.lines = []         # update block lines
+        self.tensors = ["grad", "weight"]
+        self.host = ["lr"]      # host values readable in expressions
+        self.fractions = []     # host values in [0, 1)
+        self.extra = []         # top-level keys before `update`
+        self.tables = []        # extra tables after [states]
+        self.counter = 0
+
+    # -- names ------------------------------------------------------------------------
+    def fresh(self, prefix):
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def fraction(self):
+        """A hyperparameter in [0, 1) (a decay rate)."""
+        name = self.fresh("b")
+        self.hyper[name] = f'{{ default = {self.rng.choice([0.5, 0.8, 0.9, 0.95])}, range = "[0, 1)" }}'
+        self.fractions.append(name)
+        self.host.append(name)
+        return name
+
+    def positive(self):
+        name = self.fresh("c")
+        self.hyper[name] = f'{{ default = {self.rng.choice([0.1, 0.5, 1.0, 2.0])}, range = "(0, 10]" }}'
+        self.host.append(name)
+        return name
+
+    # -- expressions ------------------------------------------------------------------
+    def leaf(self):
+        return self.rng.choice(self.tensors)
+
+    def expr(self, depth=2):
+        """A tensor expression of bounded depth over the readable tensors and host values."""
+        r = self.rng.random()
+        if depth == 0 or r < 0.2:
+            x = self.leaf()
+            if self.rng.random() < 0.3:
+                return f"{self.rng.choice(self.host)} * {x}"
+            return x
+        if r < 0.5:
+            return self.rng.choice(UNARY).format(x=self.expr(depth - 1))
+        return "(" + self.rng.choice(BINARY).format(a=self.expr(depth - 1), b=self.expr(depth - 1)) + ")"
+
+    def squashed(self, depth=2):
+        x = self.expr(depth)
+        return f"{x} / (1 + abs({x}))" if self.rng.random() < 0.7 else f"clip({x}, 1.0)"
+
+    def assign(self, target, value, indent=""):
+        self.lines.append(f"{indent}{target} = {value}")
+
+    def local(self, indent=""):
+        name = self.fresh("u")
+        self.assign(name, self.squashed(), indent)
+        self.tensors.append(name)
+        return name
+
+    # -- pieces -----------------------------------------------------------------------
+    def gradient_line(self):
+        if self.rng.random() < 0.8:
+            self.assign("grad", "clip(grad * rescale_grad, clip_gradient) + wd * weight")
+        else:
+            self.assign("grad", "clip(grad * rescale_grad + wd * weight, clip_gradient)")
+
+    def tensor_state(self):
+        name = self.fresh("s")
+        init = self.rng.choice(['"zeros"', '"weight"', '{ init = "zeros", dtype = "float32" }'])
+        self.states[name] = init
+        b = self.rng.choice(self.fractions) if self.fractions and self.rng.random() < 0.5 else self.fraction()
+        if self.rng.random() < 0.5:      # read before it is written
+            self.tensors.append(name)
+        self.assign(name, f"{b} * {name} + (1 - {b}) * ({self.squashed()})")
+        if name not in self.tensors:
+            self.tensors.append(name)
+        return name
+
+    def host_scalar_state(self):
+        name = self.fresh("h")
+        self.states[name] = f"{{ init = {self.rng.choice([0.0, 1.0])} }}"
+        b = self.fraction()
+        self.host.append(name)
+        self.assign(name, f"{b} * {name} + (1 - {b})")
+        return name
+
+    def weight_line(self, step=None):
+        step = step or self.squashed()
+        self.assign("weight", f"weight - lr * ({step})")
+
+    def if_block(self):
+        """An if/else on a host condition, each branch assigning the same local."""
+        choices = [f"t > {self.rng.choice([4, 5, 6])}", f"t % 2 == 0"]
+        flag = self.fresh("f")
+        self.hyper[flag] = f"{{ default = {self.rng.choice(['true', 'false'])} }}"
+        choices += [flag, f"not {flag}"]
+        mode = self.fresh("m")
+        self.hyper[mode] = '{ default = "x", choices = ["x", "y"] }'
+        choices.append(f'{mode} == "y"')
+        if self.host[1:]:
+            choices.append(f"{self.rng.choice(self.host[1:])} > 0.3")
+        condition = self.rng.choice(choices)
+        name = self.fresh("u")
+        self.lines.append(f"if {condition}:")
+        self.assign(name, self.squashed(), "    ")
+        self.lines.append("else:")
+        self.assign(name, self.squashed(), "    ")
+        self.tensors.append(name)
+
+    def optional_clip(self):
+        name = self.fresh("o")
+        self.hyper[name] = '{ optional = true, range = "[0, inf)" }'
+        local = self.fresh("u")
+        self.assign(local, f"clip({self.expr(1)}, {name})")
+        self.tensors.append(local)
+        if self.rng.random() < 0.5:
+            self.lines.append(f"if {name} is not None:")
+            self.assign(local, f"{local} * {name} / (1 + {name})", "    ")
+
+    def loop(self):
+        name = self.fresh("u")
+        self.assign(name, self.squashed(1))
+        self.lines.append(f"for _ in range({self.rng.choice([1, 2, 3])}):")
+        self.assign(name, f"0.5 * {name} + 0.5 * ({name}) / (1 + abs({name}))", "    ")
+        self.tensors.append(name)
+
+    def when_state(self):
+        b = self.fresh("k")
+        self.hyper[b] = f'{{ default = {self.rng.choice([0.0, 0.9])}, range = "[0, 1)" }}'
+        name = self.fresh("s")
+        self.states[name] = f'{{ init = "zeros", when = "{b} != 0" }}'
+        step = self.fresh("u")
+        self.assign(step, self.squashed(1))
+        self.lines.append(f"if {b} != 0:")
+        self.assign(name, f"{b} * {name} + {step}", "    ")
+        self.assign(step, f"{name} / (1 + abs({name}))", "    ")
+        self.tensors.append(step)
+
+    def noise(self):
+        self.hyper["seed"] = '{ default = 0, type = "int", range = "[0, inf)" }'
+        return f"normal(0, {self.rng.choice([0.01, 0.1])} * lr)"
+
+    def norm_pieces(self):
+        """Norms read by the weight update, before or after a device scalar state they feed."""
+        n = self.fresh("n")
+        self.assign(n, f"norm({self.rng.choice(self.tensors)})")
+        pieces = [f"{self.squashed(1)} / ({n} + 1)"]
+        if self.rng.random() < 0.6:
+            v = self.fresh("v")
+            self.states[v] = f"{{ init = {self.rng.choice([0.0, 1.0])} }}"
+            b = self.fraction()
+            before = self.rng.random() < 0.5
+            if before:     # the old value is read: a pass before the one that rewrites it
+                pieces.append(f"{v} * {self.squashed(1)}")
+            self.assign(v, f"{b} * {v} + (1 - {b}) * {n} / (1 + {n})")
+            if not before:
+                pieces.append(f"{v} * {self.squashed(1)}")
+        if self.rng.random() < 0.4:    # a second norm, of a value computed from the first
+            m = self.fresh("n")
+            self.assign(m, f"norm({pieces[0]})")
+            pieces.append(f"{self.squashed(1)} * {m} / (1 + {m})")
+        return pieces
+
+    def row_pieces(self):
+        r = self.fresh("r")
+        self.states[r] = '{ init = "zeros", shape = "rows" }'
+        b = self.fraction()
+        before = self.rng.random() < 0.5
+        pieces = []
+        if before:
+            pieces.append(f"{self.squashed(1)} / (sqrt({r}) + 1)")
+        self.assign(r, f"{b} * {r} + (1 - {b}) * row_mean(grad * grad)")
+        if not before:
+            pieces.append(f"{self.squashed(1)} / (sqrt({r}) + 1)")
+        if self.rng.random() < 0.5:
+            pieces.append(f"(grad - row_mean(grad)) / (1 + abs(grad))")
+        return pieces
+
+
+def _elementwise(b, reductions):
+    b.gradient_line()
+    for _ in range(b.rng.randint(0, 2)):
+        b.tensor_state()
+    steps = []
+    features = ["if", "optional", "loop", "when", "host", "where", "noise"]
+    for feature in b.rng.sample(features, b.rng.randint(1, 3)):
+        if feature == "if":
+            b.if_block()
+        elif feature == "optional":
+            b.optional_clip()
+        elif feature == "loop":
+            b.loop()
+        elif feature == "when":
+            b.when_state()
+        elif feature == "host":
+            h = b.host_scalar_state()
+            steps.append(f"{h} * {b.leaf()} / (1 + abs({b.leaf()}))")
+        elif feature == "noise" and not reductions:
+            steps.append(b.noise())
+    if reductions == "norm":
+        steps += b.norm_pieces()
+    elif reductions == "rows":
+        steps += b.row_pieces()
+    steps.append(b.squashed())
+    b.weight_line(" + ".join(f"({s})" for s in steps))
+
+
+def _matrix(b):
+    view = b.rng.choice(["first_rest", "last_two"])
+    b.extra.append(f'matrix = "{view}"')
+    b.gradient_line()
+    m = b.fresh("x")
+    kind = b.rng.choice(["gram", "cols", "rows", "loop"])
+    if kind == "gram":
+        b.assign(m, f"matmul(grad, transpose(grad))")
+        b.assign(m, f"{m} / (norm({m}) + 1)")
+        u = f"matmul({m}, grad)"
+    elif kind == "cols":
+        c = b.fresh("c")
+        b.states[c] = '{ init = "zeros", shape = "cols" }'
+        f = b.fraction()
+        b.assign(c, f"{f} * {c} + (1 - {f}) * col_mean(grad * grad)")
+        chan = b.fresh("q")
+        b.assign(chan, f"col_mean(grad) > 0")       # a boolean read by a later stage
+        u = f"where({chan}, grad / (sqrt({c}) + 1), grad / (sqrt({c}) + 2))"
+    elif kind == "rows":
+        r = b.fresh("r")
+        b.states[r] = '{ init = "zeros", shape = "rows" }'
+        f = b.fraction()
+        b.assign(r, f"{f} * {r} + (1 - {f}) * row_mean(grad * grad)")
+        u = f"grad / (sqrt({r}) + 1)"
+    else:
+        k = b.fresh("k")
+        b.hyper[k] = f'{{ default = {b.rng.choice([1, 2, 3])}, type = "int", range = "[0, 5]" }}'
+        b.assign(m, "grad / (norm(grad) + 1)")
+        b.lines.append(f"for _ in range({k}):")
+        b.assign(m, f"1.5 * {m} - 0.5 * matmul(matmul({m}, transpose({m})), {m})", "    ")
+        u = m
+    if view == "first_rest" and b.rng.random() < 0.5:
+        v = b.fresh("v")
+        b.states[v] = "{ init = 0.0 }"
+        f = b.fraction()
+        b.assign(v, f"{f} * {v} + (1 - {f}) * col_mean(row_mean(abs(grad)))")
+        u = f"({u}) * (1 + {v})"
+    b.weight_line(f"({u}) / (1 + abs({u}))")
+
+
+def _modes(b):
+    f = b.fraction()
+    b.states["z"] = '"weight"'
+    b.states["xa"] = '"weight"'
+    b.gradient_line()
+    b.assign("z", f"z - lr * ({b.squashed()})")
+    b.assign("xa", f"{f} * xa + (1 - {f}) * z")
+    b.assign("weight", f"{f} * xa + (1 - {f}) * z")
+    b.tables.append(f'[modes]\ntrain = "weight = {f} * xa + (1 - {f}) * z"\neval = "weight = xa"')
+
+
+KINDS = ("elementwise", "norm", "rows", "matrix", "modes")
+
+
+def generate(seed):
+    """The TOML text of one valid random spec (class name `Rand<seed>`)."""
+    rng = random.Random(seed)
+    name = f"Rand{seed}"
+    b = Builder(rng, name)
+    kind = KINDS[seed % len(KINDS)] if rng.random() < 0.8 else rng.choice(KINDS)
+    if kind == "matrix":
+        _matrix(b)
+    elif kind == "modes":
+        _modes(b)
+    else:
+        _elementwise(b, {"norm": "norm", "rows": "rows"}.get(kind))
+    return render(b, kind)
+
+
+def render(b, kind):
+    text = [f'name = "{b.name}"', f'summary = "A random {kind} rule (seeded) for the differential verifier."']
+    text += b.extra
+    text.append('update = """')
+    text += b.lines
+    text.append('"""')
+    text.append("")
+    text.append("[hyperparameters]")
+    text.append(f"learning_rate = {b.rng.choice([0.1, 0.05])}")
+    text += [f"{k} = {v}" for k, v in b.hyper.items()]
+    if b.states:
+        text.append("")
+        text.append("[states]")
+        text += [f"{k} = {v}" for k, v in b.states.items()]
+    for table in b.tables:
+        text.append("")
+        text.append(table)
+    return "\n".join(text) + "\n"
