@@ -176,21 +176,31 @@ class Builder:
         return f"normal(0, {self.rng.choice([0.01, 0.1])} * lr)"
 
     def norm_pieces(self):
-        """Norms read by the weight update, before or after a device scalar state they feed."""
+        """Norms read by the weight update or by states, before or after a device scalar
+        state they feed; outputs that read no norm land in an earlier pass than the norm's."""
         n = self.fresh("n")
         self.assign(n, f"norm({self.rng.choice(self.tensors)})")
-        pieces = [f"{self.squashed(1)} / ({n} + 1)"]
-        if self.rng.random() < 0.6:
+        pieces = [f"{self.squashed(1)} / ({n} + 1)"] if self.rng.random() < 0.6 else []
+        if self.rng.random() < 0.7:
             v = self.fresh("v")
             self.states[v] = f"{{ init = {self.rng.choice([0.0, 1.0])} }}"
             b = self.fraction()
-            before = self.rng.random() < 0.5
-            if before:     # the old value is read: a pass before the one that rewrites it
+            before = self.rng.random() < 0.6
+            if before:     # the old value is read, by the weight or by a state of an earlier pass
+                if self.rng.random() < 0.5:
+                    s = self.fresh("s")
+                    self.states[s] = '"zeros"'
+                    self.assign(s, f"{b} * {s} + (1 - {b}) * {v} * ({self.squashed(1)})")
+                    self.tensors.append(s)
+                    if self.rng.random() < 0.5:     # a norm of that state: a second pass
+                        m = self.fresh("n")
+                        self.assign(m, f"norm({s})")
+                        n = f"({n} + {m})"
                 pieces.append(f"{v} * {self.squashed(1)}")
             self.assign(v, f"{b} * {v} + (1 - {b}) * {n} / (1 + {n})")
             if not before:
                 pieces.append(f"{v} * {self.squashed(1)}")
-        if self.rng.random() < 0.4:    # a second norm, of a value computed from the first
+        if pieces and self.rng.random() < 0.4:    # a norm of a value computed from the first
             m = self.fresh("n")
             self.assign(m, f"norm({pieces[0]})")
             pieces.append(f"{self.squashed(1)} * {m} / (1 + {m})")
@@ -200,9 +210,14 @@ class Builder:
         r = self.fresh("r")
         self.states[r] = '{ init = "zeros", shape = "rows" }'
         b = self.fraction()
-        before = self.rng.random() < 0.5
+        before = self.rng.random() < 0.6
         pieces = []
         if before:
+            if self.rng.random() < 0.5:     # a state of an earlier pass reads the old row value
+                s = self.fresh("s")
+                self.states[s] = '"zeros"'
+                self.assign(s, f"{b} * {s} + (1 - {b}) * ({self.squashed(1)}) / (sqrt({r}) + 1)")
+                self.tensors.append(s)
             pieces.append(f"{self.squashed(1)} / (sqrt({r}) + 1)")
         self.assign(r, f"{b} * {r} + (1 - {b}) * row_mean(grad * grad)")
         if not before:
