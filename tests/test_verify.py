@@ -247,9 +247,17 @@ def test_the_random_batch_reaches_every_construct(random_batch):
 SHIPPED = sorted((Path(optforge.__path__[0]) / "specs").rglob("*.toml"))
 
 
+@pytest.fixture(scope="module")
+def shipped_batch(request, tmp_path_factory):
+    """The verifier's reports of every shipped spec (float32 and float64, every reachable
+    variant, a tensor across the kernels' chunks); host CUDA builds shared with the tests'."""
+    cuda_host.need(cuda_host.compiler(), "g++")
+    folder = cuda_host.cache_folder(request.config, tmp_path_factory)
+    return dict(batch.verify_batch(SHIPPED, folder, dtypes=("float32", "float64"), quick=False, large=True))
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=[f"{p.parent.name}-{p.stem}" for p in SHIPPED])
-def test_every_shipped_spec_computes_the_same_on_every_target(path, folder):
-    cls, label, covered = resolve(path)
-    report = verify(cls, label, covered, folder, large=True)
+def test_every_shipped_spec_computes_the_same_on_every_target(path, shipped_batch):
+    report = shipped_batch[path]
     assert_agrees(report)
     assert report.variants, "\n".join(report.lines())

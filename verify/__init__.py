@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .verifier import Report, verify
 
-__all__ = ["Report", "resolve", "verify"]
+__all__ = ["Report", "resolve", "shipped", "verify"]
 
 
 def resolve(path, covered=None):
@@ -20,8 +20,7 @@ def resolve(path, covered=None):
     from ..runtime import registry
     from ..runtime.spec_loading import load_spec
     path = Path(path)
-    shipped = Path(__file__).resolve().parent.parent / "specs"
-    if path.resolve().is_relative_to(shipped):
+    if shipped(path):
         rule, covered = coverage_of(path)
         cls = registry.lookup(rule.key, rule.flavor)
     else:
@@ -29,6 +28,11 @@ def resolve(path, covered=None):
             covered = coverage_of(path)[1]
         cls = load_spec(path, register=False)
     return cls, f"{path} ({cls.SPEC['name']}, {cls.SPEC['flavor']})", covered
+
+
+def shipped(path):
+    """Whether a spec file is one of the installed specs/ (whose code is committed)."""
+    return Path(path).resolve().is_relative_to(Path(__file__).resolve().parent.parent / "specs")
 
 
 def coverage_of(path):

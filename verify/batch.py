@@ -2,14 +2,14 @@
 
 Verifying one small spec costs mostly compiler starts and header parses (its generated code
 through sympy, its native kernels through g++ -O3, its CUDA source through g++ for the
-host). A batch pays them once per group of specs: the code of every spec is generated in
-parallel processes (`optforge.load_spec`'s disk cache hands it to this process), the
-native kernels of a group of specs are one compiler run (`native_build.load_together`),
-their CUDA sources another (`host_cuda.build_together`), and only then does each spec
-run through `verifier.verify`.
+host). A batch pays them once per group of specs: each group runs in a worker process (one per
+core), which generates the code of its specs, builds their native kernels in one compiler
+run (`native_build.load_together`) and their CUDA sources in another
+(`host_cuda.build_together`), and only then runs each spec through `verifier.verify`.
 """
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..runtime.backends import cuda_launch, native_build
@@ -68,40 +68,42 @@ def _cuda_sources(cls):
     return [Path(meta.__file__).with_name(meta.SOURCE)]
 
 
-def verify_batch(paths, folder, dtypes=("float32",), workers=None, torch=True):
-    """[(path, Report)] of every spec file in `paths`, built together (see the module's
-    docstring); `folder` holds the batch's libraries."""
-    from . import resolve
-    folder = Path(folder)
+def verify_batch(paths, folder, dtypes=("float32",), workers=None, torch=True, quick=True, large=False):
+    """[(path, Report)] of every spec file in `paths`, in groups of `GROUP` specs, each group
+    generated, built and verified in a worker process (see the module's docstring);
+    `folder` holds the batch's libraries. `quick`, `large`, `dtypes`: see `verifier.verify`."""
+    paths = [Path(p) for p in paths]
     workers = workers or max(1, os.cpu_count() or 1)
-    with ProcessPoolExecutor(workers) as pool:
-        covered = list(pool.map(_generate, paths))
-    subjects = [(path, *resolve(path, c)) for path, c in zip(paths, covered)]
-    groups = [subjects[k:k + GROUP] for k in range(0, len(subjects), GROUP)]
+    groups = [paths[k:k + GROUP] for k in range(0, len(paths), GROUP)]
+    options = dict(dtypes=dtypes, torch=torch, quick=quick, large=large)
+    jobs = [(group, Path(folder), options) for group in groups]
+    # spawned, not forked: a forked child of a process whose OpenMP pool is running (any
+    # native kernel ran) waits forever for that pool's threads, which it does not have
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return [item for reports in pool.map(_verify_group, jobs) for item in reports]
 
-    def build_native(group):
-        items = [item for _, cls, _, covered in group if covered.gap is None for item in _native_items(cls, dtypes)]
-        if items:
-            native_build.load_together(items, folder / "native")
 
-    def build_cuda(group):
-        sources = [s for _, cls, _, covered in group if covered.gap is None for s in _cuda_sources(cls)]
-        if not sources:
-            return {}
-        library = host_cuda.build_together(sources, Path(host_cuda.__file__).parent.parent / "generated" / "cuda",
-                                           folder)
-        kernels = host_cuda.HostKernels(library)
-        return {Path(s).resolve(): kernels for s in sources}
-
-    (folder / "native").mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(workers) as pool:       # the compilers run in their own processes
-        list(pool.map(build_native, groups))
-        built = {}
-        for libraries in pool.map(build_cuda, groups):
-            built.update(libraries)
+def _verify_group(job):
+    """One group in a worker: code generated (shipped specs: their committed code), the
+    native kernels not yet in the cache and the CUDA sources each built in one compiler run,
+    then every spec verified."""
+    from . import resolve, shipped
+    paths, folder, options = job
+    folder.mkdir(parents=True, exist_ok=True)
+    subjects = [(path, *resolve(path, None if shipped(path) else _generate(path))) for path in paths]
+    items = [item for _, cls, _, covered in subjects if covered.gap is None
+             for item in _native_items(cls, options["dtypes"])]
+    items = [(source, kernel) for source, kernel in items if not native_build.cached(source, kernel)]
+    if items:
+        native_build.load_together(items, folder)
+    # shipped specs' host builds are kept per source (the tests build the same ones)
+    sources = [s for path, cls, _, covered in subjects if covered.gap is None and not shipped(path)
+               for s in _cuda_sources(cls)]
+    built = {}
+    if sources:
+        include = Path(host_cuda.__file__).resolve().parent.parent / "generated" / "cuda"
+        kernels = host_cuda.HostKernels(host_cuda.build_together(sources, include, folder))
+        built = {Path(s).resolve(): kernels for s in sources}
     device = host_device.HostLibraries(folder, prebuilt=built)
-    reports = []
-    for path, cls, label, covered in subjects:
-        reports.append((path, verify(cls, label, covered, folder, device=device, dtypes=dtypes, quick=True,
-                                     torch=torch)))
-    return reports
+    return [(path, verify(cls, label, covered, folder, device=device, **options))
+            for path, cls, label, covered in subjects]

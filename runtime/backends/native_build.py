@@ -245,6 +245,13 @@ def load(source_path, kernel=None):
     return lib
 
 
+def cached(source_path, kernel=None):
+    """Whether a kernel's library is loaded or valid in the disk cache (nothing to compile)."""
+    key = _identify(Path(source_path), kernel)[3]
+    folder = cache_dir()
+    return key in _LIBRARIES or _valid(folder / f"{key}.so", folder / f"{key}.sha256")
+
+
 def load_together(items, folder):
     """Compile kernels of several generated sources ([(source path, kernel)]) in one compiler
     run into one library in `folder`, loaded in this process, so that `load` finds each of
