@@ -27,6 +27,9 @@ CASES = [
     ("huge-in-product", spec("weight = weight - (lr * 1.5**63)**63 * grad"), "number magnitudes", 3),
     ("complex", spec(STEP + " * (-1)**0.5"), "complex", 3),
     ("int-to-str-limit", spec(STEP + " * ((10**15)**63)**64"), "number magnitudes", 3),
+    # the denominator is beyond float64: compared as integers, not converted
+    ("tiny-rational", spec(STEP + " * (10**15)**-64"), "below the limit", 3),
+    ("tiny-float", spec(STEP + " * 1e-200 * 1e-200"), "below the limit", 3),
     ("exp-overflow", spec(STEP + " * exp(1000)"), "infinite", 3),
     ("hyperparameter-update", spec(STEP, "[hyperparameters]\nupdate = 0.5\n"), "reserved", 6),
     ("hyperparameter-SPEC", spec(STEP, "[hyperparameters]\nSPEC = 0.5\n"), "reserved", 6),
