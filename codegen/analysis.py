@@ -162,7 +162,14 @@ def _host_wheres(expr, kinds, out, expansion):
 def _condition_atoms(rule):
     """Atoms of every branch condition, with host values the update computed (a rebound lr,
     a scalar state's new value) expanded into the inputs they come from, so that the
-    generated `conditions()` can evaluate them from the step's inputs alone."""
+    generated `conditions()` can evaluate them from the step's inputs alone.
+
+    A name an `if` assigns has another expansion after it in each branch taken
+    (`x = 2 * lr`, `if t > 2: x = lr`, then `if x < 0:` tests `2*lr < 0` or `lr < 0`), so the
+    walk follows paths: each holds the expansions and kinds of one way through the
+    branches so far and the atom truths that chose it (a branch those truths rule out is
+    not walked). Paths that reach the same expansions and kinds are merged, keeping the
+    truths both agree on, so straight branches over tensors cost one path."""
     atoms = []
 
     def limit(where):
@@ -171,32 +178,76 @@ def _condition_atoms(rule):
                             f"values): the limit is 2**{MAX_CONDITIONS} variants", where.path, where.line,
                             where.col)
 
-    def walk(block, kinds, expansion):
+    def branch(path, cond):
+        """(truths, taken) for each truth of the atoms of `cond` this path has not decided."""
+        own = []
+        _atoms_of(cond, own)
+        for atom in own:
+            if atom not in atoms:
+                atoms.append(atom)
+        open_atoms = [a for a in own if a not in path.truth]
+        for values in itertools.product((True, False), repeat=len(open_atoms)):
+            truth = {**path.truth, **dict(zip(open_atoms, values))}
+            yield truth, decide(cond, truth)
+
+    def walk(block, paths):
         for stmt in block:
             if isinstance(stmt, If):
-                _atoms_of(stmt.cond.xreplace(expansion), atoms)
-                limit(stmt.loc)
-                walk(stmt.body, dict(kinds), dict(expansion))
-                walk(stmt.orelse, dict(kinds), dict(expansion))
+                out = []
+                for path in paths:
+                    cond = stmt.cond.xreplace(path.expansion)
+                    taken = {True: [], False: []}
+                    for truth, value in branch(path, cond):
+                        taken[value].append(_Path(dict(path.kinds), dict(path.expansion), truth))
+                    limit(stmt.loc)
+                    if taken[True]:
+                        out += walk(stmt.body, taken[True])
+                    if taken[False]:
+                        out += walk(stmt.orelse, taken[False])
+                paths = _merge(out)
                 continue
             if isinstance(stmt, Loop):
                 for _ in range(stmt.count if isinstance(stmt.count, int) else 1):
-                    walk(stmt.body, kinds, expansion)
+                    paths = walk(stmt.body, paths)
                 continue
-            _host_wheres(stmt.expr, kinds, atoms, expansion)
-            limit(stmt.loc)
             target = sympy.Symbol(stmt.target)
-            if stmt.kind == HOST:
-                expansion[target] = stmt.expr.xreplace(expansion)
-            else:
-                expansion.pop(target, None)
-            kinds[stmt.target] = stmt.kind
-    walk(rule.statements, _input_kinds(rule), {})
+            for path in paths:
+                _host_wheres(stmt.expr, path.kinds, atoms, path.expansion)
+                limit(stmt.loc)
+                if stmt.kind == HOST:
+                    path.expansion[target] = stmt.expr.xreplace(path.expansion)
+                else:
+                    path.expansion.pop(target, None)
+                path.kinds[stmt.target] = stmt.kind
+        return paths
+    walk(rule.statements, [_Path(_input_kinds(rule), {}, {})])
     for st in rule.states:
         if st.when is not None:
             _atoms_of(st.when, atoms)
             limit(st.loc)
     return atoms
+
+
+@dataclass
+class _Path:
+    """One way through the `if`s for `_condition_atoms`."""
+
+    kinds: dict          # name -> kind
+    expansion: dict      # host symbol -> its value in terms of the step's inputs
+    truth: dict          # atom -> the truth that chose this way
+
+
+def _merge(paths):
+    """Paths with equal expansions and kinds as one, keeping the truths they share."""
+    merged = {}
+    for path in paths:
+        key = (frozenset(path.expansion.items()), frozenset(path.kinds.items()))
+        if key not in merged:
+            merged[key] = path
+            continue
+        kept = merged[key]
+        kept.truth = {a: v for a, v in kept.truth.items() if path.truth.get(a) == v}
+    return list(merged.values())
 
 
 def _truth_map(truth):
