@@ -53,9 +53,9 @@ def load_all(root):
 def module_name(root, path):
     """specs/adam.toml -> 'adam'; specs/mxnet1/adam.toml -> 'mxnet1.adam'."""
     parts = path.relative_to(Path(root) / SPECS).with_suffix("").parts
-    if not all(part.isidentifier() and part.isascii() for part in parts):
-        raise SpecError("a spec's folders and file name must be Python identifiers (they name the "
-                        "generated module)", path, 1, 1)
+    if not all(part.isidentifier() and part.isascii() and not part.startswith("_") for part in parts):
+        raise SpecError("a spec's folders and file name must be Python identifiers not starting with '_' "
+                        "(they name the generated module)", path, 1, 1)
     return ".".join(parts)
 
 

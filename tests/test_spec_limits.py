@@ -96,6 +96,31 @@ def test_spec_file_names_must_name_a_module(tmp_path, monkeypatch, file_name):
     assert (info.value.line, info.value.col) == (1, 1)
 
 
+@pytest.mark.parametrize("file_name", ["__.toml", "__init__.toml", "_private.toml"])
+def test_spec_file_names_starting_with_an_underscore_are_refused(tmp_path, monkeypatch, file_name):
+    # `__init__.toml` would generate the packages' own __init__.py
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / file_name
+    path.write_text(spec(STEP), encoding="utf-8")
+    with pytest.raises(SpecError, match="must not start with '_'") as info:
+        optforge.load_spec(path, register=False)
+    assert (info.value.line, info.value.col) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["__", "_T", "__init__"])
+def test_optimizer_names_starting_with_an_underscore_are_refused(tmp_path, monkeypatch, name):
+    """The lower-cased name starts every kernel symbol (`___default_f32` was built, then
+    never found: the native build looks up no name starting with '_')."""
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "t.toml"
+    path.write_text(spec(STEP).replace('"T"', f'"{name}"', 1), encoding="utf-8")
+    with pytest.raises(SpecError, match="must not start with '_'") as info:
+        optforge.load_spec(path, register=False)
+    assert (info.value.line, info.value.col) == (1, 8)
+    summary, errors = check_spec(path)
+    assert summary is None and [(e.line, e.col) for e in errors] == [(1, 8)]
+
+
 def test_a_constant_condition_free_skip_if_generates_valid_code(tmp_path):
     """skip_if reading only built-in inputs: a function without keyword-only parameters."""
     from optforge.codegen.analysis import analyse
