@@ -449,3 +449,37 @@ def test_multi_tensor_chunks_are_shared_out_by_element_count(tmp_path, sizes):
 
 def _pointer(array):
     return ctypes.c_void_p(array.ctypes.data)
+
+
+def novograd_on_odd_steps(repo_root, folder):
+    """NovoGrad whose weight changes on odd steps only: on even steps the variant's passes
+    write the states and only read the weight (its pointer is const in that variant)."""
+    text = (repo_root / "specs" / "novograd.toml").read_text().replace('name = "NovoGrad"', 'name = "NovoOdd"')
+    text = text.replace("weight = weight - lr * mean", "if t % 2 != 0:\n    weight = weight - lr * mean")
+    path = folder / "novoodd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_variant_that_only_reads_the_weight_in_its_passes_compiles_and_runs(native_calls, repo_root, tmp_path,
+                                                                            monkeypatch):
+    # the pass functions took the weight as `W*` whatever the pass wrote: a call with the
+    # variant's `const W*` did not compile
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(native.BACKEND_ENV, "native")
+    cls = optforge.load_spec(novograd_on_odd_steps(repo_root, tmp_path), register=False)
+    fused, ref = (cls(learning_rate=0.1, wd=0.01, use_fused_step=f) for f in (True, False))
+    rng = np.random.default_rng(12)
+    weight = rng.standard_normal(5000).astype(np.float32)
+    w1, w2 = weight.copy(), weight.copy()
+    s1, s2 = fused.create_state(0, w1), ref.create_state(0, w2)
+    for t in range(1, 5):
+        grad = rng.standard_normal(5000).astype(np.float32)
+        before = w1.copy()
+        fused.update(0, w1, grad, s1)
+        ref.update(0, w2, grad, s2)
+        assert (w1 != before).any() == (t % 2 != 0)
+        same(w1, w2, f"step {t}: weight", True)
+        for a, b in zip(parts(s1), parts(s2)):
+            same(a, b, f"step {t}: state", True)
+    assert native_calls == {"single": 4}
