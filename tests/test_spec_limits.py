@@ -2,6 +2,9 @@
 without bound: each is a SpecError at a position inside the file, and the stated limits
 (docs/spec-format.md) name themselves. `optforge check`, `generate` and `load_spec` all run
 the same checks (load_rule, then every emitter)."""
+import signal
+import time
+
 import pytest
 
 import optforge
@@ -155,3 +158,51 @@ def test_positions_count_lines_as_the_file_does(tmp_path, text, line, col):
     with pytest.raises(SpecError) as info:
         load_rule(path)
     assert (info.value.line, info.value.col) == (line, col), str(info.value)
+
+
+CHAINED_BLOCK = """if t > {k}:
+    mean = beta1 * mean + (1 - beta1) * grad
+    var = beta2 * var + (1 - beta2) * grad**2
+    grad = mean / (sqrt(var) + epsilon)
+"""
+
+
+def _within(seconds, run):
+    """run(), failing (instead of hanging) past `seconds` of wall time; returns (result, CPU seconds)."""
+    def alarm(signum, frame):
+        raise AssertionError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        start = time.process_time()
+        result = run()
+        return result, time.process_time() - start
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the time limit needs SIGALRM")
+def test_eight_chained_conditions_end_quickly(tmp_path):
+    """8 conditions (256 variants, within the limit), each block reading the one before: the
+    buffer plan walked every path through the chain of values (over 10 s); now the code of
+    every variant is planned in linear time and the too large CUDA file stops rendering at
+    the size limit."""
+    path = tmp_path / "t.toml"
+    path.write_text(spec("".join(CHAINED_BLOCK.format(k=k) for k in range(1, 9)) + STEP,
+                         "[hyperparameters]\nbeta1 = 0.9\nbeta2 = 0.999\nepsilon = 1e-8\n"
+                         "[states]\nmean = 'zeros'\nvar = 'zeros'\n"), encoding="utf-8")
+    (summary, errors), cpu = _within(60, lambda: check_spec(path))
+    assert summary is None and [(e.line, e.col) for e in errors] == [(3, 1)]
+    assert "more than 2000000 characters" in str(errors[0])
+    assert cpu < 3, f"{cpu:.1f} s"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the time limit needs SIGALRM")
+def test_a_long_chain_of_shared_values_is_planned_in_linear_time(tmp_path):
+    # each value reads the one before three times: 3**16 paths through the chain
+    path = tmp_path / "t.toml"
+    path.write_text(spec("x = grad\n" + "x = x * x + x\n" * 16 + "weight = weight - lr * x"), encoding="utf-8")
+    (summary, errors), cpu = _within(30, lambda: check_spec(path))
+    assert errors == [] and "1 variants" in summary
+    assert cpu < 3, f"{cpu:.1f} s"
