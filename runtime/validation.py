@@ -59,6 +59,8 @@ def hyperparameter(spec, value):
         value = float(value)
         if math.isnan(value):
             raise ValueError(f"{name} must be a number{_where(spec)}, got nan")
+        if math.isinf(value) and not spec.get("range"):   # only a range closed at inf admits it
+            raise ValueError(f"{name} must be finite, got {value!r}")
     if not _in_range(value, spec):
         raise ValueError(f"{name} must be in {_range_text(spec)}, got {value!r}")
     return value
