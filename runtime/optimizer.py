@@ -274,7 +274,7 @@ class Optimizer:
     def create_state_multi_precision(self, index, weight):
         """`create_state`, with a float32 master copy first for float16/bfloat16 weights
         when multi_precision is on: the state is then (weight32, inner_state)."""
-        validation.weight_array(index, weight)
+        validation.float_weight(index, weight)
         if _low_precision(weight):
             if self.multi_precision:
                 master = weight.astype(numpy.float32)

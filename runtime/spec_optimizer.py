@@ -119,7 +119,7 @@ class SpecOptimizer(Optimizer):
                                     f"parameter {index!r} of shape {tuple(weight.shape)} has {got}")
 
     def create_state(self, index, weight):
-        xp = validation.weight_array(index, weight)
+        xp = validation.float_weight(index, weight)
         self.check_parameter(index, weight)
         present = self._present_states(weight)
         arrays = []

@@ -203,3 +203,29 @@ def test_a_number_without_a_range_must_be_finite(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="scale must be finite, got -inf"):
         opt.scale = -float("inf")
     assert opt.scale == -2.5
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_, object, np.complex64],
+                         ids=lambda d: np.dtype(d).name)
+def test_weights_of_other_dtypes_are_refused_by_name_before_anything_changes(dtype):
+    """create_state failed inside NumPy ("data type ... not inexact") or made complex states;
+    every entry point names the dtype and the supported ones."""
+    message = rf"weight of parameter 0 has dtype {np.dtype(dtype).name}; supported: float16, bfloat16, float32, float64"
+    for name in ("adam", "sgd", "lamb", "sgld"):
+        opt = optforge.create(name, learning_rate=0.1)
+        weight, grad = np.ones(4, dtype), np.ones(4, dtype)
+        with pytest.raises(ValueError, match=message):
+            opt.create_state(0, weight)
+        with pytest.raises(ValueError, match=message):
+            opt.create_state_multi_precision(0, weight)
+        state = opt.create_state(0, np.ones(4, np.float32))
+        for fused in (True, False):
+            opt.use_fused_step = fused
+            with pytest.raises(ValueError, match=message):
+                opt.update(0, weight, grad, state)
+            with pytest.raises(ValueError, match=message):
+                opt.update_multi_precision(0, weight, grad, state)
+        updater = optforge.get_updater(opt)
+        with pytest.raises(ValueError, match=message):
+            updater(0, grad, weight)
+        assert (weight == np.ones(4, dtype)).all() and opt._index_update_count == {} and updater.states == {}
