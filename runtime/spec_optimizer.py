@@ -278,6 +278,12 @@ class SpecOptimizer(Optimizer):
             from .backends import cupy_backend
             cupy_backend.check(indices, weights, grads, states, masters)
         native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
+        write_back = None
+        if fused and not gpu and not native and masters is None and cpu.draws_noise(self._module):
+            # the noise of the native kernels, whatever the arrays' layout (cpu.native_on_copies)
+            staged = cpu.native_on_copies(self._module, weights, grads, states)
+            if staged is not None:
+                weights, grads, states, native, write_back = staged
         if native:
             from .backends import native as native_backend
 
@@ -293,7 +299,9 @@ class SpecOptimizer(Optimizer):
         elif native:
             def kernels():
                 native_backend.execute(self, indices, weights, grads, plans, native, masters)
-                if masters is None:
+                if write_back is not None:
+                    write_back()
+                elif masters is None:
                     self._keep_launch(indices, weights, grads, states, plans)
             prepared.kernels = kernels
         else:

@@ -483,3 +483,34 @@ def test_a_variant_that_only_reads_the_weight_in_its_passes_compiles_and_runs(na
         for a, b in zip(parts(s1), parts(s2)):
             same(a, b, f"step {t}: state", True)
     assert native_calls == {"single": 4}
+
+
+def _layouts(values):
+    """The same values as C-order, Fortran-order, reversed-stride, strided and unaligned arrays."""
+    fortran = np.asfortranarray(values)
+    reversed_ = values[::-1, ::-1].copy()[::-1, ::-1]
+    wide = np.zeros((values.shape[0], 2 * values.shape[1]), values.dtype)
+    wide[:, ::2] = values
+    unaligned = np.zeros(values.nbytes + 1, np.uint8)[1:].view(values.dtype).reshape(values.shape)
+    unaligned[...] = values
+    return {"C": values.copy(), "F": fortran, "reversed": reversed_, "strided": wide[:, ::2], "unaligned": unaligned}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=["f32", "f64", "f16"])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused_step", "step"])
+def test_noise_follows_the_logical_index_whatever_the_layout(native_calls, dtype, fused):
+    """fused_step drew the native kernels' noise for C-contiguous arrays and the NumPy code's
+    for any other layout: the same seed and values gave another step. Arrays the kernels
+    refuse by layout now run them on C-contiguous copies (step: the NumPy code, by logical index)."""
+    rng = np.random.default_rng(11)
+    values = rng.standard_normal((300, 257)).astype(dtype)
+    grads = rng.standard_normal((2, 300, 257)).astype(dtype)
+    results = {}
+    for name, weight in _layouts(values).items():
+        opt = optforge.create("sgld", learning_rate=0.1, seed=7, wd=0.01, use_fused_step=fused)
+        for k, grad in enumerate(grads):
+            opt.update(0, weight, _layouts(grad)[name], None)
+        results[name] = weight.astype(dtype)
+    for name, weight in results.items():
+        assert_same_bits(weight, results["C"], f"{name} weight")
+    assert native_calls == ({"single": 2 * len(results)} if fused else {})
