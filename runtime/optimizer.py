@@ -287,7 +287,8 @@ class Optimizer:
     def update(self, indices, weights, grads, states):
         """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.
 
-        Gradients are never modified. Everything is checked before anything changes."""
+        Gradients are never modified; a gradient that shares memory with its weight or a
+        state is read as a copy. Everything is checked before anything changes."""
         indices, weights, grads, states = _as_lists(indices, weights, grads, states)
         self._check(indices, weights, grads, states)
         if self.use_fused_step:

@@ -514,3 +514,43 @@ def test_noise_follows_the_logical_index_whatever_the_layout(native_calls, dtype
     for name, weight in results.items():
         assert_same_bits(weight, results["C"], f"{name} weight")
     assert native_calls == ({"single": 2 * len(results)} if fused else {})
+
+
+ALIASED = [("torch", "asgd", {}), ("mxnet2", "sgd", {"momentum": 0.9}), ("mxnet2", "lamb", {}),
+           ("mxnet2", "sgld", {"seed": 2}), ("mxnet2", "rmsprop", {"centered": True}), ("mxnet2", "novograd", {})]
+
+
+@pytest.mark.parametrize("call", ["update", "fused_step", "step"])
+@pytest.mark.parametrize("flavor,name,hyper", ALIASED, ids=[f"{f}-{n}" for f, n, _ in ALIASED])
+def test_a_gradient_sharing_memory_with_the_weight_or_a_state_is_read_as_a_copy(native_calls, flavor, name, hyper,
+                                                                                call):
+    """A step computes from the values its arrays hold when it is called: the kernels write
+    the weight and states while still reading the gradient (torch's ASGD gave another
+    weight for `update(0, w, w, state)`, SGD with momentum for a gradient that is its
+    momentum), so such a gradient is copied first. The native kernels then apply too."""
+    rng = np.random.default_rng(14)
+    base = (rng.standard_normal((300, 257)) * 0.5).astype(np.float32)
+    stateful = bool(parts(optforge.create(name, flavor=flavor, **hyper).create_state(0, base)))
+    targets = ("weight", "state") if stateful else ("weight",)
+    for target in targets:
+        results = []
+        for aliased in (True, False):
+            opt = optforge.create(name, flavor=flavor, learning_rate=0.01, wd=0.01, **hyper)
+            weight = base.copy()
+            state = opt.create_state(0, weight)
+            arrays = [p for p in parts(state) if p.shape == weight.shape]
+            if target == "state":
+                arrays[0][...] = np.abs(base) * 0.25      # a value every rule takes as a gradient
+            for _ in range(2):
+                grad = weight if target == "weight" else arrays[0]
+                if call == "update":
+                    opt.update(0, weight, grad if aliased else grad.copy(), state)
+                else:
+                    getattr(opt, call)([0], [weight], [grad if aliased else grad.copy()], [state])
+            results.append((weight, [p.copy() for p in parts(state)]))
+        (w1, s1), (w2, s2) = results
+        assert_same_bits(w1, w2, f"{target}: weight")
+        for a, b in zip(s1, s2):
+            assert_same_bits(a, b, f"{target}: state")
+    runs = len(targets) * 2 * 2 if call != "step" else 0      # targets x (aliased, copy) x 2 steps
+    assert sum(native_calls.values()) == runs
