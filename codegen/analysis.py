@@ -162,7 +162,14 @@ def _host_wheres(expr, kinds, out, expansion):
 def _condition_atoms(rule):
     """Atoms of every branch condition, with host values the update computed (a rebound lr,
     a scalar state's new value) expanded into the inputs they come from, so that the
-    generated `conditions()` can evaluate them from the step's inputs alone."""
+    generated `conditions()` can evaluate them from the step's inputs alone.
+
+    A name an `if` assigns has another expansion after it in each branch taken
+    (`x = 2 * lr`, `if t > 2: x = lr`, then `if x < 0:` tests `2*lr < 0` or `lr < 0`), so the
+    walk follows paths: each holds the expansions and kinds of one way through the
+    branches so far and the atom truths that chose it (a branch those truths rule out is
+    not walked). Paths that reach the same expansions and kinds are merged, keeping the
+    truths both agree on, so straight branches over tensors cost one path."""
     atoms = []
 
     def limit(where):
@@ -171,27 +178,49 @@ def _condition_atoms(rule):
                             f"values): the limit is 2**{MAX_CONDITIONS} variants", where.path, where.line,
                             where.col)
 
-    def walk(block, kinds, expansion):
+    def branch(path, cond):
+        """(truths, taken) for each truth of the atoms of `cond` this path has not decided."""
+        own = []
+        _atoms_of(cond, own)
+        for atom in own:
+            if atom not in atoms:
+                atoms.append(atom)
+        open_atoms = [a for a in own if a not in path.truth]
+        for values in itertools.product((True, False), repeat=len(open_atoms)):
+            truth = {**path.truth, **dict(zip(open_atoms, values))}
+            yield truth, decide(cond, truth)
+
+    def walk(block, paths):
         for stmt in block:
             if isinstance(stmt, If):
-                _atoms_of(stmt.cond.xreplace(expansion), atoms)
-                limit(stmt.loc)
-                walk(stmt.body, dict(kinds), dict(expansion))
-                walk(stmt.orelse, dict(kinds), dict(expansion))
+                out = []
+                for path in paths:
+                    cond = stmt.cond.xreplace(path.expansion)
+                    taken = {True: [], False: []}
+                    for truth, value in branch(path, cond):
+                        taken[value].append(_Path(dict(path.kinds), dict(path.expansion), truth))
+                    limit(stmt.loc)
+                    if taken[True]:
+                        out += walk(stmt.body, taken[True])
+                    if taken[False]:
+                        out += walk(stmt.orelse, taken[False])
+                paths = _merge(out)
                 continue
             if isinstance(stmt, Loop):
                 for _ in range(stmt.count if isinstance(stmt.count, int) else 1):
-                    walk(stmt.body, kinds, expansion)
+                    paths = walk(stmt.body, paths)
                 continue
-            _host_wheres(stmt.expr, kinds, atoms, expansion)
-            limit(stmt.loc)
             target = sympy.Symbol(stmt.target)
-            if stmt.kind == HOST:
-                expansion[target] = stmt.expr.xreplace(expansion)
-            else:
-                expansion.pop(target, None)
-            kinds[stmt.target] = stmt.kind
-    walk(rule.statements, _input_kinds(rule), {})
+            for path in paths:
+                _host_wheres(stmt.expr, path.kinds, atoms, path.expansion)
+                limit(stmt.loc)
+                if stmt.kind == HOST:
+                    path.expansion[target] = stmt.expr.xreplace(path.expansion)
+                else:
+                    path.expansion.pop(target, None)
+                path.kinds[stmt.target] = stmt.kind
+        return paths
+    walk(rule.statements, [_Path(_input_kinds(rule), {}, {})])
     for st in rule.states:
         if st.when is not None:
             _atoms_of(st.when, atoms)
@@ -199,8 +228,34 @@ def _condition_atoms(rule):
     return atoms
 
 
+@dataclass
+class _Path:
+    """One way through the `if`s for `_condition_atoms`."""
+
+    kinds: dict          # name -> kind
+    expansion: dict      # host symbol -> its value in terms of the step's inputs
+    truth: dict          # atom -> the truth that chose this way
+
+
+def _merge(paths):
+    """Paths with equal expansions and kinds as one, keeping the truths they share."""
+    merged = {}
+    for path in paths:
+        key = (frozenset(path.expansion.items()), frozenset(path.kinds.items()))
+        if key not in merged:
+            merged[key] = path
+            continue
+        kept = merged[key]
+        kept.truth = {a: v for a, v in kept.truth.items() if path.truth.get(a) == v}
+    return list(merged.values())
+
+
+class _TruthMap(dict):
+    """Each atom and its complement -> sympy.true or sympy.false."""
+
+
 def _truth_map(truth):
-    mapping = {}
+    mapping = _TruthMap()
     for atom, value in truth.items():
         mapping[atom] = sympy.true if value else sympy.false
         for cls, base in _COMPLEMENT.items():
@@ -210,8 +265,8 @@ def _truth_map(truth):
 
 
 def decide(cond, truth):
-    """Evaluate a condition under a variant's atom truths."""
-    value = cond.xreplace(_truth_map(truth))
+    """Evaluate a condition under a variant's atom truths (a dict of them, or its `_truth_map`)."""
+    value = cond.xreplace(truth if isinstance(truth, _TruthMap) else _truth_map(truth))
     if value not in (sympy.true, sympy.false):
         raise AssertionError(f"condition {cond} not decided by its atoms")
     return value is sympy.true
@@ -229,21 +284,35 @@ def _input_kinds(rule):
     return kinds
 
 
-def _kind(expr, kinds):
+def _kind(expr, kinds, memo=None):
+    """The kind of an expression; `memo` (expression -> kind) keeps the kinds found for the
+    subexpressions of one walk over a tree (hoisting asks for every node's kind)."""
+    if memo is None:
+        return _kind_of(expr, kinds, {})
+    return _kind_of(expr, kinds, memo)
+
+
+def _kind_of(expr, kinds, memo):
+    found = memo.get(expr)
+    if found is not None:
+        return found
     if isinstance(expr, Norm):
-        return DEVICE
-    if isinstance(expr, RowMean):
-        return ROWS if _kind(expr.args[0], kinds) == TENSOR else DEVICE
-    if isinstance(expr, ColMean):
-        return COLS if _kind(expr.args[0], kinds) in (TENSOR, COLS) else DEVICE
-    if isinstance(expr, Transpose):
-        inner = _kind(expr.args[0], kinds)
-        return {ROWS: COLS, COLS: ROWS}.get(inner, inner)
-    if isinstance(expr, (Normal, MatMul)):
-        return TENSOR
-    if isinstance(expr, sympy.Symbol):
-        return kinds.get(expr.name, HOST)
-    return join_kinds(*(_kind(a, kinds) for a in expr.args))
+        found = DEVICE
+    elif isinstance(expr, RowMean):
+        found = ROWS if _kind_of(expr.args[0], kinds, memo) == TENSOR else DEVICE
+    elif isinstance(expr, ColMean):
+        found = COLS if _kind_of(expr.args[0], kinds, memo) in (TENSOR, COLS) else DEVICE
+    elif isinstance(expr, Transpose):
+        inner = _kind_of(expr.args[0], kinds, memo)
+        found = {ROWS: COLS, COLS: ROWS}.get(inner, inner)
+    elif isinstance(expr, (Normal, MatMul)):
+        found = TENSOR
+    elif isinstance(expr, sympy.Symbol):
+        found = kinds.get(expr.name, HOST)
+    else:
+        found = join_kinds(*(_kind_of(a, kinds, memo) for a in expr.args))
+    memo[expr] = found
+    return found
 
 
 # -- specialisation and SSA --------------------------------------------------
@@ -251,10 +320,10 @@ class _Specialiser:
     def __init__(self, rule, atoms, truth):
         self.rule = rule
         self.atoms = atoms
-        self.truth = truth
+        self.truth = _truth_map(truth)    # built once: decide() runs for every condition of the variant
         self.kinds = _input_kinds(rule)
         self.present = tuple(st.name for st in rule.states
-                             if st.when is None or decide(st.when, truth))
+                             if st.when is None or decide(st.when, self.truth))
         self.env = {}
         for st in rule.states:
             if st.name not in self.present:  # an absent state starts every step from its init value
@@ -400,13 +469,12 @@ def _inline_single_use(tensor, outputs):
     spec itself names (the clipped gradient, the new moments, ...)."""
     tensor = list(tensor)
     output_syms = {v for v in outputs.values() if isinstance(v, sympy.Symbol)}
+    uses = {}
+    for _, expr in tensor:
+        _count_symbols(expr, uses, 1)
     changed = True
     while changed:
         changed = False
-        uses = {}
-        for _, expr in tensor:
-            for s in expr.free_symbols:
-                uses[s] = uses.get(s, 0) + expr.count(s)
         for i in range(len(tensor) - 1, -1, -1):
             sym, expr = tensor[i]
             if sym in output_syms or uses.get(sym, 0) != 1:
@@ -414,23 +482,36 @@ def _inline_single_use(tensor, outputs):
             for j in range(i + 1, len(tensor)):
                 reader, rexpr = tensor[j]
                 if sym in rexpr.free_symbols:
-                    tensor[j] = (reader, rexpr.xreplace({sym: expr}))
+                    # the counts follow the rewrite (sympy may fold the new expression)
+                    replaced = rexpr.xreplace({sym: expr})
+                    for old in (rexpr, expr):
+                        _count_symbols(old, uses, -1)
+                    _count_symbols(replaced, uses, 1)
+                    tensor[j] = (reader, replaced)
                     break
+            else:
+                _count_symbols(expr, uses, -1)
             del tensor[i]
             changed = True
             break
-    return [(sym, expr) for sym, expr in tensor if sym in output_syms or _is_read(sym, tensor)]
+    return [(sym, expr) for sym, expr in tensor if sym in output_syms or uses.get(sym, 0) > 0]
 
 
-def _is_read(sym, tensor):
-    return any(sym in expr.free_symbols for _, expr in tensor)
+def _count_symbols(expr, uses, step):
+    """Add `step` to `uses[s]` for every occurrence of a symbol `s` in `expr` (what
+    `expr.count(s)` counts, for all symbols in one traversal)."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Symbol):
+            uses[node] = uses.get(node, 0) + step
 
 
 def _hoist(expr, kinds, host_symbol):
     """Replace maximal non-atomic host subexpressions of a tensor expression by host symbols."""
 
+    memo = {}   # the kinds only grow by the new host symbols: a kind found stays right
+
     def is_host(e):
-        return _kind(e, kinds) == HOST
+        return _kind(e, kinds, memo) == HOST
 
     def atomic(e):
         return isinstance(e, (sympy.Symbol, sympy.Number)) or e in (sympy.true, sympy.false)

@@ -18,6 +18,8 @@ def new_spec(name, folder=".", force=False):
     """Write FOLDER/<name lower>.toml from the commented template; returns its path."""
     if not _IDENT.match(name) or keyword.iskeyword(name):
         raise ValueError(f"'{name}' is not a Python identifier: it names the optimizer class")
+    if name.startswith("_"):
+        raise ValueError(f"'{name}' starts with '_': such optimizer names are reserved")
     path = Path(folder) / f"{name.lower()}.toml"
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists (use --force to overwrite it)")

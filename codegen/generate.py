@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .analysis import analyse
 from .emitters import cpu_module, cuda_matrix, cuda_module, docs, numpy_module, stubs
+from .emitters.templates import MAX_FILE_CHARS, FileTooLarge
 from .errors import SpecError
 from .loader import find_specs, load_rule
 from . import targets
@@ -54,9 +55,9 @@ def load_all(root):
 def module_name(root, path):
     """specs/adam.toml -> 'adam'; specs/mxnet1/adam.toml -> 'mxnet1.adam'."""
     parts = path.relative_to(Path(root) / SPECS).with_suffix("").parts
-    if not all(part.isidentifier() and part.isascii() for part in parts):
-        raise SpecError("a spec's folders and file name must be Python identifiers (they name the "
-                        "generated module)", path, 1, 1)
+    if not all(part.isidentifier() and part.isascii() and not part.startswith("_") for part in parts):
+        raise SpecError("a spec's folders and file name must be Python identifiers not starting with '_' "
+                        "(they name the generated module)", path, 1, 1)
     return ".".join(parts)
 
 
@@ -88,21 +89,26 @@ def cpu_files(rule, analysis, spec_path, name):
 # `optforge.load_spec` both run every emitter listed here, so a new target (CUDA, CPU)
 # is added once, here, and serves both.
 SPEC_EMITTERS = (numpy_files, cuda_files, cpu_files)
-
-
-MAX_FILE_CHARS = 2_000_000   # printed size of one generated file
+# the file each emitter renders with `render_limited`
+_LIMITED = {numpy_files: "numpy/{}.py", cuda_files: "cuda/{}.cu", cpu_files: "cpu/{}.cpp"}
 
 
 def render_spec(rule, analysis, spec_path, name):
     """Every per-spec emitter's files for one spec: {path under generated/: text}."""
     files = {}
+    where = rule.statements[0].loc
     for emitter in SPEC_EMITTERS:
-        files.update(emitter(rule, analysis, spec_path, name))
-    for relative, text in files.items():
-        if len(text) > MAX_FILE_CHARS:
-            where = rule.statements[0].loc
-            raise SpecError(f"the generated {relative} would have {len(text)} characters: more than the "
-                            f"limit of {MAX_FILE_CHARS} (printed size)", where.path, where.line, where.col)
+        try:
+            new = emitter(rule, analysis, spec_path, name)
+        except FileTooLarge:    # the code templates stop at the limit (render_limited)
+            relative = _LIMITED[emitter].format(name.replace(".", "/"))
+            raise SpecError(f"the generated {relative} would have more than {MAX_FILE_CHARS} characters: "
+                            "more than the limit (printed size)", where.path, where.line, where.col) from None
+        for relative, text in new.items():     # checked per emitter: a spec past the limit stops early
+            if len(text) > MAX_FILE_CHARS:
+                raise SpecError(f"the generated {relative} would have {len(text)} characters: more than the "
+                                f"limit of {MAX_FILE_CHARS} (printed size)", where.path, where.line, where.col)
+        files.update(new)
     return files
 
 

@@ -55,6 +55,9 @@ def load_rule(path, text=None):
     if not _IDENT.match(stem) or keyword.iskeyword(stem):
         raise SpecError(f"spec file name '{Path(path).name}' must be a Python identifier followed by "
                         "'.toml' (it names the generated module)", path, 1, 1)
+    if stem.startswith("_"):    # `__init__.toml` would generate the packages' own __init__.py
+        raise SpecError(f"spec file name '{Path(path).name}' must not start with '_' (it names the "
+                        "generated module; such names are reserved)", path, 1, 1)
     return _Loader(read_with_bases(path, text)).rule()
 
 
@@ -255,6 +258,11 @@ class _Loader:
         if not _IDENT.match(name) or keyword.iskeyword(name):
             raise self.error(f"name '{name}' must be a Python identifier (it names the optimizer class)",
                              "name", value=True)
+        if name.startswith("_"):
+            # lower-cased, it starts every kernel symbol: C++ reserves global names starting with
+            # '_', and the runtime looks up no entry point whose name does
+            raise self.error(f"name '{name}' must not start with '_' (it names the optimizer class and the "
+                             "generated kernels; such names are reserved)", "name", value=True)
         return name
 
     def _flavor(self):

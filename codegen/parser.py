@@ -24,6 +24,7 @@ from .ir import COLS, DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, Loop, jo
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
 MAX_INT_LITERAL = 2 ** 53  # integers beyond this lose precision as floats
 MAX_MAGNITUDE = 1e300      # |constant| after folding: float64 with room for one more operation
+_MAX_MAGNITUDE_INT = 10 ** 300   # the same, for exact comparisons of rationals
 MAX_DEPTH = 48             # nesting of a formula (operators, calls, parentheses; a chain a+b+c+... counts each term)
 MAX_STATEMENTS = 200       # assignments and ifs in the update block
 MAX_LOOP_COUNT = 8         # `for _ in range(N)`: N is a literal from 1 to this (unrolled)
@@ -494,10 +495,18 @@ class FormulaParser:
         for number in numbers:
             if not number.is_finite or number.is_real is False:
                 raise self.error("this folds to a complex, infinite or undefined constant", node)
-            big = abs(int(number.p)) > MAX_MAGNITUDE * abs(int(number.q)) if number.is_Rational \
-                else abs(number) > MAX_MAGNITUDE
+            if number.is_Rational:
+                # exact integer comparisons: p or q may be far beyond float64 ((10**15)**-64)
+                p, q = abs(int(number.p)), abs(int(number.q))
+                big, tiny = p > _MAX_MAGNITUDE_INT * q, 0 < p and p * _MAX_MAGNITUDE_INT < q
+            else:
+                big, tiny = abs(number) > MAX_MAGNITUDE, 0 < abs(number) < 1 / MAX_MAGNITUDE
             if big:
                 raise self.error(f"this folds to a constant beyond the limit |x| <= {MAX_MAGNITUDE:g} "
+                                 "(number magnitudes)", node)
+            if tiny:
+                # float64 would print it as 0 or a subnormal: the formula would not be the one written
+                raise self.error(f"this folds to a nonzero constant below the limit |x| >= {1 / MAX_MAGNITUDE:g} "
                                  "(number magnitudes)", node)
 
     def _expr_Name(self, node, narrowed):

@@ -49,6 +49,7 @@ class _Allocator:
         self.outputs = dict(program.outputs)
         self.classes = {}
         self.shapes = {}
+        self._value_classes = {}    # value id -> its class
         for name, v in program.inputs.items():
             self.classes[name] = "w" if name in ("weight", "grad") else state_classes.get(name, "w")
             self.shapes[name] = v.shape
@@ -56,6 +57,12 @@ class _Allocator:
 
     # -- value classes ----------------------------------------------------------
     def value_class(self, v):
+        known = self._value_classes.get(v.id)
+        if known is None:
+            known = self._value_classes[v.id] = self._value_class(v)
+        return known
+
+    def _value_class(self, v):
         if v.boolean:
             return "bool"
         if v.op == "input":
@@ -64,6 +71,8 @@ class _Allocator:
             return "w"
         if v.op == "norm":   # norms accumulate in float32 or wider
             return "p"
+        # operands' classes are kept (value_class): a value shared along a chain is walked once,
+        # not once per path to it (exponential in the chain's length)
         return "p" if any(isinstance(a, Val) and self.value_class(a) == "p" for a in v.args) else "w"
 
     # -- outputs that copy another value ------------------------------------------

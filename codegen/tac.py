@@ -81,8 +81,14 @@ class TensorProgram:
 
 
 def lower(variant, rule):
-    """The tensor code of one variant as a `TensorProgram`."""
-    return _Lowering(variant, rule).program()
+    """The tensor code of one variant as a `TensorProgram`. Every emitter lowers every variant:
+    the program is kept on the variant (for this rule) and shared; no one changes it."""
+    kept = getattr(variant, "_lowered", None)
+    if kept is not None and kept[0] is rule:
+        return kept[1]
+    program = _Lowering(variant, rule).program()
+    variant._lowered = (rule, program)
+    return program
 
 
 class _Lowering:

@@ -274,7 +274,7 @@ class Optimizer:
     def create_state_multi_precision(self, index, weight):
         """`create_state`, with a float32 master copy first for float16/bfloat16 weights
         when multi_precision is on: the state is then (weight32, inner_state)."""
-        validation.weight_array(index, weight)
+        validation.float_weight(index, weight)
         if _low_precision(weight):
             if self.multi_precision:
                 master = weight.astype(numpy.float32)
@@ -287,7 +287,8 @@ class Optimizer:
     def update(self, indices, weights, grads, states):
         """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.
 
-        Gradients are never modified. Everything is checked before anything changes."""
+        Gradients are never modified; a gradient that shares memory with its weight or a
+        state is read as a copy. Everything is checked before anything changes."""
         indices, weights, grads, states = _as_lists(indices, weights, grads, states)
         self._check(indices, weights, grads, states)
         if self.use_fused_step:

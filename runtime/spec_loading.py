@@ -31,6 +31,26 @@ def cache_root():
     return Path(base) / "optforge"
 
 
+def make_cache_folder(folder):
+    """Create a folder under the cache root (and the folders above it). A file in the way
+    (the cache root set to a file, say) is a NotADirectoryError that names the file, the
+    cache root and the variable it came from, instead of the bare error of mkdir."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        root = cache_root()
+        if os.environ.get("OPTFORGE_CACHE_DIR"):
+            source = "$OPTFORGE_CACHE_DIR"
+        elif os.environ.get("XDG_CACHE_HOME"):
+            source = "$XDG_CACHE_HOME/optforge"
+        else:
+            source = "~/.cache/optforge, as neither OPTFORGE_CACHE_DIR nor XDG_CACHE_HOME is set"
+        raise NotADirectoryError(f"optforge's cache folder {root} (from {source}) cannot hold {folder}: "
+                                 f"{blocking} is not a folder. Set OPTFORGE_CACHE_DIR to a folder "
+                                 "(it is created if missing)") from None
+
+
 def _spec_chain(path):
     """[(path, text)] of a spec and the specs it extends (read as data, never run)."""
     from ..codegen.spec_file import read_with_bases
@@ -173,7 +193,7 @@ def _generate(path, folder, key):
     rule = load_rule(path)      # the spec's file name is checked there: an identifier
     stem = path.stem
     files = render_spec(rule, analyse(rule), path.name, stem)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_folder(folder.parent)
     _clean_temporaries(folder.parent)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:

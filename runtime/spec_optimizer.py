@@ -15,7 +15,7 @@ import weakref
 import numpy
 
 from . import validation
-from .backends import array_module, cpu, kept_launch, quiet
+from .backends import array_module, cpu, cuda_launch, kept_launch, quiet
 from .docstrings import class_docstring
 from .flavors import decay_suffixes
 from .noise import Noise
@@ -119,7 +119,7 @@ class SpecOptimizer(Optimizer):
                                     f"parameter {index!r} of shape {tuple(weight.shape)} has {got}")
 
     def create_state(self, index, weight):
-        xp = validation.weight_array(index, weight)
+        xp = validation.float_weight(index, weight)
         self.check_parameter(index, weight)
         present = self._present_states(weight)
         arrays = []
@@ -278,6 +278,17 @@ class SpecOptimizer(Optimizer):
             from .backends import cupy_backend
             cupy_backend.check(indices, weights, grads, states, masters)
         native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
+        if not native:      # (the native kernels apply only to arrays that share no memory)
+            unaliased = _unaliased(weights, grads, states, masters)
+            if unaliased is not grads:
+                grads = unaliased
+                native = fused and not gpu and cpu.native(self._module, weights, grads, states, masters)
+        write_back = None
+        if fused and not gpu and not native and masters is None and cpu.draws_noise(self._module):
+            # the noise of the native kernels, whatever the arrays' layout (cpu.native_on_copies)
+            staged = cpu.native_on_copies(self._module, weights, grads, states)
+            if staged is not None:
+                weights, grads, states, native, write_back = staged
         if native:
             from .backends import native as native_backend
 
@@ -293,7 +304,9 @@ class SpecOptimizer(Optimizer):
         elif native:
             def kernels():
                 native_backend.execute(self, indices, weights, grads, plans, native, masters)
-                if masters is None:
+                if write_back is not None:
+                    write_back()
+                elif masters is None:
                     self._keep_launch(indices, weights, grads, states, plans)
             prepared.kernels = kernels
         else:
@@ -567,6 +580,26 @@ def _bind(result, parts, present, scalar_states, index, t, optimizer):
         scalars = dict(scalars, rng=Noise(optimizer._hyperparameters["seed"], index, t))
     scalar_arrays = {name: by_name[name] for name in updates}
     return variant, arrays, scalars, updates, scalar_arrays
+
+
+def _unaliased(weights, grads, states, masters=None):
+    """The gradients, each one that may share memory with its weight, master copy or a state
+    replaced by a copy: a step computes from the values its arrays hold when it is called,
+    and the kernels write the weight and states while they still read the gradient
+    (`update(0, w, w, state)` is the step of `update(0, w, w.copy(), state)`). The same
+    list when no gradient needed a copy."""
+    copied = None
+    for k, (weight, grad, state) in enumerate(zip(weights, grads, states)):
+        if isinstance(grad, RowSparse) or not hasattr(grad, "shape"):
+            continue    # a row-sparse gradient's rows are gathered into new arrays first
+        xp = numpy if type(grad) is numpy.ndarray else array_module(grad)
+        written = [weight] + ([masters[k]] if masters is not None else []) + cuda_launch.flat_parts(state)
+        if any(array_module(a) is xp and xp.may_share_memory(grad, a) for a in written
+               if hasattr(a, "shape")):
+            if copied is None:
+                copied = list(grads)
+            copied[k] = grad.copy()
+    return grads if copied is None else copied
 
 
 def _cuda_kernels(optimizer, weights, grads):

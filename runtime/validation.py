@@ -59,6 +59,8 @@ def hyperparameter(spec, value):
         value = float(value)
         if math.isnan(value):
             raise ValueError(f"{name} must be a number{_where(spec)}, got nan")
+        if math.isinf(value) and not spec.get("range"):   # only a range closed at inf admits it
+            raise ValueError(f"{name} must be finite, got {value!r}")
     if not _in_range(value, spec):
         raise ValueError(f"{name} must be in {_range_text(spec)}, got {value!r}")
     return value
@@ -106,9 +108,7 @@ def check_pair(index, weight, grad):
         if gxp is not xp:
             raise TypeError(f"parameter {index!r}: weight is a {xp.__name__} array but its gradient is a "
                             f"{gxp.__name__} array; keep a parameter's arrays on one backend")
-    if weight.dtype not in _FLOAT_DTYPES and dtype_name(weight) not in FLOAT_DTYPES:
-        raise ValueError(f"weight of parameter {index!r} has dtype {weight.dtype}; "
-                         f"supported: {', '.join(FLOAT_DTYPES)}")
+    weight_dtype(index, weight)
     if grad.shape != weight.shape:
         raise ValueError(f"gradient of parameter {index!r} has shape {tuple(grad.shape)}, "
                          f"its weight has shape {tuple(weight.shape)}")
@@ -183,6 +183,21 @@ def weight_array(index, weight):
         return array_module(weight)
     except TypeError as err:
         raise TypeError(f"weight of parameter {index!r}: {err}") from None
+
+
+def float_weight(index, weight):
+    """`weight_array` for a weight of a supported float dtype (ValueError names the dtype)."""
+    xp = weight_array(index, weight)
+    weight_dtype(index, weight)
+    return xp
+
+
+def weight_dtype(index, weight):
+    """ValueError unless the weight's dtype is one of FLOAT_DTYPES (not an integer, bool,
+    complex or object array: states made for one would be of its dtype too)."""
+    if weight.dtype not in _FLOAT_DTYPES and dtype_name(weight) not in FLOAT_DTYPES:
+        raise ValueError(f"weight of parameter {index!r} has dtype {weight.dtype}; "
+                         f"supported: {', '.join(FLOAT_DTYPES)}")
 
 
 def state_array_writable(index, name, part):

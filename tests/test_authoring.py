@@ -38,6 +38,8 @@ def test_new_writes_a_spec_that_checks_clean(tmp_path, capsys):
     assert main(["new", "HeavyBall", "--dir", str(tmp_path)]) == 1   # never overwrites by accident
     with pytest.raises(ValueError, match="not a Python identifier"):
         new_spec("my-opt", tmp_path)
+    with pytest.raises(ValueError, match="starts with '_'"):
+        new_spec("__", tmp_path)            # `__.toml` would be refused by check
 
 
 def test_check_reports_every_independent_mistake(tmp_path, capsys):

@@ -106,3 +106,39 @@ def test_generated_code_is_deterministic(repo_root, tmp_path):
 
 def test_committed_generated_code_is_fresh(repo_root):
     assert generate.check(repo_root) == []
+
+
+BRANCHED_LOCAL = '''name = "BranchedLocal"
+update = """
+x = beta * 2
+if t > 2:
+    x = beta - 3
+y = beta * 2
+if y < 0:
+    y = -y
+if x < 0:
+    grad = -grad
+if y < 0:
+    grad = 100 * grad
+weight = weight - lr * grad
+"""
+[hyperparameters]
+beta = { default = 1.0, range = "(-inf, inf)" }
+'''
+
+
+@pytest.mark.parametrize("beta, t, sign", [(1.0, 1, 1), (1.0, 3, -1), (-1.0, 1, -1), (-1.0, 3, -1), (4.0, 3, 1)])
+def test_a_condition_on_a_local_an_if_rebinds_follows_each_branch(tmp_path, monkeypatch, beta, t, sign):
+    """`x` is `2 * beta` or `beta - 3` after the first `if`: the condition `x < 0` is expanded
+    along each way through it (it used to keep the value before the `if` only, and the
+    analysis failed on a condition its atoms did not decide). `y` is never negative after
+    its `if`, so the last branch never runs."""
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "branched_local.toml"
+    path.write_text(BRANCHED_LOCAL, encoding="utf-8")
+    cls = optforge.load_spec(path, register=False)
+    for fused in (False, True):
+        opt = cls(beta=beta, learning_rate=0.5, begin_num_update=t - 1, use_fused_step=fused)
+        weight, grad = np.ones(8), np.full(8, 2.0)
+        opt.update(0, weight, grad, opt.create_state(0, weight))
+        np.testing.assert_array_equal(weight, 1 - 0.5 * sign * grad)

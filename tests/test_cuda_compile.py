@@ -109,3 +109,29 @@ def test_spec_names_the_cuda_code_uses_itself_are_renamed(tmp_path):
     (tmp_path / "clash.cu").write_text(cu)
     (tmp_path / "optforge.cuh").write_text((ROOT / "generated" / "cuda" / "optforge.cuh").read_text())
     cuda_host.build(tmp_path / "clash.cu", tmp_path, tmp_path)     # raises with g++'s errors on a clash
+
+
+def test_a_variant_whose_passes_only_read_the_weight_compiles(tmp_path):
+    """NovoGrad stepping the weight on odd steps only: the even variant's pointer to the weight
+    is const, and every pass function must take it so (each compiler below refused the call)."""
+    from optforge.codegen.analysis import analyse
+    from optforge.codegen.emitters import cuda_module
+    from optforge.codegen.loader import load_rule
+    cuda_host.need(cuda_host.compiler(), "g++")
+    text = (ROOT / "specs" / "novograd.toml").read_text().replace('name = "NovoGrad"', 'name = "NovoOdd"')
+    spec = tmp_path / "novoodd.toml"
+    spec.write_text(text.replace("weight = weight - lr * mean", "if t % 2 != 0:\n    weight = weight - lr * mean"))
+    rule = load_rule(spec)
+    cu, _ = cuda_module.render(rule, analyse(rule), "novoodd.toml", "novoodd")
+    assert "const W* __restrict__ p_weight" in cu
+    source = tmp_path / "novoodd.cu"
+    source.write_text(cu)
+    (tmp_path / "optforge.cuh").write_text((ROOT / "generated" / "cuda" / "optforge.cuh").read_text())
+    cuda_host.build(source, tmp_path, tmp_path)     # g++ with the host shim: raises with its errors
+    if shutil.which("nvcc"):
+        result = subprocess.run([shutil.which("nvcc"), "-std=c++17", "-arch=sm_90", "-cubin", f"-I{tmp_path}",
+                                 "-o", "/dev/null", str(source)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    if nvrtc_available():
+        header = (tmp_path / "optforge.cuh").read_text()
+        kernel_cache.compile_cubin(cu, header, kernel_cache.options("90"), source.name)

@@ -51,6 +51,16 @@ def test_the_key_covers_source_options_and_arch(tmp_path, monkeypatch):
     assert kernel_cache.cubin(source, "90")[0] in keys   # same inputs, same key (from memory)
 
 
+def test_a_cache_root_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    blocking = tmp_path / "a-file"
+    blocking.write_text("not a folder")
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(blocking))
+    monkeypatch.setattr(kernel_cache, "compile_cubin", lambda *args: b"\x7fELF a cubin")   # no NVRTC needed
+    monkeypatch.setattr(kernel_cache, "nvrtc_version", lambda: "12.0")
+    with pytest.raises(NotADirectoryError, match=rf"\(from \$OPTFORGE_CACHE_DIR\) cannot hold .*: {blocking} is not a folder"):
+        kernel_cache.cubin(SOURCE, "90")
+
+
 def test_mixing_numpy_and_cupy_weights_in_one_update_is_a_clear_error_and_changes_nothing():
     pytest.importorskip("cupy")
     opt = optforge.create("sgd", momentum=0.9, use_fused_step=True)

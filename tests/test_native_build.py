@@ -309,3 +309,20 @@ ctypes.CDLL("libgomp.so.1").omp_display_env(1)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
         assert result.stdout.split()[:2] == [str(given), "False"]
         assert f"GOMP_SPINCOUNT = '{expected}'" in result.stderr
+
+
+def test_a_cache_root_that_is_a_file_is_a_clear_error_and_changes_nothing(source, tmp_path, monkeypatch):
+    blocking = tmp_path / "a-file"
+    blocking.write_text("not a folder")
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(blocking))
+    monkeypatch.setenv(native.BACKEND_ENV, "native")
+    monkeypatch.setattr(native_build, "_LIBRARIES", {})       # nothing loaded yet: the step must build
+    monkeypatch.setattr(native, "_LIBRARIES", {})
+    opt = optforge.create(SPEC, learning_rate=0.1)
+    weight = np.ones(100, np.float32)
+    state = opt.create_state(0, weight)
+    with pytest.raises(NotADirectoryError, match=rf"\(from \$OPTFORGE_CACHE_DIR\) cannot hold .*: {blocking} is not a folder"):
+        opt.update(0, weight, np.ones(100, np.float32), state)
+    assert (weight == 1).all() and (state == 0).all() and opt._index_update_count == {}
+    with pytest.raises(NotADirectoryError, match="Set OPTFORGE_CACHE_DIR to a folder"):
+        native_build.library_path(source, KERNEL)

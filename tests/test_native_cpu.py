@@ -449,3 +449,108 @@ def test_multi_tensor_chunks_are_shared_out_by_element_count(tmp_path, sizes):
 
 def _pointer(array):
     return ctypes.c_void_p(array.ctypes.data)
+
+
+def novograd_on_odd_steps(repo_root, folder):
+    """NovoGrad whose weight changes on odd steps only: on even steps the variant's passes
+    write the states and only read the weight (its pointer is const in that variant)."""
+    text = (repo_root / "specs" / "novograd.toml").read_text().replace('name = "NovoGrad"', 'name = "NovoOdd"')
+    text = text.replace("weight = weight - lr * mean", "if t % 2 != 0:\n    weight = weight - lr * mean")
+    path = folder / "novoodd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_variant_that_only_reads_the_weight_in_its_passes_compiles_and_runs(native_calls, repo_root, tmp_path,
+                                                                            monkeypatch):
+    # the pass functions took the weight as `W*` whatever the pass wrote: a call with the
+    # variant's `const W*` did not compile
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(native.BACKEND_ENV, "native")
+    cls = optforge.load_spec(novograd_on_odd_steps(repo_root, tmp_path), register=False)
+    fused, ref = (cls(learning_rate=0.1, wd=0.01, use_fused_step=f) for f in (True, False))
+    rng = np.random.default_rng(12)
+    weight = rng.standard_normal(5000).astype(np.float32)
+    w1, w2 = weight.copy(), weight.copy()
+    s1, s2 = fused.create_state(0, w1), ref.create_state(0, w2)
+    for t in range(1, 5):
+        grad = rng.standard_normal(5000).astype(np.float32)
+        before = w1.copy()
+        fused.update(0, w1, grad, s1)
+        ref.update(0, w2, grad, s2)
+        assert (w1 != before).any() == (t % 2 != 0)
+        same(w1, w2, f"step {t}: weight", True)
+        for a, b in zip(parts(s1), parts(s2)):
+            same(a, b, f"step {t}: state", True)
+    assert native_calls == {"single": 4}
+
+
+def _layouts(values):
+    """The same values as C-order, Fortran-order, reversed-stride, strided and unaligned arrays."""
+    fortran = np.asfortranarray(values)
+    reversed_ = values[::-1, ::-1].copy()[::-1, ::-1]
+    wide = np.zeros((values.shape[0], 2 * values.shape[1]), values.dtype)
+    wide[:, ::2] = values
+    unaligned = np.zeros(values.nbytes + 1, np.uint8)[1:].view(values.dtype).reshape(values.shape)
+    unaligned[...] = values
+    return {"C": values.copy(), "F": fortran, "reversed": reversed_, "strided": wide[:, ::2], "unaligned": unaligned}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=["f32", "f64", "f16"])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused_step", "step"])
+def test_noise_follows_the_logical_index_whatever_the_layout(native_calls, dtype, fused):
+    """fused_step drew the native kernels' noise for C-contiguous arrays and the NumPy code's
+    for any other layout: the same seed and values gave another step. Arrays the kernels
+    refuse by layout now run them on C-contiguous copies (step: the NumPy code, by logical index)."""
+    rng = np.random.default_rng(11)
+    values = rng.standard_normal((300, 257)).astype(dtype)
+    grads = rng.standard_normal((2, 300, 257)).astype(dtype)
+    results = {}
+    for name, weight in _layouts(values).items():
+        opt = optforge.create("sgld", learning_rate=0.1, seed=7, wd=0.01, use_fused_step=fused)
+        for k, grad in enumerate(grads):
+            opt.update(0, weight, _layouts(grad)[name], None)
+        results[name] = weight.astype(dtype)
+    for name, weight in results.items():
+        assert_same_bits(weight, results["C"], f"{name} weight")
+    assert native_calls == ({"single": 2 * len(results)} if fused else {})
+
+
+ALIASED = [("torch", "asgd", {}), ("mxnet2", "sgd", {"momentum": 0.9}), ("mxnet2", "lamb", {}),
+           ("mxnet2", "sgld", {"seed": 2}), ("mxnet2", "rmsprop", {"centered": True}), ("mxnet2", "novograd", {})]
+
+
+@pytest.mark.parametrize("call", ["update", "fused_step", "step"])
+@pytest.mark.parametrize("flavor,name,hyper", ALIASED, ids=[f"{f}-{n}" for f, n, _ in ALIASED])
+def test_a_gradient_sharing_memory_with_the_weight_or_a_state_is_read_as_a_copy(native_calls, flavor, name, hyper,
+                                                                                call):
+    """A step computes from the values its arrays hold when it is called: the kernels write
+    the weight and states while still reading the gradient (torch's ASGD gave another
+    weight for `update(0, w, w, state)`, SGD with momentum for a gradient that is its
+    momentum), so such a gradient is copied first. The native kernels then apply too."""
+    rng = np.random.default_rng(14)
+    base = (rng.standard_normal((300, 257)) * 0.5).astype(np.float32)
+    stateful = bool(parts(optforge.create(name, flavor=flavor, **hyper).create_state(0, base)))
+    targets = ("weight", "state") if stateful else ("weight",)
+    for target in targets:
+        results = []
+        for aliased in (True, False):
+            opt = optforge.create(name, flavor=flavor, learning_rate=0.01, wd=0.01, **hyper)
+            weight = base.copy()
+            state = opt.create_state(0, weight)
+            arrays = [p for p in parts(state) if p.shape == weight.shape]
+            if target == "state":
+                arrays[0][...] = np.abs(base) * 0.25      # a value every rule takes as a gradient
+            for _ in range(2):
+                grad = weight if target == "weight" else arrays[0]
+                if call == "update":
+                    opt.update(0, weight, grad if aliased else grad.copy(), state)
+                else:
+                    getattr(opt, call)([0], [weight], [grad if aliased else grad.copy()], [state])
+            results.append((weight, [p.copy() for p in parts(state)]))
+        (w1, s1), (w2, s2) = results
+        assert_same_bits(w1, w2, f"{target}: weight")
+        for a, b in zip(s1, s2):
+            assert_same_bits(a, b, f"{target}: state")
+    runs = len(targets) * 2 * 2 if call != "step" else 0      # targets x (aliased, copy) x 2 steps
+    assert sum(native_calls.values()) == runs

@@ -162,3 +162,20 @@ def test_stale_temporaries_are_cleaned(cache):
     assert not stale.exists()
     assert fresh.exists()    # may belong to a generation running now
     assert not [p for p in parent.glob(".tmp-*") if p != fresh]
+
+
+@pytest.mark.parametrize("variable, root", [("OPTFORGE_CACHE_DIR", "{file}"), ("OPTFORGE_CACHE_DIR", "{file}/below"),
+                                            ("XDG_CACHE_HOME", "{file}")])
+def test_a_cache_root_that_is_a_file_is_a_clear_error(cache, tmp_path, monkeypatch, variable, root):
+    """mkdir's bare NotADirectoryError named neither optforge's cache nor the variable."""
+    spec, _, _ = cache
+    blocking = tmp_path / "a-file"
+    blocking.write_text("not a folder")
+    monkeypatch.delenv("OPTFORGE_CACHE_DIR")
+    monkeypatch.setenv(variable, root.format(file=blocking))
+    with pytest.raises(NotADirectoryError) as info:
+        _load(spec)
+    message = str(info.value)
+    assert f"${variable}" in message and f"{blocking} is not a folder" in message
+    assert "Set OPTFORGE_CACHE_DIR to a folder" in message
+    assert blocking.read_text() == "not a folder"

@@ -2,6 +2,9 @@
 without bound: each is a SpecError at a position inside the file, and the stated limits
 (docs/spec-format.md) name themselves. `optforge check`, `generate` and `load_spec` all run
 the same checks (load_rule, then every emitter)."""
+import signal
+import time
+
 import pytest
 
 import optforge
@@ -27,6 +30,9 @@ CASES = [
     ("huge-in-product", spec("weight = weight - (lr * 1.5**63)**63 * grad"), "number magnitudes", 3),
     ("complex", spec(STEP + " * (-1)**0.5"), "complex", 3),
     ("int-to-str-limit", spec(STEP + " * ((10**15)**63)**64"), "number magnitudes", 3),
+    # the denominator is beyond float64: compared as integers, not converted
+    ("tiny-rational", spec(STEP + " * (10**15)**-64"), "below the limit", 3),
+    ("tiny-float", spec(STEP + " * 1e-200 * 1e-200"), "below the limit", 3),
     ("exp-overflow", spec(STEP + " * exp(1000)"), "infinite", 3),
     ("hyperparameter-update", spec(STEP, "[hyperparameters]\nupdate = 0.5\n"), "reserved", 6),
     ("hyperparameter-SPEC", spec(STEP, "[hyperparameters]\nSPEC = 0.5\n"), "reserved", 6),
@@ -93,6 +99,31 @@ def test_spec_file_names_must_name_a_module(tmp_path, monkeypatch, file_name):
     assert (info.value.line, info.value.col) == (1, 1)
 
 
+@pytest.mark.parametrize("file_name", ["__.toml", "__init__.toml", "_private.toml"])
+def test_spec_file_names_starting_with_an_underscore_are_refused(tmp_path, monkeypatch, file_name):
+    # `__init__.toml` would generate the packages' own __init__.py
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / file_name
+    path.write_text(spec(STEP), encoding="utf-8")
+    with pytest.raises(SpecError, match="must not start with '_'") as info:
+        optforge.load_spec(path, register=False)
+    assert (info.value.line, info.value.col) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["__", "_T", "__init__"])
+def test_optimizer_names_starting_with_an_underscore_are_refused(tmp_path, monkeypatch, name):
+    """The lower-cased name starts every kernel symbol (`___default_f32` was built, then
+    never found: the native build looks up no name starting with '_')."""
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "t.toml"
+    path.write_text(spec(STEP).replace('"T"', f'"{name}"', 1), encoding="utf-8")
+    with pytest.raises(SpecError, match="must not start with '_'") as info:
+        optforge.load_spec(path, register=False)
+    assert (info.value.line, info.value.col) == (1, 8)
+    summary, errors = check_spec(path)
+    assert summary is None and [(e.line, e.col) for e in errors] == [(1, 8)]
+
+
 def test_a_constant_condition_free_skip_if_generates_valid_code(tmp_path):
     """skip_if reading only built-in inputs: a function without keyword-only parameters."""
     from optforge.codegen.analysis import analyse
@@ -127,3 +158,51 @@ def test_positions_count_lines_as_the_file_does(tmp_path, text, line, col):
     with pytest.raises(SpecError) as info:
         load_rule(path)
     assert (info.value.line, info.value.col) == (line, col), str(info.value)
+
+
+CHAINED_BLOCK = """if t > {k}:
+    mean = beta1 * mean + (1 - beta1) * grad
+    var = beta2 * var + (1 - beta2) * grad**2
+    grad = mean / (sqrt(var) + epsilon)
+"""
+
+
+def _within(seconds, run):
+    """run(), failing (instead of hanging) past `seconds` of wall time; returns (result, CPU seconds)."""
+    def alarm(signum, frame):
+        raise AssertionError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        start = time.process_time()
+        result = run()
+        return result, time.process_time() - start
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the time limit needs SIGALRM")
+def test_eight_chained_conditions_end_quickly(tmp_path):
+    """8 conditions (256 variants, within the limit), each block reading the one before: the
+    buffer plan walked every path through the chain of values (over 10 s); now the code of
+    every variant is planned in linear time and the too large CUDA file stops rendering at
+    the size limit."""
+    path = tmp_path / "t.toml"
+    path.write_text(spec("".join(CHAINED_BLOCK.format(k=k) for k in range(1, 9)) + STEP,
+                         "[hyperparameters]\nbeta1 = 0.9\nbeta2 = 0.999\nepsilon = 1e-8\n"
+                         "[states]\nmean = 'zeros'\nvar = 'zeros'\n"), encoding="utf-8")
+    (summary, errors), cpu = _within(60, lambda: check_spec(path))
+    assert summary is None and [(e.line, e.col) for e in errors] == [(3, 1)]
+    assert "more than 2000000 characters" in str(errors[0])
+    assert cpu < 3, f"{cpu:.1f} s"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the time limit needs SIGALRM")
+def test_a_long_chain_of_shared_values_is_planned_in_linear_time(tmp_path):
+    # each value reads the one before three times: 3**16 paths through the chain
+    path = tmp_path / "t.toml"
+    path.write_text(spec("x = grad\n" + "x = x * x + x\n" * 16 + "weight = weight - lr * x"), encoding="utf-8")
+    (summary, errors), cpu = _within(30, lambda: check_spec(path))
+    assert errors == [] and "1 variants" in summary
+    assert cpu < 3, f"{cpu:.1f} s"

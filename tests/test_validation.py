@@ -136,3 +136,96 @@ def test_host_math_failure_raises_before_anything_changes():
         opt.update(0, w, np.ones(3, np.float32), state)
     np.testing.assert_array_equal(w, 1)
     assert opt._index_update_count == {} and opt.num_update == 0
+
+
+NOT_FINITE = [float("inf"), -float("inf"), float("nan"), np.float32("inf")]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE, ids=repr)
+def test_muon_ns_coefficients_must_be_finite_in_the_mxnet_and_params_styles(value):
+    """torch.optim.Muon takes any ns_coefficients; an infinite one made every weight nan."""
+    with pytest.raises(ValueError, match="ns_b must be"):
+        optforge.create("muon", flavor="torch", ns_b=value)
+    opt = optforge.create("muon", flavor="torch")
+    with pytest.raises(ValueError, match="ns_c must be"):
+        opt.ns_c = value
+    assert opt.ns_c == 2.0315
+    weight = np.ones((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"ns_coefficients\[1\]"):
+        optforge.optim.Muon([weight], ns_coefficients=(3.4445, value, 2.0315))
+    params = optforge.optim.Muon([weight])
+    good = params.state_dict()
+    params.param_groups[0]["ns_coefficients"] = (value, -4.775, 2.0315)
+    with pytest.raises(ValueError, match=r"ns_coefficients\[0\]"):
+        params.step([np.ones_like(weight)])
+    assert (weight == 1).all() and params.state == {}
+    with pytest.raises(ValueError, match=r"ns_coefficients\[2\]"):
+        params.add_param_group({"params": [np.ones((2, 2), np.float32)], "ns_coefficients": (1.0, 1.0, value)})
+    saved = optforge.optim.Muon([weight]).state_dict()
+    saved["param_groups"][0]["ns_coefficients"] = (value, 1.0, 1.0)
+    fresh = optforge.optim.Muon([weight])
+    with pytest.raises(ValueError, match=r"ns_coefficients\[0\]"):
+        fresh.load_state_dict(saved)
+    assert fresh.state_dict() == good
+
+
+@pytest.mark.parametrize("value", NOT_FINITE, ids=repr)
+def test_muon_ns_coefficients_must_be_finite_in_optforge_torch(value):
+    torch = pytest.importorskip("torch")
+    import optforge.torch as otorch
+    param = torch.nn.Parameter(torch.ones(4, 3))
+    with pytest.raises(ValueError, match=r"ns_coefficients\[2\]"):
+        otorch.Muon([param], ns_coefficients=(1.0, 1.0, value))
+    opt = otorch.Muon([param])
+    param.grad = torch.ones(4, 3)
+    opt.param_groups[0]["ns_coefficients"] = (value, -4.775, 2.0315)
+    with pytest.raises(ValueError, match=r"ns_coefficients\[0\]"):
+        opt.step()
+    assert (param.detach() == 1).all() and not opt.state
+    with pytest.raises(ValueError, match=r"ns_coefficients\[0\]"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, 2))], "ns_coefficients": (value, 1.0, 1.0)})
+    saved = otorch.Muon([param]).state_dict()
+    saved["param_groups"][0]["ns_coefficients"] = (1.0, value, 1.0)
+    with pytest.raises(ValueError, match=r"ns_coefficients\[1\]"):
+        otorch.Muon([param]).load_state_dict(saved)
+
+
+def test_a_number_without_a_range_must_be_finite(tmp_path, monkeypatch):
+    # infinity is admitted by a range closed at inf only, never by the absence of a range
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "scaled.toml"
+    path.write_text('name = "Scaled"\nupdate = "weight = weight - lr * scale * grad"\n'
+                    '[hyperparameters]\nscale = 1.0\n', encoding="utf-8")
+    cls = optforge.load_spec(path, register=False)
+    with pytest.raises(ValueError, match="scale must be finite, got inf"):
+        cls(scale=float("inf"))
+    opt = cls(scale=-2.5)
+    with pytest.raises(ValueError, match="scale must be finite, got -inf"):
+        opt.scale = -float("inf")
+    assert opt.scale == -2.5
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_, object, np.complex64],
+                         ids=lambda d: np.dtype(d).name)
+def test_weights_of_other_dtypes_are_refused_by_name_before_anything_changes(dtype):
+    """create_state failed inside NumPy ("data type ... not inexact") or made complex states;
+    every entry point names the dtype and the supported ones."""
+    message = rf"weight of parameter 0 has dtype {np.dtype(dtype).name}; supported: float16, bfloat16, float32, float64"
+    for name in ("adam", "sgd", "lamb", "sgld"):
+        opt = optforge.create(name, learning_rate=0.1)
+        weight, grad = np.ones(4, dtype), np.ones(4, dtype)
+        with pytest.raises(ValueError, match=message):
+            opt.create_state(0, weight)
+        with pytest.raises(ValueError, match=message):
+            opt.create_state_multi_precision(0, weight)
+        state = opt.create_state(0, np.ones(4, np.float32))
+        for fused in (True, False):
+            opt.use_fused_step = fused
+            with pytest.raises(ValueError, match=message):
+                opt.update(0, weight, grad, state)
+            with pytest.raises(ValueError, match=message):
+                opt.update_multi_precision(0, weight, grad, state)
+        updater = optforge.get_updater(opt)
+        with pytest.raises(ValueError, match=message):
+            updater(0, grad, weight)
+        assert (weight == np.ones(4, dtype)).all() and opt._index_update_count == {} and updater.states == {}

@@ -18,7 +18,7 @@ from ..tac import lower
 from . import cpu_matrix
 from ..targets import has_kernels
 from .cuda_module import CHUNK, state_classes, variant_context
-from .templates import environment
+from .templates import environment, render_limited
 
 HEADER = "optforge_cpu.h"
 MIN_PER_THREAD = 1 << 15   # elements: below twice this a single tensor is not split across threads
@@ -38,7 +38,7 @@ def render(rule, analysis):
             stage["cpu_call_args"] = _pass_call_args(stage)
         variants.append(context)
     template = environment().get_template("cpu_module.cpp.j2")
-    return template.render(rule=rule, variants=variants).rstrip("\n") + "\n"
+    return render_limited(template, rule=rule, variants=variants).rstrip("\n") + "\n"
 
 
 def render_common():

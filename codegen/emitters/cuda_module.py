@@ -14,7 +14,7 @@ from ..printers.cuda import Assignment, CudaPrinter, Definition
 from ..stages import REDUCTIONS, plan
 from ..ir import DEVICE, ROWS
 from ..tac import Scalar, lower
-from .templates import environment
+from .templates import environment, render_limited
 
 BLOCK = 256          # threads per block of the grid-stride kernels
 MULTI_BLOCK = 512    # threads per block of the multi-tensor kernels (one chunk per block)
@@ -69,8 +69,8 @@ def render(rule, analysis, spec_path, module_name):
         variants.append(context)
         modes[mode] = _launch_meta(variant, program, context)
     template = environment().get_template("cuda_module.cu.j2")
-    cu = template.render(
-        rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
+    cu = render_limited(
+        template, rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
         numpy_path=module_name.replace(".", "/") + ".py",
         update_text=rule.update_text.strip("\n"),
         variants=variants, block=BLOCK, multi_block=MULTI_BLOCK, reduce_threads=REDUCE_THREADS,

@@ -15,7 +15,7 @@ from ..schedule import Step, schedule
 from ..tac import Scalar, Val, lower, symmetric
 from ..matrix_stages import in_place
 from .cpu_matrix import stage_programs, stage_scalars
-from .templates import environment
+from .templates import environment, render_limited
 
 
 def render(rule, analysis, spec_path):
@@ -53,7 +53,8 @@ def render(rule, analysis, spec_path):
         requires_inputs = sorted(_names(rule.requires))
 
     template = environment().get_template("numpy_module.py.j2")
-    return template.render(
+    return render_limited(
+        template,
         rule=rule,
         spec_path=spec_path,
         update_text=rule.update_text.strip("\n"),

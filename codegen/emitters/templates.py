@@ -15,6 +15,27 @@ import jinja2
 from .. import escaping
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MAX_FILE_CHARS = 2_000_000   # printed size of one generated file
+
+
+class FileTooLarge(Exception):
+    """A rendering passed MAX_FILE_CHARS (`size`: the characters rendered when it stopped)."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.size = size
+
+
+def render_limited(template, **context):
+    """`template.render(**context)`, stopped with FileTooLarge once the text passes
+    MAX_FILE_CHARS: a spec whose code would be too large costs no more than the limit."""
+    parts, size = [], 0
+    for part in template.generate(**context):
+        size += len(part)
+        if size > MAX_FILE_CHARS:
+            raise FileTooLarge(size)
+        parts.append(part)
+    return "".join(parts)
 
 
 @lru_cache(maxsize=None)

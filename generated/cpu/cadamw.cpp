@@ -75,7 +75,7 @@ static inline __attribute__((always_inline)) void cadamw_default_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 static void cadamw_default_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_exp_avg_sq,

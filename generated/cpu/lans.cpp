@@ -61,7 +61,7 @@ static inline __attribute__((always_inline)) void lans_default_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 static void lans_default_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const M* __restrict__ p_mean,
     const M* __restrict__ p_var,
@@ -118,7 +118,7 @@ static inline __attribute__((always_inline)) void lans_default_pass1_math(
 
 template <typename W, typename M, bool MASTER>
 static void lans_default_pass1_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     M* __restrict__ p_mean,
     M* __restrict__ p_var,

@@ -459,7 +459,7 @@ static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0
 
 template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_eq_0_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0_scalars<M> s, double (&sums)[2])
 {
@@ -916,7 +916,7 @@ static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0
 
 template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_ne_0_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0_scalars<M> s, double (&sums)[2])

@@ -57,7 +57,7 @@ static inline __attribute__((always_inline)) void novograd_maximize_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 static void novograd_maximize_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
@@ -517,7 +517,7 @@ static inline __attribute__((always_inline)) void novograd_not_maximize_pass0_ma
 
 template <typename W, typename M, bool MASTER>
 static void novograd_not_maximize_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,

@@ -458,7 +458,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass0_ma
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const om::index_t numel, const om::index_t first, const om::index_t stride,
     const lars_not_exempt__momentum_eq_0_scalars<M>& s, double (&acc)[2])
@@ -982,7 +982,7 @@ __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass0_ma
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t numel, const om::index_t first, const om::index_t stride,

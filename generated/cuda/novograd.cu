@@ -56,7 +56,7 @@ __host__ __device__ __forceinline__ void novograd_maximize_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void novograd_maximize_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,
@@ -563,7 +563,7 @@ __host__ __device__ __forceinline__ void novograd_not_maximize_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void novograd_not_maximize_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     const M* __restrict__ p_v,

@@ -28,6 +28,76 @@ def native(module, weights, grads, states, masters=None):
     return native_backend.applies(module, weights, grads, states, masters)
 
 
+def draws_noise(module):
+    """Whether a rule's variants draw `normal()` noise."""
+    known = _NOISE.get(module.__name__)
+    if known is None:
+        known = _NOISE[module.__name__] = any(v["noise"] for v in module.VARIANTS.values())
+    return known
+
+
+_NOISE = {}
+
+
+def native_on_copies(module, weights, grads, states):
+    """For a rule that draws noise, on NumPy arrays the native kernels refuse by layout
+    (not C-contiguous, unaligned, another byte order): the native kernels on C-contiguous
+    copies. The kernels draw each element's noise by its position in C order, the NumPy
+    code by its logical index; a kernel run on the copies draws what it draws for a
+    C-contiguous parameter with the same values, so the noise never depends on the layout.
+    Returns (weights, grads, states, addresses, write_back) to run with, `write_back()`
+    storing the copies' new values into the caller's weights and states; None when the
+    copies would not run natively either (dtype, backend, arrays that share memory)."""
+    from . import native as native_backend
+    if native_backend.backend() != "native" or not native_backend.has_kernels(module):
+        return None
+    ndarray = numpy.ndarray
+    copies = {}     # id(original) -> (original, copy)
+
+    def contiguous(array):
+        if type(array) is not ndarray or array.ndim == 0:
+            return array
+        if array.flags.c_contiguous and array.flags.aligned and array.dtype.isnative:
+            return array
+        copy = numpy.array(array, dtype=array.dtype.newbyteorder("="), order="C")
+        copies[id(array)] = (array, copy)
+        return copy
+
+    def swap(state):
+        if isinstance(state, (tuple, list)):
+            return type(state)(swap(s) for s in state)
+        return contiguous(state) if state is not None else None
+
+    for weight, grad, state in zip(weights, grads, states):
+        own = [weight, grad] + [p for p in _flat(state) if type(p) is ndarray]
+        if any(type(a) is not ndarray for a in own[:2]) or any(
+                numpy.may_share_memory(a, b) for k, a in enumerate(own) for b in own[k + 1:]):
+            return None     # written arrays that share memory: the NumPy code defines the result
+    new_weights = [contiguous(w) for w in weights]
+    new_grads = [contiguous(g) for g in grads]
+    new_states = [swap(s) for s in states]
+    if not copies:
+        return None
+    addresses = native_backend.applies(module, new_weights, new_grads, new_states)
+    if addresses is None:
+        return None
+    gradients = set(map(id, grads))
+    written = [pair for key, pair in copies.items() if key not in gradients]
+
+    def write_back():
+        for original, copy in written:
+            numpy.copyto(original, copy)
+    return new_weights, new_grads, new_states, addresses, write_back
+
+
+def _flat(state):
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [p for s in state for p in _flat(s)]
+    return [state]
+
+
 def run_stages(module, variant, weight, grad, arrays, scalars):
     """Run a matrix rule's step through its native stage kernels (backends/native_matrix.py);
     False when they do not apply (then the NumPy kernel runs)."""

@@ -23,6 +23,11 @@ def cache_dir():
     return cache_root() / "kernels"
 
 
+def make_cache_folder(folder):
+    from ..spec_loading import make_cache_folder as make
+    make(folder)
+
+
 def options(arch, fmad=True, defines=()):
     """NVRTC options: C++17, the target architecture; `fmad=False` turns off FMA contraction
     (bit-for-bit comparisons with NumPy), production builds keep it; `defines`: macro names
@@ -94,7 +99,7 @@ def cubin(source_path, arch, fmad=True, defines=()):
     else:
         data = compile_cubin(source, header, opts, source_path.name)
         compiled.append(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_cache_folder(path.parent)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:   # atomic: no torn files
             tmp.write(data)
         os.replace(tmp.name, path)
@@ -110,7 +115,7 @@ def module(source_path, arch, device_id, fmad=True, defines=()):
     if loaded is None:
         path = cache_dir() / f"{key}.cubin"
         if not path.exists():   # the disk copy was removed after it was read: write it again
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_cache_folder(path.parent)
             path.write_bytes(data)
         loaded = cupy.RawModule(path=str(path))
         _MODULES[(key, device_id)] = loaded

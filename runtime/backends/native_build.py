@@ -58,6 +58,11 @@ def cache_dir():
     return cache_root() / "native"
 
 
+def make_cache_folder(folder):
+    from ..spec_loading import make_cache_folder as make
+    make(folder)
+
+
 def compiler():
     """The compiler's path: $CXX (which must exist), else the first of c++, g++, clang++."""
     return _compiler(os.environ.get("CXX"), os.environ.get("PATH"))
@@ -220,7 +225,7 @@ def library_path(source_path, kernel=None):
     library, checksum = folder / f"{key}.so", folder / f"{key}.sha256"
     if _valid(library, checksum):
         return key, library
-    folder.mkdir(parents=True, exist_ok=True)
+    make_cache_folder(folder)
     with open(folder / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)     # one writer; the others wait, then find it built
         try:

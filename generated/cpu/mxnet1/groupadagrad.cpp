@@ -53,7 +53,7 @@ static inline __attribute__((always_inline)) void groupadagrad_default_pass0_mat
 
 template <typename W, typename M, bool MASTER>
 static void groupadagrad_default_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const M* __restrict__ p_history,
     const om::index_t n, const groupadagrad_default_scalars<M> s, double (&sums)[1],

@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void lamb_bias_correction_pass0_mat
 
 template <typename W, typename M, bool MASTER>
 static void lamb_bias_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
@@ -567,7 +567,7 @@ static inline __attribute__((always_inline)) void lamb_not_bias_correction_pass0
 
 template <typename W, typename M, bool MASTER>
 static void lamb_not_bias_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,

@@ -862,7 +862,7 @@ static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0
 
 template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M> s, double (&sums)[2])
 {
@@ -1319,7 +1319,7 @@ static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0
 
 template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M> s, double (&sums)[2])
 {
@@ -1777,7 +1777,7 @@ static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0
 
 template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M> s, double (&sums)[2])
@@ -2243,7 +2243,7 @@ static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0
 
 template <typename W, typename M, bool MASTER>
 static void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M> s, double (&sums)[2])

@@ -54,7 +54,7 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 
 template <typename W, typename M, bool MASTER>
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,
     const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_scalars<M> s, double (&sums)[2])
@@ -522,7 +522,7 @@ static inline __attribute__((always_inline)) void lbsgd_Mod_Where_num_cums_0_num
 
 template <typename W, typename M, bool MASTER>
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_cum_grad,

@@ -48,7 +48,7 @@ __host__ __device__ __forceinline__ void groupadagrad_default_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void groupadagrad_default_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     const M* __restrict__ p_history,
     const om::index_t numel, const om::index_t first, const om::index_t stride,

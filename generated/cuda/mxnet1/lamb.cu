@@ -81,7 +81,7 @@ __host__ __device__ __forceinline__ void lamb_bias_correction_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void lamb_bias_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
@@ -637,7 +637,7 @@ __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass0_math(
 
 template <typename W, typename M, bool MASTER>
 __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass0_span(
-    W* __restrict__ p_weight, M* __restrict__ master,
+    const W* __restrict__ p_weight, M* __restrict__ master,
     const W* __restrict__ p_grad,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_mean,
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
