@@ -243,3 +243,44 @@ def test_params_style_docstrings_name_the_classes_own_arguments():
     mxnet = optforge.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
     assert [line.split(" :")[0] for line in mxnet.splitlines() if not line.startswith(" ")][:4] == \
         ["learning_rate", "beta1", "beta2", "epsilon"]
+
+
+# -- HTML validity ------------------------------------------------------------------------
+
+
+def html5_error(text):
+    """The first HTML5 parse error of a page as 'line:col: code', or None. html5lib's strict
+    parser raises on any error (an unescaped `<` in MathML text, a stray end tag, ...),
+    where a browser would silently repair the page."""
+    html5lib = pytest.importorskip("html5lib")
+    parser = html5lib.HTMLParser(strict=True)
+    try:
+        parser.parse(text)
+    except html5lib.html5parser.ParseError:
+        (line, col), code, _ = parser.errors[0]
+        return f"{line}:{col}: {code}"
+    return None
+
+
+def test_every_html_page_parses_as_strict_html5(repo_root):
+    pages = sorted((repo_root / "generated/docs/html").rglob("*.html"))
+    assert len(pages) > len(catalog.load())      # every optimizer's page and the index
+    errors = {p.relative_to(repo_root).as_posix(): html5_error(p.read_text()) for p in pages}
+    assert {page: error for page, error in errors.items() if error} == {}
+
+
+def test_the_strict_check_sees_an_unescaped_less_than():
+    page = "<!DOCTYPE html><html lang='en'><head><title>t</title></head><body><math>{}</math></body></html>"
+    assert html5_error(page.format("<mi>v</mi><mo>&lt;</mo><mn>0</mn>")) is None
+    assert html5_error(page.format("<mi>v</mi><mo><</mo><mn>0</mn>")).endswith("expected-tag-name")
+
+
+def test_mathml_text_is_escaped_for_html():
+    rule = load_rule(generate_root() / "specs" / "novograd.toml")
+    formulas = Formulas(rule)
+    v = sympy.Symbol("v")
+    assert formulas.mathml(sympy.Lt(v, 0)) == "<mrow><mi>v</mi><mo>&lt;</mo><mn>0</mn></mrow>"
+    assert formulas.mathml(sympy.Gt(v, 0)) == "<mrow><mi>v</mi><mo>&gt;</mo><mn>0</mn></mrow>"
+    # a string hyperparameter's text is escaped once, not twice
+    from optforge.codegen.functions import StringLiteral
+    assert formulas.mathml(StringLiteral("a<b&c")) == "<mtext>“a&lt;b&amp;c”</mtext>"
