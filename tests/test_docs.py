@@ -370,3 +370,29 @@ def test_a_project_of_its_own_gets_honest_pages(tmp_path):
     assert "None: this rule computes" not in page and "Not one of MXNet's optimizers" in page
     assert "## MXNet 2.0 conventions (`mxnet2`)" in files["generated/docs/index.md"]
     assert "1 optimizer, each generated" in files["generated/docs/index.md"]
+
+
+def test_spec_format_shows_the_evaluation_order_the_generator_writes(tmp_path, repo_root):
+    """docs/spec-format.md's "Evaluation order" example: its spec generates exactly the host
+    and kernel lines it shows (in that order), and the native CPU and CUDA files compute the
+    same instructions."""
+    import re
+    from optforge.codegen.analysis import analyse
+    guide = (repo_root / "docs" / "spec-format.md").read_text()
+    section = guide.split("## Evaluation order", 1)[1].split("\n## ", 1)[0]
+    spec_text = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    spec = tmp_path / "example.toml"
+    spec.write_text(spec_text)
+    rule = load_rule(spec)
+    files = generate.render_spec(rule, analyse(rule), spec.name, "example")
+    generated = [line.strip() for line in files["numpy/example.py"].splitlines()]
+    position = 0
+    for line in (line.strip() for line in shown.splitlines() if line.strip()):
+        assert line in generated[position:], line
+        position = generated.index(line, position) + 1
+    for path in ("cpu/example.cpp", "cuda/example.cu"):
+        statements = re.findall(r"const M (v\d+ = [^;]+);", files[path])
+        assert statements == ["v0 = grad * grad", "v1 = v0 * s.c_1", "v2 = v1 + s.c_2", "v3 = v2 * s.lr",
+                              "v4 = weight - v3"], path
+    assert "`v1 = v0 * s.c_1;`" in section and "`v2 = v1 + s.c_2;`" in section
