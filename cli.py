@@ -1,5 +1,6 @@
 """The `optforge` command line."""
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -44,8 +45,11 @@ def main(argv=None):
     lst.set_defaults(run=_list)
 
     show = commands.add_parser("show", help="an optimizer's formulas, hyperparameters, states and files")
-    show.add_argument("name", help="the optimizer's name, any case (e.g. adam)")
-    show.add_argument("--flavor", default="mxnet2", help="its flavor: mxnet2 (default), mxnet1 or torch")
+    show.add_argument("name", metavar="NAME|FILE",
+                      help="the optimizer's name, any case (e.g. adam), or a spec file's path (my_specs/myopt.toml: "
+                           "loaded as optforge.load_spec loads it)")
+    show.add_argument("--flavor", default=None,
+                      help="its flavor: mxnet2 (default), mxnet1 or torch; a spec file has its own")
     show.add_argument("--code", action="store_true", help="also print the generated NumPy code")
     show.set_defaults(run=_show)
 
@@ -80,8 +84,12 @@ def main(argv=None):
                       help="write the loss curves as a PNG image (needs matplotlib: pip install 'optforge[plot]')")
     demo.set_defaults(run=_demo)
 
-    docs = commands.add_parser("docs", help="print where the HTML formula docs are installed")
-    docs.add_argument("--open", action="store_true", help="open them in the web browser")
+    docs = commands.add_parser("docs", help="print where the HTML formula docs are installed, or render a spec "
+                                            "file's page")
+    docs.add_argument("file", nargs="?", type=Path, default=None, metavar="FILE",
+                      help="a spec file (my_specs/myopt.toml): render its HTML and Markdown pages into the optforge "
+                           "cache and print the HTML page's path")
+    docs.add_argument("--open", action="store_true", help="open them (or the spec's page) in the web browser")
     docs.set_defaults(run=_docs)
 
     bench = commands.add_parser("bench", help="optimizer step GB/s against the device's copy GB/s")
@@ -225,23 +233,62 @@ def _list(args):
     return 0
 
 
+def is_spec_file(text):
+    """Whether a command's NAME|FILE argument names a spec file rather than an optimizer: a
+    `.toml` file or any path with a folder (optimizer names are identifiers)."""
+    return text.endswith(".toml") or "/" in text or os.sep in text
+
+
+def _spec_error(command, err):
+    """A SpecError as `optforge check` prints it: every mistake as file:line:col: message."""
+    mistakes = getattr(err, "errors", [err])
+    for mistake in mistakes:
+        print(mistake, file=sys.stderr)
+    print(f"optforge {command}: {len(mistakes)} mistake(s) in {err.path}", file=sys.stderr)
+    return 1
+
+
 def _show(args):
     import inspect
+    from .codegen.errors import SpecError
     from .runtime import catalog, params_api, registry
-    if _known_flavor(args.flavor, "show"):
+    from_file = is_spec_file(args.name)
+    flavor = args.flavor or registry.DEFAULT_FLAVOR
+    if _known_flavor(flavor, "show"):
         return 2
     catalog.load()
-    try:
-        cls = registry.lookup(args.name, args.flavor)
-    except ValueError as err:
-        print(f"optforge show: {err}", file=sys.stderr)
-        return 1
+    if from_file:
+        from .runtime.spec_loading import load_spec
+        try:
+            cls = load_spec(args.name, register=False)   # as optforge.load_spec, without registering here
+        except SpecError as err:
+            return _spec_error("show", err)
+        if args.flavor is not None and args.flavor != cls.flavor:
+            print(f"optforge show: {args.name} is a spec of flavor {cls.flavor!r}, not {args.flavor!r}",
+                  file=sys.stderr)
+            return 2
+    else:
+        try:
+            cls = registry.lookup(args.name, flavor)
+        except ValueError as err:
+            print(f"optforge show: {err}", file=sys.stderr)
+            return 1
     spec = cls.SPEC
+    # a spec of load_spec (from FILE, or registered by load_spec in this process) has its files
+    # in the cache and no class attribute of optforge
+    loaded = ".generated.numpy." not in cls._module.__name__
+    spec_path = Path(args.name).resolve() if from_file else None
+    shipped = loaded and from_file and spec_path.is_relative_to(PACKAGE_ROOT / "specs")   # optforge's own file
     wrap = textwrap.TextWrapper(WIDTH, initial_indent="    ", subsequent_indent="        ")
     print(f"{spec['name']} ({spec['flavor']}) - {spec['summary']}\n")
     from .runtime.api_families import constructors
-    has_params_class = params_api.chosen(registry.registered().items()).get(spec["key"]) is cls
-    for family in constructors(spec, has_params_class):
+    # the params-style class a name gets, counting this spec as registered (as load_spec would)
+    registered = list(registry.registered().items()) + [((cls.flavor, spec["key"]), cls)]
+    has_params_class = params_api.chosen(registered).get(spec["key"]) is cls
+    if from_file and not shipped:
+        print(f"Not shipped with optforge: optforge.load_spec({str(spec_path)!r}) generates and registers it "
+              "first.\n")
+    for family in constructors(spec, has_params_class, builtin=shipped or not loaded):
         print(f"{family['label']}:")
         for line in family["lines"]:
             print(wrap.fill(line))
@@ -283,33 +330,59 @@ def _show(args):
     if not spec["states"]:
         print("    (none)")
     module_path = Path(inspect.getsourcefile(cls._module))
-    relative = cls._module.__name__.split(".generated.numpy.")[1].replace(".", "/")
-    files = [("spec", PACKAGE_ROOT / spec["spec"]), ("NumPy code", module_path),
-             ("CUDA kernels", PACKAGE_ROOT / "generated" / "cuda" / f"{relative}.cu"),
-             ("docs", PACKAGE_ROOT / "generated" / "docs" / "html" / f"{relative}.html")]
+    if loaded:   # the load_spec cache entry: numpy/<stem>.py, cuda/<stem>.cu, ...
+        entry, stem = module_path.parent.parent, module_path.stem
+        files = ([("spec", spec_path)] if from_file else []) + [
+            ("NumPy code", module_path), ("CUDA kernels", entry / "cuda" / f"{stem}.cu")]
+    else:
+        relative = cls._module.__name__.split(".generated.numpy.")[1].replace(".", "/")
+        files = [("spec", PACKAGE_ROOT / spec["spec"]), ("NumPy code", module_path),
+                 ("CUDA kernels", PACKAGE_ROOT / "generated" / "cuda" / f"{relative}.cu"),
+                 ("docs", PACKAGE_ROOT / "generated" / "docs" / "html" / f"{relative}.html")]
     print("\nFiles:\n")
     for label, path in files:
         if path.exists():
             print(f"    {label + ':':<14}{path}")
+    if from_file:
+        print(f"    {'docs:':<14}optforge docs {args.name}")
     if args.code:
         print(f"\nGenerated NumPy code ({module_path}):\n")
         print(inspect.getsource(cls._module))
+    elif from_file:
+        print(f"\nThe generated code: optforge show {args.name} --code")
     else:
         print(f"\nThe generated code: optforge show {spec['key']} --flavor {spec['flavor']} --code")
     return 0
 
 
 def _docs(args):
+    if args.file is not None:
+        return _spec_docs(args)
     if not DOCS_INDEX.exists():
         print(f"optforge docs: the HTML docs are missing ({DOCS_INDEX}); run `optforge generate`",
               file=sys.stderr)
         return 1
     print(DOCS_INDEX)
-    if args.open:
-        import webbrowser
-        if not webbrowser.open(DOCS_INDEX.as_uri()):
-            print("optforge docs: no web browser could be started; open the file above", file=sys.stderr)
-            return 1
+    return _open(DOCS_INDEX) if args.open else 0
+
+
+def _spec_docs(args):
+    """`optforge docs FILE`: the spec's pages, rendered into the cache."""
+    from .codegen.errors import SpecError
+    from .runtime.spec_loading import render_docs
+    try:
+        page = render_docs(args.file)
+    except SpecError as err:
+        return _spec_error("docs", err)
+    print(page)
+    return _open(page) if args.open else 0
+
+
+def _open(page):
+    import webbrowser
+    if not webbrowser.open(page.as_uri()):
+        print("optforge docs: no web browser could be started; open the file above", file=sys.stderr)
+        return 1
     return 0
 
 

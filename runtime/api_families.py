@@ -15,23 +15,23 @@ def _arguments(pairs):
     return ", ".join(f"{name}={value!r}" for name, value in pairs)
 
 
-def mxnet_style(spec, has_params_class):
+def mxnet_style(spec, has_params_class, builtin):
     arguments = _arguments([("learning_rate", spec["learning_rate"])]
                            + [(h["name"], h["default"]) for h in spec["hyperparameters"]])
     flavor = "" if spec["flavor"] == DEFAULT_FLAVOR else f", flavor={spec['flavor']!r}"
     lines = [f"opt = optforge.create({spec['key']!r}{flavor}, {arguments})"]
-    if spec["flavor"] == DEFAULT_FLAVOR:
+    if spec["flavor"] == DEFAULT_FLAVOR and builtin:    # a loaded spec is no attribute of optforge
         lines.append(f"opt = optforge.{spec['name']}({arguments})")
     return lines
 
 
-def params_style(spec, has_params_class):
+def params_style(spec, has_params_class, builtin):
     if not has_params_class:
         return []
     return [f"opt = optforge.optim.{spec['name']}(params, {_arguments(default_arguments(spec).items())})"]
 
 
-def torch_module(spec, has_params_class):
+def torch_module(spec, has_params_class, builtin):
     # optforge.torch builds its classes from optforge.optim's (torch_frontend/classes.py)
     if not has_params_class:
         return []
@@ -48,10 +48,11 @@ FAMILIES = (
 )
 
 
-def constructors(spec, has_params_class):
+def constructors(spec, has_params_class, builtin=True):
     """[{label, names, lines}] of the families with a class for the spec; the flavor's own
-    families first (the torch ones for the torch flavor, else MXNet style)."""
-    out = [{"label": label, "names": names, "lines": build(spec, has_params_class)}
+    families first (the torch ones for the torch flavor, else MXNet style). `builtin`: one of
+    optforge's own specs, not one registered by `optforge.load_spec`."""
+    out = [{"label": label, "names": names, "lines": build(spec, has_params_class, builtin)}
            for label, names, build in FAMILIES]
     out = [family for family in out if family["lines"]]
     return out if spec["flavor"] == PARAMS_FLAVOR else out[::-1]

@@ -80,8 +80,19 @@ def load_spec(path, register=True):
     SpecError (every mistake, with file:line:col)."""
     path = Path(path)
     key = cache_key(path)
-    if key in _LOADED:
-        return _LOADED[key]
+    if key not in _LOADED:
+        _LOADED[key] = _load(path, key)
+    cls = _LOADED[key]
+    if register:
+        # also after an unregistered load of the same spec (`optforge show FILE`), and once only:
+        # registering the class again would warn that it overrides itself
+        from . import registry
+        if registry.registered(cls.flavor).get((cls.flavor, cls.__name__.lower())) is not cls:
+            registry.register(cls)
+    return cls
+
+
+def _load(path, key):
     folder = cache_root() / "specs" / key
     meta = _valid_entry(folder, key)
     if meta is None:
@@ -91,12 +102,40 @@ def load_spec(path, register=True):
             raise RuntimeError(f"optforge: the cache entry {folder} was changed while it was written")
     module = _import(folder / meta["numpy"], f"optforge.generated.user.{meta['stem']}_{key[:12]}")
     from .spec_optimizer import optimizer_class
-    cls = optimizer_class(module)
-    if register:
-        from .registry import register as register_class
-        register_class(cls)
-    _LOADED[key] = cls
-    return cls
+    return optimizer_class(module)
+
+
+def render_docs(path):
+    """Write the docs pages of the spec at `path` (Markdown and HTML, as `optforge generate`
+    writes them, with an index and the stylesheet so that the HTML page works on its own) into
+    `<cache>/docs/<hash>/` and return the HTML page's path. The spec is loaded first
+    (`load_spec`, unregistered), so a page exists only for a spec that loads; a malformed one
+    raises SpecError. The folder is named by the spec's cache key and its resolved path (the
+    page names the path), and its files are written anew each time: they are the generator's
+    output, never trusted input, and are not imported."""
+    from ..codegen.emitters import docs
+    from ..codegen.generate import module_name
+    from ..codegen.loader import load_rule
+    path = Path(path)
+    load_spec(path, register=False)
+    resolved = path.resolve()
+    rule = load_rule(path)
+    shipped = resolved.is_relative_to(docs.SHIPPED_SPECS)   # one of optforge's own specs
+    if shipped:
+        module, spec_path = module_name(PACKAGE_ROOT, resolved), resolved.relative_to(PACKAGE_ROOT).as_posix()
+    else:
+        module, spec_path = path.stem, str(resolved)
+    entry = docs.Entry(module, rule, spec_path, shipped=shipped)
+    name = hashlib.sha256(f"{cache_key(path)}\0{resolved}".encode()).hexdigest()[:32]
+    folder = cache_root() / "docs" / name
+    pages = docs.render_site([entry], folder="site", command="optforge docs", source=resolved.name)
+    for relative, text in pages.items():
+        target = folder / relative.split("/", 1)[1]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, target)    # a reader never sees half a page
+    return folder / "html" / docs.page_path(module, ".html")
 
 
 # -- the disk cache: what an entry may hold ----------------------------------------------
@@ -160,7 +199,7 @@ def _valid_entry(folder, key):
         return meta
     if problem != "missing":
         warnings.warn(f"optforge: cache entry {folder} is {problem}; generating it again", RuntimeWarning,
-                      stacklevel=3)
+                      stacklevel=4)    # load_spec's caller
         _remove(folder)
     return None
 

@@ -152,3 +152,18 @@ def shapes_for(spec, shapes):
         return list(shapes)
     import math
     return [tuple(s) if len(s) == 2 else ((s[0] if s else 1), math.prod(s[1:])) for s in shapes]
+
+
+def html5_error(text):
+    """The first HTML5 parse error of a page as 'line:col: code', or None. html5lib's strict
+    parser raises on any error (an unescaped `<` in MathML text, a stray end tag, ...),
+    where a browser would silently repair the page."""
+    import pytest
+    html5lib = pytest.importorskip("html5lib")
+    parser = html5lib.HTMLParser(strict=True)
+    try:
+        parser.parse(text)
+    except html5lib.html5parser.ParseError:
+        (line, col), code, _ = parser.errors[0]
+        return f"{line}:{col}: {code}"
+    return None

@@ -19,7 +19,7 @@ def blocks():
 
 def test_the_guide_has_every_step():
     kinds = [kind for kind, _ in blocks()]
-    assert kinds == ["sh", "toml", "sh", "python", "python"]
+    assert kinds == ["sh", "toml", "sh", "sh", "python", "python"]
 
 
 def test_follow_the_guide(tmp_path, monkeypatch):
@@ -39,6 +39,14 @@ def test_follow_the_guide(tmp_path, monkeypatch):
                     assert (tmp_path / "my_specs" / "sgdw.toml").is_file()
                 if argv[1] == "check":
                     assert "my_specs/sgdw.toml: ok, SGDW (mxnet2)" in result.stdout
+                if argv[1] == "show":
+                    assert result.stdout.startswith("SGDW (mxnet2) - SGD with momentum and decoupled weight decay")
+                    assert "mom    = momentum * mom + lr * grad" in result.stdout
+                if argv[1] == "docs":
+                    page = Path(result.stdout.strip())
+                    assert page.is_relative_to(tmp_path / "cache" / "docs") and page.name == "sgdw.html"
+                    assert "<h1>SGDW <span class=\"flavor\">MXNet 2.0 conventions</span></h1>" in page.read_text()
+                    assert (page.parent.parent / "sgdw.md").is_file()
         elif kind == "toml":
             target = text.splitlines()[0].lstrip("# ").strip()
             (tmp_path / target).write_text(text, encoding="utf-8")

@@ -95,7 +95,7 @@ def test_show_is_short_and_names_the_files(capsys):
                  if ": " in line and line.startswith("    "))
     assert {k.strip() for k in files} == {"spec", "NumPy code", "CUDA kernels", "docs"}
     assert all(Path(p.strip()).is_file() for p in files.values())
-    assert Path(files["spec"].strip()).name == "adam.toml"
+    assert Path(files["spec"]).name == "adam.toml"
     status, code_out, _ = run(capsys, "show", "adam", "--code")
     assert status == 0 and "def kernel_default(xp, weight, grad, mean, var" in code_out
 
@@ -151,3 +151,93 @@ def test_docs_open_hands_the_index_to_the_browser(capsys, monkeypatch):
 def test_the_module_entry_point_runs_the_same_cli():
     result = optforge_cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"optforge {optforge.__version__}"
+
+
+# -- a spec file instead of a name: `show FILE`, `docs FILE` ------------------------------
+
+
+@pytest.fixture
+def my_spec(tmp_path, monkeypatch):
+    """A spec written with `optforge new`, outside specs/, and a cache of the test's own."""
+    from optforge.codegen.authoring import new_spec
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    return new_spec("MyOpt", tmp_path / "my_specs", False)
+
+
+def test_show_takes_a_spec_file(capsys, my_spec):
+    status, out, err = run(capsys, "show", str(my_spec))
+    assert status == 0, err
+    assert out.startswith("MyOpt (mxnet2) - Momentum SGD")
+    assert f"optforge.load_spec({str(my_spec.resolve())!r}) generates and registers it first" in out
+    assert "opt = optforge.create('myopt', learning_rate=0.01, momentum=0.9)" in out
+    assert "optforge.MyOpt(" not in out          # a loaded spec is no attribute of optforge
+    assert "    weight = weight - lr * (mom + wd * weight)" in out and "momentum = 0.9 (float in [0, 1))" in out
+    files = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.split("Files:\n")[1].split("\n\n")[0].splitlines() if line)}
+    assert Path(files["spec"]) == my_spec.resolve()
+    assert Path(files["NumPy code"]).is_file()
+    assert files["docs"] == f"optforge docs {my_spec}"
+    status, code, _ = run(capsys, "show", str(my_spec), "--code")
+    assert status == 0 and "def kernel_default(xp, weight, grad, mom" in code
+    # what `show NAME` prints once the spec is registered, apart from the loading hint and the files
+    optforge.load_spec(my_spec)
+    status, by_name, _ = run(capsys, "show", "myopt")
+    assert status == 0
+    hint = out.split("\n\n")[1]
+    assert out.replace(hint + "\n\n", "").split("Files:")[0] == by_name.split("Files:")[0]
+
+
+def test_show_file_of_a_shipped_spec_is_show_name(capsys):
+    spec = Path(optforge.__file__).resolve().parent / "specs" / "adam.toml"
+    _, by_file, _ = run(capsys, "show", str(spec))
+    _, by_name, _ = run(capsys, "show", "adam")
+    assert by_file.split("Files:")[0] == by_name.split("Files:")[0]
+
+
+def test_show_file_refuses_another_flavor(capsys, my_spec):
+    status, out, err = run(capsys, "show", str(my_spec), "--flavor", "torch")
+    assert status == 2 and out == ""
+    assert f"{my_spec} is a spec of flavor 'mxnet2', not 'torch'" in err
+
+
+def test_docs_renders_a_spec_files_pages_into_the_cache(capsys, my_spec, monkeypatch):
+    import webbrowser
+    from support import html5_error
+    status, out, err = run(capsys, "docs", str(my_spec))
+    assert status == 0, err
+    page = Path(out.strip())
+    assert page.name == "myopt.html" and page.is_relative_to(my_spec.parent.parent / "cache" / "docs")
+    html = page.read_text()
+    assert "<h1>MyOpt <span class=\"flavor\">MXNet 2.0 conventions</span></h1>" in html
+    assert html5_error(html) is None
+    assert (page.parent / "style.css").is_file() and (page.parent / "index.html").is_file()
+    markdown = (page.parent.parent / "myopt.md").read_text()
+    assert markdown.splitlines()[1] == "# MyOpt (MXNet 2.0 conventions)"
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    status, again, _ = run(capsys, "docs", str(my_spec), "--open")
+    assert status == 0 and again == out and opened == [page.as_uri()]
+    # an edited spec gets a page of its own text
+    my_spec.write_text(my_spec.read_text().replace("default = 0.9", "default = 0.8"))
+    status, edited, _ = run(capsys, "docs", str(my_spec))
+    assert status == 0 and edited != out and "<td><code>0.8</code></td>" in Path(edited.strip()).read_text()
+
+
+@pytest.mark.parametrize("command", ["show", "docs"])
+def test_a_bad_spec_file_is_reported_as_check_reports_it(capsys, tmp_path, monkeypatch, command):
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    missing = tmp_path / "nope.toml"
+    status, out, err = run(capsys, command, str(missing))
+    assert status == 1 and out == ""
+    assert err.splitlines() == [f"{missing}: cannot read spec: No such file or directory",
+                                f"optforge {command}: 1 mistake(s) in {missing}"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "Bad"\nupdate = """\nweight = weight - lr * gard\nweight = sqr(weight)\n"""\n')
+    status, out, err = run(capsys, command, str(bad))
+    assert status == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith(f"{bad}:3:24: unknown name 'gard'; did you mean 'grad'?")
+    assert lines[1].startswith(f"{bad}:4:10: unknown function 'sqr'; did you mean 'sqrt'?")
+    assert lines[2] == f"optforge {command}: 2 mistake(s) in {bad}"
+    _, check_out, _ = run(capsys, "check", str(bad))
+    assert check_out.splitlines() == lines[:2]       # the same lines as `optforge check`
+    assert not (tmp_path / "cache" / "docs").exists()

@@ -3,6 +3,7 @@ docstrings carrying the same formulas, and `generate --check` covering the pages
 import shutil
 import subprocess
 import sys
+from html import unescape
 
 import pytest
 import sympy
@@ -15,6 +16,7 @@ from optforge.codegen.loader import load_rule
 from optforge.codegen.printers.latex import FormulaLatexPrinter
 from optforge.codegen.printers.notation import glyph_table, natural_glyph, rule_names
 from optforge.runtime import catalog
+from support import html5_error
 
 b1, mean, grad, lr, var, eps, c, x = sympy.symbols("beta1 mean grad lr var epsilon clip_gradient x")
 
@@ -243,3 +245,154 @@ def test_params_style_docstrings_name_the_classes_own_arguments():
     mxnet = optforge.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
     assert [line.split(" :")[0] for line in mxnet.splitlines() if not line.startswith(" ")][:4] == \
         ["learning_rate", "beta1", "beta2", "epsilon"]
+
+
+# -- HTML validity ------------------------------------------------------------------------
+
+
+def test_every_html_page_parses_as_strict_html5(repo_root):
+    pages = sorted((repo_root / "generated/docs/html").rglob("*.html"))
+    assert len(pages) > len(catalog.load())      # every optimizer's page and the index
+    errors = {p.relative_to(repo_root).as_posix(): html5_error(p.read_text()) for p in pages}
+    assert {page: error for page, error in errors.items() if error} == {}
+
+
+def test_the_strict_check_sees_an_unescaped_less_than():
+    page = "<!DOCTYPE html><html lang='en'><head><title>t</title></head><body><math>{}</math></body></html>"
+    assert html5_error(page.format("<mi>v</mi><mo>&lt;</mo><mn>0</mn>")) is None
+    assert html5_error(page.format("<mi>v</mi><mo><</mo><mn>0</mn>")).endswith("expected-tag-name")
+
+
+def test_mathml_text_is_escaped_for_html():
+    rule = load_rule(generate_root() / "specs" / "novograd.toml")
+    formulas = Formulas(rule)
+    v = sympy.Symbol("v")
+    assert formulas.mathml(sympy.Lt(v, 0)) == "<mrow><mi>v</mi><mo>&lt;</mo><mn>0</mn></mrow>"
+    assert formulas.mathml(sympy.Gt(v, 0)) == "<mrow><mi>v</mi><mo>&gt;</mo><mn>0</mn></mrow>"
+    # a string hyperparameter's text is escaped once, not twice
+    from optforge.codegen.functions import StringLiteral
+    assert formulas.mathml(StringLiteral("a<b&c")) == "<mtext>“a&lt;b&amp;c”</mtext>"
+
+
+# -- which pages claim a library's semantics ----------------------------------------------
+
+
+def test_only_mxnets_own_optimizers_are_titled_and_vouched_for_as_mxnet(repo_root):
+    """MXNet's optimizers keep "Adam (MXNet 2.0)" and, without listed deviations, "None: this
+    rule computes what MXNet 2.0 computes"; the optimizers MXNet lacks (Lion, AMSGrad, ...)
+    are titled by the conventions they follow. The list of MXNet's optimizers agrees with
+    the specs: each of the others says in its deviations that MXNet has no such optimizer."""
+    from optforge.codegen.emitters import docs
+    own, other = set(), set()
+    for path, rule in generate.load_all(generate_root()):
+        module = generate.module_name(generate_root(), path)
+        page = (repo_root / "generated/docs" / docs.page_path(module, ".md")).read_text()
+        html = (repo_root / "generated/docs/html" / docs.page_path(module, ".html")).read_text()
+        title = page.splitlines()[1]
+        if rule.flavor == "torch":
+            assert rule.key in docs.LIBRARY_OPTIMIZERS["torch"], module    # every torch spec is torch.optim's
+            continue
+        label = docs.FLAVORS[rule.flavor]
+        if rule.key in docs.LIBRARY_OPTIMIZERS[rule.flavor]:
+            own.add(module)
+            assert title == f"# {rule.name} ({label})", module
+            assert not any("MXNet has no" in d for d in rule.deviations), module
+            assert f"<title>{rule.name} ({label}) · optforge</title>" in html
+        else:
+            other.add(module)
+            assert title == f"# {rule.name} ({label} conventions)", module
+            assert any("MXNet has no" in d for d in rule.deviations), module
+            assert "None: this rule computes" not in page and "None: this rule computes" not in html
+            assert f"<title>{rule.name} ({label} conventions) · optforge</title>" in html
+    assert {"adam", "sgd", "mxnet1.lbsgd", "test"} <= own
+    assert {"lion", "amsgrad", "yogi", "novograd", "adafactor"} <= other
+    assert "None: this rule computes what MXNet 2.0 computes." in (repo_root / "generated/docs/adam.md").read_text()
+    torch_adafactor = (repo_root / "generated/docs/torch/adafactor.md").read_text()
+    assert "[Adafactor (MXNet 2.0 conventions)](../adafactor.md)" in torch_adafactor
+
+
+def _loaded_pages(spec, cache, monkeypatch):
+    """(Markdown, HTML) of `optforge docs FILE`'s pages for a spec file."""
+    from optforge.runtime import spec_loading
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(cache))
+    html = spec_loading.render_docs(spec)
+    folder = cache / "docs" / html.relative_to(cache / "docs").parts[0]
+    markdown = folder / html.relative_to(folder / "html").with_suffix(".md")
+    return markdown.read_text(), html.read_text()
+
+
+def test_a_spec_of_load_spec_claims_no_mxnet_equivalence(tmp_path, monkeypatch):
+    """A spec written with `optforge new` and a copy of MXNet's Adam from outside specs/ are
+    rules in MXNet 2.0's conventions: titled so, no "None: ... computes what MXNet 2.0
+    computes", no `optforge.MyOpt` class attribute; their constructors run once the spec is
+    loaded, and the HTML is valid."""
+    from optforge.codegen.authoring import new_spec
+    spec = new_spec("MyOpt", tmp_path / "d", False)
+    markdown, html = _loaded_pages(spec, tmp_path / "cache", monkeypatch)
+    assert markdown.splitlines()[:2] == ["<!-- Generated by `optforge docs` from myopt.toml. Do not edit. -->",
+                                         "# MyOpt (MXNet 2.0 conventions)"]
+    for page in (markdown, unescape(html)):
+        assert "(MXNet 2.0)" not in page and "None: this rule computes" not in page
+        assert "Not one of MXNet's optimizers: a rule written in MXNet 2.0 conventions" in page
+        assert "optforge.MyOpt(" not in page
+    assert f"`optforge.load_spec({str(spec.resolve())!r})` generates and registers it first" in markdown
+    assert "<title>MyOpt (MXNet 2.0 conventions) · optforge</title>" in html
+    assert "<h2>MXNet 2.0 conventions</h2>" in html             # the sidebar's heading
+    assert html5_error(html) is None
+    optforge.load_spec(spec)
+    import numpy as np
+    for line in (line for block in _construct_blocks(markdown) for line in block.strip().splitlines()
+                 if "optforge.torch" not in line):
+        scope = {"optforge": optforge, "params": [np.ones(3, np.float32)]}
+        exec(line, scope)
+        engine = getattr(scope["opt"], "engine_class", type(scope["opt"]))
+        assert engine.SPEC["key"] == "myopt", line
+
+    copy = tmp_path / "mine" / "adam.toml"        # MXNet's Adam, copied: no longer vouched for
+    copy.parent.mkdir()
+    copy.write_text((generate_root() / "specs" / "adam.toml").read_text())
+    markdown, html = _loaded_pages(copy, tmp_path / "cache", monkeypatch)
+    assert markdown.splitlines()[1] == "# Adam (MXNet 2.0 conventions)"
+    assert "None: this rule computes" not in markdown and "optforge.Adam(" not in markdown
+
+    shipped, _ = _loaded_pages(generate_root() / "specs" / "mxnet1" / "adam.toml", tmp_path / "cache", monkeypatch)
+    assert shipped.splitlines()[1] == "# Adam (MXNet 1.x)" and "load_spec" not in shipped
+
+
+def test_a_project_of_its_own_gets_honest_pages(tmp_path):
+    """`optforge generate --root DIR` of specs that are not MXNet's (a spec named MyOpt)."""
+    from optforge.codegen.authoring import new_spec
+    root = tmp_path / "project"
+    new_spec("MyOpt", root / "specs", False)
+    files = generate.render_all(root)
+    page = files["generated/docs/myopt.md"]
+    assert page.splitlines()[1] == "# MyOpt (MXNet 2.0 conventions)"
+    assert "None: this rule computes" not in page and "Not one of MXNet's optimizers" in page
+    assert "## MXNet 2.0 conventions (`mxnet2`)" in files["generated/docs/index.md"]
+    assert "1 optimizer, each generated" in files["generated/docs/index.md"]
+
+
+def test_spec_format_shows_the_evaluation_order_the_generator_writes(tmp_path, repo_root):
+    """docs/spec-format.md's "Evaluation order" example: its spec generates exactly the host
+    and kernel lines it shows (in that order), and the native CPU and CUDA files compute the
+    same instructions."""
+    import re
+    from optforge.codegen.analysis import analyse
+    guide = (repo_root / "docs" / "spec-format.md").read_text()
+    section = guide.split("## Evaluation order", 1)[1].split("\n## ", 1)[0]
+    spec_text = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    spec = tmp_path / "example.toml"
+    spec.write_text(spec_text)
+    rule = load_rule(spec)
+    files = generate.render_spec(rule, analyse(rule), spec.name, "example")
+    generated = [line.strip() for line in files["numpy/example.py"].splitlines()]
+    position = 0
+    for line in (line.strip() for line in shown.splitlines() if line.strip()):
+        assert line in generated[position:], line
+        position = generated.index(line, position) + 1
+    for path in ("cpu/example.cpp", "cuda/example.cu"):
+        statements = re.findall(r"const M (v\d+ = [^;]+);", files[path])
+        assert statements == ["v0 = grad * grad", "v1 = v0 * s.c_1", "v2 = v1 + s.c_2", "v3 = v2 * s.lr",
+                              "v4 = weight - v3"], path
+    assert "`v1 = v0 * s.c_1;`" in section and "`v2 = v1 + s.c_2;`" in section

@@ -27,6 +27,29 @@ FLAVORS = {
 }
 MXNET_FLAVORS = ("mxnet2", "mxnet1")
 
+# The optimizers each flavor's library has, by registry key: `mxnet.optimizer` of MXNet 2.0
+# and 1.x, and `torch.optim`. A page titles a spec with the library's name ("Adam (MXNet
+# 2.0)") and claims the library's semantics only for a spec of optforge's own that is one of
+# these. Every other spec (Lion, a spec given to `optforge.load_spec`) is written in the
+# flavor's conventions only: there is no library optimizer it could match.
+LIBRARY_OPTIMIZERS = {
+    "mxnet2": frozenset({"adabelief", "adadelta", "adagrad", "adam", "adamax", "adamw", "dcasgd", "ftml",
+                         "ftrl", "groupadagrad", "lamb", "lans", "lars", "nadam", "nag", "rmsprop", "sgd",
+                         "sgld", "signum", "test"}),
+    "mxnet1": frozenset({"adadelta", "adagrad", "adam", "adamax", "ccsgd", "dcasgd", "ftml", "ftrl",
+                         "groupadagrad", "lamb", "lars", "lbsgd", "nadam", "nag", "rmsprop", "sgd", "sgld",
+                         "signum", "test"}),
+    "torch": frozenset({"adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "asgd", "lbfgs", "muon",
+                        "nadam", "radam", "rmsprop", "rprop", "sgd", "sparseadam"}),
+}
+CONVENTIONS = {
+    "mxnet2": "MXNet 2.0 conventions",
+    "mxnet1": "MXNet 1.x conventions",
+    "torch": "torch.optim conventions",
+}
+GENERATE = "optforge generate"
+SHIPPED_SPECS = Path(__file__).resolve().parent.parent.parent / "specs"   # optforge's own specs/
+
 
 @dataclass
 class Entry:
@@ -39,6 +62,10 @@ class Entry:
     base_module: str | None = None                  # the page of the spec it extends
     params_style: bool = False                      # optforge.optim has a class built from it
     metadata: dict | None = None                    # the spec's SPEC dict (metadata.spec_metadata)
+    # one of the generated project's specs (`optforge generate`), as opposed to a file given
+    # to `optforge.load_spec` (`optforge docs PATH`): only those can be a library's optimizer,
+    # and only they have a class attribute (`optforge.Adam`)
+    shipped: bool = True
 
 
 def _metadata(entry):
@@ -49,6 +76,29 @@ def _metadata(entry):
 
 def flavor_label(flavor):
     return FLAVORS.get(flavor, flavor)
+
+
+def library_optimizer(rule, shipped):
+    """Whether the spec is its flavor's library's own optimizer (MXNet 2.0's Adam), not only
+    a rule written in that library's conventions (Lion, or any spec of load_spec)."""
+    return shipped and rule.key in LIBRARY_OPTIMIZERS.get(rule.flavor, ())
+
+
+def rule_label(rule, shipped):
+    """The flavor as a page names it: the library for its own optimizers ("MXNet 2.0"), its
+    conventions for any other rule ("MXNet 2.0 conventions")."""
+    if library_optimizer(rule, shipped):
+        return flavor_label(rule.flavor)
+    return CONVENTIONS.get(rule.flavor, rule.flavor)
+
+
+def entry_label(entry):
+    return rule_label(entry.rule, entry.shipped)
+
+
+def _shipped_path(path):
+    """Whether a spec file is one of optforge's own specs (a base that a loaded spec extends)."""
+    return Path(path).resolve().is_relative_to(SHIPPED_SPECS)
 
 
 def page_path(module, suffix):
@@ -62,15 +112,20 @@ def link(from_module, to_module, suffix):
 
 
 # -- the page model ------------------------------------------------------------------
-def page_model(entry):
+def page_model(entry, command=GENERATE):
     rule = entry.rule
     formulas = Formulas(rule)
     used = _used_names(rule)
     return {
         "entry": entry,
+        "command": command,
+        # the generator comment names the spec by its file name unless it is optforge's own
+        # (an absolute path could hold "-->", which would end the comment)
+        "source": entry.spec_path if entry.shipped else Path(entry.spec_path).name,
         "rule": rule,
-        "flavor": flavor_label(rule.flavor),
+        "flavor": entry_label(entry),
         "create": _create_call(rule),
+        "load": _load_call(entry),
         "families": api_families(entry),
         "references": [_linked(ref) for ref in rule.references],
         "lines": formulas.lines(),
@@ -82,8 +137,8 @@ def page_model(entry):
         "hyperparameters": _hyperparameters(entry),
         "params_names": bool(argument_names(entry)),
         "states": _states(rule, formulas),
-        "differences": _differences(rule, formulas),
-        "deviations": _deviations(rule),
+        "differences": _differences(entry, formulas),
+        "deviations": _deviations(rule, library_optimizer(rule, entry.shipped)),
     }
 
 
@@ -92,9 +147,14 @@ def _create_call(rule):
     return f"optforge.create({rule.key!r}{flavor})"
 
 
+def _load_call(entry):
+    """How a spec that optforge does not ship gets registered, None for optforge's own."""
+    return None if entry.shipped else f"optforge.load_spec({entry.spec_path!r})"
+
+
 def api_families(entry):
     """[{label, names, lines}]: the page's constructors, one block per API family."""
-    return api_families_of(_metadata(entry), entry.params_style)
+    return api_families_of(_metadata(entry), entry.params_style, builtin=entry.shipped)
 
 
 def argument_names(entry):
@@ -207,23 +267,32 @@ def _states(rule, formulas):
     return rows
 
 
-def _deviations(rule):
+def _deviations(rule, own):
+    """The spec's own deviations; without them, what the page can truly say: nothing for a
+    library's own MXNet optimizer (the template says it computes what MXNet computes), and
+    for any other rule that no MXNet rule was matched."""
     if rule.deviations:
         return list(rule.deviations)
-    if rule.flavor in MXNET_FLAVORS:
-        return []
-    return [f"Not an MXNet rule: this flavor follows {flavor_label(rule.flavor)} semantics; "
-            "see the differences above."]
+    if own:
+        if rule.flavor in MXNET_FLAVORS:
+            return []
+        return [f"Not an MXNet rule: this flavor follows {flavor_label(rule.flavor)} semantics; "
+                "see the differences above."]
+    return [f"Not one of MXNet's optimizers: a rule written in {CONVENTIONS.get(rule.flavor, rule.flavor)}"
+            + (" (rescale_grad, clip_gradient, wd)" if rule.flavor in MXNET_FLAVORS else "")
+            + ", not compared with any MXNet rule."]
 
 
 # -- flavor differences ----------------------------------------------------------------
-def _differences(rule, formulas):
+def _differences(entry, formulas):
     """What a spec that extends another changes, rendered from both parsed rules."""
+    rule = entry.rule
     if not rule.extends:
         return None
     base = load_rule(rule.extends)
     base_formulas = Formulas(base)
-    out = {"base": base, "base_flavor": flavor_label(base.flavor), "base_file": Path(base.path).name,
+    base_label = rule_label(base, entry.shipped or _shipped_path(base.path))
+    out = {"base": base, "base_flavor": base_label, "base_file": Path(base.path).name,
            "removed": [], "added": [],
            "items": []}
     old = base_formulas.lines()
@@ -262,16 +331,16 @@ def _differences(rule, formulas):
 
 
 # -- rendering -----------------------------------------------------------------------------
-def render_markdown(entry):
-    model = page_model(entry)
+def render_markdown(entry, command=GENERATE):
+    model = page_model(entry, command)
     model["siblings"] = [(label, link(entry.module, other, ".md")) for label, other in entry.siblings]
     model["base_link"] = _base_link(entry, ".md")
     return _render("docs/page.md.j2", model)
 
 
-def render_html(entry, entries=()):
+def render_html(entry, entries=(), command=GENERATE):
     """The HTML page; its sidebar links every entry of the site (`entries`)."""
-    model = page_model(entry)
+    model = page_model(entry, command)
     model["siblings"] = [(label, link(entry.module, other, ".html")) for label, other in entry.siblings]
     model["base_link"] = _base_link(entry, ".html")
     model["root"] = link(entry.module, "index", ".html").rsplit("index.html", 1)[0]
@@ -284,10 +353,17 @@ def sidebar(current, entries):
     out = []
     for flavor in sorted({e.rule.flavor for e in entries}, key=lambda f: (f != "mxnet2", f)):
         members = sorted((e for e in entries if e.rule.flavor == flavor), key=lambda e: e.rule.key)
-        out.append({"label": flavor_label(flavor), "links": [
+        out.append({"label": _group_label(flavor, members), "links": [
             {"name": e.rule.name, "href": link(current, e.module, ".html"), "current": e.module == current}
             for e in members]})
     return out
+
+
+def _group_label(flavor, members):
+    """A flavor's heading: the library's name where it holds one of the library's optimizers."""
+    if any(library_optimizer(e.rule, e.shipped) for e in members):
+        return flavor_label(flavor)
+    return CONVENTIONS.get(flavor, flavor)
 
 
 def _base_link(entry, suffix):
@@ -315,23 +391,24 @@ def site(entries):
         e.params_style = with_params_class.get(e.rule.key) is e
     for members in groups.values():
         for e in members:
-            e.siblings = [(f"{o.rule.name} ({flavor_label(o.rule.flavor)})", o.module)
+            e.siblings = [(f"{o.rule.name} ({entry_label(o)})", o.module)
                           for o in members if o is not e]
     return entries
 
 
-def render_site(entries, folder="docs"):
-    """{relative path: text} of every page, the indexes and the stylesheet."""
+def render_site(entries, folder="docs", command=GENERATE, source="specs/"):
+    """{relative path: text} of every page, the indexes and the stylesheet; `command` is the
+    one the pages name as their generator, `source` where the index says the specs are."""
     site(entries)
     files = {}
     for e in entries:
-        files[f"{folder}/{page_path(e.module, '.md')}"] = render_markdown(e)
-        files[f"{folder}/html/{page_path(e.module, '.html')}"] = render_html(e, entries)
+        files[f"{folder}/{page_path(e.module, '.md')}"] = render_markdown(e, command)
+        files[f"{folder}/html/{page_path(e.module, '.html')}"] = render_html(e, entries, command)
     flavors = []
     for flavor in sorted({e.rule.flavor for e in entries}, key=lambda f: (f != "mxnet2", f)):
         members = sorted((e for e in entries if e.rule.flavor == flavor), key=lambda e: e.rule.key)
-        flavors.append({"flavor": flavor, "label": flavor_label(flavor), "entries": members})
-    index = {"flavors": flavors, "count": len(entries)}
+        flavors.append({"flavor": flavor, "label": _group_label(flavor, members), "entries": members})
+    index = {"flavors": flavors, "count": len(entries), "command": command, "source": source}
     files[f"{folder}/index.md"] = _render("docs/index.md.j2", index)
     files[f"{folder}/html/index.html"] = _render("docs/index.html.j2",
                                                  dict(index, root="", sidebar=sidebar("index", entries)))

@@ -6,12 +6,22 @@ language's functions, the names of `notation.glyph_table` and a paper's order of
 terms; it emits only MathML Core elements (no `mfenced`, no `menclose`).
 """
 import html
+from xml.dom.minidom import Text
 
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 from ..escaping import visible
 from .notation import GREEK, FormulaOrder, Glyph
+
+
+class _EscapedText(Text):
+    """A text node written escaped for HTML (`v < 0` as `v &lt; 0`). sympy's printer makes
+    its text nodes write their data raw, so that its own entities (`&#x2062;`) pass through;
+    this printer's text is plain characters and must be escaped where it is written."""
+
+    def writexml(self, writer, indent="", addindent="", newl=""):
+        writer.write(indent + html.escape(self.data, quote=False) + newl)
 
 
 class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
@@ -22,11 +32,15 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
 
     # -- elements ----------------------------------------------------------------
     def el(self, tag, *children, text=None, **attrs):
+        """Every text node of this printer is made here, as an `_EscapedText`; attribute
+        values are escaped by minidom itself."""
         node = self.dom.createElement(tag)
         for name, value in attrs.items():
             node.setAttribute(name, value)
         if text is not None:
-            node.appendChild(self.dom.createTextNode(text))
+            leaf = _EscapedText()
+            leaf.data, leaf.ownerDocument = text, self.dom
+            node.appendChild(leaf)
         for child in children:
             node.appendChild(child)
         return node
@@ -60,8 +74,7 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
         return self.glyph(glyphs.get(sym.name, Glyph(sym.name)))
 
     def _print_StringLiteral(self, expr):
-        # sympy writes text nodes unescaped (its own entities such as &#x2062; pass through)
-        return self.el("mtext", text="“" + html.escape(visible(expr.value)) + "”")
+        return self.el("mtext", text="“" + visible(expr.value) + "”")   # el escapes it
 
     def _print_Float(self, expr):
         text = repr(float(expr))
