@@ -3,25 +3,24 @@
 `optimizer.update` on stand-ins for CuPy arrays goes through the real runtime: the checks,
 the planning, the grouping by (variant, dtype), the single, multi-tensor and multi-pass
 launches with their tables and device buffers. Only the last step is replaced: kernels
-come from the host-compiled `.cu` files (tests/cuda_host.py) instead of NVRTC, and device
+come from the host-compiled `.cu` files (optforge.verify.host_device) instead of NVRTC, and device
 memory is host memory. Blocks keep the runtime's grid but run 4 threads each (the kernels
 stride by blockDim, and block sums need a power of two). Results are compared with the
 NumPy code on NumPy arrays: bit for bit for element-wise rules, within NORM_TOLERANCE for
 rules with reductions.
 """
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import optforge
-from optforge.runtime.backends import cuda_launch, cupy_backend, kernel_cache
+from optforge.runtime.backends import cuda_launch
+from optforge.verify import host_device
 
 import cuda_host
 from test_cuda_cpu import NORM_TOLERANCE, NO_WEIGHT_DECAY, STEPS, assert_same_bits, gradient, parts
 
 pytest.importorskip("cupy")   # array_module recognises CuPy arrays through the cupy package
-THREADS = 4
 
 
 def device_steps(rng, shape, dtype, optimizers, nan=True):
@@ -33,88 +32,18 @@ def device_steps(rng, shape, dtype, optimizers, nan=True):
         yield t, gradient(rng, shape, dtype, nan and with_nan)
 
 
-class FakeDevice:
-    id = 0
-    compute_capability = "90"
-    attributes = {"MultiProcessorCount": 2}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def __eq__(self, other):
-        return isinstance(other, FakeDevice)
-
-    def __hash__(self):
-        return 0
-
-
-class FakeCupyArray:
-    """A host array that the runtime takes for a cupy.ndarray on FakeDevice."""
-
-    __module__ = "cupy._core.core"
-    __cuda_array_interface__ = {}
-
-    def __init__(self, array):
-        self.array = array
-        self.device = FakeDevice()
-        self.shape, self.dtype, self.ndim, self.size = array.shape, array.dtype, array.ndim, array.size
-        self.flags = array.flags
-        self.data = SimpleNamespace(ptr=array.ctypes.data)
-
-
-def fake(state):
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(fake(s) for s in state)
-    if state.ndim == 0:
-        return state.copy()     # host scalar states stay NumPy
-    return FakeCupyArray(state.copy())
-
-
-def on_host(value):
-    return value.array if isinstance(value, FakeCupyArray) else value
-
-
-class HostModule:
-    """Stands in for the NVRTC-loaded cupy.RawModule: the host-compiled kernels."""
-
-    def __init__(self, kernels):
-        self.kernels = kernels
-
-    def get_function(self, name):
-        def call(grid, block, args):
-            args = [on_host(a) for a in args]
-            if name.endswith("_multi") or "_pass" in name or "_norms" in name:
-                self.kernels.launch_blocks(name, args, blocks=grid[0], threads=THREADS)
-            else:
-                self.kernels.launch(name, args, blocks=grid[0], threads=THREADS)
-        return call
+FakeDevice, FakeCupyArray, HostModule = host_device.Device, host_device.DeviceArray, host_device.HostModule
+fake, on_host = host_device.on_device, host_device.on_host
 
 
 @pytest.fixture
-def host_backend(monkeypatch, host, request, tmp_path_factory):
-    fake_cupy = SimpleNamespace(
-        cuda=SimpleNamespace(is_available=lambda: True),
-        float64=np.float64,
-        asarray=lambda a: FakeCupyArray(np.ascontiguousarray(a)),
-        empty=lambda n, dtype: FakeCupyArray(np.zeros(n, dtype)),
-    )
-    by_path = {path.resolve(): kernels for path, kernels in host.items()}
-    out = cuda_host.cache_folder(request.config, tmp_path_factory)
-
-    def module(source, arch, device, fmad=True):
-        source = source.resolve()
-        if source not in by_path:    # a spec loaded with optforge.load_spec: build its cached .cu
-            include = kernel_cache.header_path(source).parent
-            by_path[source] = cuda_host.HostKernels(cuda_host.build(source, include, out))
-        return HostModule(by_path[source])
-
-    monkeypatch.setattr(cupy_backend, "cupy_module", lambda: fake_cupy)
-    monkeypatch.setattr(kernel_cache, "module", module)
+def host_backend(host, request, tmp_path_factory):
+    """The CuPy backend's launches run the host-compiled kernels (optforge.verify.host_device);
+    a spec of optforge.load_spec gets its cached .cu built on first use."""
+    folder = cuda_host.cache_folder(request.config, tmp_path_factory)
+    libraries = host_device.HostLibraries(folder, prebuilt={path.resolve(): k for path, k in host.items()})
+    with host_device.host_cuda_backend(libraries):
+        yield libraries
 
 
 from test_cuda_cpu import host  # noqa: E402  (the session fixture building every .cu for the host)

@@ -62,7 +62,8 @@ def on_device(state, host=()):
     if state is None:
         return None
     if isinstance(state, tuple):
-        host = host or [s.ndim == 0 for s in state]
+        if not host:
+            return tuple(on_device(s) for s in state)
         return tuple(s.copy() if keep else DeviceArray(s.copy()) for s, keep in zip(state, host))
     if (host[0] if host else state.ndim == 0):
         return state.copy()
@@ -144,12 +145,19 @@ class HostLibraries:
         return True
 
 
+def _may_share_memory(a, b):
+    return np.may_share_memory(on_host(a), on_host(b))
+
+
 @contextlib.contextmanager
 def host_cuda_backend(libraries):
-    """Within: CuPy-backend launches and matrix stage drivers run `libraries`' host kernels."""
+    """Within: CuPy-backend launches and matrix stage drivers run `libraries`' host kernels
+    (and cupy.may_share_memory sees the host arrays behind `DeviceArray`s)."""
+    import cupy
     with mock.patch.object(cupy_backend, "cupy_module", fake_cupy), \
             mock.patch.object(kernel_cache, "module", libraries.module), \
-            mock.patch.object(cpu, "run_stages", libraries.run_stages):
+            mock.patch.object(cpu, "run_stages", libraries.run_stages), \
+            mock.patch.object(cupy, "may_share_memory", _may_share_memory):
         yield libraries
 
 

@@ -29,6 +29,7 @@ class Refused(Exception):
 @dataclass
 class Result:
     steps: list                     # per step: [per parameter: [weight, state parts...]] (float64)
+    initial: list = field(default_factory=list)     # the weights before the first step (float64)
     variants: set = field(default_factory=set)
     kernels: int = 0                # kernel launches observed
 
@@ -102,7 +103,7 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
         raise Refused(str(err)) from None
     except ValueError as err:
         raise Refused(str(err)) from None
-    result = Result([])
+    result = Result([], [np.array(w, dtype=np.float64) for w in weights])
     matrix = bool(cls.SPEC.get("matrix"))
     wrap, host = (lambda a: a), (lambda a: a)
     if device is not None and not matrix:
@@ -208,7 +209,7 @@ def torch_reference(cls, hyper, shapes, dtype, seed):
         raise Refused(str(err)) from None
     wd_allowed = _wd_allowed(cls, hyper)
     present = list(opt._present_states())
-    result = Result([])
+    result = Result([], [np.array(w, dtype=np.float64) for w in weights])
     with _watch_variants(cls._module, result.variants):
         for step, step_grads in zip(steps, grads):
             opt.lr, opt.wd = step.lr, step.wd if wd_allowed else 0.0

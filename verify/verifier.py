@@ -19,9 +19,11 @@ NaN). Two things round otherwise: reductions in element-wise kernels (norms, row
 per-tensor and per-row states) are summed in double in another order than NumPy's
 pairwise sums in the array's precision, and exp, log and non-integer powers come from
 each target's math library (NumPy's SIMD loops, libm, CUDA's), which differ in the last
-bit. Such rules' arrays are compared within `ULPS` units in the last place of each
-array's largest magnitude: a few ulps per step, compounded over the schedule's steps,
-far below what a wrong formula, pass or operand moves (percents).
+bit. Such rules' arrays are compared within `tolerance(shapes)` units in the last place of
+each array's largest magnitude: a few ulps per step, compounded over the schedule's steps,
+and for sums over many elements the spread of their rounding errors (about the square
+root of the count, in ulps of the sum), far below what a wrong formula, pass or operand
+moves (percents).
 """
 import contextlib
 import functools
@@ -37,6 +39,18 @@ ULPS = 64           # tolerance of inexact rules, in ulps of an array's largest 
 SEED = 20261207
 
 
+def tolerance(shapes, dtype):
+    """ULPS; in float64 raised for sums over more than 256 elements by sqrt(count) / 16. Both
+    sides sum in double there (NumPy pairwise, the kernels in order per chunk or row, CUDA
+    as a tree per block), so their rounding errors are of one size and spread about as the
+    square root of the count, in ulps of the sum; in float32 the kernels' double sums are
+    the more accurate and NumPy's pairwise float32 sums err by about log2(count) ulps."""
+    largest = max((math.prod(s) for s in shapes), default=1)
+    if np.dtype(dtype) != np.float64:
+        return float(ULPS)
+    return ULPS * max(1.0, math.sqrt(largest) / 16)
+
+
 @dataclass
 class Outcome:
     target: str
@@ -47,7 +61,7 @@ class Outcome:
 
     @property
     def failed(self):
-        return self.status == "DIFFERS"
+        return self.status in ("DIFFERS", "ERROR")
 
 
 @dataclass
@@ -59,7 +73,9 @@ class Report:
     variants: set = field(default_factory=set)
     all_variants: tuple = ()
     settings: int = 0
+    tolerances: tuple = ()      # per dtype compared
     shapes: tuple = ()
+    error: str = ""
     refused: list = field(default_factory=list)
 
     @property
@@ -67,7 +83,8 @@ class Report:
         return any(o.failed for o in self.outcomes)
 
     def lines(self):
-        kind = "bit for bit" if self.exact else f"within {ULPS} ulps ({self.inexact})"
+        kind = "bit for bit" if self.exact else \
+            f"within {' / '.join(f'{t:.0f}' for t in self.tolerances)} ulps ({self.inexact})"
         reached = f"{len(self.variants & set(self.all_variants))} of {len(self.all_variants)} variants"
         unreached = sorted(set(self.all_variants) - self.variants)
         out = [f"{self.label}: {self.settings} setting(s), {len(self.shapes)} shapes, {reached} reached"
@@ -85,9 +102,15 @@ class Report:
         return out
 
 
-def _ulps(actual, expected, dtype):
-    """The largest difference in units in the last place of the expected array's largest
-    magnitude; inf where NaN or inf stand against another value."""
+def _magnitude(array):
+    finite = np.abs(np.asarray(array, np.float64))
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _ulps(actual, expected, dtype, scale=0.0):
+    """The largest difference in units in the last place of `scale` or the expected array's
+    largest magnitude, whichever is larger; inf where NaN or inf stand against another value."""
     a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     if a.shape != e.shape:
         return math.inf
@@ -96,8 +119,7 @@ def _ulps(actual, expected, dtype):
         return 0.0
     if not (np.isfinite(a[~same]).all() and np.isfinite(e[~same]).all()):
         return math.inf
-    finite = e[np.isfinite(e)]
-    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    scale = max(scale, _magnitude(e))
     spacing = float(np.spacing(np.array(scale, dtype=dtype))) or float(np.finfo(dtype).tiny)
     return float(np.abs(a[~same] - e[~same]).max()) / spacing
 
@@ -117,10 +139,16 @@ class Comparison:
         self.outcome = Outcome(target, "bit-identical" if exact else "within tolerance")
         self.exact = exact
 
-    def add(self, result, reference, where, dtype):
+    def add(self, result, reference, where, dtype, ulps=ULPS):
+        """Compare `result` with `reference` step by step. An inexact rule's array is measured
+        in ulps of the largest magnitude it has held so far (the weight: from its initial
+        value on): a value that cancels to near 0 carries the rounding of its operands."""
         o = self.outcome
         if o.failed:
             return
+        held = {}
+        for k, w in enumerate(reference.initial):
+            held[(k, 0)] = _magnitude(w)
         for t, (got, want) in enumerate(zip(result.steps, reference.steps), start=1):
             for k, (g_arrays, w_arrays) in enumerate(zip(got, want)):
                 if len(g_arrays) != len(w_arrays):
@@ -137,9 +165,10 @@ class Comparison:
                                         f"(max |diff| {_max_diff(g, w):.3g}, {diff:.3g} ulps)")
                             return
                     else:
-                        diff = _ulps(g, w, dtype)
+                        held[(k, j)] = max(held.get((k, j), 0.0), _magnitude(w))
+                        diff = _ulps(g, w, dtype, held[(k, j)])
                         o.worst_ulps = max(o.worst_ulps, diff)
-                        if diff > ULPS:
+                        if diff > ulps:
                             o.status = "DIFFERS"
                             o.detail = (f"{where}, step {t}, parameter {k} {what} {tuple(np.shape(w))}: "
                                         f"{diff:.3g} ulps (max |diff| {_max_diff(g, w):.3g})")
@@ -165,7 +194,11 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
                     all_variants=tuple(v["name"] for v in cls._module.VARIANTS.values()))
     shapes = _accepted_shapes(cls, scenario.shapes_for(spec, large), report)
     report.shapes = shapes
+    report.tolerances = tuple(tolerance(shapes, d) for d in dtypes)
     chosen = _choose_settings(cls, shapes, report, limit=6 if quick else 48)
+    if report.error:
+        report.outcomes.append(Outcome("NumPy step", "ERROR", report.error))
+        return report
     report.settings = len(chosen)
     has_kernels = covered.gap is None
     targets = [("native CPU, one update per parameter", dict(fused=True, multi=False)),
@@ -179,10 +212,8 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
         from . import host_device
         probe = host_device.probe(folder)
         noise = functools.partial(host_device.device_noise, probe)
-    comparisons = {name: Comparison(name, exact) for name, _ in targets}
     cuda_name, torch_name = "CUDA compiled for the host", "optforge.torch"
-    comparisons[cuda_name] = Comparison(cuda_name, exact)
-    comparisons[torch_name] = Comparison(torch_name, exact)
+    comparisons = {name: Comparison(name, exact) for name in [t for t, _ in targets] + [cuda_name, torch_name]}
     skipped = {}
     if not has_kernels:
         for name in (targets[0][0], targets[1][0], cuda_name):
@@ -203,6 +234,10 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
                     reference = runs.mxnet_run(cls, hyper, shapes, dtype, SEED + seed, fused=False, multi=False)
             except runs.Refused:
                 continue
+            except Exception as err:
+                report.outcomes.append(Outcome("NumPy step", "ERROR", f"{where}: step raised "
+                                                                      f"{type(err).__name__}: {err}"))
+                return report
             for name, options in targets:
                 if name in skipped:
                     continue
@@ -210,7 +245,7 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
                 if result is not None:
                     if result.kernels == 0:
                         skipped[name] = ("DIFFERS", "the native kernels never ran")
-                    comparisons[name].add(result, reference, where, dtype)
+                    comparisons[name].add(result, reference, where, dtype, tolerance(shapes, dtype))
             if cuda_name not in skipped:
                 before = len(device.launched)
                 result = _attempt(skipped, cuda_name, runs.mxnet_run, cls, hyper, shapes, dtype, SEED + seed,
@@ -218,14 +253,14 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
                 if result is not None:
                     if len(device.launched) == before:
                         skipped[cuda_name] = ("DIFFERS", "the host-compiled CUDA kernels never ran")
-                    comparisons[cuda_name].add(result, reference, where, dtype)
+                    comparisons[cuda_name].add(result, reference, where, dtype, tolerance(shapes, dtype))
             if torch_name not in skipped:
                 result = _attempt(skipped, torch_name, runs.torch_run, cls, hyper, shapes, dtype, SEED + seed,
                                   native=has_kernels)
                 if result is not None:
                     with noise():
                         expected = runs.torch_reference(cls, hyper, shapes, dtype, SEED + seed)
-                    comparisons[torch_name].add(result, expected, where, dtype)
+                    comparisons[torch_name].add(result, expected, where, dtype, tolerance(shapes, dtype))
     for name, comparison in comparisons.items():
         if name in skipped and not comparison.outcome.failed:
             status, detail = skipped[name]
@@ -259,9 +294,12 @@ def _choose_settings(cls, shapes, report, limit):
     for hyper in scenario.settings(cls.SPEC, limit=limit):
         try:
             result = runs.mxnet_run(cls, hyper, shapes, "float64", SEED, fused=False, multi=False)
-        except (runs.Refused, ValueError) as err:
+        except runs.Refused as err:
             report.refused.append(f"{_setting_text(hyper)}: {err}")
             continue
+        except Exception as err:        # step itself fails on an accepted spec
+            report.error = f"{_setting_text(hyper)} float64: step raised {type(err).__name__}: {err}"
+            break
         if not chosen or result.variants - reached:
             chosen.append(hyper)
             reached |= result.variants
