@@ -14,48 +14,10 @@ optimizer per parameter group (`group["train_mode"]`, as the reference implement
 torch optimizers; saved in `state_dict`). optforge.torch's part is in
 `torch_frontend/modes.py`.
 """
-from .backends import array_module, quiet
-from .optimizer import _low_precision, as_lists, master_state
-from .spec_optimizer import _state_parts
+from .optimizer import as_lists
 
 EVAL_MODE_MESSAGE = ("{name} is in eval mode: call train() before step() (eval() set the weights to the "
                      "point to evaluate; steps run on the training point)")
-
-
-def prepare_mode(engine, mode, indices, weights, states):
-    """Check every array (as a step checks them) and return a function that rewrites each
-    weight as `mode` defines it from its state (no mode bookkeeping). With a
-    multi-precision state (float32 master copy, inner state) of a float16/bfloat16 weight
-    the master copy is rewritten and rounded into the weight."""
-    meta = engine._module.MODES[mode]
-    masters, inner = [], []
-    for index, weight, state in zip(indices, weights, states):
-        master = None
-        if engine.multi_precision and _low_precision(weight):
-            master, state = master_state(index, weight, state)
-        masters.append(master)
-        inner.append(state)
-    targets = [w if m is None else m for w, m in zip(weights, masters)]
-    engine._check(indices, targets, targets, inner)      # the weights stand in for the gradients
-    scalars = meta["host"](**engine._hyperparameters)
-    metas = {m["name"]: m for m in engine.SPEC["states"]}
-    arrays_of = [n for n in meta["states"] if metas[n]["shape"] != "scalar" or metas[n].get("device")]
-
-    def run():
-        for weight, master, target, state in zip(weights, masters, targets, inner):
-            present = engine._present_states(target)
-            parts = dict(zip(present, _state_parts(state, len(present))))
-            arrays = [parts[name] for name in arrays_of]
-            xp = array_module(target)
-            with quiet(xp):
-                if target.ndim == 0:   # NumPy makes 0-d temporaries scalars: run on 1-element views
-                    target = target.reshape(1)
-                    arrays = [a if metas[n]["shape"] == "scalar" else a.reshape(1)
-                              for n, a in zip(arrays_of, arrays)]
-                meta["kernel"](xp, target, None, *arrays, **scalars)
-                if master is not None:
-                    xp.copyto(weight, master, casting="same_kind")
-    return run
 
 
 class MXNetModes:
@@ -86,8 +48,8 @@ class MXNetModes:
     def _switch(self, mode, index, weight, state):
         indices, weights, states = as_lists(f"{mode}()", index, weights=weight, states=state)
         todo = [k for k, i in enumerate(indices) if self.mode(i) != mode]
-        prepare_mode(self, mode, [indices[k] for k in todo], [weights[k] for k in todo],
-                     [states[k] for k in todo])()
+        self.engine.switch(mode, [indices[k] for k in todo], [weights[k] for k in todo],
+                           [states[k] for k in todo], self.multi_precision)()
         self._set_modes([indices[k] for k in todo], mode)
 
     def _set_modes(self, indices, mode):
@@ -101,13 +63,9 @@ class MXNetModes:
             raise ValueError(EVAL_MODE_MESSAGE.format(name=type(self).__name__)
                              + f" (parameters in eval mode: {in_eval[:8]!r})")
 
-    def _prepare(self, indices, *args, **kwargs):
-        self._refuse_in_eval(indices)
-        return super()._prepare(indices, *args, **kwargs)
-
-    def _kept_step(self, indices, *args):
-        self._refuse_in_eval(indices)    # a kept launch skips _prepare
-        return super()._kept_step(indices, *args)
+    def _count_and_plan(self, indices, plan):
+        self._refuse_in_eval(indices)    # every step (kept, full, multi-precision) is counted here
+        return super()._count_and_plan(indices, plan)
 
     def config(self):
         config = super().config()
@@ -168,8 +126,8 @@ class ParamsModes(GroupModes):
                 continue
             ids = [pid for pid in self._ids(group_index) if pid in self.state]
             work.append((group, self._engine(group_index), ids))
-        runs = [prepare_mode(engine, mode, ids, [arrays.view(self._params[pid]) for pid in ids],
-                             [self.state[pid] for pid in ids])
+        runs = [engine.switch(mode, ids, [arrays.view(self._params[pid]) for pid in ids],
+                              [self.state[pid] for pid in ids])
                 for group, engine, ids in work]     # every group is checked before any weight changes
         for (group, _, _), run in zip(work, runs):
             run()

@@ -14,6 +14,7 @@ import numpy
 
 from . import validation
 from .backends import array_module
+from .engine import low_precision, master_state, round_into
 
 
 class Optimizer:
@@ -275,7 +276,7 @@ class Optimizer:
         """`create_state`, with a float32 master copy first for float16/bfloat16 weights
         when multi_precision is on: the state is then (weight32, inner_state)."""
         validation.float_weight(index, weight)
-        if _low_precision(weight):
+        if low_precision(weight):
             if self.multi_precision:
                 master = weight.astype(numpy.float32)
                 return (master, self.create_state(index, master))
@@ -324,7 +325,7 @@ class Optimizer:
         gradient and the inner state for float16/bfloat16 weights under multi_precision."""
         masters, grads32, inner, low = [], [], [], []
         for index, weight, grad, state in zip(indices, weights, grads, states):
-            if self.multi_precision and _low_precision(weight):
+            if self.multi_precision and low_precision(weight):
                 validation.check_pair(index, weight, grad)
                 master, inner_state = master_state(index, weight, state)
                 masters.append(master)
@@ -426,26 +427,6 @@ class PreparedStep:
         self.optimizer._index_update_count.clear()
         self.optimizer._index_update_count.update(self.counts)
         self.optimizer.num_update = self.num_update
-
-
-def round_into(weights, masters, low):
-    """Round each updated master copy into its float16/bfloat16 weight."""
-    for weight, master, is_low in zip(weights, masters, low):
-        if is_low:
-            array_module(weight).copyto(weight, master, casting="same_kind")
-
-
-def master_state(index, weight, state):
-    """(float32 master copy, inner state) of a multi-precision state; ValueError otherwise."""
-    master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
-    if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
-        raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
-                         "(weight32, inner): create it with create_state_multi_precision")
-    return master, state[1]
-
-
-def _low_precision(weight):
-    return str(weight.dtype) in ("float16", "bfloat16")
 
 
 def _aggregate_num(value):

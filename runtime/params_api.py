@@ -3,9 +3,10 @@ spec-built optimizers.
 
 An optimizer holds parameters in groups (dicts whose keys override the defaults),
 is called as `optimizer(grads)` or `optimizer.step(grads)` and saves its state in
-torch's layout. It holds no math: each group drives one instance of a spec-built
-class (`spec_optimizer.py`) whose generated kernels update the parameters in place,
-with that class's validation and state layout. Argument names follow torch:
+torch's layout. It holds no math: each group drives the rule's `Engine` (runtime/engine/)
+for the group's values, whose generated kernels update the parameters in place, with its
+validation and state layout; the update counts are this optimizer's (torch's `step`).
+Argument names follow torch:
 `lr`, `weight_decay` (the rule's wd), tuples such as `betas` for the hyperparameters
 that share a keyword, `eps` for `epsilon`.
 """
@@ -15,8 +16,8 @@ import re
 from . import arrays, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
+from .engine import Engine, StepInputs, state_dtype, state_parts, state_shape
 from .registry import DEFAULT_FLAVOR
-from .spec_optimizer import _state_dtype, _state_parts, state_shape
 
 _BETA = re.compile(r"^beta\d+$")
 DEFAULT_KEYWORDS = {"epsilon": "eps"}
@@ -46,16 +47,83 @@ def _but_lr(values):
     return tuple(item for item in values if item[0] != "lr")
 
 
+def build_engine(spec_class, group):
+    """The rule's Engine for one group's torch-named values (lr and weight_decay validated
+    too; ValueError names the argument at fault, and a rule's `requires` over them)."""
+    spec = spec_class.SPEC
+    lr = learning_rate(group["lr"])
+    wd = weight_decay(group["weight_decay"])
+    hyperparameters = {}
+    for keyword, names in keywords(spec):
+        value = group[keyword]
+        if len(names) > 1:
+            if not isinstance(value, (tuple, list)) or len(value) != len(names):
+                raise ValueError(f"Invalid {keyword}: expected {len(names)} values "
+                                 f"({', '.join(names)}), got {value!r}")
+            items = list(zip(names, value))
+        else:
+            items = [(names[0], value)]
+        for i, (name, item) in enumerate(items):
+            meta = next(m for m in spec["hyperparameters"] if m["name"] == name)
+            try:
+                hyperparameters[name] = validation.hyperparameter(meta, arrays.to_float(item))
+            except ValueError as err:
+                where = f"{keyword}[{i}]" if len(names) > 1 else keyword
+                raise ValueError(f"Invalid {where} value: {err}") from None
+    engine = Engine(spec_class._module, hyperparameters)
+    engine.check_settings(dict(hyperparameters, lr=lr, wd=wd))
+    return engine
+
+
+def weight_decay(value):
+    """A group's weight_decay as a float; ValueError unless >= 0 and finite."""
+    try:
+        return validation.number("weight_decay", arrays.to_float(value), minimum=0.0)
+    except ValueError as err:
+        raise ValueError(f"Invalid weight_decay value: {err}") from None
+
+
+class Counted:
+    """A step of one batch, counted and planned, not run yet: `run()` runs its kernels,
+    `cancel()` puts the update counts back."""
+
+    def __init__(self, counts, ids, launch, lr, wd, rescale_grad=1.0):
+        """Advance `counts` (param id -> updates so far) for `ids`, then plan `launch` (an
+        engine Launch or kept launch); `failed` when the plans leave a kept launch (the
+        counts are back then). Planning errors raise with the counts back."""
+        self.counts, self.before = counts, {pid: counts.get(pid, 0) for pid in ids}
+        ts = [self.before[pid] + 1 for pid in ids]
+        counts.update(zip(ids, ts))
+        n = len(ids)
+        try:
+            planned = launch.plan(StepInputs(ts, [lr] * n, [wd] * n, rescale_grad))
+        except BaseException:
+            self.cancel()
+            raise
+        self.failed = planned is False
+        if self.failed:
+            self.cancel()
+        self.run = launch.run
+
+    def cancel(self):
+        for pid, count in self.before.items():
+            if count:
+                self.counts[pid] = count
+            else:
+                self.counts.pop(pid, None)
+
+
 class Optimizer:
     """Base of the params-style optimizers; see `params_class`."""
 
-    engine_class = None   # the spec-built (MXNet-style) class doing the work
+    spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
 
     def __init__(self, params, **defaults):
         self.defaults = defaults
         self.param_groups = []
         self.state = {}         # param id -> the engine's state (None, an array or a tuple)
         self._engines = []      # per group: (values the engine was built from, engine)
+        self._counts = {}       # param id -> its updates so far (torch's `step`)
         self._params = []       # every parameter, in id order
         params = list(params)
         if not params:
@@ -98,60 +166,21 @@ class Optimizer:
         return tuple((key, group[key]) for key in self.defaults)
 
     def _build(self, group):
-        """A spec-built optimizer for one group's values; ValueError names the argument at fault."""
-        spec = self.engine_class.SPEC
-        lr = learning_rate(group["lr"])
-        try:
-            wd = validation.number("weight_decay", arrays.to_float(group["weight_decay"]), minimum=0.0)
-        except ValueError as err:
-            raise ValueError(f"Invalid weight_decay value: {err}") from None
-        hyperparameters = {}
-        for keyword, names in keywords(spec):
-            value = group[keyword]
-            if len(names) > 1:
-                if not isinstance(value, (tuple, list)) or len(value) != len(names):
-                    raise ValueError(f"Invalid {keyword}: expected {len(names)} values "
-                                     f"({', '.join(names)}), got {value!r}")
-                items = list(zip(names, value))
-            else:
-                items = [(names[0], value)]
-            for i, (name, item) in enumerate(items):
-                meta = next(m for m in spec["hyperparameters"] if m["name"] == name)
-                try:
-                    hyperparameters[name] = validation.hyperparameter(meta, arrays.to_float(item))
-                except ValueError as err:
-                    where = f"{keyword}[{i}]" if len(names) > 1 else keyword
-                    raise ValueError(f"Invalid {where} value: {err}") from None
-        engine = self.engine_class(learning_rate=lr, wd=wd, **hyperparameters)
-        self._check_requires(engine, dict(hyperparameters, lr=lr, wd=wd))
-        return engine
-
-    @staticmethod
-    def _check_requires(engine, values):
-        """A rule's `requires` over hyperparameters alone fails at construction, as torch's
-        constructors do (one that reads per-step inputs is checked by every step)."""
-        requires = getattr(engine._module, "requires", None)
-        if requires is None:
-            return
-        names = [p for p in inspect.signature(requires).parameters if p != "_"]
-        if set(names) <= set(values) and not requires(**values):
-            settings = ", ".join(f"{n}={values[n]!r}" for n in names)
-            raise ValueError(f"{engine.SPEC['name']} requires {engine.SPEC['requires']}; got {settings}")
+        """The rule's Engine for one group's values; ValueError names the argument at fault."""
+        return build_engine(self.spec_class, group)
 
     def _engine(self, group_index):
-        """The group's engine, rebuilt (update counts kept) when the group's values changed;
-        a new lr alone (a scheduler's, every step) is validated and set on it."""
+        """The group's engine, rebuilt when the group's values other than lr changed (a new
+        lr alone, a scheduler's every step, is validated and read at the step)."""
         values, engine = self._engines[group_index]
         group = self.param_groups[group_index]
         now = self._values(group)
         if now != values and _but_lr(now) == _but_lr(values):
-            engine.lr = learning_rate(group["lr"])
+            learning_rate(group["lr"])
             self._engines[group_index] = (now, engine)
         elif now != values:
             fresh = self._build(group)
-            fresh._index_update_count.update(engine._index_update_count)
-            fresh.num_update = engine.num_update
-            fresh._kept_launches = engine._kept_launches    # they keep arrays only: valid for any values
+            fresh.kept.adopt(engine.kept)    # they keep arrays only: valid for any values
             self._engines[group_index] = (self._values(group), fresh)
             engine = fresh
         return engine
@@ -185,16 +214,19 @@ class Optimizer:
                 states = list(map(self.state.get, ids))
                 if not ids:
                     continue
-                if engine._kept_launches and all(state is not None for state in states):
-                    # the arrays of an earlier update: its kept launch shows what _check would
-                    step = engine._kept_step(ids, weights, gradients, states)
-                    if step is not None:
-                        kept.append(step)
-                        continue
+                lr, wd = learning_rate(group["lr"]), weight_decay(group["weight_decay"])
+                if engine.kept and all(state is not None for state in states):
+                    # the arrays of an earlier update: its kept launch shows what check would
+                    launch = engine.kept.find(ids, weights, gradients, states)
+                    if launch is not None:
+                        step = Counted(self._counts, ids, launch, lr, wd)
+                        if not step.failed:
+                            kept.append(step)
+                            continue
                 existing = [k for k, pid in enumerate(ids) if pid in self.state]
-                engine._check([ids[k] for k in existing], [weights[k] for k in existing],
-                              [gradients[k] for k in existing], [states[k] for k in existing])
-                plan.append((engine, ids, weights, gradients, states))
+                engine.check([ids[k] for k in existing], [weights[k] for k in existing],
+                             [gradients[k] for k in existing], [states[k] for k in existing])
+                plan.append((engine, ids, weights, gradients, states, lr, wd))
         except BaseException:
             for step in reversed(kept):
                 step.cancel()
@@ -203,11 +235,12 @@ class Optimizer:
         # (FTML with lr = 0) leaves every group's weights, states and counts as they were
         prepared, created = kept, {}
         try:
-            for engine, ids, weights, gradients, states in plan:
+            for engine, ids, weights, gradients, states, lr, wd in plan:
                 for k, pid in enumerate(ids):
                     if states[k] is None and pid not in self.state:
                         states[k] = created[pid] = engine.create_state(pid, weights[k])
-                prepared.append(engine._prepare(ids, weights, gradients, states, fused=True))
+                launch = engine.launch(ids, weights, gradients, states, fused=True)
+                prepared.append(Counted(self._counts, ids, launch, lr, wd))
         except BaseException:
             for step in reversed(prepared):
                 step.cancel()
@@ -260,7 +293,7 @@ class Optimizer:
     # -- saving in torch's layout ------------------------------------------------------------
     def _state_names(self, engine, pid=None):
         weight = arrays.view(self._params[pid]) if pid is not None else None
-        return list(engine._present_states(weight))
+        return list(engine.present_states(weight))
 
     def state_dict(self):
         """{'state': {param id: {'step': ..., <state name>: array}}, 'param_groups': [...]},
@@ -275,8 +308,8 @@ class Optimizer:
                     continue
                 names = self._state_names(engine, pid)
                 param = self._params[pid]
-                entry = {"step": arrays.scalar_like(engine._index_update_count.get(pid, 0), param)}
-                for name, part in zip(names, _state_parts(self.state[pid], len(names))):
+                entry = {"step": arrays.scalar_like(self._counts.get(pid, 0), param)}
+                for name, part in zip(names, state_parts(self.state[pid], len(names))):
                     entry[name] = arrays.like(part, param)
                 state[pid] = entry
             saved = {key: value for key, value in group.items() if key != "params"}
@@ -317,7 +350,7 @@ class Optimizer:
         for saved, group_index in zip(groups, range(len(groups))):
             old_to_new.update(zip(saved["params"], self._ids(group_index)))
         states, counts = {}, {}
-        metas = {m["name"]: m for m in self.engine_class.SPEC["states"]}
+        metas = {m["name"]: m for m in self.spec_class.SPEC["states"]}
         for old_id, entry in saved_states.items():
             if old_id not in old_to_new:
                 raise ValueError(f"loaded state dict has a state for unknown parameter id {old_id!r}")
@@ -330,7 +363,7 @@ class Optimizer:
                 got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
                 raise ValueError(f"state of parameter {pid} has keys {got}, {name} expects {sorted(expected)}")
             weight = arrays.view(self._params[pid])
-            parts = [self._load_array(pid, state, entry[state], metas[state], weight, self.engine_class.SPEC)
+            parts = [self._load_array(pid, state, entry[state], metas[state], weight, self.spec_class.SPEC)
                      for state in names]
             states[pid] = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
             step = arrays.to_float(entry["step"])
@@ -339,11 +372,7 @@ class Optimizer:
         self.param_groups = new_groups
         self._engines = engines
         self.state = states
-        for group_index, (_, engine) in enumerate(self._engines):
-            for pid in self._ids(group_index):
-                if pid in counts:
-                    engine._index_update_count[pid] = counts[pid]
-                    engine.num_update = max(engine.num_update, counts[pid])
+        self._counts = counts
 
     @staticmethod
     def _load_array(pid, name, value, meta, weight, spec=None):
@@ -361,7 +390,7 @@ class Optimizer:
         if array.dtype.kind not in "fiu":
             raise ValueError(f"state '{name}' of parameter {pid} has dtype {array.dtype}, not a number")
         xp = array_module(weight)
-        dtype = _state_dtype(meta, weight.dtype)
+        dtype = state_dtype(meta, weight.dtype)
         if xp is numpy:
             array = array.get() if hasattr(array, "get") else array
             return numpy.array(array, dtype=dtype, copy=True)
@@ -410,10 +439,10 @@ def parameter_docs(spec):
     return lines
 
 
-def params_class(engine_class):
+def params_class(spec_class):
     """The params-style class for a spec-built class, with a real signature:
     (params, lr=<default>, *, <keywords>, weight_decay=<default>)."""
-    spec = engine_class.SPEC
+    spec = spec_class.SPEC
     defaults = default_arguments(spec)
     P = inspect.Parameter
     parameters = [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD),
@@ -437,10 +466,10 @@ def params_class(engine_class):
            "Call as optimizer(grads) or optimizer.step(grads); state_dict() uses torch's layout.\n\n"
            + class_docstring(spec, parameters=parameter_docs(spec)))
     bases = (Optimizer,)
-    if getattr(engine_class._module, "MODES", None) is not None:   # train()/eval() (runtime/modes.py)
+    if getattr(spec_class._module, "MODES", None) is not None:   # train()/eval() (runtime/modes.py)
         from .modes import ParamsModes
         bases = (ParamsModes, Optimizer)
-    return type(spec["name"], bases, {"engine_class": engine_class, "__init__": __init__,
+    return type(spec["name"], bases, {"spec_class": spec_class, "__init__": __init__,
                                       "__doc__": doc, "__module__": "optforge.optim"})
 
 

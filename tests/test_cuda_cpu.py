@@ -31,10 +31,11 @@ from optforge.codegen.loader import load_rule
 from optforge.codegen.stages import plan
 from optforge.codegen.tac import lower
 from optforge.runtime import registry
-from optforge.runtime.spec_optimizer import PreconditionError
+from optforge.runtime.engine import PreconditionError
 from optforge.runtime.backends import cuda_launch, cupy_backend
 
 import cuda_host
+from optforge.verify.host_device import DeviceNoise  # noqa: E402  (the kernels' noise for step)
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 STORAGE_DTYPES = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "bf16": BF16,
@@ -150,26 +151,6 @@ def probe(host):
     return next(k for p, k in host.items() if p.name == "probe.cpp")
 
 
-class DeviceNoise:
-    """Stands in for runtime.noise.Noise in the NumPy code: the device generator's numbers."""
-
-    def __init__(self, probe_lib, seed, index, t):
-        self.lib = probe_lib.lib
-        self.key, self.t = cuda_launch.noise_words(seed, index, t)
-
-    def normal(self, tag, mean, std, like, out=None):
-        math = np.float64 if like.dtype == np.float64 else np.float32
-        z = np.empty(like.size, math)
-        name = "om_normal_f64" if math is np.float64 else "om_normal_f32"
-        getattr(self.lib, name)(cuda_host.pointer(z), cuda_host.c_int64(z.size), cuda_host.c_uint64(self.key),
-                                cuda_host.c_uint64(self.t), cuda_host.c_int(tag))
-        sample = (z.reshape(like.shape) * std + mean).astype(math, copy=False)
-        if out is None:
-            return sample.astype(like.dtype)
-        np.copyto(out, sample, casting="same_kind")
-        return out
-
-
 @functools.lru_cache(maxsize=None)
 def _read_back(spec, key):
     """Arrays that a later pass of the variant reads back after an earlier pass stored them."""
@@ -238,9 +219,9 @@ class Case:
         self.opt._update_count(list(self.indices))
 
     def plan(self, index, weight, state):
-        lr = self.opt._get_lrs([index])[0]
-        wd = self.opt._get_wds([index])[0]
-        return self.opt._plan(index, weight, state, lr, wd)
+        opt = self.opt
+        inputs = opt._step_inputs([index], opt._get_lrs([index]), opt._get_wds([index]))
+        return opt.engine.plans([index], [weight], [state], inputs)[0]
 
     def tensor_states(self, state):
         present = self.opt._present_states()
@@ -263,11 +244,11 @@ def planned_steps(case, meta, rng, shape, dtype, weight, state, nan=True):
 
 
 def run_numpy(case, weight, grad, state, plan, host_probe, index, t):
-    variant, arrays, scalars, updates, scalar_arrays = plan
-    if variant["noise"]:
-        scalars = dict(scalars, rng=DeviceNoise(host_probe, case.opt.hyperparameters["seed"], index, t))
+    if plan.variant["noise"]:
+        plan = plan._replace(scalars=dict(plan.scalars, rng=DeviceNoise(host_probe, case.opt.hyperparameters["seed"],
+                                                                         index, t)))
     with np.errstate(invalid="ignore", over="ignore"):   # NaN and inf gradients are on purpose
-        case.opt._execute(weight, grad, variant, arrays, scalars, updates, scalar_arrays, fused=False)
+        case.opt.engine.execute(weight, grad, plan, fused=False)
 
 
 def device_pointers(mv, weight, master, grad, states):
@@ -427,12 +408,13 @@ def test_float16_kernels_are_at_least_as_accurate_as_numpy_in_float16(host, repo
         plan = case.plan(0, ref_w, ref_state)
         if plan is None:
             continue
-        variant, _, scalars, _, _ = plan
+        variant, scalars = plan.variant, plan.scalars
         mv = meta.VARIANTS[variant_key(case.module, variant)]
         noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
         launch(kernels, mv, "f16", [(device_pointers(mv, dev_w, None, grad, case.tensor_states(dev_state)),
                                      scalars, noise, dev_w.shape)])
-        exact_plan = (variant, [exact[s] for s in variant["states"] if s in exact], scalars, {}, {})
+        exact_plan = plan._replace(arrays=[exact[s] for s in variant["states"] if s in exact], updates={},
+                                   scalar_arrays={})
         run_numpy(case, exact_w, grad.astype(np.float64), None, exact_plan, probe(host), 0, t)
         run_numpy(case, ref_w, grad, ref_state, plan, probe(host), 0, t)
     pairs = [("weight", dev_w, ref_w, exact_w)] + [

@@ -181,7 +181,7 @@ def test_every_page_shows_constructors_that_build_its_optimizer(repo_root):
             scope = {"optforge": optforge, "params": params, "model": model}
             exec(line, scope)
             opt = scope["opt"]
-            engine = getattr(opt, "engine_class", type(opt))
+            engine = getattr(opt, "spec_class", type(opt))
             assert (engine.flavor, engine.SPEC["key"]) == (flavor, key), (page, line)
             if line.startswith("opt = optforge.torch."):
                 torch_lines += 1
@@ -345,7 +345,7 @@ def test_a_spec_of_load_spec_claims_no_mxnet_equivalence(tmp_path, monkeypatch):
                  if "optforge.torch" not in line):
         scope = {"optforge": optforge, "params": [np.ones(3, np.float32)]}
         exec(line, scope)
-        engine = getattr(scope["opt"], "engine_class", type(scope["opt"]))
+        engine = getattr(scope["opt"], "spec_class", type(scope["opt"]))
         assert engine.SPEC["key"] == "myopt", line
 
     copy = tmp_path / "mine" / "adam.toml"        # MXNet's Adam, copied: no longer vouched for

@@ -56,15 +56,14 @@ def test_shared_host_scalars_equal_per_parameter_updates(name, flavor, hyper):
 
 
 def test_zero_and_negative_zero_weight_decay_are_not_shared():
-    from optforge.runtime.spec_optimizer import _exact
-    assert _exact(0.0) != _exact(-0.0) and _exact(1.5) == 1.5
+    from optforge.runtime.engine import StepInputs
+    from optforge.runtime.engine.plans import exact
+    assert exact(0.0) != exact(-0.0) and exact(1.5) == 1.5
     opt = optforge.create("adam", flavor="torch", learning_rate=0.1)
-    opt.set_wd_mult({1: -0.0 + 0.0})
     weights = _arrays(1, [(3,), (3,)])
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
-    opt._update_count([0, 1])
-    plans = opt._plans([0, 1], weights, states, [0.1, 0.1], [0.0, -0.0])
-    assert math.copysign(1, plans[0][2]["wd"]) == 1 and math.copysign(1, plans[1][2]["wd"]) == -1
+    plans = opt.engine.plans([0, 1], weights, states, StepInputs([1, 1], [0.1, 0.1], [0.0, -0.0]))
+    assert math.copysign(1, plans[0].scalars["wd"]) == 1 and math.copysign(1, plans[1].scalars["wd"]) == -1
 
 
 def _row_by_row(variant, entries, chunk):
@@ -232,7 +231,7 @@ def test_a_gradient_sharing_memory_with_its_state_takes_the_full_path():
     for p in params[1:]:
         p.grad = torch.ones_like(p)
     launch = _launch_of(opt)
-    assert launch.prepare(opt, opt.param_groups[0], opt._engine(opt.param_groups[0]), 1.0) is None
+    assert launch.prepare(opt, opt.param_groups[0], opt._engine(opt.param_groups[0]), 0.01, 0.1, 1.0) is None
 
 
 @pytest.mark.parametrize("count", [3, 20])       # the overlap test's loop and its NumPy form
@@ -429,14 +428,14 @@ def _bad_updates():
 @pytest.mark.parametrize("mutate", _bad_updates(), ids=lambda f: f.__name__)
 def test_whole_update_checks_accept_nothing_the_per_parameter_checks_refuse(mutate):
     from optforge.runtime import validation
-    from optforge.runtime.spec_optimizer import _states_fit
+    from optforge.runtime.engine.layout import states_fit as _states_fit
     opt = optforge.create("adam", flavor="torch", learning_rate=0.1)
     weights = _arrays(0, [(3, 2), (4,), (2, 2), (5,)])
     grads = _arrays(1, [(3, 2), (4,), (2, 2), (5,)])
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     indices = [0, 1, 2, 3]
     assert validation.pairs_fit(indices, weights, grads)
-    layout = [(n, m) for n in opt._present_states() for m in opt.SPEC["states"] if m["name"] == n]
+    layout = [opt.engine.states[n] for n in opt.engine.present_states()]
     assert _states_fit(weights, states, layout)
     mutate(weights, grads, states, indices)
     before = [w.copy() for w in weights]
@@ -473,14 +472,14 @@ def test_steps_held_in_one_buffer_save_and_load_both_ways(tmp_path):
 
 def test_a_scheduled_lr_reuses_one_engine_and_kept_plans(monkeypatch):
     # a scheduler changes lr every step: the engine built for the group's other values is
-    # kept (its lr set per step), and SGD's plan (no input but lr that changes) is computed
+    # kept (the lr read per step), and SGD's plan (no input but lr that changes) is computed
     # once per lr; the result is torch.optim's SGD under the same schedule
-    from optforge.runtime.spec_optimizer import SpecOptimizer
+    from optforge.runtime.engine import Engine
     sides = _pair("SGD", momentum=0.9)
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4) for _, opt in sides]
     planned = []
-    original = SpecOptimizer._host_result
-    monkeypatch.setattr(SpecOptimizer, "_host_result", lambda self, inputs, *a: planned.append(inputs["lr"])
+    original = Engine.host_result
+    monkeypatch.setattr(Engine, "host_result", lambda self, inputs, *a: planned.append(inputs["lr"])
                         or original(self, inputs, *a))
     gen = torch.Generator().manual_seed(5)
     for _ in range(8):     # the cosine goes down and comes back: earlier lrs return

@@ -1,7 +1,7 @@
-"""The kept native launch (runtime/backends/kept_launch.py) against the full path.
+"""The kept native launch (runtime/engine/kept.py) against the full path.
 
 Two optimizers made alike step the same arrays: one may keep its launch, the other never
-does (its `_keep_launch` is switched off, so every update runs the full path: checks, a
+does (its engine's `kept.keep` is switched off, so every update runs the full path: checks, a
 plan per parameter, a table built anew). Weights, states and update counts must be equal
 bit for bit after every step: both run the same native kernels on the same float32/float64
 inputs, so any difference is a wrong pointer, size or scalar in the kept table. The
@@ -18,7 +18,8 @@ import pytest
 import optforge
 from optforge import lr_scheduler
 from optforge.runtime import sparse
-from optforge.runtime.backends import kept_launch, native
+from optforge.runtime.backends import native
+from optforge.runtime.engine import kept as kept_launch
 
 SHAPES = [(300,), (4, 70), (70000,), (5,)]      # one tensor over a 65536-element chunk
 CASES = [("adam", "torch", {}), ("adamw", "torch", {}), ("sgd", "torch", {"momentum": 0.9}),
@@ -36,7 +37,7 @@ def native_backend():
 def make(name, flavor, hyper, **extra):
     kept = optforge.create(name, flavor=flavor, **dict(ARGS, **hyper, **extra))
     full = optforge.create(name, flavor=flavor, **dict(ARGS, **hyper, **extra))
-    full._keep_launch = lambda *args: None      # every update on the full path
+    full.engine.kept.keep = lambda *args: None      # every update on the full path
     return kept, full
 
 
@@ -74,7 +75,7 @@ class Pair:
 
     def launch(self):
         """The kept launch of this update (None while only weak references are kept)."""
-        entry = (self.opts[0]._kept_launches or {}).get(tuple(self.indices))
+        entry = self.opts[0].engine.kept.launches.get(tuple(self.indices))
         return entry if isinstance(entry, kept_launch.KeptLaunch) else None
 
     def both(self, action):
@@ -145,7 +146,7 @@ def test_scalar_changes_are_read_every_update(change):
 def test_scheduler_is_read_every_update():
     kept, full = (optforge.create("adam", flavor="torch", lr_scheduler=lr_scheduler.FactorScheduler(1, 0.5, base_lr=0.1),
                                   **{k: v for k, v in ARGS.items() if k != "learning_rate"}) for _ in range(2))
-    full._keep_launch = lambda *args: None
+    full.engine.kept.keep = lambda *args: None
     pair = Pair(kept, full)
     for _ in range(5):
         pair.step()
@@ -341,13 +342,12 @@ def test_multi_precision_never_keeps():
         for opt, ws, ss in zip((kept, full), weights, states):
             opt.update_multi_precision(list(range(len(SHAPES))), ws, grads, ss)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(*weights))
-    assert not any(isinstance(v, kept_launch.KeptLaunch) for v in (kept._kept_launches or {}).values())
+    assert not any(isinstance(v, kept_launch.KeptLaunch) for v in kept.engine.kept.launches.values())
 
 
 def test_params_api_and_updater_are_served(monkeypatch):
-    """optforge.optim (an engine's _prepare) and the Updater (_prepare_update) use the kept
+    """optforge.optim (an engine's kept launches) and the Updater (_prepare_update) use the kept
     launch of their NumPy parameters; the reference runs with keeping switched off."""
-    from optforge.runtime.spec_optimizer import SpecOptimizer
     params, reference = arrays(0), arrays(0)
     opt = optforge.optim.Adam(params, lr=0.01, weight_decay=0.1)
     ref = optforge.optim.Adam(reference, lr=0.01, weight_decay=0.1)
@@ -359,14 +359,14 @@ def test_params_api_and_updater_are_served(monkeypatch):
         opt.step(grads)
         updaters[0](list(range(len(SHAPES))), grads, weights[0])
         with monkeypatch.context() as patch:
-            patch.setattr(SpecOptimizer, "_keep_launch", lambda *args: None)
+            patch.setattr(kept_launch.KeptLaunches, "keep", lambda *args: None)
             ref.step(grads)
             updaters[1](list(range(len(SHAPES))), grads, weights[1])
     assert all(a.tobytes() == b.tobytes() for a, b in zip(params, reference))
     assert all(a.tobytes() == b.tobytes() for a, b in zip(*weights))
     engines = [engine for _, engine in opt._engines]
-    assert [v.uses for e in engines for v in e._kept_launches.values()] == [3]
-    assert [v.uses for v in kept._kept_launches.values()] == [3]
+    assert [v.uses for e in engines for v in e.kept.launches.values()] == [3]
+    assert [v.uses for v in kept.engine.kept.launches.values()] == [3]
 
 
 def test_copies_leave_kept_launches_out():
@@ -377,7 +377,7 @@ def test_copies_leave_kept_launches_out():
     for _ in range(3):
         pair.step()
     clone, ref = copy.deepcopy(pair.opts[0]), copy.deepcopy(pair.opts[1])
-    assert clone._kept_launches is None and pair.opts[0]._kept_launches
+    assert not clone.engine.kept and pair.opts[0].engine.kept
     copies = [([w.copy() for w in ws], [tuple(p.copy() for p in parts(s)) for s in ss])
               for ws, ss in zip(pair.weights, pair.states)]
     for step in range(4):
@@ -385,14 +385,13 @@ def test_copies_leave_kept_launches_out():
         for opt, (ws, ss) in zip((clone, ref), copies):
             opt.update(list(pair.indices), ws, grads, ss)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(copies[0][0], copies[1][0]))
-    assert [v.uses for v in clone._kept_launches.values()] == [2]
+    assert [v.uses for v in clone.engine.kept.launches.values()] == [2]
 
 
 def test_params_api_lr_changes_and_failing_group(monkeypatch):
     """A new lr in a param group rebuilds the group's engine, which takes over the kept
     launches (arrays only); a group whose gradient does not fit raises, and the group
     already prepared through its kept launch is cancelled: nothing steps."""
-    from optforge.runtime.spec_optimizer import SpecOptimizer
     params, reference = arrays(0), arrays(0)
     made = [optforge.optim.AdamW([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.002}], lr=0.01, weight_decay=0.1)
             for ps in (params, reference)]
@@ -402,18 +401,18 @@ def test_params_api_lr_changes_and_failing_group(monkeypatch):
             opt.param_groups[0]["lr"] = 0.01 / (step + 1)
         made[0].step(grads)
         with monkeypatch.context() as patch:
-            patch.setattr(SpecOptimizer, "_keep_launch", lambda *args: None)
+            patch.setattr(kept_launch.KeptLaunches, "keep", lambda *args: None)
             made[1].step(grads)
         assert all(a.tobytes() == b.tobytes() for a, b in zip(params, reference))
     engines = [engine for _, engine in made[0]._engines]
-    assert [v.uses for v in engines[0]._kept_launches.values()] == [3]
-    before = [p.copy() for p in params], [dict(e._index_update_count) for e in engines]
+    assert [v.uses for v in engines[0].kept.launches.values()] == [3]
+    before = [p.copy() for p in params], dict(made[0]._counts)
     grads = arrays(9)
     grads[3] = grads[3][:2]
     with pytest.raises(ValueError, match="shape"):
         made[0].step(grads)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(params, before[0]))
-    assert [e._index_update_count for _, e in made[0]._engines] == before[1]
+    assert made[0]._counts == before[1]
 
 
 def test_multi_precision_switched_on_leaves_the_kept_launch():

@@ -34,8 +34,9 @@ import numpy as np
 import pytest
 
 import optforge
-from optforge.runtime import spec_optimizer
-from optforge.runtime.backends import cuda_launch, kept_launch, native, native_build
+from optforge.runtime.engine import plans as engine_plans
+from optforge.runtime.backends import cuda_launch, native, native_build
+from optforge.runtime.engine import kept as kept_launch
 
 import cuda_host
 from test_cuda_cpu import (BF16, NO_WEIGHT_DECAY, NORM_TOLERANCE, SHAPE, SMALL_SHAPE, STEPS, DeviceNoise, Case,
@@ -66,7 +67,7 @@ def probe(repo_root, tmp_path_factory):
 @pytest.fixture
 def device_noise(monkeypatch, probe):
     """`step` draws the numbers the kernels draw (the native kernels ignore `rng`)."""
-    monkeypatch.setattr(spec_optimizer, "Noise", lambda seed, index, t: DeviceNoise(probe, seed, index, t))
+    monkeypatch.setattr(engine_plans, "Noise", lambda seed, index, t: DeviceNoise(probe, seed, index, t))
 
 
 @pytest.fixture(autouse=True)
@@ -82,22 +83,15 @@ def native_calls(monkeypatch):
         return original(optimizer, indices, weights, grads, plans, addresses, masters)
 
     monkeypatch.setattr(native, "execute", counted)
-    prepare = kept_launch.KeptLaunch.prepare
+    run = kept_launch.KeptLaunch.run
 
-    def counted_kept(launch, optimizer, indices, weights, grads, states):
+    def counted_kept(launch):
         """A kept launch (the same arrays as an earlier update) calls the same entry points."""
-        prepared = prepare(launch, optimizer, indices, weights, grads, states)
-        if prepared is not None:
-            run = prepared.kernels
+        kind = "multi" if len(launch.weights) > 1 else "single"
+        calls[kind] = calls.get(kind, 0) + 1
+        run(launch)
 
-            def kernels():
-                kind = "multi" if len(weights) > 1 else "single"
-                calls[kind] = calls.get(kind, 0) + 1
-                run()
-            prepared.kernels = kernels
-        return prepared
-
-    monkeypatch.setattr(kept_launch.KeptLaunch, "prepare", counted_kept)
+    monkeypatch.setattr(kept_launch.KeptLaunch, "run", counted_kept)
     return calls
 
 

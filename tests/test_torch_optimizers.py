@@ -302,7 +302,7 @@ def test_every_spec_is_a_torch_optimizer_whose_checkpoint_resumes_exactly(name):
     cls = getattr(ot, name)
     assert issubclass(cls, torch.optim.Optimizer)
     gen = torch.Generator().manual_seed(11)
-    shapes = shapes_for(cls.engine_class.SPEC, SHAPES)   # Muon: matrices only
+    shapes = shapes_for(cls.spec_class.SPEC, SHAPES)   # Muon: matrices only
     params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
     kwargs = {"lr": 0.01}
     opt = cls([{"params": params[:2]}, {"params": params[2:], "lr": 0.005}], **kwargs)
@@ -333,8 +333,8 @@ def test_create_reaches_every_flavor():
     w = torch.randn(3, requires_grad=True)
     mxnet = ot.create("adam", [w], flavor="mxnet2", lr=0.1)
     torch_flavor = ot.create("adam", [w], lr=0.1)
-    assert mxnet.engine_class.SPEC["flavor"] == "mxnet2"
-    assert torch_flavor.engine_class.SPEC["flavor"] == "torch"
+    assert mxnet.spec_class.SPEC["flavor"] == "mxnet2"
+    assert torch_flavor.spec_class.SPEC["flavor"] == "torch"
     assert set(mxnet.defaults) >= {"lr", "betas", "eps", "weight_decay"}
 
 

@@ -14,14 +14,14 @@ from .optimizer import Optimizer
 _CLASSES = {}   # engine class -> torch class
 
 
-def torch_class(engine_class):
+def torch_class(spec_class):
     """The torch optimizer class for a spec-built class: (params, lr=<default>, *, <keywords>,
     weight_decay=<default>, foreach=None, fused=None, capturable=False, differentiable=False,
     master_weights=False)."""
-    if engine_class in _CLASSES:
-        return _CLASSES[engine_class]
-    spec = engine_class.SPEC
-    reference = inspect.signature(params_api.params_class(engine_class).__init__)
+    if spec_class in _CLASSES:
+        return _CLASSES[spec_class]
+    spec = spec_class.SPEC
+    reference = inspect.signature(params_api.params_class(spec_class).__init__)
     P = inspect.Parameter
     parameters = list(reference.parameters.values())
     parameters += [P(name, P.KEYWORD_ONLY, default=default)
@@ -47,21 +47,21 @@ def torch_class(engine_class):
                      in torch_keywords.refused(spec).items())
            + "master_weights: keep a float32 master copy and float32 states for float16/bfloat16 "
            "parameters.\n\n"
-           + (engine_class.__doc__ or ""))
+           + (spec_class.__doc__ or ""))
     bases = (Optimizer,)
-    if getattr(engine_class._module, "MODES", None) is not None:   # train()/eval() (modes.py)
+    if getattr(spec_class._module, "MODES", None) is not None:   # train()/eval() (modes.py)
         from .modes import TorchModes
         bases = (TorchModes, Optimizer)
-    cls = type(spec["name"], bases, {"engine_class": engine_class, "__init__": __init__,
+    cls = type(spec["name"], bases, {"spec_class": spec_class, "__init__": __init__,
                                      "__doc__": doc, "__module__": "optforge.torch"})
-    _CLASSES[engine_class] = cls
+    _CLASSES[spec_class] = cls
     return cls
 
 
 def classes():
     """{class name: torch optimizer class}: the torch flavor where a spec has one, else
     MXNet 2.0 (the same choice as optforge.optim)."""
-    return {name: torch_class(optim_class.engine_class)
+    return {name: torch_class(optim_class.spec_class)
             for name, optim_class in params_api.classes().items()}
 
 

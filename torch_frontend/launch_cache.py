@@ -25,9 +25,12 @@ tensor guards (`TensorGuards`, what compiled graphs test their inputs with) for 
 dtype, device, layout, requires_grad, sizes and strides; the memory behind every pointer
 compared is kept alive, so an equal pointer is the same memory.
 
-Then the host scalars are computed once for the group (`SpecOptimizer._host_result`:
-every parameter has the same inputs, since the group has no per-parameter multipliers,
-name flags or shape inputs, and all have the same count; a plan whose functions do not
+Whether a rule may keep launches at all is the engine's one rule (`engine.kept.qualifies`,
+as for every API family); a group adds what its tensors need (2 parameters or more, no
+master weights, no host scalar states: their float64 tensors would need writing back).
+Then the host scalars are computed once for the group (`Engine.host_result`: every
+parameter has the same inputs, since the group has no name flags or shape inputs, and
+all have the same count; a plan whose functions do not
 read t is kept for later steps of the same engine, lr and rescale_grad, see `_plan`),
 the variant they choose picks its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
 layout of `cuda_launch.table`), the gradients' pointers and the scalars are written into
@@ -47,7 +50,9 @@ import numpy
 import torch
 
 from ..runtime.backends import cuda_launch, native
-from ..runtime.spec_optimizer import _exact, _state_dtype, reads_shape
+from ..runtime.engine import state_dtype
+from ..runtime.engine.kept import qualifies
+from ..runtime.engine.plans import exact
 from . import tensors
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
@@ -99,28 +104,19 @@ class GroupLaunch:
         not qualify now (tried again after the next step), False when its rule never does.
         The group's `step` tensors become views of one buffer (same values and dtype)."""
         params = list(group["params"])
-        module = engine._module
-        spec = engine.SPEC
+        module = engine.module
         if len(params) < 2 or group.get("master_weights") and params[0].dtype in (torch.float16, torch.bfloat16):
             return None
-        if engine.lr_mult or engine.wd_mult or engine.param_dict or spec["name_flags"] or spec["lr_before_count"] \
-                or reads_shape(module):
-            return False    # per-parameter inputs: the full path plans each parameter
+        if not qualifies(engine) or not _HAS_GUARDS:
+            return False    # the rule never keeps a launch (engine/kept.py), or no tensor guards
         dtype = params[0].dtype
-        if not native.has_kernels(module):
-            return False
         if dtype not in _DTYPES or native.backend() != "native":
             return None
-        if not _HAS_GUARDS:
-            return False
-        names = tuple(engine._present_states())
-        metas = {m["name"]: m for m in spec["states"]}
-        if any(metas[name]["shape"] in ("scalar", "rows") for name in names):
-            return False    # host scalars and row states: always the full path
-        if any(not v["elementwise"] or v["noise"] or v["whole_tensor"] for v in module.VARIANTS.values()):
-            return False    # norms, row means, noise: always the full path
+        names = tuple(engine.present_states())
+        if any(engine.states[name].host_scalar for name in names):
+            return False    # host scalar states (float64 tensors written back): the full path
         meta_module = cuda_launch.metadata(module)
-        state_dtypes = {name: _state_dtype(metas[name], _DTYPES[dtype]) for name in names}
+        state_dtypes = {name: state_dtype(engine.states[name].meta, _DTYPES[dtype]) for name in names}
         states, steps = [], []
         step_dtypes = set()
         for param in params:
@@ -216,7 +212,7 @@ class GroupLaunch:
         self.version = buffer._version   # as this launch (or build) last wrote the counts
         self.count = count
 
-    def prepare(self, optimizer, group, engine, rescale_grad):
+    def prepare(self, optimizer, group, engine, lr, wd, rescale_grad):
         """A callable running this step's update of the group, or None (take the full path).
         Nothing has changed when None is returned."""
         params = group["params"]
@@ -225,7 +221,7 @@ class GroupLaunch:
         if self.buffer._version != self.version:
             return None     # a step count written since: the full path reads it
         if engine is not self.engine:   # (an engine's hyperparameters never change)
-            if tuple(engine._present_states()) != self.names:
+            if tuple(engine.present_states()) != self.names:
                 return None     # other states
             self.engine = engine
         # each check is one call over the whole group (a loop in C), not per tensor in Python;
@@ -257,7 +253,7 @@ class GroupLaunch:
                 return None     # unaligned, or sharing memory with its parameter's arrays
             self.grad_pointers, self.grad_column = pointers, numpy.array(pointers, dtype=numpy.uint64)
         grad_column = self.grad_column
-        plan = self._plan(engine, rescale_grad)
+        plan = self._plan(engine, lr, wd, rescale_grad)
         if plan is False:
             return None
         return lambda: self._run(plan, grad_column)
@@ -278,7 +274,7 @@ class GroupLaunch:
         column = grad_lo[:, None]
         return bool((grad_lo & self.misaligned).any() or ((self.after < column) & (column < self.before)).any())
 
-    def _plan(self, engine, rescale_grad):
+    def _plan(self, engine, lr, wd, rescale_grad):
         """This step's (variant's launch, scalar row) for every parameter of the group (all have
         the same inputs: lr, wd, t, rescale_grad and the engine's hyperparameters), None when
         the rule's skip_if holds (counted, nothing updated), False: take the full path (which
@@ -287,17 +283,15 @@ class GroupLaunch:
         The host functions are pure functions of their inputs, so a plan is kept for the next
         steps when the functions it came from do not read t: only the rule's conditions are
         evaluated each step then (SGD plans once; Adam's bias corrections are computed each
-        step). The kept plans are those of one (engine, lr, rescale_grad)."""
-        key = (engine, _exact(engine.lr), _exact(rescale_grad))
+        step). The kept plans are those of one (engine, lr, wd, rescale_grad)."""
+        key = (engine, exact(lr), exact(wd), exact(rescale_grad))
         if key != self.inputs_key:
-            engine.rescale_grad = rescale_grad
-            inputs = engine._base_inputs()
-            inputs["lr"], = engine._get_lrs([self.first_index])
-            inputs["wd"], = engine._get_wds([self.first_index])
+            inputs = engine.host_inputs(rescale_grad)
+            inputs["lr"], inputs["wd"] = lr, wd
             self.inputs_key, self.inputs, self.kept_plans = key, inputs, {}
         inputs = self.inputs
         inputs["t"] = self.count + 1
-        module = engine._module
+        module = engine.module
         try:
             condition = module.conditions(**inputs)
         except Exception:
@@ -306,14 +300,14 @@ class GroupLaunch:
         if plan is _NOT_KEPT:
             functions = _functions(module)
             try:
-                result = engine._host_result(inputs, self.first_index, functions.requires, functions.skip)
-                if result[0] is None:
+                result = engine.host_result(inputs, self.first_index)
+                if result is None:
                     plan = None
                 else:
-                    variant = self.variants[id(result[0])]
-                    if result[2] or variant.get("passes") or variant.get("rows") or variant["noise"]:
+                    variant = self.variants[id(result.variant)]
+                    if result.updates or variant.get("passes") or variant.get("rows") or variant["noise"]:
                         return False    # scalar states, norms, rows, noise: the full path
-                    row = numpy.array(cuda_launch.scalar_values(variant, result[1]), numpy.float64)
+                    row = numpy.array(cuda_launch.scalar_values(variant, result.scalars), numpy.float64)
                     # its kernel compiled or loaded now, while nothing has changed
                     plan = (self._table(engine, variant), row.view(numpy.uint64))
             except Exception:
@@ -335,7 +329,7 @@ class GroupLaunch:
                 if name is not None:
                     table[:, j] = self.columns[name]
             table[:, len(order)], table[:, len(order) + 1] = self.fixed
-            kernel = getattr(native.library(engine._module), variant["kernels"][self.suffix] + "_multi")
+            kernel = getattr(native.library(engine.module), variant["kernels"][self.suffix] + "_multi")
             arguments = (ctypes.c_void_p(table.ctypes.data), ctypes.c_int(len(self.params)),
                          ctypes.c_longlong(self.chunks))
             kept = self.tables[variant["name"]] = [table, len(order) + 2, kernel, arguments, None, None]

@@ -3,12 +3,12 @@ as the reference implementation's torch optimizers: `optimizer.eval()` sets ever
 parameter to the point to evaluate and save, `optimizer.train()` back to the training
 point, `step()` in eval mode raises ValueError. The mode of each parameter group is
 `group["train_mode"]` (saved by state_dict); the rewrite is the rule's generated mode
-kernel (runtime/modes.py), run on the parameters and states as NumPy/CuPy views (a
+kernel (`Engine.switch`), run on the parameters and states as NumPy/CuPy views (a
 DTensor's local shard: the modes are element-wise).
 """
 import torch
 
-from ..runtime.modes import GroupModes, prepare_mode
+from ..runtime.modes import GroupModes
 from . import tensors
 from .optimizer import MASTER, _LOW_PRECISION, _engine_state
 
@@ -25,7 +25,7 @@ class TorchModes(GroupModes):
                 index += len(group["params"])
                 continue
             engine = self._engine(group)
-            names = list(engine._present_states())
+            names = list(engine.present_states())
             ids, weights, states, params = [], [], [], []
             for param in group["params"]:
                 index += 1
@@ -39,8 +39,8 @@ class TorchModes(GroupModes):
                 states.append((tensors.view(state[MASTER]), inner) if master else inner)
                 params.append(param)
             work.append((group, ids, weights, states, params))
-        # every group checked first; each engine planned with its group's lr (`_engine`)
-        runs = [prepare_mode(self._engine(group), mode, ids, weights, states)
+        # every group checked first
+        runs = [self._engine(group).switch(mode, ids, weights, states, group.get("master_weights", False))
                 for group, ids, weights, states, _ in work]
         for (group, _, _, _, params), run in zip(work, runs):
             run()

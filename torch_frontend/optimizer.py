@@ -4,10 +4,11 @@ Each class (built in `classes.py`) is a real torch optimizer: torch's own
 `__init__`, `add_param_group` (tensors, groups or `named_parameters()`, duplicates
 refused), `zero_grad`, `state_dict`/`load_state_dict` and every hook come from
 `torch.optim.Optimizer`. Only `step` is ours: it views the tensors as NumPy (CPU) or
-CuPy (CUDA) arrays and runs the group's spec-built optimizer (`spec_optimizer.py`)
-on them through its public `update` calls, one call per (device, dtype), so the
-same generated kernels (and the native CPU kernels behind `fused_step`) update
-torch's memory in place. There is no optimizer math here.
+CuPy (CUDA) arrays and runs the rule's `Engine` (runtime/engine/) for the group's values
+on them through its public interface (`check`, `create_state`, `launch` or
+`multi_precision`, `plan`, `run`), one launch per (device, dtype), with the update counts
+kept in `state['step']`, so the same generated kernels (the native CPU kernels on CPU
+tensors) update torch's memory in place. There is no optimizer math here.
 
 `self.state[param]`, all torch tensors (safe for `torch.load(weights_only=True)`):
 
@@ -28,7 +29,7 @@ import math
 import torch
 
 from ..runtime import params_api, torch_keywords, validation
-from ..runtime.spec_optimizer import _state_dtype, _state_parts, reads_shape
+from ..runtime.engine import StepInputs, reads_shape, state_dtype, state_parts
 from . import shards, tensors
 from .launch_cache import GroupLaunch
 
@@ -44,7 +45,7 @@ _ENGINE_CACHE = 64   # engines kept per optimizer (one per set of group values s
 class Optimizer(torch.optim.Optimizer):
     """Base of the optforge.torch optimizers; see `classes.torch_class`."""
 
-    engine_class = None   # the spec-built class doing the work
+    spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
     # torch.amp.GradScaler then sets `grad_scale` and `found_inf` instead of unscaling the
     # gradients: the kernels take 1 / grad_scale as the rule's rescale_grad
     _step_supports_amp_scaling = True
@@ -76,30 +77,25 @@ class Optimizer(torch.optim.Optimizer):
         the group's engine."""
         values = dict(self.defaults)
         values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
-        torch_keywords.check(self.engine_class.SPEC, type(self).__name__, values)
+        torch_keywords.check(self.spec_class.SPEC, type(self).__name__, values)
         return self._engine(values)
 
-    # params_api builds an engine from a group's torch-named values; reused as is
-    _check_requires = staticmethod(params_api.Optimizer._check_requires)
-
     def _engine(self, group):
-        """The spec-built optimizer for a group's current values, its learning rate the group's.
-        Engines are kept per set of the other values (built again when the user changes one;
-        update counts live in the state, not in the engine); the learning rate, which a
-        scheduler changes every step, is set on the engine by each call, and every use of an
-        engine follows this call."""
+        """The rule's Engine for a group's current values (its lr validated: the lr, which a
+        scheduler changes every step, is read from the group at each step). Engines are kept
+        per set of the other values (built again when the user changes one; update counts
+        live in the state, not in the engine)."""
         key = tuple(map(group.get, self._engine_keys))     # (the defaults' names are fixed)
         if not _PLAIN_TYPES.issuperset(map(type, key)):
             key = tuple(map(_frozen, key))
         engine = self._engines.get(key)
         if engine is not None:
-            _set_lr(engine, group["lr"])
+            _lr(group)
         else:
             master = group.get("master_weights", False)
             if not isinstance(master, bool):
                 raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
-            engine = params_api.Optimizer._build(self, group)
-            engine.multi_precision = master
+            engine = params_api.build_engine(self.spec_class, group)
             if len(self._engines) >= _ENGINE_CACHE:
                 self._engines.clear()
             self._engines[key] = engine
@@ -131,7 +127,8 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:    # groups whose kept native launch still applies
             kept = launches.get(id(group))
             if kept is not None and kept[0] is group and kept[1] and kept[1].first_index == first:
-                run = kept[1].prepare(self, group, self._engine(group), rescale_grad)
+                engine = self._engine(group)
+                run = kept[1].prepare(self, group, engine, _lr(group), _wd(group), rescale_grad)
                 if run is not None:
                     fast.append(run)
                     skip.add(id(group))
@@ -153,16 +150,15 @@ class Optimizer(torch.optim.Optimizer):
             # groups differing in lr alone share an engine, not a batch: the engine plans with one lr
             key = (id(engine), _frozen(item[9]["lr"]), master, gathered, param.device, param.dtype)
             batches.setdefault(key, []).append(item)
-        # every batch is counted and planned (engine._prepare) before any kernel runs: a batch
-        # that cannot step leaves every batch's tensors, states and counts as they were (groups
-        # on a kept launch were only planned so far; the full path sets counts from the state)
+        # every batch is planned (its engine launch's plan) before any kernel runs: a batch that
+        # cannot step leaves every batch's tensors, states and counts as they were (the counts
+        # are written into the states after the kernels ran; groups on a kept launch were only
+        # planned so far)
         prepared, created = [], []
         try:
             for batch in batches.values():
                 prepared.append(self._prepare(batch, rescale_grad, created))
         except BaseException:
-            for step, _ in reversed(prepared):
-                step.cancel()
             for param, name in created:
                 self.state[param].pop(name, None)
                 if not self.state[param]:
@@ -213,15 +209,15 @@ class Optimizer(torch.optim.Optimizer):
                 index += len(group["params"])
                 continue
             engine = self._engine(group)
-            by_shape = reads_shape(engine._module)    # a state's `when` may read the shape
-            names = list(engine._present_states())
+            by_shape = reads_shape(engine.module)    # a state's `when` may read the shape
+            names = list(engine.present_states())
             checked = ([], [], [], [])     # the engine's _check arguments of this group
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
                     continue
                 if by_shape:
-                    names = list(engine._present_states(view(param)))
+                    names = list(engine.present_states(view(param)))
                 master = group["master_weights"] and param.dtype in _LOW_PRECISION
                 gathered = _shard_mode(engine, param, master) if tensors.is_sharded(param) else None
                 try:
@@ -249,11 +245,11 @@ class Optimizer(torch.optim.Optimizer):
                 work.append((engine, master, param, index, weight, grad, gathered, inner,
                              self._views.count(state, _count), group))
             if checked[0]:
-                engine._check(*checked)
+                engine.check(*checked)
         return work
 
     def _prepare(self, batch, rescale_grad, created):
-        """The engine's prepared step for a batch of one (engine, master, gathered, device,
+        """The engine's planned launch for a batch of one (engine, master, gathered, device,
         dtype), and what to do after it ran; states it creates are listed in `created`.
 
         A "reduce" batch holds sharded CPU DTensors whose rule reads whole-tensor norms: the
@@ -264,13 +260,11 @@ class Optimizer(torch.optim.Optimizer):
         states, runs the rule on them (the same on every rank), and keeps its own shard of
         the results, so sharded and unsharded runs agree; it costs the full tensors' memory
         for the step."""
-        engine, master, mode = batch[0][0], batch[0][1], batch[0][6]
+        engine, master, mode, group = batch[0][0], batch[0][1], batch[0][6], batch[0][9]
         gathered, reduced = mode == "gather", mode == "reduce"
-        _set_lr(engine, batch[0][9]["lr"])    # (the engine may be shared by groups of other lrs)
-        engine.rescale_grad = rescale_grad
-        by_shape = reads_shape(engine._module)
-        names = list(engine._present_states())
-        ids, weights, grads, states, written, scatter, steps = [], [], [], [], [], [], []
+        by_shape = reads_shape(engine.module)
+        names = list(engine.present_states())
+        ids, weights, grads, states, written, scatter, steps, ts = [], [], [], [], [], [], [], []
         view = self._views.view
 
         def array(tensor):
@@ -280,10 +274,9 @@ class Optimizer(torch.optim.Optimizer):
                 return tensors.view(full)
             return view(tensor)
 
-        counts = engine._index_update_count
         for _, _, param, index, weight, grad, _, inner, count, _ in batch:
             if by_shape:
-                names = list(engine._present_states(weight))
+                names = list(engine.present_states(weight))
             before = set(self.state.get(param) or ())
             state = self._ensure_state(engine, names, master, param, index, weight, count)
             created.extend((param, name) for name in state if name not in before)
@@ -297,7 +290,7 @@ class Optimizer(torch.optim.Optimizer):
                 weight, grad = shards.wrap(weight, shape, groups), shards.wrap(grad, shape, groups)
                 inner = tuple(shards.wrap(a, shape, groups) for a in inner) if isinstance(inner, tuple) \
                     else shards.wrap(inner, shape, groups)
-            counts[index] = count
+            ts.append(count + 1)
             ids.append(index)
             weights.append(weight)
             grads.append(grad)
@@ -306,22 +299,24 @@ class Optimizer(torch.optim.Optimizer):
             written.extend(value for value in state.values() if torch.is_tensor(value))
             steps.append(state["step"])
         device = batch[0][2].device
+        n = len(ids)
+        inputs = StepInputs(ts, [_lr(group)] * n, [_wd(group)] * n, rescale_grad)
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
-                step = engine._prepare_update(ids, weights, grads, states)
+                launch = engine.multi_precision(ids, weights, grads, states)
             else:   # checked in _collect (new states come from the engine): no second check;
                 # a "reduce" batch runs the NumPy kernels, whose norms shards.py all-reduces
-                step = engine._prepare(ids, weights, grads, states, fused=not reduced)
+                launch = engine.launch(ids, weights, grads, states, fused=not reduced)
+            launch.plan(inputs)
 
         def finish():
             for full, target in scatter:
                 tensors.keep_shard(full, target)
-            final = [counts[index] for index in ids]
-            _set_steps(steps, final)
+            _set_steps(steps, ts)
             tensors.bump_versions(written)
-            self._views.counted(steps, final)
+            self._views.counted(steps, ts)
         finish.device = device
-        return step, finish
+        return launch, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
         """The parameter's state with `step` and every state of the group's current values
@@ -334,7 +329,7 @@ class Optimizer(torch.optim.Optimizer):
         missing = [name for name in names if name not in state]
         if missing:
             base = tensors.view(state[MASTER]) if master else weight
-            fresh = dict(zip(names, _state_parts(engine.create_state(index, base), len(names))))
+            fresh = dict(zip(names, state_parts(engine.create_state(index, base), len(names))))
             for name in missing:
                 state[name] = _tensor(fresh[name], param)
         return state
@@ -367,7 +362,7 @@ class Optimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]
-        metas = {m["name"]: m for m in self.engine_class.SPEC["states"]}
+        metas = {m["name"]: m for m in self.spec_class.SPEC["states"]}
         for pid, (group, param) in zip(saved_ids, params):
             if pid not in state_dict["state"] or param not in self.state:
                 continue
@@ -384,7 +379,7 @@ class Optimizer(torch.optim.Optimizer):
                     if meta["shape"] == "scalar" and not meta.get("device"):
                         dtype, device = torch.float64, torch.device("cpu")
                     else:
-                        dtype, device = _TORCH_DTYPES[str(_state_dtype(meta, weight_dtype))], param.device
+                        dtype, device = _TORCH_DTYPES[str(state_dtype(meta, weight_dtype))], param.device
                 else:
                     continue
                 if value.dtype != dtype or value.device != device:
@@ -429,12 +424,12 @@ def _shard_mode(engine, param, master):
     whole-tensor norms all-reduced over the shard groups (CPU shards, no master copy);
     "gather" on the gathered whole tensors (noise drawn by element position would repeat
     on every shard; row or column reductions across shards; matrix rules)."""
-    variants = list(engine._module.VARIANTS.values())
+    variants = list(engine.module.VARIANTS.values())
     if any(v["noise"] for v in variants):
         return "gather"
     if any(v["whole_tensor"] for v in variants):
         local = tensors.local(param)
-        if local.is_cpu and not master and shards.reduces_norms(engine._module):
+        if local.is_cpu and not master and shards.reduces_norms(engine.module):
             return "reduce"
         return "gather"
     whole_rows = all(p.is_replicate() or (p.is_shard() and p.dim == 0) for p in param.placements)
@@ -451,11 +446,18 @@ def _engine_keys(defaults):
     return tuple(name for name in defaults if name != "lr")
 
 
-def _set_lr(engine, lr):
-    """The group's lr on its engine, validated as the engine's constructor validates it."""
-    if type(lr) is not float or not 0.0 <= lr < math.inf:   # (a plain finite float passes as is)
+def _lr(group):
+    """The group's lr, validated as a group value is (a plain finite float passes as is)."""
+    lr = group["lr"]
+    if type(lr) is not float or not 0.0 <= lr < math.inf:
         lr = params_api.learning_rate(lr)
-    engine._lr = lr
+    return lr
+
+
+def _wd(group):
+    """The group's weight_decay (the engine was built from it: valid)."""
+    wd = group["weight_decay"]
+    return wd if type(wd) is float else params_api.weight_decay(wd)
 
 
 def _frozen(value):

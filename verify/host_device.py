@@ -191,7 +191,7 @@ def probe(folder):
 @contextlib.contextmanager
 def device_noise(probe_kernels):
     """Within: `step` draws the kernels' noise instead of NumPy's generator."""
-    from ..runtime import spec_optimizer
-    with mock.patch.object(spec_optimizer, "Noise",
+    from ..runtime.engine import plans
+    with mock.patch.object(plans, "Noise",
                            lambda seed, index, t: DeviceNoise(probe_kernels, seed, index, t)):
         yield

@@ -14,7 +14,7 @@ from unittest import mock
 import numpy as np
 
 from ..runtime.backends import native, native_matrix
-from ..runtime.spec_optimizer import PreconditionError
+from ..runtime.engine import PreconditionError
 from . import scenario
 
 
@@ -99,9 +99,7 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
         opt = cls(use_fused_step=fused, begin_num_update=scenario.BEGIN_NUM_UPDATE, learning_rate=first.lr,
                   **hyper)
         states = [opt.create_state(i, w) for i, w in enumerate(weights)]
-    except PreconditionError as err:
-        raise Refused(str(err)) from None
-    except ValueError as err:
+    except ValueError as err:       # a PreconditionError (requires) among them
         raise Refused(str(err)) from None
     result = Result([], [np.array(w, dtype=np.float64) for w in weights])
     matrix = bool(cls.SPEC.get("matrix"))
@@ -109,8 +107,7 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
     if device is not None and not matrix:
         wrap, host = host_device.DeviceArray, host_device.on_host
         weights = [wrap(w) for w in weights]
-        metas = {m["name"]: m for m in cls.SPEC["states"]}
-        host_parts = [metas[n]["shape"] == "scalar" and not metas[n].get("device") for n in opt._present_states()]
+        host_parts = [opt.engine.states[n].host_scalar for n in opt.engine.present_states()]
         states = [host_device.on_device(s, host_parts) for s in states]
     indices = list(range(len(shapes)))
     context = contextlib.ExitStack()
@@ -121,7 +118,7 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
             context.enter_context(_count_native(result))
         if device is not None:
             context.enter_context(host_device.host_cuda_backend(device))
-        wd_allowed = _wd_allowed(cls, hyper)
+        wd_allowed = _wd_allowed(cls)
         for step, step_grads in zip(steps, grads):
             opt.lr, opt.rescale_grad, opt.clip_gradient = step.lr, step.rescale_grad, step.clip_gradient
             opt.wd = step.wd if wd_allowed else 0.0
@@ -136,12 +133,10 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
                 except PreconditionError as err:
                     raise Refused(str(err)) from None
             result.steps.append(_snapshot(weights, states, host))
-    if device is not None:
-        result.kernels = len(device.launched)
     return result
 
 
-def _wd_allowed(cls, hyper):
+def _wd_allowed(cls):
     """Rules that require wd == 0 (GroupAdaGrad, SparseAdam) run their schedule without it."""
     return re.search(r"\bwd\b", cls.SPEC.get("requires") or "") is None
 
@@ -165,7 +160,7 @@ def torch_run(cls, hyper, shapes, dtype, seed, native=True):
         values = tuple(hyper[n] for n in names if n in hyper)
         if len(values) == len(names):
             arguments[keyword] = values if len(names) > 1 else values[0]
-    wd_allowed = _wd_allowed(cls, hyper)
+    wd_allowed = _wd_allowed(cls)
     try:
         opt = torch_class(cls)(params, lr=steps[0].lr, **arguments)
     except ValueError as err:
@@ -207,8 +202,8 @@ def torch_reference(cls, hyper, shapes, dtype, seed):
         states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     except ValueError as err:
         raise Refused(str(err)) from None
-    wd_allowed = _wd_allowed(cls, hyper)
-    present = list(opt._present_states())
+    wd_allowed = _wd_allowed(cls)
+    present = list(opt.engine.present_states())
     result = Result([], [np.array(w, dtype=np.float64) for w in weights])
     with _watch_variants(cls._module, result.variants):
         for step, step_grads in zip(steps, grads):

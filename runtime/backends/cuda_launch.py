@@ -112,7 +112,7 @@ def table(variant, entries, chunk):
     words or None, (row length, rows) or None); one row of words per tensor: pointers, numel,
     first chunk, scalars as float64, then row length and first row for rules with row-shaped
     values, then the noise key and counter. Built by columns: tensors that share one scalars
-    dict (one host evaluation, see SpecOptimizer._plans) share its converted words."""
+    dict (one host evaluation, see engine/plans.py) share its converted words."""
     count = len(entries)
     if not count:
         return Table(numpy.array([], dtype=numpy.uint64), 0, 0)
@@ -145,34 +145,21 @@ def groups(module, weights, plans, masters=None):
         if plan is None:
             continue
         suffix = storage(weights[k].dtype, masters is not None)
-        out.setdefault((keys[id(plan[0])], suffix), []).append(k)
+        out.setdefault((keys[id(plan.variant)], suffix), []).append(k)
     return out
 
 
-def tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer):
+def tensor_entry(k, indices, weights, grads, plans, masters, variant, engine):
     """(pointer arrays in kernel order, host scalars, noise words, (row length, rows)) of one parameter."""
-    _, arrays, scalars, _, _ = plans[k]
+    plan = plans[k]
     # the plan's arrays: the variant's states less the host scalar states (ASGD's eta, mu)
-    states = dict(zip([name for name in plans[k][0]["states"] if name not in _host_scalars(optimizer)], arrays))
+    states = dict(zip([name for name in plan.variant["states"] if not engine.states[name].host_scalar], plan.arrays))
     pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
     pointers += [states[name] for name in variant["states"]]
     noise = None
     if variant["noise"]:
-        t = optimizer._index_update_count[indices[k]]
-        noise = noise_words(optimizer.hyperparameters["seed"], indices[k], t)
-    return pointers, scalars, noise, weight_rows(weights[k].shape)
-
-
-_HOST_SCALARS = {}  # optimizer class -> its rule's host scalar state names
-
-
-def _host_scalars(optimizer):
-    """Names of the rule's host scalar states (0-d float64, updated by the host code)."""
-    names = _HOST_SCALARS.get(type(optimizer))
-    if names is None:
-        names = _HOST_SCALARS[type(optimizer)] = frozenset(
-            m["name"] for m in optimizer.SPEC["states"] if m["shape"] == "scalar" and not m.get("device"))
-    return names
+        noise = noise_words(engine.hyperparameters["seed"], indices[k], plan.t)
+    return pointers, plan.scalars, noise, weight_rows(weights[k].shape)
 
 
 def flat_parts(state):

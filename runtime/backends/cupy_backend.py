@@ -67,36 +67,35 @@ def fmad():
     return os.environ.get("OPTFORGE_CUDA_FMAD", "1") != "0"
 
 
-def execute(optimizer, indices, weights, grads, plans, masters=None):
-    """Run planned steps: `plans[k]` is optimizer._plan's result for weights[k] (None: skipped).
+def execute(engine, indices, weights, grads, plans, masters=None):
+    """Run planned steps: `plans[k]` is the engine's Plan for weights[k] (None: skipped).
     With `masters`, weights are float16/bfloat16 and the master copies float32."""
     cupy = cupy_module()
-    meta = cuda_launch.metadata(optimizer._module)
+    meta = cuda_launch.metadata(engine.module)
     source = Path(meta.__file__).with_name(meta.SOURCE)
     device = weights[0].device
     with device:
         kernels = kernel_cache.module(source, device.compute_capability, device.id, fmad())
-        _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads, plans, masters)
+        _launch_all(cupy, meta, kernels, device, engine, indices, weights, grads, plans, masters)
     for plan in plans:
         if plan is not None:
-            _, _, _, updates, scalar_arrays = plan
-            for name, value in updates.items():
-                scalar_arrays[name][...] = value
+            for name, value in plan.updates.items():
+                plan.scalar_arrays[name][...] = value
 
 
-def _launch_all(cupy, meta, kernels, device, optimizer, indices, weights, grads, plans, masters):
+def _launch_all(cupy, meta, kernels, device, engine, indices, weights, grads, plans, masters):
     sms = device.attributes["MultiProcessorCount"]
-    for (key, suffix), members in cuda_launch.groups(optimizer._module, weights, plans, masters).items():
+    for (key, suffix), members in cuda_launch.groups(engine.module, weights, plans, masters).items():
         variant = meta.VARIANTS[key]
         if variant["passes"]:
             _passes(cupy, kernels, meta, variant, suffix, sms,
-                    [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
+                    [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
         elif len(members) == 1:
             _single(kernels, meta, variant, suffix, sms,
-                    *cuda_launch.tensor_entry(members[0], indices, weights, grads, plans, masters, variant, optimizer))
+                    *cuda_launch.tensor_entry(members[0], indices, weights, grads, plans, masters, variant, engine))
         else:
             _multi(cupy, kernels, meta, variant, suffix, sms,
-                   [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer) for k in members])
+                   [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
 
 
 def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise, rows):

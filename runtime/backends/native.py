@@ -225,28 +225,28 @@ def build(module, weights, plans, masters=None):
     lib = library(module)
     variants = dict(zip(map(id, module.VARIANTS.values()), module.VARIANTS))
     kernels = cuda_launch.metadata(module).VARIANTS
-    pairs = {(id(plan[0]), weight.dtype) for plan, weight in zip(plans, weights) if plan is not None}
+    pairs = {(id(plan.variant), weight.dtype) for plan, weight in zip(plans, weights) if plan is not None}
     for variant, dtype in pairs:
         lib.load_kernel(kernels[variants[variant]]["kernels"][cuda_launch.storage(dtype, masters is not None)])
 
 
-def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
-    """Run planned steps (`plans[k]`: optimizer._plan's result for weights[k], None: skipped;
+def execute(engine, indices, weights, grads, plans, addresses, masters=None):
+    """Run planned steps (`plans[k]`: the engine's Plan for weights[k], None: skipped;
     `addresses`: what `applies` returned). With `masters`, weights are float16/bfloat16 and
     the master copies float32."""
-    module = optimizer._module
+    module = engine.module
     meta = cuda_launch.metadata(module)
     lib = library(module)
     threads = ctypes.c_int(num_threads())
     for (key, suffix), members in cuda_launch.groups(module, weights, plans, masters).items():
         variant = meta.VARIANTS[key]
         if variant["noise"] or variant.get("rows") or masters is not None:
-            tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, optimizer)
+            tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine)
                        for k in members]
             tensors = [([addresses[id(p)] for p in pointers], pointers[0].size, scalars, noise, rows)
                        for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
         else:
-            tensors = _entries(optimizer, variant, members, weights, grads, plans, addresses)
+            tensors = _entries(engine, variant, members, weights, grads, plans, addresses)
         if not tensors:
             continue
         if variant["passes"]:
@@ -259,12 +259,11 @@ def execute(optimizer, indices, weights, grads, plans, addresses, masters=None):
                 _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), threads)
     for plan in plans:
         if plan is not None:
-            _, _, _, updates, scalar_arrays = plan
-            for name, value in updates.items():
-                scalar_arrays[name][...] = value
+            for name, value in plan.updates.items():
+                plan.scalar_arrays[name][...] = value
 
 
-def _entries(optimizer, variant, members, weights, grads, plans, addresses):
+def _entries(engine, variant, members, weights, grads, plans, addresses):
     """`cuda_launch.tensor_entry` of the non-empty members of one group, with addresses, for
     variants without noise, rows or master copies (the common case, written for speed): the
     members share one variant, so the position of each kernel state among a plan's arrays
@@ -272,15 +271,14 @@ def _entries(optimizer, variant, members, weights, grads, plans, addresses):
     kept = [k for k in members if weights[k].size]
     if not kept:
         return []
-    host = cuda_launch._host_scalars(optimizer)
-    names = [name for name in plans[kept[0]][0]["states"] if name not in host]
+    names = [name for name in plans[kept[0]].variant["states"] if not engine.states[name].host_scalar]
     at = [names.index(name) for name in variant["states"]]
     entries = []
     for k in kept:
         weight = weights[k]
-        arrays = plans[k][1]
+        arrays = plans[k].arrays
         entries.append(([addresses[id(weight)], addresses[id(grads[k])]] + [addresses[id(arrays[j])] for j in at],
-                        weight.size, plans[k][2], None, None))
+                        weight.size, plans[k].scalars, None, None))
     return entries
 
 

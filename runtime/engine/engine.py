@@ -1,0 +1,386 @@
+"""`Engine`: one rule's states, checks, plans and launches (see the package docstring)."""
+import inspect
+
+import numpy
+
+from .. import validation
+from ..backends import array_module, cpu, cuda_launch, quiet
+from ..sparse import RowSparse, lazy_update
+from . import plans as planning
+from .kept import KeptLaunches
+from .layout import (MATRIX_INPUTS, PreconditionError, StateMeta, StepError, reads_shape, shape_inputs, state_dtype,
+                     state_parts, state_shape, states_fit)
+
+
+class Engine:
+    """A rule's step over lists of arrays.
+
+    module: the generated NumPy module; hyperparameters: {name: value} of every one the
+    spec declares, checked against their ranges here (ValueError names the rule broken).
+    `lazy_update`: row-sparse gradients update only their rows (the frontend's option)."""
+
+    def __init__(self, module, hyperparameters, lazy_update=None):
+        spec = module.SPEC
+        self.module, self.spec, self.name = module, spec, spec["name"]
+        self.hyperparameters = {meta["name"]: validation.hyperparameter(meta, hyperparameters[meta["name"]])
+                                for meta in spec["hyperparameters"]}
+        self.lazy_update = spec["sparse_update"] == "lazy" if lazy_update is None else lazy_update
+        self.states = {meta["name"]: StateMeta.of(meta) for meta in spec["states"]}
+        self.kept = KeptLaunches(self)
+
+    def set_hyperparameter(self, name, value):
+        """Set one hyperparameter, checked against its range."""
+        meta = next(m for m in self.spec["hyperparameters"] if m["name"] == name)
+        self.hyperparameters[name] = validation.hyperparameter(meta, value)
+
+    # -- states ------------------------------------------------------------------
+    def present_states(self, weight=None):
+        """The states that exist for this parameter (a state's `when` may read its shape:
+        without a weight, the states of a 2-D one)."""
+        shape = shape_inputs(self.spec, weight) if weight is not None else MATRIX_INPUTS
+        return self.module.states_present(**self.hyperparameters, **shape)
+
+    def check_parameter(self, index, weight):
+        """Raise PreconditionError if the rule's `requires` refuses this parameter for what is
+        known before a step (its shape and the hyperparameters)."""
+        module = self.module
+        if not hasattr(module, "requires"):
+            return
+        inputs = dict(self.hyperparameters, **shape_inputs(self.spec, weight))
+        names = [p for p in inspect.signature(module.requires).parameters if p != "_"]
+        if all(n in inputs for n in names) and not module.requires(**inputs):
+            got = ", ".join(f"{n}={inputs[n]!r}" for n in names)
+            raise PreconditionError(f"{self.name} requires {self.spec['requires']}; "
+                                    f"parameter {index!r} of shape {tuple(weight.shape)} has {got}")
+
+    def check_settings(self, values):
+        """A rule's `requires` over settings alone ({name: value}: hyperparameters, lr, wd);
+        ValueError when they break it (one that reads per-step inputs is checked by steps)."""
+        requires = getattr(self.module, "requires", None)
+        if requires is None:
+            return
+        names = [p for p in inspect.signature(requires).parameters if p != "_"]
+        if set(names) <= set(values) and not requires(**values):
+            settings = ", ".join(f"{n}={values[n]!r}" for n in names)
+            raise ValueError(f"{self.name} requires {self.spec['requires']}; got {settings}")
+
+    def create_state(self, index, weight):
+        """The states of a new parameter: None, one array, or a tuple in declaration order."""
+        xp = validation.float_weight(index, weight)
+        self.check_parameter(index, weight)
+        present = self.present_states(weight)
+        arrays = []
+        for name in present:
+            meta = self.states[name].meta
+            dtype = state_dtype(meta, weight.dtype)
+            if meta["shape"] == "scalar" and meta.get("device"):
+                arrays.append(xp.full((), meta["init"], dtype=dtype))
+            elif meta["shape"] == "scalar":
+                arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
+            elif meta["shape"] in ("rows", "cols"):
+                arrays.append(xp.zeros(state_shape(meta, weight, index, self.spec), dtype=dtype))
+            elif meta["init"] == "weight":
+                arrays.append(weight.astype(dtype, copy=True))
+            elif meta["init"] != "zeros":    # a hyperparameter's name: filled with its value now
+                arrays.append(xp.full(weight.shape, self.hyperparameters[meta["init"]], dtype=dtype))
+            else:
+                arrays.append(xp.zeros(weight.shape, dtype=dtype))
+        if not arrays:
+            return None
+        return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    def check(self, indices, weights, grads, states):
+        """Raise before anything changes if the arrays or states do not fit (ValueError or
+        TypeError naming the parameter and what is wrong)."""
+        _check_pairs(indices, weights, grads)
+        if not reads_shape(self.module):     # one state layout for every parameter
+            if states_fit(weights, states, [self.states[name] for name in self.present_states()]):
+                return      # every check below holds (tested over the whole update at once)
+        dtypes = {}     # (state name, weight dtype) -> the state's dtype, looked up once per call
+        for index, weight, state in zip(indices, weights, states):
+            present = self.present_states(weight)
+            parts = state_parts(state, len(present))
+            if parts is None:
+                layout_text = "None" if not present else present[0] if len(present) == 1 \
+                    else "(" + ", ".join(present) + ")"
+                raise ValueError(f"state of parameter {index!r} does not match {self.name}'s state layout "
+                                 f"{layout_text} for these hyperparameters; create it with create_state")
+            on_host = type(weight) is numpy.ndarray
+            xp = numpy if on_host else array_module(weight)
+            for name, part in zip(present, parts):
+                meta = self.states[name]
+                if meta.host_scalar:
+                    if not (isinstance(part, numpy.ndarray) and part.shape == ()):
+                        raise ValueError(f"state '{name}' of parameter {index!r} must be a 0-d "
+                                         f"numpy array, got {type(part).__name__}")
+                    validation.state_array_writable(index, name, part)
+                    continue
+                if on_host and type(part) is numpy.ndarray:
+                    pxp = numpy     # the common case, without array_module's dispatch
+                else:
+                    try:
+                        pxp = array_module(part)
+                    except TypeError as err:
+                        raise TypeError(f"state '{name}' of parameter {index!r}: {err}") from None
+                if pxp is not xp:
+                    raise TypeError(f"state '{name}' of parameter {index!r} is a {pxp.__name__} array "
+                                    f"but the weight is a {xp.__name__} array")
+                shape = weight.shape if meta.shape == "weight" else state_shape(meta.meta, weight, index, self.spec)
+                if tuple(part.shape) != tuple(shape):
+                    raise ValueError(f"state '{name}' of parameter {index!r} has shape "
+                                     f"{tuple(part.shape)}, expected {tuple(shape)}")
+                dtype = dtypes.get((name, weight.dtype))
+                if dtype is None:
+                    dtype = dtypes[(name, weight.dtype)] = numpy.dtype(state_dtype(meta.meta, weight.dtype))
+                if part.dtype != dtype:
+                    raise ValueError(f"state '{name}' of parameter {index!r} has dtype {part.dtype}, "
+                                     f"expected {dtype}")
+                if xp is not numpy and part.device != weight.device:
+                    raise ValueError(f"state '{name}' of parameter {index!r} is on {part.device}, "
+                                     f"the weight on {weight.device}")
+                validation.state_array_writable(index, name, part)
+
+    # -- plans -------------------------------------------------------------------
+    def plans(self, indices, weights, states, inputs):
+        """Each parameter's `Plan` (None where the rule's skip_if holds) for `StepInputs`;
+        StepError when the host arithmetic fails (FTML with lr = 0 divides by lr),
+        PreconditionError when a step breaks the rule's `requires`."""
+        try:
+            return planning.plans(self, indices, weights, states, inputs)
+        except PreconditionError:
+            raise
+        except (ArithmeticError, ValueError) as err:
+            raise StepError(f"{self.name}: cannot compute this step's scalars: {err}") from err
+
+    def host_inputs(self, rescale_grad=1.0, clip_gradient=None):
+        """The host functions' inputs every parameter shares: hyperparameters, rescale_grad,
+        clip_gradient (lr, wd, t and the per-parameter inputs are added to a copy)."""
+        return dict(self.hyperparameters, rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+
+    def host_result(self, inputs, index=None):
+        """The `plans.HostResult` of one parameter's complete host inputs (a dict of every
+        input the module's functions read), None when skip_if holds."""
+        namespace = vars(self.module)
+        return planning.host_result(self, inputs, index, namespace.get("requires"), namespace.get("skip"))
+
+    # -- steps -------------------------------------------------------------------
+    def launch(self, indices, weights, grads, states, fused=True, masters=None):
+        """A `Launch` of these arrays: the backend chosen and the arrays it needs checked (CuPy
+        arrays: one device, contiguous; NumPy arrays: whether the native kernels apply). The
+        checks of `check` are the caller's (done once per call, or shown by a kept launch).
+        With `masters` (float32 master copies of float16/bfloat16 weights) the master-copy
+        kernels update the masters and states and round into the weights in one pass."""
+        return Launch(self, indices, weights, grads, states, fused, masters)
+
+    def multi_precision(self, indices, weights, grads, states, fused=True):
+        """The Launch of an update whose float16/bfloat16 weights step through float32 master
+        copies (their states (master copy, inner state) pairs; other weights' states plain):
+        the master-copy kernels in one pass where they apply (CuPy arrays, or NumPy arrays the
+        native kernels take, every weight 16-bit), else the rule on the masters and float32
+        gradients, each master rounded into its weight after the rule ran. Arrays checked."""
+        low = list(map(low_precision, weights))
+        if fused and weights and all(low) and self._master_kernels(indices, weights, grads, states):
+            for index, weight, grad in zip(indices, weights, grads):
+                validation.check_pair(index, weight, grad)
+            split = [master_state(index, weight, state) for index, weight, state in zip(indices, weights, states)]
+            masters, inner = [m for m, _ in split], [s for _, s in split]
+            self.check(indices, masters, masters, inner)    # the states must fit the master copies
+            return Launch(self, indices, weights, grads, inner, True, masters)
+        masters, grads32, inner = [], [], []
+        for index, weight, grad, state, is_low in zip(indices, weights, grads, states, low):
+            if is_low:
+                validation.check_pair(index, weight, grad)
+                master, inner_state = master_state(index, weight, state)
+                masters.append(master)
+                grads32.append(grad.astype(numpy.float32))
+                inner.append(inner_state)
+            else:
+                masters.append(weight)
+                grads32.append(grad)
+                inner.append(state)
+        self.check(indices, masters, grads32, inner)
+        launch = Launch(self, indices, masters, grads32, inner, fused)
+        launch.rounded = (weights, masters, low)
+        return launch
+
+    def _master_kernels(self, indices, weights, grads, states):
+        """Whether master-copy kernels run these 16-bit weights in one pass: the CUDA ones on
+        CuPy arrays, the native CPU ones on NumPy arrays where they apply."""
+        if _cuda_kernels(self, weights, grads):
+            return True
+        try:
+            split = [master_state(index, weight, state) for index, weight, state in zip(indices, weights, states)]
+        except ValueError:
+            return False
+        return cpu.native(self.module, weights, grads, [s for _, s in split], [m for m, _ in split]) is not None
+
+    def switch(self, mode, indices, weights, states, multi_precision=False):
+        """A rule with [modes]: every array checked, then a function rewriting each weight to
+        `mode` ("train" or "eval"); see engine/modes.py."""
+        from . import modes
+        return modes.prepare(self, mode, indices, weights, states, multi_precision)
+
+    def execute(self, weight, grad, plan, fused):
+        """One parameter's planned step through the generated NumPy code (NumPy or CuPy
+        arrays), or its native or CUDA stage kernels for matrix rules."""
+        variant, arrays, scalars, updates, scalar_arrays, _ = plan
+        xp = array_module(weight)
+        kernel = variant["kernel"]
+        with quiet(xp):
+            if isinstance(grad, RowSparse) and self.lazy_update:
+                lazy_update(xp, kernel, weight, grad, arrays, scalars, variant["whole_tensor"])
+            else:
+                if isinstance(grad, RowSparse):
+                    grad = grad.todense()      # standard update: zero gradient in the other rows
+                if weight.ndim == 0:
+                    # NumPy turns 0-d temporaries into scalars, which out= cannot take: run the
+                    # kernel on 1-element views (the same memory, so the update is in place);
+                    # per-tensor scalar states (NovoGrad's) stay 0-d as for any weight
+                    names = [n for n in variant["states"] if not self.states[n].host_scalar]
+                    arrays = [a if self.states[n].shape == "scalar" else a.reshape(1)
+                              for n, a in zip(names, arrays)]
+                    weight, grad = weight.reshape(1), grad.reshape(1)
+                module = self.module
+                if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
+                    cpu.run_blocked(kernel, weight, grad, arrays, scalars)
+                elif fused and xp is numpy and "stages" in variant \
+                        and cpu.run_stages(module, variant, weight, grad, arrays, scalars):
+                    pass        # a matrix rule's stage kernels between NumPy products
+                elif fused and xp is not numpy and "stages" in variant \
+                        and _cuda_stages(module, variant, weight, grad, arrays, scalars):
+                    pass        # its CUDA stage kernels between cuBLAS products
+                else:
+                    kernel(xp, weight, grad, *arrays, **scalars)
+        for name, value in updates.items():
+            scalar_arrays[name][...] = value
+
+
+class Launch:
+    """A step of one list of arrays on its backend: `plan(inputs)` (host scalars; the native
+    kernels compiled or loaded; raises with nothing changed), then `run()`."""
+
+    rounded = None      # (low-precision weights, master copies) to round after the rule ran
+
+    def __init__(self, engine, indices, weights, grads, states, fused, masters=None):
+        module = engine.module
+        gpu = fused and _cuda_kernels(engine, weights, grads)
+        if gpu:
+            from ..backends import cupy_backend
+            cupy_backend.check(indices, weights, grads, states, masters)
+        native = fused and not gpu and cpu.native(module, weights, grads, states, masters)
+        if not native:      # (the native kernels apply only to arrays that share no memory)
+            unaliased = _unaliased(weights, grads, states, masters)
+            if unaliased is not grads:
+                grads = unaliased
+                native = fused and not gpu and cpu.native(module, weights, grads, states, masters)
+        self.write_back = None
+        if fused and not gpu and not native and masters is None and cpu.draws_noise(module):
+            # the noise of the native kernels, whatever the arrays' layout (cpu.native_on_copies)
+            staged = cpu.native_on_copies(module, weights, grads, states)
+            if staged is not None:
+                weights, grads, states, native, self.write_back = staged
+        self.engine, self.indices, self.weights, self.grads, self.states = engine, indices, weights, grads, states
+        self.fused, self.masters, self.gpu, self.native = fused, masters, gpu, native
+        self.planned = None
+
+    def plan(self, inputs):
+        """Every parameter's Plan for `StepInputs`, and the native kernels they run built."""
+        engine = self.engine
+        planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
+        if self.native:
+            from ..backends import native as native_backend
+            native_backend.build(engine.module, self.weights, planned, self.masters)
+        self.planned = planned
+        return planned
+
+    def run(self):
+        engine, planned = self.engine, self.planned
+        if self.gpu:
+            from ..backends import cupy_backend
+            cupy_backend.execute(engine, self.indices, self.weights, self.grads, planned, self.masters)
+        elif self.native:
+            from ..backends import native as native_backend
+            native_backend.execute(engine, self.indices, self.weights, self.grads, planned, self.native,
+                                   self.masters)
+            if self.write_back is not None:
+                self.write_back()
+            elif self.masters is None:
+                engine.kept.keep(self.indices, self.weights, self.grads, self.states, planned)
+        else:
+            for weight, grad, plan in zip(self.weights, self.grads, planned):
+                if plan is not None:
+                    engine.execute(weight, grad, plan, self.fused)
+        if self.rounded is not None:
+            round_into(*self.rounded)
+
+
+def _check_pairs(indices, weights, grads):
+    """Each weight/gradient pair fits (type, shape, dtype) and no index appears twice."""
+    if validation.pairs_fit(indices, weights, grads):
+        return      # every check below holds (tested over the whole update at once)
+    seen = set()
+    for index, weight, grad in zip(indices, weights, grads):
+        validation.check_pair(index, weight, grad)
+        if index in seen:
+            raise ValueError(f"parameter index {index!r} appears twice in one update")
+        seen.add(index)
+
+
+def master_state(index, weight, state):
+    """(float32 master copy, inner state) of a multi-precision state; ValueError otherwise."""
+    master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
+    if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
+        raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
+                         "(weight32, inner): create it with create_state_multi_precision")
+    return master, state[1]
+
+
+def low_precision(weight):
+    return str(weight.dtype) in ("float16", "bfloat16")
+
+
+def round_into(weights, masters, low):
+    """Round each updated master copy into its float16/bfloat16 weight."""
+    for weight, master, is_low in zip(weights, masters, low):
+        if is_low:
+            array_module(weight).copyto(weight, master, casting="same_kind")
+
+
+def _unaliased(weights, grads, states, masters=None):
+    """The gradients, each one that may share memory with its weight, master copy or a state
+    replaced by a copy: a step computes from the values its arrays hold when it is called,
+    and the kernels write the weight and states while they still read the gradient
+    (`update(0, w, w, state)` is the step of `update(0, w, w.copy(), state)`). The same
+    list when no gradient needed a copy."""
+    copied = None
+    for k, (weight, grad, state) in enumerate(zip(weights, grads, states)):
+        if isinstance(grad, RowSparse) or not hasattr(grad, "shape"):
+            continue    # a row-sparse gradient's rows are gathered into new arrays first
+        xp = numpy if type(grad) is numpy.ndarray else array_module(grad)
+        written = [weight] + ([masters[k]] if masters is not None else []) + cuda_launch.flat_parts(state)
+        if any(array_module(a) is xp and xp.may_share_memory(grad, a) for a in written
+               if hasattr(a, "shape")):
+            if copied is None:
+                copied = list(grads)
+            copied[k] = grad.copy()
+    return grads if copied is None else copied
+
+
+def _cuda_kernels(engine, weights, grads):
+    """Whether this step runs generated CUDA kernels: CuPy arrays (never mixed with NumPy
+    arrays in one update), dense gradients and a rule with generated kernels."""
+    modules = {array_module(w).__name__ for w in weights}
+    if len(modules) > 1:
+        raise TypeError("one update mixes numpy and cupy weights; update each backend's parameters "
+                        "in its own call")
+    if modules != {"cupy"} or any(isinstance(g, RowSparse) for g in grads):
+        return False
+    from ..backends import cupy_backend
+    return cupy_backend.has_kernels(engine.module)
+
+
+def _cuda_stages(module, variant, weight, grad, arrays, scalars):
+    """A matrix rule's CUDA stage kernels (backends/cupy_matrix.py, imported only here:
+    `import optforge` loads no backend module it does not need)."""
+    from ..backends import cupy_matrix
+    return cupy_matrix.run(module, variant, weight, grad, arrays, scalars)
