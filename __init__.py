@@ -28,8 +28,8 @@ create_optimizer = create
 
 def load_spec(path, register=True):
     """Generate (cached) and register the optimizer of a spec file anywhere on disk; returns
-    its class. See runtime/spec_loading.py."""
-    from .runtime.spec_loading import load_spec as load
+    its class. See runtime/catalog.py and runtime/spec_loading.py."""
+    from .runtime.catalog import load_spec as load
     return load(path, register=register)
 
 

@@ -185,9 +185,9 @@ def _given(value, default):
 def arguments(spec):
     """[(name, default)] of an optimizer's constructor in its flavor's API family: torch's
     names (lr, betas, eps, weight_decay) for the torch flavor, else MXNet's."""
-    from .runtime import params_api
-    if spec["flavor"] == params_api.PARAMS_FLAVOR:
-        return list(params_api.default_arguments(spec).items())
+    from .conventions import arguments as families
+    if spec["flavor"] == families.PARAMS_FLAVOR:
+        return list(families.default_arguments(spec).items())
     return [("learning_rate", spec["learning_rate"])] + [(h["name"], h["default"]) for h in spec["hyperparameters"]]
 
 
@@ -251,14 +251,15 @@ def _spec_error(command, err):
 def _show(args):
     import inspect
     from .codegen.errors import SpecError
-    from .runtime import catalog, params_api, registry
+    from .conventions import arguments as families
+    from .runtime import catalog, registry
     from_file = is_spec_file(args.name)
     flavor = args.flavor or registry.DEFAULT_FLAVOR
     if _known_flavor(flavor, "show"):
         return 2
     catalog.load()
     if from_file:
-        from .runtime.spec_loading import load_spec
+        from .runtime.catalog import load_spec
         try:
             cls = load_spec(args.name, register=False)   # as optforge.load_spec, without registering here
         except SpecError as err:
@@ -281,10 +282,10 @@ def _show(args):
     shipped = loaded and from_file and spec_path.is_relative_to(PACKAGE_ROOT / "specs")   # optforge's own file
     wrap = textwrap.TextWrapper(WIDTH, initial_indent="    ", subsequent_indent="        ")
     print(f"{spec['name']} ({spec['flavor']}) - {spec['summary']}\n")
-    from .runtime.api_families import constructors
+    from .conventions.api_families import constructors
     # the params-style class a name gets, counting this spec as registered (as load_spec would)
     registered = list(registry.registered().items()) + [((cls.flavor, spec["key"]), cls)]
-    has_params_class = params_api.chosen(registered).get(spec["key"]) is cls
+    has_params_class = families.chosen(registered).get(spec["key"]) is cls
     if from_file and not shipped:
         print(f"Not shipped with optforge: optforge.load_spec({str(spec_path)!r}) generates and registers it "
               "first.\n")
@@ -306,8 +307,8 @@ def _show(args):
         return f"({h['type']}{extra})  {h['doc']}"
 
     print("\nHyperparameters:\n")
-    if spec["flavor"] == params_api.PARAMS_FLAVOR:
-        shared = dict(params_api.keywords(spec))
+    if spec["flavor"] == families.PARAMS_FLAVOR:
+        shared = dict(families.keywords(spec))
         for name, default in arguments(spec):
             names = shared.get(name, [])
             if len(names) == 1 and names[0] in metas:
@@ -366,10 +367,46 @@ def _docs(args):
     return _open(DOCS_INDEX) if args.open else 0
 
 
+def render_docs(path):
+    """Write the docs pages of the spec at `path` (Markdown and HTML, as `optforge generate`
+    writes them, with an index and the stylesheet so that the HTML page works on its own) into
+    `<cache>/docs/<hash>/` and return the HTML page's path. The spec is loaded first
+    (`load_spec`, unregistered), so a page exists only for a spec that loads; a malformed one
+    raises SpecError. The folder is named by the spec's cache key and its resolved path (the
+    page names the path), and its files are written anew each time: they are the generator's
+    output, never trusted input, and are not imported."""
+    import hashlib
+    import os
+    from .codegen.emitters import docs
+    from .codegen.generate import module_name
+    from .codegen.loader import load_rule
+    from .runtime.catalog import load_spec
+    from .runtime.spec_loading import cache_key, cache_root
+    path = Path(path)
+    load_spec(path, register=False)
+    resolved = path.resolve()
+    rule = load_rule(path)
+    shipped = resolved.is_relative_to(docs.SHIPPED_SPECS)   # one of optforge's own specs
+    if shipped:
+        module, spec_path = module_name(PACKAGE_ROOT, resolved), resolved.relative_to(PACKAGE_ROOT).as_posix()
+    else:
+        module, spec_path = path.stem, str(resolved)
+    entry = docs.Entry(module, rule, spec_path, shipped=shipped)
+    name = hashlib.sha256(f"{cache_key(path)}\0{resolved}".encode()).hexdigest()[:32]
+    folder = cache_root() / "docs" / name
+    pages = docs.render_site([entry], folder="site", command="optforge docs", source=resolved.name)
+    for relative, text in pages.items():
+        target = folder / relative.split("/", 1)[1]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, target)    # a reader never sees half a page
+    return folder / "html" / docs.page_path(module, ".html")
+
+
 def _spec_docs(args):
     """`optforge docs FILE`: the spec's pages, rendered into the cache."""
     from .codegen.errors import SpecError
-    from .runtime.spec_loading import render_docs
     try:
         page = render_docs(args.file)
     except SpecError as err:

@@ -7,7 +7,7 @@ from pathlib import Path
 from .analysis import analyse
 from .emitters.templates import environment
 from .errors import SpecError, SpecErrors
-from .generate import render_spec
+from .render import render_spec
 from .loader import load_rule
 from .targets import coverage
 

@@ -4,13 +4,14 @@ The spec format is documented in docs/spec-format.md. Every mistake raises
 `SpecError` at the position of the key or value at fault.
 """
 import difflib
-import functools
 import keyword
 import math
 import re
 from dataclasses import replace
 from pathlib import Path
 
+from ..conventions.flavors import DEFAULT_FLAVOR
+from ..conventions.reserved import CLASS_ATTRIBUTES
 from .errors import Cascade, SpecError, SpecErrors
 from .functions import MATRIX_FUNCTIONS, ColMean, Norm, Normal, RowMean
 from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, Assign, Hyperparameter, If, Location,
@@ -30,22 +31,19 @@ MODE_UNREADABLE = ("grad", "t", "lr", "wd", "rescale_grad", "clip_gradient", "nd
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
-DEFAULT_FLAVOR = "mxnet2"
 
 _NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PARAM_GROUP_KEYS = ("params", "lr", "weight_decay")   # runtime/params_api.py's own group keys
+PARAM_GROUP_KEYS = ("params", "lr", "weight_decay")   # the params-style API's own group keys
 MAX_HYPERPARAMETERS = 64
 MAX_STATES = 32
 
 
-@functools.lru_cache(maxsize=None)
 def _runtime_names():
-    """Attributes of the optimizer classes the runtime builds: a hyperparameter becomes a
-    property of its class, so it must not hide one (`update`, `step`, `lr`, ...)."""
-    from ..runtime.spec_optimizer import SpecOptimizer
-    return frozenset(dir(SpecOptimizer))
+    """Attributes of the optimizer classes the runtime builds (conventions/reserved.py): a
+    hyperparameter becomes a property of its class, so it must not hide one."""
+    return CLASS_ATTRIBUTES
 
 
 def load_rule(path, text=None):

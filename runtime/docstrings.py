@@ -1,7 +1,7 @@
 """Docstrings of generated optimizer classes, written from their spec metadata."""
 import textwrap
 
-from .flavors import title as flavor_title
+from ..conventions.flavors import title as flavor_title
 
 
 def class_docstring(spec, parameters=None):

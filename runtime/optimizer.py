@@ -13,7 +13,6 @@ import warnings
 import numpy
 
 from . import validation
-from .backends import array_module
 from .engine import low_precision, master_state, round_into
 
 

@@ -11,28 +11,12 @@ Argument names follow torch:
 that share a keyword, `eps` for `epsilon`.
 """
 import inspect
-import re
 
+from ..conventions.arguments import chosen, default_arguments, keywords
 from . import arrays, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
 from .engine import Engine, StepInputs, state_dtype, state_parts, state_shape
-from .registry import DEFAULT_FLAVOR
-
-_BETA = re.compile(r"^beta\d+$")
-DEFAULT_KEYWORDS = {"epsilon": "eps"}
-
-
-def keywords(spec):
-    """[(keyword, [hyperparameter names])] in declaration order: names sharing a keyword
-    form a tuple (`betas` for beta1, beta2, ...)."""
-    out = {}
-    for meta in spec["hyperparameters"]:
-        name = meta["name"]
-        keyword = meta.get("keyword") or ("betas" if _BETA.match(name) else DEFAULT_KEYWORDS.get(name, name))
-        out.setdefault(keyword, []).append(name)
-    return list(out.items())
-
 
 def learning_rate(value):
     """A group's lr (a number or a one-element array) as a float; ValueError unless >= 0 and finite."""
@@ -405,18 +389,6 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-def default_arguments(spec):
-    """{argument: default} of a spec's params-style class, in signature order: lr, the
-    keywords (a tuple for a shared keyword), weight_decay."""
-    out = {"lr": spec["learning_rate"]}
-    by_name = {m["name"]: m for m in spec["hyperparameters"]}
-    for keyword, names in keywords(spec):
-        values = tuple(by_name[n]["default"] for n in names)
-        out[keyword] = values if len(names) > 1 else values[0]
-    out["weight_decay"] = spec["options"].get("wd", 0.0)
-    return out
-
-
 def parameter_docs(spec):
     """The Parameters section of a params-style class: its own argument names (lr, betas,
     eps, weight_decay), each with the rule's hyperparameter it sets."""
@@ -474,16 +446,6 @@ def params_class(spec_class):
 
 
 _CLASSES = {}
-PARAMS_FLAVOR = "torch"
-
-
-def chosen(items):
-    """{key: value} from ((flavor, key), value) pairs: the torch flavor's value where a key
-    has one, else MXNet 2.0's (other flavors have no params-style class)."""
-    items = list(items)
-    table = {key: value for (flavor, key), value in items if flavor == DEFAULT_FLAVOR}
-    table.update({key: value for (flavor, key), value in items if flavor == PARAMS_FLAVOR})
-    return table
 
 
 def classes():

@@ -6,7 +6,7 @@ semantics, the default) or another semantics written as its own spec.
 import difflib
 import warnings
 
-DEFAULT_FLAVOR = "mxnet2"
+from ..conventions.flavors import DEFAULT_FLAVOR  # noqa: F401  (registry.DEFAULT_FLAVOR)
 
 _REGISTRY = {}   # flavor -> {lowercase name -> class}
 
@@ -26,9 +26,9 @@ def register(klass):
     """Register an Optimizer subclass under its lowercase class name (usable as a decorator).
 
     Registering a name again replaces the old class and warns."""
-    from .optimizer import Optimizer
-    if not (isinstance(klass, type) and issubclass(klass, Optimizer)):
-        raise TypeError(f"register() takes an Optimizer subclass, got {klass!r}")
+    if not (isinstance(klass, type) and all(callable(getattr(klass, m, None)) for m in ("create_state", "update"))):
+        raise TypeError(f"register() takes an Optimizer subclass (a class with create_state and update), "
+                        f"got {klass!r}")
     _builtins()
     flavor = getattr(klass, "flavor", DEFAULT_FLAVOR)
     name = klass.__name__.lower()

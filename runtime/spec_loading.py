@@ -1,17 +1,15 @@
-"""Specs loaded at run time from any path: `optforge.load_spec("myopt.toml")`.
+"""The generated code of specs loaded at run time from any path (`optforge.load_spec`).
 
 The spec's code is generated on first use by every per-spec emitter the generator
-knows (`codegen.generate.SPEC_EMITTERS`: NumPy now, other targets as they are
-added) and cached twice: in memory for this process and on disk, keyed by a hash of
+knows (`codegen.render.SPEC_EMITTERS`: NumPy, CUDA, native CPU) and cached twice: in memory for this process and on disk, keyed by a hash of
 the spec's text (and of the specs it extends), the optforge version and the
 generator's own sources, so a cached module is never stale. A disk hit needs no
-sympy: the cached module is imported directly. The class is registered like the
-built-in ones (`optforge.create(name)`, `optforge.optim.create(name, params)`).
+sympy: the cached module is imported directly. The class built from it and its
+registration are `catalog.load_spec`'s.
 """
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -19,36 +17,10 @@ import time
 import warnings
 from pathlib import Path
 
+from .cache_folder import cache_root, make_cache_folder  # noqa: F401  (spec_loading.cache_root)
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-_LOADED = {}   # cache key -> class
-
-
-def cache_root():
-    """$OPTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/optforge, else ~/.cache/optforge."""
-    if os.environ.get("OPTFORGE_CACHE_DIR"):
-        return Path(os.environ["OPTFORGE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "optforge"
-
-
-def make_cache_folder(folder):
-    """Create a folder under the cache root (and the folders above it). A file in the way
-    (the cache root set to a file, say) is a NotADirectoryError that names the file, the
-    cache root and the variable it came from, instead of the bare error of mkdir."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
-        root = cache_root()
-        if os.environ.get("OPTFORGE_CACHE_DIR"):
-            source = "$OPTFORGE_CACHE_DIR"
-        elif os.environ.get("XDG_CACHE_HOME"):
-            source = "$XDG_CACHE_HOME/optforge"
-        else:
-            source = "~/.cache/optforge, as neither OPTFORGE_CACHE_DIR nor XDG_CACHE_HOME is set"
-        raise NotADirectoryError(f"optforge's cache folder {root} (from {source}) cannot hold {folder}: "
-                                 f"{blocking} is not a folder. Set OPTFORGE_CACHE_DIR to a folder "
-                                 "(it is created if missing)") from None
+_LOADED = {}   # cache key -> generated module
 
 
 def _spec_chain(path):
@@ -74,22 +46,15 @@ def cache_key(path):
     return digest.hexdigest()
 
 
-def load_spec(path, register=True):
-    """Generate (or reuse the cached) code of the spec at `path` and return its optimizer
-    class, registered under its lower-case name and flavor. A malformed spec raises
-    SpecError (every mistake, with file:line:col)."""
+def load_module(path):
+    """The generated NumPy module of the spec at `path`, generated (or found in the cache)
+    and imported; the same module for the same spec text within a process. A malformed spec
+    raises SpecError (every mistake, with file:line:col)."""
     path = Path(path)
     key = cache_key(path)
     if key not in _LOADED:
         _LOADED[key] = _load(path, key)
-    cls = _LOADED[key]
-    if register:
-        # also after an unregistered load of the same spec (`optforge show FILE`), and once only:
-        # registering the class again would warn that it overrides itself
-        from . import registry
-        if registry.registered(cls.flavor).get((cls.flavor, cls.__name__.lower())) is not cls:
-            registry.register(cls)
-    return cls
+    return _LOADED[key]
 
 
 def _load(path, key):
@@ -100,42 +65,7 @@ def _load(path, key):
         meta = _valid_entry(folder, key)
         if meta is None:
             raise RuntimeError(f"optforge: the cache entry {folder} was changed while it was written")
-    module = _import(folder / meta["numpy"], f"optforge.generated.user.{meta['stem']}_{key[:12]}")
-    from .spec_optimizer import optimizer_class
-    return optimizer_class(module)
-
-
-def render_docs(path):
-    """Write the docs pages of the spec at `path` (Markdown and HTML, as `optforge generate`
-    writes them, with an index and the stylesheet so that the HTML page works on its own) into
-    `<cache>/docs/<hash>/` and return the HTML page's path. The spec is loaded first
-    (`load_spec`, unregistered), so a page exists only for a spec that loads; a malformed one
-    raises SpecError. The folder is named by the spec's cache key and its resolved path (the
-    page names the path), and its files are written anew each time: they are the generator's
-    output, never trusted input, and are not imported."""
-    from ..codegen.emitters import docs
-    from ..codegen.generate import module_name
-    from ..codegen.loader import load_rule
-    path = Path(path)
-    load_spec(path, register=False)
-    resolved = path.resolve()
-    rule = load_rule(path)
-    shipped = resolved.is_relative_to(docs.SHIPPED_SPECS)   # one of optforge's own specs
-    if shipped:
-        module, spec_path = module_name(PACKAGE_ROOT, resolved), resolved.relative_to(PACKAGE_ROOT).as_posix()
-    else:
-        module, spec_path = path.stem, str(resolved)
-    entry = docs.Entry(module, rule, spec_path, shipped=shipped)
-    name = hashlib.sha256(f"{cache_key(path)}\0{resolved}".encode()).hexdigest()[:32]
-    folder = cache_root() / "docs" / name
-    pages = docs.render_site([entry], folder="site", command="optforge docs", source=resolved.name)
-    for relative, text in pages.items():
-        target = folder / relative.split("/", 1)[1]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, target)    # a reader never sees half a page
-    return folder / "html" / docs.page_path(module, ".html")
+    return _import(folder / meta["numpy"], f"optforge.generated.user.{meta['stem']}_{key[:12]}")
 
 
 # -- the disk cache: what an entry may hold ----------------------------------------------
@@ -226,12 +156,9 @@ def _clean_temporaries(parent):
 
 def _generate(path, folder, key):
     """Run every per-spec emitter into a fresh folder, then move it into place whole."""
-    from ..codegen.analysis import analyse
-    from ..codegen.generate import render_spec
-    from ..codegen.loader import load_rule
-    rule = load_rule(path)      # the spec's file name is checked there: an identifier
+    from ..codegen.render import render_file
+    _, files = render_file(path)
     stem = path.stem
-    files = render_spec(rule, analyse(rule), path.name, stem)
     make_cache_folder(folder.parent)
     _clean_temporaries(folder.parent)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))

@@ -7,18 +7,15 @@ multipliers (runtime/optimizer.py), rescale_grad and clip_gradient, the 1.x and 
 forms, multi-precision and `config`/`from_config`. It holds no formula of its own: the
 engine plans the host scalars and runs the generated code.
 """
-import inspect
 import os
 
 import numpy
 
 from . import validation
-from .docstrings import class_docstring
 from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision
-from .flavors import decay_suffixes
 from .optimizer import Optimizer, PreparedStep, _as_lists, decode_keys, encode_keys
 
-__all__ = ["PreconditionError", "SpecOptimizer", "optimizer_class"]
+__all__ = ["PreconditionError", "SpecOptimizer"]
 
 
 class SpecOptimizer(Optimizer):
@@ -258,71 +255,3 @@ def _aggregate_from_environment(rule):
 # constructor arguments that config() saves as the attributes of the same names
 _SAVED_ATTRIBUTES = ("rescale_grad", "wd", "clip_gradient", "begin_num_update", "multi_precision",
                      "use_fused_step")
-
-
-def optimizer_class(module):
-    """Build the Optimizer subclass for one generated module."""
-    spec = module.SPEC
-    hyper = [m["name"] for m in spec["hyperparameters"]]
-    options = dict(spec["options"])
-    options.setdefault("use_fused_step", True)
-    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-                  inspect.Parameter("learning_rate", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                    default=spec["learning_rate"])]
-    for meta in spec["hyperparameters"]:
-        parameters.append(inspect.Parameter(meta["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                            default=meta["default"]))
-    for name, default in options.items():
-        if isinstance(default, dict):   # read from the environment when the optimizer is made
-            default = None
-        parameters.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
-    parameters.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
-    signature = inspect.Signature(parameters)
-
-    def __init__(self, *args, **kwargs):
-        bound = signature.bind(self, *args, **kwargs)
-        explicit_lr = "learning_rate" in bound.arguments
-        bound.apply_defaults()
-        values = dict(bound.arguments)
-        values.pop("self")
-        extra = values.pop("kwargs")
-        learning_rate = values.pop("learning_rate")
-        if not explicit_lr and extra.get("lr_scheduler") is not None:
-            learning_rate = None   # the scheduler's base_lr rules, not the class default
-        hyperparameters = {name: values.pop(name) for name in hyper}
-        SpecOptimizer.__init__(self, learning_rate=learning_rate, hyperparameters=hyperparameters,
-                               options=values, **extra)
-
-    __init__.__signature__ = signature
-    __init__.__qualname__ = f"{spec['name']}.__init__"
-    namespace = {
-        "SPEC": spec,
-        "flavor": spec["flavor"],
-        "_decay_suffixes": decay_suffixes(spec),
-        "_skips_bad_rescale_grad": hasattr(module, "skip")
-        and "rescale_grad" in inspect.signature(module.skip).parameters,
-        "_module": module,
-        "__init__": __init__,
-        "__doc__": class_docstring(spec),
-        "__module__": "optforge",
-    }
-    for meta in spec["hyperparameters"]:
-        namespace[meta["name"]] = _hyperparameter_property(meta)
-    bases = (SpecOptimizer,)
-    if getattr(module, "MODES", None) is not None:   # train()/eval() (runtime/modes.py)
-        from .modes import MXNetModes
-        bases = (MXNetModes, SpecOptimizer)
-    cls = type(spec["name"], bases, namespace)
-    return cls
-
-
-def _hyperparameter_property(meta):
-    name = meta["name"]
-
-    def get(self):
-        return self.engine.hyperparameters[name]
-
-    def set_(self, value):
-        self.engine.set_hyperparameter(name, value)
-
-    return property(get, set_, doc=meta["doc"])

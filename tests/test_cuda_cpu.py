@@ -26,7 +26,7 @@ import pytest
 
 import optforge
 from optforge.codegen.analysis import analyse
-from optforge.codegen.emitters.cuda_module import CHUNK
+from optforge.codegen.emitters.c_family import CHUNK
 from optforge.codegen.loader import load_rule
 from optforge.codegen.stages import plan
 from optforge.codegen.tac import lower

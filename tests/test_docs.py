@@ -313,9 +313,9 @@ def test_only_mxnets_own_optimizers_are_titled_and_vouched_for_as_mxnet(repo_roo
 
 def _loaded_pages(spec, cache, monkeypatch):
     """(Markdown, HTML) of `optforge docs FILE`'s pages for a spec file."""
-    from optforge.runtime import spec_loading
+    from optforge.cli import render_docs
     monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(cache))
-    html = spec_loading.render_docs(spec)
+    html = render_docs(spec)
     folder = cache / "docs" / html.relative_to(cache / "docs").parts[0]
     markdown = folder / html.relative_to(folder / "html").with_suffix(".md")
     return markdown.read_text(), html.read_text()

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from optforge import SpecError
 from optforge.codegen.analysis import analyse
 from optforge.codegen.errors import SpecErrors
-from optforge.codegen.generate import render_spec
+from optforge.codegen.render import render_spec
 from optforge.codegen.loader import load_rule
 from support import import_file
 

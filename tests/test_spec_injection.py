@@ -22,7 +22,7 @@ from optforge import SpecError
 from optforge.codegen.analysis import analyse
 from optforge.codegen.emitters import docs
 from optforge.codegen.escaping import c_comment, docstring, markdown, python_comment
-from optforge.codegen.generate import render_spec
+from optforge.codegen.render import render_spec
 from optforge.codegen.loader import load_rule
 
 MARK = "INJECTED"   # every payload's live part carries this word

@@ -127,7 +127,7 @@ def test_optimizer_names_starting_with_an_underscore_are_refused(tmp_path, monke
 def test_a_constant_condition_free_skip_if_generates_valid_code(tmp_path):
     """skip_if reading only built-in inputs: a function without keyword-only parameters."""
     from optforge.codegen.analysis import analyse
-    from optforge.codegen.generate import render_spec
+    from optforge.codegen.render import render_spec
     path = tmp_path / "t.toml"
     path.write_text(spec(STEP) + 'skip_if = "t > 3"\n', encoding="utf-8")
     rule = load_rule(path)

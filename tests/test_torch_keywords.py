@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import optforge.torch  # noqa: E402
-from optforge.runtime import torch_keywords  # noqa: E402
+from optforge.conventions import torch_keywords  # noqa: E402
 
 
 def _torch_named_classes():

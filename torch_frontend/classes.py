@@ -8,7 +8,8 @@ and `master_weights`; the class holds no code of its own beyond `optimizer.Optim
 """
 import inspect
 
-from ..runtime import params_api, registry, torch_keywords
+from ..conventions import torch_keywords
+from ..runtime import params_api, registry
 from .optimizer import Optimizer
 
 _CLASSES = {}   # engine class -> torch class

@@ -143,8 +143,7 @@ class GroupLaunch:
             steps.append(step)
         if len(step_dtypes) != 1:
             return None
-        from .optimizer import _count     # (optimizer.py imports this module)
-        counts = {optimizer._views.count(optimizer.state[param], _count) for param in params}
+        counts = {optimizer._views.count(optimizer.state[param], tensors.step_count) for param in params}
         if len(counts) != 1:
             return None
         count = counts.pop()

@@ -28,7 +28,8 @@ import math
 
 import torch
 
-from ..runtime import params_api, torch_keywords, validation
+from ..conventions import torch_keywords
+from ..runtime import params_api, validation
 from ..runtime.engine import StepInputs, reads_shape, state_dtype, state_parts
 from . import shards, tensors
 from .launch_cache import GroupLaunch
@@ -243,7 +244,7 @@ class Optimizer(torch.optim.Optimizer):
                 else:
                     validation.check_pair(index, weight, grad)
                 work.append((engine, master, param, index, weight, grad, gathered, inner,
-                             self._views.count(state, _count), group))
+                             self._views.count(state, tensors.step_count), group))
             if checked[0]:
                 engine.check(*checked)
         return work
@@ -400,14 +401,6 @@ def _set_steps(steps, counts):
     for (count, _, _), group in by_count.items():
         torch._foreach_zero_(group)
         torch._foreach_add_(group, count)
-
-
-def _count(state):
-    """Updates so far. torch.optim.SGD keeps no step: a loaded state without one counts as
-    one update (enough for rules that test t == 1, the only use such rules make of t)."""
-    if "step" in state:
-        return int(round(float(state["step"])))
-    return 1 if state else 0
 
 
 def _tensor(array, param):

@@ -168,3 +168,11 @@ def bump_versions(tensors):
     saved for backward and updated before the backward pass then raises, as with torch."""
     if tensors:
         torch.autograd.graph.increment_version([t if type(t) in _PLAIN else local(t) for t in tensors])
+
+
+def step_count(state):
+    """Updates so far. torch.optim.SGD keeps no step: a loaded state without one counts as
+    one update (enough for rules that test t == 1, the only use such rules make of t)."""
+    if "step" in state:
+        return int(round(float(state["step"])))
+    return 1 if state else 0

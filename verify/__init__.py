@@ -18,7 +18,7 @@ def resolve(path, covered=None):
     flavor and name); any other file goes through optforge.load_spec (not registered).
     `covered`: the spec's coverage when already known (then no sympy runs here)."""
     from ..runtime import registry
-    from ..runtime.spec_loading import load_spec
+    from ..runtime.catalog import load_spec
     path = Path(path)
     if shipped(path):
         rule, covered = coverage_of(path)

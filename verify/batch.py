@@ -21,7 +21,7 @@ GROUP = 25          # specs per compiler run
 
 def _generate(path):
     """In a worker process: the spec's code generated into the load_spec cache; its coverage."""
-    from ..runtime.spec_loading import load_spec
+    from ..runtime.catalog import load_spec
     from . import coverage_of
     load_spec(path, register=False)
     return coverage_of(path)[1]

@@ -125,7 +125,7 @@ class Builder:
 
     def if_block(self):
         """An if/else on a host condition, each branch assigning the same local."""
-        choices = [f"t > {self.rng.choice([4, 5, 6])}", f"t % 2 == 0"]
+        choices = [f"t > {self.rng.choice([4, 5, 6])}", "t % 2 == 0"]
         flag = self.fresh("f")
         self.hyper[flag] = f"{{ default = {self.rng.choice(['true', 'false'])} }}"
         choices += [flag, f"not {flag}"]
@@ -223,7 +223,7 @@ class Builder:
         if not before:
             pieces.append(f"{self.squashed(1)} / (sqrt({r}) + 1)")
         if self.rng.random() < 0.5:
-            pieces.append(f"(grad - row_mean(grad)) / (1 + abs(grad))")
+            pieces.append("(grad - row_mean(grad)) / (1 + abs(grad))")
         return pieces
 
 
@@ -262,7 +262,7 @@ def _matrix(b):
     m = b.fresh("x")
     kind = b.rng.choice(["gram", "cols", "rows", "loop"])
     if kind == "gram":
-        b.assign(m, f"matmul(grad, transpose(grad))")
+        b.assign(m, "matmul(grad, transpose(grad))")
         b.assign(m, f"{m} / (norm({m}) + 1)")
         u = f"matmul({m}, grad)"
     elif kind == "cols":
@@ -271,7 +271,7 @@ def _matrix(b):
         f = b.fraction()
         b.assign(c, f"{f} * {c} + (1 - {f}) * col_mean(grad * grad)")
         chan = b.fresh("q")
-        b.assign(chan, f"col_mean(grad) > 0")       # a boolean read by a later stage
+        b.assign(chan, "col_mean(grad) > 0")       # a boolean read by a later stage
         u = f"where({chan}, grad / (sqrt({c}) + 1), grad / (sqrt({c}) + 2))"
     elif kind == "rows":
         r = b.fresh("r")

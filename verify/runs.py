@@ -151,12 +151,12 @@ def torch_run(cls, hyper, shapes, dtype, seed, native=True):
         from ..torch.classes import torch_class
     except ImportError as err:
         raise NotRun(f"torch is not installed ({err})") from None
-    from ..runtime import params_api
+    from ..conventions.arguments import keywords
     steps = scenario.SCHEDULE
     weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
     params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights]
     arguments = {}
-    for keyword, names in params_api.keywords(cls.SPEC):
+    for keyword, names in keywords(cls.SPEC):
         values = tuple(hyper[n] for n in names if n in hyper)
         if len(values) == len(names):
             arguments[keyword] = values if len(names) > 1 else values[0]

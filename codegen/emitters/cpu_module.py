@@ -17,7 +17,7 @@ from ..printers.cpu import CpuPrinter
 from ..tac import lower
 from . import cpu_matrix
 from ..targets import has_kernels
-from .cuda_module import CHUNK, state_classes, variant_context
+from .c_family import CHUNK, state_classes, variant_context
 from .templates import environment, render_limited
 
 HEADER = "optforge_cpu.h"
@@ -68,7 +68,7 @@ def _offset_args(arrays, master):
 
 def _pass_call_args(stage):
     """Arguments of a pass's per-element math in the CPU span (one element, no lanes), in the
-    order of its parameters (`cuda_module._passes`)."""
+    order of its parameters (`c_family._passes`)."""
     return ([f"x_{a}" for a in stage["reads"]] + [r["name"] for r in stage["uses_rows"]]
             + [f"x_{a}" for a in stage["writes"]] + ["s"] + [n["name"] for n in stage["uses_norms"]]
             + (["acc"] if stage["reductions"] else []))

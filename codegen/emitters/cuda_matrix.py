@@ -1,6 +1,6 @@
 """The CUDA kernels of a matrix rule: its element-wise stages as grid-stride kernels.
 
-The stages are those of the native CPU kernels (`cpu_matrix.stage_programs`,
+The stages are those of the native CPU kernels (`c_stages.stage_programs`,
 `matrix_stages.split`), printed by the CUDA printer (`printers/cuda.py`) into
 `generated/cuda/<spec>.stages.cu` (`templates/cuda_matrix.cu.j2`): per stage and math
 type an entry point `<rule>_<variant>_stage<j>_{f32,f64}` over the same `(batch, rows,
@@ -13,7 +13,7 @@ rules' `<spec>.cu` and its launch metadata: matrix rules have neither (`targets.
 so nothing that reads `generated/cuda/<spec>.py` sees them.
 """
 from ..printers.cuda import CudaPrinter
-from .cpu_matrix import stage_contexts, stage_programs
+from .c_stages import stage_contexts, stage_programs
 from .templates import environment
 
 BLOCK = 256          # threads per block of the stage kernels

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...runtime import params_api
-from ...runtime.api_families import constructors as api_families_of
+from ...conventions import arguments
+from ...conventions.api_families import constructors as api_families_of
 from ..formulas import Formulas
 from ..ir import BUILTINS, Assign, If, walk
 from ..loader import load_rule
@@ -163,7 +163,7 @@ def argument_names(entry):
     if not entry.params_style:
         return {}
     out = {"learning_rate": "lr", "wd": "weight_decay"}
-    for keyword, names in params_api.keywords(_metadata(entry)):
+    for keyword, names in arguments.keywords(_metadata(entry)):
         out.update({name: f"{keyword}[{i}]" if len(names) > 1 else keyword for i, name in enumerate(names)})
     return out
 
@@ -386,7 +386,7 @@ def site(entries):
         base = by_path.get(resolved(e.rule.extends))
         e.base_module = base.module if base is not None else None
         groups.setdefault(e.rule.key, []).append(e)
-    with_params_class = params_api.chosen(((e.rule.flavor, e.rule.key), e) for e in entries)
+    with_params_class = arguments.chosen(((e.rule.flavor, e.rule.key), e) for e in entries)
     for e in entries:
         e.params_style = with_params_class.get(e.rule.key) is e
     for members in groups.values():

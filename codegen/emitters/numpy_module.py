@@ -14,7 +14,7 @@ from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
 from ..tac import Scalar, Val, lower, symmetric
 from ..matrix_stages import in_place
-from .cpu_matrix import stage_programs, stage_scalars
+from .c_stages import stage_programs, stage_scalars
 from .templates import environment, render_limited
 
 

@@ -8,16 +8,15 @@ them from; `__init__.py`, `optimizer.py`, `optim.py` and `torch_frontend/__init_
 
 One stub module per API family (`FAMILIES`).
 """
-import inspect
 import keyword
 import math
 
-from ...runtime import params_api, torch_keywords
-from ...runtime.optimizer import Optimizer as _BaseOptimizer
-from ...runtime.registry import DEFAULT_FLAVOR
+from ...conventions import arguments as families, torch_keywords
+from ...conventions.arguments import MXNET_OPTIONS
+from ...conventions.flavors import DEFAULT_FLAVOR
 from .templates import environment
 
-# The base constructor's keywords (runtime/optimizer.py) with their types; a keyword
+# The base constructor's keywords (conventions/arguments.MXNET_OPTIONS) with their types; a keyword
 # added there without an entry here is typed Any.
 BASE_KEYWORD_TYPES = {
     "rescale_grad": "float",
@@ -82,7 +81,7 @@ GROUP_MODE_METHODS = ["def train(self) -> None: ...", "def eval(self) -> None: .
 def mxnet_class(spec):
     """The MXNet-style class (`optforge.Adam`): learning_rate, the hyperparameters and the
     spec's options by position or keyword, then the base class's keywords
-    (runtime/spec_optimizer.optimizer_class builds the same signature)."""
+    (runtime/catalog.optimizer_class builds the same signature)."""
     lr = spec["learning_rate"]
     positional = [_argument("learning_rate", "float | None", lr)]
     positional += [_argument(m["name"], _hyperparameter_type(m), m["default"]) for m in spec["hyperparameters"]]
@@ -103,11 +102,11 @@ def mxnet_class(spec):
 
 def params_class(spec):
     """The params-style class (`optforge.optim.Adam`): params, lr, then keyword-only
-    arguments with torch's names (runtime/params_api.params_class)."""
-    defaults = params_api.default_arguments(spec)
+    arguments with torch's names (conventions/arguments.py; runtime/params_api.params_class)."""
+    defaults = families.default_arguments(spec)
     by_name = {m["name"]: m for m in spec["hyperparameters"]}
     types = {"lr": "float", "weight_decay": "float"}
-    for keyword_name, names in params_api.keywords(spec):
+    for keyword_name, names in families.keywords(spec):
         kinds = [_hyperparameter_type(by_name[n]) for n in names]
         types[keyword_name] = f"tuple[{', '.join(kinds)}]" if len(names) > 1 else kinds[0]
     arguments = ["params: Iterable[Any]", _argument("lr", types["lr"], defaults["lr"]), "*"]
@@ -119,7 +118,7 @@ def params_class(spec):
 def torch_class(spec):
     """The torch module's class (`optforge.torch.Adam`, a torch.optim.Optimizer): the
     params-style signature, then torch's implementation keywords and master_weights
-    (runtime/torch_keywords.py; torch_frontend/classes.py builds the same signature).
+    (conventions/torch_keywords.py; torch_frontend/classes.py builds the same signature).
     Refused keywords are typed with the one value accepted, so a checker flags the rest."""
     out = params_class(spec)
     out["arguments"] = out["arguments"] + [_argument(name, kind, default)
@@ -128,12 +127,11 @@ def torch_class(spec):
 
 
 def _base_keywords():
-    parameters = inspect.signature(_BaseOptimizer.__init__).parameters.values()
-    return [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    return [name for name, _ in MXNET_OPTIONS]
 
 
 def _base_default(name):
-    return inspect.signature(_BaseOptimizer.__init__).parameters[name].default
+    return dict(MXNET_OPTIONS)[name]
 
 
 # family: (stub path under generated/, base class import, base name, class builder, specs chosen)
@@ -141,9 +139,9 @@ FAMILIES = {
     "mxnet": ("mxnet_classes.pyi", "from ..runtime.spec_optimizer import SpecOptimizer", "SpecOptimizer",
               mxnet_class, lambda specs: {key: s for (flavor, key), s in specs if flavor == DEFAULT_FLAVOR}),
     "params": ("params_classes.pyi", "from ..runtime.params_api import Optimizer", "Optimizer",
-               params_class, params_api.chosen),
+               params_class, families.chosen),
     "torch": ("torch_classes.pyi", "from torch.optim import Optimizer", "Optimizer",
-              torch_class, params_api.chosen),
+              torch_class, families.chosen),
 }
 USAGE = {
     "mxnet": "optforge.Adam(learning_rate=0.001, beta1=0.9), optforge.optimizer.Adam(...)",

@@ -54,12 +54,12 @@ class CompilerMissing(RuntimeError):
 
 
 def cache_dir():
-    from ..spec_loading import cache_root
+    from ..cache_folder import cache_root
     return cache_root() / "native"
 
 
 def make_cache_folder(folder):
-    from ..spec_loading import make_cache_folder as make
+    from ..cache_folder import make_cache_folder as make
     make(folder)
 
 

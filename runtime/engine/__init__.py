@@ -17,10 +17,11 @@ dicts are the frontends' (frontends/: MXNet style, params style; optforge.torch)
 `KeptLaunches` (kept.py) lets an update with the arrays of an earlier native one skip the
 checks and the table it already proved.
 """
-from .engine import Engine, Launch, low_precision, master_state, round_into
-from .layout import (PreconditionError, StateMeta, StepError, reads_shape, shape_inputs, state_dtype, state_parts,
-                     state_shape)
+from .engine import Engine, Launch
+from .layout import (PreconditionError, StateMeta, StepError, low_precision, master_state, reads_shape, round_into,
+                     shape_inputs, state_dtype, state_parts, state_shape)
 from .plans import Plan, StepInputs
 
-__all__ = ["Engine", "Launch", "Plan", "low_precision", "master_state", "round_into", "PreconditionError", "StateMeta", "StepError", "StepInputs", "reads_shape",
-           "shape_inputs", "state_dtype", "state_parts", "state_shape"]
+__all__ = ["Engine", "Launch", "Plan", "PreconditionError", "StateMeta", "StepError", "StepInputs",
+           "low_precision", "master_state", "reads_shape", "round_into", "shape_inputs", "state_dtype",
+           "state_parts", "state_shape"]

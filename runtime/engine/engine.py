@@ -8,8 +8,8 @@ from ..backends import array_module, cpu, cuda_launch, quiet
 from ..sparse import RowSparse, lazy_update
 from . import plans as planning
 from .kept import KeptLaunches
-from .layout import (MATRIX_INPUTS, PreconditionError, StateMeta, StepError, reads_shape, shape_inputs, state_dtype,
-                     state_parts, state_shape, states_fit)
+from .layout import (MATRIX_INPUTS, PreconditionError, StateMeta, StepError, low_precision, master_state,
+                     reads_shape, round_into, shape_inputs, state_dtype, state_parts, state_shape, states_fit)
 
 
 class Engine:
@@ -324,26 +324,6 @@ def _check_pairs(indices, weights, grads):
         if index in seen:
             raise ValueError(f"parameter index {index!r} appears twice in one update")
         seen.add(index)
-
-
-def master_state(index, weight, state):
-    """(float32 master copy, inner state) of a multi-precision state; ValueError otherwise."""
-    master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
-    if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
-        raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
-                         "(weight32, inner): create it with create_state_multi_precision")
-    return master, state[1]
-
-
-def low_precision(weight):
-    return str(weight.dtype) in ("float16", "bfloat16")
-
-
-def round_into(weights, masters, low):
-    """Round each updated master copy into its float16/bfloat16 weight."""
-    for weight, master, is_low in zip(weights, masters, low):
-        if is_low:
-            array_module(weight).copyto(weight, master, casting="same_kind")
 
 
 def _unaliased(weights, grads, states, masters=None):

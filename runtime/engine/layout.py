@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy
 
+from ..backends import array_module
+
 
 class PreconditionError(ValueError):
     """A step breaks the rule's `requires` condition."""
@@ -156,3 +158,23 @@ def states_fit(weights, states, layout):
                 or not all(map(operator.eq, map(_DTYPE, column), itertools.repeat(expected))):
             return False
     return True
+
+
+def master_state(index, weight, state):
+    """(float32 master copy, inner state) of a multi-precision state; ValueError otherwise."""
+    master = state[0] if isinstance(state, tuple) and len(state) == 2 else None
+    if master is None or str(master.dtype) != "float32" or master.shape != weight.shape:
+        raise ValueError(f"state of parameter {index!r} is not a multi-precision state "
+                         "(weight32, inner): create it with create_state_multi_precision")
+    return master, state[1]
+
+
+def low_precision(weight):
+    return str(weight.dtype) in ("float16", "bfloat16")
+
+
+def round_into(weights, masters, low):
+    """Round each updated master copy into its float16/bfloat16 weight."""
+    for weight, master, is_low in zip(weights, masters, low):
+        if is_low:
+            array_module(weight).copyto(weight, master, casting="same_kind")

@@ -6,7 +6,7 @@ returns the function that rewrites each weight; which parameters are in which mo
 frontends' (runtime/modes.py, torch_frontend/modes.py).
 """
 from ..backends import array_module, quiet
-from .layout import state_parts
+from .layout import low_precision, master_state, state_parts
 
 
 def prepare(engine, mode, indices, weights, states, multi_precision=False):
@@ -14,7 +14,6 @@ def prepare(engine, mode, indices, weights, states, multi_precision=False):
     weight as `mode` defines it from its state. With multi_precision, a float16/bfloat16
     weight's state is (float32 master copy, inner state): the master copy is rewritten and
     rounded into the weight."""
-    from .engine import low_precision, master_state
     meta = engine.module.MODES[mode]
     masters, inner = [], []
     for index, weight, state in zip(indices, weights, states):

@@ -3,12 +3,12 @@
 MXNet style (`optforge.create`, and `optforge.Adam` for MXNet 2.0's flavor) with MXNet's
 argument names exists for every spec; params style (`optforge.optim.Adam(params, lr=...)`)
 and the torch module (`optforge.torch.Adam(model.parameters(), lr=...)`, a
-torch.optim.Optimizer) with torch's names for the spec `params_api.chosen` picks (one class
+torch.optim.Optimizer) with torch's names for the spec `arguments.chosen` picks (one class
 per name in both, built from the same spec). The docs pages and `optforge show` print these
 lines, so they cannot disagree. Nothing here imports torch.
 """
-from .params_api import PARAMS_FLAVOR, default_arguments
-from .registry import DEFAULT_FLAVOR
+from .arguments import default_arguments
+from .flavors import DEFAULT_FLAVOR, PARAMS_FLAVOR
 
 
 def _arguments(pairs):

@@ -1,5 +1,8 @@
 """Semantics that belong to a flavor as a whole rather than to one optimizer."""
 
+DEFAULT_FLAVOR = "mxnet2"     # a spec without `flavor`, and `optforge.create`'s default
+PARAMS_FLAVOR = "torch"       # the params-style and torch classes' flavor where a spec has one
+
 FLAVORS = {
     "mxnet2": {
         "title": "MXNet 2.0 semantics",
