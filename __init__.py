@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import lr_scheduler, optimizer
 from .codegen.errors import SpecError
-from .runtime.optimizer import Optimizer
+from .runtime.mxnet_base import Optimizer
 from .runtime.registry import create, register
 from .runtime.sparse import RowSparse
 from .runtime.updater import Updater, get_updater

@@ -10,7 +10,7 @@ the generated modules on first use.
 """
 from typing import TYPE_CHECKING
 
-from .runtime.optimizer import Optimizer
+from .runtime.mxnet_base import Optimizer
 from .runtime.registry import create, register
 from .runtime.updater import Updater, get_updater
 

@@ -14,7 +14,7 @@ _BETA = re.compile(r"^beta\d+$")
 DEFAULT_KEYWORDS = {"epsilon": "eps"}
 
 # MXNet's Optimizer constructor options after the hyperparameters, with their defaults
-# (runtime/optimizer.py's signature; a test keeps the two equal)
+# (runtime/mxnet_base.py's signature; a test keeps the two equal)
 MXNET_OPTIONS = (("rescale_grad", 1.0), ("param_idx2name", None), ("wd", 0.0), ("clip_gradient", None),
                  ("learning_rate", None), ("lr_scheduler", None), ("sym", None), ("begin_num_update", 0),
                  ("multi_precision", False), ("param_dict", None), ("aggregate_num", None),

@@ -12,9 +12,9 @@ per parameter index (it never holds the weights: `opt.eval(indices, weights, sta
 `update` takes them, `Updater.eval(weights)` with the states it holds), the params-style
 optimizer per parameter group (`group["train_mode"]`, as the reference implementation's
 torch optimizers; saved in `state_dict`). optforge.torch's part is in
-`torch_frontend/modes.py`.
+`torch_frontend/torch_modes.py`.
 """
-from .optimizer import as_lists
+from .mxnet_base import as_lists
 
 EVAL_MODE_MESSAGE = ("{name} is in eval mode: call train() before step() (eval() set the weights to the "
                      "point to evaluate; steps run on the training point)")
@@ -119,14 +119,14 @@ class ParamsModes(GroupModes):
     params_api.Optimizer)."""
 
     def _switch(self, mode):
-        from . import arrays
+        from . import array_views
         work = []
         for group_index, group in enumerate(self.param_groups):
             if group["train_mode"] == (mode == "train"):
                 continue
             ids = [pid for pid in self._ids(group_index) if pid in self.state]
             work.append((group, self._engine(group_index), ids))
-        runs = [engine.switch(mode, ids, [arrays.view(self._params[pid]) for pid in ids],
+        runs = [engine.switch(mode, ids, [array_views.view(self._params[pid]) for pid in ids],
                               [self.state[pid] for pid in ids])
                 for group, engine, ids in work]     # every group is checked before any weight changes
         for (group, _, _), run in zip(work, runs):

@@ -13,7 +13,7 @@ that share a keyword, `eps` for `epsilon`.
 import inspect
 
 from ..conventions.arguments import chosen, default_arguments, keywords
-from . import arrays, validation
+from . import array_views, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
 from .engine import Engine, StepInputs, state_dtype, state_parts, state_shape
@@ -21,7 +21,7 @@ from .engine import Engine, StepInputs, state_dtype, state_parts, state_shape
 def learning_rate(value):
     """A group's lr (a number or a one-element array) as a float; ValueError unless >= 0 and finite."""
     try:
-        return validation.number("lr", arrays.to_float(value), minimum=0.0)
+        return validation.number("lr", array_views.to_float(value), minimum=0.0)
     except ValueError as err:
         raise ValueError(f"Invalid learning rate: {err}") from None
 
@@ -50,7 +50,7 @@ def build_engine(spec_class, group):
         for i, (name, item) in enumerate(items):
             meta = next(m for m in spec["hyperparameters"] if m["name"] == name)
             try:
-                hyperparameters[name] = validation.hyperparameter(meta, arrays.to_float(item))
+                hyperparameters[name] = validation.hyperparameter(meta, array_views.to_float(item))
             except ValueError as err:
                 where = f"{keyword}[{i}]" if len(names) > 1 else keyword
                 raise ValueError(f"Invalid {where} value: {err}") from None
@@ -62,7 +62,7 @@ def build_engine(spec_class, group):
 def weight_decay(value):
     """A group's weight_decay as a float; ValueError unless >= 0 and finite."""
     try:
-        return validation.number("weight_decay", arrays.to_float(value), minimum=0.0)
+        return validation.number("weight_decay", array_views.to_float(value), minimum=0.0)
     except ValueError as err:
         raise ValueError(f"Invalid weight_decay value: {err}") from None
 
@@ -122,9 +122,9 @@ class Optimizer:
             raise TypeError("a param group is a dict with a 'params' entry")
         group = dict(group)
         params = group["params"]
-        params = [params] if arrays.family(params) is not None else list(params)
+        params = [params] if array_views.family(params) is not None else list(params)
         for k, p in enumerate(params):
-            if arrays.family(p) is None:
+            if array_views.family(p) is None:
                 raise TypeError(f"parameters must be numpy, cupy or torch arrays, got {type(p).__name__}")
             if any(p is q for q in self._params):
                 raise ValueError("some parameters appear in more than one parameter group")
@@ -137,7 +137,7 @@ class Optimizer:
         engine = self._build(group)    # validates before anything is kept
         first = len(self._params)
         for k, p in enumerate(params):   # a rule's `requires` on the shape (Muon: 2-D only)
-            engine.check_parameter(first + k, arrays.view(p))
+            engine.check_parameter(first + k, array_views.view(p))
         self._engines.append((self._values(group), engine))
         self._params.extend(params)
         self.param_groups.append(group)
@@ -181,7 +181,7 @@ class Optimizer:
         are used. Every array is checked before any state is created or changed."""
         loss = closure() if closure is not None else None
         if grads is None:
-            if any(arrays.family(p) != "torch" for p in self._params):
+            if any(array_views.family(p) != "torch" for p in self._params):
                 raise TypeError("step() needs the gradients (one per parameter) unless every "
                                 "parameter is a torch tensor with .grad")
             grads = [p.grad for p in self._params]
@@ -254,10 +254,10 @@ class Optimizer:
             param, grad = self._params[pid], grads[pid]
             if grad is None:
                 continue
-            if arrays.family(grad) != arrays.family(param):
-                raise TypeError(f"parameter {pid} is a {arrays.family(param)} array but its gradient "
-                                f"is {arrays.family(grad) or type(grad).__name__}")
-            weight, gradient = arrays.view(param), arrays.view(grad)
+            if array_views.family(grad) != array_views.family(param):
+                raise TypeError(f"parameter {pid} is a {array_views.family(param)} array but its gradient "
+                                f"is {array_views.family(grad) or type(grad).__name__}")
+            weight, gradient = array_views.view(param), array_views.view(grad)
             validation.check_pair(pid, weight, gradient)
             ids.append(pid)
             weights.append(weight)
@@ -267,7 +267,7 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         """Clear torch tensors' gradients (NumPy and CuPy parameters carry none)."""
         for p in self._params:
-            if arrays.family(p) == "torch" and p.grad is not None:
+            if array_views.family(p) == "torch" and p.grad is not None:
                 if set_to_none:
                     p.grad = None
                 else:
@@ -276,7 +276,7 @@ class Optimizer:
 
     # -- saving in torch's layout ------------------------------------------------------------
     def _state_names(self, engine, pid=None):
-        weight = arrays.view(self._params[pid]) if pid is not None else None
+        weight = array_views.view(self._params[pid]) if pid is not None else None
         return list(engine.present_states(weight))
 
     def state_dict(self):
@@ -292,9 +292,9 @@ class Optimizer:
                     continue
                 names = self._state_names(engine, pid)
                 param = self._params[pid]
-                entry = {"step": arrays.scalar_like(self._counts.get(pid, 0), param)}
+                entry = {"step": array_views.scalar_like(self._counts.get(pid, 0), param)}
                 for name, part in zip(names, state_parts(self.state[pid], len(names))):
-                    entry[name] = arrays.like(part, param)
+                    entry[name] = array_views.like(part, param)
                 state[pid] = entry
             saved = {key: value for key, value in group.items() if key != "params"}
             saved["params"] = ids
@@ -346,11 +346,11 @@ class Optimizer:
             if not isinstance(entry, dict) or set(entry) != expected:
                 got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
                 raise ValueError(f"state of parameter {pid} has keys {got}, {name} expects {sorted(expected)}")
-            weight = arrays.view(self._params[pid])
+            weight = array_views.view(self._params[pid])
             parts = [self._load_array(pid, state, entry[state], metas[state], weight, self.spec_class.SPEC)
                      for state in names]
             states[pid] = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
-            step = arrays.to_float(entry["step"])
+            step = array_views.to_float(entry["step"])
             counts[pid] = validation.count(f"step of parameter {pid}",
                                            int(step) if isinstance(step, float) and step.is_integer() else step)
         self.param_groups = new_groups
@@ -363,10 +363,10 @@ class Optimizer:
         """One saved state as the array the engine keeps (its shape, dtype and device)."""
         import numpy
         if meta["shape"] == "scalar" and not meta.get("device"):
-            value = arrays.to_float(value)
+            value = array_views.to_float(value)
             return numpy.array(validation.number(f"state '{name}' of parameter {pid}", value),
                                dtype=numpy.float64)
-        array = arrays.view(value) if arrays.family(value) is not None else numpy.asarray(value)
+        array = array_views.view(value) if array_views.family(value) is not None else numpy.asarray(value)
         shape = state_shape(meta, weight, pid, spec)
         if tuple(array.shape) != shape:
             raise ValueError(f"state '{name}' of parameter {pid} has shape {tuple(array.shape)}, "

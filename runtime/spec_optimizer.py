@@ -3,7 +3,7 @@
 A class is made from a module's `SPEC` (signature, validated hyperparameter properties,
 docstring) and drives the rule's `Engine` (runtime/engine/) with MXNet's conventions: the
 update counts with `begin_num_update`, learning rates from the scheduler and the lr/wd
-multipliers (runtime/optimizer.py), rescale_grad and clip_gradient, the 1.x and 2.0 call
+multipliers (runtime/mxnet_base.py), rescale_grad and clip_gradient, the 1.x and 2.0 call
 forms, multi-precision and `config`/`from_config`. It holds no formula of its own: the
 engine plans the host scalars and runs the generated code.
 """
@@ -13,7 +13,7 @@ import numpy
 
 from . import validation
 from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision
-from .optimizer import Optimizer, PreparedStep, _as_lists, decode_keys, encode_keys
+from .mxnet_base import Optimizer, PreparedStep, _as_lists, decode_keys, encode_keys
 
 __all__ = ["PreconditionError", "SpecOptimizer"]
 

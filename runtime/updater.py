@@ -3,7 +3,7 @@ import numpy
 
 from . import state_io, validation
 from .backends import array_module, is_cupy_array
-from .optimizer import as_lists
+from .mxnet_base import as_lists
 
 
 class Updater:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import optforge
-from optforge.runtime.backends import cuda_launch
+from optforge.runtime.backends import launch_table
 from optforge.verify import host_device
 
 import cuda_host
@@ -59,7 +59,7 @@ SHAPES = [(3, 21847), (7,), (40, 25)]     # several chunks and rows across chunk
 def test_update_on_device_arrays_runs_the_kernels_like_numpy(host_backend, flavor, name, hyper, together):
     reference = optforge.create(name, flavor=flavor, use_fused_step=False, **hyper)
     fused = optforge.create(name, flavor=flavor, use_fused_step=True, **hyper)
-    meta = cuda_launch.metadata(type(fused)._module)
+    meta = launch_table.metadata(type(fused)._module)
     exact = not any(v["passes"] for v in meta.VARIANTS.values())
     rng = np.random.default_rng(21)
     ref_w = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
@@ -121,7 +121,7 @@ def test_a_spec_loaded_with_load_spec_runs_its_cached_kernels(host_backend, repo
     spec = tmp_path / "myadam.toml"
     spec.write_text((repo_root / "specs" / "adam.toml").read_text().replace('name = "Adam"', 'name = "MyAdam"'))
     cls = optforge.load_spec(spec, register=False)
-    assert cuda_launch.metadata(cls._module).VARIANTS      # found next to the cached NumPy module
+    assert launch_table.metadata(cls._module).VARIANTS      # found next to the cached NumPy module
     reference, fused = cls(use_fused_step=False), cls(use_fused_step=True)
     rng = np.random.default_rng(23)
     weight = rng.standard_normal((40, 25)).astype(np.float32)

@@ -1,7 +1,7 @@
 """The generated CUDA arithmetic, executed on the CPU, against the generated NumPy code.
 
 Every generated `.cu` file is compiled as host C++ (tests/cuda_host.py) and its kernels
-are run with the launch arguments the CuPy backend builds (runtime/backends/cuda_launch.py),
+are run with the launch arguments the CuPy backend builds (runtime/backends/launch_table.py),
 for every optimizer, every variant and every storage dtype, over several steps with
 rescaling, weight decay, clipping (None, a bound, 0) and NaN gradients:
 
@@ -32,7 +32,7 @@ from optforge.codegen.stages import plan
 from optforge.codegen.tac import lower
 from optforge.runtime import registry
 from optforge.runtime.engine import PreconditionError
-from optforge.runtime.backends import cuda_launch, cupy_backend
+from optforge.runtime.backends import launch_table, cupy_backend
 
 import cuda_host
 from optforge.verify.host_device import DeviceNoise  # noqa: E402  (the kernels' noise for step)
@@ -142,7 +142,7 @@ def host(repo_root, request, tmp_path_factory):
 
 def kernels_of(host, repo_root, cls):
     module = cls._module
-    meta = cuda_launch.metadata(module)
+    meta = launch_table.metadata(module)
     path = repo_root / "generated" / "cuda" / (module.__name__.split(".generated.numpy.")[1].replace(".", "/") + ".cu")
     return host[path], meta
 
@@ -239,7 +239,7 @@ def planned_steps(case, meta, rng, shape, dtype, weight, state, nan=True):
         plan = case.plan(0, weight() if callable(weight) else weight, state() if callable(state) else state)
         if plan is None:
             continue
-        noise = cuda_launch.noise_words(case.opt.hyperparameters.get("seed", 0), 0, t)
+        noise = launch_table.noise_words(case.opt.hyperparameters.get("seed", 0), 0, t)
         yield t, grad, plan, meta.VARIANTS[variant_key(case.module, plan[0])], noise
 
 
@@ -262,9 +262,9 @@ def launch(kernels, mv, suffix, tensors, multi=False):
     for several (or with multi=True), and for rules with norms their passes and norm sums."""
     name = mv["kernels"][suffix]
     if mv["passes"] or multi or len(tensors) > 1:
-        entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, noise, cuda_launch.weight_rows(shape))
+        entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, noise, launch_table.weight_rows(shape))
                    for ptrs, scalars, noise, shape in tensors]
-        table = cuda_launch.table(mv, entries, CHUNK)
+        table = launch_table.table(mv, entries, CHUNK)
         count = np.int32(len(tensors))
         if not mv["passes"]:
             kernels.launch(name + "_multi", [table.words, count, table.chunks], blocks=3, threads=4)
@@ -279,7 +279,7 @@ def launch(kernels, mv, suffix, tensors, multi=False):
                 kernels.launch_blocks(f"{name}_norms{j}", [table.words, count, partials, reduced], blocks=2, threads=4)
         return
     (pointers, scalars, noise, _), = tensors
-    args = list(pointers) + [pointers[0].size] + cuda_launch.kernel_scalars(mv, scalars, suffix)
+    args = list(pointers) + [pointers[0].size] + launch_table.kernel_scalars(mv, scalars, suffix)
     if mv["noise"]:
         args += [np.uint64(noise[0]), np.uint64(noise[1])]
     kernels.launch(name, args)
@@ -378,7 +378,7 @@ def test_half_kernels_compute_in_float32_and_round_on_store(host, repo_root, fla
             pytest.skip("a later pass reads back moments stored in the 16-bit weight dtype, which a float32 "
                         "reference does not round: test_float16_kernels_are_at_least_as_accurate_as_numpy_in_float16 covers it")
         dev_states = case.tensor_states(dev_state)
-        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+        noise = launch_table.noise_words(hyper.get("seed", 0), 0, t)
         launch(kernels, mv, suffix, [(device_pointers(mv, dev_w, None, grad, dev_states), plan[2], noise, dev_w.shape)])
         run_numpy(case, ref_w, grad.astype(np.float32), ref_state, plan, probe(host), 0, t)
         check(dev_w, ref_w.astype(dtype), f"step {t}: weight", mv)
@@ -410,7 +410,7 @@ def test_float16_kernels_are_at_least_as_accurate_as_numpy_in_float16(host, repo
             continue
         variant, scalars = plan.variant, plan.scalars
         mv = meta.VARIANTS[variant_key(case.module, variant)]
-        noise = cuda_launch.noise_words(hyper.get("seed", 0), 0, t)
+        noise = launch_table.noise_words(hyper.get("seed", 0), 0, t)
         launch(kernels, mv, "f16", [(device_pointers(mv, dev_w, None, grad, case.tensor_states(dev_state)),
                                      scalars, noise, dev_w.shape)])
         exact_plan = plan._replace(arrays=[exact[s] for s in variant["states"] if s in exact], updates={},
@@ -480,7 +480,7 @@ def test_multi_tensor_kernels_match_numpy_bit_for_bit(host, repo_root, flavor, n
             mv = meta.VARIANTS[key]
             states = case.tensor_states(tensor["dev_state"])
             pointers = device_pointers(mv, tensor["w"], tensor["master"], grad, states)
-            groups.setdefault(key, []).append((pointers, plan[2], cuda_launch.noise_words(hyper.get("seed", 0), index, t),
+            groups.setdefault(key, []).append((pointers, plan[2], launch_table.noise_words(hyper.get("seed", 0), index, t),
                                                tensor["w"].shape))
             plans.append(plan)
             grads.append(grad)

@@ -20,7 +20,7 @@ from optforge.runtime.backends import cupy_backend
 
 from test_cuda_backend_cpu import device_steps
 from test_cuda_cpu import NORM_TOLERANCE, STEPS, assert_same_bits, gradient, parts, settings
-from optforge.runtime.backends import cuda_launch
+from optforge.runtime.backends import launch_table
 
 pytestmark = pytest.mark.gpu
 cupy = pytest.importorskip("cupy")
@@ -46,7 +46,7 @@ def tolerance(cls, dtype):
     module = cls._module
     if not cupy_backend.has_kernels(module):
         return REDUCTION_TOLERANCE
-    if any(v["passes"] for v in cuda_launch.metadata(module).VARIANTS.values()):
+    if any(v["passes"] for v in launch_table.metadata(module).VARIANTS.values()):
         return NORM_TOLERANCE[np.dtype(dtype).name]
     return None
 

@@ -6,7 +6,7 @@ sees the change that invalidates it.
   zero differ still get their own scalars. Reference: the same parameters updated one per
   call (no sharing possible), compared bit for bit (float32 native kernels, same code).
 - the multi-tensor table is built by columns: compared word for word with a table
-  written row by row from the documented layout (cuda_launch.table's docstring).
+  written row by row from the documented layout (launch_table.table's docstring).
 - optforge.torch keeps NumPy views of parameters and states and the update counts of its
   `step` tensors between steps: `param.data = ...` (same and other shape), states
   replaced by load_state_dict, a step tensor written by the user and add_param_group
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import optforge
-from optforge.runtime.backends import cuda_launch
+from optforge.runtime.backends import launch_table
 
 
 def _arrays(seed, shapes):
@@ -70,7 +70,7 @@ def _row_by_row(variant, entries, chunk):
     words, first, first_row = [], 0, 0
     for pointers, numel, scalars, noise, rows in entries:
         row = list(pointers) + [numel, first]
-        row += [int(np.float64(v).view(np.uint64)) for v in cuda_launch.scalar_values(variant, scalars)]
+        row += [int(np.float64(v).view(np.uint64)) for v in launch_table.scalar_values(variant, scalars)]
         if variant.get("rows"):
             row += [rows[0], first_row]
             first_row += rows[1]
@@ -87,7 +87,7 @@ def test_table_by_columns_is_the_documented_layout(rows, noise):
     shared = {"a": 0.25, "b": None}
     entries = [([1000 + k, 2000 + k, 3000 + k], n, shared if k % 2 else {"a": -1e-30, "b": 3.0},
                 (7 + k, 2**64 - 1 - k), (n // 2, 2 + k)) for k, n in enumerate([5, 70000, 0, 131072, 1])]
-    table = cuda_launch.table(variant, entries, 65536)
+    table = launch_table.table(variant, entries, 65536)
     words, chunks, first_row = _row_by_row(variant, entries, 65536)
     np.testing.assert_array_equal(table.words, words)
     assert (table.chunks, table.rows) == (chunks, first_row)

@@ -4,7 +4,7 @@ The layers, top to bottom (docs/architecture.md draws them):
 
     tools        cli, bench, demo, verify (the differential verifier)
     public       optforge/__init__, optim, optimizer, lr_scheduler, optforge.torch's __init__
-    frontends    the MXNet style (runtime/optimizer.py, spec_optimizer.py, updater, modes,
+    frontends    the MXNet style (runtime/mxnet_base.py, spec_optimizer.py, updater, modes,
                  state_io, registry, catalog, lr_scheduler, docstrings), the params style
                  (runtime/params_api.py) and optforge.torch (torch_frontend/)
     engine       runtime/engine/, runtime/spec_loading.py
@@ -36,7 +36,7 @@ def layer(module):
         return "conventions"
     if module.startswith("codegen"):
         return "generator"
-    if module.startswith("runtime.backends") or module in ("runtime.arrays", "runtime.validation", "runtime.sparse",
+    if module.startswith("runtime.backends") or module in ("runtime.array_views", "runtime.validation", "runtime.sparse",
                                                            "runtime.noise", "runtime.cache_folder", "runtime"):
         return "backends"
     if module.startswith("runtime.engine") or module == "runtime.spec_loading":
@@ -165,10 +165,10 @@ def test_the_reserved_names_are_the_public_attributes_of_the_runtime_classes(nam
 
 
 def test_the_mxnet_options_are_the_constructors():
-    """conventions/arguments.MXNET_OPTIONS (the stubs' source) is runtime/optimizer.py's signature."""
+    """conventions/arguments.MXNET_OPTIONS (the stubs' source) is runtime/mxnet_base.py's signature."""
     import inspect
     from optforge.conventions.arguments import MXNET_OPTIONS
-    from optforge.runtime.optimizer import Optimizer
+    from optforge.runtime.mxnet_base import Optimizer
     parameters = inspect.signature(Optimizer.__init__).parameters.values()
     assert [(p.name, p.default) for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"] \
         == list(MXNET_OPTIONS)

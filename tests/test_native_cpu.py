@@ -35,7 +35,7 @@ import pytest
 
 import optforge
 from optforge.runtime.engine import plans as engine_plans
-from optforge.runtime.backends import cuda_launch, native, native_build
+from optforge.runtime.backends import launch_table, native, native_build
 from optforge.runtime.engine import kept as kept_launch
 
 import cuda_host
@@ -115,7 +115,7 @@ def set_step(opts, lr, wd, rescale, clip):
 
 
 def has_reductions(opt):
-    return any(v["passes"] for v in cuda_launch.metadata(opt._module).VARIANTS.values())
+    return any(v["passes"] for v in launch_table.metadata(opt._module).VARIANTS.values())
 
 
 def same(actual, expected, what, reductions):

@@ -30,7 +30,7 @@ def test_wheel_carries_specs_generated_code_and_templates(wheel_names):
     names = set(wheel_names)
     for expected in ("optforge/__init__.py", "optforge/cli.py", "optforge/specs/adam.toml",
                      "optforge/generated/numpy/adam.py", "optforge/codegen/templates/numpy_module.py.j2",
-                     "optforge/runtime/optimizer.py", "optforge/torch/__init__.py", "optforge/torch/optimizer.py",
+                     "optforge/runtime/mxnet_base.py", "optforge/torch/__init__.py", "optforge/torch/optimizer.py",
                      "optforge/lr_scheduler.py", "optforge/optimizer.py",
                      "optforge/py.typed", "optforge/generated/mxnet_classes.pyi",
                      "optforge/generated/params_classes.pyi"):

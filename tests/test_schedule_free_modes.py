@@ -242,10 +242,10 @@ def test_generated_c_kernels_of_the_modes_match_numpy(suffix, request, tmp_path_
     from pathlib import Path
 
     import cuda_host
-    from optforge.runtime.backends import cuda_launch, native
+    from optforge.runtime.backends import launch_table, native
     dtype = {"f32": np.float32, "f64": np.float64}[suffix]
     cls = type(optforge.create("schedulefreeadamw"))
-    module, meta = cls._module, cuda_launch.metadata(cls._module)
+    module, meta = cls._module, launch_table.metadata(cls._module)
     hyper = {"beta1": 0.7}
     rng = np.random.default_rng(21)
     shapes = [(70001,), (5, 3)]           # one spans two 65536-element chunks of the table
@@ -270,11 +270,11 @@ def test_generated_c_kernels_of_the_modes_match_numpy(suffix, request, tmp_path_
             got = [w.copy() for w in weights]
             grads = [np.zeros_like(w) for w in weights]    # loaded, not used
             pointers = [[g_w, g] + [st[n] for n in mv["states"]] for g_w, g, st in zip(got, grads, states)]
-            values = cuda_launch.kernel_scalars(mv, scalars, suffix)
+            values = launch_table.kernel_scalars(mv, scalars, suffix)
             if how.endswith("multi"):
                 entries = [([p.ctypes.data for p in ptrs], ptrs[0].size, scalars, None,
-                            cuda_launch.weight_rows(ptrs[0].shape)) for ptrs in pointers]
-                table = cuda_launch.table(mv, entries, meta.CHUNK)
+                            launch_table.weight_rows(ptrs[0].shape)) for ptrs in pointers]
+                table = launch_table.table(mv, entries, meta.CHUNK)
                 if how == "cuda-multi":
                     emulated.launch(mv["kernels"][suffix] + "_multi", [table.words, np.int32(len(got)), table.chunks],
                                     blocks=3, threads=4)

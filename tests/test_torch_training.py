@@ -252,7 +252,7 @@ def test_cuda_tensors_match_torch_optim(dtype):
 
 
 def test_bfloat16_tensors_in_the_params_style_api():
-    """runtime/arrays.py views bfloat16 tensors through ml_dtypes, so optforge.optim takes
+    """runtime/array_views.py views bfloat16 tensors through ml_dtypes, so optforge.optim takes
     them too (same 16-bit NumPy arithmetic as above): against its own float32 run on the
     same bfloat16 values, within bfloat16 rounding (2^-8 relative) after 2 steps."""
     from optforge import optim

@@ -2,16 +2,14 @@
 by `optforge`, `optforge.optimizer` and `optforge.optim` under TYPE_CHECKING) give every
 class of every API family its real signature.
 
-mypy checks two user scripts against the package as a type checker meets an installed
-one (a folder named `optforge` laid out as pyproject.toml's package-dir installs it, so
-`optforge.torch` is the torch_frontend/ folder; `py.typed` present): a correct one must
-pass, and one with wrong keywords and types must fail on exactly those lines, which proves
-the check can fail."""
+mypy checks two user scripts against the package as installed in the environment the tests
+run in, set up as README.md says (strict editable mode: a tree of links laid out as the
+wheel is, which mypy follows): a correct one must pass, and one with wrong keywords and
+types must fail on exactly those lines, which proves the check can fail."""
 import os
 import re
 import subprocess
 import sys
-import tomllib
 
 import pytest
 
@@ -63,35 +61,20 @@ f = optforge.torch.Adam(model.parameters(), capturable=True)
 BAD_LINES = {6, 7, 8, 9, 14, 15}
 
 
-def _installed_layout(repo_root, path):
-    """The packages as pyproject.toml's package-dir installs them, as symlinks: `optforge` is
-    the repository root and `optforge.torch` its torch_frontend/ folder. (An editable install
-    in setuptools' default mode reaches them through an import hook that only Python runs,
-    so a type checker finds no `optforge` there: README, "Type checking".)"""
-    mapping = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
-    root = path / "optforge"
-    root.mkdir(parents=True)
-    nested = {name.split(".", 1)[1]: folder for name, folder in mapping.items() if name != "optforge"}
-    assert mapping["optforge"] == "." and all("." not in name for name in nested)
-    for entry in repo_root.iterdir():
-        if entry.name not in nested and not entry.name.startswith("."):
-            (root / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
-    for name, folder in nested.items():
-        (root / name).symlink_to(repo_root / folder, target_is_directory=True)
-
-
 @pytest.fixture(scope="module")
 def checked(repo_root, tmp_path_factory):
     pytest.importorskip("mypy")
     folder = tmp_path_factory.mktemp("typing")
-    _installed_layout(repo_root, folder / "path")
     (folder / "good.py").write_text(GOOD)
     (folder / "bad.py").write_text(BAD)
-    env = dict(os.environ, MYPYPATH=str(folder / "path"))
+    env = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary", "--hide-error-context",
-         "--cache-dir", str(folder / "cache"), "good.py", "bad.py"],
+        [sys.executable, "-m", "mypy", "--python-executable", sys.executable, "--follow-imports=silent",
+         "--no-error-summary", "--hide-error-context", "--cache-dir", str(folder / "cache"), "good.py", "bad.py"],
         cwd=folder, env=env, capture_output=True, text=True)
+    assert 'module named "optforge"' not in result.stdout, (
+        "mypy finds no optforge in this environment: install it as README.md says "
+        "(pip install -e '.[test]' --config-settings editable_mode=strict)\n" + result.stdout)
     errors = [m.groups() for m in re.finditer(r"^(\w+)\.py:(\d+): error: (.*)$", result.stdout, re.M)]
     return result, errors
 

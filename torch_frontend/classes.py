@@ -51,7 +51,7 @@ def torch_class(spec_class):
            + (spec_class.__doc__ or ""))
     bases = (Optimizer,)
     if getattr(spec_class._module, "MODES", None) is not None:   # train()/eval() (modes.py)
-        from .modes import TorchModes
+        from .torch_modes import TorchModes
         bases = (TorchModes, Optimizer)
     cls = type(spec["name"], bases, {"spec_class": spec_class, "__init__": __init__,
                                      "__doc__": doc, "__module__": "optforge.torch"})

@@ -33,7 +33,7 @@ parameter has the same inputs, since the group has no name flags or shape inputs
 all have the same count; a plan whose functions do not
 read t is kept for later steps of the same engine, lr and rescale_grad, see `_plan`),
 the variant they choose picks its table (weight, gradient, states in kernel order, sizes, first chunks, scalars: the
-layout of `cuda_launch.table`), the gradients' pointers and the scalars are written into
+layout of `launch_table.table`), the gradients' pointers and the scalars are written into
 it, and the multi-tensor kernel runs: the call the full path makes for these tensors
 (on the calling thread alone below SERIAL_BELOW elements, where waking the thread pool
 costs more than the work; element-wise kernels give the same bits on any thread count).
@@ -49,7 +49,7 @@ import operator
 import numpy
 import torch
 
-from ..runtime.backends import cuda_launch, native
+from ..runtime.backends import launch_table, native
 from ..runtime.engine import state_dtype
 from ..runtime.engine.kept import qualifies
 from ..runtime.engine.plans import exact
@@ -115,7 +115,7 @@ class GroupLaunch:
         names = tuple(engine.present_states())
         if any(engine.states[name].host_scalar for name in names):
             return False    # host scalar states (float64 tensors written back): the full path
-        meta_module = cuda_launch.metadata(module)
+        meta_module = launch_table.metadata(module)
         state_dtypes = {name: state_dtype(engine.states[name].meta, _DTYPES[dtype]) for name in names}
         states, steps = [], []
         step_dtypes = set()
@@ -165,7 +165,7 @@ class GroupLaunch:
         self.state_dicts = [optimizer_state[param] for param in params]
         self.names = names
         self.meta = meta_module
-        self.suffix = cuda_launch.storage(_DTYPES[dtype])
+        self.suffix = launch_table.storage(_DTYPES[dtype])
         self.first_index = first_index
         self.pointers = list(map(_DATA_PTR, params))
         # per parameter: its step, then its states in `names` order (identity and pointer
@@ -306,7 +306,7 @@ class GroupLaunch:
                     variant = self.variants[id(result.variant)]
                     if result.updates or variant.get("passes") or variant.get("rows") or variant["noise"]:
                         return False    # scalar states, norms, rows, noise: the full path
-                    row = numpy.array(cuda_launch.scalar_values(variant, result.scalars), numpy.float64)
+                    row = numpy.array(launch_table.scalar_values(variant, result.scalars), numpy.float64)
                     # its kernel compiled or loaded now, while nothing has changed
                     plan = (self._table(engine, variant), row.view(numpy.uint64))
             except Exception:
@@ -318,7 +318,7 @@ class GroupLaunch:
     def _table(self, engine, variant):
         """The variant's launch: [table, first scalar column, kernel, its first arguments, the
         gradient column and the scalar row last written]. The table holds weight, gradient,
-        states in kernel order, numel, first chunk, scalars (as cuda_launch.table lays it out);
+        states in kernel order, numel, first chunk, scalars (as launch_table.table lays it out);
         the gradient column is written when the gradients move, the scalars when they change."""
         kept = self.tables.get(variant["name"])
         if kept is None:

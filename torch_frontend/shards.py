@@ -61,9 +61,9 @@ def reduces_norms(module):
     """Whether a rule's whole-tensor reads are all norms over whole arrays (sums the kernel
     takes with `numpy.sum` and no axis): no row or column reductions, no noise, no matrix
     products. Judged from the generated kernels' pass layout (`generated/cuda`)."""
-    from ..runtime.backends import cuda_launch
+    from ..runtime.backends import launch_table
     try:
-        meta = cuda_launch.metadata(module)
+        meta = launch_table.metadata(module)
     except ImportError:     # no generated kernels with a pass layout (matrix rules)
         return False
     return all(not variant["noise"] and not variant["rows"]

@@ -1,7 +1,7 @@
 """Torch tensors as the engine's arrays, without copies.
 
 CPU tensors become NumPy arrays over the same memory (bfloat16 through its bits and
-`ml_dtypes.bfloat16`, see runtime/arrays.py), CUDA tensors CuPy arrays through DLPack;
+`ml_dtypes.bfloat16`, see runtime/array_views.py), CUDA tensors CuPy arrays through DLPack;
 a sparse COO gradient becomes a `RowSparse` of its coalesced rows. The engine's kernels
 write through these views, so autograd does not see the writes: `bump_versions` tells it.
 """
@@ -9,7 +9,7 @@ import contextlib
 
 import torch
 
-from ..runtime import arrays
+from ..runtime import array_views
 from ..runtime.sparse import RowSparse
 
 
@@ -23,7 +23,7 @@ def view(tensor):
     if type(tensor) in _PLAIN and tensor.is_cpu and not tensor.requires_grad \
             and tensor.dtype is not torch.bfloat16 and tensor.layout is torch.strided:
         return tensor.numpy()   # what arrays.view gives here, without its dispatch
-    return arrays.view(local(tensor))
+    return array_views.view(local(tensor))
 
 
 class ViewCache:
@@ -112,7 +112,7 @@ def like_param(array, param):
     """A state array from the engine as a tensor shaped like `param`: a DTensor with the
     parameter's mesh and placements when the parameter is one (as torch.optim's states of
     FSDP2 parameters are), else a tensor over the array's memory."""
-    tensor = arrays.like(array, local(param))
+    tensor = array_views.like(array, local(param))
     if tensor.is_cpu and tensor.dim() and tensor.data_ptr() % _ALIGN:
         # NumPy aligns small arrays to 16 bytes, torch's allocator to 64: a state in torch's
         # memory is aligned as its parameter, so no vector load of a kernel splits a cache line

@@ -12,7 +12,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ..runtime.backends import cuda_launch, native_build
+from ..runtime.backends import launch_table, native_build
 from . import host_cuda, host_device, random_specs
 from .verifier import verify
 
@@ -51,7 +51,7 @@ def _native_items(cls, dtypes):
                 for s in suffixes]
     if not native.has_kernels(module):
         return []
-    meta = cuda_launch.metadata(module)
+    meta = launch_table.metadata(module)
     return [(native.source_of(module), v["kernels"][s]) for v in meta.VARIANTS.values() for s in suffixes]
 
 
@@ -62,7 +62,7 @@ def _cuda_sources(cls):
         source = cupy_matrix.source_of(module)
         return [source] if source is not None and Path(source).exists() else []
     try:
-        meta = cuda_launch.metadata(module)
+        meta = launch_table.metadata(module)
     except ModuleNotFoundError:
         return []
     return [Path(meta.__file__).with_name(meta.SOURCE)]

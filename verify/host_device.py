@@ -17,7 +17,7 @@ from unittest import mock
 
 import numpy as np
 
-from ..runtime.backends import cpu, cuda_launch, cupy_backend, cupy_matrix, kernel_cache
+from ..runtime.backends import cpu, launch_table, cupy_backend, cupy_matrix, kernel_cache
 from . import host_cuda
 
 THREADS = 4
@@ -167,7 +167,7 @@ class DeviceNoise:
 
     def __init__(self, probe, seed, index, t):
         self.lib = probe.lib
-        self.key, self.t = cuda_launch.noise_words(seed, index, t)
+        self.key, self.t = launch_table.noise_words(seed, index, t)
 
     def normal(self, tag, mean, std, like, out=None):
         math = np.float64 if like.dtype == np.float64 else np.float32

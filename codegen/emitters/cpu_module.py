@@ -3,7 +3,7 @@
 The kernels are the CUDA kernels' counterparts for the CPU: the same variants, the same
 per-element math (the C-family printer, `printers/cpu.py`), the same entry point names,
 argument order and multi-tensor table layout, so the runtime launches them with the CUDA
-launch metadata (`generated/cuda/<spec>.py`, read by `runtime/backends/cuda_launch.py`).
+launch metadata (`generated/cuda/<spec>.py`, read by `runtime/backends/launch_table.py`).
 What differs is around the math (`templates/cpu_module.cpp.j2`, `templates/cpu_passes.cpp.j2`):
 plain loops the compiler vectorises instead of packs, OpenMP threads instead of a grid, and
 reductions summed per chunk in order instead of per block. Matrix rules get their

@@ -71,7 +71,7 @@ def _argument(name, kind, default):
     return f"{_identifier(name)}: {kind} = {_default(default)}"
 
 
-# train()/eval() of rules with [modes] (runtime/modes.py, torch_frontend/modes.py)
+# train()/eval() of rules with [modes] (runtime/modes.py, torch_frontend/torch_modes.py)
 MXNET_MODE_METHODS = ["def mode(self, index: Any) -> str: ...",
                       "def train(self, index: Any, weight: Any, state: Any) -> None: ...",
                       "def eval(self, index: Any, weight: Any, state: Any) -> None: ..."]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy
 
-from . import cuda_launch, kernel_cache
+from . import launch_table, kernel_cache
 
 GRID_PER_SM = 8
 
@@ -37,7 +37,7 @@ def cupy_module():
 
 def has_kernels(module):
     try:
-        cuda_launch.metadata(module)
+        launch_table.metadata(module)
     except ModuleNotFoundError:
         return False
     return True
@@ -51,7 +51,7 @@ def check(indices, weights, grads, states, masters=None):
         arrays = [("weight", weight), ("gradient", grad)]
         if masters is not None:
             arrays.append(("master copy", masters[k]))
-        arrays += [("state", s) for s in cuda_launch.flat_parts(states[k]) if getattr(s, "ndim", 0) > 0]
+        arrays += [("state", s) for s in launch_table.flat_parts(states[k]) if getattr(s, "ndim", 0) > 0]
         for what, array in arrays:
             if type(array).__module__.split(".")[0] != "cupy":
                 continue    # row-sparse gradients and host scalar states are handled apart
@@ -71,7 +71,7 @@ def execute(engine, indices, weights, grads, plans, masters=None):
     """Run planned steps: `plans[k]` is the engine's Plan for weights[k] (None: skipped).
     With `masters`, weights are float16/bfloat16 and the master copies float32."""
     cupy = cupy_module()
-    meta = cuda_launch.metadata(engine.module)
+    meta = launch_table.metadata(engine.module)
     source = Path(meta.__file__).with_name(meta.SOURCE)
     device = weights[0].device
     with device:
@@ -85,26 +85,26 @@ def execute(engine, indices, weights, grads, plans, masters=None):
 
 def _launch_all(cupy, meta, kernels, device, engine, indices, weights, grads, plans, masters):
     sms = device.attributes["MultiProcessorCount"]
-    for (key, suffix), members in cuda_launch.groups(engine.module, weights, plans, masters).items():
+    for (key, suffix), members in launch_table.groups(engine.module, weights, plans, masters).items():
         variant = meta.VARIANTS[key]
         if variant["passes"]:
             _passes(cupy, kernels, meta, variant, suffix, sms,
-                    [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
+                    [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
         elif len(members) == 1:
             _single(kernels, meta, variant, suffix, sms,
-                    *cuda_launch.tensor_entry(members[0], indices, weights, grads, plans, masters, variant, engine))
+                    *launch_table.tensor_entry(members[0], indices, weights, grads, plans, masters, variant, engine))
         else:
             _multi(cupy, kernels, meta, variant, suffix, sms,
-                   [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
+                   [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
 
 
 def _single(kernels, meta, variant, suffix, sms, pointers, scalars, noise, rows):
     numel = pointers[0].size
     if numel == 0:
         return
-    width = 16 // numpy.dtype(cuda_launch.math_dtype(suffix)).itemsize
+    width = 16 // numpy.dtype(launch_table.math_dtype(suffix)).itemsize
     blocks = max(1, min(-(-numel // (meta.BLOCK * width)), sms * GRID_PER_SM))
-    args = list(pointers) + [numpy.int64(numel)] + cuda_launch.kernel_scalars(variant, scalars, suffix)
+    args = list(pointers) + [numpy.int64(numel)] + launch_table.kernel_scalars(variant, scalars, suffix)
     if variant["noise"]:
         args += [numpy.uint64(noise[0]), numpy.uint64(noise[1])]
     kernels.get_function(variant["kernels"][suffix])((blocks,), (meta.BLOCK,), tuple(args))
@@ -116,7 +116,7 @@ def _device_table(cupy, meta, variant, tensors):
                for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
     if not entries:
         return None
-    table = cuda_launch.table(variant, entries, meta.CHUNK)
+    table = launch_table.table(variant, entries, meta.CHUNK)
     return cupy.asarray(table.words), len(entries), table   # uploaded on the current stream, no sync
 
 

@@ -6,7 +6,7 @@ storage dtype), as the CuPy backend does, and calls per group the single-tensor 
 point for one tensor or the multi-tensor one for several (one call whatever the number
 of tensors: the work is shared across threads over all elements of all tensors), or for
 rules with reductions their passes, with norms and row means in small float64 buffers.
-Launch arguments come from `cuda_launch` (the kernels share the CUDA kernels' metadata).
+Launch arguments come from `launch_table` (the kernels share the CUDA kernels' metadata).
 
 Which CPU backend runs (`OPTFORGE_CPU_BACKEND`): `native` demands the kernels (an error
 without a C++ compiler), `numpy` runs the generated NumPy code, unset picks native when a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy
 
-from . import cuda_launch
+from . import launch_table
 
 BACKEND_ENV = "OPTFORGE_CPU_BACKEND"
 THREADS_ENV = "OPTFORGE_NUM_THREADS"
@@ -121,7 +121,7 @@ def source_of(module):
     package or in optforge.load_spec's cache)."""
     path = _SOURCES.get(module.__name__)
     if path is None:
-        meta = cuda_launch.metadata(module)
+        meta = launch_table.metadata(module)
         parts = list(Path(meta.__file__).with_name(meta.SOURCE).with_suffix(".cpp").parts)
         at = len(parts) - 1 - parts[::-1].index("cuda")
         parts[at] = "cpu"
@@ -150,7 +150,7 @@ def applies(module, weights, grads, states, masters=None):
         if weight.dtype not in DTYPES or type(grad) is not ndarray or grad.dtype != weight.dtype:
             return None
         own = [weight, grad] + ([masters[k]] if masters is not None else [])
-        own += cuda_launch.flat_parts(states[k])         # 0-d states too: device scalars are kernel arrays
+        own += launch_table.flat_parts(states[k])         # 0-d states too: device scalars are kernel arrays
         arrays += own
         owners += [k] * len(own)
     # the checks as maps over all arrays (loops in C): NumPy arrays (not row-sparse gradients,
@@ -224,10 +224,10 @@ def build(module, weights, plans, masters=None):
     compiler failure raises with nothing changed. Once loaded, a kernel costs a dict lookup."""
     lib = library(module)
     variants = dict(zip(map(id, module.VARIANTS.values()), module.VARIANTS))
-    kernels = cuda_launch.metadata(module).VARIANTS
+    kernels = launch_table.metadata(module).VARIANTS
     pairs = {(id(plan.variant), weight.dtype) for plan, weight in zip(plans, weights) if plan is not None}
     for variant, dtype in pairs:
-        lib.load_kernel(kernels[variants[variant]]["kernels"][cuda_launch.storage(dtype, masters is not None)])
+        lib.load_kernel(kernels[variants[variant]]["kernels"][launch_table.storage(dtype, masters is not None)])
 
 
 def execute(engine, indices, weights, grads, plans, addresses, masters=None):
@@ -235,13 +235,13 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
     `addresses`: what `applies` returned). With `masters`, weights are float16/bfloat16 and
     the master copies float32."""
     module = engine.module
-    meta = cuda_launch.metadata(module)
+    meta = launch_table.metadata(module)
     lib = library(module)
     threads = ctypes.c_int(num_threads())
-    for (key, suffix), members in cuda_launch.groups(module, weights, plans, masters).items():
+    for (key, suffix), members in launch_table.groups(module, weights, plans, masters).items():
         variant = meta.VARIANTS[key]
         if variant["noise"] or variant.get("rows") or masters is not None:
-            tensors = [cuda_launch.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine)
+            tensors = [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine)
                        for k in members]
             tensors = [([addresses[id(p)] for p in pointers], pointers[0].size, scalars, noise, rows)
                        for pointers, scalars, noise, rows in tensors if pointers[0].size > 0]
@@ -254,7 +254,7 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
         elif len(tensors) == 1:
             _single(lib, variant, suffix, *tensors[0], threads)
         else:
-            table = cuda_launch.table(variant, tensors, meta.CHUNK)
+            table = launch_table.table(variant, tensors, meta.CHUNK)
             getattr(lib, variant["kernels"][suffix] + "_multi")(
                 _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), threads)
     for plan in plans:
@@ -264,7 +264,7 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
 
 
 def _entries(engine, variant, members, weights, grads, plans, addresses):
-    """`cuda_launch.tensor_entry` of the non-empty members of one group, with addresses, for
+    """`launch_table.tensor_entry` of the non-empty members of one group, with addresses, for
     variants without noise, rows or master copies (the common case, written for speed): the
     members share one variant, so the position of each kernel state among a plan's arrays
     is found once."""
@@ -289,7 +289,7 @@ def _address(array):
 def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads):
     scalar_type = ctypes.c_double if suffix == "f64" else ctypes.c_float
     args = [ctypes.c_void_p(p) for p in pointers] + [ctypes.c_longlong(numel)]
-    args += [scalar_type(v) for v in cuda_launch.scalar_values(variant, scalars)]
+    args += [scalar_type(v) for v in launch_table.scalar_values(variant, scalars)]
     if variant["noise"]:
         args += [ctypes.c_ulonglong(noise[0]), ctypes.c_ulonglong(noise[1])]
     getattr(lib, variant["kernels"][suffix])(*args, threads)
@@ -298,7 +298,7 @@ def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads
 def _passes(lib, meta, variant, suffix, tensors, threads):
     """A rule with reductions: its passes in order, each pass that finishes norms followed by
     the function that adds the chunk sums into per-tensor norms."""
-    table = cuda_launch.table(variant, tensors, meta.CHUNK)
+    table = launch_table.table(variant, tensors, meta.CHUNK)
     count = ctypes.c_int(len(tensors))
     partials = numpy.zeros(max(1, table.chunks * variant["reductions"]))
     reduced = numpy.zeros(max(1, len(tensors) * variant["reductions"]))

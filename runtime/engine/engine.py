@@ -4,7 +4,7 @@ import inspect
 import numpy
 
 from .. import validation
-from ..backends import array_module, cpu, cuda_launch, quiet
+from ..backends import array_module, cpu, launch_table, quiet
 from ..sparse import RowSparse, lazy_update
 from . import plans as planning
 from .kept import KeptLaunches
@@ -216,9 +216,9 @@ class Engine:
 
     def switch(self, mode, indices, weights, states, multi_precision=False):
         """A rule with [modes]: every array checked, then a function rewriting each weight to
-        `mode` ("train" or "eval"); see engine/modes.py."""
-        from . import modes
-        return modes.prepare(self, mode, indices, weights, states, multi_precision)
+        `mode` ("train" or "eval"); see engine/mode_switch.py."""
+        from . import mode_switch
+        return mode_switch.prepare(self, mode, indices, weights, states, multi_precision)
 
     def execute(self, weight, grad, plan, fused):
         """One parameter's planned step through the generated NumPy code (NumPy or CuPy
@@ -337,7 +337,7 @@ def _unaliased(weights, grads, states, masters=None):
         if isinstance(grad, RowSparse) or not hasattr(grad, "shape"):
             continue    # a row-sparse gradient's rows are gathered into new arrays first
         xp = numpy if type(grad) is numpy.ndarray else array_module(grad)
-        written = [weight] + ([masters[k]] if masters is not None else []) + cuda_launch.flat_parts(state)
+        written = [weight] + ([masters[k]] if masters is not None else []) + launch_table.flat_parts(state)
         if any(array_module(a) is xp and xp.may_share_memory(grad, a) for a in written
                if hasattr(a, "shape")):
             if copied is None:

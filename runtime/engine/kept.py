@@ -1,7 +1,7 @@
 """Native CPU launches kept from one update to the next, for the same NumPy arrays.
 
 After an update has run the full path (`Engine.check`, `native.applies`, a plan per
-parameter, the table built by `cuda_launch.table`) and ran as one multi-tensor (or
+parameter, the table built by `launch_table.table`) and ran as one multi-tensor (or
 single-tensor) launch, its table is kept by the engine (`KeptLaunches`, per list of
 indices). A later update with the same indices reuses it when everything the table and
 the full path's checks concluded still holds:
@@ -37,7 +37,7 @@ import weakref
 import numpy
 
 from .. import validation
-from ..backends import cuda_launch
+from ..backends import launch_table
 from .layout import reads_shape, states_fit
 from .plans import exact
 
@@ -167,7 +167,7 @@ class KeptLaunch:
             return None
         module = engine.module
         key = {id(v): k for k, v in module.VARIANTS.items()}[id(plans[0].variant)]
-        meta = cuda_launch.metadata(module)
+        meta = launch_table.metadata(module)
         variant = meta.VARIANTS[key]
         if variant["passes"] or variant.get("rows") or variant["noise"]:
             return None
@@ -186,7 +186,7 @@ class KeptLaunch:
         pointers = numpy.array(addresses[:count] + grad_addresses + addresses[count:len(arrays)], dtype=numpy.uint64)
         pointers = pointers.reshape(2 + len(columns), count).T
         entries = [(row, w.size, plan.scalars, None, None) for row, w, plan in zip(pointers, weights, plans)]
-        table = cuda_launch.table(variant, entries, meta.CHUNK)
+        table = launch_table.table(variant, entries, meta.CHUNK)
         return cls(engine, indices, weights, states, present, arrays, addresses, variant, key, dtype, table,
                    host_columns)
 
@@ -211,7 +211,7 @@ class KeptLaunch:
         self.dtype = dtype
         self.variant = variant
         self.module_variant = self.module.VARIANTS[key]
-        self.suffix = cuda_launch.storage(dtype)
+        self.suffix = launch_table.storage(dtype)
         self.table = table
         self.scalars_at = table.words.shape[1] - len(variant["scalars"])
         self.numel = [int(w.size) for w in weights]
@@ -273,7 +273,7 @@ class KeptLaunch:
                for plan in plans):
             return False
         if len(self.weights) > 1:
-            words = numpy.array([cuda_launch.scalar_values(self.variant, plan.scalars) for plan in plans],
+            words = numpy.array([launch_table.scalar_values(self.variant, plan.scalars) for plan in plans],
                                 dtype=numpy.float64).view(numpy.uint64)
             self.planned = (plans, groups, words)
         else:

@@ -374,7 +374,7 @@ class Optimizer:
 
     def _restore_counters(self, saved):
         """Set what `_counters()` saved; every entry is checked before any is set."""
-        from .lr_scheduler import LRScheduler
+        from .schedulers import LRScheduler
         validation.entries("saved counters", saved,
                            ("lr", "num_update", "counts", "lr_mult", "wd_mult", "lr_scheduler"))
         lr = validation.number("saved lr", saved["lr"], minimum=0.0, allow_none=True)

@@ -3,7 +3,7 @@
 Each mode is an element-wise function of the weight, the states and the hyperparameters
 (`MODES` of the generated module). `prepare` checks every array as a step would and
 returns the function that rewrites each weight; which parameters are in which mode is the
-frontends' (runtime/modes.py, torch_frontend/modes.py).
+frontends' (runtime/modes.py, torch_frontend/torch_modes.py).
 """
 from ..backends import array_module, quiet
 from .layout import low_precision, master_state, state_parts
