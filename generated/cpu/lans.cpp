@@ -42,13 +42,14 @@ struct lans_default_scalars {
     M wd;
 };
 
-// 3 pass(es) over memory (codegen/stages.py); per tensor 4 norm slot(s).
+// 3 pass(es) over memory (codegen/stages.py); per tensor 4 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lans_default_pass0_math(
@@ -67,7 +68,7 @@ static void lans_default_pass0_span(
     const M* __restrict__ p_var,
     const om::index_t n, const lans_default_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -124,7 +125,7 @@ static void lans_default_pass1_span(
     M* __restrict__ p_var,
     const om::index_t n, const lans_default_scalars<M> s, const M n1, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -229,7 +230,7 @@ extern "C" void lans_default_f32_pass0(
     });
 }
 
-extern "C" void lans_default_f32_norms0(
+extern "C" void lans_default_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -270,7 +271,7 @@ extern "C" void lans_default_f32_pass1(
     });
 }
 
-extern "C" void lans_default_f32_norms1(
+extern "C" void lans_default_f32_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -332,7 +333,7 @@ extern "C" void lans_default_f64_pass0(
     });
 }
 
-extern "C" void lans_default_f64_norms0(
+extern "C" void lans_default_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -373,7 +374,7 @@ extern "C" void lans_default_f64_pass1(
     });
 }
 
-extern "C" void lans_default_f64_norms1(
+extern "C" void lans_default_f64_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -435,7 +436,7 @@ extern "C" void lans_default_f16_pass0(
     });
 }
 
-extern "C" void lans_default_f16_norms0(
+extern "C" void lans_default_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -476,7 +477,7 @@ extern "C" void lans_default_f16_pass1(
     });
 }
 
-extern "C" void lans_default_f16_norms1(
+extern "C" void lans_default_f16_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -538,7 +539,7 @@ extern "C" void lans_default_bf16_pass0(
     });
 }
 
-extern "C" void lans_default_bf16_norms0(
+extern "C" void lans_default_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -579,7 +580,7 @@ extern "C" void lans_default_bf16_pass1(
     });
 }
 
-extern "C" void lans_default_bf16_norms1(
+extern "C" void lans_default_bf16_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -641,7 +642,7 @@ extern "C" void lans_default_f16_mp_pass0(
     });
 }
 
-extern "C" void lans_default_f16_mp_norms0(
+extern "C" void lans_default_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -682,7 +683,7 @@ extern "C" void lans_default_f16_mp_pass1(
     });
 }
 
-extern "C" void lans_default_f16_mp_norms1(
+extern "C" void lans_default_f16_mp_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -744,7 +745,7 @@ extern "C" void lans_default_bf16_mp_pass0(
     });
 }
 
-extern "C" void lans_default_bf16_mp_norms0(
+extern "C" void lans_default_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -785,7 +786,7 @@ extern "C" void lans_default_bf16_mp_pass1(
     });
 }
 
-extern "C" void lans_default_bf16_mp_norms1(
+extern "C" void lans_default_bf16_mp_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

@@ -440,13 +440,14 @@ struct lars_not_exempt__momentum_eq_0_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0_pass0_math(
@@ -463,7 +464,7 @@ static void lars_not_exempt__momentum_eq_0_pass0_span(
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -540,7 +541,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f32_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -600,7 +601,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f64_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -660,7 +661,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -720,7 +721,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -780,7 +781,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -840,7 +841,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -897,13 +898,14 @@ struct lars_not_exempt__momentum_ne_0_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0_pass0_math(
@@ -921,7 +923,7 @@ static void lars_not_exempt__momentum_ne_0_pass0_span(
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -1005,7 +1007,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f32_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1065,7 +1067,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f64_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1125,7 +1127,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1185,7 +1187,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1245,7 +1247,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1305,7 +1307,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

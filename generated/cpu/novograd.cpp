@@ -37,13 +37,14 @@ struct novograd_maximize_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void novograd_maximize_pass0_math(
@@ -64,7 +65,7 @@ static void novograd_maximize_pass0_span(
     const om::index_t n, const novograd_maximize_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0;
 #pragma omp simd reduction(+: sum0)
@@ -152,7 +153,7 @@ extern "C" void novograd_maximize_f32_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f32_norms0(
+extern "C" void novograd_maximize_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -210,7 +211,7 @@ extern "C" void novograd_maximize_f64_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f64_norms0(
+extern "C" void novograd_maximize_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -268,7 +269,7 @@ extern "C" void novograd_maximize_f16_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f16_norms0(
+extern "C" void novograd_maximize_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -326,7 +327,7 @@ extern "C" void novograd_maximize_bf16_pass0(
     });
 }
 
-extern "C" void novograd_maximize_bf16_norms0(
+extern "C" void novograd_maximize_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -384,7 +385,7 @@ extern "C" void novograd_maximize_f16_mp_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f16_mp_norms0(
+extern "C" void novograd_maximize_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -442,7 +443,7 @@ extern "C" void novograd_maximize_bf16_mp_pass0(
     });
 }
 
-extern "C" void novograd_maximize_bf16_mp_norms0(
+extern "C" void novograd_maximize_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -498,13 +499,14 @@ struct novograd_not_maximize_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void novograd_not_maximize_pass0_math(
@@ -524,7 +526,7 @@ static void novograd_not_maximize_pass0_span(
     const om::index_t n, const novograd_not_maximize_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0;
 #pragma omp simd reduction(+: sum0)
@@ -611,7 +613,7 @@ extern "C" void novograd_not_maximize_f32_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f32_norms0(
+extern "C" void novograd_not_maximize_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -669,7 +671,7 @@ extern "C" void novograd_not_maximize_f64_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f64_norms0(
+extern "C" void novograd_not_maximize_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -727,7 +729,7 @@ extern "C" void novograd_not_maximize_f16_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f16_norms0(
+extern "C" void novograd_not_maximize_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -785,7 +787,7 @@ extern "C" void novograd_not_maximize_bf16_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_bf16_norms0(
+extern "C" void novograd_not_maximize_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -843,7 +845,7 @@ extern "C" void novograd_not_maximize_f16_mp_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f16_mp_norms0(
+extern "C" void novograd_not_maximize_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -901,7 +903,7 @@ extern "C" void novograd_not_maximize_bf16_mp_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_bf16_mp_norms0(
+extern "C" void novograd_not_maximize_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

@@ -42,13 +42,14 @@ struct lamb_bias_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lamb_bias_correction_pass0_math(
@@ -84,7 +85,7 @@ static void lamb_bias_correction_pass0_span(
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
     const om::index_t n, const lamb_bias_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -172,7 +173,7 @@ extern "C" void lamb_bias_correction_f32_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f32_norms0(
+extern "C" void lamb_bias_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -232,7 +233,7 @@ extern "C" void lamb_bias_correction_f64_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f64_norms0(
+extern "C" void lamb_bias_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -292,7 +293,7 @@ extern "C" void lamb_bias_correction_f16_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f16_norms0(
+extern "C" void lamb_bias_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -352,7 +353,7 @@ extern "C" void lamb_bias_correction_bf16_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_bf16_norms0(
+extern "C" void lamb_bias_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -412,7 +413,7 @@ extern "C" void lamb_bias_correction_f16_mp_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f16_mp_norms0(
+extern "C" void lamb_bias_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -472,7 +473,7 @@ extern "C" void lamb_bias_correction_bf16_mp_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_bf16_mp_norms0(
+extern "C" void lamb_bias_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -533,13 +534,14 @@ struct lamb_not_bias_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lamb_not_bias_correction_pass0_math(
@@ -573,7 +575,7 @@ static void lamb_not_bias_correction_pass0_span(
     typename om::Select<MASTER, M, W>::type* __restrict__ p_var,
     const om::index_t n, const lamb_not_bias_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -659,7 +661,7 @@ extern "C" void lamb_not_bias_correction_f32_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f32_norms0(
+extern "C" void lamb_not_bias_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -719,7 +721,7 @@ extern "C" void lamb_not_bias_correction_f64_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f64_norms0(
+extern "C" void lamb_not_bias_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -779,7 +781,7 @@ extern "C" void lamb_not_bias_correction_f16_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f16_norms0(
+extern "C" void lamb_not_bias_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -839,7 +841,7 @@ extern "C" void lamb_not_bias_correction_bf16_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_bf16_norms0(
+extern "C" void lamb_not_bias_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -899,7 +901,7 @@ extern "C" void lamb_not_bias_correction_f16_mp_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f16_mp_norms0(
+extern "C" void lamb_not_bias_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -959,7 +961,7 @@ extern "C" void lamb_not_bias_correction_bf16_mp_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_bf16_mp_norms0(
+extern "C" void lamb_not_bias_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

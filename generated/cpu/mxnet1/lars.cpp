@@ -843,13 +843,14 @@ struct lars_not_exempt__momentum_eq_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_math(
@@ -866,7 +867,7 @@ static void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span(
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -944,7 +945,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1004,7 +1005,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1064,7 +1065,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1124,7 +1125,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1184,7 +1185,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass0
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1244,7 +1245,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1300,13 +1301,14 @@ struct lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_math(
@@ -1323,7 +1325,7 @@ static void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span(
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -1401,7 +1403,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1461,7 +1463,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1521,7 +1523,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1581,7 +1583,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1641,7 +1643,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1701,7 +1703,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1758,13 +1760,14 @@ struct lars_not_exempt__momentum_ne_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_math(
@@ -1782,7 +1785,7 @@ static void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span(
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -1867,7 +1870,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1927,7 +1930,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1987,7 +1990,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2047,7 +2050,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2107,7 +2110,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass0
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2167,7 +2170,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2224,13 +2227,14 @@ struct lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_math(
@@ -2248,7 +2252,7 @@ static void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span(
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -2333,7 +2337,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2393,7 +2397,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2453,7 +2457,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2513,7 +2517,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2573,7 +2577,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2633,7 +2637,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
