@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .functions import (Abs, Clip, ColMax, ColMean, ColMin, ColSum, Dot, Exp, IsFinite, Log, MatMul, Maximum,
-                        Minimum, Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, Sqrt, TensorMax, TensorMin,
-                        TensorSum, Transpose, Where)
+from .functions import (Abs, Clip, ColMax, ColMean, ColMin, ColSum, Exp, IsFinite, Log, MatMul, Maximum, Minimum,
+                        Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, Sqrt, SumOfProducts, TensorMax,
+                        TensorMin, TensorSum, Transpose, Where)
 from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
 MAX_EXPANDED_POWER = 4
@@ -192,7 +192,7 @@ class _Lowering:
                              tag=int(expr.args[2]))
         if type(expr) in REDUCE:
             return self.emit(REDUCE[type(expr)], self.lower(expr.args[0]))
-        if isinstance(expr, Dot):      # the products as any `a * b` (shared with equal products), then their sum
+        if isinstance(expr, SumOfProducts):   # the products as any `a * b` (shared with equal ones), then their sum
             return self.emit("sum", self.lower(sympy.Mul(*expr.args)))
         if isinstance(expr, Transpose):
             return self.emit("transpose", self.lower(expr.args[0]))

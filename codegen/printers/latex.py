@@ -9,6 +9,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .notation import GREEK, FormulaOrder, Glyph
 from ..escaping import latex_text
+from ..functions import Abs
 
 
 class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
@@ -125,7 +126,9 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
         """A name braced with the index as subscript (the name may carry a subscript of its
         own), anything else parenthesised."""
         text = self._print(arg)
-        return f"{{{text}}}_{{{index}}}" if arg.is_Symbol else f"\\left({text}\\right)_{{{index}}}"
+        if arg.is_Symbol or isinstance(arg, Abs):   # |x| is delimited already
+            return f"{{{text}}}_{{{index}}}"
+        return f"\\left({text}\\right)_{{{index}}}"
 
     def _reduction(self, operator, expr, over, index):
         return f"{operator}_{{{over}}} {self._indexed(expr.args[0], index)}"
@@ -139,7 +142,7 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
     def _print_TensorMin(self, expr, exp=None):
         return self._reduction("\\min", expr, "k", "k")
 
-    def _print_Dot(self, expr, exp=None):
+    def _print_SumOfProducts(self, expr, exp=None):
         a, b = (self._print(arg) for arg in expr.args)
         return f"\\left\\langle {a}, {b} \\right\\rangle"
 

@@ -12,6 +12,7 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 from ..escaping import visible
+from ..functions import Abs
 from .notation import GREEK, FormulaOrder, Glyph
 
 
@@ -186,7 +187,7 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
     # Sums, maxima and minima by index, as the LaTeX printer writes them: over every element
     # k of a tensor, over the columns j of each row i, over the rows i of each column j
     def _indexed(self, arg, index):
-        base = self._print(arg) if arg.is_Symbol else self.fenced(self._print(arg))
+        base = self._print(arg) if arg.is_Symbol or isinstance(arg, Abs) else self.fenced(self._print(arg))
         return self.el("msub", base, self.el("mi", text=index))
 
     def _reduction(self, operator, expr, over, index):
@@ -202,7 +203,7 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
     def _print_TensorMin(self, expr):
         return self._reduction("min", expr, "k", "k")
 
-    def _print_Dot(self, expr):
+    def _print_SumOfProducts(self, expr):
         a, b = (self._print(arg) for arg in expr.args)
         return self.fenced(self.row(a, self.mo(",", separator="true"), b), "⟨", "⟩")
 
