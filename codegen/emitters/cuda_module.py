@@ -183,7 +183,7 @@ def _passes(fn, program, stages, printer, arrays):
     # A row-shaped array that a pass reads and writes: the row's first element stores the new
     # value while other elements of the row may still have to read the old one, so an earlier
     # row pass copies the old values into the per-row buffer and the rewriting pass reads them
-    # there. Device scalar states likewise: the norms kernel of an earlier pass keeps the old
+    # there. Device scalar states likewise: the finish kernel of an earlier pass keeps the old
     # value. Only the rewriting pass reads the copy: a pass before it reads the array, which
     # still holds the old value (the copy is not taken yet), and a pass after it reads back
     # the new value.
@@ -257,7 +257,7 @@ def _passes(fn, program, stages, printer, arrays):
             "call_args": args,
             "math_lines": lines,
         })
-    # taken by the first row pass, or the first norms kernel, before the rewriting pass
+    # taken by the first row pass, or the first finish kernel, before the rewriting pass
     # (targets.coverage checks there is one)
     for a, slot in snapshots.items():
         next(p for p in out if p["by_rows"] and p["index"] < rewriter[a])["snapshots"].append(
