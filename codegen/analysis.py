@@ -24,7 +24,8 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .errors import SpecError
-from .functions import ColMean, Clip, IsNone, MatMul, Norm, Normal, RowMean, StringLiteral, Transpose, Where
+from .functions import (COL_REDUCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, Clip, IsNone, MatMul, Normal,
+                        StringLiteral, Transpose, Where)
 from .ir import BUILTINS, COLS, DEVICE, HOST, ROWS, TENSOR, If, Loop, join_kinds
 
 _COMPLEMENT = {sympy.Ne: sympy.Eq, sympy.Lt: sympy.Ge, sympy.Le: sympy.Gt}
@@ -284,6 +285,11 @@ def _input_kinds(rule):
     return kinds
 
 
+def expression_kind(expr, kinds):
+    """The kind (HOST, DEVICE, ROWS, COLS, TENSOR) of an expression whose names have `kinds`."""
+    return _kind_of(expr, kinds, {})
+
+
 def _kind(expr, kinds, memo=None):
     """The kind of an expression; `memo` (expression -> kind) keeps the kinds found for the
     subexpressions of one walk over a tree (hoisting asks for every node's kind)."""
@@ -296,11 +302,11 @@ def _kind_of(expr, kinds, memo):
     found = memo.get(expr)
     if found is not None:
         return found
-    if isinstance(expr, Norm):
+    if isinstance(expr, WHOLE_REDUCTIONS):
         found = DEVICE
-    elif isinstance(expr, RowMean):
+    elif isinstance(expr, ROW_REDUCTIONS):
         found = ROWS if _kind_of(expr.args[0], kinds, memo) == TENSOR else DEVICE
-    elif isinstance(expr, ColMean):
+    elif isinstance(expr, COL_REDUCTIONS):
         found = COLS if _kind_of(expr.args[0], kinds, memo) in (TENSOR, COLS) else DEVICE
     elif isinstance(expr, Transpose):
         inner = _kind_of(expr.args[0], kinds, memo)

@@ -11,6 +11,7 @@ import math
 
 import sympy
 from sympy.logic.boolalg import BooleanFunction
+from sympy.printing.precedence import PRECEDENCE
 
 
 def _number(x):
@@ -149,16 +150,99 @@ class Norm(sympy.Function):
     nargs = 1
 
 
+# The docs print sums, maxima and minima as big operators (`\sum_k g_k`): as a factor of a
+# product they are parenthesised, like sympy's own `Sum` (printers read `precedence`)
+_BIG_OPERATOR = PRECEDENCE["Mul"]
+
+
+class TensorSum(sympy.Function):
+    """`sum(x)`: the sum of every element of a tensor, accumulated in double. (Not named
+    `Sum`, `Max`, `Min`, `Dot`: sympy's printers have methods and precedences for those.)"""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class SumOfProducts(sympy.Function):
+    """`dot(a, b)`: the sum of every element of `a * b` (broadcast), accumulated in double;
+    lowered as `sum(a * b)`, kept whole for the docs."""
+
+    nargs = 2
+
+
+class TensorMax(sympy.Function):
+    """`max(x)`: the largest element of a tensor; NaN if any element is NaN."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class TensorMin(sympy.Function):
+    """`min(x)`: the smallest element of a tensor; NaN if any element is NaN."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
 class RowMean(sympy.Function):
     """Mean over every axis but the first: shape (rows, 1)."""
 
     nargs = 1
 
 
+class RowSum(sympy.Function):
+    """Sum over every axis but the first (each row of a matrix view): shape (rows, 1)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class RowMax(sympy.Function):
+    """Largest element of each row: shape (rows, 1)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class RowMin(sympy.Function):
+    """Smallest element of each row: shape (rows, 1)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
 class ColMean(sympy.Function):
     """Mean over each column of the matrix view: shape (1, cols)."""
 
     nargs = 1
+
+
+class ColSum(sympy.Function):
+    """Sum over each column of the matrix view: shape (1, cols)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class ColMax(sympy.Function):
+    """Largest element of each column of the matrix view: shape (1, cols)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class ColMin(sympy.Function):
+    """Smallest element of each column of the matrix view: shape (1, cols)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+# Reductions by what they reduce: a whole tensor (a device scalar), each row, each column
+WHOLE_REDUCTIONS = (Norm, TensorSum, SumOfProducts, TensorMax, TensorMin)
+ROW_REDUCTIONS = (RowMean, RowSum, RowMax, RowMin)
+COL_REDUCTIONS = (ColMean, ColSum, ColMax, ColMin)
+REDUCTION_FUNCTIONS = WHOLE_REDUCTIONS + ROW_REDUCTIONS + COL_REDUCTIONS
 
 
 class Transpose(sympy.Function):
@@ -175,7 +259,7 @@ class MatMul(sympy.Function):
 
 
 # Functions that need the weight seen as a matrix
-MATRIX_FUNCTIONS = (ColMean, Transpose, MatMul)
+MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul)
 
 
 class Normal(sympy.Function):
@@ -211,8 +295,18 @@ FUNCTIONS = {
     "where": (Where, (3,)),
     "isfinite": (IsFinite, (1,)),
     "norm": (Norm, (1,)),
+    "sum": (TensorSum, (1,)),
+    "dot": (SumOfProducts, (2,)),
+    "max": (TensorMax, (1,)),
+    "min": (TensorMin, (1,)),
     "row_mean": (RowMean, (1,)),
+    "row_sum": (RowSum, (1,)),
+    "row_max": (RowMax, (1,)),
+    "row_min": (RowMin, (1,)),
     "col_mean": (ColMean, (1,)),
+    "col_sum": (ColSum, (1,)),
+    "col_max": (ColMax, (1,)),
+    "col_min": (ColMin, (1,)),
     "transpose": (Transpose, (1,)),
     "matmul": (MatMul, (2,)),
     "normal": (Normal, (2,)),

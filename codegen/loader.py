@@ -13,7 +13,7 @@ from pathlib import Path
 from ..conventions.flavors import DEFAULT_FLAVOR
 from ..conventions.reserved import CLASS_ATTRIBUTES
 from .errors import Cascade, SpecError, SpecErrors
-from .functions import MATRIX_FUNCTIONS, ColMean, Norm, Normal, RowMean
+from .functions import COL_REDUCTIONS, MATRIX_FUNCTIONS, REDUCTION_FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, Normal
 from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, Assign, Hyperparameter, If, Location,
                  Loop, Range, Rule, State)
 from .ir import walk as walk_statements
@@ -234,7 +234,7 @@ class _Loader:
                     raise SpecError(f"mode '{key}' cannot read '{read[0]}': a mode rewrites the weight "
                                     "between steps, from the states and hyperparameters only",
                                     stmt.loc.path, stmt.loc.line, stmt.loc.col)
-                if stmt.expr.has(Norm, RowMean, Normal, ColMean, *MATRIX_FUNCTIONS):
+                if stmt.expr.has(Normal, *REDUCTION_FUNCTIONS, *MATRIX_FUNCTIONS):
                     raise SpecError(f"mode '{key}' must be element-wise: no norms, means, noise or "
                                     "matrix functions", stmt.loc.path, stmt.loc.line, stmt.loc.col)
                 assigned.add(stmt.target)
@@ -662,9 +662,9 @@ def _per_matrix_scalars(statements, states):
     per_matrix = set()
 
     def has_mean(expr):
-        if isinstance(expr, Norm):
+        if isinstance(expr, WHOLE_REDUCTIONS):
             return False
-        if isinstance(expr, (RowMean, ColMean)):
+        if isinstance(expr, ROW_REDUCTIONS + COL_REDUCTIONS):
             return True
         if getattr(expr, "is_Symbol", False):
             return expr.name in per_matrix

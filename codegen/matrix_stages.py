@@ -2,8 +2,9 @@
 
 The native kernels of a matrix rule (docs/architecture.md, "Matrix-shaped rules") run
 its `TensorProgram` as a sequence of items:
-- `Library`: an instruction that is not element-wise (`matmul`, `transpose`, `norm`,
-  `row_mean`, `col_mean`), run by the array module (BLAS products, NumPy reductions);
+- `Library`: an instruction that is not element-wise (`matmul`, `transpose`, and the
+  reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`), run by the array module (BLAS
+  products, NumPy reductions);
 - the loop markers `loop`, `phi`, `end`, `carried` of a hyperparameter-counted loop,
   kept as they are (the driver is a Python `for`);
 - `Stage`: the element-wise instructions between two of the above that share one result
@@ -18,9 +19,9 @@ smaller than its operands, so a stage reads only values of earlier items or its 
 from dataclasses import dataclass, field
 
 from .ir import COLS, DEVICE, ROWS
-from .tac import Val
+from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, WHOLE_OPS, Val
 
-LIBRARY_OPS = {"matmul", "transpose", "norm", "row_mean", "col_mean"}
+LIBRARY_OPS = {"matmul", "transpose", *REDUCTION_OPS}
 MARKERS = {"loop", "phi", "end", "carried"}
 _INPUT_SHAPES = {DEVICE: (), ROWS: ("r", "1"), COLS: ("1", "c")}
 
@@ -59,11 +60,11 @@ def shapes(program):
             shape[v.id] = operands[0][::-1]
         elif v.op == "matmul":
             shape[v.id] = (operands[0][0], operands[1][1])
-        elif v.op == "norm":
+        elif v.op in WHOLE_OPS:
             shape[v.id] = ()
-        elif v.op == "row_mean":
+        elif v.op in ROW_OPS:
             shape[v.id] = operands[0][:1] + ("1",)
-        elif v.op == "col_mean":
+        elif v.op in COL_OPS:
             shape[v.id] = ("1",) + operands[0][1:]
         elif v.op in ("loop", "end"):
             continue

@@ -17,9 +17,9 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .errors import Cascade, SpecError
-from .functions import (FUNCTIONS, ColMean, IsNone, MatMul, Norm, Normal, RowMean, StringLiteral,
-                        Transpose)
-from .ir import COLS, DEVICE, HOST, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
+from .functions import (COL_REDUCTIONS, FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, IsNone, MatMul, Normal,
+                        StringLiteral, Transpose)
+from .ir import COLS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
 MAX_INT_LITERAL = 2 ** 53  # integers beyond this lose precision as floats
@@ -440,16 +440,20 @@ class FormulaParser:
         if not expr.args or isinstance(expr, IsNone):
             return None
         args = [self._shape(a, node) for a in expr.args]
-        if isinstance(expr, Norm):
+        if isinstance(expr, WHOLE_REDUCTIONS):
+            if len(args) == 2 and args[0] is not None and args[1] is not None \
+                    and _broadcast(args[0], args[1]) is None:
+                raise self.error(f"dot: shapes {shape_text(args[0])} and {shape_text(args[1])} do not broadcast "
+                                 "(element-wise operations broadcast only 1 against a size)", node)
             return ("1", "1")
         if isinstance(expr, Normal):
             return ("rows", "cols")
-        if isinstance(expr, (RowMean, ColMean, Transpose)):
+        if isinstance(expr, ROW_REDUCTIONS + COL_REDUCTIONS + (Transpose,)):
             a = args[0]
             if a is None:
                 return None
-            return (a[0], "1") if isinstance(expr, RowMean) else ("1", a[1]) \
-                if isinstance(expr, ColMean) else (a[1], a[0])
+            return (a[0], "1") if isinstance(expr, ROW_REDUCTIONS) else ("1", a[1]) \
+                if isinstance(expr, COL_REDUCTIONS) else (a[1], a[0])
         if isinstance(expr, MatMul):
             a, b = args
             if a is None or b is None:
@@ -674,8 +678,11 @@ class FormulaParser:
         if name not in FUNCTIONS:
             if name in self.names:
                 raise self.error(f"'{name}' is not a function", node.func)
-            close = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            if name in _ALIASES:
+                hint = f"; {_ALIASES[name]}"
+            else:
+                close = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
             raise self.error(f"unknown function '{name}'{hint} (functions: "
                              + ", ".join(sorted(FUNCTIONS)) + ")", node.func)
         if node.keywords:
@@ -683,8 +690,9 @@ class FormulaParser:
         cls, arities = FUNCTIONS[name]
         if len(node.args) not in arities:
             expected = " or ".join(str(a) for a in arities)
+            hint = f"; {_ARITY_HINTS[name]}" if name in _ARITY_HINTS else ""
             raise self.error(f"{name}() takes {expected} argument{'s' if arities[-1] > 1 else ''}, "
-                             f"got {len(node.args)}", node)
+                             f"got {len(node.args)}{hint}", node)
         return getattr(self, "_call_" + name, self._call_numeric)(cls, name, node, narrowed)
 
     def _call_numeric(self, cls, name, node, narrowed):
@@ -717,17 +725,52 @@ class FormulaParser:
         x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of isfinite()")
         return Value(cls(x.expr), BOOL, x.kind)
 
-    def _call_norm(self, cls, name, node, narrowed):
-        x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of norm()")
-        if x.kind in (HOST, DEVICE):
-            raise self.error("norm() reduces a tensor; its argument does not depend on one", node)
-        return Value(Norm(x.expr), NUM, DEVICE)
+    def _folded_kind(self, expr, kind):
+        """The kind of a value of kind `kind` once sympy has folded it: `grad - grad` is 0, a
+        host value, though written with tensors. (Folding only drops terms: never more than
+        `kind`.)"""
+        from .analysis import expression_kind
+        folded = expression_kind(expr, {name: info.kind for name, info in self.names.items()})
+        return folded if KIND_ORDER[folded] < KIND_ORDER[kind] else kind
 
-    def _call_row_mean(self, cls, name, node, narrowed):
-        x = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of row_mean()")
-        if x.kind not in (TENSOR, COLS):
-            raise self.error("row_mean() reduces a tensor; its argument does not depend on one", node)
-        return Value(RowMean(x.expr), NUM, ROWS if x.kind == TENSOR else DEVICE)
+    def _reduced(self, name, node, arg, narrowed, rows=False):
+        """The operand of a reduction: a number that depends on a tensor (for a row reduction,
+        on more than one value per row)."""
+        x = self._number(self._expr(arg, narrowed), arg, f"as an argument of {name}()")
+        kind = self._folded_kind(x.expr, x.kind)
+        folded = f" (it simplifies to {sympy.sstr(x.expr)})" if kind != x.kind else ""
+        if kind == HOST:
+            raise self.error(f"{name}() reduces a tensor; its argument does not depend on one{folded}", node)
+        if kind == DEVICE:
+            raise self.error(f"{name}() reduces a tensor; its argument is one value per tensor "
+                             f"(a reduction's result or a scalar state), not a tensor{folded}", node)
+        if rows and kind == ROWS:
+            raise self.error(f"{name}() reduces each row; its argument already has one value per row{folded}", node)
+        return Value(x.expr, x.type, kind, x.optional)
+
+    def _call_whole(self, cls, name, node, narrowed):
+        """norm, sum, max, min: one value per tensor (a device scalar)."""
+        x = self._reduced(name, node, node.args[0], narrowed)
+        return Value(cls(x.expr), NUM, DEVICE)
+
+    _call_norm = _call_sum = _call_max = _call_min = _call_whole
+
+    def _call_dot(self, cls, name, node, narrowed):
+        a = self._number(self._expr(node.args[0], narrowed), node.args[0], "as an argument of dot()")
+        b = self._number(self._expr(node.args[1], narrowed), node.args[1], "as an argument of dot()")
+        if join_kinds(a.kind, b.kind) in (HOST, DEVICE):
+            raise self.error("dot() reduces a tensor; neither argument depends on one", node)
+        if self._folded_kind(a.expr * b.expr, join_kinds(a.kind, b.kind)) in (HOST, DEVICE):
+            raise self.error("dot() reduces a tensor; the product of its arguments simplifies to "
+                             f"{sympy.sstr(a.expr * b.expr)}, which does not depend on one", node)
+        return Value(cls(a.expr, b.expr), NUM, DEVICE)
+
+    def _call_rows(self, cls, name, node, narrowed):
+        """row_mean, row_sum, row_max, row_min: one value per row."""
+        x = self._reduced(name, node, node.args[0], narrowed, rows=True)
+        return Value(cls(x.expr), NUM, ROWS if x.kind == TENSOR else DEVICE)
+
+    _call_row_mean = _call_row_sum = _call_row_max = _call_row_min = _call_rows
 
     def _matrix_argument(self, name, node, arg, narrowed):
         x = self._number(self._expr(arg, narrowed), arg, f"as an argument of {name}()")
@@ -735,9 +778,15 @@ class FormulaParser:
             raise self.error(f"{name}() takes a matrix; its argument does not depend on a tensor", arg)
         return x
 
-    def _call_col_mean(self, cls, name, node, narrowed):
+    def _call_cols(self, cls, name, node, narrowed):
+        """col_mean, col_sum, col_max, col_min: one value per column of the matrix view."""
         x = self._matrix_argument(name, node, node.args[0], narrowed)
-        return Value(ColMean(x.expr), NUM, DEVICE if x.kind in (ROWS, DEVICE) else COLS)
+        if self._folded_kind(x.expr, x.kind) == HOST:
+            raise self.error(f"{name}() takes a matrix; its argument simplifies to {sympy.sstr(x.expr)}, "
+                             "which does not depend on a tensor", node.args[0])
+        return Value(cls(x.expr), NUM, DEVICE if x.kind in (ROWS, DEVICE) else COLS)
+
+    _call_col_mean = _call_col_sum = _call_col_max = _call_col_min = _call_cols
 
     def _call_transpose(self, cls, name, node, narrowed):
         x = self._matrix_argument(name, node, node.args[0], narrowed)
@@ -758,6 +807,30 @@ class FormulaParser:
                 raise self.error("normal() takes scalar mean and std", sub)
         self._normal_calls += 1
         return Value(Normal(args[0].expr, args[1].expr, sympy.Integer(self._normal_calls)), NUM, TENSOR)
+
+
+# Names other array libraries give to the language's reductions, with what to write instead
+_ALIASES = {
+    "mean": "a whole-tensor mean is sum(x) / numel; per row or column: row_mean(x), col_mean(x)",
+    "average": "a whole-tensor mean is sum(x) / numel; per row or column: row_mean(x), col_mean(x)",
+    "amax": "did you mean 'max'?",
+    "amin": "did you mean 'min'?",
+    "vdot": "did you mean 'dot'?",
+    "inner": "did you mean 'dot'?",
+    "reduce_sum": "did you mean 'sum'?",
+    "reduce_max": "did you mean 'max'?",
+    "reduce_min": "did you mean 'min'?",
+    "fmax": "did you mean 'maximum'?",
+    "fmin": "did you mean 'minimum'?",
+}
+
+# Arity mistakes with a likely meaning
+_ARITY_HINTS = {
+    "max": "max(x) is the largest element of a tensor; the element-wise maximum of two values is maximum(a, b)",
+    "min": "min(x) is the smallest element of a tensor; the element-wise minimum of two values is minimum(a, b)",
+    "sum": "sum(x) adds every element of one tensor; sum(a * b) or dot(a, b) adds products",
+    "dot": "dot(a, b) is the sum of every element of a * b",
+}
 
 
 def _name_shape(info):

@@ -69,7 +69,7 @@ class _Allocator:
             return self.classes[v.name]
         if v.op == "normal":
             return "w"
-        if v.op == "norm":   # norms accumulate in float32 or wider
+        if v.op in ("norm", "sum", "row_sum"):   # norms and sums accumulate in float32 or wider
             return "p"
         # operands' classes are kept (value_class): a value shared along a chain is walked once,
         # not once per path to it (exponential in the chain's length)

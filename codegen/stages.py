@@ -1,9 +1,9 @@
 """Stages: splitting a `TensorProgram` into passes over memory at its reductions.
 
-A reduction (`norm(x)` over a whole tensor, `row_mean(x)` over each row) needs
-every element of its operand before any element of a value that reads it can be
-computed, so on a device the tensor code runs as several passes, each a kernel
-launch over the tensor. This module decides, per pass,
+A reduction (`norm`, `sum`, `max`, `min` over a whole tensor, `row_mean`, `row_sum`,
+`row_max`, `row_min` over each row) needs every element of its operand before any
+element of a value that reads it can be computed, so on a device the tensor code runs
+as several passes, each a kernel launch over the tensor. This module decides, per pass,
 - which reductions it finishes (their operands are computed in the pass),
 - which output arrays it writes (the weight and states get their final values),
 - which arrays it reads, and for every value it needs whether it is recomputed
@@ -21,9 +21,41 @@ the weight (10 array accesses: 40 bytes per float32 parameter).
 import itertools
 from dataclasses import dataclass, field
 
-from .tac import Val
+from .tac import ROW_OPS, WHOLE_OPS, Val
 
-REDUCTIONS = ("norm", "row_mean")
+
+@dataclass(frozen=True)
+class Reduction:
+    """How the kernels compute one kind of reduction: each element's term is combined into
+    a per-chunk (per-row) partial in double, partials are combined in chunk order, and the
+    total is finished in the math type M. Sums are rounded differently from NumPy's (another
+    order of additions); a maximum or minimum is the same element in any order (NaN
+    propagating as numpy.max does; a zero result is +0, whatever zeros were met first)."""
+
+    op: str
+    rows: bool          # one value per row (else one per tensor)
+    combine: str        # "sum", "max" or "min"
+    square: bool        # norm: the terms are squares
+    finish: str         # "sqrt" (norm), "mean" (divided by the row's length), "zero" (-0 -> +0), ""
+
+    @property
+    def exact(self):
+        """Whether every order of combining gives the same result (max and min)."""
+        return self.combine != "sum"
+
+
+KINDS = {
+    "norm": Reduction("norm", False, "sum", True, "sqrt"),
+    "sum": Reduction("sum", False, "sum", False, ""),
+    "max": Reduction("max", False, "max", False, "zero"),
+    "min": Reduction("min", False, "min", False, "zero"),
+    "row_mean": Reduction("row_mean", True, "sum", False, "mean"),
+    "row_sum": Reduction("row_sum", True, "sum", False, ""),
+    "row_max": Reduction("row_max", True, "max", False, "zero"),
+    "row_min": Reduction("row_min", True, "min", False, "zero"),
+}
+assert set(KINDS) == set(WHOLE_OPS + ROW_OPS)
+REDUCTIONS = tuple(KINDS)           # the reductions of element-wise rules
 
 
 @dataclass

@@ -16,12 +16,21 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .functions import (Abs, Clip, ColMean, Exp, IsFinite, Log, MatMul, Maximum, Minimum, Norm, Normal,
-                        RowMean, Sign, Sqrt, Transpose, Where)
+from .functions import (Abs, Clip, ColMax, ColMean, ColMin, ColSum, Exp, IsFinite, Log, MatMul, Maximum, Minimum,
+                        Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, Sqrt, SumOfProducts, TensorMax,
+                        TensorMin, TensorSum, Transpose, Where)
 from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
 MAX_EXPANDED_POWER = 4
-MATRIX_OPS = {"matmul", "transpose", "col_mean"}   # need the matrix view (no C++ kernels)
+# Reductions by result shape (`dot(a, b)` is lowered as `sum(a * b)`)
+WHOLE_OPS = ("norm", "sum", "max", "min")                      # one value per tensor (DEVICE)
+ROW_OPS = ("row_mean", "row_sum", "row_max", "row_min")        # one value per row (ROWS)
+COL_OPS = ("col_mean", "col_sum", "col_max", "col_min")        # one value per column (COLS)
+REDUCTION_OPS = WHOLE_OPS + ROW_OPS + COL_OPS
+REDUCE = {Norm: "norm", TensorSum: "sum", TensorMax: "max", TensorMin: "min", RowMean: "row_mean",
+          RowSum: "row_sum", RowMax: "row_max", RowMin: "row_min", ColMean: "col_mean", ColSum: "col_sum",
+          ColMax: "col_max", ColMin: "col_min"}
+MATRIX_OPS = {"matmul", "transpose", *COL_OPS}   # need the matrix view (no C++ kernels)
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}
 BOOLEAN_OPS = {"gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "isfinite"}
 UNARY = {Sqrt: "sqrt", Abs: "abs", Sign: "sign", Exp: "exp", Log: "log", IsFinite: "isfinite"}
@@ -129,11 +138,11 @@ class _Lowering:
             return found
         shapes = [a.shape for a in args if isinstance(a, Val)]
         shape = max(shapes, key=KIND_ORDER.__getitem__) if shapes else TENSOR
-        if op == "norm":
+        if op in WHOLE_OPS:
             shape = DEVICE
-        elif op == "row_mean":
+        elif op in ROW_OPS:
             shape = ROWS
-        elif op == "col_mean":
+        elif op in COL_OPS:
             shape = COLS
         elif op in ("matmul", "transpose"):
             shape = TENSOR
@@ -181,12 +190,10 @@ class _Lowering:
         if isinstance(expr, Normal):
             return self.emit("normal", self.lower(expr.args[0]), self.lower(expr.args[1]),
                              tag=int(expr.args[2]))
-        if isinstance(expr, Norm):
-            return self.emit("norm", self.lower(expr.args[0]))
-        if isinstance(expr, RowMean):
-            return self.emit("row_mean", self.lower(expr.args[0]))
-        if isinstance(expr, ColMean):
-            return self.emit("col_mean", self.lower(expr.args[0]))
+        if type(expr) in REDUCE:
+            return self.emit(REDUCE[type(expr)], self.lower(expr.args[0]))
+        if isinstance(expr, SumOfProducts):   # the products as any `a * b` (shared with equal ones), then their sum
+            return self.emit("sum", self.lower(sympy.Mul(*expr.args)))
         if isinstance(expr, Transpose):
             return self.emit("transpose", self.lower(expr.args[0]))
         if isinstance(expr, MatMul):
@@ -357,7 +364,7 @@ def symmetric(program):
             if (b.op == "transpose" and b.args[0] is a) or (a.op == "transpose" and a.args[0] is b) \
                     or (a is b and a.id in found):
                 found.add(v.id)
-        elif v.op not in MATRIX_OPS and v.op not in ("norm", "row_mean", "loop", "phi", "end", "carried"):
+        elif v.op not in MATRIX_OPS and v.op not in REDUCTION_OPS + ("loop", "phi", "end", "carried"):
             arrays = [a for a in v.args if isinstance(a, Val) and a.shape != DEVICE]
             if arrays and all(a.op != "input" and a.id in found for a in arrays):
                 found.add(v.id)

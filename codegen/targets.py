@@ -3,7 +3,7 @@
 Every rule the language accepts has NumPy code (`step`, and `fused_step` wherever no
 kernel applies). The native CPU and the CUDA kernels are printed from the same
 three-address code and the same pass plan, so the two C++ targets cover the same rules:
-element-wise rules, whole-tensor norms and row means with their passes (codegen/stages.py),
+element-wise rules, whole-tensor and per-row reductions with their passes (codegen/stages.py),
 and matrix rules through their element-wise stages (codegen/matrix_stages.py). What they
 do not cover is stated here once, with the statement that needs it: the emitters ask
 `coverage` whether to write kernels, `optforge check` prints it, and the native backend
@@ -12,10 +12,10 @@ NumPy code unnoticed.
 """
 from dataclasses import dataclass
 
-from .functions import Normal, RowMean
+from .functions import ROW_REDUCTIONS, Normal
 from .ir import DEVICE, ROWS, Assign, walk
 from .matrix_stages import Unsupported, split
-from .stages import REDUCTIONS, plan
+from .stages import KINDS, REDUCTIONS, plan
 from .tac import lower
 
 NUMPY, NATIVE, CUDA = "NumPy", "native CPU", "CUDA"
@@ -85,11 +85,14 @@ def _library_text(used):
 
 
 def _inexact(programs):
-    """Why an element-wise rule's kernels may round otherwise than its NumPy code ("" if not)."""
+    """Why an element-wise rule's kernels may round otherwise than its NumPy code ("" if not).
+    Sums (norm, sum, dot, row_mean, row_sum) are added in double in another order than
+    NumPy's; a maximum or minimum is the same element in any order (a zero result is +0 on
+    every target), and row or scalar states are only read and stored: those are exact."""
     ops = {v.op for program in programs for v in program.code}
     reasons = []
-    if ops & set(REDUCTIONS) or any(v.shape in (ROWS, DEVICE) for p in programs for v in p.inputs.values()):
-        reasons.append("reductions are summed in double in another order than NumPy's")
+    if any(op in KINDS and not KINDS[op].exact for op in ops):
+        reasons.append("sums (norm, sum, dot, row_mean, row_sum) are added in double in another order than NumPy's")
     used = [f for f in LIBRARY_FUNCTIONS if f in ops]
     if used:
         reasons.append(_library_text(used))
@@ -109,13 +112,13 @@ def _passes_gap(rule, program):
         return _gap(rule, "noise (normal()) in a rule with reductions", _has(Normal))
     stages = plan(program).passes
     for k, stage in enumerate(stages):
-        if len({r.op for r in stage.reductions}) > 1:
-            return _gap(rule, "a norm and a row mean finished in the same pass over memory",
-                        _has(RowMean))
-        for shape, op, what in ((ROWS, "row_mean", "row mean"), (DEVICE, "norm", "norm")):
+        if len({KINDS[r.op].rows for r in stage.reductions}) > 1:
+            return _gap(rule, "a whole-tensor reduction and a row reduction finished in the same pass over memory",
+                        _has(*ROW_REDUCTIONS))
+        for shape, rows, what in ((ROWS, True, "row reduction"), (DEVICE, False, "whole-tensor reduction")):
             for name in stage.writes:
                 if name in stage.reads and program.inputs[name].shape == shape and \
-                        not any(s.reductions and s.reductions[0].op == op for s in stages[:k]):
+                        not any(s.reductions and KINDS[s.reductions[0].op].rows == rows for s in stages[:k]):
                     kind = "row state" if shape == ROWS else "scalar state"
                     return _gap(rule, f"{kind} '{name}' is rewritten in the first pass that finishes a "
                                 f"{what} (its old value has no earlier pass to be kept by)",
@@ -123,8 +126,8 @@ def _passes_gap(rule, program):
     return None
 
 
-def _has(function):
-    return lambda stmt: stmt.expr.has(function)
+def _has(*functions):
+    return lambda stmt: stmt.expr.has(*functions)
 
 
 def _assigns(name):

@@ -275,8 +275,8 @@ def launch(kernels, mv, suffix, tensors, multi=False):
         for j, stage in enumerate(mv["passes"]):
             kernels.launch_blocks(f"{name}_pass{j}", [table.words, count, table.chunks, reduced, partials, rowred,
                                                       table.rows], blocks=3, threads=4)
-            if stage["norms"]:
-                kernels.launch_blocks(f"{name}_norms{j}", [table.words, count, partials, reduced], blocks=2, threads=4)
+            if stage["finish"]:
+                kernels.launch_blocks(f"{name}_finish{j}", [table.words, count, partials, reduced], blocks=2, threads=4)
         return
     (pointers, scalars, noise, _), = tensors
     args = list(pointers) + [pointers[0].size] + launch_table.kernel_scalars(mv, scalars, suffix)

@@ -236,7 +236,8 @@ def test_every_random_spec_loads_and_runs_every_target_as_step_does(random_batch
 
 def test_the_random_batch_reaches_every_construct(random_batch):
     text = "\n".join(path.read_text() for path, _ in random_batch)
-    for construct in ("norm(", "row_mean(", "col_mean(", "matmul(", "transpose(", "where(", "normal(",
+    for construct in ("norm(", "row_mean(", "col_mean(", "= sum(", "= dot(", "= max(", "= min(", "row_sum(",
+                      "row_max(", "row_min(", "col_sum(", "col_max(", "col_min(", "matmul(", "transpose(", "where(", "normal(",
                       "clip(", "exp(", "log(", "sqrt(", "sign(", "maximum(", "minimum(", "**", "if ", "else:",
                       "for _ in range(", "is not None", 'shape = "rows"', 'shape = "cols"', "when =",
                       'dtype = "float32"', '"weight"', "{ init = 0.0 }", "[modes]", 'matrix = "last_two"',

@@ -2,7 +2,8 @@
 
 Rules with norms (LAMB, LARS, LANS, NovoGrad, C-AdamW) read sums over whole tensors: the
 generated NumPy kernels compute each norm as `sqrt(sum(square(x)))`, with `numpy.sum`
-over the whole array in float32 or wider. On a sharded parameter the kernel runs on this
+over the whole array in float32 or wider (and `sum(x)`, `dot(a, b)` as `numpy.sum` in
+float64). On a sharded parameter the kernel runs on this
 rank's shard as it would on the whole tensor, with the weight, gradient and states viewed
 as `ShardArray`: every array the kernel derives from them is one too, and a `numpy.sum`
 over a whole `ShardArray` returns the sum of the partial sums of every rank (all-reduced
@@ -58,16 +59,17 @@ def shard_groups(dtensor):
 
 
 def reduces_norms(module):
-    """Whether a rule's whole-tensor reads are all norms over whole arrays (sums the kernel
-    takes with `numpy.sum` and no axis): no row or column reductions, no noise, no matrix
-    products. Judged from the generated kernels' pass layout (`generated/cuda`)."""
+    """Whether a rule's whole-tensor reads are all sums over whole arrays (norms, `sum`, `dot`:
+    sums the kernel takes with `numpy.sum` and no axis): no maxima or minima (`numpy.max` is
+    not all-reduced here), no row or column reductions, no noise, no matrix products. Judged
+    from the generated kernels' pass layout (`generated/cuda`)."""
     from ..runtime.backends import launch_table
     try:
         meta = launch_table.metadata(module)
     except ImportError:     # no generated kernels with a pass layout (matrix rules)
         return False
     return all(not variant["noise"] and not variant["rows"]
-               and all(not part["by_rows"] for part in variant["passes"])
+               and all(not part["by_rows"] and set(part["kinds"]) <= {"norm", "sum"} for part in variant["passes"])
                for variant in meta.VARIANTS.values())
 
 

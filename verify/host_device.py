@@ -83,7 +83,7 @@ class HostModule:
     def get_function(self, name):
         def call(grid, block, args):
             args = [on_host(a) for a in args]
-            if name.endswith("_multi") or "_pass" in name or "_norms" in name:
+            if name.endswith("_multi") or "_pass" in name or "_finish" in name:
                 self.kernels.launch_blocks(name, args, blocks=grid[0], threads=THREADS)
             else:
                 self.kernels.launch(name, args, blocks=grid[0], threads=THREADS)

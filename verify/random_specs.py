@@ -8,11 +8,12 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
   of every init and dtype, hyperparameters of every type (float, int, bool, enum,
   optional), `if`/`else` on host conditions (hyperparameters, t, host scalar states),
   literal loops, states that exist under a `when`, and noise;
-- reductions: whole-tensor norms read before and after the states they feed, per-tensor
-  scalar states (device scalars) read before the pass that rewrites them, row means and
-  row states;
-- matrix rules: products, transposes, row and column means, row and column states, scalar
-  states, loops counted by an int hyperparameter, both matrix views, booleans between stages;
+- reductions: whole-tensor reductions (norm, sum, dot, max, min) read before and after
+  the states they feed, per-tensor scalar states (device scalars) read before the pass that
+  rewrites them, row reductions (row_mean, row_sum, row_max, row_min) and row states;
+- matrix rules: products, transposes, row and column reductions (means, sums, maxima,
+  minima), whole-tensor ones, row and column states, scalar states, loops counted by an
+  int hyperparameter, both matrix views, booleans between stages;
 - modes: `[modes]` train/eval weight switches.
 
 Values stay bounded whatever the data: every state is a convex mix of its old value and a
@@ -175,12 +176,21 @@ class Builder:
         self.hyper["seed"] = '{ default = 0, type = "int", range = "[0, inf)" }'
         return f"normal(0, {self.rng.choice([0.01, 0.1])} * lr)"
 
+    def whole(self, x):
+        """A whole-tensor reduction of `x` (norm, sum, dot with another tensor, max, min);
+        its value may be negative (written through abs() where that matters)."""
+        kind = self.rng.choice(["norm", "sum", "dot", "max", "min"])
+        if kind == "dot":
+            return f"dot({x}, {self.rng.choice(self.tensors)})"
+        return f"{kind}({x})"
+
     def norm_pieces(self):
-        """Norms read by the weight update or by states, before or after a device scalar
-        state they feed; outputs that read no norm land in an earlier pass than the norm's."""
+        """Whole-tensor reductions read by the weight update or by states, before or after a
+        device scalar state they feed; outputs that read none land in an earlier pass than
+        the reduction's."""
         n = self.fresh("n")
-        self.assign(n, f"norm({self.rng.choice(self.tensors)})")
-        pieces = [f"{self.squashed(1)} / ({n} + 1)"] if self.rng.random() < 0.6 else []
+        self.assign(n, self.whole(self.rng.choice(self.tensors)))
+        pieces = [f"{self.squashed(1)} / (abs({n}) + 1)"] if self.rng.random() < 0.6 else []
         if self.rng.random() < 0.7:
             v = self.fresh("v")
             self.states[v] = f"{{ init = {self.rng.choice([0.0, 1.0])} }}"
@@ -192,19 +202,26 @@ class Builder:
                     self.states[s] = '"zeros"'
                     self.assign(s, f"{b} * {s} + (1 - {b}) * {v} * ({self.squashed(1)})")
                     self.tensors.append(s)
-                    if self.rng.random() < 0.5:     # a norm of that state: a second pass
+                    if self.rng.random() < 0.5:     # a reduction of that state: a second pass
                         m = self.fresh("n")
-                        self.assign(m, f"norm({s})")
+                        self.assign(m, self.whole(s))
                         n = f"({n} + {m})"
                 pieces.append(f"{v} * {self.squashed(1)}")
-            self.assign(v, f"{b} * {v} + (1 - {b}) * {n} / (1 + {n})")
+            self.assign(v, f"{b} * {v} + (1 - {b}) * {n} / (1 + abs({n}))")
             if not before:
                 pieces.append(f"{v} * {self.squashed(1)}")
-        if pieces and self.rng.random() < 0.4:    # a norm of a value computed from the first
+        if pieces and self.rng.random() < 0.4:    # a reduction of a value computed from the first
             m = self.fresh("n")
-            self.assign(m, f"norm({pieces[0]})")
-            pieces.append(f"{self.squashed(1)} * {m} / (1 + {m})")
+            self.assign(m, self.whole(pieces[0]))
+            pieces.append(f"{self.squashed(1)} * {m} / (1 + abs({m}))")
         return pieces
+
+    def row_of(self, x):
+        """A row reduction of `x` (row_mean, row_sum, row_max, row_min); a sum squashed."""
+        kind = self.rng.choice(["row_mean", "row_sum", "row_max", "row_min"])
+        if kind == "row_sum":
+            return f"row_sum({x}) / (1 + abs(row_sum({x})))"
+        return f"{kind}({x})"
 
     def row_pieces(self):
         r = self.fresh("r")
@@ -219,11 +236,11 @@ class Builder:
                 self.assign(s, f"{b} * {s} + (1 - {b}) * ({self.squashed(1)}) / (sqrt({r}) + 1)")
                 self.tensors.append(s)
             pieces.append(f"{self.squashed(1)} / (sqrt({r}) + 1)")
-        self.assign(r, f"{b} * {r} + (1 - {b}) * row_mean(grad * grad)")
+        self.assign(r, f"{b} * {r} + (1 - {b}) * {self.row_of('grad * grad')}")
         if not before:
             pieces.append(f"{self.squashed(1)} / (sqrt({r}) + 1)")
         if self.rng.random() < 0.5:
-            pieces.append("(grad - row_mean(grad)) / (1 + abs(grad))")
+            pieces.append(f"(grad - {self.row_of('grad')}) / (1 + abs(grad))")
         return pieces
 
 
@@ -263,22 +280,26 @@ def _matrix(b):
     kind = b.rng.choice(["gram", "cols", "rows", "loop"])
     if kind == "gram":
         b.assign(m, "matmul(grad, transpose(grad))")
-        b.assign(m, f"{m} / (norm({m}) + 1)")
+        scale = b.rng.choice([f"norm({m})", f"max(abs({m}))", f"abs(sum({m}))", f"abs(dot({m}, {m}))"])
+        b.assign(m, f"{m} / ({scale} + 1)")
         u = f"matmul({m}, grad)"
     elif kind == "cols":
         c = b.fresh("c")
         b.states[c] = '{ init = "zeros", shape = "cols" }'
         f = b.fraction()
-        b.assign(c, f"{f} * {c} + (1 - {f}) * col_mean(grad * grad)")
+        b.assign(c, f"{f} * {c} + (1 - {f}) * {_along(b, 'col', 'grad * grad', 'rows')}")
         chan = b.fresh("q")
-        b.assign(chan, "col_mean(grad) > 0")       # a boolean read by a later stage
+        b.assign(chan, f"{_along(b, 'col', 'grad', 'rows')} > 0")       # a boolean read by a later stage
         u = f"where({chan}, grad / (sqrt({c}) + 1), grad / (sqrt({c}) + 2))"
     elif kind == "rows":
         r = b.fresh("r")
         b.states[r] = '{ init = "zeros", shape = "rows" }'
         f = b.fraction()
-        b.assign(r, f"{f} * {r} + (1 - {f}) * row_mean(grad * grad)")
+        b.assign(r, f"{f} * {r} + (1 - {f}) * {_along(b, 'row', 'grad * grad', 'cols')}")
         u = f"grad / (sqrt({r}) + 1)"
+        if b.rng.random() < 0.5:        # a row extremum and a column one in one expression
+            u = f"{u} + (grad - {_along(b, 'row', 'grad', 'cols')}) * ({_along(b, 'col', 'abs(grad)', 'rows')})"
+            u = f"({u}) / (1 + abs({u}))"
     else:
         k = b.fresh("k")
         b.hyper[k] = f'{{ default = {b.rng.choice([1, 2, 3])}, type = "int", range = "[0, 5]" }}'
@@ -290,9 +311,19 @@ def _matrix(b):
         v = b.fresh("v")
         b.states[v] = "{ init = 0.0 }"
         f = b.fraction()
-        b.assign(v, f"{f} * {v} + (1 - {f}) * col_mean(row_mean(abs(grad)))")
+        inner = _along(b, "row", "abs(grad)", "cols")
+        b.assign(v, f"{f} * {v} + (1 - {f}) * {_along(b, 'col', inner, 'rows')}")
         u = f"({u}) * (1 + {v})"
     b.weight_line(f"({u}) / (1 + abs({u}))")
+
+
+def _along(b, axis, x, count):
+    """A reduction of `x` along rows ("row") or columns ("col") of the matrix view: mean,
+    maximum, minimum or a sum divided by the `count` of its terms."""
+    kind = b.rng.choice(["mean", "sum", "max", "min"])
+    if kind == "sum":
+        return f"{axis}_sum({x}) / {count}"
+    return f"{axis}_{kind}({x})"
 
 
 def _modes(b):

@@ -15,11 +15,11 @@ the schedule runs through
 What counts as equal (`codegen.targets.Coverage.exact`): element-wise rules and matrix
 rules compute the same three-address code with the same correctly rounded operations on
 every target, so their float32/float64 results are compared bit for bit (NaN equal to
-NaN). Two things round otherwise: reductions in element-wise kernels (norms, row means,
-per-tensor and per-row states) are summed in double in another order than NumPy's
-pairwise sums in the array's precision, and exp, log and non-integer powers come from
-each target's math library (NumPy's SIMD loops, libm, CUDA's), which differ in the last
-bit. Such rules' arrays are compared within `tolerance(shapes)` units in the last place of
+NaN). Two things round otherwise: sums in element-wise kernels (norms, `sum`, `dot`, row
+means and sums) are added in double in another order than NumPy's pairwise sums (in
+float32 or wider for norms and row means, in double for the others), and exp, log and
+non-integer powers come from each target's math library (NumPy's SIMD loops, libm,
+CUDA's), which differ in the last bit; maxima and minima are exact. Such rules' arrays are compared within `tolerance(shapes)` units in the last place of
 each array's largest magnitude: a few ulps per step, compounded over the schedule's steps,
 and for sums over many elements the spread of their rounding errors (about the square
 root of the count, in ulps of the sum), far below what a wrong formula, pass or operand

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..ir import DEVICE, ROWS
 from ..printers.c_family import Assignment, Definition
-from ..stages import REDUCTIONS, plan
+from ..stages import KINDS, REDUCTIONS, plan
 from ..tac import Scalar
 
 CHUNK = 65536        # elements per multi-tensor chunk (as PyTorch's multi_tensor_apply)
@@ -93,27 +93,40 @@ def variant_context(rule, variant, program, classes, printer):
     }
 
 
+# How each element's term joins a reduction's partial (`acc[k]`, double), and the partial's start
+_COMBINE = {"sum": "acc[{k}] += {term};", "max": "acc[{k}] = om::maximum(acc[{k}], {term});",
+            "min": "acc[{k}] = om::minimum(acc[{k}], {term});"}
+_START = {"sum": "0", "max": "-om::infinity()", "min": "om::infinity()"}
+
+
+def _reduction(r, slot):
+    """What the templates need of one finished reduction: its slot, whether it is per row,
+    how partials combine ("sum", "max", "min") and start, and its finish."""
+    kind = KINDS[r.op]
+    return {"slot": slot, "rows": kind.rows, "combine": kind.combine, "start": _START[kind.combine],
+            "finish": kind.finish, "op": r.op}
+
+
 def _passes(fn, program, stages, printer, arrays):
-    """Per pass: the arrays it loads and stores, the reductions it reads (norms by slot in
-    the per-tensor `reduced` buffer, row means by slot in the per-row `rowred` buffer), the
-    reductions it finishes, its per-element math and that function's parameters."""
+    """Per pass: the arrays it loads and stores, the reductions it reads (whole-tensor ones
+    by slot in the per-tensor `reduced` buffer, row ones by slot in the per-row `rowred`
+    buffer), the reductions it finishes, its per-element math and that function's parameters."""
     finished = [r for p in stages.passes for r in p.reductions]
-    slots = {}
-    for kind in REDUCTIONS:
-        for k, r in enumerate(r for r in finished if r.op == kind):
-            slots[r.id] = k
+    # slots in the order the passes finish them, whole-tensor and per-row ones apart
+    slots = {r.id: k for k, r in enumerate(r for r in finished if not KINDS[r.op].rows)}
+    slots.update({r.id: k for k, r in enumerate(r for r in finished if KINDS[r.op].rows)})
     row_arrays = {a["c"] for a in arrays if a["rows"]}
     types = {a["c"]: a["template_type"] for a in arrays}
     # A row-shaped array that a pass reads and writes: the row's first element stores the new
     # value while other elements of the row may still have to read the old one, so an earlier
     # row pass copies the old values into the per-row buffer and the rewriting pass reads them
-    # there. Device scalar states likewise: the norms kernel of an earlier pass keeps the old
+    # there. Device scalar states likewise: the finish kernel of an earlier pass keeps the old
     # value. Only the rewriting pass reads the copy: a pass before it reads the array, which
     # still holds the old value (the copy is not taken yet), and a pass after it reads back
     # the new value.
     device_arrays = {a["c"] for a in arrays if a["device"]}
-    row_slots = sum(1 for r in finished if r.op == "row_mean")
-    norm_slots = sum(1 for r in finished if r.op == "norm")
+    row_slots = sum(1 for r in finished if KINDS[r.op].rows)
+    norm_slots = sum(1 for r in finished if not KINDS[r.op].rows)
     snapshots, device_snapshots, rewriter = {}, {}, {}
     for p in stages.passes:
         for name in p.writes:
@@ -130,8 +143,8 @@ def _passes(fn, program, stages, printer, arrays):
     out = []
     for p in stages.passes:
         copied = {a for a, j in rewriter.items() if j == p.index}
-        norms_used = [r for r in p.uses if r.op == "norm"]
-        rows_used = [r for r in p.uses if r.op == "row_mean"]
+        norms_used = [r for r in p.uses if not KINDS[r.op].rows]
+        rows_used = [r for r in p.uses if KINDS[r.op].rows]
         names = {vid: printer.name(array) for vid, array in p.loads.items()}
         names.update({r.id: f"n{r.id}" for r in norms_used})
         names.update({r.id: f"r{r.id}" for r in rows_used})
@@ -139,7 +152,8 @@ def _passes(fn, program, stages, printer, arrays):
             lines = [printer._print(Definition(v)) for v in p.code]
             for k, r in enumerate(p.reductions):
                 x = printer._print(r.args[0])
-                lines.append(f"acc[{k}] += double({x} * {x});" if r.op == "norm" else f"acc[{k}] += double({x});")
+                term = f"double({x} * {x})" if KINDS[r.op].square else f"double({x})"
+                lines.append(_COMBINE[KINDS[r.op].combine].format(k=k, term=term))
             lines += [printer._print(Assignment(name, program.outputs[name])) for name in p.writes]
         reads = [printer.name(a) for a in p.reads]
         writes = [printer.name(a) for a in p.writes]
@@ -151,6 +165,8 @@ def _passes(fn, program, stages, printer, arrays):
         if p.reductions:
             params.append(f"double (&acc)[{len(p.reductions)}]")
             args.append("acc")
+        reductions = [_reduction(r, slots[r.id]) for r in p.reductions]
+        starts = [r["start"] for r in reductions]
         out.append({
             "index": p.index,
             "reads": reads,
@@ -168,21 +184,23 @@ def _passes(fn, program, stages, printer, arrays):
             "row_types": types,
             "uses_norms": [{"name": f"n{r.id}", "slot": slots[r.id]} for r in norms_used],
             "uses_rows": [{"name": f"r{r.id}", "slot": slots[r.id]} for r in rows_used],
-            "reductions": [{"slot": slots[r.id], "kind": "norm" if r.op == "norm" else "row"}
-                           for r in p.reductions],
-            "norms": [slots[r.id] for r in p.reductions if r.op == "norm"],
-            "by_rows": any(r.op == "row_mean" for r in p.reductions),
+            "reductions": reductions,
+            # the partials' start: `{}` (zeros) when every reduction of the pass is a sum
+            "start": "{}" if all(x == "0" for x in starts) else "{" + ", ".join(starts) + "}",
+            "finish": [r for r in reductions if not r["rows"]],
+            "kinds": sorted({r.op for r in p.reductions}),
+            "by_rows": any(r["rows"] for r in reductions),
             "math_params": params,
             "call_args": args,
             "math_lines": lines,
         })
-    # taken by the first row pass, or the first norms kernel, before the rewriting pass
+    # taken by the first row pass, or the first finish kernel, before the rewriting pass
     # (targets.coverage checks there is one)
     for a, slot in snapshots.items():
         next(p for p in out if p["by_rows"] and p["index"] < rewriter[a])["snapshots"].append(
             {"name": a, "slot": slot})
     for a, slot in device_snapshots.items():
-        next(p for p in out if p["norms"] and p["index"] < rewriter[a])["device_snapshots"].append(
+        next(p for p in out if p["finish"] and p["index"] < rewriter[a])["device_snapshots"].append(
             {"name": a, "slot": slot})
     return out, row_slots, norm_slots
 

@@ -6,7 +6,7 @@ argument order and multi-tensor table layout, so the runtime launches them with 
 launch metadata (`generated/cuda/<spec>.py`, read by `runtime/backends/launch_table.py`).
 What differs is around the math (`templates/cpu_module.cpp.j2`, `templates/cpu_passes.cpp.j2`):
 plain loops the compiler vectorises instead of packs, OpenMP threads instead of a grid, and
-reductions summed per chunk in order instead of per block. Matrix rules get their
+reductions combined per chunk in order instead of per block. Matrix rules get their
 element-wise stages instead (`cpu_matrix.py`); other rules the CUDA emitter does not cover
 (`targets.coverage`) get no CPU source either: their NumPy code runs.
 
@@ -36,6 +36,7 @@ def render(rule, analysis):
             kernel["offset_args"] = _offset_args(context["arrays"], kernel["master"] == "true")
         for stage in context["passes"]:
             stage["cpu_call_args"] = _pass_call_args(stage)
+            stage["simd"] = _simd_reductions(stage["reductions"])
         variants.append(context)
     template = environment().get_template("cpu_module.cpp.j2")
     return render_limited(template, rule=rule, variants=variants).rstrip("\n") + "\n"
@@ -64,6 +65,17 @@ def _offset_args(arrays, master):
         if a["name"] == "weight":
             args.append("p_master + lo" if master else "nullptr")
     return args
+
+
+def _simd_reductions(reductions):
+    """The `omp simd` reduction clauses of a pass's partials `sum<k>`: `+` for sums, the
+    header's NaN-propagating `om_max` / `om_min` for maxima and minima."""
+    clauses = []
+    for combine, op in (("sum", "+"), ("max", "om_max"), ("min", "om_min")):
+        names = [f"sum{k}" for k, r in enumerate(reductions) if r["combine"] == combine]
+        if names:
+            clauses.append(f"reduction({op}: {', '.join(names)})")
+    return " ".join(clauses)
 
 
 def _pass_call_args(stage):

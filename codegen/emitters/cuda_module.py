@@ -29,7 +29,8 @@ def render(rule, analysis, spec_path, module_name):
         variants.append(context)
         metadata[key] = {
             **_launch_meta(variant, program, context),
-            "passes": [{"norms": bool(p["norms"]), "by_rows": p["by_rows"]} for p in context["passes"]],
+            "passes": [{"finish": bool(p["finish"]), "by_rows": p["by_rows"], "kinds": p["kinds"]}
+                       for p in context["passes"]],
             "reductions": context["reductions"],
             "rows": context["rows"],
             "device": context["device"],

@@ -12,7 +12,7 @@ from ..printers.arrays import ArrayPrinter
 from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
-from ..tac import Scalar, Val, lower, symmetric
+from ..tac import REDUCTION_OPS, WHOLE_OPS, Scalar, Val, lower, symmetric
 from ..matrix_stages import in_place
 from .c_stages import stage_programs, stage_scalars
 from .templates import environment, render_limited
@@ -114,8 +114,8 @@ def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
         "arrays": list(program.inputs),
         "scalars": list(program.scalars),
         "uses_rng": any(v.op == "normal" for v in program.code),
-        "whole_tensor": bool(rule.matrix) or any(v.op == "norm" for v in program.code),
-        "elementwise": not rule.matrix and not any(v.op in ("norm", "row_mean", "normal") for v in program.code)
+        "whole_tensor": bool(rule.matrix) or any(v.op in WHOLE_OPS for v in program.code),
+        "elementwise": not rule.matrix and not any(v.op in REDUCTION_OPS + ("normal",) for v in program.code)
         and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
         "kernel_lines": kernel_lines,
         "stage_lines": stage_lines,
@@ -235,6 +235,28 @@ class MatrixArrayPrinter(ArrayPrinter):
     def _print_step_col_mean(self, step):
         return self._bind(step, f"xp.mean({self._operand(step.operands[0])}, axis=-2, keepdims=True)")
 
+    # sums, maxima and minima of rows and columns as ArrayPrinter's (double sums, NaN kept,
+    # a zero extremum +0, an empty row or column -inf / +inf), along the view's axes
+    def _axes(self, x):
+        return "axis=-1, keepdims=True"
+
+    def _empty_shape(self, x):
+        return f"{x}.shape[:-1] + (1,)"
+
+    def _col_axes(self, x):
+        return "axis=-2, keepdims=True"
+
+    def _print_step_col_sum(self, step):
+        return self._sum(step, self._col_axes(self._operand(step.operands[0])))
+
+    def _print_step_col_max(self, step):
+        x = self._operand(step.operands[0])
+        return self._extremum(step, "max", self._col_axes(x), f"{x}.shape[:-2] + (1, {x}.shape[-1])")
+
+    def _print_step_col_min(self, step):
+        x = self._operand(step.operands[0])
+        return self._extremum(step, "min", self._col_axes(x), f"{x}.shape[:-2] + (1, {x}.shape[-1])")
+
     def _print_step_transpose(self, step):
         return self._bind(step, f"xp.swapaxes({self._operand(step.operands[0])}, -1, -2)")
 
@@ -258,8 +280,11 @@ def _kernel_doc(program, written, matrix=""):
                 "not element-wise.")
     ops = {v.op for v in program.code}
     shapes = {v.shape for v in program.inputs.values()}
-    reads = [what for present, what in (("norm" in ops, "norms of whole arrays"),
-                                        ("row_mean" in ops, "means over each row"),
+    whole = [w for op, w in (("norm", "norms"), ("sum", "sums"), ("max", "maxima"), ("min", "minima")) if op in ops]
+    rows = [w for op, w in (("row_mean", "means"), ("row_sum", "sums"), ("row_max", "maxima"),
+                            ("row_min", "minima")) if op in ops]
+    reads = [what for present, what in ((whole, f"{_listed(whole)} of whole arrays"),
+                                        (rows, f"{_listed(rows)} over each row"),
                                         ("rows" in shapes, "per-row states"),
                                         ("device" in shapes, "per-tensor scalar states")) if present]
     targets = ", ".join(written)
@@ -268,3 +293,7 @@ def _kernel_doc(program, written, matrix=""):
     if "normal" in ops:
         text += " Draws standard normal noise for every element from rng."
     return text
+
+
+def _listed(words):
+    return " and ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " and " + words[-1]

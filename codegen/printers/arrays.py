@@ -104,5 +104,55 @@ class ArrayPrinter(NumPyPrinter):
         value = f"xp.mean({x}, axis=tuple(range(1, {x}.ndim)), keepdims=True)"
         return f"{step.out} = {value}" if step.mode == "new" else f"xp.mean({x}, axis=tuple(range(1, {x}.ndim)), keepdims=True, out={step.out})"
 
+    # -- sums, maxima and minima ------------------------------------------------------
+    # Sums are accumulated in double and rounded once to float32 or wider (a norm's dtype),
+    # as the kernels do. A maximum or minimum propagates NaN (numpy.max's rule); `+ 0.0`
+    # makes a zero result +0 whichever zero came first (numpy does not fix which one a
+    # reduction returns, so the kernels, which combine in another order, would differ in its
+    # sign); an empty tensor or row reduces to the start of the kernels' reduction, -inf
+    # (max) or +inf (min), where numpy.max would raise.
+    def _axes(self, x):
+        """The `axis=` of a row reduction: every axis but the first."""
+        return f"axis=tuple(range(1, {x}.ndim)), keepdims=True"
+
+    def _empty_shape(self, x):
+        """The shape of a row reduction's result."""
+        return f"{x}.shape[:1] + (1,) * ({x}.ndim - 1)"
+
+    def _reduced(self, step, value):
+        return self._bind(step, value) if step.mode == "new" else f"xp.copyto({step.out}, {value})"
+
+    def _sum(self, step, axes=""):
+        x = self._operand(step.operands[0])
+        return self._reduced(step, f"xp.sum({x}, {axes + ', ' if axes else ''}dtype=xp.float64)"
+                                   f".astype(xp.promote_types({x}.dtype, xp.float32))")
+
+    def _extremum(self, step, name, axes="", empty_shape=None):
+        x = self._operand(step.operands[0])
+        infinity = "-xp.inf" if name == "max" else "xp.inf"
+        call = f"xp.{name}({x}{', ' + axes if axes else ''}) + 0.0"
+        empty = f"xp.full({empty_shape}, {infinity}, {x}.dtype)" if axes else f"xp.asarray({infinity}, {x}.dtype)"
+        return self._reduced(step, f"({call} if {x}.size else {empty})")
+
+    def _print_step_sum(self, step):
+        return self._sum(step)
+
+    def _print_step_max(self, step):
+        return self._extremum(step, "max")
+
+    def _print_step_min(self, step):
+        return self._extremum(step, "min")
+
+    def _print_step_row_sum(self, step):
+        return self._sum(step, self._axes(self._operand(step.operands[0])))
+
+    def _print_step_row_max(self, step):
+        x = self._operand(step.operands[0])
+        return self._extremum(step, "max", self._axes(x), self._empty_shape(x))
+
+    def _print_step_row_min(self, step):
+        x = self._operand(step.operands[0])
+        return self._extremum(step, "min", self._axes(x), self._empty_shape(x))
+
     def copy_statement(self, buffer, source):
         return f"xp.copyto({buffer}, {self._operand(source)})"

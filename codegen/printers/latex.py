@@ -9,6 +9,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .notation import GREEK, FormulaOrder, Glyph
 from ..escaping import latex_text
+from ..functions import Abs
 
 
 class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
@@ -118,6 +119,50 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
 
     def _print_ColMean(self, expr, exp=None):
         return self._call("col\\_mean", *expr.args)
+
+    # Sums, maxima and minima by index: over every element k of a tensor, over the columns j
+    # of each row i (a value per row), over the rows i of each column j (a value per column)
+    def _indexed(self, arg, index):
+        """A name braced with the index as subscript (the name may carry a subscript of its
+        own), anything else parenthesised."""
+        text = self._print(arg)
+        if arg.is_Symbol or isinstance(arg, Abs):   # |x| is delimited already
+            return f"{{{text}}}_{{{index}}}"
+        return f"\\left({text}\\right)_{{{index}}}"
+
+    def _reduction(self, operator, expr, over, index):
+        return f"{operator}_{{{over}}} {self._indexed(expr.args[0], index)}"
+
+    def _print_TensorSum(self, expr, exp=None):
+        return self._reduction("\\sum", expr, "k", "k")
+
+    def _print_TensorMax(self, expr, exp=None):
+        return self._reduction("\\max", expr, "k", "k")
+
+    def _print_TensorMin(self, expr, exp=None):
+        return self._reduction("\\min", expr, "k", "k")
+
+    def _print_SumOfProducts(self, expr, exp=None):
+        a, b = (self._print(arg) for arg in expr.args)
+        return f"\\left\\langle {a}, {b} \\right\\rangle"
+
+    def _print_RowSum(self, expr, exp=None):
+        return self._reduction("\\sum", expr, "j", "ij")
+
+    def _print_RowMax(self, expr, exp=None):
+        return self._reduction("\\max", expr, "j", "ij")
+
+    def _print_RowMin(self, expr, exp=None):
+        return self._reduction("\\min", expr, "j", "ij")
+
+    def _print_ColSum(self, expr, exp=None):
+        return self._reduction("\\sum", expr, "i", "ij")
+
+    def _print_ColMax(self, expr, exp=None):
+        return self._reduction("\\max", expr, "i", "ij")
+
+    def _print_ColMin(self, expr, exp=None):
+        return self._reduction("\\min", expr, "i", "ij")
 
     def _factor(self, arg):
         """A factor of a matrix product or the base of a transpose: parenthesised unless a

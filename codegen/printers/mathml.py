@@ -12,6 +12,7 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 from ..escaping import visible
+from ..functions import Abs
 from .notation import GREEK, FormulaOrder, Glyph
 
 
@@ -182,6 +183,47 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
 
     def _print_ColMean(self, expr):
         return self._call("col_mean", *expr.args)
+
+    # Sums, maxima and minima by index, as the LaTeX printer writes them: over every element
+    # k of a tensor, over the columns j of each row i, over the rows i of each column j
+    def _indexed(self, arg, index):
+        base = self._print(arg) if arg.is_Symbol or isinstance(arg, Abs) else self.fenced(self._print(arg))
+        return self.el("msub", base, self.el("mi", text=index))
+
+    def _reduction(self, operator, expr, over, index):
+        head = self.mo(operator, largeop="true") if operator == "∑" else self.el("mi", text=operator)
+        return self.row(self.el("munder", head, self.el("mi", text=over)), self._indexed(expr.args[0], index))
+
+    def _print_TensorSum(self, expr):
+        return self._reduction("∑", expr, "k", "k")
+
+    def _print_TensorMax(self, expr):
+        return self._reduction("max", expr, "k", "k")
+
+    def _print_TensorMin(self, expr):
+        return self._reduction("min", expr, "k", "k")
+
+    def _print_SumOfProducts(self, expr):
+        a, b = (self._print(arg) for arg in expr.args)
+        return self.fenced(self.row(a, self.mo(",", separator="true"), b), "⟨", "⟩")
+
+    def _print_RowSum(self, expr):
+        return self._reduction("∑", expr, "j", "ij")
+
+    def _print_RowMax(self, expr):
+        return self._reduction("max", expr, "j", "ij")
+
+    def _print_RowMin(self, expr):
+        return self._reduction("min", expr, "j", "ij")
+
+    def _print_ColSum(self, expr):
+        return self._reduction("∑", expr, "i", "ij")
+
+    def _print_ColMax(self, expr):
+        return self._reduction("max", expr, "i", "ij")
+
+    def _print_ColMin(self, expr):
+        return self._reduction("min", expr, "i", "ij")
 
     def _factor(self, arg):
         """A factor of a matrix product or the base of a transpose: parenthesised unless a

@@ -33,13 +33,14 @@ struct groupadagrad_default_scalars {
     M rescale_grad;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 0 norm slot(s) and 2 row slot(s) per row.
+// 2 pass(es) over memory (codegen/stages.py); per tensor 0 reduction slot(s) and 2 row slot(s) per row.
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void groupadagrad_default_pass0_math(
@@ -59,7 +60,7 @@ static void groupadagrad_default_pass0_span(
     const om::index_t n, const groupadagrad_default_scalars<M> s, double (&sums)[1],
     const om::index_t base, const om::index_t row_len, const double* __restrict__ row_means)
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0;
 #pragma omp simd reduction(+: sum0)
@@ -147,7 +148,7 @@ extern "C" void groupadagrad_default_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, row_len, first_row
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const groupadagrad_default_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -189,7 +190,7 @@ extern "C" void groupadagrad_default_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, row_len, first_row
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const groupadagrad_default_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])) };
@@ -231,7 +232,7 @@ extern "C" void groupadagrad_default_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, row_len, first_row
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const groupadagrad_default_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -273,7 +274,7 @@ extern "C" void groupadagrad_default_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, row_len, first_row
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const groupadagrad_default_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -315,7 +316,7 @@ extern "C" void groupadagrad_default_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, row_len, first_row
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const groupadagrad_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -357,7 +358,7 @@ extern "C" void groupadagrad_default_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, row_len, first_row
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const groupadagrad_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };

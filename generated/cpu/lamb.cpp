@@ -42,13 +42,14 @@ struct lamb_bias_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lamb_bias_correction_pass0_math(
@@ -84,7 +85,7 @@ static void lamb_bias_correction_pass0_span(
     M* __restrict__ p_var,
     const om::index_t n, const lamb_bias_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -160,7 +161,7 @@ extern "C" void lamb_bias_correction_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -172,7 +173,7 @@ extern "C" void lamb_bias_correction_f32_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f32_norms0(
+extern "C" void lamb_bias_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -199,7 +200,7 @@ extern "C" void lamb_bias_correction_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -220,7 +221,7 @@ extern "C" void lamb_bias_correction_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_bias_correction_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
@@ -232,7 +233,7 @@ extern "C" void lamb_bias_correction_f64_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f64_norms0(
+extern "C" void lamb_bias_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -259,7 +260,7 @@ extern "C" void lamb_bias_correction_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -280,7 +281,7 @@ extern "C" void lamb_bias_correction_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -292,7 +293,7 @@ extern "C" void lamb_bias_correction_f16_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f16_norms0(
+extern "C" void lamb_bias_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -319,7 +320,7 @@ extern "C" void lamb_bias_correction_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -340,7 +341,7 @@ extern "C" void lamb_bias_correction_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -352,7 +353,7 @@ extern "C" void lamb_bias_correction_bf16_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_bf16_norms0(
+extern "C" void lamb_bias_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -379,7 +380,7 @@ extern "C" void lamb_bias_correction_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -400,7 +401,7 @@ extern "C" void lamb_bias_correction_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -412,7 +413,7 @@ extern "C" void lamb_bias_correction_f16_mp_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_f16_mp_norms0(
+extern "C" void lamb_bias_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -439,7 +440,7 @@ extern "C" void lamb_bias_correction_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
@@ -460,7 +461,7 @@ extern "C" void lamb_bias_correction_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -472,7 +473,7 @@ extern "C" void lamb_bias_correction_bf16_mp_pass0(
     });
 }
 
-extern "C" void lamb_bias_correction_bf16_mp_norms0(
+extern "C" void lamb_bias_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -499,7 +500,7 @@ extern "C" void lamb_bias_correction_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
@@ -533,13 +534,14 @@ struct lamb_not_bias_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lamb_not_bias_correction_pass0_math(
@@ -573,7 +575,7 @@ static void lamb_not_bias_correction_pass0_span(
     M* __restrict__ p_var,
     const om::index_t n, const lamb_not_bias_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -647,7 +649,7 @@ extern "C" void lamb_not_bias_correction_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
@@ -659,7 +661,7 @@ extern "C" void lamb_not_bias_correction_f32_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f32_norms0(
+extern "C" void lamb_not_bias_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -686,7 +688,7 @@ extern "C" void lamb_not_bias_correction_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 17;
@@ -707,7 +709,7 @@ extern "C" void lamb_not_bias_correction_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_not_bias_correction_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])) };
@@ -719,7 +721,7 @@ extern "C" void lamb_not_bias_correction_f64_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f64_norms0(
+extern "C" void lamb_not_bias_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -746,7 +748,7 @@ extern "C" void lamb_not_bias_correction_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 17;
@@ -767,7 +769,7 @@ extern "C" void lamb_not_bias_correction_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
@@ -779,7 +781,7 @@ extern "C" void lamb_not_bias_correction_f16_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f16_norms0(
+extern "C" void lamb_not_bias_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -806,7 +808,7 @@ extern "C" void lamb_not_bias_correction_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 17;
@@ -827,7 +829,7 @@ extern "C" void lamb_not_bias_correction_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
@@ -839,7 +841,7 @@ extern "C" void lamb_not_bias_correction_bf16_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_bf16_norms0(
+extern "C" void lamb_not_bias_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -866,7 +868,7 @@ extern "C" void lamb_not_bias_correction_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 17;
@@ -887,7 +889,7 @@ extern "C" void lamb_not_bias_correction_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
@@ -899,7 +901,7 @@ extern "C" void lamb_not_bias_correction_f16_mp_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_f16_mp_norms0(
+extern "C" void lamb_not_bias_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -926,7 +928,7 @@ extern "C" void lamb_not_bias_correction_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 18;
@@ -947,7 +949,7 @@ extern "C" void lamb_not_bias_correction_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lamb_not_bias_correction_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
@@ -959,7 +961,7 @@ extern "C" void lamb_not_bias_correction_bf16_mp_pass0(
     });
 }
 
-extern "C" void lamb_not_bias_correction_bf16_mp_norms0(
+extern "C" void lamb_not_bias_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -986,7 +988,7 @@ extern "C" void lamb_not_bias_correction_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 18;

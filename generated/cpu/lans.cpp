@@ -42,13 +42,14 @@ struct lans_default_scalars {
     M wd;
 };
 
-// 3 pass(es) over memory (codegen/stages.py); per tensor 4 norm slot(s).
+// 3 pass(es) over memory (codegen/stages.py); per tensor 4 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lans_default_pass0_math(
@@ -67,7 +68,7 @@ static void lans_default_pass0_span(
     const M* __restrict__ p_var,
     const om::index_t n, const lans_default_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -124,7 +125,7 @@ static void lans_default_pass1_span(
     M* __restrict__ p_var,
     const om::index_t n, const lans_default_scalars<M> s, const M n1, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -217,7 +218,7 @@ extern "C" void lans_default_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -229,7 +230,7 @@ extern "C" void lans_default_f32_pass0(
     });
 }
 
-extern "C" void lans_default_f32_norms0(
+extern "C" void lans_default_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -256,7 +257,7 @@ extern "C" void lans_default_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -270,7 +271,7 @@ extern "C" void lans_default_f32_pass1(
     });
 }
 
-extern "C" void lans_default_f32_norms1(
+extern "C" void lans_default_f32_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -297,7 +298,7 @@ extern "C" void lans_default_f32_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -320,7 +321,7 @@ extern "C" void lans_default_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
@@ -332,7 +333,7 @@ extern "C" void lans_default_f64_pass0(
     });
 }
 
-extern "C" void lans_default_f64_norms0(
+extern "C" void lans_default_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -359,7 +360,7 @@ extern "C" void lans_default_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -373,7 +374,7 @@ extern "C" void lans_default_f64_pass1(
     });
 }
 
-extern "C" void lans_default_f64_norms1(
+extern "C" void lans_default_f64_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -400,7 +401,7 @@ extern "C" void lans_default_f64_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -423,7 +424,7 @@ extern "C" void lans_default_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -435,7 +436,7 @@ extern "C" void lans_default_f16_pass0(
     });
 }
 
-extern "C" void lans_default_f16_norms0(
+extern "C" void lans_default_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -462,7 +463,7 @@ extern "C" void lans_default_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -476,7 +477,7 @@ extern "C" void lans_default_f16_pass1(
     });
 }
 
-extern "C" void lans_default_f16_norms1(
+extern "C" void lans_default_f16_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -503,7 +504,7 @@ extern "C" void lans_default_f16_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -526,7 +527,7 @@ extern "C" void lans_default_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -538,7 +539,7 @@ extern "C" void lans_default_bf16_pass0(
     });
 }
 
-extern "C" void lans_default_bf16_norms0(
+extern "C" void lans_default_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -565,7 +566,7 @@ extern "C" void lans_default_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -579,7 +580,7 @@ extern "C" void lans_default_bf16_pass1(
     });
 }
 
-extern "C" void lans_default_bf16_norms1(
+extern "C" void lans_default_bf16_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -606,7 +607,7 @@ extern "C" void lans_default_bf16_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<19>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 19;
@@ -629,7 +630,7 @@ extern "C" void lans_default_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -641,7 +642,7 @@ extern "C" void lans_default_f16_mp_pass0(
     });
 }
 
-extern "C" void lans_default_f16_mp_norms0(
+extern "C" void lans_default_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -668,7 +669,7 @@ extern "C" void lans_default_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
@@ -682,7 +683,7 @@ extern "C" void lans_default_f16_mp_pass1(
     });
 }
 
-extern "C" void lans_default_f16_mp_norms1(
+extern "C" void lans_default_f16_mp_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -709,7 +710,7 @@ extern "C" void lans_default_f16_mp_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
@@ -732,7 +733,7 @@ extern "C" void lans_default_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lans_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -744,7 +745,7 @@ extern "C" void lans_default_bf16_mp_pass0(
     });
 }
 
-extern "C" void lans_default_bf16_mp_norms0(
+extern "C" void lans_default_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -771,7 +772,7 @@ extern "C" void lans_default_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;
@@ -785,7 +786,7 @@ extern "C" void lans_default_bf16_mp_pass1(
     });
 }
 
-extern "C" void lans_default_bf16_mp_norms1(
+extern "C" void lans_default_bf16_mp_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -812,7 +813,7 @@ extern "C" void lans_default_bf16_mp_pass2(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, lower_bound, lr, rescale_grad, upper_bound, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 20;

@@ -440,13 +440,14 @@ struct lars_not_exempt__momentum_eq_0_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0_pass0_math(
@@ -463,7 +464,7 @@ static void lars_not_exempt__momentum_eq_0_pass0_span(
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -528,7 +529,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -540,7 +541,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f32_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -567,7 +568,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -588,7 +589,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
@@ -600,7 +601,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f64_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -627,7 +628,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -648,7 +649,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -660,7 +661,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -687,7 +688,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -708,7 +709,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -720,7 +721,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -747,7 +748,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -768,7 +769,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -780,7 +781,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -807,7 +808,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
@@ -828,7 +829,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -840,7 +841,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -867,7 +868,7 @@ extern "C" void lars_not_exempt__momentum_eq_0_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
@@ -897,13 +898,14 @@ struct lars_not_exempt__momentum_ne_0_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0_pass0_math(
@@ -921,7 +923,7 @@ static void lars_not_exempt__momentum_ne_0_pass0_span(
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -993,7 +995,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -1005,7 +1007,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f32_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1032,7 +1034,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -1053,7 +1055,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
@@ -1065,7 +1067,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f64_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1092,7 +1094,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -1113,7 +1115,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -1125,7 +1127,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1152,7 +1154,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -1173,7 +1175,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -1185,7 +1187,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1212,7 +1214,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -1233,7 +1235,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -1245,7 +1247,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1272,7 +1274,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
@@ -1293,7 +1295,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -1305,7 +1307,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1332,7 +1334,7 @@ extern "C" void lars_not_exempt__momentum_ne_0_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;

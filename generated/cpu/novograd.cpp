@@ -37,13 +37,14 @@ struct novograd_maximize_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void novograd_maximize_pass0_math(
@@ -64,7 +65,7 @@ static void novograd_maximize_pass0_span(
     const om::index_t n, const novograd_maximize_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0;
 #pragma omp simd reduction(+: sum0)
@@ -140,7 +141,7 @@ extern "C" void novograd_maximize_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -152,7 +153,7 @@ extern "C" void novograd_maximize_f32_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f32_norms0(
+extern "C" void novograd_maximize_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -176,7 +177,7 @@ extern "C" void novograd_maximize_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -198,7 +199,7 @@ extern "C" void novograd_maximize_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
@@ -210,7 +211,7 @@ extern "C" void novograd_maximize_f64_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f64_norms0(
+extern "C" void novograd_maximize_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -234,7 +235,7 @@ extern "C" void novograd_maximize_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -256,7 +257,7 @@ extern "C" void novograd_maximize_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -268,7 +269,7 @@ extern "C" void novograd_maximize_f16_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f16_norms0(
+extern "C" void novograd_maximize_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -292,7 +293,7 @@ extern "C" void novograd_maximize_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -314,7 +315,7 @@ extern "C" void novograd_maximize_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -326,7 +327,7 @@ extern "C" void novograd_maximize_bf16_pass0(
     });
 }
 
-extern "C" void novograd_maximize_bf16_norms0(
+extern "C" void novograd_maximize_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -350,7 +351,7 @@ extern "C" void novograd_maximize_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -372,7 +373,7 @@ extern "C" void novograd_maximize_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -384,7 +385,7 @@ extern "C" void novograd_maximize_f16_mp_pass0(
     });
 }
 
-extern "C" void novograd_maximize_f16_mp_norms0(
+extern "C" void novograd_maximize_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -408,7 +409,7 @@ extern "C" void novograd_maximize_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
@@ -430,7 +431,7 @@ extern "C" void novograd_maximize_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -442,7 +443,7 @@ extern "C" void novograd_maximize_bf16_mp_pass0(
     });
 }
 
-extern "C" void novograd_maximize_bf16_mp_norms0(
+extern "C" void novograd_maximize_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -466,7 +467,7 @@ extern "C" void novograd_maximize_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
@@ -498,13 +499,14 @@ struct novograd_not_maximize_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void novograd_not_maximize_pass0_math(
@@ -524,7 +526,7 @@ static void novograd_not_maximize_pass0_span(
     const om::index_t n, const novograd_not_maximize_scalars<M> s, double (&sums)[1],
     const om::index_t base)
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0;
 #pragma omp simd reduction(+: sum0)
@@ -599,7 +601,7 @@ extern "C" void novograd_not_maximize_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -611,7 +613,7 @@ extern "C" void novograd_not_maximize_f32_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f32_norms0(
+extern "C" void novograd_not_maximize_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -635,7 +637,7 @@ extern "C" void novograd_not_maximize_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -657,7 +659,7 @@ extern "C" void novograd_not_maximize_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<double> s = { double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])) };
@@ -669,7 +671,7 @@ extern "C" void novograd_not_maximize_f64_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f64_norms0(
+extern "C" void novograd_not_maximize_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -693,7 +695,7 @@ extern "C" void novograd_not_maximize_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -715,7 +717,7 @@ extern "C" void novograd_not_maximize_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -727,7 +729,7 @@ extern "C" void novograd_not_maximize_f16_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f16_norms0(
+extern "C" void novograd_not_maximize_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -751,7 +753,7 @@ extern "C" void novograd_not_maximize_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -773,7 +775,7 @@ extern "C" void novograd_not_maximize_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -785,7 +787,7 @@ extern "C" void novograd_not_maximize_bf16_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_bf16_norms0(
+extern "C" void novograd_not_maximize_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -809,7 +811,7 @@ extern "C" void novograd_not_maximize_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 14;
@@ -831,7 +833,7 @@ extern "C" void novograd_not_maximize_f16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -843,7 +845,7 @@ extern "C" void novograd_not_maximize_f16_mp_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_f16_mp_norms0(
+extern "C" void novograd_not_maximize_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -867,7 +869,7 @@ extern "C" void novograd_not_maximize_f16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;
@@ -889,7 +891,7 @@ extern "C" void novograd_not_maximize_bf16_mp_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const novograd_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -901,7 +903,7 @@ extern "C" void novograd_not_maximize_bf16_mp_pass0(
     });
 }
 
-extern "C" void novograd_not_maximize_bf16_mp_norms0(
+extern "C" void novograd_not_maximize_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -925,7 +927,7 @@ extern "C" void novograd_not_maximize_bf16_mp_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mean, p_v, numel, first_chunk, beta1, beta2, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 15;

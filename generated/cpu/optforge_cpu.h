@@ -134,6 +134,8 @@ static inline __attribute__((always_inline)) double pow(double x, double y) { re
 // numpy.maximum/minimum: NaN if either is NaN; of two zeros, the second.
 template <typename M> static inline __attribute__((always_inline)) M maximum(M a, M b) { return (a > b || a != a) ? a : b; }
 template <typename M> static inline __attribute__((always_inline)) M minimum(M a, M b) { return (a < b || a != a) ? a : b; }
+// +infinity (no header of the C library needed): where a maximum (minimum) starts, at -inf (+inf)
+static inline __attribute__((always_inline)) double infinity() { return word_double(0x7ff0000000000000ull); }
 // numpy.clip: min(max(x, lo), hi) where a tie keeps x (so -0.0 stays -0.0); NaN stays NaN.
 template <typename M> static inline __attribute__((always_inline)) M clip(M x, M lo, M hi) {
     const M above = x < lo ? lo : x;
@@ -275,3 +277,8 @@ static inline void share_chunks(const u64* __restrict__ table, int tensors, inde
 }
 
 }  // namespace om
+
+// NaN-propagating maximum and minimum for `omp simd` reductions of the passes' partials
+// (numpy.max's NaN rule; a maximum is the same element in any order of combining)
+#pragma omp declare reduction(om_max : double : omp_out = om::maximum(omp_out, omp_in)) initializer(omp_priv = -om::infinity())
+#pragma omp declare reduction(om_min : double : omp_out = om::minimum(omp_out, omp_in)) initializer(omp_priv = om::infinity())

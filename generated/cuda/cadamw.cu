@@ -15,8 +15,8 @@
 //     weight     = weight - lr * sqrt(1 - beta2**t) / (1 - beta1**t) * scale * mask * u
 //     weight     = weight - lr * wd * weight
 //
-// Per variant (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/cadamw.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -40,13 +40,14 @@ struct cadamw_default_scalars {
     M rescale_grad;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void cadamw_default_pass0_math(
@@ -183,7 +184,7 @@ extern "C" __global__ void __launch_bounds__(512) cadamw_default_f32_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) cadamw_default_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) cadamw_default_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -254,7 +255,7 @@ extern "C" __global__ void __launch_bounds__(512) cadamw_default_f64_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) cadamw_default_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) cadamw_default_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -325,7 +326,7 @@ extern "C" __global__ void __launch_bounds__(512) cadamw_default_f16_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) cadamw_default_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) cadamw_default_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -396,7 +397,7 @@ extern "C" __global__ void __launch_bounds__(512) cadamw_default_bf16_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) cadamw_default_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) cadamw_default_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -467,7 +468,7 @@ extern "C" __global__ void __launch_bounds__(512) cadamw_default_f16_mp_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) cadamw_default_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) cadamw_default_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -538,7 +539,7 @@ extern "C" __global__ void __launch_bounds__(512) cadamw_default_bf16_mp_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) cadamw_default_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) cadamw_default_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

@@ -17,8 +17,8 @@
 //     trust  = where(r1 == 0 or r2 == 0, 1, r1 / r2)
 //     weight = weight - lr * trust * step
 //
-// Per variant (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/lamb.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -45,13 +45,14 @@ struct lamb_bias_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lamb_bias_correction_pass0_math(
@@ -185,7 +186,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f32_pass0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -256,7 +257,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f64_pass0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -327,7 +328,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_pass0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -398,7 +399,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_pass
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -469,7 +470,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_f16_mp_pa
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -540,7 +541,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_bias_correction_bf16_mp_p
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_bias_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -603,13 +604,14 @@ struct lamb_not_bias_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lamb_not_bias_correction_pass0_math(
@@ -739,7 +741,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f32_p
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -810,7 +812,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f64_p
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -881,7 +883,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_p
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -952,7 +954,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1023,7 +1025,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_f16_m
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1094,7 +1096,7 @@ extern "C" __global__ void __launch_bounds__(512) lamb_not_bias_correction_bf16_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lamb_not_bias_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

@@ -20,8 +20,8 @@
 //     trust_g  = where(r1 == 0 or r_g == 0, 1, r1 / r_g)
 //     weight   = weight - lr * (beta1 * trust_m * step_m + (1 - beta1) * trust_g * step_g)
 //
-// Per variant (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/lans.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -48,13 +48,14 @@ struct lans_default_scalars {
     M wd;
 };
 
-// 3 pass(es) over memory (codegen/stages.py); per tensor 4 norm(s).
+// 3 pass(es) over memory (codegen/stages.py); per tensor 4 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lans_default_pass0_math(
@@ -242,7 +243,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f32_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -295,7 +296,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f32_pass1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f32_norms1(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f32_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -368,7 +369,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f64_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -421,7 +422,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f64_pass1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f64_norms1(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f64_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -494,7 +495,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f16_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -547,7 +548,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f16_pass1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f16_norms1(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f16_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -620,7 +621,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -673,7 +674,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_pass1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_norms1(
+extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -746,7 +747,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f16_mp_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -799,7 +800,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_f16_mp_pass1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_f16_mp_norms1(
+extern "C" __global__ void __launch_bounds__(256) lans_default_f16_mp_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -872,7 +873,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_mp_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -925,7 +926,7 @@ extern "C" __global__ void __launch_bounds__(512) lans_default_bf16_mp_pass1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_mp_norms1(
+extern "C" __global__ void __launch_bounds__(256) lans_default_bf16_mp_finish1(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

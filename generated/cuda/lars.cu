@@ -17,8 +17,8 @@
 // three-address code as generated/numpy/lars.py), a span function (16-byte packs when
 // aligned, a scalar tail), a grid-stride kernel per storage dtype and a multi-tensor kernel
 // per storage dtype.
-// Per variant with reductions (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant with reductions (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/lars.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -439,13 +439,14 @@ struct lars_not_exempt__momentum_eq_0_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0_pass0_math(
@@ -549,7 +550,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -620,7 +621,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -691,7 +692,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -762,7 +763,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -833,7 +834,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -904,7 +905,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -963,13 +964,14 @@ struct lars_not_exempt__momentum_ne_0_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0_pass0_math(
@@ -1081,7 +1083,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1152,7 +1154,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1223,7 +1225,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1294,7 +1296,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1365,7 +1367,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1436,7 +1438,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

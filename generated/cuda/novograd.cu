@@ -13,8 +13,8 @@
 //     mean   = mean + grad / (sqrt(v) + epsilon) + wd * weight
 //     weight = weight - lr * mean
 //
-// Per variant (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/novograd.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -36,13 +36,14 @@ struct novograd_maximize_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void novograd_maximize_pass0_math(
@@ -162,7 +163,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f32_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -227,7 +228,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f64_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -292,7 +293,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f16_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -357,7 +358,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize_bf16_pass0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -422,7 +423,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize_f16_mp_pass0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -487,7 +488,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_maximize_bf16_mp_pass
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_maximize_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_maximize_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -544,13 +545,14 @@ struct novograd_not_maximize_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void novograd_not_maximize_pass0_math(
@@ -668,7 +670,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f32_pass
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -733,7 +735,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f64_pass
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -798,7 +800,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f16_pass
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -863,7 +865,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_bf16_pas
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -928,7 +930,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_f16_mp_p
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -993,7 +995,7 @@ extern "C" __global__ void __launch_bounds__(512) novograd_not_maximize_bf16_mp_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) novograd_not_maximize_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

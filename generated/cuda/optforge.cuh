@@ -167,6 +167,8 @@ __host__ __device__ __forceinline__ double pow(double x, double y) { return ::po
 // numpy.maximum/minimum: NaN if either is NaN; of two zeros, the second.
 template <typename M> __host__ __device__ __forceinline__ M maximum(M a, M b) { return (a > b || a != a) ? a : b; }
 template <typename M> __host__ __device__ __forceinline__ M minimum(M a, M b) { return (a < b || a != a) ? a : b; }
+// +infinity (no header of the C library needed): where a maximum (minimum) starts, at -inf (+inf)
+__host__ __device__ __forceinline__ double infinity() { return word_double(0x7ff0000000000000ull); }
 // numpy.clip: min(max(x, lo), hi) where a tie keeps x (so -0.0 stays -0.0); NaN stays NaN.
 template <typename M> __host__ __device__ __forceinline__ M clip(M x, M lo, M hi) {
     const M above = x < lo ? lo : x;
@@ -247,6 +249,23 @@ __device__ __forceinline__ double block_sum(double value, double* shared) {
     __syncthreads();
     for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
         if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+        __syncthreads();
+    }
+    const double total = shared[0];
+    __syncthreads();
+    return total;
+}
+
+// The same tree for a maximum or minimum (the same element in any order: NaN propagates).
+struct Maximum { __device__ __forceinline__ double operator()(double a, double b) const { return maximum(a, b); } };
+struct Minimum { __device__ __forceinline__ double operator()(double a, double b) const { return minimum(a, b); } };
+
+template <typename Combine>
+__device__ __forceinline__ double block_reduce(double value, double* shared, Combine combine) {
+    shared[threadIdx.x] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half) shared[threadIdx.x] = combine(shared[threadIdx.x], shared[threadIdx.x + half]);
         __syncthreads();
     }
     const double total = shared[0];

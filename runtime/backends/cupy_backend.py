@@ -5,7 +5,7 @@ scalars; errors raise before anything changes). This module then checks the arra
 groups the parameters by (variant, storage dtype) and launches, per group, the
 grid-stride kernel for a single tensor or the multi-tensor kernel for several (one
 launch whatever the number of tensors), or for rules with reductions their passes, with
-norms and row means kept in device buffers. Kernels come from `kernel_cache` (NVRTC, in
+their per-tensor and per-row values kept in device buffers. Kernels come from `kernel_cache` (NVRTC, in
 memory and on disk). Row-sparse gradients, and rules the CUDA emitter does not cover
 (`codegen/targets.py`), run the generated NumPy code on the CuPy arrays instead;
 matrix rules run their stage kernels between cuBLAS products (`cupy_matrix.py`).
@@ -131,9 +131,10 @@ def _multi(cupy, kernels, meta, variant, suffix, sms, tensors):
 
 
 def _passes(cupy, kernels, meta, variant, suffix, sms, tensors):
-    """A rule with reductions: its passes in order, each pass that finishes norms followed by
-    the kernel that adds the chunk sums; norms (`reduced`) and per-row values (`rowred`)
-    stay on the device."""
+    """A rule with reductions: its passes in order, each pass that finishes whole-tensor
+    reductions followed by the kernel that combines their chunk partials and finishes them
+    (norms, sums, maxima, minima in `reduced`); those and the per-row values (`rowred`) stay
+    on the device."""
     launch = _device_table(cupy, meta, variant, tensors)
     if launch is None:
         return
@@ -148,7 +149,7 @@ def _passes(cupy, kernels, meta, variant, suffix, sms, tensors):
         kernels.get_function(f"{name}_pass{j}")(
             (blocks,), (meta.MULTI_BLOCK,), (table, numpy.int32(count), numpy.int64(layout.chunks), reduced, partials,
                                              rowred, numpy.int64(layout.rows)))
-        if stage["norms"]:
-            kernels.get_function(f"{name}_norms{j}")(
+        if stage["finish"]:
+            kernels.get_function(f"{name}_finish{j}")(
                 (max(1, min(count, sms * GRID_PER_SM)),), (meta.REDUCE_THREADS,),
                 (table, numpy.int32(count), partials, reduced))

@@ -5,8 +5,9 @@ raise before anything changes). This module groups the planned parameters by (va
 storage dtype), as the CuPy backend does, and calls per group the single-tensor entry
 point for one tensor or the multi-tensor one for several (one call whatever the number
 of tensors: the work is shared across threads over all elements of all tensors), or for
-rules with reductions their passes, with norms and row means in small float64 buffers.
-Launch arguments come from `launch_table` (the kernels share the CUDA kernels' metadata).
+rules with reductions their passes, with their per-tensor values (norms, sums, maxima,
+minima) and per-row values in small float64 buffers. Launch arguments come from
+`launch_table` (the kernels share the CUDA kernels' metadata).
 
 Which CPU backend runs (`OPTFORGE_CPU_BACKEND`): `native` demands the kernels (an error
 without a C++ compiler), `numpy` runs the generated NumPy code, unset picks native when a
@@ -296,8 +297,9 @@ def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads
 
 
 def _passes(lib, meta, variant, suffix, tensors, threads):
-    """A rule with reductions: its passes in order, each pass that finishes norms followed by
-    the function that adds the chunk sums into per-tensor norms."""
+    """A rule with reductions: its passes in order, each pass that finishes whole-tensor
+    reductions followed by the function that combines their chunk partials in order and
+    finishes them into per-tensor values (norms, sums, maxima, minima)."""
     table = launch_table.table(variant, tensors, meta.CHUNK)
     count = ctypes.c_int(len(tensors))
     partials = numpy.zeros(max(1, table.chunks * variant["reductions"]))
@@ -308,5 +310,5 @@ def _passes(lib, meta, variant, suffix, tensors, threads):
         getattr(lib, f"{name}_pass{j}")(_address(table.words), count, ctypes.c_longlong(table.chunks),
                                         _address(reduced), _address(partials), _address(rowred),
                                         ctypes.c_longlong(table.rows), threads)
-        if stage["norms"]:
-            getattr(lib, f"{name}_norms{j}")(_address(table.words), count, _address(partials), _address(reduced))
+        if stage["finish"]:
+            getattr(lib, f"{name}_finish{j}")(_address(table.words), count, _address(partials), _address(reduced))

@@ -137,7 +137,7 @@ def cpu_features():
 
 
 _GUARD = re.compile(r"#if !defined\(OM_ONE_KERNEL\) \|\| defined\(OM_KERNEL_(\w+)\)\n")   # a literal start: fast
-_ENTRY = re.compile(r"_(?:multi|pass\d+|norms\d+)$")    # entry points of a kernel besides its name
+_ENTRY = re.compile(r"_(?:multi|pass\d+|finish\d+)$")    # entry points of a kernel besides its name
 
 
 def kernel_names(source):
@@ -147,7 +147,7 @@ def kernel_names(source):
 
 def kernel_of(entry_point):
     """The kernel an entry point belongs to: `<kernel>`, `<kernel>_multi`, `<kernel>_pass<j>`
-    or `<kernel>_norms<j>`."""
+    or `<kernel>_finish<j>`."""
     return _ENTRY.sub("", entry_point)
 
 

@@ -843,13 +843,14 @@ struct lars_not_exempt__momentum_eq_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_math(
@@ -866,7 +867,7 @@ static void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_span(
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -932,7 +933,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -944,7 +945,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -971,7 +972,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -992,7 +993,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
@@ -1004,7 +1005,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1031,7 +1032,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1052,7 +1053,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -1064,7 +1065,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1091,7 +1092,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1112,7 +1113,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -1124,7 +1125,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1151,7 +1152,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1172,7 +1173,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass0
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -1184,7 +1185,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass0
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1211,7 +1212,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_pass1
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
@@ -1232,7 +1233,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -1244,7 +1245,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1271,7 +1272,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
@@ -1300,13 +1301,14 @@ struct lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_math(
@@ -1323,7 +1325,7 @@ static void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_span(
     const W* __restrict__ p_grad,
     const om::index_t n, const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -1389,7 +1391,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -1401,7 +1403,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1428,7 +1430,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1449,7 +1451,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[4])), double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])) };
@@ -1461,7 +1463,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1488,7 +1490,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1509,7 +1511,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -1521,7 +1523,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1548,7 +1550,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1569,7 +1571,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[4])), float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -1581,7 +1583,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1608,7 +1610,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<10>(table, tensors, chunks, 2, 3, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 10;
@@ -1629,7 +1631,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -1641,7 +1643,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1668,7 +1670,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
@@ -1689,7 +1691,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -1701,7 +1703,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
     });
 }
 
-extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1728,7 +1730,7 @@ extern "C" void lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, numel, first_chunk, c_1, clip_gradient, eps, lr, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 11;
@@ -1758,13 +1760,14 @@ struct lars_not_exempt__momentum_ne_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_math(
@@ -1782,7 +1785,7 @@ static void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_span(
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -1855,7 +1858,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -1867,7 +1870,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1894,7 +1897,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f32_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -1915,7 +1918,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
@@ -1927,7 +1930,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1954,7 +1957,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f64_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -1975,7 +1978,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -1987,7 +1990,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2014,7 +2017,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -2035,7 +2038,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass0(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -2047,7 +2050,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass0(
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2074,7 +2077,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_pass1(
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -2095,7 +2098,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass0
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -2107,7 +2110,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass0
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2134,7 +2137,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_pass1
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
@@ -2155,7 +2158,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -2167,7 +2170,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2194,7 +2197,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, mu_1, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
@@ -2224,13 +2227,14 @@ struct lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm slot(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction slot(s).
 // Every call is multi-tensor (one tensor is a table of one row), with the CUDA kernels'
-// buffers: a pass that finishes norms adds, per chunk and in order, the squares of their
-// operands in double into `partials`; its norms function then adds each tensor's chunk sums
-// in order and takes the square root in M into `reduced`. A pass that finishes row means
-// handles one weight row per iteration and writes the row's mean into `rowred`. The results
-// do not depend on the thread count.
+// buffers: a pass that finishes whole-tensor reductions combines, per chunk and in order,
+// their terms (norms: squares) in double into `partials`; its finish function then combines
+// each tensor's chunk partials in order and finishes them in M (norms: the square root)
+// into `reduced`. A pass that finishes row reductions handles one weight row per iteration
+// and writes the row's value (a mean: the sum over the row's length) into `rowred`. The
+// results do not depend on the thread count.
 
 template <typename M>
 static inline __attribute__((always_inline)) void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_math(
@@ -2248,7 +2252,7 @@ static void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_span(
     const typename om::Select<MASTER, M, W>::type* __restrict__ p_mom,
     const om::index_t n, const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<M> s, double (&sums)[2])
 {
-    // The sums in lanes (omp simd may reorder them, as a vector loop must; the order is
+    // The partials in lanes (omp simd may reorder them, as a vector loop must; the order is
     // fixed by the build, so the result does not depend on the thread count)
     double sum0 = 0, sum1 = 0;
 #pragma omp simd reduction(+: sum0, sum1)
@@ -2321,7 +2325,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -2333,7 +2337,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2360,7 +2364,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -2381,7 +2385,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<double> s = { double(om::word_double(row[5])), double(om::word_double(row[6])), double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])) };
@@ -2393,7 +2397,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2420,7 +2424,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -2441,7 +2445,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -2453,7 +2457,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2480,7 +2484,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_pass
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -2501,7 +2505,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -2513,7 +2517,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2540,7 +2544,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_pas
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 12;
@@ -2561,7 +2565,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -2573,7 +2577,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2600,7 +2604,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_p
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;
@@ -2621,7 +2625,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -2633,7 +2637,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
     });
 }
 
-extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_norms0(
+extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2660,7 +2664,7 @@ extern "C" void lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_
     double* __restrict__ rowred, const om::index_t rows, const int threads)
 {
     // row: p_weight, p_master, p_grad, p_mom, numel, first_chunk, c_1, clip_gradient, eps, lr, momentum, rescale_grad, wd
-    // chunks shared out by element count; each chunk's sums go to its own slot of `partials`
+    // chunks shared out by element count; each chunk's partials go to its own slots of `partials`
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, const om::index_t c, const om::index_t start, const om::index_t span) {
         const om::index_t tensor = (row - table) / 13;

@@ -22,8 +22,8 @@
 // three-address code as generated/numpy/mxnet1/lars.py), a span function (16-byte packs when
 // aligned, a scalar tail), a grid-stride kernel per storage dtype and a multi-tensor kernel
 // per storage dtype.
-// Per variant with reductions (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant with reductions (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/mxnet1/lars.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -843,13 +843,14 @@ struct lars_not_exempt__momentum_eq_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__momentum_correction_pass0_math(
@@ -954,7 +955,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1025,7 +1026,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1096,7 +1097,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1167,7 +1168,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1238,7 +1239,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1309,7 +1310,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1367,13 +1368,14 @@ struct lars_not_exempt__momentum_eq_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_eq_0__not_momentum_correction_pass0_math(
@@ -1478,7 +1480,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1549,7 +1551,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1620,7 +1622,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1691,7 +1693,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1762,7 +1764,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1833,7 +1835,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_eq_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_eq_0__not_momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1892,13 +1894,14 @@ struct lars_not_exempt__momentum_ne_0__momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__momentum_correction_pass0_math(
@@ -2011,7 +2014,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2082,7 +2085,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2153,7 +2156,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2224,7 +2227,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2295,7 +2298,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2366,7 +2369,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2425,13 +2428,14 @@ struct lars_not_exempt__momentum_ne_0__not_momentum_correction_scalars {
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lars_not_exempt__momentum_ne_0__not_momentum_correction_pass0_math(
@@ -2544,7 +2548,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2615,7 +2619,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2686,7 +2690,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2757,7 +2761,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2828,7 +2832,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -2899,7 +2903,7 @@ extern "C" __global__ void __launch_bounds__(512) lars_not_exempt__momentum_ne_0
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lars_not_exempt__momentum_ne_0__not_momentum_correction_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

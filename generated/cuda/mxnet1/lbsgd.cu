@@ -29,8 +29,8 @@
 // three-address code as generated/numpy/mxnet1/lbsgd.py), a span function (16-byte packs when
 // aligned, a scalar tail), a grid-stride kernel per storage dtype and a multi-tensor kernel
 // per storage dtype.
-// Per variant with reductions (not element-wise: it reads norms of whole arrays
-// or means of rows): the passes over memory its reductions need (codegen/stages.py), each a
+// Per variant with reductions (not element-wise: it reads reductions of whole arrays
+// or of rows): the passes over memory its reductions need (codegen/stages.py), each a
 // multi-tensor kernel per storage dtype computing its share of the three-address code of
 // generated/numpy/mxnet1/lbsgd.py; see the comment of each variant.
 // Host scalars are kernel arguments (computed once per step per parameter in float64 by the
@@ -49,13 +49,14 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_pass0_math(
@@ -171,7 +172,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -242,7 +243,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -313,7 +314,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -384,7 +385,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -455,7 +456,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -526,7 +527,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -584,13 +585,14 @@ struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_bat
     M wd;
 };
 
-// 2 pass(es) over memory (codegen/stages.py); per tensor 2 norm(s).
+// 2 pass(es) over memory (codegen/stages.py); per tensor 2 reduction(s).
 // Every launch is multi-tensor (one tensor is a table of one row). A pass kernel computes its
-// share of the rule per element. A pass that finishes norms adds, per chunk, the squares of
-// their operands in double (chunk by chunk, so the result does not depend on the grid) into
-// `partials`; its norms kernel then adds each tensor's chunk sums in order and takes the
-// square root in M into `reduced`. A pass that finishes row means runs one block per row
-// and writes each row's mean into `rowred`. Reductions stay on the device for the next pass.
+// share of the rule per element. A pass that finishes whole-tensor reductions combines, per
+// chunk, their terms (norms: squares) in double (chunk by chunk, so the result does not
+// depend on the grid) into `partials`; its finish kernel then combines each tensor's chunk
+// partials and finishes them in M (norms: the square root) into `reduced`. A pass that
+// finishes row reductions runs one block per row and writes each row's value (a mean: the
+// sum over the row's length) into `rowred`. Reductions stay on the device for the next pass.
 
 template <typename M>
 __host__ __device__ __forceinline__ void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_pass0_math(
@@ -714,7 +716,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f32_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -785,7 +787,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f64_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -856,7 +858,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -927,7 +929,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -998,7 +1000,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_f16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {
@@ -1069,7 +1071,7 @@ extern "C" __global__ void __launch_bounds__(512) lbsgd_Mod_Where_num_cums_0_num
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_norms0(
+extern "C" __global__ void __launch_bounds__(256) lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp_finish0(
     const om::u64* __restrict__ table, const int tensors, const double* __restrict__ partials,
     double* __restrict__ reduced)
 {

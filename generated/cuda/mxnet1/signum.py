@@ -15,13 +15,15 @@ Per variant (keyed like the NumPy module's VARIANTS):
   multi-tensor kernel of each is the name + "_multi", whose table has one row of 8-byte
   words per tensor: the pointers (in kernel order), the element count, the tensor's first
   chunk, the scalars as float64, then the noise key and counter when noise is drawn;
-- passes: for rules with norms, one entry per pass over memory: the kernels are the name +
-  "_pass<j>", then, where "norms" is true, + "_norms<j>" (adds the chunk sums of the norms
-  that pass finishes); every launch takes the multi-tensor table;
-- reductions: slots per tensor of the device buffers `partials` and `reduced` (norms, and
-  the old values of device scalar states); row_reductions: slots per weight row of `rowred`
-  (row means, and the old values of row-shaped states); rows: the table rows carry the row
-  length and first row; device: the rule has device scalar states.
+- passes: for rules with reductions, one entry per pass over memory: the kernels are the
+  name + "_pass<j>", then, where "finish" is true, + "_finish<j>" (combines the chunk
+  partials of the whole-tensor reductions that pass finishes); "by_rows": the pass runs
+  one weight row per block; "kinds": the reductions it finishes (norm, sum, max, min,
+  row_mean, row_sum, row_max, row_min); every launch takes the multi-tensor table;
+- reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
+  reductions, and the old values of device scalar states); row_reductions: slots per weight
+  row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
+  rows carry the row length and first row; device: the rule has device scalar states.
 """
 
 SOURCE = 'signum.cu'
