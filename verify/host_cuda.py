@@ -14,7 +14,9 @@ the compiler's version. A later run reuses it; any change to one of these builds
 The sources compiled together share one precompiled header of the shim and `optforge.cuh`
 (at -O0, parsing them was most of each compile).
 """
+import contextlib
 import ctypes
+import fcntl
 import functools
 import hashlib
 import os
@@ -68,6 +70,18 @@ def library_path(source, include, out_dir):
     return Path(out_dir) / f"{Path(source).stem}-{key(source, include)}.so"
 
 
+@contextlib.contextmanager
+def _exclusive(target):
+    """One process builds a file; the others (test workers, verifier workers) wait for it,
+    then find it built instead of compiling it again."""
+    with open(target.with_name(f".{target.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _compile(command, target, what):
     """Run g++ writing to a private name, then rename: a concurrent run never reads half a file."""
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
@@ -90,11 +104,13 @@ def precompiled_header(include, out_dir):
     header = Path(out_dir) / f"{name}.h"
     gch = header.with_name(header.name + ".gch")
     if not gch.exists():
-        partial = header.with_name(f".{header.name}.{os.getpid()}")
-        partial.write_text(text)
-        os.replace(partial, header)
-        flags = [f for f in FLAGS if f != "-shared"]
-        _compile([*flags, "-x", "c++-header", str(header)], gch, f"the precompiled header {header}")
+        with _exclusive(gch):
+            if not gch.exists():
+                partial = header.with_name(f".{header.name}.{os.getpid()}")
+                partial.write_text(text)
+                os.replace(partial, header)
+                flags = [f for f in FLAGS if f != "-shared"]
+                _compile([*flags, "-x", "c++-header", str(header)], gch, f"the precompiled header {header}")
     return header
 
 
@@ -105,8 +121,10 @@ def build(source, include, out_dir, header=None):
     source = Path(source)
     target = library_path(source, include, out_dir)
     if not target.exists():
-        _compile([*FLAGS, "-include", str(header or SHIM), f"-I{include}", "-x", "c++", str(source)],
-                 target, source)
+        with _exclusive(target):
+            if not target.exists():
+                _compile([*FLAGS, "-include", str(header or SHIM), f"-I{include}", "-x", "c++", str(source)],
+                         target, source)
     return target
 
 
