@@ -346,14 +346,7 @@ class Optimizer:
 
     def _check(self, indices, weights, grads, states):
         """Raise before anything is modified if the arrays or states do not fit."""
-        if validation.pairs_fit(indices, weights, grads):
-            return      # every check below holds (tested over the whole update at once)
-        seen = set()
-        for index, weight, grad in zip(indices, weights, grads):
-            validation.check_pair(index, weight, grad)
-            if index in seen:
-                raise ValueError(f"parameter index {index!r} appears twice in one update")
-            seen.add(index)
+        validation.check_pairs(indices, weights, grads)
 
     # -- saving without pickle ------------------------------------------------------
     def _counters(self):

@@ -16,7 +16,7 @@ from ..conventions.arguments import chosen, default_arguments, keywords
 from . import array_views, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
-from .engine import Engine, StepInputs, state_dtype, state_parts, state_shape
+from .engine import Engine, StateMeta, StepInputs, state_dtype, state_parts, state_shape
 
 def learning_rate(value):
     """A group's lr (a number or a one-element array) as a float; ValueError unless >= 0 and finite."""
@@ -362,7 +362,7 @@ class Optimizer:
     def _load_array(pid, name, value, meta, weight, spec=None):
         """One saved state as the array the engine keeps (its shape, dtype and device)."""
         import numpy
-        if meta["shape"] == "scalar" and not meta.get("device"):
+        if StateMeta.of(meta).host_scalar:
             value = array_views.to_float(value)
             return numpy.array(validation.number(f"state '{name}' of parameter {pid}", value),
                                dtype=numpy.float64)

@@ -228,3 +228,15 @@ def count(name, value):
     if value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
+
+
+def check_pairs(indices, weights, grads):
+    """Each weight/gradient pair fits (type, shape, dtype) and no index appears twice."""
+    if pairs_fit(indices, weights, grads):
+        return      # every check below holds (tested over the whole update at once)
+    seen = set()
+    for index, weight, grad in zip(indices, weights, grads):
+        check_pair(index, weight, grad)
+        if index in seen:
+            raise ValueError(f"parameter index {index!r} appears twice in one update")
+        seen.add(index)

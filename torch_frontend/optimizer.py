@@ -30,7 +30,7 @@ import torch
 
 from ..conventions import torch_keywords
 from ..runtime import params_api, validation
-from ..runtime.engine import StepInputs, reads_shape, state_dtype, state_parts
+from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
 from . import shards, tensors
 from .launch_cache import GroupLaunch
 
@@ -377,7 +377,7 @@ class Optimizer(torch.optim.Optimizer):
                     dtype, device = torch.float32, param.device
                 elif name in metas:
                     meta = metas[name]
-                    if meta["shape"] == "scalar" and not meta.get("device"):
+                    if StateMeta.of(meta).host_scalar:
                         dtype, device = torch.float64, torch.device("cpu")
                     else:
                         dtype, device = _TORCH_DTYPES[str(state_dtype(meta, weight_dtype))], param.device

@@ -71,11 +71,12 @@ class Engine:
         present = self.present_states(weight)
         arrays = []
         for name in present:
-            meta = self.states[name].meta
+            state = self.states[name]
+            meta = state.meta
             dtype = state_dtype(meta, weight.dtype)
-            if meta["shape"] == "scalar" and meta.get("device"):
+            if state.device_scalar:
                 arrays.append(xp.full((), meta["init"], dtype=dtype))
-            elif meta["shape"] == "scalar":
+            elif state.host_scalar:
                 arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
             elif meta["shape"] in ("rows", "cols"):
                 arrays.append(xp.zeros(state_shape(meta, weight, index, self.spec), dtype=dtype))
@@ -92,7 +93,7 @@ class Engine:
     def check(self, indices, weights, grads, states):
         """Raise before anything changes if the arrays or states do not fit (ValueError or
         TypeError naming the parameter and what is wrong)."""
-        _check_pairs(indices, weights, grads)
+        validation.check_pairs(indices, weights, grads)
         if not reads_shape(self.module):     # one state layout for every parameter
             if states_fit(weights, states, [self.states[name] for name in self.present_states()]):
                 return      # every check below holds (tested over the whole update at once)
@@ -312,18 +313,6 @@ class Launch:
                     engine.execute(weight, grad, plan, self.fused)
         if self.rounded is not None:
             round_into(*self.rounded)
-
-
-def _check_pairs(indices, weights, grads):
-    """Each weight/gradient pair fits (type, shape, dtype) and no index appears twice."""
-    if validation.pairs_fit(indices, weights, grads):
-        return      # every check below holds (tested over the whole update at once)
-    seen = set()
-    for index, weight, grad in zip(indices, weights, grads):
-        validation.check_pair(index, weight, grad)
-        if index in seen:
-            raise ValueError(f"parameter index {index!r} appears twice in one update")
-        seen.add(index)
 
 
 def _unaliased(weights, grads, states, masters=None):
