@@ -39,7 +39,7 @@ import numpy
 from .. import validation
 from ..backends import launch_table
 from .layout import reads_shape, states_fit
-from .plans import exact
+from .plans import StepInputs, exact
 
 KEPT = 32           # kept launches per optimizer (one per distinct list of indices)
 _SHAPE = operator.attrgetter("shape")
@@ -344,17 +344,17 @@ def _group_plans(engine, indices, weights, states, inputs, host_columns):
     see `qualifies`), and each parameter's group (None: one group)."""
     if len(indices) == 1:
         return engine.plans(indices, weights, states, inputs), None
-    ts, lrs, wds = list(inputs.ts), list(inputs.lrs), list(inputs.wds)
+    ts, lrs, wds = inputs.ts, inputs.lrs, inputs.wds
     bits = [numpy.array(column, dtype=numpy.float64).view(numpy.uint64) for column in host_columns.values()]
     if all(map(operator.is_, lrs, itertools.repeat(lrs[0]))) and all(map(operator.is_, wds, itertools.repeat(wds[0]))) \
             and ts.count(ts[0]) == len(ts) and all((column == column[0]).all() for column in bits):
-        return engine.plans(indices[:1], weights[:1], states[:1], inputs._replace(
-            ts=ts[:1], lrs=lrs[:1], wds=wds[:1], names=None)), None
+        one = StepInputs(ts[:1], lrs[:1], wds[:1], inputs.rescale_grad, inputs.clip_gradient)
+        return engine.plans(indices[:1], weights[:1], states[:1], one), None
     first = {}      # (lr, wd, t, host scalar state bits) -> (group, its first parameter)
     groups = [first.setdefault(key, (len(first), k))[0]
               for k, key in enumerate(zip(map(exact, lrs), map(exact, wds), ts, *(c.tolist() for c in bits)))]
     reps = [k for _, k in first.values()]
-    plans = engine.plans([indices[k] for k in reps], [weights[k] for k in reps], [states[k] for k in reps],
-                         inputs._replace(ts=[ts[k] for k in reps], lrs=[lrs[k] for k in reps],
-                                         wds=[wds[k] for k in reps], names=None))
+    some = StepInputs([ts[k] for k in reps], [lrs[k] for k in reps], [wds[k] for k in reps],
+                      inputs.rescale_grad, inputs.clip_gradient)
+    plans = engine.plans([indices[k] for k in reps], [weights[k] for k in reps], [states[k] for k in reps], some)
     return plans, numpy.array(groups, dtype=numpy.intp)
