@@ -147,6 +147,8 @@ BUILTINS = {
         Builtin("weight", TENSOR, "the parameter, updated in place", assignable=True),
         Builtin("grad", TENSOR, "the gradient (never modified: rebinding makes a local copy)", assignable=True),
         Builtin("lr", HOST, "this parameter's learning rate (scheduler and lr_mult applied)", assignable=True),
+        Builtin("initial_lr", HOST, "this parameter's learning rate when the optimizer was created (before "
+                "any scheduler or change of the rate; lr_mult applied)"),
         Builtin("wd", HOST, "this parameter's weight decay (wd_mult applied)", assignable=True),
         Builtin("t", HOST, "this parameter's update count; the first step is begin_num_update + 1"),
         Builtin("rescale_grad", HOST, "gradient scale factor"),

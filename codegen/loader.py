@@ -26,8 +26,8 @@ TOP_LEVEL = ("name", "summary", "references", "notes", "deviations", "flavor", "
 MODES = ("train", "eval")       # [modes]: steps run in "train"; "eval" is the point to evaluate
 MODE_METHODS = ("train", "eval", "mode")     # runtime/modes.py's methods on such classes
 # inputs of a step that a mode (a weight rewrite between steps) has no value for
-MODE_UNREADABLE = ("grad", "t", "lr", "wd", "rescale_grad", "clip_gradient", "ndim", "numel", "rows", "cols",
-                   "machine_epsilon")
+MODE_UNREADABLE = ("grad", "t", "lr", "initial_lr", "wd", "rescale_grad", "clip_gradient", "ndim", "numel",
+                   "rows", "cols", "machine_epsilon")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
 STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
 TYPES = ("float", "int", "bool", "enum")
@@ -404,8 +404,14 @@ class _Loader:
             raise self.error(f"default {default!r} of '{name}' is not a {hp_type}", *keys, "default", value=True)
         if hp_type == "float" and has_default:
             default = float(default)
-            if not math.isfinite(default):
-                raise self.error(f"default of '{name}' must be finite", *keys, "default", value=True)
+            if math.isnan(default):
+                raise self.error(f"default of '{name}' is NaN: a default must be a number", *keys, "default",
+                                 value=True)
+            # an infinite default is checked against the range below: only a range closed at that
+            # infinity ("[0, inf]") takes it, as at run time
+            if math.isinf(default) and "range" not in entry:
+                raise self.error(f"default of '{name}' is infinite: give a range that includes it, "
+                                 "such as \"[0, inf]\"", *keys, "default", value=True)
         choices = ()
         if hp_type == "enum":
             choices = entry.get("choices")
@@ -537,21 +543,25 @@ class _Loader:
 
     def _hyperparameter_state(self, name, entry, keys, names):
         """A state that starts filled with a hyperparameter's value (torch.optim.Adagrad's
-        `initial_accumulator_value`): a weight-shaped array, always present (a state under
-        `when` would start every step from the value, which is the hyperparameter itself)."""
+        `initial_accumulator_value`; Prodigy's d from `d0` with shape = "scalar"): a
+        weight-shaped array or a per-parameter scalar, always present (a state under `when`
+        would start every step from the value, which is the hyperparameter itself)."""
         init = entry["init"]
         meta = names.get(init)
         if meta is None or meta.role != "hyperparameter" or meta.type != NUM or meta.optional:
             raise self.error(f"state init {init!r} is not \"zeros\", \"weight\", a number or the name of a "
                              "numeric hyperparameter that is never None", *keys, "init", value=True)
-        for key, allowed in (("shape", "weight"), ("when", None)):
-            if key in entry and entry[key] != allowed:
-                raise self.error(f"a state initialised from a hyperparameter has the weight's shape and always "
-                                 f"exists: remove '{key}'", *keys, key, value=True)
+        shape = entry.get("shape", "weight")
+        if shape not in ("weight", "scalar"):
+            raise self.error(f"a state initialised from a hyperparameter has the weight's shape or is a scalar "
+                             f"(shape = \"scalar\"), not '{shape}'", *keys, "shape", value=True)
+        if "when" in entry:
+            raise self.error("a state initialised from a hyperparameter always exists: remove 'when'",
+                             *keys, "when", value=True)
         dtype = entry.get("dtype", "weight")
         if dtype not in ("weight", "float32"):
             raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
-        return State(name, init, dtype, "weight", None, "", entry.get("doc", ""), self.loc(*keys))
+        return State(name, init, dtype, shape, None, "", entry.get("doc", ""), self.loc(*keys))
 
     def _inline_origin(self, keys):
         line, col = self.spec.where(*keys, value=True)
@@ -621,8 +631,11 @@ class _Loader:
         if "weight" not in written:
             self.errors.append(self.error("the update never assigns 'weight'", "update"))
         for st in states:
-            if st.name not in written:
-                self.errors.append(self.error(f"state '{st.name}' is never written by the update",
+            # a copy of the weight taken when the state is created and only read (the initial
+            # point, as in Prodigy or the Lookahead anchor) is a read-only state
+            if st.name not in written and st.init != "weight":
+                self.errors.append(self.error(f"state '{st.name}' is never written by the update (only a "
+                                              "copy of the weight, init = \"weight\", may be read-only)",
                                               "states", st.name))
 
 

@@ -7,12 +7,23 @@ torch.optim.Optimizer) with torch's names for the spec `arguments.chosen` picks 
 per name in both, built from the same spec). The docs pages and `optforge show` print these
 lines, so they cannot disagree. Nothing here imports torch.
 """
+import math
+
 from .arguments import default_arguments
 from .flavors import DEFAULT_FLAVOR, PARAMS_FLAVOR
 
 
 def _arguments(pairs):
-    return ", ".join(f"{name}={value!r}" for name, value in pairs)
+    return ", ".join(f"{name}={_value(value)}" for name, value in pairs)
+
+
+def _value(value):
+    """A default as Python source (repr of an infinity is `inf`, which is no Python name)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "float('inf')" if value > 0 else "float('-inf')"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_value, value)) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
 
 
 def mxnet_style(spec, has_params_class, builtin):

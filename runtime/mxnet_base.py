@@ -75,6 +75,10 @@ class Optimizer:
                           UserWarning, stacklevel=3)
             lr_scheduler.base_lr = learning_rate
         self.lr = learning_rate
+        # what a rule's `initial_lr` reads (AdaBound's final_lr * lr / initial_lr): the rate
+        # given here, or the scheduler's base; set_learning_rate and schedules leave it
+        self._initial_lr = learning_rate if learning_rate is not None \
+            else getattr(self.lr_scheduler, "base_lr", None)
         self.wd = wd
         self.clip_gradient = clip_gradient
         self.begin_num_update = validation.number("begin_num_update", begin_num_update,
@@ -247,6 +251,15 @@ class Optimizer:
 
     def _get_lr(self, index):
         return self._get_lrs([index])[0]
+
+    def _get_initial_lrs(self, indices):
+        """Each parameter's initial learning rate (lr_mult applied); without one given at
+        construction, the scheduler's rate at begin_num_update."""
+        lr = getattr(self, "_initial_lr", None)
+        if lr is None:
+            lr = validation.number(f"lr_scheduler({self.begin_num_update})",
+                                   self.lr_scheduler(self.begin_num_update), minimum=0.0)
+        return [lr * self._multiplier(index, "lr_mult", self.lr_mult) for index in indices]
 
     def _get_wds(self, indices):
         if not self.param_dict and not self.wd_mult:

@@ -18,12 +18,13 @@ from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
 from .engine import Engine, StateMeta, StepInputs, state_dtype, state_parts, state_shape
 
-def learning_rate(value):
-    """A group's lr (a number or a one-element array) as a float; ValueError unless >= 0 and finite."""
+def learning_rate(value, key="lr"):
+    """A group's lr (or initial_lr: `key`; a number or a one-element array) as a float;
+    ValueError unless >= 0 and finite."""
     try:
-        return validation.number("lr", array_views.to_float(value), minimum=0.0)
+        return validation.number(key, array_views.to_float(value), minimum=0.0)
     except ValueError as err:
-        raise ValueError(f"Invalid learning rate: {err}") from None
+        raise ValueError(f"Invalid {'learning rate' if key == 'lr' else key}: {err}") from None
 
 
 def _but_lr(values):
@@ -71,7 +72,7 @@ class Counted:
     """A step of one batch, counted and planned, not run yet: `run()` runs its kernels,
     `cancel()` puts the update counts back."""
 
-    def __init__(self, counts, ids, launch, lr, wd, rescale_grad=1.0):
+    def __init__(self, counts, ids, launch, lr, wd, rescale_grad=1.0, initial_lr=None):
         """Advance `counts` (param id -> updates so far) for `ids`, then plan `launch` (an
         engine Launch or kept launch); `failed` when the plans leave a kept launch (the
         counts are back then). Planning errors raise with the counts back."""
@@ -80,7 +81,8 @@ class Counted:
         counts.update(zip(ids, ts))
         n = len(ids)
         try:
-            planned = launch.plan(StepInputs(ts, [lr] * n, [wd] * n, rescale_grad))
+            initial = None if initial_lr is None else [initial_lr] * n
+            planned = launch.plan(StepInputs(ts, [lr] * n, [wd] * n, rescale_grad, initial_lrs=initial))
         except BaseException:
             self.cancel()
             raise
@@ -135,6 +137,9 @@ class Optimizer:
             group.setdefault(key, value)
         group["params"] = params
         engine = self._build(group)    # validates before anything is kept
+        if engine.reads_initial_lr:    # the rule's `initial_lr`, where torch's schedulers keep it
+            group.setdefault("initial_lr", group["lr"])
+            learning_rate(group["initial_lr"], "initial_lr")
         first = len(self._params)
         for k, p in enumerate(params):   # a rule's `requires` on the shape (Muon: 2-D only)
             engine.check_parameter(first + k, array_views.view(p))
@@ -210,7 +215,8 @@ class Optimizer:
                 existing = [k for k, pid in enumerate(ids) if pid in self.state]
                 engine.check([ids[k] for k in existing], [weights[k] for k in existing],
                              [gradients[k] for k in existing], [states[k] for k in existing])
-                plan.append((engine, ids, weights, gradients, states, lr, wd))
+                initial = learning_rate(group["initial_lr"], "initial_lr") if engine.reads_initial_lr else None
+                plan.append((engine, ids, weights, gradients, states, lr, wd, initial))
         except BaseException:
             for step in reversed(kept):
                 step.cancel()
@@ -219,12 +225,12 @@ class Optimizer:
         # (FTML with lr = 0) leaves every group's weights, states and counts as they were
         prepared, created = kept, {}
         try:
-            for engine, ids, weights, gradients, states, lr, wd in plan:
+            for engine, ids, weights, gradients, states, lr, wd, initial in plan:
                 for k, pid in enumerate(ids):
                     if states[k] is None and pid not in self.state:
                         states[k] = created[pid] = engine.create_state(pid, weights[k])
                 launch = engine.launch(ids, weights, gradients, states, fused=True)
-                prepared.append(Counted(self._counts, ids, launch, lr, wd))
+                prepared.append(Counted(self._counts, ids, launch, lr, wd, initial_lr=initial))
         except BaseException:
             for step in reversed(prepared):
                 step.cancel()

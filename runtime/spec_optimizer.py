@@ -194,8 +194,9 @@ class SpecOptimizer(Optimizer):
         flags (param_idx2name, else the index)."""
         counts = self._index_update_count
         names = [self.idx2name.get(i, str(i)) for i in indices] if self.SPEC["name_flags"] else None
+        initial = self._get_initial_lrs(indices) if self.engine.reads_initial_lr else None
         return StepInputs(list(map(counts.__getitem__, indices)), lrs, wds, self.rescale_grad,
-                          self.clip_gradient, names)
+                          self.clip_gradient, names, initial)
 
     # -- kept launches (engine/kept.py) -------------------------------------------------
     def update(self, indices, weights, grads, states):

@@ -120,7 +120,7 @@ CASES = [
      None, None, "the name of a numeric hyperparameter that is never None"),
     ("state-init-hyperparameter-when", with_update(GOOD_UPDATE, TABLES.replace(
         'mom = "zeros"', 'mom = { init = "momentum", when = "nesterov" }')),
-     None, None, "a state initialised from a hyperparameter has the weight's shape and always exists: remove 'when'"),
+     None, None, "a state initialised from a hyperparameter always exists: remove 'when'"),
     ("is-none-misuse", with_update("if momentum is None:\n    grad = grad\n" + GOOD_UPDATE), 3, 4,
      "'momentum' is never None"),
     ("call-a-variable", with_update("mom = momentum(grad)\nweight = weight + mom"), 3, 7, "'momentum' is not a function"),

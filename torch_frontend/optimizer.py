@@ -62,8 +62,11 @@ class Optimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group):
         """torch's add_param_group, after the group's values are validated (ValueError names
         the argument at fault; nothing is added then)."""
+        engine = None
         if isinstance(param_group, dict):
             engine = self._check_group(param_group)
+            if engine.reads_initial_lr and "initial_lr" in param_group:
+                params_api.learning_rate(param_group["initial_lr"], "initial_lr")
             params = param_group.get("params")
             if params is not None and not torch.is_tensor(params):
                 params = param_group["params"] = list(params)   # an iterator is read once
@@ -71,6 +74,9 @@ class Optimizer(torch.optim.Optimizer):
                 if torch.is_tensor(param):   # a rule's `requires` on the shape (Muon: 2-D only)
                     engine.check_parameter(k, tensors.view(param.detach()))
         super().add_param_group(param_group)
+        if engine is not None and engine.reads_initial_lr:   # the rule's `initial_lr`, where torch's
+            group = self.param_groups[-1]                      # schedulers keep it
+            group.setdefault("initial_lr", group["lr"])
 
     def _check_group(self, group):
         """A group's values over the defaults: torch keywords this class refuses
@@ -301,7 +307,9 @@ class Optimizer(torch.optim.Optimizer):
             steps.append(state["step"])
         device = batch[0][2].device
         n = len(ids)
-        inputs = StepInputs(ts, [_lr(group)] * n, [_wd(group)] * n, rescale_grad)
+        initial = [params_api.learning_rate(group["initial_lr"], "initial_lr")] * n if engine.reads_initial_lr \
+            else None
+        inputs = StepInputs(ts, [_lr(group)] * n, [_wd(group)] * n, rescale_grad, initial_lrs=initial)
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
                 launch = engine.multi_precision(ids, weights, grads, states)

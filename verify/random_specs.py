@@ -5,7 +5,8 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
 
 - element-wise: chains of every element-wise function (arithmetic, small powers, sqrt, exp,
   log, abs, sign, maximum, minimum, both clips, where) over the gradient, the weight, states
-  of every init and dtype, hyperparameters of every type (float, int, bool, enum,
+  of every init and dtype (read-only copies of the initial weight and scalar states that
+  start from a hyperparameter too), hyperparameters of every type (float, int, bool, enum,
   optional), `if`/`else` on host conditions (hyperparameters, t, host scalar states),
   literal loops, states that exist under a `when`, and noise;
 - reductions: whole-tensor reductions (norm, sum, dot, max, min) read before and after
@@ -114,10 +115,20 @@ class Builder:
 
     def host_scalar_state(self):
         name = self.fresh("h")
-        self.states[name] = f"{{ init = {self.rng.choice([0.0, 1.0])} }}"
+        if self.rng.random() < 0.3:     # starting from a hyperparameter's value
+            self.states[name] = f'{{ init = "{self.positive()}", shape = "scalar" }}'
+        else:
+            self.states[name] = f"{{ init = {self.rng.choice([0.0, 1.0])} }}"
         b = self.fraction()
         self.host.append(name)
         self.assign(name, f"{b} * {name} + (1 - {b})")
+        return name
+
+    def anchor_state(self):
+        """A read-only copy of the weight taken when the state is created (the initial point)."""
+        name = self.fresh("p")
+        self.states[name] = '"weight"'
+        self.tensors.append(name)
         return name
 
     def weight_line(self, step=None):
@@ -249,7 +260,7 @@ def _elementwise(b, reductions):
     for _ in range(b.rng.randint(0, 2)):
         b.tensor_state()
     steps = []
-    features = ["if", "optional", "loop", "when", "host", "where", "noise"]
+    features = ["if", "optional", "loop", "when", "host", "where", "noise", "anchor"]
     for feature in b.rng.sample(features, b.rng.randint(1, 3)):
         if feature == "if":
             b.if_block()
@@ -264,6 +275,9 @@ def _elementwise(b, reductions):
             steps.append(f"{h} * {b.leaf()} / (1 + abs({b.leaf()}))")
         elif feature == "noise" and not reductions:
             steps.append(b.noise())
+        elif feature == "anchor":
+            p = b.anchor_state()
+            steps.append(f"(weight - {p}) / (1 + abs(weight - {p}))")
     if reductions == "norm":
         steps += b.norm_pieces()
     elif reductions == "rows":

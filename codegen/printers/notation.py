@@ -27,7 +27,8 @@ GREEK = {
 
 # The built-in inputs, as papers write them; each falls back to its word on a clash.
 BUILTIN_SYMBOLS = {
-    "weight": ("w", None), "grad": ("g", None), "lr": ("eta", None), "wd": ("lamda", None),
+    "weight": ("w", None), "grad": ("g", None), "lr": ("eta", None), "initial_lr": ("eta", "0"),
+    "wd": ("lamda", None),
     "t": ("t", None), "rescale_grad": ("r", None), "clip_gradient": ("c", None),
     "ndim": ("ndim", None), "numel": ("numel", None), "rows": ("rows", None), "cols": ("cols", None),
     "machine_epsilon": ("machine_epsilon", None),
@@ -35,6 +36,7 @@ BUILTIN_SYMBOLS = {
 BUILTIN_MEANINGS = {
     "weight": "the parameter", "grad": "the gradient",
     "lr": "the learning rate (scheduler and lr_mult applied)",
+    "initial_lr": "the learning rate the optimizer started with (lr_mult applied)",
     "wd": "the weight decay (wd_mult applied)", "t": "the update count of this parameter",
     "rescale_grad": "the gradient scale", "clip_gradient": "the gradient clipping bound (None: no clipping)",
     "ndim": "the parameter's number of axes", "numel": "the parameter's number of elements",

@@ -175,6 +175,7 @@ SPEC = {
         ['\\beta_{2}', 'beta2'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
+        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['\\lambda', 'wd'],
         ['w', 'weight'],

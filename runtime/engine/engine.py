@@ -9,7 +9,7 @@ from ..sparse import RowSparse, lazy_update
 from . import plans as planning
 from .kept import KeptLaunches
 from .layout import (MATRIX_INPUTS, PreconditionError, StateMeta, StepError, low_precision, master_state,
-                     reads_shape, round_into, shape_inputs, state_dtype, state_parts, state_shape, states_fit)
+                     reads_input, reads_shape, round_into, shape_inputs, state_dtype, state_parts, state_shape, states_fit)
 
 
 class Engine:
@@ -27,6 +27,8 @@ class Engine:
         self.lazy_update = spec["sparse_update"] == "lazy" if lazy_update is None else lazy_update
         self.states = {meta["name"]: StateMeta.of(meta) for meta in spec["states"]}
         self.kept = KeptLaunches(self)
+        # whether the frontend must give each step its parameters' initial learning rates
+        self.reads_initial_lr = reads_input(module, ("initial_lr",))
 
     def set_hyperparameter(self, name, value):
         """Set one hyperparameter, checked against its range."""
@@ -75,9 +77,9 @@ class Engine:
             meta = state.meta
             dtype = state_dtype(meta, weight.dtype)
             if state.device_scalar:
-                arrays.append(xp.full((), meta["init"], dtype=dtype))
+                arrays.append(xp.full((), self._scalar_init(meta), dtype=dtype))
             elif state.host_scalar:
-                arrays.append(numpy.array(meta["init"], dtype=numpy.float64))
+                arrays.append(numpy.array(self._scalar_init(meta), dtype=numpy.float64))
             elif meta["shape"] in ("rows", "cols"):
                 arrays.append(xp.zeros(state_shape(meta, weight, index, self.spec), dtype=dtype))
             elif meta["init"] == "weight":
@@ -89,6 +91,11 @@ class Engine:
         if not arrays:
             return None
         return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    def _scalar_init(self, meta):
+        """A scalar state's first value: its number, or the hyperparameter it names."""
+        init = meta["init"]
+        return self.hyperparameters[init] if isinstance(init, str) else init
 
     def check(self, indices, weights, grads, states):
         """Raise before anything changes if the arrays or states do not fit (ValueError or

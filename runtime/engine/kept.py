@@ -38,7 +38,7 @@ import numpy
 
 from .. import validation
 from ..backends import launch_table
-from .layout import reads_shape, states_fit
+from .layout import reads_input, reads_shape, states_fit
 from .plans import StepInputs, exact
 
 KEPT = 32           # kept launches per optimizer (one per distinct list of indices)
@@ -74,8 +74,8 @@ def qualifies(engine):
     """Whether a rule can keep launches at all (a property of the rule and its values)."""
     from ..backends import native    # imported on the first native update, not with optforge
     module, spec = engine.module, engine.spec
-    if spec["name_flags"] or reads_shape(module):
-        return False
+    if spec["name_flags"] or reads_shape(module) or reads_input(module, ("initial_lr",)):
+        return False    # inputs that differ between parameters beyond lr, wd and t
     if any(m.shape in ("rows", "cols") or m.device_scalar for m in engine.states.values()):
         return False    # device scalars, row and column states: passes or per-tensor values
     if not native.has_kernels(module):

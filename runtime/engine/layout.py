@@ -54,6 +54,7 @@ MATRIX_INPUTS = {"ndim": 2, "numel": 1, "rows": 1, "cols": 1,
                  "machine_epsilon": float(numpy.finfo(numpy.float32).eps)}
 SHAPE_INPUTS = tuple(MATRIX_INPUTS)
 _READS_SHAPE = {}
+_READS_INPUT = {}
 
 
 def reads_shape(module):
@@ -62,11 +63,22 @@ def reads_shape(module):
     update has the same states, and the same host scalars for the same (lr, wd, t)."""
     known = _READS_SHAPE.get(module.__name__)
     if known is None:
+        known = _READS_SHAPE[module.__name__] = module.SPEC.get("matrix") is not None \
+            or reads_input(module, SHAPE_INPUTS)
+    return known
+
+
+def reads_input(module, names):
+    """Whether any of the rule's host functions (a state's `when`, its conditions,
+    `requires`, `skip_if`, a host value) reads one of these built-in inputs."""
+    key = (module.__name__, tuple(names))
+    known = _READS_INPUT.get(key)
+    if known is None:
         functions = [module.states_present, module.conditions] \
             + [getattr(module, name) for name in ("requires", "skip") if hasattr(module, name)] \
             + [variant["host"] for variant in module.VARIANTS.values()]
-        known = _READS_SHAPE[module.__name__] = module.SPEC.get("matrix") is not None or any(
-            name in inspect.signature(function).parameters for function in functions for name in SHAPE_INPUTS)
+        known = _READS_INPUT[key] = any(name in inspect.signature(function).parameters
+                                        for function in functions for name in names)
     return known
 
 

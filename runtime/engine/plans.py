@@ -1,8 +1,8 @@
 """A step's host scalars: what a frontend gives the engine, and what each parameter gets.
 
 The generated host functions (`host_<variant>`) are pure functions of their inputs, so
-parameters with equal inputs (lr, wd, t, name flags, and the shape inputs where the rule
-reads them; no host scalar states) share one evaluation: one per (variant, lr, wd, t)
+parameters with equal inputs (lr, wd, t, the initial lr, name flags, and the shape inputs
+where the rule reads them; no host scalar states) share one evaluation: one per (variant, lr, wd, t)
 group instead of one per parameter. Keys compare floats by value and by the sign of zero,
 so a shared result is the one each parameter would have got.
 """
@@ -23,6 +23,7 @@ class StepInputs(NamedTuple):
     rescale_grad: float = 1.0
     clip_gradient: float | None = None
     names: Sequence[str] | None = None   # each parameter's name (name flags); None: str(index)
+    initial_lrs: Sequence[float] | None = None   # each parameter's first learning rate; None: lrs
 
 
 class HostResult(NamedTuple):
@@ -76,11 +77,12 @@ def plans(engine, indices, weights, states, inputs):
     requires = namespace.get("requires")
     skip = namespace.get("skip")
     names = inputs.names
+    initial = inputs.initial_lrs if inputs.initial_lrs is not None else inputs.lrs
     layouts = {}    # shape key -> (shape inputs, present states, host scalar states)
     shared = {}
     out = []
-    for k, (index, weight, state, t, lr, wd) in enumerate(zip(indices, weights, states, inputs.ts, inputs.lrs,
-                                                              inputs.wds)):
+    for k, (index, weight, state, t, lr, wd, lr0) in enumerate(zip(indices, weights, states, inputs.ts, inputs.lrs,
+                                                                   inputs.wds, initial)):
         shape_key = (tuple(weight.shape), weight.dtype) if by_shape else None
         layout = layouts.get(shape_key)
         if layout is None:
@@ -96,11 +98,11 @@ def plans(engine, indices, weights, states, inputs):
             flagged = tuple(name.endswith(tuple(suffixes)) for suffixes in flags.values())
         key = None
         if not scalar_states:
-            key = (exact(lr), exact(wd), t, flagged, shape_key)
+            key = (exact(lr), exact(wd), t, flagged, shape_key, exact(lr0))
             if key in shared:
                 out.append(bind(engine, shared[key], parts, present, scalar_states, index, t))
                 continue
-        values = dict(base, lr=lr, wd=wd, t=t, **shape)
+        values = dict(base, lr=lr, initial_lr=lr0, wd=wd, t=t, **shape)
         values.update(zip(flags, flagged))
         parts_by_name = dict(zip(present, parts))
         for name in scalar_states:

@@ -98,6 +98,7 @@ SPEC = {
         ['d_{t}', 'd_t'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
+        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

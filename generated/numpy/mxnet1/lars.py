@@ -116,6 +116,7 @@ SPEC = {
         ['\\epsilon', 'eps'],
         ['\\eta', 'eta'],
         ['g', 'grad'],
+        ['\\eta_{0}', 'initial_lr'],
         ['\\mu', 'mu'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

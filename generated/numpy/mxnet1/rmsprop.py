@@ -124,6 +124,7 @@ SPEC = {
         ['\\epsilon', 'epsilon'],
         ['\\gamma_{1}', 'gamma1'],
         ['\\gamma_{2}', 'gamma2'],
+        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

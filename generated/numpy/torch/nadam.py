@@ -141,6 +141,7 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
+        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['\\mu', 'mu'],
         ['\\mu_{\\mathrm{next}}', 'mu_next'],
