@@ -262,8 +262,21 @@ def load_together(items, folder):
     run into one library in `folder`, loaded in this process, so that `load` finds each of
     them there: one compiler start and one pass over the headers for all (for checks that
     build many small rules, such as the random-spec verifier). The sources' own names keep
-    their kernels apart; nothing goes into the disk cache. Returns the library."""
+    their kernels apart, so sources of the same name (a rule in two flavors: adam.cpp and
+    mxnet1/adam.cpp) go to separate runs; nothing goes into the disk cache."""
     items = [(Path(source).resolve(), kernel) for source, kernel in items]
+    runs = []     # [[items]]: no two sources of one name in a run
+    for source, kernel in items:
+        run = next((r for r in runs if all(s == source or s.name != source.name for s, _ in r)), None)
+        if run is None:
+            run = []
+            runs.append(run)
+        run.append((source, kernel))
+    for run in runs:
+        _load_together(run, folder)
+
+
+def _load_together(items, folder):
     identified = [_identify(source, kernel) for source, kernel in items]
     compiler_path = identified[0][0]
     headers = {header_path(source) for source, _ in items}
@@ -283,7 +296,6 @@ def load_together(items, folder):
     lib = _open(target)
     for (_, _, _, key) in identified:
         _LIBRARIES[key] = lib
-    return lib
 
 
 def kernels(source_path):
