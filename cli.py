@@ -319,7 +319,14 @@ def _show(args):
                 print(wrap.fill(f"    {part}: {describe(metas[part])}"))
     else:
         print(f"    learning_rate = {spec['learning_rate']!r}")
+        shown = set()
         for h in spec["hyperparameters"]:
+            if h.get("list"):     # one line per list: its elements share range and doc
+                if h["list"] not in shown:
+                    shown.add(h["list"])
+                    default = dict(families.mxnet_arguments(spec))[h["list"]]
+                    print(wrap.fill(f"{h['list']} = {default!r} ({len(default)} x {describe(h)[1:]}"))
+                continue
             print(wrap.fill(f"{h['name']} = {h['default']!r} {describe(h)}"))
     print("\nStates:\n")
     shapes = {"weight": "the weight's shape", "rows": "one value per row", "scalar": "a scalar"}

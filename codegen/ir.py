@@ -70,6 +70,7 @@ class Hyperparameter:
     doc: str = ""
     loc: Location | None = None
     keyword: str = ""            # params-style API: hyperparameters sharing one form a tuple (betas)
+    list: str = ""               # an element of this list hyperparameter (`betas[0]` is `betas_0`)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PARAM_GROUP_KEYS = ("params", "lr", "weight_decay")   # the params-style API's own group keys
 MAX_HYPERPARAMETERS = 64
+MAX_LIST = 16           # elements of a list hyperparameter
 MAX_STATES = 32
 
 
@@ -129,7 +130,11 @@ class _Loader:
             finite = hp.type == "int" and hp.range is not None and math.isfinite(hp.range.lo) \
                 and math.isfinite(hp.range.hi) and not hp.optional
             names[hp.name] = Name(hp.name, HOST, hp_type, "hyperparameter", hp.optional, False, hp.choices,
-                                  int_range=(hp.range.lo, hp.range.hi) if finite else None)
+                                  int_range=(hp.range.lo, hp.range.hi) if finite else None,
+                                  list_of=hp.list, elements=(int(hp.name.rsplit("_", 1)[1]),) if hp.list else ())
+        for list_name in dict.fromkeys(hp.list for hp in hyperparameters if hp.list):
+            elements = tuple(hp.name for hp in hyperparameters if hp.list == list_name)
+            names[list_name] = Name(list_name, HOST, "list", "hyperparameter", False, False, elements=elements)
         name_flags = self._name_flags(names)
         for flag in name_flags:
             names[flag] = Name(flag, HOST, BOOL, "name flag", False, False)
@@ -350,10 +355,46 @@ class _Loader:
             if name == "learning_rate":
                 learning_rate = self._learning_rate(entry, keys)
                 continue
+            if isinstance(entry, list) or (isinstance(entry, dict) and isinstance(entry.get("default"), list)):
+                elements = self._attempt(self._list_hyperparameter, name, entry, keys, poison=name)
+                out.extend(elements or ())
+                continue
             hp = self._attempt(self._new_hyperparameter, name, entry, keys, poison=name)
             if hp is not None:
                 out.append(hp)
+        declared = set(table)
+        for hp in out:
+            if hp.list and hp.name in declared:
+                self.errors.append(self.error(f"hyperparameter '{hp.name}' has the name of element "
+                                              f"{hp.name.rsplit('_', 1)[1]} of the list '{hp.list}'",
+                                              "hyperparameters", hp.name))
         return learning_rate, out
+
+    def _list_hyperparameter(self, name, entry, keys):
+        """`betas = [0.0, 0.9, 0.99]` (or `{ default = [...], range = ..., doc = ... }`): a
+        list of numbers of a fixed length, read in the update as `betas[0]`, ...; each element
+        is a hyperparameter of its own (`betas_0`, ...) checked against the list's range, and
+        every API family takes the list as one argument (a tuple of that length)."""
+        self._check_new_name(name, keys, "hyperparameter")
+        entry = {"default": entry} if isinstance(entry, list) else entry
+        for key in ("optional", "choices"):
+            if key in entry:
+                raise self.error(f"a list hyperparameter has no '{key}': its elements are numbers",
+                                 *keys, key)
+        values = entry["default"]
+        if not 2 <= len(values) <= MAX_LIST:
+            raise self.error(f"a list hyperparameter has 2 to {MAX_LIST} elements, '{name}' has {len(values)}",
+                             *keys, *(("default",) if isinstance(self._table("hyperparameters")[name], dict) else ()),
+                             value=True)
+        out = []
+        for k, value in enumerate(values):
+            element = dict(entry, default=value, keyword=entry.get("keyword") or name)
+            if isinstance(value, (list, dict)) or isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.error(f"element {k} of '{name}' is not a number: a list hyperparameter lists "
+                                 "numbers", *keys, value=True)
+            hp = self._hyperparameter(f"{name}[{k}]", element, keys)    # messages name it as written
+            out.append(replace(hp, name=f"{name}_{k}", list=name))
+        return out
 
     def _new_hyperparameter(self, name, entry, keys):
         self._check_new_name(name, keys, "hyperparameter")

@@ -52,6 +52,8 @@ def _hyperparameter(hp):
     out["doc"] = hp.doc
     if hp.keyword:
         out["keyword"] = hp.keyword
+    if hp.list:
+        out["list"] = hp.list
     return out
 
 

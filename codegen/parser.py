@@ -80,6 +80,8 @@ class Name:
     shape: tuple | None = None   # symbolic matrix shape of a local array, e.g. ("rows", "rows")
     shape_conflict: str = ""     # the branches of an if gave this name different shapes (or: why it cannot be read)
     int_range: tuple | None = None   # (lo, hi) of an int hyperparameter with a finite range
+    elements: tuple = ()         # a list hyperparameter's element names (its type is "list")
+    list_of: str = ""            # an element's list: read as `betas[0]`, never by its own name
 
 
 # The symbolic shape (in the matrix view) of each kind of array
@@ -527,11 +529,35 @@ class FormulaParser:
                              f"update line {info.maybe_unbound_at} assigns it", node)
         if info.shape_conflict:
             raise self.error(info.shape_conflict + ": it cannot be read here", node)
+        if info.type == "list":
+            raise self.error(f"'{node.id}' is a list of {len(info.elements)} numbers: read one element, "
+                             f"{node.id}[0] to {node.id}[{len(info.elements) - 1}]", node)
+        if info.list_of:
+            raise self.error(f"unknown name '{node.id}'; did you mean "
+                             f"'{info.list_of}[{info.elements[0]}]'?", node)
         optional = info.optional and node.id not in narrowed
         if info.type == "enum":
             return Value(sympy.Symbol(node.id), "enum:" + node.id, info.kind)
         symbol = sympy.Symbol(node.id)
         return Value(symbol, info.type, info.kind, optional)
+
+    def _expr_Subscript(self, node, narrowed):
+        """`betas[1]`: one element of a list hyperparameter, by a literal index."""
+        base = node.value
+        if isinstance(base, ast.Name) and base.id in self.poisoned:
+            raise Cascade(base.id)
+        info = self.names.get(base.id) if isinstance(base, ast.Name) else None
+        if info is None or info.type != "list":
+            raise self.error("indexing ('a[i]') not allowed in a spec: only a list hyperparameter's "
+                             "elements are read by index (betas[0])", node)
+        index = node.slice
+        if not (isinstance(index, ast.Constant) and type(index.value) is int):
+            raise self.error(f"index {base.id}[...] with an integer literal", index)
+        if not 0 <= index.value < len(info.elements):
+            raise self.error(f"index {index.value} is outside '{base.id}' (elements 0 to "
+                             f"{len(info.elements) - 1})", index)
+        element = info.elements[index.value]
+        return Value(sympy.Symbol(element), NUM, HOST)
 
     def _expr_Constant(self, node, narrowed):
         value = node.value

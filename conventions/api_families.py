@@ -9,7 +9,7 @@ lines, so they cannot disagree. Nothing here imports torch.
 """
 import math
 
-from .arguments import default_arguments
+from .arguments import default_arguments, mxnet_arguments
 from .flavors import DEFAULT_FLAVOR, PARAMS_FLAVOR
 
 
@@ -27,8 +27,7 @@ def _value(value):
 
 
 def mxnet_style(spec, has_params_class, builtin):
-    arguments = _arguments([("learning_rate", spec["learning_rate"])]
-                           + [(h["name"], h["default"]) for h in spec["hyperparameters"]])
+    arguments = _arguments([("learning_rate", spec["learning_rate"])] + mxnet_arguments(spec))
     flavor = "" if spec["flavor"] == DEFAULT_FLAVOR else f", flavor={spec['flavor']!r}"
     lines = [f"opt = optforge.create({spec['key']!r}{flavor}, {arguments})"]
     if spec["flavor"] == DEFAULT_FLAVOR and builtin:    # a loaded spec is no attribute of optforge

@@ -32,6 +32,36 @@ def keywords(spec):
     return list(out.items())
 
 
+def lists(spec):
+    """{list hyperparameter: [its element names]} in declaration order (`betas = [...]` in a
+    spec has the elements betas_0, betas_1, ...)."""
+    out = {}
+    for meta in spec["hyperparameters"]:
+        if meta.get("list"):
+            out.setdefault(meta["list"], []).append(meta["name"])
+    return out
+
+
+def mxnet_arguments(spec):
+    """[(argument, default)] of the MXNet-style hyperparameter arguments: each its own, a
+    list hyperparameter one argument (the tuple of its elements' defaults)."""
+    out = {}
+    for meta in spec["hyperparameters"]:
+        if meta.get("list"):
+            out[meta["list"]] = out.get(meta["list"], ()) + (meta["default"],)
+        else:
+            out[meta["name"]] = meta["default"]
+    return list(out.items())
+
+
+def grouped(spec, values):
+    """{argument: value} from {hyperparameter: value}: list elements gathered into tuples."""
+    out = dict(values)
+    for name, elements in lists(spec).items():
+        out[name] = tuple(out.pop(element) for element in elements)
+    return out
+
+
 def default_arguments(spec):
     """{argument: default} of a spec's params-style class, in signature order: lr, the
     keywords (a tuple for a shared keyword), weight_decay."""

@@ -11,8 +11,9 @@ import importlib
 import inspect
 from pathlib import Path
 
+from ..conventions import arguments
 from ..conventions.flavors import decay_suffixes
-from . import registry
+from . import registry, validation
 from .docstrings import class_docstring
 from .modes import MXNetModes
 from .spec_loading import load_module
@@ -58,15 +59,15 @@ def load_spec(path, register=True):
 def optimizer_class(module):
     """Build the Optimizer subclass for one generated module."""
     spec = module.SPEC
-    hyper = [m["name"] for m in spec["hyperparameters"]]
+    hyper = [m["name"] for m in spec["hyperparameters"] if not m.get("list")]
+    listed = arguments.lists(spec)     # list hyperparameters: one tuple argument each
     options = dict(spec["options"])
     options.setdefault("use_fused_step", True)
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                   inspect.Parameter("learning_rate", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=spec["learning_rate"])]
-    for meta in spec["hyperparameters"]:
-        parameters.append(inspect.Parameter(meta["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                            default=meta["default"]))
+    for name, default in arguments.mxnet_arguments(spec):
+        parameters.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
     for name, default in options.items():
         if isinstance(default, dict):   # read from the environment when the optimizer is made
             default = None
@@ -85,6 +86,8 @@ def optimizer_class(module):
         if not explicit_lr and extra.get("lr_scheduler") is not None:
             learning_rate = None   # the scheduler's base_lr rules, not the class default
         hyperparameters = {name: values.pop(name) for name in hyper}
+        for name, elements in listed.items():
+            hyperparameters.update(zip(elements, list_value(name, values.pop(name), len(elements))))
         SpecOptimizer.__init__(self, learning_rate=learning_rate, hyperparameters=hyperparameters,
                                options=values, **extra)
 
@@ -102,12 +105,38 @@ def optimizer_class(module):
         "__module__": "optforge",
     }
     for meta in spec["hyperparameters"]:
-        namespace[meta["name"]] = _hyperparameter_property(meta)
+        if not meta.get("list"):
+            namespace[meta["name"]] = _hyperparameter_property(meta)
+    for name, elements in listed.items():
+        namespace[name] = _list_property(name, elements, spec)
     bases = (SpecOptimizer,)
     if getattr(module, "MODES", None) is not None:   # train()/eval() (runtime/modes.py)
         bases = (MXNetModes, SpecOptimizer)
     cls = type(spec["name"], bases, namespace)
     return cls
+
+
+def list_value(name, value, length):
+    """A list hyperparameter's value as a list of `length` items (ValueError otherwise)."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or len(value) != length:
+        raise ValueError(f"{name} must be a list or tuple of {length} numbers, got {value!r}")
+    return list(value)
+
+
+def _list_property(name, elements, spec):
+    """A list hyperparameter as a tuple; setting one checks every element before any is set."""
+    metas = {m["name"]: m for m in spec["hyperparameters"]}
+
+    def get(self):
+        return tuple(self.engine.hyperparameters[element] for element in elements)
+
+    def set_(self, value):
+        items = list_value(name, value, len(elements))
+        checked = [validation.hyperparameter(metas[element], item) for element, item in zip(elements, items)]
+        for element, item in zip(elements, checked):
+            self.engine.set_hyperparameter(element, item)
+
+    return property(get, set_, doc=metas[elements[0]]["doc"])
 
 
 def _hyperparameter_property(meta):

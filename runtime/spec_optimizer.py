@@ -11,6 +11,7 @@ import os
 
 import numpy
 
+from ..conventions.arguments import grouped, mxnet_arguments
 from . import validation
 from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision
 from .mxnet_base import Optimizer, PreparedStep, _as_lists, decode_keys, encode_keys
@@ -37,8 +38,8 @@ class SpecOptimizer(Optimizer):
 
     @property
     def hyperparameters(self):
-        """Current hyperparameter values by name (a copy)."""
-        return dict(self.engine.hyperparameters)
+        """Current hyperparameter values by name (a copy; a list hyperparameter as a tuple)."""
+        return grouped(self.SPEC, self.engine.hyperparameters)
 
     @property
     def lazy_update(self):
@@ -50,7 +51,7 @@ class SpecOptimizer(Optimizer):
 
     def config(self):
         """Everything needed to rebuild this optimizer mid-training, JSON-safe (no pickle)."""
-        arguments = dict(self.engine.hyperparameters)
+        arguments = grouped(self.SPEC, self.engine.hyperparameters)
         arguments.update({name: getattr(self, name) for name in _SAVED_ATTRIBUTES})
         arguments.update(
             learning_rate=self.lr,
@@ -78,7 +79,7 @@ class SpecOptimizer(Optimizer):
         if arguments.get("aggregate_num") == "inf":
             arguments["aggregate_num"] = numpy.inf
         validation.entries("saved optimizer arguments", arguments, ("learning_rate", "param_idx2name"),
-                           optional=tuple(m["name"] for m in cls.SPEC["hyperparameters"])
+                           optional=tuple(name for name, _ in mxnet_arguments(cls.SPEC))
                            + _SAVED_ATTRIBUTES + ("aggregate_num", "lazy_update"))
         arguments["param_idx2name"] = decode_keys(arguments["param_idx2name"], "saved param_idx2name")
         if not all(isinstance(name, str) for name in arguments["param_idx2name"].values()):

@@ -36,6 +36,8 @@ def hyperparameter(spec, value):
     """Validate one value against its metadata (from a generated module's SPEC);
     returns it normalised (Python float/int/bool/str) or raises ValueError."""
     name, kind = spec["name"], spec["type"]
+    if spec.get("list"):     # an element of a list hyperparameter, named as the user writes it
+        name = f"{spec['list']}[{name.rsplit('_', 1)[1]}]"
     if value is None:
         if spec.get("optional"):
             return None

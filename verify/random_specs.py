@@ -7,7 +7,7 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
   log, abs, sign, maximum, minimum, both clips, where) over the gradient, the weight, states
   of every init and dtype (read-only copies of the initial weight and scalar states that
   start from a hyperparameter too), hyperparameters of every type (float, int, bool, enum,
-  optional), `if`/`else` on host conditions (hyperparameters, t, host scalar states),
+  optional, lists read by index), the built-in inputs (lr, initial_lr, t, ...), `if`/`else` on host conditions (hyperparameters, t, host scalar states),
   literal loops, states that exist under a `when`, and noise;
 - reductions: whole-tensor reductions (norm, sum, dot, max, min) read before and after
   the states they feed, per-tensor scalar states (device scalars) read before the pass that
@@ -20,7 +20,7 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
 Values stay bounded whatever the data: every state is a convex mix of its old value and a
 squashed term (`x / (1 + abs(x))`, clipped or bounded functions), and the weight moves by
 lr times a bounded term, so a disagreement the verifier reports is a real one, not
-overflow. Every generated spec must load: `tests/test_random_specs.py` runs a seeded batch.
+overflow. Every generated spec must load: `tests/test_verify.py` runs a seeded batch.
 """
 import random
 
@@ -40,7 +40,7 @@ class Builder:
         self.states = {}        # name -> TOML value text
         self.lines = []         # update block lines
         self.tensors = ["grad", "weight"]
-        self.host = ["lr"]      # host values readable in expressions
+        self.host = ["lr", "lr / initial_lr"]      # host values readable in expressions
         self.fractions = []     # host values in [0, 1)
         self.extra = []         # top-level keys before `update`
         self.tables = []        # extra tables after [states]
@@ -52,7 +52,15 @@ class Builder:
         return f"{prefix}{self.counter}"
 
     def fraction(self):
-        """A hyperparameter in [0, 1) (a decay rate)."""
+        """A hyperparameter in [0, 1) (a decay rate), or an element of a list of them."""
+        if self.rng.random() < 0.2:
+            name = self.fresh("bl")
+            values = [self.rng.choice([0.5, 0.8, 0.9, 0.95]) for _ in range(self.rng.randint(2, 3))]
+            self.hyper[name] = f'{{ default = [{", ".join(map(str, values))}], range = "[0, 1)" }}'
+            elements = [f"{name}[{k}]" for k in range(len(values))]
+            self.fractions.extend(elements)
+            self.host.extend(elements)
+            return self.rng.choice(elements)
         name = self.fresh("b")
         self.hyper[name] = f'{{ default = {self.rng.choice([0.5, 0.8, 0.9, 0.95])}, range = "[0, 1)" }}'
         self.fractions.append(name)

@@ -13,6 +13,7 @@ from unittest import mock
 
 import numpy as np
 
+from ..conventions.arguments import grouped
 from ..runtime.backends import native, native_matrix
 from ..runtime.engine import PreconditionError
 from . import scenario
@@ -97,7 +98,7 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
     first = steps[0]
     try:
         opt = cls(use_fused_step=fused, begin_num_update=scenario.BEGIN_NUM_UPDATE, learning_rate=first.lr,
-                  **hyper)
+                  **grouped(cls.SPEC, hyper))
         states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     except ValueError as err:       # a PreconditionError (requires) among them
         raise Refused(str(err)) from None
@@ -198,7 +199,7 @@ def torch_reference(cls, hyper, shapes, dtype, seed):
     steps = scenario.SCHEDULE
     weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
     try:
-        opt = cls(use_fused_step=False, learning_rate=steps[0].lr, **hyper)
+        opt = cls(use_fused_step=False, learning_rate=steps[0].lr, **grouped(cls.SPEC, hyper))
         states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     except ValueError as err:
         raise Refused(str(err)) from None

@@ -165,6 +165,7 @@ def argument_names(entry):
     out = {"learning_rate": "lr", "wd": "weight_decay"}
     for keyword, names in arguments.keywords(_metadata(entry)):
         out.update({name: f"{keyword}[{i}]" if len(names) > 1 else keyword for i, name in enumerate(names)})
+    out.update((name, name) for name in arguments.lists(_metadata(entry)))   # a list: the same tuple
     return out
 
 
@@ -203,9 +204,13 @@ def _used_names(rule):
 def _notation(rule, formulas, used):
     rows = []
 
+    # a list element as the update reads it: betas_1 is betas[1] (name "betas", index 1)
+    written = {hp.name: (hp.list, int(hp.name.rsplit("_", 1)[1])) for hp in rule.hyperparameters if hp.list}
+
     def add(name, meaning):
-        if name in used and name not in {r["name"] for r in rows}:
-            rows.append({"name": name, "latex": formulas.symbol_latex(name),
+        if name in used and name not in {r["symbol"] for r in rows}:
+            shown, index = written.get(name, (name, None))
+            rows.append({"symbol": name, "name": shown, "index": index, "latex": formulas.symbol_latex(name),
                          "mathml": formulas.symbol_mathml(name), "meaning": meaning})
     for name in BUILTINS:
         add(name, BUILTIN_MEANINGS[name])
@@ -233,13 +238,24 @@ def _hyperparameters(entry):
     rule = entry.rule
     rows = [{"name": "learning_rate", "default": _value(rule.learning_rate), "range": "[0, inf)",
              "type": "float", "doc": "Base learning rate: lr before the scheduler and lr_mult."}]
+    lists = {}
     for hp in rule.hyperparameters:
         allowed = str(hp.range) if hp.range is not None else \
             ", ".join(repr(c) for c in hp.choices) if hp.choices else ""
         if hp.optional:
             allowed = (allowed + " or None").strip()
+        if hp.list:     # one row per list hyperparameter: its elements share range and doc
+            if hp.list not in lists:
+                lists[hp.list] = {"name": hp.list, "default": (), "range": allowed or "-", "doc": hp.doc}
+                rows.append(lists[hp.list])
+            row = lists[hp.list]
+            row["default"] += (hp.default,)
+            row["type"] = f"{len(row['default'])} x {hp.type}"
+            continue
         rows.append({"name": hp.name, "default": _value(hp.default), "range": allowed or "-",
                      "type": hp.type, "doc": hp.doc})
+    for row in lists.values():
+        row["default"] = _value(row["default"])
     wd = rule.options.get("wd")
     if wd is not None:
         rows.append({"name": "wd", "default": _value(wd), "range": "[0, inf)", "type": "float",

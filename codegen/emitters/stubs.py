@@ -12,7 +12,7 @@ import keyword
 import math
 
 from ...conventions import arguments as families, torch_keywords
-from ...conventions.arguments import MXNET_OPTIONS
+from ...conventions.arguments import MXNET_OPTIONS, mxnet_arguments
 from ...conventions.flavors import DEFAULT_FLAVOR
 from .templates import environment
 
@@ -78,13 +78,25 @@ MXNET_MODE_METHODS = ["def mode(self, index: Any) -> str: ...",
 GROUP_MODE_METHODS = ["def train(self) -> None: ...", "def eval(self) -> None: ..."]
 
 
+def _mxnet_types(spec):
+    """{MXNet-style argument: its type}: a list hyperparameter is a tuple of its elements' type."""
+    out = {}
+    for meta in spec["hyperparameters"]:
+        if meta.get("list"):
+            out[meta["list"]] = f"tuple[{_hyperparameter_type(meta)}, ...]"
+        else:
+            out[meta["name"]] = _hyperparameter_type(meta)
+    return out
+
+
 def mxnet_class(spec):
     """The MXNet-style class (`optforge.Adam`): learning_rate, the hyperparameters and the
     spec's options by position or keyword, then the base class's keywords
     (runtime/catalog.optimizer_class builds the same signature)."""
     lr = spec["learning_rate"]
     positional = [_argument("learning_rate", "float | None", lr)]
-    positional += [_argument(m["name"], _hyperparameter_type(m), m["default"]) for m in spec["hyperparameters"]]
+    types = _mxnet_types(spec)
+    positional += [_argument(name, types[name], default) for name, default in mxnet_arguments(spec)]
     options = {name: (None if isinstance(default, dict) else default) for name, default in spec["options"].items()}
     options.setdefault("use_fused_step", True)
     positional += [_argument(name, _option_type(name, default), default) for name, default in options.items()]
@@ -95,7 +107,7 @@ def mxnet_class(spec):
         "name": _identifier(spec["name"]),
         "doc": f"{spec['summary']} ({spec['spec']}).",
         "arguments": positional + (["*"] + keywords if keywords else []),
-        "attributes": [(_identifier(m["name"]), _hyperparameter_type(m)) for m in spec["hyperparameters"]],
+        "attributes": [(_identifier(name), kind) for name, kind in types.items()],
         "methods": MXNET_MODE_METHODS if "modes" in spec else [],
     }
 

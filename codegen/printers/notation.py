@@ -63,13 +63,16 @@ class Glyph:
 
 
 def natural_glyph(name):
-    """`beta1` -> beta_1, `mu_t` -> mu_t, `d_t` -> d_t, `exp_avg` -> the word exp_avg."""
+    """`beta1` -> beta_1, `mu_t` -> mu_t, `d_t` -> d_t, `exp_avg` -> the word exp_avg;
+    `betas_1` (element 1 of a list `betas`) -> beta_1."""
     match = _SPLIT.match(name)
     if match:
         base, digits, suffix = match.groups()
         sub = digits or suffix
         if base in GREEK or (len(base) == 1 and (sub is None or len(sub) == 1 or sub.isdigit())):
             return Glyph(base, sub)
+        if base.endswith("s") and base[:-1] in GREEK and sub is not None and sub.isdigit():
+            return Glyph(base[:-1], sub)
     return Glyph(name)
 
 
