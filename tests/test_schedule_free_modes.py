@@ -314,3 +314,41 @@ def test_mxnet_style_multi_precision():
     opt.train(0, weight, state)
     np.testing.assert_array_equal(master, training_master)
     np.testing.assert_array_equal(weight, training)
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"warmup_steps": 3, "r": 0.5, "weight_lr_power": 1.0, "decay_at_z": True},
+], ids=["defaults", "warmup-r-decay_at_z"])
+def test_torch_class_matches_the_schedulefree_package(settings):
+    """optforge.torch.ScheduleFreeAdamW against schedulefree's AdamWScheduleFreeReference
+    (the authors' package, 1.4): 6 steps of three parameters with wd > 0 and the lr changed
+    between steps, eval() and train() between them; weights and the eval point x equal to
+    float32 rounding carried over the steps (rtol 1e-5, atol 1e-6: each step rounds a few
+    float32 ulps, in another order of operations)."""
+    torch = pytest.importorskip("torch")
+    schedulefree = pytest.importorskip("schedulefree")
+    rng = np.random.default_rng(3)
+    weights = [rng.standard_normal(shape).astype(np.float32) for shape in [(5,), (3, 4), (2, 2, 3)]]
+    ours = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights]
+    theirs = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights]
+    opts = [optforge.torch.ScheduleFreeAdamW(ours, lr=0.01, weight_decay=0.1, betas=(0.85, 0.99), **settings),
+            schedulefree.AdamWScheduleFreeReference(theirs, lr=0.01, weight_decay=0.1, betas=(0.85, 0.99),
+                                                    **settings)]
+    opts[1].train()      # the package's optimizers start in eval mode
+    for step in range(6):
+        grads = [rng.standard_normal(w.shape).astype(np.float32) * 2 for w in weights]
+        for params, opt in zip((ours, theirs), opts):
+            for p, g in zip(params, grads):
+                p.grad = torch.from_numpy(g.copy())
+            opt.param_groups[0]["lr"] = (0.01, 0.02, 0.005)[step % 3]
+            opt.step()
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+        if step in (2, 4):
+            for opt in opts:
+                opt.eval()
+            for a, b in zip(ours, theirs):
+                np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+            for opt in opts:
+                opt.train()

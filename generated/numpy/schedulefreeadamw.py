@@ -8,7 +8,6 @@ Update rule, as the spec writes it:
     grad = clip(grad * rescale_grad, clip_gradient)
     if warmup_steps > 0:
         lr = lr * minimum(1, t / warmup_steps)
-    lr = lr * sqrt(1 - beta2**t)
     lr_max = maximum(lr_max, lr)
     c_weight = t**r * lr_max**weight_lr_power
     weight_sum = weight_sum + c_weight
@@ -18,7 +17,7 @@ Update rule, as the spec writes it:
     else:
         z = z - lr * wd * weight
     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
-    z = z - lr * grad / (sqrt(exp_avg_sq) + epsilon)
+    z = z - lr * grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon)
     x = (1 - c) * x + c * z
     weight = beta1 * x + (1 - beta1) * z
 """
@@ -35,7 +34,7 @@ SPEC = {
     ],
     'notes': [
         "In train mode the weight holds the training point y = beta1 * x + (1 - beta1) * z, where gradients are taken; the state x is the point to evaluate and save (the average of the z sequence with weights t**r * lr_max**weight_lr_power). eval() sets every weight to x, train() back to y (as the reference's train()/eval(); x is kept as a state, so the round trip gives y back bit for bit); a step in eval mode raises ValueError.",
-        'The learning rate is warmed up linearly over warmup_steps and multiplied by sqrt(1 - beta2**t) (bias correction of the second moment); lr_max is the largest such value so far.',
+        'The learning rate is warmed up linearly over warmup_steps; lr_max is the largest such value so far. The second moment is bias-corrected inside the square root (sqrt(v / (1 - beta2**t)) + epsilon), as schedulefree 1.4 computes it (releases before 1.3 folded sqrt(1 - beta2**t) into the learning rate, so into lr_max and the decay too).',
         'Weight decay is applied to z, at y (or at z with decay_at_z), scaled by the learning rate.',
     ],
     'deviations': [
@@ -140,7 +139,7 @@ SPEC = {
             'dtype': 'weight',
             'shape': 'scalar',
             'when': '',
-            'doc': 'The largest warmed-up, bias-corrected learning rate so far (-1 before the first step).',
+            'doc': 'The largest warmed-up learning rate so far (-1 before the first step).',
         },
         {
             'name': 'weight_sum',
@@ -151,12 +150,11 @@ SPEC = {
             'doc': 'Sum of the averaging weights t**r * lr_max**weight_lr_power so far.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif warmup_steps > 0:\n    lr = lr * minimum(1, t / warmup_steps)\nlr = lr * sqrt(1 - beta2**t)\nlr_max = maximum(lr_max, lr)\nc_weight = t**r * lr_max**weight_lr_power\nweight_sum = weight_sum + c_weight\nc = where(weight_sum == 0, 0, c_weight / weight_sum)\nif decay_at_z:\n    z = z - lr * wd * z\nelse:\n    z = z - lr * wd * weight\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nz = z - lr * grad / (sqrt(exp_avg_sq) + epsilon)\nx = (1 - c) * x + c * z\nweight = beta1 * x + (1 - beta1) * z',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif warmup_steps > 0:\n    lr = lr * minimum(1, t / warmup_steps)\nlr_max = maximum(lr_max, lr)\nc_weight = t**r * lr_max**weight_lr_power\nweight_sum = weight_sum + c_weight\nc = where(weight_sum == 0, 0, c_weight / weight_sum)\nif decay_at_z:\n    z = z - lr * wd * z\nelse:\n    z = z - lr * wd * weight\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nz = z - lr * grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon)\nx = (1 - c) * x + c * z\nweight = beta1 * x + (1 - beta1) * z',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(\\mathrm{rescale\\_grad} \\, g, \\mathrm{clip\\_gradient}\\right)',
         '\\textbf{if}\\ \\mathrm{warmup\\_steps} > 0:',
         '\\quad \\eta \\leftarrow \\eta \\, \\min\\left(1, \\frac{t}{\\mathrm{warmup\\_steps}}\\right)',
-        '\\eta \\leftarrow \\eta \\, \\sqrt{1 - {\\beta_{2}}^{t}}',
         '\\mathrm{lr\\_max} \\leftarrow \\max\\left(\\mathrm{lr\\_max}, \\eta\\right)',
         '\\mathrm{c\\_weight} \\leftarrow {\\mathrm{lr\\_max}}^{\\mathrm{weight\\_lr\\_power}} \\, t^{r}',
         '\\mathrm{weight\\_sum} \\leftarrow \\mathrm{weight\\_sum} + \\mathrm{c\\_weight}',
@@ -166,7 +164,7 @@ SPEC = {
         '\\textbf{else}:',
         '\\quad z \\leftarrow z - \\eta \\, \\lambda \\, w',
         '\\mathrm{exp\\_avg\\_sq} \\leftarrow \\beta_{2} \\, \\mathrm{exp\\_avg\\_sq} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
-        'z \\leftarrow z - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{exp\\_avg\\_sq}} + \\epsilon}',
+        'z \\leftarrow z - \\frac{\\eta \\, g}{\\sqrt{\\frac{\\mathrm{exp\\_avg\\_sq}}{1 - {\\beta_{2}}^{t}}} + \\epsilon}',
         'x \\leftarrow \\left(1 - c\\right) \\, x + c \\, z',
         'w \\leftarrow \\beta_{1} \\, x + \\left(1 - \\beta_{1}\\right) \\, z',
     ],
@@ -205,15 +203,15 @@ def conditions(*, decay_at_z, warmup_steps, **_):
 def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, warmup_steps, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*min(1, t/warmup_steps)
-    lr_2 = lr_1*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_2)
+    lr_max_1 = max(lr_max, lr_1)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_2*wd
-    c_4 = 1 - c_1
-    c_5 = 1 - beta1
+    c_3 = (1 - beta2**t)**(-1)
+    c_4 = lr_1*wd
+    c_5 = 1 - c_1
+    c_6 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -222,16 +220,17 @@ def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
+        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_2': lr_2,
+        'lr_1': lr_1,
         'rescale_grad': rescale_grad,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad):
+def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -240,18 +239,19 @@ def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(z, c_3, out=t1)
-    t2 = xp.sqrt(exp_avg_sq)
+    xp.multiply(z, c_4, out=t1)
+    t2 = xp.multiply(exp_avg_sq, c_3)
+    xp.sqrt(t2, out=t2)
     xp.add(t2, epsilon, out=t2)
-    xp.multiply(t0, lr_2, out=t0)
+    xp.multiply(t0, lr_1, out=t0)
     xp.divide(t0, t2, out=t0)
     xp.subtract(z, t1, out=t1)
     xp.subtract(t1, t0, out=z)
     xp.multiply(z, c_1, out=t2)
-    xp.multiply(x, c_4, out=x)
+    xp.multiply(x, c_5, out=x)
     xp.add(t2, x, out=x)
     xp.multiply(x, beta1, out=t1)
-    xp.multiply(z, c_5, out=t0)
+    xp.multiply(z, c_6, out=t0)
     xp.add(t1, t0, out=weight)
 
 
@@ -260,15 +260,15 @@ def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
 def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, warmup_steps, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*min(1, t/warmup_steps)
-    lr_2 = lr_1*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_2)
+    lr_max_1 = max(lr_max, lr_1)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_2*wd
-    c_4 = 1 - c_1
-    c_5 = 1 - beta1
+    c_3 = (1 - beta2**t)**(-1)
+    c_4 = lr_1*wd
+    c_5 = 1 - c_1
+    c_6 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -277,16 +277,17 @@ def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
+        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_2': lr_2,
+        'lr_1': lr_1,
         'rescale_grad': rescale_grad,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad):
+def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -295,18 +296,19 @@ def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(weight, c_3, out=weight)
-    xp.sqrt(exp_avg_sq, out=t1)
+    xp.multiply(weight, c_4, out=weight)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
     xp.add(t1, epsilon, out=t1)
-    xp.multiply(t0, lr_2, out=t0)
+    xp.multiply(t0, lr_1, out=t0)
     xp.divide(t0, t1, out=t0)
     xp.subtract(z, weight, out=z)
     xp.subtract(z, t0, out=z)
     xp.multiply(z, c_1, out=t1)
-    xp.multiply(x, c_4, out=x)
+    xp.multiply(x, c_5, out=x)
     xp.add(t1, x, out=x)
     xp.multiply(x, beta1, out=t0)
-    xp.multiply(z, c_5, out=t1)
+    xp.multiply(z, c_6, out=t1)
     xp.add(t0, t1, out=weight)
 
 
@@ -314,15 +316,15 @@ def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
 
 def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    lr_1 = lr*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_1)
+    lr_max_1 = max(lr_max, lr)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_1*wd
-    c_4 = 1 - c_1
-    c_5 = 1 - beta1
+    c_3 = (1 - beta2**t)**(-1)
+    c_4 = lr*wd
+    c_5 = 1 - c_1
+    c_6 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -331,16 +333,17 @@ def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
+        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_1': lr_1,
+        'lr': lr,
         'rescale_grad': rescale_grad,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad):
+def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -349,18 +352,19 @@ def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(z, c_3, out=t1)
-    t2 = xp.sqrt(exp_avg_sq)
+    xp.multiply(z, c_4, out=t1)
+    t2 = xp.multiply(exp_avg_sq, c_3)
+    xp.sqrt(t2, out=t2)
     xp.add(t2, epsilon, out=t2)
-    xp.multiply(t0, lr_1, out=t0)
+    xp.multiply(t0, lr, out=t0)
     xp.divide(t0, t2, out=t0)
     xp.subtract(z, t1, out=t1)
     xp.subtract(t1, t0, out=z)
     xp.multiply(z, c_1, out=t2)
-    xp.multiply(x, c_4, out=x)
+    xp.multiply(x, c_5, out=x)
     xp.add(t2, x, out=x)
     xp.multiply(x, beta1, out=t1)
-    xp.multiply(z, c_5, out=t0)
+    xp.multiply(z, c_6, out=t0)
     xp.add(t1, t0, out=weight)
 
 
@@ -368,15 +372,15 @@ def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
 
 def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    lr_1 = lr*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_1)
+    lr_max_1 = max(lr_max, lr)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_1*wd
-    c_4 = 1 - c_1
-    c_5 = 1 - beta1
+    c_3 = (1 - beta2**t)**(-1)
+    c_4 = lr*wd
+    c_5 = 1 - c_1
+    c_6 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -385,16 +389,17 @@ def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
+        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_1': lr_1,
+        'lr': lr,
         'rescale_grad': rescale_grad,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad):
+def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -403,18 +408,19 @@ def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(weight, c_3, out=weight)
-    xp.sqrt(exp_avg_sq, out=t1)
+    xp.multiply(weight, c_4, out=weight)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
     xp.add(t1, epsilon, out=t1)
-    xp.multiply(t0, lr_1, out=t0)
+    xp.multiply(t0, lr, out=t0)
     xp.divide(t0, t1, out=t0)
     xp.subtract(z, weight, out=z)
     xp.subtract(z, t0, out=z)
     xp.multiply(z, c_1, out=t1)
-    xp.multiply(x, c_4, out=x)
+    xp.multiply(x, c_5, out=x)
     xp.add(t1, x, out=x)
     xp.multiply(x, beta1, out=t0)
-    xp.multiply(z, c_5, out=t1)
+    xp.multiply(z, c_6, out=t1)
     xp.add(t0, t1, out=weight)
 
 
