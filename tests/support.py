@@ -25,6 +25,14 @@ def signed(rng, shape, scale, dtype):
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
+def weights_and_grads(seed, shapes, steps, dtype=np.float32):
+    """Float weights of `shapes` and `steps` lists of gradients for them, of both signs and
+    scale 3 (beyond a clip bound of 1 once rescaled by 0.5)."""
+    rng = np.random.default_rng(seed)
+    weights = [signed(rng, shape, 1.0, dtype) for shape in shapes]
+    return weights, [[signed(rng, shape, 3.0, dtype) for shape in shapes] for _ in range(steps)]
+
+
 def as_parts(state):
     """A state as a flat tuple of arrays (None -> ())."""
     if state is None:

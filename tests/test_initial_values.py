@@ -22,6 +22,8 @@ import pytest
 import optforge
 from optforge.codegen.errors import SpecError
 
+from support import weights_and_grads
+
 torch = pytest.importorskip("torch")
 
 SHAPES = [(6,), (3, 4), (2, 3, 2)]
@@ -42,11 +44,7 @@ def _load(tmp_path, monkeypatch, text, name):
 
 
 def _data(seed):
-    rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    # gradients of both signs, some beyond the clip bound once rescaled
-    grads = [[(rng.standard_normal(s) * 3).astype(np.float32) for s in SHAPES] for _ in range(STEPS)]
-    return weights, grads
+    return weights_and_grads(seed, SHAPES, STEPS)
 
 
 def _mxnet_run(cls, weights, grads, **settings):

@@ -20,7 +20,7 @@ import pytest
 import optforge
 from optforge.codegen.errors import SpecError
 
-from support import html5_error
+from support import html5_error, weights_and_grads
 
 torch = pytest.importorskip("torch")
 
@@ -61,10 +61,7 @@ def aggmo(tmp_path, monkeypatch):
 
 
 def _data(seed):
-    rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    grads = [[(rng.standard_normal(s) * 3).astype(np.float32) for s in SHAPES] for _ in range(STEPS)]
-    return weights, grads
+    return weights_and_grads(seed, SHAPES, STEPS)
 
 
 def _reference(weights, grads, betas, rescale, clip):
