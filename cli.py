@@ -188,7 +188,7 @@ def arguments(spec):
     from .conventions import arguments as families
     if spec["flavor"] == families.PARAMS_FLAVOR:
         return list(families.default_arguments(spec).items())
-    return [("learning_rate", spec["learning_rate"])] + [(h["name"], h["default"]) for h in spec["hyperparameters"]]
+    return [("learning_rate", spec["learning_rate"])] + families.mxnet_arguments(spec)
 
 
 def _known_flavor(flavor, command):
@@ -316,7 +316,7 @@ def _show(args):
                 continue
             print(wrap.fill(f"{name} = {default!r}"))
             for part in names:
-                print(wrap.fill(f"    {part}: {describe(metas[part])}"))
+                print(wrap.fill(f"    {families.written(metas[part])}: {describe(metas[part])}"))
     else:
         print(f"    learning_rate = {spec['learning_rate']!r}")
         shown = set()

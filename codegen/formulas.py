@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .ir import Assign, If, Loop
+from .ir import Assign, If, Loop, walk
 from .printers.latex import FormulaLatexPrinter
 from .printers.mathml import FormulaMathMLPrinter
 from .printers.notation import glyph_table, rule_names, tensor_names
@@ -80,11 +80,25 @@ def latex_lines(rule):
     return ["\\quad " * line.depth + line.latex for line in Formulas(rule).lines()]
 
 
+def used_names(rule):
+    """Every name the update's statements read or assign (conditions included)."""
+    used = set()
+    for stmt in walk(rule.statements):
+        if not isinstance(stmt, (Assign, If)):
+            continue   # a loop: its body's statements follow
+        expr = stmt.expr if isinstance(stmt, Assign) else stmt.cond
+        used |= {s.name for s in expr.free_symbols}
+        if isinstance(stmt, Assign):
+            used.add(stmt.target)
+    return used
+
+
 def symbol_legend(rule):
-    """[[latex, name]] for every name the formulas write other than as itself."""
+    """[[latex, name]] for every name the formulas use and write other than as itself."""
     formulas = Formulas(rule)
+    used = used_names(rule)
     out = []
-    for name in sorted(formulas.glyphs):
+    for name in sorted(n for n in formulas.glyphs if n in used):
         latex = formulas.symbol_latex(name)
         if latex != name and latex != "\\mathrm{" + name.replace("_", "\\_") + "}":
             out.append([latex, name])

@@ -35,7 +35,8 @@ TYPES = ("float", "int", "bool", "enum")
 _NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PARAM_GROUP_KEYS = ("params", "lr", "weight_decay")   # the params-style API's own group keys
+# the params-style API's own group keys (initial_lr: where a group keeps the built-in input)
+PARAM_GROUP_KEYS = ("params", "lr", "weight_decay", "initial_lr")
 MAX_HYPERPARAMETERS = 64
 MAX_LIST = 16           # elements of a list hyperparameter
 MAX_STATES = 32
@@ -589,7 +590,7 @@ class _Loader:
         would start every step from the value, which is the hyperparameter itself)."""
         init = entry["init"]
         meta = names.get(init)
-        if meta is None or meta.role != "hyperparameter" or meta.type != NUM or meta.optional:
+        if meta is None or meta.role != "hyperparameter" or meta.type != NUM or meta.optional or meta.list_of:
             raise self.error(f"state init {init!r} is not \"zeros\", \"weight\", a number or the name of a "
                              "numeric hyperparameter that is never None", *keys, "init", value=True)
         shape = entry.get("shape", "weight")

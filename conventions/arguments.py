@@ -42,6 +42,12 @@ def lists(spec):
     return out
 
 
+def written(meta):
+    """A hyperparameter's name as a spec reads it: `betas[1]` for the element betas_1 of a
+    list, else its own name."""
+    return f"{meta['list']}[{meta['name'].rsplit('_', 1)[1]}]" if meta.get("list") else meta["name"]
+
+
 def mxnet_arguments(spec):
     """[(argument, default)] of the MXNet-style hyperparameter arguments: each its own, a
     list hyperparameter one argument (the tuple of its elements' defaults)."""

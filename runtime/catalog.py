@@ -118,7 +118,7 @@ def optimizer_class(module):
 
 def list_value(name, value, length):
     """A list hyperparameter's value as a list of `length` items (ValueError otherwise)."""
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or len(value) != length:
+    if not isinstance(value, (list, tuple)) or len(value) != length:
         raise ValueError(f"{name} must be a list or tuple of {length} numbers, got {value!r}")
     return list(value)
 

@@ -1,6 +1,7 @@
 """Docstrings of generated optimizer classes, written from their spec metadata."""
 import textwrap
 
+from ..conventions.arguments import mxnet_arguments, written
 from ..conventions.flavors import title as flavor_title
 
 
@@ -15,11 +16,15 @@ def class_docstring(spec, parameters=None):
                   "\\leftarrow assigns)::", ""]
         lines += ["    " + line for line in spec["formulas"]]
         if spec.get("symbols"):
-            lines += ["", "Symbols: " + ", ".join(f"{latex} = ``{name}``" for latex, name in spec["symbols"]) + "."]
+            shown = {m["name"]: written(m) for m in spec["hyperparameters"]}
+            lines += ["", "Symbols: " + ", ".join(f"{latex} = ``{shown.get(name, name)}``"
+                                                  for latex, name in spec["symbols"]) + "."]
     lines += ["", "Inputs of the rule: ``weight``, ``grad``; ``lr`` and ``wd`` after the scheduler "
               "and the lr/wd multipliers; ``t`` the parameter's update count (first step: "
-              "begin_num_update + 1); ``rescale_grad``; ``clip_gradient`` (None: no clipping). "
-              "``clip(x, c)`` is ``min(max(x, -c), c)``."]
+              "begin_num_update + 1); ``rescale_grad``; ``clip_gradient`` (None: no clipping)"
+              + ("; ``initial_lr`` the learning rate the optimizer started with"
+                 if any(name == "initial_lr" for _, name in spec.get("symbols", ())) else "")
+              + ". ``clip(x, c)`` is ``min(max(x, -c), c)``."]
     if spec.get("skip_if"):
         lines += ["", f"The whole step is skipped (weight and states unchanged) when ``{spec['skip_if']}``."]
     if spec.get("modes"):
@@ -54,8 +59,13 @@ def class_docstring(spec, parameters=None):
 def mxnet_parameters(spec):
     """The Parameters section of an MXNet-style class."""
     lines = [f"learning_rate : float, default {spec['learning_rate']!r}", "    Base learning rate."]
+    defaults = dict(mxnet_arguments(spec))
     for hp in spec["hyperparameters"]:
-        lines += hyperparameter_lines(hp)
+        if not hp.get("list"):
+            lines += hyperparameter_lines(hp)
+        elif hp["name"].endswith("_0"):     # a list: one argument, its elements share range and doc
+            lines += hyperparameter_lines(dict(hp, type=f"tuple of {len(defaults[hp['list']])} {hp['type']}",
+                                               default=defaults[hp["list"]]), name=hp["list"])
     for name, default in spec["options"].items():
         if isinstance(default, dict):
             default = f"None (${default['env']}, else {default['default']})"

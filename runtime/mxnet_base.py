@@ -376,14 +376,17 @@ class Optimizer:
             "lr_mult": encode_keys(self.lr_mult),
             "wd_mult": encode_keys(self.wd_mult),
             "lr_scheduler": scheduler.config() if scheduler is not None else None,
+            "initial_lr": getattr(self, "_initial_lr", None),
         }
 
     def _restore_counters(self, saved):
         """Set what `_counters()` saved; every entry is checked before any is set."""
         from .schedulers import LRScheduler
         validation.entries("saved counters", saved,
-                           ("lr", "num_update", "counts", "lr_mult", "wd_mult", "lr_scheduler"))
+                           ("lr", "num_update", "counts", "lr_mult", "wd_mult", "lr_scheduler"),
+                           optional=("initial_lr",))     # (saved since the rules could read it)
         lr = validation.number("saved lr", saved["lr"], minimum=0.0, allow_none=True)
+        initial_lr = validation.number("saved initial_lr", saved.get("initial_lr"), minimum=0.0, allow_none=True)
         num_update = validation.count("saved num_update", saved["num_update"])
         if not isinstance(saved["counts"], list):
             raise ValueError(f"saved counts must be a list, got {type(saved['counts']).__name__}")
@@ -404,6 +407,8 @@ class Optimizer:
         if scheduler is not None:
             self.lr_scheduler = scheduler
         self.lr = lr
+        if "initial_lr" in saved:
+            self._initial_lr = initial_lr
         self.num_update = num_update
         self._all_index_update_counts = counts
         self._all_index_update_counts.setdefault(0, {})

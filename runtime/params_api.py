@@ -12,7 +12,7 @@ that share a keyword, `eps` for `epsilon`.
 """
 import inspect
 
-from ..conventions.arguments import chosen, default_arguments, keywords
+from ..conventions.arguments import chosen, default_arguments, keywords, written
 from . import array_views, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
@@ -27,6 +27,12 @@ def learning_rate(value, key="lr"):
         raise ValueError(f"Invalid {'learning rate' if key == 'lr' else key}: {err}") from None
 
 
+def initial_lr(group):
+    """A group's initial_lr (rules that read the input), validated; a group without one (from
+    a state dict or pickle saved before) takes its lr now, as torch's schedulers do."""
+    return learning_rate(group.setdefault("initial_lr", group["lr"]), "initial_lr")
+
+
 def _but_lr(values):
     """A group's (key, value) pairs without its lr."""
     return tuple(item for item in values if item[0] != "lr")
@@ -39,12 +45,13 @@ def build_engine(spec_class, group):
     lr = learning_rate(group["lr"])
     wd = weight_decay(group["weight_decay"])
     hyperparameters = {}
+    metas = {m["name"]: m for m in spec["hyperparameters"]}
     for keyword, names in keywords(spec):
         value = group[keyword]
         if len(names) > 1:
             if not isinstance(value, (tuple, list)) or len(value) != len(names):
                 raise ValueError(f"Invalid {keyword}: expected {len(names)} values "
-                                 f"({', '.join(names)}), got {value!r}")
+                                 f"({', '.join(written(metas[n]) for n in names)}), got {value!r}")
             items = list(zip(names, value))
         else:
             items = [(names[0], value)]
@@ -215,7 +222,7 @@ class Optimizer:
                 existing = [k for k, pid in enumerate(ids) if pid in self.state]
                 engine.check([ids[k] for k in existing], [weights[k] for k in existing],
                              [gradients[k] for k in existing], [states[k] for k in existing])
-                initial = learning_rate(group["initial_lr"], "initial_lr") if engine.reads_initial_lr else None
+                initial = initial_lr(group) if engine.reads_initial_lr else None
                 plan.append((engine, ids, weights, gradients, states, lr, wd, initial))
         except BaseException:
             for step in reversed(kept):
@@ -334,6 +341,8 @@ class Optimizer:
                                  f"in the loaded state dict, {len(group['params'])} here")
             merged = dict(saved, params=group["params"])
             engine = self._build(merged)
+            if engine.reads_initial_lr:     # checked with the rest; a group without one takes its lr
+                initial_lr(merged)
             engines.append((self._values(merged), engine))
             new_groups.append(merged)
         old_to_new = {}
@@ -410,9 +419,10 @@ def parameter_docs(spec):
                 lines.append(f"    The rule's {names[0]}.")
             continue
         lines += [f"{keyword} : tuple of {len(names)}, default {defaults[keyword]!r}",
-                  f"    ({', '.join(names)}) of the rule:"]
+                  f"    ({', '.join(written(by_name[n]) for n in names)}) of the rule:"]
         for i, name in enumerate(names):
-            lines += hyperparameter_lines(by_name[name], name=f"{keyword}[{i}] ({name})", indent="    ")
+            shown = f"{keyword}[{i}]" + ("" if written(by_name[name]) == f"{keyword}[{i}]" else f" ({name})")
+            lines += hyperparameter_lines(by_name[name], name=shown, indent="    ")
     lines += [f"weight_decay : float, default {defaults['weight_decay']!r}", "    Weight decay (the rule's wd)."]
     return lines
 

@@ -14,6 +14,7 @@ still fail on any wrong term (each term moves the weights by more than 1e-4). to
 optimizer's AdaBound computes in float32 with another operation order: the same bound.
 """
 import inspect
+import json
 import math
 
 import numpy as np
@@ -329,3 +330,57 @@ def test_read_only_and_hyperparameter_states_refused_where_meaningless(tmp_path,
     with pytest.raises(SpecError, match=message.replace("(", r"\(")) as info:
         optforge.load_spec(path, register=False)
     assert "bad.toml:6:" in str(info.value)
+
+
+def test_initial_lr_per_group_saved_and_loaded(tmp_path, monkeypatch):
+    cls = _load(tmp_path, monkeypatch, ADABOUND, "AdaBoundInit")
+    weights, grads = _data(4)
+    # two torch groups with the same lr and different initial_lr step as each would alone
+    params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights[:2]]
+    opt = optforge.torch.AdaBoundInit([{"params": [params[0]]}, {"params": [params[1]], "initial_lr": 0.01}],
+                                      lr=0.05, gamma=GAMMA)
+    alone = [torch.nn.Parameter(torch.from_numpy(weights[1].copy()))]
+    single = optforge.torch.AdaBoundInit([{"params": alone, "initial_lr": 0.01}], lr=0.05, gamma=GAMMA)
+    for gs in grads:
+        params[0].grad, params[1].grad = torch.from_numpy(gs[0].copy()), torch.from_numpy(gs[1].copy())
+        alone[0].grad = torch.from_numpy(gs[1].copy())
+        opt.step()
+        single.step()
+    assert torch.equal(params[1], alone[0])
+    # MXNet style: the saved configuration keeps the initial lr (set_learning_rate changed lr)
+    mx = cls(learning_rate=0.1)
+    mx.set_learning_rate(0.05)
+    again = cls.from_config(json.loads(json.dumps(mx.config())))
+    assert again._get_initial_lrs([0]) == [0.1] and again.learning_rate == 0.05
+    sched = optforge.lr_scheduler.FactorScheduler(step=1, factor=0.5, base_lr=0.2)
+    mx = cls(learning_rate=None, lr_scheduler=sched)
+    again = cls.from_config(json.loads(json.dumps(mx.config())))
+    assert again._get_initial_lrs([0]) == [0.2]
+    # a state dict without initial_lr (saved before the group had one) takes the group's lr;
+    # an invalid one is refused before anything is loaded
+    for family, make in ((optforge.optim.AdaBoundInit, lambda w: w.copy()),
+                         (optforge.torch.AdaBoundInit, lambda w: torch.nn.Parameter(torch.from_numpy(w.copy())))):
+        opt = family([make(weights[0])], lr=0.03)
+        saved = opt.state_dict()
+        del saved["param_groups"][0]["initial_lr"]
+        fresh = family([make(weights[0])], lr=0.07)
+        fresh.load_state_dict(saved)
+        if family is optforge.optim.AdaBoundInit:
+            fresh.step([grads[0][0].copy()])
+        else:
+            fresh.param_groups[0]["params"][0].grad = torch.from_numpy(grads[0][0].copy())
+            fresh.step()
+        assert fresh.param_groups[0]["initial_lr"] == 0.03
+        saved["param_groups"][0]["initial_lr"] = -1.0
+        before = fresh.state_dict()["param_groups"][0]["lr"]
+        with pytest.raises(ValueError, match="initial_lr"):
+            fresh.load_state_dict(saved)
+        assert fresh.param_groups[0]["initial_lr"] == 0.03 and fresh.param_groups[0]["lr"] == before
+
+
+def test_a_hyperparameter_cannot_take_the_initial_lr_keyword(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "Bad"\nupdate = "weight = weight - lr * foo * grad"\n[hyperparameters]\n'
+                    'foo = { default = 0.5, keyword = "initial_lr" }\n')
+    with pytest.raises(SpecError, match="'initial_lr' is a key of every params-style parameter group"):
+        optforge.load_spec(path, register=False)

@@ -205,3 +205,30 @@ def test_an_element_name_cannot_be_declared_twice(tmp_path):
     path.write_text(AGGMO.replace("[states]", "betas_1 = 0.5\n[states]"))
     with pytest.raises(SpecError, match="'betas_1' has the name of element 1 of the list 'betas'"):
         optforge.load_spec(path, register=False)
+
+
+def test_element_names_stay_inside(aggmo, tmp_path, capsys):
+    """The elements' own names (betas_0, ...) never reach a user: not in errors, docstrings,
+    state inits or argument tables; a list's keyword names its params-style argument."""
+    with pytest.raises(ValueError, match=r"expected 3 values \(betas\[0\], betas\[1\], betas\[2\]\)"):
+        optforge.optim.AggMoList([np.zeros(3)], betas=(0.5,))
+    with pytest.raises(ValueError, match="betas must be a list or tuple of 3 numbers"):
+        aggmo(betas={0.1, 0.2, 0.3})       # a set has no order
+    for doc in (aggmo.__doc__, optforge.optim.AggMoList.__doc__):
+        assert "betas_" not in doc
+    assert "betas : tuple of 3 float, default (0.0, 0.9, 0.99)" in aggmo.__doc__
+    path = tmp_path / "bad.toml"
+    path.write_text(AGGMO.replace('v2 = "zeros"', 'v2 = { init = "betas_0" }'))
+    with pytest.raises(SpecError, match="state init 'betas_0' is not"):
+        optforge.load_spec(path, register=False)
+    from optforge.cli import main
+    keyworded = tmp_path / "keyworded.toml"
+    keyworded.write_text(AGGMO.replace('name = "AggMoList"', 'name = "AggMoKeyword"').replace(
+        'doc = "the damping of each velocity" }', 'doc = "the damping of each velocity", keyword = "dampings" }'))
+    cls = optforge.load_spec(keyworded)
+    assert "dampings" in inspect.signature(optforge.optim.AggMoKeyword).parameters
+    assert cls.SPEC["hyperparameters"][0]["keyword"] == "dampings"
+    main(["docs", str(keyworded)])
+    page = open(capsys.readouterr().out.strip()).read()
+    # the hyperparameter table's row: the list, its params-style argument, its defaults
+    assert "<tr><td><code>betas</code></td><td><code>dampings</code></td><td><code>(0.0, 0.9, 0.99)</code>" in page

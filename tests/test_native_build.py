@@ -326,3 +326,16 @@ def test_a_cache_root_that_is_a_file_is_a_clear_error_and_changes_nothing(source
     assert (weight == 1).all() and (state == 0).all() and opt._index_update_count == {}
     with pytest.raises(NotADirectoryError, match="Set OPTFORGE_CACHE_DIR to a folder"):
         native_build.library_path(source, KERNEL)
+
+
+def test_sources_of_one_rule_name_build_together(tmp_path):
+    """A batch build (the verifier's) of two flavors of one rule: their kernels share symbol
+    names (adam_default_math, ...), so they must not meet in one compiler run, and each
+    kernel is then found in its own library."""
+    from optforge.runtime import registry
+    sources = [native.source_of(registry.lookup("adam", flavor)._module) for flavor in ("mxnet2", "mxnet1")]
+    assert sources[0].name == sources[1].name
+    native_build.load_together([(sources[0], "adam_default_f32"), (sources[1], "adam_default_f32")], tmp_path)
+    libraries = [native_build.load(source, "adam_default_f32") for source in sources]
+    assert libraries[0] is not libraries[1]
+    assert all(hasattr(lib, "adam_default_f32") for lib in libraries)

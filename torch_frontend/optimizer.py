@@ -155,7 +155,8 @@ class Optimizer(torch.optim.Optimizer):
         for item in work:
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
             # groups differing in lr alone share an engine, not a batch: the engine plans with one lr
-            key = (id(engine), _frozen(item[9]["lr"]), master, gathered, param.device, param.dtype)
+            key = (id(engine), _frozen(item[9]["lr"]), _frozen(item[9].get("initial_lr")), master, gathered,
+                   param.device, param.dtype)
             batches.setdefault(key, []).append(item)
         # every batch is planned (its engine launch's plan) before any kernel runs: a batch that
         # cannot step leaves every batch's tensors, states and counts as they were (the counts
@@ -307,8 +308,7 @@ class Optimizer(torch.optim.Optimizer):
             steps.append(state["step"])
         device = batch[0][2].device
         n = len(ids)
-        initial = [params_api.learning_rate(group["initial_lr"], "initial_lr")] * n if engine.reads_initial_lr \
-            else None
+        initial = [params_api.initial_lr(group)] * n if engine.reads_initial_lr else None
         inputs = StepInputs(ts, [_lr(group)] * n, [_wd(group)] * n, rescale_grad, initial_lrs=initial)
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
@@ -365,7 +365,9 @@ class Optimizer(torch.optim.Optimizer):
         `decoupled_weight_decay=True`, `capturable=True`, ...) or an invalid value raises
         ValueError and nothing is loaded."""
         for group in state_dict.get("param_groups", ()):
-            self._check_group(group)
+            engine = self._check_group(group)
+            if engine.reads_initial_lr and "initial_lr" in group:
+                params_api.learning_rate(group["initial_lr"], "initial_lr")
         self._views.clear()     # not needed for correctness (every entry is checked): frees memory
         self._launches.clear()
         super().load_state_dict(state_dict)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ...conventions import arguments
 from ...conventions.api_families import constructors as api_families_of
-from ..formulas import Formulas
-from ..ir import BUILTINS, Assign, If, walk
+from ..formulas import Formulas, used_names
+from ..ir import BUILTINS, Assign, walk
 from ..loader import load_rule
 from ..metadata import spec_metadata
 from ..printers.notation import BUILTIN_MEANINGS
@@ -115,7 +115,7 @@ def link(from_module, to_module, suffix):
 def page_model(entry, command=GENERATE):
     rule = entry.rule
     formulas = Formulas(rule)
-    used = _used_names(rule)
+    used = used_names(rule)
     return {
         "entry": entry,
         "command": command,
@@ -165,7 +165,10 @@ def argument_names(entry):
     out = {"learning_rate": "lr", "wd": "weight_decay"}
     for keyword, names in arguments.keywords(_metadata(entry)):
         out.update({name: f"{keyword}[{i}]" if len(names) > 1 else keyword for i, name in enumerate(names)})
-    out.update((name, name) for name in arguments.lists(_metadata(entry)))   # a list: the same tuple
+    metas = {m["name"]: m for m in _metadata(entry)["hyperparameters"]}
+    # a list: the tuple argument its elements form (its own name unless it has a keyword)
+    out.update((name, metas[elements[0]].get("keyword") or name)
+               for name, elements in arguments.lists(_metadata(entry)).items())
     return out
 
 
@@ -189,18 +192,6 @@ def _condition(formulas, cond):
     return {"latex": formulas.latex(cond), "mathml": formulas.mathml(cond)}
 
 
-def _used_names(rule):
-    used = set()
-    for stmt in walk(rule.statements):
-        if not isinstance(stmt, (Assign, If)):
-            continue   # a loop: its body's statements follow
-        expr = stmt.expr if isinstance(stmt, Assign) else stmt.cond
-        used |= {s.name for s in expr.free_symbols}
-        if isinstance(stmt, Assign):
-            used.add(stmt.target)
-    return used
-
-
 def _notation(rule, formulas, used):
     rows = []
 
@@ -217,7 +208,9 @@ def _notation(rule, formulas, used):
     for hp in rule.hyperparameters:
         add(hp.name, "hyperparameter: " + (hp.doc or hp.type))
     for st in rule.states:
-        add(st.name, "state: " + (st.doc or "kept between steps"))
+        assigned = any(isinstance(s, Assign) and s.target == st.name for s in walk(rule.statements))
+        add(st.name, "state: " + (st.doc or ("kept between steps" if assigned
+                                             else "the weight when the state was created (read-only)")))
     for stmt in walk(rule.statements):
         if isinstance(stmt, Assign):
             add(stmt.target, "computed by the update")

@@ -83,10 +83,10 @@ def _mxnet_types(spec):
     out = {}
     for meta in spec["hyperparameters"]:
         if meta.get("list"):
-            out[meta["list"]] = f"tuple[{_hyperparameter_type(meta)}, ...]"
+            out[meta["list"]] = out.get(meta["list"], ()) + (_hyperparameter_type(meta),)
         else:
             out[meta["name"]] = _hyperparameter_type(meta)
-    return out
+    return {name: f"tuple[{', '.join(kind)}]" if isinstance(kind, tuple) else kind for name, kind in out.items()}
 
 
 def mxnet_class(spec):

@@ -196,7 +196,6 @@ SPEC = {
         ['\\epsilon_{2}', 'epsilon2'],
         ['g_{2}', 'g2'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\rho', 'rho'],

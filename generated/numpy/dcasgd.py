@@ -77,7 +77,6 @@ SPEC = {
     'symbols': [
         ['c', 'clip_gradient'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\lambda', 'lamda'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],

@@ -129,7 +129,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r_{1}', 'r1'],
         ['r_{g}', 'r_g'],

@@ -85,7 +85,6 @@ SPEC = {
         ['\\epsilon', 'epsilon'],
         ['\\eta', 'eta'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],
         ['w', 'weight'],

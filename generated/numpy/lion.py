@@ -79,7 +79,6 @@ SPEC = {
         ['\\beta_{1}', 'beta1'],
         ['\\beta_{2}', 'beta2'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

@@ -121,7 +121,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['\\mu_{\\mathrm{next}}', 'mu_next'],
         ['\\mu_{t}', 'mu_t'],

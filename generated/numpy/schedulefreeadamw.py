@@ -173,7 +173,6 @@ SPEC = {
         ['\\beta_{2}', 'beta2'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['\\lambda', 'wd'],
         ['w', 'weight'],

@@ -262,18 +262,30 @@ def load_together(items, folder):
     run into one library in `folder`, loaded in this process, so that `load` finds each of
     them there: one compiler start and one pass over the headers for all (for checks that
     build many small rules, such as the random-spec verifier). The sources' own names keep
-    their kernels apart, so sources of the same name (a rule in two flavors: adam.cpp and
-    mxnet1/adam.cpp) go to separate runs; nothing goes into the disk cache."""
+    their kernels apart (every symbol starts with the rule's key and the variant's name), so
+    sources whose symbols could meet (a rule in two flavors: adam.cpp and mxnet1/adam.cpp, or
+    a spec file named otherwise whose rule is also called Adam) go to separate runs; nothing
+    goes into the disk cache."""
     items = [(Path(source).resolve(), kernel) for source, kernel in items]
-    runs = []     # [[items]]: no two sources of one name in a run
+    names = {}      # source -> what its symbols could share with another source's
     for source, kernel in items:
-        run = next((r for r in runs if all(s == source or s.name != source.name for s, _ in r)), None)
+        names.setdefault(source, {source.name}).add(_SYMBOL_SUFFIX.sub("", kernel or ""))
+    runs = []       # [(sources, names, items)]: no shared name within a run
+    for source, kernel in items:
+        run = next((r for r in runs if source in r[0] or not (r[1] & names[source])), None)
         if run is None:
-            run = []
+            run = (set(), set(), [])
             runs.append(run)
-        run.append((source, kernel))
-    for run in runs:
+        run[0].add(source)
+        run[1].update(names[source])
+        run[2].append((source, kernel))
+    for _, _, run in runs:
         _load_together(run, folder)
+
+
+# a kernel's name past its `<key>_<variant>` prefix: the stage marker, the storage type and
+# what follows it (_mp, _multi, ...)
+_SYMBOL_SUFFIX = re.compile(r"(_stages)?_(f32|f64|f16|bf16)(_[a-z0-9]+)*$")
 
 
 def _load_together(items, folder):

@@ -338,6 +338,11 @@ def _parts_by_identity(states):
     return out
 
 
+def _first(values, picked):
+    """The entries `picked` of a per-parameter input, or None where it has none."""
+    return None if values is None else [values[k] for k in picked]
+
+
 def _group_plans(engine, indices, weights, states, inputs, host_columns):
     """`Engine.plans` of one parameter per group of equal inputs: lr, wd, t and the bits of
     each host scalar state (the rule reads nothing else that differs between parameters:
@@ -348,13 +353,15 @@ def _group_plans(engine, indices, weights, states, inputs, host_columns):
     bits = [numpy.array(column, dtype=numpy.float64).view(numpy.uint64) for column in host_columns.values()]
     if all(map(operator.is_, lrs, itertools.repeat(lrs[0]))) and all(map(operator.is_, wds, itertools.repeat(wds[0]))) \
             and ts.count(ts[0]) == len(ts) and all((column == column[0]).all() for column in bits):
-        one = StepInputs(ts[:1], lrs[:1], wds[:1], inputs.rescale_grad, inputs.clip_gradient)
+        one = StepInputs(ts[:1], lrs[:1], wds[:1], inputs.rescale_grad, inputs.clip_gradient,
+                         _first(inputs.names, [0]), _first(inputs.initial_lrs, [0]))
         return engine.plans(indices[:1], weights[:1], states[:1], one), None
     first = {}      # (lr, wd, t, host scalar state bits) -> (group, its first parameter)
     groups = [first.setdefault(key, (len(first), k))[0]
               for k, key in enumerate(zip(map(exact, lrs), map(exact, wds), ts, *(c.tolist() for c in bits)))]
     reps = [k for _, k in first.values()]
     some = StepInputs([ts[k] for k in reps], [lrs[k] for k in reps], [wds[k] for k in reps],
-                      inputs.rescale_grad, inputs.clip_gradient)
+                      inputs.rescale_grad, inputs.clip_gradient, _first(inputs.names, reps),
+                      _first(inputs.initial_lrs, reps))
     plans = engine.plans([indices[k] for k in reps], [weights[k] for k in reps], [states[k] for k in reps], some)
     return plans, numpy.array(groups, dtype=numpy.intp)

@@ -79,8 +79,6 @@ SPEC = {
         ['\\delta', 'delta'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
-        ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\rho', 'rho'],
         ['\\lambda', 'wd'],

@@ -57,7 +57,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'eps'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

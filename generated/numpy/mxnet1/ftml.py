@@ -98,7 +98,6 @@ SPEC = {
         ['d_{t}', 'd_t'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

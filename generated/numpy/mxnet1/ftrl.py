@@ -79,7 +79,6 @@ SPEC = {
         ['\\beta', 'beta'],
         ['c', 'clip_gradient'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\lambda_{1}', 'lamda1'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],

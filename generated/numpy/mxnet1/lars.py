@@ -116,7 +116,6 @@ SPEC = {
         ['\\epsilon', 'eps'],
         ['\\eta', 'eta'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\mu', 'mu'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

@@ -164,7 +164,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['g_{2}', 'g2'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['w_{2}', 'w2'],

@@ -124,7 +124,6 @@ SPEC = {
         ['\\epsilon', 'epsilon'],
         ['\\gamma_{1}', 'gamma1'],
         ['\\gamma_{2}', 'gamma2'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

@@ -68,7 +68,6 @@ SPEC = {
     'symbols': [
         ['c', 'clip_gradient'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

@@ -148,7 +148,6 @@ SPEC = {
         ['\\epsilon_{1}', 'eps1'],
         ['\\epsilon_{2}', 'epsilon2'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\rho', 'rho'],

@@ -104,7 +104,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\lambda', 'wd'],

@@ -122,7 +122,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\eta', 'eta'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\mu', 'mu'],
         ['r', 'rescale_grad'],
         ['t_{0}', 't0'],

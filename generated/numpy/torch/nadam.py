@@ -141,7 +141,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['\\mu', 'mu'],
         ['\\mu_{\\mathrm{next}}', 'mu_next'],

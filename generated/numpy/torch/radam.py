@@ -127,7 +127,6 @@ SPEC = {
         ['c', 'clip_gradient'],
         ['\\epsilon', 'epsilon'],
         ['g', 'grad'],
-        ['\\eta_{0}', 'initial_lr'],
         ['\\eta', 'lr'],
         ['r', 'rescale_grad'],
         ['\\rho_{\\mathrm{inf}}', 'rho_inf'],
