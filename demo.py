@@ -17,6 +17,7 @@ from .runtime import registry
 
 # Sensible settings per optimizer for this problem (anything not listed uses its defaults).
 SETTINGS = {
+    "adabound": dict(learning_rate=0.01),
     "adadelta": dict(learning_rate=1.0),
     "adagrad": dict(learning_rate=0.1),
     "adam": dict(learning_rate=0.01),
@@ -28,6 +29,7 @@ SETTINGS = {
     "adan": dict(learning_rate=0.01),
     "ademamix": dict(learning_rate=0.01),
     "adopt": dict(learning_rate=0.01),
+    "aggmo": dict(learning_rate=0.05),
     "amsgrad": dict(learning_rate=0.01),
     "asgd": dict(learning_rate=0.3),
     "cadamw": dict(learning_rate=0.01, wd=0.01),
@@ -63,7 +65,7 @@ HELD_OUT = 200     # of the 1200 samples: never trained on, scored for accuracy
 
 # Families with their own pass rule; every other optimizer is "adaptive".
 FAMILIES = {
-    "momentum": {"sgd", "nag", "signum", "dcasgd", "lars", "lbsgd", "ccsgd", "test", "asgd"},
+    "momentum": {"sgd", "nag", "signum", "dcasgd", "lars", "lbsgd", "ccsgd", "test", "asgd", "aggmo"},
     "sampling": {"sgld"},      # Langevin dynamics: samples the posterior, noisy by design
 }
 # family: (the training loss after N/10 steps and after N steps are at most these fractions

@@ -39,7 +39,8 @@ def check_spec(path):
         return None, sorted(err.errors, key=_position)
     except SpecError as err:
         return None, [err]
-    summary = (f"{rule.name} ({rule.flavor}): {len(rule.hyperparameters)} hyperparameters, "
+    count = len({hp.list or hp.name for hp in rule.hyperparameters})    # a list counts once
+    summary = (f"{rule.name} ({rule.flavor}): {count} hyperparameters, "
                f"{len(rule.states)} states, {len(analysis.variants)} variants")
     return summary + "\n" + targets_line(path, coverage(rule, analysis)), []
 

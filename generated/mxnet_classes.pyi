@@ -11,6 +11,7 @@ __all__ = [
     'AMSGrad',
     'AdEMAMix',
     'AdaBelief',
+    'AdaBound',
     'AdaDelta',
     'AdaGrad',
     'Adafactor',
@@ -18,6 +19,7 @@ __all__ = [
     'AdamW',
     'Adamax',
     'Adan',
+    'AggMo',
     'CAdamW',
     'DCASGD',
     'FTML',
@@ -149,6 +151,39 @@ class AdaBelief(SpecOptimizer):
         beta2: float = 0.999,
         epsilon: float = 1e-06,
         correct_bias: bool = True,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AdaBound(SpecOptimizer):
+    "AdaBound: Adam whose per-element step size is clipped into bounds that converge to SGD's learning rate (specs/adabound.toml)."
+    beta1: float
+    beta2: float
+    final_lr: float
+    gamma: float
+    epsilon: float
+    amsbound: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        final_lr: float = 0.1,
+        gamma: float = 0.001,
+        epsilon: float = 1e-08,
+        amsbound: bool = False,
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,
@@ -349,6 +384,29 @@ class Adan(SpecOptimizer):
         beta3: float = 0.99,
         epsilon: float = 1e-08,
         maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+    ) -> None: ...
+
+
+class AggMo(SpecOptimizer):
+    'Aggregated momentum: the mean of several heavy-ball velocities, each with its own damping (specs/aggmo.toml).'
+    betas: tuple[float, float, float]
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        betas: tuple[float, float, float] = (0.0, 0.9, 0.99),
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,

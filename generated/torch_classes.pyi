@@ -12,6 +12,7 @@ __all__ = [
     'ASGD',
     'AdEMAMix',
     'AdaBelief',
+    'AdaBound',
     'Adadelta',
     'Adafactor',
     'Adagrad',
@@ -19,6 +20,7 @@ __all__ = [
     'AdamW',
     'Adamax',
     'Adan',
+    'AggMo',
     'CAdamW',
     'DCASGD',
     'FTML',
@@ -139,6 +141,28 @@ class AdaBelief(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-06,
         correct_bias: bool = True,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: Literal[False] = False,
+        differentiable: Literal[False] = False,
+        master_weights: bool = False,
+    ) -> None: ...
+
+
+class AdaBound(Optimizer):
+    "AdaBound: Adam whose per-element step size is clipped into bounds that converge to SGD's learning rate (specs/adabound.toml)."
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        final_lr: float = 0.1,
+        gamma: float = 0.001,
+        eps: float = 1e-08,
+        amsbound: bool = False,
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
@@ -284,6 +308,24 @@ class Adan(Optimizer):
         betas: tuple[float, float, float] = (0.98, 0.92, 0.99),
         eps: float = 1e-08,
         maximize: bool = False,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: Literal[False] = False,
+        differentiable: Literal[False] = False,
+        master_weights: bool = False,
+    ) -> None: ...
+
+
+class AggMo(Optimizer):
+    'Aggregated momentum: the mean of several heavy-ball velocities, each with its own damping (specs/aggmo.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        *,
+        betas: tuple[float, float, float] = (0.0, 0.9, 0.99),
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,

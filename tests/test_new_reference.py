@@ -43,6 +43,11 @@ NEW_CASES = [
     ("ademamix", {}), ("ademamix", {"warmup": 4.0, "alpha": 2.0, "beta3": 0.999}),
     ("cadamw", {}), ("cadamw", {"mask_epsilon": 1e-8}),
     ("schedulefreeadamw", {}), ("schedulefreeadamw", {"warmup_steps": 3, "decay_at_z": True}),
+    # learning_rate: the initial lr AdaBound's bounds scale by (the steps set other rates);
+    # gamma 0.5: the bounds bind within 7 steps
+    ("adabound", {"learning_rate": 0.004, "gamma": 0.5}),
+    ("adabound", {"learning_rate": 0.004, "gamma": 0.5, "final_lr": 0.05, "amsbound": True}),
+    ("aggmo", {}), ("aggmo", {"betas": (0.0, 0.5, 0.8)}),
 ]
 
 

@@ -2,6 +2,7 @@
 
 MODULES = (
     'adabelief',
+    'adabound',
     'adadelta',
     'adagrad',
     'adam',
@@ -10,6 +11,7 @@ MODULES = (
     'adan',
     'ademamix',
     'adopt',
+    'aggmo',
     'amsgrad',
     'cadamw',
     'dcasgd',

@@ -2,6 +2,7 @@
 
 MODULES = (
     'adabelief',
+    'adabound',
     'adadelta',
     'adafactor',
     'adagrad',
@@ -11,6 +12,7 @@ MODULES = (
     'adan',
     'ademamix',
     'adopt',
+    'aggmo',
     'amsgrad',
     'cadamw',
     'dcasgd',

@@ -188,9 +188,37 @@ def schedulefree_train(x, z, *, beta1):
     return x + (1 - beta1) * (z - x)
 
 
+def adabound(w, g, s, *, lr, wd, t, learning_rate, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
+             final_lr=0.1, gamma=1e-3, epsilon=1e-8, amsbound=False):
+    """Luo et al. 2019, Algorithm 2 (AdaBound; AMSBound with the running maximum of v), with
+    the authors' code's Adam bias corrections in the step size and final_lr scaled by
+    lr / learning_rate (the rate the optimizer was created with); L2 weight decay:
+    g += wd w; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    w -= clip(lr sqrt(1 - b2^t) / (1 - b1^t) / (sqrt(v) + eps), lo_t, hi_t) m with
+    lo_t = f (1 - 1 / (gamma t + 1)), hi_t = f (1 + 1 / (gamma t)), f = final_lr lr / learning_rate."""
+    g = _pre(g, rescale_grad, clip_gradient, False) + wd * w
+    m = beta1 * s.get("exp_avg", np.zeros_like(w)) + (1 - beta1) * g
+    v = beta2 * s.get("exp_avg_sq", np.zeros_like(w)) + (1 - beta2) * g * g
+    out = {"exp_avg": m, "exp_avg_sq": v}
+    if amsbound:
+        v = out["max_exp_avg_sq"] = np.maximum(s.get("max_exp_avg_sq", np.zeros_like(w)), v)
+    size = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    f = final_lr * lr / learning_rate
+    lower, upper = f * (1 - 1 / (gamma * t + 1)), f * (1 + 1 / (gamma * t))
+    return w - np.clip(size / (np.sqrt(v) + epsilon), lower, upper) * m, out
+
+
+def aggmo(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, betas=(0.0, 0.9, 0.99)):
+    """Lucas et al. 2019, Algorithm 1 with K velocities: g += wd w; v_i = beta_i v_i + g;
+    w -= lr / K sum_i v_i."""
+    g = _pre(g, rescale_grad, clip_gradient, False) + wd * w
+    out = {f"v{k}": beta * s.get(f"v{k}", np.zeros_like(w)) + g for k, beta in enumerate(betas)}
+    return w - lr / len(betas) * sum(out.values()), out
+
+
 RULES = {"novograd": novograd, "lion": lion, "amsgrad": amsgrad, "yogi": yogi, "adan": adan, "rprop": rprop,
          "adopt": adopt, "ademamix": ademamix, "cadamw": cadamw,
-         "schedulefreeadamw": schedulefreeadamw}
+         "schedulefreeadamw": schedulefreeadamw, "adabound": adabound, "aggmo": aggmo}
 
 
 def adafactor(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, epsilon1=1e-30, epsilon2=1e-3,
