@@ -21,6 +21,10 @@ import struct
 
 KINDS = ("8bit", "bfloat16", "bfloat16_stochastic")
 MIN_8BIT_SIZE = 4096     # bitsandbytes' default: smaller tensors keep float32 states
+# the constructor keywords of every API family, with their defaults and stub types
+KEYWORDS = (("state_storage", None), ("min_8bit_size", MIN_8BIT_SIZE))
+KEYWORD_TYPES = {"state_storage": "Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None",
+                 "min_8bit_size": "int"}
 BLOCK = 256              # elements per absmax
 LUT_SIZE = 65536         # grid points of [-1, 1] the quantizer snaps to (see runtime/backends/quantized.py)
 

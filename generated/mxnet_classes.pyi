@@ -69,6 +69,8 @@ class ADOPT(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -99,6 +101,8 @@ class AMSGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -132,6 +136,8 @@ class AdEMAMix(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -161,6 +167,8 @@ class AdaBelief(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -186,6 +194,8 @@ class AdaDelta(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -209,6 +219,8 @@ class AdaGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -246,6 +258,8 @@ class Adafactor(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -274,6 +288,8 @@ class Adam(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -303,6 +319,8 @@ class AdamW(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -330,6 +348,8 @@ class Adamax(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -361,6 +381,8 @@ class Adan(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -390,6 +412,8 @@ class CAdamW(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -415,6 +439,8 @@ class DCASGD(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -442,6 +468,8 @@ class FTML(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -468,6 +496,8 @@ class Ftrl(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -491,6 +521,8 @@ class GroupAdaGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -524,6 +556,8 @@ class LAMB(SpecOptimizer):
         begin_num_update: int = 0,
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -555,6 +589,8 @@ class LANS(SpecOptimizer):
         begin_num_update: int = 0,
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -583,6 +619,8 @@ class LARS(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -610,6 +648,8 @@ class Lion(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -633,6 +673,8 @@ class NAG(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -662,6 +704,8 @@ class Nadam(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -691,6 +735,8 @@ class NovoGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -722,6 +768,8 @@ class RMSProp(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -753,6 +801,8 @@ class Rprop(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -777,6 +827,8 @@ class SGD(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -800,6 +852,8 @@ class SGLD(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -835,6 +889,8 @@ class ScheduleFreeAdamW(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
     def mode(self, index: Any) -> str: ...
@@ -866,6 +922,8 @@ class Signum(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -887,6 +945,8 @@ class Test(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -916,4 +976,6 @@ class Yogi(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...

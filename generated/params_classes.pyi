@@ -58,6 +58,8 @@ class ADOPT(Optimizer):
         use_clipping: bool = True,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -73,6 +75,8 @@ class AMSGrad(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -89,6 +93,8 @@ class ASGD(Optimizer):
         t0: float = 1000000.0,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -105,6 +111,8 @@ class AdEMAMix(Optimizer):
         eps: float = 1e-08,
         warmup: float | None = None,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -120,6 +128,8 @@ class AdaBelief(Optimizer):
         eps: float = 1e-06,
         correct_bias: bool = True,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -135,6 +145,8 @@ class Adadelta(Optimizer):
         eps: float = 1e-06,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -151,6 +163,8 @@ class Adafactor(Optimizer):
         d: float = 1.0,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -167,6 +181,8 @@ class Adagrad(Optimizer):
         maximize: bool = False,
         initial_accumulator_value: float = 0.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -183,6 +199,8 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -199,6 +217,8 @@ class AdamW(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.01,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -214,6 +234,8 @@ class Adamax(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -229,6 +251,8 @@ class Adan(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -244,6 +268,8 @@ class CAdamW(Optimizer):
         eps: float = 1e-08,
         mask_epsilon: float = 1.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -258,6 +284,8 @@ class DCASGD(Optimizer):
         momentum: float = 0.0,
         lamda: float = 0.04,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -272,6 +300,8 @@ class FTML(Optimizer):
         betas: tuple[float, float] = (0.6, 0.999),
         eps: float = 1e-08,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -286,6 +316,8 @@ class Ftrl(Optimizer):
         lamda1: float = 0.01,
         beta: float = 1.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -299,6 +331,8 @@ class GroupAdaGrad(Optimizer):
         *,
         eps: float = 1e-06,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -316,6 +350,8 @@ class LAMB(Optimizer):
         upper_bound: float | None = None,
         bias_correction: bool = True,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -332,6 +368,8 @@ class LANS(Optimizer):
         lower_bound: float | None = None,
         upper_bound: float | None = None,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -347,6 +385,8 @@ class LARS(Optimizer):
         eta: float = 0.001,
         eps: float = 1e-08,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -361,6 +401,8 @@ class Lion(Optimizer):
         betas: tuple[float, float] = (0.9, 0.99),
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -379,6 +421,8 @@ class Muon(Optimizer):
         ns_steps: int = 5,
         adjust_lr_fn: Literal['original', 'match_rms_adamw'] | None = None,
         weight_decay: float = 0.1,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -392,6 +436,8 @@ class NAG(Optimizer):
         *,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -409,6 +455,8 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -424,6 +472,8 @@ class NovoGrad(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -440,6 +490,8 @@ class RAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -457,6 +509,8 @@ class RMSprop(Optimizer):
         alpha: float = 0.99,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -472,6 +526,8 @@ class Rprop(Optimizer):
         step_sizes: tuple[float, float] = (1e-06, 50.0),
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -488,6 +544,8 @@ class SGD(Optimizer):
         nesterov: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -501,6 +559,8 @@ class SGLD(Optimizer):
         *,
         seed: int = 0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -519,6 +579,8 @@ class ScheduleFreeAdamW(Optimizer):
         weight_lr_power: float = 2.0,
         decay_at_z: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
     def train(self) -> None: ...
@@ -537,6 +599,8 @@ class Signum(Optimizer):
         momentum: float = 0.9,
         wd_lh: float = 0.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -552,6 +616,8 @@ class SparseAdam(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -564,6 +630,8 @@ class Test(Optimizer):
         lr: float = 0.01,
         *,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -579,4 +647,6 @@ class Yogi(Optimizer):
         eps: float = 0.001,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...

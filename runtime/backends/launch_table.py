@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy
 
 from ..noise import philox_key
+from .quantized import Blockwise8bit
 
 STORAGE = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 NONE = {"inf": math.inf, "-inf": -math.inf}
@@ -163,9 +164,12 @@ def tensor_entry(k, indices, weights, grads, plans, masters, variant, engine):
 
 
 def flat_parts(state):
-    """A parameter's state (None, an array, or nested tuples of them) as a flat list."""
+    """A parameter's state (None, an array, an 8-bit state, or nested tuples of them) as a
+    flat list of arrays (an 8-bit state's codes and absmax)."""
     if state is None:
         return []
     if isinstance(state, (tuple, list)):
         return [p for s in state for p in flat_parts(s)]
+    if isinstance(state, Blockwise8bit):
+        return [state.codes, state.absmax]
     return [state]

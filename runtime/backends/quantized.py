@@ -256,6 +256,8 @@ def store(state, values, key=None):
         store_bfloat16(state, values, key)
 
 
-def is_stored(state):
-    """Whether an engine state array is stored quantized (8-bit or bfloat16)."""
-    return isinstance(state, Blockwise8bit) or str(getattr(state, "dtype", "")) == "bfloat16"
+def is_stored(weight, state):
+    """Whether a kernel state array of a float32 weight (or master copy) is stored quantized:
+    an 8-bit state, or a bfloat16 array (a float32 weight's states are otherwise float32)."""
+    return isinstance(state, Blockwise8bit) or (str(getattr(state, "dtype", "")) == "bfloat16"
+                                                and str(weight.dtype) == "float32")
