@@ -92,7 +92,6 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': "The previous step's gradient (0 where its sign flipped).",
-            'quantize': 'signed',
         },
         {
             'name': 'step_size',

@@ -64,7 +64,6 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': "d_{t-1}, the previous step's per-element scale.",
-            'quantize': 'unsigned',
         },
         {
             'name': 'v',
@@ -73,7 +72,6 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of the squared gradient.',
-            'quantize': 'unsigned',
         },
         {
             'name': 'z',
@@ -82,7 +80,6 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': "The moving leader's linear term.",
-            'quantize': 'signed',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad + wd * weight, clip_gradient)\nv      = beta2 * v + (1 - beta2) * grad**2\nd_t    = (1 - beta1**t) / lr * (sqrt(v / (1 - beta2**t)) + epsilon)\nz      = beta1 * z + (1 - beta1) * grad - (d_t - beta1 * d) * weight\nd      = d_t\nweight = -z / d_t',
