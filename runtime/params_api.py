@@ -107,7 +107,7 @@ class Optimizer:
     spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
 
     def __init__(self, params, state_storage=None, min_8bit_size=MIN_8BIT_SIZE, **defaults):
-        self.storage = stored_states.state_storage(state_storage, min_8bit_size)
+        self.storage = stored_states.state_storage(state_storage, min_8bit_size, type(self).__name__)
         self.defaults = defaults
         self.param_groups = []
         self.state = {}         # param id -> the engine's state (None, an array or a tuple)

@@ -29,7 +29,7 @@ class SpecOptimizer(Optimizer):
 
     def __init__(self, *, learning_rate, hyperparameters, options, **kwargs):
         spec = self.SPEC
-        storage = state_storage(kwargs.get("state_storage"), kwargs.get("min_8bit_size", MIN_8BIT_SIZE))
+        storage = state_storage(kwargs.get("state_storage"), kwargs.get("min_8bit_size", MIN_8BIT_SIZE), spec["name"])
         self.engine = Engine(self._module, hyperparameters,
                              options.pop("lazy_update", spec["sparse_update"] == "lazy"), storage)
         if "aggregate_num" in options and options["aggregate_num"] is None:

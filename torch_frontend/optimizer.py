@@ -61,7 +61,8 @@ class Optimizer(torch.optim.Optimizer):
         # the state storage is the optimizer's, not a group value: a loaded state dict converts
         # into it instead of overriding it
         self.storage = stored_states.state_storage(defaults.pop("state_storage", None),
-                                                   defaults.pop("min_8bit_size", stored_states.MIN_8BIT_SIZE))
+                                                   defaults.pop("min_8bit_size", stored_states.MIN_8BIT_SIZE),
+                                                   type(self).__name__)
         self._engines = {}
         self._engine_keys = _engine_keys(defaults)
         self._views = tensors.ViewCache()

@@ -28,10 +28,16 @@ class StateStorage(NamedTuple):
         return self.kind == "bfloat16_stochastic"
 
 
-def state_storage(kind, min_8bit_size=MIN_8BIT_SIZE):
-    """A validated StateStorage, or None for float states (ValueError names the argument)."""
-    kind = check_storage(kind)
-    min_8bit_size = check_min_size(min_8bit_size)
+def state_storage(kind, min_8bit_size=MIN_8BIT_SIZE, rule=None):
+    """A validated StateStorage, or None for float states (ValueError names the argument, and
+    the rule when given)."""
+    try:
+        kind = check_storage(kind)
+        min_8bit_size = check_min_size(min_8bit_size)
+    except ValueError as err:
+        if rule is None:
+            raise
+        raise ValueError(f"{rule}: {err}") from None
     return None if kind is None else StateStorage(kind, min_8bit_size)
 
 
