@@ -209,9 +209,10 @@ template <typename T>
 static inline __attribute__((always_inline)) T* pointer(u64 word) { return reinterpret_cast<T*>(word); }
 
 // Elements [0, n) of one tensor on up to `threads` OpenMP threads, each a contiguous range
-// (a multiple of 64 elements, so ranges start on cache lines of aligned arrays); a small
-// tensor runs on the calling thread, where a parallel region would cost more than it saves.
-template <typename Body>
+// (a multiple of ALIGN elements: 64 puts range starts on cache lines of aligned arrays, the
+// kernels of 8-bit states ask for QBLOCK so that no block of 256 is shared by two threads);
+// a small tensor runs on the calling thread, where a parallel region would cost more than it saves.
+template <index_t ALIGN = 64, typename Body>
 static inline void split(index_t n, int threads, Body body) {
     if (threads <= 1 || n < 2 * MIN_PER_THREAD) {
         body(index_t(0), n);
@@ -222,7 +223,7 @@ static inline void split(index_t n, int threads, Body body) {
 #pragma omp parallel num_threads(count)
     {
         const index_t t = omp_get_thread_num(), all = omp_get_num_threads();
-        const index_t lo = (n * t / all) & ~index_t(63), hi = t + 1 == all ? n : (n * (t + 1) / all) & ~index_t(63);
+        const index_t lo = (n * t / all) & ~(ALIGN - 1), hi = t + 1 == all ? n : (n * (t + 1) / all) & ~(ALIGN - 1);
         body(lo, hi);
     }
 }
@@ -273,6 +274,45 @@ static inline void share_chunks(const u64* __restrict__ table, int tensors, inde
     {
         const index_t t = omp_get_thread_num(), all = omp_get_num_threads();
         run(2 * (total * t / all), t + 1 == all ? index_t(1) << 62 : 2 * (total * (t + 1) / all));
+    }
+}
+
+// -- quantized optimizer states (runtime/backends/quantized.py is the reference) -----------
+// An 8-bit state: per element a code, per block of QBLOCK elements a float32 absmax; its value
+// is map[code] * absmax. The maps and the quantizer's lookup table (the code of each of the
+// LUT_SIZE grid points of [-1, 1]) are passed in by the runtime, the very arrays the NumPy
+// reference indexes, so both sides look up the same bytes.
+constexpr index_t QBLOCK = 256;
+constexpr int LUT_SIZE = 65536;
+
+struct QuantMaps {
+    const float* map[2];            // [signed, unsigned]: the 256 values codes stand for
+    const unsigned char* lut[2];    // [signed, unsigned]: the code of each grid point
+};
+
+// Quantize the m (<= QBLOCK) float32 values of one block into codes and the block's absmax,
+// the reference's arithmetic operation for operation in float32: absmax the largest |v| (NaN
+// ignored: a comparison with NaN is false), each value times the reciprocal of absmax,
+// clamped to [-1, 1] (NaN stays NaN), snapped to the grid index trunc((s + 1) * 0.5 *
+// (LUT_SIZE - 1) + 0.5) (a NaN to index 0); a block whose absmax is 0 stores code 0.
+static inline void quantize_block(const float* __restrict__ v, const index_t m, const unsigned char* __restrict__ lut,
+                                  unsigned char* __restrict__ codes, float* __restrict__ absmax) {
+    float largest = 0.0f;
+    for (index_t i = 0; i < m; ++i) {
+        const float a = fabsf(v[i]);
+        largest = a > largest ? a : largest;
+    }
+    *absmax = largest;
+    if (largest == 0.0f) {
+        for (index_t i = 0; i < m; ++i) codes[i] = 0;
+        return;
+    }
+    const float inverse = 1.0f / largest;
+    for (index_t i = 0; i < m; ++i) {
+        float s = v[i] * inverse;
+        s = s < -1.0f ? -1.0f : (s > 1.0f ? 1.0f : s);
+        const float point = (s + 1.0f) * 0.5f * float(LUT_SIZE - 1) + 0.5f;
+        codes[i] = lut[point == point ? int(point) : 0];
     }
 }
 

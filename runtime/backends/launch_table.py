@@ -25,6 +25,7 @@ from .quantized import Blockwise8bit
 
 STORAGE = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 NONE = {"inf": math.inf, "-inf": -math.inf}
+QUANTIZED = ("f32_q8", "f32_qbf16")     # suffixes of the kernels of stored states
 
 
 def metadata(module):
@@ -137,6 +138,33 @@ def table(variant, entries, chunk):
     return Table(numpy.ascontiguousarray(numpy.concatenate(columns, axis=1)), int(ends[-1]), first_row)
 
 
+def suffix_of(weight, plan, masters=None):
+    """The kernel suffix of one planned parameter: its weight's storage, or for a float32
+    weight whose states are stored quantized "f32_q8" (8-bit) or "f32_qbf16" (bfloat16)."""
+    suffix = storage(weight.dtype, masters is not None)
+    if suffix == "f32" and masters is None:
+        for array in plan.arrays:
+            if isinstance(array, Blockwise8bit):
+                return "f32_q8"
+            if str(getattr(array, "dtype", "")) == "bfloat16":
+                return "f32_qbf16"
+    return suffix
+
+
+def kernel_name(variant, suffix):
+    """The entry point of a variant's launch metadata for a kernel suffix (quantized states:
+    the kernels under "quantized", see codegen/emitters/cpu_quantized.py)."""
+    if suffix in QUANTIZED:
+        return variant["quantized"]["kernels"][suffix]
+    return variant["kernels"][suffix]
+
+
+def quantized_kernels(meta):
+    """Whether every variant of a rule's launch metadata that has states to store has kernels
+    for them (None: it has not)."""
+    return all(v.get("quantized", True) is not None for v in meta.VARIANTS.values())
+
+
 def groups(module, weights, plans, masters=None):
     """{(variant key, storage suffix): [parameter positions]} of the planned (not skipped)
     parameters: one launch per group."""
@@ -145,7 +173,7 @@ def groups(module, weights, plans, masters=None):
     for k, plan in enumerate(plans):
         if plan is None:
             continue
-        suffix = storage(weights[k].dtype, masters is not None)
+        suffix = suffix_of(weights[k], plan, masters)
         out.setdefault((keys[id(plan.variant)], suffix), []).append(k)
     return out
 

@@ -335,7 +335,7 @@ class Launch:
 
     def __init__(self, engine, indices, weights, grads, states, fused, masters=None):
         module = engine.module
-        if fused and engine.has_stored(masters or weights, states):
+        if fused and engine.has_stored(masters or weights, states) and not _quantized_kernels(engine, weights, masters):
             fused = "stored"    # quantized states: the NumPy code around load and store
         gpu = fused is True and _cuda_kernels(engine, weights, grads)
         if gpu:
@@ -406,6 +406,23 @@ def _unaliased(weights, grads, states, masters=None):
                 copied = list(grads)
             copied[k] = grad.copy()
     return grads if copied is None else copied
+
+
+def _quantized_kernels(engine, weights, masters):
+    """Whether stored states may run the native kernels that load and store them in the
+    rule's pass (codegen/emitters/cpu_quantized.py): NumPy arrays without master copies,
+    8-bit or bfloat16 storage rounded to nearest, a rule with such kernels; whether the arrays
+    qualify is then `cpu.native`'s check as for any update. Under OPTFORGE_CPU_BACKEND=native
+    a rule or storage without them raises (nothing has changed yet)."""
+    if masters is not None or not all(type(w) is numpy.ndarray for w in weights):
+        return False
+    from ..backends import native
+    if engine.storage.stochastic:
+        if native.demanded():
+            raise RuntimeError(f"{native.BACKEND_ENV}=native, but stochastic rounding of bfloat16 states "
+                               f"has no native kernels yet; unset {native.BACKEND_ENV} to run the NumPy code")
+        return False
+    return native.quantized_kernels(engine.module)
 
 
 def _cuda_kernels(engine, weights, grads):
