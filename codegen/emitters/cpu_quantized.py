@@ -69,7 +69,7 @@ def _kernel(context, stored, suffix):
             offsets += [f"c_{c} + lo", f"a_{c} + lo / om::QBLOCK"]
             row_args += [f"om::pointer<unsigned char>(row[{k}]) + start",
                          f"om::pointer<float>(row[{k + 1}]) + start / om::QBLOCK"]
-            loads.append(f"float x_{c} = map_{c}[c_{c}[e]] * am_{c};")
+            loads.append(f"float x_{c} = v_{c}[i];")
             stores.append(f"v_{c}[i] = x_{c};")
             blocks.append({"c": c, "map": 0 if stored[c]["signed"] else 1})
             continue

@@ -249,7 +249,7 @@ extern "C" void adamax_default_bf16_mp_multi(const om::u64* __restrict__ table, 
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_default_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adamax_default_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -265,14 +265,14 @@ static void adamax_default_f32_q8_span(
     alignas(64) float v_u[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_mean = a_mean[b / om::QBLOCK];
-        const float am_u = a_u[b / om::QBLOCK];
+        om::dequantize_block(c_mean + b, m, map_mean, a_mean[b / om::QBLOCK], v_mean);
+        om::dequantize_block(c_u + b, m, map_u, a_u[b / om::QBLOCK], v_u);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_mean = map_mean[c_mean[e]] * am_mean;
-            float x_u = map_u[c_u[e]] * am_u;
+            float x_mean = v_mean[i];
+            float x_u = v_u[i];
             adamax_default_math<float>(x_weight, x_grad, x_mean, x_u, x_weight, x_mean, x_u, s);
             om::put(p_weight, e, x_weight);
             v_mean[i] = x_mean;

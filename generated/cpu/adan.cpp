@@ -281,7 +281,7 @@ extern "C" void adan_maximize__started_eq_0_bf16_mp_multi(const om::u64* __restr
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adan_maximize__started_eq_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -305,18 +305,18 @@ static void adan_maximize__started_eq_0_f32_q8_span(
     alignas(64) float v_prev_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_diff = a_exp_avg_diff[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
-        const float am_prev_grad = a_prev_grad[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_diff = map_exp_avg_diff[c_exp_avg_diff[e]] * am_exp_avg_diff;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
-            float x_prev_grad = map_prev_grad[c_prev_grad[e]] * am_prev_grad;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
             adan_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -692,7 +692,7 @@ extern "C" void adan_maximize__started_ne_0_bf16_mp_multi(const om::u64* __restr
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adan_maximize__started_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -716,18 +716,18 @@ static void adan_maximize__started_ne_0_f32_q8_span(
     alignas(64) float v_prev_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_diff = a_exp_avg_diff[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
-        const float am_prev_grad = a_prev_grad[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_diff = map_exp_avg_diff[c_exp_avg_diff[e]] * am_exp_avg_diff;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
-            float x_prev_grad = map_prev_grad[c_prev_grad[e]] * am_prev_grad;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
             adan_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1096,7 +1096,7 @@ extern "C" void adan_not_maximize__started_eq_0_bf16_mp_multi(const om::u64* __r
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adan_not_maximize__started_eq_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1120,18 +1120,18 @@ static void adan_not_maximize__started_eq_0_f32_q8_span(
     alignas(64) float v_prev_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_diff = a_exp_avg_diff[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
-        const float am_prev_grad = a_prev_grad[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_diff = map_exp_avg_diff[c_exp_avg_diff[e]] * am_exp_avg_diff;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
-            float x_prev_grad = map_prev_grad[c_prev_grad[e]] * am_prev_grad;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
             adan_not_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1506,7 +1506,7 @@ extern "C" void adan_not_maximize__started_ne_0_bf16_mp_multi(const om::u64* __r
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adan_not_maximize__started_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1530,18 +1530,18 @@ static void adan_not_maximize__started_ne_0_f32_q8_span(
     alignas(64) float v_prev_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_diff = a_exp_avg_diff[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
-        const float am_prev_grad = a_prev_grad[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_diff = map_exp_avg_diff[c_exp_avg_diff[e]] * am_exp_avg_diff;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
-            float x_prev_grad = map_prev_grad[c_prev_grad[e]] * am_prev_grad;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
             adan_not_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;

@@ -274,7 +274,7 @@ extern "C" void ademamix_warmup_is_none_bf16_mp_multi(const om::u64* __restrict_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void ademamix_warmup_is_none_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -294,16 +294,16 @@ static void ademamix_warmup_is_none_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg_fast = a_exp_avg_fast[b / om::QBLOCK];
-        const float am_exp_avg_slow = a_exp_avg_slow[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg_fast + b, m, map_exp_avg_fast, a_exp_avg_fast[b / om::QBLOCK], v_exp_avg_fast);
+        om::dequantize_block(c_exp_avg_slow + b, m, map_exp_avg_slow, a_exp_avg_slow[b / om::QBLOCK], v_exp_avg_slow);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg_fast = map_exp_avg_fast[c_exp_avg_fast[e]] * am_exp_avg_fast;
-            float x_exp_avg_slow = map_exp_avg_slow[c_exp_avg_slow[e]] * am_exp_avg_slow;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg_fast = v_exp_avg_fast[i];
+            float x_exp_avg_slow = v_exp_avg_slow[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             ademamix_warmup_is_none_math<float>(x_weight, x_grad, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, x_weight, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg_fast[i] = x_exp_avg_fast;
@@ -658,7 +658,7 @@ extern "C" void ademamix_warmup_is_set_bf16_mp_multi(const om::u64* __restrict__
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void ademamix_warmup_is_set_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -678,16 +678,16 @@ static void ademamix_warmup_is_set_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg_fast = a_exp_avg_fast[b / om::QBLOCK];
-        const float am_exp_avg_slow = a_exp_avg_slow[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg_fast + b, m, map_exp_avg_fast, a_exp_avg_fast[b / om::QBLOCK], v_exp_avg_fast);
+        om::dequantize_block(c_exp_avg_slow + b, m, map_exp_avg_slow, a_exp_avg_slow[b / om::QBLOCK], v_exp_avg_slow);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg_fast = map_exp_avg_fast[c_exp_avg_fast[e]] * am_exp_avg_fast;
-            float x_exp_avg_slow = map_exp_avg_slow[c_exp_avg_slow[e]] * am_exp_avg_slow;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg_fast = v_exp_avg_fast[i];
+            float x_exp_avg_slow = v_exp_avg_slow[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             ademamix_warmup_is_set_math<float>(x_weight, x_grad, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, x_weight, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg_fast[i] = x_exp_avg_fast;

@@ -230,7 +230,7 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp_multi(const o
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -246,14 +246,14 @@ static void adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_eq_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
@@ -554,7 +554,7 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp_multi(con
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -570,14 +570,14 @@ static void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_eq_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
@@ -878,7 +878,7 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp_multi(con
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -894,14 +894,14 @@ static void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_eq_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
@@ -1202,7 +1202,7 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp_multi
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1218,14 +1218,14 @@ static void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_eq_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
@@ -1552,7 +1552,7 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp_multi(const o
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1568,14 +1568,14 @@ static void adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_ne_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1902,7 +1902,7 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp_multi(con
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1918,14 +1918,14 @@ static void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_ne_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -2252,7 +2252,7 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp_multi(con
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2268,14 +2268,14 @@ static void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_ne_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -2600,7 +2600,7 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp_multi
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2616,14 +2616,14 @@ static void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adopt_started_ne_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;

@@ -459,7 +459,7 @@ extern "C" void dcasgd_momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ t
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void dcasgd_momentum_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -472,12 +472,12 @@ static void dcasgd_momentum_ne_0_f32_q8_span(
     alignas(64) float v_mom[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_mom = a_mom[b / om::QBLOCK];
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_mom = map_mom[c_mom[e]] * am_mom;
+            float x_mom = v_mom[i];
             float x_prev_weight = om::get(p_prev_weight, e);
             dcasgd_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_prev_weight, x_weight, x_mom, x_prev_weight, s);
             om::put(p_weight, e, x_weight);

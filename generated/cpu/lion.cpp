@@ -239,7 +239,7 @@ extern "C" void lion_maximize_bf16_mp_multi(const om::u64* __restrict__ table, c
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lion_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -251,12 +251,12 @@ static void lion_maximize_f32_q8_span(
     alignas(64) float v_exp_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
+            float x_exp_avg = v_exp_avg[i];
             lion_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_weight, x_exp_avg, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -559,7 +559,7 @@ extern "C" void lion_not_maximize_bf16_mp_multi(const om::u64* __restrict__ tabl
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lion_not_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -571,12 +571,12 @@ static void lion_not_maximize_f32_q8_span(
     alignas(64) float v_exp_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
+            float x_exp_avg = v_exp_avg[i];
             lion_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_weight, x_exp_avg, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;

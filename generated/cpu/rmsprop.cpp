@@ -267,7 +267,7 @@ extern "C" void rmsprop_centered_bf16_mp_multi(const om::u64* __restrict__ table
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_centered_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -287,16 +287,16 @@ static void rmsprop_centered_f32_q8_span(
     alignas(64) float v_mom[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_mean = a_mean[b / om::QBLOCK];
-        const float am_var = a_var[b / om::QBLOCK];
-        const float am_mom = a_mom[b / om::QBLOCK];
+        om::dequantize_block(c_mean + b, m, map_mean, a_mean[b / om::QBLOCK], v_mean);
+        om::dequantize_block(c_var + b, m, map_var, a_var[b / om::QBLOCK], v_var);
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_mean = map_mean[c_mean[e]] * am_mean;
-            float x_var = map_var[c_var[e]] * am_var;
-            float x_mom = map_mom[c_mom[e]] * am_mom;
+            float x_mean = v_mean[i];
+            float x_var = v_var[i];
+            float x_mom = v_mom[i];
             rmsprop_centered_math<float>(x_weight, x_grad, x_mean, x_var, x_mom, x_weight, x_mean, x_var, x_mom, s);
             om::put(p_weight, e, x_weight);
             v_mean[i] = x_mean;
@@ -616,7 +616,7 @@ extern "C" void rmsprop_not_centered_bf16_mp_multi(const om::u64* __restrict__ t
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_not_centered_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -628,12 +628,12 @@ static void rmsprop_not_centered_f32_q8_span(
     alignas(64) float v_var[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_var = a_var[b / om::QBLOCK];
+        om::dequantize_block(c_var + b, m, map_var, a_var[b / om::QBLOCK], v_var);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_var = map_var[c_var[e]] * am_var;
+            float x_var = v_var[i];
             rmsprop_not_centered_math<float>(x_weight, x_grad, x_var, x_weight, x_var, s);
             om::put(p_weight, e, x_weight);
             v_var[i] = x_var;

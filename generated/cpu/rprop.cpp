@@ -250,7 +250,7 @@ extern "C" void rprop_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restrict__
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rprop_maximize__t_eq_1_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -263,13 +263,13 @@ static void rprop_maximize__t_eq_1_f32_q8_span(
     alignas(64) float v_step_size[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_step_size = a_step_size[b / om::QBLOCK];
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_prev = om::get(p_prev, e);
-            float x_step_size = map_step_size[c_step_size[e]] * am_step_size;
+            float x_step_size = v_step_size[i];
             rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
             om::put(p_weight, e, x_weight);
             om::put(p_prev, e, x_prev);
@@ -591,7 +591,7 @@ extern "C" void rprop_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restrict__
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rprop_maximize__t_ne_1_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -604,13 +604,13 @@ static void rprop_maximize__t_ne_1_f32_q8_span(
     alignas(64) float v_step_size[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_step_size = a_step_size[b / om::QBLOCK];
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_prev = om::get(p_prev, e);
-            float x_step_size = map_step_size[c_step_size[e]] * am_step_size;
+            float x_step_size = v_step_size[i];
             rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
             om::put(p_weight, e, x_weight);
             om::put(p_prev, e, x_prev);
@@ -931,7 +931,7 @@ extern "C" void rprop_not_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restri
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rprop_not_maximize__t_eq_1_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -944,13 +944,13 @@ static void rprop_not_maximize__t_eq_1_f32_q8_span(
     alignas(64) float v_step_size[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_step_size = a_step_size[b / om::QBLOCK];
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_prev = om::get(p_prev, e);
-            float x_step_size = map_step_size[c_step_size[e]] * am_step_size;
+            float x_step_size = v_step_size[i];
             rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
             om::put(p_weight, e, x_weight);
             om::put(p_prev, e, x_prev);
@@ -1272,7 +1272,7 @@ extern "C" void rprop_not_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restri
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rprop_not_maximize__t_ne_1_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1285,13 +1285,13 @@ static void rprop_not_maximize__t_ne_1_f32_q8_span(
     alignas(64) float v_step_size[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_step_size = a_step_size[b / om::QBLOCK];
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_prev = om::get(p_prev, e);
-            float x_step_size = map_step_size[c_step_size[e]] * am_step_size;
+            float x_step_size = v_step_size[i];
             rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
             om::put(p_weight, e, x_weight);
             om::put(p_prev, e, x_prev);

@@ -267,7 +267,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(co
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -281,14 +281,14 @@ static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_z = om::get(p_z, e);
             float x_x = om::get(p_x, e);
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             schedulefreeadamw_warmup_steps_gt_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             om::put(p_z, e, x_z);
@@ -632,7 +632,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_mult
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -646,14 +646,14 @@ static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_z = om::get(p_z, e);
             float x_x = om::get(p_x, e);
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             om::put(p_z, e, x_z);
@@ -997,7 +997,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(co
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1011,14 +1011,14 @@ static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_z = om::get(p_z, e);
             float x_x = om::get(p_x, e);
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             schedulefreeadamw_warmup_steps_le_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             om::put(p_z, e, x_z);
@@ -1362,7 +1362,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_mult
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1376,14 +1376,14 @@ static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
             float x_z = om::get(p_z, e);
             float x_x = om::get(p_x, e);
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             om::put(p_z, e, x_z);

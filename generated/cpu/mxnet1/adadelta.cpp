@@ -252,7 +252,7 @@ extern "C" void adadelta_default_bf16_mp_multi(const om::u64* __restrict__ table
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adadelta_default_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -268,14 +268,14 @@ static void adadelta_default_f32_q8_span(
     alignas(64) float v_acc_delta[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_acc_g = a_acc_g[b / om::QBLOCK];
-        const float am_acc_delta = a_acc_delta[b / om::QBLOCK];
+        om::dequantize_block(c_acc_g + b, m, map_acc_g, a_acc_g[b / om::QBLOCK], v_acc_g);
+        om::dequantize_block(c_acc_delta + b, m, map_acc_delta, a_acc_delta[b / om::QBLOCK], v_acc_delta);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_acc_g = map_acc_g[c_acc_g[e]] * am_acc_g;
-            float x_acc_delta = map_acc_delta[c_acc_delta[e]] * am_acc_delta;
+            float x_acc_g = v_acc_g[i];
+            float x_acc_delta = v_acc_delta[i];
             adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
             om::put(p_weight, e, x_weight);
             v_acc_g[i] = x_acc_g;

@@ -233,7 +233,7 @@ extern "C" void adagrad_default_bf16_mp_multi(const om::u64* __restrict__ table,
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adagrad_default_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adagrad_default_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -245,12 +245,12 @@ static void adagrad_default_f32_q8_span(
     alignas(64) float v_history[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_history = a_history[b / om::QBLOCK];
+        om::dequantize_block(c_history + b, m, map_history, a_history[b / om::QBLOCK], v_history);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_history = map_history[c_history[e]] * am_history;
+            float x_history = v_history[i];
             adagrad_default_math<float>(x_weight, x_grad, x_history, x_weight, x_history, s);
             om::put(p_weight, e, x_weight);
             v_history[i] = x_history;

@@ -1172,7 +1172,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1184,12 +1184,12 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     alignas(64) float v_cum_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_cum_grad = a_cum_grad[b / om::QBLOCK];
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_cum_grad = map_cum_grad[c_cum_grad[e]] * am_cum_grad;
+            float x_cum_grad = v_cum_grad[i];
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s);
             om::put(p_weight, e, x_weight);
             v_cum_grad[i] = x_cum_grad;
@@ -1495,7 +1495,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1511,14 +1511,14 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     alignas(64) float v_cum_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_mom = a_mom[b / om::QBLOCK];
-        const float am_cum_grad = a_cum_grad[b / om::QBLOCK];
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_mom = map_mom[c_mom[e]] * am_mom;
-            float x_cum_grad = map_cum_grad[c_cum_grad[e]] * am_cum_grad;
+            float x_mom = v_mom[i];
+            float x_cum_grad = v_cum_grad[i];
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s);
             om::put(p_weight, e, x_weight);
             v_mom[i] = x_mom;
@@ -1807,7 +1807,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1819,12 +1819,12 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     alignas(64) float v_cum_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_cum_grad = a_cum_grad[b / om::QBLOCK];
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_cum_grad = map_cum_grad[c_cum_grad[e]] * am_cum_grad;
+            float x_cum_grad = v_cum_grad[i];
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
             v_cum_grad[i] = x_cum_grad;
         }
@@ -2111,7 +2111,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2127,14 +2127,14 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     alignas(64) float v_cum_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_mom = a_mom[b / om::QBLOCK];
-        const float am_cum_grad = a_cum_grad[b / om::QBLOCK];
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_mom = map_mom[c_mom[e]] * am_mom;
-            float x_cum_grad = map_cum_grad[c_cum_grad[e]] * am_cum_grad;
+            float x_mom = v_mom[i];
+            float x_cum_grad = v_cum_grad[i];
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
             v_mom[i] = x_mom;
             v_cum_grad[i] = x_cum_grad;
@@ -2421,7 +2421,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2433,12 +2433,12 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     alignas(64) float v_cum_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_cum_grad = a_cum_grad[b / om::QBLOCK];
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_cum_grad = map_cum_grad[c_cum_grad[e]] * am_cum_grad;
+            float x_cum_grad = v_cum_grad[i];
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
             v_cum_grad[i] = x_cum_grad;
         }
@@ -2725,7 +2725,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(
     const float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2741,14 +2741,14 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
     alignas(64) float v_cum_grad[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_mom = a_mom[b / om::QBLOCK];
-        const float am_cum_grad = a_cum_grad[b / om::QBLOCK];
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_mom = map_mom[c_mom[e]] * am_mom;
-            float x_cum_grad = map_cum_grad[c_cum_grad[e]] * am_cum_grad;
+            float x_mom = v_mom[i];
+            float x_cum_grad = v_cum_grad[i];
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
             v_mom[i] = x_mom;
             v_cum_grad[i] = x_cum_grad;

@@ -267,7 +267,7 @@ extern "C" void rmsprop_centered_bf16_mp_multi(const om::u64* __restrict__ table
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_centered_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -287,16 +287,16 @@ static void rmsprop_centered_f32_q8_span(
     alignas(64) float v_delta[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_n = a_n[b / om::QBLOCK];
-        const float am_g = a_g[b / om::QBLOCK];
-        const float am_delta = a_delta[b / om::QBLOCK];
+        om::dequantize_block(c_n + b, m, map_n, a_n[b / om::QBLOCK], v_n);
+        om::dequantize_block(c_g + b, m, map_g, a_g[b / om::QBLOCK], v_g);
+        om::dequantize_block(c_delta + b, m, map_delta, a_delta[b / om::QBLOCK], v_delta);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_n = map_n[c_n[e]] * am_n;
-            float x_g = map_g[c_g[e]] * am_g;
-            float x_delta = map_delta[c_delta[e]] * am_delta;
+            float x_n = v_n[i];
+            float x_g = v_g[i];
+            float x_delta = v_delta[i];
             rmsprop_centered_math<float>(x_weight, x_grad, x_n, x_g, x_delta, x_weight, x_n, x_g, x_delta, s);
             om::put(p_weight, e, x_weight);
             v_n[i] = x_n;
@@ -616,7 +616,7 @@ extern "C" void rmsprop_not_centered_bf16_mp_multi(const om::u64* __restrict__ t
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_not_centered_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -628,12 +628,12 @@ static void rmsprop_not_centered_f32_q8_span(
     alignas(64) float v_n[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_n = a_n[b / om::QBLOCK];
+        om::dequantize_block(c_n + b, m, map_n, a_n[b / om::QBLOCK], v_n);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_n = map_n[c_n[e]] * am_n;
+            float x_n = v_n[i];
             rmsprop_not_centered_math<float>(x_weight, x_grad, x_n, x_weight, x_n, s);
             om::put(p_weight, e, x_weight);
             v_n[i] = x_n;

@@ -233,7 +233,7 @@ extern "C" void adagrad_maximize_bf16_mp_multi(const om::u64* __restrict__ table
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adagrad_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adagrad_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -245,12 +245,12 @@ static void adagrad_maximize_f32_q8_span(
     alignas(64) float v_sum[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_sum = a_sum[b / om::QBLOCK];
+        om::dequantize_block(c_sum + b, m, map_sum, a_sum[b / om::QBLOCK], v_sum);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_sum = map_sum[c_sum[e]] * am_sum;
+            float x_sum = v_sum[i];
             adagrad_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
             om::put(p_weight, e, x_weight);
             v_sum[i] = x_sum;
@@ -548,7 +548,7 @@ extern "C" void adagrad_not_maximize_bf16_mp_multi(const om::u64* __restrict__ t
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adagrad_not_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adagrad_not_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -560,12 +560,12 @@ static void adagrad_not_maximize_f32_q8_span(
     alignas(64) float v_sum[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_sum = a_sum[b / om::QBLOCK];
+        om::dequantize_block(c_sum + b, m, map_sum, a_sum[b / om::QBLOCK], v_sum);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_sum = map_sum[c_sum[e]] * am_sum;
+            float x_sum = v_sum[i];
             adagrad_not_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
             om::put(p_weight, e, x_weight);
             v_sum[i] = x_sum;

@@ -265,7 +265,7 @@ extern "C" void adam_maximize__amsgrad_bf16_mp_multi(const om::u64* __restrict__
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adam_maximize__amsgrad_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -285,16 +285,16 @@ static void adam_maximize__amsgrad_f32_q8_span(
     alignas(64) float v_max_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
-        const float am_max_exp_avg_sq = a_max_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_max_exp_avg_sq + b, m, map_max_exp_avg_sq, a_max_exp_avg_sq[b / om::QBLOCK], v_max_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
-            float x_max_exp_avg_sq = map_max_exp_avg_sq[c_max_exp_avg_sq[e]] * am_max_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_max_exp_avg_sq = v_max_exp_avg_sq[i];
             adam_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -629,7 +629,7 @@ extern "C" void adam_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __restri
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adam_maximize__not_amsgrad_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -645,14 +645,14 @@ static void adam_maximize__not_amsgrad_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adam_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -990,7 +990,7 @@ extern "C" void adam_not_maximize__amsgrad_bf16_mp_multi(const om::u64* __restri
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adam_not_maximize__amsgrad_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1010,16 +1010,16 @@ static void adam_not_maximize__amsgrad_f32_q8_span(
     alignas(64) float v_max_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
-        const float am_max_exp_avg_sq = a_max_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_max_exp_avg_sq + b, m, map_max_exp_avg_sq, a_max_exp_avg_sq[b / om::QBLOCK], v_max_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
-            float x_max_exp_avg_sq = map_max_exp_avg_sq[c_max_exp_avg_sq[e]] * am_max_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_max_exp_avg_sq = v_max_exp_avg_sq[i];
             adam_not_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1354,7 +1354,7 @@ extern "C" void adam_not_maximize__not_amsgrad_bf16_mp_multi(const om::u64* __re
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adam_not_maximize__not_amsgrad_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1370,14 +1370,14 @@ static void adam_not_maximize__not_amsgrad_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             adam_not_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;

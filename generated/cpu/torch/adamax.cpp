@@ -249,7 +249,7 @@ extern "C" void adamax_maximize_bf16_mp_multi(const om::u64* __restrict__ table,
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adamax_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -265,14 +265,14 @@ static void adamax_maximize_f32_q8_span(
     alignas(64) float v_exp_inf[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_inf = a_exp_inf[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_inf + b, m, map_exp_inf, a_exp_inf[b / om::QBLOCK], v_exp_inf);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_inf = map_exp_inf[c_exp_inf[e]] * am_exp_inf;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_inf = v_exp_inf[i];
             adamax_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_inf, x_weight, x_exp_avg, x_exp_inf, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -594,7 +594,7 @@ extern "C" void adamax_not_maximize_bf16_mp_multi(const om::u64* __restrict__ ta
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void adamax_not_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -610,14 +610,14 @@ static void adamax_not_maximize_f32_q8_span(
     alignas(64) float v_exp_inf[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_inf = a_exp_inf[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_inf + b, m, map_exp_inf, a_exp_inf[b / om::QBLOCK], v_exp_inf);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_inf = map_exp_inf[c_exp_inf[e]] * am_exp_inf;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_inf = v_exp_inf[i];
             adamax_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_inf, x_weight, x_exp_avg, x_exp_inf, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;

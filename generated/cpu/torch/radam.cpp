@@ -253,7 +253,7 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -269,14 +269,14 @@ static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -598,7 +598,7 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -614,14 +614,14 @@ static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -946,7 +946,7 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -962,14 +962,14 @@ static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1290,7 +1290,7 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1306,14 +1306,14 @@ static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1638,7 +1638,7 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1654,14 +1654,14 @@ static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -1982,7 +1982,7 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1998,14 +1998,14 @@ static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -2330,7 +2330,7 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2346,14 +2346,14 @@ static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -2674,7 +2674,7 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2690,14 +2690,14 @@ static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;

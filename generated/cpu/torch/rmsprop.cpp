@@ -252,7 +252,7 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_mp_multi(const om
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -268,14 +268,14 @@ static void rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(
     alignas(64) float v_grad_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
-        const float am_grad_avg = a_grad_avg[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
-            float x_grad_avg = map_grad_avg[c_grad_avg[e]] * am_grad_avg;
+            float x_square_avg = v_square_avg[i];
+            float x_grad_avg = v_grad_avg[i];
             rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -613,7 +613,7 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_mp_multi(const om
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -633,16 +633,16 @@ static void rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(
     alignas(64) float v_grad_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
-        const float am_grad_avg = a_grad_avg[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
-            float x_grad_avg = map_grad_avg[c_grad_avg[e]] * am_grad_avg;
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
+            float x_grad_avg = v_grad_avg[i];
             rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -960,7 +960,7 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp_multi(cons
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -972,12 +972,12 @@ static void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(
     alignas(64) float v_square_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
+            float x_square_avg = v_square_avg[i];
             rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -1292,7 +1292,7 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp_multi(cons
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1308,14 +1308,14 @@ static void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
             rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -1640,7 +1640,7 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp_multi(cons
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1656,14 +1656,14 @@ static void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(
     alignas(64) float v_grad_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
-        const float am_grad_avg = a_grad_avg[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
-            float x_grad_avg = map_grad_avg[c_grad_avg[e]] * am_grad_avg;
+            float x_square_avg = v_square_avg[i];
+            float x_grad_avg = v_grad_avg[i];
             rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -2001,7 +2001,7 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp_multi(cons
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2021,16 +2021,16 @@ static void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(
     alignas(64) float v_grad_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
-        const float am_grad_avg = a_grad_avg[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
-            float x_grad_avg = map_grad_avg[c_grad_avg[e]] * am_grad_avg;
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
+            float x_grad_avg = v_grad_avg[i];
             rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -2348,7 +2348,7 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp_multi(
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2360,12 +2360,12 @@ static void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(
     alignas(64) float v_square_avg[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
+            float x_square_avg = v_square_avg[i];
             rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
@@ -2680,7 +2680,7 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp_multi(
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -2696,14 +2696,14 @@ static void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_square_avg = a_square_avg[b / om::QBLOCK];
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_square_avg = map_square_avg[c_square_avg[e]] * am_square_avg;
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
             rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;

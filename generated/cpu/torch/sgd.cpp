@@ -1018,7 +1018,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(cons
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1030,12 +1030,12 @@ static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -1327,7 +1327,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_multi(
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1339,12 +1339,12 @@ static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -1643,7 +1643,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(cons
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1655,12 +1655,12 @@ static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -1957,7 +1957,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_multi(
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -1969,12 +1969,12 @@ static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -3057,7 +3057,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -3069,12 +3069,12 @@ static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -3366,7 +3366,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_mu
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -3378,12 +3378,12 @@ static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -3682,7 +3682,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -3694,12 +3694,12 @@ static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
@@ -3996,7 +3996,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_mu
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -4008,12 +4008,12 @@ static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
     alignas(64) float v_momentum_buffer[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_momentum_buffer = a_momentum_buffer[b / om::QBLOCK];
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_momentum_buffer = map_momentum_buffer[c_momentum_buffer[e]] * am_momentum_buffer;
+            float x_momentum_buffer = v_momentum_buffer[i];
             sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;

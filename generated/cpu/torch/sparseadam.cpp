@@ -250,7 +250,7 @@ extern "C" void sparseadam_maximize_bf16_mp_multi(const om::u64* __restrict__ ta
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sparseadam_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -266,14 +266,14 @@ static void sparseadam_maximize_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             sparseadam_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
@@ -595,7 +595,7 @@ extern "C" void sparseadam_not_maximize_bf16_mp_multi(const om::u64* __restrict_
 #endif
 
 #if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32_q8)
-// 8-bit states: a block of QBLOCK elements at a time, each stored state's new values kept in a buffer until its block's absmax is known
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
 static void sparseadam_not_maximize_f32_q8_span(
     float* __restrict__ p_weight,
     const float* __restrict__ p_grad,
@@ -611,14 +611,14 @@ static void sparseadam_not_maximize_f32_q8_span(
     alignas(64) float v_exp_avg_sq[om::QBLOCK];
     for (om::index_t b = 0; b < n; b += om::QBLOCK) {
         const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
-        const float am_exp_avg = a_exp_avg[b / om::QBLOCK];
-        const float am_exp_avg_sq = a_exp_avg_sq[b / om::QBLOCK];
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
         for (om::index_t i = 0; i < m; ++i) {
             const om::index_t e = b + i;
             float x_weight = om::get(p_weight, e);
             float x_grad = om::get(p_grad, e);
-            float x_exp_avg = map_exp_avg[c_exp_avg[e]] * am_exp_avg;
-            float x_exp_avg_sq = map_exp_avg_sq[c_exp_avg_sq[e]] * am_exp_avg_sq;
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
             sparseadam_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
