@@ -164,3 +164,35 @@ def test_the_native_backend_refuses_stored_states_without_kernels_before_any_cha
     monkeypatch.delenv(native.BACKEND_ENV)
     opt.update([0], [w], [np.ones_like(w)], [state])     # unset: the NumPy code runs
     assert not np.all(w == 1)
+
+
+CODES = r"""
+#include "optforge_cpu.h"
+// The header's code search, as the 8-bit kernels call it per block (the AVX-512 search for
+// 32 indices at a time where the compiler targets it, the table for the rest).
+extern "C" void codes_of(const int* index, long long n, const unsigned char* lut, const om::u16* search,
+                         unsigned char* codes) {
+    for (long long b = 0; b < n; b += om::QBLOCK) {
+        const long long m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::codes_of(index + b, m, lut, search, 0xff, codes + b);
+    }
+}
+"""
+
+
+def test_the_code_search_is_the_lookup_table_at_every_grid_index(tmp_path):
+    """Every one of the 65536 grid indices, in order and shuffled, with a short last block:
+    the kernels' code search (quantized.search_table, built with the kernels' flags) gives
+    the reference's lookup table code for code, for both maps."""
+    import ctypes
+    source = tmp_path / "codes.cpp"
+    source.write_text(CODES)
+    lib = native_build.load(source)
+    every = np.arange(Q.LUT_SIZE, dtype=np.int32)
+    for index in (every, np.random.default_rng(0).permutation(every)[:-13]):
+        for signed in (True, False):
+            codes = np.empty(index.size, np.uint8)
+            pointer = lambda a: ctypes.c_void_p(a.ctypes.data)      # noqa: E731
+            lib.codes_of(pointer(index), ctypes.c_longlong(index.size), pointer(Q.lookup_table(signed)),
+                         pointer(Q.search_table(signed)), pointer(codes))
+            np.testing.assert_array_equal(codes, Q.lookup_table(signed)[index])

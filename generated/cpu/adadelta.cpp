@@ -283,8 +283,8 @@ static void adadelta_default_f32_q8_span(
             v_acc_g[i] = x_acc_g;
             v_acc_delta[i] = x_acc_delta;
         }
-        om::quantize_block(v_acc_g, m, maps.lut[1], c_acc_g + b, a_acc_g + b / om::QBLOCK);
-        om::quantize_block(v_acc_delta, m, maps.lut[1], c_acc_delta + b, a_acc_delta + b / om::QBLOCK);
+        om::quantize_block(v_acc_g, m, maps.lut[1], maps.search[1], c_acc_g + b, a_acc_g + b / om::QBLOCK);
+        om::quantize_block(v_acc_delta, m, maps.lut[1], maps.search[1], c_acc_delta + b, a_acc_delta + b / om::QBLOCK);
     }
 }
 
@@ -297,10 +297,11 @@ extern "C" void adadelta_default_f32_q8(
     float* __restrict__ a_acc_delta,
     const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adadelta_default_f32_q8_span(p_weight + lo, p_grad + lo, c_acc_g + lo, a_acc_g + lo / om::QBLOCK, c_acc_delta + lo, a_acc_delta + lo / om::QBLOCK, hi - lo, s, maps);
@@ -309,9 +310,10 @@ extern "C" void adadelta_default_f32_q8(
 
 extern "C" void adadelta_default_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_acc_g, a_acc_g, c_acc_delta, a_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<15>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

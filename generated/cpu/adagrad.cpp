@@ -255,7 +255,7 @@ static void adagrad_default_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_history[i] = x_history;
         }
-        om::quantize_block(v_history, m, maps.lut[1], c_history + b, a_history + b / om::QBLOCK);
+        om::quantize_block(v_history, m, maps.lut[1], maps.search[1], c_history + b, a_history + b / om::QBLOCK);
     }
 }
 
@@ -266,10 +266,11 @@ extern "C" void adagrad_default_f32_q8(
     float* __restrict__ a_history,
     const om::index_t numel, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adagrad_default_scalars<float> s = { clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adagrad_default_f32_q8_span(p_weight + lo, p_grad + lo, c_history + lo, a_history + lo / om::QBLOCK, hi - lo, s, maps);
@@ -278,9 +279,10 @@ extern "C" void adagrad_default_f32_q8(
 
 extern "C" void adagrad_default_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_history, a_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

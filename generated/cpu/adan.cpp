@@ -324,10 +324,10 @@ static void adan_maximize__started_eq_0_f32_q8_span(
             v_exp_avg_sq[i] = x_exp_avg_sq;
             v_prev_grad[i] = x_prev_grad;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
-        om::quantize_block(v_prev_grad, m, maps.lut[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
     }
 }
 
@@ -344,10 +344,11 @@ extern "C" void adan_maximize__started_eq_0_f32_q8(
     float* __restrict__ a_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_maximize__started_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -356,9 +357,10 @@ extern "C" void adan_maximize__started_eq_0_f32_q8(
 
 extern "C" void adan_maximize__started_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<25>(table, tensors, chunks, 10, 11, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -735,10 +737,10 @@ static void adan_maximize__started_ne_0_f32_q8_span(
             v_exp_avg_sq[i] = x_exp_avg_sq;
             v_prev_grad[i] = x_prev_grad;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
-        om::quantize_block(v_prev_grad, m, maps.lut[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
     }
 }
 
@@ -755,10 +757,11 @@ extern "C" void adan_maximize__started_ne_0_f32_q8(
     float* __restrict__ a_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_maximize__started_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -767,9 +770,10 @@ extern "C" void adan_maximize__started_ne_0_f32_q8(
 
 extern "C" void adan_maximize__started_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<26>(table, tensors, chunks, 10, 11, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1139,10 +1143,10 @@ static void adan_not_maximize__started_eq_0_f32_q8_span(
             v_exp_avg_sq[i] = x_exp_avg_sq;
             v_prev_grad[i] = x_prev_grad;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
-        om::quantize_block(v_prev_grad, m, maps.lut[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
     }
 }
 
@@ -1159,10 +1163,11 @@ extern "C" void adan_not_maximize__started_eq_0_f32_q8(
     float* __restrict__ a_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_not_maximize__started_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1171,9 +1176,10 @@ extern "C" void adan_not_maximize__started_eq_0_f32_q8(
 
 extern "C" void adan_not_maximize__started_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<25>(table, tensors, chunks, 10, 11, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1549,10 +1555,10 @@ static void adan_not_maximize__started_ne_0_f32_q8_span(
             v_exp_avg_sq[i] = x_exp_avg_sq;
             v_prev_grad[i] = x_prev_grad;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
-        om::quantize_block(v_prev_grad, m, maps.lut[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
     }
 }
 
@@ -1569,10 +1575,11 @@ extern "C" void adan_not_maximize__started_ne_0_f32_q8(
     float* __restrict__ a_prev_grad,
     const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_not_maximize__started_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1581,9 +1588,10 @@ extern "C" void adan_not_maximize__started_ne_0_f32_q8(
 
 extern "C" void adan_not_maximize__started_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<26>(table, tensors, chunks, 10, 11, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -310,9 +310,9 @@ static void ademamix_warmup_is_none_f32_q8_span(
             v_exp_avg_slow[i] = x_exp_avg_slow;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg_fast, m, maps.lut[0], c_exp_avg_fast + b, a_exp_avg_fast + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_slow, m, maps.lut[0], c_exp_avg_slow + b, a_exp_avg_slow + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_fast, m, maps.lut[0], maps.search[0], c_exp_avg_fast + b, a_exp_avg_fast + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_slow, m, maps.lut[0], maps.search[0], c_exp_avg_slow + b, a_exp_avg_slow + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -327,10 +327,11 @@ extern "C" void ademamix_warmup_is_none_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float alpha, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const ademamix_warmup_is_none_scalars<float> s = { alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         ademamix_warmup_is_none_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg_fast + lo, a_exp_avg_fast + lo / om::QBLOCK, c_exp_avg_slow + lo, a_exp_avg_slow + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -339,9 +340,10 @@ extern "C" void ademamix_warmup_is_none_f32_q8(
 
 extern "C" void ademamix_warmup_is_none_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg_fast, a_exp_avg_fast, c_exp_avg_slow, a_exp_avg_slow, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<24>(table, tensors, chunks, 8, 9, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -694,9 +696,9 @@ static void ademamix_warmup_is_set_f32_q8_span(
             v_exp_avg_slow[i] = x_exp_avg_slow;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg_fast, m, maps.lut[0], c_exp_avg_fast + b, a_exp_avg_fast + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_slow, m, maps.lut[0], c_exp_avg_slow + b, a_exp_avg_slow + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_fast, m, maps.lut[0], maps.search[0], c_exp_avg_fast + b, a_exp_avg_fast + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_slow, m, maps.lut[0], maps.search[0], c_exp_avg_slow + b, a_exp_avg_slow + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -711,10 +713,11 @@ extern "C" void ademamix_warmup_is_set_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float alpha_t_1, const float beta1, const float beta2, const float beta3_t_1, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const ademamix_warmup_is_set_scalars<float> s = { alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         ademamix_warmup_is_set_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg_fast + lo, a_exp_avg_fast + lo / om::QBLOCK, c_exp_avg_slow + lo, a_exp_avg_slow + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -723,9 +726,10 @@ extern "C" void ademamix_warmup_is_set_f32_q8(
 
 extern "C" void ademamix_warmup_is_set_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg_fast, a_exp_avg_fast, c_exp_avg_slow, a_exp_avg_slow, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<24>(table, tensors, chunks, 8, 9, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -258,8 +258,8 @@ static void adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -272,10 +272,11 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -284,9 +285,10 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_q8(
 
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -582,8 +584,8 @@ static void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -596,10 +598,11 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -608,9 +611,10 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8(
 
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -906,8 +910,8 @@ static void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -920,10 +924,11 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -932,9 +937,10 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8(
 
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1230,8 +1236,8 @@ static void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1244,10 +1250,11 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1256,9 +1263,10 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8(
 
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1581,8 +1589,8 @@ static void adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1595,10 +1603,11 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1607,9 +1616,10 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_q8(
 
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1931,8 +1941,8 @@ static void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1945,10 +1955,11 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1957,9 +1968,10 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8(
 
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2281,8 +2293,8 @@ static void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -2295,10 +2307,11 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2307,9 +2320,10 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8(
 
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2629,8 +2643,8 @@ static void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -2643,10 +2657,11 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2655,9 +2670,10 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8(
 
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -261,7 +261,7 @@ static void lion_maximize_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
     }
 }
 
@@ -272,10 +272,11 @@ extern "C" void lion_maximize_f32_q8(
     float* __restrict__ a_exp_avg,
     const om::index_t numel, const float beta1, const float beta2, const float c_2, const float c_3, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lion_maximize_scalars<float> s = { beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lion_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -284,9 +285,10 @@ extern "C" void lion_maximize_f32_q8(
 
 extern "C" void lion_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -581,7 +583,7 @@ static void lion_not_maximize_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_exp_avg[i] = x_exp_avg;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
     }
 }
 
@@ -592,10 +594,11 @@ extern "C" void lion_not_maximize_f32_q8(
     float* __restrict__ a_exp_avg,
     const om::index_t numel, const float beta1, const float beta2, const float c_2, const float c_3, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lion_not_maximize_scalars<float> s = { beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lion_not_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -604,9 +607,10 @@ extern "C" void lion_not_maximize_f32_q8(
 
 extern "C" void lion_not_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -303,9 +303,9 @@ static void rmsprop_centered_f32_q8_span(
             v_var[i] = x_var;
             v_mom[i] = x_mom;
         }
-        om::quantize_block(v_mean, m, maps.lut[0], c_mean + b, a_mean + b / om::QBLOCK);
-        om::quantize_block(v_var, m, maps.lut[1], c_var + b, a_var + b / om::QBLOCK);
-        om::quantize_block(v_mom, m, maps.lut[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_mean, m, maps.lut[0], maps.search[0], c_mean + b, a_mean + b / om::QBLOCK);
+        om::quantize_block(v_var, m, maps.lut[1], maps.search[1], c_var + b, a_var + b / om::QBLOCK);
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
     }
 }
 
@@ -320,10 +320,11 @@ extern "C" void rmsprop_centered_f32_q8(
     float* __restrict__ a_mom,
     const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float rho, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_mean + lo, a_mean + lo / om::QBLOCK, c_var + lo, a_var + lo / om::QBLOCK, c_mom + lo, a_mom + lo / om::QBLOCK, hi - lo, s, maps);
@@ -332,9 +333,10 @@ extern "C" void rmsprop_centered_f32_q8(
 
 extern "C" void rmsprop_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_mean, a_mean, c_var, a_var, c_mom, a_mom, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 8, 9, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -638,7 +640,7 @@ static void rmsprop_not_centered_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_var[i] = x_var;
         }
-        om::quantize_block(v_var, m, maps.lut[1], c_var + b, a_var + b / om::QBLOCK);
+        om::quantize_block(v_var, m, maps.lut[1], maps.search[1], c_var + b, a_var + b / om::QBLOCK);
     }
 }
 
@@ -649,10 +651,11 @@ extern "C" void rmsprop_not_centered_f32_q8(
     float* __restrict__ a_var,
     const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_var + lo, a_var + lo / om::QBLOCK, hi - lo, s, maps);
@@ -661,9 +664,10 @@ extern "C" void rmsprop_not_centered_f32_q8(
 
 extern "C" void rmsprop_not_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_var, a_var, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

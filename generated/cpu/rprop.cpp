@@ -275,7 +275,7 @@ static void rprop_maximize__t_eq_1_f32_q8_span(
             om::put(p_prev, e, x_prev);
             v_step_size[i] = x_step_size;
         }
-        om::quantize_block(v_step_size, m, maps.lut[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
     }
 }
 
@@ -287,10 +287,11 @@ extern "C" void rprop_maximize__t_eq_1_f32_q8(
     float* __restrict__ a_step_size,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_maximize__t_eq_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
@@ -299,9 +300,10 @@ extern "C" void rprop_maximize__t_eq_1_f32_q8(
 
 extern "C" void rprop_maximize__t_eq_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -616,7 +618,7 @@ static void rprop_maximize__t_ne_1_f32_q8_span(
             om::put(p_prev, e, x_prev);
             v_step_size[i] = x_step_size;
         }
-        om::quantize_block(v_step_size, m, maps.lut[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
     }
 }
 
@@ -628,10 +630,11 @@ extern "C" void rprop_maximize__t_ne_1_f32_q8(
     float* __restrict__ a_step_size,
     const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_maximize__t_ne_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
@@ -640,9 +643,10 @@ extern "C" void rprop_maximize__t_ne_1_f32_q8(
 
 extern "C" void rprop_maximize__t_ne_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -956,7 +960,7 @@ static void rprop_not_maximize__t_eq_1_f32_q8_span(
             om::put(p_prev, e, x_prev);
             v_step_size[i] = x_step_size;
         }
-        om::quantize_block(v_step_size, m, maps.lut[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
     }
 }
 
@@ -968,10 +972,11 @@ extern "C" void rprop_not_maximize__t_eq_1_f32_q8(
     float* __restrict__ a_step_size,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_not_maximize__t_eq_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
@@ -980,9 +985,10 @@ extern "C" void rprop_not_maximize__t_eq_1_f32_q8(
 
 extern "C" void rprop_not_maximize__t_eq_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1297,7 +1303,7 @@ static void rprop_not_maximize__t_ne_1_f32_q8_span(
             om::put(p_prev, e, x_prev);
             v_step_size[i] = x_step_size;
         }
-        om::quantize_block(v_step_size, m, maps.lut[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
     }
 }
 
@@ -1309,10 +1315,11 @@ extern "C" void rprop_not_maximize__t_ne_1_f32_q8(
     float* __restrict__ a_step_size,
     const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_not_maximize__t_ne_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1321,9 +1328,10 @@ extern "C" void rprop_not_maximize__t_ne_1_f32_q8(
 
 extern "C" void rprop_not_maximize__t_ne_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

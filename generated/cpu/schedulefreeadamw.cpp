@@ -295,7 +295,7 @@ static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(
             om::put(p_x, e, x_x);
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -308,10 +308,11 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -320,9 +321,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8(
 
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -660,7 +662,7 @@ static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(
             om::put(p_x, e, x_x);
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -673,10 +675,11 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -685,9 +688,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8(
 
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1025,7 +1029,7 @@ static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(
             om::put(p_x, e, x_x);
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1038,10 +1042,11 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1050,9 +1055,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8(
 
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1390,7 +1396,7 @@ static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(
             om::put(p_x, e, x_x);
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1403,10 +1409,11 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1415,9 +1422,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8(
 
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

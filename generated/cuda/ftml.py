@@ -29,8 +29,8 @@ Per variant (keyed like the NumPy module's VARIANTS):
   between load and store), else "states": the states stored, in kernel order, and
   "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
   each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
-  take the signed and unsigned maps and lookup tables after the scalars (the multi-tensor
-  one after the chunk count).
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'ftml.cu'

@@ -295,14 +295,16 @@ _MAPS = []
 
 
 def _maps():
-    """The f32_q8 kernels' arguments after the scalars: the signed and unsigned maps and the
-    quantizer's lookup tables, the reference's own read-only arrays (kept alive here)."""
+    """The f32_q8 kernels' arguments after the scalars: the signed and unsigned maps, the
+    quantizer's lookup tables and their search trees (quantized.search_table), the
+    reference's own read-only arrays (kept alive here)."""
     if not _MAPS:
         tables = [quantized.code_table(True), quantized.code_table(False),
-                  quantized.lookup_table(True), quantized.lookup_table(False)]
+                  quantized.lookup_table(True), quantized.lookup_table(False),
+                  quantized.search_table(True), quantized.search_table(False)]
         _MAPS.extend(ctypes.c_void_p(t.ctypes.data) for t in tables)
         _MAPS.append(tables)
-    return _MAPS[:4]
+    return _MAPS[:6]
 
 
 def quantized_kernels(module):

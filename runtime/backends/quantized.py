@@ -91,6 +91,25 @@ def lookup_table(signed):
     return table
 
 
+@functools.lru_cache(maxsize=None)
+def search_table(signed):
+    """The lookup table as the native kernels search it (uint16, read-only): the code of a
+    grid index is the number of k in 1..255 whose first grid index t_k with code >= k is at
+    most the index (the table is monotone), found by a binary search of 8 levels; level L
+    holds the 2^L thresholds t_(j * 2 s + s), s = 128 >> L, each of the first six levels
+    padded to 32 entries (one 512-bit register of 16-bit lanes), then 64 and 128."""
+    lut = lookup_table(signed)
+    first = numpy.searchsorted(lut, numpy.arange(1, 256), side="left")    # t_1 .. t_255
+    levels = []
+    for level in range(8):
+        step = 128 >> level
+        values = first[numpy.arange(1 << level) * 2 * step + step - 1]
+        levels.append(numpy.pad(values, (0, max(0, 32 - values.size))))
+    table = numpy.concatenate(levels).astype(numpy.uint16)
+    table.flags.writeable = False
+    return table
+
+
 def zeros_8bit(shape, signed, xp=numpy):
     """An 8-bit state of zeros: every code 0 and every absmax 0 (as bitsandbytes starts
     its states), which loads as zeros."""

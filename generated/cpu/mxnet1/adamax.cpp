@@ -276,8 +276,8 @@ static void adamax_default_f32_q8_span(
             v_mean[i] = x_mean;
             v_u[i] = x_u;
         }
-        om::quantize_block(v_mean, m, maps.lut[0], c_mean + b, a_mean + b / om::QBLOCK);
-        om::quantize_block(v_u, m, maps.lut[1], c_u + b, a_u + b / om::QBLOCK);
+        om::quantize_block(v_mean, m, maps.lut[0], maps.search[0], c_mean + b, a_mean + b / om::QBLOCK);
+        om::quantize_block(v_u, m, maps.lut[1], maps.search[1], c_u + b, a_u + b / om::QBLOCK);
     }
 }
 
@@ -290,10 +290,11 @@ extern "C" void adamax_default_f32_q8(
     float* __restrict__ a_u,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float clip_gradient, const float lr_1, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adamax_default_scalars<float> s = { beta1, beta2, c_1, clip_gradient, lr_1, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adamax_default_f32_q8_span(p_weight + lo, p_grad + lo, c_mean + lo, a_mean + lo / om::QBLOCK, c_u + lo, a_u + lo / om::QBLOCK, hi - lo, s, maps);
@@ -302,9 +303,10 @@ extern "C" void adamax_default_f32_q8(
 
 extern "C" void adamax_default_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_mean, a_mean, c_u, a_u, numel, first_chunk, beta1, beta2, c_1, clip_gradient, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<15>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -448,7 +448,7 @@ static void ccsgd_momentum_ne_0_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_mom[i] = x_mom;
         }
-        om::quantize_block(v_mom, m, maps.lut[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
     }
 }
 
@@ -459,10 +459,11 @@ extern "C" void ccsgd_momentum_ne_0_f32_q8(
     float* __restrict__ a_mom,
     const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const ccsgd_momentum_ne_0_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         ccsgd_momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, hi - lo, s, maps);
@@ -471,9 +472,10 @@ extern "C" void ccsgd_momentum_ne_0_f32_q8(
 
 extern "C" void ccsgd_momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_mom, a_mom, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -1194,7 +1194,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
             om::put(p_weight, e, x_weight);
             v_cum_grad[i] = x_cum_grad;
         }
-        om::quantize_block(v_cum_grad, m, maps.lut[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
     }
 }
 
@@ -1205,10 +1205,11 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ a_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(p_weight + lo, p_grad + lo, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1217,9 +1218,10 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_cum_grad, a_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1524,8 +1526,8 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
             v_mom[i] = x_mom;
             v_cum_grad[i] = x_cum_grad;
         }
-        om::quantize_block(v_mom, m, maps.lut[0], c_mom + b, a_mom + b / om::QBLOCK);
-        om::quantize_block(v_cum_grad, m, maps.lut[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
     }
 }
 
@@ -1538,10 +1540,11 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ a_cum_grad,
     const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1550,9 +1553,10 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_mom, a_mom, c_cum_grad, a_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<13>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1828,7 +1832,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
             v_cum_grad[i] = x_cum_grad;
         }
-        om::quantize_block(v_cum_grad, m, maps.lut[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
     }
 }
 
@@ -1839,10 +1843,11 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ a_cum_grad,
     const om::index_t numel,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_span(p_weight + lo, p_grad + lo, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1851,9 +1856,10 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2139,8 +2145,8 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
             v_mom[i] = x_mom;
             v_cum_grad[i] = x_cum_grad;
         }
-        om::quantize_block(v_mom, m, maps.lut[0], c_mom + b, a_mom + b / om::QBLOCK);
-        om::quantize_block(v_cum_grad, m, maps.lut[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
     }
 }
 
@@ -2153,10 +2159,11 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ a_cum_grad,
     const om::index_t numel,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2165,9 +2172,10 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_mom, a_mom, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<8>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2442,7 +2450,7 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
             lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
             v_cum_grad[i] = x_cum_grad;
         }
-        om::quantize_block(v_cum_grad, m, maps.lut[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
     }
 }
 
@@ -2453,10 +2461,11 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ a_cum_grad,
     const om::index_t numel,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(p_weight + lo, p_grad + lo, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2465,9 +2474,10 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2753,8 +2763,8 @@ static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_
             v_mom[i] = x_mom;
             v_cum_grad[i] = x_cum_grad;
         }
-        om::quantize_block(v_mom, m, maps.lut[0], c_mom + b, a_mom + b / om::QBLOCK);
-        om::quantize_block(v_cum_grad, m, maps.lut[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
     }
 }
 
@@ -2767,10 +2777,11 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     float* __restrict__ a_cum_grad,
     const om::index_t numel,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2779,9 +2790,10 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_mom, a_mom, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<8>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -303,9 +303,9 @@ static void rmsprop_centered_f32_q8_span(
             v_g[i] = x_g;
             v_delta[i] = x_delta;
         }
-        om::quantize_block(v_n, m, maps.lut[1], c_n + b, a_n + b / om::QBLOCK);
-        om::quantize_block(v_g, m, maps.lut[0], c_g + b, a_g + b / om::QBLOCK);
-        om::quantize_block(v_delta, m, maps.lut[0], c_delta + b, a_delta + b / om::QBLOCK);
+        om::quantize_block(v_n, m, maps.lut[1], maps.search[1], c_n + b, a_n + b / om::QBLOCK);
+        om::quantize_block(v_g, m, maps.lut[0], maps.search[0], c_g + b, a_g + b / om::QBLOCK);
+        om::quantize_block(v_delta, m, maps.lut[0], maps.search[0], c_delta + b, a_delta + b / om::QBLOCK);
     }
 }
 
@@ -320,10 +320,11 @@ extern "C" void rmsprop_centered_f32_q8(
     float* __restrict__ a_delta,
     const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float gamma1, const float gamma2, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_n + lo, a_n + lo / om::QBLOCK, c_g + lo, a_g + lo / om::QBLOCK, c_delta + lo, a_delta + lo / om::QBLOCK, hi - lo, s, maps);
@@ -332,9 +333,10 @@ extern "C" void rmsprop_centered_f32_q8(
 
 extern "C" void rmsprop_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_n, a_n, c_g, a_g, c_delta, a_delta, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 8, 9, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -638,7 +640,7 @@ static void rmsprop_not_centered_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_n[i] = x_n;
         }
-        om::quantize_block(v_n, m, maps.lut[1], c_n + b, a_n + b / om::QBLOCK);
+        om::quantize_block(v_n, m, maps.lut[1], maps.search[1], c_n + b, a_n + b / om::QBLOCK);
     }
 }
 
@@ -649,10 +651,11 @@ extern "C" void rmsprop_not_centered_f32_q8(
     float* __restrict__ a_n,
     const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float gamma1, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_n + lo, a_n + lo / om::QBLOCK, hi - lo, s, maps);
@@ -661,9 +664,10 @@ extern "C" void rmsprop_not_centered_f32_q8(
 
 extern "C" void rmsprop_not_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_n, a_n, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -255,7 +255,7 @@ static void adagrad_maximize_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_sum[i] = x_sum;
         }
-        om::quantize_block(v_sum, m, maps.lut[1], c_sum + b, a_sum + b / om::QBLOCK);
+        om::quantize_block(v_sum, m, maps.lut[1], maps.search[1], c_sum + b, a_sum + b / om::QBLOCK);
     }
 }
 
@@ -266,10 +266,11 @@ extern "C" void adagrad_maximize_f32_q8(
     float* __restrict__ a_sum,
     const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adagrad_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adagrad_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_sum + lo, a_sum + lo / om::QBLOCK, hi - lo, s, maps);
@@ -278,9 +279,10 @@ extern "C" void adagrad_maximize_f32_q8(
 
 extern "C" void adagrad_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_sum, a_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -570,7 +572,7 @@ static void adagrad_not_maximize_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_sum[i] = x_sum;
         }
-        om::quantize_block(v_sum, m, maps.lut[1], c_sum + b, a_sum + b / om::QBLOCK);
+        om::quantize_block(v_sum, m, maps.lut[1], maps.search[1], c_sum + b, a_sum + b / om::QBLOCK);
     }
 }
 
@@ -581,10 +583,11 @@ extern "C" void adagrad_not_maximize_f32_q8(
     float* __restrict__ a_sum,
     const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adagrad_not_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adagrad_not_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_sum + lo, a_sum + lo / om::QBLOCK, hi - lo, s, maps);
@@ -593,9 +596,10 @@ extern "C" void adagrad_not_maximize_f32_q8(
 
 extern "C" void adagrad_not_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_sum, a_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -278,8 +278,8 @@ static void adamax_maximize_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_inf[i] = x_exp_inf;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_inf, m, maps.lut[1], c_exp_inf + b, a_exp_inf + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_inf, m, maps.lut[1], maps.search[1], c_exp_inf + b, a_exp_inf + b / om::QBLOCK);
     }
 }
 
@@ -292,10 +292,11 @@ extern "C" void adamax_maximize_f32_q8(
     float* __restrict__ a_exp_inf,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adamax_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adamax_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_inf + lo, a_exp_inf + lo / om::QBLOCK, hi - lo, s, maps);
@@ -304,9 +305,10 @@ extern "C" void adamax_maximize_f32_q8(
 
 extern "C" void adamax_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_inf, a_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -623,8 +625,8 @@ static void adamax_not_maximize_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_inf[i] = x_exp_inf;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_inf, m, maps.lut[1], c_exp_inf + b, a_exp_inf + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_inf, m, maps.lut[1], maps.search[1], c_exp_inf + b, a_exp_inf + b / om::QBLOCK);
     }
 }
 
@@ -637,10 +639,11 @@ extern "C" void adamax_not_maximize_f32_q8(
     float* __restrict__ a_exp_inf,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const adamax_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adamax_not_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_inf + lo, a_exp_inf + lo / om::QBLOCK, hi - lo, s, maps);
@@ -649,9 +652,10 @@ extern "C" void adamax_not_maximize_f32_q8(
 
 extern "C" void adamax_not_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_inf, a_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

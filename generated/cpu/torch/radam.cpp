@@ -282,8 +282,8 @@ static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -296,10 +296,11 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -308,9 +309,10 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
 
 extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -627,8 +629,8 @@ static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -641,10 +643,11 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -653,9 +656,10 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
 
 extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -975,8 +979,8 @@ static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -989,10 +993,11 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1001,9 +1006,10 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
 
 extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1319,8 +1325,8 @@ static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1333,10 +1339,11 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1345,9 +1352,10 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
 
 extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1667,8 +1675,8 @@ static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -1681,10 +1689,11 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1693,9 +1702,10 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
 
 extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2011,8 +2021,8 @@ static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -2025,10 +2035,11 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2037,9 +2048,10 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
 
 extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2359,8 +2371,8 @@ static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -2373,10 +2385,11 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2385,9 +2398,10 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
 
 extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2703,8 +2717,8 @@ static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -2717,10 +2731,11 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2729,9 +2744,10 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
 
 extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

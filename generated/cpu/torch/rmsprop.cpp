@@ -281,8 +281,8 @@ static void rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(
             v_square_avg[i] = x_square_avg;
             v_grad_avg[i] = x_grad_avg;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
-        om::quantize_block(v_grad_avg, m, maps.lut[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
     }
 }
 
@@ -295,10 +295,11 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_q8(
     float* __restrict__ a_grad_avg,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -307,9 +308,10 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_q8(
 
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<15>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -649,9 +651,9 @@ static void rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(
             v_momentum_buffer[i] = x_momentum_buffer;
             v_grad_avg[i] = x_grad_avg;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
-        om::quantize_block(v_grad_avg, m, maps.lut[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
     }
 }
 
@@ -666,10 +668,11 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_q8(
     float* __restrict__ a_grad_avg,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -678,9 +681,10 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_q8(
 
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<18>(table, tensors, chunks, 8, 9, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -982,7 +986,7 @@ static void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
     }
 }
 
@@ -993,10 +997,11 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8(
     float* __restrict__ a_square_avg,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1005,9 +1010,10 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8(
 
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1321,8 +1327,8 @@ static void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(
             v_square_avg[i] = x_square_avg;
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -1335,10 +1341,11 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1347,9 +1354,10 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8(
 
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1669,8 +1677,8 @@ static void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(
             v_square_avg[i] = x_square_avg;
             v_grad_avg[i] = x_grad_avg;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
-        om::quantize_block(v_grad_avg, m, maps.lut[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
     }
 }
 
@@ -1683,10 +1691,11 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8(
     float* __restrict__ a_grad_avg,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1695,9 +1704,10 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8(
 
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<15>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2037,9 +2047,9 @@ static void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(
             v_momentum_buffer[i] = x_momentum_buffer;
             v_grad_avg[i] = x_grad_avg;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
-        om::quantize_block(v_grad_avg, m, maps.lut[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
     }
 }
 
@@ -2054,10 +2064,11 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8(
     float* __restrict__ a_grad_avg,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2066,9 +2077,10 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8(
 
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<18>(table, tensors, chunks, 8, 9, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2370,7 +2382,7 @@ static void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_square_avg[i] = x_square_avg;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
     }
 }
 
@@ -2381,10 +2393,11 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8(
     float* __restrict__ a_square_avg,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2393,9 +2406,10 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8(
 
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -2709,8 +2723,8 @@ static void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(
             v_square_avg[i] = x_square_avg;
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_square_avg, m, maps.lut[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -2723,10 +2737,11 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2735,9 +2750,10 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8(
 
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -1040,7 +1040,7 @@ static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -1051,10 +1051,11 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1063,9 +1064,10 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
 
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1349,7 +1351,7 @@ static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -1360,10 +1362,11 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1372,9 +1375,10 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
 
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1665,7 +1669,7 @@ static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -1676,10 +1680,11 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -1688,9 +1693,10 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
 
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -1979,7 +1985,7 @@ static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -1990,10 +1996,11 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -2002,9 +2009,10 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
 
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -3079,7 +3087,7 @@ static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -3090,10 +3098,11 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -3102,9 +3111,10 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
 
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -3388,7 +3398,7 @@ static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -3399,10 +3409,11 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -3411,9 +3422,10 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
 
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -3704,7 +3716,7 @@ static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -3715,10 +3727,11 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -3727,9 +3740,10 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
 
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -4018,7 +4032,7 @@ static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
             om::put(p_weight, e, x_weight);
             v_momentum_buffer[i] = x_momentum_buffer;
         }
-        om::quantize_block(v_momentum_buffer, m, maps.lut[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
     }
 }
 
@@ -4029,10 +4043,11 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
     float* __restrict__ a_momentum_buffer,
     const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
@@ -4041,9 +4056,10 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
 
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {

@@ -279,8 +279,8 @@ static void sparseadam_maximize_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -293,10 +293,11 @@ extern "C" void sparseadam_maximize_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sparseadam_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sparseadam_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -305,9 +306,10 @@ extern "C" void sparseadam_maximize_f32_q8(
 
 extern "C" void sparseadam_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
@@ -624,8 +626,8 @@ static void sparseadam_not_maximize_f32_q8_span(
             v_exp_avg[i] = x_exp_avg;
             v_exp_avg_sq[i] = x_exp_avg_sq;
         }
-        om::quantize_block(v_exp_avg, m, maps.lut[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
-        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
     }
 }
 
@@ -638,10 +640,11 @@ extern "C" void sparseadam_not_maximize_f32_q8(
     float* __restrict__ a_exp_avg_sq,
     const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
     const sparseadam_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad };
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sparseadam_not_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
@@ -650,9 +653,10 @@ extern "C" void sparseadam_not_maximize_f32_q8(
 
 extern "C" void sparseadam_not_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
