@@ -165,15 +165,16 @@ def quantized_kernels(meta):
     return all(v.get("quantized", True) is not None for v in meta.VARIANTS.values())
 
 
-def groups(module, weights, plans, masters=None):
+def groups(module, weights, plans, masters=None, stored=False):
     """{(variant key, storage suffix): [parameter positions]} of the planned (not skipped)
-    parameters: one launch per group."""
+    parameters: one launch per group. `stored`: the optimizer stores states quantized (only
+    then are the states looked at: `suffix_of`)."""
     keys = {id(v): k for k, v in module.VARIANTS.items()}
     out = {}
     for k, plan in enumerate(plans):
         if plan is None:
             continue
-        suffix = suffix_of(weights[k], plan, masters)
+        suffix = suffix_of(weights[k], plan, masters) if stored else storage(weights[k].dtype, masters is not None)
         out.setdefault((keys[id(plan.variant)], suffix), []).append(k)
     return out
 

@@ -220,14 +220,15 @@ def library(module):
     return lib
 
 
-def build(module, weights, plans, masters=None):
+def build(module, weights, plans, masters=None, stored=False):
     """Compile (or load from the cache) each kernel a planned step runs, before any of them
     runs: the optimizer calls this while it can still restore the update counts, so a
     compiler failure raises with nothing changed. Once loaded, a kernel costs a dict lookup."""
     lib = library(module)
     variants = dict(zip(map(id, module.VARIANTS.values()), module.VARIANTS))
     kernels = launch_table.metadata(module).VARIANTS
-    pairs = {(id(plan.variant), launch_table.suffix_of(weight, plan, masters))
+    pairs = {(id(plan.variant), launch_table.suffix_of(weight, plan, masters) if stored
+              else launch_table.storage(weight.dtype, masters is not None))     # (`stored`: launch_table.groups)
              for plan, weight in zip(plans, weights) if plan is not None}
     for variant, suffix in pairs:
         lib.load_kernel(launch_table.kernel_name(kernels[variants[variant]], suffix))
@@ -241,7 +242,8 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
     meta = launch_table.metadata(module)
     lib = library(module)
     threads = ctypes.c_int(num_threads())
-    for (key, suffix), members in launch_table.groups(module, weights, plans, masters).items():
+    stored = engine.storage is not None
+    for (key, suffix), members in launch_table.groups(module, weights, plans, masters, stored).items():
         variant = meta.VARIANTS[key]
         if variant["noise"] or variant.get("rows") or masters is not None:
             tensors = [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine)

@@ -363,7 +363,7 @@ class Launch:
         planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
         if self.native:
             from ..backends import native as native_backend
-            native_backend.build(engine.module, self.weights, planned, self.masters)
+            native_backend.build(engine.module, self.weights, planned, self.masters, engine.storage is not None)
         self.planned = planned
         return planned
 
