@@ -110,6 +110,9 @@ def main(argv=None):
     bench.add_argument("--no-models", action="store_true",
                        help="CPU: leave out the ResNet-50 and 1000 x 4096 layouts")
     bench.add_argument("--plot", default=None, metavar="FILE", help="CPU: a PNG of GB/s against size (matplotlib)")
+    bench.add_argument("--state-storage", choices=("8bit", "bfloat16"), default=None,
+                       help="CPU: Adam and AdamW with quantized states against torch's fused fp32 ones and "
+                            "bitsandbytes' 8-bit ones (default sizes 2^20 .. 2^24)")
     bench.add_argument("--torch-loop", action="store_true",
                        help="CPU: optforge.torch Adam, AdamW and SGD against torch.optim's fused ones in a torch "
                             "loop (MLP training step, ResNet-50 step, Python overhead per step)")
@@ -164,6 +167,18 @@ def _bench(args):
             raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)} for --torch-loop; "
                              f"choose from {', '.join(bench.TORCH_LOOP_OPTIMIZERS)}")
         bench.run_torch_loop(_given(args.repeat, 20), args.threads, names)
+        return 0
+    if args.state_storage:
+        if args.device != "cpu" or args.torch_loop:
+            raise SystemExit("optforge bench: --state-storage runs on the CPU: add --device cpu (without --torch-loop)")
+        from . import bench_states
+        names = args.optimizers.split(",") if args.optimizers else None
+        unknown = sorted(set(names or ()) - set(bench_states.OPTIMIZERS))
+        if unknown:
+            raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)} for --state-storage; "
+                             f"choose from {', '.join(bench_states.OPTIMIZERS)}")
+        bench_states.run(args.state_storage, _given(args.min_log2, 20), _given(args.max_log2, 24),
+                         _given(args.repeat, 20), args.threads, names, not args.no_models)
         return 0
     if args.device == "cpu":
         names = args.optimizers.split(",") if args.optimizers else None

@@ -84,6 +84,7 @@ class State:
     doc: str = ""
     loc: Location | None = None
     device: bool = False         # a scalar computed from a reduction: kept with the arrays
+    quantize: str = ""           # "signed" | "unsigned": may be stored quantized (8-bit, bfloat16); "" never
 
     @property
     def kind(self):

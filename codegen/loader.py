@@ -29,7 +29,7 @@ MODE_METHODS = ("train", "eval", "mode")     # runtime/modes.py's methods on suc
 MODE_UNREADABLE = ("grad", "t", "lr", "initial_lr", "wd", "rescale_grad", "clip_gradient", "ndim", "numel",
                    "rows", "cols", "machine_epsilon")
 HYPERPARAMETER_KEYS = ("default", "range", "doc", "choices", "optional", "type", "keyword")
-STATE_KEYS = ("init", "dtype", "shape", "when", "doc")
+STATE_KEYS = ("init", "dtype", "shape", "when", "doc", "quantize")
 TYPES = ("float", "int", "bool", "enum")
 
 _NUMBER = r"[-+]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -581,7 +581,26 @@ class _Loader:
                                    poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys, "when"))
             when = parser.parse_condition(when_text, ("hyperparameter", "shape input"))
         doc = entry.get("doc", "")
-        return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys))
+        quantize = self._quantize(entry, keys, shape == "weight" and init != "weight", shape)
+        return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys), quantize=quantize)
+
+    def _quantize(self, entry, keys, default, shape):
+        """A state's `quantize`: "signed", "unsigned" or "" (never stored quantized). The
+        default is "signed" for a weight-shaped state that does not start as the weight."""
+        if "quantize" not in entry:
+            return "signed" if default else ""
+        value = entry["quantize"]
+        if value is False:
+            return ""
+        if value is True:
+            value = "signed"
+        if value not in ("signed", "unsigned"):
+            raise self.error(f"state quantize {value!r} is not \"signed\", \"unsigned\", true or false",
+                             *keys, "quantize", value=True)
+        if shape != "weight":
+            raise self.error(f"a {shape} state is never stored quantized (only weight-shaped states are): "
+                             "remove 'quantize'", *keys, "quantize", value=True)
+        return value
 
     def _hyperparameter_state(self, name, entry, keys, names):
         """A state that starts filled with a hyperparameter's value (torch.optim.Adagrad's
@@ -603,7 +622,8 @@ class _Loader:
         dtype = entry.get("dtype", "weight")
         if dtype not in ("weight", "float32"):
             raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
-        return State(name, init, dtype, shape, None, "", entry.get("doc", ""), self.loc(*keys))
+        return State(name, init, dtype, shape, None, "", entry.get("doc", ""), self.loc(*keys),
+                     quantize=self._quantize(entry, keys, shape == "weight", shape))
 
     def _inline_origin(self, keys):
         line, col = self.spec.where(*keys, value=True)

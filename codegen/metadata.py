@@ -62,4 +62,6 @@ def _state(st):
            "when": st.when_text, "doc": st.doc}
     if st.device:
         out["device"] = True
+    if st.quantize:
+        out["quantize"] = st.quantize
     return out

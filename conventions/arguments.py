@@ -18,7 +18,7 @@ DEFAULT_KEYWORDS = {"epsilon": "eps"}
 MXNET_OPTIONS = (("rescale_grad", 1.0), ("param_idx2name", None), ("wd", 0.0), ("clip_gradient", None),
                  ("learning_rate", None), ("lr_scheduler", None), ("sym", None), ("begin_num_update", 0),
                  ("multi_precision", False), ("param_dict", None), ("aggregate_num", None),
-                 ("use_fused_step", None))
+                 ("use_fused_step", None), ("state_storage", None), ("min_8bit_size", 4096))
 
 
 def keywords(spec):

@@ -71,6 +71,8 @@ class ADOPT(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -101,6 +103,8 @@ class AMSGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -134,6 +138,8 @@ class AdEMAMix(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -163,6 +169,8 @@ class AdaBelief(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -196,6 +204,8 @@ class AdaBound(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -221,6 +231,8 @@ class AdaDelta(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -244,6 +256,8 @@ class AdaGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -281,6 +295,8 @@ class Adafactor(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -309,6 +325,8 @@ class Adam(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -338,6 +356,8 @@ class AdamW(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -365,6 +385,8 @@ class Adamax(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -396,6 +418,8 @@ class Adan(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -419,6 +443,8 @@ class AggMo(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -448,6 +474,8 @@ class CAdamW(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -473,6 +501,8 @@ class DCASGD(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -500,6 +530,8 @@ class FTML(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -526,6 +558,8 @@ class Ftrl(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -549,6 +583,8 @@ class GroupAdaGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -582,6 +618,8 @@ class LAMB(SpecOptimizer):
         begin_num_update: int = 0,
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -613,6 +651,8 @@ class LANS(SpecOptimizer):
         begin_num_update: int = 0,
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -641,6 +681,8 @@ class LARS(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -668,6 +710,8 @@ class Lion(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -691,6 +735,8 @@ class NAG(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -720,6 +766,8 @@ class Nadam(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -749,6 +797,8 @@ class NovoGrad(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -780,6 +830,8 @@ class RMSProp(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -811,6 +863,8 @@ class Rprop(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -835,6 +889,8 @@ class SGD(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -858,6 +914,8 @@ class SGLD(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -893,6 +951,8 @@ class ScheduleFreeAdamW(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
     def mode(self, index: Any) -> str: ...
@@ -924,6 +984,8 @@ class Signum(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -945,6 +1007,8 @@ class Test(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -974,4 +1038,6 @@ class Yogi(SpecOptimizer):
         multi_precision: bool = False,
         param_dict: dict[int, Any] | None = None,
         aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...

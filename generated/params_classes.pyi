@@ -60,6 +60,8 @@ class ADOPT(Optimizer):
         use_clipping: bool = True,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -75,6 +77,8 @@ class AMSGrad(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -91,6 +95,8 @@ class ASGD(Optimizer):
         t0: float = 1000000.0,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -107,6 +113,8 @@ class AdEMAMix(Optimizer):
         eps: float = 1e-08,
         warmup: float | None = None,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -122,6 +130,8 @@ class AdaBelief(Optimizer):
         eps: float = 1e-06,
         correct_bias: bool = True,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -139,6 +149,8 @@ class AdaBound(Optimizer):
         eps: float = 1e-08,
         amsbound: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -154,6 +166,8 @@ class Adadelta(Optimizer):
         eps: float = 1e-06,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -170,6 +184,8 @@ class Adafactor(Optimizer):
         d: float = 1.0,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -186,6 +202,8 @@ class Adagrad(Optimizer):
         maximize: bool = False,
         initial_accumulator_value: float = 0.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -202,6 +220,8 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -218,6 +238,8 @@ class AdamW(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.01,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -233,6 +255,8 @@ class Adamax(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -248,6 +272,8 @@ class Adan(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -261,6 +287,8 @@ class AggMo(Optimizer):
         *,
         betas: tuple[float, float, float] = (0.0, 0.9, 0.99),
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -276,6 +304,8 @@ class CAdamW(Optimizer):
         eps: float = 1e-08,
         mask_epsilon: float = 1.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -290,6 +320,8 @@ class DCASGD(Optimizer):
         momentum: float = 0.0,
         lamda: float = 0.04,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -304,6 +336,8 @@ class FTML(Optimizer):
         betas: tuple[float, float] = (0.6, 0.999),
         eps: float = 1e-08,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -318,6 +352,8 @@ class Ftrl(Optimizer):
         lamda1: float = 0.01,
         beta: float = 1.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -331,6 +367,8 @@ class GroupAdaGrad(Optimizer):
         *,
         eps: float = 1e-06,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -348,6 +386,8 @@ class LAMB(Optimizer):
         upper_bound: float | None = None,
         bias_correction: bool = True,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -364,6 +404,8 @@ class LANS(Optimizer):
         lower_bound: float | None = None,
         upper_bound: float | None = None,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -379,6 +421,8 @@ class LARS(Optimizer):
         eta: float = 0.001,
         eps: float = 1e-08,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -393,6 +437,8 @@ class Lion(Optimizer):
         betas: tuple[float, float] = (0.9, 0.99),
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -411,6 +457,8 @@ class Muon(Optimizer):
         ns_steps: int = 5,
         adjust_lr_fn: Literal['original', 'match_rms_adamw'] | None = None,
         weight_decay: float = 0.1,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -424,6 +472,8 @@ class NAG(Optimizer):
         *,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -441,6 +491,8 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -456,6 +508,8 @@ class NovoGrad(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -472,6 +526,8 @@ class RAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -489,6 +545,8 @@ class RMSprop(Optimizer):
         alpha: float = 0.99,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -504,6 +562,8 @@ class Rprop(Optimizer):
         step_sizes: tuple[float, float] = (1e-06, 50.0),
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -520,6 +580,8 @@ class SGD(Optimizer):
         nesterov: bool = False,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -533,6 +595,8 @@ class SGLD(Optimizer):
         *,
         seed: int = 0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -551,6 +615,8 @@ class ScheduleFreeAdamW(Optimizer):
         weight_lr_power: float = 2.0,
         decay_at_z: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
     def train(self) -> None: ...
@@ -569,6 +635,8 @@ class Signum(Optimizer):
         momentum: float = 0.9,
         wd_lh: float = 0.0,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -584,6 +652,8 @@ class SparseAdam(Optimizer):
         eps: float = 1e-08,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -596,6 +666,8 @@ class Test(Optimizer):
         lr: float = 0.01,
         *,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...
 
 
@@ -611,4 +683,6 @@ class Yogi(Optimizer):
         eps: float = 0.001,
         maximize: bool = False,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
     ) -> None: ...

@@ -12,6 +12,7 @@ import warnings
 
 import numpy
 
+from ..conventions.state_storage import MIN_8BIT_SIZE, check_min_size, check_storage
 from . import validation
 from .engine import low_precision, master_state, round_into
 
@@ -53,12 +54,18 @@ class Optimizer:
     use_fused_step : bool, optional
         `update` calls `fused_step` (generated kernels) if True, else `step` (the NumPy
         reference code, also on CuPy arrays).
+    state_storage : None, '8bit', 'bfloat16' or 'bfloat16_stochastic', default None
+        How the states a spec allows to be quantized are stored for float32 weights (and
+        master copies): 8-bit block-wise (bitsandbytes' scheme) or bfloat16, computed in
+        float32; None keeps them as the rule declares them. Fixed at construction.
+    min_8bit_size : int, default 4096
+        With state_storage='8bit', tensors with fewer elements keep float32 states.
     """
 
     def __init__(self, rescale_grad=1.0, param_idx2name=None, wd=0.0, clip_gradient=None,
                  learning_rate=None, lr_scheduler=None, sym=None, begin_num_update=0,
                  multi_precision=False, param_dict=None, aggregate_num=None,
-                 use_fused_step=None, **kwargs):
+                 use_fused_step=None, state_storage=None, min_8bit_size=MIN_8BIT_SIZE, **kwargs):
         if kwargs:
             name = next(iter(kwargs))
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument '{name}'")
@@ -87,6 +94,8 @@ class Optimizer:
         self.multi_precision = multi_precision
         self.aggregate_num = _aggregate_num(aggregate_num)
         self.use_fused_step = False if use_fused_step is None else use_fused_step
+        self._state_storage = check_storage(state_storage)
+        self._min_8bit_size = check_min_size(min_8bit_size)
         self._all_index_update_counts = {0: {}}
         self._index_update_count = self._all_index_update_counts[0]
         self.idx2name = dict(param_idx2name or {})
@@ -108,6 +117,16 @@ class Optimizer:
         if value is None and getattr(self, "lr_scheduler", None) is None:
             raise ValueError("lr may be None only while an lr_scheduler drives the learning rate")
         self._lr = validation.number("lr", value, minimum=0.0, allow_none=True)
+
+    @property
+    def state_storage(self):
+        """How quantizable states are stored (None, '8bit', 'bfloat16', 'bfloat16_stochastic'):
+        chosen at construction."""
+        return self._state_storage
+
+    @property
+    def min_8bit_size(self):
+        return self._min_8bit_size
 
     @property
     def multi_precision(self):

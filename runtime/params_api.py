@@ -13,10 +13,13 @@ that share a keyword, `eps` for `epsilon`.
 import inspect
 
 from ..conventions.arguments import chosen, default_arguments, keywords, written
+from ..conventions.state_storage import KEYWORDS as STORAGE_KEYWORDS, MIN_8BIT_SIZE
 from . import array_views, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
 from .engine import Engine, StateMeta, StepInputs, state_dtype, state_parts, state_shape
+from .engine import storage as stored_states
+from .backends.quantized import Blockwise8bit
 
 def learning_rate(value, key="lr"):
     """A group's lr (or initial_lr: `key`; a number or a one-element array) as a float;
@@ -38,9 +41,10 @@ def _but_lr(values):
     return tuple(item for item in values if item[0] != "lr")
 
 
-def build_engine(spec_class, group):
+def build_engine(spec_class, group, storage=None):
     """The rule's Engine for one group's torch-named values (lr and weight_decay validated
-    too; ValueError names the argument at fault, and a rule's `requires` over them)."""
+    too; ValueError names the argument at fault, and a rule's `requires` over them), with the
+    optimizer's state storage (`engine.storage.StateStorage` or None)."""
     spec = spec_class.SPEC
     lr = learning_rate(group["lr"])
     wd = weight_decay(group["weight_decay"])
@@ -62,7 +66,7 @@ def build_engine(spec_class, group):
             except ValueError as err:
                 where = f"{keyword}[{i}]" if len(names) > 1 else keyword
                 raise ValueError(f"Invalid {where} value: {err}") from None
-    engine = Engine(spec_class._module, hyperparameters)
+    engine = Engine(spec_class._module, hyperparameters, storage=storage)
     engine.check_settings(dict(hyperparameters, lr=lr, wd=wd))
     return engine
 
@@ -111,7 +115,8 @@ class Optimizer:
 
     spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
 
-    def __init__(self, params, **defaults):
+    def __init__(self, params, state_storage=None, min_8bit_size=MIN_8BIT_SIZE, **defaults):
+        self.storage = stored_states.state_storage(state_storage, min_8bit_size, type(self).__name__)
         self.defaults = defaults
         self.param_groups = []
         self.state = {}         # param id -> the engine's state (None, an array or a tuple)
@@ -163,7 +168,7 @@ class Optimizer:
 
     def _build(self, group):
         """The rule's Engine for one group's values; ValueError names the argument at fault."""
-        return build_engine(self.spec_class, group)
+        return build_engine(self.spec_class, group, self.storage)
 
     def _engine(self, group_index):
         """The group's engine, rebuilt when the group's values other than lr changed (a new
@@ -307,7 +312,8 @@ class Optimizer:
                 param = self._params[pid]
                 entry = {"step": array_views.scalar_like(self._counts.get(pid, 0), param)}
                 for name, part in zip(names, state_parts(self.state[pid], len(names))):
-                    entry[name] = array_views.like(part, param)
+                    for key, array in stored_states.items(name, part):    # 8-bit: codes and absmax
+                        entry[key] = array_views.like(array, param)
                 state[pid] = entry
             saved = {key: value for key, value in group.items() if key != "params"}
             saved["params"] = ids
@@ -358,11 +364,14 @@ class Optimizer:
             engine = engines[group_index][1]
             names = self._state_names(engine, pid)
             expected = {"step", *names}
-            if not isinstance(entry, dict) or set(entry) != expected:
+            absmax = {state + stored_states.ABSMAX for state in names if metas[state].get("quantize")}
+            if not isinstance(entry, dict) or not expected <= set(entry) <= expected | absmax:
                 got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-                raise ValueError(f"state of parameter {pid} has keys {got}, {name} expects {sorted(expected)}")
+                raise ValueError(f"state of parameter {pid} has keys {got}, {name} expects {sorted(expected)} "
+                                 "(and <state>_absmax beside each 8-bit state)")
             weight = array_views.view(self._params[pid])
-            parts = [self._load_array(pid, state, entry[state], metas[state], weight, self.spec_class.SPEC)
+            parts = [engine.convert(pid, state, self._load_array(pid, state, entry, metas[state], weight,
+                                                                   self.spec_class.SPEC), weight)
                      for state in names]
             states[pid] = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
             step = array_views.to_float(entry["step"])
@@ -374,9 +383,14 @@ class Optimizer:
         self._counts = counts
 
     @staticmethod
-    def _load_array(pid, name, value, meta, weight, spec=None):
-        """One saved state as the array the engine keeps (its shape, dtype and device)."""
+    def _load_array(pid, name, entry, meta, weight, spec=None):
+        """One saved state (`entry[name]`, with `entry[name + "_absmax"]` for an 8-bit one) as
+        a copy on the weight's device: the array the engine keeps (its shape and dtype), or the
+        state as saved (bfloat16, 8-bit) for the engine to convert."""
         import numpy
+        value = entry[name]
+        if name + stored_states.ABSMAX in entry:
+            return _load_8bit(pid, name, value, entry[name + stored_states.ABSMAX], meta, weight)
         if StateMeta.of(meta).host_scalar:
             value = array_views.to_float(value)
             return numpy.array(validation.number(f"state '{name}' of parameter {pid}", value),
@@ -390,6 +404,8 @@ class Optimizer:
             raise ValueError(f"state '{name}' of parameter {pid} has dtype {array.dtype}, not a number")
         xp = array_module(weight)
         dtype = state_dtype(meta, weight.dtype)
+        if str(array.dtype) == "bfloat16" and meta.get("quantize"):
+            dtype = array.dtype     # a bfloat16 state: the engine converts it if it keeps another form
         if xp is numpy:
             array = array.get() if hasattr(array, "get") else array
             return numpy.array(array, dtype=dtype, copy=True)
@@ -402,6 +418,32 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {key}: {value}" for key, value in sorted(group.items()) if key != "params"]
         return "\n".join(lines + [")"])
+
+
+def _load_8bit(pid, name, codes, absmax, meta, weight):
+    """A saved 8-bit state (uint8 codes of the weight's shape, float32 absmax per block), copied."""
+    import numpy
+
+    from .backends.quantized import blocks
+
+    def host(value):
+        array = array_views.view(value) if array_views.family(value) is not None else numpy.asarray(value)
+        return array.get() if hasattr(array, "get") else array
+
+    codes, absmax = host(codes), host(absmax)
+    if tuple(codes.shape) != tuple(weight.shape) or codes.dtype != numpy.uint8:
+        raise ValueError(f"state '{name}' of parameter {pid}: 8-bit codes of shape {tuple(codes.shape)} and "
+                         f"dtype {codes.dtype}, expected {tuple(weight.shape)} and uint8")
+    if tuple(absmax.shape) != (blocks(weight.size),) or absmax.dtype.kind != "f":
+        raise ValueError(f"state '{name}' of parameter {pid}: absmax of shape {tuple(absmax.shape)} and dtype "
+                         f"{absmax.dtype}, expected ({blocks(weight.size)},) floats")
+    state = Blockwise8bit(numpy.array(codes, copy=True), numpy.array(absmax, dtype=numpy.float32, copy=True),
+                          meta.get("quantize") != "unsigned")
+    xp = array_module(weight)
+    if xp is not numpy:
+        with weight.device:
+            state = Blockwise8bit(xp.asarray(state.codes), xp.asarray(state.absmax), state.signed)
+    return state
 
 
 def parameter_docs(spec):
@@ -423,7 +465,12 @@ def parameter_docs(spec):
         for i, name in enumerate(names):
             shown = f"{keyword}[{i}]" + ("" if written(by_name[name]) == f"{keyword}[{i}]" else f" ({name})")
             lines += hyperparameter_lines(by_name[name], name=shown, indent="    ")
-    lines += [f"weight_decay : float, default {defaults['weight_decay']!r}", "    Weight decay (the rule's wd)."]
+    lines += [f"weight_decay : float, default {defaults['weight_decay']!r}", "    Weight decay (the rule's wd).",
+              "state_storage : None, '8bit', 'bfloat16' or 'bfloat16_stochastic', default None",
+              "    How the states the spec allows are stored for float32 weights: 8-bit block-wise",
+              "    (bitsandbytes' scheme) or bfloat16, computed in float32 (fixed at construction).",
+              f"min_8bit_size : int, default {MIN_8BIT_SIZE}",
+              "    With state_storage='8bit', tensors with fewer elements keep float32 states."]
     return lines
 
 
@@ -436,6 +483,7 @@ def params_class(spec_class):
     parameters = [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD),
                   P("lr", P.POSITIONAL_OR_KEYWORD, default=defaults["lr"])]
     parameters += [P(k, P.KEYWORD_ONLY, default=v) for k, v in defaults.items() if k != "lr"]
+    parameters += [P(k, P.KEYWORD_ONLY, default=v) for k, v in STORAGE_KEYWORDS]
     signature = inspect.Signature(parameters)
 
     def __init__(self, *args, **kwargs):

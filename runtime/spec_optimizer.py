@@ -13,7 +13,9 @@ import numpy
 
 from ..conventions.arguments import grouped, mxnet_arguments
 from . import validation
-from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision
+from ..conventions.state_storage import MIN_8BIT_SIZE
+from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision, state_parts
+from .engine.storage import state_storage
 from .mxnet_base import Optimizer, PreparedStep, _as_lists, decode_keys, encode_keys
 
 __all__ = ["PreconditionError", "SpecOptimizer"]
@@ -28,8 +30,9 @@ class SpecOptimizer(Optimizer):
 
     def __init__(self, *, learning_rate, hyperparameters, options, **kwargs):
         spec = self.SPEC
+        storage = state_storage(kwargs.get("state_storage"), kwargs.get("min_8bit_size", MIN_8BIT_SIZE), spec["name"])
         self.engine = Engine(self._module, hyperparameters,
-                             options.pop("lazy_update", spec["sparse_update"] == "lazy"))
+                             options.pop("lazy_update", spec["sparse_update"] == "lazy"), storage)
         if "aggregate_num" in options and options["aggregate_num"] is None:
             options["aggregate_num"] = _aggregate_from_environment(spec["options"]["aggregate_num"])
         for name, value in options.items():
@@ -104,6 +107,26 @@ class SpecOptimizer(Optimizer):
 
     def create_state(self, index, weight):
         return self.engine.create_state(index, weight)
+
+    def _converted_state(self, index, weight, state):
+        """A state loaded from a file (`Updater.set_states`) in the form this optimizer keeps:
+        each state saved with another state_storage converted (engine.convert); a state
+        whose layout does not fit is left as it is, for `_check` to name."""
+        if self.multi_precision and low_precision(weight) and isinstance(state, tuple) and len(state) == 2 \
+                and str(getattr(state[0], "dtype", "")) == "float32":
+            master, inner = state
+            return (master, self._converted_state(index, master, inner))
+        names = self.engine.present_states(weight)
+        parts = state_parts(state, len(names))
+        if parts is None:
+            return state
+        try:
+            converted = [self.engine.convert(index, name, part, weight) for name, part in zip(names, parts)]
+        except (TypeError, ValueError, AttributeError):
+            return state
+        if all(a is b for a, b in zip(converted, parts)):
+            return state
+        return converted[0] if len(converted) == 1 else type(state)(converted)
 
     def _check(self, indices, weights, grads, states):
         """Raise before anything is modified if the arrays or states do not fit."""
@@ -233,13 +256,13 @@ class SpecOptimizer(Optimizer):
         (they stand for these very arrays): the copy builds its own engine."""
         state = self.__dict__.copy()
         engine = state.pop("engine")
-        state["_engine_settings"] = (dict(engine.hyperparameters), engine.lazy_update)
+        state["_engine_settings"] = (dict(engine.hyperparameters), engine.lazy_update, engine.storage)
         return state
 
     def __setstate__(self, state):
-        hyperparameters, lazy_update = state.pop("_engine_settings")
+        hyperparameters, lazy_update, storage = state.pop("_engine_settings")
         self.__dict__.update(state)
-        self.engine = Engine(self._module, hyperparameters, lazy_update)
+        self.engine = Engine(self._module, hyperparameters, lazy_update, storage)
 
 
 def _aggregate_from_environment(rule):
@@ -256,4 +279,4 @@ def _aggregate_from_environment(rule):
 
 # constructor arguments that config() saves as the attributes of the same names
 _SAVED_ATTRIBUTES = ("rescale_grad", "wd", "clip_gradient", "begin_num_update", "multi_precision",
-                     "use_fused_step")
+                     "use_fused_step", "state_storage", "min_8bit_size")

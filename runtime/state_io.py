@@ -2,8 +2,8 @@
 
 `Updater.get_states()` returns bytes in the NumPy `.npz` format: one entry per
 array plus `meta`, a UTF-8 JSON document describing the nested state structure
-(None, arrays, tuples) and, optionally, the optimizer's configuration and
-counters. Loading uses `allow_pickle=False`: reading states never runs code.
+(None, arrays, tuples, 8-bit states as their uint8 codes and float32 absmax) and,
+optionally, the optimizer's configuration and counters. Loading uses `allow_pickle=False`: reading states never runs code.
 Arrays keep their exact bits, so resuming gives bit-identical results.
 """
 import io
@@ -17,6 +17,7 @@ from numpy.lib import format as npy
 from .validation import FLOAT_DTYPES, entries
 
 from .backends import is_cupy_array
+from .backends.quantized import Blockwise8bit, blocks
 
 FORMAT = "optforge-states"
 VERSION = 1
@@ -125,6 +126,9 @@ def _encode(state, arrays):
         return None
     if isinstance(state, (tuple, list)):
         return {"tuple" if isinstance(state, tuple) else "list": [_encode(s, arrays) for s in state]}
+    if isinstance(state, Blockwise8bit):
+        return {"blockwise8bit": {"codes": _encode(state.codes, arrays), "absmax": _encode(state.absmax, arrays),
+                                  "signed": state.signed}}
     if is_cupy_array(state):
         state = state.get()
     if isinstance(state, numpy.ndarray):
@@ -149,11 +153,32 @@ def _decode(tree, archive, sizes, depth):
     if len(tree) == 1 and isinstance(tree.get("tuple", tree.get("list")), list):
         parts = [_decode(t, archive, sizes, depth + 1) for t in tree.get("tuple", tree.get("list"))]
         return tuple(parts) if "tuple" in tree else parts
+    if len(tree) == 1 and "blockwise8bit" in tree:
+        return _decode_8bit(tree["blockwise8bit"], archive, sizes)
+    return _decode_array(tree, archive, sizes)
+
+
+def _decode_8bit(tree, archive, sizes):
+    """An 8-bit state: uint8 codes and float32 absmax, one per block of the codes."""
+    if not isinstance(tree, dict) or set(tree) != {"codes", "absmax", "signed"} \
+            or not isinstance(tree["signed"], bool):
+        raise ValueError(f"a saved 8-bit state has codes, absmax and signed: {tree!r:.80}")
+    codes = _decode_array(tree["codes"], archive, sizes, ("uint8",))
+    absmax = _decode_array(tree["absmax"], archive, sizes, ("float32",))
+    if absmax.shape != (blocks(codes.size),):
+        raise ValueError(f"a saved 8-bit state of {codes.size} codes has {absmax.size} absmax values, "
+                         f"expected {blocks(codes.size)}")
+    return Blockwise8bit(codes, absmax, tree["signed"])
+
+
+def _decode_array(tree, archive, sizes, dtypes=FLOAT_DTYPES):
+    if not isinstance(tree, dict):
+        raise ValueError(f"a saved state must be null, an array or a tuple of them, got {tree!r:.80}")
     name, dtype = tree.get("array"), tree.get("dtype")
     if set(tree) != {"array", "dtype"} or not isinstance(name, str) or name == "meta" or name not in sizes:
         raise ValueError(f"a saved state names no array of the file: {tree!r:.80}")
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"array {name} has dtype {dtype!r}; saved states are {', '.join(FLOAT_DTYPES)}")
+    if dtype not in dtypes:
+        raise ValueError(f"array {name} has dtype {dtype!r}; saved states are {', '.join(dtypes)}")
     stored = "uint16" if dtype == "bfloat16" else dtype    # bfloat16 is stored as its bits
     if str(sizes[name][1]) != stored:
         raise ValueError(f"array {name} has dtype {sizes[name][1]}, expected {stored}")

@@ -3,6 +3,7 @@ import numpy
 
 from . import state_io, validation
 from .backends import array_module, is_cupy_array
+from .backends.quantized import Blockwise8bit
 from .mxnet_base import as_lists
 
 
@@ -40,7 +41,7 @@ class Updater:
             if i not in self.states:
                 states[i] = self.optimizer.create_state_multi_precision(i, w)
             elif not self.states_synced[i]:
-                states[i] = _sync(self.states[i], w)
+                states[i] = self._synced(i, self.states[i], w)
             else:
                 states[i] = self.states[i]
         if self.aggregate_updates:
@@ -72,6 +73,14 @@ class Updater:
         for step in prepared:
             step.run()
 
+    def _synced(self, index, state, weight):
+        """A loaded state on the weight's backend and device, in the form the optimizer keeps
+        (quantized or not: an optforge optimizer converts states saved with another
+        state_storage)."""
+        state = _sync(state, weight)
+        convert = getattr(self.optimizer, "_converted_state", None)
+        return state if convert is None else convert(index, weight, state)
+
     def _groups(self, indices, grads, weights):
         size = self.optimizer.aggregate_num
         if size == numpy.inf:
@@ -100,7 +109,7 @@ class Updater:
         indices, weights = as_lists(f"{mode}()", index, weights=weight)
         held = [k for k, i in enumerate(indices) if i in self.states]
         states = [self.states[indices[k]] if self.states_synced[indices[k]]
-                  else _sync(self.states[indices[k]], weights[k]) for k in held]
+                  else self._synced(indices[k], self.states[indices[k]], weights[k]) for k in held]
         getattr(self.optimizer, mode)([indices[k] for k in held], [weights[k] for k in held], states)
         for k, state in zip(held, states):
             self.states[indices[k]], self.states_synced[indices[k]] = state, True
@@ -143,6 +152,8 @@ def _sync(state, weight):
         return None
     if isinstance(state, (tuple, list)):
         return type(state)(_sync(s, weight) for s in state)
+    if isinstance(state, Blockwise8bit):
+        return Blockwise8bit(_sync(state.codes, weight), _sync(state.absmax, weight), state.signed)
     if state.ndim == 0 and isinstance(state, numpy.ndarray):
         return state
     xp = array_module(weight)

@@ -143,3 +143,19 @@ def test_the_streaming_roofline_is_a_native_copy_and_nan_without_it(monkeypatch)
     assert 0.1 < gbs < 10_000
     monkeypatch.setattr(native, "backend", lambda: "numpy")
     assert np.isnan(bench.streaming_gbs(2, n=1 << 18, repeat=2))
+
+
+def test_state_storage_bench_prints_bytes_per_parameter_and_the_peers():
+    """`--state-storage 8bit`: Adam's 8-bit moments move 1 byte each way per parameter plus
+    an absmax per 256 (8 + 4 + 2 * 2 * (1 + 4 / 256) = 16.0625 B/p) and take 2.03125 B/p."""
+    pytest.importorskip("torch")
+    command = [sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--state-storage", "8bit",
+               "--min-log2", "12", "--max-log2", "12", "--repeat", "2", "--optimizers", "adam", "--no-models"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("device: CPU (") and "load average" in lines[0]
+    row = lines[-1].split()
+    assert row[:3] == ["adam", "2^12", "4096"] and row[3:5] == ["16.06", "2.031"]
+    assert float(row[5]) > 0 and float(row[9]) > 0
+    refused = subprocess.run(command[:4] + ["--state-storage", "8bit"], capture_output=True, text=True)   # on the GPU
+    assert refused.returncode != 0 and "--state-storage runs on the CPU" in refused.stderr

@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("codegen", "conventions", "runtime", "torch_frontend", "verify")
-TOP = ("__init__", "__main__", "cli", "bench", "demo", "optim", "optimizer", "lr_scheduler")
+TOP = ("__init__", "__main__", "cli", "bench", "bench_states", "demo", "optim", "optimizer", "lr_scheduler")
 
 LAYERS = ["conventions", "generator", "backends", "engine", "frontends", "public", "tools"]
 LAZY_REGISTRY = ("runtime.registry", "runtime.catalog")    # the registry's built-ins, on first use
@@ -47,7 +47,7 @@ def layer(module):
         return "frontends"
     if module in ("__init__", "optim", "optimizer", "lr_scheduler"):
         return "public"
-    if module in ("cli", "bench", "demo", "__main__") or module.startswith("verify"):
+    if module in ("cli", "bench", "bench_states", "demo", "__main__") or module.startswith("verify"):
         return "tools"
     raise AssertionError(f"no layer for module {module!r}: add it to tests/test_layers.py")
 

@@ -77,10 +77,12 @@ def test_matches_reference_with_param_groups(case, dtype):
 
 
 def test_signatures_follow_torch():
+    # torch.optim's keywords, then the state storage (bitsandbytes' min_8bit_size default)
+    storage = ", state_storage=None, min_8bit_size=4096)"
     assert str(inspect.signature(optim.Adam)) == \
-        "(params, lr=0.001, *, betas=(0.9, 0.999), eps=1e-08, amsgrad=False, maximize=False, weight_decay=0.0)"
+        "(params, lr=0.001, *, betas=(0.9, 0.999), eps=1e-08, amsgrad=False, maximize=False, weight_decay=0.0" + storage
     assert str(inspect.signature(optim.Adamax)) == \
-        "(params, lr=0.002, *, betas=(0.9, 0.999), eps=1e-08, maximize=False, weight_decay=0.0)"
+        "(params, lr=0.002, *, betas=(0.9, 0.999), eps=1e-08, maximize=False, weight_decay=0.0" + storage
     assert inspect.signature(optim.AdamW).parameters["weight_decay"].default == 0.01
     assert inspect.signature(optim.SGD).parameters["lr"].default == 0.001
     for name in ("Adam", "AdamW", "Adamax", "SGD", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam",

@@ -19,7 +19,10 @@ tensors) update torch's memory in place. There is no optimizer math here.
                       torch-flavor specs are torch.optim's (`exp_avg`, `exp_avg_sq`,
                       `momentum_buffer`, ...), so state dicts load into torch.optim
                       and back; dtype as the spec gives it for the weight's dtype;
-                      host scalar states (NAdam's `mu_product`) are float64 CPU tensors
+                      host scalar states (NAdam's `mu_product`) are float64 CPU tensors;
+                      with state_storage="8bit" a quantized state is its uint8 codes
+                      here and its float32 absmax under <state name>_absmax, with
+                      "bfloat16" a bfloat16 tensor
     'master_weight'   only with master_weights=True and a float16/bfloat16 parameter:
                       the float32 master copy; the states are then float32 too and the
                       update runs on the master copy, rounded once into the parameter
@@ -30,7 +33,9 @@ import torch
 
 from ..conventions import torch_keywords
 from ..runtime import params_api, validation
+from ..runtime.backends.quantized import Blockwise8bit
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
+from ..runtime.engine import storage as stored_states
 from . import shards, tensors
 from .launch_cache import GroupLaunch
 
@@ -52,6 +57,12 @@ class Optimizer(torch.optim.Optimizer):
     _step_supports_amp_scaling = True
 
     def __init__(self, params, defaults):
+        defaults = dict(defaults)
+        # the state storage is the optimizer's, not a group value: a loaded state dict converts
+        # into it instead of overriding it
+        self.storage = stored_states.state_storage(defaults.pop("state_storage", None),
+                                                   defaults.pop("min_8bit_size", stored_states.MIN_8BIT_SIZE),
+                                                   type(self).__name__)
         self._engines = {}
         self._engine_keys = _engine_keys(defaults)
         self._views = tensors.ViewCache()
@@ -102,7 +113,7 @@ class Optimizer(torch.optim.Optimizer):
             master = group.get("master_weights", False)
             if not isinstance(master, bool):
                 raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
-            engine = params_api.build_engine(self.spec_class, group)
+            engine = params_api.build_engine(self.spec_class, group, self.storage)
             if len(self._engines) >= _ENGINE_CACHE:
                 self._engines.clear()
             self._engines[key] = engine
@@ -235,8 +246,11 @@ class Optimizer(torch.optim.Optimizer):
                 weight = view(param)
                 state = self.state.get(param)
                 inner = None
+                if self.storage is not None and tensors.is_sharded(param):
+                    raise ValueError(f"parameter {index}: state_storage={self.storage.kind!r} does not take "
+                                     "sharded (FSDP2) parameters yet: quantize whole tensors only")
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    inner = _engine_state([view(state[name]) for name in names])
+                    inner = _engine_state([_part(engine, state, name, view) for name in names])
                     if master:
                         validation.check_pair(index, weight, grad)
                         copy = view(state[MASTER])
@@ -292,7 +306,7 @@ class Optimizer(torch.optim.Optimizer):
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
             if inner is None or gathered:
-                inner = _engine_state([array(state[name]) for name in names])
+                inner = _engine_state([_part(engine, state, name, array) for name in names])
             if reduced:
                 groups, shape = shards.shard_groups(param), weight.shape
                 weight, grad = shards.wrap(weight, shape, groups), shards.wrap(grad, shape, groups)
@@ -340,14 +354,22 @@ class Optimizer(torch.optim.Optimizer):
             base = tensors.view(state[MASTER]) if master else weight
             fresh = dict(zip(names, state_parts(engine.create_state(index, base), len(names))))
             for name in missing:
-                state[name] = _tensor(fresh[name], param)
+                for key, array in stored_states.items(name, fresh[name]):
+                    state[key] = _tensor(array, param)
         return state
 
     # -- loading --------------------------------------------------------------------
+    def __getstate__(self):
+        """torch's (defaults, state, param_groups), with the state storage (not a group value)."""
+        state = super().__getstate__()
+        state["storage"] = self.storage
+        return state
+
     def __setstate__(self, state):
         """torch's, then every group gets the defaults it lacks (torch.optim's state dicts have
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
+        self.__dict__.setdefault("storage", None)
         self.__dict__.setdefault("_engines", {})
         self.__dict__.setdefault("_engine_keys", _engine_keys(self.defaults))
         self.__dict__.setdefault("_views", tensors.ViewCache())
@@ -355,6 +377,34 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
+
+    def _convert_loaded(self, group, param, pid, original, state, metas, master):
+        """The quantizable states of one loaded parameter in this optimizer's storage for it
+        (engine.convert), taken from the state dict as saved (torch's loader casts floating
+        tensors, an absmax or a bfloat16 state among them, to the parameter's dtype): an
+        8-bit state (codes and absmax), a bfloat16 or a float one, each converted where it
+        was saved in another form. Returns the names it set."""
+        names = [name for name in metas if metas[name].get("quantize") and torch.is_tensor(original.get(name))]
+        if not names:
+            return ()
+        engine = self._engine(group)
+        weight = tensors.view(state[MASTER]) if master and MASTER in state else tensors.view(param.detach())
+
+        def copied(tensor, dtype=None):
+            return tensors.view(tensor.detach().to(device=param.device, dtype=dtype, copy=True).contiguous())
+
+        for name in names:
+            absmax = original.get(name + stored_states.ABSMAX)
+            if absmax is not None:
+                value = Blockwise8bit(copied(original[name]), copied(absmax, torch.float32),
+                                      stored_states.signed(engine.states[name]))
+            else:
+                value = copied(original[name])
+            converted = engine.convert(pid, name, value, weight)
+            state.pop(name + stored_states.ABSMAX, None)
+            for key, array in stored_states.items(name, converted):
+                state[key] = _tensor(array, param)
+        return names
 
     def load_state_dict(self, state_dict):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
@@ -374,14 +424,16 @@ class Optimizer(torch.optim.Optimizer):
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [(group, p) for group in self.param_groups for p in group["params"]]
         metas = {m["name"]: m for m in self.spec_class.SPEC["states"]}
+        absmax_keys = {name + stored_states.ABSMAX: name for name, meta in metas.items() if meta.get("quantize")}
         for pid, (group, param) in zip(saved_ids, params):
             if pid not in state_dict["state"] or param not in self.state:
                 continue
             original, state = state_dict["state"][pid], self.state[param]
             master = group.get("master_weights", False) and param.dtype in _LOW_PRECISION
             weight_dtype = "float32" if master else str(param.dtype).replace("torch.", "")
+            converted = self._convert_loaded(group, param, pid, original, state, metas, master)
             for name, value in state.items():
-                if not torch.is_tensor(value) or name == "step":
+                if not torch.is_tensor(value) or name == "step" or name in converted or name in absmax_keys:
                     continue
                 if name == MASTER:
                     dtype, device = torch.float32, param.device
@@ -395,6 +447,15 @@ class Optimizer(torch.optim.Optimizer):
                     continue
                 if value.dtype != dtype or value.device != device:
                     state[name] = original[name].to(device=device, dtype=dtype, copy=True)
+
+
+def _part(engine, state, name, view):
+    """One state as the engine takes it: an 8-bit state (its codes and `<name>_absmax`) as a
+    Blockwise8bit of views, any other as the view of its tensor."""
+    absmax = state.get(name + stored_states.ABSMAX)
+    if absmax is None:
+        return view(state[name])
+    return Blockwise8bit(view(state[name]), view(absmax), stored_states.signed(engine.states[name]))
 
 
 def _engine_state(parts):

@@ -13,9 +13,10 @@ element-wise stages instead (`cpu_matrix.py`); other rules the CUDA emitter does
 Nothing of the spec's text is printed except identifiers the parser checked (the rule's
 key, names of hyperparameters, states and values).
 """
+from ...conventions.state_storage import BLOCK, LUT_SIZE
 from ..printers.cpu import CpuPrinter
 from ..tac import lower
-from . import cpu_matrix
+from . import cpu_matrix, cpu_quantized
 from ..targets import has_kernels
 from .c_family import CHUNK, state_classes, variant_context
 from .templates import environment, render_limited
@@ -30,8 +31,10 @@ def render(rule, analysis):
     classes = state_classes(rule)
     variants = []
     pairs = [(rule, variant) for variant in analysis.variants.values()] + list(analysis.modes.values())
-    for variant_rule, variant in pairs:     # the variants, then the [modes] kernels
+    for k, (variant_rule, variant) in enumerate(pairs):     # the variants, then the [modes] kernels
         context = variant_context(variant_rule, variant, lower(variant, variant_rule), classes, printer)
+        # kernels for stored states: a step's variants (a mode's weight rewrite runs its NumPy code)
+        context["quantized"] = cpu_quantized.kernels(rule, context) if k < len(analysis.variants) else []
         for kernel in context["kernels"]:
             kernel["offset_args"] = _offset_args(context["arrays"], kernel["master"] == "true")
         for stage in context["passes"]:
@@ -45,7 +48,8 @@ def render(rule, analysis):
 def render_common():
     """generated/cpu/optforge_cpu.h: support code shared by every CPU kernel file."""
     template = environment().get_template("cpu_common.h.j2")
-    return template.render(chunk=CHUNK, min_per_thread=MIN_PER_THREAD).rstrip("\n") + "\n"
+    return template.render(chunk=CHUNK, min_per_thread=MIN_PER_THREAD, qblock=BLOCK,
+                           lut_size=LUT_SIZE).rstrip("\n") + "\n"
 
 
 def files(rule, analysis, name):

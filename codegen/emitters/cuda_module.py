@@ -10,6 +10,7 @@ layout) is a small Python module next to the `.cu` file, read by the CuPy backen
 from ..literals import py_literal
 from ..printers.cuda import CudaPrinter
 from ..tac import lower
+from . import cpu_quantized
 from .c_family import CHUNK, STORAGES, state_classes, variant_context
 from .templates import environment, render_limited
 
@@ -35,6 +36,7 @@ def render(rule, analysis, spec_path, module_name):
             "rows": context["rows"],
             "device": context["device"],
             "row_reductions": context["row_reductions"],
+            **cpu_quantized.metadata(rule, context),
         }
     modes = {}
     for mode, (mode_rule, variant) in analysis.modes.items():   # [modes]: element-wise weight rewrites

@@ -11,7 +11,7 @@ One stub module per API family (`FAMILIES`).
 import keyword
 import math
 
-from ...conventions import arguments as families, torch_keywords
+from ...conventions import arguments as families, state_storage, torch_keywords
 from ...conventions.arguments import MXNET_OPTIONS, mxnet_arguments
 from ...conventions.flavors import DEFAULT_FLAVOR
 from .templates import environment
@@ -31,6 +31,7 @@ BASE_KEYWORD_TYPES = {
     "param_dict": "dict[int, Any] | None",
     "aggregate_num": "float | None",     # an int, or numpy.inf for all
     "use_fused_step": "bool | None",
+    **state_storage.KEYWORD_TYPES,
 }
 _SCALAR_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -123,6 +124,7 @@ def params_class(spec):
         types[keyword_name] = f"tuple[{', '.join(kinds)}]" if len(names) > 1 else kinds[0]
     arguments = ["params: Iterable[Any]", _argument("lr", types["lr"], defaults["lr"]), "*"]
     arguments += [_argument(k, types[k], v) for k, v in defaults.items() if k != "lr"]
+    arguments += [_argument(k, state_storage.KEYWORD_TYPES[k], v) for k, v in state_storage.KEYWORDS]
     return {"name": _identifier(spec["name"]), "doc": f"{spec['summary']} ({spec['spec']}).",
             "arguments": arguments, "attributes": [], "methods": GROUP_MODE_METHODS if "modes" in spec else []}
 

@@ -23,7 +23,7 @@
 
 
 // == variant adan_maximize__started_eq_0 =================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_q8) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_qbf16)
 
 template <typename M>
 struct adan_maximize__started_eq_0_scalars {
@@ -279,11 +279,158 @@ extern "C" void adan_maximize__started_eq_0_bf16_mp_multi(const om::u64* __restr
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adan_maximize__started_eq_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t n, const adan_maximize__started_eq_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_diff = maps.map[0];
+    alignas(64) float v_exp_avg_diff[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    const float* __restrict__ map_prev_grad = maps.map[0];
+    alignas(64) float v_prev_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
+            adan_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_diff[i] = x_exp_avg_diff;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+            v_prev_grad[i] = x_prev_grad;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adan_maximize__started_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_maximize__started_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adan_maximize__started_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<25>(table, tensors, chunks, 10, 11, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])), float(om::word_double(row[23])), float(om::word_double(row[24])) };
+        adan_maximize__started_eq_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, om::pointer<unsigned char>(row[8]) + start, om::pointer<float>(row[9]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adan_maximize__started_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_maximize__started_eq_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_diff, e, x_exp_avg_diff);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+        om::put(p_prev_grad, e, x_prev_grad);
+    }
+}
+
+extern "C" void adan_maximize__started_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const int threads)
+{
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_maximize__started_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adan_maximize__started_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adan_maximize__started_ne_0 =================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_q8) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_qbf16)
 
 template <typename M>
 struct adan_maximize__started_ne_0_scalars {
@@ -545,11 +692,158 @@ extern "C" void adan_maximize__started_ne_0_bf16_mp_multi(const om::u64* __restr
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adan_maximize__started_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t n, const adan_maximize__started_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_diff = maps.map[0];
+    alignas(64) float v_exp_avg_diff[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    const float* __restrict__ map_prev_grad = maps.map[0];
+    alignas(64) float v_prev_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
+            adan_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_diff[i] = x_exp_avg_diff;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+            v_prev_grad[i] = x_prev_grad;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adan_maximize__started_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_maximize__started_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adan_maximize__started_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<26>(table, tensors, chunks, 10, 11, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])), float(om::word_double(row[23])), float(om::word_double(row[24])), float(om::word_double(row[25])) };
+        adan_maximize__started_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, om::pointer<unsigned char>(row[8]) + start, om::pointer<float>(row[9]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adan_maximize__started_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_maximize__started_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_diff, e, x_exp_avg_diff);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+        om::put(p_prev_grad, e, x_prev_grad);
+    }
+}
+
+extern "C" void adan_maximize__started_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const int threads)
+{
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_maximize__started_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adan_maximize__started_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adan_not_maximize__started_eq_0 =============================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_q8) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_qbf16)
 
 template <typename M>
 struct adan_not_maximize__started_eq_0_scalars {
@@ -804,11 +1098,158 @@ extern "C" void adan_not_maximize__started_eq_0_bf16_mp_multi(const om::u64* __r
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adan_not_maximize__started_eq_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t n, const adan_not_maximize__started_eq_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_diff = maps.map[0];
+    alignas(64) float v_exp_avg_diff[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    const float* __restrict__ map_prev_grad = maps.map[0];
+    alignas(64) float v_prev_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
+            adan_not_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_diff[i] = x_exp_avg_diff;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+            v_prev_grad[i] = x_prev_grad;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adan_not_maximize__started_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_not_maximize__started_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adan_not_maximize__started_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<25>(table, tensors, chunks, 10, 11, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])), float(om::word_double(row[23])), float(om::word_double(row[24])) };
+        adan_not_maximize__started_eq_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, om::pointer<unsigned char>(row[8]) + start, om::pointer<float>(row[9]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adan_not_maximize__started_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_not_maximize__started_eq_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_not_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_diff, e, x_exp_avg_diff);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+        om::put(p_prev_grad, e, x_prev_grad);
+    }
+}
+
+extern "C" void adan_not_maximize__started_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const int threads)
+{
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_not_maximize__started_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adan_not_maximize__started_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adan_not_maximize__started_ne_0 =============================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_q8) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_qbf16)
 
 template <typename M>
 struct adan_not_maximize__started_ne_0_scalars {
@@ -1069,4 +1510,151 @@ extern "C" void adan_not_maximize__started_ne_0_bf16_mp_multi(const om::u64* __r
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adan_not_maximize__started_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t n, const adan_not_maximize__started_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_diff = maps.map[0];
+    alignas(64) float v_exp_avg_diff[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    const float* __restrict__ map_prev_grad = maps.map[0];
+    alignas(64) float v_prev_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_diff + b, m, map_exp_avg_diff, a_exp_avg_diff[b / om::QBLOCK], v_exp_avg_diff);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        om::dequantize_block(c_prev_grad + b, m, map_prev_grad, a_prev_grad[b / om::QBLOCK], v_prev_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_diff = v_exp_avg_diff[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            float x_prev_grad = v_prev_grad[i];
+            adan_not_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_diff[i] = x_exp_avg_diff;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+            v_prev_grad[i] = x_prev_grad;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_diff, m, maps.lut[0], maps.search[0], c_exp_avg_diff + b, a_exp_avg_diff + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+        om::quantize_block(v_prev_grad, m, maps.lut[0], maps.search[0], c_prev_grad + b, a_prev_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adan_not_maximize__started_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_diff,
+    float* __restrict__ a_exp_avg_diff,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_prev_grad,
+    float* __restrict__ a_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_not_maximize__started_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_diff + lo, a_exp_avg_diff + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, c_prev_grad + lo, a_prev_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adan_not_maximize__started_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_diff, a_exp_avg_diff, c_exp_avg_sq, a_exp_avg_sq, c_prev_grad, a_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<26>(table, tensors, chunks, 10, 11, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])), float(om::word_double(row[22])), float(om::word_double(row[23])), float(om::word_double(row[24])), float(om::word_double(row[25])) };
+        adan_not_maximize__started_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, om::pointer<unsigned char>(row[8]) + start, om::pointer<float>(row[9]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adan_not_maximize__started_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_not_maximize__started_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_not_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_diff, e, x_exp_avg_diff);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+        om::put(p_prev_grad, e, x_prev_grad);
+    }
+}
+
+extern "C" void adan_not_maximize__started_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const int threads)
+{
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_not_maximize__started_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adan_not_maximize__started_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s);
+    });
+}
+#endif
+
 #endif

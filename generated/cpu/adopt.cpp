@@ -23,7 +23,7 @@
 
 
 // == variant adopt_started_eq_0__use_clipping__nesterov ==================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_eq_0__use_clipping__nesterov_scalars {
@@ -228,11 +228,128 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_bf16_mp_multi(const o
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_eq_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        adopt_started_eq_0__use_clipping__nesterov_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_eq_0__use_clipping__not_nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_eq_0__use_clipping__not_nesterov_scalars {
@@ -437,11 +554,128 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp_multi(con
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_eq_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_eq_0__not_use_clipping__nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_eq_0__not_use_clipping__nesterov_scalars {
@@ -646,11 +880,128 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp_multi(con
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_eq_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_eq_0__not_use_clipping__not_nesterov ==========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_eq_0__not_use_clipping__not_nesterov_scalars {
@@ -855,11 +1206,128 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp_multi
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_eq_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__use_clipping__nesterov ==================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_ne_0__use_clipping__nesterov_scalars {
@@ -1090,11 +1558,130 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_bf16_mp_multi(const o
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_ne_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        adopt_started_ne_0__use_clipping__nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__use_clipping__not_nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_ne_0__use_clipping__not_nesterov_scalars {
@@ -1323,11 +1910,130 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp_multi(con
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_ne_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<18>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__not_use_clipping__nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_ne_0__not_use_clipping__nesterov_scalars {
@@ -1556,11 +2262,130 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp_multi(con
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_ne_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__not_use_clipping__not_nesterov ==========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct adopt_started_ne_0__not_use_clipping__not_nesterov_scalars {
@@ -1787,4 +2612,123 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp_multi
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            adopt_started_ne_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

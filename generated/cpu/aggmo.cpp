@@ -23,7 +23,7 @@
 
 
 // == variant aggmo_default ===============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32) || defined(OM_KERNEL_aggmo_default_f64) || defined(OM_KERNEL_aggmo_default_f16) || defined(OM_KERNEL_aggmo_default_bf16) || defined(OM_KERNEL_aggmo_default_f16_mp) || defined(OM_KERNEL_aggmo_default_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32) || defined(OM_KERNEL_aggmo_default_f64) || defined(OM_KERNEL_aggmo_default_f16) || defined(OM_KERNEL_aggmo_default_bf16) || defined(OM_KERNEL_aggmo_default_f16_mp) || defined(OM_KERNEL_aggmo_default_bf16_mp) || defined(OM_KERNEL_aggmo_default_f32_q8) || defined(OM_KERNEL_aggmo_default_f32_qbf16)
 
 template <typename M>
 struct aggmo_default_scalars {
@@ -256,4 +256,137 @@ extern "C" void aggmo_default_bf16_mp_multi(const om::u64* __restrict__ table, c
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void aggmo_default_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_v0,
+    float* __restrict__ a_u_v0,
+    unsigned char* __restrict__ c_u_v1,
+    float* __restrict__ a_u_v1,
+    unsigned char* __restrict__ c_u_v2,
+    float* __restrict__ a_u_v2,
+    const om::index_t n, const aggmo_default_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_u_v0 = maps.map[0];
+    alignas(64) float v_u_v0[om::QBLOCK];
+    const float* __restrict__ map_u_v1 = maps.map[0];
+    alignas(64) float v_u_v1[om::QBLOCK];
+    const float* __restrict__ map_u_v2 = maps.map[0];
+    alignas(64) float v_u_v2[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_u_v0 + b, m, map_u_v0, a_u_v0[b / om::QBLOCK], v_u_v0);
+        om::dequantize_block(c_u_v1 + b, m, map_u_v1, a_u_v1[b / om::QBLOCK], v_u_v1);
+        om::dequantize_block(c_u_v2 + b, m, map_u_v2, a_u_v2[b / om::QBLOCK], v_u_v2);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_u_v0 = v_u_v0[i];
+            float x_u_v1 = v_u_v1[i];
+            float x_u_v2 = v_u_v2[i];
+            aggmo_default_math<float>(x_weight, x_grad, x_u_v0, x_u_v1, x_u_v2, x_weight, x_u_v0, x_u_v1, x_u_v2, s);
+            om::put(p_weight, e, x_weight);
+            v_u_v0[i] = x_u_v0;
+            v_u_v1[i] = x_u_v1;
+            v_u_v2[i] = x_u_v2;
+        }
+        om::quantize_block(v_u_v0, m, maps.lut[0], maps.search[0], c_u_v0 + b, a_u_v0 + b / om::QBLOCK);
+        om::quantize_block(v_u_v1, m, maps.lut[0], maps.search[0], c_u_v1 + b, a_u_v1 + b / om::QBLOCK);
+        om::quantize_block(v_u_v2, m, maps.lut[0], maps.search[0], c_u_v2 + b, a_u_v2 + b / om::QBLOCK);
+    }
+}
+
+extern "C" void aggmo_default_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_v0,
+    float* __restrict__ a_u_v0,
+    unsigned char* __restrict__ c_u_v1,
+    float* __restrict__ a_u_v1,
+    unsigned char* __restrict__ c_u_v2,
+    float* __restrict__ a_u_v2,
+    const om::index_t numel, const float betas_0, const float betas_1, const float betas_2, const float c_1, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        aggmo_default_f32_q8_span(p_weight + lo, p_grad + lo, c_u_v0 + lo, a_u_v0 + lo / om::QBLOCK, c_u_v1 + lo, a_u_v1 + lo / om::QBLOCK, c_u_v2 + lo, a_u_v2 + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void aggmo_default_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_u_v0, a_u_v0, c_u_v1, a_u_v1, c_u_v2, a_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 8, 9, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const aggmo_default_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        aggmo_default_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void aggmo_default_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t n, const aggmo_default_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_u_v0 = om::get(p_u_v0, e);
+        float x_u_v1 = om::get(p_u_v1, e);
+        float x_u_v2 = om::get(p_u_v2, e);
+        aggmo_default_math<float>(x_weight, x_grad, x_u_v0, x_u_v1, x_u_v2, x_weight, x_u_v0, x_u_v1, x_u_v2, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_u_v0, e, x_u_v0);
+        om::put(p_u_v1, e, x_u_v1);
+        om::put(p_u_v2, e, x_u_v2);
+    }
+}
+
+extern "C" void aggmo_default_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t numel, const float betas_0, const float betas_1, const float betas_2, const float c_1, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        aggmo_default_f32_qbf16_span(p_weight + lo, p_grad + lo, p_u_v0 + lo, p_u_v1 + lo, p_u_v2 + lo, hi - lo, s);
+    });
+}
+
+extern "C" void aggmo_default_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const aggmo_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        aggmo_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -218,11 +218,12 @@ extern "C" void nag_momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ tabl
     });
 }
 #endif
+
 #endif
 
 
 // == variant nag_momentum_ne_0 ===========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f32) || defined(OM_KERNEL_nag_momentum_ne_0_f64) || defined(OM_KERNEL_nag_momentum_ne_0_f16) || defined(OM_KERNEL_nag_momentum_ne_0_bf16) || defined(OM_KERNEL_nag_momentum_ne_0_f16_mp) || defined(OM_KERNEL_nag_momentum_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f32) || defined(OM_KERNEL_nag_momentum_ne_0_f64) || defined(OM_KERNEL_nag_momentum_ne_0_f16) || defined(OM_KERNEL_nag_momentum_ne_0_bf16) || defined(OM_KERNEL_nag_momentum_ne_0_f16_mp) || defined(OM_KERNEL_nag_momentum_ne_0_bf16_mp) || defined(OM_KERNEL_nag_momentum_ne_0_f32_q8) || defined(OM_KERNEL_nag_momentum_ne_0_f32_qbf16)
 
 template <typename M>
 struct nag_momentum_ne_0_scalars {
@@ -429,4 +430,109 @@ extern "C" void nag_momentum_ne_0_bf16_mp_multi(const om::u64* __restrict__ tabl
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void nag_momentum_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    const om::index_t n, const nag_momentum_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_mom = maps.map[0];
+    alignas(64) float v_mom[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_mom = v_mom[i];
+            nag_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_weight, x_mom, s);
+            om::put(p_weight, e, x_weight);
+            v_mom[i] = x_mom;
+        }
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+    }
+}
+
+extern "C" void nag_momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const nag_momentum_ne_0_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        nag_momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void nag_momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_mom, a_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const nag_momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        nag_momentum_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_nag_momentum_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void nag_momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t n, const nag_momentum_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mom = om::get(p_mom, e);
+        nag_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_weight, x_mom, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_mom, e, x_mom);
+    }
+}
+
+extern "C" void nag_momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const nag_momentum_ne_0_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        nag_momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mom + lo, hi - lo, s);
+    });
+}
+
+extern "C" void nag_momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const nag_momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        nag_momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif

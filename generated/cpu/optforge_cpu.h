@@ -7,6 +7,9 @@
 #pragma once
 #include <math.h>
 #include <omp.h>
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
 
 namespace om {
 
@@ -209,9 +212,10 @@ template <typename T>
 static inline __attribute__((always_inline)) T* pointer(u64 word) { return reinterpret_cast<T*>(word); }
 
 // Elements [0, n) of one tensor on up to `threads` OpenMP threads, each a contiguous range
-// (a multiple of 64 elements, so ranges start on cache lines of aligned arrays); a small
-// tensor runs on the calling thread, where a parallel region would cost more than it saves.
-template <typename Body>
+// (a multiple of ALIGN elements: 64 puts range starts on cache lines of aligned arrays, the
+// kernels of 8-bit states ask for QBLOCK so that no block of 256 is shared by two threads);
+// a small tensor runs on the calling thread, where a parallel region would cost more than it saves.
+template <index_t ALIGN = 64, typename Body>
 static inline void split(index_t n, int threads, Body body) {
     if (threads <= 1 || n < 2 * MIN_PER_THREAD) {
         body(index_t(0), n);
@@ -222,7 +226,7 @@ static inline void split(index_t n, int threads, Body body) {
 #pragma omp parallel num_threads(count)
     {
         const index_t t = omp_get_thread_num(), all = omp_get_num_threads();
-        const index_t lo = (n * t / all) & ~index_t(63), hi = t + 1 == all ? n : (n * (t + 1) / all) & ~index_t(63);
+        const index_t lo = (n * t / all) & ~(ALIGN - 1), hi = t + 1 == all ? n : (n * (t + 1) / all) & ~(ALIGN - 1);
         body(lo, hi);
     }
 }
@@ -274,6 +278,103 @@ static inline void share_chunks(const u64* __restrict__ table, int tensors, inde
         const index_t t = omp_get_thread_num(), all = omp_get_num_threads();
         run(2 * (total * t / all), t + 1 == all ? index_t(1) << 62 : 2 * (total * (t + 1) / all));
     }
+}
+
+// -- quantized optimizer states (runtime/backends/quantized.py is the reference) -----------
+// An 8-bit state: per element a code, per block of QBLOCK elements a float32 absmax; its value
+// is map[code] * absmax. The maps and the quantizer's lookup table (the code of each of the
+// LUT_SIZE grid points of [-1, 1]) are passed in by the runtime, the very arrays the NumPy
+// reference indexes, so both sides look up the same bytes.
+constexpr index_t QBLOCK = 256;
+constexpr int LUT_SIZE = 65536;
+
+struct QuantMaps {
+    const float* map[2];            // [signed, unsigned]: the 256 values codes stand for
+    const unsigned char* lut[2];    // [signed, unsigned]: the code of each grid point
+    const u16* search[2];           // [signed, unsigned]: the same as a search tree (see codes_of)
+};
+
+// The m (<= QBLOCK) values of one block: map[code] * absmax.
+static inline void dequantize_block(const unsigned char* __restrict__ codes, const index_t m,
+                                    const float* __restrict__ map, const float absmax, float* __restrict__ v) {
+    for (index_t i = 0; i < m; ++i) v[i] = map[codes[i]] * absmax;
+}
+
+// The code of each grid index (index[i] in [0, LUT_SIZE)), masked with `keep`: lut[index].
+// The table is monotone, so the code is the number of k in 1..255 whose first grid index
+// t_k (the first index with lut >= k) is <= index: a binary search of 8 levels over the t_k.
+// With AVX-512BW the search runs on 32 indices at a time in 16-bit lanes, each level's
+// thresholds held in registers and read with a permute (`search`: the levels of 1, 2, 4,
+// .., 32 thresholds each padded to 32 entries, then 64 and 128: 384 entries, built by
+// runtime/backends/quantized.search_table), which is several times faster than one table
+// load per element; elsewhere, and for a block's last indices, the table itself.
+static inline void codes_of(const int* __restrict__ index, const index_t m, const unsigned char* __restrict__ lut,
+                            const u16* __restrict__ search, const unsigned char keep,
+                            unsigned char* __restrict__ codes) {
+    index_t i = 0;
+#if defined(__AVX512BW__)
+    const __m512i l0 = _mm512_loadu_si512(search), l1 = _mm512_loadu_si512(search + 32),
+                  l2 = _mm512_loadu_si512(search + 64), l3 = _mm512_loadu_si512(search + 96),
+                  l4 = _mm512_loadu_si512(search + 128), l5 = _mm512_loadu_si512(search + 160),
+                  l6a = _mm512_loadu_si512(search + 192), l6b = _mm512_loadu_si512(search + 224),
+                  l7a = _mm512_loadu_si512(search + 256), l7b = _mm512_loadu_si512(search + 288),
+                  l7c = _mm512_loadu_si512(search + 320), l7d = _mm512_loadu_si512(search + 352);
+    const __m512i one = _mm512_set1_epi16(1), high = _mm512_set1_epi16(64);
+    const __m256i kept = _mm256_set1_epi8(char(keep));
+    for (; i + 32 <= m; i += 32) {
+        const __m256i lo = _mm512_cvtepi32_epi16(_mm512_loadu_si512(index + i));
+        const __m256i hi = _mm512_cvtepi32_epi16(_mm512_loadu_si512(index + i + 16));
+        const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        __m512i n = _mm512_setzero_si512();     // the node within the level: the code's bits so far
+        const __m512i levels[6] = {l0, l1, l2, l3, l4, l5};
+        for (int level = 0; level < 6; ++level) {
+            const __mmask32 up = _mm512_cmple_epu16_mask(_mm512_permutexvar_epi16(n, levels[level]), x);
+            n = _mm512_mask_add_epi16(_mm512_add_epi16(n, n), up, _mm512_add_epi16(n, n), one);
+        }
+        const __mmask32 up6 = _mm512_cmple_epu16_mask(_mm512_permutex2var_epi16(l6a, n, l6b), x);
+        n = _mm512_mask_add_epi16(_mm512_add_epi16(n, n), up6, _mm512_add_epi16(n, n), one);
+        const __m512i t7 = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(n, high),
+                                                   _mm512_permutex2var_epi16(l7a, n, l7b),
+                                                   _mm512_permutex2var_epi16(l7c, n, l7d));
+        const __mmask32 up7 = _mm512_cmple_epu16_mask(t7, x);
+        n = _mm512_mask_add_epi16(_mm512_add_epi16(n, n), up7, _mm512_add_epi16(n, n), one);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm256_and_si256(_mm512_cvtepi16_epi8(n), kept));
+    }
+#endif
+    for (; i < m; ++i) codes[i] = lut[index[i]] & keep;
+}
+
+// Quantize the m (<= QBLOCK) float32 values of one block into codes and the block's absmax,
+// the reference's arithmetic operation for operation in float32: absmax the largest |v| with
+// NaN ignored, each value times the reciprocal of absmax, clamped to [-1, 1] (NaN stays NaN),
+// snapped to the grid index trunc((s + 1) * 0.5 * (LUT_SIZE - 1) + 0.5) (a NaN to index 0),
+// whose code the table holds; a block whose absmax is 0 stores code 0.
+static inline void quantize_block(const float* __restrict__ v, const index_t m, const unsigned char* __restrict__ lut,
+                                  const u16* __restrict__ search, unsigned char* __restrict__ codes,
+                                  float* __restrict__ absmax) {
+    // absmax on the bits: for non-negative floats the integer order is the float order, and a
+    // NaN (bits above infinity's) is masked to 0. Written with a mask, not a select: GCC 12
+    // vectorises the reduction only so.
+    typedef u32 __attribute__((may_alias)) word;
+    const word* __restrict__ bits = reinterpret_cast<const word*>(v);
+    u32 largest = 0;
+    for (index_t i = 0; i < m; ++i) {
+        const u32 a = bits[i] & 0x7fffffffu;
+        const u32 number = a & (0u - u32(a <= 0x7f800000u));
+        largest = number > largest ? number : largest;
+    }
+    const float top = bits_float(largest);
+    *absmax = top;
+    const float inverse = 1.0f / top;
+    const unsigned char keep = top == 0.0f ? 0 : 0xff;
+    alignas(64) int index[QBLOCK];
+    for (index_t i = 0; i < m; ++i) {
+        float s = v[i] * inverse;
+        s = s < -1.0f ? -1.0f : (s > 1.0f ? 1.0f : s);
+        const float point = (s + 1.0f) * 0.5f * float(LUT_SIZE - 1) + 0.5f;
+        index[i] = point == point ? int(point) : 0;
+    }
+    codes_of(index, m, lut, search, keep, codes);
 }
 
 }  // namespace om

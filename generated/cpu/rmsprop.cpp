@@ -23,7 +23,7 @@
 
 
 // == variant rmsprop_centered ============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_centered_f32_q8) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16)
 
 template <typename M>
 struct rmsprop_centered_scalars {
@@ -265,11 +265,144 @@ extern "C" void rmsprop_centered_bf16_mp_multi(const om::u64* __restrict__ table
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_centered_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mean,
+    float* __restrict__ a_mean,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    const om::index_t n, const rmsprop_centered_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_mean = maps.map[0];
+    alignas(64) float v_mean[om::QBLOCK];
+    const float* __restrict__ map_var = maps.map[1];
+    alignas(64) float v_var[om::QBLOCK];
+    const float* __restrict__ map_mom = maps.map[0];
+    alignas(64) float v_mom[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_mean + b, m, map_mean, a_mean[b / om::QBLOCK], v_mean);
+        om::dequantize_block(c_var + b, m, map_var, a_var[b / om::QBLOCK], v_var);
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_mean = v_mean[i];
+            float x_var = v_var[i];
+            float x_mom = v_mom[i];
+            rmsprop_centered_math<float>(x_weight, x_grad, x_mean, x_var, x_mom, x_weight, x_mean, x_var, x_mom, s);
+            om::put(p_weight, e, x_weight);
+            v_mean[i] = x_mean;
+            v_var[i] = x_var;
+            v_mom[i] = x_mom;
+        }
+        om::quantize_block(v_mean, m, maps.lut[0], maps.search[0], c_mean + b, a_mean + b / om::QBLOCK);
+        om::quantize_block(v_var, m, maps.lut[1], maps.search[1], c_var + b, a_var + b / om::QBLOCK);
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_centered_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mean,
+    float* __restrict__ a_mean,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float rho, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_mean + lo, a_mean + lo / om::QBLOCK, c_var + lo, a_var + lo / om::QBLOCK, c_mom + lo, a_mom + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_mean, a_mean, c_var, a_var, c_mom, a_mom, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<19>(table, tensors, chunks, 8, 9, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_centered_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        rmsprop_centered_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_centered_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t n, const rmsprop_centered_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mean = om::get(p_mean, e);
+        float x_var = om::get(p_var, e);
+        float x_mom = om::get(p_mom, e);
+        rmsprop_centered_math<float>(x_weight, x_grad, x_mean, x_var, x_mom, x_weight, x_mean, x_var, x_mom, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_mean, e, x_mean);
+        om::put(p_var, e, x_var);
+        om::put(p_mom, e, x_mom);
+    }
+}
+
+extern "C" void rmsprop_centered_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float rho, const float wd,
+    const int threads)
+{
+    const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_centered_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_mom + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_centered_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_mom, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_centered_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        rmsprop_centered_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_centered ========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16)
 
 template <typename M>
 struct rmsprop_not_centered_scalars {
@@ -483,4 +616,109 @@ extern "C" void rmsprop_not_centered_bf16_mp_multi(const om::u64* __restrict__ t
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_not_centered_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    const om::index_t n, const rmsprop_not_centered_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_var = maps.map[1];
+    alignas(64) float v_var[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_var + b, m, map_var, a_var[b / om::QBLOCK], v_var);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_var = v_var[i];
+            rmsprop_not_centered_math<float>(x_weight, x_grad, x_var, x_weight, x_var, s);
+            om::put(p_weight, e, x_weight);
+            v_var[i] = x_var;
+        }
+        om::quantize_block(v_var, m, maps.lut[1], maps.search[1], c_var + b, a_var + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_not_centered_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_var + lo, a_var + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_not_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_var, a_var, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_centered_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_not_centered_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_not_centered_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_var,
+    const om::index_t n, const rmsprop_not_centered_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_var = om::get(p_var, e);
+        rmsprop_not_centered_math<float>(x_weight, x_grad, x_var, x_weight, x_var, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_var, e, x_var);
+    }
+}
+
+extern "C" void rmsprop_not_centered_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_var,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd,
+    const int threads)
+{
+    const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_centered_f32_qbf16_span(p_weight + lo, p_grad + lo, p_var + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_not_centered_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_var, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_centered_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_centered_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant rprop_maximize__t_eq_1 ======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_q8) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_qbf16)
 
 template <typename M>
 struct rprop_maximize__t_eq_1_scalars {
@@ -248,11 +248,124 @@ extern "C" void rprop_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restrict__
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rprop_maximize__t_eq_1_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t n, const rprop_maximize__t_eq_1_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_step_size = maps.map[1];
+    alignas(64) float v_step_size[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_prev = om::get(p_prev, e);
+            float x_step_size = v_step_size[i];
+            rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_prev, e, x_prev);
+            v_step_size[i] = x_step_size;
+        }
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rprop_maximize__t_eq_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_maximize__t_eq_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rprop_maximize__t_eq_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rprop_maximize__t_eq_1_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<unsigned char>(row[3]) + start, om::pointer<float>(row[4]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rprop_maximize__t_eq_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_maximize__t_eq_1_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        om::put(p_step_size, e, x_step_size);
+    }
+}
+
+extern "C" void rprop_maximize__t_eq_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const int threads)
+{
+    const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_maximize__t_eq_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rprop_maximize__t_eq_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_maximize__t_eq_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rprop_maximize__t_ne_1 ======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_q8) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_qbf16)
 
 template <typename M>
 struct rprop_maximize__t_ne_1_scalars {
@@ -478,11 +591,124 @@ extern "C" void rprop_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restrict__
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rprop_maximize__t_ne_1_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t n, const rprop_maximize__t_ne_1_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_step_size = maps.map[1];
+    alignas(64) float v_step_size[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_prev = om::get(p_prev, e);
+            float x_step_size = v_step_size[i];
+            rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_prev, e, x_prev);
+            v_step_size[i] = x_step_size;
+        }
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rprop_maximize__t_ne_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_maximize__t_ne_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rprop_maximize__t_ne_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_maximize__t_ne_1_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<unsigned char>(row[3]) + start, om::pointer<float>(row[4]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rprop_maximize__t_ne_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_maximize__t_ne_1_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        om::put(p_step_size, e, x_step_size);
+    }
+}
+
+extern "C" void rprop_maximize__t_ne_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const int threads)
+{
+    const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_maximize__t_ne_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rprop_maximize__t_ne_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_maximize__t_ne_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rprop_not_maximize__t_eq_1 ==================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_q8) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_qbf16)
 
 template <typename M>
 struct rprop_not_maximize__t_eq_1_scalars {
@@ -707,11 +933,124 @@ extern "C" void rprop_not_maximize__t_eq_1_bf16_mp_multi(const om::u64* __restri
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rprop_not_maximize__t_eq_1_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t n, const rprop_not_maximize__t_eq_1_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_step_size = maps.map[1];
+    alignas(64) float v_step_size[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_prev = om::get(p_prev, e);
+            float x_step_size = v_step_size[i];
+            rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_prev, e, x_prev);
+            v_step_size[i] = x_step_size;
+        }
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rprop_not_maximize__t_eq_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_not_maximize__t_eq_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rprop_not_maximize__t_eq_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rprop_not_maximize__t_eq_1_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<unsigned char>(row[3]) + start, om::pointer<float>(row[4]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rprop_not_maximize__t_eq_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_not_maximize__t_eq_1_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        om::put(p_step_size, e, x_step_size);
+    }
+}
+
+extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const int threads)
+{
+    const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_not_maximize__t_eq_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_not_maximize__t_eq_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rprop_not_maximize__t_ne_1 ==================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_q8) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_qbf16)
 
 template <typename M>
 struct rprop_not_maximize__t_ne_1_scalars {
@@ -937,4 +1276,117 @@ extern "C" void rprop_not_maximize__t_ne_1_bf16_mp_multi(const om::u64* __restri
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rprop_not_maximize__t_ne_1_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t n, const rprop_not_maximize__t_ne_1_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_step_size = maps.map[1];
+    alignas(64) float v_step_size[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_step_size + b, m, map_step_size, a_step_size[b / om::QBLOCK], v_step_size);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_prev = om::get(p_prev, e);
+            float x_step_size = v_step_size[i];
+            rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_prev, e, x_prev);
+            v_step_size[i] = x_step_size;
+        }
+        om::quantize_block(v_step_size, m, maps.lut[1], maps.search[1], c_step_size + b, a_step_size + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rprop_not_maximize__t_ne_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_not_maximize__t_ne_1_f32_q8_span(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rprop_not_maximize__t_ne_1_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_not_maximize__t_ne_1_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<unsigned char>(row[3]) + start, om::pointer<float>(row[4]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rprop_not_maximize__t_ne_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_not_maximize__t_ne_1_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        om::put(p_step_size, e, x_step_size);
+    }
+}
+
+extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const int threads)
+{
+    const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_not_maximize__t_ne_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_not_maximize__t_ne_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant schedulefreeadamw_warmup_steps_gt_0__decay_at_z =============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
@@ -267,11 +267,132 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(co
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_z = om::get(p_z, e);
+            float x_x = om::get(p_x, e);
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            schedulefreeadamw_warmup_steps_gt_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_z, e, x_z);
+            om::put(p_x, e, x_x);
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z =========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
@@ -515,11 +636,132 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_mult
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_z = om::get(p_z, e);
+            float x_x = om::get(p_x, e);
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_z, e, x_z);
+            om::put(p_x, e, x_x);
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant schedulefreeadamw_warmup_steps_le_0__decay_at_z =============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
@@ -763,11 +1005,132 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(co
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_z = om::get(p_z, e);
+            float x_x = om::get(p_x, e);
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            schedulefreeadamw_warmup_steps_le_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_z, e, x_z);
+            om::put(p_x, e, x_x);
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant schedulefreeadamw_warmup_steps_le_0__not_decay_at_z =========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
@@ -1011,6 +1374,127 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_mult
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_z = om::get(p_z, e);
+            float x_x = om::get(p_x, e);
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            om::put(p_z, e, x_z);
+            om::put(p_x, e, x_x);
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
@@ -1226,6 +1710,7 @@ extern "C" void schedulefreeadamw_mode_train_bf16_mp_multi(const om::u64* __rest
     });
 }
 #endif
+
 #endif
 
 
@@ -1437,4 +1922,5 @@ extern "C" void schedulefreeadamw_mode_eval_bf16_mp_multi(const om::u64* __restr
     });
 }
 #endif
+
 #endif

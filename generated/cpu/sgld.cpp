@@ -236,4 +236,5 @@ extern "C" void sgld_default_bf16_mp_multi(const om::u64* __restrict__ table, co
     });
 }
 #endif
+
 #endif

@@ -213,4 +213,5 @@ extern "C" void test_default_bf16_mp_multi(const om::u64* __restrict__ table, co
     });
 }
 #endif
+
 #endif

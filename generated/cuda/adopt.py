@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'adopt.cu'
@@ -53,6 +60,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_eq_0__use_clipping__nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_eq_0__use_clipping__nesterov_f32_qbf16',
+            },
+        },
     },
     (True, True, False): {
         'name': 'started_eq_0__use_clipping__not_nesterov',
@@ -74,6 +88,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_eq_0__use_clipping__not_nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16',
+            },
+        },
     },
     (True, False, True): {
         'name': 'started_eq_0__not_use_clipping__nesterov',
@@ -95,6 +116,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_eq_0__not_use_clipping__nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16',
+            },
+        },
     },
     (True, False, False): {
         'name': 'started_eq_0__not_use_clipping__not_nesterov',
@@ -116,6 +144,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16',
+            },
+        },
     },
     (False, True, True): {
         'name': 'started_ne_0__use_clipping__nesterov',
@@ -148,6 +183,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_ne_0__use_clipping__nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_ne_0__use_clipping__nesterov_f32_qbf16',
+            },
+        },
     },
     (False, True, False): {
         'name': 'started_ne_0__use_clipping__not_nesterov',
@@ -180,6 +222,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_ne_0__use_clipping__not_nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16',
+            },
+        },
     },
     (False, False, True): {
         'name': 'started_ne_0__not_use_clipping__nesterov',
@@ -201,6 +250,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_ne_0__not_use_clipping__nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16',
+            },
+        },
     },
     (False, False, False): {
         'name': 'started_ne_0__not_use_clipping__not_nesterov',
@@ -222,5 +278,12 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8',
+                'f32_qbf16': 'adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16',
+            },
+        },
     },
 }

@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 
 MODES (the spec's [modes], keyed like the NumPy module's MODES): the element-wise kernels
 that rewrite the weight for train() / eval(), with a step's pointer order, states, written
@@ -71,6 +78,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8',
+                'f32_qbf16': 'schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16',
+            },
+        },
     },
     (True, False): {
         'name': 'warmup_steps_gt_0__not_decay_at_z',
@@ -105,6 +119,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8',
+                'f32_qbf16': 'schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16',
+            },
+        },
     },
     (False, True): {
         'name': 'warmup_steps_le_0__decay_at_z',
@@ -139,6 +160,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8',
+                'f32_qbf16': 'schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16',
+            },
+        },
     },
     (False, False): {
         'name': 'warmup_steps_le_0__not_decay_at_z',
@@ -173,6 +201,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8',
+                'f32_qbf16': 'schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16',
+            },
+        },
     },
 }
 

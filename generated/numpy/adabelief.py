@@ -75,6 +75,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -83,6 +84,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of (grad - mean)**2, plus epsilon each step.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad + wd * weight, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * (grad - mean)**2 + epsilon\nlr     = where(correct_bias, lr * sqrt(1 - beta2**t) / (1 - beta1**t), lr)\nweight = weight - lr * mean / (sqrt(var) + epsilon)',

@@ -100,6 +100,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: exponential average of the gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -108,6 +109,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'max_exp_avg_sq',
@@ -116,6 +118,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'amsbound',
             'doc': 'Running maximum of the second moment (AMSBound).',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient) + wd * weight\nexp_avg = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nif amsbound:\n    max_exp_avg_sq = maximum(max_exp_avg_sq, exp_avg_sq)\n    denom = sqrt(max_exp_avg_sq) + epsilon\nelse:\n    denom = sqrt(exp_avg_sq) + epsilon\nstep_size = lr * sqrt(1 - beta2**t) / (1 - beta1**t)\nbound = final_lr * lr / initial_lr\nlower = bound * (1 - 1 / (gamma * t + 1))\nupper = bound * (1 + 1 / (gamma * t))\nweight = weight - clip(step_size / denom, lower, upper) * exp_avg',

@@ -148,6 +148,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'ndim < 2',
             'doc': 'Second moment of a vector or scalar.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'exp_avg',
@@ -156,6 +157,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'beta1 is not None',
             'doc': 'First moment of the clipped update (with beta1).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif relative_step:\n    if warmup_init:\n        rho = minimum(1e-6 * t, 1 / sqrt(t))\n    else:\n        rho = minimum(0.01, 1 / sqrt(t))\nelse:\n    rho = lr\nif scale_parameter:\n    alpha = maximum(epsilon2, norm(weight) / sqrt(numel)) * rho\nelse:\n    alpha = rho\none_minus_beta2 = t**decay_rate\ng2 = grad**2 + epsilon1\nif ndim >= 2:\n    row_var = row_var + one_minus_beta2 * (row_mean(g2) - row_var)\n    col_var = col_var + one_minus_beta2 * (col_mean(g2) - col_var)\n    v = row_var * col_var / col_mean(row_var)\nelse:\n    variance = variance + one_minus_beta2 * (g2 - variance)\n    v = variance\nu = grad / sqrt(v)\nu = alpha * u / maximum(1, norm(u) / (sqrt(numel) * d))\nif beta1 is not None:\n    exp_avg = beta1 * exp_avg + (1 - beta1) * u\n    u = exp_avg\nweight = weight - wd * alpha * weight - u',

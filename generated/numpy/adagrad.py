@@ -43,6 +43,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Sum of squared gradients.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient) + wd * weight\nhistory = history + grad**2\nweight  = weight - lr * grad / (sqrt(history) + epsilon)',

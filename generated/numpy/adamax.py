@@ -63,6 +63,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'u',
@@ -71,6 +72,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponentially weighted infinity norm of the gradients.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nlr     = lr / (1 - beta1**t)\nmean   = beta1 * mean + (1 - beta1) * grad\nu      = maximum(beta2 * u, abs(grad))\nweight = weight - lr * mean / (u + epsilon)',

@@ -73,6 +73,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -81,6 +82,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment estimate.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = where(correct_bias, lr * sqrt(1 - beta2**t) / (1 - beta1**t), lr)\nweight = weight - lr * (mean / (sqrt(var) + epsilon) + wd * weight)',

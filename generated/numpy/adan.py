@@ -91,6 +91,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Average of the gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_diff',
@@ -99,6 +100,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Average of the difference of consecutive gradients.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -107,6 +109,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Average of the squared Nesterov-corrected gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'prev_grad',
@@ -115,6 +118,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': "The previous step's gradient.",
+            'quantize': 'signed',
         },
         {
             'name': 'started',

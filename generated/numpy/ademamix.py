@@ -99,6 +99,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Fast momentum m1 (bias-corrected in the update).',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_slow',
@@ -107,6 +108,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Slow momentum m2.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -115,6 +117,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nalpha_t = alpha\nbeta3_t = beta3\nif warmup is not None:\n    alpha_t = minimum(t * alpha / warmup, alpha)\n    beta3_t = minimum(exp(log(beta1) * log(beta3) / ((1 - t / warmup) * log(beta3) + t / warmup * log(beta1))), beta3)\nexp_avg_fast = beta1 * exp_avg_fast + (1 - beta1) * grad\nexp_avg_slow = beta3_t * exp_avg_slow + (1 - beta3_t) * grad\nexp_avg_sq   = beta2 * exp_avg_sq + (1 - beta2) * grad**2\ndenom  = sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon\nweight = weight - lr * ((exp_avg_fast / (1 - beta1**t) + alpha_t * exp_avg_slow) / denom + wd * weight)',

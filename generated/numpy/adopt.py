@@ -91,6 +91,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: average of the normalised gradients.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -99,6 +100,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'started',

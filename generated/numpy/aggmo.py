@@ -73,6 +73,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'The velocity damped by betas[0].',
+            'quantize': 'signed',
         },
         {
             'name': 'v1',
@@ -81,6 +82,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'The velocity damped by betas[1].',
+            'quantize': 'signed',
         },
         {
             'name': 'v2',
@@ -89,6 +91,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'The velocity damped by betas[2].',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient) + wd * weight\nv0 = betas[0] * v0 + grad\nv1 = betas[1] * v1 + grad\nv2 = betas[2] * v2 + grad\nweight = weight - lr / 3 * (v0 + v1 + v2)',

@@ -77,6 +77,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate (exponential moving average of the gradient).',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -85,6 +86,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment estimate (exponential moving average of the squared gradient).',
+            'quantize': 'unsigned',
         },
         {
             'name': 'var_max',
@@ -93,6 +95,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Maximum of the second moment estimates so far.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad    = grad + wd * weight\nmean    = beta1 * mean + (1 - beta1) * grad\nvar     = beta2 * var + (1 - beta2) * grad**2\nvar_max = maximum(var_max, var)\nlr      = lr * sqrt(1 - beta2**t) / (1 - beta1**t)\nweight  = weight - lr * mean / (sqrt(var_max) + epsilon)',

@@ -81,6 +81,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -89,6 +90,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad       = clip(grad * rescale_grad, clip_gradient)\nexp_avg    = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nu          = exp_avg / (sqrt(exp_avg_sq) + epsilon)\nmask       = where(u * grad > 0, 1, 0)\nnnz        = norm(mask)**2\nscale      = (nnz + norm(1 - mask)**2) / (nnz + mask_epsilon)\nweight     = weight - lr * sqrt(1 - beta2**t) / (1 - beta1**t) * scale * mask * u\nweight     = weight - lr * wd * weight',

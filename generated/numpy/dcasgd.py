@@ -57,6 +57,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer (learning rate folded in).',
+            'quantize': 'signed',
         },
         {
             'name': 'prev_weight',

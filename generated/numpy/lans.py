@@ -96,6 +96,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment of the normalised gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -104,6 +105,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment of the normalised gradient.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad     = grad * rescale_grad\ng_norm   = norm(grad)\ngrad     = clip(where(g_norm == 0, 0, grad / g_norm), clip_gradient)\nmean     = beta1 * mean + (1 - beta1) * grad\nvar      = beta2 * var + (1 - beta2) * grad**2\ndenom    = sqrt(var / (1 - beta2**t)) + epsilon\nstep_m   = mean / (1 - beta1**t) / denom + wd * weight\nstep_g   = grad / denom + wd * weight\nr1       = clip(norm(weight), lower_bound, upper_bound)\nr_m      = norm(step_m)\nr_g      = norm(step_g)\ntrust_m  = where(r1 == 0 or r_m == 0, 1, r1 / r_m)\ntrust_g  = where(r1 == 0 or r_g == 0, 1, r1 / r_g)\nweight   = weight - lr * (beta1 * trust_m * step_m + (1 - beta1) * trust_g * step_g)',

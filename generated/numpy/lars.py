@@ -68,6 +68,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer (learning rate folded in).',
+            'quantize': 'signed',
         },
     ],
     'update': 'if not exempt:\n    w_norm = norm(weight)\n    g_norm = norm(grad * rescale_grad)\n    lr     = where(w_norm > 0 and g_norm > 0, lr * eta * w_norm / (g_norm + wd * w_norm + epsilon), lr)\ngrad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + mom',

@@ -64,6 +64,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Momentum: exponential average of the gradient.',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nc      = beta1 * exp_avg + (1 - beta1) * grad\nweight = weight - lr * (sign(c) + wd * weight)\nexp_avg = beta2 * exp_avg + (1 - beta2) * grad',

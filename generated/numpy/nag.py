@@ -44,6 +44,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer (learning rate folded in).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient) + wd * weight\nmom    = momentum * mom - lr * grad\nweight = weight + momentum * mom - lr * grad',

@@ -75,6 +75,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: accumulated normalised gradients plus weight decay.',
+            'quantize': 'signed',
         },
         {
             'name': 'v',

@@ -90,6 +90,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'centered',
             'doc': 'Exponential average of the gradient (centered only).',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -98,6 +99,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'mom',
@@ -106,6 +108,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'centered',
             'doc': 'Momentum buffer (centered only).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient) + wd * weight\nif centered:\n    mean   = rho * mean + (1 - rho) * grad\n    var    = rho * var + (1 - rho) * grad**2\n    mom    = momentum * mom - lr * grad / sqrt(var - mean**2 + epsilon)\n    weight = weight + mom\nelse:\n    var    = rho * var + (1 - rho) * grad**2\n    weight = weight - lr * grad / (sqrt(var) + epsilon)\nweight = clip(weight, clip_weights)',

@@ -100,6 +100,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Per-element step size (set to lr at the first step).',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad      = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad      = grad + wd * weight\nstep_size = where(t == 1, lr, step_size)\nflip      = sign(grad * prev)\nstep_size = clip(where(flip > 0, step_size * etaplus, where(flip < 0, step_size * etaminus, step_size)), step_size_min, step_size_max)\ngrad      = where(flip < 0, 0, grad)\nweight    = weight - sign(grad) * step_size\nprev      = grad',

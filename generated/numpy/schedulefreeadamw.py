@@ -132,6 +132,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'lr_max',

@@ -57,6 +57,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Negative exponential average of the (decayed) gradient.',
+            'quantize': 'signed',
         },
     ],
     'update': 'if momentum == 0:\n    weight = (1 - lr * (wd + wd_lh)) * weight - lr * sign(grad)\nelse:\n    mom    = momentum * mom - (1 - momentum) * (clip(grad * rescale_grad, clip_gradient) + wd * weight)\n    weight = (1 - lr * wd_lh) * weight + lr * sign(mom)',

@@ -72,6 +72,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -80,6 +81,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment estimate, moved by (1 - beta2) * g**2 towards g**2.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad   = grad + wd * weight\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = var - (1 - beta2) * sign(var - grad**2) * grad**2\nweight = weight - lr * mean / (sqrt(var) + epsilon)',

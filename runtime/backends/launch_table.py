@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy
 
 from ..noise import philox_key
+from .quantized import Blockwise8bit
 
 STORAGE = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 NONE = {"inf": math.inf, "-inf": -math.inf}
+QUANTIZED = ("f32_q8", "f32_qbf16")     # suffixes of the kernels of stored states
 
 
 def metadata(module):
@@ -136,15 +138,43 @@ def table(variant, entries, chunk):
     return Table(numpy.ascontiguousarray(numpy.concatenate(columns, axis=1)), int(ends[-1]), first_row)
 
 
-def groups(module, weights, plans, masters=None):
+def suffix_of(weight, plan, masters=None):
+    """The kernel suffix of one planned parameter: its weight's storage, or for a float32
+    weight whose states are stored quantized "f32_q8" (8-bit) or "f32_qbf16" (bfloat16)."""
+    suffix = storage(weight.dtype, masters is not None)
+    if suffix == "f32" and masters is None:
+        for array in plan.arrays:
+            if isinstance(array, Blockwise8bit):
+                return "f32_q8"
+            if str(getattr(array, "dtype", "")) == "bfloat16":
+                return "f32_qbf16"
+    return suffix
+
+
+def kernel_name(variant, suffix):
+    """The entry point of a variant's launch metadata for a kernel suffix (quantized states:
+    the kernels under "quantized", see codegen/emitters/cpu_quantized.py)."""
+    if suffix in QUANTIZED:
+        return variant["quantized"]["kernels"][suffix]
+    return variant["kernels"][suffix]
+
+
+def quantized_kernels(meta):
+    """Whether every variant of a rule's launch metadata that has states to store has kernels
+    for them (None: it has not)."""
+    return all(v.get("quantized", True) is not None for v in meta.VARIANTS.values())
+
+
+def groups(module, weights, plans, masters=None, stored=False):
     """{(variant key, storage suffix): [parameter positions]} of the planned (not skipped)
-    parameters: one launch per group."""
+    parameters: one launch per group. `stored`: the optimizer stores states quantized (only
+    then are the states looked at: `suffix_of`)."""
     keys = {id(v): k for k, v in module.VARIANTS.items()}
     out = {}
     for k, plan in enumerate(plans):
         if plan is None:
             continue
-        suffix = storage(weights[k].dtype, masters is not None)
+        suffix = suffix_of(weights[k], plan, masters) if stored else storage(weights[k].dtype, masters is not None)
         out.setdefault((keys[id(plan.variant)], suffix), []).append(k)
     return out
 
@@ -163,9 +193,12 @@ def tensor_entry(k, indices, weights, grads, plans, masters, variant, engine):
 
 
 def flat_parts(state):
-    """A parameter's state (None, an array, or nested tuples of them) as a flat list."""
+    """A parameter's state (None, an array, an 8-bit state, or nested tuples of them) as a
+    flat list of arrays (an 8-bit state's codes and absmax)."""
     if state is None:
         return []
     if isinstance(state, (tuple, list)):
         return [p for s in state for p in flat_parts(s)]
+    if isinstance(state, Blockwise8bit):
+        return [state.codes, state.absmax]
     return [state]

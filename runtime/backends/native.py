@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy
 
-from . import launch_table
+from . import launch_table, quantized
+from .quantized import Blockwise8bit
 
 BACKEND_ENV = "OPTFORGE_CPU_BACKEND"
 THREADS_ENV = "OPTFORGE_NUM_THREADS"
@@ -219,16 +220,18 @@ def library(module):
     return lib
 
 
-def build(module, weights, plans, masters=None):
+def build(module, weights, plans, masters=None, stored=False):
     """Compile (or load from the cache) each kernel a planned step runs, before any of them
     runs: the optimizer calls this while it can still restore the update counts, so a
     compiler failure raises with nothing changed. Once loaded, a kernel costs a dict lookup."""
     lib = library(module)
     variants = dict(zip(map(id, module.VARIANTS.values()), module.VARIANTS))
     kernels = launch_table.metadata(module).VARIANTS
-    pairs = {(id(plan.variant), weight.dtype) for plan, weight in zip(plans, weights) if plan is not None}
-    for variant, dtype in pairs:
-        lib.load_kernel(kernels[variants[variant]]["kernels"][launch_table.storage(dtype, masters is not None)])
+    pairs = {(id(plan.variant), launch_table.suffix_of(weight, plan, masters) if stored
+              else launch_table.storage(weight.dtype, masters is not None))     # (`stored`: launch_table.groups)
+             for plan, weight in zip(plans, weights) if plan is not None}
+    for variant, suffix in pairs:
+        lib.load_kernel(launch_table.kernel_name(kernels[variants[variant]], suffix))
 
 
 def execute(engine, indices, weights, grads, plans, addresses, masters=None):
@@ -239,7 +242,8 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
     meta = launch_table.metadata(module)
     lib = library(module)
     threads = ctypes.c_int(num_threads())
-    for (key, suffix), members in launch_table.groups(module, weights, plans, masters).items():
+    stored = engine.storage is not None
+    for (key, suffix), members in launch_table.groups(module, weights, plans, masters, stored).items():
         variant = meta.VARIANTS[key]
         if variant["noise"] or variant.get("rows") or masters is not None:
             tensors = [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine)
@@ -250,14 +254,15 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
             tensors = _entries(engine, variant, members, weights, grads, plans, addresses)
         if not tensors:
             continue
+        maps = _maps() if suffix == "f32_q8" else []
         if variant["passes"]:
             _passes(lib, meta, variant, suffix, tensors, threads)
         elif len(tensors) == 1:
-            _single(lib, variant, suffix, *tensors[0], threads)
+            _single(lib, variant, suffix, *tensors[0], threads, maps)
         else:
             table = launch_table.table(variant, tensors, meta.CHUNK)
-            getattr(lib, variant["kernels"][suffix] + "_multi")(
-                _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), threads)
+            getattr(lib, launch_table.kernel_name(variant, suffix) + "_multi")(
+                _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), *maps, threads)
     for plan in plans:
         if plan is not None:
             for name, value in plan.updates.items():
@@ -278,22 +283,57 @@ def _entries(engine, variant, members, weights, grads, plans, addresses):
     for k in kept:
         weight = weights[k]
         arrays = plans[k].arrays
-        entries.append(([addresses[id(weight)], addresses[id(grads[k])]] + [addresses[id(arrays[j])] for j in at],
-                        weight.size, plans[k].scalars, None, None))
+        pointers = [addresses[id(weight)], addresses[id(grads[k])]]
+        for j in at:
+            if isinstance(arrays[j], Blockwise8bit):    # an 8-bit state: its codes, then its absmax
+                pointers += [addresses[id(arrays[j].codes)], addresses[id(arrays[j].absmax)]]
+            else:
+                pointers.append(addresses[id(arrays[j])])
+        entries.append((pointers, weight.size, plans[k].scalars, None, None))
     return entries
+
+
+_MAPS = []
+
+
+def _maps():
+    """The f32_q8 kernels' arguments after the scalars: the signed and unsigned maps, the
+    quantizer's lookup tables and their search trees (quantized.search_table), the
+    reference's own read-only arrays (kept alive here)."""
+    if not _MAPS:
+        tables = [quantized.code_table(True), quantized.code_table(False),
+                  quantized.lookup_table(True), quantized.lookup_table(False),
+                  quantized.search_table(True), quantized.search_table(False)]
+        _MAPS.extend(ctypes.c_void_p(t.ctypes.data) for t in tables)
+        _MAPS.append(tables)
+    return _MAPS[:6]
+
+
+def quantized_kernels(module):
+    """Whether a rule has native kernels for its stored states (every variant: see
+    codegen/emitters/cpu_quantized.py); under OPTFORGE_CPU_BACKEND=native a rule without
+    them is an error raised before anything changes, not a silent run of its NumPy code."""
+    if has_kernels(module) and launch_table.quantized_kernels(launch_table.metadata(module)):
+        return True
+    if demanded():
+        raise RuntimeError(f"{BACKEND_ENV}=native, but {module.SPEC['name']} has no native CPU kernels for "
+                           f"quantized states (rules with reductions, row or noise values, matrix rules, and "
+                           f"stochastic rounding run their NumPy code between load and store); unset "
+                           f"{BACKEND_ENV} to run it")
+    return False
 
 
 def _address(array):
     return ctypes.c_void_p(array.ctypes.data)
 
 
-def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads):
+def _single(lib, variant, suffix, pointers, numel, scalars, noise, rows, threads, maps=()):
     scalar_type = ctypes.c_double if suffix == "f64" else ctypes.c_float
     args = [ctypes.c_void_p(p) for p in pointers] + [ctypes.c_longlong(numel)]
     args += [scalar_type(v) for v in launch_table.scalar_values(variant, scalars)]
     if variant["noise"]:
         args += [ctypes.c_ulonglong(noise[0]), ctypes.c_ulonglong(noise[1])]
-    getattr(lib, variant["kernels"][suffix])(*args, threads)
+    getattr(lib, launch_table.kernel_name(variant, suffix))(*args, *maps, threads)
 
 
 def _passes(lib, meta, variant, suffix, tensors, threads):

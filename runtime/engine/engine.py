@@ -4,9 +4,10 @@ import inspect
 import numpy
 
 from .. import validation
-from ..backends import array_module, cpu, launch_table, quiet
+from ..backends import array_module, cpu, launch_table, quantized, quiet
 from ..sparse import RowSparse, lazy_update
 from . import plans as planning
+from . import storage as stored_states
 from .kept import KeptLaunches
 from .layout import (MATRIX_INPUTS, PreconditionError, StateMeta, StepError, low_precision, master_state,
                      reads_input, reads_shape, round_into, shape_inputs, state_dtype, state_parts, state_shape, states_fit)
@@ -17,15 +18,17 @@ class Engine:
 
     module: the generated NumPy module; hyperparameters: {name: value} of every one the
     spec declares, checked against their ranges here (ValueError names the rule broken).
-    `lazy_update`: row-sparse gradients update only their rows (the frontend's option)."""
+    `lazy_update`: row-sparse gradients update only their rows (the frontend's option).
+    `storage`: a `storage.StateStorage` (quantized states, see engine/storage.py) or None."""
 
-    def __init__(self, module, hyperparameters, lazy_update=None):
+    def __init__(self, module, hyperparameters, lazy_update=None, storage=None):
         spec = module.SPEC
         self.module, self.spec, self.name = module, spec, spec["name"]
         self.hyperparameters = {meta["name"]: validation.hyperparameter(meta, hyperparameters[meta["name"]])
                                 for meta in spec["hyperparameters"]}
         self.lazy_update = spec["sparse_update"] == "lazy" if lazy_update is None else lazy_update
         self.states = {meta["name"]: StateMeta.of(meta) for meta in spec["states"]}
+        self.storage = storage
         self.kept = KeptLaunches(self)
         # whether the frontend must give each step its parameters' initial learning rates
         self.reads_initial_lr = reads_input(module, ("initial_lr",))
@@ -41,6 +44,21 @@ class Engine:
         without a weight, the states of a 2-D one)."""
         shape = shape_inputs(self.spec, weight) if weight is not None else MATRIX_INPUTS
         return self.module.states_present(**self.hyperparameters, **shape)
+
+    def stored(self, name, weight):
+        """"8bit", "bfloat16" or None: how state `name` of this weight is stored (see
+        engine/storage.py: the spec's `quantize`, the storage chosen, the weight's dtype and size)."""
+        return stored_states.stored(self.storage, self.states[name], weight)
+
+    def convert(self, index, name, value, weight):
+        """A loaded state (a float array of any float dtype, a bfloat16 array or an 8-bit state,
+        on the weight's device) in the form this engine keeps for the weight: converted when it
+        was saved in another form (see storage.convert), else the same object."""
+        meta = self.states[name]
+        if meta.host_scalar or meta.shape != "weight":
+            return value
+        dtype = state_dtype(meta.meta, weight.dtype)
+        return stored_states.convert(self.stored(name, weight), meta, value, weight, dtype)
 
     def check_parameter(self, index, weight):
         """Raise PreconditionError if the rule's `requires` refuses this parameter for what is
@@ -88,6 +106,9 @@ class Engine:
                 arrays.append(xp.full(weight.shape, self.hyperparameters[meta["init"]], dtype=dtype))
             else:
                 arrays.append(xp.zeros(weight.shape, dtype=dtype))
+            kind = self.stored(name, weight) if self.storage is not None else None
+            if kind is not None:
+                arrays[-1] = stored_states.create(kind, state, arrays[-1])
         if not arrays:
             return None
         return arrays[0] if len(arrays) == 1 else tuple(arrays)
@@ -101,7 +122,7 @@ class Engine:
         """Raise before anything changes if the arrays or states do not fit (ValueError or
         TypeError naming the parameter and what is wrong)."""
         validation.check_pairs(indices, weights, grads)
-        if not reads_shape(self.module):     # one state layout for every parameter
+        if self.storage is None and not reads_shape(self.module):     # one state layout for every parameter
             if states_fit(weights, states, [self.states[name] for name in self.present_states()]):
                 return      # every check below holds (tested over the whole update at once)
         dtypes = {}     # (state name, weight dtype) -> the state's dtype, looked up once per call
@@ -123,6 +144,15 @@ class Engine:
                                          f"numpy array, got {type(part).__name__}")
                     validation.state_array_writable(index, name, part)
                     continue
+                kind = self.stored(name, weight) if self.storage is not None else None
+                if kind is not None:
+                    stored_states.check(index, meta, kind, part, weight, xp)
+                    continue
+                if isinstance(part, quantized.Blockwise8bit):
+                    raise ValueError(f"state '{name}' of parameter {index!r} is an 8-bit state, but this "
+                                     f"optimizer keeps it unquantized for this weight (state_storage="
+                                     f"{self.storage.kind if self.storage else None!r}); load it through "
+                                     "load_state_dict / set_states, which convert it")
                 if on_host and type(part) is numpy.ndarray:
                     pxp = numpy     # the common case, without array_module's dispatch
                 else:
@@ -187,7 +217,8 @@ class Engine:
         native kernels take, every weight 16-bit), else the rule on the masters and float32
         gradients, each master rounded into its weight after the rule ran. Arrays checked."""
         low = list(map(low_precision, weights))
-        if fused and weights and all(low) and self._master_kernels(indices, weights, grads, states):
+        if fused and weights and all(low) and not self._stored_inner(indices, weights, states) \
+                and self._master_kernels(indices, weights, grads, states):
             for index, weight, grad in zip(indices, weights, grads):
                 validation.check_pair(index, weight, grad)
             split = [master_state(index, weight, state) for index, weight, state in zip(indices, weights, states)]
@@ -211,6 +242,16 @@ class Engine:
         launch.rounded = (weights, masters, low)
         return launch
 
+    def _stored_inner(self, indices, weights, states):
+        """Whether the inner states of multi-precision states hold quantized ones."""
+        if self.storage is None:
+            return False
+        try:
+            split = [master_state(index, weight, state) for index, weight, state in zip(indices, weights, states)]
+        except ValueError:
+            return False
+        return self.has_stored([m for m, _ in split], [s for _, s in split])
+
     def _master_kernels(self, indices, weights, grads, states):
         """Whether master-copy kernels run these 16-bit weights in one pass: the CUDA ones on
         CuPy arrays, the native CPU ones on NumPy arrays where they apply."""
@@ -231,9 +272,16 @@ class Engine:
     def execute(self, weight, grad, plan, fused):
         """One parameter's planned step through the generated NumPy code (NumPy or CuPy
         arrays), or its native or CUDA stage kernels for matrix rules."""
-        variant, arrays, scalars, updates, scalar_arrays, _ = plan
+        variant, arrays, scalars, updates, scalar_arrays, t, index = plan
         xp = array_module(weight)
         kernel = variant["kernel"]
+        stored = [k for k, a in enumerate(arrays) if quantized.is_stored(weight, a)] if self.storage else ()
+        if stored:
+            # quantized states: loaded into float32 arrays, the rule run on them, stored back
+            held = arrays
+            arrays = list(arrays)
+            for k in stored:
+                arrays[k] = quantized.load(held[k])
         with quiet(xp):
             if isinstance(grad, RowSparse) and self.lazy_update:
                 lazy_update(xp, kernel, weight, grad, arrays, scalars, variant["whole_tensor"])
@@ -259,8 +307,31 @@ class Engine:
                     pass        # its CUDA stage kernels between cuBLAS products
                 else:
                     kernel(xp, weight, grad, *arrays, **scalars)
+        for k in stored:
+            quantized.store(held[k], arrays[k].reshape(held[k].shape),
+                            self._rounding_key(index, t, k))
         for name, value in updates.items():
             scalar_arrays[name][...] = value
+
+    def _rounding_key(self, index, t, slot):
+        """The stochastic rounding key of one state's store in one step (None: to nearest)."""
+        if self.storage is None or not self.storage.stochastic:
+            return None
+        from ..noise import philox_key
+        return quantized.rounding_key(philox_key(0, index), t, slot)
+
+    def has_stored(self, weights, states):
+        """Whether any of these states is stored quantized (the kernels that take them are
+        chosen by backends/native.py; every other path loads and stores them around the rule)."""
+        if self.storage is None:
+            return False
+        for weight, state in zip(weights, states):
+            for part in launch_table.flat_parts(state):
+                if isinstance(part, numpy.ndarray) and str(part.dtype) == "uint8":
+                    return True
+                if str(getattr(part, "dtype", "")) == "bfloat16" and str(weight.dtype) == "float32":
+                    return True
+        return False
 
 
 class Launch:
@@ -271,18 +342,20 @@ class Launch:
 
     def __init__(self, engine, indices, weights, grads, states, fused, masters=None):
         module = engine.module
-        gpu = fused and _cuda_kernels(engine, weights, grads)
+        if fused and engine.has_stored(masters or weights, states) and not _quantized_kernels(engine, weights, masters):
+            fused = "stored"    # quantized states: the NumPy code around load and store
+        gpu = fused is True and _cuda_kernels(engine, weights, grads)
         if gpu:
             from ..backends import cupy_backend
             cupy_backend.check(indices, weights, grads, states, masters)
-        native = fused and not gpu and cpu.native(module, weights, grads, states, masters)
+        native = fused is True and not gpu and cpu.native(module, weights, grads, states, masters)
         if not native:      # (the native kernels apply only to arrays that share no memory)
             unaliased = _unaliased(weights, grads, states, masters)
             if unaliased is not grads:
                 grads = unaliased
-                native = fused and not gpu and cpu.native(module, weights, grads, states, masters)
+                native = fused is True and not gpu and cpu.native(module, weights, grads, states, masters)
         self.write_back = None
-        if fused and not gpu and not native and masters is None and cpu.draws_noise(module):
+        if fused is True and not gpu and not native and masters is None and cpu.draws_noise(module):
             # the noise of the native kernels, whatever the arrays' layout (cpu.native_on_copies)
             staged = cpu.native_on_copies(module, weights, grads, states)
             if staged is not None:
@@ -297,7 +370,7 @@ class Launch:
         planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
         if self.native:
             from ..backends import native as native_backend
-            native_backend.build(engine.module, self.weights, planned, self.masters)
+            native_backend.build(engine.module, self.weights, planned, self.masters, engine.storage is not None)
         self.planned = planned
         return planned
 
@@ -340,6 +413,23 @@ def _unaliased(weights, grads, states, masters=None):
                 copied = list(grads)
             copied[k] = grad.copy()
     return grads if copied is None else copied
+
+
+def _quantized_kernels(engine, weights, masters):
+    """Whether stored states may run the native kernels that load and store them in the
+    rule's pass (codegen/emitters/cpu_quantized.py): NumPy arrays without master copies,
+    8-bit or bfloat16 storage rounded to nearest, a rule with such kernels; whether the arrays
+    qualify is then `cpu.native`'s check as for any update. Under OPTFORGE_CPU_BACKEND=native
+    a rule or storage without them raises (nothing has changed yet)."""
+    if masters is not None or not all(type(w) is numpy.ndarray for w in weights):
+        return False
+    from ..backends import native
+    if engine.storage.stochastic:
+        if native.demanded():
+            raise RuntimeError(f"{native.BACKEND_ENV}=native, but stochastic rounding of bfloat16 states "
+                               f"has no native kernels yet; unset {native.BACKEND_ENV} to run the NumPy code")
+        return False
+    return native.quantized_kernels(engine.module)
 
 
 def _cuda_kernels(engine, weights, grads):

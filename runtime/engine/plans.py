@@ -41,6 +41,7 @@ class Plan(NamedTuple):
     updates: dict               # new values of the host scalar states, written after the kernel
     scalar_arrays: dict         # host scalar state name -> its 0-d array
     t: int                      # the update count (noise is keyed by it)
+    index: object = None        # the parameter's index (noise and stochastic rounding are keyed by it)
 
 
 def exact(value):
@@ -124,4 +125,4 @@ def bind(engine, result, parts, present, scalar_states, index, t):
     arrays = [by_name[name] for name in variant["states"] if name not in scalar_states]
     if variant["noise"]:
         scalars = dict(scalars, rng=Noise(engine.hyperparameters["seed"], index, t))
-    return Plan(variant, arrays, scalars, updates, {name: by_name[name] for name in updates}, t)
+    return Plan(variant, arrays, scalars, updates, {name: by_name[name] for name in updates}, t, index)

@@ -23,7 +23,7 @@
 
 
 // == variant adadelta_default ============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32) || defined(OM_KERNEL_adadelta_default_f64) || defined(OM_KERNEL_adadelta_default_f16) || defined(OM_KERNEL_adadelta_default_bf16) || defined(OM_KERNEL_adadelta_default_f16_mp) || defined(OM_KERNEL_adadelta_default_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32) || defined(OM_KERNEL_adadelta_default_f64) || defined(OM_KERNEL_adadelta_default_f16) || defined(OM_KERNEL_adadelta_default_bf16) || defined(OM_KERNEL_adadelta_default_f16_mp) || defined(OM_KERNEL_adadelta_default_bf16_mp) || defined(OM_KERNEL_adadelta_default_f32_q8) || defined(OM_KERNEL_adadelta_default_f32_qbf16)
 
 template <typename M>
 struct adadelta_default_scalars {
@@ -250,4 +250,123 @@ extern "C" void adadelta_default_bf16_mp_multi(const om::u64* __restrict__ table
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void adadelta_default_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_acc_g,
+    float* __restrict__ a_acc_g,
+    unsigned char* __restrict__ c_acc_delta,
+    float* __restrict__ a_acc_delta,
+    const om::index_t n, const adadelta_default_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_acc_g = maps.map[1];
+    alignas(64) float v_acc_g[om::QBLOCK];
+    const float* __restrict__ map_acc_delta = maps.map[1];
+    alignas(64) float v_acc_delta[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_acc_g + b, m, map_acc_g, a_acc_g[b / om::QBLOCK], v_acc_g);
+        om::dequantize_block(c_acc_delta + b, m, map_acc_delta, a_acc_delta[b / om::QBLOCK], v_acc_delta);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_acc_g = v_acc_g[i];
+            float x_acc_delta = v_acc_delta[i];
+            adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
+            om::put(p_weight, e, x_weight);
+            v_acc_g[i] = x_acc_g;
+            v_acc_delta[i] = x_acc_delta;
+        }
+        om::quantize_block(v_acc_g, m, maps.lut[1], maps.search[1], c_acc_g + b, a_acc_g + b / om::QBLOCK);
+        om::quantize_block(v_acc_delta, m, maps.lut[1], maps.search[1], c_acc_delta + b, a_acc_delta + b / om::QBLOCK);
+    }
+}
+
+extern "C" void adadelta_default_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_acc_g,
+    float* __restrict__ a_acc_g,
+    unsigned char* __restrict__ c_acc_delta,
+    float* __restrict__ a_acc_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float rescale_grad, const float rho, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, rescale_grad, rho, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adadelta_default_f32_q8_span(p_weight + lo, p_grad + lo, c_acc_g + lo, a_acc_g + lo / om::QBLOCK, c_acc_delta + lo, a_acc_delta + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void adadelta_default_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_acc_g, a_acc_g, c_acc_delta, a_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adadelta_default_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        adadelta_default_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void adadelta_default_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t n, const adadelta_default_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_acc_g = om::get(p_acc_g, e);
+        float x_acc_delta = om::get(p_acc_delta, e);
+        adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_acc_g, e, x_acc_g);
+        om::put(p_acc_delta, e, x_acc_delta);
+    }
+}
+
+extern "C" void adadelta_default_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float rescale_grad, const float rho, const float wd,
+    const int threads)
+{
+    const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, rescale_grad, rho, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adadelta_default_f32_qbf16_span(p_weight + lo, p_grad + lo, p_acc_g + lo, p_acc_delta + lo, hi - lo, s);
+    });
+}
+
+extern "C" void adadelta_default_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_acc_g, p_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adadelta_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        adadelta_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -266,4 +266,5 @@ extern "C" void ftml_default_bf16_mp_multi(const om::u64* __restrict__ table, co
     });
 }
 #endif
+
 #endif

@@ -252,4 +252,5 @@ extern "C" void ftrl_default_bf16_mp_multi(const om::u64* __restrict__ table, co
     });
 }
 #endif
+
 #endif

@@ -968,7 +968,7 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
 
 
 // == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16)
 
 template <typename M>
 struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars {
@@ -1170,11 +1170,116 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_cum_grad = maps.map[0];
+    alignas(64) float v_cum_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_cum_grad = v_cum_grad[i];
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s);
+            om::put(p_weight, e, x_weight);
+            v_cum_grad[i] = x_cum_grad;
+        }
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(p_weight + lo, p_grad + lo, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_cum_grad, a_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_cum_grad = om::get(p_cum_grad, e);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_weight, x_cum_grad, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_cum_grad, e, x_cum_grad);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { c_1, c_2, clip_gradient, lr_1 };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_span(p_weight + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16)
 
 template <typename M>
 struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars {
@@ -1390,11 +1495,130 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_mom = maps.map[0];
+    alignas(64) float v_mom[om::QBLOCK];
+    const float* __restrict__ map_cum_grad = maps.map[0];
+    alignas(64) float v_cum_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_mom = v_mom[i];
+            float x_cum_grad = v_cum_grad[i];
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s);
+            om::put(p_weight, e, x_weight);
+            v_mom[i] = x_mom;
+            v_cum_grad[i] = x_cum_grad;
+        }
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_mom, a_mom, c_cum_grad, a_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mom = om::get(p_mom, e);
+        float x_cum_grad = om::get(p_cum_grad, e);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_weight, x_mom, x_cum_grad, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_mom, e, x_mom);
+        om::put(p_cum_grad, e, x_cum_grad);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr_1, const float momentum,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { c_1, c_2, clip_gradient, lr_1, momentum };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk, c_1, c_2, clip_gradient, lr_1, momentum; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_bf16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16)
 
 template <typename M>
 struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars {
@@ -1585,11 +1809,114 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_cum_grad = maps.map[0];
+    alignas(64) float v_cum_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_cum_grad = v_cum_grad[i];
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
+            v_cum_grad[i] = x_cum_grad;
+        }
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t numel,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_span(p_weight + lo, p_grad + lo, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_cum_grad = om::get(p_cum_grad, e);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
+        om::put(p_cum_grad, e, x_cum_grad);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t numel,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16_span(p_weight + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_bf16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16)
 
 template <typename M>
 struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars {
@@ -1788,11 +2115,128 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_mom = maps.map[0];
+    alignas(64) float v_mom[om::QBLOCK];
+    const float* __restrict__ map_cum_grad = maps.map[0];
+    alignas(64) float v_cum_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_mom = v_mom[i];
+            float x_cum_grad = v_cum_grad[i];
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
+            v_mom[i] = x_mom;
+            v_cum_grad[i] = x_cum_grad;
+        }
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t numel,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_mom, a_mom, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<8>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mom = om::get(p_mom, e);
+        float x_cum_grad = om::get(p_cum_grad, e);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
+        om::put(p_mom, e, x_mom);
+        om::put(p_cum_grad, e, x_cum_grad);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t numel,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_bf16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16)
 
 template <typename M>
 struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars {
@@ -1983,11 +2427,114 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_cum_grad = maps.map[0];
+    alignas(64) float v_cum_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_cum_grad = v_cum_grad[i];
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
+            v_cum_grad[i] = x_cum_grad;
+        }
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t numel,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(p_weight + lo, p_grad + lo, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_cum_grad = om::get(p_cum_grad, e);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_math<float>(x_weight, x_grad, x_cum_grad, x_cum_grad, s);
+        om::put(p_cum_grad, e, x_cum_grad);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t numel,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_span(p_weight + lo, p_grad + lo, p_cum_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<5>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f64) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_bf16_mp) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16)
 
 template <typename M>
 struct lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars {
@@ -2186,4 +2733,121 @@ extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_ep
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_mom = maps.map[0];
+    alignas(64) float v_mom[om::QBLOCK];
+    const float* __restrict__ map_cum_grad = maps.map[0];
+    alignas(64) float v_cum_grad[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_mom + b, m, map_mom, a_mom[b / om::QBLOCK], v_mom);
+        om::dequantize_block(c_cum_grad + b, m, map_cum_grad, a_cum_grad[b / om::QBLOCK], v_cum_grad);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_mom = v_mom[i];
+            float x_cum_grad = v_cum_grad[i];
+            lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
+            v_mom[i] = x_mom;
+            v_cum_grad[i] = x_cum_grad;
+        }
+        om::quantize_block(v_mom, m, maps.lut[0], maps.search[0], c_mom + b, a_mom + b / om::QBLOCK);
+        om::quantize_block(v_cum_grad, m, maps.lut[0], maps.search[0], c_cum_grad + b, a_cum_grad + b / om::QBLOCK);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    unsigned char* __restrict__ c_cum_grad,
+    float* __restrict__ a_cum_grad,
+    const om::index_t numel,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + lo / om::QBLOCK, c_cum_grad + lo, a_cum_grad + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_mom, a_mom, c_cum_grad, a_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<8>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t n, const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mom = om::get(p_mom, e);
+        float x_cum_grad = om::get(p_cum_grad, e);
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_math<float>(x_weight, x_grad, x_mom, x_cum_grad, x_cum_grad, s);
+        om::put(p_mom, e, x_mom);
+        om::put(p_cum_grad, e, x_cum_grad);
+    }
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    om::bfloat16* __restrict__ p_cum_grad,
+    const om::index_t numel,
+    const int threads)
+{
+    const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mom + lo, p_cum_grad + lo, hi - lo, s);
+    });
+}
+
+extern "C" void lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mom, p_cum_grad, numel, first_chunk; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<6>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_scalars<float> s = { 0 };
+        lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant rmsprop_centered ============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_centered_f32_q8) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16)
 
 template <typename M>
 struct rmsprop_centered_scalars {
@@ -265,11 +265,144 @@ extern "C" void rmsprop_centered_bf16_mp_multi(const om::u64* __restrict__ table
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_centered_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_n,
+    float* __restrict__ a_n,
+    unsigned char* __restrict__ c_g,
+    float* __restrict__ a_g,
+    unsigned char* __restrict__ c_delta,
+    float* __restrict__ a_delta,
+    const om::index_t n, const rmsprop_centered_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_n = maps.map[1];
+    alignas(64) float v_n[om::QBLOCK];
+    const float* __restrict__ map_g = maps.map[0];
+    alignas(64) float v_g[om::QBLOCK];
+    const float* __restrict__ map_delta = maps.map[0];
+    alignas(64) float v_delta[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_n + b, m, map_n, a_n[b / om::QBLOCK], v_n);
+        om::dequantize_block(c_g + b, m, map_g, a_g[b / om::QBLOCK], v_g);
+        om::dequantize_block(c_delta + b, m, map_delta, a_delta[b / om::QBLOCK], v_delta);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_n = v_n[i];
+            float x_g = v_g[i];
+            float x_delta = v_delta[i];
+            rmsprop_centered_math<float>(x_weight, x_grad, x_n, x_g, x_delta, x_weight, x_n, x_g, x_delta, s);
+            om::put(p_weight, e, x_weight);
+            v_n[i] = x_n;
+            v_g[i] = x_g;
+            v_delta[i] = x_delta;
+        }
+        om::quantize_block(v_n, m, maps.lut[1], maps.search[1], c_n + b, a_n + b / om::QBLOCK);
+        om::quantize_block(v_g, m, maps.lut[0], maps.search[0], c_g + b, a_g + b / om::QBLOCK);
+        om::quantize_block(v_delta, m, maps.lut[0], maps.search[0], c_delta + b, a_delta + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_centered_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_n,
+    float* __restrict__ a_n,
+    unsigned char* __restrict__ c_g,
+    float* __restrict__ a_g,
+    unsigned char* __restrict__ c_delta,
+    float* __restrict__ a_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float gamma1, const float gamma2, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_n + lo, a_n + lo / om::QBLOCK, c_g + lo, a_g + lo / om::QBLOCK, c_delta + lo, a_delta + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_n, a_n, c_g, a_g, c_delta, a_delta, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<19>(table, tensors, chunks, 8, 9, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_centered_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        rmsprop_centered_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_centered_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_n,
+    om::bfloat16* __restrict__ p_g,
+    om::bfloat16* __restrict__ p_delta,
+    const om::index_t n, const rmsprop_centered_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_n = om::get(p_n, e);
+        float x_g = om::get(p_g, e);
+        float x_delta = om::get(p_delta, e);
+        rmsprop_centered_math<float>(x_weight, x_grad, x_n, x_g, x_delta, x_weight, x_n, x_g, x_delta, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_n, e, x_n);
+        om::put(p_g, e, x_g);
+        om::put(p_delta, e, x_delta);
+    }
+}
+
+extern "C" void rmsprop_centered_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_n,
+    om::bfloat16* __restrict__ p_g,
+    om::bfloat16* __restrict__ p_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float gamma1, const float gamma2, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_centered_f32_qbf16_span(p_weight + lo, p_grad + lo, p_n + lo, p_g + lo, p_delta + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_centered_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_n, p_g, p_delta, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, gamma1, gamma2, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_centered_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        rmsprop_centered_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_centered ========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16)
 
 template <typename M>
 struct rmsprop_not_centered_scalars {
@@ -483,4 +616,109 @@ extern "C" void rmsprop_not_centered_bf16_mp_multi(const om::u64* __restrict__ t
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_not_centered_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_n,
+    float* __restrict__ a_n,
+    const om::index_t n, const rmsprop_not_centered_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_n = maps.map[1];
+    alignas(64) float v_n[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_n + b, m, map_n, a_n[b / om::QBLOCK], v_n);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_n = v_n[i];
+            rmsprop_not_centered_math<float>(x_weight, x_grad, x_n, x_weight, x_n, s);
+            om::put(p_weight, e, x_weight);
+            v_n[i] = x_n;
+        }
+        om::quantize_block(v_n, m, maps.lut[1], maps.search[1], c_n + b, a_n + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_not_centered_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_n,
+    float* __restrict__ a_n,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float gamma1, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_centered_f32_q8_span(p_weight + lo, p_grad + lo, c_n + lo, a_n + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_not_centered_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_n, a_n, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_centered_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_not_centered_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_not_centered_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_n,
+    const om::index_t n, const rmsprop_not_centered_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_n = om::get(p_n, e);
+        rmsprop_not_centered_math<float>(x_weight, x_grad, x_n, x_weight, x_n, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_n, e, x_n);
+    }
+}
+
+extern "C" void rmsprop_not_centered_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_n,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float gamma1, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_centered_f32_qbf16_span(p_weight + lo, p_grad + lo, p_n + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_not_centered_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_n, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, gamma1, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_centered_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_centered_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -227,6 +227,7 @@ extern "C" void asgd_maximize__eta_ge_0__mu_eq_1_bf16_mp_multi(const om::u64* __
     });
 }
 #endif
+
 #endif
 
 
@@ -439,6 +440,7 @@ extern "C" void asgd_maximize__eta_ge_0__mu_ne_1_bf16_mp_multi(const om::u64* __
     });
 }
 #endif
+
 #endif
 
 
@@ -647,6 +649,7 @@ extern "C" void asgd_maximize__eta_lt_0__mu_eq_1_bf16_mp_multi(const om::u64* __
     });
 }
 #endif
+
 #endif
 
 
@@ -859,6 +862,7 @@ extern "C" void asgd_maximize__eta_lt_0__mu_ne_1_bf16_mp_multi(const om::u64* __
     });
 }
 #endif
+
 #endif
 
 
@@ -1067,6 +1071,7 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_eq_1_bf16_mp_multi(const om::u64
     });
 }
 #endif
+
 #endif
 
 
@@ -1279,6 +1284,7 @@ extern "C" void asgd_not_maximize__eta_ge_0__mu_ne_1_bf16_mp_multi(const om::u64
     });
 }
 #endif
+
 #endif
 
 
@@ -1487,6 +1493,7 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_eq_1_bf16_mp_multi(const om::u64
     });
 }
 #endif
+
 #endif
 
 
@@ -1699,4 +1706,5 @@ extern "C" void asgd_not_maximize__eta_lt_0__mu_ne_1_bf16_mp_multi(const om::u64
     });
 }
 #endif
+
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
 
 template <typename M>
 struct radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars {
@@ -251,11 +251,130 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const int threads)
+{
+    const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
 
 template <typename M>
 struct radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars {
@@ -479,11 +598,130 @@ extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad,
+    const int threads)
+{
+    const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
 
 template <typename M>
 struct radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars {
@@ -710,11 +948,130 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
 
 template <typename M>
 struct radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars {
@@ -937,11 +1294,130 @@ extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
 
 template <typename M>
 struct radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars {
@@ -1168,11 +1644,130 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const int threads)
+{
+    const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
 
 template <typename M>
 struct radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars {
@@ -1395,11 +1990,130 @@ extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad,
+    const int threads)
+{
+    const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f64) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_bf16_mp) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
 
 template <typename M>
 struct radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars {
@@ -1626,11 +2340,130 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<17>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f64) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f16_mp) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_bf16_mp) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
 
 template <typename M>
 struct radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars {
@@ -1853,4 +2686,123 @@ extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_be
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant rmsprop_maximize__centered__momentum_eq_0 ===================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_maximize__centered__momentum_eq_0_scalars {
@@ -250,11 +250,130 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_bf16_mp_multi(const om
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t n, const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    const float* __restrict__ map_grad_avg = maps.map[0];
+    alignas(64) float v_grad_avg[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            float x_grad_avg = v_grad_avg[i];
+            rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+            v_grad_avg[i] = x_grad_avg;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_maximize__centered__momentum_eq_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+        om::put(p_grad_avg, e, x_grad_avg);
+    }
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_grad_avg + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_maximize__centered__momentum_ne_0 ===================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_maximize__centered__momentum_ne_0_scalars {
@@ -494,11 +613,144 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_bf16_mp_multi(const om
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t n, const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    const float* __restrict__ map_grad_avg = maps.map[0];
+    alignas(64) float v_grad_avg[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
+            float x_grad_avg = v_grad_avg[i];
+            rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+            v_momentum_buffer[i] = x_momentum_buffer;
+            v_grad_avg[i] = x_grad_avg;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<18>(table, tensors, chunks, 8, 9, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        rmsprop_maximize__centered__momentum_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+        om::put(p_grad_avg, e, x_grad_avg);
+    }
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, p_grad_avg + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_maximize__not_centered__momentum_eq_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_maximize__not_centered__momentum_eq_0_scalars {
@@ -710,11 +962,116 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp_multi(cons
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t n, const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+    }
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_maximize__not_centered__momentum_ne_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_maximize__not_centered__momentum_ne_0_scalars {
@@ -939,11 +1296,130 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp_multi(cons
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
+            rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__centered__momentum_eq_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_not_maximize__centered__momentum_eq_0_scalars {
@@ -1170,11 +1646,130 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp_multi(cons
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t n, const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    const float* __restrict__ map_grad_avg = maps.map[0];
+    alignas(64) float v_grad_avg[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            float x_grad_avg = v_grad_avg[i];
+            rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+            v_grad_avg[i] = x_grad_avg;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+        om::put(p_grad_avg, e, x_grad_avg);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_grad_avg + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__centered__momentum_ne_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_not_maximize__centered__momentum_ne_0_scalars {
@@ -1414,11 +2009,144 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp_multi(cons
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t n, const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    const float* __restrict__ map_grad_avg = maps.map[0];
+    alignas(64) float v_grad_avg[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        om::dequantize_block(c_grad_avg + b, m, map_grad_avg, a_grad_avg[b / om::QBLOCK], v_grad_avg);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
+            float x_grad_avg = v_grad_avg[i];
+            rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+            v_momentum_buffer[i] = x_momentum_buffer;
+            v_grad_avg[i] = x_grad_avg;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+        om::quantize_block(v_grad_avg, m, maps.lut[0], maps.search[0], c_grad_avg + b, a_grad_avg + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, c_grad_avg + lo, a_grad_avg + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<18>(table, tensors, chunks, 8, 9, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, om::pointer<unsigned char>(row[6]) + start, om::pointer<float>(row[7]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+        om::put(p_grad_avg, e, x_grad_avg);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, p_grad_avg + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__not_centered__momentum_eq_0 ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_not_maximize__not_centered__momentum_eq_0_scalars {
@@ -1630,11 +2358,116 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp_multi(
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t n, const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__not_centered__momentum_ne_0 ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16)
 
 template <typename M>
 struct rmsprop_not_maximize__not_centered__momentum_ne_0_scalars {
@@ -1859,4 +2692,123 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp_multi(
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_square_avg = maps.map[1];
+    alignas(64) float v_square_avg[om::QBLOCK];
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_square_avg + b, m, map_square_avg, a_square_avg[b / om::QBLOCK], v_square_avg);
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_square_avg = v_square_avg[i];
+            float x_momentum_buffer = v_momentum_buffer[i];
+            rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_square_avg[i] = x_square_avg;
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_square_avg, m, maps.lut[1], maps.search[1], c_square_avg + b, a_square_avg + b / om::QBLOCK);
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + lo / om::QBLOCK, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_square_avg, e, x_square_avg);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -215,6 +215,7 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp_multi(cons
     });
 }
 #endif
+
 #endif
 
 
@@ -411,6 +412,7 @@ extern "C" void sgd_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp_multi(
     });
 }
 #endif
+
 #endif
 
 
@@ -607,6 +609,7 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp_multi(cons
     });
 }
 #endif
+
 #endif
 
 
@@ -803,11 +806,12 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_multi(
     });
 }
 #endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_eq_1__nesterov ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars {
@@ -1012,11 +1016,116 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(cons
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars {
@@ -1218,11 +1327,116 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_multi(
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_ne_1__nesterov ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars {
@@ -1431,11 +1645,116 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(cons
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars {
@@ -1642,6 +1961,111 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_multi(
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
@@ -1838,6 +2262,7 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__nesterov_bf16_mp_multi(
     });
 }
 #endif
+
 #endif
 
 
@@ -2034,6 +2459,7 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_eq_1__not_nesterov_bf16_mp_mu
     });
 }
 #endif
+
 #endif
 
 
@@ -2230,6 +2656,7 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__nesterov_bf16_mp_multi(
     });
 }
 #endif
+
 #endif
 
 
@@ -2426,11 +2853,12 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_mu
     });
 }
 #endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars {
@@ -2635,11 +3063,116 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp_multi(
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov =======================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars {
@@ -2841,11 +3374,116 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp_mu
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<10>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars {
@@ -3054,11 +3692,116 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp_multi(
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov =======================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars {
@@ -3265,4 +4008,109 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp_mu
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_momentum_buffer = maps.map[0];
+    alignas(64) float v_momentum_buffer[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_momentum_buffer + b, m, map_momentum_buffer, a_momentum_buffer[b / om::QBLOCK], v_momentum_buffer);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_momentum_buffer = v_momentum_buffer[i];
+            sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+            om::put(p_weight, e, x_weight);
+            v_momentum_buffer[i] = x_momentum_buffer;
+        }
+        om::quantize_block(v_momentum_buffer, m, maps.lut[0], maps.search[0], c_momentum_buffer + b, a_momentum_buffer + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_momentum_buffer, e, x_momentum_buffer);
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant sparseadam_maximize =========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32) || defined(OM_KERNEL_sparseadam_maximize_f64) || defined(OM_KERNEL_sparseadam_maximize_f16) || defined(OM_KERNEL_sparseadam_maximize_bf16) || defined(OM_KERNEL_sparseadam_maximize_f16_mp) || defined(OM_KERNEL_sparseadam_maximize_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32) || defined(OM_KERNEL_sparseadam_maximize_f64) || defined(OM_KERNEL_sparseadam_maximize_f16) || defined(OM_KERNEL_sparseadam_maximize_bf16) || defined(OM_KERNEL_sparseadam_maximize_f16_mp) || defined(OM_KERNEL_sparseadam_maximize_bf16_mp) || defined(OM_KERNEL_sparseadam_maximize_f32_q8) || defined(OM_KERNEL_sparseadam_maximize_f32_qbf16)
 
 template <typename M>
 struct sparseadam_maximize_scalars {
@@ -248,11 +248,130 @@ extern "C" void sparseadam_maximize_bf16_mp_multi(const om::u64* __restrict__ ta
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sparseadam_maximize_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const sparseadam_maximize_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            sparseadam_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sparseadam_maximize_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sparseadam_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sparseadam_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sparseadam_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sparseadam_maximize_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        sparseadam_maximize_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_maximize_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sparseadam_maximize_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const sparseadam_maximize_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        sparseadam_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void sparseadam_maximize_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const int threads)
+{
+    const sparseadam_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sparseadam_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sparseadam_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sparseadam_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        sparseadam_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sparseadam_not_maximize =====================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32) || defined(OM_KERNEL_sparseadam_not_maximize_f64) || defined(OM_KERNEL_sparseadam_not_maximize_f16) || defined(OM_KERNEL_sparseadam_not_maximize_bf16) || defined(OM_KERNEL_sparseadam_not_maximize_f16_mp) || defined(OM_KERNEL_sparseadam_not_maximize_bf16_mp)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32) || defined(OM_KERNEL_sparseadam_not_maximize_f64) || defined(OM_KERNEL_sparseadam_not_maximize_f16) || defined(OM_KERNEL_sparseadam_not_maximize_bf16) || defined(OM_KERNEL_sparseadam_not_maximize_f16_mp) || defined(OM_KERNEL_sparseadam_not_maximize_bf16_mp) || defined(OM_KERNEL_sparseadam_not_maximize_f32_q8) || defined(OM_KERNEL_sparseadam_not_maximize_f32_qbf16)
 
 template <typename M>
 struct sparseadam_not_maximize_scalars {
@@ -476,4 +595,123 @@ extern "C" void sparseadam_not_maximize_bf16_mp_multi(const om::u64* __restrict_
     });
 }
 #endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32_q8)
+// 8-bit states: a block of QBLOCK elements at a time, each stored state dequantized into a buffer, updated there and quantized once its block's absmax is known
+static void sparseadam_not_maximize_f32_q8_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t n, const sparseadam_not_maximize_scalars<float> s, const om::QuantMaps& maps)
+{
+    const float* __restrict__ map_exp_avg = maps.map[0];
+    alignas(64) float v_exp_avg[om::QBLOCK];
+    const float* __restrict__ map_exp_avg_sq = maps.map[1];
+    alignas(64) float v_exp_avg_sq[om::QBLOCK];
+    for (om::index_t b = 0; b < n; b += om::QBLOCK) {
+        const om::index_t m = n - b < om::QBLOCK ? n - b : om::QBLOCK;
+        om::dequantize_block(c_exp_avg + b, m, map_exp_avg, a_exp_avg[b / om::QBLOCK], v_exp_avg);
+        om::dequantize_block(c_exp_avg_sq + b, m, map_exp_avg_sq, a_exp_avg_sq[b / om::QBLOCK], v_exp_avg_sq);
+        for (om::index_t i = 0; i < m; ++i) {
+            const om::index_t e = b + i;
+            float x_weight = om::get(p_weight, e);
+            float x_grad = om::get(p_grad, e);
+            float x_exp_avg = v_exp_avg[i];
+            float x_exp_avg_sq = v_exp_avg_sq[i];
+            sparseadam_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+            om::put(p_weight, e, x_weight);
+            v_exp_avg[i] = x_exp_avg;
+            v_exp_avg_sq[i] = x_exp_avg_sq;
+        }
+        om::quantize_block(v_exp_avg, m, maps.lut[0], maps.search[0], c_exp_avg + b, a_exp_avg + b / om::QBLOCK);
+        om::quantize_block(v_exp_avg_sq, m, maps.lut[1], maps.search[1], c_exp_avg_sq + b, a_exp_avg_sq + b / om::QBLOCK);
+    }
+}
+
+extern "C" void sparseadam_not_maximize_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const sparseadam_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad };
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sparseadam_not_maximize_f32_q8_span(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + lo / om::QBLOCK, c_exp_avg_sq + lo, a_exp_avg_sq + lo / om::QBLOCK, hi - lo, s, maps);
+    });
+}
+
+extern "C" void sparseadam_not_maximize_f32_q8_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
+    const om::u16* search_signed, const om::u16* search_unsigned,
+    const int threads)
+{
+    const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<16>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sparseadam_not_maximize_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        sparseadam_not_maximize_f32_q8_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<unsigned char>(row[2]) + start, om::pointer<float>(row[3]) + start / om::QBLOCK, om::pointer<unsigned char>(row[4]) + start, om::pointer<float>(row[5]) + start / om::QBLOCK, span, s, maps);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sparseadam_not_maximize_f32_qbf16)
+// bfloat16 states, rounded to nearest even on store
+static void sparseadam_not_maximize_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const sparseadam_not_maximize_scalars<float> s)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        sparseadam_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_exp_avg, e, x_exp_avg);
+        om::put(p_exp_avg_sq, e, x_exp_avg_sq);
+    }
+}
+
+extern "C" void sparseadam_not_maximize_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const int threads)
+{
+    const sparseadam_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad };
+    // ranges of whole blocks: a block's absmax is written by one thread
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sparseadam_not_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
+    });
+}
+
+extern "C" void sparseadam_not_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sparseadam_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        sparseadam_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
 #endif

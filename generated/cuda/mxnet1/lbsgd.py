@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'lbsgd.cu'
@@ -56,6 +63,7 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': None,
     },
     (True, True, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_eq__lars__momentum_ne',
@@ -80,6 +88,7 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': None,
     },
     (True, False, True): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq',
@@ -101,6 +110,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['cum_grad'],
+            'kernels': {
+                'f32_q8': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_q8',
+                'f32_qbf16': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16',
+            },
+        },
     },
     (True, False, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne',
@@ -122,6 +138,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['mom', 'cum_grad'],
+            'kernels': {
+                'f32_q8': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_q8',
+                'f32_qbf16': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__eq_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16',
+            },
+        },
     },
     (False, True, True): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq',
@@ -143,6 +166,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['cum_grad'],
+            'kernels': {
+                'f32_q8': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_q8',
+                'f32_qbf16': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_eq_f32_qbf16',
+            },
+        },
     },
     (False, True, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne',
@@ -164,6 +194,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['mom', 'cum_grad'],
+            'kernels': {
+                'f32_q8': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_q8',
+                'f32_qbf16': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_eq__lars__momentum_ne_f32_qbf16',
+            },
+        },
     },
     (False, False, True): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq',
@@ -185,6 +222,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['cum_grad'],
+            'kernels': {
+                'f32_q8': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_q8',
+                'f32_qbf16': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_eq_f32_qbf16',
+            },
+        },
     },
     (False, False, False): {
         'name': 'Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne',
@@ -206,5 +250,12 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['mom', 'cum_grad'],
+            'kernels': {
+                'f32_q8': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_q8',
+                'f32_qbf16': 'lbsgd_Mod_Where_num_cums_0_num_cums_1_begin_epoch_updates_per_epoch_1_batch_scale__ne_0__warmup_strategy_ne__lars__momentum_ne_f32_qbf16',
+            },
+        },
     },
 }

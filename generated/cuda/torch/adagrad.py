@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'adagrad.cu'
@@ -53,6 +60,10 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['sum'],
+            'kernels': {'f32_q8': 'adagrad_maximize_f32_q8', 'f32_qbf16': 'adagrad_maximize_f32_qbf16'},
+        },
     },
     (False,): {
         'name': 'not_maximize',
@@ -74,5 +85,12 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['sum'],
+            'kernels': {
+                'f32_q8': 'adagrad_not_maximize_f32_q8',
+                'f32_qbf16': 'adagrad_not_maximize_f32_qbf16',
+            },
+        },
     },
 }

@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'nadam.cu'
@@ -65,6 +72,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'nadam_maximize__decoupled_weight_decay_f32_q8',
+                'f32_qbf16': 'nadam_maximize__decoupled_weight_decay_f32_qbf16',
+            },
+        },
     },
     (True, False): {
         'name': 'maximize__not_decoupled_weight_decay',
@@ -98,6 +112,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'nadam_maximize__not_decoupled_weight_decay_f32_q8',
+                'f32_qbf16': 'nadam_maximize__not_decoupled_weight_decay_f32_qbf16',
+            },
+        },
     },
     (False, True): {
         'name': 'not_maximize__decoupled_weight_decay',
@@ -131,6 +152,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'nadam_not_maximize__decoupled_weight_decay_f32_q8',
+                'f32_qbf16': 'nadam_not_maximize__decoupled_weight_decay_f32_qbf16',
+            },
+        },
     },
     (False, False): {
         'name': 'not_maximize__not_decoupled_weight_decay',
@@ -164,5 +192,12 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'nadam_not_maximize__not_decoupled_weight_decay_f32_q8',
+                'f32_qbf16': 'nadam_not_maximize__not_decoupled_weight_decay_f32_qbf16',
+            },
+        },
     },
 }

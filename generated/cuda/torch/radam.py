@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'radam.cu'
@@ -63,6 +70,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+            },
+        },
     },
     (True, True, False): {
         'name': 'maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -84,6 +98,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+            },
+        },
     },
     (True, False, True): {
         'name': 'maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
@@ -115,6 +136,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+            },
+        },
     },
     (True, False, False): {
         'name': 'maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -136,6 +164,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+            },
+        },
     },
     (False, True, True): {
         'name': 'not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
@@ -167,6 +202,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+            },
+        },
     },
     (False, True, False): {
         'name': 'not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -188,6 +230,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+            },
+        },
     },
     (False, False, True): {
         'name': 'not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5',
@@ -219,6 +268,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+            },
+        },
     },
     (False, False, False): {
         'name': 'not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -240,5 +296,12 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['exp_avg', 'exp_avg_sq'],
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+            },
+        },
     },
 }

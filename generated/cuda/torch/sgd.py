@@ -23,7 +23,14 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - reductions: slots per tensor of the device buffers `partials` and `reduced` (whole-tensor
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
-  rows carry the row length and first row; device: the rule has device scalar states.
+  rows carry the row length and first row; device: the rule has device scalar states;
+- quantized (variants with states a quantized storage stores; native CPU kernels only so
+  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+  between load and store), else "states": the states stored, in kernel order, and
+  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
+  take the signed and unsigned maps, lookup tables and search tables after the scalars (the
+  multi-tensor one after the chunk count).
 """
 
 SOURCE = 'sgd.cu'
@@ -137,6 +144,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8',
+                'f32_qbf16': 'sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16',
+            },
+        },
     },
     (True, False, True, False): {
         'name': 'maximize__momentum_ne_0__t_eq_1__not_nesterov',
@@ -158,6 +172,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8',
+                'f32_qbf16': 'sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16',
+            },
+        },
     },
     (True, False, False, True): {
         'name': 'maximize__momentum_ne_0__t_ne_1__nesterov',
@@ -179,6 +200,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8',
+                'f32_qbf16': 'sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16',
+            },
+        },
     },
     (True, False, False, False): {
         'name': 'maximize__momentum_ne_0__t_ne_1__not_nesterov',
@@ -200,6 +228,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8',
+                'f32_qbf16': 'sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16',
+            },
+        },
     },
     (False, True, True, True): {
         'name': 'not_maximize__momentum_eq_0__t_eq_1__nesterov',
@@ -305,6 +340,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8',
+                'f32_qbf16': 'sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16',
+            },
+        },
     },
     (False, False, True, False): {
         'name': 'not_maximize__momentum_ne_0__t_eq_1__not_nesterov',
@@ -326,6 +368,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8',
+                'f32_qbf16': 'sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16',
+            },
+        },
     },
     (False, False, False, True): {
         'name': 'not_maximize__momentum_ne_0__t_ne_1__nesterov',
@@ -347,6 +396,13 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8',
+                'f32_qbf16': 'sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16',
+            },
+        },
     },
     (False, False, False, False): {
         'name': 'not_maximize__momentum_ne_0__t_ne_1__not_nesterov',
@@ -368,5 +424,12 @@ VARIANTS = {
         'rows': False,
         'device': False,
         'row_reductions': 0,
+        'quantized': {
+            'states': ['momentum_buffer'],
+            'kernels': {
+                'f32_q8': 'sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8',
+                'f32_qbf16': 'sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16',
+            },
+        },
     },
 }

@@ -56,6 +56,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of squared gradients.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'acc_delta',
@@ -64,6 +65,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of squared updates.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad      = clip(grad * rescale_grad, clip_gradient)\nacc_g     = rho * acc_g + (1 - rho) * grad**2\ndelta     = sqrt(acc_delta + epsilon) / sqrt(acc_g + epsilon) * grad\nacc_delta = rho * acc_delta + (1 - rho) * delta**2\nweight    = weight - delta - wd * weight',

@@ -45,6 +45,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Sum of squared gradients.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad    = clip(grad * rescale_grad, clip_gradient)\nhistory = history + grad**2\nweight  = weight - lr * (grad / sqrt(history + eps) + wd * weight)',

@@ -63,6 +63,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate (exponential moving average of the gradient).',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -71,6 +72,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment estimate (exponential moving average of the squared gradient).',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad + wd * weight, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nlr     = lr * sqrt(1 - beta2**t) / (1 - beta1**t)\nweight = weight - lr * mean / (sqrt(var) + epsilon)',

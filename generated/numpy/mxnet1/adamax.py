@@ -56,6 +56,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'u',
@@ -64,6 +65,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponentially weighted infinity norm of the gradients.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad + wd * weight, clip_gradient)\nlr     = lr / (1 - beta1**t)\nmean   = beta1 * mean + (1 - beta1) * grad\nu      = maximum(beta2 * u, abs(grad))\nweight = weight - lr * mean / u',

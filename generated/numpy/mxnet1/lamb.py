@@ -101,6 +101,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -109,6 +110,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment estimate.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad   = clip(grad * rescale_grad, clip_gradient)\nmean   = beta1 * mean + (1 - beta1) * grad\nvar    = beta2 * var + (1 - beta2) * grad**2\nif bias_correction:\n    step = mean / (1 - beta1**t) / (sqrt(var / (1 - beta2**t)) + epsilon) + wd * weight\nelse:\n    step = mean / (sqrt(var) + epsilon) + wd * weight\nr1     = clip(norm(weight), lower_bound, upper_bound)\nr2     = norm(step)\ntrust  = where(r1 == 0 or r2 == 0, 1, r1 / r2)\nweight = weight - lr * trust * step',

@@ -120,6 +120,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer (learning rate folded in).',
+            'quantize': 'signed',
         },
         {
             'name': 'cum_grad',
@@ -128,6 +129,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Sum of the gradients since the last applied update.',
+            'quantize': 'signed',
         },
         {
             'name': 'num_cums',

@@ -82,6 +82,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment estimate.',
+            'quantize': 'signed',
         },
         {
             'name': 'var',
@@ -90,6 +91,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment estimate.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'm_schedule',

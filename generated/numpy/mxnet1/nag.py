@@ -53,6 +53,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer (learning rate folded in).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif momentum == 0:\n    weight = (1 - lr * wd) * weight - lr * grad\nelse:\n    updated = weight + momentum**2 * mom - (1 + momentum) * lr * (grad + wd * weight)\n    mom     = momentum * mom - lr * (grad + wd * updated)\n    weight  = updated',

@@ -88,6 +88,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'g',
@@ -96,6 +97,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'centered',
             'doc': 'Exponential average of the gradient (centered only).',
+            'quantize': 'signed',
         },
         {
             'name': 'delta',
@@ -104,6 +106,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'centered',
             'doc': 'Momentum buffer (centered only).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad + wd * weight, clip_gradient)\nn    = (1 - gamma1) * grad**2 + gamma1 * n\nif centered:\n    g      = (1 - gamma1) * grad + gamma1 * g\n    delta  = gamma2 * delta - lr * grad / sqrt(n - g**2 + epsilon)\n    weight = weight + delta\nelse:\n    weight = weight - lr * grad / sqrt(n + epsilon)\nweight = clip(weight, clip_weights)',

@@ -54,6 +54,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer (holds lr times the gradient average).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif momentum == 0:\n    weight = (1 - lr * wd) * weight - lr * grad\nelse:\n    mom    = momentum * mom - lr * wd * weight - lr * grad\n    weight = weight + mom',

@@ -69,6 +69,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of squared updates.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'square_avg',
@@ -77,6 +78,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of squared gradients.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nsquare_avg = rho * square_avg + (1 - rho) * grad**2\ndelta = sqrt(acc_delta + epsilon) / sqrt(square_avg + epsilon) * grad\nacc_delta = rho * acc_delta + (1 - rho) * delta**2\nweight = weight - lr * delta',

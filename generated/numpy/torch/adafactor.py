@@ -117,6 +117,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'ndim < 2',
             'doc': 'Second moment of a vector or scalar.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\none_minus_beta2 = t**beta2_decay\nrho = minimum(lr, 1 / sqrt(t))\nalpha = maximum(epsilon2, norm(weight) / sqrt(numel)) * rho\nif epsilon1 is None:\n    eps1 = machine_epsilon\nelse:\n    eps1 = epsilon1\nweight = weight - lr * wd * weight\nif ndim >= 2:\n    row_var = row_var + one_minus_beta2 * (row_mean(grad**2) - row_var)\n    col_var = col_var + one_minus_beta2 * (col_mean(grad**2) - col_var)\n    v = row_var * col_var / maximum(col_mean(row_var), eps1)\nelse:\n    variance = variance + one_minus_beta2 * (grad**2 - variance)\n    v = variance\nu = grad / sqrt(maximum(v, eps1**2))\nweight = weight - alpha / maximum(1, norm(u) / (sqrt(numel) * d)) * u',

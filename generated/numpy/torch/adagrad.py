@@ -78,6 +78,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Sum of squared gradients, starting at initial_accumulator_value.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nlr = lr / (1 + (t - 1) * lr_decay)\nsum = sum + grad**2\nweight = weight - lr * grad / (sqrt(sum) + epsilon)',

@@ -90,6 +90,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: exponential average of the gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -98,6 +99,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'max_exp_avg_sq',
@@ -106,6 +108,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'amsgrad',
             'doc': 'Maximum of the second moments so far (amsgrad only).',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nexp_avg = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nif amsgrad:\n    max_exp_avg_sq = maximum(max_exp_avg_sq, exp_avg_sq)\n    denom = sqrt(max_exp_avg_sq) / sqrt(1 - beta2**t) + epsilon\nelse:\n    denom = sqrt(exp_avg_sq) / sqrt(1 - beta2**t) + epsilon\nweight = weight - lr / (1 - beta1**t) * exp_avg / denom',

@@ -78,6 +78,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: exponential average of the gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_inf',
@@ -86,6 +87,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponentially weighted infinity norm of the gradients (epsilon included).',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nexp_avg = beta1 * exp_avg + (1 - beta1) * grad\nexp_inf = maximum(beta2 * exp_inf, abs(grad) + epsilon)\nweight = weight - lr / (1 - beta1**t) * exp_avg / exp_inf',

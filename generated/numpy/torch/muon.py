@@ -136,6 +136,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Momentum buffer.',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nif nesterov:\n    u = (1 - momentum) * grad + momentum * momentum_buffer\nelse:\n    u = momentum_buffer\nif rows > cols:\n    x = transpose(u) / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = transpose(x)\nelse:\n    x = u / maximum(norm(u), epsilon)\n    for _ in range(ns_steps):\n        a = matmul(x, transpose(x))\n        x = ns_a * x + matmul(ns_b * a + ns_c * matmul(a, a), x)\n    o = x\nif adjust_lr_fn == "match_rms_adamw":\n    scale = 0.2 * sqrt(maximum(rows, cols))\nelse:\n    scale = sqrt(maximum(1, rows / cols))\nweight = weight - lr * wd * weight\nweight = weight - lr * scale * o',

@@ -100,6 +100,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: exponential average of the gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -108,6 +109,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'mu_product',

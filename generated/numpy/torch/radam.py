@@ -92,6 +92,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: exponential average of the gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -100,6 +101,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nif decoupled_weight_decay:\n    weight = weight - lr * wd * weight\nelse:\n    grad = grad + wd * weight\nexp_avg = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nrho_inf = 2 / (1 - beta2) - 1\nrho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)\nif rho_t > 5:\n    rect = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))\n    weight = weight - lr * rect * sqrt(1 - beta2**t) / (1 - beta1**t) * exp_avg / (sqrt(exp_avg_sq) + epsilon)\nelse:\n    weight = weight - lr / (1 - beta1**t) * exp_avg',

@@ -93,6 +93,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
         {
             'name': 'momentum_buffer',
@@ -101,6 +102,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer of the normalised gradient.',
+            'quantize': 'signed',
         },
         {
             'name': 'grad_avg',
@@ -109,6 +111,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'centered',
             'doc': 'Exponential average of the gradient (centered only).',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nsquare_avg = alpha * square_avg + (1 - alpha) * grad**2\nif centered:\n    grad_avg = alpha * grad_avg + (1 - alpha) * grad\n    avg = sqrt(square_avg - grad_avg**2) + epsilon\nelse:\n    avg = sqrt(square_avg) + epsilon\nif momentum != 0:\n    momentum_buffer = momentum * momentum_buffer + grad / avg\n    weight = weight - lr * momentum_buffer\nelse:\n    weight = weight - lr * grad / avg',

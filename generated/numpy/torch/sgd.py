@@ -81,6 +81,7 @@ SPEC = {
             'shape': 'weight',
             'when': 'momentum != 0',
             'doc': 'Momentum buffer: the (dampened) gradient average.',
+            'quantize': 'signed',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\ngrad = grad + wd * weight\nif momentum != 0:\n    momentum_buffer = where(t == 1, grad, momentum * momentum_buffer + (1 - dampening) * grad)\n    if nesterov:\n        grad = grad + momentum * momentum_buffer\n    else:\n        grad = momentum_buffer\nweight = weight - lr * grad',

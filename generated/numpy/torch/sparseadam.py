@@ -81,6 +81,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'First moment: exponential average of the gradient (of the rows it had).',
+            'quantize': 'signed',
         },
         {
             'name': 'exp_avg_sq',
@@ -89,6 +90,7 @@ SPEC = {
             'shape': 'weight',
             'when': '',
             'doc': 'Second moment: exponential average of the squared gradient.',
+            'quantize': 'unsigned',
         },
     ],
     'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif maximize:\n    grad = -grad\nexp_avg    = beta1 * exp_avg + (1 - beta1) * grad\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nweight     = weight - lr * sqrt(1 - beta2**t) / (1 - beta1**t) * exp_avg / (sqrt(exp_avg_sq) + epsilon)',
