@@ -10,10 +10,14 @@ same keywords; tests/test_torch_keywords.py walks torch.optim's real signatures 
 # name: (stub type, default, what it means here). Any value is accepted and kept in the
 # param groups (so state dicts round-trip with torch.optim's): optforge always runs its own
 # generated kernels (native C++ on CPU tensors, CUDA on CUDA tensors) with one call per
-# (device, dtype) batch of parameters, which is what both switches select in torch.
+# (device, dtype) batch of parameters, which is what both switches select in torch. The one
+# effect of fused=True is torch's contract with torch.amp.GradScaler: the step takes the
+# still-scaled gradients with `grad_scale` and `found_inf` (`_step_supports_amp_scaling`).
 ACCEPTED = {
     "foreach": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
-    "fused": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
+    "fused": ("bool | None", None, "accepted: one fused kernel call per (device, dtype) batch always; fused=True "
+                                   "also takes GradScaler's grad_scale and found_inf in the step, as torch's "
+                                   "fused optimizers do"),
 }
 
 # name: (the one value accepted, why any other is refused)

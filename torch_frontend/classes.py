@@ -43,7 +43,9 @@ def torch_class(spec_class):
     doc = (f"{spec['name']}(params, {arguments}): a torch.optim.Optimizer "
            f"({spec['flavor']} rule, generated from {spec['spec']}).\n\n"
            "params: tensors, named_parameters() or parameter groups (dicts). foreach, fused: accepted "
-           "as torch.optim's, no effect (one fused kernel call per (device, dtype) batch always). "
+           "as torch.optim's, no effect on the update (one fused kernel call per (device, dtype) batch "
+           "always); fused=True makes torch.amp.GradScaler hand the step the still-scaled gradients "
+           "with grad_scale and found_inf, as torch's fused optimizers. "
            + "".join(f"{name}: only {value!r} ({reason}). " for name, (value, reason)
                      in torch_keywords.refused(spec).items())
            + "master_weights: keep a float32 master copy and float32 states for float16/bfloat16 "

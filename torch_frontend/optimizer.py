@@ -47,9 +47,6 @@ class Optimizer(torch.optim.Optimizer):
     """Base of the optforge.torch optimizers; see `classes.torch_class`."""
 
     spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
-    # torch.amp.GradScaler then sets `grad_scale` and `found_inf` instead of unscaling the
-    # gradients: the kernels take 1 / grad_scale as the rule's rescale_grad
-    _step_supports_amp_scaling = True
 
     def __init__(self, params, defaults):
         self._engines = {}
@@ -57,6 +54,12 @@ class Optimizer(torch.optim.Optimizer):
         self._views = tensors.ViewCache()
         self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
         super().__init__(params, defaults)
+        if defaults.get("fused"):
+            # torch's contract for fused=True: torch.amp.GradScaler then leaves the gradients
+            # scaled and sets `grad_scale` and `found_inf`, which the step consumes (the kernels
+            # take 1 / grad_scale as the rule's rescale_grad). Without fused=True GradScaler
+            # unscales the gradients itself, and Lightning lets gradients be clipped first.
+            self._step_supports_amp_scaling = True
 
     # -- groups ---------------------------------------------------------------------
     def add_param_group(self, param_group):
@@ -111,13 +114,27 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # set by GradScaler.step: a step with inf/NaN gradients is skipped (reading found_inf
-        # is a host synchronisation on CUDA); grad_scale divides the still-scaled gradients
+        # set by GradScaler.step when fused=True (_step_supports_amp_scaling): a step with
+        # inf/NaN gradients is skipped (reading found_inf is a host synchronisation on CUDA);
+        # grad_scale divides the still-scaled gradients, and they are left unscaled after the
+        # step, as torch's fused kernels leave them
         found_inf = getattr(self, "found_inf", None)
         if found_inf is not None and float(found_inf) > 0:
             return loss
         grad_scale = getattr(self, "grad_scale", None)
-        self._update(1.0 if grad_scale is None else 1.0 / float(grad_scale))
+        if grad_scale is None:
+            self._update(1.0)
+            return loss
+        scale = float(grad_scale)
+        self._update(1.0 / scale)
+        with torch.no_grad():
+            grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+            dense = [g for g in grads if g.layout == torch.strided]
+            if dense:
+                torch._foreach_div_(dense, scale)
+            for g in grads:
+                if g.layout != torch.strided:
+                    g.div_(scale)
         return loss
 
     def _update(self, rescale_grad):
