@@ -39,6 +39,23 @@ SPEC_REFUSED = {
 
 MASTER_WEIGHTS = "master_weights"   # optforge's own keyword (torch_frontend/optimizer.py)
 
+# (flavor, spec key): param group entries torch.optim's class of the same name always holds
+# without taking them as keywords, with the value it holds (so state dicts have torch's keys)
+GROUP_CONSTANTS = {
+    ("torch", "adamw"): {"decoupled_weight_decay": True},   # torch's AdamW is Adam with it set
+}
+
+# (flavor, spec key): how the rule's torch.optim class keeps `step` in a parameter's state
+# where it is not a 0-d tensor: None, no count at all (and why none is needed: the rule
+# reads t at most as `t == 1`, the first update of a parameter, which the presence of its
+# states shows; torch_frontend/optimizer.py counts 0 without states, 1 with them;
+# tests/test_torch_suite.py checks the generated functions), or "int", a Python int
+STEP_KINDS = {
+    ("torch", "sgd"): None,     # torch.optim.SGD keeps only momentum_buffer: t == 1 is a buffer not made yet
+    ("torch", "muon"): None,    # torch.optim.Muon keeps only momentum_buffer: the rule does not read t
+    ("torch", "sparseadam"): "int",    # torch.optim.SparseAdam counts in a plain int
+}
+
 
 def refused(spec):
     """{keyword: (the one value accepted, reason)} for a spec's torch class."""
@@ -61,3 +78,18 @@ def check(spec, class_name, values):
     for name, (accepted, reason) in refused(spec).items():
         if name in values and values[name] != accepted:
             raise ValueError(f"optforge.torch.{class_name} does not support {name}={values[name]!r}: {reason}")
+    for name, value in group_constants(spec).items():
+        if name in values and values[name] != value:
+            raise ValueError(f"optforge.torch.{class_name} does not support {name}={values[name]!r}: "
+                             f"its rule is fixed, and its param groups always hold {name}={value!r}")
+
+
+def group_constants(spec):
+    """{key: value} every param group of the spec's torch class holds (GROUP_CONSTANTS)."""
+    return dict(GROUP_CONSTANTS.get((spec["flavor"], spec["key"]), {}))
+
+
+def step_kind(spec):
+    """How the spec's torch class keeps `step`: "tensor" (0-d, torch's scalar dtype), "int" or
+    None (no count: STEP_KINDS)."""
+    return STEP_KINDS.get((spec["flavor"], spec["key"]), "tensor")

@@ -10,28 +10,39 @@ on them through its public interface (`check`, `create_state`, `launch` or
 kept in `state['step']`, so the same generated kernels (the native CPU kernels on CPU
 tensors) update torch's memory in place. There is no optimizer math here.
 
-`self.state[param]`, all torch tensors (safe for `torch.load(weights_only=True)`):
+`self.state[param]`, torch tensors (safe for `torch.load(weights_only=True)`), laid out
+as the torch.optim class of the same name lays out its state (tests/test_torch_suite.py):
 
     'step'            0-d tensor (torch's scalar dtype, float32 by default), the
                       number of updates so far, as torch.optim keeps it (in a group
-                      with a kept launch, a view of the group's one step buffer)
+                      with a kept launch, a view of the group's one step buffer); a
+                      Python int for SparseAdam, and none for SGD and Muon, whose rules
+                      read t at most as t == 1: their count is 0 before the parameter's
+                      states exist, 1 after (conventions/torch_keywords.STEP_KINDS)
     <state name>      the spec's states under the spec's names, which for the
                       torch-flavor specs are torch.optim's (`exp_avg`, `exp_avg_sq`,
                       `momentum_buffer`, ...), so state dicts load into torch.optim
                       and back; dtype as the spec gives it for the weight's dtype;
-                      host scalar states (NAdam's `mu_product`) are float64 CPU tensors
+                      host scalar states (NAdam's `mu_product`, ASGD's `eta` and `mu`)
+                      are 0-d CPU tensors of torch's scalar dtype, as torch's, in a
+                      class named as torch's, float64 in the others
     'master_weight'   only with master_weights=True and a float16/bfloat16 parameter:
                       the float32 master copy; the states are then float32 too and the
                       update runs on the master copy, rounded once into the parameter
+
+A parameter with nothing to keep (SGD without momentum) gets no entry, as in torch.
 """
 import math
+import numbers
 
 import torch
 
 from ..conventions import torch_keywords
 from ..runtime import params_api, validation
+from ..runtime.backends import array_module
+from ..runtime.sparse import RowSparse
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
-from . import shards, tensors
+from . import shards, tensors, torch_checks
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
@@ -47,12 +58,19 @@ class Optimizer(torch.optim.Optimizer):
     """Base of the optforge.torch optimizers; see `classes.torch_class`."""
 
     spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
+    torch_name = None     # the torch.optim class it is named as (its checks, torch_checks.py), or None
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, implied=None):
+        """`implied`: {keyword: value} of keywords left out of the param groups (not given, and
+        not in torch.optim's class of the same name: classes.py), read with these values."""
         self._engines = {}
-        self._engine_keys = _engine_keys(defaults)
+        self._implied = dict(implied or {})
+        self._engine_keys = _engine_keys(defaults, self._implied)
         self._views = tensors.ViewCache()
         self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
+        self._step_kind = torch_keywords.step_kind(self.spec_class.SPEC)   # "tensor", "int" or None
+        self.defaults = defaults
+        self._check_group({})     # the arguments before the parameters, as torch checks them
         super().__init__(params, defaults)
         if defaults.get("fused"):
             # torch's contract for fused=True: torch.amp.GradScaler then leaves the gradients
@@ -70,9 +88,14 @@ class Optimizer(torch.optim.Optimizer):
             params = param_group.get("params")
             if params is not None and not torch.is_tensor(params):
                 params = param_group["params"] = list(params)   # an iterator is read once
-            for k, param in enumerate([params] if torch.is_tensor(params) else params or ()):
-                if torch.is_tensor(param):   # a rule's `requires` on the shape (Muon: 2-D only)
-                    engine.check_parameter(k, tensors.view(param.detach()))
+            listed = [params] if torch.is_tensor(params) else params or ()
+            # the tensors, named ones too ((name, tensor) pairs); anything else is torch's to refuse
+            listed = [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in listed]
+            listed = [p for p in listed if torch.is_tensor(p)]
+            if self.torch_name is not None:   # torch's own checks of the parameters (torch_checks.py)
+                torch_checks.check_parameters(self.torch_name, len(self.param_groups), listed)
+            for k, param in enumerate(listed):   # a rule's `requires` on the shape (Muon: 2-D only)
+                engine.check_parameter(k, tensors.view(param.detach()))
         super().add_param_group(param_group)
 
     def _check_group(self, group):
@@ -81,7 +104,7 @@ class Optimizer(torch.optim.Optimizer):
         the group's engine."""
         values = dict(self.defaults)
         values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
-        torch_keywords.check(self.spec_class.SPEC, type(self).__name__, values)
+        torch_keywords.check(self.spec_class.SPEC, type(self).__name__, dict(self._implied, **values))
         return self._engine(values)
 
     def _engine(self, group):
@@ -96,14 +119,24 @@ class Optimizer(torch.optim.Optimizer):
         if engine is not None:
             _lr(group)
         else:
-            master = group.get("master_weights", False)
+            values = dict(self._implied, **group)
+            master = values.get("master_weights", False)
             if not isinstance(master, bool):
                 raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
-            engine = params_api.build_engine(self.spec_class, group)
+            engine = params_api.build_engine(self.spec_class, values)
             if len(self._engines) >= _ENGINE_CACHE:
                 self._engines.clear()
             self._engines[key] = engine
         return engine
+
+    def _wd(self, group):
+        return _wd(group, self._implied)
+
+    def _host_scalar_dtype(self):
+        """The dtype of host scalar states (0-d CPU tensors the host code updates): torch's
+        scalar dtype for a class named as torch's (NAdam's mu_product, ASGD's eta and mu are
+        float32 there), float64 for rules torch lacks (their host code computes in float64)."""
+        return _scalar_dtype() if self.torch_name is not None else torch.float64
 
     # -- stepping -------------------------------------------------------------------
     def step(self, closure=None):
@@ -146,7 +179,7 @@ class Optimizer(torch.optim.Optimizer):
             kept = launches.get(id(group))
             if kept is not None and kept[0] is group and kept[1] and kept[1].first_index == first:
                 engine = self._engine(group)
-                run = kept[1].prepare(self, group, engine, _lr(group), _wd(group), rescale_grad)
+                run = kept[1].prepare(self, group, engine, _lr(group), self._wd(group), rescale_grad)
                 if run is not None:
                     fast.append(run)
                     skip.add(id(group))
@@ -222,34 +255,38 @@ class Optimizer(torch.optim.Optimizer):
         work = []
         index = -1
         view = self._views.view
+        refuse_complex = torch_checks.STEP_COMPLEX.get(self.torch_name)
         for group in self.param_groups:
             if id(group) in skip:      # stepping by its kept launch
                 index += len(group["params"])
                 continue
             engine = self._engine(group)
             by_shape = reads_shape(engine.module)    # a state's `when` may read the shape
+            by_element = _by_element(engine)
             names = list(engine.present_states())
             checked = ([], [], [], [])     # the engine's _check arguments of this group
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
                     continue
+                if refuse_complex is not None and param.is_complex():
+                    raise RuntimeError(refuse_complex)    # as torch's step (torch_checks.py)
                 if by_shape:
                     names = list(engine.present_states(view(param)))
-                master = group["master_weights"] and param.dtype in _LOW_PRECISION
+                master = group.get("master_weights", False) and param.dtype in _LOW_PRECISION
                 gathered = _shard_mode(engine, param, master) if tensors.is_sharded(param) else None
                 try:
-                    grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
+                    grad = tensors.gradient(tensors.local(param), tensors.local(param.grad), by_element)
+                    weight = _flat(view(param), grad)
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
-                weight = view(param)
                 state = self.state.get(param)
                 inner = None
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    inner = _engine_state([view(state[name]) for name in names])
+                    inner = _engine_state([_flat(view(state[name]), grad) for name in names])
                     if master:
                         validation.check_pair(index, weight, grad)
-                        copy = view(state[MASTER])
+                        copy = _flat(view(state[MASTER]), grad)
                         if copy.dtype != "float32" or copy.shape != weight.shape:
                             raise ValueError(f"state '{MASTER}' of parameter {index} must be a float32 "
                                              f"tensor of shape {tuple(weight.shape)}")
@@ -283,6 +320,7 @@ class Optimizer(torch.optim.Optimizer):
         by_shape = reads_shape(engine.module)
         names = list(engine.present_states())
         ids, weights, grads, states, written, scatter, steps, ts = [], [], [], [], [], [], [], []
+        counted = []    # states whose step is a Python int
         view = self._views.view
 
         def array(tensor):
@@ -296,13 +334,15 @@ class Optimizer(torch.optim.Optimizer):
             if by_shape:
                 names = list(engine.present_states(weight))
             before = set(self.state.get(param) or ())
-            state = self._ensure_state(engine, names, master, param, index, weight, count)
+            # (a sparse gradient seen by element has its weight seen flat: states take the shape)
+            state = self._ensure_state(engine, names, master, param, index,
+                                       weight if weight.shape == tuple(param.shape) else view(param), count)
             created.extend((param, name) for name in state if name not in before)
             if gathered:
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
             if inner is None or gathered:
-                inner = _engine_state([array(state[name]) for name in names])
+                inner = _engine_state([_flat(array(state[name]), grad) for name in names])
             if reduced:
                 groups, shape = shards.shard_groups(param), weight.shape
                 weight, grad = shards.wrap(weight, shape, groups), shards.wrap(grad, shape, groups)
@@ -312,13 +352,16 @@ class Optimizer(torch.optim.Optimizer):
             ids.append(index)
             weights.append(weight)
             grads.append(grad)
-            states.append((array(state[MASTER]), inner) if master else inner)
+            states.append((_flat(array(state[MASTER]), grad), inner) if master else inner)
             written.append(param)
             written.extend(value for value in state.values() if torch.is_tensor(value))
-            steps.append(state["step"])
+            if self._step_kind == "tensor":
+                steps.append(state["step"])
+            elif self._step_kind == "int":
+                counted.append(state)
         device = batch[0][2].device
         n = len(ids)
-        inputs = StepInputs(ts, [_lr(group)] * n, [_wd(group)] * n, rescale_grad)
+        inputs = StepInputs(ts, [_lr(group)] * n, [self._wd(group)] * n, rescale_grad)
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
                 launch = engine.multi_precision(ids, weights, grads, states)
@@ -331,17 +374,25 @@ class Optimizer(torch.optim.Optimizer):
             for full, target in scatter:
                 tensors.keep_shard(full, target)
             _set_steps(steps, ts)
+            for state, t in zip(counted, ts):
+                state["step"] = t
             tensors.bump_versions(written)
             self._views.counted(steps, ts)
         finish.device = device
         return launch, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
-        """The parameter's state with `step` and every state of the group's current values
-        (new ones made by the engine's create_state, as torch tensors)."""
-        state = self.state[param]
-        if "step" not in state:
-            state["step"] = torch.tensor(float(count), dtype=_scalar_dtype())
+        """The parameter's state with `step` (unless the rule's torch class keeps none) and
+        every state of the group's current values (new ones made by the engine's create_state,
+        as torch tensors). A parameter with nothing to keep gets no entry, as in torch."""
+        state = self.state.get(param)
+        if state is None:
+            if not (names or master or self._step_kind):
+                return {}
+            state = self.state[param]
+        if "step" not in state and self._step_kind:
+            state["step"] = torch.tensor(float(count), dtype=_scalar_dtype()) if self._step_kind == "tensor" \
+                else int(count)
         if master and MASTER not in state:
             state[MASTER] = tensors.like_param(weight.astype("float32"), param)
         missing = [name for name in names if name not in state]
@@ -349,7 +400,10 @@ class Optimizer(torch.optim.Optimizer):
             base = tensors.view(state[MASTER]) if master else weight
             fresh = dict(zip(names, state_parts(engine.create_state(index, base), len(names))))
             for name in missing:
-                state[name] = _tensor(fresh[name], param)
+                if engine.states[name].host_scalar:
+                    state[name] = torch.tensor(float(fresh[name]), dtype=self._host_scalar_dtype())
+                else:
+                    state[name] = _tensor(fresh[name], param)
         return state
 
     # -- loading --------------------------------------------------------------------
@@ -358,23 +412,41 @@ class Optimizer(torch.optim.Optimizer):
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
         self.__dict__.setdefault("_engines", {})
-        self.__dict__.setdefault("_engine_keys", _engine_keys(self.defaults))
+        self.__dict__.setdefault("_implied", {})
+        self.__dict__.setdefault("_step_kind", torch_keywords.step_kind(self.spec_class.SPEC))
+        self.__dict__.setdefault("_engine_keys", _engine_keys(self.defaults, self._implied))
         self.__dict__.setdefault("_views", tensors.ViewCache())
         self.__dict__.setdefault("_launches", {})
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
+            for param in group["params"]:
+                own = self.state.get(param)
+                if own and "step" in own:      # the count as torch's class keeps it
+                    if self._step_kind is None:      # (an older checkpoint's): torch's layout has none
+                        del own["step"]
+                    elif self._step_kind == "int":
+                        own["step"] = int(float(own["step"]))
+                    elif not torch.is_tensor(own["step"]):
+                        # torch before 1.12 saved plain numbers: a tensor as torch.optim makes one now
+                        own["step"] = torch.tensor(float(own["step"]), dtype=_scalar_dtype())
 
     def load_state_dict(self, state_dict):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
-        parameters, float64 host scalars on the CPU) are taken again from `state_dict`.
+        parameters, host scalars on the CPU in the dtype saved) are taken again from `state_dict`;
+        a `step` saved as a plain number (torch before 1.12) becomes the count as this class
+        keeps it (`__setstate__`).
 
-        Every saved group is checked first: a setting this class refuses (torch.optim.Adam's
-        `decoupled_weight_decay=True`, `capturable=True`, ...) or an invalid value raises
-        ValueError and nothing is loaded."""
+        Every saved group is checked first, and every saved `step`: a setting this class
+        refuses (torch.optim.Adam's `decoupled_weight_decay=True`, `capturable=True`, ...), an
+        invalid value or a count that is not a whole number >= 0 raises ValueError and
+        nothing is loaded."""
         for group in state_dict.get("param_groups", ()):
             self._check_group(group)
+        for pid, saved in (state_dict.get("state") or {}).items():
+            if isinstance(saved, dict) and "step" in saved:
+                _check_count(pid, saved["step"])
         self._views.clear()     # not needed for correctness (every entry is checked): frees memory
         self._launches.clear()
         super().load_state_dict(state_dict)
@@ -394,14 +466,50 @@ class Optimizer(torch.optim.Optimizer):
                     dtype, device = torch.float32, param.device
                 elif name in metas:
                     meta = metas[name]
-                    if StateMeta.of(meta).host_scalar:
-                        dtype, device = torch.float64, torch.device("cpu")
+                    if StateMeta.of(meta).host_scalar:   # as saved (torch: float32), on the CPU
+                        saved = original[name].dtype if torch.is_tensor(original[name]) else None
+                        dtype = saved if saved in (torch.float32, torch.float64) else self._host_scalar_dtype()
+                        device = torch.device("cpu")
                     else:
                         dtype, device = _TORCH_DTYPES[str(state_dtype(meta, weight_dtype))], param.device
                 else:
                     continue
                 if value.dtype != dtype or value.device != device:
                     state[name] = original[name].to(device=device, dtype=dtype, copy=True)
+
+
+def _check_count(pid, step):
+    """A saved `step`: a whole number >= 0, as a number (torch before 1.12) or a one-element
+    tensor; ValueError otherwise (nothing is loaded then)."""
+    value = step
+    if torch.is_tensor(step):
+        value = step.item() if step.numel() == 1 and not step.is_complex() else None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 0 or value != int(value):
+        raise ValueError(f"state 'step' of parameter {pid!r} in the loaded state dict must be a whole "
+                         f"number >= 0 (a number or a one-element tensor), got {step!r}")
+
+
+def _by_element(engine):
+    """Whether a gradient sparse in several dimensions is taken element by element (only
+    those elements of the weight and states change): for lazy element-wise rules whose
+    states are all weight-shaped or scalars. Other rules take the rows it touches."""
+    module = engine.module
+    return bool(engine.lazy_update) and all(v["elementwise"] for v in module.VARIANTS.values()) \
+        and all(meta.shape in ("weight", "scalar") for meta in engine.states.values())
+
+
+def _flat(array, grad):
+    """A weight-shaped array seen as a RowSparse gradient's flattened shape (the same memory),
+    or as it is (a scalar state, or a gradient of the weight's own shape)."""
+    shape = getattr(grad, "shape", None)
+    if not isinstance(grad, RowSparse) or array.ndim == 0 or tuple(array.shape) == shape:
+        return array
+    flat = array.reshape(shape)
+    if not array_module(array).may_share_memory(flat, array):
+        raise TypeError("a gradient sparse in several dimensions needs a parameter (and states) whose "
+                        "memory can be viewed flat; this one is not contiguous enough")
+    return flat
 
 
 def _engine_state(parts):
@@ -422,7 +530,7 @@ def _set_steps(steps, counts):
 
 def _tensor(array, param):
     """A state array from create_state as a torch tensor (same memory; a DTensor like its
-    parameter under FSDP2); host scalars stay 0-d float64 CPU tensors."""
+    parameter under FSDP2)."""
     if array.ndim == 0 and type(array).__module__ == "numpy":
         return torch.from_numpy(array)
     return tensors.like_param(array, param)
@@ -451,9 +559,10 @@ def _scalar_dtype():
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def _engine_keys(defaults):
-    """The group values an engine is built from: all but lr (set per use, see `_engine`)."""
-    return tuple(name for name in defaults if name != "lr")
+def _engine_keys(defaults, implied):
+    """The group values an engine is built from: all but lr (set per use, see `_engine`),
+    and the implied keywords (None where a group leaves one out)."""
+    return tuple(name for name in defaults if name != "lr") + tuple(name for name in implied if name not in defaults)
 
 
 def _lr(group):
@@ -464,9 +573,10 @@ def _lr(group):
     return lr
 
 
-def _wd(group):
-    """The group's weight_decay (the engine was built from it: valid)."""
-    wd = group["weight_decay"]
+def _wd(group, implied):
+    """The group's weight_decay (the engine was built from it: valid); a class whose torch
+    twin has none (Rprop) leaves it out of its groups unless given."""
+    wd = group["weight_decay"] if "weight_decay" in group else implied["weight_decay"]
     return wd if type(wd) is float else params_api.weight_decay(wd)
 
 

@@ -6,6 +6,7 @@ a sparse COO gradient becomes a `RowSparse` of its coalesced rows. The engine's 
 write through these views, so autograd does not see the writes: `bump_versions` tells it.
 """
 import contextlib
+import math
 
 import torch
 
@@ -123,9 +124,14 @@ def like_param(array, param):
                                        run_check=False, shape=param.shape, stride=param.stride())
 
 
-def gradient(param, grad):
+def gradient(param, grad, by_element=False):
     """The gradient as the engine takes it: an array view, or a RowSparse for a sparse
-    COO gradient (nn.Embedding(sparse=True)). Mismatches raise before anything changes."""
+    COO gradient (nn.Embedding(sparse=True): sparse in its rows). A gradient sparse in more
+    dimensions (`to_sparse()`) becomes, with `by_element`, a RowSparse of the parameter seen
+    with those dimensions flattened into one (its shape tells: the caller views the weight
+    and states so), so a lazy element-wise rule changes exactly the listed elements, as
+    torch's SparseAdam and Adagrad do; otherwise the RowSparse of every row it touches.
+    Mismatches raise before anything changes."""
     if grad.dtype != param.dtype:
         raise ValueError(f"gradient has dtype {grad.dtype}, its parameter {param.dtype}")
     if tuple(grad.shape) != tuple(param.shape):
@@ -133,11 +139,20 @@ def gradient(param, grad):
     if grad.device != param.device:
         raise ValueError(f"gradient is on {grad.device}, its parameter on {param.device}")
     if grad.layout == torch.sparse_coo:
-        if grad.sparse_dim() != 1:
-            raise TypeError(f"sparse gradients must be sparse in their first dimension only (rows), "
-                            f"got sparse_dim={grad.sparse_dim()}")
-        grad = grad.coalesce()    # sorted rows, repeated rows summed
-        return RowSparse(view(grad.indices()[0]), view(grad.values()), tuple(grad.shape))
+        grad = grad.coalesce()    # sorted, repeated entries summed
+        sparse, shape = grad.sparse_dim(), tuple(grad.shape)
+        if sparse == 1:
+            return RowSparse(view(grad.indices()[0]), view(grad.values()), shape)
+        indices, values = grad.indices(), grad.values()
+        if by_element:      # one row per element of the sparse dimensions, in row-major order
+            flat = (math.prod(shape[:sparse]),) + shape[sparse:]
+            strides = torch.tensor([math.prod(shape[k + 1:sparse]) for k in range(sparse)], dtype=torch.int64)
+            rows = (indices * strides[:, None]).sum(0)
+            return RowSparse(view(rows), view(values.contiguous()), flat)
+        rows, inverse = torch.unique(indices[0], return_inverse=True)   # every row touched, whole
+        dense = torch.zeros((len(rows),) + shape[1:], dtype=grad.dtype, device=grad.device)
+        dense.index_put_((inverse, *indices[1:]), values, accumulate=True)
+        return RowSparse(view(rows), view(dense), shape)
     if grad.layout != torch.strided:
         raise TypeError(f"gradients with layout {grad.layout} are not supported")
     return view(grad)   # made anew every step: backward usually gives a new gradient tensor
