@@ -419,7 +419,10 @@ class Optimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("_launches", {})
         for group in self.param_groups:
             for name, value in self.defaults.items():
-                group.setdefault(name, value)
+                # (torch's base adds differentiable=False to the defaults here: a keyword
+                # torch's class of the name lacks stays out of the groups, as in torch's)
+                if name not in self._implied:
+                    group.setdefault(name, value)
             for param in group["params"]:
                 own = self.state.get(param)
                 if own and "step" in own:      # the count as torch's class keeps it
