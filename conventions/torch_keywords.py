@@ -13,19 +13,21 @@ same keywords; tests/test_torch_keywords.py walks torch.optim's real signatures 
 # (device, dtype) batch of parameters, which is what both switches select in torch. The one
 # effect of fused=True is torch's contract with torch.amp.GradScaler: the step takes the
 # still-scaled gradients with `grad_scale` and `found_inf` (`_step_supports_amp_scaling`).
+# differentiable=True selects the torch-native path: the same generated code on torch tensors.
 ACCEPTED = {
     "foreach": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
     "fused": ("bool | None", None, "accepted: one fused kernel call per (device, dtype) batch always; fused=True "
                                    "also takes GradScaler's grad_scale and found_inf in the step, as torch's "
                                    "fused optimizers do"),
+    "differentiable": ("bool", False, "accepted: with True the step runs the rule's generated array code on "
+                                      "torch tensors with torch operations under autograd "
+                                      "(torch_frontend/torch_native.py); rules with reductions refuse True"),
 }
 
 # name: (the one value accepted, why any other is refused)
 REFUSED = {
     "capturable": (False, "optforge.torch reads each parameter's step count on the host and launches its "
                           "kernels from Python, so its step cannot be captured in a CUDA graph"),
-    "differentiable": (False, "optforge.torch writes the parameters in place through its generated kernels, "
-                              "outside autograd, so its step cannot be differentiated"),
 }
 
 # (flavor, spec key): torch.optim keywords of the same optimizer that the spec does not

@@ -60,8 +60,8 @@ class ADOPT(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -80,8 +80,8 @@ class AMSGrad(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -101,8 +101,8 @@ class ASGD(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -122,8 +122,8 @@ class AdEMAMix(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -142,8 +142,8 @@ class AdaBelief(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -162,8 +162,8 @@ class Adadelta(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -183,8 +183,8 @@ class Adafactor(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -204,8 +204,8 @@ class Adagrad(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -225,8 +225,8 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         decoupled_weight_decay: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
@@ -247,8 +247,8 @@ class AdamW(Optimizer):
         weight_decay: float = 0.01,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -267,8 +267,8 @@ class Adamax(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -287,8 +287,8 @@ class Adan(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -307,8 +307,8 @@ class CAdamW(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -326,8 +326,8 @@ class DCASGD(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -345,8 +345,8 @@ class FTML(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -364,8 +364,8 @@ class Ftrl(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -382,8 +382,8 @@ class GroupAdaGrad(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -404,8 +404,8 @@ class LAMB(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -425,8 +425,8 @@ class LANS(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -445,8 +445,8 @@ class LARS(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -464,8 +464,8 @@ class Lion(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -487,8 +487,8 @@ class Muon(Optimizer):
         weight_decay: float = 0.1,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -505,8 +505,8 @@ class NAG(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -527,8 +527,8 @@ class NAdam(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -547,8 +547,8 @@ class NovoGrad(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -568,8 +568,8 @@ class RAdam(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -590,8 +590,8 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -610,8 +610,8 @@ class Rprop(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -631,8 +631,8 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -649,8 +649,8 @@ class SGLD(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -672,8 +672,8 @@ class ScheduleFreeAdamW(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -695,8 +695,8 @@ class Signum(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -715,8 +715,8 @@ class SparseAdam(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -732,8 +732,8 @@ class Test(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -752,7 +752,7 @@ class Yogi(Optimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...

@@ -76,13 +76,19 @@ def matches_torch(cls, name, kwargs):
     """The same 5 steps as torch.optim's class on float64 parameters (two groups, one
     parameter without a gradient at step 2). Tolerance: rtol 1e-6, atol 1e-9: the same
     formulas in float64, evaluated in another order (optforge's kernels fold constants
-    into host scalars); Muon 2e-2: torch runs Newton-Schulz in bfloat16, optforge in float32."""
+    into host scalars); with differentiable=True 1e-4, atol 1e-7: torch's differentiable
+    path computes bias corrections from its float32 step tensor (1 - 0.999 ** 1 in float32
+    is 6e-5 away, relatively); Muon 2e-2: torch runs Newton-Schulz in bfloat16, optforge in
+    float32. With differentiable=True the parameters are non-leaf tensors, as torch's
+    differentiable steps need (they write them in place under autograd)."""
     torch.manual_seed(1)
     start = [torch.randn(4, 3, dtype=torch.float64) for _ in range(3)]
     grads = [[torch.randn(4, 3, dtype=torch.float64) for _ in start] for _ in range(5)]
     results = []
     for klass in (INFOS[name].optim_cls, cls):
         params = [p.clone().requires_grad_() for p in start]
+        if kwargs.get("differentiable"):
+            params = [p.clone() for p in params]
         opt = klass([{"params": params[:2]}, {"params": params[2:]}], **copy.deepcopy(kwargs))
         for k, step in enumerate(grads):
             for j, (p, g) in enumerate(zip(params, step)):
@@ -90,7 +96,7 @@ def matches_torch(cls, name, kwargs):
             _sparse_if_needed(name, params)
             opt.step()
         results.append([p.detach() for p in params])
-    rtol, atol = (2e-2, 2e-2) if name == "Muon" else (1e-6, 1e-9)
+    rtol, atol = (2e-2, 2e-2) if name == "Muon" else (1e-4, 1e-7) if kwargs.get("differentiable") else (1e-6, 1e-9)
     torch.testing.assert_close(results[1], results[0], rtol=rtol, atol=atol)
 
 
@@ -366,11 +372,6 @@ def inputs(check, name):
 
 # (check, class, regex over the input's desc) -> why optforge.torch fails where torch passes
 KNOWN = {
-    ("*", "*", r"differentiable"):
-        "differentiable=True is refused: the native kernels update the memory in place outside "
-        "autograd (the torch-native path of issue 20 is not written yet)",
-    ("complex_as_real", "*", r""):
-        "complex parameters are refused: the kernels are real; view_as_real is not applied yet",
     ("matches_torch", "Muon", r""): None,
 }
 

@@ -525,3 +525,44 @@ def test_gradients_sparse_in_any_dimensions_step_as_torchs(name, kwargs, shape, 
             if torch.is_tensor(value):     # (torch's SGD makes its momentum buffer sparse: ours is dense)
                 assert opt.state[a][key].shape == value.shape
                 torch.testing.assert_close(opt.state[a][key], value.to_dense(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [name for name, cls, _ in _twins() if name not in ("Muon", "Adafactor", "SparseAdam")])
+def test_complex_parameters_step_as_torchs(name):
+    """A complex parameter steps as torch.optim's class steps it (both treat it as its
+    view_as_real), with states of the parameter's complex dtype and shape. float64:
+    the same formulas, rounding only (1e-12); ASGD and NAdam 1e-7: their scalar states
+    (eta and mu, mu_product) are float32 (torch's scalar dtype) in both, combined with
+    float64 values in another order."""
+    gen = torch.Generator().manual_seed(8)
+    start = torch.randn(4, 3, dtype=torch.complex128, generator=gen)
+    ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
+    kwargs = {"momentum": 0.9} if name == "SGD" else {}
+    opt, ref = getattr(ot, name)([ours], **kwargs), getattr(torch.optim, name)([theirs], **kwargs)
+    for _ in range(3):
+        grad = torch.randn(4, 3, dtype=torch.complex128, generator=gen)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        opt.step()
+        ref.step()
+    rtol, atol = (1e-7, 1e-9) if name in ("ASGD", "NAdam") else (1e-12, 1e-14)
+    torch.testing.assert_close(ours, theirs, rtol=rtol, atol=atol)
+    for key, value in ref.state[theirs].items():
+        mine = opt.state[ours][key]
+        assert type(mine) is type(value)
+        if torch.is_tensor(value):
+            assert (mine.dtype, mine.shape) == (value.dtype, value.shape)
+            torch.testing.assert_close(mine, value, rtol=rtol, atol=atol)
+
+
+def test_complex_parameters_are_refused_by_rules_with_reductions():
+    w = torch.randn(3, dtype=torch.complex64, requires_grad=True)
+    opt = ot.LAMB([w])
+    w.grad = torch.ones_like(w)
+    with pytest.raises(TypeError, match="parameter 0: complex parameters step as their view_as_real"):
+        opt.step()
+    assert len(opt.state) == 0
+    with pytest.raises(RuntimeError, match="Muon does not support complex parameters"):
+        m = torch.randn(2, 2, dtype=torch.complex64, requires_grad=True)
+        opt = ot.Muon([m])
+        m.grad = torch.ones_like(m)
+        opt.step()

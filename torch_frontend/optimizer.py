@@ -42,7 +42,7 @@ from ..runtime import params_api, validation
 from ..runtime.backends import array_module
 from ..runtime.sparse import RowSparse
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
-from . import shards, tensors, torch_checks
+from . import shards, tensors, torch_checks, torch_native
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
@@ -95,7 +95,8 @@ class Optimizer(torch.optim.Optimizer):
             if self.torch_name is not None:   # torch's own checks of the parameters (torch_checks.py)
                 torch_checks.check_parameters(self.torch_name, len(self.param_groups), listed)
             for k, param in enumerate(listed):   # a rule's `requires` on the shape (Muon: 2-D only)
-                engine.check_parameter(k, tensors.view(param.detach()))
+                # (a complex parameter by its own shape: .real, not the view_as_real a step uses)
+                engine.check_parameter(k, tensors.view(param.detach().real if param.is_complex() else param.detach()))
         super().add_param_group(param_group)
 
     def _check_group(self, group):
@@ -105,7 +106,14 @@ class Optimizer(torch.optim.Optimizer):
         values = dict(self.defaults)
         values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
         torch_keywords.check(self.spec_class.SPEC, type(self).__name__, dict(self._implied, **values))
-        return self._engine(values)
+        engine = self._engine(values)
+        if values.get("differentiable") and not (_elementwise(engine) and not engine.module.__dict__.get("MODES")):
+            raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True: "
+                             f"its rule has reductions (only element-wise rules run as torch operations)")
+        if values.get("differentiable") and values.get("master_weights"):
+            raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True "
+                             f"with master_weights=True")
+        return engine
 
     def _engine(self, group):
         """The rule's Engine for a group's current values (its lr validated: the lr, which a
@@ -235,7 +243,7 @@ class Optimizer(torch.optim.Optimizer):
             items = stepped.get(id(group), ())
             kept = self._launches.get(id(group))
             if len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
-                    and not any(item[1] or item[6] for item in items):
+                    and not any(item[1] or item[6] for item in items) and not group.get("differentiable"):
                 launch = GroupLaunch.build(self, group, items[0][0], first)
                 if launch is None:
                     self._launches.pop(id(group), None)
@@ -269,8 +277,13 @@ class Optimizer(torch.optim.Optimizer):
                 index += 1
                 if param.grad is None:
                     continue
-                if refuse_complex is not None and param.is_complex():
-                    raise RuntimeError(refuse_complex)    # as torch's step (torch_checks.py)
+                if param.is_complex():
+                    if refuse_complex is not None:
+                        raise RuntimeError(refuse_complex)    # as torch's step (torch_checks.py)
+                    if not _elementwise(engine):
+                        raise TypeError(f"parameter {index}: complex parameters step as their view_as_real, "
+                                        f"which only element-wise rules allow; {type(self).__name__}'s "
+                                        f"rule has reductions")
                 if by_shape:
                     names = list(engine.present_states(view(param)))
                 master = group.get("master_weights", False) and param.dtype in _LOW_PRECISION
@@ -321,6 +334,8 @@ class Optimizer(torch.optim.Optimizer):
         names = list(engine.present_states())
         ids, weights, grads, states, written, scatter, steps, ts = [], [], [], [], [], [], [], []
         counted = []    # states whose step is a Python int
+        differentiable = bool(group.get("differentiable"))
+        items = []      # (param, grad, state) for the torch-native path (differentiable=True)
         view = self._views.view
 
         def array(tensor):
@@ -353,8 +368,13 @@ class Optimizer(torch.optim.Optimizer):
             weights.append(weight)
             grads.append(grad)
             states.append((_flat(array(state[MASTER]), grad), inner) if master else inner)
-            written.append(param)
-            written.extend(value for value in state.values() if torch.is_tensor(value))
+            if differentiable:
+                if isinstance(grad, RowSparse):
+                    raise TypeError(f"parameter {index}: differentiable=True takes dense gradients only")
+                items.append((param, param.grad, state))
+            else:   # (torch's copy_ counts the torch-native path's writes itself)
+                written.append(param)
+                written.extend(value for value in state.values() if torch.is_tensor(value))
             if self._step_kind == "tensor":
                 steps.append(state["step"])
             elif self._step_kind == "int":
@@ -367,8 +387,10 @@ class Optimizer(torch.optim.Optimizer):
                 launch = engine.multi_precision(ids, weights, grads, states)
             else:   # checked in _collect (new states come from the engine): no second check;
                 # a "reduce" batch runs the NumPy kernels, whose norms shards.py all-reduces
-                launch = engine.launch(ids, weights, grads, states, fused=not reduced)
+                launch = engine.launch(ids, weights, grads, states, fused=not (reduced or differentiable))
             launch.plan(inputs)
+        if differentiable:      # the same plan, run by torch operations under autograd
+            launch = torch_native.Launch(engine, launch, items)
 
         def finish():
             for full, target in scatter:
@@ -491,6 +513,11 @@ def _check_count(pid, step):
             or value < 0 or value != int(value):
         raise ValueError(f"state 'step' of parameter {pid!r} in the loaded state dict must be a whole "
                          f"number >= 0 (a number or a one-element tensor), got {step!r}")
+
+
+def _elementwise(engine):
+    """Whether every variant of the engine's rule is element-wise (no reduction, no rows)."""
+    return all(v["elementwise"] for v in engine.module.VARIANTS.values())
 
 
 def _by_element(engine):

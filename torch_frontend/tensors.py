@@ -20,7 +20,10 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)    # exact types: never a DTensor or
 
 def view(tensor):
     """A NumPy (CPU) or CuPy (CUDA) array sharing the tensor's memory (a DTensor's: its
-    local shard's)."""
+    local shard's); a complex tensor as its `view_as_real` (a trailing dimension of 2: the
+    element-wise rules then step real and imaginary parts as torch's optimizers do)."""
+    if tensor.is_complex() and not tensor.is_sparse:
+        tensor = torch.view_as_real(tensor.detach())
     if type(tensor) in _PLAIN and tensor.is_cpu and not tensor.requires_grad \
             and tensor.dtype is not torch.bfloat16 and tensor.layout is torch.strided:
         return tensor.numpy()   # what arrays.view gives here, without its dispatch
@@ -118,6 +121,9 @@ def like_param(array, param):
         # NumPy aligns small arrays to 16 bytes, torch's allocator to 64: a state in torch's
         # memory is aligned as its parameter, so no vector load of a kernel splits a cache line
         tensor = tensor.clone()
+    if param.is_complex() and tensor.dim() and tensor.shape[-1] == 2 and tensor.shape[:-1] == local(param).shape:
+        # made from the parameter's view_as_real: kept complex, as torch keeps it
+        tensor = torch.view_as_complex(tensor if tensor.stride(-1) == 1 else tensor.contiguous())
     if not is_distributed(param) or tensor.dim() == 0:
         return tensor
     return _dtensor_class().from_local(tensor, device_mesh=param.device_mesh, placements=param.placements,
