@@ -102,3 +102,35 @@ def test_a_complex_parameter_steps_differentiably_as_its_real_view():
         (d,) = torch.autograd.grad((value * 1.5).sum(), start)
         outs.append((value.detach(), torch.view_as_real(d) if d.is_complex() else d))
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD", "NAdam", "RAdam", "Adagrad", "RMSprop", "Adadelta",
+                                  "Adamax", "Rprop"])
+def test_meta_parameters_build_and_step_with_torchs_state_layout(name):
+    """Over meta parameters (a model built on the meta device) the optimizer is built and
+    steps as torch.optim's: the states are meta tensors of torch's dtypes and shapes, the
+    counts CPU tensors; nothing is allocated for the parameters' values."""
+    kwargs = {"momentum": 0.9} if name in ("SGD", "RMSprop") else {}
+    layouts = []
+    for cls in (getattr(torch.optim, name), getattr(ot, name)):
+        with torch.device("meta"):
+            model = torch.nn.Linear(4, 3)
+        opt = cls(model.parameters(), lr=0.1, **kwargs)
+        for _ in range(2):
+            for p in model.parameters():
+                p.grad = torch.empty_like(p)
+            opt.step()
+        layouts.append({k: (v.device.type, v.dtype, tuple(v.shape)) if torch.is_tensor(v) else type(v)
+                        for k, v in opt.state[model.weight].items()})
+    assert layouts[1] == layouts[0]
+
+
+def test_meta_parameters_of_rules_with_reductions_are_refused_at_the_step():
+    with torch.device("meta"):
+        model = torch.nn.Linear(4, 3)
+    opt = ot.LAMB(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.empty_like(p)
+    with pytest.raises(TypeError, match="meta parameters step on torch operations"):
+        opt.step()
+    assert len(opt.state) == 0

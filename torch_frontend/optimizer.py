@@ -42,7 +42,7 @@ from ..runtime import params_api, validation
 from ..runtime.backends import array_module
 from ..runtime.sparse import RowSparse
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
-from . import shards, tensors, torch_checks, torch_native
+from . import compiled, shards, tensors, torch_checks, torch_native
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
@@ -70,6 +70,7 @@ class Optimizer(torch.optim.Optimizer):
         self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
         self._step_kind = torch_keywords.step_kind(self.spec_class.SPEC)   # "tensor", "int" or None
         self.defaults = defaults
+        compiled.register(self)
         self._check_group({})     # the arguments before the parameters, as torch checks them
         super().__init__(params, defaults)
         if defaults.get("fused"):
@@ -155,6 +156,10 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling() and getattr(self, "grad_scale", None) is None \
+                and getattr(self, "found_inf", None) is None:
+            compiled.traced_step(self)    # one custom op in the graph, the eager step at run time
+            return loss
         # set by GradScaler.step when fused=True (_step_supports_amp_scaling): a step with
         # inf/NaN gradients is skipped (reading found_inf is a host synchronisation on CUDA);
         # grad_scale divides the still-scaled gradients, and they are left unscaled after the
@@ -335,7 +340,13 @@ class Optimizer(torch.optim.Optimizer):
         ids, weights, grads, states, written, scatter, steps, ts = [], [], [], [], [], [], [], []
         counted = []    # states whose step is a Python int
         differentiable = bool(group.get("differentiable"))
-        items = []      # (param, grad, state) for the torch-native path (differentiable=True)
+        # the torch-native path (torch_native.py): differentiable groups, and meta parameters
+        # (shapes only: the generated code on meta tensors computes nothing)
+        on_torch = differentiable or batch[0][2].is_meta
+        if batch[0][2].is_meta and not _elementwise(engine):
+            raise TypeError(f"{type(self).__name__}: meta parameters step on torch operations, which only "
+                            f"element-wise rules allow; this rule has reductions")
+        items = []      # (param, grad, state) for the torch-native path
         view = self._views.view
 
         def array(tensor):
@@ -368,9 +379,10 @@ class Optimizer(torch.optim.Optimizer):
             weights.append(weight)
             grads.append(grad)
             states.append((_flat(array(state[MASTER]), grad), inner) if master else inner)
-            if differentiable:
+            if on_torch:
                 if isinstance(grad, RowSparse):
-                    raise TypeError(f"parameter {index}: differentiable=True takes dense gradients only")
+                    raise TypeError(f"parameter {index}: differentiable=True and meta parameters take "
+                                    f"dense gradients only")
                 items.append((param, param.grad, state))
             else:   # (torch's copy_ counts the torch-native path's writes itself)
                 written.append(param)
@@ -387,10 +399,10 @@ class Optimizer(torch.optim.Optimizer):
                 launch = engine.multi_precision(ids, weights, grads, states)
             else:   # checked in _collect (new states come from the engine): no second check;
                 # a "reduce" batch runs the NumPy kernels, whose norms shards.py all-reduces
-                launch = engine.launch(ids, weights, grads, states, fused=not (reduced or differentiable))
+                launch = engine.launch(ids, weights, grads, states, fused=not (reduced or on_torch))
             launch.plan(inputs)
-        if differentiable:      # the same plan, run by torch operations under autograd
-            launch = torch_native.Launch(engine, launch, items)
+        if on_torch:      # the same plan, run by torch operations (under autograd if differentiable)
+            launch = torch_native.Launch(engine, launch, items, differentiable)
 
         def finish():
             for full, target in scatter:
@@ -418,6 +430,9 @@ class Optimizer(torch.optim.Optimizer):
         if master and MASTER not in state:
             state[MASTER] = tensors.like_param(weight.astype("float32"), param)
         missing = [name for name in names if name not in state]
+        if missing and param.is_meta:
+            state.update(_meta_states(engine, missing, index, param, self._host_scalar_dtype()))
+            missing = []
         if missing:
             base = tensors.view(state[MASTER]) if master else weight
             fresh = dict(zip(names, state_parts(engine.create_state(index, base), len(names))))
@@ -433,6 +448,7 @@ class Optimizer(torch.optim.Optimizer):
         """torch's, then every group gets the defaults it lacks (torch.optim's state dicts have
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
+        compiled.register(self)     # (a copy steps itself, not the original)
         self.__dict__.setdefault("_engines", {})
         self.__dict__.setdefault("_implied", {})
         self.__dict__.setdefault("_step_kind", torch_keywords.step_kind(self.spec_class.SPEC))
@@ -513,6 +529,24 @@ def _check_count(pid, step):
             or value < 0 or value != int(value):
         raise ValueError(f"state 'step' of parameter {pid!r} in the loaded state dict must be a whole "
                          f"number >= 0 (a number or a one-element tensor), got {step!r}")
+
+
+def _meta_states(engine, names, index, param, scalar_dtype):
+    """States of a meta parameter: meta tensors of the dtype and shape (the parameter's, or
+    0-d) the engine's create_state gives a one-element weight; host scalar states as made
+    for it (their values do not depend on the shape), 0-d CPU tensors."""
+    proxy = tensors.view(torch.zeros((1,) * param.dim(), dtype=param.dtype))
+    fresh = dict(zip(engine.present_states(), state_parts(engine.create_state(index, proxy),
+                                                           len(list(engine.present_states())))))
+    out = {}
+    for name in names:
+        value = fresh[name]
+        if engine.states[name].host_scalar:
+            out[name] = torch.tensor(float(value), dtype=scalar_dtype)
+        else:
+            dtype = tensors.like_param(value, torch.zeros(())).dtype
+            out[name] = torch.empty(tuple(param.shape) if value.ndim else (), dtype=dtype, device="meta")
+    return out
 
 
 def _elementwise(engine):

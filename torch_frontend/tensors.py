@@ -8,6 +8,8 @@ write through these views, so autograd does not see the writes: `bump_versions` 
 import contextlib
 import math
 
+import numpy
+
 import torch
 
 from ..runtime import array_views
@@ -24,10 +26,20 @@ def view(tensor):
     element-wise rules then step real and imaginary parts as torch's optimizers do)."""
     if tensor.is_complex() and not tensor.is_sparse:
         tensor = torch.view_as_real(tensor.detach())
+    if tensor.is_meta:
+        return shape_only(tensor)
     if type(tensor) in _PLAIN and tensor.is_cpu and not tensor.requires_grad \
             and tensor.dtype is not torch.bfloat16 and tensor.layout is torch.strided:
         return tensor.numpy()   # what arrays.view gives here, without its dispatch
     return array_views.view(local(tensor))
+
+
+def shape_only(tensor):
+    """A meta tensor as a NumPy array of its shape and dtype over one element (every stride
+    0): what the engine reads of it (shape, dtype) without its size in memory. Meta
+    parameters step on the torch-native path (torch_native.py), which writes nothing."""
+    element = array_views.view(torch.zeros(1, dtype=tensor.dtype))
+    return numpy.lib.stride_tricks.as_strided(element, tuple(tensor.shape), (0,) * tensor.dim())
 
 
 class ViewCache:

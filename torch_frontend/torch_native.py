@@ -143,12 +143,13 @@ class Launch:
     the step read may be saved for backward (AMSGrad's maximum saves max_exp_avg_sq), and
     an in-place write would invalidate that graph."""
 
-    def __init__(self, engine, planned_launch, items):
+    def __init__(self, engine, planned_launch, items, differentiable=True):
         self.engine, self.launch, self.items = engine, planned_launch, items
+        self.differentiable = differentiable
 
     def run(self):
         states_meta = self.engine.states
-        with torch.enable_grad():
+        with torch.set_grad_enabled(self.differentiable):
             for plan, (param, grad, state) in zip(self.launch.planned, self.items):
                 if plan is None:     # the rule's skip_if
                     continue
