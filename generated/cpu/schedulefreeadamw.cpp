@@ -36,8 +36,9 @@ struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_2;
+    M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -52,22 +53,23 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_2;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -103,9 +105,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -114,10 +116,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s);
     });
@@ -131,9 +133,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_2, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -142,10 +144,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             span, s);
     });
@@ -159,9 +161,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -170,10 +172,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             span, s);
     });
@@ -187,9 +189,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -198,10 +200,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             span, s);
     });
@@ -216,9 +218,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -227,10 +229,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -245,9 +247,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -256,10 +258,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -282,8 +284,9 @@ struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_2;
+    M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -298,22 +301,23 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_2;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -349,9 +353,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -360,10 +364,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s);
     });
@@ -377,9 +381,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_2, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -388,10 +392,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             span, s);
     });
@@ -405,9 +409,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -416,10 +420,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             span, s);
     });
@@ -433,9 +437,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -444,10 +448,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             span, s);
     });
@@ -462,9 +466,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -473,10 +477,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -491,9 +495,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -502,10 +506,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -528,8 +532,9 @@ struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_1;
+    M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -544,22 +549,23 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_1;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -595,9 +601,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -606,10 +612,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s);
     });
@@ -623,9 +629,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -634,10 +640,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             span, s);
     });
@@ -651,9 +657,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -662,10 +668,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             span, s);
     });
@@ -679,9 +685,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -690,10 +696,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             span, s);
     });
@@ -708,9 +714,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -719,10 +725,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -737,9 +743,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -748,10 +754,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -774,8 +780,9 @@ struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_1;
+    M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -790,22 +797,23 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_1;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -841,9 +849,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -852,10 +860,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             span, s);
     });
@@ -869,9 +877,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -880,10 +888,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             span, s);
     });
@@ -897,9 +905,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -908,10 +916,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             span, s);
     });
@@ -925,9 +933,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -936,10 +944,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             span, s);
     });
@@ -954,9 +962,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -965,10 +973,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });
@@ -983,9 +991,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -994,10 +1002,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
-    om::share_chunks<19>(table, tensors, chunks, 6, 7, threads,
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
+    om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             span, s);
     });

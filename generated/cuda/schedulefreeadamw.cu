@@ -8,17 +8,16 @@
 //     grad = clip(grad * rescale_grad, clip_gradient)
 //     if warmup_steps > 0:
 //         lr = lr * minimum(1, t / warmup_steps)
-//     lr = lr * sqrt(1 - beta2**t)
 //     lr_max = maximum(lr_max, lr)
 //     c_weight = t**r * lr_max**weight_lr_power
 //     weight_sum = weight_sum + c_weight
 //     c = where(weight_sum == 0, 0, c_weight / weight_sum)
-//     if decay_at_z:
-//         z = z - lr * wd * z
-//     else:
-//         z = z - lr * wd * weight
 //     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
-//     z = z - lr * grad / (sqrt(exp_avg_sq) + epsilon)
+//     if decay_at_z:
+//         d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * z
+//     else:
+//         d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * weight
+//     z = z - lr * d
 //     x = (1 - c) * x + c * z
 //     weight = beta1 * x + (1 - beta1) * z
 //
@@ -44,8 +43,9 @@ struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_2;
+    M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -60,22 +60,23 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_gt_0__de
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_2;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -116,9 +117,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -126,12 +127,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -143,9 +144,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_2, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -153,12 +154,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -170,9 +171,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -180,12 +181,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -197,9 +198,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -207,12 +208,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -225,9 +226,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -235,12 +236,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -253,9 +254,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -263,12 +264,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -288,8 +289,9 @@ struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_2;
+    M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -304,22 +306,23 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_gt_0__no
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_2;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -360,9 +363,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -370,12 +373,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -387,9 +390,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_2, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -397,12 +400,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -414,9 +417,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -424,12 +427,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -441,9 +444,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -451,12 +454,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -469,9 +472,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -479,12 +482,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -497,9 +500,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_2, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -507,12 +510,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -532,8 +535,9 @@ struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_1;
+    M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -548,22 +552,23 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_le_0__de
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_1;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -604,9 +609,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -614,12 +619,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -631,9 +636,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -641,12 +646,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -658,9 +663,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -668,12 +673,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -685,9 +690,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -695,12 +700,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -713,9 +718,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -723,12 +728,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -741,9 +746,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -751,12 +756,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -776,8 +781,9 @@ struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
     M c_5;
     M clip_gradient;
     M epsilon;
-    M lr_1;
+    M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -792,22 +798,23 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_le_0__no
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_3;
-    const M v7 = om::sqrt(v5);
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
     const M v8 = v7 + s.epsilon;
-    const M v9 = v1 * s.lr_1;
-    const M v10 = v9 / v8;
-    const M v11 = z - v6;
-    const M v12 = v11 - v10;
-    const M v13 = v12 * s.c_1;
-    const M v14 = x * s.c_4;
-    const M v15 = v13 + v14;
-    const M v16 = v15 * s.beta1;
-    const M v17 = v12 * s.c_5;
-    const M v18 = v16 + v17;
-    weight_out = v18;
-    z_out = v12;
-    x_out = v15;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
+    const M v14 = v13 * s.c_1;
+    const M v15 = x * s.c_4;
+    const M v16 = v14 + v15;
+    const M v17 = v16 * s.beta1;
+    const M v18 = v13 * s.c_5;
+    const M v19 = v17 + v18;
+    weight_out = v19;
+    z_out = v13;
+    x_out = v16;
     exp_avg_sq_out = v5;
 }
 
@@ -848,9 +855,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -858,12 +865,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(om::pointer<float>(row[0]) + start, nullptr, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -875,9 +882,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -885,12 +892,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(om::pointer<double>(row[0]) + start, nullptr, om::pointer<const double>(row[1]) + start, om::pointer<double>(row[2]) + start, om::pointer<double>(row[3]) + start, om::pointer<double>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -902,9 +909,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -912,12 +919,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(om::pointer<om::half>(row[0]) + start, nullptr, om::pointer<const om::half>(row[1]) + start, om::pointer<om::half>(row[2]) + start, om::pointer<om::half>(row[3]) + start, om::pointer<om::half>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -929,9 +936,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -939,12 +946,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
         const om::index_t left = om::index_t(row[5]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(om::pointer<om::bfloat16>(row[0]) + start, nullptr, om::pointer<const om::bfloat16>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -957,9 +964,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -967,12 +974,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(om::pointer<om::half>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::half>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
@@ -985,9 +992,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -995,12 +1002,12 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
         const om::index_t left = om::index_t(row[6]) - start;
-        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }

@@ -8,17 +8,16 @@ Update rule, as the spec writes it:
     grad = clip(grad * rescale_grad, clip_gradient)
     if warmup_steps > 0:
         lr = lr * minimum(1, t / warmup_steps)
-    lr = lr * sqrt(1 - beta2**t)
     lr_max = maximum(lr_max, lr)
     c_weight = t**r * lr_max**weight_lr_power
     weight_sum = weight_sum + c_weight
     c = where(weight_sum == 0, 0, c_weight / weight_sum)
-    if decay_at_z:
-        z = z - lr * wd * z
-    else:
-        z = z - lr * wd * weight
     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
-    z = z - lr * grad / (sqrt(exp_avg_sq) + epsilon)
+    if decay_at_z:
+        d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * z
+    else:
+        d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * weight
+    z = z - lr * d
     x = (1 - c) * x + c * z
     weight = beta1 * x + (1 - beta1) * z
 """
@@ -31,12 +30,12 @@ SPEC = {
     'summary': 'Schedule-Free AdamW: no learning-rate schedule; gradients at y, an AdamW step on z, x the weighted average of the z',
     'references': [
         'Defazio et al., The Road Less Scheduled, NeurIPS 2024 (Schedule-Free AdamW). https://arxiv.org/abs/2405.15682',
-        'facebookresearch/schedule_free, AdamWScheduleFreeReference (the reference implementation). https://github.com/facebookresearch/schedule_free',
+        'facebookresearch/schedule_free, AdamWScheduleFree of the schedulefree package 1.4 (the reference implementation). https://github.com/facebookresearch/schedule_free',
     ],
     'notes': [
         "In train mode the weight holds the training point y = beta1 * x + (1 - beta1) * z, where gradients are taken; the state x is the point to evaluate and save (the average of the z sequence with weights t**r * lr_max**weight_lr_power). eval() sets every weight to x, train() back to y (as the reference's train()/eval(); x is kept as a state, so the round trip gives y back bit for bit); a step in eval mode raises ValueError.",
-        'The learning rate is warmed up linearly over warmup_steps and multiplied by sqrt(1 - beta2**t) (bias correction of the second moment); lr_max is the largest such value so far.',
-        'Weight decay is applied to z, at y (or at z with decay_at_z), scaled by the learning rate.',
+        "As the schedulefree package's AdamWScheduleFree (1.4): the learning rate is warmed up linearly over warmup_steps; lr_max is the largest such value so far; the second moment is bias-corrected in the denominator, sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon (releases before 1.3 folded sqrt(1 - beta2**t) into the learning rate, lr_max and the weight decay instead).",
+        'Weight decay wd * y (or wd * z with decay_at_z) is added to the normalized gradient, so it is scaled by the learning rate as the gradient is.',
     ],
     'deviations': [
         'MXNet has no schedule-free optimizers.',
@@ -140,7 +139,7 @@ SPEC = {
             'dtype': 'weight',
             'shape': 'scalar',
             'when': '',
-            'doc': 'The largest warmed-up, bias-corrected learning rate so far (-1 before the first step).',
+            'doc': 'The largest warmed-up learning rate so far (-1 before the first step).',
         },
         {
             'name': 'weight_sum',
@@ -151,22 +150,21 @@ SPEC = {
             'doc': 'Sum of the averaging weights t**r * lr_max**weight_lr_power so far.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif warmup_steps > 0:\n    lr = lr * minimum(1, t / warmup_steps)\nlr = lr * sqrt(1 - beta2**t)\nlr_max = maximum(lr_max, lr)\nc_weight = t**r * lr_max**weight_lr_power\nweight_sum = weight_sum + c_weight\nc = where(weight_sum == 0, 0, c_weight / weight_sum)\nif decay_at_z:\n    z = z - lr * wd * z\nelse:\n    z = z - lr * wd * weight\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nz = z - lr * grad / (sqrt(exp_avg_sq) + epsilon)\nx = (1 - c) * x + c * z\nweight = beta1 * x + (1 - beta1) * z',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif warmup_steps > 0:\n    lr = lr * minimum(1, t / warmup_steps)\nlr_max = maximum(lr_max, lr)\nc_weight = t**r * lr_max**weight_lr_power\nweight_sum = weight_sum + c_weight\nc = where(weight_sum == 0, 0, c_weight / weight_sum)\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nif decay_at_z:\n    d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * z\nelse:\n    d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * weight\nz = z - lr * d\nx = (1 - c) * x + c * z\nweight = beta1 * x + (1 - beta1) * z',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(\\mathrm{rescale\\_grad} \\, g, \\mathrm{clip\\_gradient}\\right)',
         '\\textbf{if}\\ \\mathrm{warmup\\_steps} > 0:',
         '\\quad \\eta \\leftarrow \\eta \\, \\min\\left(1, \\frac{t}{\\mathrm{warmup\\_steps}}\\right)',
-        '\\eta \\leftarrow \\eta \\, \\sqrt{1 - {\\beta_{2}}^{t}}',
         '\\mathrm{lr\\_max} \\leftarrow \\max\\left(\\mathrm{lr\\_max}, \\eta\\right)',
         '\\mathrm{c\\_weight} \\leftarrow {\\mathrm{lr\\_max}}^{\\mathrm{weight\\_lr\\_power}} \\, t^{r}',
         '\\mathrm{weight\\_sum} \\leftarrow \\mathrm{weight\\_sum} + \\mathrm{c\\_weight}',
         'c \\leftarrow \\begin{cases} 0 & \\text{if } \\mathrm{weight\\_sum} = 0 \\\\ \\frac{\\mathrm{c\\_weight}}{\\mathrm{weight\\_sum}} & \\text{otherwise} \\end{cases}',
-        '\\textbf{if}\\ \\mathrm{decay\\_at\\_z}:',
-        '\\quad z \\leftarrow z - \\eta \\, \\lambda \\, z',
-        '\\textbf{else}:',
-        '\\quad z \\leftarrow z - \\eta \\, \\lambda \\, w',
         '\\mathrm{exp\\_avg\\_sq} \\leftarrow \\beta_{2} \\, \\mathrm{exp\\_avg\\_sq} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
-        'z \\leftarrow z - \\frac{\\eta \\, g}{\\sqrt{\\mathrm{exp\\_avg\\_sq}} + \\epsilon}',
+        '\\textbf{if}\\ \\mathrm{decay\\_at\\_z}:',
+        '\\quad d \\leftarrow \\frac{g}{\\sqrt{\\frac{\\mathrm{exp\\_avg\\_sq}}{1 - {\\beta_{2}}^{t}}} + \\epsilon} + \\lambda \\, z',
+        '\\textbf{else}:',
+        '\\quad d \\leftarrow \\frac{g}{\\sqrt{\\frac{\\mathrm{exp\\_avg\\_sq}}{1 - {\\beta_{2}}^{t}}} + \\epsilon} + \\lambda \\, w',
+        'z \\leftarrow z - \\eta \\, d',
         'x \\leftarrow \\left(1 - c\\right) \\, x + c \\, z',
         'w \\leftarrow \\beta_{1} \\, x + \\left(1 - \\beta_{1}\\right) \\, z',
     ],
@@ -204,13 +202,12 @@ def conditions(*, decay_at_z, warmup_steps, **_):
 def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, warmup_steps, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*min(1, t/warmup_steps)
-    lr_2 = lr_1*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_2)
+    lr_max_1 = max(lr_max, lr_1)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_2*wd
+    c_3 = (1 - beta2**t)**(-1)
     c_4 = 1 - c_1
     c_5 = 1 - beta1
     return {
@@ -223,14 +220,15 @@ def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
         'c_5': c_5,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_2': lr_2,
+        'lr_1': lr_1,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad):
+def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -239,19 +237,20 @@ def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(z, c_3, out=t1)
-    t2 = xp.sqrt(exp_avg_sq)
-    xp.add(t2, epsilon, out=t2)
-    xp.multiply(t0, lr_2, out=t0)
-    xp.divide(t0, t2, out=t0)
-    xp.subtract(z, t1, out=t1)
-    xp.subtract(t1, t0, out=z)
-    xp.multiply(z, c_1, out=t2)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
+    xp.add(t1, epsilon, out=t1)
+    xp.divide(t0, t1, out=t0)
+    xp.multiply(z, wd, out=t1)
+    xp.add(t0, t1, out=t0)
+    xp.multiply(t0, lr_1, out=t0)
+    xp.subtract(z, t0, out=z)
+    xp.multiply(z, c_1, out=t1)
     xp.multiply(x, c_4, out=x)
-    xp.add(t2, x, out=x)
-    xp.multiply(x, beta1, out=t1)
-    xp.multiply(z, c_5, out=t0)
-    xp.add(t1, t0, out=weight)
+    xp.add(t1, x, out=x)
+    xp.multiply(x, beta1, out=t0)
+    xp.multiply(z, c_5, out=t1)
+    xp.add(t0, t1, out=weight)
 
 
 # -- variant: warmup_steps > 0 and not decay_at_z -----------------------------------
@@ -259,13 +258,12 @@ def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
 def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, warmup_steps, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     lr_1 = lr*min(1, t/warmup_steps)
-    lr_2 = lr_1*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_2)
+    lr_max_1 = max(lr_max, lr_1)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_2*wd
+    c_3 = (1 - beta2**t)**(-1)
     c_4 = 1 - c_1
     c_5 = 1 - beta1
     return {
@@ -278,14 +276,15 @@ def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
         'c_5': c_5,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_2': lr_2,
+        'lr_1': lr_1,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_2, rescale_grad):
+def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -294,12 +293,13 @@ def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(weight, c_3, out=weight)
-    xp.sqrt(exp_avg_sq, out=t1)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
     xp.add(t1, epsilon, out=t1)
-    xp.multiply(t0, lr_2, out=t0)
     xp.divide(t0, t1, out=t0)
-    xp.subtract(z, weight, out=z)
+    xp.multiply(weight, wd, out=weight)
+    xp.add(t0, weight, out=t0)
+    xp.multiply(t0, lr_1, out=t0)
     xp.subtract(z, t0, out=z)
     xp.multiply(z, c_1, out=t1)
     xp.multiply(x, c_4, out=x)
@@ -313,13 +313,12 @@ def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
 
 def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    lr_1 = lr*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_1)
+    lr_max_1 = max(lr_max, lr)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_1*wd
+    c_3 = (1 - beta2**t)**(-1)
     c_4 = 1 - c_1
     c_5 = 1 - beta1
     return {
@@ -332,14 +331,15 @@ def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
         'c_5': c_5,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_1': lr_1,
+        'lr': lr,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad):
+def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -348,32 +348,32 @@ def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(z, c_3, out=t1)
-    t2 = xp.sqrt(exp_avg_sq)
-    xp.add(t2, epsilon, out=t2)
-    xp.multiply(t0, lr_1, out=t0)
-    xp.divide(t0, t2, out=t0)
-    xp.subtract(z, t1, out=t1)
-    xp.subtract(t1, t0, out=z)
-    xp.multiply(z, c_1, out=t2)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
+    xp.add(t1, epsilon, out=t1)
+    xp.divide(t0, t1, out=t0)
+    xp.multiply(z, wd, out=t1)
+    xp.add(t0, t1, out=t0)
+    xp.multiply(t0, lr, out=t0)
+    xp.subtract(z, t0, out=z)
+    xp.multiply(z, c_1, out=t1)
     xp.multiply(x, c_4, out=x)
-    xp.add(t2, x, out=x)
-    xp.multiply(x, beta1, out=t1)
-    xp.multiply(z, c_5, out=t0)
-    xp.add(t1, t0, out=weight)
+    xp.add(t1, x, out=x)
+    xp.multiply(x, beta1, out=t0)
+    xp.multiply(z, c_5, out=t1)
+    xp.add(t0, t1, out=weight)
 
 
 # -- variant: warmup_steps <= 0 and not decay_at_z ----------------------------------
 
 def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsilon, lr, lr_max, r, rescale_grad, t, wd, weight_lr_power, weight_sum, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
-    lr_1 = lr*math.sqrt(1 - beta2**t)
-    lr_max_1 = max(lr_max, lr_1)
+    lr_max_1 = max(lr_max, lr)
     c_weight_1 = lr_max_1**weight_lr_power*t**r
     weight_sum_1 = c_weight_1 + weight_sum
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
-    c_3 = lr_1*wd
+    c_3 = (1 - beta2**t)**(-1)
     c_4 = 1 - c_1
     c_5 = 1 - beta1
     return {
@@ -386,14 +386,15 @@ def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
         'c_5': c_5,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
-        'lr_1': lr_1,
+        'lr': lr,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad):
+def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -402,12 +403,13 @@ def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(weight, c_3, out=weight)
-    xp.sqrt(exp_avg_sq, out=t1)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
     xp.add(t1, epsilon, out=t1)
-    xp.multiply(t0, lr_1, out=t0)
     xp.divide(t0, t1, out=t0)
-    xp.subtract(z, weight, out=z)
+    xp.multiply(weight, wd, out=weight)
+    xp.add(t0, weight, out=t0)
+    xp.multiply(t0, lr, out=t0)
     xp.subtract(z, t0, out=z)
     xp.multiply(z, c_1, out=t1)
     xp.multiply(x, c_4, out=x)
