@@ -37,7 +37,7 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for size in args.sizes:
         shapes = [size // args.tensors] * args.tensors
-        ours, theirs, eager = _make(ot.Adam, shapes), _make(torch.optim.Adam, shapes, foreach=False), \
+        ours, theirs, eager = _make(ot.Adam, shapes), _make(torch.optim.Adam, shapes), \
             _make(ot.Adam, shapes)
         runs = {"optforge compiled": torch.compile(lambda: ours.step(), fullgraph=True),
                 # (torch.optim's step breaks the graph once, in its grad-mode wrapper: no fullgraph)
