@@ -23,6 +23,7 @@ pytest.importorskip("expecttest")    # torch's testing internals import it
 
 import optforge.torch as ot  # noqa: E402
 from torch.nn import Parameter  # noqa: E402
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook  # noqa: E402
 from torch.testing._internal.common_optimizers import (  # noqa: E402
     _get_optim_inputs_including_global_cliquey_kwargs as with_global_flags, optim_db)
 
@@ -129,7 +130,7 @@ def foreach_matches_forloop(cls, name, kwargs):
         torch.manual_seed(1)
         model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Sigmoid(), torch.nn.Linear(3, 1),
                                     torch.nn.Sigmoid()).double()
-        empty = torch.empty((), dtype=torch.float64, requires_grad=True)
+        empty = torch.randn((), dtype=torch.float64, requires_grad=True)    # (seeded: a 0-d parameter)
         empty.grad = torch.rand_like(empty)
         params = list(model.parameters()) + [empty]
         opt = cls(params, **dict(copy.deepcopy(kwargs), foreach=flag))
@@ -333,6 +334,72 @@ def tensor_lr(cls, name, kwargs):
     torch.testing.assert_close(results[0], results[1])
 
 
+def grads_are_never_written(cls, name, kwargs):
+    """A step leaves the gradients as they were (without GradScaler's fused contract)."""
+    torch.manual_seed(8)
+    params = [Parameter(torch.randn(4, 3)) for _ in range(2)]
+    opt = cls(params, **kwargs)
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        _sparse_if_needed(name, params)
+        before = [p.grad.clone() for p in params]
+        opt.step()
+        for p, g in zip(params, before):
+            assert torch.equal(p.grad.to_dense(), g.to_dense())
+
+
+def step_hooks_run(cls, name, kwargs):
+    """Pre- and post-step hooks (per instance and global) run around each step, in order."""
+    calls = []
+    params = [Parameter(torch.randn(2, 3))]
+    params[0].grad = torch.rand_like(params[0])
+    _sparse_if_needed(name, params)
+    opt = cls(params, **kwargs)
+    handles = [opt.register_step_pre_hook(lambda o, a, k: calls.append("pre")),
+               opt.register_step_post_hook(lambda o, a, k: calls.append("post")),
+               register_optimizer_step_pre_hook(lambda o, a, k: calls.append("global pre")),
+               register_optimizer_step_post_hook(lambda o, a, k: calls.append("global post"))]
+    try:
+        opt.step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    opt.step()
+    assert calls == ["global pre", "pre", "post", "global post"]
+
+
+def named_parameters_round_trip(cls, name, kwargs):
+    """An optimizer over named_parameters() saves param_names, and its state dict loads into
+    another over the same names and continues identically."""
+    torch.manual_seed(9)
+    model = torch.nn.Linear(3, 2)
+    twin = copy.deepcopy(model)
+    opt = cls(model.named_parameters(), **kwargs)
+    x = torch.randn(4, 3)
+
+    def step(o, m):
+        o.zero_grad()
+        m(x).pow(2).sum().backward()
+        _sparse_if_needed(name, list(m.parameters()))
+        o.step()
+
+    for _ in range(2):
+        step(opt, model)
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["param_names"] == ["weight", "bias"]
+    other = cls(twin.named_parameters(), **copy.deepcopy(kwargs))
+    with torch.no_grad():
+        for p, q in zip(twin.parameters(), model.parameters()):
+            p.copy_(q)
+    other.load_state_dict(copy.deepcopy(saved))
+    for _ in range(2):
+        step(opt, model)
+        step(other, twin)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(q, p)
+
+
 # check -> (function, which inputs: "plain" (optim_inputs_func), "all" (with the global
 # flags), "all-but-differentiable")
 CHECKS = {
@@ -351,6 +418,9 @@ CHECKS = {
     "loads_numeric_step": (loads_numeric_step, "all-but-differentiable"),
     "deepcopy_keeps_public_attributes": (deepcopy_keeps_public_attributes, "all-but-differentiable"),
     "tensor_lr": (tensor_lr, "plain"),
+    "grads_are_never_written": (grads_are_never_written, "all-but-differentiable"),
+    "step_hooks_run": (step_hooks_run, "plain"),
+    "named_parameters_round_trip": (named_parameters_round_trip, "all-but-differentiable"),
 }
 
 
