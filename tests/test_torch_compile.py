@@ -95,3 +95,26 @@ def test_a_copied_optimizer_steps_itself_under_compile():
     torch.compile(lambda: clone.step(), fullgraph=True, backend="eager")()
     assert all(torch.equal(p, b) for p, b in zip(params, before))     # the original did not move
     assert not any(torch.equal(p, b) for p, b in zip(theirs, before))
+
+
+def test_grad_scaler_with_fused_steps_eagerly_inside_a_compiled_function():
+    """GradScaler's fused contract (grad_scale, found_inf) under torch.compile: the step
+    breaks the graph and runs eagerly, the same as without compile (bit for bit), an
+    overflowing step skipped."""
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(3)
+        model = torch.nn.Linear(8, 4)
+        opt = ot.Adam(model.parameters(), lr=0.01, fused=True)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+        x = torch.randn(3, 8)
+        step = torch.compile(lambda: scaler.step(opt)) if compiled else (lambda: scaler.step(opt))
+        for k in range(4):
+            opt.zero_grad()
+            scaler.scale(model(x).sum() * (float("inf") if k == 2 else 1.0)).backward()
+            step()
+            scaler.update()
+        results.append(([p.detach().clone() for p in model.parameters()], float(opt.state[model.weight]["step"])))
+    assert results[1][1] == results[0][1] == 3.0      # the overflowing step skipped
+    for a, b in zip(results[0][0], results[1][0]):
+        assert torch.equal(a, b)

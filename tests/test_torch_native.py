@@ -74,7 +74,7 @@ def test_gradients_through_a_step_equal_torch_optims(name):
 
 def test_differentiable_is_refused_by_rules_with_reductions_and_leaf_writes_raise_as_torchs():
     w = torch.randn(3, requires_grad=True)
-    with pytest.raises(ValueError, match="does not support differentiable=True: its rule has reductions"):
+    with pytest.raises(ValueError, match="does not support differentiable=True: its rule is not element-wise"):
         ot.LAMB([w], differentiable=True)
     with pytest.raises(ValueError, match="differentiable=True with master_weights=True"):
         ot.Adam([w], differentiable=True, master_weights=True)
@@ -134,3 +134,45 @@ def test_meta_parameters_of_rules_with_reductions_are_refused_at_the_step():
     with pytest.raises(TypeError, match="meta parameters step on torch operations"):
         opt.step()
     assert len(opt.state) == 0
+
+
+def _differentiable_classes():
+    out = []
+    for name, cls in sorted(ot.classes().items()):
+        try:
+            cls([torch.zeros(2, requires_grad=True)], differentiable=True)
+        except ValueError:
+            continue
+        out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("name", _differentiable_classes())
+def test_every_class_that_takes_differentiable_steps_as_its_native_kernels(name):
+    """Every class that takes differentiable=True (its defaults): three steps equal the
+    native kernels' (float64, 1e-12: the same operations; DCASGD's prev_weight, a copy of
+    the weight, must not follow the weight's later in-place update)."""
+    gen = torch.Generator().manual_seed(12)
+    p0 = torch.randn(4, 3, dtype=torch.float64, generator=gen)
+    grads = [torch.randn(4, 3, dtype=torch.float64, generator=gen) for _ in range(3)]
+    results = []
+    for differentiable in (False, True):
+        p = p0.clone().requires_grad_()
+        if differentiable:
+            p = p.clone()
+        opt = getattr(ot, name)([p], differentiable=differentiable)
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+        results.append([p.detach()] + [v.detach() for k, v in sorted(opt.state[p].items())
+                                       if torch.is_tensor(v) and k != "step"])
+    torch.testing.assert_close(results[1], results[0], rtol=1e-12, atol=1e-14)
+
+
+def test_the_element_wise_rules_take_differentiable():
+    """The rules with reductions, noise or modes refuse it; the element-wise ones (every
+    torch.optim twin but Muon, Adafactor) take it."""
+    taking = set(_differentiable_classes())
+    assert {"Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD",
+            "Rprop", "Lion", "DCASGD"} <= taking
+    assert not {"LAMB", "Muon", "Adafactor", "SGLD", "ScheduleFreeAdamW"} & taking

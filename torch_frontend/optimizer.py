@@ -110,7 +110,8 @@ class Optimizer(torch.optim.Optimizer):
         engine = self._engine(values)
         if values.get("differentiable") and not (_elementwise(engine) and not engine.module.__dict__.get("MODES")):
             raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True: "
-                             f"its rule has reductions (only element-wise rules run as torch operations)")
+                             f"its rule is not element-wise or has train/eval modes (only element-wise "
+                             f"rules without noise or modes run as torch operations)")
         if values.get("differentiable") and values.get("master_weights"):
             raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True "
                              f"with master_weights=True")
@@ -156,10 +157,14 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if torch.compiler.is_compiling() and getattr(self, "grad_scale", None) is None \
-                and getattr(self, "found_inf", None) is None:
-            compiled.traced_step(self)    # one custom op in the graph, the eager step at run time
-            return loss
+        update = self._update
+        if torch.compiler.is_compiling():
+            if getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
+                compiled.traced_step(self)    # one custom op in the graph, the eager step at run time
+                return loss
+            # GradScaler's fused contract (grad_scale, found_inf): the graph breaks here and
+            # the step runs eagerly (dynamo must not trace into the engine)
+            update = _eager(self._update)
         # set by GradScaler.step when fused=True (_step_supports_amp_scaling): a step with
         # inf/NaN gradients is skipped (reading found_inf is a host synchronisation on CUDA);
         # grad_scale divides the still-scaled gradients, and they are left unscaled after the
@@ -169,10 +174,10 @@ class Optimizer(torch.optim.Optimizer):
             return loss
         grad_scale = getattr(self, "grad_scale", None)
         if grad_scale is None:
-            self._update(1.0)
+            update(1.0)
             return loss
         scale = float(grad_scale)
-        self._update(1.0 / scale)
+        update(1.0 / scale)
         with torch.no_grad():
             grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
             dense = [g for g in grads if g.layout == torch.strided]
@@ -517,6 +522,11 @@ class Optimizer(torch.optim.Optimizer):
                     continue
                 if value.dtype != dtype or value.device != device:
                     state[name] = original[name].to(device=device, dtype=dtype, copy=True)
+
+
+def _eager(method):
+    """The method run outside dynamo's trace (a graph break where it is called)."""
+    return torch.compiler.disable(method)
 
 
 def _check_count(pid, step):

@@ -96,12 +96,10 @@ class _Ops:
         target = dst.value
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(value, dtype=target.dtype, device=target.device)
-        value = torch.broadcast_to(value.to(target.dtype), target.shape)
+        # a copy: the source may be an input (DCASGD's prev_weight = weight) that is written
+        # in place after the kernel, which would change the state with it
+        value = torch.broadcast_to(value.to(target.dtype), target.shape).clone()
         dst.value = value if where is None else torch.where(_t(where), value, target)
-
-    @staticmethod
-    def where(cond, a, b, out=None):
-        return _result(torch.where(_t(cond), *_tensors(_t(a), _t(b))), out)
 
     @staticmethod
     def asarray(x, dtype=None):
@@ -118,7 +116,7 @@ class _Ops:
 
 
 def _tensors(a, b):
-    """Two operands as tensors (torch.maximum and where take no Python numbers)."""
+    """Two operands as tensors (torch.maximum takes no Python number)."""
     like = a if isinstance(a, torch.Tensor) else b
     a = a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=like.dtype, device=like.device)
     b = b if isinstance(b, torch.Tensor) else torch.tensor(b, dtype=like.dtype, device=like.device)
