@@ -118,3 +118,28 @@ def test_grad_scaler_with_fused_steps_eagerly_inside_a_compiled_function():
     assert results[1][1] == results[0][1] == 3.0      # the overflowing step skipped
     for a, b in zip(results[0][0], results[1][0]):
         assert torch.equal(a, b)
+
+
+def test_a_differentiable_step_inside_a_compiled_function_keeps_its_gradients():
+    """differentiable=True under torch.compile: the step breaks the graph and runs eagerly
+    on the torch-native path, so autograd sees it: the same values and gradients as
+    without compile (float64, bit for bit: the same eager operations)."""
+    results = []
+    for compiled in (False, True):
+        torch._dynamo.reset()
+        gen = torch.Generator().manual_seed(4)
+        p0 = torch.randn(5, dtype=torch.float64, generator=gen).requires_grad_()
+        g0 = torch.randn(5, dtype=torch.float64, generator=gen).requires_grad_()
+        p = p0.clone()
+        opt = ot.Adam([p], differentiable=True, lr=0.1)
+
+        def step():
+            p.grad = g0 * 1.0
+            opt.step()
+
+        run = torch.compile(step, backend="eager") if compiled else step
+        for _ in range(2):
+            run()
+        results.append((p.detach().clone(), *torch.autograd.grad(p.sum(), (p0, g0))))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

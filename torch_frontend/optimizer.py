@@ -159,11 +159,13 @@ class Optimizer(torch.optim.Optimizer):
                 loss = closure()
         update = self._update
         if torch.compiler.is_compiling():
-            if getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
+            if getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None \
+                    and not any(group.get("differentiable") for group in self.param_groups):
                 compiled.traced_step(self)    # one custom op in the graph, the eager step at run time
                 return loss
-            # GradScaler's fused contract (grad_scale, found_inf): the graph breaks here and
-            # the step runs eagerly (dynamo must not trace into the engine)
+            # GradScaler's fused contract (grad_scale, found_inf), or a differentiable group
+            # (autograd does not see into the op): the graph breaks here and the step runs
+            # eagerly (dynamo must not trace into the engine)
             update = _eager(self._update)
         # set by GradScaler.step when fused=True (_step_supports_amp_scaling): a step with
         # inf/NaN gradients is skipped (reading found_inf is a host synchronisation on CUDA);
