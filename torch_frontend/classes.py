@@ -2,8 +2,9 @@
 
 The signature is the params-style class's (`params_api.params_class`: torch's names,
 `lr`, `betas`, `eps`, `weight_decay`, a hyperparameter's `keyword`, ...) plus torch's
-implementation keywords (`foreach`, `fused` accepted; `capturable`, `differentiable` and
-torch keywords the spec lacks refused unless left at torch's default: runtime/torch_keywords.py)
+implementation keywords (`foreach`, `fused` and `differentiable` accepted, the last for
+element-wise rules; `capturable` and torch keywords the spec lacks refused unless left at
+torch's default: conventions/torch_keywords.py)
 and `master_weights`; the class holds no code of its own beyond `optimizer.Optimizer`.
 """
 import inspect
