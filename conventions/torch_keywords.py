@@ -10,18 +10,24 @@ same keywords; tests/test_torch_keywords.py walks torch.optim's real signatures 
 # name: (stub type, default, what it means here). Any value is accepted and kept in the
 # param groups (so state dicts round-trip with torch.optim's): optforge always runs its own
 # generated kernels (native C++ on CPU tensors, CUDA on CUDA tensors) with one call per
-# (device, dtype) batch of parameters, which is what both switches select in torch.
+# (device, dtype) batch of parameters, which is what both switches select in torch. The one
+# effect of fused=True is torch's contract with torch.amp.GradScaler: the step takes the
+# still-scaled gradients with `grad_scale` and `found_inf` (`_step_supports_amp_scaling`).
+# differentiable=True selects the torch-native path: the same generated code on torch tensors.
 ACCEPTED = {
     "foreach": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
-    "fused": ("bool | None", None, "accepted, no effect: one fused kernel call per (device, dtype) batch always"),
+    "fused": ("bool | None", None, "accepted: one fused kernel call per (device, dtype) batch always; fused=True "
+                                   "also takes GradScaler's grad_scale and found_inf in the step, as torch's "
+                                   "fused optimizers do"),
+    "differentiable": ("bool", False, "accepted: with True the step runs the rule's generated array code on "
+                                      "torch tensors with torch operations under autograd "
+                                      "(torch_frontend/torch_native.py); rules with reductions refuse True"),
 }
 
 # name: (the one value accepted, why any other is refused)
 REFUSED = {
     "capturable": (False, "optforge.torch reads each parameter's step count on the host and launches its "
                           "kernels from Python, so its step cannot be captured in a CUDA graph"),
-    "differentiable": (False, "optforge.torch writes the parameters in place through its generated kernels, "
-                              "outside autograd, so its step cannot be differentiated"),
 }
 
 # (flavor, spec key): torch.optim keywords of the same optimizer that the spec does not
@@ -34,6 +40,23 @@ SPEC_REFUSED = {
 }
 
 MASTER_WEIGHTS = "master_weights"   # optforge's own keyword (torch_frontend/optimizer.py)
+
+# (flavor, spec key): param group entries torch.optim's class of the same name always holds
+# without taking them as keywords, with the value it holds (so state dicts have torch's keys)
+GROUP_CONSTANTS = {
+    ("torch", "adamw"): {"decoupled_weight_decay": True},   # torch's AdamW is Adam with it set
+}
+
+# (flavor, spec key): how the rule's torch.optim class keeps `step` in a parameter's state
+# where it is not a 0-d tensor: None, no count at all (and why none is needed: the rule
+# reads t at most as `t == 1`, the first update of a parameter, which the presence of its
+# states shows; torch_frontend/optimizer.py counts 0 without states, 1 with them;
+# tests/test_torch_suite.py checks the generated functions), or "int", a Python int
+STEP_KINDS = {
+    ("torch", "sgd"): None,     # torch.optim.SGD keeps only momentum_buffer: t == 1 is a buffer not made yet
+    ("torch", "muon"): None,    # torch.optim.Muon keeps only momentum_buffer: the rule does not read t
+    ("torch", "sparseadam"): "int",    # torch.optim.SparseAdam counts in a plain int
+}
 
 
 def refused(spec):
@@ -57,3 +80,18 @@ def check(spec, class_name, values):
     for name, (accepted, reason) in refused(spec).items():
         if name in values and values[name] != accepted:
             raise ValueError(f"optforge.torch.{class_name} does not support {name}={values[name]!r}: {reason}")
+    for name, value in group_constants(spec).items():
+        if name in values and values[name] != value:
+            raise ValueError(f"optforge.torch.{class_name} does not support {name}={values[name]!r}: "
+                             f"its rule is fixed, and its param groups always hold {name}={value!r}")
+
+
+def group_constants(spec):
+    """{key: value} every param group of the spec's torch class holds (GROUP_CONSTANTS)."""
+    return dict(GROUP_CONSTANTS.get((spec["flavor"], spec["key"]), {}))
+
+
+def step_kind(spec):
+    """How the spec's torch class keeps `step`: "tensor" (0-d, torch's scalar dtype), "int" or
+    None (no count: STEP_KINDS)."""
+    return STEP_KINDS.get((spec["flavor"], spec["key"]), "tensor")

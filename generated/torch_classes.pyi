@@ -64,8 +64,8 @@ class ADOPT(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -86,8 +86,8 @@ class AMSGrad(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -109,8 +109,8 @@ class ASGD(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -132,8 +132,8 @@ class AdEMAMix(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -154,8 +154,8 @@ class AdaBelief(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -178,8 +178,8 @@ class AdaBound(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -200,8 +200,8 @@ class Adadelta(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -223,8 +223,8 @@ class Adafactor(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -246,8 +246,8 @@ class Adagrad(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -269,8 +269,8 @@ class Adam(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         decoupled_weight_decay: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
@@ -293,8 +293,8 @@ class AdamW(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -315,8 +315,8 @@ class Adamax(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -337,8 +337,8 @@ class Adan(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -357,8 +357,8 @@ class AggMo(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -379,8 +379,8 @@ class CAdamW(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -400,8 +400,8 @@ class DCASGD(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -421,8 +421,8 @@ class FTML(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -442,8 +442,8 @@ class Ftrl(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -462,8 +462,8 @@ class GroupAdaGrad(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -486,8 +486,8 @@ class LAMB(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -509,8 +509,8 @@ class LANS(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -531,8 +531,8 @@ class LARS(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -552,8 +552,8 @@ class Lion(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -577,8 +577,8 @@ class Muon(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -597,8 +597,8 @@ class NAG(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -621,8 +621,8 @@ class NAdam(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -643,8 +643,8 @@ class NovoGrad(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -666,8 +666,8 @@ class RAdam(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -690,8 +690,8 @@ class RMSprop(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -712,8 +712,8 @@ class Rprop(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -735,8 +735,8 @@ class SGD(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -755,8 +755,8 @@ class SGLD(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -780,8 +780,8 @@ class ScheduleFreeAdamW(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -805,8 +805,8 @@ class Signum(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -827,8 +827,8 @@ class SparseAdam(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -846,8 +846,8 @@ class Test(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...
 
@@ -868,7 +868,7 @@ class Yogi(Optimizer):
         min_8bit_size: int = 4096,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         capturable: Literal[False] = False,
-        differentiable: Literal[False] = False,
         master_weights: bool = False,
     ) -> None: ...

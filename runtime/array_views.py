@@ -71,7 +71,12 @@ def scalar_like(value, param):
 
 
 def to_float(value):
-    """A number, or a 0-d array or tensor, as a float (anything else is returned as is)."""
-    if hasattr(value, "ndim") and getattr(value, "ndim", 1) == 0 and hasattr(value, "item"):
-        return value.item()
+    """A number, or a one-element array or tensor of any shape (torch takes lr=tensor([0.1])),
+    as a float (anything else is returned as is)."""
+    if hasattr(value, "ndim") and hasattr(value, "item"):
+        if value.ndim == 0:
+            return value.item()
+        size = value.size if isinstance(getattr(value, "size", None), int) else value.numel()
+        if size == 1:
+            return value.item()
     return value

@@ -24,7 +24,8 @@ class _RootIsAPlainDirectory:
 
 def pytest_addoption(parser):
     parser.addoption("--long", action="store_true",
-                     help="the long runs: 3000 random specs through the differential verifier (300 without)")
+                     help="the long runs: 3000 random specs through the differential verifier (300 without); "
+                          "every optim_db variant of tests/test_torch_optim_db.py (a selection without)")
 
 
 def pytest_configure(config):

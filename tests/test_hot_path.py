@@ -200,11 +200,13 @@ def test_kept_launch_runs_and_equals_torch(cls, kwargs, monkeypatch):
     _steps(sides, 3, 2)
     assert len(runs) == 3 and all(run is not None for run in runs)     # every later step took it
     _same(sides)
-    theirs = sides[1][1].state[sides[1][0][0]]
-    for name, value in sides[0][1].state[sides[0][0][0]].items():
-        if name in theirs:                     # torch's SGD keeps no step
-            torch.testing.assert_close(value, theirs[name], rtol=1e-12, atol=1e-14)
-    assert float(sides[0][1].state[sides[0][0][0]]["step"]) == 4.0
+    theirs = sides[1][1].state.get(sides[1][0][0], {})
+    ours = sides[0][1].state.get(sides[0][0][0], {})
+    assert set(ours) == set(theirs)            # torch's layout: SGD keeps no step
+    for name, value in ours.items():
+        torch.testing.assert_close(value, theirs[name], rtol=1e-12, atol=1e-14)
+    if cls != "SGD":
+        assert float(ours["step"]) == 4.0
 
 
 def test_kept_launch_falls_back_for_a_changed_lr_and_a_missing_gradient():
@@ -492,7 +494,7 @@ def test_a_scheduled_lr_reuses_one_engine_and_kept_plans(monkeypatch):
     _same(sides)
     assert len(sides[0][1]._engines) == 1
     launch = _launch_of(sides[0][1])
-    assert launch is not None and launch.count == 8
+    assert launch is not None and launch.count == 1     # SGD counts no steps: states made, so t > 1
     # step 1 on the full path, step 2 (t == 2) and each new lr after it planned once by the launch
     assert len(planned) <= 2 + 8 and len(launch.kept_plans) == 1
 

@@ -1,7 +1,7 @@
 """Schedule-Free AdamW's train/eval weight switch ([modes] of specs/schedulefreeadamw.toml) in
 every API family, against an independent reference (tests/reference/papers.py: the step
-from AdamWScheduleFreeReference, the switch as the reference implementation's
-AdamWScheduleFree.eval()/train(): lerps of the weight towards z).
+of the schedulefree package's AdamWScheduleFree 1.4, the switch as its eval()/train():
+lerps of the weight towards z), and optforge.torch against that package itself.
 
 Each family runs several steps on two parameters (signed data, values beyond the clip
 bound where the family has one, wd > 0, rescale_grad != 1, a learning rate changed between
@@ -352,3 +352,35 @@ def test_torch_class_matches_the_schedulefree_package(settings):
                 np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
             for opt in opts:
                 opt.train()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "warmup_steps": 3, "betas": (0.8, 0.99)},
+                                    {"r": 1.0, "weight_lr_power": 1.0, "lr": 0.01}],
+                         ids=["defaults", "wd-warmup-betas", "r-power"])
+def test_torch_equals_the_schedulefree_package(kwargs):
+    """optforge.torch.ScheduleFreeAdamW against schedulefree.AdamWScheduleFree (the
+    authors' package, pinned in the test extra) with the package's defaults and others:
+    training weights after each of 8 steps, then the eval weights x; float64, rtol 1e-6
+    (optforge keeps x and updates y from it, the package updates y directly by a lerp:
+    the same value, rounded along another way). Every parameter steps at every step, so
+    the package's per-group lr_max and weight sum equal optforge's per-parameter ones."""
+    torch = pytest.importorskip("torch")
+    schedulefree = pytest.importorskip("schedulefree")
+    import optforge.torch as otorch
+    gen = torch.Generator().manual_seed(11)
+    start = [torch.randn(5, 4, dtype=torch.float64, generator=gen), torch.randn(4, dtype=torch.float64, generator=gen)]
+    ours = [torch.nn.Parameter(p.clone()) for p in start]
+    theirs = [torch.nn.Parameter(p.clone()) for p in start]
+    opt = otorch.ScheduleFreeAdamW(ours, **kwargs)
+    ref = schedulefree.AdamWScheduleFree(theirs, **kwargs)
+    ref.train()     # the package starts in eval mode
+    for _ in range(8):
+        grads = [torch.randn(p.shape, dtype=torch.float64, generator=gen) for p in start]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+        torch.testing.assert_close([p.detach() for p in ours], [q.detach() for q in theirs], rtol=1e-6, atol=1e-9)
+    opt.eval()
+    ref.eval()
+    torch.testing.assert_close([p.detach() for p in ours], [q.detach() for q in theirs], rtol=1e-6, atol=1e-9)

@@ -85,10 +85,14 @@ def test_refused_group_values_change_nothing():
     model = _model()
     first, second = list(model.parameters())[:2], list(model.parameters())[2:]
     opt = optforge.torch.Adam(first, lr=1e-3)
-    for key, value in (("capturable", True), ("differentiable", True), ("decoupled_weight_decay", True)):
+    for key, value in (("capturable", True), ("decoupled_weight_decay", True)):
         with pytest.raises(ValueError, match=f"does not support {key}=True"):
             opt.add_param_group({"params": second, key: value})
         assert len(opt.param_groups) == 1
+    opt = optforge.torch.LAMB(first, lr=1e-3)    # differentiable=True: element-wise rules only
+    with pytest.raises(ValueError, match="does not support differentiable=True"):
+        opt.add_param_group({"params": second, "differentiable": True})
+    assert len(opt.param_groups) == 1
 
 
 def _torch_state_dict(**kwargs):
@@ -98,8 +102,7 @@ def _torch_state_dict(**kwargs):
     return ref.state_dict()
 
 
-@pytest.mark.parametrize("setting", [{"decoupled_weight_decay": True}, {"capturable": True},
-                                     {"differentiable": True}])
+@pytest.mark.parametrize("setting", [{"decoupled_weight_decay": True}, {"capturable": True}])
 def test_a_torch_state_dict_with_a_setting_optforge_lacks_is_refused_whole(setting):
     saved = _torch_state_dict(**({"decoupled_weight_decay": True} if "decoupled_weight_decay" in setting else {}))
     for group in saved["param_groups"]:

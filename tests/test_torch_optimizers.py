@@ -175,16 +175,17 @@ def test_groups_add_param_group_and_defaults():
     opt.step()
     # first Nesterov step: buffer = g, step along g + momentum * g
     assert torch.allclose(c.detach(), c0 - 0.1 * 1.5 * torch.ones(3))
-    assert set(opt.state[b]) == {"step", "momentum_buffer"} and set(opt.state[a]) == {"step"}
+    # torch.optim.SGD's layout: no step count; no state at all without momentum
+    assert set(opt.state[b]) == {"momentum_buffer"} and a not in opt.state
 
 
 def test_invalid_values_and_duplicates_are_refused_and_change_nothing():
     a, b = torch.randn(3, requires_grad=True), torch.randn(2, requires_grad=True)
     with pytest.raises(ValueError, match="Invalid learning rate"):
         ot.Adam([a], lr=-1.0)
-    with pytest.raises(ValueError, match=r"betas\[1\]"):
+    with pytest.raises(ValueError, match=r"Invalid beta parameter at index 1: 1.5"):   # torch's wording
         ot.Adam([a], betas=(0.9, 1.5))
-    with pytest.raises(ValueError, match="nesterov"):
+    with pytest.raises(ValueError, match="Nesterov momentum requires a momentum and zero dampening"):
         ot.SGD([a], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="master_weights"):
         ot.SGD([a], lr=0.1, master_weights="yes")
@@ -197,13 +198,17 @@ def test_invalid_values_and_duplicates_are_refused_and_change_nothing():
     with pytest.raises(TypeError):
         ot.Adam(a)                      # a bare tensor, as torch refuses it
     # a gradient the engine cannot take raises before any parameter, state or count changes
+    # (SparseAdam takes an element-sparse gradient through a flat view of its parameter: a
+    # transposed one has none)
+    b = torch.randn(3, 2).t().requires_grad_()
+    sparse = ot.SparseAdam([a, b], lr=0.1)
+    a0, b0 = a.detach().clone(), b.detach().clone()
+    a.grad, b.grad = torch.ones(3).to_sparse(), torch.ones(2, 3).to_sparse(2)
+    with pytest.raises(TypeError, match="parameter 1: a gradient sparse in several dimensions needs a parameter"):
+        sparse.step()
+    assert torch.equal(a, a0) and torch.equal(b, b0) and len(sparse.state) == 0
     b = torch.randn(2, 2, requires_grad=True)
     opt = ot.Adam([a, b], lr=0.1)
-    a0, b0 = a.detach().clone(), b.detach().clone()
-    a.grad, b.grad = torch.ones(3), torch.ones(2, 2).to_sparse(2)
-    with pytest.raises(TypeError, match="parameter 1.*first dimension"):
-        opt.step()
-    assert torch.equal(a, a0) and torch.equal(b, b0) and len(opt.state) == 0
     # so does a state that does not fit its parameter
     b.grad = torch.ones(2, 2)
     opt.step()
@@ -313,9 +318,15 @@ def test_every_spec_is_a_torch_optimizer_whose_checkpoint_resumes_exactly(name):
         opt.step()
     assert all(torch.isfinite(p).all() for p in params)
     assert any(not torch.equal(p, s) for p, s in zip(params, start)), "the parameters did not move"
+    from optforge.conventions import torch_keywords
+    kind = torch_keywords.step_kind(cls.spec_class.SPEC)     # as torch's class of the name keeps it
     for p in params:
-        assert isinstance(opt.state[p]["step"], torch.Tensor) and float(opt.state[p]["step"]) == 3
-        assert all(isinstance(v, torch.Tensor) for v in opt.state[p].values())
+        if kind is None:    # torch.optim.SGD and Muon keep no count
+            assert "step" not in opt.state.get(p, {})
+        else:
+            assert type(opt.state[p]["step"]) is (torch.Tensor if kind == "tensor" else int)
+            assert float(opt.state[p]["step"]) == 3
+        assert all(isinstance(v, torch.Tensor) for k, v in opt.state.get(p, {}).items() if k != "step")
     saved = _through_disk(opt.state_dict())
     resumed_params = [p.detach().clone().requires_grad_() for p in params]
     resumed = cls([{"params": resumed_params[:2]}, {"params": resumed_params[2:]}], **kwargs)
@@ -387,3 +398,171 @@ def test_the_source_folder_is_not_a_second_package():
     with pytest.raises(ImportError, match=r"optforge\.torch"):
         importlib.import_module("optforge.torch_frontend")
     assert importlib.import_module("optforge.torch").Adam is ot.Adam
+
+
+def _twins():
+    """(name, optforge class, torch class) for every class torch.optim also has."""
+    return [(name, cls, getattr(torch.optim, name)) for name, cls in sorted(ot.classes().items())
+            if cls.torch_name is not None]
+
+
+def _grad_for(cls, p, gen):
+    grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+    return grad.to_sparse() if cls.__name__ == "SparseAdam" else grad
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in _twins()])
+def test_a_checkpoint_with_numeric_steps_loads_and_continues(name):
+    """torch before 1.12 saved `step` as a plain number. torch.optim's state dict with its
+    steps made numbers loads into optforge.torch and into torch.optim, and both continue
+    alike (float64, the grid's tolerance; Muon: its stated bfloat16 deviation); an optforge
+    optimizer that loads it continues bit for bit as one that kept its own state, with the
+    count kept as torch's class keeps it."""
+    ours_cls, theirs_cls = getattr(ot, name), getattr(torch.optim, name)
+    gen = torch.Generator().manual_seed(7)
+    start = [torch.randn(4, 3, generator=gen, dtype=torch.float64) for _ in range(2)]
+    ours, theirs, kept, plain = ([p.clone().requires_grad_() for p in start] for _ in range(4))
+    opt, ref, same = ours_cls(ours), theirs_cls(theirs), ours_cls(kept)
+    sides = ((ours, opt), (theirs, ref), (kept, same), (plain, ours_cls(plain)))   # plain never reloads
+    for _ in range(2):
+        grads = [_grad_for(ours_cls, p, gen) for p in ours]
+        for params, o in sides:
+            _set_grads(params, grads)
+            o.step()
+    saved = copy.deepcopy(ref.state_dict())
+    for entry in saved["state"].values():
+        if "step" in entry:
+            entry["step"] = float(entry["step"])
+    opt.load_state_dict(copy.deepcopy(saved))
+    ref.load_state_dict(copy.deepcopy(saved))
+    mine = copy.deepcopy(same.state_dict())
+    for entry in mine["state"].values():
+        if "step" in entry:
+            entry["step"] = float(entry["step"])
+    same.load_state_dict(mine)
+    for _ in range(2):
+        grads = [_grad_for(ours_cls, p, gen) for p in ours]
+        for params, o in sides:
+            _set_grads(params, grads)
+            o.step()
+        _assert_params_close(ours, theirs, rtol=2e-2 if name == "Muon" else 1e-6)
+    for p, q in zip(kept, plain):
+        assert torch.equal(p, q)
+    kind = opt._step_kind
+    for p in ours:
+        if kind is not None:
+            assert type(opt.state[p]["step"]) is (torch.Tensor if kind == "tensor" else int)
+            assert float(opt.state[p]["step"]) == 4
+
+
+@pytest.mark.parametrize("bad", [-1.0, 2.5, float("nan"), "3", torch.tensor([1.0, 2.0])])
+def test_a_checkpoint_with_a_bad_step_is_refused_whole(bad):
+    w = torch.randn(3, requires_grad=True)
+    opt = ot.Adam([w], lr=0.1)
+    w.grad = torch.ones(3)
+    opt.step()
+    saved = copy.deepcopy(opt.state_dict())
+    saved["state"][0]["step"] = bad
+    saved["param_groups"][0]["lr"] = 0.5
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match="state 'step' of parameter 0 in the loaded state dict"):
+        opt.load_state_dict(saved)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"] and torch.equal(after["state"][0]["step"],
+                                                                          before["state"][0]["step"])
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1)], ids=["0-d", "(1,)", "(1, 1)"])
+@pytest.mark.parametrize("name", ["Adam", "SGD", "Adagrad", "RMSprop"])
+def test_a_one_element_lr_tensor_of_any_shape_is_taken_as_torch_takes_it(name, shape):
+    gen = torch.Generator().manual_seed(3)
+    start = torch.randn(5, generator=gen, dtype=torch.float64)
+    a, b = start.clone().requires_grad_(), start.clone().requires_grad_()
+    opt = getattr(ot, name)([a], lr=torch.full(shape, 0.05, dtype=torch.float64))
+    ref = getattr(torch.optim, name)([b], lr=torch.full(shape, 0.05, dtype=torch.float64))
+    assert tuple(opt.param_groups[0]["lr"].shape) == tuple(ref.param_groups[0]["lr"].shape) == shape
+    for _ in range(3):
+        g = torch.randn(5, generator=gen, dtype=torch.float64)
+        a.grad, b.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+    _assert_params_close([a], [b])
+    with pytest.raises(ValueError, match="Tensor lr must be 1-element"):
+        getattr(ot, name)([a], lr=torch.tensor([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("name", ["Adam", "SGD", "Lion"])
+def test_params_none_raises_torchs_error(name):
+    with pytest.raises(TypeError, match="'NoneType' object is not iterable"):
+        torch.optim.Adam(None)
+    with pytest.raises(TypeError, match="'NoneType' object is not iterable"):
+        getattr(ot, name)(None)
+    with pytest.raises(ValueError, match="Invalid learning rate"):   # the arguments are checked first
+        getattr(ot, name)(None, lr=-1.0)
+
+
+@pytest.mark.parametrize("shape,sparse_dim", [((5, 4), 2), ((3, 4, 2), 3), ((3, 4, 2), 2), ((6, 2), 1)])
+@pytest.mark.parametrize("name,kwargs", [("SparseAdam", {"lr": 0.05}), ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}),
+                                         ("SGD", {"lr": 0.1, "momentum": 0.9})])
+def test_gradients_sparse_in_any_dimensions_step_as_torchs(name, kwargs, shape, sparse_dim):
+    """A COO gradient sparse in several dimensions (`to_sparse()`) changes, in the lazy
+    rules (SparseAdam, Adagrad), exactly its elements as torch's do, and SGD's dense
+    update equals torch's. Half the elements are left out of each gradient. float64: the
+    same formulas, rounding only (1e-12)."""
+    gen = torch.Generator().manual_seed(6)
+    start = torch.randn(shape, generator=gen, dtype=torch.float64)
+    a, b = start.clone().requires_grad_(), start.clone().requires_grad_()
+    opt, ref = getattr(ot, name)([a], **kwargs), getattr(torch.optim, name)([b], **kwargs)
+    for _ in range(4):
+        g = torch.randn(shape, generator=gen, dtype=torch.float64)
+        g[torch.rand(shape, generator=gen) < 0.5] = 0
+        a.grad, b.grad = g.to_sparse(sparse_dim), g.to_sparse(sparse_dim)
+        opt.step()
+        ref.step()
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+        for key, value in ref.state[b].items():
+            assert type(opt.state[a][key]) is type(value)
+            if torch.is_tensor(value):     # (torch's SGD makes its momentum buffer sparse: ours is dense)
+                assert opt.state[a][key].shape == value.shape
+                torch.testing.assert_close(opt.state[a][key], value.to_dense(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [name for name, cls, _ in _twins() if name not in ("Muon", "Adafactor", "SparseAdam")])
+def test_complex_parameters_step_as_torchs(name):
+    """A complex parameter steps as torch.optim's class steps it (both treat it as its
+    view_as_real), with states of the parameter's complex dtype and shape. float64:
+    the same formulas, rounding only (1e-12); ASGD and NAdam 1e-7: their scalar states
+    (eta and mu, mu_product) are float32 (torch's scalar dtype) in both, combined with
+    float64 values in another order."""
+    gen = torch.Generator().manual_seed(8)
+    start = torch.randn(4, 3, dtype=torch.complex128, generator=gen)
+    ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
+    kwargs = {"momentum": 0.9} if name == "SGD" else {}
+    opt, ref = getattr(ot, name)([ours], **kwargs), getattr(torch.optim, name)([theirs], **kwargs)
+    for _ in range(3):
+        grad = torch.randn(4, 3, dtype=torch.complex128, generator=gen)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        opt.step()
+        ref.step()
+    rtol, atol = (1e-7, 1e-9) if name in ("ASGD", "NAdam") else (1e-12, 1e-14)
+    torch.testing.assert_close(ours, theirs, rtol=rtol, atol=atol)
+    for key, value in ref.state[theirs].items():
+        mine = opt.state[ours][key]
+        assert type(mine) is type(value)
+        if torch.is_tensor(value):
+            assert (mine.dtype, mine.shape) == (value.dtype, value.shape)
+            torch.testing.assert_close(mine, value, rtol=rtol, atol=atol)
+
+
+def test_complex_parameters_are_refused_by_rules_with_reductions():
+    w = torch.randn(3, dtype=torch.complex64, requires_grad=True)
+    opt = ot.LAMB([w])
+    w.grad = torch.ones_like(w)
+    with pytest.raises(TypeError, match="parameter 0: complex parameters step as their view_as_real"):
+        opt.step()
+    assert len(opt.state) == 0
+    with pytest.raises(RuntimeError, match="Muon does not support complex parameters"):
+        m = torch.randn(2, 2, dtype=torch.complex64, requires_grad=True)
+        opt = ot.Muon([m])
+        m.grad = torch.ones_like(m)
+        opt.step()

@@ -90,32 +90,49 @@ def _scaled_step(model, opt, scaler, x, y, poison=False, unscale=True):
     scaler.update()
 
 
-@pytest.mark.parametrize("unscale", [True, False], ids=["unscale_then_step", "grad_scale_in_step"])
-def test_grad_scaler_unscales_and_skips_non_finite_steps_on_the_cpu(unscale):
-    """unscale_ first (to clip): GradScaler unscales the gradients itself; without it the
-    optimizer gets `grad_scale`/`found_inf` (_step_supports_amp_scaling) and the kernels
-    divide the scaled gradients. torch.optim.Adam (which always has them unscaled) alongside."""
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+@pytest.mark.parametrize("unscale", [True, False], ids=["unscale_then_step", "step_only"])
+def test_grad_scaler_unscales_and_skips_non_finite_steps_on_the_cpu(unscale, fused):
+    """torch's contract, beside torch.optim.Adam with the same `fused`: only fused=True sets
+    `_step_supports_amp_scaling`, and GradScaler then leaves the gradients scaled and hands
+    the optimizer `grad_scale`/`found_inf` (the kernels divide the scaled gradients);
+    otherwise, or after unscale_ (to clip), GradScaler unscales the gradients itself and
+    skips the step on inf/NaN."""
     x, y = _data(dtype=torch.float32)
     ours, theirs = _model(torch.float32), _model(torch.float32)
-    opt, ref = ot.Adam(ours.parameters(), lr=0.01), torch.optim.Adam(theirs.parameters(), lr=0.01)
+    opt = ot.Adam(ours.parameters(), lr=0.01, fused=fused)
+    ref = torch.optim.Adam(theirs.parameters(), lr=0.01, fused=fused)
+    assert getattr(opt, "_step_supports_amp_scaling", False) is fused
+    assert getattr(ref, "_step_supports_amp_scaling", False) is fused
     scaler, ref_scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12), torch.amp.GradScaler(
         "cpu", init_scale=2.0 ** 12)
+    seen = []    # the gradient as the step receives it
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(next(ours.parameters()).grad.clone()))
     for step in range(6):
         poison = step == 3
         before = [p.detach().clone() for p in ours.parameters()]
         counts = [float(opt.state[p]["step"]) for p in ours.parameters()] if step else None
+        scale = scaler.get_scale()
+        plain = copy.deepcopy(ours)     # the unscaled gradient of this step, for comparison
+        torch.nn.functional.mse_loss(plain(x), y).backward()
         _scaled_step(ours, opt, scaler, x, y, poison, unscale)
         _scaled_step(theirs, ref, ref_scaler, x, y, poison, unscale)
+        assert not hasattr(opt, "grad_scale") and not hasattr(opt, "found_inf")   # GradScaler cleans up
         if poison:   # skipped: nothing changed, and the scale was reduced
             assert all(torch.equal(a, b) for a, b in zip(before, ours.parameters()))
             assert [float(opt.state[p]["step"]) for p in ours.parameters()] == counts
             assert scaler.get_scale() == 2.0 ** 11
         else:
             assert not all(torch.equal(a, b) for a, b in zip(before, ours.parameters()))
-            if not unscale:   # our gradients were left scaled (torch's were unscaled by GradScaler)
-                torch.testing.assert_close(next(ours.parameters()).grad,
-                                           next(theirs.parameters()).grad * scaler.get_scale(),
-                                           rtol=1e-5, atol=1e-3)
+            # unscaled after the step either way: by GradScaler, or (fused) by the step itself as
+            # torch's fused kernels do; after unscale_ they were clipped too
+            grad, ref_grad = next(ours.parameters()).grad, next(theirs.parameters()).grad
+            torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
+            if not unscale:     # the step got them scaled exactly when it unscales them itself
+                expected = next(plain.parameters()).grad
+                torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
+                torch.testing.assert_close(seen[-1], expected * (scale if fused else 1), rtol=1e-5,
+                                           atol=1e-6 * scale)
         assert scaler.get_scale() == ref_scaler.get_scale()
         # float32: the same formulas in another order, ~1e-7 relative per step
         _close(ours, theirs, rtol=1e-5, atol=1e-6)

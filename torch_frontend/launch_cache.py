@@ -87,11 +87,15 @@ def _guard(examples):
                         dynamic_dims_strides=[list(t.stride()) for t in examples])
 
 
-def _gather(names):
-    """A function of the group's state dicts: each one's step and `names` states, in one list."""
-    if not names:     # (itemgetter of one key gives the value, not a tuple)
-        return lambda states: list(map(operator.itemgetter("step"), states))
-    getter = operator.itemgetter("step", *names)
+def _gather(names, steps=True):
+    """A function of the group's state dicts: each one's step (unless the rule keeps none)
+    and `names` states, in one list."""
+    keys = ("step",) * steps + tuple(names)
+    if not keys:
+        return lambda states: []
+    if len(keys) == 1:     # (itemgetter of one key gives the value, not a tuple)
+        return lambda states: list(map(operator.itemgetter(keys[0]), states))
+    getter = operator.itemgetter(*keys)
     return lambda states: list(itertools.chain.from_iterable(map(getter, states)))
 
 
@@ -117,12 +121,15 @@ class GroupLaunch:
             return False    # host scalar states (float64 tensors written back): the full path
         meta_module = launch_table.metadata(module)
         state_dtypes = {name: state_dtype(engine.states[name].meta, _DTYPES[dtype]) for name in names}
+        counting = optimizer._step_kind is not None     # False: torch keeps no step for this rule (SGD)
         states, steps = [], []
         step_dtypes = set()
         for param in params:
             state = optimizer.state.get(param)
+            if state is None and (names or counting):
+                return None
             if type(param) not in tensors._PLAIN or not param.is_cpu or param.dtype is not dtype \
-                    or not param.is_contiguous() or param.numel() == 0 or state is None:
+                    or not param.is_contiguous() or param.numel() == 0:
                 return None
             own = []
             for name in names:
@@ -131,28 +138,31 @@ class GroupLaunch:
                         or value.shape != param.shape or _DTYPES.get(value.dtype) != str(state_dtypes[name]):
                     return None
                 own.append(value)
-            step = state.get("step")
-            if type(step) not in tensors._PLAIN or not step.is_cpu or step.dim() != 0:
+            step = state.get("step") if counting else None
+            if counting and (type(step) not in tensors._PLAIN or not step.is_cpu or step.dim() != 0):
                 return None
             grad = param.grad     # this step's gradient: the example later ones must match
             if type(grad) is not torch.Tensor or not grad.is_cpu or grad.dtype is not dtype \
                     or grad.requires_grad or grad.size() != param.size() or grad.stride() != param.stride():
                 return None
-            step_dtypes.add(step.dtype)
             states.append(tuple(own))
-            steps.append(step)
-        if len(step_dtypes) != 1:
+            if counting:
+                step_dtypes.add(step.dtype)
+                steps.append(step)
+        if counting and len(step_dtypes) != 1:
             return None
-        counts = {optimizer._views.count(optimizer.state[param], tensors.step_count) for param in params}
+        counts = {optimizer._views.count(optimizer.state.get(param), tensors.step_count) for param in params}
         if len(counts) != 1:
             return None
         count = counts.pop()
-        # one buffer holds the group's step counts: its views share one version counter, so a
-        # write to any of them is seen by one test, and one fill_ writes them all
-        buffer = torch.tensor([float(step) for step in steps], dtype=step_dtypes.pop())
-        steps = list(buffer.unbind())
-        for param, step in zip(params, steps):
-            optimizer.state[param]["step"] = step
+        buffer = None
+        if counting:
+            # one buffer holds the group's step counts: its views share one version counter, so a
+            # write to any of them is seen by one test, and one fill_ writes them all
+            buffer = torch.tensor([float(step) for step in steps], dtype=step_dtypes.pop())
+            steps = list(buffer.unbind())
+            for param, step in zip(params, steps):
+                optimizer.state[param]["step"] = step
         return cls(params, names, states, steps, buffer, count, module, meta_module, dtype, first_index,
                    optimizer.state)
 
@@ -162,7 +172,7 @@ class GroupLaunch:
         # the optimizer's state as it is now (keys and values, every group's): while it is the
         # same, each parameter's state dict is the one kept here, found without hashing a tensor
         self.state_keys, self.state_values = list(optimizer_state), list(optimizer_state.values())
-        self.state_dicts = [optimizer_state[param] for param in params]
+        self.state_dicts = [optimizer_state.get(param) for param in params]
         self.names = names
         self.meta = meta_module
         self.suffix = launch_table.storage(_DTYPES[dtype])
@@ -170,8 +180,9 @@ class GroupLaunch:
         self.pointers = list(map(_DATA_PTR, params))
         # per parameter: its step, then its states in `names` order (identity and pointer
         # checked each step; the states' layout by state_guard)
-        self.gather = _gather(names)
-        self.held = [t for step, own in zip(steps, states) for t in (step, *own)]
+        self.gather = _gather(names, buffer is not None)
+        self.held = [t for step, own in zip(steps, states) for t in (step, *own)] if buffer is not None \
+            else [t for own in states for t in own]
         self.held_pointers = list(map(_DATA_PTR, self.held))
         self.param_guard = _guard(params)
         self.grad_guard = _guard([p.grad for p in params])     # (checked in build)
@@ -203,12 +214,14 @@ class GroupLaunch:
         self.kept_plans = {}    # condition -> plan, for those inputs (see _plan)
         self.variants = {id(v): self.meta.VARIANTS[k] for k, v in module.VARIANTS.items()}
         # every tensor a step writes, the step buffer first: one version bump for them all
-        self.written = [buffer] + [t for param, own in zip(params, states) for t in (param, *own)]
-        self.buffer = buffer
+        self.written = [buffer] * (buffer is not None) + [t for param, own in zip(params, states)
+                                                          for t in (param, *own)]
+        self.buffer = buffer    # None: the rule keeps no step (its count is 1 once states exist)
         # the counts written through NumPy (a torch fill_ right after backward costs 4 us);
         # the buffer's version is bumped with the other tensors'
-        self.counts = buffer.numpy() if buffer.dtype is not torch.bfloat16 else None
-        self.version = buffer._version   # as this launch (or build) last wrote the counts
+        self.counts = buffer.numpy() if buffer is not None and buffer.dtype is not torch.bfloat16 else None
+        # as this launch (or build) last wrote the counts
+        self.version = buffer._version if buffer is not None else None
         self.count = count
 
     def prepare(self, optimizer, group, engine, lr, wd, rescale_grad):
@@ -217,7 +230,7 @@ class GroupLaunch:
         params = group["params"]
         if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
             return None
-        if self.buffer._version != self.version:
+        if self.buffer is not None and self.buffer._version != self.version:
             return None     # a step count written since: the full path reads it
         if engine is not self.engine:   # (an engine's hyperparameters never change)
             if tuple(engine.present_states()) != self.names:
@@ -242,8 +255,9 @@ class GroupLaunch:
             return None     # a state or a step removed
         if not (all(map(operator.is_, held, self.held)) and list(map(_DATA_PTR, held)) == self.held_pointers):
             return None     # a state or step replaced, loaded or given new memory
-        if self.names:
+        if self.names and self.buffer is not None:
             del held[::len(self.names) + 1]     # the steps: the states remain
+        if self.names:
             if not self.state_guard.check(*held):
                 return None     # a state reshaped, transposed or retyped in place
         pointers = list(map(_DATA_PTR, grads))
@@ -343,15 +357,17 @@ class GroupLaunch:
             if row_written is not row:
                 table[:, scalars_at:] = launch[5] = row
             kernel(*arguments, ctypes.c_int(self.threads or native.num_threads()))
-        # `step.fill_(count)` of every step tensor: one write of their buffer, whose version
-        # counter they share, bumped with the parameters' and states' (all plain tensors)
-        self.count += 1
-        if self.counts is not None:
-            self.counts.fill(self.count)
-        else:
-            self.buffer.fill_(float(self.count))
+        if self.buffer is not None:
+            # `step.fill_(count)` of every step tensor: one write of their buffer, whose version
+            # counter they share, bumped with the parameters' and states' (all plain tensors)
+            self.count += 1
+            if self.counts is not None:
+                self.counts.fill(self.count)
+            else:
+                self.buffer.fill_(float(self.count))
         torch.autograd.graph.increment_version(self.written)
-        self.version = self.buffer._version
+        if self.buffer is not None:
+            self.version = self.buffer._version
 
 
 _NOT_KEPT = object()

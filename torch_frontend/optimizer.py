@@ -10,33 +10,44 @@ on them through its public interface (`check`, `create_state`, `launch` or
 kept in `state['step']`, so the same generated kernels (the native CPU kernels on CPU
 tensors) update torch's memory in place. There is no optimizer math here.
 
-`self.state[param]`, all torch tensors (safe for `torch.load(weights_only=True)`):
+`self.state[param]`, torch tensors (safe for `torch.load(weights_only=True)`), laid out
+as the torch.optim class of the same name lays out its state (tests/test_torch_suite.py):
 
     'step'            0-d tensor (torch's scalar dtype, float32 by default), the
                       number of updates so far, as torch.optim keeps it (in a group
-                      with a kept launch, a view of the group's one step buffer)
+                      with a kept launch, a view of the group's one step buffer); a
+                      Python int for SparseAdam, and none for SGD and Muon, whose rules
+                      read t at most as t == 1: their count is 0 before the parameter's
+                      states exist, 1 after (conventions/torch_keywords.STEP_KINDS)
     <state name>      the spec's states under the spec's names, which for the
                       torch-flavor specs are torch.optim's (`exp_avg`, `exp_avg_sq`,
                       `momentum_buffer`, ...), so state dicts load into torch.optim
                       and back; dtype as the spec gives it for the weight's dtype;
-                      host scalar states (NAdam's `mu_product`) are float64 CPU tensors;
-                      with state_storage="8bit" a quantized state is its uint8 codes
-                      here and its float32 absmax under <state name>_absmax, with
-                      "bfloat16" a bfloat16 tensor
+                      host scalar states (NAdam's `mu_product`, ASGD's `eta` and `mu`)
+                      are 0-d CPU tensors of torch's scalar dtype, as torch's, in a
+                      class named as torch's, float64 in the others; with
+                      state_storage="8bit" a quantized state is its uint8 codes here and
+                      its float32 absmax under <state name>_absmax, with "bfloat16" a
+                      bfloat16 tensor
     'master_weight'   only with master_weights=True and a float16/bfloat16 parameter:
                       the float32 master copy; the states are then float32 too and the
                       update runs on the master copy, rounded once into the parameter
+
+A parameter with nothing to keep (SGD without momentum) gets no entry, as in torch.
 """
 import math
+import numbers
 
 import torch
 
 from ..conventions import torch_keywords
 from ..runtime import params_api, validation
+from ..runtime.backends import array_module
 from ..runtime.backends.quantized import Blockwise8bit
+from ..runtime.sparse import RowSparse
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
 from ..runtime.engine import storage as stored_states
-from . import shards, tensors
+from . import compiled, shards, tensors, torch_checks, torch_native
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
@@ -52,11 +63,11 @@ class Optimizer(torch.optim.Optimizer):
     """Base of the optforge.torch optimizers; see `classes.torch_class`."""
 
     spec_class = None     # the spec-built class whose rule (module, SPEC) the engines run
-    # torch.amp.GradScaler then sets `grad_scale` and `found_inf` instead of unscaling the
-    # gradients: the kernels take 1 / grad_scale as the rule's rescale_grad
-    _step_supports_amp_scaling = True
+    torch_name = None     # the torch.optim class it is named as (its checks, torch_checks.py), or None
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, implied=None):
+        """`implied`: {keyword: value} of keywords left out of the param groups (not given, and
+        not in torch.optim's class of the same name: classes.py), read with these values."""
         defaults = dict(defaults)
         # the state storage is the optimizer's, not a group value: a loaded state dict converts
         # into it instead of overriding it
@@ -64,10 +75,21 @@ class Optimizer(torch.optim.Optimizer):
                                                    defaults.pop("min_8bit_size", stored_states.MIN_8BIT_SIZE),
                                                    type(self).__name__)
         self._engines = {}
-        self._engine_keys = _engine_keys(defaults)
+        self._implied = dict(implied or {})
+        self._engine_keys = _engine_keys(defaults, self._implied)
         self._views = tensors.ViewCache()
         self._launches = {}   # id(group) -> (group, GroupLaunch, or False: never)
+        self._step_kind = torch_keywords.step_kind(self.spec_class.SPEC)   # "tensor", "int" or None
+        self.defaults = defaults
+        compiled.register(self)
+        self._check_group({})     # the arguments before the parameters, as torch checks them
         super().__init__(params, defaults)
+        if defaults.get("fused"):
+            # torch's contract for fused=True: torch.amp.GradScaler then leaves the gradients
+            # scaled and sets `grad_scale` and `found_inf`, which the step consumes (the kernels
+            # take 1 / grad_scale as the rule's rescale_grad). Without fused=True GradScaler
+            # unscales the gradients itself, and Lightning lets gradients be clipped first.
+            self._step_supports_amp_scaling = True
 
     # -- groups ---------------------------------------------------------------------
     def add_param_group(self, param_group):
@@ -81,9 +103,15 @@ class Optimizer(torch.optim.Optimizer):
             params = param_group.get("params")
             if params is not None and not torch.is_tensor(params):
                 params = param_group["params"] = list(params)   # an iterator is read once
-            for k, param in enumerate([params] if torch.is_tensor(params) else params or ()):
-                if torch.is_tensor(param):   # a rule's `requires` on the shape (Muon: 2-D only)
-                    engine.check_parameter(k, tensors.view(param.detach()))
+            listed = [params] if torch.is_tensor(params) else params or ()
+            # the tensors, named ones too ((name, tensor) pairs); anything else is torch's to refuse
+            listed = [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in listed]
+            listed = [p for p in listed if torch.is_tensor(p)]
+            if self.torch_name is not None:   # torch's own checks of the parameters (torch_checks.py)
+                torch_checks.check_parameters(self.torch_name, len(self.param_groups), listed)
+            for k, param in enumerate(listed):   # a rule's `requires` on the shape (Muon: 2-D only)
+                # (a complex parameter by its own shape: .real, not the view_as_real a step uses)
+                engine.check_parameter(k, tensors.view(param.detach().real if param.is_complex() else param.detach()))
         super().add_param_group(param_group)
         if engine is not None and engine.reads_initial_lr:   # the rule's `initial_lr`, where torch's
             group = self.param_groups[-1]                      # schedulers keep it
@@ -95,8 +123,16 @@ class Optimizer(torch.optim.Optimizer):
         the group's engine."""
         values = dict(self.defaults)
         values.update((k, v) for k, v in group.items() if k not in ("params", "param_names"))
-        torch_keywords.check(self.spec_class.SPEC, type(self).__name__, values)
-        return self._engine(values)
+        torch_keywords.check(self.spec_class.SPEC, type(self).__name__, dict(self._implied, **values))
+        engine = self._engine(values)
+        if values.get("differentiable") and not (_elementwise(engine) and not engine.module.__dict__.get("MODES")):
+            raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True: "
+                             f"its rule is not element-wise or has train/eval modes (only element-wise "
+                             f"rules without noise or modes run as torch operations)")
+        if values.get("differentiable") and values.get("master_weights"):
+            raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True "
+                             f"with master_weights=True")
+        return engine
 
     def _engine(self, group):
         """The rule's Engine for a group's current values (its lr validated: the lr, which a
@@ -110,14 +146,24 @@ class Optimizer(torch.optim.Optimizer):
         if engine is not None:
             _lr(group)
         else:
-            master = group.get("master_weights", False)
+            values = dict(self._implied, **group)
+            master = values.get("master_weights", False)
             if not isinstance(master, bool):
                 raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
-            engine = params_api.build_engine(self.spec_class, group, self.storage)
+            engine = params_api.build_engine(self.spec_class, values, self.storage)
             if len(self._engines) >= _ENGINE_CACHE:
                 self._engines.clear()
             self._engines[key] = engine
         return engine
+
+    def _wd(self, group):
+        return _wd(group, self._implied)
+
+    def _host_scalar_dtype(self):
+        """The dtype of host scalar states (0-d CPU tensors the host code updates): torch's
+        scalar dtype for a class named as torch's (NAdam's mu_product, ASGD's eta and mu are
+        float32 there), float64 for rules torch lacks (their host code computes in float64)."""
+        return _scalar_dtype() if self.torch_name is not None else torch.float64
 
     # -- stepping -------------------------------------------------------------------
     def step(self, closure=None):
@@ -128,13 +174,37 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # set by GradScaler.step: a step with inf/NaN gradients is skipped (reading found_inf
-        # is a host synchronisation on CUDA); grad_scale divides the still-scaled gradients
+        update = self._update
+        if torch.compiler.is_compiling():
+            if getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None \
+                    and not any(group.get("differentiable") for group in self.param_groups):
+                compiled.traced_step(self)    # one custom op in the graph, the eager step at run time
+                return loss
+            # GradScaler's fused contract (grad_scale, found_inf), or a differentiable group
+            # (autograd does not see into the op): the graph breaks here and the step runs
+            # eagerly (dynamo must not trace into the engine)
+            update = _eager(self._update)
+        # set by GradScaler.step when fused=True (_step_supports_amp_scaling): a step with
+        # inf/NaN gradients is skipped (reading found_inf is a host synchronisation on CUDA);
+        # grad_scale divides the still-scaled gradients, and they are left unscaled after the
+        # step, as torch's fused kernels leave them
         found_inf = getattr(self, "found_inf", None)
         if found_inf is not None and float(found_inf) > 0:
             return loss
         grad_scale = getattr(self, "grad_scale", None)
-        self._update(1.0 if grad_scale is None else 1.0 / float(grad_scale))
+        if grad_scale is None:
+            update(1.0)
+            return loss
+        scale = float(grad_scale)
+        update(1.0 / scale)
+        with torch.no_grad():
+            grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+            dense = [g for g in grads if g.layout == torch.strided]
+            if dense:
+                torch._foreach_div_(dense, scale)
+            for g in grads:
+                if g.layout != torch.strided:
+                    g.div_(scale)
         return loss
 
     def _update(self, rescale_grad):
@@ -146,7 +216,7 @@ class Optimizer(torch.optim.Optimizer):
             kept = launches.get(id(group))
             if kept is not None and kept[0] is group and kept[1] and kept[1].first_index == first:
                 engine = self._engine(group)
-                run = kept[1].prepare(self, group, engine, _lr(group), _wd(group), rescale_grad)
+                run = kept[1].prepare(self, group, engine, _lr(group), self._wd(group), rescale_grad)
                 if run is not None:
                     fast.append(run)
                     skip.add(id(group))
@@ -203,7 +273,7 @@ class Optimizer(torch.optim.Optimizer):
             items = stepped.get(id(group), ())
             kept = self._launches.get(id(group))
             if len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
-                    and not any(item[1] or item[6] for item in items):
+                    and not any(item[1] or item[6] for item in items) and not group.get("differentiable"):
                 launch = GroupLaunch.build(self, group, items[0][0], first)
                 if launch is None:
                     self._launches.pop(id(group), None)
@@ -223,37 +293,46 @@ class Optimizer(torch.optim.Optimizer):
         work = []
         index = -1
         view = self._views.view
+        refuse_complex = torch_checks.STEP_COMPLEX.get(self.torch_name)
         for group in self.param_groups:
             if id(group) in skip:      # stepping by its kept launch
                 index += len(group["params"])
                 continue
             engine = self._engine(group)
             by_shape = reads_shape(engine.module)    # a state's `when` may read the shape
+            by_element = _by_element(engine)
             names = list(engine.present_states())
             checked = ([], [], [], [])     # the engine's _check arguments of this group
             for param in group["params"]:
                 index += 1
                 if param.grad is None:
                     continue
+                if param.is_complex():
+                    if refuse_complex is not None:
+                        raise RuntimeError(refuse_complex)    # as torch's step (torch_checks.py)
+                    if not _elementwise(engine):
+                        raise TypeError(f"parameter {index}: complex parameters step as their view_as_real, "
+                                        f"which only element-wise rules allow; {type(self).__name__}'s "
+                                        f"rule has reductions")
                 if by_shape:
                     names = list(engine.present_states(view(param)))
-                master = group["master_weights"] and param.dtype in _LOW_PRECISION
+                master = group.get("master_weights", False) and param.dtype in _LOW_PRECISION
                 gathered = _shard_mode(engine, param, master) if tensors.is_sharded(param) else None
                 try:
-                    grad = tensors.gradient(tensors.local(param), tensors.local(param.grad))
+                    grad = tensors.gradient(tensors.local(param), tensors.local(param.grad), by_element)
+                    weight = _flat(view(param), grad)
                 except (TypeError, ValueError) as err:
                     raise type(err)(f"parameter {index}: {err}") from None
-                weight = view(param)
                 state = self.state.get(param)
                 inner = None
                 if self.storage is not None and tensors.is_sharded(param):
                     raise ValueError(f"parameter {index}: state_storage={self.storage.kind!r} does not take "
                                      "sharded (FSDP2) parameters yet: quantize whole tensors only")
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    inner = _engine_state([_part(engine, state, name, view) for name in names])
+                    inner = _engine_state([_part(engine, state, name, view, grad) for name in names])
                     if master:
                         validation.check_pair(index, weight, grad)
-                        copy = view(state[MASTER])
+                        copy = _flat(view(state[MASTER]), grad)
                         if copy.dtype != "float32" or copy.shape != weight.shape:
                             raise ValueError(f"state '{MASTER}' of parameter {index} must be a float32 "
                                              f"tensor of shape {tuple(weight.shape)}")
@@ -287,6 +366,15 @@ class Optimizer(torch.optim.Optimizer):
         by_shape = reads_shape(engine.module)
         names = list(engine.present_states())
         ids, weights, grads, states, written, scatter, steps, ts = [], [], [], [], [], [], [], []
+        counted = []    # states whose step is a Python int
+        differentiable = bool(group.get("differentiable"))
+        # the torch-native path (torch_native.py): differentiable groups, and meta parameters
+        # (shapes only: the generated code on meta tensors computes nothing)
+        on_torch = differentiable or batch[0][2].is_meta
+        if batch[0][2].is_meta and not _elementwise(engine):
+            raise TypeError(f"{type(self).__name__}: meta parameters step on torch operations, which only "
+                            f"element-wise rules allow; this rule has reductions")
+        items = []      # (param, grad, state) for the torch-native path
         view = self._views.view
 
         def array(tensor):
@@ -300,13 +388,15 @@ class Optimizer(torch.optim.Optimizer):
             if by_shape:
                 names = list(engine.present_states(weight))
             before = set(self.state.get(param) or ())
-            state = self._ensure_state(engine, names, master, param, index, weight, count)
+            # (a sparse gradient seen by element has its weight seen flat: states take the shape)
+            state = self._ensure_state(engine, names, master, param, index,
+                                       weight if weight.shape == tuple(param.shape) else view(param), count)
             created.extend((param, name) for name in state if name not in before)
             if gathered:
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
             if inner is None or gathered:
-                inner = _engine_state([_part(engine, state, name, array) for name in names])
+                inner = _engine_state([_part(engine, state, name, array, grad) for name in names])
             if reduced:
                 groups, shape = shards.shard_groups(param), weight.shape
                 weight, grad = shards.wrap(weight, shape, groups), shards.wrap(grad, shape, groups)
@@ -316,44 +406,69 @@ class Optimizer(torch.optim.Optimizer):
             ids.append(index)
             weights.append(weight)
             grads.append(grad)
-            states.append((array(state[MASTER]), inner) if master else inner)
-            written.append(param)
-            written.extend(value for value in state.values() if torch.is_tensor(value))
-            steps.append(state["step"])
+            states.append((_flat(array(state[MASTER]), grad), inner) if master else inner)
+            if on_torch:
+                if isinstance(grad, RowSparse):
+                    raise TypeError(f"parameter {index}: differentiable=True and meta parameters take "
+                                    f"dense gradients only")
+                items.append((param, param.grad, state))
+            else:   # (torch's copy_ counts the torch-native path's writes itself)
+                written.append(param)
+                written.extend(value for value in state.values() if torch.is_tensor(value))
+            if self._step_kind == "tensor":
+                steps.append(state["step"])
+            elif self._step_kind == "int":
+                counted.append(state)
         device = batch[0][2].device
         n = len(ids)
         initial = [params_api.initial_lr(group)] * n if engine.reads_initial_lr else None
-        inputs = StepInputs(ts, [_lr(group)] * n, [_wd(group)] * n, rescale_grad, initial_lrs=initial)
+        inputs = StepInputs(ts, [_lr(group)] * n, [self._wd(group)] * n, rescale_grad, initial_lrs=initial)
         with tensors.on_current_stream(device):    # planning may fill new device scalars
             if master:
                 launch = engine.multi_precision(ids, weights, grads, states)
             else:   # checked in _collect (new states come from the engine): no second check;
                 # a "reduce" batch runs the NumPy kernels, whose norms shards.py all-reduces
-                launch = engine.launch(ids, weights, grads, states, fused=not reduced)
+                launch = engine.launch(ids, weights, grads, states, fused=not (reduced or on_torch))
             launch.plan(inputs)
+        if on_torch:      # the same plan, run by torch operations (under autograd if differentiable)
+            launch = torch_native.Launch(engine, launch, items, differentiable)
 
         def finish():
             for full, target in scatter:
                 tensors.keep_shard(full, target)
             _set_steps(steps, ts)
+            for state, t in zip(counted, ts):
+                state["step"] = t
             tensors.bump_versions(written)
             self._views.counted(steps, ts)
         finish.device = device
         return launch, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):
-        """The parameter's state with `step` and every state of the group's current values
-        (new ones made by the engine's create_state, as torch tensors)."""
-        state = self.state[param]
-        if "step" not in state:
-            state["step"] = torch.tensor(float(count), dtype=_scalar_dtype())
+        """The parameter's state with `step` (unless the rule's torch class keeps none) and
+        every state of the group's current values (new ones made by the engine's create_state,
+        as torch tensors). A parameter with nothing to keep gets no entry, as in torch."""
+        state = self.state.get(param)
+        if state is None:
+            if not (names or master or self._step_kind):
+                return {}
+            state = self.state[param]
+        if "step" not in state and self._step_kind:
+            state["step"] = torch.tensor(float(count), dtype=_scalar_dtype()) if self._step_kind == "tensor" \
+                else int(count)
         if master and MASTER not in state:
             state[MASTER] = tensors.like_param(weight.astype("float32"), param)
         missing = [name for name in names if name not in state]
+        if missing and param.is_meta:
+            state.update(_meta_states(engine, missing, index, param, self._host_scalar_dtype()))
+            missing = []
         if missing:
             base = tensors.view(state[MASTER]) if master else weight
             fresh = dict(zip(names, state_parts(engine.create_state(index, base), len(names))))
             for name in missing:
+                if engine.states[name].host_scalar:
+                    state[name] = torch.tensor(float(fresh[name]), dtype=self._host_scalar_dtype())
+                    continue
                 for key, array in stored_states.items(name, fresh[name]):
                     state[key] = _tensor(array, param)
         return state
@@ -370,13 +485,29 @@ class Optimizer(torch.optim.Optimizer):
         no `master_weights`), as torch.optim's own classes fill in keywords added later."""
         super().__setstate__(state)
         self.__dict__.setdefault("storage", None)
+        compiled.register(self)     # (a copy steps itself, not the original)
         self.__dict__.setdefault("_engines", {})
-        self.__dict__.setdefault("_engine_keys", _engine_keys(self.defaults))
+        self.__dict__.setdefault("_implied", {})
+        self.__dict__.setdefault("_step_kind", torch_keywords.step_kind(self.spec_class.SPEC))
+        self.__dict__.setdefault("_engine_keys", _engine_keys(self.defaults, self._implied))
         self.__dict__.setdefault("_views", tensors.ViewCache())
         self.__dict__.setdefault("_launches", {})
         for group in self.param_groups:
             for name, value in self.defaults.items():
-                group.setdefault(name, value)
+                # (torch's base adds differentiable=False to the defaults here: a keyword
+                # torch's class of the name lacks stays out of the groups, as in torch's)
+                if name not in self._implied:
+                    group.setdefault(name, value)
+            for param in group["params"]:
+                own = self.state.get(param)
+                if own and "step" in own:      # the count as torch's class keeps it
+                    if self._step_kind is None:      # (an older checkpoint's): torch's layout has none
+                        del own["step"]
+                    elif self._step_kind == "int":
+                        own["step"] = int(float(own["step"]))
+                    elif not torch.is_tensor(own["step"]):
+                        # torch before 1.12 saved plain numbers: a tensor as torch.optim makes one now
+                        own["step"] = torch.tensor(float(own["step"]), dtype=_scalar_dtype())
 
     def _convert_loaded(self, group, param, pid, original, state, metas, master):
         """The quantizable states of one loaded parameter in this optimizer's storage for it
@@ -409,15 +540,21 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict):
         """torch's load_state_dict; then states that torch cast to their parameter's dtype and
         device but that the engine keeps otherwise (float32 master copies and states of 16-bit
-        parameters, float64 host scalars on the CPU) are taken again from `state_dict`.
+        parameters, host scalars on the CPU in the dtype saved) are taken again from `state_dict`;
+        a `step` saved as a plain number (torch before 1.12) becomes the count as this class
+        keeps it (`__setstate__`).
 
-        Every saved group is checked first: a setting this class refuses (torch.optim.Adam's
-        `decoupled_weight_decay=True`, `capturable=True`, ...) or an invalid value raises
-        ValueError and nothing is loaded."""
+        Every saved group is checked first, and every saved `step`: a setting this class
+        refuses (torch.optim.Adam's `decoupled_weight_decay=True`, `capturable=True`, ...), an
+        invalid value or a count that is not a whole number >= 0 raises ValueError and
+        nothing is loaded."""
         for group in state_dict.get("param_groups", ()):
             engine = self._check_group(group)
             if engine.reads_initial_lr and "initial_lr" in group:
                 params_api.learning_rate(group["initial_lr"], "initial_lr")
+        for pid, saved in (state_dict.get("state") or {}).items():
+            if isinstance(saved, dict) and "step" in saved:
+                _check_count(pid, saved["step"])
         self._views.clear()     # not needed for correctness (every entry is checked): frees memory
         self._launches.clear()
         super().load_state_dict(state_dict)
@@ -439,8 +576,10 @@ class Optimizer(torch.optim.Optimizer):
                     dtype, device = torch.float32, param.device
                 elif name in metas:
                     meta = metas[name]
-                    if StateMeta.of(meta).host_scalar:
-                        dtype, device = torch.float64, torch.device("cpu")
+                    if StateMeta.of(meta).host_scalar:   # as saved (torch: float32), on the CPU
+                        saved = original[name].dtype if torch.is_tensor(original[name]) else None
+                        dtype = saved if saved in (torch.float32, torch.float64) else self._host_scalar_dtype()
+                        device = torch.device("cpu")
                     else:
                         dtype, device = _TORCH_DTYPES[str(state_dtype(meta, weight_dtype))], param.device
                 else:
@@ -449,13 +588,76 @@ class Optimizer(torch.optim.Optimizer):
                     state[name] = original[name].to(device=device, dtype=dtype, copy=True)
 
 
-def _part(engine, state, name, view):
+def _part(engine, state, name, view, grad):
     """One state as the engine takes it: an 8-bit state (its codes and `<name>_absmax`) as a
-    Blockwise8bit of views, any other as the view of its tensor."""
+    Blockwise8bit of views, any other as the view of its tensor (flat where the gradient is:
+    `_flat`)."""
     absmax = state.get(name + stored_states.ABSMAX)
     if absmax is None:
-        return view(state[name])
+        return _flat(view(state[name]), grad)
     return Blockwise8bit(view(state[name]), view(absmax), stored_states.signed(engine.states[name]))
+
+
+def _eager(method):
+    """The method run outside dynamo's trace (a graph break where it is called)."""
+    return torch.compiler.disable(method)
+
+
+def _check_count(pid, step):
+    """A saved `step`: a whole number >= 0, as a number (torch before 1.12) or a one-element
+    tensor; ValueError otherwise (nothing is loaded then)."""
+    value = step
+    if torch.is_tensor(step):
+        value = step.item() if step.numel() == 1 and not step.is_complex() else None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 0 or value != int(value):
+        raise ValueError(f"state 'step' of parameter {pid!r} in the loaded state dict must be a whole "
+                         f"number >= 0 (a number or a one-element tensor), got {step!r}")
+
+
+def _meta_states(engine, names, index, param, scalar_dtype):
+    """States of a meta parameter: meta tensors of the dtype and shape (the parameter's, or
+    0-d) the engine's create_state gives a one-element weight; host scalar states as made
+    for it (their values do not depend on the shape), 0-d CPU tensors."""
+    proxy = tensors.view(torch.zeros((1,) * param.dim(), dtype=param.dtype))
+    fresh = dict(zip(engine.present_states(), state_parts(engine.create_state(index, proxy),
+                                                           len(list(engine.present_states())))))
+    out = {}
+    for name in names:
+        value = fresh[name]
+        if engine.states[name].host_scalar:
+            out[name] = torch.tensor(float(value), dtype=scalar_dtype)
+        else:
+            dtype = tensors.like_param(value, torch.zeros(())).dtype
+            out[name] = torch.empty(tuple(param.shape) if value.ndim else (), dtype=dtype, device="meta")
+    return out
+
+
+def _elementwise(engine):
+    """Whether every variant of the engine's rule is element-wise (no reduction, no rows)."""
+    return all(v["elementwise"] for v in engine.module.VARIANTS.values())
+
+
+def _by_element(engine):
+    """Whether a gradient sparse in several dimensions is taken element by element (only
+    those elements of the weight and states change): for lazy element-wise rules whose
+    states are all weight-shaped or scalars. Other rules take the rows it touches."""
+    module = engine.module
+    return bool(engine.lazy_update) and all(v["elementwise"] for v in module.VARIANTS.values()) \
+        and all(meta.shape in ("weight", "scalar") for meta in engine.states.values())
+
+
+def _flat(array, grad):
+    """A weight-shaped array seen as a RowSparse gradient's flattened shape (the same memory),
+    or as it is (a scalar state, or a gradient of the weight's own shape)."""
+    shape = getattr(grad, "shape", None)
+    if not isinstance(grad, RowSparse) or array.ndim == 0 or tuple(array.shape) == shape:
+        return array
+    flat = array.reshape(shape)
+    if not array_module(array).may_share_memory(flat, array):
+        raise TypeError("a gradient sparse in several dimensions needs a parameter (and states) whose "
+                        "memory can be viewed flat; this one is not contiguous enough")
+    return flat
 
 
 def _engine_state(parts):
@@ -476,7 +678,7 @@ def _set_steps(steps, counts):
 
 def _tensor(array, param):
     """A state array from create_state as a torch tensor (same memory; a DTensor like its
-    parameter under FSDP2); host scalars stay 0-d float64 CPU tensors."""
+    parameter under FSDP2)."""
     if array.ndim == 0 and type(array).__module__ == "numpy":
         return torch.from_numpy(array)
     return tensors.like_param(array, param)
@@ -505,9 +707,10 @@ def _scalar_dtype():
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def _engine_keys(defaults):
-    """The group values an engine is built from: all but lr (set per use, see `_engine`)."""
-    return tuple(name for name in defaults if name != "lr")
+def _engine_keys(defaults, implied):
+    """The group values an engine is built from: all but lr (set per use, see `_engine`),
+    and the implied keywords (None where a group leaves one out)."""
+    return tuple(name for name in defaults if name != "lr") + tuple(name for name in implied if name not in defaults)
 
 
 def _lr(group):
@@ -518,9 +721,10 @@ def _lr(group):
     return lr
 
 
-def _wd(group):
-    """The group's weight_decay (the engine was built from it: valid)."""
-    wd = group["weight_decay"]
+def _wd(group, implied):
+    """The group's weight_decay (the engine was built from it: valid); a class whose torch
+    twin has none (Rprop) leaves it out of its groups unless given."""
+    wd = group["weight_decay"] if "weight_decay" in group else implied["weight_decay"]
     return wd if type(wd) is float else params_api.weight_decay(wd)
 
 

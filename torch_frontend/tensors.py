@@ -6,6 +6,9 @@ a sparse COO gradient becomes a `RowSparse` of its coalesced rows. The engine's 
 write through these views, so autograd does not see the writes: `bump_versions` tells it.
 """
 import contextlib
+import math
+
+import numpy
 
 import torch
 
@@ -19,11 +22,24 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)    # exact types: never a DTensor or
 
 def view(tensor):
     """A NumPy (CPU) or CuPy (CUDA) array sharing the tensor's memory (a DTensor's: its
-    local shard's)."""
+    local shard's); a complex tensor as its `view_as_real` (a trailing dimension of 2: the
+    element-wise rules then step real and imaginary parts as torch's optimizers do)."""
+    if tensor.is_complex() and not tensor.is_sparse:
+        tensor = torch.view_as_real(tensor.detach())
+    if tensor.is_meta:
+        return shape_only(tensor)
     if type(tensor) in _PLAIN and tensor.is_cpu and not tensor.requires_grad \
             and tensor.dtype is not torch.bfloat16 and tensor.layout is torch.strided:
         return tensor.numpy()   # what arrays.view gives here, without its dispatch
     return array_views.view(local(tensor))
+
+
+def shape_only(tensor):
+    """A meta tensor as a NumPy array of its shape and dtype over one element (every stride
+    0): what the engine reads of it (shape, dtype) without its size in memory. Meta
+    parameters step on the torch-native path (torch_native.py), which writes nothing."""
+    element = array_views.view(torch.zeros(1, dtype=tensor.dtype))
+    return numpy.lib.stride_tricks.as_strided(element, tuple(tensor.shape), (0,) * tensor.dim())
 
 
 class ViewCache:
@@ -117,15 +133,23 @@ def like_param(array, param):
         # NumPy aligns small arrays to 16 bytes, torch's allocator to 64: a state in torch's
         # memory is aligned as its parameter, so no vector load of a kernel splits a cache line
         tensor = tensor.clone()
+    if param.is_complex() and tensor.dim() and tensor.shape[-1] == 2 and tensor.shape[:-1] == local(param).shape:
+        # made from the parameter's view_as_real: kept complex, as torch keeps it
+        tensor = torch.view_as_complex(tensor if tensor.stride(-1) == 1 else tensor.contiguous())
     if not is_distributed(param) or tensor.dim() == 0:
         return tensor
     return _dtensor_class().from_local(tensor, device_mesh=param.device_mesh, placements=param.placements,
                                        run_check=False, shape=param.shape, stride=param.stride())
 
 
-def gradient(param, grad):
+def gradient(param, grad, by_element=False):
     """The gradient as the engine takes it: an array view, or a RowSparse for a sparse
-    COO gradient (nn.Embedding(sparse=True)). Mismatches raise before anything changes."""
+    COO gradient (nn.Embedding(sparse=True): sparse in its rows). A gradient sparse in more
+    dimensions (`to_sparse()`) becomes, with `by_element`, a RowSparse of the parameter seen
+    with those dimensions flattened into one (its shape tells: the caller views the weight
+    and states so), so a lazy element-wise rule changes exactly the listed elements, as
+    torch's SparseAdam and Adagrad do; otherwise the RowSparse of every row it touches.
+    Mismatches raise before anything changes."""
     if grad.dtype != param.dtype:
         raise ValueError(f"gradient has dtype {grad.dtype}, its parameter {param.dtype}")
     if tuple(grad.shape) != tuple(param.shape):
@@ -133,11 +157,20 @@ def gradient(param, grad):
     if grad.device != param.device:
         raise ValueError(f"gradient is on {grad.device}, its parameter on {param.device}")
     if grad.layout == torch.sparse_coo:
-        if grad.sparse_dim() != 1:
-            raise TypeError(f"sparse gradients must be sparse in their first dimension only (rows), "
-                            f"got sparse_dim={grad.sparse_dim()}")
-        grad = grad.coalesce()    # sorted rows, repeated rows summed
-        return RowSparse(view(grad.indices()[0]), view(grad.values()), tuple(grad.shape))
+        grad = grad.coalesce()    # sorted, repeated entries summed
+        sparse, shape = grad.sparse_dim(), tuple(grad.shape)
+        if sparse == 1:
+            return RowSparse(view(grad.indices()[0]), view(grad.values()), shape)
+        indices, values = grad.indices(), grad.values()
+        if by_element:      # one row per element of the sparse dimensions, in row-major order
+            flat = (math.prod(shape[:sparse]),) + shape[sparse:]
+            strides = torch.tensor([math.prod(shape[k + 1:sparse]) for k in range(sparse)], dtype=torch.int64)
+            rows = (indices * strides[:, None]).sum(0)
+            return RowSparse(view(rows), view(values.contiguous()), flat)
+        rows, inverse = torch.unique(indices[0], return_inverse=True)   # every row touched, whole
+        dense = torch.zeros((len(rows),) + shape[1:], dtype=grad.dtype, device=grad.device)
+        dense.index_put_((inverse, *indices[1:]), values, accumulate=True)
+        return RowSparse(view(rows), view(dense), shape)
     if grad.layout != torch.strided:
         raise TypeError(f"gradients with layout {grad.layout} are not supported")
     return view(grad)   # made anew every step: backward usually gives a new gradient tensor

@@ -183,6 +183,23 @@ def torch_run(cls, hyper, shapes, dtype, seed, native=True):
     return result
 
 
+def _torch_host_scalar_dtype(cls):
+    """The dtype optforge.torch keeps cls's host scalar states in: torch's scalar dtype
+    (float32) for a class named as torch.optim's (NAdam's mu_product), else float64."""
+    try:
+        from ..torch.classes import torch_class
+    except ImportError:     # no torch: torch_run reports the target as not run
+        return np.float64
+    return np.float32 if torch_class(cls).torch_name is not None else np.float64
+
+
+def _with_scalars(state, present, engine, dtype):
+    """A state with its host scalar arrays in `dtype` (the engine takes any 0-d array)."""
+    parts = [np.array(part, dtype=dtype) if engine.states[name].host_scalar else part
+             for name, part in zip(present, _parts(state))]
+    return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
 def _torch_snapshot(opt, params, cls):
     spec_states = [m["name"] for m in cls.SPEC["states"]]
     out = []
@@ -205,6 +222,9 @@ def torch_reference(cls, hyper, shapes, dtype, seed):
         raise Refused(str(err)) from None
     wd_allowed = _wd_allowed(cls)
     present = list(opt.engine.present_states())
+    scalar_dtype = _torch_host_scalar_dtype(cls)
+    if scalar_dtype != np.float64:     # host scalar states kept as optforge.torch keeps them
+        states = [_with_scalars(st, present, opt.engine, scalar_dtype) for st in states]
     result = Result([], [np.array(w, dtype=np.float64) for w in weights])
     with _watch_variants(cls._module, result.variants):
         for step, step_grads in zip(steps, grads):

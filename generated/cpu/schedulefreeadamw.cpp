@@ -34,11 +34,11 @@ struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -53,19 +53,19 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr_1;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -105,9 +105,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -116,7 +116,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -133,9 +133,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -144,7 +144,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
@@ -161,9 +161,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -172,7 +172,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -189,9 +189,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -200,7 +200,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -218,9 +218,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -229,7 +229,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -247,9 +247,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -258,7 +258,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -308,12 +308,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8(
     float* __restrict__ p_x,
     unsigned char* __restrict__ c_exp_avg_sq,
     float* __restrict__ a_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
     const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
@@ -327,7 +327,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8_multi(con
     const int threads)
 {
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
-    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -366,10 +366,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
@@ -379,7 +379,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -403,11 +403,11 @@ struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -422,19 +422,19 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr_1;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -474,9 +474,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -485,7 +485,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -502,9 +502,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -513,7 +513,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
@@ -530,9 +530,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -541,7 +541,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -558,9 +558,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -569,7 +569,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -587,9 +587,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -598,7 +598,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -616,9 +616,9 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -627,7 +627,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -677,12 +677,12 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8(
     float* __restrict__ p_x,
     unsigned char* __restrict__ c_exp_avg_sq,
     float* __restrict__ a_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
     const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
@@ -696,7 +696,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8_multi
     const int threads)
 {
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
-    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -735,10 +735,10 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
@@ -748,7 +748,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -772,11 +772,11 @@ struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -791,19 +791,19 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -843,9 +843,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -854,7 +854,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -871,9 +871,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -882,7 +882,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
@@ -899,9 +899,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -910,7 +910,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -927,9 +927,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -938,7 +938,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -956,9 +956,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -967,7 +967,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -985,9 +985,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -996,7 +996,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -1046,12 +1046,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8(
     float* __restrict__ p_x,
     unsigned char* __restrict__ c_exp_avg_sq,
     float* __restrict__ a_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
     const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
@@ -1065,7 +1065,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8_multi(con
     const int threads)
 {
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
-    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -1104,10 +1104,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
@@ -1117,7 +1117,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -1141,11 +1141,11 @@ struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -1160,19 +1160,19 @@ static inline __attribute__((always_inline)) void schedulefreeadamw_warmup_steps
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -1212,9 +1212,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1223,7 +1223,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -1240,9 +1240,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64(
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const int threads)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1251,7 +1251,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { double(om::word_double(row[7])), double(om::word_double(row[8])), double(om::word_double(row[9])), double(om::word_double(row[10])), double(om::word_double(row[11])), double(om::word_double(row[12])), double(om::word_double(row[13])), double(om::word_double(row[14])), double(om::word_double(row[15])), double(om::word_double(row[16])), double(om::word_double(row[17])), double(om::word_double(row[18])) };
@@ -1268,9 +1268,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16(
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1279,7 +1279,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -1296,9 +1296,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16(
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight + lo, nullptr, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1307,7 +1307,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -1325,9 +1325,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1336,7 +1336,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -1354,9 +1354,9 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const int threads)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     om::split(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight + lo, p_master + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1365,7 +1365,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
                                    const int threads)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -1415,12 +1415,12 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8(
     float* __restrict__ p_x,
     unsigned char* __restrict__ c_exp_avg_sq,
     float* __restrict__ a_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned,
     const om::u16* search_signed, const om::u16* search_unsigned,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<om::QBLOCK>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
@@ -1434,7 +1434,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8_multi
     const int threads)
 {
     const om::QuantMaps maps = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned}, {search_signed, search_unsigned} };
-    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<20>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
@@ -1473,10 +1473,10 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16(
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
     const int threads)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
@@ -1486,7 +1486,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };

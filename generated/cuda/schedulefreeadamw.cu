@@ -12,12 +12,12 @@
 //     c_weight = t**r * lr_max**weight_lr_power
 //     weight_sum = weight_sum + c_weight
 //     c = where(weight_sum == 0, 0, c_weight / weight_sum)
-//     if decay_at_z:
-//         z = z - lr * wd * z
-//     else:
-//         z = z - lr * wd * weight
 //     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
-//     z = z - lr * grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon)
+//     if decay_at_z:
+//         d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * z
+//     else:
+//         d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * weight
+//     z = z - lr * d
 //     x = (1 - c) * x + c * z
 //     weight = beta1 * x + (1 - beta1) * z
 //
@@ -41,11 +41,11 @@ struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -60,19 +60,19 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_gt_0__de
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr_1;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -117,9 +117,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -127,7 +127,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -144,9 +144,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -154,7 +154,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -171,9 +171,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -181,7 +181,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -198,9 +198,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -208,7 +208,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -226,9 +226,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -236,7 +236,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -254,9 +254,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -264,7 +264,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -287,11 +287,11 @@ struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr_1;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -306,19 +306,19 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_gt_0__no
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr_1;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr_1;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -363,9 +363,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -373,7 +373,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -390,9 +390,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr_1, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -400,7 +400,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -417,9 +417,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -427,7 +427,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -444,9 +444,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -454,7 +454,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -472,9 +472,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -482,7 +482,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -500,9 +500,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad };
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -510,7 +510,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -533,11 +533,11 @@ struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -552,19 +552,19 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_le_0__de
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = z * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = z * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -609,9 +609,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -619,7 +619,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -636,9 +636,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -646,7 +646,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -663,9 +663,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -673,7 +673,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -690,9 +690,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -700,7 +700,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -718,9 +718,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -728,7 +728,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -746,9 +746,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -756,7 +756,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -779,11 +779,11 @@ struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
     M c_3;
     M c_4;
     M c_5;
-    M c_6;
     M clip_gradient;
     M epsilon;
     M lr;
     M rescale_grad;
+    M wd;
 };
 
 template <typename M>
@@ -798,19 +798,19 @@ __host__ __device__ __forceinline__ void schedulefreeadamw_warmup_steps_le_0__no
     const M v3 = v1 * v1;
     const M v4 = v3 * s.c_2;
     const M v5 = v2 + v4;
-    const M v6 = weight * s.c_4;
-    const M v7 = v5 * s.c_3;
-    const M v8 = om::sqrt(v7);
-    const M v9 = v8 + s.epsilon;
-    const M v10 = v1 * s.lr;
-    const M v11 = v10 / v9;
-    const M v12 = z - v6;
-    const M v13 = v12 - v11;
+    const M v6 = v5 * s.c_3;
+    const M v7 = om::sqrt(v6);
+    const M v8 = v7 + s.epsilon;
+    const M v9 = v1 / v8;
+    const M v10 = weight * s.wd;
+    const M v11 = v9 + v10;
+    const M v12 = v11 * s.lr;
+    const M v13 = z - v12;
     const M v14 = v13 * s.c_1;
-    const M v15 = x * s.c_5;
+    const M v15 = x * s.c_4;
     const M v16 = v14 + v15;
     const M v17 = v16 * s.beta1;
-    const M v18 = v13 * s.c_6;
+    const M v18 = v13 * s.c_5;
     const M v19 = v17 + v18;
     weight_out = v19;
     z_out = v13;
@@ -855,9 +855,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<float, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -865,7 +865,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -882,9 +882,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     double* __restrict__ p_z,
     double* __restrict__ p_x,
     double* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double c_6, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad)
+    const om::index_t numel, const double beta1, const double beta2, const double c_1, const double c_2, const double c_3, const double c_4, const double c_5, const double clip_gradient, const double epsilon, const double lr, const double rescale_grad, const double wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<double> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<double, double, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -892,7 +892,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -909,9 +909,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::half* __restrict__ p_z,
     om::half* __restrict__ p_x,
     om::half* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -919,7 +919,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -936,9 +936,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     om::bfloat16* __restrict__ p_z,
     om::bfloat16* __restrict__ p_x,
     om::bfloat16* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, false>(p_weight, nullptr, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -946,7 +946,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
         const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
@@ -964,9 +964,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::half, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -974,7 +974,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
@@ -992,9 +992,9 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
     float* __restrict__ p_z,
     float* __restrict__ p_x,
     float* __restrict__ p_exp_avg_sq,
-    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad)
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
 {
-    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
     schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_span<om::bfloat16, float, true>(p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel,
         om::index_t(blockIdx.x) * blockDim.x + threadIdx.x, om::index_t(gridDim.x) * blockDim.x, s);
 }
@@ -1002,7 +1002,7 @@ extern "C" __global__ void __launch_bounds__(256) schedulefreeadamw_warmup_steps
 extern "C" __global__ void __launch_bounds__(512) schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp_multi(
     const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
 {
-    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
+    // row: p_weight, p_master, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
         const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 7);
         const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;

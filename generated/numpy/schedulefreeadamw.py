@@ -12,12 +12,12 @@ Update rule, as the spec writes it:
     c_weight = t**r * lr_max**weight_lr_power
     weight_sum = weight_sum + c_weight
     c = where(weight_sum == 0, 0, c_weight / weight_sum)
-    if decay_at_z:
-        z = z - lr * wd * z
-    else:
-        z = z - lr * wd * weight
     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2
-    z = z - lr * grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon)
+    if decay_at_z:
+        d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * z
+    else:
+        d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * weight
+    z = z - lr * d
     x = (1 - c) * x + c * z
     weight = beta1 * x + (1 - beta1) * z
 """
@@ -30,12 +30,12 @@ SPEC = {
     'summary': 'Schedule-Free AdamW: no learning-rate schedule; gradients at y, an AdamW step on z, x the weighted average of the z',
     'references': [
         'Defazio et al., The Road Less Scheduled, NeurIPS 2024 (Schedule-Free AdamW). https://arxiv.org/abs/2405.15682',
-        'facebookresearch/schedule_free, AdamWScheduleFreeReference (the reference implementation). https://github.com/facebookresearch/schedule_free',
+        'facebookresearch/schedule_free, AdamWScheduleFree of the schedulefree package 1.4 (the reference implementation). https://github.com/facebookresearch/schedule_free',
     ],
     'notes': [
         "In train mode the weight holds the training point y = beta1 * x + (1 - beta1) * z, where gradients are taken; the state x is the point to evaluate and save (the average of the z sequence with weights t**r * lr_max**weight_lr_power). eval() sets every weight to x, train() back to y (as the reference's train()/eval(); x is kept as a state, so the round trip gives y back bit for bit); a step in eval mode raises ValueError.",
-        'The learning rate is warmed up linearly over warmup_steps; lr_max is the largest such value so far. The second moment is bias-corrected inside the square root (sqrt(v / (1 - beta2**t)) + epsilon), as schedulefree 1.4 computes it (releases before 1.3 folded sqrt(1 - beta2**t) into the learning rate, so into lr_max and the decay too).',
-        'Weight decay is applied to z, at y (or at z with decay_at_z), scaled by the learning rate.',
+        "As the schedulefree package's AdamWScheduleFree (1.4): the learning rate is warmed up linearly over warmup_steps; lr_max is the largest such value so far; the second moment is bias-corrected in the denominator, sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon (releases before 1.3 folded sqrt(1 - beta2**t) into the learning rate, lr_max and the weight decay instead).",
+        'Weight decay wd * y (or wd * z with decay_at_z) is added to the normalized gradient, so it is scaled by the learning rate as the gradient is.',
     ],
     'deviations': [
         'MXNet has no schedule-free optimizers.',
@@ -151,7 +151,7 @@ SPEC = {
             'doc': 'Sum of the averaging weights t**r * lr_max**weight_lr_power so far.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif warmup_steps > 0:\n    lr = lr * minimum(1, t / warmup_steps)\nlr_max = maximum(lr_max, lr)\nc_weight = t**r * lr_max**weight_lr_power\nweight_sum = weight_sum + c_weight\nc = where(weight_sum == 0, 0, c_weight / weight_sum)\nif decay_at_z:\n    z = z - lr * wd * z\nelse:\n    z = z - lr * wd * weight\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nz = z - lr * grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon)\nx = (1 - c) * x + c * z\nweight = beta1 * x + (1 - beta1) * z',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif warmup_steps > 0:\n    lr = lr * minimum(1, t / warmup_steps)\nlr_max = maximum(lr_max, lr)\nc_weight = t**r * lr_max**weight_lr_power\nweight_sum = weight_sum + c_weight\nc = where(weight_sum == 0, 0, c_weight / weight_sum)\nexp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad**2\nif decay_at_z:\n    d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * z\nelse:\n    d = grad / (sqrt(exp_avg_sq / (1 - beta2**t)) + epsilon) + wd * weight\nz = z - lr * d\nx = (1 - c) * x + c * z\nweight = beta1 * x + (1 - beta1) * z',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(\\mathrm{rescale\\_grad} \\, g, \\mathrm{clip\\_gradient}\\right)',
         '\\textbf{if}\\ \\mathrm{warmup\\_steps} > 0:',
@@ -160,12 +160,12 @@ SPEC = {
         '\\mathrm{c\\_weight} \\leftarrow {\\mathrm{lr\\_max}}^{\\mathrm{weight\\_lr\\_power}} \\, t^{r}',
         '\\mathrm{weight\\_sum} \\leftarrow \\mathrm{weight\\_sum} + \\mathrm{c\\_weight}',
         'c \\leftarrow \\begin{cases} 0 & \\text{if } \\mathrm{weight\\_sum} = 0 \\\\ \\frac{\\mathrm{c\\_weight}}{\\mathrm{weight\\_sum}} & \\text{otherwise} \\end{cases}',
-        '\\textbf{if}\\ \\mathrm{decay\\_at\\_z}:',
-        '\\quad z \\leftarrow z - \\eta \\, \\lambda \\, z',
-        '\\textbf{else}:',
-        '\\quad z \\leftarrow z - \\eta \\, \\lambda \\, w',
         '\\mathrm{exp\\_avg\\_sq} \\leftarrow \\beta_{2} \\, \\mathrm{exp\\_avg\\_sq} + \\left(1 - \\beta_{2}\\right) \\, g^{2}',
-        'z \\leftarrow z - \\frac{\\eta \\, g}{\\sqrt{\\frac{\\mathrm{exp\\_avg\\_sq}}{1 - {\\beta_{2}}^{t}}} + \\epsilon}',
+        '\\textbf{if}\\ \\mathrm{decay\\_at\\_z}:',
+        '\\quad d \\leftarrow \\frac{g}{\\sqrt{\\frac{\\mathrm{exp\\_avg\\_sq}}{1 - {\\beta_{2}}^{t}}} + \\epsilon} + \\lambda \\, z',
+        '\\textbf{else}:',
+        '\\quad d \\leftarrow \\frac{g}{\\sqrt{\\frac{\\mathrm{exp\\_avg\\_sq}}{1 - {\\beta_{2}}^{t}}} + \\epsilon} + \\lambda \\, w',
+        'z \\leftarrow z - \\eta \\, d',
         'x \\leftarrow \\left(1 - c\\right) \\, x + c \\, z',
         'w \\leftarrow \\beta_{1} \\, x + \\left(1 - \\beta_{1}\\right) \\, z',
     ],
@@ -209,9 +209,8 @@ def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
     c_3 = (1 - beta2**t)**(-1)
-    c_4 = lr_1*wd
-    c_5 = 1 - c_1
-    c_6 = 1 - beta1
+    c_4 = 1 - c_1
+    c_5 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -220,17 +219,17 @@ def host_warmup_steps_gt_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
-        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
         'lr_1': lr_1,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad):
+def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -239,20 +238,20 @@ def kernel_warmup_steps_gt_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(z, c_4, out=t1)
-    t2 = xp.multiply(exp_avg_sq, c_3)
-    xp.sqrt(t2, out=t2)
-    xp.add(t2, epsilon, out=t2)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
+    xp.add(t1, epsilon, out=t1)
+    xp.divide(t0, t1, out=t0)
+    xp.multiply(z, wd, out=t1)
+    xp.add(t0, t1, out=t0)
     xp.multiply(t0, lr_1, out=t0)
-    xp.divide(t0, t2, out=t0)
-    xp.subtract(z, t1, out=t1)
-    xp.subtract(t1, t0, out=z)
-    xp.multiply(z, c_1, out=t2)
-    xp.multiply(x, c_5, out=x)
-    xp.add(t2, x, out=x)
-    xp.multiply(x, beta1, out=t1)
-    xp.multiply(z, c_6, out=t0)
-    xp.add(t1, t0, out=weight)
+    xp.subtract(z, t0, out=z)
+    xp.multiply(z, c_1, out=t1)
+    xp.multiply(x, c_4, out=x)
+    xp.add(t1, x, out=x)
+    xp.multiply(x, beta1, out=t0)
+    xp.multiply(z, c_5, out=t1)
+    xp.add(t0, t1, out=weight)
 
 
 # -- variant: warmup_steps > 0 and not decay_at_z -----------------------------------
@@ -266,9 +265,8 @@ def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
     c_3 = (1 - beta2**t)**(-1)
-    c_4 = lr_1*wd
-    c_5 = 1 - c_1
-    c_6 = 1 - beta1
+    c_4 = 1 - c_1
+    c_5 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -277,17 +275,17 @@ def host_warmup_steps_gt_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
-        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
         'lr_1': lr_1,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr_1, rescale_grad):
+def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -296,19 +294,19 @@ def kernel_warmup_steps_gt_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(weight, c_4, out=weight)
     xp.multiply(exp_avg_sq, c_3, out=t1)
     xp.sqrt(t1, out=t1)
     xp.add(t1, epsilon, out=t1)
-    xp.multiply(t0, lr_1, out=t0)
     xp.divide(t0, t1, out=t0)
-    xp.subtract(z, weight, out=z)
+    xp.multiply(weight, wd, out=weight)
+    xp.add(t0, weight, out=t0)
+    xp.multiply(t0, lr_1, out=t0)
     xp.subtract(z, t0, out=z)
     xp.multiply(z, c_1, out=t1)
-    xp.multiply(x, c_5, out=x)
+    xp.multiply(x, c_4, out=x)
     xp.add(t1, x, out=x)
     xp.multiply(x, beta1, out=t0)
-    xp.multiply(z, c_6, out=t1)
+    xp.multiply(z, c_5, out=t1)
     xp.add(t0, t1, out=weight)
 
 
@@ -322,9 +320,8 @@ def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
     c_3 = (1 - beta2**t)**(-1)
-    c_4 = lr*wd
-    c_5 = 1 - c_1
-    c_6 = 1 - beta1
+    c_4 = 1 - c_1
+    c_5 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -333,17 +330,17 @@ def host_warmup_steps_le_0__decay_at_z(*, beta1, beta2, clip_gradient, epsilon, 
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
-        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
         'lr': lr,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
+def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -352,20 +349,20 @@ def kernel_warmup_steps_le_0__decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, 
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(z, c_4, out=t1)
-    t2 = xp.multiply(exp_avg_sq, c_3)
-    xp.sqrt(t2, out=t2)
-    xp.add(t2, epsilon, out=t2)
+    xp.multiply(exp_avg_sq, c_3, out=t1)
+    xp.sqrt(t1, out=t1)
+    xp.add(t1, epsilon, out=t1)
+    xp.divide(t0, t1, out=t0)
+    xp.multiply(z, wd, out=t1)
+    xp.add(t0, t1, out=t0)
     xp.multiply(t0, lr, out=t0)
-    xp.divide(t0, t2, out=t0)
-    xp.subtract(z, t1, out=t1)
-    xp.subtract(t1, t0, out=z)
-    xp.multiply(z, c_1, out=t2)
-    xp.multiply(x, c_5, out=x)
-    xp.add(t2, x, out=x)
-    xp.multiply(x, beta1, out=t1)
-    xp.multiply(z, c_6, out=t0)
-    xp.add(t1, t0, out=weight)
+    xp.subtract(z, t0, out=z)
+    xp.multiply(z, c_1, out=t1)
+    xp.multiply(x, c_4, out=x)
+    xp.add(t1, x, out=x)
+    xp.multiply(x, beta1, out=t0)
+    xp.multiply(z, c_5, out=t1)
+    xp.add(t0, t1, out=weight)
 
 
 # -- variant: warmup_steps <= 0 and not decay_at_z ----------------------------------
@@ -378,9 +375,8 @@ def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
     c_1 = (0 if (weight_sum_1 == 0) else c_weight_1/weight_sum_1)
     c_2 = 1 - beta2
     c_3 = (1 - beta2**t)**(-1)
-    c_4 = lr*wd
-    c_5 = 1 - c_1
-    c_6 = 1 - beta1
+    c_4 = 1 - c_1
+    c_5 = 1 - beta1
     return {
         'beta1': beta1,
         'beta2': beta2,
@@ -389,17 +385,17 @@ def host_warmup_steps_le_0__not_decay_at_z(*, beta1, beta2, clip_gradient, epsil
         'c_3': c_3,
         'c_4': c_4,
         'c_5': c_5,
-        'c_6': c_6,
         'clip_gradient': clip_gradient,
         'epsilon': epsilon,
         'lr': lr,
         'rescale_grad': rescale_grad,
+        'wd': wd,
         'lr_max_1': lr_max_1,
         'weight_sum_1': weight_sum_1,
     }
 
 
-def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad):
+def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq, *, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd):
     """Element-wise update of weight, z, x, exp_avg_sq, in place."""
     t0 = xp.multiply(grad, rescale_grad)
     if clip_gradient is not None:
@@ -408,19 +404,19 @@ def kernel_warmup_steps_le_0__not_decay_at_z(xp, weight, grad, z, x, exp_avg_sq,
     t1 = xp.multiply(t0, t0)
     xp.multiply(t1, c_2, out=t1)
     xp.add(exp_avg_sq, t1, out=exp_avg_sq)
-    xp.multiply(weight, c_4, out=weight)
     xp.multiply(exp_avg_sq, c_3, out=t1)
     xp.sqrt(t1, out=t1)
     xp.add(t1, epsilon, out=t1)
-    xp.multiply(t0, lr, out=t0)
     xp.divide(t0, t1, out=t0)
-    xp.subtract(z, weight, out=z)
+    xp.multiply(weight, wd, out=weight)
+    xp.add(t0, weight, out=t0)
+    xp.multiply(t0, lr, out=t0)
     xp.subtract(z, t0, out=z)
     xp.multiply(z, c_1, out=t1)
-    xp.multiply(x, c_5, out=x)
+    xp.multiply(x, c_4, out=x)
     xp.add(t1, x, out=x)
     xp.multiply(x, beta1, out=t0)
-    xp.multiply(z, c_6, out=t1)
+    xp.multiply(z, c_5, out=t1)
     xp.add(t0, t1, out=weight)
 
 

@@ -155,10 +155,11 @@ def cadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.
 
 def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, beta1=0.9, beta2=0.999,
                       epsilon=1e-8, warmup_steps=0, r=0.0, weight_lr_power=2.0, decay_at_z=False):
-    """Defazio et al. 2024, as schedulefree 1.4's AdamWScheduleFreeReference (k = t - 1
+    """Defazio et al. 2024, as the schedulefree package's AdamWScheduleFree 1.4 (k = t - 1
     earlier steps): lr_k = lr * min(1, (k+1) / warmup); lr_max = max(lr_max, lr_k);
-    c = (k+1)^r lr_max^p / sum of those weights; z -= lr_k wd (y or z); v = b2 v + (1 - b2) g^2;
-    z -= lr_k g / (sqrt(v / (1 - b2^(k+1))) + eps); x = (1 - c) x + c z; y = b1 x + (1 - b1) z."""
+    c = (k+1)^r lr_max^p / sum of those weights; v = b2 v + (1 - b2) g^2;
+    d = g / (sqrt(v / (1 - b2^(k+1))) + eps) + wd (y or z); z -= lr_k d;
+    x = (1 - c) x + c z; y = b1 x + (1 - b1) z (the weight)."""
     g = _pre(g, rescale_grad, clip_gradient, False)
     k = t - 1
     sched = (k + 1) / warmup_steps if k < warmup_steps else 1.0
@@ -169,9 +170,9 @@ def schedulefreeadamw(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=Non
     c = weight / weight_sum if weight_sum != 0 else 0.0
     y = w
     z, x = s.get("z", w.copy()), s.get("x", w.copy())
-    z = z - lr_k * wd * (z if decay_at_z else y)
     v = beta2 * s.get("exp_avg_sq", np.zeros_like(w)) + (1 - beta2) * g * g
-    z = z - lr_k * g / (np.sqrt(v / (1 - beta2 ** (k + 1))) + epsilon)
+    d = g / (np.sqrt(v / (1 - beta2 ** (k + 1))) + epsilon) + wd * (z if decay_at_z else y)
+    z = z - lr_k * d
     x = (1 - c) * x + c * z
     y = beta1 * x + (1 - beta1) * z
     return y, {"z": z, "x": x, "exp_avg_sq": v, "lr_max": lr_max, "weight_sum": weight_sum}

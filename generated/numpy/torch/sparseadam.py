@@ -28,7 +28,7 @@ SPEC = {
         "A row-sparse gradient (optforge.RowSparse, the layout of an embedding's gradient) updates only its rows of the weight and of both moments; the other rows keep their moments, which are not decayed (lazy Adam).",
         "The step size is lr * sqrt(1 - beta2**t) / (1 - beta1**t) and epsilon is added to the uncorrected sqrt(exp_avg_sq), as in torch's SparseAdam (not as in its Adam).",
         'torch.optim.SparseAdam has no weight decay: wd must be 0.',
-        'Row-sparse gradients go through the MXNet-style API (optimizer.update with an optforge.RowSparse); optforge.optim does not accept torch sparse tensors yet, so there every gradient is dense.',
+        "Row-sparse gradients go through the MXNet-style API (optimizer.update with an optforge.RowSparse) and optforge.torch, which takes torch's sparse COO gradients: sparse in their rows (an embedding's), or in more dimensions (to_sparse()), where only the listed elements and their moments change, as in torch's SparseAdam. optforge.optim does not accept torch sparse tensors yet, so there every gradient is dense.",
     ],
     'deviations': [
         "MXNet has no SparseAdam (its Adam with lazy_update=True is the same lazy rule with MXNet's weight decay).",
