@@ -41,7 +41,8 @@ class Noise:
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-def _splitmix64(x):
+def splitmix64(x):
+    """SplitMix64's finaliser of a 64-bit integer (the noise keys and the stochastic rounding's)."""
     x = (x + 0x9E3779B97F4A7C15) & _MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
@@ -55,4 +56,4 @@ def philox_key(seed, index):
     counted by (t, draw, element): the same numbers on the GPU and the CPU, reproducible from
     (seed, index, t) like the NumPy code's noise above, but a different generator, so the
     numbers differ from `step`'s."""
-    return _splitmix64(_splitmix64(int(seed) & _MASK64) ^ _index_key(index))
+    return splitmix64(splitmix64(int(seed) & _MASK64) ^ _index_key(index))

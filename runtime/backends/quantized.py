@@ -34,6 +34,7 @@ import functools
 import numpy
 
 from ...conventions.state_storage import BLOCK, LUT_SIZE, dynamic_map
+from ..noise import splitmix64
 from . import array_module
 
 _F32 = numpy.float32
@@ -240,21 +241,11 @@ def stochastic_bits(key, count):
     return (h >> numpy.uint32(16)).astype(numpy.uint64)
 
 
-_MASK64 = 0xFFFFFFFFFFFFFFFF
-
-
-def _splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
 def rounding_key(parameter_key, t, slot):
     """The 64-bit key of one state's stochastic rounding in one step: a hash of the
     parameter's key (noise.philox_key of seed 0 and its index), its update count t and the
     state's position among the rule's states."""
-    return _splitmix64(parameter_key ^ _splitmix64((int(t) << 8) + int(slot)))
+    return splitmix64(parameter_key ^ splitmix64((int(t) << 8) + int(slot)))
 
 
 # -- any stored state --------------------------------------------------------------------------
