@@ -77,8 +77,8 @@ def test_every_optimizer_has_a_markdown_and_an_html_page(repo_root):
         for line in cls.SPEC["formulas"]:
             assert line.replace(r"\quad ", "") in markdown, f"{page}.md lacks {line}"
         assert html.count("<math") >= len(cls.SPEC["formulas"])
-        for hp in cls.SPEC["hyperparameters"]:
-            assert f"`{hp['name']}`" in markdown
+        for hp in cls.SPEC["hyperparameters"]:      # a list's elements: one row, the list's
+            assert f"`{hp.get('list') or hp['name']}`" in markdown
 
 
 def test_docstrings_carry_the_formulas():
@@ -240,7 +240,8 @@ def test_params_style_docstrings_name_the_classes_own_arguments():
     from optforge import optim
     section = optim.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
     arguments = [line.split(" :")[0] for line in section.splitlines() if not line.startswith(" ")]
-    assert arguments == ["params", "lr", "betas", "eps", "amsgrad", "maximize", "weight_decay"]
+    assert arguments == ["params", "lr", "betas", "eps", "amsgrad", "maximize", "weight_decay", "state_storage",
+                         "min_8bit_size"]
     assert "    betas[1] (beta2) : float, default 0.999, in [0, 1)" in section
     mxnet = optforge.Adam.__doc__.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
     assert [line.split(" :")[0] for line in mxnet.splitlines() if not line.startswith(" ")][:4] == \

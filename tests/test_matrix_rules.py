@@ -121,7 +121,8 @@ def test_muon_refuses_other_ranks_before_anything_changes():
 def test_optforge_torch_muon_refuses_a_bias_at_construction():
     torch = pytest.importorskip("torch")
     import optforge.torch as ot
-    with pytest.raises(ValueError, match="requires ndim == 2"):
+    # torch's own check and wording (torch_frontend/torch_checks.py)
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
         ot.Muon([torch.zeros(4, 3, requires_grad=True), torch.zeros(3, requires_grad=True)])
     with pytest.raises(ValueError):     # torch's own rule, for comparison
         torch.optim.Muon([torch.zeros(3, requires_grad=True)])

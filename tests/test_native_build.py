@@ -59,7 +59,8 @@ def test_a_built_library_is_reused_and_carries_its_hash(source, cache):
 def test_the_whole_file_is_one_library_of_every_kernel(source, cache):
     lib = native_build.load(source)
     names = native_build.kernel_names(source.read_text())
-    assert len(names) == 6      # one variant, six storage dtypes
+    # one variant: six storage dtypes, and float32 weights with 8-bit and with bfloat16 states
+    assert len(names) == 8 and {"adagrad_default_f32_q8", "adagrad_default_f32_qbf16"} <= set(names)
     assert all(hasattr(lib, name) and hasattr(lib, name + "_multi") for name in names)
 
 

@@ -134,7 +134,8 @@ def convert(kind, meta, value, weight, weight_dtype):
     """A saved state (float array of any float dtype, bfloat16 array or Blockwise8bit, on the
     weight's device) in the form `kind` asks for this weight: converted when it is in another
     form (float to 8-bit or bfloat16: rounded within the scheme's error; 8-bit or bfloat16 to
-    float: exact), else the same object."""
+    float: exact), else the same object. A float state saved for another weight dtype is not
+    converted (the optimizer's check refuses it)."""
     xp = array_module(weight)
     if kind == "8bit":
         if isinstance(value, quantized.Blockwise8bit) and value.signed == signed(meta):
@@ -147,6 +148,6 @@ def convert(kind, meta, value, weight, weight_dtype):
         return values_of(value).astype(quantized.bfloat16())
     if isinstance(value, quantized.Blockwise8bit):
         return quantized.load_8bit(value).astype(weight_dtype)
-    if str(value.dtype) != str(weight_dtype) and xp is numpy:
-        return value.astype(weight_dtype)
-    return value
+    if str(value.dtype) == "bfloat16" and str(weight_dtype) != "bfloat16" and xp is numpy:
+        return value.astype(weight_dtype)    # saved with bfloat16 storage
+    return value     # a float state of another dtype is the check's to refuse, as before
