@@ -36,6 +36,7 @@ __all__ = [
     'Rprop',
     'SGD',
     'SGLD',
+    'SM3',
     'ScheduleFreeAdamW',
     'Signum',
     'Test',
@@ -902,6 +903,35 @@ class SGLD(SpecOptimizer):
         self,
         learning_rate: float | None = 0.1,
         seed: int = 0,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class SM3(SpecOptimizer):
+    'SM3: Adagrad-style steps from per-row and per-column accumulators, the memory of a row and a column per matrix (specs/sm3.toml).'
+    momentum: float
+    beta: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        momentum: float = 0.0,
+        beta: float = 0.0,
+        epsilon: float = 1e-30,
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,

@@ -39,6 +39,7 @@ __all__ = [
     'Rprop',
     'SGD',
     'SGLD',
+    'SM3',
     'ScheduleFreeAdamW',
     'Signum',
     'SparseAdam',
@@ -594,6 +595,23 @@ class SGLD(Optimizer):
         lr: float = 0.1,
         *,
         seed: int = 0,
+        weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class SM3(Optimizer):
+    'SM3: Adagrad-style steps from per-row and per-column accumulators, the memory of a row and a column per matrix (specs/sm3.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.1,
+        *,
+        momentum: float = 0.0,
+        beta: float = 0.0,
+        eps: float = 1e-30,
         weight_decay: float = 0.0,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
         min_8bit_size: int = 4096,

@@ -38,6 +38,8 @@ CASES = [
     ("torch", "adafactor", ADAFACTOR_SHAPES, {"maximize": True, "epsilon1": 1e-20, "d": 2.0}),
     ("mxnet2", "adafactor", ADAFACTOR_SHAPES, {"beta1": 0.9}),
     ("mxnet2", "adafactor", ADAFACTOR_SHAPES, {"relative_step": False, "scale_parameter": False}),
+    ("mxnet2", "sm3", ADAFACTOR_SHAPES, {}),
+    ("mxnet2", "sm3", ADAFACTOR_SHAPES, {"beta": 0.9, "momentum": 0.5}),
 ]
 
 

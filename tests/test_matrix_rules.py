@@ -44,7 +44,9 @@ CASES = [
     ("adafactor", ADAFACTOR_SHAPES, {"maximize": True, "beta2_decay": -0.5, "epsilon2": 0.1}),
 ]
 # The paper's Adafactor (MXNet-style flavor, specs/adafactor.toml) against tests/reference/papers.py
+SM3_SHAPES = [(6, 4), (7,), (2, 3, 5)]
 PAPER_CASES = [
+    ("sm3", SM3_SHAPES, {}), ("sm3", SM3_SHAPES, {"beta": 0.9, "momentum": 0.5, "epsilon": 1e-8}),
     ("adafactor", ADAFACTOR_SHAPES, {}), ("adafactor", ADAFACTOR_SHAPES, {"beta1": 0.9, "d": 2.0}),
     ("adafactor", ADAFACTOR_SHAPES, {"relative_step": False, "scale_parameter": False}),
     ("adafactor", ADAFACTOR_SHAPES, {"warmup_init": True, "decay_rate": -0.5, "epsilon1": 1e-3}),

@@ -1,5 +1,5 @@
-"""optforge.torch's AdaBound and AggMo against torch-optimizer's (the peer implementations
-the specs cite), over 6 steps of three parameters with wd > 0 and the learning rate
+"""optforge.torch's AdaBound and AggMo against torch-optimizer's and SM3 against
+pytorch_optimizer's (the peer implementations the specs cite), over 6 steps of three parameters with wd > 0 and the learning rate
 changed between steps (AdaBound's bounds follow lr / initial_lr), and a second run that
 resumes from a state dict.
 
@@ -58,3 +58,28 @@ def test_matches_torch_optimizer(ours, theirs, settings):
         group[1].step()
     for a, b in zip(params, sides[0][0]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("settings", [{}, {"beta": 0.9, "momentum": 0.5, "eps": 1e-8}],
+                         ids=["sm3-ii", "ema-momentum"])
+def test_sm3_matches_pytorch_optimizer(settings):
+    """optforge.torch.SM3 against pytorch_optimizer's SM3 on matrices and a vector (where both
+    keep the same accumulators: a row and a column per matrix, one per element of a vector),
+    6 steps with the lr changed between them; same tolerance."""
+    pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
+    rng = np.random.default_rng(9)
+    shapes = [(6, 4), (7,), (3, 9)]
+    weights = [np.asarray(rng.standard_normal(shape), np.float32) for shape in shapes]
+    sides = []
+    for cls in (optforge.torch.SM3, pytorch_optimizer.SM3):
+        params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights]
+        sides.append((params, cls(params, lr=LRS[0], foreach=False, **settings)))
+    for step in range(6):
+        grads = [np.asarray(rng.standard_normal(shape) * 2, np.float32) for shape in shapes]
+        for params, opt in sides:
+            for p, g in zip(params, grads):
+                p.grad = torch.from_numpy(g.copy())
+            opt.param_groups[0]["lr"] = LRS[step % 3]
+            opt.step()
+        for a, b in zip(sides[0][0], sides[1][0]):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=RTOL, atol=ATOL)

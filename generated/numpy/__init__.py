@@ -32,6 +32,7 @@ MODULES = (
     'sgd',
     'sgld',
     'signum',
+    'sm3',
     'test',
     'yogi',
     'mxnet1.adadelta',

@@ -258,4 +258,28 @@ def adafactor(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, epsil
     return w - wd * alpha * w - u, s
 
 
-MATRIX_RULES = {"adafactor": adafactor}   # tested on matrices of both orientations in test_matrix_rules.py
+def sm3(w, g, s, *, lr, wd, t, rescale_grad=1.0, clip_gradient=None, momentum=0.0, beta=0.0, epsilon=1e-30):
+    """Anil et al. 2019, SM3-II with the cover {rows, columns} of the (first axis, rest) matrix
+    (a vector is a column: each element its own row), and pytorch_optimizer's beta > 0 form:
+    nu = min(r_i, c_j) + g^2 (beta = 0) or beta min(r_i, c_j) + (1 - beta) g^2; r_i = max_j nu
+    (beta > 0: max with the old r_i), c_j likewise; u = g / sqrt(nu + eps); with momentum,
+    m = momentum m + (1 - momentum) u and u = m; w -= lr u. L2 weight decay."""
+    g = _pre(g, rescale_grad, clip_gradient, False) + wd * w
+    m2 = g.reshape(g.shape[0] if g.ndim else 1, -1)
+    rows = s.get("acc_rows", np.zeros((m2.shape[0], 1), w.dtype)).reshape(m2.shape[0], 1)
+    cols = s.get("acc_cols", np.zeros((1, m2.shape[1]), w.dtype)).reshape(1, m2.shape[1])
+    if beta > 0:
+        nu = beta * np.minimum(rows, cols) + (1 - beta) * m2 * m2
+        rows, cols = np.maximum(rows, nu.max(axis=1, keepdims=True)), np.maximum(cols, nu.max(axis=0, keepdims=True))
+    else:
+        nu = np.minimum(rows, cols) + m2 * m2
+        rows, cols = nu.max(axis=1, keepdims=True), nu.max(axis=0, keepdims=True)
+    u = (m2 / np.sqrt(nu + epsilon)).reshape(w.shape)
+    out = {"acc_rows": rows.reshape((w.shape[0],) + (1,) * (w.ndim - 1)) if w.ndim else rows.reshape(()),
+           "acc_cols": cols.reshape((1,) + w.shape[1:]) if w.ndim else cols.reshape(())}
+    if momentum > 0:
+        u = out["mom"] = momentum * s.get("mom", np.zeros_like(w)) + (1 - momentum) * u
+    return w - lr * u, out
+
+
+MATRIX_RULES = {"adafactor": adafactor, "sm3": sm3}   # tested on matrices of both orientations in test_matrix_rules.py
