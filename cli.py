@@ -161,22 +161,14 @@ def _bench(args):
     if args.torch_loop:
         if args.device != "cpu":
             raise SystemExit("optforge bench: --torch-loop runs on the CPU: add --device cpu")
-        names = args.optimizers.split(",") if args.optimizers else None
-        unknown = sorted(set(names or ()) - set(bench.TORCH_LOOP_OPTIMIZERS))
-        if unknown:
-            raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)} for --torch-loop; "
-                             f"choose from {', '.join(bench.TORCH_LOOP_OPTIMIZERS)}")
+        names = _bench_optimizers(args, bench.TORCH_LOOP_OPTIMIZERS, "--torch-loop")
         bench.run_torch_loop(_given(args.repeat, 20), args.threads, names)
         return 0
     if args.state_storage:
         if args.device != "cpu" or args.torch_loop:
             raise SystemExit("optforge bench: --state-storage runs on the CPU: add --device cpu (without --torch-loop)")
         from . import bench_states
-        names = args.optimizers.split(",") if args.optimizers else None
-        unknown = sorted(set(names or ()) - set(bench_states.OPTIMIZERS))
-        if unknown:
-            raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)} for --state-storage; "
-                             f"choose from {', '.join(bench_states.OPTIMIZERS)}")
+        names = _bench_optimizers(args, bench_states.OPTIMIZERS, "--state-storage")
         bench_states.run(args.state_storage, _given(args.min_log2, 20), _given(args.max_log2, 24),
                          _given(args.repeat, 20), args.threads, names, not args.no_models)
         return 0
@@ -191,6 +183,16 @@ def _bench(args):
         return 0
     bench.run(args.device, min_log2, max_log2, _given(args.repeat, 10))
     return 0
+
+
+def _bench_optimizers(args, allowed, flag):
+    """`--optimizers a,b` of a bench mode (None: its default list); SystemExit names the unknown."""
+    names = args.optimizers.split(",") if args.optimizers else None
+    unknown = sorted(set(names or ()) - set(allowed))
+    if unknown:
+        raise SystemExit(f"optforge bench: unknown optimizer(s) {', '.join(unknown)} for {flag}; "
+                         f"choose from {', '.join(allowed)}")
+    return names
 
 
 def _given(value, default):

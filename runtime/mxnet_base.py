@@ -264,6 +264,10 @@ class Optimizer:
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_scheduler is not None:
             lr = validation.number(f"lr_scheduler({self.num_update})", lr, minimum=0.0)
+        return self._times_lr_mult(lr, indices)
+
+    def _times_lr_mult(self, lr, indices):
+        """`lr` times each index's lr_mult."""
         if not self.param_dict and not self.lr_mult:
             return [lr * 1.0] * len(indices)    # every multiplier is 1.0: one product for all
         return [lr * self._multiplier(index, "lr_mult", self.lr_mult) for index in indices]
@@ -278,7 +282,7 @@ class Optimizer:
         if lr is None:
             lr = validation.number(f"lr_scheduler({self.begin_num_update})",
                                    self.lr_scheduler(self.begin_num_update), minimum=0.0)
-        return [lr * self._multiplier(index, "lr_mult", self.lr_mult) for index in indices]
+        return self._times_lr_mult(lr, indices)
 
     def _get_wds(self, indices):
         if not self.param_dict and not self.wd_mult:

@@ -150,8 +150,7 @@ class Optimizer:
         group["params"] = params
         engine = self._build(group)    # validates before anything is kept
         if engine.reads_initial_lr:    # the rule's `initial_lr`, where torch's schedulers keep it
-            group.setdefault("initial_lr", group["lr"])
-            learning_rate(group["initial_lr"], "initial_lr")
+            initial_lr(group)
         first = len(self._params)
         for k, p in enumerate(params):   # a rule's `requires` on the shape (Muon: 2-D only)
             engine.check_parameter(first + k, array_views.view(p))

@@ -114,8 +114,7 @@ class Optimizer(torch.optim.Optimizer):
                 engine.check_parameter(k, tensors.view(param.detach().real if param.is_complex() else param.detach()))
         super().add_param_group(param_group)
         if engine is not None and engine.reads_initial_lr:   # the rule's `initial_lr`, where torch's
-            group = self.param_groups[-1]                      # schedulers keep it
-            group.setdefault("initial_lr", group["lr"])
+            params_api.initial_lr(self.param_groups[-1])       # schedulers keep it
 
     def _check_group(self, group):
         """A group's values over the defaults: torch keywords this class refuses

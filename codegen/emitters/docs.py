@@ -207,13 +207,12 @@ def _notation(rule, formulas, used):
         add(name, BUILTIN_MEANINGS[name])
     for hp in rule.hyperparameters:
         add(hp.name, "hyperparameter: " + (hp.doc or hp.type))
+    assigned = [stmt.target for stmt in walk(rule.statements) if isinstance(stmt, Assign)]
     for st in rule.states:
-        assigned = any(isinstance(s, Assign) and s.target == st.name for s in walk(rule.statements))
-        add(st.name, "state: " + (st.doc or ("kept between steps" if assigned
+        add(st.name, "state: " + (st.doc or ("kept between steps" if st.name in assigned
                                              else "the weight when the state was created (read-only)")))
-    for stmt in walk(rule.statements):
-        if isinstance(stmt, Assign):
-            add(stmt.target, "computed by the update")
+    for target in assigned:
+        add(target, "computed by the update")
     return rows
 
 

@@ -78,7 +78,8 @@ def plans(engine, indices, weights, states, inputs):
     requires = namespace.get("requires")
     skip = namespace.get("skip")
     names = inputs.names
-    initial = inputs.initial_lrs if inputs.initial_lrs is not None else inputs.lrs
+    by_initial = inputs.initial_lrs is not None     # (else every initial lr is the lr: no key part)
+    initial = inputs.initial_lrs if by_initial else inputs.lrs
     layouts = {}    # shape key -> (shape inputs, present states, host scalar states)
     shared = {}
     out = []
@@ -99,7 +100,7 @@ def plans(engine, indices, weights, states, inputs):
             flagged = tuple(name.endswith(tuple(suffixes)) for suffixes in flags.values())
         key = None
         if not scalar_states:
-            key = (exact(lr), exact(wd), t, flagged, shape_key, exact(lr0))
+            key = (exact(lr), exact(wd), t, flagged, shape_key, exact(lr0) if by_initial else None)
             if key in shared:
                 out.append(bind(engine, shared[key], parts, present, scalar_states, index, t))
                 continue
