@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy.core.parameters import distribute
 
+from . import group_stage
 from .errors import SpecError
 from .functions import (COL_REDUCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, Clip, IsNone, MatMul, Normal,
                         StringLiteral, Transpose, Where)
@@ -90,10 +91,36 @@ class Analysis:
     atoms: tuple                  # condition atoms (sympy booleans)
     variants: dict                # key -> Variant
     modes: dict = field(default_factory=dict)   # [modes]: "train"/"eval" -> (its Rule, its one Variant)
+    group: object = None          # GroupStage of a rule with group reductions, else None
+
+
+@dataclass
+class GroupStage:
+    """The partials stage of a rule with group reductions (codegen/group_stage.py)."""
+
+    rule: object                  # the partials Rule
+    atoms: tuple                  # its condition atoms
+    variants: dict                # key -> Variant, named group_<name>
+    reductions: tuple             # of group_stage.GroupReduction
 
 
 def analyse(rule):
-    """All variants of a rule, in a deterministic order."""
+    """All variants of a rule, in a deterministic order. A rule with group reductions is
+    analysed as its step rule (each group reduction a host input), with its partials stage
+    in `group`; `Analysis.rule` stays the rule as written."""
+    grouped = group_stage.split(rule)
+    step = grouped.step if grouped else rule
+    atoms, variants = _variants(step)
+    group = None
+    if grouped:
+        group_atoms, group_variants = _variants(grouped.partials)
+        for variant in group_variants.values():
+            variant.name = "group_" + variant.name
+        group = GroupStage(grouped.partials, group_atoms, group_variants, grouped.reductions)
+    return Analysis(rule, atoms, variants, _modes(rule), group)
+
+
+def _variants(rule):
     with distribute(False):
         atoms = _condition_atoms(rule)
         variants = {}
@@ -101,7 +128,7 @@ def analyse(rule):
             truth = dict(zip(atoms, key))
             variants[key] = _Specialiser(rule, atoms, truth).variant(key)
     _unique_names(variants.values())
-    return Analysis(rule, tuple(atoms), variants, _modes(rule))
+    return tuple(atoms), variants
 
 
 def _modes(rule):
@@ -444,7 +471,7 @@ class _Specialiser:
 
 
 def _initial_value(st):
-    if st.shape == "scalar":
+    if st.shape in ("scalar", "group"):
         return sympy.Float(st.init)
     return sympy.Symbol("weight") if st.init == "weight" else sympy.Integer(0)
 

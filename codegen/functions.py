@@ -258,6 +258,33 @@ class MatMul(sympy.Function):
     nargs = 2
 
 
+class GroupSum(sympy.Function):
+    """`group_sum(x)`: the sum over every parameter of the group of a per-tensor value `x`
+    (a whole-tensor reduction or a per-tensor scalar), in float64; one host value per step."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class GroupMax(sympy.Function):
+    """`group_max(x)`: the largest per-tensor value `x` over the group (NaN if any is NaN)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+class GroupMin(sympy.Function):
+    """`group_min(x)`: the smallest per-tensor value `x` over the group (NaN if any is NaN)."""
+
+    nargs = 1
+    precedence = _BIG_OPERATOR
+
+
+# Reductions over the parameters of a group, by the name the language gives them
+GROUP_REDUCTIONS = (GroupSum, GroupMax, GroupMin)
+GROUP_OPS = {GroupSum: "sum", GroupMax: "max", GroupMin: "min"}
+
+
 # Functions that need the weight seen as a matrix
 MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul)
 
@@ -310,4 +337,8 @@ FUNCTIONS = {
     "transpose": (Transpose, (1,)),
     "matmul": (MatMul, (2,)),
     "normal": (Normal, (2,)),
+    "group_sum": (GroupSum, (1,)),
+    "group_max": (GroupMax, (1,)),
+    "group_min": (GroupMin, (1,)),
+    "group_norm": (GroupSum, (1,)),     # sqrt(group_sum(sum(x * x))): see parser._call_group_norm
 }

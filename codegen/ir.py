@@ -78,7 +78,7 @@ class State:
     name: str
     init: object                 # "zeros" | "weight" | a float (scalar states)
     dtype: str = "weight"        # "weight" (the weight's dtype) | "float32"
-    shape: str = "weight"        # "weight" | "rows" | "cols" | "scalar"
+    shape: str = "weight"        # "weight" | "rows" | "cols" | "scalar" | "group" (one float64 per param group)
     when: object = None          # sympy boolean over hyperparameters, or None (always)
     when_text: str = ""
     doc: str = ""
@@ -90,7 +90,7 @@ class State:
     def kind(self):
         if self.device:
             return DEVICE
-        return {"weight": TENSOR, "rows": ROWS, "cols": COLS, "scalar": HOST}[self.shape]
+        return {"weight": TENSOR, "rows": ROWS, "cols": COLS, "scalar": HOST, "group": HOST}[self.shape]
 
 
 @dataclass

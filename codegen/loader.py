@@ -146,7 +146,7 @@ class _Loader:
             if statements or not self._update_failed:   # a wrong statement still counts as assigning its target
                 self._check_writes(statements, states)
         for st in states:
-            names[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
+            names[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group")
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
@@ -302,7 +302,7 @@ class _Loader:
         for _ in range(2):
             scope = dict(names)
             for st in states:
-                scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True)
+                scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group")
             errors = []
             parser = self.parser("update", scope, errors)
             before = len(self.errors)
@@ -557,16 +557,19 @@ class _Loader:
             raise self.error(f"state init {init!r} is not \"zeros\", \"weight\", a number or a "
                              "hyperparameter's name", *keys, *(("init",) if "init" in entry else ()), value=True)
         if isinstance(init, (int, float)):
-            if shape not in (None, "scalar"):
+            if shape not in (None, "scalar", "group"):
                 raise self.error("a state initialised with a number is a per-parameter scalar "
-                                 "(shape = \"scalar\")", *keys, "shape", value=True)
-            shape, init = "scalar", float(init)
+                                 "(shape = \"scalar\") or one value per param group (shape = \"group\")",
+                                 *keys, "shape", value=True)
+            shape, init = shape or "scalar", float(init)
         shape = shape or "weight"
-        if shape not in ("weight", "rows", "cols", "scalar"):
-            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\", \"cols\" or \"scalar\"",
-                             *keys, "shape", value=True)
-        if shape == "scalar" and not isinstance(init, float):
-            raise self.error("a scalar state needs a number as init", *keys)
+        if shape not in ("weight", "rows", "cols", "scalar", "group"):
+            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\", \"cols\", \"scalar\" "
+                             "or \"group\"", *keys, "shape", value=True)
+        if shape in ("scalar", "group") and not isinstance(init, float):
+            raise self.error(f"a {shape} state needs a number or a hyperparameter's name as init", *keys)
+        if shape == "group" and "when" in entry:
+            raise self.error("a group state always exists: remove 'when'", *keys, "when", value=True)
         if shape in ("rows", "cols") and init == "weight":
             raise self.error(f"a {shape} state cannot be a copy of the weight", *keys, "init", value=True)
         dtype = entry.get("dtype", "weight")
@@ -613,9 +616,10 @@ class _Loader:
             raise self.error(f"state init {init!r} is not \"zeros\", \"weight\", a number or the name of a "
                              "numeric hyperparameter that is never None", *keys, "init", value=True)
         shape = entry.get("shape", "weight")
-        if shape not in ("weight", "scalar"):
-            raise self.error(f"a state initialised from a hyperparameter has the weight's shape or is a scalar "
-                             f"(shape = \"scalar\"), not '{shape}'", *keys, "shape", value=True)
+        if shape not in ("weight", "scalar", "group"):
+            raise self.error(f"a state initialised from a hyperparameter has the weight's shape, is a scalar "
+                             f"(shape = \"scalar\") or one value per group (shape = \"group\"), not '{shape}'",
+                             *keys, "shape", value=True)
         if "when" in entry:
             raise self.error("a state initialised from a hyperparameter always exists: remove 'when'",
                              *keys, "when", value=True)

@@ -17,8 +17,8 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .errors import Cascade, SpecError
-from .functions import (COL_REDUCTIONS, FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, IsNone, MatMul, Normal,
-                        StringLiteral, Transpose)
+from .functions import (COL_REDUCTIONS, FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, GroupSum, IsNone, MatMul,
+                        Normal, Sqrt, StringLiteral, TensorSum, Transpose)
 from .ir import COLS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
@@ -82,6 +82,7 @@ class Name:
     int_range: tuple | None = None   # (lo, hi) of an int hyperparameter with a finite range
     elements: tuple = ()         # a list hyperparameter's element names (its type is "list")
     list_of: str = ""            # an element's list: read as `betas[0]`, never by its own name
+    group: bool = False          # a group state (shape = "group"): one host value per param group
 
 
 # The symbolic shape (in the matrix view) of each kind of array
@@ -279,6 +280,9 @@ class FormulaParser:
         if info is not None and info.role == "state" and info.kind in (HOST, DEVICE) \
                 and value.kind not in (HOST, DEVICE):
             raise self.error(f"scalar state '{name}' cannot hold a {value.kind} value", node)
+        if info is not None and info.group and value.kind != HOST:
+            raise self.error(f"group state '{name}' is one value per param group: assign it host values "
+                             f"and group reductions (group_sum(...)), not a {value.kind} value", node)
         if info is not None and info.role == "state" and info.kind == HOST and value.kind == DEVICE:
             self.device_states.add(name)   # computed from a reduction: the loader re-parses it as such
         shape = self._shape(value.expr, node) if value.type == NUM else None
@@ -292,7 +296,8 @@ class FormulaParser:
                 kind, shape = info.kind, None  # arrays keep their shape whatever is assigned
             else:
                 kind = value.kind
-            self.names[name] = Name(name, kind, NUM, info.role, False, True, rebound=True, shape=shape)
+            self.names[name] = Name(name, kind, NUM, info.role, False, True, rebound=True, shape=shape,
+                                    group=info.group)
         else:
             self.names[name] = Name(name, value.kind, value.type, "local", False, True,
                                     choices=getattr(info, "choices", ()), shape=shape)
@@ -813,6 +818,30 @@ class FormulaParser:
         return Value(cls(x.expr), NUM, DEVICE if x.kind in (ROWS, DEVICE) else COLS)
 
     _call_col_mean = _call_col_sum = _call_col_max = _call_col_min = _call_cols
+
+    def _call_group(self, cls, name, node, narrowed):
+        """group_sum, group_max, group_min: one host value per step from one value per tensor
+        of the param group (codegen/group_stage.py splits the update at them)."""
+        arg = node.args[0]
+        x = self._number(self._expr(arg, narrowed), arg, f"as an argument of {name}()")
+        kind = self._folded_kind(x.expr, x.kind)
+        if kind == HOST:
+            raise self.error(f"{name}() combines one value per parameter of the group; its argument does "
+                             "not depend on a parameter (a host value is the same for every one)", arg)
+        if kind != DEVICE:
+            hint = "sum(x), dot(a, b), max(x) or norm(x)**2" if kind == TENSOR else "sum(x) of it"
+            raise self.error(f"{name}() combines one value per parameter; its argument is a {kind} value: "
+                             f"reduce it over the tensor first ({hint})", arg)
+        return Value(cls(x.expr), NUM, HOST)
+
+    _call_group_sum = _call_group_max = _call_group_min = _call_group
+
+    def _call_group_norm(self, cls, name, node, narrowed):
+        """group_norm(x): the L2 norm of x over every parameter of the group, as
+        sqrt(group_sum(sum(x * x))) (one sum of squares per tensor, added in float64)."""
+        arg = node.args[0]
+        x = self._reduced(name, node, arg, narrowed)
+        return Value(Sqrt(GroupSum(TensorSum(x.expr * x.expr))), NUM, HOST)
 
     def _call_transpose(self, cls, name, node, narrowed):
         x = self._matrix_argument(name, node, node.args[0], narrowed)

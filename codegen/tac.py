@@ -109,7 +109,7 @@ class _Lowering:
         self.numbering = {}
         self.inputs = {}
         arrays = ["weight", "grad"] + [st.name for st in rule.states if st.name in variant.states
-                                       and (st.shape != "scalar" or st.device)]
+                                       and (st.shape not in ("scalar", "group") or st.device)]
         for name in arrays:
             shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, COLS, DEVICE) else TENSOR
             self.inputs[name] = Val(-1 - len(self.inputs), "input", shape=shape, name=name)

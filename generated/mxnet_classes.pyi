@@ -21,6 +21,7 @@ __all__ = [
     'Adan',
     'AggMo',
     'CAdamW',
+    'DAdaptAdam',
     'DCASGD',
     'FTML',
     'Ftrl',
@@ -32,6 +33,7 @@ __all__ = [
     'NAG',
     'Nadam',
     'NovoGrad',
+    'Prodigy',
     'RMSProp',
     'Rprop',
     'SGD',
@@ -480,6 +482,45 @@ class CAdamW(SpecOptimizer):
     ) -> None: ...
 
 
+class DAdaptAdam(SpecOptimizer):
+    'D-Adaptation Adam: Adam whose step size d is estimated from the whole param group, with no learning rate to tune (specs/dadaptadam.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    d0: float
+    growth_rate: float
+    layer_scale: float
+    decouple: bool
+    use_bias_correction: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 1.0,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        d0: float = 1e-06,
+        growth_rate: float = ...,
+        layer_scale: float = 1.0,
+        decouple: bool = False,
+        use_bias_correction: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
 class DCASGD(SpecOptimizer):
     'DC-ASGD: SGD with delay compensation for asynchronous training (specs/dcasgd.toml).'
     momentum: float
@@ -786,6 +827,49 @@ class NovoGrad(SpecOptimizer):
         beta2: float = 0.98,
         epsilon: float = 1e-08,
         maximize: bool = False,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class Prodigy(SpecOptimizer):
+    'Prodigy: Adam whose step size d is estimated from the whole param group, with no learning rate to tune (specs/prodigy.toml).'
+    beta1: float
+    beta2: float
+    beta3: float | None
+    epsilon: float
+    d0: float
+    d_coef: float
+    growth_rate: float
+    decouple: bool
+    use_bias_correction: bool
+    safeguard_warmup: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 1.0,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        beta3: float | None = None,
+        epsilon: float = 1e-08,
+        d0: float = 1e-06,
+        d_coef: float = 1.0,
+        growth_rate: float = ...,
+        decouple: bool = True,
+        use_bias_correction: bool = False,
+        safeguard_warmup: bool = False,
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,

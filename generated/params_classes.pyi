@@ -22,6 +22,8 @@ __all__ = [
     'Adan',
     'AggMo',
     'CAdamW',
+    'ClippedAdamW',
+    'DAdaptAdam',
     'DCASGD',
     'FTML',
     'Ftrl',
@@ -34,6 +36,7 @@ __all__ = [
     'NAG',
     'NAdam',
     'NovoGrad',
+    'Prodigy',
     'RAdam',
     'RMSprop',
     'Rprop',
@@ -310,6 +313,46 @@ class CAdamW(Optimizer):
     ) -> None: ...
 
 
+class ClippedAdamW(Optimizer):
+    'AdamW (torch.optim.AdamW) with the gradients of each param group clipped to a global L2 norm, in the step (specs/torch/clippedadamw.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-08,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        max_norm: float = 1.0,
+        weight_decay: float = 0.01,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class DAdaptAdam(Optimizer):
+    'D-Adaptation Adam: Adam whose step size d is estimated from the whole param group, with no learning rate to tune (specs/dadaptadam.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-08,
+        d0: float = 1e-06,
+        growth_rate: float = ...,
+        layer_scale: float = 1.0,
+        decouple: bool = False,
+        use_bias_correction: bool = False,
+        weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
 class DCASGD(Optimizer):
     'DC-ASGD: SGD with delay compensation for asynchronous training (specs/dcasgd.toml).'
 
@@ -508,6 +551,29 @@ class NovoGrad(Optimizer):
         betas: tuple[float, float] = (0.95, 0.98),
         eps: float = 1e-08,
         maximize: bool = False,
+        weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class Prodigy(Optimizer):
+    'Prodigy: Adam whose step size d is estimated from the whole param group, with no learning rate to tune (specs/prodigy.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        beta3: float | None = None,
+        eps: float = 1e-08,
+        d0: float = 1e-06,
+        d_coef: float = 1.0,
+        growth_rate: float = ...,
+        decouple: bool = True,
+        use_bias_correction: bool = False,
+        safeguard_warmup: bool = False,
         weight_decay: float = 0.0,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
         min_8bit_size: int = 4096,

@@ -33,10 +33,20 @@ def class_docstring(spec, parameters=None):
                   + "; ".join(f"{mode}: ``{text.strip()}``" for mode, text in spec["modes"].items()) + "."]
     lines += ["", "Parameters", "----------"]
     lines += mxnet_parameters(spec) if parameters is None else parameters
-    if spec["states"]:
+    group_states = [st for st in spec["states"] if st["shape"] == "group"]
+    if group_states:
+        lines += ["", "Group states", "------------",
+                  "One float64 value per param group (the parameters of one update call in the MXNet style):"]
+        for st in group_states:
+            lines.append(f"{st['name']} : starts as {st['init']!r}" if not isinstance(st["init"], str)
+                         else f"{st['name']} : starts as {st['init']}")
+            if st["doc"]:
+                lines += textwrap.wrap(st["doc"], 88, initial_indent="    ", subsequent_indent="    ")
+    per_parameter = [st for st in spec["states"] if st["shape"] != "group"]
+    if per_parameter:
         lines += ["", "States", "------",
                   "Per parameter, in this order (a single state is returned bare, none as None):"]
-        for st in spec["states"]:
+        for st in per_parameter:
             shape = {"weight": "weight's shape", "rows": "one value per row of the matrix view",
                      "cols": "one value per column of the matrix view", "scalar": "per-parameter scalar"}[st["shape"]]
             dtype = "" if st["shape"] == "scalar" else \

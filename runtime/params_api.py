@@ -18,6 +18,7 @@ from . import array_views, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
 from .engine import Engine, StateMeta, StepInputs, state_dtype, state_parts, state_shape
+from .engine import group as group_values
 from .engine import storage as stored_states
 from .backends.quantized import Blockwise8bit
 
@@ -34,6 +35,15 @@ def initial_lr(group):
     """A group's initial_lr (rules that read the input), validated; a group without one (from
     a state dict or pickle saved before) takes its lr now, as torch's schedulers do."""
     return learning_rate(group.setdefault("initial_lr", group["lr"]), "initial_lr")
+
+
+def group_states(engine, group):
+    """A param group's group states ({name: float}; rules with group reductions keep them in
+    the group's dict, as prodigyopt keeps its d), added with their initial values where the
+    group has none yet (a new group, a state dict saved before), each checked to be a number."""
+    for name, value in group_values.initial_states(engine).items():
+        group.setdefault(name, value)
+    return group_values.check_states(engine, group, "the param group's values")
 
 
 def _but_lr(values):
@@ -83,17 +93,19 @@ class Counted:
     """A step of one batch, counted and planned, not run yet: `run()` runs its kernels,
     `cancel()` puts the update counts back."""
 
-    def __init__(self, counts, ids, launch, lr, wd, rescale_grad=1.0, initial_lr=None):
+    def __init__(self, counts, ids, launch, lr, wd, rescale_grad=1.0, initial_lr=None, group=None):
         """Advance `counts` (param id -> updates so far) for `ids`, then plan `launch` (an
         engine Launch or kept launch); `failed` when the plans leave a kept launch (the
-        counts are back then). Planning errors raise with the counts back."""
+        counts are back then). Planning errors raise with the counts back. `group`: the param
+        group's dict of a rule with group states, which `run()` writes their new values into."""
         self.counts, self.before = counts, {pid: counts.get(pid, 0) for pid in ids}
         ts = [self.before[pid] + 1 for pid in ids]
         counts.update(zip(ids, ts))
         n = len(ids)
         try:
             initial = None if initial_lr is None else [initial_lr] * n
-            planned = launch.plan(StepInputs(ts, [lr] * n, [wd] * n, rescale_grad, initial_lrs=initial))
+            held = group_states(launch.engine, group) if group is not None else None
+            planned = launch.plan(StepInputs(ts, [lr] * n, [wd] * n, rescale_grad, initial_lrs=initial, group=held))
         except BaseException:
             self.cancel()
             raise
@@ -101,6 +113,11 @@ class Counted:
         if self.failed:
             self.cancel()
         self.run = launch.run
+        if group is not None:
+            def run():
+                launch.run()
+                group.update(launch.group_updates)
+            self.run = run
 
     def cancel(self):
         for pid, count in self.before.items():
@@ -151,6 +168,8 @@ class Optimizer:
         engine = self._build(group)    # validates before anything is kept
         if engine.reads_initial_lr:    # the rule's `initial_lr`, where torch's schedulers keep it
             initial_lr(group)
+        if engine.grouped:      # the group states live in the group (group_values.initial_states)
+            group_states(engine, group)
         first = len(self._params)
         for k, p in enumerate(params):   # a rule's `requires` on the shape (Muon: 2-D only)
             engine.check_parameter(first + k, array_views.view(p))
@@ -227,7 +246,7 @@ class Optimizer:
                 engine.check([ids[k] for k in existing], [weights[k] for k in existing],
                              [gradients[k] for k in existing], [states[k] for k in existing])
                 initial = initial_lr(group) if engine.reads_initial_lr else None
-                plan.append((engine, ids, weights, gradients, states, lr, wd, initial))
+                plan.append((engine, ids, weights, gradients, states, lr, wd, initial, group))
         except BaseException:
             for step in reversed(kept):
                 step.cancel()
@@ -236,12 +255,13 @@ class Optimizer:
         # (FTML with lr = 0) leaves every group's weights, states and counts as they were
         prepared, created = kept, {}
         try:
-            for engine, ids, weights, gradients, states, lr, wd, initial in plan:
+            for engine, ids, weights, gradients, states, lr, wd, initial, group in plan:
                 for k, pid in enumerate(ids):
                     if states[k] is None and pid not in self.state:
                         states[k] = created[pid] = engine.create_state(pid, weights[k])
                 launch = engine.launch(ids, weights, gradients, states, fused=True)
-                prepared.append(Counted(self._counts, ids, launch, lr, wd, initial_lr=initial))
+                prepared.append(Counted(self._counts, ids, launch, lr, wd, initial_lr=initial,
+                                        group=group if engine.grouped else None))
         except BaseException:
             for step in reversed(prepared):
                 step.cancel()

@@ -16,6 +16,7 @@ from . import validation
 from ..conventions.state_storage import MIN_8BIT_SIZE
 from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision, state_parts
 from .engine.storage import state_storage
+from .engine import group as group_values
 from .mxnet_base import Optimizer, PreparedStep, _as_lists, decode_keys, encode_keys
 
 __all__ = ["PreconditionError", "SpecOptimizer"]
@@ -38,6 +39,8 @@ class SpecOptimizer(Optimizer):
         for name, value in options.items():
             kwargs[name] = value
         super().__init__(learning_rate=learning_rate, **kwargs)
+        # group reductions: the group is one update call, its states kept here (engine/group.py)
+        self.group_states = group_values.initial_states(self.engine) if self.engine.grouped else {}
 
     @property
     def hyperparameters(self):
@@ -188,6 +191,11 @@ class SpecOptimizer(Optimizer):
         planning fails)."""
         prepared = self._count_and_plan(indices, launch.plan)
         prepared.kernels = launch.run
+        if self.engine.grouped:
+            def kernels():
+                launch.run()
+                self.group_states.update(launch.group_updates)
+            prepared.kernels = kernels
         return prepared
 
     def _count_and_plan(self, indices, plan):
@@ -220,7 +228,7 @@ class SpecOptimizer(Optimizer):
         names = [self.idx2name.get(i, str(i)) for i in indices] if self.SPEC["name_flags"] else None
         initial = self._get_initial_lrs(indices) if self.engine.reads_initial_lr else None
         return StepInputs(list(map(counts.__getitem__, indices)), lrs, wds, self.rescale_grad,
-                          self.clip_gradient, names, initial)
+                          self.clip_gradient, names, initial, self.group_states if self.engine.grouped else None)
 
     # -- kept launches (engine/kept.py) -------------------------------------------------
     def update(self, indices, weights, grads, states):

@@ -46,6 +46,7 @@ from ..runtime.backends import array_module
 from ..runtime.backends.quantized import Blockwise8bit
 from ..runtime.sparse import RowSparse
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
+from ..runtime.engine import group as group_values
 from ..runtime.engine import storage as stored_states
 from . import compiled, shards, tensors, torch_checks, torch_native
 from .launch_cache import GroupLaunch
@@ -115,6 +116,8 @@ class Optimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
         if engine is not None and engine.reads_initial_lr:   # the rule's `initial_lr`, where torch's
             params_api.initial_lr(self.param_groups[-1])       # schedulers keep it
+        if engine is not None and engine.grouped:     # group states live in the group, as prodigyopt's d
+            params_api.group_states(engine, self.param_groups[-1])
 
     def _check_group(self, group):
         """A group's values over the defaults: torch keywords this class refuses
@@ -128,6 +131,10 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True: "
                              f"its rule is not element-wise or has train/eval modes (only element-wise "
                              f"rules without noise or modes run as torch operations)")
+        if values.get("differentiable") and engine.grouped:
+            raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True: "
+                             f"its rule reduces over the whole param group (group_sum), which the torch-native "
+                             f"path does not run yet")
         if values.get("differentiable") and values.get("master_weights"):
             raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True "
                              f"with master_weights=True")
@@ -236,7 +243,7 @@ class Optimizer(torch.optim.Optimizer):
             engine, master, param, gathered = item[0], item[1], item[2], item[6]
             # groups differing in lr alone share an engine, not a batch: the engine plans with one lr
             key = (id(engine), _frozen(item[9]["lr"]), _frozen(item[9].get("initial_lr")), master, gathered,
-                   param.device, param.dtype)
+                   param.device, param.dtype, id(item[9]) if engine.grouped else None)
             batches.setdefault(key, []).append(item)
         # every batch is planned (its engine launch's plan) before any kernel runs: a batch that
         # cannot step leaves every batch's tensors, states and counts as they were (the counts
@@ -246,6 +253,7 @@ class Optimizer(torch.optim.Optimizer):
         try:
             for batch in batches.values():
                 prepared.append(self._prepare(batch, rescale_grad, created))
+            self._plan_groups(prepared)
         except BaseException:
             for param, name in created:
                 self.state[param].pop(name, None)
@@ -260,6 +268,37 @@ class Optimizer(torch.optim.Optimizer):
             finish()
         self._views.trim(len(work) + sum(len(g["params"]) for g in self.param_groups if id(g) in skip))
         self._keep_launches(work)
+
+    def _plan_groups(self, prepared):
+        """Plan the batches of rules with group reductions (`_prepare` leaves them unplanned):
+        a param group's partials from every batch it was split into (by dtype, device, master
+        weights), combined in float64, then each batch planned with the group's values; each
+        launch's run writes the group states' new values into the group."""
+        pending = [(launch, finish) for launch, finish in prepared if getattr(finish, "grouped", None)]
+        by_group = {}
+        for launch, finish in pending:
+            by_group.setdefault(id(finish.grouped[1]), []).append((launch, finish))
+        for members in by_group.values():
+            launch0, (inputs0, group) = members[0][0], members[0][1].grouped
+            engine = launch0.engine
+            held = params_api.group_states(engine, group)
+            found = {}
+            for launch, finish in members:
+                inputs = finish.grouped[0]
+                for name, partial in group_values.partials(engine, launch.indices, launch.masters or launch.weights,
+                                                           launch.grads, launch.states, inputs, held).items():
+                    found.setdefault(name, []).extend(partial)
+            ops = {value: op for op, value, _ in engine.module.GROUP["reductions"]}
+            combined = {name: group_values.combine(ops[name], partial) for name, partial in found.items()}
+            updates = []
+            for launch, finish in members:
+                launch.plan(finish.grouped[0]._replace(group={**held, **combined}))
+                updates.append(launch)
+
+            def write(group=group, launches=updates):
+                for launch in launches:
+                    group.update(launch.group_updates)
+            members[-1][1].after = write
 
     def _keep_launches(self, work):
         """Keep the native launch of every group that took the full path with a gradient for
@@ -370,6 +409,9 @@ class Optimizer(torch.optim.Optimizer):
         # the torch-native path (torch_native.py): differentiable groups, and meta parameters
         # (shapes only: the generated code on meta tensors computes nothing)
         on_torch = differentiable or batch[0][2].is_meta
+        if engine.grouped and (batch[0][2].is_meta or mode is not None):
+            raise TypeError(f"{type(self).__name__}: its rule reduces over the whole param group (group_sum), "
+                            "which meta and sharded (FSDP2) parameters do not step with yet")
         if batch[0][2].is_meta and not _elementwise(engine):
             raise TypeError(f"{type(self).__name__}: meta parameters step on torch operations, which only "
                             f"element-wise rules allow; this rule has reductions")
@@ -428,7 +470,8 @@ class Optimizer(torch.optim.Optimizer):
             else:   # checked in _collect (new states come from the engine): no second check;
                 # a "reduce" batch runs the NumPy kernels, whose norms shards.py all-reduces
                 launch = engine.launch(ids, weights, grads, states, fused=not (reduced or on_torch))
-            launch.plan(inputs)
+            if not engine.grouped:
+                launch.plan(inputs)     # (group reductions: planned by _plan_groups)
         if on_torch:      # the same plan, run by torch operations (under autograd if differentiable)
             launch = torch_native.Launch(engine, launch, items, differentiable)
 
@@ -440,7 +483,11 @@ class Optimizer(torch.optim.Optimizer):
                 state["step"] = t
             tensors.bump_versions(written)
             self._views.counted(steps, ts)
+            if finish.after is not None:
+                finish.after()
         finish.device = device
+        finish.after = None
+        finish.grouped = (inputs, group) if engine.grouped else None
         return launch, finish
 
     def _ensure_state(self, engine, names, master, param, index, weight, count):

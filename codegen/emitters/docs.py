@@ -262,10 +262,10 @@ def _states(rule, formulas):
     rows = []
     for st in rule.states:
         shape = {"weight": "weight's shape", "rows": "(rows, 1, ...)", "cols": "(1, ...) without the first axis",
-                 "scalar": "scalar"}[st.shape]
+                 "scalar": "scalar", "group": "one value per param group"}[st.shape]
         if rule.matrix == "last_two" and st.shape in ("rows", "cols"):
             shape = "(..., rows, 1)" if st.shape == "rows" else "(..., 1, cols)"
-        dtype = "float64" if st.shape == "scalar" else \
+        dtype = "float64" if st.shape in ("scalar", "group") else \
             "float32 (float64 for float64 weights)" if st.dtype == "float32" else "weight's dtype"
         init = _value(st.init) if not isinstance(st.init, str) else \
             {"zeros": "0", "weight": "a copy of the weight"}.get(st.init, st.init)

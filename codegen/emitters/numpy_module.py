@@ -25,12 +25,15 @@ def render(rule, analysis, spec_path):
 
     state_inputs, state_terms = set(), []
     for st in rule.states:
+        if st.shape == "group":     # kept by the API family with the group, not per parameter
+            continue
         if st.when is None:
             state_terms.append(f"({st.name!r}, True)")
         else:
             state_inputs |= _names(st.when)
             state_terms.append(f"({st.name!r}, {host.doprint(st.when)})")
-    state_lines = [f"return tuple(name for name, exists in ({', '.join(state_terms)}{',' if len(state_terms) == 1 else ''}) if exists)"]
+    state_lines = [f"return tuple(name for name, exists in ({', '.join(state_terms)}{',' if len(state_terms) == 1 else ''}) if exists)"
+                   if state_terms else "return ()"]
 
     condition_inputs = set()
     for atom in analysis.atoms:
@@ -42,6 +45,7 @@ def render(rule, analysis, spec_path):
                 for key, variant in analysis.variants.items()]
     modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
              for mode, (mode_rule, variant) in analysis.modes.items()]
+    group = _group_stage(analysis.group, host, arrays) if analysis.group else None
 
     skip_text, skip_inputs = "", []
     if rule.skip_if is not None:
@@ -69,7 +73,24 @@ def render(rule, analysis, spec_path):
         requires_inputs=requires_inputs,
         variants=variants,
         modes=modes,
+        group=group,
     ).rstrip("\n") + "\n"
+
+
+def _group_stage(group, host, arrays):
+    """What the template needs of a rule's partials stage (codegen/group_stage.py)."""
+    state_classes = {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in group.rule.states}
+    inputs = set()
+    for atom in group.atoms:
+        inputs |= _names(atom)
+    return {
+        "condition_inputs": sorted(inputs),
+        "condition_texts": [_condition(host, atom) for atom in group.atoms],
+        "variants": [_variant(group.rule, key, variant, host, arrays, state_classes)
+                     for key, variant in group.variants.items()],
+        "reductions": [(r.op, r.value, r.partial) for r in group.reductions],
+        "states": [st.name for st in group.rule.states if st.shape == "group"],
+    }
 
 
 def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
@@ -104,7 +125,7 @@ def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
         "key": key,
         "name": variant.name,
         "description": variant.description,
-        "states": tuple(variant.states),
+        "states": tuple(name for name in variant.states if rule.state(name).shape != "group"),
         "updates": {name: sym.name for name, sym in variant.scalar_outputs.items()},
         "host_only": [sym.name for sym in variant.scalar_outputs.values()
                       if sym.name not in program.scalars],

@@ -142,6 +142,16 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
     def _print_TensorMin(self, expr, exp=None):
         return self._reduction("\\min", expr, "k", "k")
 
+    # group reductions: over the parameters theta of the param group G
+    def _print_GroupSum(self, expr, exp=None):
+        return self._reduction("\\sum", expr, "\\theta \\in \\mathcal{G}", "\\theta")
+
+    def _print_GroupMax(self, expr, exp=None):
+        return self._reduction("\\max", expr, "\\theta \\in \\mathcal{G}", "\\theta")
+
+    def _print_GroupMin(self, expr, exp=None):
+        return self._reduction("\\min", expr, "\\theta \\in \\mathcal{G}", "\\theta")
+
     def _print_SumOfProducts(self, expr, exp=None):
         a, b = (self._print(arg) for arg in expr.args)
         return f"\\left\\langle {a}, {b} \\right\\rangle"

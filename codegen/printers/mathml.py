@@ -203,6 +203,21 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
     def _print_TensorMin(self, expr):
         return self._reduction("min", expr, "k", "k")
 
+    # group reductions: over the parameters θ of the param group 𝒢
+    def _group_reduction(self, operator, expr):
+        head = self.mo(operator, largeop="true") if operator == "∑" else self.el("mi", text=operator)
+        over = self.row(self.el("mi", text="θ"), self.mo("∈"), self.el("mi", text="𝒢"))
+        return self.row(self.el("munder", head, over), self._indexed(expr.args[0], "θ"))
+
+    def _print_GroupSum(self, expr):
+        return self._group_reduction("∑", expr)
+
+    def _print_GroupMax(self, expr):
+        return self._group_reduction("max", expr)
+
+    def _print_GroupMin(self, expr):
+        return self._group_reduction("min", expr)
+
     def _print_SumOfProducts(self, expr):
         a, b = (self._print(arg) for arg in expr.args)
         return self.fenced(self.row(a, self.mo(",", separator="true"), b), "⟨", "⟩")

@@ -27,7 +27,8 @@ class Engine:
         self.hyperparameters = {meta["name"]: validation.hyperparameter(meta, hyperparameters[meta["name"]])
                                 for meta in spec["hyperparameters"]}
         self.lazy_update = spec["sparse_update"] == "lazy" if lazy_update is None else lazy_update
-        self.states = {meta["name"]: StateMeta.of(meta) for meta in spec["states"]}
+        self.states = {meta["name"]: StateMeta.of(meta) for meta in spec["states"] if meta["shape"] != "group"}
+        self.grouped = hasattr(module, "GROUP")     # group reductions and group states (engine/group.py)
         self.storage = storage
         self.kept = KeptLaunches(self)
         # whether the frontend must give each step its parameters' initial learning rates
@@ -272,7 +273,7 @@ class Engine:
     def execute(self, weight, grad, plan, fused):
         """One parameter's planned step through the generated NumPy code (NumPy or CuPy
         arrays), or its native or CUDA stage kernels for matrix rules."""
-        variant, arrays, scalars, updates, scalar_arrays, t, index = plan
+        variant, arrays, scalars, updates, scalar_arrays, t, index = plan[:7]
         xp = array_module(weight)
         kernel = variant["kernel"]
         stored = [k for k, a in enumerate(arrays) if quantized.is_stored(weight, a)] if self.storage else ()
@@ -364,10 +365,23 @@ class Launch:
         self.fused, self.masters, self.gpu, self.native = fused, masters, gpu, native
         self.planned = None
 
-    def plan(self, inputs):
-        """Every parameter's Plan for `StepInputs`, and the native kernels they run built."""
+    group_updates = None    # rules with group reductions: the group states' new values after run()
+
+    def plan(self, inputs, reduce=None):
+        """Every parameter's Plan for `StepInputs`, and the native kernels they run built. A
+        rule with group reductions runs its partials stage over these parameters first (they
+        are the group; `inputs.group` holds the group states, `reduce` combines the group
+        values across ranks) and sets `group_updates`."""
         engine = self.engine
+        if engine.grouped:
+            from . import group
+            held = group.check_states(engine, inputs.group or {})
+            found = group.values(engine, self.indices, self.masters or self.weights, self.grads, self.states,
+                                 inputs, held, reduce)
+            inputs = inputs._replace(group={**held, **found})
         planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
+        if engine.grouped:
+            self.group_updates = group.updates(engine, planned)
         if self.native:
             from ..backends import native as native_backend
             native_backend.build(engine.module, self.weights, planned, self.masters, engine.storage is not None)

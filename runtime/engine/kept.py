@@ -76,6 +76,8 @@ def qualifies(engine):
     module, spec = engine.module, engine.spec
     if spec["name_flags"] or reads_shape(module) or reads_input(module, ("initial_lr",)):
         return False    # inputs that differ between parameters beyond lr, wd and t
+    if hasattr(module, "GROUP"):
+        return False    # group reductions: a partials stage before every step
     if engine.storage is not None:
         return False    # quantized states: a launch's table holds codes and absmax, not kept yet
     if any(m.shape in ("rows", "cols") or m.device_scalar for m in engine.states.values()):

@@ -24,6 +24,8 @@ class StepInputs(NamedTuple):
     clip_gradient: float | None = None
     names: Sequence[str] | None = None   # each parameter's name (name flags); None: str(index)
     initial_lrs: Sequence[float] | None = None   # each parameter's first learning rate; None: lrs
+    group: dict | None = None   # rules with group reductions: the group states' values and the
+                                # group reductions' values (`_group<k>`, engine/group.py)
 
 
 class HostResult(NamedTuple):
@@ -42,6 +44,7 @@ class Plan(NamedTuple):
     scalar_arrays: dict         # host scalar state name -> its 0-d array
     t: int                      # the update count (noise is keyed by it)
     index: object = None        # the parameter's index (noise and stochastic rounding are keyed by it)
+    group_updates: dict = {}    # new values of the group states (the same for every parameter)
 
 
 def exact(value):
@@ -72,7 +75,8 @@ def plans(engine, indices, weights, states, inputs):
     """The Plan of every parameter (None where the rule's skip_if holds)."""
     module, spec = engine.module, engine.spec
     by_shape = reads_shape(module)
-    base = dict(engine.hyperparameters, rescale_grad=inputs.rescale_grad, clip_gradient=inputs.clip_gradient)
+    base = dict(engine.hyperparameters, rescale_grad=inputs.rescale_grad, clip_gradient=inputs.clip_gradient,
+                **(inputs.group or {}))
     flags = spec["name_flags"]
     namespace = vars(module)    # a dict lookup: a missing module attribute costs an exception
     requires = namespace.get("requires")
@@ -126,4 +130,6 @@ def bind(engine, result, parts, present, scalar_states, index, t):
     arrays = [by_name[name] for name in variant["states"] if name not in scalar_states]
     if variant["noise"]:
         scalars = dict(scalars, rng=Noise(engine.hyperparameters["seed"], index, t))
-    return Plan(variant, arrays, scalars, updates, {name: by_name[name] for name in updates}, t, index)
+    own = {name: value for name, value in updates.items() if name in by_name}
+    group = {name: value for name, value in updates.items() if name not in by_name} if len(own) < len(updates) else {}
+    return Plan(variant, arrays, scalars, own, {name: by_name[name] for name in own}, t, index, group)
