@@ -23,6 +23,9 @@ SETTINGS = {
     "adam": dict(learning_rate=0.01),
     "adamax": dict(learning_rate=0.02),
     "adamw": dict(learning_rate=0.01, wd=0.01),
+    "clippedadamw": dict(learning_rate=0.01, wd=0.01),
+    # D-Adaptation overshoots on this small problem at lr = 1 (its default): half of it
+    "dadaptadam": dict(learning_rate=0.5),
     "dcasgd": dict(learning_rate=0.1, momentum=0.9),
     "ftml": dict(learning_rate=0.01),
     "ftrl": dict(learning_rate=0.1, lamda1=0.0001),

@@ -8,7 +8,7 @@ the classes the runtime builds."""
 CLASS_ATTRIBUTES = frozenset({
     "SPEC", "aggregate_num", "begin_num_update", "check_parameter", "clip_gradient", "config",
     "create_optimizer", "create_state", "create_state_multi_precision", "engine", "flavor",
-    "from_config", "fused_step", "hyperparameters", "idx2name", "lazy_update", "learning_rate",
+    "from_config", "fused_step", "group_states", "hyperparameters", "idx2name", "lazy_update", "learning_rate",
     "lr", "lr_mult", "lr_scheduler", "min_8bit_size", "multi_precision", "num_update", "param_dict",
     "register", "rescale_grad", "set_learning_rate", "set_lr_mult", "set_lr_scale", "set_wd_mult",
     "state_storage", "step", "sym_info", "update", "update_multi_precision", "use_fused_step", "wd",

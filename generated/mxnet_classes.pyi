@@ -21,6 +21,7 @@ __all__ = [
     'Adan',
     'AggMo',
     'CAdamW',
+    'ClippedAdamW',
     'DAdaptAdam',
     'DCASGD',
     'FTML',
@@ -470,6 +471,39 @@ class CAdamW(SpecOptimizer):
         rescale_grad: float = 1.0,
         param_idx2name: dict[int, str] | None = None,
         wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class ClippedAdamW(SpecOptimizer):
+    'AdamW (torch.optim.AdamW) with the gradients of each param group clipped to a global L2 norm, in the step (specs/clippedadamw.toml).'
+    beta1: float
+    beta2: float
+    epsilon: float
+    amsgrad: bool
+    max_norm: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-08,
+        amsgrad: bool = False,
+        max_norm: float = 1.0,
+        wd: float = 0.01,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
         clip_gradient: float | None = None,
         lr_scheduler: Callable[[int], float] | None = None,
         sym: Any = None,

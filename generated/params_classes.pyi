@@ -314,7 +314,7 @@ class CAdamW(Optimizer):
 
 
 class ClippedAdamW(Optimizer):
-    'AdamW (torch.optim.AdamW) with the gradients of each param group clipped to a global L2 norm, in the step (specs/torch/clippedadamw.toml).'
+    'AdamW (torch.optim.AdamW) with the gradients of each param group clipped to a global L2 norm, in the step (specs/clippedadamw.toml).'
 
     def __init__(
         self,
@@ -324,7 +324,6 @@ class ClippedAdamW(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-08,
         amsgrad: bool = False,
-        maximize: bool = False,
         max_norm: float = 1.0,
         weight_decay: float = 0.01,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,

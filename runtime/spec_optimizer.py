@@ -230,6 +230,23 @@ class SpecOptimizer(Optimizer):
         return StepInputs(list(map(counts.__getitem__, indices)), lrs, wds, self.rescale_grad,
                           self.clip_gradient, names, initial, self.group_states if self.engine.grouped else None)
 
+    # -- group states (engine/group.py): saved with the counters ----------------------
+    def _counters(self):
+        counters = super()._counters()
+        if self.engine.grouped:
+            counters["group_states"] = dict(self.group_states)
+        return counters
+
+    def _restore_counters(self, saved):
+        held = None
+        if self.engine.grouped and "group_states" in saved:   # (checked before anything is set)
+            if not isinstance(saved["group_states"], dict):
+                raise ValueError(f"saved group_states must be a dict, got {type(saved['group_states']).__name__}")
+            held = group_values.check_states(self.engine, saved["group_states"], "saved group_states")
+        super()._restore_counters({k: v for k, v in saved.items() if k != "group_states"})
+        if held is not None:
+            self.group_states = held
+
     # -- kept launches (engine/kept.py) -------------------------------------------------
     def update(self, indices, weights, grads, states):
         """Update weights and states in place; lists (2.0) or one index (1.x) are accepted.

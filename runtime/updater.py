@@ -44,7 +44,10 @@ class Updater:
                 states[i] = self._synced(i, self.states[i], w)
             else:
                 states[i] = self.states[i]
-        if self.aggregate_updates:
+        engine = getattr(self.optimizer, "engine", None)
+        if getattr(engine, "grouped", False):
+            groups = [list(indices)]    # group reductions: the call's parameters are the group
+        elif self.aggregate_updates:
             groups = [[indices[k] for k in group] for group in self._groups(indices, grads, weights)]
         else:
             groups = [[i] for i in indices]
