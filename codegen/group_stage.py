@@ -95,13 +95,15 @@ def _partials_rule(rule, reductions, last):
                 argument = node.args[0].xreplace(renamed)
                 read = {s.name for s in argument.free_symbols} & tainted
                 if read:
-                    raise _error(f"{reduction.text} reads '{sorted(read)[0]}', which is computed from a group "
+                    name = sorted(read)[0].removeprefix("_a_")
+                    raise _error(f"group_{reduction.op}() reads '{name}', which is computed from a group "
                                  "reduction of the same step: one group stage per step only", stmt)
                 statements.append(Assign(reduction.partial, argument, DEVICE, reduction.text, stmt.loc))
-            tainted.add(stmt.target)
+            tainted |= {stmt.target, f"_a_{stmt.target}"}    # (read as itself or as its renamed local)
             continue
         if _reads(stmt) & tainted:
-            tainted |= {inner.target for inner in walk([stmt]) if isinstance(inner, Assign)}
+            tainted |= {name for inner in walk([stmt]) if isinstance(inner, Assign)
+                        for name in (inner.target, f"_a_{inner.target}")}
             continue
         statements.append(_renamed(stmt, renamed))
     partial_states = tuple(State(r.partial, 0.0, "weight", "scalar", device=True) for r, _, _ in reductions)

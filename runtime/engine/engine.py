@@ -371,13 +371,16 @@ class Launch:
         """Every parameter's Plan for `StepInputs`, and the native kernels they run built. A
         rule with group reductions runs its partials stage over these parameters first (they
         are the group; `inputs.group` holds the group states, `reduce` combines the group
-        values across ranks) and sets `group_updates`."""
+        values across ranks; a frontend that split the group into several launches gives the
+        values it combined in `inputs.group` instead) and sets `group_updates`."""
         engine = self.engine
         if engine.grouped:
             from . import group
             held = group.check_states(engine, inputs.group or {})
-            found = group.values(engine, self.indices, self.masters or self.weights, self.grads, self.states,
-                                 inputs, held, reduce)
+            found = {name: value for name, value in (inputs.group or {}).items() if name.startswith("_group")}
+            if not found:   # (a frontend that split the group into batches gives the values it combined)
+                found = group.values(engine, self.indices, self.masters or self.weights, self.grads, self.states,
+                                     inputs, held, reduce)
             inputs = inputs._replace(group={**held, **found})
         planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
         if engine.grouped:
