@@ -1,11 +1,14 @@
-"""The native CPU kernels of quantized states (f32_q8, f32_qbf16) against the NumPy reference.
+"""The native CPU kernels of quantized states (f32_q8, f32_qbf16, f32_qbf16sr) against the
+NumPy reference.
 
 The reference is the rule's generated NumPy code between `quantized.load` and
 `quantized.store` (runtime/backends/quantized.py, itself checked against bitsandbytes'
 quantizer code for code in tests/test_quantized_states.py); `use_fused_step=False` runs it.
 The kernels dequantize, run the same per-element math in float32 and requantize in one
 pass. Tolerance: none. Both sides do the same float32 operations in the same order (no
-FMA contraction), so weights, codes, absmax and bfloat16 bits must be equal, over several
+FMA contraction), and stochastic rounding draws the same bits (a function of the state's
+key and the element's index in its tensor, whichever thread or chunk stores it), so
+weights, codes, absmax and bfloat16 bits must be equal, over several
 steps with a changing learning rate, wd > 0, rescale_grad != 1, clip_gradient, NaN in a
 gradient, begin_num_update > 0 and per-parameter lr/wd multipliers, through the single-
 and the multi-tensor entry points, on any thread count.
@@ -59,6 +62,10 @@ def kernels_run(monkeypatch):
     return seen
 
 
+SUFFIX = {"8bit": "f32_q8", "bfloat16": "f32_qbf16", "bfloat16_stochastic": "f32_qbf16sr"}
+STORAGES = list(SUFFIX)
+
+
 def _pair(flavor, name, hyper, storage):
     made = []
     for fused in (True, False):
@@ -91,7 +98,7 @@ def _equal(fused, ref, weights, ref_w, states, ref_states, what):
             np.testing.assert_array_equal(x, y, err_msg=f"{what}, parameter {i}: state part {k}")
 
 
-@pytest.mark.parametrize("storage", ["8bit", "bfloat16"])
+@pytest.mark.parametrize("storage", STORAGES)
 @pytest.mark.parametrize("flavor,name,hyper", RULES, ids=lambda x: x if isinstance(x, str) else
                          "-".join(f"{k}={v}" for k, v in x.items()) or "default")
 def test_kernels_equal_the_numpy_reference_code_for_code(kernels_run, flavor, name, hyper, storage):
@@ -113,15 +120,15 @@ def test_kernels_equal_the_numpy_reference_code_for_code(kernels_run, flavor, na
                 fused.update(group, [weights[i] for i in group], grads, [states[i] for i in group])
                 ref.update(group, [ref_w[i] for i in group], grads, [ref_states[i] for i in group])
         _equal(fused, ref, weights, ref_w, states, ref_states, f"step {step}")
-    suffix = "f32_q8" if storage == "8bit" else "f32_qbf16"
-    assert kernels_run.count(suffix) >= 2 * len(STEPS), kernels_run
+    assert kernels_run.count(SUFFIX[storage]) >= 2 * len(STEPS), kernels_run
     assert fused._index_update_count == ref._index_update_count
 
 
-@pytest.mark.parametrize("storage", ["8bit", "bfloat16"])
+@pytest.mark.parametrize("storage", STORAGES)
 def test_threads_share_a_tensor_on_block_boundaries(kernels_run, storage):
     """A single tensor split across threads (ranges of whole 256-element blocks for 8-bit
-    states: a block's absmax has one writer) and a multi-tensor table: 1, 2 and 3 threads
+    states: a block's absmax has one writer; stochastic rounding: each range draws the bits
+    of its elements' indices in the tensor) and a multi-tensor table: 1, 2 and 3 threads
     give the reference's bits."""
     n = 3 * 65536 + 300
     rng = np.random.default_rng(5)
@@ -144,13 +151,13 @@ def test_threads_share_a_tensor_on_block_boundaries(kernels_run, storage):
         for x, y in zip(got, results[0]):
             np.testing.assert_array_equal(x, y, err_msg=f"threads={k}")
     # (each update names its kernel when it builds it and when it launches it)
-    assert kernels_run.count("f32_q8" if storage == "8bit" else "f32_qbf16") == 2 * 3 * 2 * 3
+    assert kernels_run.count(SUFFIX[storage]) == 2 * 3 * 2 * 3
 
 
-@pytest.mark.parametrize("name,storage", [("lamb", "8bit"), ("adam", "bfloat16_stochastic")])
+@pytest.mark.parametrize("name,storage", [("lamb", "8bit"), ("lamb", "bfloat16_stochastic")])
 def test_the_native_backend_refuses_stored_states_without_kernels_before_any_change(monkeypatch, name, storage):
-    """OPTFORGE_CPU_BACKEND=native demands kernels: a rule with reductions (LAMB) or stochastic
-    rounding, which run their NumPy code between load and store, raise instead."""
+    """OPTFORGE_CPU_BACKEND=native demands kernels: a rule with reductions (LAMB), which runs
+    its NumPy code between load and store, raises instead."""
     monkeypatch.setenv(native.BACKEND_ENV, "native")
     opt = optforge.create(name, state_storage=storage)
     w = np.ones(5000, np.float32)

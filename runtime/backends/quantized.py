@@ -244,7 +244,9 @@ def stochastic_bits(key, count):
 def rounding_key(parameter_key, t, slot):
     """The 64-bit key of one state's stochastic rounding in one step: a hash of the
     parameter's key (noise.philox_key of seed 0 and its index), its update count t and the
-    state's position among the rule's states."""
+    state's position among the step's state arrays (the variant's states less host scalar
+    states). Computed on the host once per state and step, for the NumPy code and the native
+    kernels alike (backends/native.py passes it to them)."""
     return splitmix64(parameter_key ^ splitmix64((int(t) << 8) + int(slot)))
 
 
