@@ -203,3 +203,52 @@ def test_the_code_search_is_the_lookup_table_at_every_grid_index(tmp_path):
             lib.codes_of(pointer(index), ctypes.c_longlong(index.size), pointer(Q.lookup_table(signed)),
                          pointer(Q.search_table(signed)), pointer(codes))
             np.testing.assert_array_equal(codes, Q.lookup_table(signed)[index])
+
+
+ROUNDING = r"""
+#include "optforge_cpu.h"
+// The header's stochastic rounding, as the f32_qbf16sr kernels call it per element.
+extern "C" void round_stochastic(const float* x, long long n, unsigned long long key, om::u16* out) {
+    for (long long i = 0; i < n; ++i) out[i] = om::stochastic_bfloat16(x[i], key, om::u64(i)).bits;
+}
+extern "C" void draws(unsigned long long key, unsigned long long first, long long n, unsigned int* out) {
+    for (long long i = 0; i < n; ++i) out[i] = om::stochastic_bits(key, first + om::u64(i));
+}
+"""
+
+
+def test_stochastic_rounding_is_the_reference_at_every_kind_of_float(tmp_path):
+    """The kernels' stochastic rounding (om::stochastic_bfloat16, built with the kernels'
+    flags) against quantized.store_bfloat16 with the same key, bit for bit: random bit
+    patterns (every sign, exponent and mantissa: zeros, subnormals, NaN with any payload,
+    infinities) and the edges (the largest finite values, which may round to infinity, and
+    values one below a bfloat16), under keys with both words set; and its random bits at
+    element indices past 2^32, where the index's high word enters the hash."""
+    import ctypes
+    import ml_dtypes
+    source = tmp_path / "rounding.cpp"
+    source.write_text(ROUNDING)
+    lib = native_build.load(source)
+    pointer = lambda a: ctypes.c_void_p(a.ctypes.data)      # noqa: E731
+    rng = np.random.default_rng(8)
+    bits = rng.integers(0, 1 << 32, 1 << 16, dtype=np.uint64).astype(np.uint32)
+    edges = [0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001,
+             0xFFFFFFFF, 0x00000000, 0x80000000, 0x00000001, 0x807FFFFF, 0x3F80FFFF, 0xBF80FFFF]
+    bits[:len(edges)] = edges
+    x = bits.view(np.float32)
+    for key in (0, 12345, 0xDEADBEEFCAFEF00D, (1 << 64) - 1):
+        expected = np.empty(x.shape, ml_dtypes.bfloat16)
+        with np.errstate(invalid="ignore"):
+            Q.store_bfloat16(expected, x, key=key)
+        got = np.empty(x.shape, np.uint16)
+        lib.round_stochastic(pointer(x), ctypes.c_longlong(x.size), ctypes.c_ulonglong(key), pointer(got))
+        np.testing.assert_array_equal(got, expected.view(np.uint16), err_msg=f"key {key:#x}")
+        # the edges did what they are there for: the largest finite values rounded to infinity
+        # (any random bits but 0 carry them over; key 0 draws 0 at index 0, fmix32(0) being 0),
+        # a NaN with a payload became the quiet NaN of its sign
+        assert key == 0 or list(got[:2]) == [0x7F80, 0xFF80]
+        assert got[5] == got[6] == 0x7FC0 and got[7] == 0xFFC0
+        for first in (0, (1 << 32) - 7, 3 << 40):
+            draws = np.empty(4096, np.uint32)
+            lib.draws(ctypes.c_ulonglong(key), ctypes.c_ulonglong(first), ctypes.c_longlong(draws.size), pointer(draws))
+            np.testing.assert_array_equal(draws, Q.stochastic_bits(key, draws.size, first), err_msg=f"key {key:#x}")

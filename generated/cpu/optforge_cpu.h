@@ -396,12 +396,14 @@ static inline __attribute__((always_inline)) u32 stochastic_bits(const u64 key, 
 
 // x rounded to bfloat16 stochastically: the random bits added below bfloat16's last bit, then
 // truncated (rounds away from zero with probability equal to the distance from the value
-// below; a finite value may round to infinity); NaN and infinities to nearest, as the
-// reference. A select, not a branch: the loop vectorises.
+// below; a finite value may round to infinity); infinities stay, a NaN becomes the quiet
+// NaN of its sign (0x7fc0: the reference's rule, which drops payloads, unlike
+// float_to_bfloat16). Selects, not branches: the loop vectorises.
 static inline __attribute__((always_inline)) bfloat16 stochastic_bfloat16(const float x, const u64 key, const u64 index) {
-    const u32 f = float_bits(x);
+    const u32 f = float_bits(x), a = f & 0x7fffffffu;
     const u32 rounded = (f + stochastic_bits(key, index)) >> 16;
-    return bfloat16{u16(pick((f & 0x7f800000u) != 0x7f800000u, rounded, float_to_bfloat16(x)))};
+    const u32 nan = ((f >> 16) & 0x8000u) | 0x7fc0u;
+    return bfloat16{u16(pick(a < 0x7f800000u, rounded, pick(a == 0x7f800000u, f >> 16, nan)))};
 }
 
 }  // namespace om
